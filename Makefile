@@ -1,0 +1,119 @@
+# hstore — one entry point: make, make test, make run, make bench, make deps.
+#
+# Layout: raftkv/ and net/ build into build/libhstore.a; fs/ into build/libhstorefs.a;
+# tools/*.c into bin/hstore.  Every tests/unit/test_*.c becomes one cmocka binary
+# (plain build in build/tests/, sanitizer build in build/asan/tests/).
+# Module-specific targets live in *.mk fragments beside their code, included at the end.
+
+CC      ?= gcc
+PKGS    := fuse3 libzstd sqlite3 nanomsg
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+BASEFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -I. $(WARN) -g -pthread
+CFLAGS  ?= -O2
+ALLCFLAGS = $(BASEFLAGS) $(CFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ledit -lncurses -lpthread -lm
+TESTLIBS = -lcmocka
+
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+LIB_SRC   := $(sort $(wildcard raftkv/*.c net/*.c))
+FS_SRC    := $(sort $(wildcard fs/*.c))
+TOOL_SRC  := $(sort $(wildcard tools/*.c))
+TLIB_SRC  := $(sort $(wildcard tests/lib/*.c))
+UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+HDRS      := $(wildcard raftkv/*.h net/*.h fs/*.h tools/*.h tests/lib/*.h tests/unit/*.h)
+
+LIB_OBJ   := $(LIB_SRC:%.c=build/obj/%.o)
+FS_OBJ    := $(FS_SRC:%.c=build/obj/%.o)
+TOOL_OBJ  := $(TOOL_SRC:%.c=build/obj/%.o)
+TLIB_OBJ  := $(TLIB_SRC:%.c=build/obj/%.o)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+
+ASAN_LIB_OBJ  := $(LIB_SRC:%.c=build/asan/obj/%.o)
+ASAN_TLIB_OBJ := $(TLIB_SRC:%.c=build/asan/obj/%.o)
+ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
+
+.PHONY: all deps test test-unit test-asan test-cluster test-long coverage clean run bench fuzz help
+.DEFAULT_GOAL := all
+
+all: bin/hstore $(UNIT_BIN)
+
+help:
+	@echo "make            build bin/hstore and the unit tests"
+	@echo "make deps       install the Debian packages hstore needs (as root)"
+	@echo "make test       deps, build, unit tests (plain and ASan/UBSan), cluster tests"
+	@echo "make test-unit  unit tests only (plain build)"
+	@echo "make test-long  long randomized runs"
+	@echo "make coverage   line coverage of raftkv/raft.c"
+	@echo "make run        start a local 3-node cluster with its mounts"
+
+# ---- dependencies -------------------------------------------------------------
+DEB_PKGS := gcc make libfuse3-dev fuse3 libnanomsg-dev libzstd-dev libsqlite3-dev \
+            libcmocka-dev pkg-config iptables iproute2 libedit-dev libncurses-dev \
+            clang libclang-rt-14-dev tmux psmisc util-linux procps coreutils
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "deps: need root to install:$$missing" >&2; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	else echo "deps: all present"; fi
+
+# ---- build --------------------------------------------------------------------
+build/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -c $< -o $@
+
+build/asan/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -O1 $(SAN) -c $< -o $@
+
+build/libhstore.a: $(LIB_OBJ)
+	@mkdir -p build
+	rm -f $@ && ar rcs $@ $^
+
+build/asan/libhstore.a: $(ASAN_LIB_OBJ)
+	@mkdir -p build/asan
+	rm -f $@ && ar rcs $@ $^
+
+bin/hstore: $(TOOL_OBJ) $(FS_OBJ) build/libhstore.a
+	@mkdir -p bin
+	$(CC) $(ALLCFLAGS) -o $@ $(TOOL_OBJ) $(FS_OBJ) build/libhstore.a $(LDLIBS)
+
+build/tests/%: tests/unit/%.c $(TLIB_OBJ) build/libhstore.a $(HDRS)
+	@mkdir -p build/tests
+	$(CC) $(ALLCFLAGS) -o $@ $< $(TLIB_OBJ) build/libhstore.a $(TESTLIBS) $(LDLIBS)
+
+build/asan/tests/%: tests/unit/%.c $(ASAN_TLIB_OBJ) build/asan/libhstore.a $(HDRS)
+	@mkdir -p build/asan/tests
+	$(CC) $(ALLCFLAGS) -O1 $(SAN) -o $@ $< $(ASAN_TLIB_OBJ) build/asan/libhstore.a $(TESTLIBS) $(LDLIBS)
+
+# ---- tests --------------------------------------------------------------------
+# HSTORE_TEST_MODE tells a test binary how much to do: normal | asan | long.
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory test-cluster
+
+test-unit: $(UNIT_BIN)
+	@HSTORE_TEST_MODE=normal tests/run-unit.sh "unit" $(UNIT_BIN)
+
+test-asan: $(ASAN_UNIT_BIN)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  HSTORE_TEST_MODE=asan tests/run-unit.sh "unit (ASan+UBSan)" $(ASAN_UNIT_BIN)
+
+test-cluster: bin/hstore
+	@tests/cluster/run-all.sh
+
+test-long: all
+	@HSTORE_TEST_MODE=long tests/run-unit.sh "unit (long)" $(UNIT_BIN)
+	@HSTORE_TEST_MODE=long tests/cluster/run-all.sh
+
+clean:
+	rm -rf build bin
+
+-include $(sort $(wildcard raftkv/*.mk net/*.mk fs/*.mk tools/*.mk tests/*.mk tests/*/*.mk))

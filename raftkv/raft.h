@@ -1,0 +1,310 @@
+/*
+ * raft.h — the Raft consensus algorithm as a pure, deterministic state machine.
+ *
+ * The core never does I/O, never reads a clock, never calls rand(), owns no
+ * threads and has no global state.  Time enters by raft_tick(), messages by
+ * raft_step(), proposals by raft_propose() and friends.  What the caller must
+ * do comes out as a "ready" batch (raft_ready) that the caller carries out in
+ * this order and then acknowledges with raft_advance():
+ *
+ *   1. send rd.msgs               (may go out at once, even before step 2: the
+ *                                  leader's AppendEntries/heartbeats/snapshot
+ *                                  chunks; dissertation §10.2.1)
+ *   2. persist rd.hs (if rd.hs_changed), rd.entries and rd.snapshot, durably
+ *   3. send rd.msgs_after_persist (votes, append responses, vote requests ...:
+ *                                  anything that promises something about the
+ *                                  sender's durable state)
+ *   4. install rd.snapshot into the state machine (if any), then apply
+ *      rd.committed in order
+ *   5. release rd.read_states to their waiting readers once the local state
+ *      machine has applied rd.read_states[i].index
+ *   6. raft_advance(r, &rd)
+ *
+ * Persistence contract: nothing is acknowledged to a peer, nor counted toward
+ * a quorum, before the caller reports it durable by raft_advance().
+ *
+ * Memory: everything inside a raft_ready is owned by the core and stays valid
+ * until raft_advance() (or raft_free()).  Inputs to raft_step()/raft_propose()
+ * are copied; the caller keeps ownership of its buffers.
+ *
+ * Not thread-safe: one thread drives one core.
+ */
+#ifndef HSTORE_RAFT_H
+#define HSTORE_RAFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RAFT_MAX_NODES 9      /* largest configuration (voters) */
+#define RAFT_ADDR_MAX 64      /* opaque address carried in a conf change */
+
+/* Error codes: 0 is success, negative values below. */
+enum {
+    RAFT_OK = 0,
+    RAFT_ENOTLEADER = -1,   /* this node is not the leader (and could not forward) */
+    RAFT_ENOLEADER = -2,    /* no leader known: try again later */
+    RAFT_EBUSY = -3,        /* e.g. a conf change or transfer already in progress */
+    RAFT_EINVAL = -4,       /* bad argument or malformed message */
+    RAFT_ENOMEM = -5,
+    RAFT_ETOOBIG = -6,      /* proposal larger than config.max_entry_bytes */
+    RAFT_ECOMPACTED = -7,   /* index already compacted into the snapshot */
+};
+const char *raft_strerror(int rc);
+
+typedef enum { RAFT_FOLLOWER = 0, RAFT_PRE_CANDIDATE, RAFT_CANDIDATE, RAFT_LEADER } raft_role;
+const char *raft_role_name(raft_role role);
+
+/* ---- Log entries ---------------------------------------------------------- */
+
+typedef enum {
+    RAFT_ENTRY_NORMAL = 0,  /* application command: opaque bytes */
+    RAFT_ENTRY_NOOP = 1,    /* appended by a new leader (§8 of the paper) */
+    RAFT_ENTRY_CONF = 2,    /* membership change, data = encoded raft_conf_change */
+} raft_entry_type;
+
+typedef struct raft_entry {
+    uint64_t term;
+    uint64_t index;
+    uint8_t type;           /* raft_entry_type */
+    uint32_t len;
+    uint8_t *data;          /* len bytes (NULL when len == 0) */
+} raft_entry;
+
+/* Durable per-node state: must be persisted before messages that depend on it. */
+typedef struct raft_hard_state {
+    uint64_t term;
+    uint64_t vote;          /* node id voted for in term, 0 = none */
+    uint64_t commit;        /* may be persisted lazily; never ahead of the log */
+} raft_hard_state;
+
+/* A cluster configuration: the voting members and their addresses (opaque to
+ * the core; the node gives them meaning). */
+typedef struct raft_conf {
+    uint32_t n;
+    uint64_t ids[RAFT_MAX_NODES];
+    char addrs[RAFT_MAX_NODES][RAFT_ADDR_MAX];
+} raft_conf;
+
+typedef enum { RAFT_CONF_ADD = 1, RAFT_CONF_REMOVE = 2 } raft_conf_change_type;
+
+/* One-server-at-a-time change (dissertation §4.1); takes effect on append. */
+typedef struct raft_conf_change {
+    uint8_t type;           /* raft_conf_change_type */
+    uint64_t id;
+    char addr[RAFT_ADDR_MAX];
+} raft_conf_change;
+
+/* Encode/decode a conf change as carried in a RAFT_ENTRY_CONF entry's data. */
+size_t raft_conf_change_encode(const raft_conf_change *cc, uint8_t *buf, size_t cap);
+int raft_conf_change_decode(const uint8_t *buf, size_t len, raft_conf_change *cc);
+
+/* Snapshot: the state machine's bytes at (index, term) with the configuration
+ * in force at that index. */
+typedef struct raft_snapshot {
+    uint64_t index;
+    uint64_t term;
+    raft_conf conf;
+    uint8_t *data;
+    size_t len;
+} raft_snapshot;
+
+/* ---- Messages ------------------------------------------------------------- */
+
+typedef enum {
+    RAFT_MSG_PREVOTE = 1,
+    RAFT_MSG_PREVOTE_RESP,
+    RAFT_MSG_VOTE,
+    RAFT_MSG_VOTE_RESP,
+    RAFT_MSG_APPEND,         /* AppendEntries, also the heartbeat (n_entries 0) */
+    RAFT_MSG_APPEND_RESP,
+    RAFT_MSG_SNAPSHOT,       /* one chunk of InstallSnapshot */
+    RAFT_MSG_SNAPSHOT_RESP,
+    RAFT_MSG_READINDEX,      /* follower -> leader: please confirm a read index */
+    RAFT_MSG_READINDEX_RESP,
+    RAFT_MSG_TIMEOUT_NOW,    /* leader transfer: start an election now */
+    RAFT_MSG_PROPOSE,        /* follower -> leader: forwarded proposal entries */
+    RAFT_MSG_TYPE_MAX
+} raft_msg_type;
+
+const char *raft_msg_type_name(int type);
+
+/* One flat message; which fields matter depends on type (documented per field).
+ * Every pointer inside refers to memory owned by whoever built the message
+ * (the core for messages it emits, the caller for messages it passes to step). */
+typedef struct raft_msg {
+    uint8_t type;
+    uint64_t from, to;
+    uint64_t term;
+    /* VOTE/PREVOTE: candidate's last log position.  APPEND: previous entry.
+     * SNAPSHOT: snapshot's last index/term. */
+    uint64_t index;
+    uint64_t log_term;
+    /* APPEND: leader's commit.  APPEND_RESP: follower's last index on reject. */
+    uint64_t commit;
+    /* *_RESP: true when the request was refused. */
+    bool reject;
+    /* APPEND_RESP on reject: conflict hint (term of the conflicting entry, and
+     * the first index the follower has of that term) for fast backtracking. */
+    uint64_t hint_term;
+    uint64_t hint_index;
+    /* VOTE: set when the election was triggered by TIMEOUT_NOW (leader
+     * transfer), so it may disturb a live leader. */
+    bool transfer;
+    /* READINDEX/READINDEX_RESP and heartbeats: opaque request context. */
+    uint64_t ctx;
+    /* APPEND/PROPOSE: entries. */
+    uint32_t n_entries;
+    raft_entry *entries;
+    /* SNAPSHOT: chunk of the snapshot's bytes at offset; done on the last one;
+     * conf is the snapshot's configuration; snap_len the total length. */
+    uint64_t offset;
+    uint64_t snap_len;
+    bool done;
+    raft_conf conf;
+    uint32_t chunk_len;
+    uint8_t *chunk;
+} raft_msg;
+
+/* ---- Configuration and construction -------------------------------------- */
+
+typedef struct raft_config {
+    uint64_t id;                 /* this node, non-zero */
+    int election_ticks;          /* election timeout, randomized in [e, 2e); default 10 */
+    int heartbeat_ticks;         /* default 1 */
+    uint64_t seed;               /* PRNG seed: the only source of randomness */
+    bool pre_vote;               /* default true (set by raft_config_init) */
+    bool check_quorum;           /* default true */
+    uint32_t max_inflight;       /* append messages in flight per follower; default 64 */
+    uint32_t max_msg_bytes;      /* bytes of entries per AppendEntries; default 1 MiB */
+    uint32_t max_entry_bytes;    /* largest single proposal; default 64 MiB */
+    uint32_t snapshot_chunk;     /* InstallSnapshot chunk size; default 1 MiB */
+} raft_config;
+
+/* Fills defaults; the caller then sets id and seed. */
+void raft_config_init(raft_config *c);
+
+/* What a node had persisted, handed back at start.  All pointers are the
+ * caller's (copied by raft_new).  For a brand new cluster: zero hard state,
+ * no snapshot (snapshot.index 0) with snapshot.conf = the initial members, no
+ * entries. */
+typedef struct raft_boot {
+    raft_hard_state hs;
+    raft_snapshot snapshot;      /* index 0 when none; conf always valid */
+    const raft_entry *entries;   /* the log after snapshot.index, in order */
+    size_t n_entries;
+} raft_boot;
+
+typedef struct raft raft;
+
+/* Returns NULL on a bad config/boot (e.g. an entry index gap) or no memory;
+ * *err (if not NULL) then says why. */
+raft *raft_new(const raft_config *cfg, const raft_boot *boot, const char **err);
+void raft_free(raft *r);
+
+/* ---- Inputs --------------------------------------------------------------- */
+
+/* One unit of logical time. */
+void raft_tick(raft *r);
+
+/* Deliver a message from a peer.  Messages not addressed to this node, from
+ * unknown terms, or malformed are ignored (RAFT_EINVAL). */
+int raft_step(raft *r, const raft_msg *m);
+
+/* Propose an application command.  On the leader the entry is appended at
+ * once and *index/*term (may be NULL) say where; on a follower the proposal
+ * is forwarded to the known leader (no delivery guarantee: the caller retries
+ * with its own exactly-once ids) and *index is set to 0.  Returns
+ * RAFT_ENOLEADER if no leader is known. */
+int raft_propose(raft *r, const uint8_t *data, size_t len, uint64_t *index, uint64_t *term);
+
+/* Propose a membership change (leader only).  RAFT_EBUSY while an earlier
+ * change is not yet committed. */
+int raft_propose_conf(raft *r, const raft_conf_change *cc, uint64_t *index);
+
+/* Ask for a linearizable read point.  ctx is the caller's opaque id.  When the
+ * leader has confirmed its leadership for a heartbeat round (ReadIndex,
+ * dissertation §6.4), a raft_read_state {ctx, index} appears in a ready
+ * batch; the read may be served once the local state machine has applied
+ * index.  Works on followers (asks the leader).  RAFT_ENOLEADER if no leader
+ * known.  A request may be silently lost (leader change); the caller keeps a
+ * deadline. */
+int raft_read_index(raft *r, uint64_t ctx);
+
+/* Hand leadership to target (leader only; §3.10). */
+int raft_transfer_leader(raft *r, uint64_t target);
+
+/* The caller has a snapshot of its state machine as of applied index `index`
+ * (<= applied).  The core takes ownership of data (malloc'ed, freed by the
+ * core), drops its log up to index, and will send this snapshot to followers
+ * that need entries before it. *out_conf receives the configuration at index
+ * (to be stored with the snapshot). */
+int raft_compact(raft *r, uint64_t index, uint8_t *data, size_t len, raft_conf *out_conf);
+
+/* ---- Output --------------------------------------------------------------- */
+
+typedef struct raft_read_state {
+    uint64_t ctx;
+    uint64_t index;
+} raft_read_state;
+
+typedef struct raft_ready {
+    bool hs_changed;
+    raft_hard_state hs;
+    /* Entries to persist.  If entries[0].index <= the last persisted index,
+     * the persisted log from that index on must be replaced (conflict). */
+    raft_entry *entries;
+    size_t n_entries;
+    /* A snapshot received from the leader: persist it (dropping the log it
+     * covers; if the log has an entry at snapshot->index with the same term,
+     * the entries after it may be kept), then install it. NULL when none. */
+    raft_snapshot *snapshot;
+    raft_msg *msgs;                /* send now */
+    size_t n_msgs;
+    raft_msg *msgs_after_persist;  /* send only after persisting this batch */
+    size_t n_msgs_after_persist;
+    raft_entry *committed;         /* apply in order */
+    size_t n_committed;
+    raft_read_state *read_states;
+    size_t n_read_states;
+} raft_ready;
+
+bool raft_has_ready(const raft *r);
+/* Fills *rd.  Call raft_advance() before calling raft_ready_get() again. */
+void raft_ready_get(raft *r, raft_ready *rd);
+/* Everything in rd has been done: persisted, sent, applied. */
+void raft_advance(raft *r, const raft_ready *rd);
+
+/* ---- Introspection -------------------------------------------------------- */
+
+typedef struct raft_peer_status {
+    uint64_t id;
+    uint64_t match;
+    uint64_t next;
+    int state;                   /* 0 probe, 1 replicate, 2 snapshot */
+    bool active;                 /* heard from within the last election timeout */
+} raft_peer_status;
+
+typedef struct raft_status {
+    uint64_t id;
+    raft_role role;
+    uint64_t term;
+    uint64_t vote;
+    uint64_t leader;             /* 0 when unknown */
+    uint64_t commit;
+    uint64_t applied;            /* last index handed out in committed */
+    uint64_t first_index;        /* first index still in the log */
+    uint64_t last_index;
+    uint64_t snapshot_index;
+    raft_conf conf;              /* the configuration in force (latest appended) */
+    uint32_t n_peers;            /* leader only: replication progress */
+    raft_peer_status peers[RAFT_MAX_NODES];
+} raft_status;
+
+void raft_status_get(const raft *r, raft_status *st);
+
+/* Bytes of entry data held in the log after the snapshot (for deciding when to
+ * compact, like 6.824's maxraftstate). */
+uint64_t raft_log_bytes(const raft *r);
+
+#endif
