@@ -1,0 +1,61 @@
+/*
+ * fs.h — the FUSE face of hstore: one node's mount of the replicated store.
+ *
+ * fs_start() mounts the node's view of the namespace at a directory with the
+ * libfuse3 high-level API and runs the multi-threaded request loop in its own
+ * thread; every FUSE request becomes one state-machine operation submitted
+ * through node_submit() (a linearizable read, or one replicated command that
+ * is committed and applied before the system call returns).  fs_stop()
+ * unmounts and joins; it never hangs, even when the cluster has no quorum
+ * (requests in flight fail with EIO once their deadline passes).
+ *
+ * The semantics (which writes are buffered into one whole-file PUT, which go
+ * write-through, unlink of an open file, limits) are described at the top of
+ * fs/fs.c.
+ */
+#ifndef HSTORE_FS_H
+#define HSTORE_FS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "raftkv/node.h"
+
+typedef struct fs_options {
+    int op_timeout_ms;          /* deadline of one operation; <= 0: the node's default */
+    uint64_t max_file_size;     /* EFBIG past this many bytes; 0: the node's max_file_size */
+    uint64_t whole_file_max;    /* largest whole-file write buffered into one PUT;
+                                   0: FS_WHOLE_FILE_MAX_DEFAULT (capped at max_file_size) */
+    bool allow_other;           /* -o allow_other (root, or user_allow_other in fuse.conf) */
+    uint64_t client_id;         /* exactly-once id of this mount; 0: a random 64-bit value */
+    uid_t uid;                  /* owner reported for the control view (.hstore) */
+    gid_t gid;
+    int max_threads;            /* FUSE worker threads; <= 0: 16 */
+    bool debug;                 /* libfuse debug output (-d) on stderr */
+} fs_options;
+
+#define FS_WHOLE_FILE_MAX_DEFAULT (32u * 1024 * 1024)
+
+/* Defaults: everything 0 except uid/gid = the process's, allow_other = running as root. */
+void fs_options_init(fs_options *o);
+
+typedef struct fs_mount fs_mount;
+
+/* Mounts the store served by n at mountpoint (which must exist; a stale mount
+ * left by a killed node there is detached first).  Returns once the kernel has
+ * the mount, with the request loop running.  NULL with a message in err on
+ * failure.  n must outlive the mount (call fs_stop() before node_stop()). */
+fs_mount *fs_start(node *n, const char *mountpoint, const fs_options *opt, char *err,
+                   size_t errlen);
+
+/* Unmounts (lazily, so a busy mount never blocks it), waits for the request
+ * loop to end (at most about one op timeout, after which the FUSE connection
+ * is aborted) and frees everything.  NULL is allowed. */
+void fs_stop(fs_mount *m);
+
+/* The mountpoint (absolute path) of a running mount. */
+const char *fs_mountpoint(const fs_mount *m);
+
+#endif
