@@ -1,0 +1,439 @@
+/*
+ * kv.h — hstore's replicated state machine: a key-value store whose namespace
+ * is a filesystem, client sessions for exactly-once commands, and the
+ * snapshot codec.
+ *
+ * Model (DESIGN.md §5).  A local filesystem's: inodes (type+mode, uid, gid,
+ * nlink, size, atime/mtime/ctime in ns, rdev, data) and directory entries
+ * (parent directory, name -> inode).  The root directory is inode 1.  Inode
+ * numbers are handed out by a counter in the state and never reused, so an
+ * inode number names one file for the life of the store (no ABA for handles).
+ * File data lives in memory: a file of at most KV_CHUNK_SIZE bytes is one flat
+ * buffer; a larger file is an array of KV_CHUNK_SIZE chunks, so WRITE_AT and
+ * APPEND touch one chunk.  Holes (never-written ranges) read as zeros.
+ *
+ * Paths.  Every operation is path based and paths are resolved inside the
+ * state machine: the key "a/b" is the file b in directory a.  A leading "/" is
+ * optional ("" and "/" are the root).  Empty components ("a//b", a trailing
+ * "/"), "." and ".." components and NUL bytes are rejected with EINVAL; a
+ * component longer than KV_NAME_MAX bytes or a path longer than KV_PATH_MAX
+ * bytes gives ENAMETOOLONG.  Symbolic links are never followed while resolving
+ * (the kernel resolves them before FUSE sees a path); a symlink or other
+ * non-directory in the middle of a path gives ENOTDIR; a missing component
+ * ENOENT.  The state machine does no permission checks (mounts use
+ * default_permissions: the kernel checks mode bits on fresh attributes).
+ *
+ * Layers.  Callers build an operation (kv_op), encode it to bytes
+ * (kv_op_encode).  Reads (kv_op_is_read) go to kv_query() on a state that a
+ * ReadIndex round confirmed; everything else is wrapped into a command
+ * envelope (kv_cmd_encode) carrying the client id, sequence number and the
+ * proposer's clock, proposed through Raft and applied on every replica by
+ * kv_apply().  Both return an encoded reply (kv_reply_decode to read it), so
+ * the node can ship it over the network unchanged.
+ *
+ * Determinism.  kv_apply() depends only on the state and the command bytes:
+ * no clock, no randomness, no allocation-address-dependent order.  Two
+ * replicas fed the same commands hold identical states and produce identical
+ * snapshot bytes.  A malformed command is applied as a no-op (it still
+ * consumes its log index) with status EBADMSG.
+ *
+ * Timestamps.  A command's time_ns is chosen by the proposing node; apply uses
+ * max(time_ns, last applied command time), so time never goes backwards on
+ * any replica and every replica computes identical atime/mtime/ctime.
+ *
+ * Errors.  Every reply carries a status: 0 or a positive errno value
+ * (ENOENT, EEXIST, ENOTDIR, EISDIR, ENOTEMPTY, ENAMETOOLONG, EFBIG, ENOSPC,
+ * EINVAL, EPERM, EBUSY, EBADMSG), or one of the KV_E* codes below (> 1000,
+ * never an errno; the FUSE layer should map them to EIO).
+ *
+ * Open files (the unlink-while-open decision).  Two ways to use files are
+ * supported and the FUSE layer may mix them:
+ *   - by path: an op names a path; if the file was unlinked or renamed
+ *     meanwhile, the op fails with ENOENT (or reaches the new file).
+ *   - by inode: ops marked [ino] below take kv_op.ino; when it is non-zero
+ *     the path is ignored and the inode is addressed directly (ENOENT once the
+ *     inode is gone).  To keep an unlinked inode alive while a node holds it
+ *     open, that node proposes OPEN_REF (path or ino, holder = its node id)
+ *     and later CLOSE_REF (ino, holder); an inode is freed when nlink == 0 and
+ *     no holder references it.  Because a node that crashes never closes its
+ *     references, a node proposes RELEASE_HOLDER(holder = its id) once after it
+ *     starts (and before its first OPEN_REF), dropping whatever its previous
+ *     incarnation held.  An inode kept alive this way ("orphan") is counted in
+ *     STATFS files and bytes until released.
+ *   The cost of the inode way is two extra replicated commands per open(); a
+ *   FUSE layer that prefers speed may use paths only and document ENOENT.
+ *
+ * Memory.  Per small file: one inode record (~96 bytes), one flat data buffer
+ * of the file's size (rounded by malloc), one directory entry (~16 bytes +
+ * name), and a slot in two open-addressing tables (~20 bytes).  Measured
+ * numbers are in tests/unit/test_kv.c (kv_bench_small_files) and the README.
+ *
+ * Threads.  A kv is not thread-safe: one thread (the node loop) calls
+ * everything, or the caller serializes.  The codecs (kv_op_*, kv_cmd_*,
+ * kv_reply_*) are pure and thread-safe.
+ */
+#ifndef HSTORE_KV_H
+#define HSTORE_KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Constants ------------------------------------------------------------- */
+
+#define KV_ROOT_INO 1
+#define KV_NAME_MAX 255                 /* bytes in one path component */
+#define KV_PATH_MAX 4096                /* bytes in a path (like PATH_MAX) */
+#define KV_CHUNK_SIZE (64u * 1024u)     /* file data chunk */
+#define KV_DEFAULT_MAX_FILE_SIZE (1ull << 30)   /* 1 GiB */
+
+/* Sessions (exactly-once, DESIGN.md §4).  Expiry is decided only from the log,
+ * so every replica drops the same sessions at the same index:
+ *   - a session not used by any command for KV_SESSION_TTL_NS of command time
+ *     (the clamped time of the command being applied) is dropped;
+ *   - at most KV_SESSION_MAX sessions are kept; past that the least recently
+ *     used (by apply order) is dropped first.
+ * Both checks run at every kv_apply(), before the command is applied.
+ * A client whose session expired and that retries an already applied command
+ * would have it applied again, so clients must give up retrying well within
+ * the TTL (the client library's deadline is seconds).  client_id 0 means "no
+ * session": such a command is always applied and nothing is remembered. */
+#define KV_SESSION_TTL_NS (3600ull * 1000000000ull)   /* one hour */
+#define KV_SESSION_MAX 65536
+/* Replies larger than this are not kept in a session (only commands with big
+ * replies - reads pushed through the log - exceed it); a duplicate then gets
+ * KV_EREPLYGONE instead of the original reply. */
+#define KV_SESSION_REPLY_MAX 4096
+
+/* Status codes beyond errno (never an errno value). */
+enum {
+    KV_ESTALE = 1001,      /* seq older than the client's last applied seq:
+                              that command was applied and its reply is gone */
+    KV_EREPLYGONE = 1002,  /* duplicate of the last command, reply not kept */
+};
+
+/* ---- Operations ------------------------------------------------------------- */
+
+/* Field use per operation.  R = read (kv_query), W = command (kv_apply).
+ * [ino]: a non-zero kv_op.ino addresses that inode and the path is ignored.
+ * Unless said otherwise a successful op replies KV_R_ATTR with the attributes
+ * of the inode it acted on; a failed op replies only a status.
+ *
+ * key-value
+ *  PUT      W path, data, mode(0 => 0644), uid, gid.  Creates missing parent
+ *             directories (mode 0755, same uid/gid) and the file, or replaces
+ *             the content of an existing regular file (its mode/owner kept).
+ *             EISDIR for a directory, EINVAL for another non-regular file,
+ *             ENOTDIR if a parent is not a directory, EFBIG, ENOSPC.
+ *  APPEND   W path, data, mode, uid, gid [ino].  Like PUT when missing, else
+ *             atomically appends; reply attr (size = new size).
+ *  GET      R path [ino].  Whole content + attr.  EISDIR for a directory; a
+ *             symlink gives its target; a fifo/device gives no data.
+ *  DEL      W path.  Unlinks a file/symlink/fifo/device or removes an EMPTY
+ *             directory (ENOTEMPTY otherwise, EBUSY for the root).  No attr.
+ *  LIST     R path = prefix.  KV_R_NAMES: the full paths (no leading "/") of
+ *             every regular file and symlink whose path starts with the
+ *             prefix as a plain string (a leading "/" in prefix is ignored),
+ *             sorted bytewise.  Never fails (empty list when nothing matches).
+ * filesystem
+ *  STAT     R path [ino].  attr.
+ *  READDIR  R path.  KV_R_ENTRIES: (name, ino, mode) of each entry, sorted by
+ *             name, without "." and ".."; plus the directory's attr. ENOTDIR.
+ *  GETRANGE R path, off, len [ino].  Up to len bytes at off (short at EOF,
+ *             empty past it) + attr.  EISDIR for a directory, EINVAL for other
+ *             non-regular files.
+ *  CREATE   W path, mode (permission bits; type forced to S_IFREG), uid, gid,
+ *             flags KV_CREATE_EXCL / KV_CREATE_TRUNC.  Parent must exist
+ *             (ENOENT/ENOTDIR).  Exists: EEXIST with EXCL; EISDIR if it is a
+ *             directory; else truncated to 0 with TRUNC, or left alone.
+ *  MKNOD    W path, mode (with type: S_IFREG/S_IFIFO/S_IFCHR/S_IFBLK/
+ *             S_IFSOCK; others EINVAL), rdev, uid, gid.  EEXIST.
+ *  MKDIR    W path, mode, uid, gid.  EEXIST, ENOENT (parent missing).
+ *  RMDIR    W path.  ENOTDIR, ENOTEMPTY, EBUSY for the root.  No attr.
+ *  UNLINK   W path.  EISDIR for a directory.  No attr.
+ *  WRITE_AT W path, off, data [ino].  Regular files only (EISDIR/EINVAL);
+ *             extends the file, a gap before off reads as zeros.  EFBIG when
+ *             off + len > max_file_size, ENOSPC past max_total_bytes.
+ *  TRUNCATE W path, len = new size [ino].  Grow (zeros) or shrink.
+ *  RENAME   W path = from, path2 = to, flags 0 / KV_RENAME_NOREPLACE /
+ *             KV_RENAME_EXCHANGE, per rename(2): EEXIST (NOREPLACE and target
+ *             exists), ENOENT (EXCHANGE and target missing), EINVAL (both flags;
+ *             a directory moved into its own subtree), EISDIR (file over a
+ *             directory), ENOTDIR (directory over a non-directory), ENOTEMPTY
+ *             (over a non-empty directory), EBUSY (the root).  Renaming a
+ *             name onto another link of the same inode succeeds and does
+ *             nothing.  O(1) for directories: one dentry moves.  Reply: attr
+ *             of the moved inode (at its new path).
+ *  SETATTR  W path, flags = KV_SET_* mask, mode (permission bits; the type is
+ *             kept), uid, gid, len (= size; regular files only), atime_ns,
+ *             mtime_ns (KV_TIME_NOW = the command's time) [ino].  ctime is
+ *             set to the command's time.
+ *  SYMLINK  W path = the new link, data = target (1..KV_PATH_MAX bytes, else
+ *             ENOENT/ENAMETOOLONG), uid, gid.  EEXIST.
+ *  READLINK R path.  data = target.  EINVAL if not a symlink.
+ *  LINK     W path = existing, path2 = new name.  EPERM for a directory,
+ *             EEXIST, ENOENT.  nlink + 1; reply attr.
+ *  STATFS   R.  KV_R_STATFS.
+ *  OPEN_REF       W path, holder [ino].  Adds one reference by holder (see
+ *                   "Open files").  Reply attr (carries ino).
+ *  CLOSE_REF      W ino, holder.  Drops one reference; frees an unlinked inode
+ *                   with no references left.  ENOENT if holder had none.
+ *  RELEASE_HOLDER W holder.  Drops every reference holder has.  No attr.
+ *  NOOP           W.  Does nothing (status 0); for tests and barriers.
+ */
+typedef enum kv_op_type {
+    KV_OP_PUT = 1,
+    KV_OP_APPEND = 2,
+    KV_OP_GET = 3,
+    KV_OP_DEL = 4,
+    KV_OP_LIST = 5,
+    KV_OP_STAT = 6,
+    KV_OP_READDIR = 7,
+    KV_OP_GETRANGE = 8,
+    KV_OP_CREATE = 9,
+    KV_OP_MKNOD = 10,
+    KV_OP_MKDIR = 11,
+    KV_OP_RMDIR = 12,
+    KV_OP_UNLINK = 13,
+    KV_OP_WRITE_AT = 14,
+    KV_OP_TRUNCATE = 15,
+    KV_OP_RENAME = 16,
+    KV_OP_SETATTR = 17,
+    KV_OP_SYMLINK = 18,
+    KV_OP_READLINK = 19,
+    KV_OP_LINK = 20,
+    KV_OP_STATFS = 21,
+    KV_OP_OPEN_REF = 22,
+    KV_OP_CLOSE_REF = 23,
+    KV_OP_RELEASE_HOLDER = 24,
+    KV_OP_NOOP = 25,
+    KV_OP__MAX = 25,
+} kv_op_type;
+
+/* CREATE flags */
+#define KV_CREATE_EXCL 1u
+#define KV_CREATE_TRUNC 2u
+/* RENAME flags: same values as Linux RENAME_NOREPLACE / RENAME_EXCHANGE */
+#define KV_RENAME_NOREPLACE 1u
+#define KV_RENAME_EXCHANGE 2u
+/* SETATTR valid mask */
+#define KV_SET_MODE 1u
+#define KV_SET_UID 2u
+#define KV_SET_GID 4u
+#define KV_SET_SIZE 8u
+#define KV_SET_ATIME 16u
+#define KV_SET_MTIME 32u
+/* SETATTR atime_ns/mtime_ns value meaning "the command's time" (UTIME_NOW).
+ * UTIME_OMIT: leave KV_SET_ATIME/KV_SET_MTIME out of the mask. */
+#define KV_TIME_NOW INT64_MIN
+
+/* An operation.  For kv_op_encode the strings may be NUL-terminated with
+ * *_len == 0 (strlen is used; NULL means ""), or carry an explicit length.
+ * kv_op_decode fills every pointer with a pointer INTO the decoded buffer
+ * (not NUL-terminated; length in *_len; "" when empty), so the buffer must
+ * outlive the kv_op.  Fields an op does not use are zero after decoding and
+ * ignored by the encoder. */
+typedef struct kv_op {
+    uint8_t type;           /* kv_op_type */
+    const char *path;
+    size_t path_len;
+    const char *path2;
+    size_t path2_len;
+    const uint8_t *data;
+    size_t data_len;
+    uint32_t flags;         /* KV_CREATE_*, KV_RENAME_*, KV_SET_* */
+    uint32_t mode;
+    uint32_t uid;
+    uint32_t gid;
+    uint64_t rdev;
+    uint64_t off;
+    uint64_t len;           /* GETRANGE length, TRUNCATE/SETATTR size */
+    int64_t atime_ns;
+    int64_t mtime_ns;
+    uint64_t ino;           /* [ino] ops: non-zero addresses the inode */
+    uint64_t holder;        /* OPEN_REF/CLOSE_REF/RELEASE_HOLDER: node id */
+} kv_op;
+
+/* Encodes op into a malloc'ed buffer (*out, caller frees).  0, or -1 for an
+ * unknown type, a field too long for the format (> 4 GiB) or out of memory. */
+int kv_op_encode(const kv_op *op, uint8_t **out, size_t *out_len);
+/* Decodes without copying (see kv_op).  0, or -1 when the bytes are not
+ * exactly one well-formed op.  Path validity is NOT checked here (apply and
+ * query answer EINVAL/ENAMETOOLONG). */
+int kv_op_decode(const uint8_t *buf, size_t len, kv_op *op);
+/* True for GET, LIST, STAT, READDIR, GETRANGE, READLINK, STATFS; false for
+ * everything else, including malformed bytes (those go through the log and
+ * come back as EBADMSG, identically everywhere). */
+bool kv_op_is_read(const uint8_t *op, size_t len);
+const char *kv_op_name(int type);
+
+/* ---- Commands: what the Raft log holds ---------------------------------------- */
+
+/* Wraps an encoded op: (client_id, seq) for exactly-once (client_id 0 = no
+ * session), time_ns = the proposer's CLOCK_REALTIME in ns.  0 or -1 (ENOMEM). */
+int kv_cmd_encode(uint64_t client_id, uint64_t seq, int64_t time_ns, const uint8_t *op,
+                  size_t op_len, uint8_t **out, size_t *out_len);
+/* Splits a command; *op points into cmd.  0 or -1 if malformed. */
+int kv_cmd_decode(const uint8_t *cmd, size_t len, uint64_t *client_id, uint64_t *seq,
+                  int64_t *time_ns, const uint8_t **op, size_t *op_len);
+
+/* ---- Replies -------------------------------------------------------------------- */
+
+typedef struct kv_attr {
+    uint64_t ino;
+    uint32_t mode;          /* S_IFxxx | permission bits */
+    uint32_t nlink;
+    uint32_t uid;
+    uint32_t gid;
+    uint64_t rdev;
+    uint64_t size;          /* bytes; symlink: target length; dir: entry count */
+    uint64_t blocks;        /* 512-byte units of data held in memory */
+    int64_t atime_ns;
+    int64_t mtime_ns;
+    int64_t ctime_ns;
+} kv_attr;
+
+typedef struct kv_dirent {
+    const char *name;       /* NUL-terminated, points into kv_reply storage */
+    uint64_t ino;
+    uint32_t mode;
+} kv_dirent;
+
+typedef struct kv_statfs {
+    uint64_t bytes_used;    /* sum of file sizes and symlink targets */
+    uint64_t bytes_limit;   /* max_total_bytes, 0 = none */
+    uint64_t files;         /* inodes in use (orphans included) */
+    uint64_t files_limit;   /* max_inodes, 0 = none */
+    uint64_t name_max;      /* KV_NAME_MAX */
+    uint64_t max_file_size;
+} kv_statfs;
+
+/* Which parts of a kv_reply are present. */
+#define KV_R_ATTR 1u
+#define KV_R_DATA 2u
+#define KV_R_NAMES 4u
+#define KV_R_ENTRIES 8u
+#define KV_R_STATFS 16u
+
+typedef struct kv_reply {
+    int status;             /* 0, errno, or KV_E* */
+    uint32_t has;           /* KV_R_* */
+    kv_attr attr;
+    uint8_t *data;          /* data_len bytes */
+    size_t data_len;
+    const char **names;     /* n_names NUL-terminated strings (LIST) */
+    size_t n_names;
+    kv_dirent *entries;     /* READDIR */
+    size_t n_entries;
+    kv_statfs statfs;
+    void *_store;           /* storage owned by a decoded reply */
+} kv_reply;
+
+/* Encodes r (only the parts in r->has; names/entries with NUL-terminated
+ * strings).  0 or -1 (ENOMEM). */
+int kv_reply_encode(const kv_reply *r, uint8_t **out, size_t *out_len);
+/* Decodes into *r (allocated; release with kv_reply_free).  0, or -1 when
+ * malformed (then *r is empty and needs no free, though freeing is harmless). */
+int kv_reply_decode(const uint8_t *buf, size_t len, kv_reply *r);
+void kv_reply_free(kv_reply *r);
+/* The status of an encoded reply without decoding it all; EBADMSG if
+ * malformed. */
+int kv_reply_status(const uint8_t *buf, size_t len);
+/* Encodes a reply holding only a status (for the node's own error replies). */
+int kv_reply_encode_status(int status, uint8_t **out, size_t *out_len);
+/* Text for a status: strerror() for errno values, names for KV_E*. */
+const char *kv_strstatus(int status);
+
+/* ---- The state machine ----------------------------------------------------------- */
+
+typedef struct kv kv;
+
+typedef struct kv_limits {
+    uint64_t max_file_size;     /* EFBIG past it; 0 = KV_DEFAULT_MAX_FILE_SIZE */
+    uint64_t max_total_bytes;   /* ENOSPC past it (bytes_used); 0 = no limit */
+    uint64_t max_inodes;        /* ENOSPC past it (root counts); 0 = no limit */
+} kv_limits;
+
+/* An empty store: only the root directory (mode 0755, uid/gid 0, times 0).
+ * limits may be NULL (defaults).  Limits are configuration, not state: they
+ * are not in snapshots and every replica should be given the same. */
+kv *kv_new(const kv_limits *limits);
+void kv_free(kv *k);
+
+/* Applies the Raft log entry at index (a command from kv_cmd_encode).
+ * index must be greater than kv_applied_index(); an index at or below it is
+ * ignored (returns 1, no reply).  On 0, *reply (malloc'ed, caller frees) is the
+ * encoded reply: the op's result, the stored reply of a duplicate, KV_ESTALE
+ * for an older seq, EBADMSG for malformed bytes.
+ * Returns -1 only when out of memory; the state may then be partly changed and
+ * the node must stop (replicas could diverge).  Never fails on bad input. */
+int kv_apply(kv *k, uint64_t index, const uint8_t *cmd, size_t len, uint8_t **reply,
+             size_t *reply_len);
+/* Advances the applied index over a log entry that is not a kv command
+ * (no-op, configuration change).  Ignored if index <= kv_applied_index(). */
+void kv_apply_skip(kv *k, uint64_t index);
+
+/* Answers a read op (kv_op_is_read) from the current state, changing nothing
+ * (atime is not updated: reads are not replicated).  Any other op, or
+ * malformed bytes, gets EBADMSG/EINVAL in the reply.  0 with *reply
+ * (malloc'ed), or -1 out of memory. */
+int kv_query(const kv *k, const uint8_t *op, size_t len, uint8_t **reply, size_t *reply_len);
+
+/* Has (client_id, seq) been applied already?
+ *   KV_SESSION_APPLIED: yes, the last command of that client; *reply is a
+ *                       malloc'ed copy of its reply (or a KV_EREPLYGONE reply);
+ *   KV_SESSION_STALE:   older than the client's last seq (reply gone);
+ *                       *reply holds a KV_ESTALE reply;
+ *   KV_SESSION_NEW:     not applied (no session, or a higher seq): propose it;
+ *                       *reply is NULL.
+ *   -1: out of memory.
+ * Lets the node answer a retry without a new log entry. */
+enum { KV_SESSION_APPLIED = 0, KV_SESSION_NEW = 1, KV_SESSION_STALE = 2 };
+int kv_session_lookup(const kv *k, uint64_t client_id, uint64_t seq, uint8_t **reply,
+                      size_t *reply_len);
+
+uint64_t kv_applied_index(const kv *k);
+/* Last applied command time (ns, clamped, never decreasing). */
+int64_t kv_last_time(const kv *k);
+
+typedef struct kv_stats {
+    uint64_t applied_index;
+    int64_t last_time_ns;
+    uint64_t inodes;        /* all inodes, root and orphans included */
+    uint64_t dirs;
+    uint64_t files;         /* regular files */
+    uint64_t orphans;       /* unlinked, kept alive by references */
+    uint64_t bytes_used;    /* as kv_statfs.bytes_used */
+    uint64_t data_alloc;    /* bytes of data buffers allocated */
+    uint64_t meta_alloc;    /* approximate bytes of inodes, entries, tables */
+    uint64_t sessions;
+    uint64_t refs;          /* (holder, inode) reference records */
+} kv_stats;
+void kv_get_stats(const kv *k, kv_stats *st);
+
+/* ---- Snapshots ---------------------------------------------------------------------- */
+
+/* The whole state: applied index, last command time, inode counter, inodes
+ * with data, directory entries, sessions (in expiry order) and references.
+ * The bytes are deterministic: equal states give equal bytes, whatever path
+ * led there (holes and zero-filled ranges are encoded alike).
+ *
+ * Streaming form: write(arg, buf, n) is called with consecutive pieces (each at
+ * most ~KV_CHUNK_SIZE + a few hundred bytes); a non-zero return aborts the
+ * encoding, which then returns -1.  No buffer the size of the state is built. */
+typedef int (*kv_write_fn)(void *arg, const void *buf, size_t n);
+int kv_snapshot_write(const kv *k, kv_write_fn write, void *arg);
+/* Buffer form: *buf malloc'ed, caller frees.  0 or -1 (ENOMEM). */
+int kv_snapshot_encode(const kv *k, uint8_t **buf, size_t *len);
+
+/* Streaming decode: read(arg, buf, n) must fill exactly n bytes and return 0,
+ * or return non-zero (end of data / error), which fails the decode.  The
+ * snapshot ends with a trailer (magic + checksum-free count check); nothing
+ * past it is read.  The new state is built aside and replaces k's only if the
+ * whole snapshot is valid; otherwise -1 and k is untouched.  Limits of k are
+ * kept.  The buffer form also rejects bytes after the trailer. */
+typedef int (*kv_read_fn)(void *arg, void *buf, size_t n);
+int kv_snapshot_read(kv *k, kv_read_fn read, void *arg);
+int kv_snapshot_decode(kv *k, const uint8_t *buf, size_t len);
+
+#endif
