@@ -1,0 +1,85 @@
+/*
+ * client.h — the hstore client library: talk to a cluster from a program
+ * (the `hstore` command line, benchmarks, tests).
+ *
+ * The client knows the cluster from a SPEC "ID=HOST:PORT,ID=HOST:PORT,...";
+ * node ID takes client requests on HOST:PORT+1.  A call goes to the node the
+ * client believes leads (first the first node, then whatever leader hint the
+ * last response carried).  With no answer within a per-attempt timeout
+ * (min(1 s, time left)), or an answer of UNAVAILABLE / SHUTTING_DOWN, it tries
+ * the next node — with the SAME (client id, seq), so the state machine's
+ * session table applies the command at most once however many copies land —
+ * until the call's overall deadline; then it gives up with NET_EUNAVAIL:
+ * the outcome is unknown (the command may or may not have been applied).
+ *
+ * Exactly-once ids: the client id is 64 random bits from the kernel
+ * (getrandom); seq starts at 1 and every command gets the next one.  Reads
+ * (linearizable queries) carry seq 0 and do not consume a sequence number.
+ * Every attempt carries a fresh req_id, echoed by the node, so a late reply to
+ * an earlier attempt is never taken for the current one.
+ *
+ * Sockets: one nanomsg NN_REQ socket per node, created on first use, with
+ * nanomsg's own resend disabled (its interval set beyond any deadline): the
+ * library decides when and where to retry.
+ *
+ * Thread-safety: none.  Use one net_client per thread.
+ */
+#ifndef HSTORE_NET_CLIENT_H
+#define HSTORE_NET_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/wire.h"
+#include "raftkv/raft.h"
+
+typedef struct net_client net_client;
+
+/* Parses spec and prepares (lazily connected) sockets.  timeout_ms is the
+ * overall deadline of one call (<= 0: 5000).  NULL with a message in err on a
+ * bad spec or no memory. */
+net_client *net_client_new(const char *cluster_spec, int timeout_ms, char *err, size_t errlen);
+void net_client_free(net_client *c);
+
+void net_client_set_timeout(net_client *c, int timeout_ms);
+
+/* Runs one operation (op: the state machine's encoded operation).
+ *   read: a linearizable read-only query; otherwise a command with a new seq.
+ * Returns
+ *   NET_OK        *reply (malloc'ed, caller frees; NULL if empty) and
+ *                 *reply_len hold the state machine's reply;
+ *   NET_EUNAVAIL  no node got it done before the deadline: outcome unknown;
+ *   NET_EBADREQ   a node rejected the request as malformed;
+ *   NET_EINVAL / NET_ENOMEM. */
+int net_client_call(net_client *c, bool read, const void *op, size_t len, void **reply,
+                    size_t *reply_len);
+
+/* Like net_client_call for a command, but with a caller-chosen sequence
+ * number (e.g. to replay a request whose outcome is unknown).  Does not
+ * change the client's own next seq. */
+int net_client_call_seq(net_client *c, uint64_t seq, const void *op, size_t len, void **reply,
+                        size_t *reply_len);
+
+/* Asks node i (index into the spec) for its Raft status, waiting up to the
+ * client's timeout.  addr (may be NULL) receives the node's own address.
+ * NET_OK, NET_EUNAVAIL (no answer), NET_EINVAL (bad index). */
+int net_client_status(net_client *c, int i, raft_status *st, char *addr, size_t addrlen);
+
+/* ---- accessors ---- */
+int net_client_n_nodes(const net_client *c);
+uint64_t net_client_node_id(const net_client *c, int i);        /* 0 if out of range */
+const char *net_client_node_addr(const net_client *c, int i);   /* peer "HOST:PORT"; NULL if out of range */
+uint64_t net_client_id(const net_client *c);
+uint64_t net_client_next_seq(const net_client *c);              /* seq the next command will use */
+/* Replaces the client id and next seq (a tool resuming a session). */
+void net_client_set_session(net_client *c, uint64_t client_id, uint64_t next_seq);
+uint64_t net_client_leader_hint(const net_client *c);           /* 0 when none yet */
+
+/* Parses one "ID=HOST:PORT" list without creating a client: fills ids,
+ * hosts (char[max][NET_ADDR_MAX]) and ports; returns the count or -1 with a
+ * message in err.  Shared with the node's own cluster parsing. */
+int net_parse_spec(const char *spec, uint64_t *ids, char (*hosts)[NET_ADDR_MAX], int *ports,
+                   int max, char *err, size_t errlen);
+
+#endif

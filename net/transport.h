@@ -1,0 +1,149 @@
+/*
+ * transport.h — a node's sockets: peer traffic and client traffic over
+ * nanomsg/TCP, driven from the node's single poll() loop.
+ *
+ * Raft is message passing, not RPC, so peer traffic is one-way:
+ *   - one NN_PULL socket bound at tcp://HOST:PORT receives from every peer;
+ *   - one NN_PUSH socket per peer, connected as tcp://MYHOST;PEERHOST:PORT so
+ *     the TCP connection starts from this node's own address (a firewall rule
+ *     can then name a node by address: partition tests rely on it).
+ * Sends never block: NN_DONTWAIT, and a full queue or a peer that is down
+ * simply drops the message (Raft retransmits; dissertation §3.3 assumes a
+ * lossy network).
+ *
+ * Clients talk to a raw REP socket (AF_SP_RAW + NN_REP) bound at
+ * tcp://HOST:PORT+1.  Raw mode lets the node hold many requests at once and
+ * answer them later, in any order: each received request keeps nanomsg's
+ * control header (the route back), and net_reply_client() sends it back with
+ * the reply.
+ *
+ * Test-only fault injection: if HSTORE_NET_FAULTS is set (or cfg.faults), e.g.
+ *   "drop=0.1,dup=0.05,delay=0.3:5-50,seed=42"
+ * each outgoing peer message is dropped with probability drop, else sent
+ * twice with probability dup, and (each copy) held back with probability
+ * delay for a uniformly random 5..50 ms.  Held messages wait in a queue inside
+ * the transport and go out from net_transport_tick(); distinct delays
+ * reorder messages.  Without a seed, one is drawn from the clock and logged.
+ *
+ * Time: net_now_ms() (CLOCK_MONOTONIC, milliseconds) is the clock the
+ * transport uses; the loop should pass the same clock to net_transport_tick().
+ *
+ * Thread-safety: none; one thread (the node's loop) owns a transport.
+ */
+#ifndef HSTORE_NET_TRANSPORT_H
+#define HSTORE_NET_TRANSPORT_H
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/wire.h"
+#include "raftkv/raft.h"
+
+typedef struct net_transport net_transport;
+
+typedef struct net_peer {
+    uint64_t id;
+    char host[NET_ADDR_MAX];    /* IPv4 address or host name */
+    int port;                   /* peer port; clients use port + 1 */
+} net_peer;
+
+typedef struct net_transport_config {
+    uint64_t self_id;
+    char host[NET_ADDR_MAX];    /* this node's address: binds and connects from it */
+    int port;                   /* peer port; the client socket is on port + 1 */
+    net_peer peers[RAFT_MAX_NODES];  /* the other members (an entry for self_id is ignored) */
+    int n_peers;
+    bool no_client_socket;      /* true: do not open the client socket */
+    const char *faults;         /* fault spec; NULL: read HSTORE_NET_FAULTS */
+    int sndbuf;                 /* per-peer send buffer bytes; 0: default (4 MiB) */
+    int reconnect_ms;           /* reconnect interval to a down peer; 0: default (100 ms) */
+} net_transport_config;
+
+/* Opens and binds the sockets.  NULL with a message in err (e.g. address in
+ * use, bad fault spec). */
+net_transport *net_transport_new(const net_transport_config *cfg, char *err, size_t errlen);
+/* Closes every socket (dropping delayed messages and pending client requests). */
+void net_transport_free(net_transport *t);
+
+/* Adds (or readdresses) a peer at run time, e.g. after a membership change. */
+int net_transport_add_peer(net_transport *t, const net_peer *p);
+int net_transport_remove_peer(net_transport *t, uint64_t id);
+
+/* Fills fds[0..] with the descriptors to poll for POLLIN (the peer socket's
+ * NN_RCVFD, then the client socket's).  Returns how many (<= max).  A
+ * readable descriptor means "call net_recv_peer / net_recv_client until
+ * NET_EAGAIN"; nanomsg's descriptors are level-triggered on the queue. */
+int net_transport_pollfds(net_transport *t, struct pollfd *fds, int max);
+/* Which of the two a pollfd belongs to (for the loop's dispatch). */
+bool net_transport_is_peer_fd(const net_transport *t, int fd);
+bool net_transport_is_client_fd(const net_transport *t, int fd);
+
+/* ---- peer traffic ---- */
+
+/* Sends one encoded frame to peer_id, never blocking.  NET_OK when queued
+ * (or deliberately dropped/delayed by the fault injector); NET_EAGAIN when
+ * nanomsg's queue is full or the peer is not connected (the message is
+ * dropped); NET_EINVAL for an unknown peer. */
+int net_send_peer(net_transport *t, uint64_t peer_id, const void *buf, size_t len);
+
+/* Receives one peer frame without blocking: NET_OK with *buf/*len (free with
+ * net_msg_free(*buf)), or NET_EAGAIN.  The frame is not decoded here. */
+int net_recv_peer(net_transport *t, void **buf, size_t *len);
+void net_msg_free(void *buf);
+
+/* ---- client traffic ---- */
+
+/* A request received on the client socket, not yet answered.  body/len is
+ * the raw frame (decode with net_frame_check + net_decode_client_req or
+ * net_decode_status_req); body is valid until the message is answered or
+ * dropped. */
+typedef struct net_client_msg {
+    void *body;
+    size_t len;
+    void *control;              /* nanomsg's route back to the requester */
+} net_client_msg;
+
+/* Receives one client request without blocking: NET_OK or NET_EAGAIN. */
+int net_recv_client(net_transport *t, net_client_msg *out);
+/* Answers req with the frame buf/len (copied) and releases req, whatever the
+ * outcome: NET_OK, or NET_EIO if the requester is gone (reply dropped). */
+int net_reply_client(net_transport *t, net_client_msg *req, const void *buf, size_t len);
+/* Releases req without answering (the client will time out and retry). */
+void net_client_msg_drop(net_client_msg *req);
+
+/* ---- time and fault injection ---- */
+
+uint64_t net_now_ms(void);
+/* Releases delayed messages whose time has come. */
+void net_transport_tick(net_transport *t, uint64_t now_ms);
+/* Absolute time (net_now_ms clock) of the next delayed release, or
+ * UINT64_MAX when nothing is held: the loop may sleep until then. */
+uint64_t net_transport_next_deadline(const net_transport *t);
+
+typedef struct net_transport_stats {
+    uint64_t peer_sent;         /* frames handed to nanomsg */
+    uint64_t peer_send_dropped; /* queue full / peer down */
+    uint64_t peer_recv;
+    uint64_t client_recv;
+    uint64_t client_replied;
+    uint64_t client_reply_failed;
+    uint64_t fault_dropped;     /* fault injector */
+    uint64_t fault_duplicated;
+    uint64_t fault_delayed;
+} net_transport_stats;
+void net_transport_get_stats(const net_transport *t, net_transport_stats *st);
+
+/* The fault settings in force (all zero when off).  For logs and tests. */
+typedef struct net_faults {
+    bool on;
+    double drop, dup, delay;
+    int delay_min_ms, delay_max_ms;
+    uint64_t seed;
+} net_faults;
+void net_transport_get_faults(const net_transport *t, net_faults *f);
+/* Parses a fault spec; NET_OK or NET_EINVAL with a message in err. */
+int net_faults_parse(const char *spec, net_faults *f, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,180 @@
+/*
+ * wire.h — hstore's wire format: every message that crosses a socket.
+ *
+ * A frame is a fixed 16-byte header followed by a payload:
+ *
+ *   offset size field
+ *        0    4 magic     NET_MAGIC ("HSTR" in byte order)
+ *        4    1 version   NET_VERSION
+ *        5    1 type      net_msg_type
+ *        6    2 flags     reserved, must be 0
+ *        8    4 length    payload bytes that follow the header
+ *       12    4 crc       CRC32C (Castagnoli) of the payload
+ *       16    . payload
+ *
+ * All integers are little-endian and fixed width; strings and byte arrays are
+ * a length followed by the bytes.  A frame is exactly one nanomsg message, so
+ * the header's length must account for every byte received: trailing bytes
+ * are an error, like missing ones.
+ *
+ * The decoder trusts nothing it reads: every length and count is checked
+ * against the bytes actually present before it is used, every enum and
+ * boolean against its range, and nothing is allocated in proportion to a
+ * count before the bytes that count announces have been seen to exist.  Bad
+ * input gives a negative NET_E* code and bumps a process-wide counter
+ * (net_wire_errors()); it never crashes and never reads out of bounds.
+ *
+ * Memory: encoders write into a net_buf the caller reuses (no malloc per
+ * message once it has grown).  Decoders do not copy bulk bytes: entry data,
+ * snapshot chunks, client operations and replies point INTO the input buffer,
+ * which must therefore outlive the decoded message.  Only a decoded
+ * raft_msg's entries array is allocated; release it with net_raft_msg_free().
+ *
+ * Thread-safety: all functions are reentrant; the error counter is atomic.
+ */
+#ifndef HSTORE_NET_WIRE_H
+#define HSTORE_NET_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raftkv/raft.h"
+
+#define NET_MAGIC 0x52545348u          /* bytes 'H','S','T','R' little-endian */
+#define NET_VERSION 1
+#define NET_HDR_LEN 16
+/* Largest payload accepted: above the Raft core's largest proposal (64 MiB
+ * by default) plus framing, so any entry the core accepts can travel. */
+#define NET_MAX_PAYLOAD (96u << 20)
+/* Host:port strings carried on the wire (leader hints, status addresses). */
+#define NET_ADDR_MAX RAFT_ADDR_MAX
+
+/* Message types (the header's type byte). */
+typedef enum {
+    NET_MSG_RAFT = 1,         /* peer <-> peer: one raft_msg */
+    NET_MSG_CLIENT_REQ = 2,   /* client -> node */
+    NET_MSG_CLIENT_RESP = 3,  /* node -> client */
+    NET_MSG_STATUS_REQ = 4,   /* client -> node */
+    NET_MSG_STATUS_RESP = 5,  /* node -> client */
+    NET_MSG_TYPE_MAX
+} net_msg_type;
+
+/* Return codes shared by the whole net/ layer: 0 is success. */
+enum {
+    NET_OK = 0,
+    NET_ETRUNC = -1,      /* fewer bytes than the header or a field needs */
+    NET_EMAGIC = -2,      /* not an hstore frame */
+    NET_EVERSION = -3,    /* a wire version this build does not speak */
+    NET_ETYPE = -4,       /* unknown or unexpected message type */
+    NET_ELENGTH = -5,     /* header length disagrees with the bytes received, or too large */
+    NET_ECHECKSUM = -6,   /* payload CRC32C mismatch: corrupted in transit */
+    NET_EMALFORMED = -7,  /* a field out of range, a count that does not fit, trailing bytes */
+    NET_ENOMEM = -8,
+    NET_EINVAL = -9,      /* bad argument from the caller (not from the wire) */
+    NET_EAGAIN = -10,     /* nothing to receive now (non-blocking calls) */
+    NET_EUNAVAIL = -11,   /* client: no answer before the deadline, outcome unknown */
+    NET_EBADREQ = -12,    /* client: the node rejected the request as malformed */
+    NET_EIO = -13,        /* socket-level failure */
+    NET_ERR_COUNT = 14    /* number of codes, for per-code counters */
+};
+const char *net_strerror(int rc);
+
+/* Decode failures seen by this process since start (all kinds together), and
+ * per code (code is one of the negative NET_E* wire codes).  For the node's
+ * metrics and logs. */
+uint64_t net_wire_errors(void);
+uint64_t net_wire_errors_by_code(int code);
+
+/* ---- Buffers ---------------------------------------------------------------- */
+
+/* A growable output buffer.  Zero-initialise it ({0}), reuse it across
+ * encodes (each encode overwrites), free it with net_buf_free(). */
+typedef struct net_buf {
+    uint8_t *p;
+    size_t len;
+    size_t cap;
+} net_buf;
+
+void net_buf_free(net_buf *b);
+
+/* ---- Header ------------------------------------------------------------------ */
+
+typedef struct net_hdr {
+    uint8_t version;
+    uint8_t type;         /* net_msg_type */
+    uint16_t flags;
+    uint32_t len;         /* payload length */
+    uint32_t crc;
+} net_hdr;
+
+/* Validates a whole frame (header, exact length, checksum) without decoding
+ * the payload.  On success fills *h (may be NULL) and returns the message
+ * type (> 0); otherwise a negative NET_E* code (counted). */
+int net_frame_check(const void *buf, size_t len, net_hdr *h);
+
+/* ---- RAFT: one raft_msg --------------------------------------------------------- */
+
+/* Encodes every field of m (entries with their data, the snapshot chunk, the
+ * conf).  NET_EINVAL if m cannot be represented (e.g. conf.n too large, an
+ * address without a terminating NUL, payload over NET_MAX_PAYLOAD). */
+int net_encode_raft(const raft_msg *m, net_buf *out);
+
+/* Decodes a RAFT frame into *m.  On success m->entries is malloc'ed (NULL when
+ * n_entries is 0) and must be released with net_raft_msg_free(); entry data
+ * and m->chunk point into buf, which must outlive *m.  On failure *m holds
+ * nothing to free. */
+int net_decode_raft(const void *buf, size_t len, raft_msg *m);
+void net_raft_msg_free(raft_msg *m);
+
+/* ---- CLIENT_REQ / CLIENT_RESP --------------------------------------------------- */
+
+#define NET_REQ_READ 0x01     /* linearizable read-only query (ReadIndex) */
+
+typedef struct net_client_req {
+    uint64_t client_id;
+    uint64_t seq;             /* exactly-once sequence (commands; 0 for reads) */
+    uint64_t req_id;          /* echoed in the reply, to match it */
+    uint8_t flags;            /* NET_REQ_* */
+    const uint8_t *op;        /* the state machine's encoded operation */
+    uint32_t op_len;
+} net_client_req;
+
+/* Status of a CLIENT_RESP. */
+typedef enum {
+    NET_ST_OK = 0,            /* reply holds the state machine's answer */
+    NET_ST_UNAVAILABLE = 1,   /* not done before the node's deadline: outcome unknown */
+    NET_ST_NOT_LEADER = 2,    /* reserved: redirect to leader_id / leader_addr */
+    NET_ST_BAD_REQUEST = 3,   /* malformed request: retrying will not help */
+    NET_ST_SHUTTING_DOWN = 4, /* the node is stopping: try another */
+    NET_ST_MAX
+} net_status_code;
+
+typedef struct net_client_resp {
+    uint64_t req_id;
+    uint8_t status;           /* net_status_code */
+    uint64_t leader_id;       /* 0 when unknown */
+    char leader_addr[NET_ADDR_MAX];  /* client address host:port of the leader, "" if unknown */
+    const uint8_t *reply;     /* the state machine's encoded reply */
+    uint32_t reply_len;
+} net_client_resp;
+
+int net_encode_client_req(const net_client_req *r, net_buf *out);
+int net_decode_client_req(const void *buf, size_t len, net_client_req *r);
+int net_encode_client_resp(const net_client_resp *r, net_buf *out);
+int net_decode_client_resp(const void *buf, size_t len, net_client_resp *r);
+
+/* ---- STATUS_REQ / STATUS_RESP ----------------------------------------------------- */
+
+typedef struct net_status_resp {
+    uint64_t req_id;
+    char addr[NET_ADDR_MAX];  /* the answering node's address host:port */
+    raft_status st;           /* every field, peers and conf included */
+} net_status_resp;
+
+int net_encode_status_req(uint64_t req_id, net_buf *out);
+int net_decode_status_req(const void *buf, size_t len, uint64_t *req_id);
+int net_encode_status_resp(const net_status_resp *r, net_buf *out);
+int net_decode_status_resp(const void *buf, size_t len, net_status_resp *r);
+
+#endif
