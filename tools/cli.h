@@ -1,0 +1,84 @@
+/*
+ * cli.h — pieces shared by the `hstore` subcommands: exit codes, where a
+ * cluster is found (--cluster, $HSTORE_CLUSTER, the file written by
+ * `hstore up`), the common client options, and small helpers for messages.
+ *
+ * The exit codes and the lookup order of the cluster are part of the
+ * command-line contract that scripts and tests are written against.
+ */
+#ifndef HSTORE_CLI_H
+#define HSTORE_CLI_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Exit codes (the contract). */
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_NOTFOUND = 1,  /* key not found (get, del) */
+    CLI_EXIT_USAGE = 2,     /* usage error or invalid input */
+    CLI_EXIT_UNAVAIL = 3,   /* no answer within the timeout: outcome unknown */
+};
+
+#define CLI_DEFAULT_TIMEOUT_S 5.0
+#define CLI_SPEC_MAX 4096
+
+/* Options every client command takes. */
+typedef struct cli_client_opts {
+    const char *cluster;    /* --cluster SPEC, or NULL */
+    const char *dir;        /* --dir DIR, or NULL (then $HSTORE_DIR or ~/.hstore) */
+    double timeout_s;       /* --timeout SECONDS */
+    bool timeout_set;       /* --timeout was given */
+} cli_client_opts;
+
+void cli_client_opts_init(cli_client_opts *o);
+
+/* getopt_long codes and entries of the common client options; put
+ * CLI_CLIENT_LONGOPTS into a command's struct option array. */
+enum { CLI_OPT_CLUSTER = 1000, CLI_OPT_TIMEOUT, CLI_OPT_DIR };
+#define CLI_CLIENT_LONGOPTS                                     \
+    {"cluster", required_argument, NULL, CLI_OPT_CLUSTER},     \
+    {"timeout", required_argument, NULL, CLI_OPT_TIMEOUT},     \
+    {"dir", required_argument, NULL, CLI_OPT_DIR}
+
+/* Handles one getopt_long result c that may be a common client option.
+ * 1: handled; 0: not a client option; -1: bad value (message printed). */
+int cli_client_opt(int c, const char *arg, cli_client_opts *o);
+
+/* Prints the message for getopt_long's ':' (missing value) or '?' (unknown
+ * option) results and returns CLI_EXIT_USAGE.  cmd names the command. */
+int cli_getopt_error(int c, char **argv, const char *cmd);
+
+/* Prints "hstore: <message>\n" to stderr. */
+void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The cluster directory: dir if given, else $HSTORE_DIR, else ~/.hstore.
+ * Writes into out (size cap).  0, or -1 if no home directory is known. */
+int cli_cluster_dir(const char *dir, char *out, size_t cap);
+
+/* Resolves the cluster SPEC: --cluster, else $HSTORE_CLUSTER, else the file
+ * DIR/cluster.  0 on success; -1 after printing what to do. */
+int cli_resolve_spec(const cli_client_opts *o, char *spec, size_t cap);
+
+/* Parses a --timeout value (seconds, fractions allowed, > 0). 0 or -1. */
+int cli_parse_seconds(const char *s, double *out);
+
+/* Parses an unsigned integer with an optional k/m/g suffix (powers of 1024
+ * when allow_suffix).  0 or -1. */
+int cli_parse_u64(const char *s, bool allow_suffix, uint64_t *out);
+
+/* Reads all of stdin (binary-safe).  0 with *buf malloc'ed, or -1. */
+int cli_read_stdin(uint8_t **buf, size_t *len);
+
+/* Writes all of buf to fd, retrying short writes.  0 or -1. */
+int cli_write_all(int fd, const void *buf, size_t len);
+
+/* Monotonic time in nanoseconds. */
+uint64_t cli_now_ns(void);
+
+/* Help texts of the common client options (for every client command). */
+extern const char cli_client_opts_help[];
+
+#endif
