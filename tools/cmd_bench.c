@@ -1,0 +1,374 @@
+/*
+ * cmd_bench.c — `hstore bench`: throughput and latency of a running cluster.
+ *
+ * N client sessions run as N threads in this one process, each with its own
+ * net_client (its own client id and sockets), each waiting for the reply to
+ * its request before sending the next — the closed-loop model of etcd's
+ * benchmark tool, so the numbers compare.  The M operations are shared out
+ * among the clients; every operation's latency is recorded and the
+ * percentiles come from the sorted whole.  Throughput is M over the wall time
+ * from the moment all clients start together to the moment the last ends.
+ *
+ * Workloads: put (PUT of a value to one of K keys), get (linearizable GET of
+ * one of K keys, which are written first, untimed), append (APPEND to one of K
+ * keys), mixed (half gets, half puts, chosen by a seeded per-client PRNG).
+ * Key i is "k" followed by i in decimal, zero-padded to --key-size bytes.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tools/cli.h"
+#include "tools/cli_net.h"
+#include "tools/cmds.h"
+
+static const char bench_help[] =
+    "Usage: hstore bench [OPTIONS] put|get|append|mixed\n"
+    "\n"
+    "Runs --ops operations from --clients concurrent client sessions (threads of\n"
+    "this process, each waiting for its reply before its next request) and prints\n"
+    "throughput (ops/s), p50/p90/p99/max latency and the number of errors.\n"
+    "\n"
+    "Workloads:\n"
+    "  put      PUT a value to one of --keys keys (round robin)\n"
+    "  get      linearizable GET of one of --keys keys (written first, not timed)\n"
+    "  append   APPEND a value to one of --keys keys\n"
+    "  mixed    half GET, half PUT\n"
+    "\n"
+    "Options:\n"
+    "  --clients N        concurrent client sessions (default 1)\n"
+    "  --ops M            operations in all, shared among the clients (default 10000)\n"
+    "  --key-size B       bytes per key, at least 2 (default 16)\n"
+    "  --value-size B     bytes per value (default 256)\n"
+    "  --keys K           size of the key space (default: min(M, 100000))\n"
+    "  --json             print one JSON object instead of the table\n"
+    "\n"
+    "Examples:\n"
+    "  hstore bench --clients 1 --ops 5000 put\n"
+    "  hstore bench --clients 16 --ops 50000 --key-size 16 --value-size 256 put\n"
+    "  hstore bench --clients 16 --ops 50000 --json get\n"
+    "\n";
+
+typedef enum { W_PUT, W_GET, W_APPEND, W_MIXED } workload;
+
+typedef struct bench_cfg {
+    char spec[CLI_SPEC_MAX];
+    int timeout_ms;
+    workload w;
+    uint64_t ops, keys, key_size, value_size;
+    int clients;
+    uint8_t *value;
+} bench_cfg;
+
+typedef struct bench_client {
+    pthread_t th;
+    const bench_cfg *cfg;
+    int idx;
+    uint64_t first_op, n_ops;       /* this client's share of the ops */
+    uint64_t *lat_ns;               /* n_ops latencies */
+    uint64_t done, errors;
+    uint64_t start_ns, end_ns;
+    bool setup_failed;
+    pthread_barrier_t *barrier;
+} bench_client;
+
+static void make_key(const bench_cfg *cfg, uint64_t i, char *buf)
+{
+    /* "k" + zero-padded decimal filling key_size bytes. */
+    snprintf(buf, 64, "k%0*" PRIu64, (int)(cfg->key_size - 1), i);
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+/* One operation; true when it succeeded. */
+static bool one_op(net_client *c, int type, const char *key, const bench_cfg *cfg)
+{
+    kv_op op = {.type = (uint8_t)type, .path = key};
+    if (type != KV_OP_GET) {
+        op.data = cfg->value;
+        op.data_len = cfg->value_size;
+    }
+    uint8_t *enc = NULL;
+    size_t enc_len = 0;
+    if (kv_op_encode(&op, &enc, &enc_len) != 0)
+        return false;
+    void *reply = NULL;
+    size_t reply_len = 0;
+    int rc = net_client_call(c, type == KV_OP_GET, enc, enc_len, &reply, &reply_len);
+    free(enc);
+    bool ok = rc == NET_OK && kv_reply_status(reply, reply_len) == 0;
+    free(reply);
+    return ok;
+}
+
+static void *client_thread(void *arg)
+{
+    bench_client *b = arg;
+    const bench_cfg *cfg = b->cfg;
+    char err[128], key[64];
+    net_client *c = net_client_new(cfg->spec, cfg->timeout_ms, err, sizeof err);
+    if (c == NULL)
+        b->setup_failed = true;
+    /* Untimed: write the keys a read workload needs (each client its share),
+     * and warm up the connection. */
+    if (c != NULL && (cfg->w == W_GET || cfg->w == W_MIXED)) {
+        for (uint64_t k = (uint64_t)b->idx; k < cfg->keys; k += (uint64_t)cfg->clients) {
+            make_key(cfg, k, key);
+            if (!one_op(c, KV_OP_PUT, key, cfg)) {
+                b->setup_failed = true;
+                break;
+            }
+        }
+    }
+    if (c != NULL && !b->setup_failed) {
+        raft_status st;
+        for (int i = 0; i < net_client_n_nodes(c); i++)
+            net_client_status(c, i, &st, NULL, 0);
+    }
+    pthread_barrier_wait(b->barrier);
+    if (b->setup_failed) {
+        net_client_free(c);
+        return NULL;
+    }
+    uint64_t rng = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)b->idx + 1) * 0xbf58476d1ce4e5b9ULL;
+    b->start_ns = cli_now_ns();
+    for (uint64_t j = 0; j < b->n_ops; j++) {
+        uint64_t k = (b->first_op + j) % cfg->keys;
+        make_key(cfg, k, key);
+        int type;
+        switch (cfg->w) {
+        case W_PUT: type = KV_OP_PUT; break;
+        case W_GET: type = KV_OP_GET; break;
+        case W_APPEND: type = KV_OP_APPEND; break;
+        default: type = (xorshift(&rng) & 1) ? KV_OP_GET : KV_OP_PUT; break;
+        }
+        uint64_t t0 = cli_now_ns();
+        bool ok = one_op(c, type, key, cfg);
+        b->lat_ns[j] = cli_now_ns() - t0;
+        b->done++;
+        if (!ok)
+            b->errors++;
+    }
+    b->end_ns = cli_now_ns();
+    net_client_free(c);
+    return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct_ms(const uint64_t *sorted, uint64_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    uint64_t i = (uint64_t)(p * (double)n);
+    if (i >= n)
+        i = n - 1;
+    return (double)sorted[i] / 1e6;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    enum { O_CLIENTS = 4000, O_OPS, O_KEY_SIZE, O_VALUE_SIZE, O_KEYS, O_JSON };
+    static const struct option longopts[] = {
+        CLI_CLIENT_LONGOPTS,
+        {"clients", required_argument, NULL, O_CLIENTS},
+        {"ops", required_argument, NULL, O_OPS},
+        {"key-size", required_argument, NULL, O_KEY_SIZE},
+        {"value-size", required_argument, NULL, O_VALUE_SIZE},
+        {"keys", required_argument, NULL, O_KEYS},
+        {"json", no_argument, NULL, O_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    cli_client_opts o;
+    cli_client_opts_init(&o);
+    uint64_t clients = 1, ops = 10000, key_size = 16, value_size = 256, keys = 0;
+    bool json = false;
+    optind = 0;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        int h = cli_client_opt(c, optarg, &o);
+        if (h < 0)
+            return CLI_EXIT_USAGE;
+        if (h > 0)
+            continue;
+        uint64_t *dst = NULL;
+        const char *what = NULL;
+        uint64_t lo = 0, hi = 0;
+        switch (c) {
+        case 'h':
+            fputs(bench_help, stdout);
+            fputs(cli_client_opts_help, stdout);
+            return CLI_EXIT_OK;
+        case O_CLIENTS: dst = &clients; what = "--clients N, 1 to 4096"; lo = 1; hi = 4096; break;
+        case O_OPS: dst = &ops; what = "--ops M, at least 1"; lo = 1; hi = UINT64_C(1) << 40; break;
+        case O_KEY_SIZE: dst = &key_size; what = "--key-size B, 2 to 60"; lo = 2; hi = 60; break;
+        case O_VALUE_SIZE: dst = &value_size; what = "--value-size B, up to 64m"; lo = 0; hi = 64u << 20; break;
+        case O_KEYS: dst = &keys; what = "--keys K, at least 1"; lo = 1; hi = UINT64_C(1) << 32; break;
+        case O_JSON: json = true; break;
+        default: return cli_getopt_error(c, argv, "bench");
+        }
+        if (dst != NULL) {
+            bool suffix = c == O_VALUE_SIZE;
+            if (cli_parse_u64(optarg, suffix, dst) != 0 || *dst < lo || *dst > hi) {
+                cli_err("bench wants %s; see `hstore bench --help`", what);
+                return CLI_EXIT_USAGE;
+            }
+        }
+    }
+    if (argc - optind != 1) {
+        cli_err("bench wants one workload: put, get, append or mixed; see `hstore bench --help`");
+        return CLI_EXIT_USAGE;
+    }
+    bench_cfg *cfg = calloc(1, sizeof *cfg);
+    if (cfg == NULL)
+        return CLI_EXIT_UNAVAIL;
+    const char *wname = argv[optind];
+    if (strcmp(wname, "put") == 0)
+        cfg->w = W_PUT;
+    else if (strcmp(wname, "get") == 0)
+        cfg->w = W_GET;
+    else if (strcmp(wname, "append") == 0)
+        cfg->w = W_APPEND;
+    else if (strcmp(wname, "mixed") == 0)
+        cfg->w = W_MIXED;
+    else {
+        cli_err("unknown workload '%s': use put, get, append or mixed", wname);
+        free(cfg);
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_resolve_spec(&o, cfg->spec, sizeof cfg->spec) != 0) {
+        free(cfg);
+        return CLI_EXIT_USAGE;
+    }
+    char err[256];
+    net_client *probe = net_client_new(cfg->spec, 1000, err, sizeof err);
+    if (probe == NULL) {
+        cli_err("bad cluster SPEC '%s': %s", cfg->spec, err);
+        free(cfg);
+        return CLI_EXIT_USAGE;
+    }
+    int n_nodes = net_client_n_nodes(probe);
+    net_client_free(probe);
+    if (keys == 0)
+        keys = ops < 100000 ? ops : 100000;
+    cfg->timeout_ms = (int)(o.timeout_s * 1000);
+    cfg->ops = ops;
+    cfg->keys = keys;
+    cfg->key_size = key_size;
+    cfg->value_size = value_size;
+    cfg->clients = (int)clients;
+    cfg->value = malloc(value_size ? value_size : 1);
+    uint64_t *lat = malloc(sizeof(uint64_t) * ops);
+    bench_client *bc = calloc(clients, sizeof *bc);
+    if (cfg->value == NULL || lat == NULL || bc == NULL) {
+        cli_err("bench: out of memory for %" PRIu64 " operations", ops);
+        free(cfg->value);
+        free(lat);
+        free(bc);
+        free(cfg);
+        return CLI_EXIT_USAGE;
+    }
+    for (uint64_t i = 0; i < value_size; i++)
+        cfg->value[i] = (uint8_t)('a' + i % 26);
+
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, (unsigned)clients);
+    uint64_t per = ops / clients, extra = ops % clients, at = 0;
+    int started = 0;
+    for (uint64_t i = 0; i < clients; i++) {
+        bc[i].cfg = cfg;
+        bc[i].idx = (int)i;
+        bc[i].first_op = at;
+        bc[i].n_ops = per + (i < extra ? 1 : 0);
+        bc[i].lat_ns = lat + at;
+        bc[i].barrier = &barrier;
+        at += bc[i].n_ops;
+    }
+    for (uint64_t i = 0; i < clients; i++) {
+        if (pthread_create(&bc[i].th, NULL, client_thread, &bc[i]) != 0) {
+            cli_err("bench: cannot start client thread %" PRIu64 " (too many --clients?)", i);
+            /* The barrier counts every client: run the missing ones' part here is
+             * not possible, so stop: nothing has been measured yet. */
+            _exit(CLI_EXIT_USAGE);
+        }
+        started++;
+    }
+    uint64_t errors = 0, done = 0, t_start = UINT64_MAX, t_end = 0;
+    bool setup_failed = false;
+    for (int i = 0; i < started; i++) {
+        pthread_join(bc[i].th, NULL);
+        setup_failed |= bc[i].setup_failed;
+        errors += bc[i].errors;
+        done += bc[i].done;
+        if (bc[i].n_ops > 0 && bc[i].start_ns != 0) {
+            if (bc[i].start_ns < t_start)
+                t_start = bc[i].start_ns;
+            if (bc[i].end_ns > t_end)
+                t_end = bc[i].end_ns;
+        }
+    }
+    pthread_barrier_destroy(&barrier);
+    int rc = CLI_EXIT_OK;
+    if (setup_failed) {
+        cli_err("bench: could not prepare the keys (is a majority of the cluster up? see "
+                "`hstore status`)");
+        rc = CLI_EXIT_UNAVAIL;
+    } else {
+        /* Latencies of the ops that ran, in one sorted array. */
+        uint64_t n = 0;
+        for (uint64_t i = 0; i < clients; i++) {
+            memmove(lat + n, bc[i].lat_ns, sizeof(uint64_t) * bc[i].done);
+            n += bc[i].done;
+        }
+        qsort(lat, n, sizeof lat[0], cmp_u64);
+        double secs = t_end > t_start ? (double)(t_end - t_start) / 1e9 : 0;
+        double tput = secs > 0 ? (double)done / secs : 0;
+        double sum = 0;
+        for (uint64_t i = 0; i < n; i++)
+            sum += (double)lat[i];
+        double mean = n ? sum / (double)n / 1e6 : 0;
+        double p50 = pct_ms(lat, n, 0.50), p90 = pct_ms(lat, n, 0.90), p99 = pct_ms(lat, n, 0.99);
+        double mx = n ? (double)lat[n - 1] / 1e6 : 0;
+        if (json) {
+            printf("{\"workload\":\"%s\",\"nodes\":%d,\"clients\":%" PRIu64 ",\"ops\":%" PRIu64
+                   ",\"key_size\":%" PRIu64 ",\"value_size\":%" PRIu64 ",\"keys\":%" PRIu64
+                   ",\"seconds\":%.4f,\"ops_per_sec\":%.1f,\"mean_ms\":%.4f,\"p50_ms\":%.4f,\"p90_ms\":%.4f"
+                   ",\"p99_ms\":%.4f,\"max_ms\":%.4f,\"errors\":%" PRIu64 "}\n",
+                   wname, n_nodes, clients, done, key_size, value_size, keys, secs, tput, mean, p50, p90,
+                   p99, mx, errors);
+        } else {
+            printf("bench %s: %d nodes, %" PRIu64 " clients, %" PRIu64 " ops, key %" PRIu64
+                   " B, value %" PRIu64 " B, %" PRIu64 " keys\n",
+                   wname, n_nodes, clients, done, key_size, value_size, keys);
+            printf("  throughput  %.1f ops/s (%.3f s)\n", tput, secs);
+            printf("  latency     p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms\n", p50,
+                   p90, p99, mx, mean);
+            printf("  errors      %" PRIu64 "%s\n", errors,
+                   errors ? " (timeouts or failed replies; see `hstore status`)" : "");
+        }
+        if (done > 0 && errors == done)
+            rc = CLI_EXIT_UNAVAIL;
+    }
+    free(cfg->value);
+    free(cfg);
+    free(lat);
+    free(bc);
+    return rc;
+}
