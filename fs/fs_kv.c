@@ -1,0 +1,405 @@
+/*
+ * fs_kv.c — the FUSE layer's calls into the state machine: build a kv_op,
+ * submit it through node_submit(), decode the reply, map the status to a
+ * negative errno.  See fs_kv.h for the session pool that gives every command
+ * its exactly-once (client id, seq) pair.
+ */
+#include "fs/fs_kv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "raftkv/kv.h"
+
+int fs_kv_init(fs_kv *k, node *n, uint64_t client_base, uint64_t holder, int timeout_ms)
+{
+    memset(k, 0, sizeof *k);
+    k->n = n;
+    /* Slots are added to the base; keep the low 16 bits free so that
+     * different mounts' client ids cannot collide within a pool. */
+    k->client_base = client_base & ~(uint64_t)0xffff;
+    if (k->client_base == 0)
+        k->client_base = 1ull << 32;
+    k->holder = holder;
+    k->timeout_ms = timeout_ms;
+    return pthread_mutex_init(&k->mu, NULL) == 0 ? 0 : -1;
+}
+
+void fs_kv_destroy(fs_kv *k)
+{
+    free(k->free_list);
+    pthread_mutex_destroy(&k->mu);
+    memset(k, 0, sizeof *k);
+}
+
+/* A session that no other thread uses until session_put(): one client id
+ * never has two commands in flight, so its seqs reach the state machine in
+ * order (the state machine keeps only the last seq per client). */
+static int session_get(fs_kv *k, fs_kv_session *s)
+{
+    pthread_mutex_lock(&k->mu);
+    if (k->n_free > 0) {
+        *s = k->free_list[--k->n_free];
+    } else {
+        s->client_id = k->client_base + (++k->n_sessions);
+        s->next_seq = 1;
+    }
+    pthread_mutex_unlock(&k->mu);
+    return 0;
+}
+
+static void session_put(fs_kv *k, const fs_kv_session *s)
+{
+    pthread_mutex_lock(&k->mu);
+    if (k->n_free == k->cap_free) {
+        size_t cap = k->cap_free ? k->cap_free * 2 : 16;
+        fs_kv_session *p = realloc(k->free_list, cap * sizeof *p);
+        if (p == NULL) {
+            /* The session is lost; a new slot will be made.  Harmless. */
+            pthread_mutex_unlock(&k->mu);
+            return;
+        }
+        k->free_list = p;
+        k->cap_free = cap;
+    }
+    k->free_list[k->n_free++] = *s;
+    pthread_mutex_unlock(&k->mu);
+}
+
+static int map_status(int st)
+{
+    if (st == 0)
+        return 0;
+    if (st > 1000)
+        return -EIO;   /* KV_ESTALE, KV_EREPLYGONE: outcome not knowable here */
+    return -st;
+}
+
+/* Submits op; on 0 *r holds the decoded reply (kv_reply_free it). */
+static int submit(fs_kv *k, const kv_op *op, kv_reply *r)
+{
+    memset(r, 0, sizeof *r);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (kv_op_encode(op, &buf, &len) != 0)
+        return op->data_len > UINT32_MAX ? -EFBIG : -ENOMEM;
+    bool rd = kv_op_is_read(buf, len);
+    fs_kv_session s = { 0, 0 };
+    uint64_t seq = 0;
+    if (!rd) {
+        session_get(k, &s);
+        seq = s.next_seq++;
+    }
+    uint8_t *rep = NULL;
+    size_t rlen = 0;
+    int rc = node_submit(k->n, buf, len, rd, s.client_id, seq, k->timeout_ms, &rep, &rlen);
+    free(buf);
+    if (!rd)
+        session_put(k, &s);
+    if (rc != NODE_OK) {
+        free(rep);
+        switch (rc) {
+        case NODE_ENOMEM:
+            return -ENOMEM;
+        case NODE_EINVAL:
+            return -EINVAL;
+        default:
+            return -EIO;   /* deadline passed (no quorum) or node stopping */
+        }
+    }
+    if (kv_reply_decode(rep, rlen, r) != 0) {
+        free(rep);
+        return -EIO;
+    }
+    free(rep);
+    int st = map_status(r->status);
+    if (st != 0)
+        kv_reply_free(r);
+    return st;
+}
+
+/* Runs op and keeps only the status. */
+static int submit_status(fs_kv *k, const kv_op *op)
+{
+    kv_reply r;
+    int rc = submit(k, op, &r);
+    if (rc == 0)
+        kv_reply_free(&r);
+    return rc;
+}
+
+static struct timespec ns_to_ts(int64_t ns)
+{
+    struct timespec ts;
+    int64_t s = ns / 1000000000LL, rem = ns % 1000000000LL;
+    if (rem < 0) {
+        rem += 1000000000LL;
+        s--;
+    }
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)rem;
+    return ts;
+}
+
+static void attr_from_kv(const kv_attr *ka, fs_attr *a)
+{
+    a->ino = ka->ino;
+    a->mode = ka->mode;
+    a->nlink = ka->nlink;
+    a->uid = ka->uid;
+    a->gid = ka->gid;
+    a->size = ka->size;
+    a->rdev = ka->rdev;
+    a->atime = ns_to_ts(ka->atime_ns);
+    a->mtime = ns_to_ts(ka->mtime_ns);
+    a->ctime = ns_to_ts(ka->ctime_ns);
+}
+
+static int submit_attr(fs_kv *k, const kv_op *op, fs_attr *a)
+{
+    kv_reply r;
+    int rc = submit(k, op, &r);
+    if (rc != 0)
+        return rc;
+    if (a != NULL) {
+        if (r.has & KV_R_ATTR)
+            attr_from_kv(&r.attr, a);
+        else
+            memset(a, 0, sizeof *a);
+    }
+    kv_reply_free(&r);
+    return 0;
+}
+
+/* ---- reads ---------------------------------------------------------------------- */
+
+int fs_kv_stat(fs_kv *k, const char *path, uint64_t ino, fs_attr *a)
+{
+    kv_op op = { .type = KV_OP_STAT, .path = path, .ino = ino };
+    return submit_attr(k, &op, a);
+}
+
+int fs_kv_readdir(fs_kv *k, const char *path, fs_kv_dirent_fn fn, void *arg)
+{
+    kv_op op = { .type = KV_OP_READDIR, .path = path };
+    kv_reply r;
+    int rc = submit(k, &op, &r);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < r.n_entries; i++) {
+        fs_attr a;
+        memset(&a, 0, sizeof a);
+        a.ino = r.entries[i].ino;
+        a.mode = r.entries[i].mode;
+        if (fn(arg, r.entries[i].name, &a) != 0)
+            break;
+    }
+    kv_reply_free(&r);
+    return 0;
+}
+
+ssize_t fs_kv_read(fs_kv *k, const char *path, uint64_t ino, uint64_t off, size_t len,
+                   char *buf)
+{
+    kv_op op = { .type = KV_OP_GETRANGE, .path = path, .ino = ino, .off = off, .len = len };
+    kv_reply r;
+    int rc = submit(k, &op, &r);
+    if (rc != 0)
+        return rc;
+    size_t n = r.data_len < len ? r.data_len : len;
+    if (n > 0)
+        memcpy(buf, r.data, n);
+    kv_reply_free(&r);
+    return (ssize_t)n;
+}
+
+int fs_kv_readlink(fs_kv *k, const char *path, char *buf, size_t size)
+{
+    if (size == 0)
+        return -EINVAL;
+    kv_op op = { .type = KV_OP_READLINK, .path = path };
+    kv_reply r;
+    int rc = submit(k, &op, &r);
+    if (rc != 0)
+        return rc;
+    size_t n = r.data_len < size - 1 ? r.data_len : size - 1;
+    if (n > 0)
+        memcpy(buf, r.data, n);
+    buf[n] = '\0';
+    kv_reply_free(&r);
+    return 0;
+}
+
+int fs_kv_statfs(fs_kv *k, struct statvfs *st)
+{
+    kv_op op = { .type = KV_OP_STATFS };
+    kv_reply r;
+    int rc = submit(k, &op, &r);
+    if (rc != 0)
+        return rc;
+    const kv_statfs *s = &r.statfs;
+    const uint64_t bs = 4096;
+    memset(st, 0, sizeof *st);
+    st->f_bsize = bs;
+    st->f_frsize = bs;
+    uint64_t used = (s->bytes_used + bs - 1) / bs;
+    /* No limit configured: report the used blocks plus a large free figure
+     * (the real bound is the node's memory). */
+    uint64_t total = s->bytes_limit ? (s->bytes_limit + bs - 1) / bs : used + (1ull << 28);
+    if (total < used)
+        total = used;
+    st->f_blocks = total;
+    st->f_bfree = total - used;
+    st->f_bavail = total - used;
+    uint64_t ftotal = s->files_limit ? s->files_limit : s->files + (1ull << 28);
+    if (ftotal < s->files)
+        ftotal = s->files;
+    st->f_files = ftotal;
+    st->f_ffree = ftotal - s->files;
+    st->f_favail = ftotal - s->files;
+    st->f_namemax = s->name_max ? s->name_max : KV_NAME_MAX;
+    kv_reply_free(&r);
+    return 0;
+}
+
+/* ---- commands -------------------------------------------------------------------- */
+
+int fs_kv_create(fs_kv *k, const char *path, uint32_t mode, uint32_t uid, uint32_t gid,
+                 bool excl, bool trunc, fs_attr *a)
+{
+    kv_op op = { .type = KV_OP_CREATE, .path = path, .mode = mode & 07777, .uid = uid,
+                 .gid = gid,
+                 .flags = (excl ? KV_CREATE_EXCL : 0u) | (trunc ? KV_CREATE_TRUNC : 0u) };
+    return submit_attr(k, &op, a);
+}
+
+int fs_kv_mknod(fs_kv *k, const char *path, uint32_t mode, uint64_t rdev, uint32_t uid,
+                uint32_t gid)
+{
+    kv_op op = { .type = KV_OP_MKNOD, .path = path, .mode = mode, .rdev = rdev, .uid = uid,
+                 .gid = gid };
+    return submit_status(k, &op);
+}
+
+int fs_kv_mkdir(fs_kv *k, const char *path, uint32_t mode, uint32_t uid, uint32_t gid)
+{
+    kv_op op = { .type = KV_OP_MKDIR, .path = path, .mode = mode & 07777, .uid = uid,
+                 .gid = gid };
+    return submit_status(k, &op);
+}
+
+int fs_kv_unlink(fs_kv *k, const char *path)
+{
+    kv_op op = { .type = KV_OP_UNLINK, .path = path };
+    return submit_status(k, &op);
+}
+
+int fs_kv_rmdir(fs_kv *k, const char *path)
+{
+    kv_op op = { .type = KV_OP_RMDIR, .path = path };
+    return submit_status(k, &op);
+}
+
+int fs_kv_symlink(fs_kv *k, const char *target, const char *path, uint32_t uid, uint32_t gid)
+{
+    kv_op op = { .type = KV_OP_SYMLINK, .path = path, .data = (const uint8_t *)target,
+                 .data_len = strlen(target), .uid = uid, .gid = gid };
+    return submit_status(k, &op);
+}
+
+int fs_kv_link(fs_kv *k, const char *from, const char *to)
+{
+    kv_op op = { .type = KV_OP_LINK, .path = from, .path2 = to };
+    return submit_status(k, &op);
+}
+
+int fs_kv_rename(fs_kv *k, const char *from, const char *to, unsigned flags)
+{
+    kv_op op = { .type = KV_OP_RENAME, .path = from, .path2 = to, .flags = flags };
+    return submit_status(k, &op);
+}
+
+ssize_t fs_kv_write_at(fs_kv *k, const char *path, uint64_t ino, uint64_t off,
+                       const char *data, size_t len)
+{
+    kv_op op = { .type = KV_OP_WRITE_AT, .path = path, .ino = ino, .off = off,
+                 .data = (const uint8_t *)data, .data_len = len };
+    int rc = submit_status(k, &op);
+    return rc < 0 ? rc : (ssize_t)len;
+}
+
+ssize_t fs_kv_append(fs_kv *k, const char *path, uint64_t ino, const char *data, size_t len)
+{
+    kv_op op = { .type = KV_OP_APPEND, .path = path, .ino = ino,
+                 .data = (const uint8_t *)data, .data_len = len };
+    int rc = submit_status(k, &op);
+    return rc < 0 ? rc : (ssize_t)len;
+}
+
+int fs_kv_put(fs_kv *k, const char *path, const char *data, size_t len, uint32_t mode,
+              uint32_t uid, uint32_t gid)
+{
+    kv_op op = { .type = KV_OP_PUT, .path = path, .data = (const uint8_t *)data,
+                 .data_len = len, .mode = mode & 07777, .uid = uid, .gid = gid };
+    return submit_status(k, &op);
+}
+
+int fs_kv_truncate(fs_kv *k, const char *path, uint64_t ino, uint64_t size)
+{
+    kv_op op = { .type = KV_OP_TRUNCATE, .path = path, .ino = ino, .len = size };
+    return submit_status(k, &op);
+}
+
+static int64_t ts_to_ns(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
+}
+
+int fs_kv_setattr(fs_kv *k, const char *path, uint64_t ino, unsigned mask, uint32_t mode,
+                  uint32_t uid, uint32_t gid, const struct timespec *atime,
+                  const struct timespec *mtime)
+{
+    kv_op op = { .type = KV_OP_SETATTR, .path = path, .ino = ino, .mode = mode & 07777,
+                 .uid = uid, .gid = gid };
+    if (mask & FS_SET_MODE)
+        op.flags |= KV_SET_MODE;
+    if (mask & FS_SET_UID)
+        op.flags |= KV_SET_UID;
+    if (mask & FS_SET_GID)
+        op.flags |= KV_SET_GID;
+    if (mask & FS_SET_ATIME_NOW) {
+        op.flags |= KV_SET_ATIME;
+        op.atime_ns = KV_TIME_NOW;
+    } else if ((mask & FS_SET_ATIME) && atime != NULL) {
+        op.flags |= KV_SET_ATIME;
+        op.atime_ns = ts_to_ns(atime);
+    }
+    if (mask & FS_SET_MTIME_NOW) {
+        op.flags |= KV_SET_MTIME;
+        op.mtime_ns = KV_TIME_NOW;
+    } else if ((mask & FS_SET_MTIME) && mtime != NULL) {
+        op.flags |= KV_SET_MTIME;
+        op.mtime_ns = ts_to_ns(mtime);
+    }
+    return submit_status(k, &op);
+}
+
+int fs_kv_open_ref(fs_kv *k, uint64_t ino)
+{
+    kv_op op = { .type = KV_OP_OPEN_REF, .ino = ino, .holder = k->holder };
+    return submit_status(k, &op);
+}
+
+int fs_kv_close_ref(fs_kv *k, uint64_t ino)
+{
+    kv_op op = { .type = KV_OP_CLOSE_REF, .ino = ino, .holder = k->holder };
+    return submit_status(k, &op);
+}
+
+int fs_kv_release_holder(fs_kv *k)
+{
+    kv_op op = { .type = KV_OP_RELEASE_HOLDER, .holder = k->holder };
+    return submit_status(k, &op);
+}
