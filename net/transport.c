@@ -1,0 +1,648 @@
+/*
+ * transport.c — nanomsg sockets of one node (see transport.h for the shape).
+ *
+ * Why these socket types:
+ *   - PULL/PUSH: Raft messages are one-way and idempotent; the core retries
+ *     on its own timers, so a lost message costs a retry, while a blocked
+ *     send would stall the whole loop.  One PUSH per peer keeps a slow or
+ *     dead peer's queue from holding up the others (nanomsg would otherwise
+ *     load-balance one PUSH across all its connections).
+ *   - raw REP: a cooked REP socket allows one outstanding request at a time;
+ *     the raw one hands over each request with its backtrace (the control
+ *     header) so answers can go out later and in any order.
+ *
+ * The fault injector sits in front of the real send: it decides drop /
+ * duplicate / delay from its own seeded PRNG, and keeps delayed copies in a
+ * binary min-heap ordered by release time (ties by arrival, so equal delays
+ * keep their order).
+ */
+#include "net/transport.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nanomsg/nn.h>
+#include <nanomsg/pipeline.h>
+#include <nanomsg/reqrep.h>
+
+#define DEFAULT_SNDBUF (4 << 20)
+#define DEFAULT_RECONNECT_MS 100
+#define RECONNECT_MAX_MS 1000
+#define LINGER_MS 50
+#define RCVBUF (4 << 20)
+/* Held-back messages beyond these limits are dropped rather than queued: a
+ * test knob must not grow memory without bound. */
+#define DELAY_MAX_MSGS 65536
+#define DELAY_MAX_BYTES ((size_t)256 << 20)
+
+typedef struct tpeer {
+    uint64_t id;
+    char host[NET_ADDR_MAX];
+    int port;
+    int sock;                   /* NN_PUSH, -1 if none */
+} tpeer;
+
+typedef struct held {
+    uint64_t due;
+    uint64_t order;
+    uint64_t peer;
+    void *buf;
+    size_t len;
+} held;
+
+struct net_transport {
+    uint64_t self_id;
+    char host[NET_ADDR_MAX];    /* as configured */
+    char ip[NET_ADDR_MAX];      /* numeric IPv4 of host, "" if it did not resolve */
+    int port;
+    int sndbuf, reconnect_ms;
+    int pull, rep;              /* sockets, -1 if none */
+    int pull_fd, rep_fd;
+    tpeer peers[RAFT_MAX_NODES];
+    int n_peers;
+
+    net_faults faults;
+    uint64_t rng;
+    held *heap;
+    size_t n_held, cap_held, held_bytes;
+    uint64_t held_order;
+
+    net_transport_stats st;
+};
+
+uint64_t net_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* nanomsg binds and local endpoints want an IP literal (or an interface
+ * name), not a host name; resolve names once here. */
+static bool resolve_ipv4(const char *host, char *out, size_t outlen)
+{
+    struct in_addr a;
+    if (inet_pton(AF_INET, host, &a) == 1) {
+        snprintf(out, outlen, "%s", host);
+        return true;
+    }
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+        return false;
+    const struct sockaddr_in *sa = (const struct sockaddr_in *)res->ai_addr;
+    bool ok = inet_ntop(AF_INET, &sa->sin_addr, out, (socklen_t)outlen) != NULL;
+    freeaddrinfo(res);
+    return ok;
+}
+
+/* ---- PRNG for the fault injector (splitmix64) ---- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; }
+
+int net_faults_parse(const char *spec, net_faults *f, char *err, size_t errlen)
+{
+    memset(f, 0, sizeof(*f));
+    if (!spec || !*spec)
+        return NET_OK;
+    char *copy = strdup(spec);
+    if (!copy)
+        return NET_ENOMEM;
+    bool seeded = false;
+    int rc = NET_OK;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq) {
+            seterr(err, errlen, "fault spec: '%s' is not key=value", tok);
+            rc = NET_EINVAL;
+            break;
+        }
+        *eq = '\0';
+        const char *k = tok, *v = eq + 1;
+        char *end = NULL;
+        if (strcmp(k, "drop") == 0 || strcmp(k, "dup") == 0) {
+            double p = strtod(v, &end);
+            if (end == v || *end || !(p >= 0 && p <= 1)) {
+                seterr(err, errlen, "fault spec: %s=%s is not a probability in [0,1]", k, v);
+                rc = NET_EINVAL;
+                break;
+            }
+            if (k[1] == 'r')
+                f->drop = p;
+            else
+                f->dup = p;
+        } else if (strcmp(k, "delay") == 0) {
+            /* delay=P:MIN-MAX (milliseconds) */
+            int lo = 0, hi = 0, n = 0;
+            double p = strtod(v, &end);
+            if (end == v || !(p >= 0 && p <= 1) || *end != ':' ||
+                sscanf(end + 1, "%d-%d%n", &lo, &hi, &n) != 2 || end[1 + n] != '\0' || lo < 0 ||
+                hi < lo || hi > 60000) {
+                seterr(err, errlen, "fault spec: delay=%s is not P:MIN-MAX (ms, <= 60000)", v);
+                rc = NET_EINVAL;
+                break;
+            }
+            f->delay = p;
+            f->delay_min_ms = lo;
+            f->delay_max_ms = hi;
+        } else if (strcmp(k, "seed") == 0) {
+            f->seed = strtoull(v, &end, 0);
+            if (end == v || *end) {
+                seterr(err, errlen, "fault spec: seed=%s is not a number", v);
+                rc = NET_EINVAL;
+                break;
+            }
+            seeded = true;
+        } else {
+            seterr(err, errlen, "fault spec: unknown key '%s' (drop, dup, delay, seed)", k);
+            rc = NET_EINVAL;
+            break;
+        }
+    }
+    free(copy);
+    if (rc != NET_OK) {
+        memset(f, 0, sizeof(*f));
+        return rc;
+    }
+    f->on = true;
+    if (!seeded) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        f->seed = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec;
+    }
+    return NET_OK;
+}
+
+/* ---- sockets ---- */
+
+static void sockopt(int s, int level, int opt, int val)
+{
+    /* Failures here only leave a default in place; nothing to recover. */
+    (void)nn_setsockopt(s, level, opt, &val, sizeof(val));
+}
+
+static int getfd(int s, int opt)
+{
+    int fd = -1;
+    size_t sz = sizeof(fd);
+    if (nn_getsockopt(s, NN_SOL_SOCKET, opt, &fd, &sz) < 0)
+        return -1;
+    return fd;
+}
+
+static int open_push(net_transport *t, tpeer *p)
+{
+    char rip[NET_ADDR_MAX], url[3 * NET_ADDR_MAX];
+    int s = nn_socket(AF_SP, NN_PUSH);
+    if (s < 0)
+        return NET_EIO;
+    sockopt(s, NN_SOL_SOCKET, NN_SNDBUF, t->sndbuf);
+    sockopt(s, NN_SOL_SOCKET, NN_RECONNECT_IVL, t->reconnect_ms);
+    sockopt(s, NN_SOL_SOCKET, NN_RECONNECT_IVL_MAX,
+            t->reconnect_ms > RECONNECT_MAX_MS ? t->reconnect_ms : RECONNECT_MAX_MS);
+    sockopt(s, NN_SOL_SOCKET, NN_LINGER, LINGER_MS);
+    sockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, 0);
+    /* The remote host may be a name nanomsg resolves itself; the local end
+     * must be an address (bound before connecting, so firewall rules and
+     * partition tests can name this node by its address). */
+    const char *remote = resolve_ipv4(p->host, rip, sizeof(rip)) ? rip : p->host;
+    if (t->ip[0])
+        snprintf(url, sizeof(url), "tcp://%s;%s:%d", t->ip, remote, p->port);
+    else
+        snprintf(url, sizeof(url), "tcp://%s:%d", remote, p->port);
+    if (nn_connect(s, url) < 0) {
+        nn_close(s);
+        return NET_EIO;
+    }
+    p->sock = s;
+    return NET_OK;
+}
+
+static int bind_sock(int s, const char *ip, int port)
+{
+    char url[2 * NET_ADDR_MAX];
+    snprintf(url, sizeof(url), "tcp://%s:%d", ip, port);
+    return nn_bind(s, url);
+}
+
+net_transport *net_transport_new(const net_transport_config *cfg, char *err, size_t errlen)
+{
+    if (!cfg || cfg->port <= 0 || cfg->port >= 65535 || cfg->n_peers < 0 ||
+        cfg->n_peers > RAFT_MAX_NODES || !memchr(cfg->host, '\0', sizeof(cfg->host))) {
+        seterr(err, errlen, "transport: bad configuration");
+        return NULL;
+    }
+    net_transport *t = calloc(1, sizeof(*t));
+    if (!t) {
+        seterr(err, errlen, "transport: out of memory");
+        return NULL;
+    }
+    t->pull = t->rep = t->pull_fd = t->rep_fd = -1;
+    t->self_id = cfg->self_id;
+    snprintf(t->host, sizeof(t->host), "%s", cfg->host);
+    t->port = cfg->port;
+    t->sndbuf = cfg->sndbuf > 0 ? cfg->sndbuf : DEFAULT_SNDBUF;
+    t->reconnect_ms = cfg->reconnect_ms > 0 ? cfg->reconnect_ms : DEFAULT_RECONNECT_MS;
+    if (!resolve_ipv4(t->host, t->ip, sizeof(t->ip))) {
+        seterr(err, errlen, "transport: cannot resolve '%s' to an IPv4 address", t->host);
+        goto fail;
+    }
+
+    const char *fspec = cfg->faults ? cfg->faults : getenv("HSTORE_NET_FAULTS");
+    char ferr[160] = "";
+    if (net_faults_parse(fspec, &t->faults, ferr, sizeof(ferr)) != NET_OK) {
+        seterr(err, errlen, "transport: %s", ferr);
+        goto fail;
+    }
+    if (t->faults.on) {
+        t->rng = t->faults.seed;
+        fprintf(stderr,
+                "net: node %llu: fault injection ON: drop=%.3f dup=%.3f delay=%.3f:%d-%d seed=%llu\n",
+                (unsigned long long)t->self_id, t->faults.drop, t->faults.dup, t->faults.delay,
+                t->faults.delay_min_ms, t->faults.delay_max_ms,
+                (unsigned long long)t->faults.seed);
+    }
+
+    t->pull = nn_socket(AF_SP, NN_PULL);
+    if (t->pull < 0) {
+        seterr(err, errlen, "transport: nn_socket: %s", nn_strerror(nn_errno()));
+        goto fail;
+    }
+    sockopt(t->pull, NN_SOL_SOCKET, NN_RCVMAXSIZE, NET_HDR_LEN + NET_MAX_PAYLOAD);
+    sockopt(t->pull, NN_SOL_SOCKET, NN_RCVBUF, RCVBUF);
+    sockopt(t->pull, NN_SOL_SOCKET, NN_LINGER, LINGER_MS);
+    if (bind_sock(t->pull, t->ip, t->port) < 0) {
+        seterr(err, errlen, "transport: cannot listen for peers on %s:%d: %s", t->host, t->port,
+               nn_strerror(nn_errno()));
+        goto fail;
+    }
+    t->pull_fd = getfd(t->pull, NN_RCVFD);
+
+    if (!cfg->no_client_socket) {
+        t->rep = nn_socket(AF_SP_RAW, NN_REP);
+        if (t->rep < 0) {
+            seterr(err, errlen, "transport: nn_socket: %s", nn_strerror(nn_errno()));
+            goto fail;
+        }
+        sockopt(t->rep, NN_SOL_SOCKET, NN_RCVMAXSIZE, NET_HDR_LEN + NET_MAX_PAYLOAD);
+        sockopt(t->rep, NN_SOL_SOCKET, NN_LINGER, LINGER_MS);
+        sockopt(t->rep, NN_SOL_SOCKET, NN_SNDBUF, DEFAULT_SNDBUF);
+        if (bind_sock(t->rep, t->ip, t->port + 1) < 0) {
+            seterr(err, errlen, "transport: cannot listen for clients on %s:%d: %s", t->host,
+                   t->port + 1, nn_strerror(nn_errno()));
+            goto fail;
+        }
+        t->rep_fd = getfd(t->rep, NN_RCVFD);
+    }
+    if (t->pull_fd < 0 || (t->rep >= 0 && t->rep_fd < 0)) {
+        seterr(err, errlen, "transport: cannot get a pollable descriptor");
+        goto fail;
+    }
+
+    for (int i = 0; i < cfg->n_peers; i++) {
+        if (cfg->peers[i].id == cfg->self_id)
+            continue;
+        if (net_transport_add_peer(t, &cfg->peers[i]) != NET_OK) {
+            seterr(err, errlen, "transport: cannot set up peer %llu at %s:%d",
+                   (unsigned long long)cfg->peers[i].id, cfg->peers[i].host, cfg->peers[i].port);
+            goto fail;
+        }
+    }
+    return t;
+
+fail:
+    net_transport_free(t);
+    return NULL;
+}
+
+void net_transport_free(net_transport *t)
+{
+    if (!t)
+        return;
+    for (int i = 0; i < t->n_peers; i++)
+        if (t->peers[i].sock >= 0)
+            nn_close(t->peers[i].sock);
+    if (t->pull >= 0)
+        nn_close(t->pull);
+    if (t->rep >= 0)
+        nn_close(t->rep);
+    for (size_t i = 0; i < t->n_held; i++)
+        free(t->heap[i].buf);
+    free(t->heap);
+    free(t);
+}
+
+static tpeer *find_peer(net_transport *t, uint64_t id)
+{
+    for (int i = 0; i < t->n_peers; i++)
+        if (t->peers[i].id == id)
+            return &t->peers[i];
+    return NULL;
+}
+
+int net_transport_add_peer(net_transport *t, const net_peer *p)
+{
+    if (!t || !p || p->id == 0 || p->id == t->self_id || p->port <= 0 || p->port > 65535 ||
+        !memchr(p->host, '\0', sizeof(p->host)))
+        return NET_EINVAL;
+    tpeer *q = find_peer(t, p->id);
+    if (q) {
+        if (strcmp(q->host, p->host) == 0 && q->port == p->port)
+            return NET_OK;
+        /* readdressed: reconnect */
+        if (q->sock >= 0)
+            nn_close(q->sock);
+        q->sock = -1;
+    } else {
+        if (t->n_peers >= RAFT_MAX_NODES)
+            return NET_EINVAL;
+        q = &t->peers[t->n_peers++];
+        q->id = p->id;
+        q->sock = -1;
+    }
+    snprintf(q->host, sizeof(q->host), "%s", p->host);
+    q->port = p->port;
+    int rc = open_push(t, q);
+    if (rc != NET_OK) {
+        *q = t->peers[--t->n_peers];
+        return rc;
+    }
+    return NET_OK;
+}
+
+int net_transport_remove_peer(net_transport *t, uint64_t id)
+{
+    tpeer *q = t ? find_peer(t, id) : NULL;
+    if (!q)
+        return NET_EINVAL;
+    if (q->sock >= 0)
+        nn_close(q->sock);
+    *q = t->peers[--t->n_peers];
+    return NET_OK;
+}
+
+int net_transport_pollfds(net_transport *t, struct pollfd *fds, int max)
+{
+    int n = 0;
+    if (n < max && t->pull_fd >= 0)
+        fds[n++] = (struct pollfd){.fd = t->pull_fd, .events = POLLIN};
+    if (n < max && t->rep_fd >= 0)
+        fds[n++] = (struct pollfd){.fd = t->rep_fd, .events = POLLIN};
+    return n;
+}
+
+bool net_transport_is_peer_fd(const net_transport *t, int fd) { return fd >= 0 && fd == t->pull_fd; }
+bool net_transport_is_client_fd(const net_transport *t, int fd) { return fd >= 0 && fd == t->rep_fd; }
+
+/* ---- peer traffic ---- */
+
+static int raw_send(net_transport *t, uint64_t peer_id, const void *buf, size_t len)
+{
+    tpeer *p = find_peer(t, peer_id);
+    if (!p || p->sock < 0)
+        return NET_EINVAL;
+    if (nn_send(p->sock, buf, len, NN_DONTWAIT) < 0) {
+        /* EAGAIN: queue full or no connection yet.  Either way Raft will
+         * resend; blocking here would stall every other peer. */
+        t->st.peer_send_dropped++;
+        return NET_EAGAIN;
+    }
+    t->st.peer_sent++;
+    return NET_OK;
+}
+
+static void heap_swap(held *a, held *b)
+{
+    held x = *a;
+    *a = *b;
+    *b = x;
+}
+static bool heap_less(const held *a, const held *b)
+{
+    return a->due < b->due || (a->due == b->due && a->order < b->order);
+}
+
+static int hold(net_transport *t, uint64_t peer_id, const void *buf, size_t len, uint64_t due)
+{
+    if (t->n_held >= DELAY_MAX_MSGS || t->held_bytes + len > DELAY_MAX_BYTES) {
+        t->st.fault_dropped++;
+        return NET_OK;
+    }
+    if (t->n_held == t->cap_held) {
+        size_t cap = t->cap_held ? 2 * t->cap_held : 64;
+        held *h = realloc(t->heap, cap * sizeof(*h));
+        if (!h)
+            return NET_ENOMEM;
+        t->heap = h;
+        t->cap_held = cap;
+    }
+    void *copy = malloc(len ? len : 1);
+    if (!copy)
+        return NET_ENOMEM;
+    memcpy(copy, buf, len);
+    size_t i = t->n_held++;
+    t->heap[i] = (held){.due = due, .order = t->held_order++, .peer = peer_id, .buf = copy,
+                        .len = len};
+    t->held_bytes += len;
+    while (i > 0 && heap_less(&t->heap[i], &t->heap[(i - 1) / 2])) {
+        heap_swap(&t->heap[i], &t->heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    t->st.fault_delayed++;
+    return NET_OK;
+}
+
+static held heap_pop(net_transport *t)
+{
+    held top = t->heap[0];
+    t->heap[0] = t->heap[--t->n_held];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < t->n_held && heap_less(&t->heap[l], &t->heap[m]))
+            m = l;
+        if (r < t->n_held && heap_less(&t->heap[r], &t->heap[m]))
+            m = r;
+        if (m == i)
+            break;
+        heap_swap(&t->heap[i], &t->heap[m]);
+        i = m;
+    }
+    t->held_bytes -= top.len;
+    return top;
+}
+
+int net_send_peer(net_transport *t, uint64_t peer_id, const void *buf, size_t len)
+{
+    if (!t || (!buf && len))
+        return NET_EINVAL;
+    tpeer *p = find_peer(t, peer_id);
+    if (!p)
+        return NET_EINVAL;
+    if (!t->faults.on)
+        return raw_send(t, peer_id, buf, len);
+
+    net_faults *f = &t->faults;
+    if (rng_unit(&t->rng) < f->drop) {
+        t->st.fault_dropped++;
+        return NET_OK;
+    }
+    int copies = 1;
+    if (rng_unit(&t->rng) < f->dup) {
+        copies = 2;
+        t->st.fault_duplicated++;
+    }
+    int rc = NET_OK;
+    for (int c = 0; c < copies; c++) {
+        if (f->delay > 0 && rng_unit(&t->rng) < f->delay) {
+            uint64_t span = (uint64_t)(f->delay_max_ms - f->delay_min_ms) + 1;
+            uint64_t d = (uint64_t)f->delay_min_ms + rng_next(&t->rng) % span;
+            int hrc = hold(t, peer_id, buf, len, net_now_ms() + d);
+            if (hrc != NET_OK)
+                rc = hrc;
+        } else {
+            int src = raw_send(t, peer_id, buf, len);
+            if (c == 0)
+                rc = src;
+        }
+    }
+    return rc;
+}
+
+void net_transport_tick(net_transport *t, uint64_t now_ms)
+{
+    if (!t)
+        return;
+    while (t->n_held > 0 && t->heap[0].due <= now_ms) {
+        held h = heap_pop(t);
+        if (find_peer(t, h.peer))
+            (void)raw_send(t, h.peer, h.buf, h.len);
+        free(h.buf);
+    }
+}
+
+uint64_t net_transport_next_deadline(const net_transport *t)
+{
+    return t && t->n_held ? t->heap[0].due : UINT64_MAX;
+}
+
+int net_recv_peer(net_transport *t, void **buf, size_t *len)
+{
+    if (!t || !buf || !len)
+        return NET_EINVAL;
+    void *m = NULL;
+    int n = nn_recv(t->pull, &m, NN_MSG, NN_DONTWAIT);
+    if (n < 0) {
+        int e = nn_errno();
+        return (e == EAGAIN || e == EINTR) ? NET_EAGAIN : NET_EIO;
+    }
+    *buf = m;
+    *len = (size_t)n;
+    t->st.peer_recv++;
+    return NET_OK;
+}
+
+void net_msg_free(void *buf)
+{
+    if (buf)
+        nn_freemsg(buf);
+}
+
+/* ---- client traffic ---- */
+
+int net_recv_client(net_transport *t, net_client_msg *out)
+{
+    if (!t || !out)
+        return NET_EINVAL;
+    memset(out, 0, sizeof(*out));
+    if (t->rep < 0)
+        return NET_EAGAIN;
+    void *body = NULL, *control = NULL;
+    struct nn_iovec iov = {.iov_base = &body, .iov_len = NN_MSG};
+    struct nn_msghdr hdr = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                            .msg_controllen = NN_MSG};
+    int n = nn_recvmsg(t->rep, &hdr, NN_DONTWAIT);
+    if (n < 0) {
+        int e = nn_errno();
+        return (e == EAGAIN || e == EINTR) ? NET_EAGAIN : NET_EIO;
+    }
+    out->body = body;
+    out->len = (size_t)n;
+    out->control = control;
+    t->st.client_recv++;
+    return NET_OK;
+}
+
+int net_reply_client(net_transport *t, net_client_msg *req, const void *buf, size_t len)
+{
+    if (!t || !req || (!buf && len))
+        return NET_EINVAL;
+    int rc = NET_OK;
+    if (t->rep < 0 || !req->control) {
+        rc = NET_EINVAL;
+    } else {
+        struct nn_iovec iov = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
+        struct nn_msghdr hdr = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &req->control,
+                                .msg_controllen = NN_MSG};
+        /* With NN_MSG the control chunk (the route back) passes to nanomsg,
+         * which frees it whether or not the send succeeds. */
+        if (nn_sendmsg(t->rep, &hdr, NN_DONTWAIT) < 0) {
+            rc = NET_EIO;
+            t->st.client_reply_failed++;
+        } else {
+            t->st.client_replied++;
+        }
+        req->control = NULL;
+    }
+    net_client_msg_drop(req);
+    return rc;
+}
+
+void net_client_msg_drop(net_client_msg *req)
+{
+    if (!req)
+        return;
+    if (req->body)
+        nn_freemsg(req->body);
+    if (req->control)
+        nn_freemsg(req->control);
+    req->body = req->control = NULL;
+    req->len = 0;
+}
+
+void net_transport_get_stats(const net_transport *t, net_transport_stats *st)
+{
+    if (t && st)
+        *st = t->st;
+}
+
+void net_transport_get_faults(const net_transport *t, net_faults *f)
+{
+    if (t && f)
+        *f = t->faults;
+}

@@ -1,0 +1,601 @@
+/*
+ * test_transport.c — the nanomsg transport on real loopback sockets: peers
+ * exchange frames in order; outgoing connections start from the node's own
+ * address; a peer that is down never blocks the sender; the raw REP client
+ * socket answers several requests out of order; the fault injector drops,
+ * duplicates and delays (reorders) at the configured rates.
+ *
+ * Ports are picked at random (seed printed) among free ones, so parallel
+ * runs do not collide.  Every wait has a deadline.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+
+#include "net/transport.h"
+
+/* ---- helpers ---- */
+
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static bool port_free(const char *ip, int port)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    if (s < 0)
+        return false;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    bool ok = bind(s, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(s);
+    return ok;
+}
+
+/* A port P with P and P+1 free (peer and client sockets). */
+static int free_port_pair(const char *ip)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        int p = 20000 + (int)(rnd() % 20000) * 2;
+        if (port_free(ip, p) && port_free(ip, p + 1))
+            return p;
+    }
+    fail_msg("no free port pair");
+    return -1;
+}
+
+static void mkcfg(net_transport_config *c, uint64_t id, const char *ip, int port)
+{
+    memset(c, 0, sizeof(*c));
+    c->self_id = id;
+    snprintf(c->host, sizeof(c->host), "%s", ip);
+    c->port = port;
+    c->faults = "";   /* off unless a test asks; ignore the environment */
+}
+
+static void addpeer(net_transport_config *c, uint64_t id, const char *ip, int port)
+{
+    net_peer *p = &c->peers[c->n_peers++];
+    p->id = id;
+    snprintf(p->host, sizeof(p->host), "%s", ip);
+    p->port = port;
+}
+
+static net_transport *mk(const net_transport_config *c)
+{
+    char err[256] = "";
+    net_transport *t = net_transport_new(c, err, sizeof(err));
+    if (!t)
+        fail_msg("net_transport_new: %s", err);
+    return t;
+}
+
+/* Receives one peer frame, polling up to timeout_ms. */
+static int recv_wait(net_transport *t, int timeout_ms, void **buf, size_t *len)
+{
+    uint64_t end = net_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        int rc = net_recv_peer(t, buf, len);
+        if (rc != NET_EAGAIN)
+            return rc;
+        uint64_t now = net_now_ms();
+        if (now >= end)
+            return NET_EAGAIN;
+        struct pollfd fds[2];
+        int n = net_transport_pollfds(t, fds, 2);
+        uint64_t dl = net_transport_next_deadline(t);
+        int wait = (int)(end - now);
+        if (dl != UINT64_MAX)
+            wait = dl <= now ? 0 : (int)(dl - now) < wait ? (int)(dl - now) : wait;
+        poll(fds, (nfds_t)n, wait);
+        net_transport_tick(t, net_now_ms());
+    }
+}
+
+/* Sends until the connection is up (early sends see EAGAIN: no pipe yet). */
+static void send_until_ok(net_transport *t, uint64_t peer, const void *buf, size_t len)
+{
+    uint64_t end = net_now_ms() + 5000;
+    while (net_send_peer(t, peer, buf, len) != NET_OK) {
+        if (net_now_ms() > end)
+            fail_msg("peer %llu never became reachable", (unsigned long long)peer);
+        usleep(2000);
+    }
+}
+
+/* Waits until `from` can reach `to`: a probe gets through. */
+static void connect_pair(net_transport *from, uint64_t to_id, net_transport *to)
+{
+    uint64_t end = net_now_ms() + 5000;
+    for (;;) {
+        send_until_ok(from, to_id, "probe", 5);
+        void *b;
+        size_t l;
+        if (recv_wait(to, 100, &b, &l) == NET_OK) {
+            net_msg_free(b);
+            /* drain other probes */
+            while (recv_wait(to, 50, &b, &l) == NET_OK)
+                net_msg_free(b);
+            return;
+        }
+        if (net_now_ms() > end)
+            fail_msg("no probe arrived within 5 s");
+    }
+}
+
+static void seed_setup(void)
+{
+    const char *s = getenv("HSTORE_TEST_SEED");
+    uint64_t seed = s ? strtoull(s, NULL, 10) : (uint64_t)getpid() * 7919u + (uint64_t)time(NULL);
+    rng_state = seed;
+    printf("test_transport: seed %llu (HSTORE_TEST_SEED to replay)\n", (unsigned long long)seed);
+}
+
+/* ---- tests ---- */
+
+static void test_two_nodes_exchange(void **state)
+{
+    (void)state;
+    int pa = free_port_pair("127.0.0.1"), pb = free_port_pair("127.0.0.1");
+    net_transport_config ca, cb;
+    mkcfg(&ca, 1, "127.0.0.1", pa);
+    addpeer(&ca, 1, "127.0.0.1", pa);   /* self entries are ignored */
+    addpeer(&ca, 2, "127.0.0.1", pb);
+    mkcfg(&cb, 2, "127.0.0.1", pb);
+    addpeer(&cb, 1, "127.0.0.1", pa);
+    net_transport *a = mk(&ca), *b = mk(&cb);
+
+    struct pollfd fds[4];
+    assert_int_equal(net_transport_pollfds(a, fds, 4), 2);
+    assert_true(net_transport_is_peer_fd(a, fds[0].fd));
+    assert_true(net_transport_is_client_fd(a, fds[1].fd));
+    assert_int_equal(net_transport_pollfds(a, fds, 1), 1);
+
+    connect_pair(a, 2, b);
+    connect_pair(b, 1, a);
+    /* 200 frames each way, in order, intact */
+    char msg[64];
+    for (int i = 0; i < 200; i++) {
+        int n = snprintf(msg, sizeof(msg), "a->b %d", i);
+        assert_int_equal(net_send_peer(a, 2, msg, (size_t)n), NET_OK);
+        n = snprintf(msg, sizeof(msg), "b->a %d", i);
+        assert_int_equal(net_send_peer(b, 1, msg, (size_t)n), NET_OK);
+    }
+    for (int i = 0; i < 200; i++) {
+        void *buf;
+        size_t len;
+        assert_int_equal(recv_wait(b, 5000, &buf, &len), NET_OK);
+        int n = snprintf(msg, sizeof(msg), "a->b %d", i);
+        assert_int_equal(len, (size_t)n);
+        assert_memory_equal(buf, msg, len);
+        net_msg_free(buf);
+        assert_int_equal(recv_wait(a, 5000, &buf, &len), NET_OK);
+        n = snprintf(msg, sizeof(msg), "b->a %d", i);
+        assert_memory_equal(buf, msg, len);
+        net_msg_free(buf);
+    }
+    void *buf;
+    size_t len;
+    assert_int_equal(net_recv_peer(a, &buf, &len), NET_EAGAIN);
+    /* a large frame (above nanomsg's default 1 MiB receive limit) */
+    size_t big = 3u << 20;
+    uint8_t *p = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        p[i] = (uint8_t)(i * 13);
+    assert_int_equal(net_send_peer(a, 2, p, big), NET_OK);
+    assert_int_equal(recv_wait(b, 5000, &buf, &len), NET_OK);
+    assert_int_equal(len, big);
+    assert_memory_equal(buf, p, big);
+    net_msg_free(buf);
+    free(p);
+
+    /* unknown peer */
+    assert_int_equal(net_send_peer(a, 77, "x", 1), NET_EINVAL);
+    net_transport_stats st;
+    net_transport_get_stats(b, &st);
+    assert_true(st.peer_recv >= 201);
+    net_transport_free(a);
+    net_transport_free(b);
+}
+
+/* Finds an established TCP connection local_ip:* -> remote_ip:remote_port in
+ * /proc/net/tcp (addresses there are hex in network byte order). */
+static bool tcp_conn_exists(const char *local_ip, const char *remote_ip, int remote_port)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    if (!f)
+        return false;
+    struct in_addr l, r;
+    inet_pton(AF_INET, local_ip, &l);
+    inet_pton(AF_INET, remote_ip, &r);
+    char line[512];
+    bool found = false;
+    if (!fgets(line, sizeof(line), f)) {
+        fclose(f);
+        return false;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        unsigned la, lp, ra, rp, st;
+        if (sscanf(line, " %*d: %x:%x %x:%x %x", &la, &lp, &ra, &rp, &st) != 5)
+            continue;
+        if (la == l.s_addr && ra == r.s_addr && (int)rp == remote_port && st == 1)
+            found = true;
+    }
+    fclose(f);
+    return found;
+}
+
+static void test_outgoing_from_own_address(void **state)
+{
+    (void)state;
+    /* Two loopback addresses other than 127.0.0.1: without binding the
+     * local end, the kernel would pick 127.0.0.1 or the destination. */
+    const char *ipa = "127.0.0.3", *ipb = "127.0.0.2";
+    if (!port_free(ipa, 40001) && !port_free(ipa, 40003))
+        fail_msg("cannot bind 127.0.0.3 on this machine");
+    int pa = free_port_pair(ipa), pb = free_port_pair(ipb);
+    net_transport_config ca, cb;
+    mkcfg(&ca, 1, ipa, pa);
+    addpeer(&ca, 2, ipb, pb);
+    ca.no_client_socket = true;
+    mkcfg(&cb, 2, ipb, pb);
+    addpeer(&cb, 1, ipa, pa);
+    cb.no_client_socket = true;
+    net_transport *a = mk(&ca), *b = mk(&cb);
+    struct pollfd fds[2];
+    assert_int_equal(net_transport_pollfds(a, fds, 2), 1);
+    connect_pair(a, 2, b);
+    assert_true(tcp_conn_exists(ipa, ipb, pb));
+    assert_false(tcp_conn_exists("127.0.0.1", ipb, pb));
+    net_transport_free(a);
+    net_transport_free(b);
+}
+
+static void test_down_peer_never_blocks(void **state)
+{
+    (void)state;
+    int pa = free_port_pair("127.0.0.1"), pdown = free_port_pair("127.0.0.1");
+    net_transport_config ca;
+    mkcfg(&ca, 1, "127.0.0.1", pa);
+    addpeer(&ca, 2, "127.0.0.1", pdown);   /* nobody listens there */
+    net_transport *a = mk(&ca);
+    uint8_t msg[4096] = {0};
+    uint64_t t0 = net_now_ms();
+    int eagain = 0;
+    for (int i = 0; i < 2000; i++) {
+        int rc = net_send_peer(a, 2, msg, sizeof(msg));
+        assert_true(rc == NET_OK || rc == NET_EAGAIN);
+        eagain += rc == NET_EAGAIN;
+    }
+    uint64_t dt = net_now_ms() - t0;
+    printf("2000 sends to a down peer: %llu ms, %d dropped\n", (unsigned long long)dt, eagain);
+    /* a blocking send would wait forever (or for its full timeout each) */
+    assert_true(dt < 3000);
+    assert_int_equal(eagain, 2000);
+    net_transport_stats st;
+    net_transport_get_stats(a, &st);
+    assert_int_equal(st.peer_send_dropped, 2000);
+    net_transport_free(a);
+}
+
+static void test_bind_conflict_reported(void **state)
+{
+    (void)state;
+    int pa = free_port_pair("127.0.0.1");
+    net_transport_config ca;
+    mkcfg(&ca, 1, "127.0.0.1", pa);
+    net_transport *a = mk(&ca);
+    char err[256] = "";
+    net_transport *b = net_transport_new(&ca, err, sizeof(err));
+    assert_null(b);
+    assert_non_null(strstr(err, "127.0.0.1"));
+    net_transport_free(a);
+    /* a bad fault spec is refused with a message */
+    ca.faults = "drop=2";
+    assert_null(net_transport_new(&ca, err, sizeof(err)));
+    assert_non_null(strstr(err, "drop"));
+}
+
+static int req_socket(int port)
+{
+    int s = nn_socket(AF_SP, NN_REQ);
+    assert_true(s >= 0);
+    int to = 5000, resend = 600000;
+    nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &to, sizeof(to));
+    nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, &to, sizeof(to));
+    nn_setsockopt(s, NN_REQ, NN_REQ_RESEND_IVL, &resend, sizeof(resend));
+    char url[64];
+    snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+    assert_true(nn_connect(s, url) >= 0);
+    return s;
+}
+
+static int recv_client_wait(net_transport *t, net_client_msg *m)
+{
+    uint64_t end = net_now_ms() + 5000;
+    for (;;) {
+        int rc = net_recv_client(t, m);
+        if (rc != NET_EAGAIN || net_now_ms() > end)
+            return rc;
+        struct pollfd fds[2];
+        int n = net_transport_pollfds(t, fds, 2);
+        poll(fds, (nfds_t)n, 50);
+    }
+}
+
+static void test_client_requests_answered_out_of_order(void **state)
+{
+    (void)state;
+    int pa = free_port_pair("127.0.0.1");
+    net_transport_config ca;
+    mkcfg(&ca, 1, "127.0.0.1", pa);
+    net_transport *a = mk(&ca);
+    int c1 = req_socket(pa + 1), c2 = req_socket(pa + 1), c3 = req_socket(pa + 1);
+    assert_int_equal(nn_send(c1, "first", 5, 0), 5);
+    net_client_msg m1, m2, m3;
+    assert_int_equal(recv_client_wait(a, &m1), NET_OK);
+    assert_int_equal(nn_send(c2, "second", 6, 0), 6);
+    assert_int_equal(recv_client_wait(a, &m2), NET_OK);
+    assert_int_equal(m1.len, 5);
+    assert_memory_equal(m1.body, "first", 5);
+    assert_int_equal(m2.len, 6);
+    assert_memory_equal(m2.body, "second", 6);
+    /* answer the second first */
+    assert_int_equal(net_reply_client(a, &m2, "reply-2", 7), NET_OK);
+    assert_null(m2.body);
+    char *r = NULL;
+    int n = nn_recv(c2, &r, NN_MSG, 0);
+    assert_int_equal(n, 7);
+    assert_memory_equal(r, "reply-2", 7);
+    nn_freemsg(r);
+    assert_int_equal(net_reply_client(a, &m1, "reply-1", 7), NET_OK);
+    n = nn_recv(c1, &r, NN_MSG, 0);
+    assert_int_equal(n, 7);
+    assert_memory_equal(r, "reply-1", 7);
+    nn_freemsg(r);
+
+    /* a request dropped without an answer: the client times out; the next
+     * one on the same socket is answered */
+    assert_int_equal(nn_send(c3, "ignored", 7, 0), 7);
+    assert_int_equal(recv_client_wait(a, &m3), NET_OK);
+    net_client_msg_drop(&m3);
+    int shortto = 200;
+    nn_setsockopt(c3, NN_SOL_SOCKET, NN_RCVTIMEO, &shortto, sizeof(shortto));
+    assert_true(nn_recv(c3, &r, NN_MSG, 0) < 0);
+    assert_int_equal(nn_send(c3, "again", 5, 0), 5);
+    assert_int_equal(recv_client_wait(a, &m3), NET_OK);
+    assert_memory_equal(m3.body, "again", 5);
+    assert_int_equal(net_reply_client(a, &m3, "ok", 2), NET_OK);
+    assert_int_equal(nn_recv(c3, &r, NN_MSG, 0), 2);
+    nn_freemsg(r);
+
+    /* a reply to a client that has gone away is dropped quietly */
+    assert_int_equal(nn_send(c1, "bye", 3, 0), 3);
+    assert_int_equal(recv_client_wait(a, &m1), NET_OK);
+    nn_close(c1);
+    usleep(50 * 1000);
+    int rc = net_reply_client(a, &m1, "late", 4);
+    assert_true(rc == NET_OK || rc == NET_EIO);
+
+    net_transport_stats st;
+    net_transport_get_stats(a, &st);
+    assert_int_equal(st.client_recv, 5);
+    nn_close(c2);
+    nn_close(c3);
+    net_transport_free(a);
+}
+
+static void test_fault_spec_parsing(void **state)
+{
+    (void)state;
+    net_faults f;
+    char err[160];
+    assert_int_equal(net_faults_parse("drop=0.1,dup=0.05,delay=0.3:5-50,seed=42", &f, err,
+                                      sizeof(err)), NET_OK);
+    assert_true(f.on);
+    assert_true(f.drop > 0.0999 && f.drop < 0.1001);
+    assert_true(f.dup > 0.0499 && f.dup < 0.0501);
+    assert_true(f.delay > 0.2999 && f.delay < 0.3001);
+    assert_int_equal(f.delay_min_ms, 5);
+    assert_int_equal(f.delay_max_ms, 50);
+    assert_int_equal(f.seed, 42);
+    assert_int_equal(net_faults_parse("", &f, err, sizeof(err)), NET_OK);
+    assert_false(f.on);
+    assert_int_equal(net_faults_parse(NULL, &f, err, sizeof(err)), NET_OK);
+    assert_false(f.on);
+    const char *bad[] = {"drop=1.5", "dup=-0.1", "delay=0.3", "delay=0.3:50-5", "delay=0.3:5-50x",
+                         "loss=0.1", "drop", "seed=abc", "drop=0.1,,dup=x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(net_faults_parse(bad[i], &f, err, sizeof(err)), NET_EINVAL);
+        assert_true(err[0] != '\0');
+        assert_false(f.on);
+    }
+}
+
+/* Counts frames arriving at t until none comes for quiet_ms. */
+static int drain_count(net_transport *t, int quiet_ms, int *seen, int nseen, int *dups)
+{
+    int n = 0;
+    void *buf;
+    size_t len;
+    while (recv_wait(t, quiet_ms, &buf, &len) == NET_OK) {
+        int i = -1;
+        if (len == sizeof(int)) {
+            memcpy(&i, buf, sizeof(int));
+            if (i >= 0 && i < nseen) {
+                if (seen[i]++)
+                    (*dups)++;
+            }
+        }
+        net_msg_free(buf);
+        n++;
+    }
+    return n;
+}
+
+static void test_fault_injector_rates(void **state)
+{
+    (void)state;
+    int pa = free_port_pair("127.0.0.1"), pb = free_port_pair("127.0.0.1");
+    net_transport_config ca, cb;
+    mkcfg(&ca, 1, "127.0.0.1", pa);
+    addpeer(&ca, 2, "127.0.0.1", pb);
+    ca.no_client_socket = true;
+    char spec[64];
+    uint64_t fseed = rnd() % 1000000;
+    snprintf(spec, sizeof(spec), "drop=0.2,dup=0.1,seed=%llu", (unsigned long long)fseed);
+    ca.faults = spec;
+    mkcfg(&cb, 2, "127.0.0.1", pb);
+    cb.no_client_socket = true;
+    net_transport *a = mk(&ca), *b = mk(&cb);
+    net_faults f;
+    net_transport_get_faults(a, &f);
+    assert_true(f.on);
+    assert_int_equal(f.seed, fseed);
+    connect_pair(a, 2, b);
+
+    net_transport_stats s0, s1;
+    net_transport_get_stats(a, &s0);
+    const int N = 4000;
+    int *seen = calloc(N, sizeof(int)), dups = 0;
+    for (int i = 0; i < N; i++) {
+        int rc = net_send_peer(a, 2, &i, sizeof(i));
+        assert_int_equal(rc, NET_OK);
+    }
+    int got = drain_count(b, 300, seen, N, &dups);
+    net_transport_get_stats(a, &s1);
+    double drop = (double)(s1.fault_dropped - s0.fault_dropped) / N;
+    double dup = (double)(s1.fault_duplicated - s0.fault_duplicated) / (N * (1 - drop));
+    int distinct = 0;
+    for (int i = 0; i < N; i++)
+        distinct += seen[i] > 0;
+    printf("faults seed %llu: sent %d, dropped %.3f, duplicated %.3f, received %d (%d distinct, "
+           "%d duplicates)\n", (unsigned long long)fseed, N, drop, dup, got, distinct, dups);
+    /* 4000 trials: 0.2 +- 0.04 and 0.1 +- 0.035 are > 6 standard deviations */
+    assert_true(drop > 0.16 && drop < 0.24);
+    assert_true(dup > 0.065 && dup < 0.135);
+    /* what the injector did is what the receiver saw (loopback loses nothing) */
+    assert_int_equal(distinct, N - (int)(s1.fault_dropped - s0.fault_dropped));
+    assert_int_equal(dups, (int)(s1.fault_duplicated - s0.fault_duplicated));
+    free(seen);
+    net_transport_free(a);
+    net_transport_free(b);
+}
+
+static void test_fault_delay_reorders(void **state)
+{
+    (void)state;
+    int pa = free_port_pair("127.0.0.1"), pb = free_port_pair("127.0.0.1");
+    net_transport_config ca, cb;
+    mkcfg(&ca, 1, "127.0.0.1", pa);
+    addpeer(&ca, 2, "127.0.0.1", pb);
+    ca.no_client_socket = true;
+    mkcfg(&cb, 2, "127.0.0.1", pb);
+    cb.no_client_socket = true;
+    /* through the environment variable, as cluster tests switch it on */
+    setenv("HSTORE_NET_FAULTS", "delay=1:5-50,seed=3", 1);
+    ca.faults = NULL;
+    net_transport *a = mk(&ca), *b = mk(&cb);
+    unsetenv("HSTORE_NET_FAULTS");
+    net_faults f;
+    net_transport_get_faults(a, &f);
+    assert_true(f.on);
+    assert_int_equal(f.delay_max_ms, 50);
+
+    /* warm up: held probes go out from tick() */
+    uint64_t end = net_now_ms() + 5000;
+    void *buf;
+    size_t len;
+    for (;;) {
+        net_send_peer(a, 2, "probe", 5);
+        assert_true(net_transport_next_deadline(a) != UINT64_MAX);
+        uint64_t wait_until = net_now_ms() + 60;
+        while (net_now_ms() < wait_until) {
+            usleep(5000);
+            net_transport_tick(a, net_now_ms());
+        }
+        if (recv_wait(b, 50, &buf, &len) == NET_OK) {
+            net_msg_free(buf);
+            break;
+        }
+        assert_true(net_now_ms() < end);
+    }
+    while (recv_wait(b, 100, &buf, &len) == NET_OK)
+        net_msg_free(buf);
+
+    const int N = 300;
+    uint64_t t0 = net_now_ms();
+    for (int i = 0; i < N; i++)
+        assert_int_equal(net_send_peer(a, 2, &i, sizeof(i)), NET_OK);
+    uint64_t dl = net_transport_next_deadline(a);
+    assert_true(dl >= t0 + 5 && dl <= net_now_ms() + 50);
+    /* nothing leaves before tick() releases it */
+    assert_int_equal(recv_wait(b, 2, &buf, &len), NET_EAGAIN);
+    int got = 0, inversions = 0, last = -1;
+    int *seen = calloc(N, sizeof(int));
+    end = net_now_ms() + 5000;
+    while (got < N && net_now_ms() < end) {
+        net_transport_tick(a, net_now_ms());
+        while (net_recv_peer(b, &buf, &len) == NET_OK) {
+            int i;
+            assert_int_equal(len, sizeof(int));
+            memcpy(&i, buf, sizeof(i));
+            assert_true(i >= 0 && i < N);
+            assert_int_equal(seen[i]++, 0);
+            inversions += i < last;
+            last = i;
+            got++;
+            net_msg_free(buf);
+        }
+        usleep(1000);
+    }
+    printf("delay: %d of %d delivered, %d out of order\n", got, N, inversions);
+    assert_int_equal(got, N);
+    assert_true(inversions > 0);
+    assert_int_equal(net_transport_next_deadline(a), UINT64_MAX);
+    free(seen);
+    net_transport_free(a);
+    net_transport_free(b);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    seed_setup();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_two_nodes_exchange),
+        cmocka_unit_test(test_outgoing_from_own_address),
+        cmocka_unit_test(test_down_peer_never_blocks),
+        cmocka_unit_test(test_bind_conflict_reported),
+        cmocka_unit_test(test_client_requests_answered_out_of_order),
+        cmocka_unit_test(test_fault_spec_parsing),
+        cmocka_unit_test(test_fault_injector_rates),
+        cmocka_unit_test(test_fault_delay_reorders),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
