@@ -1,0 +1,1549 @@
+/*
+ * kv.c — hstore's replicated state machine: a filesystem-shaped key-value
+ * store, exactly-once client sessions and the snapshot codec (API in kv.h).
+ *
+ * Structures (chosen for memory: a million small files must stay within ~2x
+ * their data):
+ *   - kv_inode: attributes + a data representation; ~96 bytes.
+ *       regular file, !chunked: `flat` holds bytes [0, cap); [cap, size) are
+ *                 zeros (a truncate that grows allocates nothing).
+ *       regular file, chunked:  `chunks` has cap pointers to KV_CHUNK_SIZE
+ *                 blocks; NULL or past cap = a hole (zeros).  A file becomes
+ *                 chunked once it outgrows one chunk, and stays chunked.
+ *       symlink:  `flat` holds the target (size bytes).
+ *       directory: `slots` is an open-addressing table (linear probing,
+ *                 backward-shift deletion, no tombstones) of cap entries, size
+ *                 = number of entries, x = parent inode number.
+ *       fifo/device/socket: x = rdev.
+ *     Invariant: bytes past the size inside allocated storage are zero, so
+ *     growing a file never exposes old data.
+ *   - kv_dentry: (name, inode pointer) in its directory's table.  Hard links
+ *     are several dentries pointing at one inode.
+ *   - an inode-number table (same open addressing) for [ino] ops.
+ * Directory rename moves one dentry: O(1) whatever the subtree holds.
+ * Anything walking the tree (LIST, snapshot checks) is iterative, because
+ * renames can build trees deeper than PATH_MAX allows to name.
+ *
+ * Determinism: apply never looks at pointers, clocks or hash-table order
+ * where the result would show: READDIR and LIST sort, snapshots are written
+ * in inode-number and name order, sessions and references in apply order.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "raftkv/kv.h"
+#include "raftkv/kv_internal.h"
+
+typedef struct kv_inode kv_inode;
+
+typedef struct kv_dentry {
+    kv_inode *node;
+    uint8_t namelen;
+    char name[];            /* namelen bytes + NUL */
+} kv_dentry;
+
+struct kv_inode {
+    uint64_t ino;
+    uint64_t size;
+    int64_t atime, mtime, ctime;
+    uint32_t mode, uid, gid, nlink;
+    uint32_t refs;          /* open references, all holders */
+    uint32_t cap;
+    uint64_t x;             /* dir: parent ino; device: rdev */
+    union {
+        uint8_t *flat;
+        uint8_t **chunks;
+        kv_dentry **slots;
+    } u;
+    uint8_t chunked;
+};
+
+typedef struct kv_session {
+    uint64_t client, seq;
+    int64_t last_time;
+    uint8_t *reply;         /* NULL: reply not kept */
+    uint32_t reply_len;
+    struct kv_session *prev, *next;   /* expiry order: head = least recent */
+} kv_session;
+
+typedef struct kv_ref {
+    uint64_t holder, ino;
+    uint32_t count;
+} kv_ref;
+
+struct kv {
+    kv_limits lim;
+    uint64_t applied;
+    int64_t last_time;
+    int64_t now;            /* time of the command being applied */
+    uint64_t next_ino;
+    kv_inode *root;
+    kv_inode **itab;        /* inode-number table */
+    uint64_t icap, icount;
+    uint64_t ndirs, nfiles, norphans;
+    uint64_t bytes_used;
+    uint64_t data_alloc;
+    uint64_t meta_alloc;
+    kv_session **stab;      /* session table by client id */
+    uint64_t scap, scount;
+    kv_session *shead, *stail;
+    kv_ref *refs;
+    size_t nrefs, refcap;
+};
+
+#define KV_REFS_MAX 65536
+
+/* ---- hashing and tables ---------------------------------------------------- */
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static uint64_t hash_name(const char *s, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (uint8_t)s[i];
+        h *= 0x100000001b3ULL;
+    }
+    return mix64(h);
+}
+
+/* inode-number table */
+static kv_inode *itab_get(const kv *k, uint64_t ino)
+{
+    if (!k->icap) return NULL;
+    uint64_t m = k->icap - 1;
+    for (uint64_t i = mix64(ino) & m;; i = (i + 1) & m) {
+        kv_inode *n = k->itab[i];
+        if (!n) return NULL;
+        if (n->ino == ino) return n;
+    }
+}
+
+static int itab_grow(kv *k)
+{
+    uint64_t nc = k->icap ? k->icap * 2 : 64;
+    kv_inode **nt = calloc(nc, sizeof *nt);
+    if (!nt) return -1;
+    for (uint64_t i = 0; i < k->icap; i++) {
+        kv_inode *n = k->itab[i];
+        if (!n) continue;
+        uint64_t j = mix64(n->ino) & (nc - 1);
+        while (nt[j]) j = (j + 1) & (nc - 1);
+        nt[j] = n;
+    }
+    free(k->itab);
+    k->meta_alloc += (nc - k->icap) * sizeof *nt;
+    k->itab = nt;
+    k->icap = nc;
+    return 0;
+}
+
+/* 0, -1 out of memory, 1 duplicate */
+static int itab_put(kv *k, kv_inode *n)
+{
+    if ((k->icount + 1) * 4 > k->icap * 3 && itab_grow(k) != 0) return -1;
+    uint64_t m = k->icap - 1;
+    uint64_t i = mix64(n->ino) & m;
+    while (k->itab[i]) {
+        if (k->itab[i]->ino == n->ino) return 1;
+        i = (i + 1) & m;
+    }
+    k->itab[i] = n;
+    k->icount++;
+    return 0;
+}
+
+static void itab_del(kv *k, uint64_t ino)
+{
+    uint64_t m = k->icap - 1;
+    uint64_t i = mix64(ino) & m;
+    while (k->itab[i] && k->itab[i]->ino != ino) i = (i + 1) & m;
+    if (!k->itab[i]) return;
+    k->itab[i] = NULL;
+    k->icount--;
+    /* backward-shift deletion keeps probe chains intact without tombstones */
+    for (uint64_t j = (i + 1) & m; k->itab[j]; j = (j + 1) & m) {
+        uint64_t h = mix64(k->itab[j]->ino) & m;
+        /* move j to i if h is not cyclically in (i, j] */
+        bool in = (i <= j) ? (h > i && h <= j) : (h > i || h <= j);
+        if (!in) {
+            k->itab[i] = k->itab[j];
+            k->itab[j] = NULL;
+            i = j;
+        }
+    }
+}
+
+/* ---- directories -------------------------------------------------------------- */
+
+static bool is_dir(const kv_inode *n) { return S_ISDIR(n->mode); }
+static bool is_reg(const kv_inode *n) { return S_ISREG(n->mode); }
+static bool is_lnk(const kv_inode *n) { return S_ISLNK(n->mode); }
+
+static kv_dentry **dir_find(const kv_inode *d, const char *name, size_t n)
+{
+    if (!d->cap) return NULL;
+    uint64_t m = d->cap - 1;
+    for (uint64_t i = hash_name(name, n) & m;; i = (i + 1) & m) {
+        kv_dentry *e = d->u.slots[i];
+        if (!e) return NULL;
+        if (e->namelen == n && memcmp(e->name, name, n) == 0) return &d->u.slots[i];
+    }
+}
+
+static int dir_grow(kv *k, kv_inode *d)
+{
+    uint32_t nc = d->cap ? d->cap * 2 : 4;
+    if (nc < d->cap) return -1;
+    kv_dentry **nt = calloc(nc, sizeof *nt);
+    if (!nt) return -1;
+    for (uint32_t i = 0; i < d->cap; i++) {
+        kv_dentry *e = d->u.slots[i];
+        if (!e) continue;
+        uint64_t j = hash_name(e->name, e->namelen) & (nc - 1);
+        while (nt[j]) j = (j + 1) & (nc - 1);
+        nt[j] = e;
+    }
+    free(d->u.slots);
+    k->meta_alloc += (uint64_t)(nc - d->cap) * sizeof *nt;
+    d->u.slots = nt;
+    d->cap = nc;
+    return 0;
+}
+
+/* Inserts a prepared dentry (its name must be absent).  0 or -1 (ENOMEM,
+ * nothing changed). */
+static int dir_insert(kv *k, kv_inode *d, kv_dentry *e)
+{
+    if ((d->size + 1) * 4 > (uint64_t)d->cap * 3 && dir_grow(k, d) != 0) return -1;
+    uint64_t m = d->cap - 1;
+    uint64_t i = hash_name(e->name, e->namelen) & m;
+    while (d->u.slots[i]) i = (i + 1) & m;
+    d->u.slots[i] = e;
+    d->size++;
+    return 0;
+}
+
+/* Removes the entry at slot (returned, not freed). */
+static kv_dentry *dir_remove(kv_inode *d, kv_dentry **slot)
+{
+    uint64_t m = d->cap - 1;
+    uint64_t i = (uint64_t)(slot - d->u.slots);
+    kv_dentry *e = d->u.slots[i];
+    d->u.slots[i] = NULL;
+    d->size--;
+    for (uint64_t j = (i + 1) & m; d->u.slots[j]; j = (j + 1) & m) {
+        kv_dentry *x = d->u.slots[j];
+        uint64_t h = hash_name(x->name, x->namelen) & m;
+        bool in = (i <= j) ? (h > i && h <= j) : (h > i || h <= j);
+        if (!in) {
+            d->u.slots[i] = x;
+            d->u.slots[j] = NULL;
+            i = j;
+        }
+    }
+    return e;
+}
+
+static kv_dentry *dentry_new(kv *k, const char *name, size_t n, kv_inode *node)
+{
+    kv_dentry *e = malloc(sizeof *e + n + 1);
+    if (!e) return NULL;
+    e->node = node;
+    e->namelen = (uint8_t)n;
+    memcpy(e->name, name, n);
+    e->name[n] = 0;
+    k->meta_alloc += sizeof *e + n + 1;
+    return e;
+}
+
+static void dentry_free(kv *k, kv_dentry *e)
+{
+    k->meta_alloc -= sizeof *e + e->namelen + 1;
+    free(e);
+}
+
+/* ---- file data ---------------------------------------------------------------------- */
+
+#define CH ((uint64_t)KV_CHUNK_SIZE)
+
+static uint64_t nchunks(uint64_t size) { return (size + CH - 1) / CH; }
+
+static void data_read(const kv_inode *n, uint64_t off, size_t len, uint8_t *dst)
+{
+    if (!n->chunked) {
+        size_t have = off < n->cap ? (size_t)(n->cap - off) : 0;
+        if (have > len) have = len;
+        if (have) memcpy(dst, n->u.flat + off, have);
+        if (len > have) memset(dst + have, 0, len - have);
+        return;
+    }
+    while (len) {
+        uint64_t ci = off / CH, co = off % CH;
+        size_t piece = (size_t)(CH - co) < len ? (size_t)(CH - co) : len;
+        if (ci < n->cap && n->u.chunks[ci]) memcpy(dst, n->u.chunks[ci] + co, piece);
+        else memset(dst, 0, piece);
+        dst += piece;
+        off += piece;
+        len -= piece;
+    }
+}
+
+static uint64_t data_blocks(const kv_inode *n)
+{
+    if (!is_reg(n) && !is_lnk(n)) return 0;
+    if (!n->chunked) return ((uint64_t)n->cap + 511) / 512;
+    uint64_t c = 0;
+    for (uint32_t i = 0; i < n->cap; i++) c += n->u.chunks[i] != NULL;
+    return c * (CH / 512);
+}
+
+static void data_free(kv *k, kv_inode *n)
+{
+    if (n->chunked) {
+        for (uint32_t i = 0; i < n->cap; i++)
+            if (n->u.chunks[i]) { free(n->u.chunks[i]); k->data_alloc -= CH; }
+        free(n->u.chunks);
+        k->meta_alloc -= (uint64_t)n->cap * sizeof(uint8_t *);
+    } else {
+        free(n->u.flat);
+        k->data_alloc -= n->cap;
+    }
+    n->u.flat = NULL;
+    n->cap = 0;
+    n->chunked = 0;
+}
+
+/* Makes [off, end) writable.  0 or -1 (ENOMEM; content unchanged, maybe more
+ * zero-filled storage). */
+static int data_prepare(kv *k, kv_inode *n, uint64_t off, uint64_t end)
+{
+    if (!n->chunked && end <= CH) {
+        if (end <= n->cap) return 0;
+        uint64_t nc = (uint64_t)n->cap * 2;
+        if (nc > CH) nc = CH;
+        if (n->cap == 0 || nc < end) nc = end;
+        uint8_t *p = realloc(n->u.flat, nc);
+        if (!p) return -1;
+        memset(p + n->cap, 0, nc - n->cap);
+        k->data_alloc += nc - n->cap;
+        n->u.flat = p;
+        n->cap = (uint32_t)nc;
+        return 0;
+    }
+    if (!n->chunked) {
+        /* convert: the flat buffer becomes chunk 0 */
+        uint8_t **arr = calloc(1, sizeof *arr);
+        if (!arr) return -1;
+        if (n->cap) {
+            uint8_t *c0 = realloc(n->u.flat, CH);
+            if (!c0) { free(arr); return -1; }
+            memset(c0 + n->cap, 0, CH - n->cap);
+            k->data_alloc += CH - n->cap;
+            arr[0] = c0;
+        }
+        k->meta_alloc += sizeof *arr;
+        n->u.chunks = arr;
+        n->cap = 1;
+        n->chunked = 1;
+    }
+    uint64_t last = (end - 1) / CH;
+    if (last >= UINT32_MAX) return -1;
+    if (last >= n->cap) {
+        uint64_t nc = (uint64_t)n->cap * 2;
+        if (nc < last + 1) nc = last + 1;
+        uint8_t **arr = realloc(n->u.chunks, nc * sizeof *arr);
+        if (!arr) return -1;
+        memset(arr + n->cap, 0, (nc - n->cap) * sizeof *arr);
+        k->meta_alloc += (nc - n->cap) * sizeof *arr;
+        n->u.chunks = arr;
+        n->cap = (uint32_t)nc;
+    }
+    for (uint64_t i = off / CH; i <= last; i++) {
+        if (n->u.chunks[i]) continue;
+        n->u.chunks[i] = calloc(1, CH);
+        if (!n->u.chunks[i]) return -1;
+        k->data_alloc += CH;
+    }
+    return 0;
+}
+
+/* Writes len bytes at off (limits already checked).  0 or -1 (ENOMEM). */
+static int data_write(kv *k, kv_inode *n, uint64_t off, const uint8_t *src, size_t len)
+{
+    if (len == 0) return 0;
+    uint64_t end = off + len;
+    if (data_prepare(k, n, off, end) != 0) return -1;
+    if (!n->chunked) {
+        memcpy(n->u.flat + off, src, len);
+    } else {
+        while (len) {
+            uint64_t ci = off / CH, co = off % CH;
+            size_t piece = (size_t)(CH - co) < len ? (size_t)(CH - co) : len;
+            memcpy(n->u.chunks[ci] + co, src, piece);
+            src += piece;
+            off += piece;
+            len -= piece;
+        }
+    }
+    if (end > n->size) {
+        k->bytes_used += end - n->size;
+        n->size = end;
+    }
+    return 0;
+}
+
+static void data_truncate(kv *k, kv_inode *n, uint64_t size)
+{
+    if (size < n->size) {
+        if (!n->chunked) {
+            if (size < n->cap) {
+                if (size == 0 || (n->cap > 256 && size < n->cap / 4)) {
+                    uint8_t *p = size ? realloc(n->u.flat, size) : NULL;
+                    if (size == 0) free(n->u.flat);
+                    if (size == 0 || p) {
+                        k->data_alloc -= n->cap - size;
+                        n->u.flat = p;
+                        n->cap = (uint32_t)size;
+                    } else {
+                        memset(n->u.flat + size, 0, n->cap - size);
+                    }
+                } else {
+                    memset(n->u.flat + size, 0, n->cap - size);
+                }
+            }
+        } else {
+            uint64_t keep = nchunks(size);
+            for (uint64_t i = keep; i < n->cap; i++)
+                if (n->u.chunks[i]) {
+                    free(n->u.chunks[i]);
+                    n->u.chunks[i] = NULL;
+                    k->data_alloc -= CH;
+                }
+            if (size % CH && keep - 1 < n->cap && n->u.chunks[keep - 1])
+                memset(n->u.chunks[keep - 1] + size % CH, 0, CH - size % CH);
+        }
+        k->bytes_used -= n->size - size;
+    } else {
+        k->bytes_used += size - n->size;
+    }
+    n->size = size;
+}
+
+/* Replaces the whole content.  0 or -1 (ENOMEM, old content kept). */
+static int data_set(kv *k, kv_inode *n, const uint8_t *src, size_t len)
+{
+    kv_inode t;
+    memset(&t, 0, sizeof t);
+    t.mode = n->mode;
+    if (len <= CH) {
+        if (len) {
+            t.u.flat = malloc(len);
+            if (!t.u.flat) return -1;
+            memcpy(t.u.flat, src, len);
+            t.cap = (uint32_t)len;
+            k->data_alloc += len;
+        }
+        t.size = len;
+    } else {
+        uint64_t saved = k->bytes_used;
+        if (data_write(k, &t, 0, src, len) != 0) {
+            data_free(k, &t);
+            k->bytes_used = saved;
+            return -1;
+        }
+        k->bytes_used = saved;
+    }
+    data_free(k, n);
+    k->bytes_used = k->bytes_used - n->size + len;
+    n->u = t.u;
+    n->cap = t.cap;
+    n->chunked = t.chunked;
+    n->size = len;
+    return 0;
+}
+
+/* EFBIG / ENOSPC for a regular file growing to newsize, else 0. */
+static int check_size(const kv *k, const kv_inode *n, uint64_t newsize)
+{
+    if (newsize > k->lim.max_file_size) return EFBIG;
+    uint64_t cur = n ? n->size : 0;
+    if (k->lim.max_total_bytes && newsize > cur &&
+        k->bytes_used + (newsize - cur) > k->lim.max_total_bytes)
+        return ENOSPC;
+    return 0;
+}
+
+/* ---- inodes --------------------------------------------------------------------------- */
+
+static void inode_destroy(kv *k, kv_inode *n)
+{
+    if (is_dir(n)) {
+        for (uint32_t i = 0; i < n->cap; i++)
+            if (n->u.slots[i]) dentry_free(k, n->u.slots[i]);
+        free(n->u.slots);
+        k->meta_alloc -= (uint64_t)n->cap * sizeof(kv_dentry *);
+        k->ndirs--;
+    } else {
+        if (is_reg(n)) k->nfiles--;
+        if (is_reg(n) || is_lnk(n)) {
+            k->bytes_used -= n->size;
+            data_free(k, n);
+        }
+    }
+    k->meta_alloc -= sizeof *n;
+    free(n);
+}
+
+/* status, *out = a new unlinked inode (nlink 0; registered in the table) */
+static int inode_new(kv *k, uint32_t mode, uint32_t uid, uint32_t gid, kv_inode **out)
+{
+    if (k->lim.max_inodes && k->icount >= k->lim.max_inodes) return ENOSPC;
+    kv_inode *n = calloc(1, sizeof *n);
+    if (!n) return -1;
+    n->ino = k->next_ino;
+    n->mode = mode;
+    n->uid = uid;
+    n->gid = gid;
+    n->atime = n->mtime = n->ctime = k->now;
+    if (itab_put(k, n) != 0) { free(n); return -1; }
+    k->next_ino++;
+    k->meta_alloc += sizeof *n;
+    if (S_ISDIR(mode)) { k->ndirs++; n->nlink = 2; }
+    else if (S_ISREG(mode)) k->nfiles++;
+    *out = n;
+    return 0;
+}
+
+/* Called when an inode lost a link: frees it once nothing names or holds it. */
+static void inode_unref_check(kv *k, kv_inode *n)
+{
+    if (n->nlink > 0) return;
+    if (n->refs > 0) { k->norphans++; return; }
+    itab_del(k, n->ino);
+    inode_destroy(k, n);
+}
+
+static void touch_dir(kv *k, kv_inode *d) { d->mtime = d->ctime = k->now; }
+
+/* Adds name -> child in d.  0 or -1 (ENOMEM, nothing changed). */
+static int link_child(kv *k, kv_inode *d, const char *name, size_t nlen, kv_inode *child)
+{
+    kv_dentry *e = dentry_new(k, name, nlen, child);
+    if (!e) return -1;
+    if (dir_insert(k, d, e) != 0) { dentry_free(k, e); return -1; }
+    if (is_dir(child)) { d->nlink++; child->x = d->ino; }
+    else child->nlink++;
+    touch_dir(k, d);
+    return 0;
+}
+
+/* Removes the entry at slot from d and drops the link it held. */
+static void unlink_slot(kv *k, kv_inode *d, kv_dentry **slot)
+{
+    kv_dentry *e = dir_remove(d, slot);
+    kv_inode *c = e->node;
+    dentry_free(k, e);
+    touch_dir(k, d);
+    c->ctime = k->now;
+    if (is_dir(c)) { d->nlink--; c->nlink = 0; c->x = 0; }
+    else c->nlink--;
+    inode_unref_check(k, c);
+}
+
+/* ---- paths ------------------------------------------------------------------------------ */
+
+/* Checks a whole path; then *p, *len describe it without the leading "/". */
+static int path_check(const char **p, size_t *len)
+{
+    if (*len > KV_PATH_MAX) return ENAMETOOLONG;
+    if (*len && memchr(*p, 0, *len)) return EINVAL;
+    if (*len && (*p)[0] == '/') { (*p)++; (*len)--; }
+    const char *s = *p, *end = *p + *len;
+    while (s < end) {
+        const char *q = memchr(s, '/', (size_t)(end - s));
+        size_t cl = q ? (size_t)(q - s) : (size_t)(end - s);
+        if (cl == 0) return EINVAL;
+        if ((cl == 1 && s[0] == '.') || (cl == 2 && s[0] == '.' && s[1] == '.')) return EINVAL;
+        if (cl > KV_NAME_MAX) return ENAMETOOLONG;
+        if (!q) break;
+        s = q + 1;
+        if (s == end) return EINVAL;    /* trailing "/" */
+    }
+    return 0;
+}
+
+/* Resolves a checked path's directory part.  With mk, missing directories are
+ * created (mode 0755).  *name = NULL for the root. */
+static int walk_parent(kv *k, const char *p, size_t len, bool mk, uint32_t uid, uint32_t gid,
+                       kv_inode **dir, const char **name, size_t *nlen)
+{
+    kv_inode *d = k->root;
+    *dir = d;
+    *name = NULL;
+    *nlen = 0;
+    if (len == 0) return 0;
+    const char *s = p, *end = p + len;
+    for (;;) {
+        const char *q = memchr(s, '/', (size_t)(end - s));
+        if (!q) break;
+        size_t cl = (size_t)(q - s);
+        kv_dentry **e = dir_find(d, s, cl);
+        if (!e) {
+            if (!mk) return ENOENT;
+            kv_inode *nd;
+            int st = inode_new(k, S_IFDIR | 0755, uid, gid, &nd);
+            if (st) return st;
+            if (link_child(k, d, s, cl, nd) != 0) {
+                itab_del(k, nd->ino);
+                inode_destroy(k, nd);
+                return -1;
+            }
+            d = nd;
+        } else {
+            d = (*e)->node;
+            if (!is_dir(d)) return ENOTDIR;
+        }
+        s = q + 1;
+    }
+    *dir = d;
+    *name = s;
+    *nlen = (size_t)(end - s);
+    return 0;
+}
+
+static int resolve_parent(const kv *k, const char *p, size_t len, kv_inode **dir,
+                          const char **name, size_t *nlen)
+{
+    int st = path_check(&p, &len);
+    if (st) return st;
+    return walk_parent((kv *)k, p, len, false, 0, 0, dir, name, nlen);
+}
+
+static int resolve(const kv *k, const char *p, size_t len, kv_inode **out)
+{
+    kv_inode *d;
+    const char *name;
+    size_t nl;
+    int st = resolve_parent(k, p, len, &d, &name, &nl);
+    if (st) return st;
+    if (!name) { *out = d; return 0; }
+    kv_dentry **e = dir_find(d, name, nl);
+    if (!e) return ENOENT;
+    *out = (*e)->node;
+    return 0;
+}
+
+/* The inode an [ino] op addresses. */
+static int op_node(const kv *k, const kv_op *op, kv_inode **out)
+{
+    if (op->ino) {
+        *out = itab_get(k, op->ino);
+        return *out ? 0 : ENOENT;
+    }
+    return resolve(k, op->path, op->path_len, out);
+}
+
+static void attr_of(const kv_inode *n, kv_attr *a)
+{
+    memset(a, 0, sizeof *a);
+    a->ino = n->ino;
+    a->mode = n->mode;
+    a->nlink = n->nlink;
+    a->uid = n->uid;
+    a->gid = n->gid;
+    a->rdev = (S_ISCHR(n->mode) || S_ISBLK(n->mode)) ? n->x : 0;
+    a->size = n->size;
+    a->blocks = data_blocks(n);
+    a->atime_ns = n->atime;
+    a->mtime_ns = n->mtime;
+    a->ctime_ns = n->ctime;
+}
+
+/* ---- commands that change the state ------------------------------------------------- */
+
+/* Each returns 0, a positive status, or -1 (out of memory).  *res is the inode
+ * whose attributes the reply carries (NULL: status only). */
+
+static int op_put(kv *k, const kv_op *op, kv_inode **res, bool append)
+{
+    kv_inode *n = NULL;
+    if (append && op->ino) {
+        n = itab_get(k, op->ino);
+        if (!n) return ENOENT;
+    } else {
+        const char *p = op->path;
+        size_t len = op->path_len;
+        int st = path_check(&p, &len);
+        if (st) return st;
+        if (op->data_len > k->lim.max_file_size) return EFBIG;
+        kv_inode *d;
+        const char *name;
+        size_t nl;
+        st = walk_parent(k, p, len, true, op->uid, op->gid, &d, &name, &nl);
+        if (st) return st;
+        if (!name) return EISDIR;
+        kv_dentry **e = dir_find(d, name, nl);
+        if (!e) {
+            if ((st = check_size(k, NULL, op->data_len))) return st;
+            uint32_t mode = op->mode & 07777;
+            if ((st = inode_new(k, S_IFREG | (mode ? mode : 0644), op->uid, op->gid, &n)))
+                return st;
+            if (data_set(k, n, op->data, op->data_len) != 0 ||
+                link_child(k, d, name, nl, n) != 0) {
+                itab_del(k, n->ino);
+                inode_destroy(k, n);
+                return -1;
+            }
+            *res = n;
+            return 0;
+        }
+        n = (*e)->node;
+    }
+    if (is_dir(n)) return EISDIR;
+    if (!is_reg(n)) return EINVAL;
+    int st;
+    if (append) {
+        if (op->data_len > k->lim.max_file_size - (n->size < k->lim.max_file_size ? n->size : k->lim.max_file_size))
+            return EFBIG;
+        if ((st = check_size(k, n, n->size + op->data_len))) return st;
+        if (data_write(k, n, n->size, op->data, op->data_len) != 0) return -1;
+    } else {
+        if ((st = check_size(k, n, op->data_len))) return st;
+        if (data_set(k, n, op->data, op->data_len) != 0) return -1;
+    }
+    n->mtime = n->ctime = k->now;
+    *res = n;
+    return 0;
+}
+
+static int op_del(kv *k, const kv_op *op, int kind)
+{
+    kv_inode *d;
+    const char *name;
+    size_t nl;
+    int st = resolve_parent(k, op->path, op->path_len, &d, &name, &nl);
+    if (st) return st;
+    if (!name) return kind == KV_OP_UNLINK ? EISDIR : EBUSY;
+    kv_dentry **e = dir_find(d, name, nl);
+    if (!e) return ENOENT;
+    kv_inode *c = (*e)->node;
+    if (is_dir(c)) {
+        if (kind == KV_OP_UNLINK) return EISDIR;
+        if (c->size) return ENOTEMPTY;
+    } else if (kind == KV_OP_RMDIR) {
+        return ENOTDIR;
+    }
+    unlink_slot(k, d, e);
+    return 0;
+}
+
+/* CREATE, MKNOD, MKDIR, SYMLINK: a new name in an existing directory. */
+static int op_make(kv *k, const kv_op *op, kv_inode **res)
+{
+    uint32_t mode;
+    switch (op->type) {
+    case KV_OP_CREATE: mode = S_IFREG | (op->mode & 07777); break;
+    case KV_OP_MKDIR: mode = S_IFDIR | (op->mode & 07777); break;
+    case KV_OP_SYMLINK:
+        if (op->data_len == 0) return ENOENT;
+        if (op->data_len > KV_PATH_MAX) return ENAMETOOLONG;
+        if (memchr(op->data, 0, op->data_len)) return EINVAL;
+        mode = S_IFLNK | 0777;
+        break;
+    default: /* MKNOD */
+        switch (op->mode & S_IFMT) {
+        case 0: mode = S_IFREG | (op->mode & 07777); break;
+        case S_IFREG: case S_IFIFO: case S_IFCHR: case S_IFBLK: case S_IFSOCK:
+            mode = op->mode & (S_IFMT | 07777);
+            break;
+        default: return EINVAL;
+        }
+    }
+    kv_inode *d;
+    const char *name;
+    size_t nl;
+    int st = resolve_parent(k, op->path, op->path_len, &d, &name, &nl);
+    if (st) return st;
+    kv_dentry **e = name ? dir_find(d, name, nl) : NULL;
+    kv_inode *n = name ? (e ? (*e)->node : NULL) : d;
+    if (n) {
+        if (op->type != KV_OP_CREATE || (op->flags & KV_CREATE_EXCL)) return EEXIST;
+        if (is_dir(n)) return EISDIR;
+        if ((op->flags & KV_CREATE_TRUNC) && is_reg(n)) {
+            data_truncate(k, n, 0);
+            n->mtime = n->ctime = k->now;
+        }
+        *res = n;
+        return 0;
+    }
+    if (S_ISLNK(mode) && (st = check_size(k, NULL, op->data_len))) return st == EFBIG ? ENAMETOOLONG : st;
+    if ((st = inode_new(k, mode, op->uid, op->gid, &n))) return st;
+    if (S_ISCHR(mode) || S_ISBLK(mode)) n->x = op->rdev;
+    if (S_ISLNK(mode)) {
+        n->u.flat = malloc(op->data_len);
+        if (!n->u.flat) { itab_del(k, n->ino); inode_destroy(k, n); return -1; }
+        memcpy(n->u.flat, op->data, op->data_len);
+        n->cap = (uint32_t)op->data_len;
+        n->size = op->data_len;
+        k->data_alloc += op->data_len;
+        k->bytes_used += op->data_len;
+    }
+    if (link_child(k, d, name, nl, n) != 0) {
+        itab_del(k, n->ino);
+        if (is_dir(n)) n->nlink = 0;
+        inode_destroy(k, n);
+        return -1;
+    }
+    *res = n;
+    return 0;
+}
+
+static int op_write_at(kv *k, const kv_op *op, kv_inode **res)
+{
+    kv_inode *n;
+    int st = op_node(k, op, &n);
+    if (st) return st;
+    if (is_dir(n)) return EISDIR;
+    if (!is_reg(n)) return EINVAL;
+    if (op->off > k->lim.max_file_size || op->data_len > k->lim.max_file_size - op->off)
+        return EFBIG;
+    uint64_t end = op->off + op->data_len;
+    if (end > n->size && (st = check_size(k, n, end))) return st;
+    if (op->data_len) {
+        if (data_write(k, n, op->off, op->data, op->data_len) != 0) return -1;
+        n->mtime = n->ctime = k->now;
+    }
+    *res = n;
+    return 0;
+}
+
+static int set_size(kv *k, kv_inode *n, uint64_t size)
+{
+    if (is_dir(n)) return EISDIR;
+    if (!is_reg(n)) return EINVAL;
+    int st = check_size(k, n, size);
+    if (st) return st;
+    data_truncate(k, n, size);
+    return 0;
+}
+
+static int op_truncate(kv *k, const kv_op *op, kv_inode **res)
+{
+    kv_inode *n;
+    int st = op_node(k, op, &n);
+    if (st) return st;
+    if ((st = set_size(k, n, op->len))) return st;
+    n->mtime = n->ctime = k->now;
+    *res = n;
+    return 0;
+}
+
+static int op_setattr(kv *k, const kv_op *op, kv_inode **res)
+{
+    kv_inode *n;
+    int st = op_node(k, op, &n);
+    if (st) return st;
+    uint32_t v = op->flags;
+    if (v & ~(uint32_t)63) return EINVAL;
+    if (v & KV_SET_SIZE) {
+        if ((st = set_size(k, n, op->len))) return st;
+        n->mtime = k->now;
+    }
+    if (v & KV_SET_MODE) n->mode = (n->mode & S_IFMT) | (op->mode & 07777);
+    if (v & KV_SET_UID) n->uid = op->uid;
+    if (v & KV_SET_GID) n->gid = op->gid;
+    if (v & KV_SET_ATIME) n->atime = op->atime_ns == KV_TIME_NOW ? k->now : op->atime_ns;
+    if (v & KV_SET_MTIME) n->mtime = op->mtime_ns == KV_TIME_NOW ? k->now : op->mtime_ns;
+    n->ctime = k->now;
+    *res = n;
+    return 0;
+}
+
+static int op_link(kv *k, const kv_op *op, kv_inode **res)
+{
+    kv_inode *s;
+    int st = resolve(k, op->path, op->path_len, &s);
+    if (st) return st;
+    if (is_dir(s)) return EPERM;
+    kv_inode *d;
+    const char *name;
+    size_t nl;
+    if ((st = resolve_parent(k, op->path2, op->path2_len, &d, &name, &nl))) return st;
+    if (!name || dir_find(d, name, nl)) return EEXIST;
+    if (s->nlink >= UINT32_MAX - 1) return EMLINK;
+    if (link_child(k, d, name, nl, s) != 0) return -1;
+    s->ctime = k->now;
+    *res = s;
+    return 0;
+}
+
+/* Is a (a directory) d itself or an ancestor of d?  Walks parent numbers:
+ * O(depth), iterative. */
+static bool is_ancestor(const kv *k, const kv_inode *a, const kv_inode *d)
+{
+    for (;;) {
+        if (d == a) return true;
+        if (d->ino == KV_ROOT_INO) return false;
+        d = itab_get(k, d->x);
+        if (!d) return false;
+    }
+}
+
+static int op_rename(kv *k, const kv_op *op, kv_inode **res)
+{
+    uint32_t fl = op->flags;
+    if ((fl & ~3u) || fl == 3u) return EINVAL;
+    kv_inode *sd, *dd;
+    const char *sn, *dn;
+    size_t sl, dl;
+    int st = resolve_parent(k, op->path, op->path_len, &sd, &sn, &sl);
+    if (st) return st;
+    if ((st = resolve_parent(k, op->path2, op->path2_len, &dd, &dn, &dl))) return st;
+    if (!sn || !dn) return EBUSY;
+    kv_dentry **se = dir_find(sd, sn, sl);
+    if (!se) return ENOENT;
+    kv_inode *s = (*se)->node;
+    kv_dentry **de = dir_find(dd, dn, dl);
+    kv_inode *t = de ? (*de)->node : NULL;
+    if ((fl & KV_RENAME_EXCHANGE) && !t) return ENOENT;
+    if ((fl & KV_RENAME_NOREPLACE) && t) return EEXIST;
+    if (t == s) { *res = s; return 0; }   /* same inode: nothing to do (rename(2)) */
+    if (is_dir(s) && is_ancestor(k, s, dd)) return EINVAL;
+    if (fl & KV_RENAME_EXCHANGE) {
+        if (is_dir(t) && is_ancestor(k, t, sd)) return EINVAL;
+        (*se)->node = t;
+        (*de)->node = s;
+        if (is_dir(s)) s->x = dd->ino;
+        if (is_dir(t)) t->x = sd->ino;
+        if (sd != dd && is_dir(s) != is_dir(t)) {
+            if (is_dir(s)) { sd->nlink--; dd->nlink++; }
+            else { dd->nlink--; sd->nlink++; }
+        }
+        touch_dir(k, sd);
+        touch_dir(k, dd);
+        s->ctime = t->ctime = k->now;
+        *res = s;
+        return 0;
+    }
+    if (t) {
+        if (is_dir(s) && !is_dir(t)) return ENOTDIR;
+        if (!is_dir(s) && is_dir(t)) return EISDIR;
+        if (is_dir(t) && t->size) return ENOTEMPTY;
+        /* the target's entry now names s; then s's old entry goes */
+        (*de)->node = s;
+        if (is_dir(t)) { dd->nlink--; t->nlink = 0; t->x = 0; }
+        else { t->nlink--; t->ctime = k->now; }
+        dentry_free(k, dir_remove(sd, se));
+        inode_unref_check(k, t);
+    } else {
+        kv_dentry *ne = dentry_new(k, dn, dl, s);
+        if (!ne) return -1;
+        if (dir_insert(k, dd, ne) != 0) { dentry_free(k, ne); return -1; }
+        se = dir_find(sd, sn, sl);   /* the insert may have moved it */
+        assert(se != NULL);
+        dentry_free(k, dir_remove(sd, se));
+    }
+    if (is_dir(s)) {
+        s->x = dd->ino;
+        if (sd != dd) { sd->nlink--; dd->nlink++; }
+    }
+    touch_dir(k, sd);
+    touch_dir(k, dd);
+    s->ctime = k->now;
+    *res = s;
+    return 0;
+}
+
+/* ---- open references --------------------------------------------------------------- */
+
+static kv_ref *ref_find(const kv *k, uint64_t holder, uint64_t ino)
+{
+    for (size_t i = 0; i < k->nrefs; i++)
+        if (k->refs[i].holder == holder && k->refs[i].ino == ino) return &k->refs[i];
+    return NULL;
+}
+
+/* Removes ref i (swap with the last: deterministic, the array is state). */
+static void ref_remove_at(kv *k, size_t i)
+{
+    k->refs[i] = k->refs[--k->nrefs];
+}
+
+static void inode_drop_refs(kv *k, uint64_t ino, uint32_t count)
+{
+    kv_inode *n = itab_get(k, ino);
+    if (!n) return;
+    n->refs -= count;
+    if (n->refs == 0 && n->nlink == 0) {
+        k->norphans--;
+        itab_del(k, n->ino);
+        inode_destroy(k, n);
+    }
+}
+
+static int op_open_ref(kv *k, const kv_op *op, kv_inode **res)
+{
+    kv_inode *n;
+    int st = op_node(k, op, &n);
+    if (st) return st;
+    if (n->refs == UINT32_MAX) return EMFILE;
+    kv_ref *r = ref_find(k, op->holder, n->ino);
+    if (!r) {
+        if (k->nrefs >= KV_REFS_MAX) return EMFILE;
+        if (k->nrefs == k->refcap) {
+            size_t nc = k->refcap ? k->refcap * 2 : 16;
+            kv_ref *a = realloc(k->refs, nc * sizeof *a);
+            if (!a) return -1;
+            k->refs = a;
+            k->refcap = nc;
+        }
+        r = &k->refs[k->nrefs++];
+        r->holder = op->holder;
+        r->ino = n->ino;
+        r->count = 0;
+    }
+    r->count++;
+    n->refs++;
+    *res = n;
+    return 0;
+}
+
+static int op_close_ref(kv *k, const kv_op *op)
+{
+    kv_ref *r = ref_find(k, op->holder, op->ino);
+    if (!r) return ENOENT;
+    uint64_t ino = r->ino;
+    if (--r->count == 0) ref_remove_at(k, (size_t)(r - k->refs));
+    inode_drop_refs(k, ino, 1);
+    return 0;
+}
+
+static int op_release_holder(kv *k, const kv_op *op)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < k->nrefs; i++) {
+        kv_ref r = k->refs[i];
+        if (r.holder == op->holder) inode_drop_refs(k, r.ino, r.count);
+        else k->refs[j++] = r;
+    }
+    k->nrefs = j;
+    return 0;
+}
+
+/* ---- reads ------------------------------------------------------------------------------ */
+
+static int reply_simple(int st, const kv_inode *n, uint8_t **out, size_t *len)
+{
+    kv_reply r;
+    memset(&r, 0, sizeof r);
+    r.status = st;
+    if (st == 0 && n) {
+        r.has = KV_R_ATTR;
+        attr_of(n, &r.attr);
+    }
+    return kv_reply_encode(&r, out, len);
+}
+
+/* attr + data_len bytes of n at off */
+static int reply_data(const kv_inode *n, uint64_t off, size_t dlen, uint8_t **out, size_t *len)
+{
+    kv_reply r;
+    memset(&r, 0, sizeof r);
+    r.has = KV_R_ATTR | KV_R_DATA;
+    attr_of(n, &r.attr);
+    r.data_len = dlen;
+    uint8_t *slot;
+    if (kv_reply_encode_ex(&r, out, len, &slot) != 0) return -1;
+    if (dlen) {
+        if (is_reg(n)) data_read(n, off, dlen, slot);
+        else memcpy(slot, n->u.flat + off, dlen);
+    }
+    return 0;
+}
+
+static int cmp_dentry(const void *a, const void *b)
+{
+    const kv_dentry *x = *(const kv_dentry *const *)a, *y = *(const kv_dentry *const *)b;
+    size_t n = x->namelen < y->namelen ? x->namelen : y->namelen;
+    int c = memcmp(x->name, y->name, n);
+    if (c) return c;
+    return (int)x->namelen - (int)y->namelen;
+}
+
+/* The entries of d sorted by name (malloc'ed array; NULL when empty). */
+static kv_dentry **dir_sorted(const kv_inode *d, int *oom)
+{
+    *oom = 0;
+    if (!d->size) return NULL;
+    kv_dentry **a = malloc(d->size * sizeof *a);
+    if (!a) { *oom = 1; return NULL; }
+    size_t j = 0;
+    for (uint32_t i = 0; i < d->cap; i++)
+        if (d->u.slots[i]) a[j++] = d->u.slots[i];
+    qsort(a, j, sizeof *a, cmp_dentry);
+    return a;
+}
+
+static int read_readdir(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
+{
+    kv_inode *d;
+    int st = resolve(k, op->path, op->path_len, &d);
+    if (st) return reply_simple(st, NULL, out, len);
+    if (!is_dir(d)) return reply_simple(ENOTDIR, NULL, out, len);
+    int oom;
+    kv_dentry **a = dir_sorted(d, &oom);
+    if (oom) return -1;
+    kv_dirent *ents = d->size ? malloc(d->size * sizeof *ents) : NULL;
+    if (d->size && !ents) { free(a); return -1; }
+    for (uint64_t i = 0; i < d->size; i++) {
+        ents[i].name = a[i]->name;
+        ents[i].ino = a[i]->node->ino;
+        ents[i].mode = a[i]->node->mode;
+    }
+    kv_reply r;
+    memset(&r, 0, sizeof r);
+    r.has = KV_R_ATTR | KV_R_ENTRIES;
+    attr_of(d, &r.attr);
+    r.entries = ents;
+    r.n_entries = (size_t)d->size;
+    int rc = kv_reply_encode(&r, out, len);
+    free(ents);
+    free(a);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* LIST: an iterative walk (trees may be deeper than any recursion limit);
+ * a subtree is entered only if a path in it can start with the prefix. */
+static int read_list(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
+{
+    const char *pre = op->path;
+    size_t pl = op->path_len;
+    if (pl && pre[0] == '/') { pre++; pl--; }
+    struct frame { const kv_inode *d; size_t plen; uint32_t i; };
+    struct frame *stack = NULL;
+    size_t sn = 0, scap = 0;
+    kv_wbuf path = {0}, strs = {0};
+    size_t *offs = NULL, no = 0, ocap = 0;
+    int rc = -1;
+#define PUSH(dir, l)                                                            \
+    do {                                                                        \
+        if (sn == scap) {                                                       \
+            size_t nc_ = scap ? scap * 2 : 32;                                  \
+            struct frame *ns_ = realloc(stack, nc_ * sizeof *ns_);              \
+            if (!ns_) goto done;                                                \
+            stack = ns_;                                                        \
+            scap = nc_;                                                         \
+        }                                                                       \
+        stack[sn].d = (dir);                                                    \
+        stack[sn].plen = (l);                                                   \
+        stack[sn].i = 0;                                                        \
+        sn++;                                                                   \
+    } while (0)
+    PUSH(k->root, 0);
+    while (sn) {
+        struct frame *f = &stack[sn - 1];
+        if (f->i >= f->d->cap) { sn--; continue; }
+        kv_dentry *e = f->d->u.slots[f->i++];
+        if (!e) continue;
+        size_t base = f->plen;
+        path.len = base;
+        if (base) kv_wb_u8(&path, '/');
+        kv_wb_put(&path, e->name, e->namelen);
+        if (path.oom) goto done;
+        size_t cl = path.len;
+        const kv_inode *c = e->node;
+        if (is_dir(c)) {
+            /* descendants look like path + "/" + ...: compare what overlaps */
+            size_t m = cl + 1 < pl ? cl + 1 : pl;
+            bool ok = m <= cl ? memcmp(path.p, pre, m) == 0
+                              : (memcmp(path.p, pre, cl) == 0 && pre[cl] == '/');
+            if (ok && c->size) PUSH(c, cl);
+        } else if ((is_reg(c) || is_lnk(c)) && cl >= pl && memcmp(path.p, pre, pl) == 0) {
+            if (no == ocap) {
+                size_t nc = ocap ? ocap * 2 : 64;
+                size_t *a = realloc(offs, nc * sizeof *a);
+                if (!a) goto done;
+                offs = a;
+                ocap = nc;
+            }
+            offs[no++] = strs.len;
+            kv_wb_put(&strs, path.p, cl);
+            kv_wb_u8(&strs, 0);
+            if (strs.oom) goto done;
+        }
+    }
+#undef PUSH
+    {
+        const char **names = no ? malloc(no * sizeof *names) : NULL;
+        if (no && !names) goto done;
+        for (size_t i = 0; i < no; i++) names[i] = (const char *)strs.p + offs[i];
+        qsort(names, no, sizeof *names, cmp_str);
+        kv_reply r;
+        memset(&r, 0, sizeof r);
+        r.has = KV_R_NAMES;
+        r.names = names;
+        r.n_names = no;
+        rc = kv_reply_encode(&r, out, len);
+        free(names);
+    }
+done:
+    free(stack);
+    free(path.p);
+    free(strs.p);
+    free(offs);
+    return rc;
+}
+
+static int do_read(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
+{
+    kv_inode *n;
+    int st;
+    switch (op->type) {
+    case KV_OP_STAT:
+        st = op_node(k, op, &n);
+        return reply_simple(st, st ? NULL : n, out, len);
+    case KV_OP_GET:
+        if ((st = op_node(k, op, &n))) return reply_simple(st, NULL, out, len);
+        if (is_dir(n)) return reply_simple(EISDIR, NULL, out, len);
+        if (!is_reg(n) && !is_lnk(n)) return reply_data(n, 0, 0, out, len);
+        if (n->size > SIZE_MAX / 2) return -1;
+        return reply_data(n, 0, (size_t)n->size, out, len);
+    case KV_OP_GETRANGE: {
+        if ((st = op_node(k, op, &n))) return reply_simple(st, NULL, out, len);
+        if (is_dir(n)) return reply_simple(EISDIR, NULL, out, len);
+        if (!is_reg(n)) return reply_simple(EINVAL, NULL, out, len);
+        uint64_t have = op->off < n->size ? n->size - op->off : 0;
+        if (have > op->len) have = op->len;
+        if (have > SIZE_MAX / 2) return -1;
+        return reply_data(n, have ? op->off : 0, (size_t)have, out, len);
+    }
+    case KV_OP_READLINK:
+        if ((st = resolve(k, op->path, op->path_len, &n))) return reply_simple(st, NULL, out, len);
+        if (!is_lnk(n)) return reply_simple(EINVAL, NULL, out, len);
+        return reply_data(n, 0, (size_t)n->size, out, len);
+    case KV_OP_READDIR:
+        return read_readdir(k, op, out, len);
+    case KV_OP_LIST:
+        return read_list(k, op, out, len);
+    case KV_OP_STATFS: {
+        kv_reply r;
+        memset(&r, 0, sizeof r);
+        r.has = KV_R_STATFS;
+        r.statfs.bytes_used = k->bytes_used;
+        r.statfs.bytes_limit = k->lim.max_total_bytes;
+        r.statfs.files = k->icount;
+        r.statfs.files_limit = k->lim.max_inodes;
+        r.statfs.name_max = KV_NAME_MAX;
+        r.statfs.max_file_size = k->lim.max_file_size;
+        return kv_reply_encode(&r, out, len);
+    }
+    default:
+        return reply_simple(EINVAL, NULL, out, len);
+    }
+}
+
+int kv_query(const kv *k, const uint8_t *op, size_t len, uint8_t **reply, size_t *reply_len)
+{
+    *reply = NULL;
+    *reply_len = 0;
+    kv_op o;
+    if (kv_op_decode(op, len, &o) != 0) return kv_reply_encode_status(EBADMSG, reply, reply_len);
+    if (!kv_op_is_read(op, len)) return kv_reply_encode_status(EINVAL, reply, reply_len);
+    return do_read(k, &o, reply, reply_len);
+}
+
+/* ---- apply ----------------------------------------------------------------------------- */
+
+static int do_write(kv *k, const kv_op *op, uint8_t **out, size_t *len)
+{
+    kv_inode *res = NULL;
+    int st;
+    switch (op->type) {
+    case KV_OP_PUT: st = op_put(k, op, &res, false); break;
+    case KV_OP_APPEND: st = op_put(k, op, &res, true); break;
+    case KV_OP_DEL:
+    case KV_OP_RMDIR:
+    case KV_OP_UNLINK: st = op_del(k, op, op->type); break;
+    case KV_OP_CREATE:
+    case KV_OP_MKNOD:
+    case KV_OP_MKDIR:
+    case KV_OP_SYMLINK: st = op_make(k, op, &res); break;
+    case KV_OP_WRITE_AT: st = op_write_at(k, op, &res); break;
+    case KV_OP_TRUNCATE: st = op_truncate(k, op, &res); break;
+    case KV_OP_RENAME: st = op_rename(k, op, &res); break;
+    case KV_OP_SETATTR: st = op_setattr(k, op, &res); break;
+    case KV_OP_LINK: st = op_link(k, op, &res); break;
+    case KV_OP_OPEN_REF: st = op_open_ref(k, op, &res); break;
+    case KV_OP_CLOSE_REF: st = op_close_ref(k, op); break;
+    case KV_OP_RELEASE_HOLDER: st = op_release_holder(k, op); break;
+    case KV_OP_NOOP: st = 0; break;
+    default: return do_read(k, op, out, len);   /* a read pushed through the log */
+    }
+    if (st < 0) return -1;
+    return reply_simple(st, res, out, len);
+}
+
+/* sessions: table by client id + a list in expiry (least recently used) order */
+
+static kv_session *sess_get(const kv *k, uint64_t client)
+{
+    if (!k->scap) return NULL;
+    uint64_t m = k->scap - 1;
+    for (uint64_t i = mix64(client) & m;; i = (i + 1) & m) {
+        kv_session *s = k->stab[i];
+        if (!s) return NULL;
+        if (s->client == client) return s;
+    }
+}
+
+static int sess_tab_put(kv *k, kv_session *s)
+{
+    if ((k->scount + 1) * 2 > k->scap) {
+        uint64_t nc = k->scap ? k->scap * 2 : 64;
+        kv_session **nt = calloc(nc, sizeof *nt);
+        if (!nt) return -1;
+        for (uint64_t i = 0; i < k->scap; i++) {
+            kv_session *x = k->stab[i];
+            if (!x) continue;
+            uint64_t j = mix64(x->client) & (nc - 1);
+            while (nt[j]) j = (j + 1) & (nc - 1);
+            nt[j] = x;
+        }
+        free(k->stab);
+        k->stab = nt;
+        k->scap = nc;
+    }
+    uint64_t m = k->scap - 1;
+    uint64_t i = mix64(s->client) & m;
+    while (k->stab[i]) {
+        if (k->stab[i]->client == s->client) return 1;
+        i = (i + 1) & m;
+    }
+    k->stab[i] = s;
+    k->scount++;
+    return 0;
+}
+
+static void sess_list_unlink(kv *k, kv_session *s)
+{
+    if (s->prev) s->prev->next = s->next; else k->shead = s->next;
+    if (s->next) s->next->prev = s->prev; else k->stail = s->prev;
+    s->prev = s->next = NULL;
+}
+
+static void sess_list_append(kv *k, kv_session *s)
+{
+    s->prev = k->stail;
+    s->next = NULL;
+    if (k->stail) k->stail->next = s; else k->shead = s;
+    k->stail = s;
+}
+
+static void sess_drop(kv *k, kv_session *s)
+{
+    uint64_t m = k->scap - 1;
+    uint64_t i = mix64(s->client) & m;
+    while (k->stab[i] != s) i = (i + 1) & m;
+    k->stab[i] = NULL;
+    k->scount--;
+    for (uint64_t j = (i + 1) & m; k->stab[j]; j = (j + 1) & m) {
+        uint64_t h = mix64(k->stab[j]->client) & m;
+        bool in = (i <= j) ? (h > i && h <= j) : (h > i || h <= j);
+        if (!in) {
+            k->stab[i] = k->stab[j];
+            k->stab[j] = NULL;
+            i = j;
+        }
+    }
+    sess_list_unlink(k, s);
+    free(s->reply);
+    free(s);
+}
+
+static void sess_expire(kv *k)
+{
+    while (k->shead && (uint64_t)(k->now - k->shead->last_time) > KV_SESSION_TTL_NS)
+        sess_drop(k, k->shead);
+    while (k->scount > KV_SESSION_MAX) sess_drop(k, k->shead);
+}
+
+/* Records reply as client's last; 0 or -1 (ENOMEM). */
+static int sess_record(kv *k, uint64_t client, uint64_t seq, const uint8_t *reply, size_t len)
+{
+    kv_session *s = sess_get(k, client);
+    uint8_t *copy = NULL;
+    if (len <= KV_SESSION_REPLY_MAX) {
+        copy = malloc(len ? len : 1);
+        if (!copy) return -1;
+        memcpy(copy, reply, len);
+    }
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s) { free(copy); return -1; }
+        s->client = client;
+        if (sess_tab_put(k, s) != 0) { free(s); free(copy); return -1; }
+    } else {
+        sess_list_unlink(k, s);
+        free(s->reply);
+    }
+    s->seq = seq;
+    s->reply = copy;
+    s->reply_len = copy ? (uint32_t)len : 0;
+    s->last_time = k->now;
+    sess_list_append(k, s);
+    sess_expire(k);
+    return 0;
+}
+
+static int sess_reply(const kv_session *s, uint8_t **out, size_t *len)
+{
+    if (!s->reply) return kv_reply_encode_status(KV_EREPLYGONE, out, len);
+    *out = malloc(s->reply_len ? s->reply_len : 1);
+    if (!*out) return -1;
+    memcpy(*out, s->reply, s->reply_len);
+    *len = s->reply_len;
+    return 0;
+}
+
+int kv_session_lookup(const kv *k, uint64_t client_id, uint64_t seq, uint8_t **reply,
+                      size_t *reply_len)
+{
+    *reply = NULL;
+    *reply_len = 0;
+    if (!client_id) return KV_SESSION_NEW;
+    const kv_session *s = sess_get(k, client_id);
+    if (!s || seq > s->seq) return KV_SESSION_NEW;
+    if (seq == s->seq) return sess_reply(s, reply, reply_len) == 0 ? KV_SESSION_APPLIED : -1;
+    return kv_reply_encode_status(KV_ESTALE, reply, reply_len) == 0 ? KV_SESSION_STALE : -1;
+}
+
+int kv_apply(kv *k, uint64_t index, const uint8_t *cmd, size_t len, uint8_t **reply,
+             size_t *reply_len)
+{
+    *reply = NULL;
+    *reply_len = 0;
+    if (index <= k->applied) return 1;
+    k->applied = index;
+    uint64_t client, seq;
+    int64_t t;
+    const uint8_t *opb;
+    size_t opl;
+    if (kv_cmd_decode(cmd, len, &client, &seq, &t, &opb, &opl) != 0)
+        return kv_reply_encode_status(EBADMSG, reply, reply_len);
+    /* Times never go backwards: a proposer with a slow clock cannot make
+     * mtime decrease, and every replica clamps identically. */
+    if (t < k->last_time) t = k->last_time;
+    k->last_time = k->now = t;
+    sess_expire(k);
+    if (client) {
+        kv_session *s = sess_get(k, client);
+        if (s && seq == s->seq) {
+            sess_list_unlink(k, s);
+            s->last_time = k->now;
+            sess_list_append(k, s);
+            return sess_reply(s, reply, reply_len);
+        }
+        if (s && seq < s->seq) return kv_reply_encode_status(KV_ESTALE, reply, reply_len);
+    }
+    kv_op op;
+    int rc;
+    if (kv_op_decode(opb, opl, &op) != 0) rc = kv_reply_encode_status(EBADMSG, reply, reply_len);
+    else rc = do_write(k, &op, reply, reply_len);
+    if (rc != 0) return -1;
+    if (client && sess_record(k, client, seq, *reply, *reply_len) != 0) {
+        free(*reply);
+        *reply = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void kv_apply_skip(kv *k, uint64_t index)
+{
+    if (index > k->applied) k->applied = index;
+}
+
+uint64_t kv_applied_index(const kv *k) { return k->applied; }
+int64_t kv_last_time(const kv *k) { return k->last_time; }
+
+void kv_get_stats(const kv *k, kv_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->applied_index = k->applied;
+    st->last_time_ns = k->last_time;
+    st->inodes = k->icount;
+    st->dirs = k->ndirs;
+    st->files = k->nfiles;
+    st->orphans = k->norphans;
+    st->bytes_used = k->bytes_used;
+    st->data_alloc = k->data_alloc;
+    st->meta_alloc = k->meta_alloc;
+    st->sessions = k->scount;
+    st->refs = k->nrefs;
+}
+
+/* ---- life cycle --------------------------------------------------------------------- */
+
+static kv *kv_alloc(const kv_limits *lim)
+{
+    kv *k = calloc(1, sizeof *k);
+    if (!k) return NULL;
+    if (lim) k->lim = *lim;
+    if (!k->lim.max_file_size) k->lim.max_file_size = KV_DEFAULT_MAX_FILE_SIZE;
+    k->next_ino = KV_ROOT_INO;
+    return k;
+}
+
+kv *kv_new(const kv_limits *limits)
+{
+    kv *k = kv_alloc(limits);
+    if (!k) return NULL;
+    kv_inode *root;
+    uint64_t saved = k->lim.max_inodes;
+    k->lim.max_inodes = 0;
+    if (inode_new(k, S_IFDIR | 0755, 0, 0, &root) != 0) { kv_free(k); return NULL; }
+    k->lim.max_inodes = saved;
+    root->x = KV_ROOT_INO;
+    k->root = root;
+    return k;
+}
+
+static void kv_clear(kv *k)
+{
+    for (uint64_t i = 0; i < k->icap; i++)
+        if (k->itab[i]) inode_destroy(k, k->itab[i]);
+    free(k->itab);
+    while (k->shead) {
+        kv_session *s = k->shead;
+        k->shead = s->next;
+        free(s->reply);
+        free(s);
+    }
+    free(k->stab);
+    free(k->refs);
+}
+
+void kv_free(kv *k)
+{
+    if (!k) return;
+    kv_clear(k);
+    free(k);
+}

@@ -1,0 +1,442 @@
+/*
+ * kv_codec.c — byte formats of the state machine's operations, commands and
+ * replies (see kv.h).  Pure functions, no state.
+ *
+ * Op:      u8 version (1), u8 type, then the fields that type uses, in the
+ *          fixed order of op_fields[] below: strings as u32 length + bytes,
+ *          integers fixed-width little-endian.  Nothing else may follow.
+ * Command: u8 'C', u8 version (1), u64 client_id, u64 seq, i64 time_ns, op.
+ * Reply:   u8 'R', u32 status, u8 parts (KV_R_*), then each present part in
+ *          the order attr, data (u64 len + bytes), names (u64 count, each u32
+ *          len + bytes), entries (u64 count, each u32 len + bytes + u64 ino +
+ *          u32 mode), statfs (6 x u64).
+ *
+ * Decoders trust no length: every count and length is checked against the
+ * bytes actually left before anything is allocated or copied.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "raftkv/kv.h"
+#include "raftkv/kv_internal.h"
+
+#define OP_VERSION 1
+#define CMD_MAGIC 'C'
+#define CMD_VERSION 1
+#define REPLY_MAGIC 'R'
+
+enum {
+    F_PATH = 1 << 0,
+    F_PATH2 = 1 << 1,
+    F_DATA = 1 << 2,
+    F_FLAGS = 1 << 3,
+    F_MODE = 1 << 4,
+    F_UID = 1 << 5,
+    F_GID = 1 << 6,
+    F_RDEV = 1 << 7,
+    F_OFF = 1 << 8,
+    F_LEN = 1 << 9,
+    F_ATIME = 1 << 10,
+    F_MTIME = 1 << 11,
+    F_INO = 1 << 12,
+    F_HOLDER = 1 << 13,
+};
+
+static const struct {
+    const char *name;
+    uint32_t fields;
+    bool read;
+} op_info[KV_OP__MAX + 1] = {
+    [KV_OP_PUT] = {"PUT", F_PATH | F_DATA | F_MODE | F_UID | F_GID, false},
+    [KV_OP_APPEND] = {"APPEND", F_PATH | F_DATA | F_MODE | F_UID | F_GID | F_INO, false},
+    [KV_OP_GET] = {"GET", F_PATH | F_INO, true},
+    [KV_OP_DEL] = {"DEL", F_PATH, false},
+    [KV_OP_LIST] = {"LIST", F_PATH, true},
+    [KV_OP_STAT] = {"STAT", F_PATH | F_INO, true},
+    [KV_OP_READDIR] = {"READDIR", F_PATH, true},
+    [KV_OP_GETRANGE] = {"GETRANGE", F_PATH | F_INO | F_OFF | F_LEN, true},
+    [KV_OP_CREATE] = {"CREATE", F_PATH | F_MODE | F_UID | F_GID | F_FLAGS, false},
+    [KV_OP_MKNOD] = {"MKNOD", F_PATH | F_MODE | F_RDEV | F_UID | F_GID, false},
+    [KV_OP_MKDIR] = {"MKDIR", F_PATH | F_MODE | F_UID | F_GID, false},
+    [KV_OP_RMDIR] = {"RMDIR", F_PATH, false},
+    [KV_OP_UNLINK] = {"UNLINK", F_PATH, false},
+    [KV_OP_WRITE_AT] = {"WRITE_AT", F_PATH | F_INO | F_OFF | F_DATA, false},
+    [KV_OP_TRUNCATE] = {"TRUNCATE", F_PATH | F_INO | F_LEN, false},
+    [KV_OP_RENAME] = {"RENAME", F_PATH | F_PATH2 | F_FLAGS, false},
+    [KV_OP_SETATTR] = {"SETATTR", F_PATH | F_INO | F_FLAGS | F_MODE | F_UID | F_GID | F_LEN |
+                                      F_ATIME | F_MTIME, false},
+    [KV_OP_SYMLINK] = {"SYMLINK", F_PATH | F_DATA | F_UID | F_GID, false},
+    [KV_OP_READLINK] = {"READLINK", F_PATH, true},
+    [KV_OP_LINK] = {"LINK", F_PATH | F_PATH2, false},
+    [KV_OP_STATFS] = {"STATFS", 0, true},
+    [KV_OP_OPEN_REF] = {"OPEN_REF", F_PATH | F_INO | F_HOLDER, false},
+    [KV_OP_CLOSE_REF] = {"CLOSE_REF", F_INO | F_HOLDER, false},
+    [KV_OP_RELEASE_HOLDER] = {"RELEASE_HOLDER", F_HOLDER, false},
+    [KV_OP_NOOP] = {"NOOP", 0, false},
+};
+
+const char *kv_op_name(int type)
+{
+    if (type < 1 || type > KV_OP__MAX) return "?";
+    return op_info[type].name;
+}
+
+static void put_str(kv_wbuf *w, const void *s, size_t n)
+{
+    kv_wb_u32(w, (uint32_t)n);
+    kv_wb_put(w, s, n);
+}
+
+int kv_op_encode(const kv_op *op, uint8_t **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (op->type < 1 || op->type > KV_OP__MAX) return -1;
+    uint32_t f = op_info[op->type].fields;
+    const char *p = op->path ? op->path : "";
+    size_t pl = op->path_len ? op->path_len : strlen(p);
+    const char *p2 = op->path2 ? op->path2 : "";
+    size_t p2l = op->path2_len ? op->path2_len : strlen(p2);
+    if (pl > UINT32_MAX || p2l > UINT32_MAX || op->data_len > UINT32_MAX) return -1;
+    if (op->data_len && !op->data) return -1;
+    kv_wbuf w = {0};
+    kv_wb_reserve(&w, 64 + ((f & F_PATH) ? pl : 0) + ((f & F_PATH2) ? p2l : 0) +
+                          ((f & F_DATA) ? op->data_len : 0));
+    kv_wb_u8(&w, OP_VERSION);
+    kv_wb_u8(&w, op->type);
+    if (f & F_PATH) put_str(&w, p, pl);
+    if (f & F_PATH2) put_str(&w, p2, p2l);
+    if (f & F_DATA) put_str(&w, op->data, op->data_len);
+    if (f & F_FLAGS) kv_wb_u32(&w, op->flags);
+    if (f & F_MODE) kv_wb_u32(&w, op->mode);
+    if (f & F_UID) kv_wb_u32(&w, op->uid);
+    if (f & F_GID) kv_wb_u32(&w, op->gid);
+    if (f & F_RDEV) kv_wb_u64(&w, op->rdev);
+    if (f & F_OFF) kv_wb_u64(&w, op->off);
+    if (f & F_LEN) kv_wb_u64(&w, op->len);
+    if (f & F_ATIME) kv_wb_u64(&w, (uint64_t)op->atime_ns);
+    if (f & F_MTIME) kv_wb_u64(&w, (uint64_t)op->mtime_ns);
+    if (f & F_INO) kv_wb_u64(&w, op->ino);
+    if (f & F_HOLDER) kv_wb_u64(&w, op->holder);
+    if (w.oom) { free(w.p); return -1; }
+    *out = w.p;
+    *out_len = w.len;
+    return 0;
+}
+
+static const char *get_str(kv_rbuf *r, size_t *n)
+{
+    uint32_t l = kv_rb_u32(r);
+    const uint8_t *q = kv_rb_take(r, l);
+    if (!q) { *n = 0; return ""; }
+    *n = l;
+    return l ? (const char *)q : "";
+}
+
+int kv_op_decode(const uint8_t *buf, size_t len, kv_op *op)
+{
+    memset(op, 0, sizeof *op);
+    op->path = op->path2 = "";
+    op->data = (const uint8_t *)"";
+    if (!buf) return -1;
+    kv_rbuf r = {buf, len, 0, false};
+    uint8_t ver = kv_rb_u8(&r);
+    uint8_t type = kv_rb_u8(&r);
+    if (r.bad || ver != OP_VERSION || type < 1 || type > KV_OP__MAX) return -1;
+    op->type = type;
+    uint32_t f = op_info[type].fields;
+    if (f & F_PATH) op->path = get_str(&r, &op->path_len);
+    if (f & F_PATH2) op->path2 = get_str(&r, &op->path2_len);
+    if (f & F_DATA) op->data = (const uint8_t *)get_str(&r, &op->data_len);
+    if (f & F_FLAGS) op->flags = kv_rb_u32(&r);
+    if (f & F_MODE) op->mode = kv_rb_u32(&r);
+    if (f & F_UID) op->uid = kv_rb_u32(&r);
+    if (f & F_GID) op->gid = kv_rb_u32(&r);
+    if (f & F_RDEV) op->rdev = kv_rb_u64(&r);
+    if (f & F_OFF) op->off = kv_rb_u64(&r);
+    if (f & F_LEN) op->len = kv_rb_u64(&r);
+    if (f & F_ATIME) op->atime_ns = (int64_t)kv_rb_u64(&r);
+    if (f & F_MTIME) op->mtime_ns = (int64_t)kv_rb_u64(&r);
+    if (f & F_INO) op->ino = kv_rb_u64(&r);
+    if (f & F_HOLDER) op->holder = kv_rb_u64(&r);
+    if (r.bad || r.pos != r.len) {
+        memset(op, 0, sizeof *op);
+        op->path = op->path2 = "";
+        op->data = (const uint8_t *)"";
+        return -1;
+    }
+    return 0;
+}
+
+bool kv_op_is_read(const uint8_t *op, size_t len)
+{
+    kv_op o;
+    if (kv_op_decode(op, len, &o) != 0) return false;
+    return op_info[o.type].read;
+}
+
+/* ---- commands ---------------------------------------------------------------- */
+
+#define CMD_HDR (2 + 8 + 8 + 8)
+
+int kv_cmd_encode(uint64_t client_id, uint64_t seq, int64_t time_ns, const uint8_t *op,
+                  size_t op_len, uint8_t **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (op_len && !op) return -1;
+    kv_wbuf w = {0};
+    kv_wb_reserve(&w, CMD_HDR + op_len);
+    kv_wb_u8(&w, CMD_MAGIC);
+    kv_wb_u8(&w, CMD_VERSION);
+    kv_wb_u64(&w, client_id);
+    kv_wb_u64(&w, seq);
+    kv_wb_u64(&w, (uint64_t)time_ns);
+    kv_wb_put(&w, op, op_len);
+    if (w.oom) { free(w.p); return -1; }
+    *out = w.p;
+    *out_len = w.len;
+    return 0;
+}
+
+int kv_cmd_decode(const uint8_t *cmd, size_t len, uint64_t *client_id, uint64_t *seq,
+                  int64_t *time_ns, const uint8_t **op, size_t *op_len)
+{
+    if (!cmd || len < CMD_HDR) return -1;
+    kv_rbuf r = {cmd, len, 0, false};
+    if (kv_rb_u8(&r) != CMD_MAGIC || kv_rb_u8(&r) != CMD_VERSION) return -1;
+    *client_id = kv_rb_u64(&r);
+    *seq = kv_rb_u64(&r);
+    *time_ns = (int64_t)kv_rb_u64(&r);
+    *op = cmd + r.pos;
+    *op_len = len - r.pos;
+    return 0;
+}
+
+/* ---- replies ------------------------------------------------------------------ */
+
+static void put_attr(kv_wbuf *w, const kv_attr *a)
+{
+    kv_wb_u64(w, a->ino);
+    kv_wb_u32(w, a->mode);
+    kv_wb_u32(w, a->nlink);
+    kv_wb_u32(w, a->uid);
+    kv_wb_u32(w, a->gid);
+    kv_wb_u64(w, a->rdev);
+    kv_wb_u64(w, a->size);
+    kv_wb_u64(w, a->blocks);
+    kv_wb_u64(w, (uint64_t)a->atime_ns);
+    kv_wb_u64(w, (uint64_t)a->mtime_ns);
+    kv_wb_u64(w, (uint64_t)a->ctime_ns);
+}
+
+static void get_attr(kv_rbuf *r, kv_attr *a)
+{
+    a->ino = kv_rb_u64(r);
+    a->mode = kv_rb_u32(r);
+    a->nlink = kv_rb_u32(r);
+    a->uid = kv_rb_u32(r);
+    a->gid = kv_rb_u32(r);
+    a->rdev = kv_rb_u64(r);
+    a->size = kv_rb_u64(r);
+    a->blocks = kv_rb_u64(r);
+    a->atime_ns = (int64_t)kv_rb_u64(r);
+    a->mtime_ns = (int64_t)kv_rb_u64(r);
+    a->ctime_ns = (int64_t)kv_rb_u64(r);
+}
+
+int kv_reply_encode_ex(const kv_reply *r, uint8_t **out, size_t *out_len, uint8_t **data_slot)
+{
+    *out = NULL;
+    *out_len = 0;
+    size_t need = 16 + 96 + 64;
+    if (r->has & KV_R_DATA) need += r->data_len;
+    kv_wbuf w = {0};
+    kv_wb_reserve(&w, need);
+    kv_wb_u8(&w, REPLY_MAGIC);
+    kv_wb_u32(&w, (uint32_t)r->status);
+    kv_wb_u8(&w, (uint8_t)(r->has & 31));
+    size_t data_pos = 0;
+    if (r->has & KV_R_ATTR) put_attr(&w, &r->attr);
+    if (r->has & KV_R_DATA) {
+        kv_wb_u64(&w, r->data_len);
+        if (data_slot) {
+            if (kv_wb_reserve(&w, r->data_len)) {
+                data_pos = w.len;
+                w.len += r->data_len;
+            }
+        } else {
+            kv_wb_put(&w, r->data, r->data_len);
+        }
+    }
+    if (r->has & KV_R_NAMES) {
+        kv_wb_u64(&w, r->n_names);
+        for (size_t i = 0; i < r->n_names; i++) put_str(&w, r->names[i], strlen(r->names[i]));
+    }
+    if (r->has & KV_R_ENTRIES) {
+        kv_wb_u64(&w, r->n_entries);
+        for (size_t i = 0; i < r->n_entries; i++) {
+            put_str(&w, r->entries[i].name, strlen(r->entries[i].name));
+            kv_wb_u64(&w, r->entries[i].ino);
+            kv_wb_u32(&w, r->entries[i].mode);
+        }
+    }
+    if (r->has & KV_R_STATFS) {
+        kv_wb_u64(&w, r->statfs.bytes_used);
+        kv_wb_u64(&w, r->statfs.bytes_limit);
+        kv_wb_u64(&w, r->statfs.files);
+        kv_wb_u64(&w, r->statfs.files_limit);
+        kv_wb_u64(&w, r->statfs.name_max);
+        kv_wb_u64(&w, r->statfs.max_file_size);
+    }
+    if (w.oom) { free(w.p); return -1; }
+    if (data_slot) *data_slot = (r->has & KV_R_DATA) ? w.p + data_pos : NULL;
+    *out = w.p;
+    *out_len = w.len;
+    return 0;
+}
+
+int kv_reply_encode(const kv_reply *r, uint8_t **out, size_t *out_len)
+{
+    return kv_reply_encode_ex(r, out, out_len, NULL);
+}
+
+int kv_reply_encode_status(int status, uint8_t **out, size_t *out_len)
+{
+    kv_reply r;
+    memset(&r, 0, sizeof r);
+    r.status = status;
+    return kv_reply_encode(&r, out, out_len);
+}
+
+int kv_reply_status(const uint8_t *buf, size_t len)
+{
+    kv_reply r;
+    if (kv_reply_decode(buf, len, &r) != 0) return EBADMSG;
+    int s = r.status;
+    kv_reply_free(&r);
+    return s;
+}
+
+void kv_reply_free(kv_reply *r)
+{
+    if (!r) return;
+    free(r->_store);
+    memset(r, 0, sizeof *r);
+}
+
+/* Walks a names/entries section once to check it and size it. */
+static bool scan_strings(kv_rbuf *r, uint64_t count, size_t extra, size_t *strbytes)
+{
+    size_t total = 0;
+    for (uint64_t i = 0; i < count; i++) {
+        uint32_t l = kv_rb_u32(r);
+        const uint8_t *q = kv_rb_take(r, l);
+        if (!q || memchr(q, 0, l)) return false;
+        if (extra && !kv_rb_take(r, extra)) return false;
+        total += (size_t)l + 1;
+    }
+    *strbytes = total;
+    return !r->bad;
+}
+
+int kv_reply_decode(const uint8_t *buf, size_t len, kv_reply *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!buf) return -1;
+    kv_rbuf r = {buf, len, 0, false};
+    kv_reply t;
+    memset(&t, 0, sizeof t);
+    if (kv_rb_u8(&r) != REPLY_MAGIC) return -1;
+    t.status = (int)kv_rb_u32(&r);
+    t.has = kv_rb_u8(&r);
+    if (r.bad || (t.has & ~31u) || t.status < 0) return -1;
+    if (t.has & KV_R_ATTR) get_attr(&r, &t.attr);
+    const uint8_t *data = NULL;
+    if (t.has & KV_R_DATA) {
+        uint64_t dl = kv_rb_u64(&r);
+        if (dl > kv_rb_left(&r)) return -1;
+        data = kv_rb_take(&r, (size_t)dl);
+        t.data_len = (size_t)dl;
+    }
+    /* pass 1: validate and size the variable sections */
+    size_t names_pos = 0, ents_pos = 0, nbytes = 0, ebytes = 0;
+    uint64_t nn = 0, ne = 0;
+    if (t.has & KV_R_NAMES) {
+        nn = kv_rb_u64(&r);
+        if (nn > kv_rb_left(&r) / 4) return -1;
+        names_pos = r.pos;
+        if (!scan_strings(&r, nn, 0, &nbytes)) return -1;
+    }
+    if (t.has & KV_R_ENTRIES) {
+        ne = kv_rb_u64(&r);
+        if (ne > kv_rb_left(&r) / 16) return -1;
+        ents_pos = r.pos;
+        if (!scan_strings(&r, ne, 12, &ebytes)) return -1;
+    }
+    if (t.has & KV_R_STATFS) {
+        t.statfs.bytes_used = kv_rb_u64(&r);
+        t.statfs.bytes_limit = kv_rb_u64(&r);
+        t.statfs.files = kv_rb_u64(&r);
+        t.statfs.files_limit = kv_rb_u64(&r);
+        t.statfs.name_max = kv_rb_u64(&r);
+        t.statfs.max_file_size = kv_rb_u64(&r);
+    }
+    if (r.bad || r.pos != r.len) return -1;
+    /* pass 2: one allocation holding data, pointer arrays and strings */
+    size_t sz = t.data_len + (size_t)nn * sizeof(char *) + (size_t)ne * sizeof(kv_dirent) +
+                nbytes + ebytes + 16;
+    uint8_t *store = malloc(sz);
+    if (!store) return -1;
+    uint8_t *p = store;
+    const char **names = NULL;
+    kv_dirent *ents = NULL;
+    if (nn) { names = (const char **)(void *)p; p += (size_t)nn * sizeof(char *); }
+    if (ne) { ents = (kv_dirent *)(void *)p; p += (size_t)ne * sizeof(kv_dirent); }
+    if (t.has & KV_R_DATA) {
+        if (t.data_len) memcpy(p, data, t.data_len);
+        t.data = p;
+        p += t.data_len;
+    }
+    if (nn) {
+        kv_rbuf q = {buf, len, names_pos, false};
+        for (uint64_t i = 0; i < nn; i++) {
+            uint32_t l = kv_rb_u32(&q);
+            memcpy(p, kv_rb_take(&q, l), l);
+            p[l] = 0;
+            names[i] = (const char *)p;
+            p += (size_t)l + 1;
+        }
+    }
+    if (ne) {
+        kv_rbuf q = {buf, len, ents_pos, false};
+        for (uint64_t i = 0; i < ne; i++) {
+            uint32_t l = kv_rb_u32(&q);
+            memcpy(p, kv_rb_take(&q, l), l);
+            p[l] = 0;
+            ents[i].name = (const char *)p;
+            p += (size_t)l + 1;
+            ents[i].ino = kv_rb_u64(&q);
+            ents[i].mode = kv_rb_u32(&q);
+        }
+    }
+    t.names = names;
+    t.n_names = (size_t)nn;
+    t.entries = ents;
+    t.n_entries = (size_t)ne;
+    t._store = store;
+    *out = t;
+    return 0;
+}
+
+const char *kv_strstatus(int status)
+{
+    switch (status) {
+    case 0: return "ok";
+    case KV_ESTALE: return "stale sequence number (command already applied, reply gone)";
+    case KV_EREPLYGONE: return "duplicate command, reply not kept";
+    default: return strerror(status);
+    }
+}
