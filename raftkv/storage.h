@@ -1,0 +1,174 @@
+/*
+ * storage.h — durable storage of one node's Raft state in SQLite.
+ *
+ * Everything a node must not forget lives in DIR/hstore.db: the hard state
+ * (term, vote, commit), the log, the latest snapshot (zstd-compressed, with
+ * its index, term and configuration) and the node's identity.  The database
+ * runs in WAL mode with synchronous=FULL, so a successful save is on disk.
+ *
+ * The node loop (one thread) uses it like this:
+ *
+ *   st_open(dir)             -> checks schema and locks the directory
+ *   st_check_identity(...)   -> refuses a directory made for another node
+ *   st_load(&boot)           -> hard state, snapshot, log after it: raft_new()
+ *   loop: st_save_ready(rd)  -> step 2 of the ready protocol (raft.h): one
+ *                               transaction and one fsync per batch
+ *         st_save_snapshot() -> after raft_compact(): stores the snapshot and
+ *                               drops the log prefix it covers
+ *   st_close()
+ *
+ * Integrity: every log entry carries a CRC32C over (index, term, type, data),
+ * the hard state and the configuration carry one too, and snapshot chunks
+ * carry one each (plus zstd's own content checksum).  All are checked on every
+ * read; a mismatch is ST_ECORRUPT with a message naming the file and the
+ * index, never a silent skip.
+ *
+ * Errors: every call returns 0 or a negative ST_E* code and, when err is not
+ * NULL, writes a one-line message (naming the file) into err[errlen].  A
+ * failed save is rolled back whole: nothing of that batch is on disk and the
+ * store stays usable (the caller should still stop acknowledging: a node that
+ * cannot persist must not go on).
+ *
+ * Not thread-safe: one thread uses one st_store.  Two st_store (or two
+ * processes) cannot open the same directory at once (ST_EBUSY).
+ */
+#ifndef HSTORE_STORAGE_H
+#define HSTORE_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raftkv/raft.h"
+
+/* Version of the database layout written by this build (PRAGMA user_version). */
+#define ST_SCHEMA_VERSION 1
+/* Marks a database as hstore's (PRAGMA application_id, "HSTR"). */
+#define ST_APPLICATION_ID 0x48535452
+/* File name of the database inside the data directory. */
+#define ST_DB_NAME "hstore.db"
+
+enum {
+    ST_OK = 0,
+    ST_EIO = -1,        /* I/O error reading or writing the database */
+    ST_ENOSPC = -2,     /* disk (or quota) full: nothing of the batch was stored */
+    ST_EROFS = -3,      /* database or directory is read-only */
+    ST_ECORRUPT = -4,   /* checksum mismatch, malformed record, truncated file */
+    ST_ESCHEMA = -5,    /* newer schema, or a database that is not hstore's */
+    ST_ENOTDB = -6,     /* the file is not an SQLite database at all */
+    ST_EIDENTITY = -7,  /* directory belongs to another node or cluster */
+    ST_EINVAL = -8,     /* bad argument (e.g. entries leaving a gap in the log) */
+    ST_ENOMEM = -9,
+    ST_EBUSY = -10,     /* directory in use by another store, or a snapshot
+                           writer is open */
+};
+
+/* Short constant description of an ST_E* code. */
+const char *st_strerror(int rc);
+
+typedef struct st_store st_store;
+
+/* ---- Open, identity, close ------------------------------------------------ */
+
+/* Opens (creating DIR and DIR/hstore.db if needed) the store in DIR.  Checks
+ * the file is an SQLite database (ST_ENOTDB), is hstore's and not of a newer
+ * schema (ST_ESCHEMA), is not truncated (ST_ECORRUPT), is writable (ST_EROFS)
+ * and is not open elsewhere (ST_EBUSY, through a lock on DIR/hstore.lock). */
+int st_open(const char *dir, st_store **out, char *err, size_t errlen);
+
+/* Binds the store to one node of one cluster.  The first call on a new store
+ * records (node_id, cluster_spec) durably; later calls (any later run) must
+ * pass the same pair, or get ST_EIDENTITY: a directory created for node 2 does
+ * not start as node 3.  cluster_spec is any string naming the cluster (e.g. the
+ * initial member list); NULL means "". */
+int st_check_identity(st_store *s, uint64_t node_id, const char *cluster_spec, char *err,
+                      size_t errlen);
+
+/* The recorded identity: *node_id 0 and spec "" when none is recorded yet.
+ * spec (may be NULL) receives at most speclen-1 bytes plus a NUL. */
+int st_get_identity(st_store *s, uint64_t *node_id, char *spec, size_t speclen, char *err,
+                    size_t errlen);
+
+/* Closes the store; checkpoints the WAL into the database file.  NULL is ok. */
+void st_close(st_store *s);
+
+/* ---- Start-up ------------------------------------------------------------- */
+
+/* Fills *boot with what was persisted: hard state, latest snapshot (data
+ * decompressed, with index, term and conf) and the log entries after it, in
+ * order, every checksum verified.  A fresh store gives a zero hard state,
+ * snapshot index 0 with conf.n == 0 and no data (the caller then fills
+ * boot->snapshot.conf with the initial configuration) and no entries.
+ * Everything in *boot is allocated by the store: release it with
+ * st_boot_free().  On error *boot is left empty (safe to st_boot_free). */
+int st_load(st_store *s, raft_boot *boot, char *err, size_t errlen);
+
+/* Frees what st_load() allocated and zeroes *boot.  NULL is ok. */
+void st_boot_free(raft_boot *boot);
+
+/* ---- Saving ----------------------------------------------------------------- */
+
+/* Persists one ready batch (step 2 of the protocol in raft.h) in ONE
+ * transaction with one fsync: rd->snapshot (if not NULL; as
+ * st_save_snapshot, except that the log is kept only if it holds the entry at
+ * snapshot->index with the same term, otherwise all of it is dropped), then
+ * rd->hs (if rd->hs_changed), then rd->entries: the stored log from
+ * entries[0].index on is deleted first (conflicting suffix) and the entries
+ * appended.  Entries must be consecutive, start no later than last_index+1
+ * and after the snapshot (else ST_EINVAL, nothing stored).  Returns 0 only
+ * once all of it is durable. */
+int st_save_ready(st_store *s, const raft_ready *rd, char *err, size_t errlen);
+
+/* Stores snap (compressed with zstd as a stream, in chunks) as the latest
+ * snapshot and deletes the log prefix <= snap->index, in one transaction.
+ * A snapshot older than the stored one is refused (ST_EINVAL); the same index
+ * replaces it.  The WAL is then checkpointed so the next small batch does not
+ * pay for copying the snapshot into the database file. */
+int st_save_snapshot(st_store *s, const raft_snapshot *snap, char *err, size_t errlen);
+
+/* Streaming snapshot writer, for a state too large to hold twice: begin, write
+ * the state's bytes in any number of pieces, then commit (same effect as
+ * st_save_snapshot) or abort.  Memory stays bounded by one compressed chunk
+ * whatever the state's size.  While a writer is open every other saving call
+ * on the store returns ST_EBUSY.  Commit and abort free the writer; a failed
+ * write or commit leaves nothing stored (call st_snap_abort after a failed
+ * write; a failed commit has already freed the writer). */
+typedef struct st_snap_writer st_snap_writer;
+int st_snap_begin(st_store *s, uint64_t index, uint64_t term, const raft_conf *conf,
+                  st_snap_writer **out, char *err, size_t errlen);
+int st_snap_write(st_snap_writer *w, const void *buf, size_t len, char *err, size_t errlen);
+int st_snap_commit(st_snap_writer *w, char *err, size_t errlen);
+void st_snap_abort(st_snap_writer *w);
+
+/* ---- Reading and introspection ------------------------------------------- */
+
+/* Reads the stored entries with lo <= index <= hi (checksums verified) into a
+ * malloc'ed array *out of *n entries; release with st_entries_free().
+ * ST_EINVAL if part of the range is not in the log (compacted or beyond). */
+int st_read_entries(st_store *s, uint64_t lo, uint64_t hi, raft_entry **out, size_t *n,
+                    char *err, size_t errlen);
+void st_entries_free(raft_entry *entries, size_t n);
+
+/* Index of the last entry in the log, or the snapshot index if the log is
+ * empty (0 for a fresh store). */
+uint64_t st_last_index(const st_store *s);
+/* Index of the first entry the log may hold: snapshot index + 1. */
+uint64_t st_first_index(const st_store *s);
+/* Index and term of the stored snapshot (0, 0 when none). */
+uint64_t st_snapshot_index(const st_store *s);
+uint64_t st_snapshot_term(const st_store *s);
+/* Bytes of entry data in the log after the snapshot (as raft_log_bytes()):
+ * what the node compares with its snapshot threshold. */
+uint64_t st_log_bytes(const st_store *s);
+/* Bytes the store takes on disk now (database + WAL). */
+uint64_t st_disk_bytes(const st_store *s);
+/* Compressed size of the stored snapshot in bytes (0 when none). */
+uint64_t st_snapshot_stored_bytes(const st_store *s);
+/* Full path of the database file (for messages). */
+const char *st_path(const st_store *s);
+
+/* Copies the WAL into the database file and truncates the WAL.  Optional:
+ * the store checkpoints by itself; a node may call this when idle. */
+int st_checkpoint(st_store *s, char *err, size_t errlen);
+
+#endif

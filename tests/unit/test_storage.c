@@ -1,0 +1,1112 @@
+/*
+ * test_storage.c — durable storage (raftkv/storage.c) and CRC32C.
+ *
+ * Round trips of every record kind, conflicting-suffix overwrite, compaction,
+ * identity and locking, corruption of several kinds, crash safety under
+ * SIGKILL, a full disk (a size-limited tmpfs mounted for the test: needs
+ * root), a read-only medium, and a large zstd snapshot round trip.
+ *
+ * HSTORE_TEST_MODE: normal | asan (smaller snapshot) | long (more kills).
+ * HSTORE_TEST_SEED replays the randomized tests (the seed is printed).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "raftkv/crc32c.h"
+#include "raftkv/storage.h"
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+static const char *mode(void)
+{
+    const char *m = getenv("HSTORE_TEST_MODE");
+    return m ? m : "normal";
+}
+static bool mode_is(const char *m) { return strcmp(mode(), m) == 0; }
+
+static uint64_t g_seed;
+
+static uint64_t rng_next(uint64_t *s)
+{
+    /* splitmix64: small, good enough for test data */
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(p);
+}
+static void rm_rf(const char *p) { nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+
+typedef struct fixture {
+    char base[200];
+    char mnt[220];
+    char dir[240];
+    char db[260];
+    bool mounted;
+} fixture;
+
+static int setup_dir(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp || strlen(tmp) > 150)
+        tmp = "/tmp";
+    snprintf(f->base, sizeof f->base, "%s/hstore-st-XXXXXX", tmp);
+    if (!mkdtemp(f->base)) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->dir, sizeof f->dir, "%s/data", f->base);
+    snprintf(f->db, sizeof f->db, "%s/%s", f->dir, ST_DB_NAME);
+    *state = f;
+    return 0;
+}
+
+static int teardown_dir(void **state)
+{
+    fixture *f = *state;
+    if (f->mounted)
+        umount2(f->mnt, MNT_DETACH);
+    rm_rf(f->base);
+    free(f);
+    return 0;
+}
+
+static st_store *open_ok(const char *dir)
+{
+    st_store *s = NULL;
+    char err[512] = "";
+    int rc = st_open(dir, &s, err, sizeof err);
+    if (rc != 0)
+        fail_msg("st_open(%s): %d %s", dir, rc, err);
+    return s;
+}
+
+/* Deterministic entry contents from (index, term). */
+static uint32_t ent_len(uint64_t index, uint64_t term) { return (uint32_t)((index * 7 + term * 13) % 300); }
+static uint8_t ent_type(uint64_t index, uint64_t term) { return (uint8_t)((index + term) % 3); }
+static void ent_fill(uint8_t *p, uint32_t len, uint64_t index, uint64_t term)
+{
+    uint64_t s = index * 1000003 + term;
+    for (uint32_t i = 0; i < len; i++) {
+        if ((i & 7) == 0)
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+        p[i] = (uint8_t)(s >> (8 * (i & 7)));
+    }
+}
+
+/* Builds n entries from `first` with term `term` (data owned by the array). */
+static raft_entry *make_entries(uint64_t first, size_t n, uint64_t term)
+{
+    raft_entry *e = calloc(n ? n : 1, sizeof *e);
+    for (size_t i = 0; i < n; i++) {
+        e[i].index = first + i;
+        e[i].term = term;
+        e[i].type = ent_type(e[i].index, term);
+        e[i].len = ent_len(e[i].index, term);
+        e[i].data = e[i].len ? malloc(e[i].len) : NULL;
+        ent_fill(e[i].data, e[i].len, e[i].index, term);
+    }
+    return e;
+}
+static void free_entries(raft_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(e[i].data);
+    free(e);
+}
+
+static void save_entries(st_store *s, uint64_t first, size_t n, uint64_t term)
+{
+    raft_entry *e = make_entries(first, n, term);
+    raft_ready rd = { .entries = e, .n_entries = n };
+    char err[512];
+    int rc = st_save_ready(s, &rd, err, sizeof err);
+    free_entries(e, n);
+    if (rc)
+        fail_msg("save %llu+%zu: %s", (unsigned long long)first, n, err);
+}
+
+/* Checks boot entries are (lo..hi) with term term_of(index). */
+static void check_entries(const raft_boot *b, uint64_t lo, uint64_t hi, uint64_t (*term_of)(uint64_t))
+{
+    assert_int_equal(b->n_entries, hi >= lo ? hi - lo + 1 : 0);
+    for (size_t i = 0; i < b->n_entries; i++) {
+        const raft_entry *e = &b->entries[i];
+        uint64_t t = term_of(lo + i);
+        assert_int_equal(e->index, lo + i);
+        assert_int_equal(e->term, t);
+        assert_int_equal(e->type, ent_type(e->index, t));
+        assert_int_equal(e->len, ent_len(e->index, t));
+        uint8_t buf[300];
+        ent_fill(buf, e->len, e->index, t);
+        if (e->len)
+            assert_memory_equal(e->data, buf, e->len);
+    }
+}
+
+static raft_conf make_conf(uint32_t n)
+{
+    raft_conf c;
+    memset(&c, 0, sizeof c);
+    c.n = n;
+    for (uint32_t i = 0; i < n; i++) {
+        c.ids[i] = i + 1;
+        snprintf(c.addrs[i], RAFT_ADDR_MAX, "10.0.0.%u:%u", i + 1, 7000 + i);
+    }
+    return c;
+}
+
+static void assert_conf_equal(const raft_conf *a, const raft_conf *b)
+{
+    assert_int_equal(a->n, b->n);
+    for (uint32_t i = 0; i < a->n; i++) {
+        assert_int_equal(a->ids[i], b->ids[i]);
+        assert_string_equal(a->addrs[i], b->addrs[i]);
+    }
+}
+
+/* ---- CRC32C ----------------------------------------------------------------------- */
+
+static void test_crc32c(void **state)
+{
+    (void)state;
+    assert_int_equal(crc32c(0, "123456789", 9), 0xE3069283u);
+    assert_int_equal(crc32c_sw(0, "123456789", 9), 0xE3069283u);
+    assert_int_equal(crc32c(0, "", 0), 0);
+    uint8_t buf[4096 + 16];
+    uint64_t r = 42;
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (uint8_t)rng_next(&r);
+    /* Every alignment and many lengths: fast path == software path, and
+     * chaining over a split equals the whole. */
+    for (size_t off = 0; off < 16; off++)
+        for (size_t len = 0; len < 300; len += 1 + len / 8) {
+            uint32_t a = crc32c(0, buf + off, len);
+            assert_int_equal(a, crc32c_sw(0, buf + off, len));
+            size_t cut = len / 3;
+            assert_int_equal(a, crc32c(crc32c(0, buf + off, cut), buf + off + cut, len - cut));
+        }
+    assert_int_equal(crc32c(0, buf, 4096), crc32c_sw(0, buf, 4096));
+    buf[100] ^= 1;
+    assert_int_not_equal(crc32c(0, buf, 4096), crc32c_sw(0, buf + 1, 4095));
+}
+
+/* ---- round trips -------------------------------------------------------------------- */
+
+static uint64_t term_1(uint64_t i) { (void)i; return 1; }
+
+static void test_fresh_store(void **state)
+{
+    fixture *f = *state;
+    st_store *s = open_ok(f->dir);
+    raft_boot b;
+    char err[512];
+    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.hs.term, 0);
+    assert_int_equal(b.hs.vote, 0);
+    assert_int_equal(b.hs.commit, 0);
+    assert_int_equal(b.snapshot.index, 0);
+    assert_int_equal(b.snapshot.conf.n, 0);
+    assert_null(b.snapshot.data);
+    assert_int_equal(b.n_entries, 0);
+    assert_int_equal(st_last_index(s), 0);
+    assert_int_equal(st_first_index(s), 1);
+    st_boot_free(&b);
+    st_close(s);
+    /* Reopening the empty store is fine too. */
+    s = open_ok(f->dir);
+    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.n_entries, 0);
+    st_boot_free(&b);
+    st_close(s);
+}
+
+static void test_round_trip(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    st_store *s = open_ok(f->dir);
+    /* Hard state alone, then entries of each type (incl. empty data). */
+    raft_ready rd = { .hs_changed = true, .hs = { 7, 3, 0 } };
+    assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
+    uint8_t conf_data[] = { 1, 2, 3, 4, 5 };
+    raft_entry e[4] = {
+        { .term = 7, .index = 1, .type = RAFT_ENTRY_NOOP, .len = 0, .data = NULL },
+        { .term = 7, .index = 2, .type = RAFT_ENTRY_NORMAL, .len = 5, .data = (uint8_t *)"hello" },
+        { .term = 7, .index = 3, .type = RAFT_ENTRY_CONF, .len = sizeof conf_data, .data = conf_data },
+        { .term = 7, .index = 4, .type = RAFT_ENTRY_NORMAL, .len = 1, .data = (uint8_t *)"x" },
+    };
+    rd = (raft_ready){ .hs_changed = true, .hs = { 7, 3, 2 }, .entries = e, .n_entries = 4 };
+    assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
+    assert_int_equal(st_last_index(s), 4);
+    assert_int_equal(st_log_bytes(s), 11);
+    st_close(s);
+
+    s = open_ok(f->dir);
+    assert_int_equal(st_last_index(s), 4);
+    assert_int_equal(st_log_bytes(s), 11);
+    raft_boot b;
+    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.hs.term, 7);
+    assert_int_equal(b.hs.vote, 3);
+    assert_int_equal(b.hs.commit, 2);
+    assert_int_equal(b.n_entries, 4);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(b.entries[i].index, e[i].index);
+        assert_int_equal(b.entries[i].term, e[i].term);
+        assert_int_equal(b.entries[i].type, e[i].type);
+        assert_int_equal(b.entries[i].len, e[i].len);
+        if (e[i].len)
+            assert_memory_equal(b.entries[i].data, e[i].data, e[i].len);
+    }
+    st_boot_free(&b);
+
+    /* Snapshot with configuration and data. */
+    raft_snapshot sn = { .index = 3, .term = 7, .conf = make_conf(3),
+                         .data = (uint8_t *)"state-machine-bytes", .len = 19 };
+    assert_int_equal(st_save_snapshot(s, &sn, err, sizeof err), 0);
+    assert_int_equal(st_snapshot_index(s), 3);
+    assert_int_equal(st_snapshot_term(s), 7);
+    assert_int_equal(st_first_index(s), 4);
+    assert_int_equal(st_log_bytes(s), 1);
+    st_close(s);
+    s = open_ok(f->dir);
+    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.snapshot.index, 3);
+    assert_int_equal(b.snapshot.term, 7);
+    assert_int_equal(b.snapshot.len, 19);
+    assert_memory_equal(b.snapshot.data, "state-machine-bytes", 19);
+    raft_conf want = make_conf(3);
+    assert_conf_equal(&b.snapshot.conf, &want);
+    assert_int_equal(b.n_entries, 1);
+    assert_int_equal(b.entries[0].index, 4);
+    assert_memory_equal(b.entries[0].data, "x", 1);
+    assert_int_equal(b.hs.commit, 2);
+    st_boot_free(&b);
+
+    /* Ranged reads, and refusals outside the log. */
+    raft_entry *re;
+    size_t n;
+    assert_int_equal(st_read_entries(s, 4, 4, &re, &n, err, sizeof err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(re[0].term, 7);
+    st_entries_free(re, n);
+    assert_int_equal(st_read_entries(s, 2, 4, &re, &n, err, sizeof err), ST_EINVAL);
+    assert_int_equal(st_read_entries(s, 4, 5, &re, &n, err, sizeof err), ST_EINVAL);
+    st_close(s);
+}
+
+static void test_conflict_overwrite(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    st_store *s = open_ok(f->dir);
+    /* Rows 1..4, 5..8, 9..12 with term 1. */
+    save_entries(s, 1, 4, 1);
+    save_entries(s, 5, 4, 1);
+    save_entries(s, 9, 4, 1);
+    /* Conflict inside the middle row: 7.. replaced by term 2 (7..9). */
+    save_entries(s, 7, 3, 2);
+    assert_int_equal(st_last_index(s), 9);
+    /* Conflict at a row boundary: 9.. replaced by term 3 (9..10). */
+    save_entries(s, 9, 2, 3);
+    /* Conflict at the very first entry of a row: 5 replaced with term 4. */
+    raft_boot b;
+    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.n_entries, 10);
+    uint64_t want_t[11] = { 0, 1, 1, 1, 1, 1, 1, 2, 2, 3, 3 };
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < b.n_entries; i++) {
+        assert_int_equal(b.entries[i].index, i + 1);
+        assert_int_equal(b.entries[i].term, want_t[i + 1]);
+        uint8_t buf[300];
+        ent_fill(buf, b.entries[i].len, i + 1, want_t[i + 1]);
+        assert_int_equal(b.entries[i].len, ent_len(i + 1, want_t[i + 1]));
+        assert_memory_equal(b.entries[i].data, buf, b.entries[i].len);
+        bytes += b.entries[i].len;
+    }
+    assert_int_equal(st_log_bytes(s), bytes);
+    st_boot_free(&b);
+    save_entries(s, 5, 1, 4);
+    assert_int_equal(st_last_index(s), 5);
+    st_close(s);
+    s = open_ok(f->dir);
+    assert_int_equal(st_last_index(s), 5);
+    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.n_entries, 5);
+    assert_int_equal(b.entries[3].term, 1);
+    assert_int_equal(b.entries[4].term, 4);
+    bytes = 0;
+    for (size_t i = 0; i < 5; i++)
+        bytes += b.entries[i].len;
+    assert_int_equal(st_log_bytes(s), bytes);
+    st_boot_free(&b);
+
+    /* A gap is refused and changes nothing. */
+    raft_entry *e = make_entries(7, 1, 4);
+    raft_ready rd = { .hs_changed = true, .hs = { 9, 9, 9 }, .entries = e, .n_entries = 1 };
+    assert_int_equal(st_save_ready(s, &rd, err, sizeof err), ST_EINVAL);
+    assert_non_null(strstr(err, "7"));
+    free_entries(e, 1);
+    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.hs.term, 0);
+    assert_int_equal(b.n_entries, 5);
+    st_boot_free(&b);
+    st_close(s);
+}
+
+static uint64_t term_compact(uint64_t i) { return i <= 20 ? 1 : 2; }
+
+static void test_compaction(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    st_store *s = open_ok(f->dir);
+    for (uint64_t i = 1; i <= 20; i += 3)   /* rows 1-3, 4-6, ..., 19-20 */
+        save_entries(s, i, i + 2 <= 20 ? 3 : 2, 1);
+    raft_conf c3 = make_conf(3);
+    /* Snapshot ending inside a row (10 is in 10..12). */
+    raft_snapshot sn = { .index = 10, .term = 1, .conf = c3, .data = (uint8_t *)"S10", .len = 3 };
+    assert_int_equal(st_save_snapshot(s, &sn, err, sizeof err), 0);
+    assert_int_equal(st_first_index(s), 11);
+    assert_int_equal(st_last_index(s), 20);
+    raft_boot b;
+    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.snapshot.index, 10);
+    check_entries(&b, 11, 20, term_1);
+    st_boot_free(&b);
+    uint64_t bytes = 0;
+    for (uint64_t i = 11; i <= 20; i++)
+        bytes += ent_len(i, 1);
+    assert_int_equal(st_log_bytes(s), bytes);
+
+    /* Older snapshot refused. */
+    sn.index = 9;
+    assert_int_equal(st_save_snapshot(s, &sn, err, sizeof err), ST_EINVAL);
+    assert_non_null(strstr(err, "older"));
+
+    /* Snapshot at a row end (12), then more entries in term 2. */
+    sn.index = 12;
+    assert_int_equal(st_save_snapshot(s, &sn, err, sizeof err), 0);
+    save_entries(s, 21, 5, 2);
+    st_close(s);
+    s = open_ok(f->dir);
+    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    check_entries(&b, 13, 25, term_compact);
+    st_boot_free(&b);
+
+    /* A leader's snapshot whose term does not match our entry drops the whole
+     * log; entries after it in the same ready are kept. */
+    raft_entry *e = make_entries(23, 2, 3);
+    raft_snapshot ls = { .index = 22, .term = 3, .conf = make_conf(5), .data = (uint8_t *)"L", .len = 1 };
+    raft_ready rd = { .hs_changed = true, .hs = { 3, 1, 22 }, .snapshot = &ls, .entries = e, .n_entries = 2 };
+    assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
+    free_entries(e, 2);
+    assert_int_equal(st_snapshot_index(s), 22);
+    assert_int_equal(st_last_index(s), 24);
+    st_close(s);
+    s = open_ok(f->dir);
+    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.snapshot.index, 22);
+    assert_int_equal(b.snapshot.term, 3);
+    assert_int_equal(b.snapshot.conf.n, 5);
+    assert_int_equal(b.n_entries, 2);
+    assert_int_equal(b.entries[0].index, 23);
+    assert_int_equal(b.entries[0].term, 3);
+    st_boot_free(&b);
+
+    /* A snapshot beyond the log empties it. */
+    raft_snapshot far = { .index = 100, .term = 4, .conf = c3, .data = NULL, .len = 0 };
+    rd = (raft_ready){ .snapshot = &far };
+    assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
+    assert_int_equal(st_last_index(s), 100);
+    assert_int_equal(st_log_bytes(s), 0);
+    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.n_entries, 0);
+    assert_int_equal(b.snapshot.len, 0);
+    st_boot_free(&b);
+    save_entries(s, 101, 2, 4);
+    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.n_entries, 2);
+    assert_int_equal(b.entries[0].index, 101);
+    st_boot_free(&b);
+    st_close(s);
+}
+
+static void test_snapshot_writer(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    st_store *s = open_ok(f->dir);
+    save_entries(s, 1, 10, 1);
+    size_t len = 3 << 20;
+    uint8_t *data = malloc(len);
+    uint64_t r = 7;
+    for (size_t i = 0; i < len; i++)
+        data[i] = (i / 4096) % 2 ? (uint8_t)rng_next(&r) : (uint8_t)(i % 17);
+    raft_conf c = make_conf(2);
+    st_snap_writer *w;
+    assert_int_equal(st_snap_begin(s, 5, 1, &c, &w, err, sizeof err), 0);
+    /* Other saves wait for the writer. */
+    raft_ready rd = { .hs_changed = true, .hs = { 1, 1, 1 } };
+    assert_int_equal(st_save_ready(s, &rd, err, sizeof err), ST_EBUSY);
+    for (size_t o = 0; o < len; o += 100000)
+        assert_int_equal(st_snap_write(w, data + o, len - o < 100000 ? len - o : 100000, err, sizeof err), 0);
+    assert_int_equal(st_snap_commit(w, err, sizeof err), 0);
+    assert_true(st_snapshot_stored_bytes(s) > 0);
+    assert_true(st_snapshot_stored_bytes(s) < len);
+    /* An aborted writer leaves the previous snapshot and log untouched. */
+    assert_int_equal(st_snap_begin(s, 8, 1, &c, &w, err, sizeof err), 0);
+    assert_int_equal(st_snap_write(w, "junk", 4, err, sizeof err), 0);
+    st_snap_abort(w);
+    assert_int_equal(st_snapshot_index(s), 5);
+    st_close(s);
+    s = open_ok(f->dir);
+    raft_boot b;
+    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.snapshot.index, 5);
+    assert_int_equal(b.snapshot.len, len);
+    assert_memory_equal(b.snapshot.data, data, len);
+    check_entries(&b, 6, 10, term_1);
+    st_boot_free(&b);
+    st_close(s);
+    free(data);
+}
+
+static void test_identity_and_lock(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    st_store *s = open_ok(f->dir);
+    uint64_t id;
+    char spec[128];
+    assert_int_equal(st_get_identity(s, &id, spec, sizeof spec, err, sizeof err), 0);
+    assert_int_equal(id, 0);
+    assert_int_equal(st_check_identity(s, 2, "1=a:1,2=b:2,3=c:3", err, sizeof err), 0);
+    assert_int_equal(st_check_identity(s, 2, "1=a:1,2=b:2,3=c:3", err, sizeof err), 0);
+    /* A second store on the same directory is refused while this one is open. */
+    st_store *s2 = NULL;
+    assert_int_equal(st_open(f->dir, &s2, err, sizeof err), ST_EBUSY);
+    assert_null(s2);
+    assert_non_null(strstr(err, "in use"));
+    st_close(s);
+    s = open_ok(f->dir);
+    assert_int_equal(st_check_identity(s, 3, "1=a:1,2=b:2,3=c:3", err, sizeof err), ST_EIDENTITY);
+    assert_non_null(strstr(err, "node 2"));
+    assert_non_null(strstr(err, f->db));
+    assert_int_equal(st_check_identity(s, 2, "other", err, sizeof err), ST_EIDENTITY);
+    assert_int_equal(st_get_identity(s, &id, spec, sizeof spec, err, sizeof err), 0);
+    assert_int_equal(id, 2);
+    assert_string_equal(spec, "1=a:1,2=b:2,3=c:3");
+    st_close(s);
+}
+
+/* ---- corruption ----------------------------------------------------------------------- */
+
+static long find_bytes(const char *path, const void *pat, size_t plen)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    long sz = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    uint8_t *buf = malloc((size_t)sz);
+    assert_int_equal(fread(buf, 1, (size_t)sz, fp), (size_t)sz);
+    fclose(fp);
+    long at = -1;
+    for (long i = 0; i + (long)plen <= sz; i++)
+        if (memcmp(buf + i, pat, plen) == 0) {
+            at = i;
+            break;
+        }
+    free(buf);
+    return at;
+}
+
+static void flip_byte(const char *path, long at)
+{
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t c;
+    assert_int_equal(pread(fd, &c, 1, at), 1);
+    c ^= 0x20;
+    assert_int_equal(pwrite(fd, &c, 1, at), 1);
+    close(fd);
+}
+
+static void test_corrupt_entry(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    st_store *s = open_ok(f->dir);
+    save_entries(s, 1, 40, 1);
+    const char *mark = "MARKER-FOR-ENTRY-41";
+    raft_entry e = { .term = 1, .index = 41, .type = 0, .len = (uint32_t)strlen(mark), .data = (uint8_t *)mark };
+    raft_ready rd = { .entries = &e, .n_entries = 1 };
+    assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
+    save_entries(s, 42, 5, 1);
+    st_close(s);
+    char wal[400];
+    snprintf(wal, sizeof wal, "%s-wal", f->db);
+    assert_int_equal(access(wal, F_OK), -1);   /* close checkpointed everything */
+    long at = find_bytes(f->db, mark, strlen(mark));
+    assert_true(at > 0);
+    flip_byte(f->db, at + 10);
+    s = open_ok(f->dir);
+    raft_boot b;
+    int rc = st_load(s, &b, err, sizeof err);
+    assert_int_equal(rc, ST_ECORRUPT);
+    assert_non_null(strstr(err, f->db));
+    assert_non_null(strstr(err, "log entry 41"));
+    assert_non_null(strstr(err, "checksum"));
+    assert_int_equal(b.n_entries, 0);
+    raft_entry *re;
+    size_t n;
+    assert_int_equal(st_read_entries(s, 41, 41, &re, &n, err, sizeof err), ST_ECORRUPT);
+    assert_non_null(strstr(err, "log entry 41"));
+    /* Entries around it still read. */
+    assert_int_equal(st_read_entries(s, 1, 40, &re, &n, err, sizeof err), 0);
+    st_entries_free(re, n);
+    st_close(s);
+}
+
+static void test_corrupt_snapshot(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    st_store *s = open_ok(f->dir);
+    save_entries(s, 1, 4, 1);
+    /* Incompressible bytes so a marker survives compression verbatim. */
+    size_t len = 20000;
+    uint8_t *data = malloc(len);
+    uint64_t r = 99;
+    for (size_t i = 0; i < len; i++)
+        data[i] = (uint8_t)rng_next(&r);
+    raft_snapshot sn = { .index = 2, .term = 1, .conf = make_conf(1), .data = data, .len = len };
+    assert_int_equal(st_save_snapshot(s, &sn, err, sizeof err), 0);
+    st_close(s);
+    long at = find_bytes(f->db, data + 5000, 32);
+    assert_true(at > 0);
+    flip_byte(f->db, at + 3);
+    s = open_ok(f->dir);
+    raft_boot b;
+    assert_int_equal(st_load(s, &b, err, sizeof err), ST_ECORRUPT);
+    assert_non_null(strstr(err, f->db));
+    assert_non_null(strstr(err, "snapshot at index 2"));
+    st_close(s);
+    free(data);
+}
+
+static void test_truncated_file(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    st_store *s = open_ok(f->dir);
+    for (uint64_t i = 1; i <= 400; i += 20)
+        save_entries(s, i, 20, 1);
+    st_close(s);
+    struct stat sb;
+    assert_int_equal(stat(f->db, &sb), 0);
+    assert_true(sb.st_size > 8 * 4096);
+    assert_int_equal(truncate(f->db, sb.st_size / 2), 0);
+    s = NULL;
+    int rc = st_open(f->dir, &s, err, sizeof err);
+    assert_int_equal(rc, ST_ECORRUPT);
+    assert_null(s);
+    assert_non_null(strstr(err, f->db));
+    assert_non_null(strstr(err, "truncated"));
+    /* Cut mid-page as well. */
+    assert_int_equal(truncate(f->db, 4096 * 3 + 100), 0);
+    assert_int_equal(st_open(f->dir, &s, err, sizeof err), ST_ECORRUPT);
+    assert_non_null(strstr(err, "truncated"));
+}
+
+static void test_newer_schema(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    st_store *s = open_ok(f->dir);
+    save_entries(s, 1, 3, 1);
+    st_close(s);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", ST_SCHEMA_VERSION + 1);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    s = NULL;
+    assert_int_equal(st_open(f->dir, &s, err, sizeof err), ST_ESCHEMA);
+    assert_null(s);
+    assert_non_null(strstr(err, f->db));
+    assert_non_null(strstr(err, "newer"));
+}
+
+static void test_foreign_database(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    assert_int_equal(mkdir(f->dir, 0755), 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    st_store *s = NULL;
+    assert_int_equal(st_open(f->dir, &s, err, sizeof err), ST_ESCHEMA);
+    assert_non_null(strstr(err, f->db));
+    assert_non_null(strstr(err, "not an hstore database"));
+}
+
+static void test_not_a_database(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    assert_int_equal(mkdir(f->dir, 0755), 0);
+    FILE *fp = fopen(f->db, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < 200; i++)
+        fprintf(fp, "this is a text file, not a database %d\n", i);
+    fclose(fp);
+    st_store *s = NULL;
+    assert_int_equal(st_open(f->dir, &s, err, sizeof err), ST_ENOTDB);
+    assert_null(s);
+    assert_non_null(strstr(err, f->db));
+    assert_non_null(strstr(err, "not an SQLite database"));
+}
+
+/* ---- crash safety --------------------------------------------------------------------- */
+
+/* The model of what the store holds after batch k; the same code drives the
+ * child (to generate batches) and the parent (to check what survived). */
+typedef struct model {
+    uint64_t batch;             /* last batch applied */
+    raft_hard_state hs;
+    uint64_t snap_index, snap_term, snap_batch;   /* snapshot data from snap_batch */
+    uint32_t snap_members;
+    uint64_t last;
+    uint64_t *terms;            /* terms[i] for snap_index < i <= last */
+    size_t cap;
+} model;
+
+typedef struct batch {
+    raft_ready rd;
+    raft_snapshot snap;
+    size_t snap_len;
+} batch;
+
+static size_t snap_len_of(uint64_t k) { return (size_t)((k * 7919) % 150000); }
+static void snap_fill(uint8_t *p, size_t len, uint64_t k)
+{
+    uint64_t r = k;
+    for (size_t i = 0; i < len; i++)
+        p[i] = (i / 512) % 2 ? (uint8_t)(i * k) : (uint8_t)rng_next(&r);
+}
+
+static void model_grow(model *m, uint64_t idx)
+{
+    if (idx >= m->cap) {
+        size_t nc = m->cap ? m->cap : 1024;
+        while (nc <= idx)
+            nc *= 2;
+        m->terms = realloc(m->terms, nc * sizeof *m->terms);
+        m->cap = nc;
+    }
+}
+
+/* Generates batch k from the model state before it (deterministic in seed,
+ * k and that state) and applies it to the model.  If b is not NULL, fills
+ * the ready to save (caller frees with batch_free). */
+static void model_step(model *m, uint64_t seed, uint64_t k, batch *b)
+{
+    uint64_t r = seed ^ (k * 0x9E3779B97F4A7C15ull);
+    if (b)
+        memset(b, 0, sizeof *b);
+    /* Snapshot in about one batch in 8, inside the log so the tail stays. */
+    if (m->last > m->snap_index && rng_next(&r) % 8 == 0) {
+        uint64_t idx = m->snap_index + 1 + rng_next(&r) % (m->last - m->snap_index);
+        m->snap_term = m->terms[idx];
+        m->snap_index = idx;
+        m->snap_batch = k;
+        m->snap_members = (uint32_t)(1 + k % RAFT_MAX_NODES);
+        if (b) {
+            b->snap.index = idx;
+            b->snap.term = m->snap_term;
+            b->snap.conf = make_conf(m->snap_members);
+            b->snap.len = snap_len_of(k);
+            b->snap.data = malloc(b->snap.len ? b->snap.len : 1);
+            snap_fill(b->snap.data, b->snap.len, k);
+            b->rd.snapshot = &b->snap;
+        }
+    }
+    uint64_t n = 1 + rng_next(&r) % 16;
+    uint64_t start = m->last + 1;
+    if (rng_next(&r) % 4 == 0) {   /* conflicting suffix */
+        uint64_t back = rng_next(&r) % 6;
+        start = m->last + 1 > back ? m->last + 1 - back : 1;
+        if (start <= m->snap_index)
+            start = m->snap_index + 1;
+    }
+    model_grow(m, start + n);
+    for (uint64_t i = 0; i < n; i++)
+        m->terms[start + i] = k;
+    m->last = start + n - 1;
+    m->hs.term = k;
+    m->hs.vote = k % 4;
+    m->hs.commit = m->snap_index;
+    m->batch = k;
+    if (b) {
+        b->rd.hs_changed = true;
+        b->rd.hs = m->hs;
+        b->rd.entries = make_entries(start, n, k);
+        b->rd.n_entries = n;
+    }
+}
+
+static void batch_free(batch *b)
+{
+    free_entries(b->rd.entries, b->rd.n_entries);
+    free(b->snap.data);
+}
+
+static void model_free(model *m) { free(m->terms); }
+
+/* Child: continue the store from wherever it is, reporting each batch. */
+static void crash_child(const char *dir, uint64_t seed, int wfd)
+{
+    st_store *s;
+    char err[512];
+    if (st_open(dir, &s, err, sizeof err) != 0) {
+        fprintf(stderr, "child: %s\n", err);
+        _exit(2);
+    }
+    raft_boot bt;
+    if (st_load(s, &bt, err, sizeof err) != 0) {
+        fprintf(stderr, "child: %s\n", err);
+        _exit(3);
+    }
+    uint64_t j = bt.hs.term;
+    st_boot_free(&bt);
+    model m = { 0 };
+    for (uint64_t k = 1; k <= j; k++)
+        model_step(&m, seed, k, NULL);
+    time_t deadline = time(NULL) + 10;
+    for (uint64_t k = j + 1; k <= j + 5000 && time(NULL) < deadline; k++) {
+        batch b;
+        model_step(&m, seed, k, &b);
+        int rc = st_save_ready(s, &b.rd, err, sizeof err);
+        batch_free(&b);
+        if (rc != 0) {
+            fprintf(stderr, "child: batch %llu: %s\n", (unsigned long long)k, err);
+            _exit(4);
+        }
+        if (write(wfd, &k, sizeof k) != sizeof k)
+            _exit(5);
+    }
+    st_close(s);
+    model_free(&m);
+    _exit(0);
+}
+
+static void check_against_model(const raft_boot *b, const model *m)
+{
+    assert_int_equal(b->hs.term, m->hs.term);
+    assert_int_equal(b->hs.vote, m->hs.vote);
+    assert_int_equal(b->hs.commit, m->hs.commit);
+    assert_int_equal(b->snapshot.index, m->snap_index);
+    assert_int_equal(b->snapshot.term, m->snap_term);
+    if (m->snap_index) {
+        raft_conf c = make_conf(m->snap_members);
+        assert_conf_equal(&b->snapshot.conf, &c);
+        size_t len = snap_len_of(m->snap_batch);
+        assert_int_equal(b->snapshot.len, len);
+        uint8_t *want = malloc(len ? len : 1);
+        snap_fill(want, len, m->snap_batch);
+        if (len)
+            assert_memory_equal(b->snapshot.data, want, len);
+        free(want);
+    }
+    assert_int_equal(b->n_entries, m->last - m->snap_index);
+    for (size_t i = 0; i < b->n_entries; i++) {
+        const raft_entry *e = &b->entries[i];
+        uint64_t idx = m->snap_index + 1 + i;
+        assert_int_equal(e->index, idx);
+        assert_int_equal(e->term, m->terms[idx]);
+        assert_int_equal(e->len, ent_len(idx, e->term));
+        uint8_t buf[300];
+        ent_fill(buf, e->len, idx, e->term);
+        if (e->len)
+            assert_memory_equal(e->data, buf, e->len);
+    }
+}
+
+static void test_crash_safety(void **state)
+{
+    fixture *f = *state;
+    int rounds = mode_is("long") ? 500 : mode_is("asan") ? 100 : 150;
+    uint64_t seed = g_seed;
+    printf("crash safety: seed %llu, %d kills\n", (unsigned long long)seed, rounds);
+    uint64_t rs = seed * 31 + 5;
+    model m = { 0 };
+    uint64_t total_batches = 0;
+    for (int round = 0; round < rounds; round++) {
+        int p[2];
+        assert_int_equal(pipe(p), 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(p[0]);
+            crash_child(f->dir, seed, p[1]);
+        }
+        close(p[1]);
+        /* Kill at a random moment: sometimes during open/recovery, mostly
+         * while batches (and snapshots) are being written. */
+        uint64_t x = rng_next(&rs);
+        useconds_t delay = x % 8 == 0 ? (useconds_t)(x >> 8) % 2000 : (useconds_t)(x >> 8) % 40000;
+        usleep(delay);
+        kill(pid, SIGKILL);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+            fail_msg("round %d: child exited on its own (status 0x%x)", round, status);
+        uint64_t k, reported = m.batch;
+        ssize_t got;
+        while ((got = read(p[0], &k, sizeof k)) == sizeof k)
+            reported = k;
+        close(p[0]);
+        st_store *s = open_ok(f->dir);
+        raft_boot b;
+        char err[512];
+        int rc = st_load(s, &b, err, sizeof err);
+        if (rc)
+            fail_msg("round %d (seed %llu): reopen after kill: %s", round, (unsigned long long)seed, err);
+        uint64_t j = b.hs.term;
+        /* Everything reported is there; at most the one batch in flight
+         * beyond it. */
+        if (j < reported || j > reported + 1)
+            fail_msg("round %d (seed %llu): store holds batch %llu, child reported %llu",
+                     round, (unsigned long long)seed, (unsigned long long)j,
+                     (unsigned long long)reported);
+        while (m.batch < j)
+            model_step(&m, seed, m.batch + 1, NULL);
+        check_against_model(&b, &m);
+        total_batches = j;
+        st_boot_free(&b);
+        st_close(s);
+    }
+    printf("crash safety: %llu batches survived %d kills\n", (unsigned long long)total_batches, rounds);
+    assert_true(total_batches > (uint64_t)rounds);
+    model_free(&m);
+}
+
+/* ---- disk full, read-only ------------------------------------------------------------- */
+
+static void mount_small(fixture *f, const char *size)
+{
+    snprintf(f->mnt, sizeof f->mnt, "%s/mnt", f->base);
+    assert_int_equal(mkdir(f->mnt, 0755), 0);
+    char opt[64];
+    snprintf(opt, sizeof opt, "size=%s,mode=0755", size);
+    if (mount("tmpfs", f->mnt, "tmpfs", 0, opt) != 0)
+        fail_msg("cannot mount a %s tmpfs at %s (%s): the disk-full test needs root "
+                 "(CAP_SYS_ADMIN)", size, f->mnt, strerror(errno));
+    f->mounted = true;
+    snprintf(f->dir, sizeof f->dir, "%s/data", f->mnt);
+    snprintf(f->db, sizeof f->db, "%s/%s", f->dir, ST_DB_NAME);
+}
+
+static void test_disk_full(void **state)
+{
+    fixture *f = *state;
+    mount_small(f, "2m");
+    char err[512];
+    st_store *s = open_ok(f->dir);
+    assert_int_equal(st_check_identity(s, 1, "c", err, sizeof err), 0);
+    /* Batches of 16 x ~4 KiB until the filesystem is full. */
+    uint64_t next = 1, acked_last = 0, acked_term = 0;
+    int rc = 0;
+    for (int i = 0; i < 10000; i++) {
+        raft_entry e[16];
+        uint8_t *buf = malloc(4000);
+        memset(buf, 'a' + i % 26, 4000);
+        for (int j = 0; j < 16; j++)
+            e[j] = (raft_entry){ .term = 1, .index = next + (uint64_t)j, .len = 4000, .data = buf };
+        raft_ready rd = { .hs_changed = true, .hs = { (uint64_t)i + 1, 1, next }, .entries = e, .n_entries = 16 };
+        rc = st_save_ready(s, &rd, err, sizeof err);
+        free(buf);
+        if (rc)
+            break;
+        acked_last = next + 15;
+        acked_term = (uint64_t)i + 1;
+        next += 16;
+    }
+    assert_int_equal(rc, ST_ENOSPC);
+    assert_non_null(strstr(err, f->db));
+    assert_non_null(strstr(err, "disk full"));
+    assert_true(acked_last > 0);
+    printf("disk full after %llu entries: %s\n", (unsigned long long)acked_last, err);
+    /* Still refused (not half-applied), and the store's view is unchanged. */
+    assert_int_equal(st_last_index(s), acked_last);
+    st_close(s);
+
+    /* Once there is room again, everything acknowledged is there. */
+    assert_int_equal(mount("tmpfs", f->mnt, "tmpfs", MS_REMOUNT, "size=64m"), 0);
+    s = open_ok(f->dir);
+    raft_boot b;
+    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.hs.term, acked_term);
+    assert_int_equal(b.n_entries, acked_last);
+    for (size_t i = 0; i < b.n_entries; i++) {
+        assert_int_equal(b.entries[i].index, i + 1);
+        assert_int_equal(b.entries[i].len, 4000);
+        assert_int_equal(b.entries[i].data[0], 'a' + (int)(i / 16) % 26);
+    }
+    st_boot_free(&b);
+    save_entries(s, acked_last + 1, 3, 2);
+    st_close(s);
+}
+
+static void test_read_only(void **state)
+{
+    fixture *f = *state;
+    mount_small(f, "8m");
+    char err[512];
+    st_store *s = open_ok(f->dir);
+    save_entries(s, 1, 5, 1);
+    st_close(s);
+    assert_int_equal(mount("tmpfs", f->mnt, "tmpfs", MS_REMOUNT | MS_RDONLY, NULL), 0);
+    s = NULL;
+    int rc = st_open(f->dir, &s, err, sizeof err);
+    assert_int_equal(rc, ST_EROFS);
+    assert_null(s);
+    assert_non_null(strstr(err, f->dir));
+}
+
+/* ---- big snapshot --------------------------------------------------------------------- */
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Mixed state: random blocks, text-like blocks, runs and small structures. */
+static void mixed_fill(uint8_t *p, size_t len, uint64_t seed)
+{
+    static const char *words[] = { "alpha ", "key=", "value ", "hstore ", "/dir/file ",
+                                   "raft ", "0123456789", "\n", "snapshot ", "term " };
+    uint64_t r = seed;
+    size_t o = 0;
+    while (o < len) {
+        size_t blk = 65536 < len - o ? 65536 : len - o;
+        uint64_t kind = rng_next(&r) % 4;
+        if (kind == 0) {
+            for (size_t i = 0; i + 8 <= blk; i += 8) {
+                uint64_t v = rng_next(&r);
+                memcpy(p + o + i, &v, 8);
+            }
+            for (size_t i = blk & ~(size_t)7; i < blk; i++)
+                p[o + i] = (uint8_t)i;
+        } else if (kind == 1) {
+            size_t i = 0;
+            while (i < blk) {
+                const char *w = words[rng_next(&r) % 10];
+                size_t wl = strlen(w);
+                if (wl > blk - i)
+                    wl = blk - i;
+                memcpy(p + o + i, w, wl);
+                i += wl;
+            }
+        } else if (kind == 2) {
+            memset(p + o, (int)(rng_next(&r) & 0xff), blk);
+        } else {
+            for (size_t i = 0; i < blk; i++)
+                p[o + i] = (uint8_t)((i * 31) ^ (i >> 7));
+        }
+        o += blk;
+    }
+}
+
+static void test_big_snapshot(void **state)
+{
+    fixture *f = *state;
+    size_t mb = mode_is("asan") ? 32 : mode_is("long") ? 512 : 300;
+    size_t len = mb << 20;
+    uint8_t *data = malloc(len);
+    assert_non_null(data);
+    mixed_fill(data, len, g_seed);
+    char err[512];
+    st_store *s = open_ok(f->dir);
+    save_entries(s, 1, 100, 1);
+    raft_snapshot sn = { .index = 90, .term = 1, .conf = make_conf(3), .data = data, .len = len };
+    double t0 = now_s();
+    assert_int_equal(st_save_snapshot(s, &sn, err, sizeof err), 0);
+    double t1 = now_s();
+    uint64_t comp = st_snapshot_stored_bytes(s);
+    st_close(s);
+    s = open_ok(f->dir);
+    raft_boot b;
+    double t2 = now_s();
+    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    double t3 = now_s();
+    printf("snapshot %zu MiB mixed data: compressed to %.1f MiB (%.1f%%), save %.2f s, load %.2f s\n",
+           mb, (double)comp / (1 << 20), 100.0 * (double)comp / (double)len, t1 - t0, t3 - t2);
+    assert_int_equal(b.snapshot.len, len);
+    assert_true(memcmp(b.snapshot.data, data, len) == 0);
+    assert_true(comp > 0 && comp < len);
+    check_entries(&b, 91, 100, term_1);
+    st_boot_free(&b);
+    st_close(s);
+    free(data);
+}
+
+int main(void)
+{
+    const char *se = getenv("HSTORE_TEST_SEED");
+    g_seed = se ? strtoull(se, NULL, 10) : (uint64_t)time(NULL);
+    printf("test_storage: mode %s, seed %llu (HSTORE_TEST_SEED replays)\n", mode(),
+           (unsigned long long)g_seed);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32c),
+        cmocka_unit_test_setup_teardown(test_fresh_store, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_round_trip, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_conflict_overwrite, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_compaction, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_snapshot_writer, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_identity_and_lock, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_corrupt_entry, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_corrupt_snapshot, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_truncated_file, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_newer_schema, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_foreign_database, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_not_a_database, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_crash_safety, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_disk_full, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_read_only, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_big_snapshot, setup_dir, teardown_dir),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
