@@ -1,0 +1,153 @@
+/*
+ * fs_solo.c — the FUSE layer over a one-process stand-in for a node: the
+ * state machine (raftkv/kv.c) applied directly, no Raft, no network.
+ *
+ * It exists to check the filesystem's POSIX behaviour (tests/cluster/
+ * test_fs_posix.sh runs against it as well as against a real cluster) and to
+ * debug fs/ in isolation.  It defines node_submit(), node_status() and
+ * node_get_config() itself, so it is linked with fs/ and the kv objects only.
+ *
+ *   build/fs_solo MOUNTPOINT [--max-file-size N] [--max-bytes N] [--delay-ms N]
+ *                 [--stall FILE]
+ *
+ * Runs until SIGINT/SIGTERM, then unmounts.  --stall FILE: while FILE exists
+ * every operation waits for its deadline and fails like a node without a
+ * quorum (to check that operations return EIO and unmount still works).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/fs.h"
+#include "raftkv/kv.h"
+#include "raftkv/node.h"
+
+struct node {
+    pthread_mutex_t mu;
+    kv *k;
+    uint64_t index;
+    node_config cfg;
+    int delay_ms;
+    const char *stall_file;
+};
+
+int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t client_id,
+                uint64_t seq, int timeout_ms, uint8_t **reply, size_t *reply_len)
+{
+    if (timeout_ms <= 0)
+        timeout_ms = n->cfg.op_timeout_ms;
+    struct stat st;
+    if (n->stall_file != NULL && stat(n->stall_file, &st) == 0) {
+        usleep((useconds_t)timeout_ms * 1000);
+        return NODE_ETIMEDOUT;
+    }
+    if (n->delay_ms > 0)
+        usleep((useconds_t)n->delay_ms * 1000);
+    int rc;
+    pthread_mutex_lock(&n->mu);
+    if (read) {
+        rc = kv_query(n->k, op, len, reply, reply_len);
+    } else {
+        uint8_t *cmd = NULL;
+        size_t cmd_len = 0;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+        rc = kv_cmd_encode(client_id, seq, now, op, len, &cmd, &cmd_len);
+        if (rc == 0) {
+            rc = kv_apply(n->k, ++n->index, cmd, cmd_len, reply, reply_len);
+            free(cmd);
+        }
+    }
+    pthread_mutex_unlock(&n->mu);
+    return rc == 0 ? NODE_OK : NODE_ENOMEM;
+}
+
+void node_status(node *n, raft_status *st)
+{
+    memset(st, 0, sizeof *st);
+    pthread_mutex_lock(&n->mu);
+    st->id = 1;
+    st->role = RAFT_LEADER;
+    st->term = 1;
+    st->leader = 1;
+    st->commit = st->applied = st->last_index = n->index;
+    st->first_index = 1;
+    st->conf.n = 1;
+    st->conf.ids[0] = 1;
+    pthread_mutex_unlock(&n->mu);
+}
+
+const char *raft_role_name(raft_role role)
+{
+    static const char *names[] = { "follower", "pre-candidate", "candidate", "leader" };
+    return (unsigned)role < 4 ? names[role] : "?";
+}
+
+const node_config *node_get_config(const node *n)
+{
+    return &n->cfg;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s MOUNTPOINT [--max-file-size N] [--max-bytes N] "
+                "[--delay-ms N] [--stall FILE] [--op-timeout-ms N]\n", argv[0]);
+        return 2;
+    }
+    static node n;
+    memset(&n, 0, sizeof n);
+    pthread_mutex_init(&n.mu, NULL);
+    n.cfg.id = 1;
+    n.cfg.op_timeout_ms = 2000;
+    n.cfg.max_file_size = 1ull << 30;
+    kv_limits lim = { 0, 0, 0 };
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--max-file-size") == 0)
+            n.cfg.max_file_size = strtoull(argv[i + 1], NULL, 0);
+        else if (strcmp(argv[i], "--max-bytes") == 0)
+            lim.max_total_bytes = strtoull(argv[i + 1], NULL, 0);
+        else if (strcmp(argv[i], "--delay-ms") == 0)
+            n.delay_ms = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--stall") == 0)
+            n.stall_file = argv[i + 1];
+        else if (strcmp(argv[i], "--op-timeout-ms") == 0)
+            n.cfg.op_timeout_ms = atoi(argv[i + 1]);
+    }
+    lim.max_file_size = n.cfg.max_file_size;
+    n.k = kv_new(&lim);
+    if (n.k == NULL)
+        return 1;
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);   /* FUSE threads inherit the mask */
+
+    fs_options o;
+    fs_options_init(&o);
+    o.debug = getenv("HSTORE_FS_DEBUG") != NULL;
+    char err[512];
+    fs_mount *m = fs_start(&n, argv[1], &o, err, sizeof err);
+    if (m == NULL) {
+        fprintf(stderr, "fs_solo: %s\n", err);
+        kv_free(n.k);
+        return 1;
+    }
+    printf("mounted %s\n", fs_mountpoint(m));
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&set, &sig);
+    fs_stop(m);
+    kv_free(n.k);
+    pthread_mutex_destroy(&n.mu);
+    return 0;
+}

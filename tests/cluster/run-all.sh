@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every executable tests/cluster/test_*.sh, each under `timeout`, and
+# prints each test's name, result and seconds, then one closing line:
+#   "cluster: N passed, N failed"
+# Exits non-zero if any test failed.  HSTORE_TEST_MODE=long runs every test
+# CL_ROUNDS times (default 3) instead of once.
+#   CL_TEST_TIMEOUT  seconds allowed per test run (default 300)
+#   CL_ONLY          run only tests whose name contains this string
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+limit=${CL_TEST_TIMEOUT:-300}
+rounds=1
+[ "${HSTORE_TEST_MODE:-normal}" = long ] && rounds=${CL_ROUNDS:-3}
+export HSTORE=${HSTORE:-$repo/bin/hstore}
+if [ ! -x "$HSTORE" ]; then
+    echo "cluster: $HSTORE is not built (run make)" >&2
+    echo "cluster: 0 passed, 1 failed"
+    exit 1
+fi
+
+passed=0; failed=0; results=()
+for t in "$here"/test_*.sh; do
+    [ -x "$t" ] || continue
+    name=$(basename "$t" .sh)
+    case "$name" in *"${CL_ONLY:-}"*) ;; *) continue ;; esac
+    for r in $(seq 1 "$rounds"); do
+        label=$name; [ "$rounds" -gt 1 ] && label="$name (round $r)"
+        echo "=== $label"
+        start=$(date +%s%N)
+        timeout -k 10 "$limit" "$t"
+        rc=$?
+        secs=$(awk -v ns=$(( $(date +%s%N) - start )) 'BEGIN { printf "%.1f", ns / 1e9 }')
+        if [ "$rc" -eq 0 ]; then
+            passed=$((passed + 1)); res=PASS
+        else
+            failed=$((failed + 1)); res="FAIL (exit $rc$([ "$rc" -eq 124 ] && echo ": timed out after ${limit}s"))"
+        fi
+        line=$(printf '%-36s %-36s %7ss' "$label" "$res" "$secs")
+        echo "--- $line"
+        results+=("$line")
+    done
+done
+echo
+for l in "${results[@]+"${results[@]}"}"; do echo "$l"; done
+echo "cluster: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

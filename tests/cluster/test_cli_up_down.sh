@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# `hstore up` starts a local cluster in the background and says how to reach
+# it; a second `up` says it is running; client commands find it through DIR;
+# `hstore down` stops it, keeps the data, and a new `up` serves it again.
+. "$(dirname "$0")/lib/cluster.sh"
+cl_in_netns "$@"
+cl_init
+unset HSTORE_CLUSTER
+dir=$CL_DIR/up
+port=7300
+stop_all() { "$HSTORE" down --dir "$dir" --wait 5 >/dev/null 2>&1; }
+trap 'cl_rc=$?; stop_all; (exit $cl_rc); cl_teardown' EXIT
+
+out=$(hs up -n 3 --dir "$dir" --base-port $port --no-mount --wait 20 2>&1) || cl_fail "up: exit $?: $out"
+echo "$out" >&2
+spec="1=127.0.0.1:$port,2=127.0.0.1:$((port + 2)),3=127.0.0.1:$((port + 4))"
+grep -q "export HSTORE_CLUSTER=$spec" <<<"$out" || cl_fail "up did not print the export line for $spec"
+cl_expect_eq "$(cat "$dir/cluster")" "$spec" "DIR/cluster"
+cl_expect_eq "$(wc -l <"$dir/pids")" 3 "DIR/pids lines"
+while read -r id pid; do
+    kill -0 "$pid" 2>/dev/null || cl_fail "node $id (pid $pid) is not running"
+    CL_ALL_PIDS+=("$pid")
+    [ -s "$dir/$id/node.log" ] || cl_fail "node $id has no log in $dir/$id/node.log"
+done <"$dir/pids"
+
+# Again: already running, nothing changes.
+out2=$(hs up -n 3 --dir "$dir" --base-port $port --no-mount 2>&1)
+rc=$?
+cl_expect_eq "$rc" 2 "second up"
+grep -q "already running" <<<"$out2" || cl_fail "second up did not say the cluster is running: $out2"
+
+# Clients find it through --dir / HSTORE_DIR.
+HSTORE_DIR=$dir hs put greeting hello || cl_fail "put via HSTORE_DIR"
+cl_expect_eq "$(hs get --dir "$dir" greeting)" hello "get via --dir"
+cl_expect_eq "$(HSTORE_DIR=$dir hs status | wc -l)" 3 "status lines"
+
+# down: every node stops, the data stays.
+pids=$(awk '{ print $2 }' "$dir/pids")
+out=$(hs down --dir "$dir" 2>&1) || cl_fail "down: exit $?"
+grep -q "stopped 3 nodes" <<<"$out" || cl_fail "down said: $out"
+for p in $pids; do
+    kill -0 "$p" 2>/dev/null && cl_fail "pid $p still runs after down"
+done
+[ ! -e "$dir/pids" ] || cl_fail "down left $dir/pids"
+cl_expect_rc 3 "get after down" env HSTORE_DIR="$dir" "$HSTORE" get greeting --timeout 1
+
+# A different cluster in the same DIR is refused; the same one resumes.
+cl_expect_rc 2 "up -n 5 over a 3-node DIR" hs up -n 5 --dir "$dir" --base-port $port --no-mount
+hs up -n 3 --dir "$dir" --base-port $port --no-mount >/dev/null 2>&1 || cl_fail "second up: exit $?"
+while read -r id pid; do CL_ALL_PIDS+=("$pid"); done <"$dir/pids"
+cl_expect_eq "$(HSTORE_DIR=$dir hs get greeting)" hello "value after down and up"
+hs down --dir "$dir" >/dev/null 2>&1 || cl_fail "down (2)"
+
+# With FUSE mounts: up mounts every node, down unmounts them.
+if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
+    out=$(hs up -n 3 --dir "$dir" --base-port $port --mount-root "$CL_DIR/mnt" 2>&1) ||
+        cl_fail "up with mounts: exit $?: $out"
+    while read -r id pid; do CL_ALL_PIDS+=("$pid"); done <"$dir/pids"
+    for i in 1 2 3; do
+        CL_MOUNTS+=("$CL_DIR/mnt/$i")
+        grep -qs " $CL_DIR/mnt/$i " /proc/self/mountinfo || cl_fail "node $i is not mounted at $CL_DIR/mnt/$i"
+    done
+    grep -q "mount $CL_DIR/mnt/1" <<<"$out" || cl_fail "up did not print the mounts"
+    hs down --dir "$dir" >/dev/null 2>&1 || cl_fail "down with mounts"
+    for i in 1 2 3; do
+        grep -qs " $CL_DIR/mnt/$i " /proc/self/mountinfo && cl_fail "$CL_DIR/mnt/$i still mounted after down"
+    done
+fi
+cl_pass
