@@ -65,7 +65,12 @@
  * unlinked by ANOTHER node while open here is gone at once: this node's
  * descriptors then get ENOENT (a cluster-wide open-file lease would be needed
  * to do better).  A whole-file handle whose name is gone drops its pending
- * content at close (nobody could see it).
+ * content at close (nobody could see it).  One gap: fstat() of an unlinked
+ * open file fails with ESTALE, because the kernel sends that GETATTR without
+ * a file handle and libfuse's high-level API has no path for a removed file.
+ * libfuse's alternative (hard_remove off: rename to .fuse_hidden*, unlink at
+ * release) would break the atomicity of rename over an open file, which
+ * matters more.
  *
  * Limits: a write or truncate past max_file_size fails with EFBIG (checked
  * here and again in the state machine); a full store answers ENOSPC; a path
@@ -470,7 +475,7 @@ static void *hs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->use_ino = 1;        /* the state machine's inode numbers */
     cfg->readdir_ino = 1;
     cfg->hard_remove = 1;    /* no replicated .fuse_hidden renames */
-    cfg->nullpath_ok = 1;    /* handle ops on removed files get path NULL */
+    cfg->nullpath_ok = 0;    /* paths for handle ops too (NULL once removed) */
     /* Never: stale sizes and corrupt appends across nodes (fuse-notes §3). */
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
     /* O_TRUNC comes to open()/create(), so the truncation can ride with the
