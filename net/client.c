@@ -1,0 +1,473 @@
+/*
+ * client.c — leader discovery, retries and exactly-once ids for programs
+ * talking to an hstore cluster (see client.h).
+ *
+ * One call is a loop of attempts until the overall deadline.  Each attempt
+ * sends the request, with a fresh req_id but the call's (client_id, seq), to
+ * one node over that node's NN_REQ socket and waits up to
+ * min(attempt timeout, time left).  Where the next attempt goes:
+ *   - a leader hint in any answer wins (the node knows better than we do);
+ *   - otherwise the next node in the spec, round robin.
+ * An attempt that got no answer closes that node's socket: nanomsg would
+ * otherwise keep the unanswered request queued and deliver it whenever the
+ * node comes back, long after this call has moved on.  (Such a late copy
+ * would be harmless for commands — same seq, applied once — but it is load
+ * for nothing.)
+ */
+#include "net/client.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+
+#include "net/transport.h"
+
+/* Room for the spec's nodes plus leaders learnt from hints (membership
+ * changes may name nodes the spec did not). */
+#define CLIENT_MAX_NODES (2 * RAFT_MAX_NODES)
+#define DEFAULT_TIMEOUT_MS 5000
+#define ATTEMPT_MS 1000
+/* Pause after a node answered "not now": keeps a call from spinning through
+ * nodes that all refuse at once (e.g. every one shutting down). */
+#define BACKOFF_MS 20
+
+typedef struct cnode {
+    uint64_t id;
+    char host[NET_ADDR_MAX];
+    int port;                   /* peer port; client requests go to port + 1 */
+    char addr[NET_ADDR_MAX + 8];
+    int sock;                   /* NN_REQ, -1 until first use */
+} cnode;
+
+struct net_client {
+    cnode nodes[CLIENT_MAX_NODES];
+    int n, n_spec;
+    int timeout_ms, attempt_ms;
+    uint64_t client_id, next_seq, next_req;
+    uint64_t leader_hint;
+    int cur;                    /* index of the node believed to lead */
+    net_buf buf;
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- spec parsing ---- */
+
+static bool parse_u64(const char *s, size_t n, uint64_t *out)
+{
+    if (n == 0 || n > 20)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+int net_parse_spec(const char *spec, uint64_t *ids, char (*hosts)[NET_ADDR_MAX], int *ports,
+                   int max, char *err, size_t errlen)
+{
+    if (!spec || !*spec) {
+        seterr(err, errlen, "empty cluster spec (expected ID=HOST:PORT,...)");
+        return -1;
+    }
+    int n = 0;
+    const char *p = spec;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        /* trim spaces */
+        while (len && isspace((unsigned char)*p)) {
+            p++;
+            len--;
+        }
+        while (len && isspace((unsigned char)p[len - 1]))
+            len--;
+        const char *eq = memchr(p, '=', len);
+        const char *colon = NULL;
+        for (size_t i = len; i > 0; i--)
+            if (p[i - 1] == ':') {
+                colon = p + i - 1;
+                break;
+            }
+        uint64_t id = 0, port = 0;
+        if (!eq || !colon || colon < eq || !parse_u64(p, (size_t)(eq - p), &id) || id == 0 ||
+            !parse_u64(colon + 1, len - (size_t)(colon + 1 - p), &port) || port == 0 ||
+            port > 65534 || colon == eq + 1 || (size_t)(colon - eq - 1) >= NET_ADDR_MAX) {
+            seterr(err, errlen, "bad node '%.*s' in cluster spec (expected ID=HOST:PORT, ID > 0)",
+                   (int)len, p);
+            return -1;
+        }
+        if (n >= max) {
+            seterr(err, errlen, "too many nodes in cluster spec (at most %d)", max);
+            return -1;
+        }
+        for (int i = 0; i < n; i++)
+            if (ids[i] == id) {
+                seterr(err, errlen, "node id %llu appears twice in cluster spec",
+                       (unsigned long long)id);
+                return -1;
+            }
+        ids[n] = id;
+        size_t hl = (size_t)(colon - eq - 1);
+        memcpy(hosts[n], eq + 1, hl);
+        hosts[n][hl] = '\0';
+        ports[n] = (int)port;
+        n++;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return n;
+}
+
+/* ---- construction ---- */
+
+static void set_node(cnode *nd, uint64_t id, const char *host, int port)
+{
+    nd->id = id;
+    snprintf(nd->host, sizeof(nd->host), "%s", host);
+    nd->port = port;
+    snprintf(nd->addr, sizeof(nd->addr), "%s:%d", host, port);
+    nd->sock = -1;
+}
+
+net_client *net_client_new(const char *cluster_spec, int timeout_ms, char *err, size_t errlen)
+{
+    uint64_t ids[CLIENT_MAX_NODES];
+    char hosts[CLIENT_MAX_NODES][NET_ADDR_MAX];
+    int ports[CLIENT_MAX_NODES];
+    int n = net_parse_spec(cluster_spec, ids, hosts, ports, RAFT_MAX_NODES, err, errlen);
+    if (n < 0)
+        return NULL;
+    net_client *c = calloc(1, sizeof(*c));
+    if (!c) {
+        seterr(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < n; i++)
+        set_node(&c->nodes[i], ids[i], hosts[i], ports[i]);
+    c->n = c->n_spec = n;
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
+    c->attempt_ms = ATTEMPT_MS;
+    /* Client ids must not collide across processes and restarts: the state
+     * machine's session table is keyed by them. */
+    uint64_t id = 0;
+    while (id == 0) {
+        if (getrandom(&id, sizeof(id), 0) != (ssize_t)sizeof(id)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            id = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 16);
+        }
+    }
+    c->client_id = id;
+    c->next_seq = 1;
+    c->next_req = 1;
+    return c;
+}
+
+static void close_node(cnode *nd)
+{
+    if (nd->sock >= 0)
+        nn_close(nd->sock);
+    nd->sock = -1;
+}
+
+void net_client_free(net_client *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n; i++)
+        close_node(&c->nodes[i]);
+    net_buf_free(&c->buf);
+    free(c);
+}
+
+void net_client_set_timeout(net_client *c, int timeout_ms)
+{
+    if (c)
+        c->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
+}
+
+static int open_node(cnode *nd)
+{
+    if (nd->sock >= 0)
+        return NET_OK;
+    int s = nn_socket(AF_SP, NN_REQ);
+    if (s < 0)
+        return NET_EIO;
+    /* This library decides when and where to retry; nanomsg's own resend
+     * (default: every 60 s to the same node) is pushed out of reach. */
+    int resend = INT_MAX, maxsz = (int)(NET_HDR_LEN + NET_MAX_PAYLOAD), ivl = 50, ivlmax = 500;
+    nn_setsockopt(s, NN_REQ, NN_REQ_RESEND_IVL, &resend, sizeof(resend));
+    nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVMAXSIZE, &maxsz, sizeof(maxsz));
+    nn_setsockopt(s, NN_SOL_SOCKET, NN_RECONNECT_IVL, &ivl, sizeof(ivl));
+    nn_setsockopt(s, NN_SOL_SOCKET, NN_RECONNECT_IVL_MAX, &ivlmax, sizeof(ivlmax));
+    char url[2 * NET_ADDR_MAX];
+    snprintf(url, sizeof(url), "tcp://%s:%d", nd->host, nd->port + 1);
+    if (nn_connect(s, url) < 0) {
+        nn_close(s);
+        return NET_EIO;
+    }
+    nd->sock = s;
+    return NET_OK;
+}
+
+/* One request/response exchange with node i.  On NET_OK *msg holds the
+ * nanomsg reply buffer (free with nn_freemsg) of the expected type with the
+ * expected req_id, already checked by `check`. */
+typedef int (*check_fn)(const void *buf, size_t len, uint64_t req_id, void *out);
+
+static int exchange(net_client *c, int i, uint64_t req_id, int wait_ms, check_fn check, void *out,
+                    void **msg)
+{
+    cnode *nd = &c->nodes[i];
+    if (open_node(nd) != NET_OK)
+        return NET_EIO;
+    uint64_t end = net_now_ms() + (uint64_t)wait_ms;
+    int to = wait_ms > 0 ? wait_ms : 1;
+    nn_setsockopt(nd->sock, NN_SOL_SOCKET, NN_SNDTIMEO, &to, sizeof(to));
+    if (nn_send(nd->sock, c->buf.p, c->buf.len, 0) < 0) {
+        close_node(nd);
+        return NET_EUNAVAIL;
+    }
+    for (;;) {
+        uint64_t now = net_now_ms();
+        if (now >= end)
+            break;
+        to = (int)(end - now);
+        nn_setsockopt(nd->sock, NN_SOL_SOCKET, NN_RCVTIMEO, &to, sizeof(to));
+        void *m = NULL;
+        int n = nn_recv(nd->sock, &m, NN_MSG, 0);
+        if (n < 0) {
+            if (nn_errno() == EINTR)
+                continue;
+            break;
+        }
+        /* Anything that is not the answer to THIS attempt is ignored (a
+         * corrupted frame, or a reply meant for an earlier attempt). */
+        if (check(m, (size_t)n, req_id, out) == NET_OK) {
+            *msg = m;
+            return NET_OK;
+        }
+        nn_freemsg(m);
+    }
+    close_node(nd);
+    return NET_EUNAVAIL;
+}
+
+static int check_client_resp(const void *buf, size_t len, uint64_t req_id, void *out)
+{
+    net_client_resp *r = out;
+    int rc = net_decode_client_resp(buf, len, r);
+    if (rc != NET_OK)
+        return rc;
+    return r->req_id == req_id ? NET_OK : NET_ETYPE;
+}
+
+static int check_status_resp(const void *buf, size_t len, uint64_t req_id, void *out)
+{
+    net_status_resp *r = out;
+    int rc = net_decode_status_resp(buf, len, r);
+    if (rc != NET_OK)
+        return rc;
+    return r->req_id == req_id ? NET_OK : NET_ETYPE;
+}
+
+static int find_node(const net_client *c, uint64_t id)
+{
+    for (int i = 0; i < c->n; i++)
+        if (c->nodes[i].id == id)
+            return i;
+    return -1;
+}
+
+/* Follows a leader hint; learns the node if the spec did not list it (its
+ * address is the leader's client address host:port+1). */
+static int hint_index(net_client *c, const net_client_resp *r)
+{
+    if (r->leader_id == 0)
+        return -1;
+    c->leader_hint = r->leader_id;
+    int i = find_node(c, r->leader_id);
+    if (i >= 0 || !r->leader_addr[0] || c->n >= CLIENT_MAX_NODES)
+        return i;
+    const char *colon = strrchr(r->leader_addr, ':');
+    uint64_t port;
+    if (!colon || colon == r->leader_addr ||
+        !parse_u64(colon + 1, strlen(colon + 1), &port) || port < 2 || port > 65535)
+        return -1;
+    char host[NET_ADDR_MAX];
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - r->leader_addr), r->leader_addr);
+    set_node(&c->nodes[c->n], r->leader_id, host, (int)port - 1);
+    return c->n++;
+}
+
+static void sleep_ms(int ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int do_call(net_client *c, bool read, uint64_t seq, const void *op, size_t len,
+                   void **reply, size_t *reply_len)
+{
+    if (!c || (!op && len) || len > NET_MAX_PAYLOAD - 64 || !reply || !reply_len)
+        return NET_EINVAL;
+    *reply = NULL;
+    *reply_len = 0;
+    uint64_t deadline = net_now_ms() + (uint64_t)c->timeout_ms;
+    int i = c->cur;
+    for (;;) {
+        uint64_t now = net_now_ms();
+        if (now >= deadline)
+            return NET_EUNAVAIL;
+        int wait = (int)(deadline - now);
+        if (wait > c->attempt_ms)
+            wait = c->attempt_ms;
+        net_client_req q = {.client_id = c->client_id, .seq = read ? 0 : seq,
+                            .req_id = c->next_req++, .flags = read ? NET_REQ_READ : 0,
+                            .op = op, .op_len = (uint32_t)len};
+        int rc = net_encode_client_req(&q, &c->buf);
+        if (rc != NET_OK)
+            return rc;
+        net_client_resp r;
+        void *m = NULL;
+        rc = exchange(c, i, q.req_id, wait, check_client_resp, &r, &m);
+        if (rc != NET_OK) {
+            /* No answer: whatever hint we had pointed here; try the next. */
+            i = (i + 1) % c->n;
+            continue;
+        }
+        int h = hint_index(c, &r);
+        if (r.status == NET_ST_OK) {
+            c->cur = h >= 0 ? h : i;
+            if (r.reply_len) {
+                *reply = malloc(r.reply_len);
+                if (!*reply) {
+                    nn_freemsg(m);
+                    return NET_ENOMEM;
+                }
+                memcpy(*reply, r.reply, r.reply_len);
+                *reply_len = r.reply_len;
+            }
+            nn_freemsg(m);
+            return NET_OK;
+        }
+        uint8_t status = r.status;
+        nn_freemsg(m);
+        if (status == NET_ST_BAD_REQUEST)
+            return NET_EBADREQ;
+        /* NOT_LEADER, UNAVAILABLE, SHUTTING_DOWN: same ids, another node. */
+        i = (h >= 0 && h != i) ? h : (i + 1) % c->n;
+        c->cur = i;
+        if (status != NET_ST_NOT_LEADER) {
+            now = net_now_ms();
+            sleep_ms(now >= deadline ? 0 : (int)(deadline - now) < BACKOFF_MS
+                                               ? (int)(deadline - now) : BACKOFF_MS);
+        }
+    }
+}
+
+int net_client_call(net_client *c, bool read, const void *op, size_t len, void **reply,
+                    size_t *reply_len)
+{
+    if (!c)
+        return NET_EINVAL;
+    uint64_t seq = read ? 0 : c->next_seq;
+    int rc = do_call(c, read, seq, op, len, reply, reply_len);
+    /* A sequence number is spent once sent, whatever came of it: reusing it
+     * for a different command would make the state machine answer the new
+     * command with the old one's cached reply. */
+    if (!read && rc != NET_EINVAL)
+        c->next_seq++;
+    return rc;
+}
+
+int net_client_call_seq(net_client *c, uint64_t seq, const void *op, size_t len, void **reply,
+                        size_t *reply_len)
+{
+    if (seq == 0)
+        return NET_EINVAL;
+    return do_call(c, false, seq, op, len, reply, reply_len);
+}
+
+int net_client_status(net_client *c, int i, raft_status *st, char *addr, size_t addrlen)
+{
+    if (!c || i < 0 || i >= c->n || !st)
+        return NET_EINVAL;
+    uint64_t req_id = c->next_req++;
+    int rc = net_encode_status_req(req_id, &c->buf);
+    if (rc != NET_OK)
+        return rc;
+    net_status_resp *r = malloc(sizeof(*r));
+    if (!r)
+        return NET_ENOMEM;
+    void *m = NULL;
+    rc = exchange(c, i, req_id, c->timeout_ms, check_status_resp, r, &m);
+    if (rc == NET_OK) {
+        *st = r->st;
+        if (addr && addrlen)
+            snprintf(addr, addrlen, "%s", r->addr);
+        if (r->st.leader)
+            c->leader_hint = r->st.leader;
+        nn_freemsg(m);
+    }
+    free(r);
+    return rc == NET_OK ? NET_OK : NET_EUNAVAIL;
+}
+
+/* ---- accessors ---- */
+
+int net_client_n_nodes(const net_client *c) { return c ? c->n : 0; }
+
+uint64_t net_client_node_id(const net_client *c, int i)
+{
+    return c && i >= 0 && i < c->n ? c->nodes[i].id : 0;
+}
+
+const char *net_client_node_addr(const net_client *c, int i)
+{
+    return c && i >= 0 && i < c->n ? c->nodes[i].addr : NULL;
+}
+
+uint64_t net_client_id(const net_client *c) { return c ? c->client_id : 0; }
+uint64_t net_client_next_seq(const net_client *c) { return c ? c->next_seq : 0; }
+
+void net_client_set_session(net_client *c, uint64_t client_id, uint64_t next_seq)
+{
+    if (!c || client_id == 0 || next_seq == 0)
+        return;
+    c->client_id = client_id;
+    c->next_seq = next_seq;
+}
+
+uint64_t net_client_leader_hint(const net_client *c) { return c ? c->leader_hint : 0; }

@@ -1,0 +1,470 @@
+/*
+ * test_client.c — the client library against scripted fake nodes (each a
+ * real transport on loopback, run by its own thread): it follows leader
+ * hints, retries on silence / UNAVAILABLE / SHUTTING_DOWN with the same
+ * (client id, seq), never takes a reply meant for another attempt, gives up
+ * with NET_EUNAVAIL at its deadline, numbers commands 1, 2, 3 ... and reads
+ * not at all, and fetches node status.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "net/client.h"
+#include "net/transport.h"
+
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static bool port_free(int port)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = bind(s, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(s);
+    return ok;
+}
+
+static int free_port_pair(void)
+{
+    for (int i = 0; i < 1000; i++) {
+        int p = 20000 + (int)(rnd() % 20000) * 2;
+        if (port_free(p) && port_free(p + 1))
+            return p;
+    }
+    fail_msg("no free ports");
+    return -1;
+}
+
+/* ---- fake nodes ---- */
+
+/* cmocka's asserts must not fire off the main thread: abort instead. */
+#define CHECK0(expr, zero)                                                          \
+    do {                                                                        \
+        if ((expr) != (zero)) {                                                 \
+            fprintf(stderr, "fake node: %s failed at line %d\n", #expr, __LINE__); \
+            abort();                                                            \
+        }                                                                       \
+    } while (0)
+
+enum { M_OK, M_SILENT, M_NOT_LEADER, M_UNAVAIL, M_SHUTDOWN, M_BAD, M_WRONG_ID };
+
+#define LOGMAX 64
+typedef struct fake {
+    uint64_t id;
+    int port;
+    net_transport *t;
+    pthread_t th;
+    atomic_int stop;
+    atomic_int mode;
+    atomic_ullong hint;          /* leader id to report */
+    pthread_mutex_t mu;
+    int n_log;
+    net_client_req log[LOGMAX];  /* op pointers are not kept */
+    int n_status;
+} fake;
+
+static void *fake_run(void *arg)
+{
+    fake *f = arg;
+    net_buf out = {0};
+    while (!atomic_load(&f->stop)) {
+        struct pollfd fds[2];
+        int n = net_transport_pollfds(f->t, fds, 2);
+        poll(fds, (nfds_t)n, 20);
+        net_client_msg m;
+        while (net_recv_client(f->t, &m) == NET_OK) {
+            int type = net_frame_check(m.body, m.len, NULL);
+            if (type == NET_MSG_STATUS_REQ) {
+                uint64_t rid;
+                CHECK0(net_decode_status_req(m.body, m.len, &rid), 0);
+                net_status_resp *s = calloc(1, sizeof(*s));
+                s->req_id = rid;
+                snprintf(s->addr, sizeof(s->addr), "127.0.0.1:%d", f->port);
+                s->st.id = f->id;
+                s->st.role = f->id == 3 ? RAFT_LEADER : RAFT_FOLLOWER;
+                s->st.term = 7;
+                s->st.leader = 3;
+                s->st.commit = 40 + f->id;
+                s->st.conf.n = 1;
+                s->st.conf.ids[0] = f->id;
+                strcpy(s->st.conf.addrs[0], s->addr);
+                CHECK0(net_encode_status_resp(s, &out), 0);
+                free(s);
+                pthread_mutex_lock(&f->mu);
+                f->n_status++;
+                pthread_mutex_unlock(&f->mu);
+                net_reply_client(f->t, &m, out.p, out.len);
+                continue;
+            }
+            net_client_req q;
+            CHECK0(net_decode_client_req(m.body, m.len, &q), 0);
+            pthread_mutex_lock(&f->mu);
+            if (f->n_log < LOGMAX) {
+                f->log[f->n_log] = q;
+                f->log[f->n_log].op = NULL;
+                f->n_log++;
+            }
+            pthread_mutex_unlock(&f->mu);
+            int mode = atomic_load(&f->mode);
+            if (mode == M_SILENT) {
+                net_client_msg_drop(&m);
+                continue;
+            }
+            net_client_resp r = {.req_id = q.req_id, .leader_id = atomic_load(&f->hint)};
+            char reply[128];
+            int rl = snprintf(reply, sizeof(reply), "node%llu:%.*s", (unsigned long long)f->id,
+                              (int)q.op_len, (const char *)q.op);
+            switch (mode) {
+            case M_OK: r.status = NET_ST_OK; r.reply = (uint8_t *)reply; r.reply_len = (uint32_t)rl; break;
+            case M_NOT_LEADER: r.status = NET_ST_NOT_LEADER; break;
+            case M_UNAVAIL: r.status = NET_ST_UNAVAILABLE; break;
+            case M_SHUTDOWN: r.status = NET_ST_SHUTTING_DOWN; break;
+            case M_BAD: r.status = NET_ST_BAD_REQUEST; break;
+            case M_WRONG_ID:
+                r.status = NET_ST_OK;
+                r.req_id = q.req_id + 1000;
+                r.reply = (uint8_t *)"stale";
+                r.reply_len = 5;
+                break;
+            }
+            CHECK0(net_encode_client_resp(&r, &out), 0);
+            net_reply_client(f->t, &m, out.p, out.len);
+        }
+    }
+    net_buf_free(&out);
+    return NULL;
+}
+
+static fake fakes[3];
+static char spec[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    spec[0] = '\0';
+    for (int i = 0; i < 3; i++) {
+        fake *f = &fakes[i];
+        memset(f, 0, sizeof(*f));
+        f->id = (uint64_t)i + 1;
+        f->port = free_port_pair();
+        net_transport_config c = {.self_id = f->id, .port = f->port, .faults = ""};
+        strcpy(c.host, "127.0.0.1");
+        char err[200];
+        f->t = net_transport_new(&c, err, sizeof(err));
+        if (!f->t)
+            fail_msg("fake node: %s", err);
+        pthread_mutex_init(&f->mu, NULL);
+        atomic_store(&f->mode, M_OK);
+        pthread_create(&f->th, NULL, fake_run, f);
+        snprintf(spec + strlen(spec), sizeof(spec) - strlen(spec), "%s%llu=127.0.0.1:%d",
+                 i ? "," : "", (unsigned long long)f->id, f->port);
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        atomic_store(&fakes[i].stop, 1);
+        pthread_join(fakes[i].th, NULL);
+        net_transport_free(fakes[i].t);
+        pthread_mutex_destroy(&fakes[i].mu);
+    }
+    return 0;
+}
+
+static void set_modes(int m1, int m2, int m3, uint64_t hint)
+{
+    int m[3] = {m1, m2, m3};
+    for (int i = 0; i < 3; i++) {
+        atomic_store(&fakes[i].mode, m[i]);
+        atomic_store(&fakes[i].hint, hint);
+        pthread_mutex_lock(&fakes[i].mu);
+        fakes[i].n_log = 0;
+        fakes[i].n_status = 0;
+        pthread_mutex_unlock(&fakes[i].mu);
+    }
+}
+
+static int nlog(int i)
+{
+    pthread_mutex_lock(&fakes[i].mu);
+    int n = fakes[i].n_log;
+    pthread_mutex_unlock(&fakes[i].mu);
+    return n;
+}
+
+static net_client *mkclient(int timeout_ms)
+{
+    char err[200];
+    net_client *c = net_client_new(spec, timeout_ms, err, sizeof(err));
+    if (!c)
+        fail_msg("net_client_new: %s", err);
+    return c;
+}
+
+static void expect_reply(net_client *c, bool read, const char *op, const char *want)
+{
+    void *r = NULL;
+    size_t rl = 0;
+    int rc = net_client_call(c, read, op, strlen(op), &r, &rl);
+    if (rc != NET_OK)
+        fail_msg("call '%s': %s", op, net_strerror(rc));
+    assert_int_equal(rl, strlen(want));
+    assert_memory_equal(r, want, rl);
+    free(r);
+}
+
+/* ---- tests ---- */
+
+static void test_spec_parsing(void **state)
+{
+    (void)state;
+    uint64_t ids[4];
+    char hosts[4][NET_ADDR_MAX];
+    int ports[4];
+    char err[200];
+    assert_int_equal(net_parse_spec("1=127.0.0.1:7000, 2=node-b.local:7002,30=10.0.0.3:9",
+                                    ids, hosts, ports, 4, err, sizeof(err)), 3);
+    assert_int_equal(ids[1], 2);
+    assert_string_equal(hosts[1], "node-b.local");
+    assert_int_equal(ports[2], 9);
+    assert_int_equal(ids[2], 30);
+    const char *bad[] = {"", "1=h", "1=h:", "=h:1", "0=h:5", "x=h:5", "1=:5", "1=h:65535",
+                         "1=h:5,1=g:6", "1=h:5,", "1=h:5,,2=g:6", "1=h:-3", "1=h:5,2=g:6,3=i:7,4=j:8,5=k:9"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        if (net_parse_spec(bad[i], ids, hosts, ports, 4, err, sizeof(err)) != -1)
+            fail_msg("spec '%s' accepted", bad[i]);
+        assert_true(err[0] != '\0');
+    }
+    assert_null(net_client_new("nonsense", 100, err, sizeof(err)));
+    net_client *c = mkclient(1000);
+    assert_int_equal(net_client_n_nodes(c), 3);
+    assert_int_equal(net_client_node_id(c, 2), 3);
+    assert_int_equal(net_client_node_id(c, 3), 0);
+    char want[64];
+    snprintf(want, sizeof(want), "127.0.0.1:%d", fakes[1].port);
+    assert_string_equal(net_client_node_addr(c, 1), want);
+    assert_null(net_client_node_addr(c, -1));
+    net_client *d = mkclient(1000);
+    assert_true(net_client_id(c) != 0);
+    assert_true(net_client_id(c) != net_client_id(d));
+    assert_int_equal(net_client_next_seq(c), 1);
+    assert_int_equal(net_client_leader_hint(c), 0);
+    net_client_free(c);
+    net_client_free(d);
+}
+
+static void test_follows_leader_hint(void **state)
+{
+    (void)state;
+    set_modes(M_NOT_LEADER, M_NOT_LEADER, M_OK, 3);
+    net_client *c = mkclient(3000);
+    expect_reply(c, false, "put a", "node3:put a");
+    assert_int_equal(net_client_leader_hint(c), 3);
+    assert_int_equal(nlog(0), 1);     /* asked node 1 first, redirected */
+    assert_int_equal(nlog(1), 0);
+    assert_int_equal(nlog(2), 1);
+    /* same ids on the redirected attempt, a different req_id */
+    assert_int_equal(fakes[0].log[0].seq, 1);
+    assert_int_equal(fakes[2].log[0].seq, 1);
+    assert_int_equal(fakes[0].log[0].client_id, net_client_id(c));
+    assert_int_equal(fakes[2].log[0].client_id, net_client_id(c));
+    assert_true(fakes[0].log[0].req_id != fakes[2].log[0].req_id);
+    /* the next call goes straight to the leader */
+    expect_reply(c, false, "put b", "node3:put b");
+    assert_int_equal(nlog(0), 1);
+    assert_int_equal(nlog(2), 2);
+    assert_int_equal(fakes[2].log[1].seq, 2);
+    net_client_free(c);
+}
+
+static void test_retries_same_seq_after_silence(void **state)
+{
+    (void)state;
+    set_modes(M_SILENT, M_OK, M_OK, 0);
+    net_client *c = mkclient(4000);
+    uint64_t t0 = net_now_ms();
+    expect_reply(c, false, "append x", "node2:append x");
+    uint64_t dt = net_now_ms() - t0;
+    printf("silent node: answered after %llu ms\n", (unsigned long long)dt);
+    assert_int_equal(nlog(0), 1);
+    assert_int_equal(nlog(1), 1);
+    assert_int_equal(fakes[0].log[0].seq, fakes[1].log[0].seq);
+    assert_int_equal(fakes[0].log[0].client_id, fakes[1].log[0].client_id);
+    assert_int_equal(fakes[1].log[0].seq, 1);
+    net_client_free(c);
+}
+
+static void test_unavailable_and_shutdown_move_on(void **state)
+{
+    (void)state;
+    set_modes(M_UNAVAIL, M_SHUTDOWN, M_OK, 0);
+    net_client *c = mkclient(4000);
+    expect_reply(c, false, "del k", "node3:del k");
+    assert_int_equal(nlog(0), 1);
+    assert_int_equal(nlog(1), 1);
+    assert_int_equal(nlog(2), 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fakes[i].log[0].seq, 1);
+    net_client_free(c);
+}
+
+static void test_stale_reply_ignored(void **state)
+{
+    (void)state;
+    /* node 1 answers with somebody else's req_id: that must not be taken
+     * for the answer; the client moves on and gets node 2's */
+    set_modes(M_WRONG_ID, M_OK, M_OK, 0);
+    net_client *c = mkclient(4000);
+    expect_reply(c, true, "get k", "node2:get k");
+    assert_int_equal(nlog(0), 1);
+    net_client_free(c);
+}
+
+static void test_deadline_gives_unavailable(void **state)
+{
+    (void)state;
+    set_modes(M_SILENT, M_SILENT, M_UNAVAIL, 0);
+    net_client *c = mkclient(1500);
+    void *r = (void *)1;
+    size_t rl = 9;
+    uint64_t t0 = net_now_ms();
+    assert_int_equal(net_client_call(c, false, "put z", 5, &r, &rl), NET_EUNAVAIL);
+    uint64_t dt = net_now_ms() - t0;
+    printf("no quorum: gave up after %llu ms (timeout 1500)\n", (unsigned long long)dt);
+    assert_null(r);
+    assert_int_equal(rl, 0);
+    assert_true(dt >= 1500 && dt < 3000);
+    /* every attempt carried the same seq */
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < nlog(i); k++)
+            assert_int_equal(fakes[i].log[k].seq, 1);
+    /* the seq is spent: the next command uses 2 */
+    assert_int_equal(net_client_next_seq(c), 2);
+    net_client_free(c);
+
+    /* nobody listening at all */
+    char err[100];
+    int p = free_port_pair();
+    char s[64];
+    snprintf(s, sizeof(s), "1=127.0.0.1:%d", p);
+    net_client *d = net_client_new(s, 800, err, sizeof(err));
+    assert_non_null(d);
+    t0 = net_now_ms();
+    assert_int_equal(net_client_call(d, true, "get", 3, &r, &rl), NET_EUNAVAIL);
+    dt = net_now_ms() - t0;
+    assert_true(dt >= 800 && dt < 2000);
+    raft_status st;
+    assert_int_equal(net_client_status(d, 0, &st, NULL, 0), NET_EUNAVAIL);
+    assert_int_equal(net_client_status(d, 1, &st, NULL, 0), NET_EINVAL);
+    net_client_free(d);
+}
+
+static void test_bad_request_is_final(void **state)
+{
+    (void)state;
+    set_modes(M_BAD, M_OK, M_OK, 0);
+    net_client *c = mkclient(3000);
+    void *r;
+    size_t rl;
+    assert_int_equal(net_client_call(c, false, "junk", 4, &r, &rl), NET_EBADREQ);
+    assert_int_equal(nlog(1) + nlog(2), 0);
+    net_client_free(c);
+}
+
+static void test_sequence_numbers(void **state)
+{
+    (void)state;
+    set_modes(M_OK, M_OK, M_OK, 1);
+    net_client *c = mkclient(3000);
+    expect_reply(c, false, "a", "node1:a");
+    expect_reply(c, true, "r", "node1:r");
+    expect_reply(c, false, "b", "node1:b");
+    expect_reply(c, false, "c", "node1:c");
+    assert_int_equal(nlog(0), 4);
+    assert_int_equal(fakes[0].log[0].seq, 1);
+    assert_int_equal(fakes[0].log[1].seq, 0);
+    assert_int_equal(fakes[0].log[1].flags, NET_REQ_READ);
+    assert_int_equal(fakes[0].log[2].seq, 2);
+    assert_int_equal(fakes[0].log[2].flags, 0);
+    assert_int_equal(fakes[0].log[3].seq, 3);
+    /* an explicit replay keeps the given seq and leaves the counter alone */
+    void *r;
+    size_t rl;
+    assert_int_equal(net_client_call_seq(c, 2, "b", 1, &r, &rl), NET_OK);
+    free(r);
+    assert_int_equal(fakes[0].log[4].seq, 2);
+    assert_int_equal(net_client_next_seq(c), 4);
+    net_client_set_session(c, 0xabcdef, 100);
+    expect_reply(c, false, "d", "node1:d");
+    assert_int_equal(fakes[0].log[5].client_id, 0xabcdef);
+    assert_int_equal(fakes[0].log[5].seq, 100);
+    /* an empty reply comes back as NULL, 0 */
+    net_client_free(c);
+}
+
+static void test_status(void **state)
+{
+    (void)state;
+    set_modes(M_OK, M_OK, M_OK, 0);
+    net_client *c = mkclient(2000);
+    for (int i = 0; i < 3; i++) {
+        raft_status st;
+        char addr[64], want[64];
+        assert_int_equal(net_client_status(c, i, &st, addr, sizeof(addr)), NET_OK);
+        snprintf(want, sizeof(want), "127.0.0.1:%d", fakes[i].port);
+        assert_string_equal(addr, want);
+        assert_int_equal(st.id, (uint64_t)i + 1);
+        assert_int_equal(st.role, i == 2 ? RAFT_LEADER : RAFT_FOLLOWER);
+        assert_int_equal(st.commit, 41 + (uint64_t)i);
+        assert_int_equal(st.conf.n, 1);
+        assert_string_equal(st.conf.addrs[0], want);
+    }
+    assert_int_equal(net_client_leader_hint(c), 3);
+    net_client_free(c);
+}
+
+int main(void)
+{
+    const char *s = getenv("HSTORE_TEST_SEED");
+    uint64_t seed = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL) ^ (uint64_t)getpid();
+    rng_state = seed;
+    printf("test_client: seed %llu (HSTORE_TEST_SEED to replay)\n", (unsigned long long)seed);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spec_parsing),
+        cmocka_unit_test(test_follows_leader_hint),
+        cmocka_unit_test(test_retries_same_seq_after_silence),
+        cmocka_unit_test(test_unavailable_and_shutdown_move_on),
+        cmocka_unit_test(test_stale_reply_ignored),
+        cmocka_unit_test(test_deadline_gives_unavailable),
+        cmocka_unit_test(test_bad_request_is_final),
+        cmocka_unit_test(test_sequence_numbers),
+        cmocka_unit_test(test_status),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
