@@ -1,5 +1,5 @@
 /*
- * cli.c — helpers shared by the `hstore` subcommands (see cli.h).
+ * cmd_cli.c — helpers shared by the `hstore` subcommands (see cli.h).
  */
 #include "tools/cli.h"
 

@@ -1,5 +1,5 @@
 /*
- * cli_net.c — the network side of the `hstore` client commands (cli_net.h).
+ * cmd_cli_net.c — the network side of the `hstore` client commands (cli_net.h).
  */
 #include "tools/cli_net.h"
 
