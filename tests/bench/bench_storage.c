@@ -1,0 +1,232 @@
+/*
+ * bench_storage.c — how close a saved batch comes to the disk's limit.
+ *
+ * For batches of 1, 16 and 256 entries of 256 bytes: batches/s, entries/s,
+ * p50/p99 per batch through st_save_ready(), beside a raw loop on the same
+ * directory that appends the same number of bytes to a plain file and calls
+ * fdatasync() (the physical limit of one durable write of that size), and a
+ * bare fdatasync loop (4 KiB).  Then a 100 MiB snapshot saved and loaded.
+ *
+ * Usage: bench_storage DIR [seconds-per-row]   (DIR on the real disk, not tmpfs)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "raftkv/storage.h"
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct stats {
+    double per_s, p50_us, p99_us;
+    size_t n;
+} stats;
+
+static stats summarize(double *lat, size_t n, double elapsed)
+{
+    stats s = { 0 };
+    qsort(lat, n, sizeof *lat, cmp_d);
+    s.n = n;
+    s.per_s = (double)n / elapsed;
+    s.p50_us = lat[n / 2] * 1e6;
+    s.p99_us = lat[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] * 1e6;
+    return s;
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(p);
+}
+
+/* Appends `bytes` per iteration to a plain file and fdatasyncs it. */
+static stats raw_loop(const char *dir, size_t bytes, double secs)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/raw.dat", dir);
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    if (fd < 0) {
+        perror(path);
+        exit(1);
+    }
+    uint8_t *buf = malloc(bytes);
+    memset(buf, 0x5a, bytes);
+    size_t cap = 1 << 20, n = 0;
+    double *lat = malloc(cap * sizeof *lat);
+    off_t off = 0;
+    double t0 = now_s(), end = t0 + secs;
+    while (n < cap) {
+        double a = now_s();
+        if (a >= end && n >= 50)
+            break;
+        if (pwrite(fd, buf, bytes, off) != (ssize_t)bytes || fdatasync(fd) != 0) {
+            perror("raw write");
+            exit(1);
+        }
+        off += (off_t)bytes;
+        if (off > (64 << 20))
+            off = 0;   /* keep the file bounded, like a reused WAL */
+        lat[n++] = now_s() - a;
+    }
+    stats s = summarize(lat, n, now_s() - t0);
+    free(lat);
+    free(buf);
+    close(fd);
+    unlink(path);
+    return s;
+}
+
+static stats store_loop(st_store *s, uint64_t *next, size_t per_batch, double secs)
+{
+    size_t cap = 1 << 20, n = 0;
+    double *lat = malloc(cap * sizeof *lat);
+    raft_entry *e = calloc(per_batch, sizeof *e);
+    uint8_t *data = malloc(per_batch * 256);
+    for (size_t i = 0; i < per_batch * 256; i++)
+        data[i] = (uint8_t)(i * 131 + 7);
+    char err[512];
+    uint64_t term = 1;
+    double t0 = now_s(), end = t0 + secs;
+    while (n < cap) {
+        double a = now_s();
+        if (a >= end && n >= 50)
+            break;
+        for (size_t i = 0; i < per_batch; i++) {
+            e[i].index = *next + i;
+            e[i].term = term;
+            e[i].type = RAFT_ENTRY_NORMAL;
+            e[i].len = 256;
+            e[i].data = data + i * 256;
+        }
+        raft_ready rd = { .hs_changed = true, .hs = { term, 1, *next - 1 },
+                          .entries = e, .n_entries = per_batch };
+        if (st_save_ready(s, &rd, err, sizeof err) != 0) {
+            fprintf(stderr, "save: %s\n", err);
+            exit(1);
+        }
+        *next += per_batch;
+        lat[n++] = now_s() - a;
+    }
+    stats st = summarize(lat, n, now_s() - t0);
+    free(lat);
+    free(e);
+    free(data);
+    return st;
+}
+
+static void fill_mixed(uint8_t *p, size_t len)
+{
+    uint64_t r = 88172645463325252ull;
+    for (size_t o = 0; o < len; o += 65536) {
+        size_t blk = len - o < 65536 ? len - o : 65536;
+        r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+        int kind = (int)(r % 3);
+        for (size_t i = 0; i < blk; i++) {
+            if (kind == 0) {
+                if ((i & 7) == 0) { r ^= r << 13; r ^= r >> 7; r ^= r << 17; }
+                p[o + i] = (uint8_t)(r >> (8 * (i & 7)));
+            } else if (kind == 1) {
+                p[o + i] = "key=value hstore raft snapshot /dir/file 0123456789\n"[i % 52];
+            } else {
+                p[o + i] = (uint8_t)(i / 97);
+            }
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s DIR [seconds-per-row]\n", argv[0]);
+        return 2;
+    }
+    const char *base = argv[1];
+    double secs = argc > 2 ? atof(argv[2]) : 3.0;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/store", base);
+    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    mkdir(base, 0755);
+
+    st_store *s;
+    char err[512];
+    if (st_open(dir, &s, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    printf("hstore storage benchmark: %s, %.1f s per row, entries of 256 bytes\n\n", dir, secs);
+    stats bare = raw_loop(base, 4096, secs);
+    printf("raw fdatasync loop (4 KiB append): %8.0f /s   p50 %7.1f us   p99 %7.1f us\n\n",
+           bare.per_s, bare.p50_us, bare.p99_us);
+    printf("%-7s | %9s %10s %9s %9s | %-19s | %9s %9s | %s\n", "batch", "batches/s", "entries/s",
+           "p50 us", "p99 us", "raw append+fdatasync", "p50 ratio", "p99 ratio", "target");
+    printf("--------+-----------------------------------------+---------------------+---------------------+-------\n");
+    size_t sizes[] = { 1, 16, 256 };
+    uint64_t next = 1;
+    int ok = 1;
+    for (int i = 0; i < 3; i++) {
+        stats raw = raw_loop(base, sizes[i] * 256, secs);
+        stats st = store_loop(s, &next, sizes[i], secs);
+        double r50 = st.p50_us / raw.p50_us, r99 = st.p99_us / raw.p99_us;
+        int pass = r50 <= 1.5 && r99 <= 1.5;
+        ok &= pass;
+        printf("%3zu x256 | %9.0f %10.0f %9.1f %9.1f | p50 %6.1f p99 %6.1f | %9.2f %9.2f | %s\n",
+               sizes[i], st.per_s, st.per_s * (double)sizes[i], st.p50_us, st.p99_us, raw.p50_us,
+               raw.p99_us, r50, r99, pass ? "ok (<=1.5x)" : "MISSED");
+    }
+
+    /* Snapshot of 100 MiB of mixed state. */
+    size_t len = 100u << 20;
+    uint8_t *data = malloc(len);
+    fill_mixed(data, len);
+    raft_snapshot sn = { .index = next - 1, .term = 1, .data = data, .len = len };
+    sn.conf.n = 3;
+    for (int i = 0; i < 3; i++) {
+        sn.conf.ids[i] = (uint64_t)i + 1;
+        snprintf(sn.conf.addrs[i], RAFT_ADDR_MAX, "127.0.0.1:%d", 7000 + i);
+    }
+    double t0 = now_s();
+    if (st_save_snapshot(s, &sn, err, sizeof err) != 0) {
+        fprintf(stderr, "snapshot: %s\n", err);
+        return 1;
+    }
+    double t1 = now_s();
+    uint64_t comp = st_snapshot_stored_bytes(s);
+    st_close(s);
+    if (st_open(dir, &s, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    raft_boot b;
+    double t2 = now_s();
+    if (st_load(s, &b, err, sizeof err) != 0) {
+        fprintf(stderr, "load: %s\n", err);
+        return 1;
+    }
+    double t3 = now_s();
+    int same = b.snapshot.len == len && memcmp(b.snapshot.data, data, len) == 0;
+    printf("\nsnapshot 100 MiB mixed state (compressed %.1f MiB): save %.2f s, load %.2f s%s %s\n",
+           (double)comp / (1 << 20), t1 - t0, t3 - t2, same ? "" : " (MISMATCH!)",
+           t1 - t0 < 2 && t3 - t2 < 2 ? "ok (<2 s)" : "MISSED");
+    st_boot_free(&b);
+    st_close(s);
+    free(data);
+    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    return same ? 0 : 1;
+}
