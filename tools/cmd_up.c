@@ -593,14 +593,15 @@ int cmd_up(int argc, char **argv)
                     cli_err("node %llu died at start (signal %d); the end of %s:",
                             (unsigned long long)started[i].id, WIFSIGNALED(st) ? WTERMSIG(st) : 0, logpath);
                 print_log_tail(logpath, 10);
-                cli_err("stopping the other nodes; fix the cause (port in use? mount point busy?) "
-                        "and run `hstore up` again");
                 started[i].pid = 0;
                 rc = CLI_EXIT_UNAVAIL;
             }
         }
-        if (rc != CLI_EXIT_OK)
+        if (rc != CLI_EXIT_OK) {
+            cli_err("stopping the other nodes; fix the cause (port in use? mount point busy?) "
+                    "and run `hstore up` again");
             break;
+        }
         cli_node_status ns[UP_MAX_NODES];
         int nn = cli_status_all(spec, 300, ns, UP_MAX_NODES);
         leader = nn > 0 ? cli_leader_of(ns, nn) : 0;

@@ -371,7 +371,9 @@ int cmd_watch(int argc, char **argv)
             init_pair(C_HEAD, COLOR_CYAN, -1);
         }
     } else {
-        printf("%s  watching %s\n", "--:--:--.---", spec);
+        char ts[32];
+        stamp(ts, sizeof ts);
+        printf("%s  watching %s\n", ts, spec);
         fflush(stdout);
     }
 
