@@ -88,7 +88,7 @@ bool net_transport_is_client_fd(const net_transport *t, int fd);
  * dropped); NET_EINVAL for an unknown peer. */
 int net_send_peer(net_transport *t, uint64_t peer_id, const void *buf, size_t len);
 
-/* Receives one peer frame without blocking: NET_OK with *buf/*len (free with
+/* Receives one peer frame without blocking: NET_OK with *buf and *len (free with
  * net_msg_free(*buf)), or NET_EAGAIN.  The frame is not decoded here. */
 int net_recv_peer(net_transport *t, void **buf, size_t *len);
 void net_msg_free(void *buf);
