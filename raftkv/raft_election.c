@@ -1,0 +1,231 @@
+/*
+ * raft_election.c — roles and leader election.
+ *
+ * §3.4 of the dissertation: a follower that hears nothing for a randomized
+ * election timeout starts an election.  With pre-vote (§9.6) it first asks
+ * whether it could win, without raising its term, so a node that was
+ * partitioned away cannot force a new term on a healthy cluster when it
+ * returns.  With check-quorum a leader that has not heard from a majority
+ * for an election timeout steps down, and a follower that heard from a leader
+ * within the election timeout ignores (pre-)vote requests (the "leader lease"
+ * of §9.6), unless the election comes from a leader transfer (§3.10).
+ *
+ * Persistence: a vote request promises the candidate's new term and vote are
+ * durable, and a vote granted must survive a crash, so both go out only after
+ * the batch holding the hard state is persisted (msgs_after_persist).
+ */
+#include <assert.h>
+#include <string.h>
+
+#include "raftkv/raft_internal.h"
+
+bool raft_in_lease(const raft *r)
+{
+    return r->cfg.check_quorum && r->leader != 0 && r->elapsed < r->cfg.election_ticks;
+}
+
+static void reset_votes(raft *r)
+{
+    r->n_granted = r->n_refused = 0;
+}
+
+void raft_become_follower(raft *r, uint64_t term, uint64_t leader)
+{
+    if (term > r->term) {
+        r->term = term;
+        r->vote = 0;
+    }
+    if (r->role == RAFT_LEADER) {
+        raft_read_drop(r);
+        r->transferee = 0;
+        r->send_pending = false;
+    }
+    r->role = RAFT_FOLLOWER;
+    r->leader = leader;
+    r->elapsed = 0;
+    r->hb_elapsed = 0;
+    reset_votes(r);
+    raft_reset_timeout(r);
+}
+
+void raft_become_leader(raft *r)
+{
+    assert(r->role == RAFT_CANDIDATE);
+    r->role = RAFT_LEADER;
+    r->leader = r->id;
+    r->transferee = 0;
+    r->elapsed = 0;
+    r->hb_elapsed = 0;
+    r->n_prs = 0;
+    raft_progress_sync(r);
+    uint64_t next = raft_log_last(r) + 1;
+    for (uint32_t i = 0; i < r->n_prs; i++) raft_progress_reset(r, &r->prs[i], next);
+    /* §8 of the paper / §6.4: a no-op of the new term lets the leader learn
+     * what is committed (Figure 8 forbids counting replicas of older terms),
+     * and ReadIndex waits for it.  No conf change before it commits. */
+    uint64_t idx = 0;
+    if (raft_append_local(r, RAFT_ENTRY_NOOP, NULL, 0, &idx) != RAFT_OK) {
+        /* No memory for the no-op: leading without it could never commit. */
+        raft_become_follower(r, r->term, 0);
+        return;
+    }
+    r->pending_conf = idx;
+}
+
+static void count_vote(raft *r, uint64_t from, bool granted)
+{
+    uint64_t *set = granted ? r->granted : r->refused;
+    uint32_t *n = granted ? &r->n_granted : &r->n_refused;
+    if (!raft_is_voter(r, from)) return;
+    for (uint32_t i = 0; i < r->n_granted; i++)
+        if (r->granted[i] == from) return;
+    for (uint32_t i = 0; i < r->n_refused; i++)
+        if (r->refused[i] == from) return;
+    if (*n < RAFT_MAX_NODES) set[(*n)++] = from;
+}
+
+static void check_votes(raft *r, bool transfer)
+{
+    int q = raft_quorum(r);
+    if ((int)r->n_granted >= q) {
+        if (r->role == RAFT_PRE_CANDIDATE)
+            raft_campaign(r, false, transfer);
+        else
+            raft_become_leader(r);
+    } else if ((int)r->n_refused > (int)r->conf.n - q) {
+        raft_become_follower(r, r->term, 0);
+    }
+}
+
+void raft_campaign(raft *r, bool pre_vote, bool transfer)
+{
+    if (!raft_is_voter(r, r->id)) return;   /* removed or still joining */
+    reset_votes(r);
+    r->leader = 0;
+    r->elapsed = 0;
+    raft_reset_timeout(r);
+    uint64_t term;
+    if (pre_vote) {
+        r->role = RAFT_PRE_CANDIDATE;
+        term = r->term + 1;
+    } else {
+        r->role = RAFT_CANDIDATE;
+        r->term++;
+        r->vote = r->id;
+        term = r->term;
+    }
+    count_vote(r, r->id, true);
+    for (uint32_t i = 0; i < r->conf.n; i++) {
+        uint64_t id = r->conf.ids[i];
+        if (id == r->id) continue;
+        raft_msg *m = raft_emit(r, pre_vote ? RAFT_MSG_PREVOTE : RAFT_MSG_VOTE, id, !pre_vote);
+        if (!m) continue;
+        m->term = term;
+        m->index = raft_log_last(r);
+        m->log_term = raft_log_last_term(r);
+        m->transfer = transfer;
+    }
+    check_votes(r, transfer);
+}
+
+void raft_handle_vote(raft *r, const raft_msg *m)
+{
+    bool pre = m->type == RAFT_MSG_PREVOTE;
+    bool can;
+    if (pre)
+        can = m->term > r->term || r->vote == m->from || (r->vote == 0 && r->leader == 0);
+    else
+        can = r->vote == m->from || (r->vote == 0 && r->leader == 0);
+    bool grant = can && raft_up_to_date(r, m->index, m->log_term);
+    raft_msg *o = raft_emit(r, pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP, m->from,
+                            !pre);
+    if (grant && !pre) {
+        r->vote = m->from;
+        r->elapsed = 0;
+    }
+    if (!o) return;
+    o->reject = !grant;
+    /* A granted pre-vote answers in the term the pre-candidate would use. */
+    o->term = (pre && grant) ? m->term : r->term;
+}
+
+void raft_handle_vote_resp(raft *r, const raft_msg *m)
+{
+    if (m->type == RAFT_MSG_PREVOTE_RESP) {
+        if (r->role != RAFT_PRE_CANDIDATE) return;
+        if (!m->reject && m->term != r->term + 1) return;
+    } else {
+        if (r->role != RAFT_CANDIDATE || m->term != r->term) return;
+    }
+    count_vote(r, m->from, !m->reject);
+    check_votes(r, false);
+}
+
+void raft_tick_election(raft *r)
+{
+    r->elapsed++;
+    if (r->elapsed >= r->timeout && raft_is_voter(r, r->id)) {
+        r->elapsed = 0;
+        raft_campaign(r, r->cfg.pre_vote, false);
+    }
+}
+
+void raft_tick_leader(raft *r)
+{
+    r->elapsed++;
+    r->hb_elapsed++;
+    if (r->transferee && ++r->transfer_elapsed >= r->cfg.election_ticks) {
+        r->transferee = 0;   /* §3.10: give up, resume taking requests */
+    }
+    if (r->elapsed >= r->cfg.election_ticks) {
+        r->elapsed = 0;
+        if (r->cfg.check_quorum) {
+            int active = raft_is_voter(r, r->id) ? 1 : 0;
+            for (uint32_t i = 0; i < r->n_prs; i++)
+                if (r->prs[i].recent_active) active++;
+            if (active < raft_quorum(r)) {
+                /* §6.2: a leader cut off from a majority steps down so that
+                 * clients find the real leader (and reads cannot go stale). */
+                raft_become_follower(r, r->term, 0);
+                return;
+            }
+        }
+        for (uint32_t i = 0; i < r->n_prs; i++) {
+            r->prs[i].active = r->prs[i].recent_active;
+            r->prs[i].recent_active = false;
+        }
+    }
+    if (r->hb_elapsed >= r->cfg.heartbeat_ticks) {
+        r->hb_elapsed = 0;
+        raft_bcast_heartbeat(r);
+    }
+}
+
+void raft_handle_timeout_now(raft *r, const raft_msg *m)
+{
+    (void)m;
+    if (r->role == RAFT_LEADER) return;
+    raft_campaign(r, false, true);
+}
+
+void raft_transfer_check(raft *r, raft_progress *p)
+{
+    if (r->transferee != p->id || p->match != raft_log_last(r)) return;
+    raft_emit(r, RAFT_MSG_TIMEOUT_NOW, p->id, false);
+}
+
+int raft_transfer_leader(raft *r, uint64_t target)
+{
+    if (r->role != RAFT_LEADER) return RAFT_ENOTLEADER;
+    if (target == r->id || !raft_is_voter(r, target)) return RAFT_EINVAL;
+    if (r->transferee) return r->transferee == target ? RAFT_OK : RAFT_EBUSY;
+    raft_progress *p = raft_progress_get(r, target);
+    if (!p) return RAFT_EINVAL;
+    r->transferee = target;
+    r->transfer_elapsed = 0;
+    if (p->match == raft_log_last(r))
+        raft_transfer_check(r, p);
+    else
+        raft_send_append(r, p, false);
+    return RAFT_OK;
+}

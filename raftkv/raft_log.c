@@ -1,0 +1,133 @@
+/*
+ * raft_log.c — the in-memory Raft log of the core.
+ *
+ * The core holds every entry after the latest snapshot in one array; entry
+ * k has index snap_index + 1 + k.  Each entry owns a malloc'ed copy of its
+ * data.  Entries dropped by truncation (§5.3: a conflicting suffix) or by
+ * compaction (§5 of the paper, chapter 5 of the dissertation) hand their data
+ * to the "graveyard" (raft_defer_free) because a ready batch or a queued
+ * message may still point at it.
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "raftkv/raft_internal.h"
+
+uint64_t raft_log_last(const raft *r) { return r->log.snap_index + r->log.n; }
+
+uint64_t raft_log_last_term(const raft *r)
+{
+    return r->log.n ? r->log.e[r->log.n - 1].term : r->log.snap_term;
+}
+
+uint64_t raft_term_at(const raft *r, uint64_t index)
+{
+    if (index == r->log.snap_index) return r->log.snap_term;
+    if (index < r->log.snap_index || index > raft_log_last(r)) return 0;
+    return r->log.e[index - r->log.snap_index - 1].term;
+}
+
+const raft_entry *raft_entry_at(const raft *r, uint64_t index)
+{
+    if (index <= r->log.snap_index || index > raft_log_last(r)) return NULL;
+    return &r->log.e[index - r->log.snap_index - 1];
+}
+
+int raft_log_append(raft *r, const raft_entry *es, size_t n)
+{
+    raft_log *l = &r->log;
+    if (n == 0) return RAFT_OK;
+    if (l->n + n > l->cap) {
+        size_t cap = l->cap ? l->cap : 64;
+        while (cap < l->n + n) cap *= 2;
+        raft_entry *ne = realloc(l->e, cap * sizeof *ne);
+        if (!ne) return RAFT_ENOMEM;
+        l->e = ne;
+        l->cap = cap;
+    }
+    size_t k;
+    for (k = 0; k < n; k++) {
+        raft_entry *d = &l->e[l->n + k];
+        *d = es[k];
+        d->data = NULL;
+        if (es[k].len) {
+            d->data = malloc(es[k].len);
+            if (!d->data) break;
+            memcpy(d->data, es[k].data, es[k].len);
+        }
+        assert(d->index == raft_log_last(r) + 1 + k);
+    }
+    if (k < n) {
+        for (size_t j = 0; j < k; j++) free(l->e[l->n + j].data);
+        return RAFT_ENOMEM;
+    }
+    for (k = 0; k < n; k++) l->bytes += es[k].len;
+    l->n += n;
+    return RAFT_OK;
+}
+
+void raft_log_truncate(raft *r, uint64_t from)
+{
+    raft_log *l = &r->log;
+    if (from <= l->snap_index) from = l->snap_index + 1;
+    while (raft_log_last(r) >= from && l->n > 0) {
+        raft_entry *e = &l->e[l->n - 1];
+        l->bytes -= e->len;
+        raft_defer_free(r, e->data);
+        l->n--;
+    }
+    /* The persisted log must be rewritten from `from` on. */
+    if (r->unstable > from) r->unstable = from;
+    if (r->stable >= from) r->stable = from - 1;
+}
+
+void raft_log_compact(raft *r, uint64_t index, uint64_t term)
+{
+    raft_log *l = &r->log;
+    if (index <= l->snap_index) return;
+    size_t drop = index - l->snap_index;
+    if (drop > l->n) drop = l->n;
+    for (size_t k = 0; k < drop; k++) {
+        l->bytes -= l->e[k].len;
+        raft_defer_free(r, l->e[k].data);
+    }
+    memmove(l->e, l->e + drop, (l->n - drop) * sizeof *l->e);
+    l->n -= drop;
+    l->snap_index = index;
+    l->snap_term = term;
+    if (r->unstable < index + 1) r->unstable = index + 1;
+    if (r->stable < index) r->stable = index;
+}
+
+void raft_log_free(raft *r)
+{
+    for (size_t k = 0; k < r->log.n; k++) free(r->log.e[k].data);
+    free(r->log.e);
+    memset(&r->log, 0, sizeof r->log);
+}
+
+void raft_conf_at(const raft *r, uint64_t index, raft_conf *out, uint64_t *at)
+{
+    *out = r->snap.conf;
+    *at = r->log.snap_index;
+    uint64_t last = raft_log_last(r);
+    if (index > last) index = last;
+    for (uint64_t i = r->log.snap_index + 1; i <= index; i++) {
+        const raft_entry *e = raft_entry_at(r, i);
+        if (e->type != RAFT_ENTRY_CONF) continue;
+        raft_conf_change cc;
+        /* Entries were validated when proposed; a foreign one that does
+         * not decode is skipped rather than trusted. */
+        if (raft_conf_change_decode(e->data, e->len, &cc) != RAFT_OK) continue;
+        raft_conf_apply(out, &cc);
+        *at = i;
+    }
+}
+
+/* §5.4.1: the candidate's log is at least as up-to-date as ours. */
+bool raft_up_to_date(const raft *r, uint64_t last_index, uint64_t last_term)
+{
+    uint64_t t = raft_log_last_term(r);
+    return last_term > t || (last_term == t && last_index >= raft_log_last(r));
+}

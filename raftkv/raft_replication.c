@@ -1,0 +1,489 @@
+/*
+ * raft_replication.c — log replication, commitment and InstallSnapshot.
+ *
+ * Leader side (§3.5, etcd's progress model): each follower is in PROBE (one
+ * AppendEntries outstanding until it answers: used after a rejection or at
+ * the start of a term), REPLICATE (optimistic pipelining: next advances as
+ * soon as a message is sent, at most max_inflight messages unacknowledged)
+ * or SNAPSHOT (the entries it needs were compacted: the snapshot goes out in
+ * chunks of snapshot_chunk bytes, one at a time).  A rejection carries a
+ * conflict hint (term of the conflicting entry and first index of that term
+ * in the follower's log) so the leader skips a whole term per round trip
+ * instead of one entry (§3.5 "the leader can decrement nextIndex" + 6.824).
+ * Proposals are not sent at once: they set send_pending and go out, batched
+ * up to max_msg_bytes per message, when the caller next takes a ready batch,
+ * which gives group commit for free.
+ *
+ * Commitment (§3.6.2, Figure 8): the leader commits the highest index stored
+ * on a majority only if that entry is of its own term.  Its own log counts
+ * only once raft_advance() said it is durable (§10.2.1).
+ *
+ * Follower side: entries are checked against prev (index, term), conflicts
+ * truncated, and the answer goes in msgs_after_persist: an acknowledgement
+ * is a promise that the entries are on disk.
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "raftkv/raft_internal.h"
+
+int raft_append_local(raft *r, uint8_t type, const uint8_t *data, size_t len, uint64_t *index)
+{
+    raft_entry e;
+    memset(&e, 0, sizeof e);
+    e.term = r->term;
+    e.index = raft_log_last(r) + 1;
+    e.type = type;
+    e.len = (uint32_t)len;
+    e.data = (uint8_t *)data;
+    int rc = raft_log_append(r, &e, 1);
+    if (rc != RAFT_OK) return rc;
+    if (type == RAFT_ENTRY_CONF) raft_conf_refresh(r);
+    r->send_pending = true;
+    if (index) *index = e.index;
+    return RAFT_OK;
+}
+
+/* ---- leader: sending --------------------------------------------------------- */
+
+static void inflight_add(raft *r, raft_progress *p, uint64_t last)
+{
+    uint32_t cap = r->cfg.max_inflight;
+    p->inflight[(p->in_start + p->in_count) % cap] = last;
+    p->in_count++;
+}
+
+static void inflight_free_to(raft *r, raft_progress *p, uint64_t index)
+{
+    uint32_t cap = r->cfg.max_inflight;
+    while (p->in_count && p->inflight[p->in_start] <= index) {
+        p->in_start = (p->in_start + 1) % cap;
+        p->in_count--;
+    }
+}
+
+static void become_probe(raft_progress *p, uint64_t next)
+{
+    p->state = PR_PROBE;
+    p->next = next;
+    p->paused = false;
+    p->in_start = p->in_count = 0;
+    p->hb_match = p->match;
+    p->snap_sent_hb = 0;
+}
+
+static void send_snapshot_chunk(raft *r, raft_progress *p)
+{
+    if (p->state != PR_SNAPSHOT || p->snap_index != r->snap.index) {
+        p->state = PR_SNAPSHOT;
+        p->snap_index = r->snap.index;
+        p->snap_offset = 0;
+        p->in_start = p->in_count = 0;
+    }
+    uint64_t off = p->snap_offset;
+    if (off > r->snap.len) off = 0;
+    uint64_t n = r->snap.len - off;
+    if (n > r->cfg.snapshot_chunk) n = r->cfg.snapshot_chunk;
+    raft_msg *m = raft_emit(r, RAFT_MSG_SNAPSHOT, p->id, false);
+    p->snap_sent_hb = 0;
+    if (!m) return;
+    m->index = r->snap.index;
+    m->log_term = r->snap.term;
+    m->offset = off;
+    m->snap_len = r->snap.len;
+    m->chunk_len = (uint32_t)n;
+    m->chunk = n ? r->snap.data + off : NULL;
+    m->done = off + n == r->snap.len;
+    m->conf = r->snap.conf;
+}
+
+/* One AppendEntries to p if its state allows; with allow_empty an empty one
+ * goes out even when there is nothing new (a probe). */
+void raft_send_append(raft *r, raft_progress *p, bool allow_empty)
+{
+    if (p->state == PR_SNAPSHOT) return;
+    if (p->state == PR_PROBE && p->paused) return;
+    uint64_t last = raft_log_last(r);
+    if (p->next > last + 1) p->next = last + 1;
+    if (p->next < 1) p->next = 1;
+    for (;;) {
+        if (p->state == PR_REPLICATE && p->in_count >= r->cfg.max_inflight) return;
+        uint64_t prev = p->next - 1;
+        if (prev < r->log.snap_index) {
+            send_snapshot_chunk(r, p);
+            return;
+        }
+        if (p->next > last && !allow_empty) return;
+        /* Batch entries up to max_msg_bytes (at least one). */
+        size_t n = 0, bytes = 0;
+        while (p->next + n <= last) {
+            const raft_entry *e = raft_entry_at(r, p->next + n);
+            if (n > 0 && bytes + e->len > r->cfg.max_msg_bytes) break;
+            bytes += e->len;
+            n++;
+        }
+        raft_entry *es = NULL;
+        if (n) {
+            es = malloc(n * sizeof *es);
+            if (!es) return;
+            memcpy(es, raft_entry_at(r, p->next), n * sizeof *es);
+        }
+        raft_msg *m = raft_emit(r, RAFT_MSG_APPEND, p->id, false);
+        if (!m) {
+            free(es);
+            return;
+        }
+        m->index = prev;
+        m->log_term = raft_term_at(r, prev);
+        m->commit = r->commit;
+        m->entries = es;
+        m->n_entries = (uint32_t)n;
+        m->ctx = r->read_seq;
+        if (p->state == PR_PROBE) {
+            p->paused = true;
+            return;
+        }
+        if (n == 0) return;
+        p->next += n;
+        inflight_add(r, p, p->next - 1);
+        allow_empty = false;
+        if (p->next > last) return;
+    }
+}
+
+void raft_bcast_append(raft *r)
+{
+    for (uint32_t i = 0; i < r->n_prs; i++) raft_send_append(r, &r->prs[i], false);
+}
+
+void raft_flush_appends(raft *r)
+{
+    if (r->send_pending) {
+        r->send_pending = false;
+        raft_bcast_append(r);
+    }
+    if (r->read_pending) {
+        r->read_pending = false;
+        raft_bcast_heartbeat(r);
+    }
+}
+
+/* Heartbeat round: also the retransmission timer of the pipeline.  A peer
+ * whose match did not move for two rounds while it lacks entries lost a
+ * message: probe it again from match + 1. */
+void raft_bcast_heartbeat(raft *r)
+{
+    uint64_t last = raft_log_last(r);
+    for (uint32_t i = 0; i < r->n_prs; i++) {
+        raft_progress *p = &r->prs[i];
+        if (p->state == PR_SNAPSHOT) {
+            if (++p->snap_sent_hb >= 3) send_snapshot_chunk(r, p);
+        } else if (p->match < last) {
+            if (p->match != p->hb_match) {
+                p->hb_match = p->match;
+                p->snap_sent_hb = 0;
+            } else if (++p->snap_sent_hb >= 2) {
+                become_probe(p, p->match + 1);
+                raft_send_append(r, p, false);
+            } else if (p->state == PR_PROBE) {
+                p->paused = false;
+                raft_send_append(r, p, false);
+            }
+        }
+        raft_msg *m = raft_emit(r, RAFT_MSG_APPEND, p->id, false);
+        if (!m) continue;
+        /* Heartbeat: no prev entry; commit only what p is known to hold. */
+        m->commit = p->match < r->commit ? p->match : r->commit;
+        m->ctx = r->read_seq;
+    }
+}
+
+/* ---- commitment ---------------------------------------------------------------- */
+
+static int cmp_desc(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+bool raft_maybe_commit(raft *r)
+{
+    uint64_t v[RAFT_MAX_NODES];
+    uint32_t n = 0;
+    if (raft_is_voter(r, r->id)) v[n++] = r->stable;
+    for (uint32_t i = 0; i < r->n_prs; i++) v[n++] = r->prs[i].match;
+    if (n == 0) return false;
+    qsort(v, n, sizeof v[0], cmp_desc);
+    int q = raft_quorum(r);
+    if ((int)n < q) return false;
+    uint64_t idx = v[q - 1];
+    /* Figure 8: only entries of the current term are committed by counting. */
+    if (idx <= r->commit || raft_term_at(r, idx) != r->term) return false;
+    r->commit = idx;
+    return true;
+}
+
+void raft_commit_advanced(raft *r)
+{
+    raft_read_on_commit(r);
+    if (!raft_is_voter(r, r->id) && r->conf_index <= r->commit) {
+        /* §4.2.2: the removal of this leader is committed: hand over to the
+         * most up-to-date remaining member at once, then step down. */
+        raft_progress *best = NULL;
+        for (uint32_t i = 0; i < r->n_prs; i++)
+            if (!best || r->prs[i].match > best->match) best = &r->prs[i];
+        if (best && best->match == raft_log_last(r))
+            raft_emit(r, RAFT_MSG_TIMEOUT_NOW, best->id, false);
+        raft_become_follower(r, r->term, 0);
+    }
+}
+
+void raft_commit_to(raft *r, uint64_t index)
+{
+    uint64_t last = raft_log_last(r);
+    if (index > last) index = last;
+    if (index > r->commit) r->commit = index;
+}
+
+/* ---- leader: responses ----------------------------------------------------------- */
+
+void raft_handle_append_resp(raft *r, const raft_msg *m)
+{
+    raft_progress *p = raft_progress_get(r, m->from);
+    if (!p) return;
+    p->recent_active = true;
+    if (m->ctx) raft_read_ack(r, p, m->ctx);
+    uint64_t last = raft_log_last(r);
+
+    if (!m->reject && m->index == 0) {
+        /* heartbeat answer */
+        if (p->state == PR_PROBE && p->match < last) {
+            p->paused = false;
+            raft_send_append(r, p, false);
+        }
+        return;
+    }
+    if (m->reject) {
+        if (m->hint_index == 0 && m->hint_term == 0) {
+            /* The follower has no configuration yet (it is joining): it
+             * needs a snapshot, even one of an empty state. */
+            if (p->state != PR_SNAPSHOT) send_snapshot_chunk(r, p);
+            return;
+        }
+        if (p->state == PR_REPLICATE) {
+            if (m->index <= p->match) return;          /* stale */
+        } else if (p->state == PR_PROBE) {
+            if (m->index != p->next - 1) return;       /* stale */
+        } else {
+            return;
+        }
+        uint64_t next;
+        if (m->hint_term == 0) {
+            next = m->hint_index;
+        } else {
+            uint64_t j = m->index < last ? m->index : last;
+            while (j > r->log.snap_index && raft_term_at(r, j) > m->hint_term) j--;
+            next = raft_term_at(r, j) == m->hint_term ? j + 1 : m->hint_index;
+        }
+        if (next > m->index) next = m->index;   /* always move back */
+        if (next < p->match + 1) next = p->match + 1;
+        become_probe(p, next);
+        raft_send_append(r, p, true);
+        return;
+    }
+    if (m->index > last) return;   /* acknowledges entries we never had: bogus */
+    if (m->index > p->match) {
+        p->match = m->index;
+        if (p->next < p->match + 1) p->next = p->match + 1;
+        if (p->state == PR_PROBE) {
+            p->state = PR_REPLICATE;
+            p->next = p->match + 1;
+            p->in_start = p->in_count = 0;
+            p->paused = false;
+        } else {
+            inflight_free_to(r, p, m->index);
+        }
+        if (raft_maybe_commit(r)) raft_commit_advanced(r);
+        if (r->role != RAFT_LEADER) return;
+        raft_transfer_check(r, p);
+    } else if (p->state == PR_PROBE && m->index == p->next - 1) {
+        p->paused = false;
+    }
+    raft_send_append(r, p, false);
+}
+
+void raft_handle_snapshot_resp(raft *r, const raft_msg *m)
+{
+    raft_progress *p = raft_progress_get(r, m->from);
+    if (!p) return;
+    p->recent_active = true;
+    if (!m->reject && m->done) {
+        if (m->index > raft_log_last(r)) return;
+        if (m->index > p->match) p->match = m->index;
+        if (p->state == PR_SNAPSHOT || p->next <= p->match) {
+            become_probe(p, p->match + 1);
+            raft_send_append(r, p, true);
+        }
+        if (raft_maybe_commit(r)) raft_commit_advanced(r);
+        return;
+    }
+    if (p->state != PR_SNAPSHOT || m->index != p->snap_index || p->snap_index != r->snap.index)
+        return;
+    if (m->offset > r->snap.len) return;
+    if (!m->reject && m->offset <= p->snap_offset) return;   /* duplicate answer */
+    p->snap_offset = m->offset;
+    send_snapshot_chunk(r, p);
+}
+
+/* ---- follower ------------------------------------------------------------------- */
+
+void raft_handle_heartbeat(raft *r, const raft_msg *m)
+{
+    raft_commit_to(r, m->commit);
+    raft_msg *o = raft_emit(r, RAFT_MSG_APPEND_RESP, m->from, false);
+    if (o) o->ctx = m->ctx;
+}
+
+static void reject_append(raft *r, const raft_msg *m)
+{
+    uint64_t last = raft_log_last(r);
+    raft_msg *o = raft_emit(r, RAFT_MSG_APPEND_RESP, m->from, false);
+    if (!o) return;
+    o->reject = true;
+    o->index = m->index;
+    o->commit = last;
+    o->ctx = m->ctx;
+    if (r->conf.n == 0) return;   /* hint 0/0: send me a snapshot */
+    if (m->index > last) {
+        o->hint_index = last + 1;
+        return;
+    }
+    uint64_t t = raft_term_at(r, m->index);
+    uint64_t i = m->index;
+    while (i > 1 && i - 1 > r->commit && i - 1 > r->log.snap_index && raft_term_at(r, i - 1) == t) i--;
+    o->hint_term = t;
+    o->hint_index = i;
+}
+
+void raft_handle_append(raft *r, const raft_msg *m)
+{
+    if (m->index < r->commit) {
+        /* Everything up to our commit index matches the leader already. */
+        raft_msg *o = raft_emit(r, RAFT_MSG_APPEND_RESP, m->from, true);
+        if (o) {
+            o->index = r->commit;
+            o->ctx = m->ctx;
+        }
+        return;
+    }
+    if (r->conf.n == 0 || raft_term_at(r, m->index) != m->log_term ||
+        m->index > raft_log_last(r)) {
+        reject_append(r, m);
+        return;
+    }
+    size_t k = 0;
+    for (; k < m->n_entries; k++) {
+        const raft_entry *e = &m->entries[k];
+        if (e->index > raft_log_last(r)) break;
+        if (raft_term_at(r, e->index) != e->term) {
+            assert(e->index > r->commit);   /* committed entries never conflict */
+            raft_log_truncate(r, e->index);
+            break;
+        }
+    }
+    bool conf = false;
+    for (size_t j = 0; j < m->n_entries; j++)
+        if (m->entries[j].type == RAFT_ENTRY_CONF) conf = true;
+    if (k < m->n_entries && raft_log_append(r, m->entries + k, m->n_entries - k) != RAFT_OK) {
+        if (conf) raft_conf_refresh(r);
+        return;   /* no memory: stay silent, the leader retries */
+    }
+    if (conf) raft_conf_refresh(r);
+    else if (k < m->n_entries && r->conf_index >= m->entries[k].index) raft_conf_refresh(r);
+    uint64_t last_new = m->index + m->n_entries;
+    raft_commit_to(r, m->commit < last_new ? m->commit : last_new);
+    raft_msg *o = raft_emit(r, RAFT_MSG_APPEND_RESP, m->from, true);
+    if (o) {
+        o->index = last_new;
+        o->ctx = m->ctx;
+    }
+}
+
+static void snapshot_resp(raft *r, const raft_msg *m, uint64_t offset, bool done, bool reject,
+                          bool after)
+{
+    raft_msg *o = raft_emit(r, RAFT_MSG_SNAPSHOT_RESP, m->from, after);
+    if (!o) return;
+    o->index = m->index;
+    o->offset = offset;
+    o->done = done;
+    o->reject = reject;
+}
+
+static void restore(raft *r)
+{
+    /* §5.3 / Figure 5.3: discard the whole log and take the snapshot. */
+    raft_log_truncate(r, r->log.snap_index + 1);
+    r->log.snap_index = r->in_snap.index;
+    r->log.snap_term = r->in_snap.log_term;
+    raft_defer_free(r, r->snap.data);
+    r->snap.index = r->in_snap.index;
+    r->snap.term = r->in_snap.log_term;
+    r->snap.conf = r->in_snap.conf;
+    r->snap.data = r->in_snap.buf;
+    r->snap.len = r->in_snap.len;
+    r->in_snap.buf = NULL;
+    r->commit = r->snap.index;
+    r->applied = r->snap.index;
+    r->stable = r->snap.index;
+    r->unstable = r->snap.index + 1;
+    r->snap_pending = true;
+    raft_conf_refresh(r);
+}
+
+void raft_handle_snapshot(raft *r, const raft_msg *m)
+{
+    bool joining = r->conf.n == 0;
+    if (m->index <= r->commit && !(joining && m->index >= r->commit)) {
+        /* We already have all of it: let the leader move on. */
+        snapshot_resp(r, m, m->snap_len, true, false, true);
+        return;
+    }
+    if (m->offset == 0) {
+        free(r->in_snap.buf);
+        memset(&r->in_snap, 0, sizeof r->in_snap);
+        r->in_snap.buf = m->snap_len ? malloc(m->snap_len) : NULL;
+        if (m->snap_len && !r->in_snap.buf) return;   /* no memory: leader resends */
+        r->in_snap.from = m->from;
+        r->in_snap.term = m->term;
+        r->in_snap.index = m->index;
+        r->in_snap.log_term = m->log_term;
+        r->in_snap.len = m->snap_len;
+        r->in_snap.conf = m->conf;
+        r->in_snap.have = 0;
+    } else if (r->in_snap.from != m->from || r->in_snap.term != m->term ||
+               r->in_snap.index != m->index || r->in_snap.len != m->snap_len ||
+               r->in_snap.have != m->offset) {
+        bool same = r->in_snap.from == m->from && r->in_snap.term == m->term &&
+                    r->in_snap.index == m->index && r->in_snap.len == m->snap_len;
+        snapshot_resp(r, m, same ? r->in_snap.have : 0, false, true, false);
+        return;
+    }
+    if (m->chunk_len) memcpy(r->in_snap.buf + m->offset, m->chunk, m->chunk_len);
+    r->in_snap.have = m->offset + m->chunk_len;
+    if (r->in_snap.have < r->in_snap.len) {
+        snapshot_resp(r, m, r->in_snap.have, false, false, false);
+        return;
+    }
+    if (raft_term_at(r, m->index) == m->log_term && m->index <= raft_log_last(r) && !joining) {
+        /* Our log already holds the snapshot's last entry: keep the log. */
+        free(r->in_snap.buf);
+        r->in_snap.buf = NULL;
+        raft_commit_to(r, m->index);
+    } else {
+        restore(r);
+    }
+    memset(&r->in_snap, 0, sizeof r->in_snap);
+    snapshot_resp(r, m, m->snap_len, true, false, true);
+}

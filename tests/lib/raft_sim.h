@@ -1,0 +1,129 @@
+/*
+ * raft_sim.h — a deterministic simulated cluster of Raft cores for tests.
+ *
+ * N cores (ids 1..N, addressed here by slot 0..N-1) exchange messages over a
+ * simulated network that can drop, delay, duplicate and reorder them and
+ * partition any set of nodes.  Each node has a "disk" (hard state, log,
+ * snapshot) that receives exactly what the ready/advance contract says must
+ * be persisted; a crash throws away the core and everything not persisted,
+ * and a restart boots a new core from the disk alone.  Time is simulated in
+ * milliseconds; every node ticks every SIM_TICK_MS (100 ms) with its own
+ * phase.  One seed drives everything.
+ *
+ * After every event the harness checks the Raft safety properties (Figure
+ * 3.2 of the dissertation): election safety, leader append-only, log
+ * matching (a hash chain per (index, term) on the persisted logs), leader
+ * completeness (a new leader holds every entry applied anywhere) and state
+ * machine safety (every node applies the same entry at each index, in
+ * order).  A violation prints the seed, a one-line replay command and fails
+ * the running cmocka test.
+ *
+ * Commands are 8-byte values (sim_one/sim_start); value 0 is reserved for
+ * no-op and configuration entries in sim_n_committed().
+ */
+#ifndef HSTORE_RAFT_SIM_H
+#define HSTORE_RAFT_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "raftkv/raft.h"
+
+#define SIM_MAX RAFT_MAX_NODES
+#define SIM_TICK_MS 100
+#define SIM_NOOP UINT64_MAX   /* value reported for no-op / conf entries */
+
+typedef struct sim_config {
+    int n;                     /* nodes in the initial configuration */
+    int n_slots;               /* slots created (>= n): extra ones may join later */
+    uint64_t seed;
+    int election_ticks;        /* default 10 (1-2 s) */
+    int heartbeat_ticks;       /* default 2 (200 ms: 5 heartbeats/s per follower) */
+    uint32_t max_inflight;     /* default 8 */
+    uint32_t max_msg_bytes;    /* default 64 KiB */
+    uint32_t snapshot_chunk;   /* default 64 bytes: snapshots span several chunks */
+    bool pre_vote, check_quorum;
+    int compact_every;         /* snapshot once applied - snapshot >= this; 0 = never */
+    uint32_t snap_pad;         /* extra bytes in each snapshot (default 200) */
+    bool check_every_step;     /* safety checks after each event (default true) */
+} sim_config;
+
+typedef struct sim sim;
+
+void sim_config_init(sim_config *c, int n, uint64_t seed);
+sim *sim_new(const sim_config *c);
+void sim_free(sim *s);
+
+/* Seed from HSTORE_SEED when set, else def.  Remembers the test's name for
+ * the replay line. */
+uint64_t sim_seed(uint64_t def, const char *test_name);
+
+/* ---- time ---- */
+uint64_t sim_now(const sim *s);
+void sim_run(sim *s, uint64_t ms);
+/* Runs until pred(s, arg) holds (checked after every event) or max_ms pass. */
+bool sim_run_until(sim *s, uint64_t max_ms, bool (*pred)(sim *, void *), void *arg);
+
+/* ---- faults ---- */
+void sim_disconnect(sim *s, int i);      /* lab's disconnect(i) */
+void sim_connect(sim *s, int i);
+bool sim_connected(const sim *s, int i);
+void sim_partition(sim *s, const int *group);   /* group[i] per slot; same group talks */
+void sim_heal(sim *s);                   /* one group, everyone connected */
+void sim_block(sim *s, int from, int to, bool blocked);   /* one direction */
+void sim_crash(sim *s, int i);
+/* Crash in the middle of the next ready batch: its msgs go out, nothing of it
+ * is persisted, msgs_after_persist never leave. */
+void sim_crash_mid_batch(sim *s, int i);
+void sim_restart(sim *s, int i);
+bool sim_alive(const sim *s, int i);
+void sim_set_reliable(sim *s, bool reliable);   /* unreliable: 10% loss, 0-26 ms delay */
+void sim_set_loss(sim *s, int pct);
+void sim_set_dup(sim *s, int pct);
+void sim_set_long_reordering(sim *s, bool on);
+
+/* ---- observation ---- */
+raft *sim_raft(sim *s, int i);           /* NULL when crashed */
+void sim_status(sim *s, int i, raft_status *st);
+uint64_t sim_msg_count(const sim *s);    /* messages delivered so far */
+uint64_t sim_msg_count_type(const sim *s, int type);
+/* Leader of the highest term among connected live nodes, -1 if none. */
+int sim_leader(sim *s);
+/* lab checkOneLeader: polls up to 5 s; fails the test on two leaders in one
+ * term (via the safety checks); returns -1 when no leader emerged. */
+int sim_check_one_leader(sim *s);
+bool sim_no_leader(sim *s);              /* no connected live node is leader */
+uint64_t sim_agreed_term(sim *s);        /* common term of connected nodes, 0 if they differ */
+/* How many nodes have applied index (ever, across restarts); *val its value. */
+int sim_n_committed(sim *s, uint64_t index, uint64_t *val);
+/* Propose cmd on slot i if it is the leader: true with *index, *term.  The
+ * node's ready batch is carried out at its next event (or sim_flush), so
+ * proposals made back to back travel together, as they would in a node loop. */
+bool sim_start(sim *s, int i, uint64_t cmd, uint64_t *index, uint64_t *term);
+/* lab one(): for up to 10 s, propose on a connected leader and wait up to 2 s
+ * for `expected` nodes to apply cmd at that index.  Returns the index, 0 on
+ * failure. */
+/* Carry out slot i's pending ready batches now (after direct raft_* calls). */
+void sim_flush(sim *s, int i);
+uint64_t sim_one(sim *s, uint64_t cmd, int expected, bool retry);
+/* Wait until n nodes applied index (lab wait()); 0 when it did not happen. */
+bool sim_wait(sim *s, uint64_t index, int n, uint64_t max_ms);
+uint64_t sim_max_committed(const sim *s);
+/* Read states released to slot i: count, and the k-th one. */
+int sim_n_reads(const sim *s, int i);
+raft_read_state sim_read(const sim *s, int i, int k);
+/* Snapshot installs (from the leader) and compactions seen by slot i. */
+int sim_n_installs(const sim *s, int i);
+uint64_t sim_applied(const sim *s, int i);
+
+/* Fail (print seed + replay command, then fail the cmocka test). */
+void sim_fail(sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool sim_failed(const sim *s);
+/* Full check of the safety properties now (also done after each event). */
+void sim_check(sim *s);
+
+/* Deterministic PRNG of the simulation (tests draw from it too). */
+uint64_t sim_rand(sim *s);
+int sim_rand_int(sim *s, int n);   /* [0, n) */
+
+#endif
