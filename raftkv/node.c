@@ -1,0 +1,1055 @@
+/*
+ * node.c — one hstore node at run time.
+ *
+ * A single loop thread owns the Raft core, the SQLite store, the key-value
+ * state machine and the sockets.  It sleeps in poll() on:
+ *   - the peer socket (Raft messages from other nodes),
+ *   - the client socket (requests from `hstore` clients),
+ *   - an eventfd (requests handed in by local threads: FUSE workers),
+ *   - a timerfd (Raft ticks).
+ *
+ * Each turn of the loop (dissertation §10.2 for the ordering):
+ *   1. take in everything that is waiting: peer messages are stepped into the
+ *      core, client and local requests become proposals or read requests —
+ *      all of them, so whatever arrived during the last fsync goes into the
+ *      next batch together (group commit);
+ *   2. while the core has a ready batch: send the messages that may go at once
+ *      (the leader's AppendEntries: followers write while the leader writes,
+ *      §10.2.1), persist hard state/entries/snapshot in one transaction (one
+ *      fsync), send the messages that promise durable state, install a
+ *      received snapshot, apply committed entries to the state machine and
+ *      answer their waiting clients, note confirmed read indexes, advance;
+ *   3. answer reads whose read index has been applied (ReadIndex, §6.4: never
+ *      from local state without the leader's confirmation);
+ *   4. take a snapshot when the log passed the threshold;
+ *   5. retry requests that got lost in a leader change, expire the ones past
+ *      their deadline.
+ *
+ * Exactly once: every command carries (client id, seq); kv.c remembers the
+ * last seq and reply per client, so a command re-proposed after a lost reply
+ * or a leader change is applied once.  A retry that is already applied is
+ * answered from the session without a new log entry.
+ */
+#include "raftkv/node.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net/transport.h"
+#include "net/wire.h"
+#include "raftkv/kv.h"
+#include "raftkv/storage.h"
+
+/* A request waits at most this long for its proposal or read index before
+ * the node asks again (the first attempt may have been lost with a leader). */
+#define RETRY_MS 1000
+
+enum { ORIGIN_LOCAL = 1, ORIGIN_NET = 2 };
+
+typedef struct req {
+    struct req *prev, *next;     /* in n->pending */
+    struct req *qnext;           /* in the submit queue */
+    int origin;
+    bool read;
+    uint64_t client_id, seq;
+    const uint8_t *op;           /* read op (points into owned memory) */
+    size_t op_len;
+    uint8_t *cmd;                /* command envelope (commands), built once */
+    size_t cmd_len;
+    uint64_t deadline_ms;
+    uint64_t last_try_ms;
+    bool tried;
+    uint64_t read_ctx;           /* read batch this read waits on (0: not asked) */
+    bool have_index;
+    uint64_t read_index;
+    /* ORIGIN_LOCAL */
+    uint8_t *op_copy;
+    pthread_cond_t cond;
+    bool done, abandoned;
+    int rc;
+    uint8_t *reply;
+    size_t reply_len;
+    /* ORIGIN_NET */
+    net_client_msg cmsg;
+    uint64_t req_id;
+} req;
+
+struct node {
+    node_config cfg;
+    char self_addr[RAFT_ADDR_MAX];
+    raft *r;
+    st_store *st;
+    kv *kv;
+    net_transport *tr;
+    net_buf buf;
+    int efd, tfd;
+    pthread_t thread;
+    bool thread_started;
+
+    pthread_mutex_t mu;          /* guards: queue, stop, status, local reqs' results */
+    req *queue_head, *queue_tail;
+    bool stop;
+    bool failed;
+    raft_status status;          /* copy for node_status() */
+
+    req pending;                 /* sentinel of the list of in-flight requests */
+    uint64_t next_ctx;
+    uint64_t last_applied_term;
+    raft_conf conf_known;        /* conf the transport was set up for */
+    raft_role last_role;
+    uint64_t last_term, last_leader;
+    uint64_t msgs_bad;
+};
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static uint64_t now_ms(void) { return net_now_ms(); }
+
+static int64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void nlog(node *n, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void nlog(node *n, int level, const char *fmt, ...)
+{
+    if (level > n->cfg.log_level)
+        return;
+    static const char *lv[] = {"error", "warn", "info", "debug"};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    raft_status st;
+    memset(&st, 0, sizeof st);
+    if (n->r)
+        raft_status_get(n->r, &st);
+    fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s node=%" PRIu64 " term=%" PRIu64
+                    " role=%s %s\n",
+            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+            ts.tv_nsec / 1000000, lv[level < 0 ? 0 : level > 3 ? 3 : level], n->cfg.id, st.term,
+            raft_role_name(st.role), msg);
+}
+
+void node_config_init(node_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->tick_ms = 50;
+    c->election_ticks = 10;
+    c->op_timeout_ms = 5000;
+    c->max_file_size = 1ull << 30;
+    c->snapshot_threshold = 64ull << 20;
+    c->log_level = 2;
+}
+
+int node_parse_cluster(const char *spec, node_peer *peers, int *n, char *err, size_t errlen)
+{
+    *n = 0;
+    if (!spec || !*spec) {
+        snprintf(err, errlen, "empty cluster spec (expected ID=HOST:PORT,ID=HOST:PORT,...)");
+        return -1;
+    }
+    const char *p = spec;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char item[256];
+        if (len == 0 || len >= sizeof item) {
+            snprintf(err, errlen, "bad cluster member '%.*s' (expected ID=HOST:PORT)", (int)len, p);
+            return -1;
+        }
+        memcpy(item, p, len);
+        item[len] = 0;
+        char *eq = strchr(item, '=');
+        char *colon = strrchr(item, ':');
+        if (!eq || !colon || colon < eq) {
+            snprintf(err, errlen, "bad cluster member '%s' (expected ID=HOST:PORT)", item);
+            return -1;
+        }
+        *eq = 0;
+        *colon = 0;
+        char *e1, *e2;
+        errno = 0;
+        unsigned long long id = strtoull(item, &e1, 10);
+        long port = strtol(colon + 1, &e2, 10);
+        if (errno || *e1 || e1 == item || id == 0 || *e2 || e2 == colon + 1 || port <= 0 ||
+            port >= 65535 || !eq[1] || strlen(eq + 1) >= RAFT_ADDR_MAX - 8) {
+            snprintf(err, errlen, "bad cluster member '%.*s' (expected ID=HOST:PORT, ID > 0, "
+                     "PORT < 65535)", (int)len, p);
+            return -1;
+        }
+        if (*n >= RAFT_MAX_NODES) {
+            snprintf(err, errlen, "too many cluster members (at most %d)", RAFT_MAX_NODES);
+            return -1;
+        }
+        for (int i = 0; i < *n; i++)
+            if (peers[i].id == id) {
+                snprintf(err, errlen, "node id %llu appears twice in the cluster spec", id);
+                return -1;
+            }
+        peers[*n].id = id;
+        snprintf(peers[*n].host, sizeof peers[*n].host, "%s", eq + 1);
+        peers[*n].port = (int)port;
+        (*n)++;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+const node_config *node_get_config(const node *n) { return &n->cfg; }
+
+bool node_failed(node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    bool f = n->failed;
+    pthread_mutex_unlock(&n->mu);
+    return f;
+}
+
+void node_status(node *n, raft_status *st)
+{
+    pthread_mutex_lock(&n->mu);
+    *st = n->status;
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* A node that cannot persist or apply must not go on (it could acknowledge
+ * what is not stored, or diverge): stop the loop and tell the process. */
+static void node_fail(node *n, const char *what)
+{
+    nlog(n, 0, "fatal: %s; stopping this node", what);
+    pthread_mutex_lock(&n->mu);
+    n->failed = true;
+    n->stop = true;
+    pthread_mutex_unlock(&n->mu);
+    kill(getpid(), SIGTERM);
+}
+
+/* ---- requests ------------------------------------------------------------------- */
+
+static void pending_add(node *n, req *q)
+{
+    q->next = &n->pending;
+    q->prev = n->pending.prev;
+    n->pending.prev->next = q;
+    n->pending.prev = q;
+}
+
+static void pending_del(req *q)
+{
+    q->prev->next = q->next;
+    q->next->prev = q->prev;
+    q->prev = q->next = NULL;
+}
+
+static void req_free(req *q)
+{
+    free(q->cmd);
+    free(q->op_copy);
+    free(q->reply);
+    pthread_cond_destroy(&q->cond);
+    free(q);
+}
+
+static void leader_client_addr(node *n, char *out, size_t cap)
+{
+    out[0] = 0;
+    raft_status st;
+    raft_status_get(n->r, &st);
+    if (!st.leader)
+        return;
+    for (uint32_t i = 0; i < st.conf.n; i++)
+        if (st.conf.ids[i] == st.leader) {
+            const char *a = st.conf.addrs[i];
+            const char *c = strrchr(a, ':');
+            if (!c)
+                return;
+            snprintf(out, cap, "%.*s:%d", (int)(c - a), a, atoi(c + 1) + 1);
+            return;
+        }
+}
+
+/* Answers q and removes it.  status is NODE_OK (reply holds the state
+ * machine's reply, ownership passes) or an error. */
+static void req_finish(node *n, req *q, int status, uint8_t *reply, size_t reply_len)
+{
+    if (q->prev)
+        pending_del(q);
+    if (q->origin == ORIGIN_NET) {
+        net_client_resp resp;
+        memset(&resp, 0, sizeof resp);
+        resp.req_id = q->req_id;
+        resp.status = status == NODE_OK            ? NET_ST_OK
+                      : status == NODE_ESTOPPED    ? NET_ST_SHUTTING_DOWN
+                      : status == NODE_EINVAL      ? NET_ST_BAD_REQUEST
+                                                   : NET_ST_UNAVAILABLE;
+        raft_status st;
+        raft_status_get(n->r, &st);
+        resp.leader_id = st.leader;
+        leader_client_addr(n, resp.leader_addr, sizeof resp.leader_addr);
+        resp.reply = reply;
+        resp.reply_len = (uint32_t)reply_len;
+        if (net_encode_client_resp(&resp, &n->buf) == NET_OK)
+            net_reply_client(n->tr, &q->cmsg, n->buf.p, n->buf.len);
+        else
+            net_client_msg_drop(&q->cmsg);
+        free(reply);
+        req_free(q);
+        return;
+    }
+    pthread_mutex_lock(&n->mu);
+    if (q->abandoned) {
+        pthread_mutex_unlock(&n->mu);
+        free(reply);
+        req_free(q);
+        return;
+    }
+    q->rc = status;
+    q->reply = reply;
+    q->reply_len = reply_len;
+    q->done = true;
+    pthread_cond_signal(&q->cond);
+    pthread_mutex_unlock(&n->mu);
+}
+
+static req *req_alloc(void)
+{
+    req *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    return q;
+}
+
+/* Starts (or restarts) the work of a request: a proposal or a read. */
+static void req_try(node *n, req *q, uint64_t now)
+{
+    q->last_try_ms = now;
+    q->tried = true;
+    if (q->read) {
+        q->read_ctx = 0; /* joins the next read batch (issue_reads) */
+        q->have_index = false;
+        return;
+    }
+    uint8_t *reply = NULL;
+    size_t rlen = 0;
+    if (q->client_id) {
+        int s = kv_session_lookup(n->kv, q->client_id, q->seq, &reply, &rlen);
+        if (s == KV_SESSION_APPLIED || s == KV_SESSION_STALE) {
+            req_finish(n, q, NODE_OK, reply, rlen);
+            return;
+        }
+        free(reply);
+    }
+    int rc = raft_propose(n->r, q->cmd, q->cmd_len, NULL, NULL);
+    if (rc == RAFT_ETOOBIG) {
+        uint8_t *r2 = NULL;
+        size_t l2 = 0;
+        if (kv_reply_encode_status(EFBIG, &r2, &l2) == 0)
+            req_finish(n, q, NODE_OK, r2, l2);
+        else
+            req_finish(n, q, NODE_ENOMEM, NULL, 0);
+        return;
+    }
+    /* RAFT_ENOLEADER and friends: retried after RETRY_MS or at a leader change. */
+    if (rc != RAFT_OK)
+        q->last_try_ms = now > RETRY_MS ? now - RETRY_MS + 100 : 0; /* retry soon */
+}
+
+/* One ReadIndex round for every read that is not waiting on one yet. */
+static void issue_reads(node *n)
+{
+    uint64_t ctx = 0;
+    for (req *q = n->pending.next; q != &n->pending; q = q->next) {
+        if (!q->read || q->read_ctx || q->have_index)
+            continue;
+        if (!ctx)
+            ctx = ++n->next_ctx;
+        q->read_ctx = ctx;
+    }
+    if (ctx && raft_read_index(n->r, ctx) != RAFT_OK) {
+        /* no leader known: leave them unasked; retried after a short while */
+        uint64_t now = now_ms();
+        for (req *q = n->pending.next; q != &n->pending; q = q->next)
+            if (q->read_ctx == ctx) {
+                q->read_ctx = 0;
+                q->last_try_ms = now > RETRY_MS ? now - RETRY_MS + 100 : 0;
+                q->tried = false;
+            }
+    }
+}
+
+static void serve_reads(node *n)
+{
+    uint64_t applied = kv_applied_index(n->kv);
+    req *q = n->pending.next;
+    while (q != &n->pending) {
+        req *nx = q->next;
+        if (q->read && q->have_index && q->read_index <= applied) {
+            uint8_t *reply = NULL;
+            size_t rlen = 0;
+            if (kv_query(n->kv, q->op, q->op_len, &reply, &rlen) == 0)
+                req_finish(n, q, NODE_OK, reply, rlen);
+            else
+                req_finish(n, q, NODE_ENOMEM, NULL, 0);
+        }
+        q = nx;
+    }
+}
+
+static void retry_and_expire(node *n, uint64_t now)
+{
+    req *q = n->pending.next;
+    bool reads = false;
+    while (q != &n->pending) {
+        req *nx = q->next;
+        if (now >= q->deadline_ms) {
+            req_finish(n, q, NODE_ETIMEDOUT, NULL, 0);
+        } else if (!q->tried || now - q->last_try_ms >= RETRY_MS) {
+            if (q->read && q->have_index) {
+                /* waiting only for local apply: nothing to retry */
+            } else {
+                req_try(n, q, now);
+                reads |= q->read;
+            }
+        }
+        q = nx;
+    }
+    if (reads)
+        issue_reads(n);
+}
+
+/* A new request enters the loop. */
+static void req_start(node *n, req *q)
+{
+    pending_add(n, q);
+    req_try(n, q, now_ms());
+}
+
+/* ---- applying ---------------------------------------------------------------------- */
+
+static void answer_command(node *n, const raft_entry *e, uint8_t *reply, size_t rlen)
+{
+    uint64_t cid, seq;
+    int64_t t;
+    const uint8_t *op;
+    size_t oplen;
+    if (kv_cmd_decode(e->data, e->len, &cid, &seq, &t, &op, &oplen) != 0 || !cid) {
+        free(reply);
+        return;
+    }
+    for (req *q = n->pending.next; q != &n->pending; q = q->next) {
+        if (!q->read && q->client_id == cid && q->seq == seq) {
+            req_finish(n, q, NODE_OK, reply, rlen);
+            return;
+        }
+    }
+    free(reply);
+}
+
+static int apply_entry(node *n, const raft_entry *e)
+{
+    n->last_applied_term = e->term;
+    if (e->type != RAFT_ENTRY_NORMAL) {
+        if (e->type == RAFT_ENTRY_CONF) {
+            raft_conf_change cc;
+            if (raft_conf_change_decode(e->data, e->len, &cc) == 0)
+                nlog(n, 2, "membership: %s node %" PRIu64 " (%s) committed at index %" PRIu64,
+                     cc.type == RAFT_CONF_ADD ? "add" : "remove", cc.id, cc.addr, e->index);
+        }
+        kv_apply_skip(n->kv, e->index);
+        return 0;
+    }
+    uint8_t *reply = NULL;
+    size_t rlen = 0;
+    int rc = kv_apply(n->kv, e->index, e->data, e->len, &reply, &rlen);
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        answer_command(n, e, reply, rlen);
+    return 0;
+}
+
+/* Keeps the transport's peers in step with the configuration in force. */
+static void sync_peers(node *n, const raft_conf *c)
+{
+    if (c->n == n->conf_known.n &&
+        memcmp(c->ids, n->conf_known.ids, sizeof c->ids[0] * c->n) == 0 &&
+        memcmp(c->addrs, n->conf_known.addrs, sizeof c->addrs[0] * c->n) == 0)
+        return;
+    for (uint32_t i = 0; i < n->conf_known.n; i++) {
+        bool keep = false;
+        for (uint32_t j = 0; j < c->n; j++)
+            keep |= c->ids[j] == n->conf_known.ids[i];
+        if (!keep && n->conf_known.ids[i] != n->cfg.id)
+            net_transport_remove_peer(n->tr, n->conf_known.ids[i]);
+    }
+    for (uint32_t j = 0; j < c->n; j++) {
+        if (c->ids[j] == n->cfg.id)
+            continue;
+        net_peer p;
+        memset(&p, 0, sizeof p);
+        p.id = c->ids[j];
+        const char *colon = strrchr(c->addrs[j], ':');
+        if (!colon)
+            continue;
+        snprintf(p.host, sizeof p.host, "%.*s", (int)(colon - c->addrs[j]), c->addrs[j]);
+        p.port = atoi(colon + 1);
+        net_transport_add_peer(n->tr, &p);
+    }
+    n->conf_known = *c;
+}
+
+static void send_msgs(node *n, const raft_msg *msgs, size_t cnt)
+{
+    for (size_t i = 0; i < cnt; i++) {
+        if (net_encode_raft(&msgs[i], &n->buf) != NET_OK) {
+            nlog(n, 1, "cannot encode %s to node %" PRIu64, raft_msg_type_name(msgs[i].type),
+                 msgs[i].to);
+            continue;
+        }
+        net_send_peer(n->tr, msgs[i].to, n->buf.p, n->buf.len);
+    }
+}
+
+static void log_changes(node *n)
+{
+    raft_status st;
+    raft_status_get(n->r, &st);
+    if (st.term != n->last_term)
+        nlog(n, 2, "term changed %" PRIu64 " -> %" PRIu64, n->last_term, st.term);
+    if (st.role != n->last_role) {
+        nlog(n, 2, "role changed %s -> %s", raft_role_name(n->last_role), raft_role_name(st.role));
+        if (st.role == RAFT_CANDIDATE)
+            nlog(n, 2, "election: campaigning in term %" PRIu64, st.term);
+    }
+    if (st.leader != n->last_leader)
+        nlog(n, 2, "leader changed %" PRIu64 " -> %" PRIu64, n->last_leader, st.leader);
+    bool changed = st.leader != n->last_leader || st.term != n->last_term;
+    n->last_term = st.term;
+    n->last_role = st.role;
+    n->last_leader = st.leader;
+    sync_peers(n, &st.conf);
+    pthread_mutex_lock(&n->mu);
+    n->status = st;
+    pthread_mutex_unlock(&n->mu);
+    if (changed) {
+        /* A new leader: requests waiting on the old one are retried now. */
+        for (req *q = n->pending.next; q != &n->pending; q = q->next)
+            if (!(q->read && q->have_index))
+                q->tried = false;
+    }
+}
+
+static int handle_ready(node *n)
+{
+    char err[512];
+    while (raft_has_ready(n->r)) {
+        raft_ready rd;
+        raft_ready_get(n->r, &rd);
+        send_msgs(n, rd.msgs, rd.n_msgs);
+        if (rd.hs_changed || rd.n_entries || rd.snapshot) {
+            int rc = st_save_ready(n->st, &rd, err, sizeof err);
+            if (rc != ST_OK) {
+                node_fail(n, err);
+                return -1;
+            }
+        }
+        send_msgs(n, rd.msgs_after_persist, rd.n_msgs_after_persist);
+        if (rd.snapshot) {
+            if (kv_snapshot_decode(n->kv, rd.snapshot->data, rd.snapshot->len) != 0) {
+                node_fail(n, "received snapshot does not decode");
+                return -1;
+            }
+            n->last_applied_term = rd.snapshot->term;
+            nlog(n, 2, "snapshot installed from leader: index %" PRIu64 " term %" PRIu64
+                       ", %zu bytes",
+                 rd.snapshot->index, rd.snapshot->term, rd.snapshot->len);
+        }
+        for (size_t i = 0; i < rd.n_committed; i++) {
+            if (rd.committed[i].index <= kv_applied_index(n->kv))
+                continue;
+            if (apply_entry(n, &rd.committed[i]) != 0) {
+                node_fail(n, "out of memory applying a command");
+                return -1;
+            }
+        }
+        for (size_t i = 0; i < rd.n_read_states; i++) {
+            for (req *q = n->pending.next; q != &n->pending; q = q->next)
+                if (q->read && q->read_ctx == rd.read_states[i].ctx) {
+                    q->have_index = true;
+                    q->read_index = rd.read_states[i].index;
+                }
+        }
+        raft_advance(n->r, &rd);
+        log_changes(n);
+    }
+    return 0;
+}
+
+static void maybe_snapshot(node *n)
+{
+    if (!n->cfg.snapshot_threshold || raft_log_bytes(n->r) < n->cfg.snapshot_threshold)
+        return;
+    uint64_t index = kv_applied_index(n->kv);
+    raft_status st;
+    raft_status_get(n->r, &st);
+    if (index <= st.snapshot_index)
+        return;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    if (kv_snapshot_encode(n->kv, &data, &len) != 0) {
+        node_fail(n, "out of memory encoding a snapshot");
+        return;
+    }
+    raft_snapshot snap;
+    memset(&snap, 0, sizeof snap);
+    snap.index = index;
+    snap.term = n->last_applied_term;
+    snap.data = data;
+    snap.len = len;
+    if (raft_compact(n->r, index, data, len, &snap.conf) != RAFT_OK) {
+        free(data);
+        nlog(n, 1, "compaction at index %" PRIu64 " refused by the core", index);
+        return;
+    }
+    char err[512];
+    if (st_save_snapshot(n->st, &snap, err, sizeof err) != ST_OK) {
+        node_fail(n, err);
+        return;
+    }
+    nlog(n, 2, "snapshot taken at index %" PRIu64 " term %" PRIu64 ": %zu bytes, %" PRIu64
+               " bytes stored",
+         index, snap.term, len, st_snapshot_stored_bytes(n->st));
+}
+
+/* ---- input ---------------------------------------------------------------------------- */
+
+static void recv_peers(node *n)
+{
+    for (int budget = 0; budget < 4096; budget++) {
+        void *buf;
+        size_t len;
+        if (net_recv_peer(n->tr, &buf, &len) != NET_OK)
+            return;
+        raft_msg m;
+        int rc = net_decode_raft(buf, len, &m);
+        if (rc == NET_OK) {
+            if (m.to == n->cfg.id)
+                raft_step(n->r, &m);
+            net_raft_msg_free(&m);
+        } else {
+            n->msgs_bad++;
+            if ((n->msgs_bad & (n->msgs_bad - 1)) == 0) /* 1, 2, 4, 8 ...: no log flood */
+                nlog(n, 1, "dropped malformed peer message (%s); %" PRIu64 " so far",
+                     net_strerror(rc), n->msgs_bad);
+        }
+        net_msg_free(buf);
+    }
+}
+
+static void answer_status(node *n, net_client_msg *cm, uint64_t req_id)
+{
+    net_status_resp sr;
+    memset(&sr, 0, sizeof sr);
+    sr.req_id = req_id;
+    snprintf(sr.addr, sizeof sr.addr, "%s", n->self_addr);
+    raft_status_get(n->r, &sr.st);
+    if (net_encode_status_resp(&sr, &n->buf) == NET_OK)
+        net_reply_client(n->tr, cm, n->buf.p, n->buf.len);
+    else
+        net_client_msg_drop(cm);
+}
+
+static void recv_clients(node *n)
+{
+    for (int budget = 0; budget < 4096; budget++) {
+        net_client_msg cm;
+        if (net_recv_client(n->tr, &cm) != NET_OK)
+            return;
+        int type = net_frame_check(cm.body, cm.len, NULL);
+        if (type == NET_MSG_STATUS_REQ) {
+            uint64_t rid;
+            if (net_decode_status_req(cm.body, cm.len, &rid) == NET_OK)
+                answer_status(n, &cm, rid);
+            else
+                net_client_msg_drop(&cm);
+            continue;
+        }
+        net_client_req cr;
+        if (type != NET_MSG_CLIENT_REQ || net_decode_client_req(cm.body, cm.len, &cr) != NET_OK) {
+            n->msgs_bad++;
+            net_client_msg_drop(&cm);
+            continue;
+        }
+        req *q = req_alloc();
+        if (!q) {
+            net_client_msg_drop(&cm);
+            continue;
+        }
+        q->origin = ORIGIN_NET;
+        q->cmsg = cm;
+        q->req_id = cr.req_id;
+        q->read = (cr.flags & NET_REQ_READ) != 0;
+        q->client_id = cr.client_id;
+        q->seq = cr.seq;
+        q->deadline_ms = now_ms() + (uint64_t)n->cfg.op_timeout_ms;
+        if (q->read) {
+            q->op = cr.op;
+            q->op_len = cr.op_len;
+            if (!kv_op_is_read(cr.op, cr.op_len)) {
+                req_finish(n, q, NODE_EINVAL, NULL, 0);
+                continue;
+            }
+        } else if (kv_cmd_encode(q->client_id, q->seq, realtime_ns(), cr.op, cr.op_len, &q->cmd,
+                                 &q->cmd_len) != 0) {
+            req_finish(n, q, NODE_ENOMEM, NULL, 0);
+            continue;
+        }
+        req_start(n, q);
+    }
+}
+
+static void drain_local(node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    req *q = n->queue_head;
+    n->queue_head = n->queue_tail = NULL;
+    pthread_mutex_unlock(&n->mu);
+    while (q) {
+        req *nx = q->qnext;
+        q->qnext = NULL;
+        req_start(n, q);
+        q = nx;
+    }
+}
+
+/* ---- the loop ------------------------------------------------------------------------------ */
+
+static void *loop_main(void *arg)
+{
+    node *n = arg;
+    struct pollfd fds[8];
+    log_changes(n);
+    for (;;) {
+        pthread_mutex_lock(&n->mu);
+        bool stop = n->stop;
+        pthread_mutex_unlock(&n->mu);
+        if (stop)
+            break;
+        int nf = 0;
+        fds[nf++] = (struct pollfd){.fd = n->efd, .events = POLLIN};
+        fds[nf++] = (struct pollfd){.fd = n->tfd, .events = POLLIN};
+        nf += net_transport_pollfds(n->tr, fds + nf, 6);
+        int timeout = -1;
+        uint64_t dl = net_transport_next_deadline(n->tr);
+        if (dl != UINT64_MAX) {
+            uint64_t now = now_ms();
+            timeout = dl <= now ? 0 : (int)(dl - now);
+        }
+        int pr = poll(fds, (nfds_t)nf, timeout);
+        if (pr < 0 && errno != EINTR) {
+            node_fail(n, "poll failed");
+            break;
+        }
+        uint64_t now = now_ms();
+        net_transport_tick(n->tr, now);
+        for (int i = 0; i < nf && pr > 0; i++) {
+            if (!(fds[i].revents & POLLIN))
+                continue;
+            if (fds[i].fd == n->efd) {
+                uint64_t v;
+                if (read(n->efd, &v, sizeof v) < 0) { /* EAGAIN: nothing */ }
+                drain_local(n);
+            } else if (fds[i].fd == n->tfd) {
+                uint64_t ticks = 0;
+                if (read(n->tfd, &ticks, sizeof ticks) == sizeof ticks) {
+                    if (ticks > 100)
+                        ticks = 100;
+                    for (uint64_t t = 0; t < ticks; t++)
+                        raft_tick(n->r);
+                }
+                retry_and_expire(n, now);
+            } else if (net_transport_is_peer_fd(n->tr, fds[i].fd)) {
+                recv_peers(n);
+            } else if (net_transport_is_client_fd(n->tr, fds[i].fd)) {
+                recv_clients(n);
+            }
+        }
+        issue_reads(n);
+        if (handle_ready(n) != 0)
+            break;
+        serve_reads(n);
+        maybe_snapshot(n);
+        if (handle_ready(n) != 0)
+            break;
+    }
+    /* Fail everything still waiting. */
+    drain_local(n);
+    while (n->pending.next != &n->pending)
+        req_finish(n, n->pending.next, NODE_ESTOPPED, NULL, 0);
+    return NULL;
+}
+
+/* ---- start / stop / submit -------------------------------------------------------------------- */
+
+static void node_free(node *n)
+{
+    if (!n)
+        return;
+    if (n->tr)
+        net_transport_free(n->tr);
+    if (n->r)
+        raft_free(n->r);
+    if (n->kv)
+        kv_free(n->kv);
+    if (n->st)
+        st_close(n->st);
+    if (n->efd >= 0)
+        close(n->efd);
+    if (n->tfd >= 0)
+        close(n->tfd);
+    net_buf_free(&n->buf);
+    pthread_mutex_destroy(&n->mu);
+    free(n);
+}
+
+node *node_start(const node_config *cfg, char *err, size_t errlen)
+{
+    node *n = calloc(1, sizeof *n);
+    if (!n) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    n->cfg = *cfg;
+    n->efd = n->tfd = -1;
+    pthread_mutex_init(&n->mu, NULL);
+    n->pending.next = n->pending.prev = &n->pending;
+    if (n->cfg.tick_ms <= 0)
+        n->cfg.tick_ms = 50;
+    if (n->cfg.election_ticks <= 0)
+        n->cfg.election_ticks = 10;
+    if (n->cfg.op_timeout_ms <= 0)
+        n->cfg.op_timeout_ms = 5000;
+
+    const node_peer *self = NULL;
+    char spec[RAFT_MAX_NODES * (RAFT_ADDR_MAX + 24)] = "";
+    for (int i = 0; i < cfg->n_peers; i++) {
+        if (cfg->peers[i].id == cfg->id)
+            self = &cfg->peers[i];
+        size_t l = strlen(spec);
+        snprintf(spec + l, sizeof spec - l, "%s%" PRIu64 "=%s:%d", i ? "," : "", cfg->peers[i].id,
+                 cfg->peers[i].host, cfg->peers[i].port);
+    }
+    if (!self) {
+        snprintf(err, errlen, "node id %" PRIu64 " is not in the cluster spec", cfg->id);
+        goto fail;
+    }
+    snprintf(n->self_addr, sizeof n->self_addr, "%.50s:%d", self->host, self->port);
+
+    /* Storage first: a corrupt or foreign directory stops us before any socket. */
+    int rc = st_open(cfg->data_dir, &n->st, err, errlen);
+    if (rc != ST_OK)
+        goto fail;
+    if (st_check_identity(n->st, cfg->id, NULL, err, errlen) != ST_OK)
+        goto fail;
+    raft_boot boot;
+    memset(&boot, 0, sizeof boot);
+    if (st_load(n->st, &boot, err, errlen) != ST_OK)
+        goto fail;
+    if (boot.snapshot.conf.n == 0) {
+        for (int i = 0; i < cfg->n_peers; i++) {
+            boot.snapshot.conf.ids[i] = cfg->peers[i].id;
+            snprintf(boot.snapshot.conf.addrs[i], RAFT_ADDR_MAX, "%.50s:%d", cfg->peers[i].host,
+                     cfg->peers[i].port);
+        }
+        boot.snapshot.conf.n = (uint32_t)cfg->n_peers;
+    }
+    kv_limits lim = {.max_file_size = cfg->max_file_size, .max_total_bytes = cfg->max_store_bytes};
+    n->kv = kv_new(&lim);
+    if (!n->kv) {
+        st_boot_free(&boot);
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (boot.snapshot.index > 0) {
+        if (kv_snapshot_decode(n->kv, boot.snapshot.data, boot.snapshot.len) != 0) {
+            st_boot_free(&boot);
+            snprintf(err, errlen, "%s: the snapshot at index %" PRIu64 " does not decode",
+                     st_path(n->st), boot.snapshot.index);
+            goto fail;
+        }
+        n->last_applied_term = boot.snapshot.term;
+    }
+    raft_config rc_cfg;
+    raft_config_init(&rc_cfg);
+    rc_cfg.id = cfg->id;
+    rc_cfg.election_ticks = n->cfg.election_ticks;
+    rc_cfg.heartbeat_ticks = 2;
+    rc_cfg.seed = cfg->id * 0x9E3779B97F4A7C15ull ^ (uint64_t)realtime_ns();
+    const char *rerr = NULL;
+    n->r = raft_new(&rc_cfg, &boot, &rerr);
+    size_t boot_entries = boot.n_entries;
+    st_boot_free(&boot);
+    if (!n->r) {
+        snprintf(err, errlen, "%s: cannot restore Raft state: %s", st_path(n->st),
+                 rerr ? rerr : "?");
+        goto fail;
+    }
+
+    net_transport_config tc;
+    memset(&tc, 0, sizeof tc);
+    tc.self_id = cfg->id;
+    snprintf(tc.host, sizeof tc.host, "%s", self->host);
+    tc.port = self->port;
+    for (int i = 0; i < cfg->n_peers; i++) {
+        if (cfg->peers[i].id == cfg->id)
+            continue;
+        net_peer *p = &tc.peers[tc.n_peers++];
+        p->id = cfg->peers[i].id;
+        snprintf(p->host, sizeof p->host, "%s", cfg->peers[i].host);
+        p->port = cfg->peers[i].port;
+    }
+    n->tr = net_transport_new(&tc, err, errlen);
+    if (!n->tr)
+        goto fail;
+    raft_status_get(n->r, &n->status);
+    n->conf_known = n->status.conf;
+
+    n->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    n->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (n->efd < 0 || n->tfd < 0) {
+        snprintf(err, errlen, "eventfd/timerfd: %s", strerror(errno));
+        goto fail;
+    }
+    struct itimerspec its = {
+        .it_interval = {.tv_sec = n->cfg.tick_ms / 1000, .tv_nsec = (n->cfg.tick_ms % 1000) * 1000000L},
+        .it_value = {.tv_sec = n->cfg.tick_ms / 1000, .tv_nsec = (n->cfg.tick_ms % 1000) * 1000000L},
+    };
+    timerfd_settime(n->tfd, 0, &its, NULL);
+
+    nlog(n, 2, "started: %s, data %s, %zu log entries after snapshot %" PRIu64 ", cluster %s",
+         n->self_addr, cfg->data_dir, boot_entries, n->status.snapshot_index, spec);
+    if (pthread_create(&n->thread, NULL, loop_main, n) != 0) {
+        snprintf(err, errlen, "cannot start the node thread");
+        goto fail;
+    }
+    n->thread_started = true;
+    return n;
+fail:
+    node_free(n);
+    return NULL;
+}
+
+void node_stop(node *n)
+{
+    if (!n)
+        return;
+    pthread_mutex_lock(&n->mu);
+    n->stop = true;
+    pthread_mutex_unlock(&n->mu);
+    uint64_t one = 1;
+    if (write(n->efd, &one, sizeof one) < 0) { /* the loop also wakes on its tick */ }
+    if (n->thread_started)
+        pthread_join(n->thread, NULL);
+    nlog(n, 2, "stopped");
+    node_free(n);
+}
+
+int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t client_id,
+                uint64_t seq, int timeout_ms, uint8_t **reply, size_t *reply_len)
+{
+    *reply = NULL;
+    *reply_len = 0;
+    if (timeout_ms <= 0)
+        timeout_ms = n->cfg.op_timeout_ms;
+    if (read && !kv_op_is_read(op, len))
+        return NODE_EINVAL;
+    req *q = req_alloc();
+    if (!q)
+        return NODE_ENOMEM;
+    q->origin = ORIGIN_LOCAL;
+    q->read = read;
+    q->client_id = client_id;
+    q->seq = seq;
+    q->deadline_ms = now_ms() + (uint64_t)timeout_ms;
+    if (read) {
+        q->op_copy = malloc(len ? len : 1);
+        if (!q->op_copy) {
+            req_free(q);
+            return NODE_ENOMEM;
+        }
+        memcpy(q->op_copy, op, len);
+        q->op = q->op_copy;
+        q->op_len = len;
+    } else if (kv_cmd_encode(client_id, seq, realtime_ns(), op, len, &q->cmd, &q->cmd_len) != 0) {
+        req_free(q);
+        return NODE_ENOMEM;
+    }
+
+    pthread_mutex_lock(&n->mu);
+    if (n->stop) {
+        pthread_mutex_unlock(&n->mu);
+        req_free(q);
+        return NODE_ESTOPPED;
+    }
+    if (n->queue_tail)
+        n->queue_tail->qnext = q;
+    else
+        n->queue_head = q;
+    n->queue_tail = q;
+    pthread_mutex_unlock(&n->mu);
+    uint64_t one = 1;
+    if (write(n->efd, &one, sizeof one) < 0) { /* counter saturated: loop is awake anyway */ }
+
+    /* The loop enforces the deadline; this wait has its own, a little later,
+     * in case the loop is stuck (e.g. in a slow fsync). */
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    uint64_t wait_ms = (uint64_t)timeout_ms + 1000;
+    dl.tv_sec += (time_t)(wait_ms / 1000);
+    dl.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&n->mu);
+    while (!q->done) {
+        if (pthread_cond_timedwait(&q->cond, &n->mu, &dl) == ETIMEDOUT && !q->done) {
+            q->abandoned = true; /* the loop frees it */
+            pthread_mutex_unlock(&n->mu);
+            return NODE_ETIMEDOUT;
+        }
+    }
+    pthread_mutex_unlock(&n->mu);
+    int rc = q->rc;
+    *reply = q->reply;
+    *reply_len = q->reply_len;
+    q->reply = NULL;
+    req_free(q);
+    return rc;
+}

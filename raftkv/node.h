@@ -1,0 +1,82 @@
+/*
+ * node.h — one hstore node at run time: the loop that ties the Raft core,
+ * durable storage, the key-value state machine and the network together.
+ *
+ * One thread (the loop) owns the Raft core, the store and the state machine.
+ * Other threads (FUSE workers, the client listener) hand requests to it with
+ * node_submit(), which blocks the calling thread until the request is answered
+ * or its deadline passes.
+ */
+#ifndef HSTORE_NODE_H
+#define HSTORE_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raftkv/raft.h"
+
+typedef struct node node;
+
+typedef struct node_peer {
+    uint64_t id;
+    char host[RAFT_ADDR_MAX];   /* IPv4 address or name */
+    int port;                   /* peer traffic; clients use port + 1 */
+} node_peer;
+
+typedef struct node_config {
+    uint64_t id;
+    node_peer peers[RAFT_MAX_NODES];   /* every member, this node included */
+    int n_peers;
+    char data_dir[4096];
+    uint64_t snapshot_threshold;       /* log bytes that trigger a snapshot; 0 = never */
+    int tick_ms;                       /* Raft tick; default 50 */
+    int election_ticks;                /* default 10 */
+    int op_timeout_ms;                 /* default deadline of a request */
+    uint64_t max_file_size;            /* bytes; default 1 GiB */
+    uint64_t max_store_bytes;          /* ENOSPC past this many bytes of data; 0 = no limit */
+    int log_level;                     /* 0 error, 1 warn, 2 info, 3 debug */
+} node_config;
+
+void node_config_init(node_config *c);
+
+/* Parses "ID=HOST:PORT,ID=HOST:PORT,..." into c->peers.  0 or -1 with err. */
+int node_parse_cluster(const char *spec, node_peer *peers, int *n, char *err, size_t errlen);
+
+/* Opens the data directory, restores state and starts the loop thread.
+ * NULL with a message in err on failure (corrupt store, port in use, ...). */
+node *node_start(const node_config *cfg, char *err, size_t errlen);
+
+/* True once the node has stopped itself on a fatal error (it could not
+ * persist or apply).  It then also sends SIGTERM to its own process, so a
+ * process waiting for signals wakes up and shuts down. */
+bool node_failed(node *n);
+
+/* Stops the loop, closes sockets and the store. */
+void node_stop(node *n);
+
+/* Result of node_submit. */
+enum {
+    NODE_OK = 0,
+    NODE_ETIMEDOUT = -1,   /* no answer before the deadline: outcome unknown */
+    NODE_ESTOPPED = -2,    /* the node is shutting down */
+    NODE_ENOMEM = -3,
+    NODE_EINVAL = -4,
+};
+
+/* Submit an encoded state-machine operation (see kv.h) and wait for its reply.
+ *   read:      a read-only query answered after a ReadIndex round (linearizable);
+ *              otherwise a command proposed through Raft and applied.
+ *   client_id, seq: exactly-once ids for commands (ignored for reads).  A retry
+ *              must reuse the same pair.
+ *   timeout_ms: deadline; <= 0 means the configured op timeout.
+ * On NODE_OK *reply (malloc'ed, caller frees) holds the state machine's reply. */
+int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t client_id,
+                uint64_t seq, int timeout_ms, uint8_t **reply, size_t *reply_len);
+
+/* A snapshot of this node's Raft status (thread-safe copy). */
+void node_status(node *n, raft_status *st);
+
+const node_config *node_get_config(const node *n);
+
+#endif

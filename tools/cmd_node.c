@@ -1,0 +1,317 @@
+/*
+ * cmd_node.c — `hstore node`: runs one node in the foreground until SIGTERM or
+ * SIGINT, then stops cleanly (unmounts, closes the store).
+ *
+ * Options come from the command line and, with --config FILE, from a file of
+ * `name = value` lines using the long option names (command line wins).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs/fs.h"
+#include "raftkv/node.h"
+#include "tools/cli.h"
+#include "tools/cmds.h"
+
+static void node_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: hstore node --id ID --cluster SPEC --data DIR [OPTIONS]\n"
+            "\n"
+            "Runs one node of a cluster in the foreground until SIGTERM or SIGINT.\n"
+            "\n"
+            "  --id ID                    this node's id (a member of SPEC)\n"
+            "  --cluster SPEC             every member: ID=HOST:PORT,ID=HOST:PORT,...\n"
+            "                             (peer traffic on PORT, clients on PORT+1)\n"
+            "  --data DIR                 data directory (created if missing): Raft log,\n"
+            "                             hard state and snapshots in DIR/hstore.db\n"
+            "  --mount DIR                mount the store at DIR (FUSE); DIR is created\n"
+            "  --snapshot-threshold BYTES snapshot when the log holds this much (default 64M;\n"
+            "                             suffixes K, M, G; 0 = never)\n"
+            "  --op-timeout-ms MS         deadline of one operation (default 5000): without a\n"
+            "                             quorum, requests fail after it (EIO in the mount)\n"
+            "  --max-file-size BYTES      largest file (default 1G; EFBIG past it)\n"
+            "  --max-store-bytes BYTES    total data limit (default 0 = none; ENOSPC past it)\n"
+            "  --tick-ms MS               Raft tick (default 50)\n"
+            "  --election-ticks N         election timeout in ticks (default 10, randomized\n"
+            "                             up to 2x)\n"
+            "  --log-level L              error, warn, info (default) or debug\n"
+            "  --config FILE              read options from FILE: lines `name = value` with\n"
+            "                             the long option names above; # starts a comment\n"
+            "  -h, --help                 this help\n"
+            "\n"
+            "Example (node 1 of 3 on one machine):\n"
+            "  hstore node --id 1 --data /var/lib/hstore/1 --mount /mnt/hstore/1 \\\n"
+            "    --cluster 1=127.0.0.1:7100,2=127.0.0.1:7102,3=127.0.0.1:7104\n");
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *s == '-')
+        return -1;
+    uint64_t mul = 1;
+    if (*end) {
+        switch (*end) {
+        case 'k': case 'K': mul = 1ull << 10; break;
+        case 'm': case 'M': mul = 1ull << 20; break;
+        case 'g': case 'G': mul = 1ull << 30; break;
+        case 't': case 'T': mul = 1ull << 40; break;
+        default: return -1;
+        }
+        if (end[1] && strcmp(end + 1, "B") && strcmp(end + 1, "iB") && strcmp(end + 1, "b"))
+            return -1;
+    }
+    if (v > UINT64_MAX / mul)
+        return -1;
+    *out = v * mul;
+    return 0;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+typedef struct node_args {
+    node_config cfg;
+    char cluster[CLI_SPEC_MAX];
+    char mount[PATH_MAX];
+    bool have_id, have_cluster, have_data;
+} node_args;
+
+/* Applies one option by its long name.  0, or -1 with a message printed. */
+static int set_option(node_args *a, const char *name, const char *val, const char *where)
+{
+    node_config *c = &a->cfg;
+    int iv;
+    uint64_t uv;
+    if (!strcmp(name, "id")) {
+        if (parse_size(val, &uv) || uv == 0 || strpbrk(val, "kKmMgGtT"))
+            goto bad;
+        c->id = uv;
+        a->have_id = true;
+    } else if (!strcmp(name, "cluster")) {
+        if (strlen(val) >= sizeof a->cluster)
+            goto bad;
+        snprintf(a->cluster, sizeof a->cluster, "%s", val);
+        a->have_cluster = true;
+    } else if (!strcmp(name, "data")) {
+        if (!*val || strlen(val) >= sizeof c->data_dir)
+            goto bad;
+        snprintf(c->data_dir, sizeof c->data_dir, "%s", val);
+        a->have_data = true;
+    } else if (!strcmp(name, "mount")) {
+        if (!*val || strlen(val) >= sizeof a->mount)
+            goto bad;
+        snprintf(a->mount, sizeof a->mount, "%s", val);
+    } else if (!strcmp(name, "snapshot-threshold")) {
+        if (parse_size(val, &c->snapshot_threshold))
+            goto bad;
+    } else if (!strcmp(name, "op-timeout-ms")) {
+        if (parse_int(val, 1, 3600000, &c->op_timeout_ms))
+            goto bad;
+    } else if (!strcmp(name, "max-file-size")) {
+        if (parse_size(val, &c->max_file_size) || c->max_file_size == 0)
+            goto bad;
+    } else if (!strcmp(name, "max-store-bytes")) {
+        if (parse_size(val, &c->max_store_bytes))
+            goto bad;
+    } else if (!strcmp(name, "tick-ms")) {
+        if (parse_int(val, 1, 10000, &c->tick_ms))
+            goto bad;
+    } else if (!strcmp(name, "election-ticks")) {
+        if (parse_int(val, 2, 10000, &c->election_ticks))
+            goto bad;
+    } else if (!strcmp(name, "log-level")) {
+        static const char *names[] = {"error", "warn", "info", "debug"};
+        int lv = -1;
+        for (int i = 0; i < 4; i++)
+            if (!strcasecmp(val, names[i]))
+                lv = i;
+        if (lv < 0 && parse_int(val, 0, 3, &lv))
+            goto bad;
+        c->log_level = lv;
+    } else {
+        cli_err("node: unknown option '%s'%s (see hstore node --help)", name, where);
+        return -1;
+    }
+    (void)iv;
+    return 0;
+bad:
+    cli_err("node: bad value '%s' for --%s%s (see hstore node --help)", val, name, where);
+    return -1;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t l = strlen(s);
+    while (l && (s[l - 1] == ' ' || s[l - 1] == '\t' || s[l - 1] == '\n' || s[l - 1] == '\r'))
+        s[--l] = 0;
+    return s;
+}
+
+static int load_config(node_args *a, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        cli_err("node: cannot read config file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[8192];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = 0;
+        char *s = trim(line);
+        if (!*s)
+            continue;
+        char *eq = strchr(s, '=');
+        char where[PATH_MAX + 32];
+        snprintf(where, sizeof where, " in %s:%d", path, lineno);
+        if (!eq) {
+            cli_err("node: expected `name = value`%s", where);
+            rc = -1;
+            break;
+        }
+        *eq = 0;
+        char *name = trim(s), *val = trim(eq + 1);
+        if (!strcmp(name, "config") || set_option(a, name, val, where) != 0) {
+            if (!strcmp(name, "config"))
+                cli_err("node: `config` cannot be set inside a config file%s", where);
+            rc = -1;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int cmd_node(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"id", required_argument, NULL, 0},
+        {"cluster", required_argument, NULL, 0},
+        {"data", required_argument, NULL, 0},
+        {"mount", required_argument, NULL, 0},
+        {"snapshot-threshold", required_argument, NULL, 0},
+        {"op-timeout-ms", required_argument, NULL, 0},
+        {"max-file-size", required_argument, NULL, 0},
+        {"max-store-bytes", required_argument, NULL, 0},
+        {"tick-ms", required_argument, NULL, 0},
+        {"election-ticks", required_argument, NULL, 0},
+        {"log-level", required_argument, NULL, 0},
+        {"config", required_argument, NULL, 0},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    node_args a;
+    memset(&a, 0, sizeof a);
+    node_config_init(&a.cfg);
+
+    /* The config file first, so the command line overrides it. */
+    for (int i = 1; i < argc; i++) {
+        const char *path = NULL;
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            path = argv[i + 1];
+        else if (!strncmp(argv[i], "--config=", 9))
+            path = argv[i] + 9;
+        if (path && load_config(&a, path) != 0)
+            return CLI_EXIT_USAGE;
+    }
+    optind = 1;
+    opterr = 0;
+    int c, idx = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, &idx)) != -1) {
+        if (c == 'h') {
+            node_usage(stdout);
+            return CLI_EXIT_OK;
+        }
+        if (c == ':' || c == '?')
+            return cli_getopt_error(c, argv, "node");
+        if (!strcmp(opts[idx].name, "config"))
+            continue;
+        if (set_option(&a, opts[idx].name, optarg, "") != 0)
+            return CLI_EXIT_USAGE;
+    }
+    if (optind < argc) {
+        cli_err("node: unexpected argument '%s' (see hstore node --help)", argv[optind]);
+        return CLI_EXIT_USAGE;
+    }
+    if (!a.have_id || !a.have_cluster || !a.have_data) {
+        cli_err("node: --id, --cluster and --data are required (see hstore node --help)");
+        return CLI_EXIT_USAGE;
+    }
+    char err[1024];
+    if (node_parse_cluster(a.cluster, a.cfg.peers, &a.cfg.n_peers, err, sizeof err) != 0) {
+        cli_err("node: --cluster: %s", err);
+        return CLI_EXIT_USAGE;
+    }
+    bool member = false;
+    for (int i = 0; i < a.cfg.n_peers; i++)
+        member |= a.cfg.peers[i].id == a.cfg.id;
+    if (!member) {
+        cli_err("node: --id %" PRIu64 " is not one of the members in --cluster", a.cfg.id);
+        return CLI_EXIT_USAGE;
+    }
+    if (a.mount[0] && mkdir(a.mount, 0755) != 0 && errno != EEXIST) {
+        cli_err("node: cannot create mount point %s: %s", a.mount, strerror(errno));
+        return CLI_EXIT_USAGE;
+    }
+
+    /* Signals are taken by sigwait() here; every thread started from now on
+     * inherits the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    node *n = node_start(&a.cfg, err, sizeof err);
+    if (!n) {
+        cli_err("node: %s", err);
+        return 1;
+    }
+    fs_mount *m = NULL;
+    if (a.mount[0]) {
+        fs_options fo;
+        fs_options_init(&fo);
+        fo.op_timeout_ms = a.cfg.op_timeout_ms;
+        fo.max_file_size = a.cfg.max_file_size;
+        m = fs_start(n, a.mount, &fo, err, sizeof err);
+        if (!m) {
+            cli_err("node: cannot mount %s: %s", a.mount, err);
+            node_stop(n);
+            return 1;
+        }
+        fprintf(stderr, "hstore node %" PRIu64 ": mounted at %s\n", a.cfg.id, a.mount);
+    }
+    int sig = 0;
+    sigwait(&set, &sig);
+    bool failed = node_failed(n);
+    fs_stop(m);
+    node_stop(n);
+    return failed ? 1 : 0;
+}
