@@ -29,6 +29,7 @@
 
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
+#include <nanomsg/tcp.h>
 
 #include "net/transport.h"
 
@@ -229,6 +230,8 @@ static int open_node(cnode *nd)
     nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVMAXSIZE, &maxsz, sizeof(maxsz));
     nn_setsockopt(s, NN_SOL_SOCKET, NN_RECONNECT_IVL, &ivl, sizeof(ivl));
     nn_setsockopt(s, NN_SOL_SOCKET, NN_RECONNECT_IVL_MAX, &ivlmax, sizeof(ivlmax));
+    int one = 1;   /* no Nagle delay on small requests */
+    nn_setsockopt(s, NN_TCP, NN_TCP_NODELAY, &one, sizeof(one));
     char url[2 * NET_ADDR_MAX];
     snprintf(url, sizeof(url), "tcp://%s:%d", nd->host, nd->port + 1);
     if (nn_connect(s, url) < 0) {

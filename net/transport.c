@@ -30,8 +30,11 @@
 #include <nanomsg/nn.h>
 #include <nanomsg/pipeline.h>
 #include <nanomsg/reqrep.h>
+#include <nanomsg/tcp.h>
 
-#define DEFAULT_SNDBUF (4 << 20)
+/* Room for several full AppendEntries (1 MiB each by default) per peer
+ * before sends start dropping. */
+#define DEFAULT_SNDBUF (8 << 20)
 #define DEFAULT_RECONNECT_MS 100
 #define RECONNECT_MAX_MS 1000
 #define LINGER_MS 50
@@ -206,6 +209,14 @@ static void sockopt(int s, int level, int opt, int val)
     (void)nn_setsockopt(s, level, opt, &val, sizeof(val));
 }
 
+/* Nagle's algorithm would hold a small message (a vote, a heartbeat, an
+ * append response) back until the previous one is acknowledged: tens of
+ * milliseconds on the commit path.  Must be set before bind/connect. */
+static void nodelay(int s)
+{
+    sockopt(s, NN_TCP, NN_TCP_NODELAY, 1);
+}
+
 static int getfd(int s, int opt)
 {
     int fd = -1;
@@ -227,6 +238,7 @@ static int open_push(net_transport *t, tpeer *p)
             t->reconnect_ms > RECONNECT_MAX_MS ? t->reconnect_ms : RECONNECT_MAX_MS);
     sockopt(s, NN_SOL_SOCKET, NN_LINGER, LINGER_MS);
     sockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, 0);
+    nodelay(s);
     /* The remote host may be a name nanomsg resolves itself; the local end
      * must be an address (bound before connecting, so firewall rules and
      * partition tests can name this node by its address). */
@@ -296,6 +308,7 @@ net_transport *net_transport_new(const net_transport_config *cfg, char *err, siz
     sockopt(t->pull, NN_SOL_SOCKET, NN_RCVMAXSIZE, NET_HDR_LEN + NET_MAX_PAYLOAD);
     sockopt(t->pull, NN_SOL_SOCKET, NN_RCVBUF, RCVBUF);
     sockopt(t->pull, NN_SOL_SOCKET, NN_LINGER, LINGER_MS);
+    nodelay(t->pull);
     if (bind_sock(t->pull, t->ip, t->port) < 0) {
         seterr(err, errlen, "transport: cannot listen for peers on %s:%d: %s", t->host, t->port,
                nn_strerror(nn_errno()));
@@ -312,6 +325,7 @@ net_transport *net_transport_new(const net_transport_config *cfg, char *err, siz
         sockopt(t->rep, NN_SOL_SOCKET, NN_RCVMAXSIZE, NET_HDR_LEN + NET_MAX_PAYLOAD);
         sockopt(t->rep, NN_SOL_SOCKET, NN_LINGER, LINGER_MS);
         sockopt(t->rep, NN_SOL_SOCKET, NN_SNDBUF, DEFAULT_SNDBUF);
+        nodelay(t->rep);
         if (bind_sock(t->rep, t->ip, t->port + 1) < 0) {
             seterr(err, errlen, "transport: cannot listen for clients on %s:%d: %s", t->host,
                    t->port + 1, nn_strerror(nn_errno()));

@@ -57,7 +57,7 @@ typedef struct net_transport_config {
     int n_peers;
     bool no_client_socket;      /* true: do not open the client socket */
     const char *faults;         /* fault spec; NULL: read HSTORE_NET_FAULTS */
-    int sndbuf;                 /* per-peer send buffer bytes; 0: default (4 MiB) */
+    int sndbuf;                 /* per-peer send buffer bytes; 0: default (8 MiB) */
     int reconnect_ms;           /* reconnect interval to a down peer; 0: default (100 ms) */
 } net_transport_config;
 
