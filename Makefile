@@ -116,4 +116,16 @@ test-long: all
 clean:
 	rm -rf build bin
 
+# A local 3-node cluster with its mounts (MOUNT_ROOT/1..3), data in $HSTORE_DIR or ~/.hstore.
+MOUNT_ROOT ?= /mnt/hstore
+run: all
+	@bin/hstore up -n 3 --mount-root $(MOUNT_ROOT)
+	@echo
+	@echo "The filesystem, from three nodes:"
+	@echo "  echo bar > $(MOUNT_ROOT)/1/foo      # durable on a majority when close() returns"
+	@echo "  cat $(MOUNT_ROOT)/2/foo             # linearizable from any node: bar"
+	@echo "  echo baz >> $(MOUNT_ROOT)/3/foo     # atomic APPEND"
+	@echo "The same data from the command line: bin/hstore get foo; bin/hstore shell"
+	@echo "Stop it (unmounts, keeps the data): bin/hstore down"
+
 -include $(sort $(wildcard raftkv/*.mk net/*.mk fs/*.mk tools/*.mk tests/*.mk tests/*/*.mk))
