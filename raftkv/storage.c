@@ -21,9 +21,16 @@
  * rewrite a single row as a contiguous slice of its body.
  *
  * Durability: WAL with synchronous=FULL: a COMMIT returns after the WAL is
- * fdatasync'ed.  The WAL is checkpointed automatically, and explicitly after
- * each snapshot so that copying a large snapshot into the database file is
- * paid by the snapshot call, not by the next small batch.
+ * fdatasync'ed, once per transaction.
+ *
+ * Checkpoints (copying the WAL into the database file, with an fsync of its
+ * own) run on a background thread with its own connection, so a batch on the
+ * node loop pays only for its WAL append and fdatasync, never for a
+ * checkpoint.  SQLite can only start the WAL over once every frame has been
+ * copied; under a steady stream of batches a concurrent checkpoint never
+ * catches up exactly, so the thread copies the bulk concurrently and then
+ * copies the small remaining tail while holding the store's write mutex
+ * (a pause of one short checkpoint, once per few MiB of WAL).
  */
 #include "raftkv/storage.h"
 
@@ -32,6 +39,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,6 +47,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -46,7 +55,10 @@
 #define ENT_HDR 17                      /* term 8, type 1, len 4, crc 4 */
 #define SNAP_CHUNK (1u << 20)           /* compressed bytes per snap_chunk row */
 #define ZSTD_LEVEL 1                    /* fast: snapshots are on the node loop */
-#define WAL_AUTOCHECKPOINT_PAGES 4096   /* 16 MiB of WAL between checkpoints */
+#define CKPT_START_PAGES 1024          /* WAL pages that wake the checkpointer (4 MiB) */
+#define CKPT_TAIL_PAGES 256            /* tail small enough to finish with the writer paused */
+#define CKPT_HARD_PAGES 65536          /* writer checkpoints itself past this (256 MiB) */
+#define CKPT_FALLBACK_PAGES 4096       /* autocheckpoint if the thread cannot start */
 #define JOURNAL_SIZE_LIMIT (32 << 20)   /* WAL shrinks back to this after a reset */
 
 enum {
@@ -117,6 +129,13 @@ struct st_store {
     st_cache c, saved;
     bool in_txn;
     bool writer_open;
+    /* Background checkpointer (see the file comment). */
+    pthread_mutex_t wmu;    /* held by every write transaction */
+    pthread_mutex_t cmu;    /* guards ck_req / ck_stop */
+    pthread_cond_t ccv;
+    bool ck_req, ck_stop, ck_running, mutexes;
+    pthread_t ck_thr;
+    sqlite3 *ckdb;
 };
 
 struct st_snap_writer {
@@ -325,10 +344,13 @@ static void reset_q(st_store *s, int q)
 
 static int txn_begin(st_store *s, char *err, size_t errlen)
 {
+    pthread_mutex_lock(&s->wmu);
     int rc = step_done(s, Q_BEGIN, err, errlen, "begin transaction");
     if (rc == 0) {
         s->in_txn = true;
         s->saved = s->c;
+    } else {
+        pthread_mutex_unlock(&s->wmu);
     }
     return rc;
 }
@@ -339,9 +361,11 @@ static void txn_rollback(st_store *s)
         sqlite3_step(s->q[Q_ROLLBACK]);
         sqlite3_reset(s->q[Q_ROLLBACK]);
     }
-    if (s->in_txn)
+    if (s->in_txn) {
         s->c = s->saved;
-    s->in_txn = false;
+        s->in_txn = false;
+        pthread_mutex_unlock(&s->wmu);
+    }
 }
 
 static int txn_commit(st_store *s, char *err, size_t errlen)
@@ -352,7 +376,113 @@ static int txn_commit(st_store *s, char *err, size_t errlen)
         return rc;
     }
     s->in_txn = false;
+    pthread_mutex_unlock(&s->wmu);
     return 0;
+}
+
+/* ---- background checkpoints ----------------------------------------------------- */
+
+static void ckpt_request(st_store *s)
+{
+    if (!s->ck_running)
+        return;
+    pthread_mutex_lock(&s->cmu);
+    if (!s->ck_req) {
+        s->ck_req = true;
+        pthread_cond_signal(&s->ccv);
+    }
+    pthread_mutex_unlock(&s->cmu);
+}
+
+/* Called by SQLite in the writer after each commit with the WAL's size. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    st_store *s = arg;
+    if (pages >= CKPT_HARD_PAGES || (!s->ck_running && pages >= CKPT_FALLBACK_PAGES))
+        /* Safety valve: the writer holds wmu here, so this copies all. */
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    else if (pages >= CKPT_START_PAGES)
+        ckpt_request(s);
+    return SQLITE_OK;
+}
+
+static void *ckpt_main(void *arg)
+{
+    st_store *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->cmu);
+        while (!s->ck_req && !s->ck_stop) {
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_sec += 1;
+            pthread_cond_timedwait(&s->ccv, &s->cmu, &dl);
+        }
+        bool stop = s->ck_stop;
+        s->ck_req = false;
+        pthread_mutex_unlock(&s->cmu);
+        if (stop)
+            break;
+        int log = 0, done = 0;
+        /* Copy the bulk while the writer goes on. */
+        for (int i = 0; i < 4; i++) {
+            if (sqlite3_wal_checkpoint_v2(s->ckdb, "main", SQLITE_CHECKPOINT_PASSIVE, &log,
+                                          &done) != SQLITE_OK || log - done <= CKPT_TAIL_PAGES)
+                break;
+        }
+        /* Finish the tail with the writer paused so the WAL can restart. */
+        if (log > done && log - done <= CKPT_TAIL_PAGES) {
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_nsec += 200 * 1000 * 1000;
+            if (dl.tv_nsec >= 1000000000) {
+                dl.tv_sec++;
+                dl.tv_nsec -= 1000000000;
+            }
+            if (pthread_mutex_timedlock(&s->wmu, &dl) == 0) {
+                sqlite3_wal_checkpoint_v2(s->ckdb, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+                pthread_mutex_unlock(&s->wmu);
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Starts the checkpointer; without it the writer checkpoints inline. */
+static void ckpt_start(st_store *s)
+{
+    if (sqlite3_open_v2(s->path, &s->ckdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(s->ckdb, "PRAGMA synchronous = FULL; PRAGMA cache_size = -2048;", NULL,
+                     NULL, NULL) != SQLITE_OK) {
+        sqlite3_close_v2(s->ckdb);
+        s->ckdb = NULL;
+        return;
+    }
+    sqlite3_busy_timeout(s->ckdb, 2000);
+    sqlite3_wal_autocheckpoint(s->ckdb, 0);
+    s->ck_running = true;
+    if (pthread_create(&s->ck_thr, NULL, ckpt_main, s) != 0) {
+        s->ck_running = false;
+        sqlite3_close_v2(s->ckdb);
+        s->ckdb = NULL;
+    }
+}
+
+static void ckpt_stop(st_store *s)
+{
+    if (s->ck_running) {
+        pthread_mutex_lock(&s->cmu);
+        s->ck_stop = true;
+        pthread_cond_signal(&s->ccv);
+        pthread_mutex_unlock(&s->cmu);
+        pthread_join(s->ck_thr, NULL);
+        s->ck_running = false;
+    }
+    if (s->ckdb) {
+        /* Not the last connection: the WAL stays for the writer. */
+        sqlite3_close_v2(s->ckdb);
+        s->ckdb = NULL;
+    }
 }
 
 /* ---- log rows ----------------------------------------------------------------- */
@@ -810,6 +940,10 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
     if (!s)
         return fail(ST_ENOMEM, err, errlen, "%s: out of memory", dir);
     s->lock_fd = -1;
+    pthread_mutex_init(&s->wmu, NULL);
+    pthread_mutex_init(&s->cmu, NULL);
+    pthread_cond_init(&s->ccv, NULL);
+    s->mutexes = true;
     if (snprintf(s->dir, sizeof s->dir, "%s", dir) >= (int)sizeof s->dir ||
         snprintf(s->path, sizeof s->path, "%s/%s", dir, ST_DB_NAME) >= (int)sizeof s->path) {
         free(s);
@@ -859,10 +993,10 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
         char sql[512];
         snprintf(sql, sizeof sql,
                  "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-                 "PRAGMA journal_size_limit = %d; PRAGMA wal_autocheckpoint = %d;"
+                 "PRAGMA journal_size_limit = %d; PRAGMA wal_autocheckpoint = 0;"
                  "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;"
                  "PRAGMA cell_size_check = ON; PRAGMA mmap_size = 0;",
-                 JOURNAL_SIZE_LIMIT, WAL_AUTOCHECKPOINT_PAGES);
+                 JOURNAL_SIZE_LIMIT);
         r = exec_sql(s, sql, err, errlen);
         if (r)
             goto out_fail;
@@ -891,6 +1025,9 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
     r = load_cache(s, err, errlen);
     if (r)
         goto out_fail;
+    /* The hook replaces SQLite's own autocheckpoint (set to 0 above). */
+    sqlite3_wal_hook(s->db, wal_hook, s);
+    ckpt_start(s);
     *out = s;
     return 0;
 
@@ -903,6 +1040,7 @@ void st_close(st_store *s)
 {
     if (!s)
         return;
+    ckpt_stop(s);
     if (s->db) {
         if (s->in_txn)
             txn_rollback(s);
@@ -913,6 +1051,11 @@ void st_close(st_store *s)
     }
     if (s->lock_fd >= 0)
         close(s->lock_fd);
+    if (s->mutexes) {
+        pthread_mutex_destroy(&s->wmu);
+        pthread_mutex_destroy(&s->cmu);
+        pthread_cond_destroy(&s->ccv);
+    }
     free(s);
 }
 
@@ -1143,12 +1286,15 @@ static int snap_finish(st_snap_writer *w, char *err, size_t errlen)
     return r;
 }
 
-/* After a snapshot: move the WAL into the database now (the snapshot call is
- * slow anyway) so that a later small batch does not pay for it.  Failure is
- * not fatal: the data is already durable in the WAL. */
+/* After a snapshot: have its pages copied into the database file now, in
+ * the background, rather than by whichever batch next crosses the threshold
+ * (the data is already durable in the WAL). */
 static void checkpoint_after_snapshot(st_store *s)
 {
-    sqlite3_wal_checkpoint_v2(s->db, "main", SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+    if (s->ck_running)
+        ckpt_request(s);
+    else
+        sqlite3_wal_checkpoint_v2(s->db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }
 
 int st_snap_begin(st_store *s, uint64_t index, uint64_t term, const raft_conf *conf,
@@ -1579,7 +1725,9 @@ int st_checkpoint(st_store *s, char *err, size_t errlen)
 {
     if (s->writer_open)
         return fail(ST_EBUSY, err, errlen, "%s: a snapshot writer is open", s->path);
+    pthread_mutex_lock(&s->wmu);
     int rc = sqlite3_wal_checkpoint_v2(s->db, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    pthread_mutex_unlock(&s->wmu);
     if (rc != SQLITE_OK)
         return sqlfail(s, rc, err, errlen, "checkpoint");
     return 0;

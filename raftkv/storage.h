@@ -29,7 +29,8 @@
  * store stays usable (the caller should still stop acknowledging: a node that
  * cannot persist must not go on).
  *
- * Not thread-safe: one thread uses one st_store.  Two st_store (or two
+ * Not thread-safe: one thread uses one st_store (the store runs one helper
+ * thread of its own for WAL checkpoints; it never touches the caller's data).  Two st_store (or two
  * processes) cannot open the same directory at once (ST_EBUSY).
  */
 #ifndef HSTORE_STORAGE_H
@@ -122,8 +123,9 @@ int st_save_ready(st_store *s, const raft_ready *rd, char *err, size_t errlen);
 /* Stores snap (compressed with zstd as a stream, in chunks) as the latest
  * snapshot and deletes the log prefix <= snap->index, in one transaction.
  * A snapshot older than the stored one is refused (ST_EINVAL); the same index
- * replaces it.  The WAL is then checkpointed so the next small batch does not
- * pay for copying the snapshot into the database file. */
+ * replaces it.  The store's background checkpointer is then woken to copy
+ * the snapshot from the WAL into the database file, so no later batch pays
+ * for that copy. */
 int st_save_snapshot(st_store *s, const raft_snapshot *snap, char *err, size_t errlen);
 
 /* Streaming snapshot writer, for a state too large to hold twice: begin, write
@@ -167,8 +169,9 @@ uint64_t st_snapshot_stored_bytes(const st_store *s);
 /* Full path of the database file (for messages). */
 const char *st_path(const st_store *s);
 
-/* Copies the WAL into the database file and truncates the WAL.  Optional:
- * the store checkpoints by itself; a node may call this when idle. */
+/* Copies the WAL into the database file and truncates the WAL, now, in the
+ * caller's thread.  Optional: a background thread of the store checkpoints
+ * by itself (batches never wait for it); this is for tools and tests. */
 int st_checkpoint(st_store *s, char *err, size_t errlen);
 
 #endif
