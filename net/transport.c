@@ -649,6 +649,18 @@ void net_client_msg_drop(net_client_msg *req)
     req->len = 0;
 }
 
+bool net_transport_peer_connected(const net_transport *t, uint64_t peer_id)
+{
+    if (!t)
+        return false;
+    for (int i = 0; i < t->n_peers; i++)
+        if (t->peers[i].id == peer_id && t->peers[i].sock >= 0) {
+            uint64_t n = nn_get_statistic(t->peers[i].sock, NN_STAT_CURRENT_CONNECTIONS);
+            return n != (uint64_t)-1 && n > 0;
+        }
+    return false;
+}
+
 void net_transport_get_stats(const net_transport *t, net_transport_stats *st)
 {
     if (t && st)

@@ -113,6 +113,10 @@ int net_reply_client(net_transport *t, net_client_msg *req, const void *buf, siz
 /* Releases req without answering (the client will time out and retry). */
 void net_client_msg_drop(net_client_msg *req);
 
+/* Whether the TCP connection to a peer is currently established (for status
+ * and logs; a send may still be dropped when its queue is full). */
+bool net_transport_peer_connected(const net_transport *t, uint64_t peer_id);
+
 /* ---- time and fault injection ---- */
 
 uint64_t net_now_ms(void);

@@ -172,6 +172,8 @@ static void test_two_nodes_exchange(void **state)
 
     connect_pair(a, 2, b);
     connect_pair(b, 1, a);
+    assert_true(net_transport_peer_connected(a, 2));
+    assert_false(net_transport_peer_connected(a, 99));
     /* 200 frames each way, in order, intact */
     char msg[64];
     for (int i = 0; i < 200; i++) {
@@ -291,10 +293,38 @@ static void test_down_peer_never_blocks(void **state)
     /* a blocking send would wait forever (or for its full timeout each) */
     assert_true(dt < 3000);
     assert_int_equal(eagain, 2000);
+    assert_false(net_transport_peer_connected(a, 2));
     net_transport_stats st;
     net_transport_get_stats(a, &st);
     assert_int_equal(st.peer_send_dropped, 2000);
     net_transport_free(a);
+}
+
+static void test_peer_restart_reconnects(void **state)
+{
+    (void)state;
+    int pa = free_port_pair("127.0.0.1"), pb = free_port_pair("127.0.0.1");
+    net_transport_config ca, cb;
+    mkcfg(&ca, 1, "127.0.0.1", pa);
+    addpeer(&ca, 2, "127.0.0.1", pb);
+    mkcfg(&cb, 2, "127.0.0.1", pb);
+    net_transport *a = mk(&ca), *b = mk(&cb);
+    connect_pair(a, 2, b);
+    /* b crashes: a's sends keep returning at once */
+    net_transport_free(b);
+    uint64_t t0 = net_now_ms();
+    for (int i = 0; i < 100; i++) {
+        int rc = net_send_peer(a, 2, "lost", 4);
+        assert_true(rc == NET_OK || rc == NET_EAGAIN);
+        usleep(1000);
+    }
+    assert_true(net_now_ms() - t0 < 3000);
+    /* b restarts on the same address: a reconnects by itself */
+    b = mk(&cb);
+    connect_pair(a, 2, b);
+    assert_true(net_transport_peer_connected(a, 2));
+    net_transport_free(a);
+    net_transport_free(b);
 }
 
 static void test_bind_conflict_reported(void **state)
@@ -591,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_two_nodes_exchange),
         cmocka_unit_test(test_outgoing_from_own_address),
         cmocka_unit_test(test_down_peer_never_blocks),
+        cmocka_unit_test(test_peer_restart_reconnects),
         cmocka_unit_test(test_bind_conflict_reported),
         cmocka_unit_test(test_client_requests_answered_out_of_order),
         cmocka_unit_test(test_fault_spec_parsing),
