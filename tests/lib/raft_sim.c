@@ -71,7 +71,8 @@ struct sim {
     bool failed;
 };
 
-static const char *g_test_name;   /* for the replay line only */
+static const char *g_test_name;
+static uint64_t disk_last(const struct sim_disk *d);   /* for the replay line only */
 
 uint64_t sim_seed(uint64_t def, const char *test_name)
 {
@@ -91,6 +92,29 @@ void sim_fail(sim *s, const char *fmt, ...)
             (unsigned long long)s->c.seed, (unsigned long long)s->now,
             (unsigned long long)s->c.seed, g_test_name ? " HSTORE_TEST=" : "",
             g_test_name ? g_test_name : "", program_invocation_name);
+    for (int i = 0; i < s->c.n_slots; i++) {
+        sim_node *nd = &s->nodes[i];
+        if (!nd->alive) {
+            fprintf(stderr, "raft_sim:   node %d: down (disk last %llu)\n", i + 1,
+                    (unsigned long long)disk_last(&nd->d));
+            continue;
+        }
+        raft_status st;
+        raft_status_get(nd->r, &st);
+        fprintf(stderr,
+                "raft_sim:   node %d: %s term %llu vote %llu leader %llu commit %llu applied %llu "
+                "last %llu(t%llu) snap %llu conf %u%s\n",
+                i + 1, raft_role_name(st.role), (unsigned long long)st.term,
+                (unsigned long long)st.vote, (unsigned long long)st.leader,
+                (unsigned long long)st.commit, (unsigned long long)nd->applied,
+                (unsigned long long)st.last_index, (unsigned long long)raft_log_last_term(nd->r),
+                (unsigned long long)st.snapshot_index, st.conf.n,
+                nd->connected ? "" : " disconnected");
+        for (uint32_t k = 0; k < st.n_peers; k++)
+            fprintf(stderr, "raft_sim:     peer %llu match %llu next %llu state %d\n",
+                    (unsigned long long)st.peers[k].id, (unsigned long long)st.peers[k].match,
+                    (unsigned long long)st.peers[k].next, st.peers[k].state);
+    }
     s->failed = true;
     fail_msg("raft simulation failed (seed %llu)", (unsigned long long)s->c.seed);
 }
@@ -704,6 +728,7 @@ void sim_crash(sim *s, int i)
 }
 
 void sim_crash_mid_batch(sim *s, int i) { s->nodes[i].crash_mid = true; }
+void sim_cancel_crash(sim *s, int i) { s->nodes[i].crash_mid = false; }
 
 void sim_restart(sim *s, int i)
 {

@@ -75,6 +75,7 @@ void sim_crash(sim *s, int i);
 /* Crash in the middle of the next ready batch: its msgs go out, nothing of it
  * is persisted, msgs_after_persist never leave. */
 void sim_crash_mid_batch(sim *s, int i);
+void sim_cancel_crash(sim *s, int i);  /* forget a pending sim_crash_mid_batch */
 void sim_restart(sim *s, int i);
 bool sim_alive(const sim *s, int i);
 void sim_set_reliable(sim *s, bool reliable);   /* unreliable: 10% loss, 0-26 ms delay */

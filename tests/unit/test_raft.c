@@ -417,6 +417,80 @@ static void test_2C_figure_8(void **state)
     sim_free(s);
 }
 
+static raft_msg mkmsg(int type, uint64_t from, uint64_t to, uint64_t term)
+{
+    raft_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = (uint8_t)type;
+    m.from = from;
+    m.to = to;
+    m.term = term;
+    return m;
+}
+
+static void drain(raft *r);
+
+/* Figure 8 of the paper, by hand: the leader of term 4 holds an entry of
+ * term 2 at index 2 that a majority stores; it must not count that as
+ * committed (a node holding a term-3 entry at index 2 could still win), only
+ * once its own term-4 entry is stored by a majority. */
+static void test_2C_figure_8_commit_rule(void **state)
+{
+    (void)state;
+    raft_config cfg;
+    raft_config_init(&cfg);
+    cfg.id = 1;
+    cfg.seed = 3;
+    raft_entry es[2];
+    memset(es, 0, sizeof es);
+    es[0].index = 1;
+    es[0].term = 1;
+    es[1].index = 2;
+    es[1].term = 2;
+    raft_boot b;
+    memset(&b, 0, sizeof b);
+    b.hs.term = 3;
+    b.snapshot.conf.n = 3;
+    for (int i = 0; i < 3; i++) b.snapshot.conf.ids[i] = (uint64_t)i + 1;
+    b.entries = es;
+    b.n_entries = 2;
+    raft *r = raft_new(&cfg, &b, NULL);
+    assert_non_null(r);
+    raft_status st;
+    for (int k = 0; k < 25; k++) {
+        raft_tick(r);
+        raft_status_get(r, &st);
+        if (st.role != RAFT_FOLLOWER) break;
+    }
+    assert_int_equal(st.role, RAFT_PRE_CANDIDATE);
+    raft_msg m = mkmsg(RAFT_MSG_PREVOTE_RESP, 2, 1, 4);
+    assert_int_equal(raft_step(r, &m), RAFT_OK);
+    raft_status_get(r, &st);
+    assert_int_equal(st.role, RAFT_CANDIDATE);
+    assert_int_equal(st.term, 4);
+    drain(r);
+    m = mkmsg(RAFT_MSG_VOTE_RESP, 2, 1, 4);
+    assert_int_equal(raft_step(r, &m), RAFT_OK);
+    raft_status_get(r, &st);
+    assert_int_equal(st.role, RAFT_LEADER);
+    assert_int_equal(st.last_index, 3);   /* the no-op of term 4 */
+    drain(r);
+    /* Follower 2 acknowledges up to index 2 (term 2): a majority stores it. */
+    m = mkmsg(RAFT_MSG_APPEND_RESP, 2, 1, 4);
+    m.index = 2;
+    assert_int_equal(raft_step(r, &m), RAFT_OK);
+    drain(r);
+    raft_status_get(r, &st);
+    assert_int_equal(st.commit, 0);
+    /* Once the term-4 entry is on a majority, everything up to it commits. */
+    m.index = 3;
+    assert_int_equal(raft_step(r, &m), RAFT_OK);
+    drain(r);
+    raft_status_get(r, &st);
+    assert_int_equal(st.commit, 3);
+    raft_free(r);
+}
+
 static void test_2C_unreliable_agreement(void **state)
 {
     (void)state;
@@ -1180,6 +1254,7 @@ int main(void)
         cmocka_unit_test(test_2C_more_persistence),
         cmocka_unit_test(test_2C_partitioned_leader_and_one_follower_crash_leader_restarts),
         cmocka_unit_test(test_2C_figure_8),
+        cmocka_unit_test(test_2C_figure_8_commit_rule),
         cmocka_unit_test(test_2C_unreliable_agreement),
         cmocka_unit_test(test_2C_figure_8_unreliable),
         cmocka_unit_test(test_2C_churn),
