@@ -17,3 +17,6 @@ build/fs_check: tests/cluster/fs_check.c
 
 .PHONY: fs-tools
 fs-tools: build/fs_solo build/fs_check
+
+# The filesystem cluster tests call build/fs_check.
+test-cluster: build/fs_check
