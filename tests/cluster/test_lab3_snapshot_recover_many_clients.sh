@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# 6.824 (2017) lab 3: TestSnapshotRecoverManyClients — 20 clients, snapshots, kill -9 of every node.
+# (GenericTest with real processes: see fx_generic_test in lib/faults.sh.)
+. "$(dirname "$0")/lib/cluster.sh"
+. "$(dirname "$0")/lib/faults.sh"
+cl_in_netns "$@"
+cl_init
+fx_init
+fx_generic_test --clients 20 --crash --snapshot 1000
+cl_pass

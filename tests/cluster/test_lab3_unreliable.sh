@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# 6.824 (2017) lab 3: TestUnreliable — 5 clients, unreliable network (peer messages lost,
+# duplicated, delayed and reordered by the transport's fault injector; client
+# requests resent after execution with --dup).
+# (GenericTest with real processes: see fx_generic_test in lib/faults.sh.)
+. "$(dirname "$0")/lib/cluster.sh"
+. "$(dirname "$0")/lib/faults.sh"
+cl_in_netns "$@"
+cl_init
+fx_init
+fx_generic_test --clients 5 --unreliable --dup 0.1
+cl_pass
