@@ -417,6 +417,7 @@ bool raft_has_ready(const raft *r)
 {
     if (r->rd_out) return false;
     return r->msgs.n || r->after.n || r->n_rs || r->send_pending || r->snap_pending ||
+           r->read_pending || r->commit_pending ||
            r->unstable <= raft_log_last(r) || r->commit > r->applied ||
            r->hs_out.term != r->term || r->hs_out.vote != r->vote ||
            r->hs_out.commit != r->commit;

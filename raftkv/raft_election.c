@@ -39,6 +39,7 @@ void raft_become_follower(raft *r, uint64_t term, uint64_t leader)
         raft_read_drop(r);
         r->transferee = 0;
         r->send_pending = false;
+        r->commit_pending = false;
     }
     r->role = RAFT_FOLLOWER;
     r->leader = leader;

@@ -37,6 +37,7 @@ typedef struct raft_progress {
     uint64_t snap_offset;   /* ... and the next byte the follower wants */
     uint64_t snap_sent_hb;  /* heartbeats since the last chunk went out */
     uint64_t read_ack;      /* highest ReadIndex round this peer acknowledged */
+    uint64_t commit_sent;   /* highest commit index this peer was told it may use */
 } raft_progress;
 
 typedef struct raft_log {
@@ -110,6 +111,7 @@ struct raft {
     raft_hard_state hs_out; /* hard state as last handed out */
     bool send_pending;      /* leader: entries proposed, to go out at the next ready */
     bool read_pending;      /* leader: a ReadIndex round must go out at the next ready */
+    bool commit_pending;    /* leader: commit advanced, tell followers at the next ready */
 
     /* memory freed while a ready might still point at it: released at advance */
     void **grave;

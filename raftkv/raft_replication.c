@@ -140,6 +140,8 @@ void raft_send_append(raft *r, raft_progress *p, bool allow_empty)
         m->entries = es;
         m->n_entries = (uint32_t)n;
         m->ctx = r->read_seq;
+        uint64_t usable = prev + n < r->commit ? prev + n : r->commit;
+        if (usable > p->commit_sent) p->commit_sent = usable;
         if (p->state == PR_PROBE) {
             p->paused = true;
             return;
@@ -157,6 +159,16 @@ void raft_bcast_append(raft *r)
     for (uint32_t i = 0; i < r->n_prs; i++) raft_send_append(r, &r->prs[i], false);
 }
 
+static void send_commit(raft *r, raft_progress *p)
+{
+    raft_msg *m = raft_emit(r, RAFT_MSG_APPEND, p->id, false);
+    if (!m) return;
+    /* Heartbeat shape: no prev entry; commit only what p is known to hold. */
+    m->commit = p->match < r->commit ? p->match : r->commit;
+    m->ctx = r->read_seq;
+    p->commit_sent = m->commit;
+}
+
 void raft_flush_appends(raft *r)
 {
     if (r->send_pending) {
@@ -165,7 +177,19 @@ void raft_flush_appends(raft *r)
     }
     if (r->read_pending) {
         r->read_pending = false;
+        r->commit_pending = false;
         raft_bcast_heartbeat(r);
+    }
+    if (r->commit_pending) {
+        /* Followers learn a new commit index at once rather than at the next
+         * heartbeat: their state machines, and reads served from them, do
+         * not lag by a heartbeat interval. */
+        r->commit_pending = false;
+        for (uint32_t i = 0; i < r->n_prs; i++) {
+            raft_progress *p = &r->prs[i];
+            uint64_t usable = p->match < r->commit ? p->match : r->commit;
+            if (usable > p->commit_sent) send_commit(r, p);
+        }
     }
 }
 
@@ -191,11 +215,7 @@ void raft_bcast_heartbeat(raft *r)
                 raft_send_append(r, p, false);
             }
         }
-        raft_msg *m = raft_emit(r, RAFT_MSG_APPEND, p->id, false);
-        if (!m) continue;
-        /* Heartbeat: no prev entry; commit only what p is known to hold. */
-        m->commit = p->match < r->commit ? p->match : r->commit;
-        m->ctx = r->read_seq;
+        send_commit(r, p);
     }
 }
 
@@ -221,6 +241,7 @@ bool raft_maybe_commit(raft *r)
     /* Figure 8: only entries of the current term are committed by counting. */
     if (idx <= r->commit || raft_term_at(r, idx) != r->term) return false;
     r->commit = idx;
+    r->commit_pending = true;
     return true;
 }
 

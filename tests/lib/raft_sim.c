@@ -39,7 +39,7 @@ typedef struct sim_node {
     uint64_t next_tick;
     raft_read_state *reads;
     int n_reads, cap_reads;
-    uint64_t lead_term, lead_last, lead_last_term;
+    uint64_t lead_term, lead_last, lead_last_term, lead_commit;
 } sim_node;
 
 typedef struct qmsg {
@@ -62,6 +62,9 @@ struct sim {
     int loss, dup;
     uint64_t delivered, by_type[RAFT_MSG_TYPE_MAX];
     uint64_t *g_chain, *g_term, *g_val;
+    uint64_t *g_cterm, *g_eterm;   /* per index: lowest term of a leader that
+                                    * committed it, and the entry's term */
+    uint64_t g_cmax;
     size_t g_cap;
     uint64_t g_max;
     uint64_t *g_leader;
@@ -172,6 +175,10 @@ static void g_grow(sim *s, uint64_t index)
     s->g_chain = xrealloc(s->g_chain, cap * sizeof(uint64_t));
     s->g_term = xrealloc(s->g_term, cap * sizeof(uint64_t));
     s->g_val = xrealloc(s->g_val, cap * sizeof(uint64_t));
+    s->g_cterm = xrealloc(s->g_cterm, cap * sizeof(uint64_t));
+    s->g_eterm = xrealloc(s->g_eterm, cap * sizeof(uint64_t));
+    memset(s->g_cterm + s->g_cap, 0, (cap - s->g_cap) * sizeof(uint64_t));
+    memset(s->g_eterm + s->g_cap, 0, (cap - s->g_cap) * sizeof(uint64_t));
     memset(s->g_chain + s->g_cap, 0, (cap - s->g_cap) * sizeof(uint64_t));
     memset(s->g_term + s->g_cap, 0, (cap - s->g_cap) * sizeof(uint64_t));
     memset(s->g_val + s->g_cap, 0, (cap - s->g_cap) * sizeof(uint64_t));
@@ -548,17 +555,38 @@ static void check_node(sim *s, int i)
     s->g_leader[t] = (uint64_t)i + 1;
     uint64_t last = raft_log_last(r);
     if (nd->lead_term != t) {
-        /* New leader: it must hold every entry applied anywhere so far. */
-        uint64_t c = s->g_max;
-        if (c > r->log.snap_index && raft_term_at(r, c) != s->g_term[c])
-            sim_fail(s, "leader completeness: leader %d of term %llu lacks committed index %llu",
-                     i + 1, (unsigned long long)t, (unsigned long long)c);
+        /* New leader: it must hold every entry committed in a lower term
+         * (Leader Completeness; by log matching the newest one suffices). */
+        for (uint64_t c = s->g_cmax; c > r->log.snap_index; c--) {
+            if (!s->g_cterm[c] || s->g_cterm[c] >= t) continue;
+            uint64_t et = s->g_eterm[c] ? s->g_eterm[c] : s->g_term[c];
+            if (!et) continue;
+            if (raft_term_at(r, c) != et)
+                sim_fail(s, "leader completeness: leader %d of term %llu lacks index %llu "
+                            "committed in term %llu", i + 1, (unsigned long long)t,
+                         (unsigned long long)c, (unsigned long long)s->g_cterm[c]);
+            break;
+        }
         nd->lead_term = t;
+        nd->lead_commit = r->commit;
     } else if (last < nd->lead_last ||
                (nd->lead_last > r->log.snap_index &&
                 raft_term_at(r, nd->lead_last) != nd->lead_last_term)) {
         sim_fail(s, "leader append-only: leader %d of term %llu changed its log at %llu", i + 1,
                  (unsigned long long)t, (unsigned long long)nd->lead_last);
+    }
+    if (r->commit > nd->lead_commit) {
+        g_grow(s, r->commit);
+        for (uint64_t c = nd->lead_commit + 1; c <= r->commit; c++) {
+            uint64_t et = raft_term_at(r, c);
+            if (s->g_eterm[c] && et && s->g_eterm[c] != et)
+                sim_fail(s, "two leaders committed different entries at index %llu",
+                         (unsigned long long)c);
+            if (et) s->g_eterm[c] = et;
+            if (!s->g_cterm[c] || t < s->g_cterm[c]) s->g_cterm[c] = t;
+        }
+        if (r->commit > s->g_cmax) s->g_cmax = r->commit;
+        nd->lead_commit = r->commit;
     }
     nd->lead_last = last;
     nd->lead_last_term = raft_log_last_term(r);
@@ -664,6 +692,8 @@ void sim_free(sim *s)
     free(s->g_chain);
     free(s->g_term);
     free(s->g_val);
+    free(s->g_cterm);
+    free(s->g_eterm);
     free(s->g_leader);
     free(s->ht);
     free(s);
