@@ -294,7 +294,15 @@ int raft_step(raft *r, const raft_msg *m)
         } else {
             bool from_leader = m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_SNAPSHOT ||
                                m->type == RAFT_MSG_TIMEOUT_NOW;
+            int elapsed = r->elapsed;
+            bool was_leader = r->role == RAFT_LEADER;
             raft_become_follower(r, m->term, from_leader ? m->from : 0);
+            /* Figure 3.1: only hearing from the leader or granting a vote
+             * restarts the election timer.  Merely seeing a higher term must
+             * not: candidates with stale logs would otherwise keep the
+             * up-to-date servers, the only ones that can win, from ever
+             * timing out. */
+            if (!from_leader && !was_leader) r->elapsed = elapsed;
         }
     } else if (m->term < r->term) {
         if ((r->cfg.check_quorum || r->cfg.pre_vote) &&

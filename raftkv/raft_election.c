@@ -98,9 +98,26 @@ static void check_votes(raft *r, bool transfer)
     }
 }
 
+/* May this server start an election?  Members of the latest configuration
+ * may.  So may a server whose own removal is the latest, still uncommitted,
+ * configuration entry: it may hold entries no remaining member has (its log
+ * can be the only up-to-date one), and refusing to campaign would leave the
+ * others unable to win its vote (configurations take effect on append,
+ * §4.1).  It counts votes by the new configuration, without itself. */
+bool raft_promotable(const raft *r)
+{
+    if (raft_is_voter(r, r->id)) return true;
+    if (r->conf.n == 0 || r->conf_index <= r->commit || r->conf_index <= r->log.snap_index)
+        return false;
+    raft_conf prev;
+    uint64_t at;
+    raft_conf_at(r, r->conf_index - 1, &prev, &at);
+    return raft_conf_find(&prev, r->id) >= 0;
+}
+
 void raft_campaign(raft *r, bool pre_vote, bool transfer)
 {
-    if (!raft_is_voter(r, r->id)) return;   /* removed or still joining */
+    if (!raft_promotable(r)) return;   /* removed or still joining */
     reset_votes(r);
     r->leader = 0;
     r->elapsed = 0;
@@ -165,7 +182,7 @@ void raft_handle_vote_resp(raft *r, const raft_msg *m)
 void raft_tick_election(raft *r)
 {
     r->elapsed++;
-    if (r->elapsed >= r->timeout && raft_is_voter(r, r->id)) {
+    if (r->elapsed >= r->timeout && raft_promotable(r)) {
         r->elapsed = 0;
         raft_campaign(r, r->cfg.pre_vote, false);
     }

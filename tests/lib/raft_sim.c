@@ -72,6 +72,7 @@ struct sim {
     htent *ht;
     size_t ht_cap, ht_n;
     bool failed;
+    bool trace;   /* HSTORE_SIM_TRACE=1: print every delivered message */
 };
 
 static const char *g_test_name;
@@ -611,6 +612,14 @@ static void sim_event(sim *s)
         qmsg q = q_pop(s);
         s->now = q.at;
         int to = (int)q.m.to - 1, from = (int)q.m.from - 1;
+        if (s->trace)
+            fprintf(stderr, "%6llu %s %llu->%llu t%llu i%llu lt%llu c%llu n%u rej%d %s\n",
+                    (unsigned long long)s->now, raft_msg_type_name(q.m.type),
+                    (unsigned long long)q.m.from, (unsigned long long)q.m.to,
+                    (unsigned long long)q.m.term, (unsigned long long)q.m.index,
+                    (unsigned long long)q.m.log_term, (unsigned long long)q.m.commit,
+                    q.m.n_entries, q.m.reject,
+                    s->nodes[to].alive && link_ok(s, from, to) ? "" : "(lost)");
         if (s->nodes[to].alive && link_ok(s, from, to)) {
             s->delivered++;
             s->by_type[q.m.type]++;
@@ -659,6 +668,8 @@ sim *sim_new(const sim_config *c)
     if (s->c.n_slots < s->c.n) s->c.n_slots = s->c.n;
     s->rng = c->seed;
     s->reliable = true;
+    const char *tr = getenv("HSTORE_SIM_TRACE");
+    s->trace = tr && *tr == '1';
     raft_conf conf;
     memset(&conf, 0, sizeof conf);
     for (int i = 0; i < c->n; i++) {

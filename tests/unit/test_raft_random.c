@@ -67,8 +67,12 @@ static void run_seed(uint64_t seed)
     c.pre_vote = R(5) != 0;
     c.check_quorum = R(5) != 0;
     c.heartbeat_ticks = 1 + R(2);
+    /* Membership changes need pre-vote and check-quorum: a removed server
+     * that never learns of its removal would otherwise disrupt (§4.2.3). */
+    bool members = c.pre_vote && c.check_quorum && R(2) == 0;
+    if (members) c.n_slots = c.n + 2;
 #undef R
-    int n = c.n;
+    int n = c.n_slots;
     sim *s = sim_new(&c);
     pending_read reads[MAX_READS];
     int n_reads = 0;
@@ -125,11 +129,29 @@ static void run_seed(uint64_t seed)
                 }
                 sim_flush(s, i);
             }
-        } else {
+        } else if (what < 96 || !members) {
             int l = sim_leader(s);
             if (l >= 0) {
                 raft_transfer_leader(sim_raft(s, l), (uint64_t)sim_rand_int(s, n) + 1);
                 sim_flush(s, l);
+            }
+        } else {
+            /* add a server that is not a member, or remove one */
+            int l = sim_leader(s);
+            if (l >= 0) {
+                raft_status st;
+                sim_status(s, l, &st);
+                raft_conf_change cc;
+                memset(&cc, 0, sizeof cc);
+                cc.id = (uint64_t)i + 1;
+                bool member = false;
+                for (uint32_t q = 0; q < st.conf.n; q++)
+                    if (st.conf.ids[q] == cc.id) member = true;
+                cc.type = member ? RAFT_CONF_REMOVE : RAFT_CONF_ADD;
+                if (!member || st.conf.n > 1) {
+                    raft_propose_conf(sim_raft(s, l), &cc, NULL);
+                    sim_flush(s, l);
+                }
             }
         }
         /* mostly short pauses (a few messages in flight), sometimes long ones */
@@ -149,8 +171,16 @@ static void run_seed(uint64_t seed)
         if (!sim_alive(s, i)) sim_restart(s, i);
     }
     sim_run(s, 3000);   /* let delayed messages drain and a leader emerge */
-    uint64_t idx = sim_one(s, 0xfeedULL << 32 | seed, n, true);
-    if (!sim_wait(s, idx, n, 10000)) sim_fail(s, "healed cluster did not converge");
+    int l = sim_check_one_leader(s);
+    if (l < 0) sim_fail(s, "no leader after healing");
+    /* every member of the leader's configuration must apply a new entry */
+    sim_one(s, 0xfeedULL << 32 | seed, 1, true);
+    l = sim_leader(s);
+    raft_status st;
+    sim_status(s, l, &st);
+    int members_now = (int)st.conf.n;
+    uint64_t idx = sim_one(s, 0xbeefULL << 32 | seed, members_now, true);
+    if (!sim_wait(s, idx, members_now, 10000)) sim_fail(s, "healed cluster did not converge");
     check_reads(s, n, reads, n_reads);
     sim_check(s);
     sim_free(s);
