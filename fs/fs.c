@@ -80,7 +80,11 @@
  * Control view: MOUNT/.hstore/status is a read-only file generated on open
  * from node_status() (id, role, term, leader, commit and applied index, ...).
  * Lookup finds /.hstore, readdir of the root does not list it, and nothing
- * can be created, removed or renamed under it.
+ * can be created, removed or renamed under it.  It stays readable without a
+ * quorum: the root directory's attributes (which the kernel checks on every
+ * path walk) fall back to the last ones read when the store cannot answer —
+ * the single exception to "every read is linearizable", and only for the
+ * root's mode/owner/times while the cluster is unavailable.
  */
 #define FUSE_USE_VERSION 314
 
@@ -158,6 +162,9 @@ struct fs_mount {
     struct fs_iref *irefs;           /* inodes open on this mount */
     bool holder_clean;               /* RELEASE_HOLDER done in this incarnation */
     bool refs_used;
+    pthread_mutex_t rootmu;
+    fs_attr root_attr;               /* last root attributes read from the store */
+    bool have_root;
 };
 
 /* An inode open on this mount: how many handles, and whether this node holds
@@ -490,6 +497,37 @@ static void *hs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     return fuse_get_context()->private_data;
 }
 
+/* The root's attributes.  With default_permissions the kernel re-reads them
+ * (attr timeout 0) on every path walk, so without a quorum nothing under the
+ * mount could be reached, not even the control view that tells why, and
+ * every operation would pay the op timeout twice.  So the root alone is read
+ * with a short deadline and falls back to the last attributes read from the
+ * store when the store cannot answer in time. */
+#define FS_ROOT_STAT_MS 300
+static int root_getattr(fs_mount *m, fs_attr *a)
+{
+    int ms = m->opt.op_timeout_ms < FS_ROOT_STAT_MS ? m->opt.op_timeout_ms : FS_ROOT_STAT_MS;
+    int rc = fs_kv_stat_within(&m->kv, "/", ms, a);
+    pthread_mutex_lock(&m->rootmu);
+    if (rc == 0) {
+        m->root_attr = *a;
+        m->have_root = true;
+    } else if (rc == -EIO) {
+        if (!m->have_root) {
+            /* Never answered yet: a plain root directory. */
+            memset(&m->root_attr, 0, sizeof m->root_attr);
+            m->root_attr.ino = 1;
+            m->root_attr.mode = S_IFDIR | 0755;
+            m->root_attr.nlink = 2;
+            m->root_attr.atime = m->root_attr.mtime = m->root_attr.ctime = m->start_time;
+        }
+        *a = m->root_attr;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&m->rootmu);
+    return rc;
+}
+
 static int hs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
     fs_mount *m = cur_mount();
@@ -520,6 +558,10 @@ static int hs_getattr(const char *path, struct stat *st, struct fuse_file_info *
         if (handle_pending(h))
             a.size = h->len;   /* the handle sees its own pending content */
         pthread_mutex_unlock(&h->mu);
+    } else if (path != NULL && strcmp(path, "/") == 0) {
+        rc = root_getattr(m, &a);
+        if (rc < 0)
+            return rc;
     } else {
         if (path == NULL)
             return -ESTALE;
@@ -1165,6 +1207,7 @@ static void mount_free(fs_mount *m)
         fs_kv_destroy(&m->kv);
     pthread_mutex_destroy(&m->hmu);
     pthread_mutex_destroy(&m->refmu);
+    pthread_mutex_destroy(&m->rootmu);
     free(m);
 }
 
@@ -1184,6 +1227,7 @@ fs_mount *fs_start(node *n, const char *mountpoint, const fs_options *opt, char 
     }
     pthread_mutex_init(&m->hmu, NULL);
     pthread_mutex_init(&m->refmu, NULL);
+    pthread_mutex_init(&m->rootmu, NULL);
     m->handles.next = m->handles.prev = &m->handles;
     m->n = n;
     if (opt)

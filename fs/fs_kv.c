@@ -77,8 +77,15 @@ static int map_status(int st)
     return -st;
 }
 
+static int submit_within(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms);
+
 /* Submits op; on 0 *r holds the decoded reply (kv_reply_free it). */
 static int submit(fs_kv *k, const kv_op *op, kv_reply *r)
+{
+    return submit_within(k, op, r, k->timeout_ms);
+}
+
+static int submit_within(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms)
 {
     memset(r, 0, sizeof *r);
     uint8_t *buf = NULL;
@@ -94,7 +101,7 @@ static int submit(fs_kv *k, const kv_op *op, kv_reply *r)
     }
     uint8_t *rep = NULL;
     size_t rlen = 0;
-    int rc = node_submit(k->n, buf, len, rd, s.client_id, seq, k->timeout_ms, &rep, &rlen);
+    int rc = node_submit(k->n, buf, len, rd, s.client_id, seq, timeout_ms, &rep, &rlen);
     free(buf);
     if (!rd)
         session_put(k, &s);
@@ -179,6 +186,19 @@ int fs_kv_stat(fs_kv *k, const char *path, uint64_t ino, fs_attr *a)
 {
     kv_op op = { .type = KV_OP_STAT, .path = path, .ino = ino };
     return submit_attr(k, &op, a);
+}
+
+int fs_kv_stat_within(fs_kv *k, const char *path, int timeout_ms, fs_attr *a)
+{
+    kv_op op = { .type = KV_OP_STAT, .path = path };
+    kv_reply r;
+    int rc = submit_within(k, &op, &r, timeout_ms);
+    if (rc != 0)
+        return rc;
+    if (r.has & KV_R_ATTR)
+        attr_from_kv(&r.attr, a);
+    kv_reply_free(&r);
+    return 0;
 }
 
 int fs_kv_readdir(fs_kv *k, const char *path, fs_kv_dirent_fn fn, void *arg)

@@ -75,6 +75,8 @@ void fs_kv_destroy(fs_kv *k);
 
 /* Reads (linearizable). */
 int fs_kv_stat(fs_kv *k, const char *path, uint64_t ino, fs_attr *a);
+/* STAT by path with its own deadline (ms). */
+int fs_kv_stat_within(fs_kv *k, const char *path, int timeout_ms, fs_attr *a);
 /* fn gets each entry (only ino and the type bits of mode are filled); a
  * non-zero return stops the walk. */
 typedef int (*fs_kv_dirent_fn)(void *arg, const char *name, const fs_attr *a);
