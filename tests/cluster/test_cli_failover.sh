@@ -25,8 +25,10 @@ for k in $(seq 1 30); do hs put "during/$k" "$k" || cl_fail "put during/$k"; don
 cl_expect_eq "$(hs get x)" ab "x after failover"
 
 # The killed node comes back from its data directory and catches up.
+cl_log "restarting node $old"
 cl_restart "$old"
 cl_wait_caught_up "$old" 20 || cl_fail "node $old did not catch up within 20 s"
+cl_log "node $old caught up"
 cl_expect_eq "$(hs_via "$old" get x)" ab "x read through the restarted node"
 cl_expect_eq "$(hs_via "$old" get during/30)" 30 "a key written while node $old was down"
 cl_expect_eq "$(hs_via "$old" ls before/ | wc -l)" 20 "keys written before the crash"

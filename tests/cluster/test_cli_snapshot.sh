@@ -12,7 +12,12 @@ down=1; [ "$leader" = 1 ] && down=2
 cl_term "$down"
 # Far more than the threshold while it is away: 300 puts of 200 bytes.
 val=$(head -c 200 /dev/zero | tr '\0' v)
-for k in $(seq 1 300); do hs put "s/$k" "$val$k" >/dev/null || cl_fail "put s/$k: exit $?"; done
+# (A SPEC that lists a live node first: a new client tries the first node first
+# and waits a whole attempt timeout when it is down.)
+spec=$(cl_spec_first "$leader")
+for k in $(seq 1 300); do
+    HSTORE_CLUSTER=$spec hs put "s/$k" "$val$k" >/dev/null || cl_fail "put s/$k: exit $?"
+done
 leader=$(cl_wait_leader 5) || cl_fail "no leader"
 snap=$(cl_field "$leader" snapshot)
 [ -n "$snap" ] && [ "$snap" != unreachable ] && [ "$snap" -gt 1 ] ||

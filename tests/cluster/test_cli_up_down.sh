@@ -18,7 +18,7 @@ grep -q "export HSTORE_CLUSTER=$spec" <<<"$out" || cl_fail "up did not print the
 cl_expect_eq "$(cat "$dir/cluster")" "$spec" "DIR/cluster"
 cl_expect_eq "$(wc -l <"$dir/pids")" 3 "DIR/pids lines"
 while read -r id pid; do
-    kill -0 "$pid" 2>/dev/null || cl_fail "node $id (pid $pid) is not running"
+    cl_pid_running "$pid" || cl_fail "node $id (pid $pid) is not running"
     CL_ALL_PIDS+=("$pid")
     [ -s "$dir/$id/node.log" ] || cl_fail "node $id has no log in $dir/$id/node.log"
 done <"$dir/pids"
@@ -39,7 +39,7 @@ pids=$(awk '{ print $2 }' "$dir/pids")
 out=$(hs down --dir "$dir" 2>&1) || cl_fail "down: exit $?"
 grep -q "stopped 3 nodes" <<<"$out" || cl_fail "down said: $out"
 for p in $pids; do
-    kill -0 "$p" 2>/dev/null && cl_fail "pid $p still runs after down"
+    cl_pid_running "$p" && cl_fail "pid $p still runs after down"
 done
 [ ! -e "$dir/pids" ] || cl_fail "down left $dir/pids"
 cl_expect_rc 3 "get after down" env HSTORE_DIR="$dir" "$HSTORE" get greeting --timeout 1

@@ -179,6 +179,12 @@ cl_start_node() {
 
 cl_restart() { cl_start_node "$1"; }
 
+# cl_pid_running PID: the process exists and is not a zombie (a process whose
+# parent exited is reaped by init, perhaps not at once).
+cl_pid_running() {
+    [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
 cl_alive() { [ -n "${CL_PID[$1]:-}" ] && kill -0 "${CL_PID[$1]}" 2>/dev/null; }
 
 # cl_kill I: kill -9 node I (a crash).

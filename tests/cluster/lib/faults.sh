@@ -476,22 +476,71 @@ fx_sleep_until() {
     return 0
 }
 
-# fx_check_log_bounded THRESHOLD: on every running node, the Raft log kept
-# beside the snapshot is bounded: the lab's LogSize <= 2*maxraftstate, as
-# bytes of the SQLite main file (hstore.db, which holds the log, the hard state
-# and the latest snapshot) — allowed FX_DB_SLACK (default 256 KiB) for SQLite's
-# pages and the snapshot itself plus 2*THRESHOLD for the log.  The WAL file
-# (hstore.db-wal) is SQLite's redo journal, reused in place, so it is not
-# counted; its size is logged.
+# fx_check_log_bounded THRESHOLD: on every node, the Raft log kept beside the
+# snapshot is bounded, as the lab's LogSize() <= 2*maxraftstate: the bytes of
+# log entries in hstore.db (SQLite: sum(log.bytes), read with the sqlite3
+# tool) at most 2*THRESHOLD + FX_LOG_SLACK (default 16 KiB: entries appended
+# while a snapshot is being taken, one batch of a busy leader); and the main
+# database file (log + hard state + the latest snapshot, in SQLite pages) at
+# most FX_DB_SLACK (default 256 KiB) + 4*THRESHOLD.  The WAL file
+# (hstore.db-wal) is SQLite's redo journal, reused in place: logged only.
 fx_check_log_bounded() {
-    local thr=$1 i db wal limit slack=${FX_DB_SLACK:-262144}
-    limit=$((slack + 2 * thr))
+    local thr=$1 i db wal logb snap lim_db lim_log
+    lim_db=$((${FX_DB_SLACK:-262144} + 4 * thr))
+    lim_log=$((${FX_LOG_SLACK:-16384} + 2 * thr))
     for i in $(seq 1 "$CL_N"); do
         [ -f "$CL_DIR/$i/hstore.db" ] || continue
         db=$(stat -c %s "$CL_DIR/$i/hstore.db")
         wal=$(stat -c %s "$CL_DIR/$i/hstore.db-wal" 2>/dev/null || echo 0)
-        cl_log "node $i: hstore.db $db bytes, hstore.db-wal $wal bytes (limit for the db $limit)"
-        [ "$db" -le "$limit" ] ||
-            fx_fail "node $i: hstore.db is $db bytes > $limit (2 x snapshot threshold $thr + $slack): the log was not trimmed"
+        logb=? snap=?
+        if command -v sqlite3 >/dev/null; then
+            logb=$(sqlite3 -readonly -cmd ".timeout 2000" "file:$CL_DIR/$i/hstore.db" \
+                "SELECT coalesce(sum(bytes),0) FROM log;" 2>/dev/null | tail -n 1)
+            snap=$(sqlite3 -readonly -cmd ".timeout 2000" "file:$CL_DIR/$i/hstore.db" \
+                "SELECT raw_len || '/' || comp_len FROM snap;" 2>/dev/null | tail -n 1)
+        fi
+        cl_log "node $i: log ${logb:-?} bytes (limit $lim_log), snapshot raw/zstd ${snap:-none} bytes, hstore.db $db (limit $lim_db), wal $wal"
+        [ "$db" -le "$lim_db" ] ||
+            fx_fail "node $i: hstore.db is $db bytes > $lim_db (snapshot threshold $thr): the log was not trimmed"
+        case $logb in
+            '' | '?') ;;
+            *) [ "$logb" -le "$lim_log" ] ||
+                fx_fail "node $i: the Raft log holds $logb bytes > $lim_log (2 x snapshot threshold $thr + slack): logs were not trimmed" ;;
+        esac
     done
+}
+
+# ---- single operations recorded into a history (shell clients) --------------------
+
+# fx_ns: CLOCK_REALTIME in ns without a fork ($EPOCHREALTIME, microseconds).
+fx_ns() { local t=$EPOCHREALTIME; echo "${t/./}000"; }
+
+# fx_rec HIST CLIENT OP KEY VALUE CMD...: runs CMD (an hstore get/put/append,
+# or any command with the same exit codes) and appends the operation to HIST
+# with call and return times: exit 0 ok; exit 1 of a get: ok, reads "" (not
+# found); exit 3: unknown; anything else: fail.  A get's result is CMD's
+# stdout, also left in FX_OUT; the exit status in FX_RC.  KEY, VALUE and
+# results must be made of [A-Za-z0-9._-] (written as is; "" as %).
+fx_rec() {
+    local hist=$1 client=$2 op=$3 key=$4 val=$5 t0 t1 st res=-
+    shift 5
+    t0=$EPOCHREALTIME
+    FX_OUT=$("$@" 2>>"$CL_DIR/cli.err")
+    FX_RC=$?
+    t1=$EPOCHREALTIME
+    case "$op.$FX_RC" in
+        get.0) st=ok; res=${FX_OUT:-%} ;;
+        get.1) st=ok; res=%; FX_OUT="" ;;
+        *.0) st=ok ;;
+        *.3) st=unknown ;;
+        *) st=fail ;;
+    esac
+    [ "$op" = get ] && val=-
+    [ -z "$val" ] && val=%
+    if [ "$st" = unknown ]; then
+        echo "$client $op $key ${t0/./}000 - unknown $val -" >>"$hist"
+    else
+        echo "$client $op $key ${t0/./}000 ${t1/./}000 $st $val $res" >>"$hist"
+    fi
+    return "$FX_RC"
 }
