@@ -28,7 +28,7 @@ wpids=()
 for i in 1 2 3; do
     : >"$CL_DIR/ok.$i"
     : >"$CL_DIR/app.$i"
-    writer "$i" &
+    writer "$i" 2>/dev/null &
     wpids+=($!)
     CL_ALL_PIDS+=($!)
 done
