@@ -21,7 +21,20 @@
  *   6. raft_advance(r, &rd)
  *
  * Persistence contract: nothing is acknowledged to a peer, nor counted toward
- * a quorum, before the caller reports it durable by raft_advance().
+ * a quorum, before the caller reports it durable by raft_advance().  The
+ * leader counts its own log only after raft_advance() of the batch holding
+ * the entries; its AppendEntries may leave before its own write.
+ *
+ * The caller may keep calling raft_step/raft_tick/raft_propose/... between
+ * raft_ready_get() and raft_advance() (e.g. while a disk write is running);
+ * what they produce goes into the next batch.  Batches must be persisted in
+ * the order they were handed out.
+ *
+ * Joining a running cluster: a new server boots with an empty configuration
+ * (boot.snapshot.conf.n == 0).  It never starts elections; the leader sends it
+ * a snapshot first (possibly one at index 0 with len 0: the empty initial
+ * state, carrying the initial configuration) and then the log, in which it
+ * finds the RAFT_ENTRY_CONF that added it.
  *
  * Memory: everything inside a raft_ready is owned by the core and stays valid
  * until raft_advance() (or raft_free()).  Inputs to raft_step()/raft_propose()
@@ -140,24 +153,34 @@ typedef struct raft_msg {
      * SNAPSHOT: snapshot's last index/term. */
     uint64_t index;
     uint64_t log_term;
-    /* APPEND: leader's commit.  APPEND_RESP: follower's last index on reject. */
+    /* APPEND: leader's commit.  APPEND_RESP: follower's last index on reject.
+     * A heartbeat is an APPEND with index 0, log_term 0 and no entries; its
+     * commit is min(follower's match, commit); the answer is an APPEND_RESP
+     * with index 0.  APPEND_RESP (success): index = last index known to match.
+     * READINDEX_RESP: index = the read index. */
     uint64_t commit;
     /* *_RESP: true when the request was refused. */
     bool reject;
     /* APPEND_RESP on reject: conflict hint (term of the conflicting entry, and
-     * the first index the follower has of that term) for fast backtracking. */
+     * the first index the follower has of that term) for fast backtracking;
+     * hint_term 0 with hint_index = follower's last + 1 when its log is too
+     * short; both 0 when it has no configuration yet and needs a snapshot. */
     uint64_t hint_term;
     uint64_t hint_index;
     /* VOTE: set when the election was triggered by TIMEOUT_NOW (leader
      * transfer), so it may disturb a live leader. */
     bool transfer;
-    /* READINDEX/READINDEX_RESP and heartbeats: opaque request context. */
+    /* READINDEX/READINDEX_RESP: the reader's opaque context.  APPEND and
+     * APPEND_RESP: the leader's ReadIndex round, echoed back (§6.4). */
     uint64_t ctx;
-    /* APPEND/PROPOSE: entries. */
+    /* APPEND/PROPOSE: entries.  PROPOSE carries RAFT_ENTRY_NORMAL entries
+     * only (index/term ignored); conf changes are never forwarded. */
     uint32_t n_entries;
     raft_entry *entries;
     /* SNAPSHOT: chunk of the snapshot's bytes at offset; done on the last one;
-     * conf is the snapshot's configuration; snap_len the total length. */
+     * conf is the snapshot's configuration; snap_len the total length.
+     * SNAPSHOT_RESP: index of the snapshot, offset = next byte wanted, done
+     * when installed (or not needed), reject when the chunk did not fit. */
     uint64_t offset;
     uint64_t snap_len;
     bool done;
@@ -170,8 +193,10 @@ typedef struct raft_msg {
 
 typedef struct raft_config {
     uint64_t id;                 /* this node, non-zero */
-    int election_ticks;          /* election timeout, randomized in [e, 2e); default 10 */
-    int heartbeat_ticks;         /* default 1 */
+    int election_ticks;          /* election timeout, randomized in [e, 2e); default 10, >= 2 */
+    int heartbeat_ticks;         /* default 1; < election_ticks.  Also the retransmission
+                                  * timer: a follower that made no progress for two
+                                  * heartbeats is probed again */
     uint64_t seed;               /* PRNG seed: the only source of randomness */
     bool pre_vote;               /* default true (set by raft_config_init) */
     bool check_quorum;           /* default true */
@@ -211,7 +236,7 @@ void raft_tick(raft *r);
  * unknown terms, or malformed are ignored (RAFT_EINVAL). */
 int raft_step(raft *r, const raft_msg *m);
 
-/* Propose an application command.  On the leader the entry is appended at
+/* Propose an application command (RAFT_EBUSY during a leader transfer).  On the leader the entry is appended at
  * once and *index, *term (may be NULL) say where; on a follower the proposal
  * is forwarded to the known leader (no delivery guarantee: the caller retries
  * with its own exactly-once ids) and *index is set to 0.  Returns
@@ -231,14 +256,19 @@ int raft_propose_conf(raft *r, const raft_conf_change *cc, uint64_t *index);
  * deadline. */
 int raft_read_index(raft *r, uint64_t ctx);
 
-/* Hand leadership to target (leader only; §3.10). */
+/* Hand leadership to target (leader only; §3.10): the target is brought up
+ * to date, then sent TIMEOUT_NOW.  Proposals get RAFT_EBUSY until it is done
+ * or an election timeout passes.  RAFT_EINVAL for self or a non-member,
+ * RAFT_EBUSY while a transfer to another target is running. */
 int raft_transfer_leader(raft *r, uint64_t target);
 
 /* The caller has a snapshot of its state machine as of applied index `index`
  * (<= applied).  The core takes ownership of data (malloc'ed, freed by the
  * core), drops its log up to index, and will send this snapshot to followers
  * that need entries before it. *out_conf receives the configuration at index
- * (to be stored with the snapshot). */
+ * (to be stored with the snapshot).  Call it outside a ready/advance pair.
+ * On error (RAFT_ECOMPACTED: index <= current snapshot; RAFT_EINVAL: index
+ * beyond applied) the caller keeps ownership of data. */
 int raft_compact(raft *r, uint64_t index, uint8_t *data, size_t len, raft_conf *out_conf);
 
 /* ---- Output --------------------------------------------------------------- */
@@ -255,9 +285,10 @@ typedef struct raft_ready {
      * the persisted log from that index on must be replaced (conflict). */
     raft_entry *entries;
     size_t n_entries;
-    /* A snapshot received from the leader: persist it (dropping the log it
-     * covers; if the log has an entry at snapshot->index with the same term,
-     * the entries after it may be kept), then install it. NULL when none. */
+    /* A snapshot received from the leader: persist it, dropping the whole
+     * persisted log (the core keeps none of it), before the entries of this
+     * batch, which follow it; then install it before applying committed.
+     * NULL when none.  Its data stays valid until raft_advance(). */
     raft_snapshot *snapshot;
     raft_msg *msgs;                /* send now */
     size_t n_msgs;
@@ -281,7 +312,7 @@ typedef struct raft_peer_status {
     uint64_t id;
     uint64_t match;
     uint64_t next;
-    int state;                   /* 0 probe, 1 replicate, 2 snapshot */
+    int state;                   /* 0 probe, 1 replicate (pipelined), 2 snapshot */
     bool active;                 /* heard from within the last election timeout */
 } raft_peer_status;
 

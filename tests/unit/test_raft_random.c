@@ -13,7 +13,7 @@
  * read was asked, and that once everything is healed the cluster commits a
  * new entry on every node.
  *
- * HSTORE_TEST_MODE: normal 10,000 seeds, asan 500, long 100,000.
+ * HSTORE_TEST_MODE: normal 10,000 seeds, asan 1,000, long 100,000.
  * HSTORE_SEEDS=n overrides the count; HSTORE_SEED=s runs seed s alone.
  */
 #include <stdarg.h>
@@ -77,7 +77,7 @@ static void run_seed(uint64_t seed)
     pending_read reads[MAX_READS];
     int n_reads = 0;
     uint64_t val = 1;
-    int steps = 40 + sim_rand_int(s, 40);
+    int steps = 60 + sim_rand_int(s, 60);
     for (int step = 0; step < steps; step++) {
         int what = sim_rand_int(s, 100);
         int i = sim_rand_int(s, n);
@@ -191,7 +191,7 @@ static void test_raft_random_safety(void **state)
     (void)state;
     const char *mode = getenv("HSTORE_TEST_MODE");
     uint64_t count = 10000;
-    if (mode && strcmp(mode, "asan") == 0) count = 500;
+    if (mode && strcmp(mode, "asan") == 0) count = 1000;
     if (mode && strcmp(mode, "long") == 0) count = 100000;
     const char *e = getenv("HSTORE_SEEDS");
     if (e && *e) count = strtoull(e, NULL, 0);
