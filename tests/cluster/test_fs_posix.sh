@@ -5,12 +5,15 @@
 # for a non-root user (needs root: the mounts then use allow_other).
 #
 # FS_POSIX_TARGET=solo runs the same checks against build/fs_solo (the FUSE
-# layer over the bare state machine, no cluster).
+# layer over the bare state machine, no cluster); FS_SOLO_BIN picks another
+# build of it (e.g. one with ASan).
 . "$(dirname "$0")/fs_lib.sh" "$@"
 if [ "${FS_POSIX_TARGET:-cluster}" = solo ]; then
-    make -s -C "$CL_REPO" build/fs_solo >/dev/null || cl_fail "cannot build build/fs_solo"
+    solo=${FS_SOLO_BIN:-$CL_REPO/build/fs_solo}
+    [ -n "${FS_SOLO_BIN:-}" ] || make -s -C "$CL_REPO" build/fs_solo >/dev/null ||
+        cl_fail "cannot build build/fs_solo"
     mkdir -p "$CL_DIR/solo"
-    "$CL_REPO/build/fs_solo" "$CL_DIR/solo" >"$CL_DIR/solo.log" 2>&1 &
+    "$solo" "$CL_DIR/solo" >"$CL_DIR/solo.log" 2>&1 &
     CL_ALL_PIDS+=($!)
     CL_MOUNTS+=("$CL_DIR/solo")
     for _ in $(seq 1 100); do [ -e "$CL_DIR/solo/.hstore/status" ] && break; sleep 0.1; done
