@@ -75,7 +75,10 @@
  * Limits: a write or truncate past max_file_size fails with EFBIG (checked
  * here and again in the state machine); a full store answers ENOSPC; a path
  * component longer than 255 bytes gets ENAMETOOLONG.  Without a quorum every
- * operation fails with EIO once the op timeout passes.
+ * operation fails with EIO once the op timeout passes (a system call that
+ * makes the kernel send two requests, e.g. a cached dentry's revalidation and
+ * then a fresh lookup, may take two timeouts).  File locks (flock, fcntl) are
+ * not implemented: the kernel keeps them, per node.
  *
  * Control view: MOUNT/.hstore/status is a read-only file generated on open
  * from node_status() (id, role, term, leader, commit and applied index, ...).
@@ -816,6 +819,12 @@ static int hs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
     return rc;
 }
 
+/* Directory changes are committed before their call returns: nothing to do. */
+static int hs_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
+{
+    return 0;
+}
+
 static int hs_release(const char *path, struct fuse_file_info *fi)
 {
     fs_mount *m = cur_mount();
@@ -1056,6 +1065,7 @@ static const struct fuse_operations hs_ops = {
     .write = hs_write,
     .flush = hs_flush,
     .fsync = hs_fsync,
+    .fsyncdir = hs_fsyncdir,
     .release = hs_release,
     .truncate = hs_truncate,
     .mknod = hs_mknod,
