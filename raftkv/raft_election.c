@@ -85,15 +85,35 @@ static void count_vote(raft *r, uint64_t from, bool granted)
     if (*n < RAFT_MAX_NODES) set[(*n)++] = from;
 }
 
+/* Real votes are kept apart from pre-votes, per term: a vote granted in
+ * our current term stays granted (the voter persisted it), so answers that
+ * arrive after our election timer fired again still count. */
+static void count_real_vote(raft *r, uint64_t from)
+{
+    if (r->vgranted_term != r->term) {
+        r->vgranted_term = r->term;
+        r->n_vgranted = 0;
+    }
+    if (!raft_is_voter(r, from)) return;
+    for (uint32_t i = 0; i < r->n_vgranted; i++)
+        if (r->vgranted[i] == from) return;
+    if (r->n_vgranted < RAFT_MAX_NODES) r->vgranted[r->n_vgranted++] = from;
+}
+
 static void check_votes(raft *r, bool transfer)
 {
     int q = raft_quorum(r);
-    if ((int)r->n_granted >= q) {
-        if (r->role == RAFT_PRE_CANDIDATE)
+    if (r->role == RAFT_PRE_CANDIDATE) {
+        if ((int)r->n_granted >= q)
             raft_campaign(r, false, transfer);
-        else
-            raft_become_leader(r);
-    } else if ((int)r->n_refused > (int)r->conf.n - q) {
+        else if ((int)r->n_refused > (int)r->conf.n - q)
+            raft_become_follower(r, r->term, 0);
+        return;
+    }
+    if (r->vgranted_term == r->term && (int)r->n_vgranted >= q) {
+        r->role = RAFT_CANDIDATE;
+        raft_become_leader(r);
+    } else if (r->role == RAFT_CANDIDATE && (int)r->n_refused > (int)r->conf.n - q) {
         raft_become_follower(r, r->term, 0);
     }
 }
@@ -118,7 +138,12 @@ bool raft_promotable(const raft *r)
 void raft_campaign(raft *r, bool pre_vote, bool transfer)
 {
     if (!raft_promotable(r)) return;   /* removed or still joining */
-    reset_votes(r);
+    if (pre_vote && r->role == RAFT_PRE_CANDIDATE)
+        r->n_refused = 0;   /* same proposed term again: pre-votes already
+                             * granted stay valid (they change no state), which
+                             * matters when answers arrive late */
+    else
+        reset_votes(r);
     r->leader = 0;
     r->elapsed = 0;
     raft_reset_timeout(r);
@@ -132,7 +157,12 @@ void raft_campaign(raft *r, bool pre_vote, bool transfer)
         r->vote = r->id;
         term = r->term;
     }
-    count_vote(r, r->id, true);
+    if (pre_vote) {
+        count_vote(r, r->id, true);
+    } else {
+        r->n_vgranted = 0;
+        count_real_vote(r, r->id);
+    }
     for (uint32_t i = 0; i < r->conf.n; i++) {
         uint64_t id = r->conf.ids[i];
         if (id == r->id) continue;
@@ -172,10 +202,19 @@ void raft_handle_vote_resp(raft *r, const raft_msg *m)
     if (m->type == RAFT_MSG_PREVOTE_RESP) {
         if (r->role != RAFT_PRE_CANDIDATE) return;
         if (!m->reject && m->term != r->term + 1) return;
+        count_vote(r, m->from, !m->reject);
     } else {
-        if (r->role != RAFT_CANDIDATE || m->term != r->term) return;
+        /* Our own vote in this term must be for ourselves and no leader may
+         * be known for it; the role may already be pre-candidate again. */
+        if (m->term != r->term || r->vote != r->id || r->role == RAFT_LEADER || r->leader != 0)
+            return;
+        if (m->reject) {
+            if (r->role != RAFT_CANDIDATE) return;
+            count_vote(r, m->from, false);
+        } else {
+            count_real_vote(r, m->from);
+        }
     }
-    count_vote(r, m->from, !m->reject);
     check_votes(r, false);
 }
 

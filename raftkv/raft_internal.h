@@ -34,8 +34,10 @@ typedef struct raft_progress {
     uint32_t in_start, in_count;
     uint64_t hb_match;      /* match at the previous heartbeat: no movement => resend */
     uint64_t snap_index;    /* PR_SNAPSHOT: snapshot being sent ... */
-    uint64_t snap_offset;   /* ... and the next byte the follower wants */
-    uint64_t snap_sent_hb;  /* heartbeats since the last chunk went out */
+    uint64_t snap_offset;   /* ... the next byte to send ... */
+    uint64_t snap_acked;    /* ... and the bytes the follower confirmed holding */
+    bool snap_done_sent;    /* the last chunk is out */
+    uint64_t snap_sent_hb;  /* heartbeats without progress (retransmission timer) */
     uint64_t read_ack;      /* highest ReadIndex round this peer acknowledged */
     uint64_t commit_sent;   /* highest commit index this peer was told it may use */
 } raft_progress;
@@ -88,7 +90,10 @@ struct raft {
     int hb_elapsed;
     int timeout;            /* randomized election timeout in [e, 2e) */
     uint64_t granted[RAFT_MAX_NODES], refused[RAFT_MAX_NODES];
-    uint32_t n_granted, n_refused;
+    uint32_t n_granted, n_refused;      /* pre-votes, or refusals of real votes */
+    uint64_t vgranted[RAFT_MAX_NODES];  /* real votes granted in term vgranted_term */
+    uint32_t n_vgranted;
+    uint64_t vgranted_term;
 
     uint64_t transferee;
     int transfer_elapsed;
@@ -99,6 +104,7 @@ struct raft {
 
     /* follower: InstallSnapshot being assembled from chunks */
     struct {
+        bool active;
         uint64_t from, term, index, log_term, len, have;
         raft_conf conf;
         uint8_t *buf;

@@ -73,29 +73,45 @@ static void become_probe(raft_progress *p, uint64_t next)
     p->snap_sent_hb = 0;
 }
 
-static void send_snapshot_chunk(raft *r, raft_progress *p)
+/* InstallSnapshot in chunks, pipelined: up to max_inflight chunks beyond
+ * what the follower confirmed are in flight.  The follower takes chunks in
+ * order only and answers each with the number of bytes it holds; a gap makes
+ * the leader rewind to that point.  A new snapshot (compaction) restarts the
+ * transfer. */
+static void send_snapshot(raft *r, raft_progress *p)
 {
     if (p->state != PR_SNAPSHOT || p->snap_index != r->snap.index) {
         p->state = PR_SNAPSHOT;
         p->snap_index = r->snap.index;
-        p->snap_offset = 0;
+        p->snap_offset = p->snap_acked = 0;
+        p->snap_done_sent = false;
+        p->snap_sent_hb = 0;
         p->in_start = p->in_count = 0;
     }
-    uint64_t off = p->snap_offset;
-    if (off > r->snap.len) off = 0;
-    uint64_t n = r->snap.len - off;
-    if (n > r->cfg.snapshot_chunk) n = r->cfg.snapshot_chunk;
-    raft_msg *m = raft_emit(r, RAFT_MSG_SNAPSHOT, p->id, false);
-    p->snap_sent_hb = 0;
-    if (!m) return;
-    m->index = r->snap.index;
-    m->log_term = r->snap.term;
-    m->offset = off;
-    m->snap_len = r->snap.len;
-    m->chunk_len = (uint32_t)n;
-    m->chunk = n ? r->snap.data + off : NULL;
-    m->done = off + n == r->snap.len;
-    m->conf = r->snap.conf;
+    uint64_t window = (uint64_t)r->cfg.max_inflight * r->cfg.snapshot_chunk;
+    while (!p->snap_done_sent && p->snap_offset - p->snap_acked < window) {
+        uint64_t off = p->snap_offset;
+        uint64_t n = r->snap.len - off;
+        if (n > r->cfg.snapshot_chunk) n = r->cfg.snapshot_chunk;
+        raft_msg *m = raft_emit(r, RAFT_MSG_SNAPSHOT, p->id, false);
+        if (!m) return;
+        m->index = r->snap.index;
+        m->log_term = r->snap.term;
+        m->offset = off;
+        m->snap_len = r->snap.len;
+        m->chunk_len = (uint32_t)n;
+        m->chunk = n ? r->snap.data + off : NULL;
+        m->done = off + n == r->snap.len;
+        m->conf = r->snap.conf;
+        p->snap_offset = off + n;
+        p->snap_done_sent = m->done;
+    }
+}
+
+static void snapshot_rewind(raft_progress *p, uint64_t to)
+{
+    p->snap_offset = to;
+    p->snap_done_sent = false;
 }
 
 /* One AppendEntries to p if its state allows; with allow_empty an empty one
@@ -111,7 +127,7 @@ void raft_send_append(raft *r, raft_progress *p, bool allow_empty)
         if (p->state == PR_REPLICATE && p->in_count >= r->cfg.max_inflight) return;
         uint64_t prev = p->next - 1;
         if (prev < r->log.snap_index) {
-            send_snapshot_chunk(r, p);
+            send_snapshot(r, p);
             return;
         }
         if (p->next > last && !allow_empty) return;
@@ -202,17 +218,24 @@ void raft_bcast_heartbeat(raft *r)
     for (uint32_t i = 0; i < r->n_prs; i++) {
         raft_progress *p = &r->prs[i];
         if (p->state == PR_SNAPSHOT) {
-            if (++p->snap_sent_hb >= 3) send_snapshot_chunk(r, p);
+            if (++p->snap_sent_hb >= 2) {
+                /* no progress for two heartbeats: resend from what it holds */
+                p->snap_sent_hb = 0;
+                snapshot_rewind(p, p->snap_acked);
+                send_snapshot(r, p);
+            }
         } else if (p->match < last) {
             if (p->match != p->hb_match) {
                 p->hb_match = p->match;
                 p->snap_sent_hb = 0;
-            } else if (++p->snap_sent_hb >= 2) {
+            } else if (p->state == PR_REPLICATE && ++p->snap_sent_hb >= 2) {
+                /* the pipeline lost something: go back to what p holds */
                 become_probe(p, p->match + 1);
                 raft_send_append(r, p, false);
             } else if (p->state == PR_PROBE) {
+                /* the probe or its answer may be lost: send it again */
                 p->paused = false;
-                raft_send_append(r, p, false);
+                raft_send_append(r, p, true);
             }
         }
         send_commit(r, p);
@@ -281,7 +304,7 @@ void raft_handle_append_resp(raft *r, const raft_msg *m)
         /* heartbeat answer */
         if (p->state == PR_PROBE && p->match < last) {
             p->paused = false;
-            raft_send_append(r, p, false);
+            raft_send_append(r, p, true);
         }
         return;
     }
@@ -289,7 +312,7 @@ void raft_handle_append_resp(raft *r, const raft_msg *m)
         if (m->hint_index == 0 && m->hint_term == 0) {
             /* The follower has no configuration yet (it is joining): it
              * needs a snapshot, even one of an empty state. */
-            if (p->state != PR_SNAPSHOT) send_snapshot_chunk(r, p);
+            if (p->state != PR_SNAPSHOT) send_snapshot(r, p);
             return;
         }
         if (p->state == PR_REPLICATE) {
@@ -327,6 +350,9 @@ void raft_handle_append_resp(raft *r, const raft_msg *m)
         }
         if (raft_maybe_commit(r)) raft_commit_advanced(r);
         if (r->role != RAFT_LEADER) return;
+        /* p may now use more of the commit index than it was told */
+        if ((p->match < r->commit ? p->match : r->commit) > p->commit_sent)
+            r->commit_pending = true;
         raft_transfer_check(r, p);
     } else if (p->state == PR_PROBE && m->index == p->next - 1) {
         p->paused = false;
@@ -352,9 +378,17 @@ void raft_handle_snapshot_resp(raft *r, const raft_msg *m)
     if (p->state != PR_SNAPSHOT || m->index != p->snap_index || p->snap_index != r->snap.index)
         return;
     if (m->offset > r->snap.len) return;
-    if (!m->reject && m->offset <= p->snap_offset) return;   /* duplicate answer */
-    p->snap_offset = m->offset;
-    send_snapshot_chunk(r, p);
+    if (m->reject) {
+        /* A gap, or the follower lost what it had (it restarted): go back
+         * to what it holds. */
+        p->snap_acked = m->offset;
+        if (m->offset < p->snap_offset) snapshot_rewind(p, m->offset);
+    } else if (m->offset > p->snap_acked) {
+        p->snap_acked = m->offset;
+        p->snap_sent_hb = 0;
+    }
+    if (p->snap_offset < p->snap_acked) snapshot_rewind(p, p->snap_acked);
+    send_snapshot(r, p);
 }
 
 /* ---- follower ------------------------------------------------------------------- */
@@ -389,6 +423,21 @@ static void reject_append(raft *r, const raft_msg *m)
 
 void raft_handle_append(raft *r, const raft_msg *m)
 {
+    raft_msg trimmed;
+    if (m->index < r->commit && m->index + m->n_entries > r->commit &&
+        r->commit > r->log.snap_index) {
+        /* The prefix up to our commit index matches the leader's (committed
+         * entries are the same everywhere): use the rest instead of making
+         * the leader back up and send it again. */
+        uint64_t skip = r->commit - m->index;
+        trimmed = *m;
+        trimmed.index = r->commit;
+        trimmed.log_term = raft_term_at(r, r->commit);
+        trimmed.entries = m->entries + skip;
+        trimmed.n_entries = m->n_entries - (uint32_t)skip;
+        if (trimmed.entries[-1].term != trimmed.log_term) return;   /* not our leader's log */
+        m = &trimmed;
+    }
     if (m->index < r->commit) {
         /* Everything up to our commit index matches the leader already. */
         raft_msg *o = raft_emit(r, RAFT_MSG_APPEND_RESP, m->from, true);
@@ -471,11 +520,28 @@ void raft_handle_snapshot(raft *r, const raft_msg *m)
         snapshot_resp(r, m, m->snap_len, true, false, true);
         return;
     }
-    if (m->offset == 0) {
+    bool same = r->in_snap.active && r->in_snap.from == m->from &&
+                r->in_snap.term == m->term && r->in_snap.index == m->index &&
+                r->in_snap.len == m->snap_len;
+    if (same && m->offset < r->in_snap.have) {
+        /* a duplicate or a resend: say how far we are */
+        snapshot_resp(r, m, r->in_snap.have, false, false, false);
+        return;
+    }
+    if (same && m->offset > r->in_snap.have) {
+        snapshot_resp(r, m, r->in_snap.have, false, true, false);   /* gap */
+        return;
+    }
+    if (!same) {
+        if (m->offset != 0) {
+            snapshot_resp(r, m, 0, false, true, false);
+            return;
+        }
         free(r->in_snap.buf);
         memset(&r->in_snap, 0, sizeof r->in_snap);
         r->in_snap.buf = m->snap_len ? malloc(m->snap_len) : NULL;
         if (m->snap_len && !r->in_snap.buf) return;   /* no memory: leader resends */
+        r->in_snap.active = true;
         r->in_snap.from = m->from;
         r->in_snap.term = m->term;
         r->in_snap.index = m->index;
@@ -483,13 +549,6 @@ void raft_handle_snapshot(raft *r, const raft_msg *m)
         r->in_snap.len = m->snap_len;
         r->in_snap.conf = m->conf;
         r->in_snap.have = 0;
-    } else if (r->in_snap.from != m->from || r->in_snap.term != m->term ||
-               r->in_snap.index != m->index || r->in_snap.len != m->snap_len ||
-               r->in_snap.have != m->offset) {
-        bool same = r->in_snap.from == m->from && r->in_snap.term == m->term &&
-                    r->in_snap.index == m->index && r->in_snap.len == m->snap_len;
-        snapshot_resp(r, m, same ? r->in_snap.have : 0, false, true, false);
-        return;
     }
     if (m->chunk_len) memcpy(r->in_snap.buf + m->offset, m->chunk, m->chunk_len);
     r->in_snap.have = m->offset + m->chunk_len;

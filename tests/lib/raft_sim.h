@@ -7,7 +7,7 @@
  * snapshot) that receives exactly what the ready/advance contract says must
  * be persisted; a crash throws away the core and everything not persisted,
  * and a restart boots a new core from the disk alone.  Time is simulated in
- * milliseconds; every node ticks every SIM_TICK_MS (100 ms) with its own
+ * milliseconds; every node ticks every SIM_TICK_MS (50 ms) with its own
  * phase.  One seed drives everything.
  *
  * After every event the harness checks the Raft safety properties (Figure
@@ -30,15 +30,15 @@
 #include "raftkv/raft.h"
 
 #define SIM_MAX RAFT_MAX_NODES
-#define SIM_TICK_MS 100
+#define SIM_TICK_MS 50
 #define SIM_NOOP UINT64_MAX   /* value reported for no-op / conf entries */
 
 typedef struct sim_config {
     int n;                     /* nodes in the initial configuration */
     int n_slots;               /* slots created (>= n): extra ones may join later */
     uint64_t seed;
-    int election_ticks;        /* default 10 (1-2 s) */
-    int heartbeat_ticks;       /* default 2 (200 ms: 5 heartbeats/s per follower) */
+    int election_ticks;        /* default 20 (1-2 s) */
+    int heartbeat_ticks;       /* default 4 (200 ms: 5 heartbeats/s per follower) */
     uint32_t max_inflight;     /* default 8 */
     uint32_t max_msg_bytes;    /* default 64 KiB */
     uint32_t snapshot_chunk;   /* default 64 bytes: snapshots span several chunks */
@@ -107,6 +107,8 @@ bool sim_start(sim *s, int i, uint64_t cmd, uint64_t *index, uint64_t *term);
 /* Carry out slot i's pending ready batches now (after direct raft_* calls). */
 void sim_flush(sim *s, int i);
 uint64_t sim_one(sim *s, uint64_t cmd, int expected, bool retry);
+/* sim_one with a time budget of max_ms; 0 (no failure) when it runs out. */
+uint64_t sim_try_one(sim *s, uint64_t cmd, int expected, bool retry, uint64_t max_ms);
 /* Wait until n nodes applied index (lab wait()); 0 when it did not happen. */
 bool sim_wait(sim *s, uint64_t index, int n, uint64_t max_ms);
 uint64_t sim_max_committed(const sim *s);

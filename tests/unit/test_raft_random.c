@@ -66,7 +66,7 @@ static void run_seed(uint64_t seed)
     c.compact_every = R(3) == 0 ? 0 : 3 + R(30);
     c.pre_vote = R(5) != 0;
     c.check_quorum = R(5) != 0;
-    c.heartbeat_ticks = 1 + R(2);
+    c.heartbeat_ticks = 2 + R(3);
     /* Membership changes need pre-vote and check-quorum: a removed server
      * that never learns of its removal would otherwise disrupt (§4.2.3). */
     bool members = c.pre_vote && c.check_quorum && R(2) == 0;
