@@ -300,6 +300,8 @@ typedef struct raft_ready {
     size_t n_read_states;
 } raft_ready;
 
+/* True when there is something to do (always false while a batch is out,
+ * i.e. between raft_ready_get() and raft_advance()). */
 bool raft_has_ready(const raft *r);
 /* Fills *rd.  Call raft_advance() before calling raft_ready_get() again. */
 void raft_ready_get(raft *r, raft_ready *rd);
