@@ -20,15 +20,16 @@ fx_rec "$H" ck append r "101." hs append --timeout 10 r "101." || fx_fail "appen
 fx_isolate "$l1"
 fx_cut_client 127.0.0.101 "$(for i in 1 2 3; do [ "$i" = "$l1" ] || echo "$i"; done)"
 S=$(fx_src_spec 127.0.0.101)
+iso_pids=""
 for v in 102 103 104; do
     ( fx_rec "$CL_DIR/iso$v.hist" cki$v append r "x$v." hs append --cluster "$S" --timeout 3 r "x$v."
       echo "$FX_RC" >"$CL_DIR/iso$v.rc" ) &
-    CL_ALL_PIDS+=($!)
+    CL_ALL_PIDS+=($!); iso_pids+=" $!"
 done
 fx_rec "$H" ck append r "103." hs append --timeout 10 r "103." || fx_fail "append 103 with two of three nodes: exit $FX_RC"
 rest=$(for i in 1 2 3; do [ "$i" = "$l1" ] || echo -n "$i "; done)
 l2=$(fx_wait_leader_among "$rest" 5) || fx_fail "no leader among [$rest]"
-wait
+wait $iso_pids
 for v in 102 103 104; do
     rc=$(cat "$CL_DIR/iso$v.rc")
     [ "$rc" = 0 ] && fx_fail "the cut-off leader $l1 acknowledged append x$v"
