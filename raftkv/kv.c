@@ -1195,7 +1195,7 @@ static int read_list(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
         const char **names = no ? malloc(no * sizeof *names) : NULL;
         if (no && !names) goto done;
         for (size_t i = 0; i < no; i++) names[i] = (const char *)strs.p + offs[i];
-        qsort(names, no, sizeof *names, cmp_str);
+        if (no) qsort(names, no, sizeof *names, cmp_str);
         kv_reply r;
         memset(&r, 0, sizeof r);
         r.has = KV_R_NAMES;
@@ -1546,4 +1546,522 @@ void kv_free(kv *k)
     if (!k) return;
     kv_clear(k);
     free(k);
+}
+
+/* ---- snapshots -------------------------------------------------------------------------
+ *
+ * Format (all little-endian):
+ *   u32 magic "HKVS", u32 version 1, u64 applied, i64 last_time, u64 next_ino,
+ *   u64 n_inodes, then per inode in ascending number order:
+ *     u64 ino, u32 mode, uid, gid, nlink, u64 rdev, u64 size, i64 atime, mtime,
+ *     ctime, then: regular file: chunks holding a non-zero byte as (u32 index,
+ *     min(CHUNK, size - index*CHUNK) bytes), ascending, ended by u32 ~0;
+ *     symlink: size bytes of target; others nothing.
+ *   u64 n_dirs, then per directory in ascending number order: u64 ino,
+ *     u64 count, count x (u8 namelen, name, u64 child ino) sorted by name.
+ *   u64 n_sessions, then in expiry order: u64 client, u64 seq, i64 last_time,
+ *     u8 has_reply, [u32 len, bytes].
+ *   u64 n_refs, then in table order: u64 holder, u64 ino, u32 count.
+ *   u32 magic "END." (trailer).
+ * Chunks that are all zeros are omitted whether they are holes or written
+ * zeros, so equal states give equal bytes.
+ */
+
+#define SNAP_MAGIC 0x53564b48u      /* "HKVS" */
+#define SNAP_END 0x2e444e45u        /* "END." */
+#define SNAP_VERSION 1u
+#define NO_CHUNK 0xffffffffu
+
+typedef struct snap_w {
+    kv_wbuf b;
+    kv_write_fn fn;
+    void *arg;
+    bool failed;
+} snap_w;
+
+static void sw_flush(snap_w *w)
+{
+    if (w->b.oom) w->failed = true;
+    if (!w->failed && w->b.len && w->fn(w->arg, w->b.p, w->b.len) != 0) w->failed = true;
+    w->b.len = 0;
+}
+
+static void sw_maybe_flush(snap_w *w)
+{
+    if (w->b.len >= KV_CHUNK_SIZE) sw_flush(w);
+}
+
+static int cmp_inode(const void *a, const void *b)
+{
+    uint64_t x = (*(const kv_inode *const *)a)->ino, y = (*(const kv_inode *const *)b)->ino;
+    return x < y ? -1 : x > y;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+static void snap_file(snap_w *w, const kv_inode *n)
+{
+    uint64_t nc = nchunks(n->size);
+    for (uint64_t i = 0; i < nc && !w->failed; i++) {
+        uint64_t L = n->size - i * CH < CH ? n->size - i * CH : CH;
+        const uint8_t *src;
+        size_t have;
+        if (!n->chunked) {
+            if (i > 0) break;   /* a flat buffer never holds more than chunk 0 */
+            src = n->u.flat;
+            have = n->cap < L ? n->cap : (size_t)L;
+        } else {
+            if (i >= n->cap || !n->u.chunks[i]) continue;
+            src = n->u.chunks[i];
+            have = (size_t)L;
+        }
+        if (all_zero(src, have)) continue;
+        kv_wb_u32(&w->b, (uint32_t)i);
+        sw_flush(w);
+        if (!w->failed && w->fn(w->arg, src, have) != 0) w->failed = true;
+        if (L > have && kv_wb_reserve(&w->b, (size_t)(L - have))) {
+            memset(w->b.p + w->b.len, 0, (size_t)(L - have));
+            w->b.len += (size_t)(L - have);
+        }
+        sw_maybe_flush(w);
+    }
+    kv_wb_u32(&w->b, NO_CHUNK);
+}
+
+int kv_snapshot_write(const kv *k, kv_write_fn fn, void *arg)
+{
+    snap_w w = {{0}, fn, arg, false};
+    kv_inode **all = malloc((k->icount ? k->icount : 1) * sizeof *all);
+    if (!all) return -1;
+    size_t n = 0;
+    for (uint64_t i = 0; i < k->icap; i++)
+        if (k->itab[i]) all[n++] = k->itab[i];
+    qsort(all, n, sizeof *all, cmp_inode);
+    kv_wb_u32(&w.b, SNAP_MAGIC);
+    kv_wb_u32(&w.b, SNAP_VERSION);
+    kv_wb_u64(&w.b, k->applied);
+    kv_wb_u64(&w.b, (uint64_t)k->last_time);
+    kv_wb_u64(&w.b, k->next_ino);
+    kv_wb_u64(&w.b, n);
+    for (size_t i = 0; i < n && !w.failed; i++) {
+        const kv_inode *x = all[i];
+        kv_wb_u64(&w.b, x->ino);
+        kv_wb_u32(&w.b, x->mode);
+        kv_wb_u32(&w.b, x->uid);
+        kv_wb_u32(&w.b, x->gid);
+        kv_wb_u32(&w.b, x->nlink);
+        kv_wb_u64(&w.b, (S_ISCHR(x->mode) || S_ISBLK(x->mode)) ? x->x : 0);
+        kv_wb_u64(&w.b, x->size);
+        kv_wb_u64(&w.b, (uint64_t)x->atime);
+        kv_wb_u64(&w.b, (uint64_t)x->mtime);
+        kv_wb_u64(&w.b, (uint64_t)x->ctime);
+        if (is_reg(x)) snap_file(&w, x);
+        else if (is_lnk(x)) kv_wb_put(&w.b, x->u.flat, (size_t)x->size);
+        sw_maybe_flush(&w);
+    }
+    kv_wb_u64(&w.b, k->ndirs);
+    for (size_t i = 0; i < n && !w.failed; i++) {
+        const kv_inode *d = all[i];
+        if (!is_dir(d)) continue;
+        int oom;
+        kv_dentry **a = dir_sorted(d, &oom);
+        if (oom) { w.failed = true; break; }
+        kv_wb_u64(&w.b, d->ino);
+        kv_wb_u64(&w.b, d->size);
+        for (uint64_t j = 0; j < d->size; j++) {
+            kv_wb_u8(&w.b, a[j]->namelen);
+            kv_wb_put(&w.b, a[j]->name, a[j]->namelen);
+            kv_wb_u64(&w.b, a[j]->node->ino);
+            sw_maybe_flush(&w);
+        }
+        free(a);
+    }
+    free(all);
+    kv_wb_u64(&w.b, k->scount);
+    for (const kv_session *s = k->shead; s && !w.failed; s = s->next) {
+        kv_wb_u64(&w.b, s->client);
+        kv_wb_u64(&w.b, s->seq);
+        kv_wb_u64(&w.b, (uint64_t)s->last_time);
+        kv_wb_u8(&w.b, s->reply != NULL);
+        if (s->reply) {
+            kv_wb_u32(&w.b, s->reply_len);
+            kv_wb_put(&w.b, s->reply, s->reply_len);
+        }
+        sw_maybe_flush(&w);
+    }
+    kv_wb_u64(&w.b, k->nrefs);
+    for (size_t i = 0; i < k->nrefs; i++) {
+        kv_wb_u64(&w.b, k->refs[i].holder);
+        kv_wb_u64(&w.b, k->refs[i].ino);
+        kv_wb_u32(&w.b, k->refs[i].count);
+        sw_maybe_flush(&w);
+    }
+    kv_wb_u32(&w.b, SNAP_END);
+    sw_flush(&w);
+    free(w.b.p);
+    return w.failed ? -1 : 0;
+}
+
+static int buf_write(void *arg, const void *b, size_t n)
+{
+    kv_wbuf *w = arg;
+    kv_wb_put(w, b, n);
+    return w->oom ? -1 : 0;
+}
+
+int kv_snapshot_encode(const kv *k, uint8_t **buf, size_t *len)
+{
+    kv_wbuf w = {0};
+    *buf = NULL;
+    *len = 0;
+    if (kv_snapshot_write(k, buf_write, &w) != 0) { free(w.p); return -1; }
+    *buf = w.p;
+    *len = w.len;
+    return 0;
+}
+
+/* decoding */
+
+typedef struct snap_r {
+    kv_read_fn fn;
+    void *arg;
+    bool bad;
+} snap_r;
+
+static void sr_get(snap_r *r, void *b, size_t n)
+{
+    if (r->bad) { memset(b, 0, n); return; }
+    if (n && r->fn(r->arg, b, n) != 0) { r->bad = true; memset(b, 0, n); }
+}
+static uint8_t sr_u8(snap_r *r) { uint8_t b[1]; sr_get(r, b, 1); return b[0]; }
+static uint32_t sr_u32(snap_r *r)
+{
+    uint8_t b[4];
+    sr_get(r, b, 4);
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+static uint64_t sr_u64(snap_r *r)
+{
+    uint8_t b[8];
+    sr_get(r, b, 8);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)b[i] << (8 * i);
+    return v;
+}
+
+static kv_inode *find_sorted(kv_inode **a, size_t n, uint64_t ino)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid]->ino == ino) return a[mid];
+        if (a[mid]->ino < ino) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
+static bool valid_type(uint32_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFIFO: case S_IFCHR: case S_IFBLK:
+    case S_IFSOCK: return true;
+    default: return false;
+    }
+}
+
+static int cmp_ref(const void *a, const void *b)
+{
+    const kv_ref *x = a, *y = b;
+    if (x->holder != y->holder) return x->holder < y->holder ? -1 : 1;
+    return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* Reads one regular file's chunks into n. */
+static bool snap_read_file(snap_r *r, kv *k, kv_inode *n, uint64_t size)
+{
+    uint64_t nc = nchunks(size);
+    int64_t prev = -1;
+    for (;;) {
+        uint32_t idx = sr_u32(r);
+        if (r->bad) return false;
+        if (idx == NO_CHUNK) break;
+        if ((int64_t)idx <= prev || idx >= nc) return false;
+        prev = idx;
+        uint64_t L = size - (uint64_t)idx * CH < CH ? size - (uint64_t)idx * CH : CH;
+        if (size <= CH) {
+            n->u.flat = malloc((size_t)L);
+            if (!n->u.flat) return false;
+            n->cap = (uint32_t)L;
+            k->data_alloc += L;
+            sr_get(r, n->u.flat, (size_t)L);
+        } else {
+            if (!n->chunked) {   /* a file past one chunk is always chunked here */
+                n->u.chunks = calloc(1, sizeof *n->u.chunks);
+                if (!n->u.chunks) return false;
+                n->cap = 1;
+                n->chunked = 1;
+                k->meta_alloc += sizeof *n->u.chunks;
+            }
+            if (data_prepare(k, n, (uint64_t)idx * CH, (uint64_t)idx * CH + L) != 0) return false;
+            sr_get(r, n->u.chunks[idx], (size_t)L);
+        }
+        if (r->bad) return false;
+    }
+    n->size = size;
+    k->bytes_used += size;
+    return true;
+}
+
+int kv_snapshot_read(kv *k, kv_read_fn fn, void *arg)
+{
+    snap_r r = {fn, arg, false};
+    kv *n = kv_alloc(&k->lim);
+    if (!n) return -1;
+    kv_inode **list = NULL;
+    uint64_t *aux = NULL;   /* dirs: entries seen; others: links seen */
+    size_t cnt = 0, lcap = 0;
+    bool ok = false;
+    if (sr_u32(&r) != SNAP_MAGIC || sr_u32(&r) != SNAP_VERSION) goto out;
+    n->applied = sr_u64(&r);
+    n->last_time = (int64_t)sr_u64(&r);
+    n->next_ino = sr_u64(&r);
+    uint64_t ninodes = sr_u64(&r);
+    if (r.bad || ninodes == 0 || n->next_ino <= KV_ROOT_INO) goto out;
+    for (uint64_t i = 0; i < ninodes; i++) {
+        kv_inode t;
+        memset(&t, 0, sizeof t);
+        t.ino = sr_u64(&r);
+        t.mode = sr_u32(&r);
+        t.uid = sr_u32(&r);
+        t.gid = sr_u32(&r);
+        t.nlink = sr_u32(&r);
+        uint64_t rdev = sr_u64(&r);
+        uint64_t size = sr_u64(&r);
+        t.atime = (int64_t)sr_u64(&r);
+        t.mtime = (int64_t)sr_u64(&r);
+        t.ctime = (int64_t)sr_u64(&r);
+        if (r.bad || !valid_type(t.mode) || (t.mode & ~(uint32_t)(S_IFMT | 07777))) goto out;
+        if (t.ino == 0 || t.ino >= n->next_ino) goto out;
+        if (cnt ? t.ino <= list[cnt - 1]->ino : (t.ino != KV_ROOT_INO || !S_ISDIR(t.mode)))
+            goto out;
+        if (rdev && !S_ISCHR(t.mode) && !S_ISBLK(t.mode)) goto out;
+        if (cnt == lcap) {
+            size_t nc = lcap ? lcap * 2 : 256;
+            kv_inode **nl = realloc(list, nc * sizeof *nl);
+            uint64_t *na = realloc(aux, nc * sizeof *na);
+            if (nl) list = nl;
+            if (na) aux = na;
+            if (!nl || !na) goto out;
+            lcap = nc;
+        }
+        kv_inode *x = calloc(1, sizeof *x);
+        if (!x) goto out;
+        *x = t;
+        if (itab_put(n, x) != 0) { free(x); goto out; }
+        n->meta_alloc += sizeof *x;
+        list[cnt] = x;
+        aux[cnt] = 0;
+        cnt++;
+        if (S_ISDIR(t.mode)) {
+            n->ndirs++;
+            aux[cnt - 1] = size;   /* expected entry count, checked below */
+        } else if (S_ISREG(t.mode)) {
+            n->nfiles++;
+            if (!snap_read_file(&r, n, x, size)) goto out;
+        } else if (S_ISLNK(t.mode)) {
+            if (size == 0 || size > KV_PATH_MAX) goto out;
+            x->u.flat = malloc((size_t)size);
+            if (!x->u.flat) goto out;
+            x->cap = (uint32_t)size;
+            x->size = size;
+            n->data_alloc += size;
+            n->bytes_used += size;
+            sr_get(&r, x->u.flat, (size_t)size);
+            if (r.bad || memchr(x->u.flat, 0, (size_t)size)) goto out;
+        } else {
+            if (size) goto out;
+            x->x = rdev;
+        }
+    }
+    n->root = list[0];
+    n->root->x = KV_ROOT_INO;
+    uint64_t ndirs = sr_u64(&r);
+    if (r.bad || ndirs != n->ndirs) goto out;
+    uint64_t prev_dir = 0;
+    for (uint64_t i = 0; i < ndirs; i++) {
+        uint64_t dino = sr_u64(&r);
+        uint64_t count = sr_u64(&r);
+        kv_inode *d = find_sorted(list, cnt, dino);
+        if (r.bad || dino <= prev_dir || !d || !is_dir(d)) goto out;
+        prev_dir = dino;
+        if (count > n->icount) goto out;
+        for (uint64_t j = 0; j < count; j++) {
+            char name[KV_NAME_MAX + 1];
+            uint8_t nl = sr_u8(&r);
+            sr_get(&r, name, nl);
+            uint64_t cino = sr_u64(&r);
+            if (r.bad || nl == 0 || memchr(name, '/', nl) || memchr(name, 0, nl)) goto out;
+            if ((nl == 1 && name[0] == '.') || (nl == 2 && name[0] == '.' && name[1] == '.'))
+                goto out;
+            kv_inode *c = find_sorted(list, cnt, cino);
+            if (!c || c == n->root || dir_find(d, name, nl)) goto out;
+            kv_dentry *e = dentry_new(n, name, nl, c);
+            if (!e) goto out;
+            if (dir_insert(n, d, e) != 0) { dentry_free(n, e); goto out; }
+            if (is_dir(c)) {
+                if (c->x) goto out;   /* a directory has one parent */
+                c->x = d->ino;
+            }
+        }
+    }
+    /* counts: entries per directory, links per non-directory */
+    for (size_t i = 0; i < cnt; i++) {
+        kv_inode *d = list[i];
+        if (!is_dir(d)) continue;
+        if (aux[i] != d->size) goto out;
+        uint64_t sub = 0;
+        for (uint32_t j = 0; j < d->cap; j++) {
+            kv_dentry *e = d->u.slots[j];
+            if (!e) continue;
+            if (is_dir(e->node)) sub++;
+            else {
+                kv_inode *c = e->node;
+                size_t lo = 0, hi = cnt;   /* index of c in list */
+                while (lo < hi) {
+                    size_t mid = lo + (hi - lo) / 2;
+                    if (list[mid]->ino < c->ino) lo = mid + 1;
+                    else hi = mid;
+                }
+                aux[lo]++;
+            }
+        }
+        if (d->nlink != 2 + sub && !(d->nlink == 0 && d->x == 0 && d != n->root)) goto out;
+        if (d->nlink == 0 && (d->size || sub)) goto out;
+    }
+    for (size_t i = 0; i < cnt; i++)
+        if (!is_dir(list[i]) && aux[i] != list[i]->nlink) goto out;
+    /* every linked directory is reachable from the root (no cycles) */
+    {
+        uint64_t linked = 0, seen = 0;
+        for (size_t i = 0; i < cnt; i++)
+            if (is_dir(list[i]) && list[i]->nlink) linked++;
+        kv_inode **stack = malloc((ndirs ? ndirs : 1) * sizeof *stack);
+        if (!stack) goto out;
+        size_t sp = 0;
+        stack[sp++] = n->root;
+        while (sp) {
+            kv_inode *d = stack[--sp];
+            seen++;
+            for (uint32_t j = 0; j < d->cap; j++) {
+                kv_dentry *e = d->u.slots[j];
+                if (e && is_dir(e->node)) {
+                    if (sp >= ndirs) { free(stack); goto out; }
+                    stack[sp++] = e->node;
+                }
+            }
+        }
+        free(stack);
+        if (seen != linked) goto out;
+    }
+    uint64_t nsess = sr_u64(&r);
+    if (r.bad || nsess > KV_SESSION_MAX) goto out;
+    for (uint64_t i = 0; i < nsess; i++) {
+        kv_session *s = calloc(1, sizeof *s);
+        if (!s) goto out;
+        s->client = sr_u64(&r);
+        s->seq = sr_u64(&r);
+        s->last_time = (int64_t)sr_u64(&r);
+        uint8_t has = sr_u8(&r);
+        if (r.bad || s->client == 0 || has > 1) { free(s); goto out; }
+        if (has) {
+            uint32_t l = sr_u32(&r);
+            if (r.bad || l > KV_SESSION_REPLY_MAX) { free(s); goto out; }
+            s->reply = malloc(l ? l : 1);
+            if (!s->reply) { free(s); goto out; }
+            s->reply_len = l;
+            sr_get(&r, s->reply, l);
+        }
+        if (r.bad || sess_tab_put(n, s) != 0) { free(s->reply); free(s); goto out; }
+        sess_list_append(n, s);
+    }
+    uint64_t nrefs = sr_u64(&r);
+    if (r.bad || nrefs > KV_REFS_MAX) goto out;
+    if (nrefs) {
+        n->refs = malloc(nrefs * sizeof *n->refs);
+        if (!n->refs) goto out;
+        n->refcap = (size_t)nrefs;
+    }
+    for (uint64_t i = 0; i < nrefs; i++) {
+        kv_ref *f = &n->refs[n->nrefs];
+        f->holder = sr_u64(&r);
+        f->ino = sr_u64(&r);
+        f->count = sr_u32(&r);
+        kv_inode *x = itab_get(n, f->ino);
+        if (r.bad || !x || f->count == 0 || x->refs > UINT32_MAX - f->count) goto out;
+        x->refs += f->count;
+        n->nrefs++;
+    }
+    if (nrefs) {
+        kv_ref *c = malloc(nrefs * sizeof *c);
+        if (!c) goto out;
+        memcpy(c, n->refs, nrefs * sizeof *c);
+        qsort(c, (size_t)nrefs, sizeof *c, cmp_ref);
+        bool dup = false;
+        for (uint64_t i = 1; i < nrefs; i++)
+            if (c[i].holder == c[i - 1].holder && c[i].ino == c[i - 1].ino) dup = true;
+        free(c);
+        if (dup) goto out;
+    }
+    /* an unlinked inode must be held open */
+    for (size_t i = 0; i < cnt; i++) {
+        if (list[i]->nlink) continue;
+        if (!list[i]->refs) goto out;
+        n->norphans++;
+    }
+    if (sr_u32(&r) != SNAP_END || r.bad) goto out;
+    ok = true;
+out:
+    free(list);
+    free(aux);
+    if (!ok) { kv_free(n); return -1; }
+    /* swap the new state in, keep k's identity and limits */
+    kv tmp = *k;
+    *k = *n;
+    *n = tmp;
+    kv_free(n);
+    return 0;
+}
+
+typedef struct buf_rd {
+    const uint8_t *p;
+    size_t len, pos;
+} buf_rd;
+
+static int buf_read(void *arg, void *b, size_t n)
+{
+    buf_rd *r = arg;
+    if (n > r->len - r->pos) return -1;
+    memcpy(b, r->p + r->pos, n);
+    r->pos += n;
+    return 0;
+}
+
+int kv_snapshot_decode(kv *k, const uint8_t *buf, size_t len)
+{
+    if (!buf) return -1;
+    buf_rd r = {buf, len, 0};
+    kv *t = kv_alloc(&k->lim);
+    if (!t) return -1;
+    /* decode aside first so that trailing garbage leaves k untouched */
+    t->root = NULL;
+    if (kv_snapshot_read(t, buf_read, &r) != 0 || r.pos != r.len) { kv_free(t); return -1; }
+    kv tmp = *k;
+    *k = *t;
+    *t = tmp;
+    kv_free(t);
+    return 0;
 }
