@@ -77,7 +77,7 @@ static void run_seed(uint64_t seed)
     pending_read reads[MAX_READS];
     int n_reads = 0;
     uint64_t val = 1;
-    int steps = 60 + sim_rand_int(s, 60);
+    int steps = 100 + sim_rand_int(s, 100);
     for (int step = 0; step < steps; step++) {
         int what = sim_rand_int(s, 100);
         int i = sim_rand_int(s, n);
@@ -87,10 +87,16 @@ static void run_seed(uint64_t seed)
             for (int j = 0; j < k; j++) {
                 raft *r = sim_raft(s, i);
                 if (!r) break;
-                uint8_t b[8];
-                for (int q = 0; q < 8; q++) b[q] = (uint8_t)(val >> (8 * q));
+                /* mostly 8-byte values, sometimes bigger ones (batching by
+                 * max_msg_bytes), sometimes empty commands */
+                uint8_t b[300];
+                size_t len = 8;
+                int shape = sim_rand_int(s, 10);
+                if (shape == 0) len = 0;
+                else if (shape == 1) len = 9 + (size_t)sim_rand_int(s, 290);
+                for (size_t q = 0; q < len; q++) b[q] = (uint8_t)(val >> (8 * (q % 8)));
                 val++;
-                raft_propose(r, b, 8, NULL, NULL);
+                raft_propose(r, b, len, NULL, NULL);
             }
             sim_flush(s, i);
         } else if (what < 45) {
