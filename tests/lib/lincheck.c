@@ -534,12 +534,15 @@ typedef struct ev {
     bool is_call;
 } ev;
 
-/* One explored (set of linearized ops, value) pair. */
+/* One explored (set of linearized ops, value) pair.  The ops are numbered in
+ * call order, so a set is mostly a run of ones followed by a short mixed
+ * stretch: only the words in between are stored (kc->lo, kc->hi). */
 typedef struct centry {
     struct centry *next;
     uint64_t h;         /* of the whole pair: picks the bucket */
     vhash vh;
     size_t len;
+    uint32_t lo, nw;    /* bits holds words lo .. lo + nw - 1 of the set */
     uint64_t bits[];
 } centry;
 
@@ -555,6 +558,7 @@ typedef struct frame {
     size_t old_len;     /* the value's length before the op */
     vhash old_vh;
     size_t saved_at;    /* a put saved the old value at undo.p[saved_at..] */
+    bool forced;        /* a get placed without trying alternatives */
 } frame;
 
 /* A growable byte buffer. */
@@ -597,6 +601,7 @@ typedef struct keycheck {
     uint64_t *zob;      /* Zobrist code of each op */
     uint64_t *bits;     /* the set of ops linearized so far */
     size_t nwords;
+    size_t lo, hi;      /* bits[< lo] are all ones, bits[>= hi] all zeros */
     uint64_t set_h;     /* its Zobrist hash */
     centry **table;
     size_t tsize, tcount;
@@ -616,13 +621,25 @@ typedef struct keycheck {
     uint32_t best_blocked;
     uint32_t best_cands[8];
     size_t best_ncands;
+    uint32_t best_why[9]; /* why_not() of best_blocked, then of best_cands */
+    /* the puts by call time, for the prefix rule (see value_fits) */
+    uint32_t *puts;
+    uint32_t *put_rank; /* op -> its index in puts */
+    uint32_t *try_rank; /* op -> its place in the order candidates are tried */
+    size_t nputs, first_put;
+    unsigned long nforward, nback; /* search statistics */
 } keycheck;
 
 static void *arena_alloc(keycheck *kc, size_t n)
 {
     n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
     if (!kc->arena || kc->arena->cap - kc->arena->used < n) {
-        size_t cap = n > ((size_t)1 << 20) ? n : ((size_t)1 << 20);
+        /* small first (most keys are small), then doubling up to 1 MiB */
+        size_t cap = kc->arena ? 2 * kc->arena->cap : (size_t)16 << 10;
+        if (cap > ((size_t)1 << 20))
+            cap = (size_t)1 << 20;
+        if (cap < n)
+            cap = n;
         if (kc->arena_bytes + cap > LC_CACHE_LIMIT) {
             kc->out_of_room = true;
             return NULL;
@@ -670,18 +687,23 @@ static int cache_visit(keycheck *kc, size_t len, vhash vh)
     uint64_t h = kc->set_h ^ vh.a ^ (vh.b * 0xff51afd7ed558ccdULL);
     h ^= h >> 31;
     size_t bucket = h & (kc->tsize - 1);
+    const uint64_t *w = kc->bits + kc->lo;
+    size_t nw = kc->hi - kc->lo;
     for (centry *e = kc->table[bucket]; e; e = e->next) {
         if (e->h == h && e->len == len && e->vh.a == vh.a && e->vh.b == vh.b &&
-            memcmp(e->bits, kc->bits, kc->nwords * sizeof *kc->bits) == 0)
+            e->lo == kc->lo && e->nw == nw && memcmp(e->bits, w, nw * sizeof *w) == 0)
             return 1;
     }
-    centry *e = arena_alloc(kc, sizeof *e + kc->nwords * sizeof *kc->bits);
+    centry *e = arena_alloc(kc, sizeof *e + nw * sizeof *w);
     if (!e)
         return -1;
     e->h = h;
     e->vh = vh;
     e->len = len;
-    memcpy(e->bits, kc->bits, kc->nwords * sizeof *kc->bits);
+    e->lo = (uint32_t)kc->lo;
+    e->nw = (uint32_t)nw;
+    if (nw)
+        memcpy(e->bits, w, nw * sizeof *w);
     e->next = kc->table[bucket];
     kc->table[bucket] = e;
     if (++kc->tcount > kc->tsize && table_grow(kc) != 0)
@@ -711,8 +733,20 @@ static void unlift(ev *c)
 
 static void flip_bit(keycheck *kc, uint32_t i)
 {
-    kc->bits[i / 64] ^= 1ULL << (i % 64);
+    size_t w = i / 64;
+    kc->bits[w] ^= 1ULL << (i % 64);
     kc->set_h ^= kc->zob[i];
+    if (kc->bits[w] >> (i % 64) & 1) {
+        if (w >= kc->hi)
+            kc->hi = w + 1;
+        while (kc->lo < kc->nwords && kc->bits[kc->lo] == ~0ULL)
+            kc->lo++;
+    } else {
+        if (w < kc->lo)
+            kc->lo = w;
+        while (kc->hi > 0 && kc->bits[kc->hi - 1] == 0)
+            kc->hi--;
+    }
 }
 
 typedef struct evkey {
@@ -742,6 +776,9 @@ static void keycheck_free(keycheck *kc)
         free(c);
     }
     free(kc->put_vh);
+    free(kc->puts);
+    free(kc->put_rank);
+    free(kc->try_rank);
     free(kc->evs);
     free(kc->zob);
     free(kc->bits);
@@ -760,6 +797,9 @@ static int keycheck_init(keycheck *kc, const lc_op **ops, size_t n)
     kc->n = n;
     kc->nwords = (n + 63) / 64;
     kc->put_vh = malloc(n * sizeof *kc->put_vh);
+    kc->puts = malloc(n * sizeof *kc->puts);
+    kc->put_rank = malloc(n * sizeof *kc->put_rank);
+    kc->try_rank = malloc(n * sizeof *kc->try_rank);
     kc->evs = calloc(2 * n, sizeof *kc->evs);
     kc->zob = malloc(n * sizeof *kc->zob);
     kc->bits = calloc(kc->nwords, sizeof *kc->bits);
@@ -768,7 +808,8 @@ static int keycheck_init(keycheck *kc, const lc_op **ops, size_t n)
     kc->cur_vh = VHASH_EMPTY;
     evkey *keys = malloc(2 * n * sizeof *keys);
     ev **call_of = malloc(n * sizeof *call_of);
-    if (!kc->put_vh || !kc->evs || !kc->zob || !kc->bits || !kc->stack || !kc->best_prefix ||
+    /* cur.p is never NULL, so memcmp() against an empty value is defined */
+    if (bbuf_reserve(&kc->cur, 256) != 0 || !kc->put_vh || !kc->puts || !kc->put_rank || !kc->try_rank || !kc->evs || !kc->zob || !kc->bits || !kc->stack || !kc->best_prefix ||
         !keys || !call_of || table_grow(kc) != 0) {
         free(keys);
         free(call_of);
@@ -798,6 +839,20 @@ static int keycheck_init(keycheck *kc, const lc_op **ops, size_t n)
         prev = e;
     }
     prev->next = NULL;
+    /* Try candidates by earliest return first (unknown ones last): the op
+     * whose deadline is nearest is the likeliest to have taken effect
+     * first.  Any order is correct, as all candidates get their turn. */
+    uint32_t r = 0;
+    for (size_t i = 0; i < 2 * n; i++) {
+        if (keys[i].is_ret)
+            kc->try_rank[keys[i].op] = r++;
+    }
+    for (size_t i = 0; i < 2 * n; i++) {
+        if (keys[i].is_ret || ops[keys[i].op]->kind != LC_PUT)
+            continue;
+        kc->put_rank[keys[i].op] = (uint32_t)kc->nputs;
+        kc->puts[kc->nputs++] = keys[i].op;
+    }
     free(keys);
     free(call_of);
     return 0;
@@ -810,6 +865,122 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+static bool is_linearized(const keycheck *kc, uint32_t op)
+{
+    return kc->bits[op / 64] >> (op % 64) & 1;
+}
+
+/* Could a put that is still to be linearized explain what get g read?  Such
+ * a put must have been called by g's return and its value start g's result. */
+static bool pending_put_explains(keycheck *kc, const lc_op *g)
+{
+    for (size_t i = kc->first_put; i < kc->nputs; i++) {
+        const lc_op *p = kc->ops[kc->puts[i]];
+        if (p->call_ns > g->ret_ns)
+            break;
+        if (!is_linearized(kc, kc->puts[i]) && p->value_len <= g->result_len &&
+            memcmp(p->value, g->result, p->value_len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The prefix rule, a pruning specific to this model.  Every get g still to be
+ * linearized comes after the current value in the order being built, and
+ * between two puts the value only grows.  So g reads either the current value
+ * followed by appends, or what some put still to be linearized (called by
+ * g's return) wrote followed by appends.  If no such put's value starts g's
+ * result, the current value must.  Checked after each write against the
+ * nearest gets, this notices a wrong order of concurrent writes as soon as a
+ * get that saw the right one is known, instead of after trying every order
+ * of the ops that follow.  The new value is a ++ b. */
+#ifndef LC_PREFIX_GETS
+#define LC_PREFIX_GETS 16
+#endif
+
+static bool value_fits(keycheck *kc, const char *a, size_t an, const char *b, size_t bn,
+                       uint32_t *why)
+{
+    while (kc->first_put < kc->nputs && is_linearized(kc, kc->puts[kc->first_put]))
+        kc->first_put++;
+    int checked = 0;
+    for (const ev *e = kc->head.next; e && checked < LC_PREFIX_GETS; e = e->next) {
+        const lc_op *g = kc->ops[e->op];
+        if (!e->is_call || g->kind != LC_GET)
+            continue;
+        checked++;
+        if (g->result_len >= an + bn && memcmp(g->result, a, an) == 0 &&
+            (bn == 0 || memcmp(g->result + an, b, bn) == 0))
+            continue;
+        if (!pending_put_explains(kc, g)) {
+            if (why)
+                *why = e->op;
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Is a ++ b a dead value, one that no get can read before a put replaces it?
+ * A get placed before the next put reads the value followed by appends, so
+ * the value is dead when it starts the result of no get that can come before
+ * every put still to be linearized.  That excludes the gets called after the
+ * return of such a put: in the time-ordered list they follow its return
+ * event, where the scan stops.  All dead values have the same future (only
+ * appends and puts can follow, and the first put erases the difference), so
+ * the cache keeps them as one: this stops the search from trying every order
+ * of appends that a put overwrote unseen.  `self` is the op being placed. */
+#ifndef LC_DEAD_SCAN
+#define LC_DEAD_SCAN 64
+#endif
+
+static bool value_is_dead(keycheck *kc, const char *a, size_t an, const char *b, size_t bn,
+                          uint32_t self)
+{
+    int checked = 0;
+    for (const ev *e = kc->head.next; e; e = e->next) {
+        const lc_op *o = kc->ops[e->op];
+        if (e->op == self)
+            continue;
+        if (!e->is_call) {
+            if (o->kind == LC_PUT)
+                return true;
+            continue;
+        }
+        if (o->kind != LC_GET)
+            continue;
+        if (++checked > LC_DEAD_SCAN)
+            return false; /* not worth knowing: "alive" is always safe */
+        if (o->result_len >= an + bn && memcmp(o->result, a, an) == 0 &&
+            (bn == 0 || memcmp(o->result + an, b, bn) == 0))
+            return false;
+    }
+    return true;
+}
+
+/* Why op (pending) cannot be placed next: WHY_READS for a get that would read
+ * something else, the index of the get that the prefix rule saw it conflict
+ * with, or WHY_LATER when it fits but everything after it failed. */
+#define WHY_LATER UINT32_MAX
+#define WHY_READS (UINT32_MAX - 1)
+
+static uint32_t why_not(keycheck *kc, uint32_t op)
+{
+    const lc_op *o = kc->ops[op];
+    uint32_t why = WHY_LATER;
+    if (o->kind == LC_GET) {
+        if (o->result_len != kc->cur.n || memcmp(o->result, kc->cur.p, kc->cur.n) != 0)
+            why = WHY_READS;
+    } else if (o->kind == LC_PUT) {
+        value_fits(kc, o->value, o->value_len, NULL, 0, &why);
+    } else {
+        value_fits(kc, kc->cur.p, kc->cur.n, o->value, o->value_len, &why);
+    }
+    return why;
+}
+
+/* Remembers the deepest dead end for the explanation: the ops placed, the
+ * value, the op whose return was reached while pending, and the others. */
 static void record_dead_end(keycheck *kc, const ev *ret)
 {
     if (kc->have_best && kc->depth <= kc->best_depth)
@@ -822,10 +993,13 @@ static void record_dead_end(keycheck *kc, const ev *ret)
     for (size_t i = 0; i < kc->depth; i++)
         kc->best_prefix[i] = kc->stack[i].call->op;
     kc->best_blocked = ret->op;
+    kc->best_why[0] = why_not(kc, ret->op);
     kc->best_ncands = 0;
     for (const ev *e = kc->head.next; e != ret; e = e->next) {
-        if (e->is_call && e->op != ret->op && kc->best_ncands < 8)
+        if (e->is_call && e->op != ret->op && kc->best_ncands < 8) {
             kc->best_cands[kc->best_ncands++] = e->op;
+            kc->best_why[kc->best_ncands] = why_not(kc, e->op);
+        }
     }
 }
 
@@ -839,10 +1013,14 @@ static int try_op(keycheck *kc, ev *e)
     vhash vh = kc->cur_vh;
     switch (op->kind) {
     case LC_PUT:
+        if (!value_fits(kc, op->value, op->value_len, NULL, 0, NULL))
+            return 0;
         len = op->value_len;
         vh = kc->put_vh[e->op];
         break;
     case LC_APPEND:
+        if (!value_fits(kc, kc->cur.p, kc->cur.n, op->value, op->value_len, NULL))
+            return 0;
         len += op->value_len;
         vh = vhash_more(vh, op->value, op->value_len);
         break;
@@ -851,13 +1029,22 @@ static int try_op(keycheck *kc, ev *e)
             return 0;
         break;
     }
+    size_t klen = len;
+    vhash kvh = vh;
+    if (op->kind != LC_GET && value_is_dead(kc, op->kind == LC_PUT ? op->value : kc->cur.p,
+                                            op->kind == LC_PUT ? op->value_len : kc->cur.n,
+                                            op->kind == LC_PUT ? NULL : op->value,
+                                            op->kind == LC_PUT ? 0 : op->value_len, e->op)) {
+        klen = SIZE_MAX; /* one cache entry for all dead values */
+        kvh = (vhash){0, 0};
+    }
     flip_bit(kc, e->op);
-    int seen = cache_visit(kc, len, vh);
+    int seen = cache_visit(kc, klen, kvh);
     if (seen != 0) {
         flip_bit(kc, e->op);
         return seen < 0 ? -1 : 0;
     }
-    frame f = {e, kc->cur.n, kc->cur_vh, kc->undo.n};
+    frame f = {e, kc->cur.n, kc->cur_vh, kc->undo.n, false};
     if (op->kind == LC_PUT) {
         if (bbuf_add(&kc->undo, kc->cur.p, kc->cur.n) != 0)
             return -1;
@@ -867,12 +1054,13 @@ static int try_op(keycheck *kc, ev *e)
         return -1;
     kc->cur_vh = vh;
     kc->stack[kc->depth++] = f;
+    kc->nforward++;
     lift(e);
     return 1;
 }
 
-/* Undoes the last linearized op; returns its call event. */
-static ev *undo_last(keycheck *kc)
+/* Undoes the last linearized op; returns its frame. */
+static frame undo_last(keycheck *kc)
 {
     frame f = kc->stack[--kc->depth];
     const lc_op *op = kc->ops[f.call->op];
@@ -887,37 +1075,105 @@ static ev *undo_last(keycheck *kc)
     kc->cur.n = f.old_len;
     kc->cur_vh = f.old_vh;
     flip_bit(kc, f.call->op);
+    if (op->kind == LC_PUT && kc->put_rank[f.call->op] < kc->first_put)
+        kc->first_put = kc->put_rank[f.call->op];
     unlift(f.call);
-    return f.call;
+    return f;
 }
 
-/* Returns LC_LINEARIZABLE, LC_NOT_LINEARIZABLE, LC_GAVE_UP or LC_ERROR. */
+/* A get whose result is the current value, among the pending ops (the calls
+ * before the first return), or NULL. */
+static ev *legal_get(keycheck *kc)
+{
+    for (ev *e = kc->head.next; e && e->is_call; e = e->next) {
+        const lc_op *g = kc->ops[e->op];
+        if (g->kind == LC_GET && g->result_len == kc->cur.n &&
+            memcmp(g->result, kc->cur.p, kc->cur.n) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* The pending op to try after `after` (NULL: the first), in try_rank order,
+ * or NULL when all have been tried.  Pending ops are the calls before the
+ * first return event in the list; *ret receives that return event. */
+static ev *next_candidate(keycheck *kc, const ev *after, ev **ret)
+{
+    uint32_t floor = after ? kc->try_rank[after->op] : 0;
+    bool strict = after != NULL;
+    ev *best = NULL, *e;
+    for (e = kc->head.next; e->is_call; e = e->next) {
+        uint32_t r = kc->try_rank[e->op];
+        if ((r > floor || (!strict && r == floor)) &&
+            (!best || r < kc->try_rank[best->op]))
+            best = e;
+    }
+    *ret = e;
+    return best;
+}
+
+/* Returns LC_LINEARIZABLE, LC_NOT_LINEARIZABLE, LC_GAVE_UP or LC_ERROR.
+ *
+ * Besides the cache, one dominance rule: a pending get that reads the current
+ * value is placed at once, and no alternative to it is ever tried.  Any
+ * linearization from here that places that get later stays one when the get
+ * moves up to here: it reads the same value, and nothing pending returned
+ * before it was called (its call precedes the first pending return). */
 static lc_verdict search(keycheck *kc, double deadline_ms)
 {
-    ev *e = kc->head.next;
+    ev *last = NULL;  /* the candidate tried last at this node */
+    bool fresh = true; /* at a new node of the search tree */
     unsigned long steps = 0;
-    while (kc->head.next) {
+    for (;;) {
+        if (!kc->head.next)
+            return LC_LINEARIZABLE;
         if (deadline_ms > 0 && (++steps & 0x3fff) == 0 && now_ms() > deadline_ms)
             return LC_GAVE_UP;
-        if (e->is_call) {
-            int rc = try_op(kc, e);
+        if (fresh) {
+            ev *g = legal_get(kc);
+            if (g) {
+                int rc = try_op(kc, g);
+                if (rc < 0)
+                    return kc->out_of_room ? LC_GAVE_UP : LC_ERROR;
+                if (rc > 0) {
+                    kc->stack[kc->depth - 1].forced = true;
+                    continue;
+                }
+                goto backtrack; /* explored before from here, in vain */
+            }
+            fresh = false;
+            last = NULL;
+        }
+        ev *ret;
+        ev *c = next_candidate(kc, last, &ret);
+        if (c) {
+            int rc = try_op(kc, c);
             if (rc < 0)
                 return kc->out_of_room ? LC_GAVE_UP : LC_ERROR;
-            e = rc ? kc->head.next : e->next;
-        } else if (kc->ops[e->op]->status == LC_UNKNOWN) {
+            if (rc > 0)
+                fresh = true;
+            else
+                last = c;
+            continue;
+        }
+        if (kc->ops[ret->op]->status == LC_UNKNOWN) {
             /* Unknown returns sort last: every op with a known outcome is
              * placed, and the unknown ones left over never took effect. */
             return LC_LINEARIZABLE;
-        } else {
-            /* e's op is still pending at its return: undo the last choice
-             * and try the next candidate after it. */
-            record_dead_end(kc, e);
+        }
+        /* ret's op is still pending at its return: undo the last choice and
+         * try the next candidate after it. */
+        record_dead_end(kc, ret);
+    backtrack:;
+        frame f;
+        do {
             if (kc->depth == 0)
                 return LC_NOT_LINEARIZABLE;
-            e = undo_last(kc)->next;
-        }
+            f = undo_last(kc);
+            kc->nback++;
+        } while (f.forced);
+        last = f.call;
     }
-    return LC_LINEARIZABLE;
 }
 
 /* ==== explanation ========================================================== */
@@ -973,6 +1229,19 @@ static void put_op(FILE *f, const lc_op *op)
         fprintf(f, "  (%s:%d)", op->file, op->line);
 }
 
+static void put_why(FILE *f, const keycheck *kc, uint32_t why)
+{
+    if (why == WHY_READS) {
+        fputs("      (here it would read the value above, not what it returned)\n", f);
+    } else if (why == WHY_LATER) {
+        fputs("      (it fits here, but every way on from there fails later)\n", f);
+    } else {
+        fputs("      (after it, this get could never read what it returned:\n       ", f);
+        put_op(f, kc->ops[why]);
+        fputs(")\n", f);
+    }
+}
+
 static void explain_key(FILE *f, const keycheck *kc)
 {
     const lc_op *first = kc->ops[0];
@@ -997,22 +1266,17 @@ static void explain_key(FILE *f, const keycheck *kc)
     fputs("  value after that prefix: ", f);
     put_value(f, kc->best_value.p, kc->best_value.n);
     fputc('\n', f);
-    const lc_op *b = kc->ops[kc->best_blocked];
-    fputs("  first op that could not be placed: ", f);
-    put_op(f, b);
+    fputs("  the op that must take effect next (its return comes first), but cannot:\n    ", f);
+    put_op(f, kc->ops[kc->best_blocked]);
     fputc('\n', f);
-    if (b->kind == LC_GET && (b->result_len != kc->best_value.n ||
-                              memcmp(b->result, kc->best_value.p, b->result_len) != 0)) {
-        fputs("    (placed here it would read the value above, not what it returned)\n", f);
-    } else {
-        fputs("    (it fits here, but every way to go on from there fails later)\n", f);
-    }
+    put_why(f, kc, kc->best_why[0]);
     if (kc->best_ncands) {
-        fputs("  other ops pending at that point, none of which could go first either:\n", f);
+        fputs("  the other ops pending then, none of which could go next either:\n", f);
         for (size_t i = 0; i < kc->best_ncands; i++) {
             fputs("    ", f);
             put_op(f, kc->ops[kc->best_cands[i]]);
             fputc('\n', f);
+            put_why(f, kc, kc->best_why[i + 1]);
         }
     }
 }
@@ -1035,6 +1299,14 @@ void lc_result_free(lc_result *res)
 {
     free(res->explanation);
     res->explanation = NULL;
+}
+
+static int cmp_by_call(const void *x, const void *y)
+{
+    const lc_op *a = *(const lc_op *const *)x, *b = *(const lc_op *const *)y;
+    if (a->call_ns != b->call_ns)
+        return a->call_ns < b->call_ns ? -1 : 1;
+    return a < b ? -1 : a > b;
 }
 
 /* An unknown put or append that no get can have observed is dropped before
@@ -1074,6 +1346,7 @@ static lc_verdict check_key(const lc_op **ops, size_t n, double deadline, bool f
         if (!unobservable(ops[i], ops, n))
             keep[m++] = ops[i];
     }
+    qsort(keep, m, sizeof *keep, cmp_by_call);
     lc_verdict v;
     keycheck kc;
     if (m == 0) {
@@ -1085,6 +1358,10 @@ static lc_verdict check_key(const lc_op **ops, size_t n, double deadline, bool f
         keycheck_free(&kc);
     } else {
         v = search(&kc, deadline);
+#ifdef LC_DEBUG
+        fprintf(stderr, "lincheck: key %s: %zu ops, verdict %d, %lu forward, %lu back, %zu cached\n",
+                ops[0]->key, m, v, kc.nforward, kc.nback, kc.tcount);
+#endif
         *no_room = kc.out_of_room;
         if (v == LC_NOT_LINEARIZABLE && first) {
             explain_key(out, &kc);
