@@ -716,7 +716,7 @@ static int op_put(kv *k, const kv_op *op, kv_inode **res, bool append)
     if (!is_reg(n)) return EINVAL;
     int st;
     if (append) {
-        if (op->data_len > k->lim.max_file_size - (n->size < k->lim.max_file_size ? n->size : k->lim.max_file_size))
+        if (n->size > k->lim.max_file_size || op->data_len > k->lim.max_file_size - n->size)
             return EFBIG;
         if ((st = check_size(k, n, n->size + op->data_len))) return st;
         if (data_write(k, n, n->size, op->data, op->data_len) != 0) return -1;
