@@ -2,27 +2,35 @@
  * lincheck.c - linearizability checker for key-value histories (see lincheck.h
  * for the model and the file format).
  *
- * The search, per key (Lowe, "Testing for linearizability", 2017, section 3;
- * Porcupine's checkSingle follows the same plan):
- *   - every op contributes a call event and a return event; the events are
- *     sorted by time into a doubly linked list (calls before returns at equal
- *     times, so touching intervals count as concurrent; the returns of ops
- *     with unknown outcome go last, as if at infinity);
- *   - walking the list from its head, a call event is a candidate to take
- *     effect now: if the op is legal on the current value and the pair
- *     (set of linearized ops, new value) was never seen, the op is linearized:
- *     its call and return are unlinked (dancing links, restored in LIFO order)
- *     and the walk restarts from the head;
- *   - reaching a return event means that op's deadline passed while it was
- *     still pending: undo the last linearized op and try the next candidate
- *     after it.  If nothing is left to undo, the key is not linearizable;
+ * The search, per key (Wing & Gong 1993 with Lowe's memoization, "Testing for
+ * linearizability", 2017, section 3; Porcupine's checkSingle has the same plan):
+ *   - every op contributes a call event and a return event, sorted by time
+ *     into a doubly linked list (calls before returns at equal times, so
+ *     touching intervals count as concurrent; the returns of ops with unknown
+ *     outcome go last, as if at infinity);
+ *   - the pending ops are the calls before the first return in the list; one
+ *     of them is linearized (its call and return are unlinked, dancing-links
+ *     style, and restored in LIFO order) if it is legal on the current value
+ *     and the pair (set of linearized ops, value) was never seen before;
+ *   - when no pending op can go next, the first return has been reached with
+ *     its op still pending: undo the last choice and try the next candidate.
+ *     If nothing is left to undo, the key is not linearizable;
  *   - reaching the return of an unknown-outcome op means every op with a
- *     known outcome has been placed: the remaining unknown ops simply never
- *     took effect, so the key is linearizable.
- * Values are immutable strings: a put's value is the op's own buffer, an
- * append's result is built in an arena only when the pair is new to the
- * cache, and the cache key is hashed incrementally (Zobrist hash of the set,
- * FNV-1a of the value, which an append continues without rereading).
+ *     known outcome is placed: the rest never took effect; linearizable.
+ * On top of that, pruning that is exact for this model (each rule is argued
+ * where it is implemented, and the unit tests compare the verdicts with a
+ * brute-force search on hundreds of thousands of small histories):
+ *   - unknown writes that no get can have observed are dropped up front;
+ *   - a pending get that reads the current value is placed at once, with no
+ *     alternative tried (dominance);
+ *   - candidates are tried earliest-return first;
+ *   - the prefix rule: after a write, every nearby pending get must still be
+ *     able to read its result (value only grows between puts);
+ *   - dead values (ones no get can read before the next put) share one cache
+ *     entry, so orders of appends that a put overwrote unseen are tried once.
+ * Values are kept in one buffer (appends truncate back on undo, puts save
+ * the old value on an undo stack); the cache holds for each pair the set, in
+ * compact form, and the value's length and two 64-bit hashes.
  */
 #include "tests/lib/lincheck.h"
 
@@ -627,7 +635,6 @@ typedef struct keycheck {
     uint32_t *put_rank; /* op -> its index in puts */
     uint32_t *try_rank; /* op -> its place in the order candidates are tried */
     size_t nputs, first_put;
-    unsigned long nforward, nback; /* search statistics */
 } keycheck;
 
 static void *arena_alloc(keycheck *kc, size_t n)
@@ -1054,7 +1061,6 @@ static int try_op(keycheck *kc, ev *e)
         return -1;
     kc->cur_vh = vh;
     kc->stack[kc->depth++] = f;
-    kc->nforward++;
     lift(e);
     return 1;
 }
@@ -1170,7 +1176,6 @@ static lc_verdict search(keycheck *kc, double deadline_ms)
             if (kc->depth == 0)
                 return LC_NOT_LINEARIZABLE;
             f = undo_last(kc);
-            kc->nback++;
         } while (f.forced);
         last = f.call;
     }
@@ -1236,7 +1241,9 @@ static void put_why(FILE *f, const keycheck *kc, uint32_t why)
     } else if (why == WHY_LATER) {
         fputs("      (it fits here, but every way on from there fails later)\n", f);
     } else {
-        fputs("      (after it, this get could never read what it returned:\n       ", f);
+        fputs("      (after it, this get could never read what it returned, which neither\n"
+              "       extends that value nor starts with what a put still to come writes:\n       ",
+              f);
         put_op(f, kc->ops[why]);
         fputs(")\n", f);
     }
@@ -1358,10 +1365,6 @@ static lc_verdict check_key(const lc_op **ops, size_t n, double deadline, bool f
         keycheck_free(&kc);
     } else {
         v = search(&kc, deadline);
-#ifdef LC_DEBUG
-        fprintf(stderr, "lincheck: key %s: %zu ops, verdict %d, %lu forward, %lu back, %zu cached\n",
-                ops[0]->key, m, v, kc.nforward, kc.nback, kc.tcount);
-#endif
         *no_room = kc.out_of_room;
         if (v == LC_NOT_LINEARIZABLE && first) {
             explain_key(out, &kc);

@@ -24,7 +24,10 @@
  * events; at each step one pending call is linearized (removed with its
  * return); reaching a return whose call is still pending means the choices
  * so far were wrong, so the last one is undone.  A cache of (set of
- * linearized operations, value) pairs already explored prunes the search.
+ * linearized operations, value) pairs already explored prunes the search,
+ * and so do a few rules exact for this model (see lincheck.c).  The check
+ * is exact; it can only give up, at the caller's time limit or when the
+ * cache of one key outgrows 1 GiB.
  *
  * History file format (one operation per line; fields separated by blanks):
  *
