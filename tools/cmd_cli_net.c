@@ -36,16 +36,16 @@ net_client *cli_connect(const cli_client_opts *o, int *exit_code)
 }
 
 static int finish(int rc, void *reply, size_t reply_len, kv_reply *r, const char *what,
-                  bool quiet_notfound, double timeout_s)
+                  bool quiet_notfound, double timeout_s, bool read)
 {
     memset(r, 0, sizeof *r);
     switch (rc) {
     case NET_OK:
         break;
     case NET_EUNAVAIL:
-        cli_err("%s: no answer from the cluster within %.3g s: the outcome is unknown. Is a "
-                "majority of the nodes up? Check with `hstore status`, retry, or raise --timeout",
-                what, timeout_s);
+        cli_err("%s: no answer from the cluster within %.3g s%s. Is a majority of the nodes "
+                "up? Check with `hstore status`, retry, or raise --timeout",
+                what, timeout_s, read ? " (unavailable)" : ": the outcome is unknown");
         return CLI_EXIT_UNAVAIL;
     case NET_EBADREQ:
         cli_err("%s: the cluster rejected the request as malformed", what);
@@ -107,9 +107,10 @@ int cli_run_op(net_client *c, const kv_op *op, kv_reply *r, const char *what, bo
     }
     void *reply = NULL;
     size_t reply_len = 0;
-    int rc = net_client_call(c, kv_op_is_read(enc, enc_len), enc, enc_len, &reply, &reply_len);
+    bool read = kv_op_is_read(enc, enc_len);
+    int rc = net_client_call(c, read, enc, enc_len, &reply, &reply_len);
     free(enc);
-    return finish(rc, reply, reply_len, r, what, quiet_notfound, client_timeout_s);
+    return finish(rc, reply, reply_len, r, what, quiet_notfound, client_timeout_s, read);
 }
 
 int cli_run_op_twice(net_client *c, const kv_op *op, kv_reply *r, const char *what)
@@ -133,7 +134,7 @@ int cli_run_op_twice(net_client *c, const kv_op *op, kv_reply *r, const char *wh
         rc = net_client_call_seq(c, seq, enc, enc_len, &reply, &reply_len);
     }
     free(enc);
-    return finish(rc, reply, reply_len, r, what, false, client_timeout_s);
+    return finish(rc, reply, reply_len, r, what, false, client_timeout_s, false);
 }
 
 /* ---- status of every node ------------------------------------------------------ */

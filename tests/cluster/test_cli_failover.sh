@@ -10,7 +10,9 @@ old=$(cl_wait_leader 15) || cl_fail "no leader within 15 s"
 hs put x a || cl_fail "put x"
 for k in $(seq 1 20); do hs put "before/$k" "$k" || cl_fail "put before/$k"; done
 
-hs watch --interval 100 >"$CL_DIR/events" 2>&1 &
+# (The binary itself, not the hs function, so that $! is the watch process;
+# --duration bounds it should the test die first.)
+"$HSTORE" watch --interval 100 --duration 120 >"$CL_DIR/events" 2>&1 &
 watch_pid=$!
 CL_ALL_PIDS+=("$watch_pid")
 sleep 1
