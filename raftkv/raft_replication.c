@@ -73,7 +73,7 @@ static void become_probe(raft_progress *p, uint64_t next)
     p->snap_sent_hb = 0;
 }
 
-/* InstallSnapshot in chunks, pipelined: up to max_inflight chunks beyond
+/* InstallSnapshot in chunks, pipelined: up to min(max_inflight, 8) chunks beyond
  * what the follower confirmed are in flight.  The follower takes chunks in
  * order only and answers each with the number of bytes it holds; a gap makes
  * the leader rewind to that point.  A new snapshot (compaction) restarts the
@@ -88,7 +88,8 @@ static void send_snapshot(raft *r, raft_progress *p)
         p->snap_sent_hb = 0;
         p->in_start = p->in_count = 0;
     }
-    uint64_t window = (uint64_t)r->cfg.max_inflight * r->cfg.snapshot_chunk;
+    uint64_t chunks = r->cfg.max_inflight < 8 ? r->cfg.max_inflight : 8;
+    uint64_t window = chunks * r->cfg.snapshot_chunk;
     while (!p->snap_done_sent && p->snap_offset - p->snap_acked < window) {
         uint64_t off = p->snap_offset;
         uint64_t n = r->snap.len - off;
@@ -209,33 +210,25 @@ void raft_flush_appends(raft *r)
     }
 }
 
-/* Heartbeat round: also the retransmission timer of the pipeline.  A peer
- * whose match did not move for two rounds while it lacks entries lost a
- * message: probe it again from match + 1. */
+/* Heartbeat round: also the retransmission timer.  A peer that made no
+ * progress for two rounds while it lacks entries (or snapshot bytes) lost a
+ * message; it is sent again when it answers a heartbeat, so a peer that is
+ * down costs one heartbeat per round and nothing more (etcd does the same). */
 void raft_bcast_heartbeat(raft *r)
 {
     uint64_t last = raft_log_last(r);
     for (uint32_t i = 0; i < r->n_prs; i++) {
         raft_progress *p = &r->prs[i];
         if (p->state == PR_SNAPSHOT) {
-            if (++p->snap_sent_hb >= 2) {
-                /* no progress for two heartbeats: resend from what it holds */
-                p->snap_sent_hb = 0;
-                snapshot_rewind(p, p->snap_acked);
-                send_snapshot(r, p);
-            }
+            p->snap_sent_hb++;
         } else if (p->match < last) {
             if (p->match != p->hb_match) {
                 p->hb_match = p->match;
                 p->snap_sent_hb = 0;
             } else if (p->state == PR_REPLICATE && ++p->snap_sent_hb >= 2) {
-                /* the pipeline lost something: go back to what p holds */
+                /* the pipeline lost something: probe from what p holds */
                 become_probe(p, p->match + 1);
-                raft_send_append(r, p, false);
-            } else if (p->state == PR_PROBE) {
-                /* the probe or its answer may be lost: send it again */
-                p->paused = false;
-                raft_send_append(r, p, true);
+                p->paused = true;   /* until p answers this heartbeat */
             }
         }
         send_commit(r, p);
@@ -301,10 +294,14 @@ void raft_handle_append_resp(raft *r, const raft_msg *m)
     uint64_t last = raft_log_last(r);
 
     if (!m->reject && m->index == 0) {
-        /* heartbeat answer */
+        /* heartbeat answer: p is alive; resend what may have been lost */
         if (p->state == PR_PROBE && p->match < last) {
             p->paused = false;
             raft_send_append(r, p, true);
+        } else if (p->state == PR_SNAPSHOT && p->snap_sent_hb >= 2) {
+            p->snap_sent_hb = 0;
+            snapshot_rewind(p, p->snap_acked);
+            send_snapshot(r, p);
         }
         return;
     }
@@ -466,8 +463,8 @@ void raft_handle_append(raft *r, const raft_msg *m)
     for (size_t j = 0; j < m->n_entries; j++)
         if (m->entries[j].type == RAFT_ENTRY_CONF) conf = true;
     if (k < m->n_entries && raft_log_append(r, m->entries + k, m->n_entries - k) != RAFT_OK) {
-        if (conf) raft_conf_refresh(r);
-        return;   /* no memory: stay silent, the leader retries */
+        raft_conf_refresh(r);   /* a truncated conf entry no longer applies */
+        return;                 /* no memory: stay silent, the leader retries */
     }
     if (conf) raft_conf_refresh(r);
     else if (k < m->n_entries && r->conf_index >= m->entries[k].index) raft_conf_refresh(r);
