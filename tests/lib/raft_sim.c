@@ -487,7 +487,17 @@ static void process(sim *s, int i)
     while (nd->alive && raft_has_ready(nd->r)) {
         raft_ready rd;
         raft_ready_get(nd->r, &rd);
-        for (size_t k = 0; k < rd.n_msgs; k++) net_send(s, &rd.msgs[k]);
+        for (size_t k = 0; k < rd.n_msgs; k++) {
+            /* The persistence contract: promises about durable state only
+             * in msgs_after_persist. */
+            const raft_msg *m = &rd.msgs[k];
+            if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_VOTE_RESP ||
+                (m->type == RAFT_MSG_APPEND_RESP && !m->reject && m->index != 0) ||
+                (m->type == RAFT_MSG_SNAPSHOT_RESP && m->done))
+                sim_fail(s, "node %d sends %s before persisting", i + 1,
+                         raft_msg_type_name(m->type));
+            net_send(s, m);
+        }
         if (nd->crash_mid) {
             sim_crash(s, i);
             return;

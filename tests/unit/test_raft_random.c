@@ -77,7 +77,7 @@ static void run_seed(uint64_t seed)
     pending_read reads[MAX_READS];
     int n_reads = 0;
     uint64_t val = 1;
-    int steps = 100 + sim_rand_int(s, 100);
+    int steps = 150 + sim_rand_int(s, 150);
     for (int step = 0; step < steps; step++) {
         int what = sim_rand_int(s, 100);
         int i = sim_rand_int(s, n);
