@@ -38,6 +38,10 @@
 #define CLIENT_MAX_NODES (2 * RAFT_MAX_NODES)
 #define DEFAULT_TIMEOUT_MS 5000
 #define ATTEMPT_MS 1000
+/* First attempt on a node that has never answered this client: a node that
+ * is down costs this much, not a whole attempt (a fresh `hstore get` whose
+ * spec starts with a dead node would otherwise always pay a second). */
+#define FIRST_ATTEMPT_MS 300
 /* Pause after a node answered "not now": keeps a call from spinning through
  * nodes that all refuse at once (e.g. every one shutting down). */
 #define BACKOFF_MS 20
@@ -48,6 +52,7 @@ typedef struct cnode {
     int port;                   /* peer port; client requests go to port + 1 */
     char addr[NET_ADDR_MAX + 8];
     int sock;                   /* NN_REQ, -1 until first use */
+    bool answered;              /* has answered this client at least once */
 } cnode;
 
 struct net_client {
@@ -354,8 +359,10 @@ static int do_call(net_client *c, bool read, uint64_t seq, const void *op, size_
         if (now >= deadline)
             return NET_EUNAVAIL;
         int wait = (int)(deadline - now);
-        if (wait > c->attempt_ms)
-            wait = c->attempt_ms;
+        int cap = c->nodes[i].answered || c->attempt_ms < FIRST_ATTEMPT_MS ? c->attempt_ms
+                                                                            : FIRST_ATTEMPT_MS;
+        if (wait > cap)
+            wait = cap;
         net_client_req q = {.client_id = c->client_id, .seq = read ? 0 : seq,
                             .req_id = c->next_req++, .flags = read ? NET_REQ_READ : 0,
                             .op = op, .op_len = (uint32_t)len};
@@ -370,6 +377,7 @@ static int do_call(net_client *c, bool read, uint64_t seq, const void *op, size_
             i = (i + 1) % c->n;
             continue;
         }
+        c->nodes[i].answered = true;
         int h = hint_index(c, &r);
         if (r.status == NET_ST_OK) {
             c->cur = h >= 0 ? h : i;
