@@ -236,8 +236,9 @@ void raft_tick(raft *r);
  * unknown terms, or malformed are ignored (RAFT_EINVAL). */
 int raft_step(raft *r, const raft_msg *m);
 
-/* Propose an application command (RAFT_EBUSY during a leader transfer).  On the leader the entry is appended at
- * once and *index, *term (may be NULL) say where; on a follower the proposal
+/* Propose an application command (RAFT_EBUSY during a leader transfer).
+ * On the leader the entry is appended at once and *index, *term (may be
+ * NULL) say where; on a follower the proposal
  * is forwarded to the known leader (no delivery guarantee: the caller retries
  * with its own exactly-once ids) and *index is set to 0.  Returns
  * RAFT_ENOLEADER if no leader is known. */

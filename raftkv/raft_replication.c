@@ -413,7 +413,9 @@ static void reject_append(raft *r, const raft_msg *m)
     }
     uint64_t t = raft_term_at(r, m->index);
     uint64_t i = m->index;
-    while (i > 1 && i - 1 > r->commit && i - 1 > r->log.snap_index && raft_term_at(r, i - 1) == t) i--;
+    while (i > 1 && i - 1 > r->commit && i - 1 > r->log.snap_index &&
+           raft_term_at(r, i - 1) == t)
+        i--;
     o->hint_term = t;
     o->hint_index = i;
 }
