@@ -407,7 +407,7 @@ fx_histclient_verdict() {
 #   [--partitions] [--snapshot BYTES] [--rounds R] [--secs S] [--keys K]
 #   [--mix MIX] [--dup P]
 # 6.824 (2017) GenericTest with real processes: N (5) nodes; R rounds (normal
-# mode 2, long 3) of S seconds (normal 3, long 5) of load by C client
+# mode 2, long 3) of S seconds (normal 5 as in the lab, long 8) of load by C client
 # sessions over K keys (default C) with appends and gets; a partitioner
 # reshuffling the server links every 1.0-1.2 s from 1 s into the round; a
 # kill -9 of every node at once at a random point of the round (then 1 s down,
@@ -418,7 +418,7 @@ fx_histclient_verdict() {
 # fx_check_log_bounded).
 fx_generic_test() {
     local servers=5 clients=1 unreliable=0 crash=0 parts=0 snap=0 rounds secs keys="" mix="append=50,get=50" dup=0
-    if fx_mode_long; then rounds=3; secs=5; else rounds=2; secs=3; fi
+    if fx_mode_long; then rounds=3; secs=8; else rounds=2; secs=5; fi
     while [ $# -gt 0 ]; do
         case $1 in
             --servers) servers=$2; shift ;;
