@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# run-bench.sh — `make bench`: hstore's numbers in one table.
+#
+# Starts a fresh 3-node cluster on loopback (data in a temporary directory on
+# the real disk, under build/ unless BENCH_DIR says otherwise; mounts in a
+# temporary directory), waits for a leader and the mounts, then measures:
+#   - the disk's raw fdatasync latency of a 4 KiB append (for scale);
+#   - `hstore bench` put at 1, 16 and 64 clients and linearizable get at 16
+#     (16-byte keys, 256-byte values);
+#   - through the mounts (build/bench_fs): small files (create, write 256 bytes,
+#     close) from 1 and 8 writers on the leader's mount and 1 writer on a
+#     follower's; cat of a small file on a follower's mount; a 100 MiB file
+#     written on the leader's mount and read on a follower's.  Beside each, the
+#     same workload on a local directory of the same disk, with fsync before
+#     close for writes (one durable disk write, the physical limit) and a plain
+#     read for reads.
+# It always stops the cluster (also on failure or interrupt), removes its
+# temporary directories, and exits non-zero if any step failed or had errors.
+#
+# Environment: BENCH_SCALE (multiplies operation counts, default 1),
+#              BENCH_DIR (parent of the data directory, default REPO/build),
+#              BENCH_PORT (first peer port, default: a free one from 21000 on).
+set -u
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HSTORE=$REPO/bin/hstore
+BENCH_FS=$REPO/build/bench_fs
+SCALE=${BENCH_SCALE:-1}
+PARENT=${BENCH_DIR:-$REPO/build}
+
+die() { echo "bench: $*" >&2; exit 1; }
+case $SCALE in ''|*[!0-9]*|0) die "BENCH_SCALE must be a positive integer, not '$SCALE'" ;; esac
+[ -x "$HSTORE" ] || die "$HSTORE is missing: run make first"
+[ -x "$BENCH_FS" ] || die "$BENCH_FS is missing: run make build/bench_fs first"
+mkdir -p "$PARENT" || die "cannot create $PARENT"
+FSTYPE=$(findmnt -n -o FSTYPE --target "$PARENT" 2>/dev/null || stat -f -c %T "$PARENT")
+case $FSTYPE in
+tmpfs|ramfs) die "$PARENT is on $FSTYPE, where fsync costs nothing; set BENCH_DIR to a directory on a real disk" ;;
+esac
+
+DIR=
+MNT=
+FAILED=0
+T_START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- cleanup: always, also on failure and interrupt -------------------------
+cleanup() {
+    local rc=$? pid id m
+    trap - EXIT INT TERM
+    if [ -n "$DIR" ] && [ -f "$DIR/pids" ]; then
+        # `down` removes the pid file: keep a copy for what it could not stop.
+        cp "$DIR/pids" "$DIR/pids.bench" 2>/dev/null
+        timeout 30 "$HSTORE" down --dir "$DIR" --wait 10 >/dev/null 2>&1
+        # Anything `down` could not stop: kill by recorded pid, if it is still ours.
+        [ -f "$DIR/pids.bench" ] && while read -r id pid; do
+            [ -n "$pid" ] || continue
+            if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "hstore node --id $id "; then
+                kill -9 "$pid" 2>/dev/null
+            fi
+        done <"$DIR/pids.bench"
+    fi
+    if [ -n "$MNT" ]; then
+        for m in "$MNT"/*; do
+            [ -d "$m" ] || continue
+            if mountpoint -q "$m" 2>/dev/null; then
+                timeout 10 fusermount3 -u -z "$m" 2>/dev/null || timeout 10 umount -l "$m" 2>/dev/null
+            fi
+            rmdir "$m" 2>/dev/null || echo "bench: could not remove mount point $m" >&2
+        done
+        rmdir "$MNT" 2>/dev/null || echo "bench: could not remove $MNT" >&2
+    fi
+    if [ -n "$DIR" ] && [ -d "$DIR" ]; then
+        rm -rf "$DIR" || echo "bench: could not remove $DIR" >&2
+    fi
+    [ "$rc" -eq 0 ] && [ "$FAILED" -ne 0 ] && rc=1
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "bench: interrupted" >&2; FAILED=1; exit 130' INT TERM
+
+DIR=$(mktemp -d "$PARENT/bench-run.XXXXXX") || die "cannot create a directory under $PARENT"
+MNT=$(mktemp -d "${TMPDIR:-/tmp}/hstore-bench-mnt.XXXXXX") || die "cannot create a mount directory"
+LOCAL=$DIR/local
+mkdir -p "$LOCAL/sf1" "$LOCAL/sf8" "$LOCAL/sff" || die "cannot create $LOCAL"
+
+# ---- a free port range ------------------------------------------------------
+port_used() { ss -Htanl 2>/dev/null | awk '{print $4}' | grep -q ":$1\$"; }
+pick_port() {
+    local p k busy
+    for p in $(seq 21000 12 21600); do
+        busy=0
+        for k in 0 1 2 3 4 5; do port_used $((p + k)) && { busy=1; break; }; done
+        [ $busy -eq 0 ] && { echo "$p"; return 0; }
+    done
+    return 1
+}
+PORT=${BENCH_PORT:-$(pick_port)} || die "no free ports from 21000 to 21605"
+
+# ---- start the cluster --------------------------------------------------------
+echo "bench: starting 3 nodes (data $DIR, mounts $MNT, ports $PORT..$((PORT + 5)))" >&2
+if ! timeout 60 "$HSTORE" up -n 3 --dir "$DIR" --base-port "$PORT" --mount-root "$MNT" \
+        --wait 30 >"$DIR/up.out" 2>&1; then
+    cat "$DIR/up.out" >&2
+    die "hstore up failed"
+fi
+for i in 1 2 3; do
+    end=$(($(date +%s) + 20))
+    until timeout 5 grep -qs "^id $i\$" "$MNT/$i/.hstore/status"; do
+        [ "$(date +%s)" -lt "$end" ] || die "the mount of node $i did not answer within 20 s"
+        sleep 0.1
+    done
+done
+
+# leader_and_follower: sets LEADER and FOLLOWER from `hstore status`.
+leader_and_follower() {
+    local end st
+    end=$(($(date +%s) + 20))
+    while :; do
+        st=$(timeout 10 "$HSTORE" status --dir "$DIR" 2>/dev/null)
+        LEADER=$(echo "$st" | awk '$3 == "leader" { print $1; exit }')
+        FOLLOWER=$(echo "$st" | awk '$3 == "follower" { print $1; exit }')
+        [ -n "$LEADER" ] && [ -n "$FOLLOWER" ] && return 0
+        [ "$(date +%s)" -lt "$end" ] || return 1
+        sleep 0.2
+    done
+}
+leader_and_follower || die "no leader within 20 s"
+
+# ---- running steps ------------------------------------------------------------
+# json_get JSON KEY: the value of "KEY" in a flat JSON object.
+json_get() { printf '%s\n' "$1" | sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
+# kv_get LINE KEY: the value of KEY=... in a line of bench_fs output.
+kv_get() { printf '%s\n' "$1" | awk -v k="$2" '{ for (i = 1; i <= NF; i++) { split($i, a, "="); if (a[1] == k) { print a[2]; exit } } }'; }
+
+# step NAME SECONDS CMD...: runs CMD with a deadline; its stdout lands in OUT.
+# A failing step is reported on stderr (with the tail of its own stderr) and
+# marks the run failed; its row still appears, marked FAILED.
+OUT=
+STEP_OK=1
+step() {
+    local name=$1 secs=$2 rc
+    shift 2
+    echo "bench: $name" >&2
+    OUT=$(timeout "$secs" "$@" 2>"$DIR/step.err")
+    rc=$?
+    STEP_OK=1
+    if [ $rc -ne 0 ]; then
+        STEP_OK=0
+        FAILED=1
+        [ $rc -eq 124 ] && echo "bench: $name: no result within ${secs}s" >&2
+        echo "bench: $name failed (exit $rc):" >&2
+        tail -n 5 "$DIR/step.err" >&2
+    fi
+}
+
+ROWS=()
+fmt_rate() { awk -v r="$1" -v u="$2" 'BEGIN { if (r == "") print "-"; else printf "%.0f %s\n", r, u }'; }
+fmt_rate1() { awk -v r="$1" -v u="$2" 'BEGIN { if (r == "") print "-"; else printf "%.1f %s\n", r, u }'; }
+fmt_ms() { awk -v v="$1" 'BEGIN { if (v == "") print "-"; else if (v < 10) printf "%.3f\n", v; else printf "%.1f\n", v }'; }
+# row NAME COUNT RATE P50 P99 MAX ERRORS [LOCAL_DESC LOCAL_RATE LOCAL_P50 LOCAL_P99]
+row() {
+    local line
+    line=$(printf '%-38s %7s %15s %8s %8s %8s %6s' "$1" "$2" "$3" "$4" "$5" "$6" "$7")
+    if [ $# -gt 7 ]; then
+        line+=$(printf '  | %-22s %15s %8s %8s' "$8" "$9" "${10}" "${11}")
+    fi
+    ROWS+=("$line")
+}
+
+# ---- disk -----------------------------------------------------------------------
+N_FSYNC=$((1000 * SCALE))
+step "raw fdatasync on $DIR" 60 "$BENCH_FS" fsync "$DIR" "$N_FSYNC" --max-seconds 50
+o=$OUT
+row "raw fdatasync, 4 KiB append (disk)" "$N_FSYNC" "$(fmt_rate "$(kv_get "$o" per_sec)" /s)" \
+    "$(fmt_ms "$(kv_get "$o" p50_ms)")" "$(fmt_ms "$(kv_get "$o" p99_ms)")" \
+    "$(fmt_ms "$(kv_get "$o" max_ms)")" "$([ $STEP_OK = 1 ] && kv_get "$o" errors || echo FAILED)"
+
+# ---- key-value: hstore bench ------------------------------------------------------
+kv_bench() {   # kv_bench LABEL CLIENTS OPS WORKLOAD [EXTRA...]
+    local label=$1 clients=$2 ops=$3 w=$4 errs
+    shift 4
+    step "$label" 150 "$HSTORE" bench --dir "$DIR" --clients "$clients" --ops "$ops" \
+        --key-size 16 --value-size 256 --json "$@" "$w"
+    errs=$(json_get "$OUT" errors)
+    if [ -n "$errs" ] && [ "$errs" != 0 ]; then
+        echo "bench: $label: $errs errors" >&2
+        FAILED=1
+    fi
+    [ $STEP_OK = 1 ] || errs="${errs:-?} FAILED"
+    row "$label" "$ops" "$(fmt_rate "$(json_get "$OUT" ops_per_sec)" ops/s)" \
+        "$(fmt_ms "$(json_get "$OUT" p50_ms)")" "$(fmt_ms "$(json_get "$OUT" p99_ms)")" \
+        "$(fmt_ms "$(json_get "$OUT" max_ms)")" "${errs:-FAILED}"
+}
+kv_bench "put, 1 client" 1 $((5000 * SCALE)) put
+kv_bench "put, 16 clients" 16 $((40000 * SCALE)) put
+kv_bench "put, 64 clients" 64 $((80000 * SCALE)) put
+kv_bench "get (linearizable), 16 clients" 16 $((80000 * SCALE)) get --keys 10000
+
+# ---- filesystem: bench_fs through the mounts, beside a local directory -----------
+leader_and_follower || { echo "bench: no leader before the filesystem steps" >&2; FAILED=1; }
+LM=$MNT/${LEADER:-1}
+FM=$MNT/${FOLLOWER:-2}
+for d in sf1 sf8 sff; do
+    timeout 10 mkdir -p "$LM/$d" || { echo "bench: cannot mkdir $LM/$d" >&2; FAILED=1; }
+done
+
+# fs_pair LABEL COUNT UNIT HSTORE_CMD... -- LOCAL_DESC LOCAL_CMD...
+fs_pair() {
+    local label=$1 count=$2 unit=$3 a=() b=() desc ho hok lo lok
+    shift 3
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do a+=("$1"); shift; done
+    shift
+    desc=$1
+    shift
+    b=("$@")
+    step "$label" 150 "${a[@]}" --max-seconds 120
+    ho=$OUT hok=$STEP_OK
+    step "$label, local" 150 "${b[@]}" --max-seconds 120
+    lo=$OUT lok=$STEP_OK
+    local herr lerr
+    herr=$(kv_get "$ho" errors)
+    [ $hok = 1 ] || herr="${herr:-?} FAILED"
+    [ $lok = 1 ] || desc="$desc FAILED"
+    if [ "$unit" = MiB/s ]; then
+        row "$label" "$count" "$(fmt_rate1 "$(kv_get "$ho" mb_per_sec)" MiB/s)" - - - "$herr" \
+            "$desc" "$(fmt_rate1 "$(kv_get "$lo" mb_per_sec)" MiB/s)" - -
+    else
+        row "$label" "$count" "$(fmt_rate "$(kv_get "$ho" per_sec)" "$unit")" \
+            "$(fmt_ms "$(kv_get "$ho" p50_ms)")" "$(fmt_ms "$(kv_get "$ho" p99_ms)")" \
+            "$(fmt_ms "$(kv_get "$ho" max_ms)")" "$herr" \
+            "$desc" "$(fmt_rate "$(kv_get "$lo" per_sec)" "$unit")" \
+            "$(fmt_ms "$(kv_get "$lo" p50_ms)")" "$(fmt_ms "$(kv_get "$lo" p99_ms)")"
+    fi
+}
+N_SF1=$((1000 * SCALE))
+N_SF8=$((4000 * SCALE))
+N_CAT=$((2000 * SCALE))
+fs_pair "small files, 1 writer, leader (n$LEADER)" "$N_SF1" files/s \
+    "$BENCH_FS" smallfiles "$LM/sf1" --files "$N_SF1" --threads 1 -- \
+    "fsync before close" "$BENCH_FS" smallfiles "$LOCAL/sf1" --files "$N_SF1" --threads 1 --fsync
+fs_pair "small files, 8 writers, leader (n$LEADER)" "$N_SF8" files/s \
+    "$BENCH_FS" smallfiles "$LM/sf8" --files "$N_SF8" --threads 8 -- \
+    "fsync before close" "$BENCH_FS" smallfiles "$LOCAL/sf8" --files "$N_SF8" --threads 8 --fsync
+fs_pair "small files, 1 writer, follower (n$FOLLOWER)" "$N_SF1" files/s \
+    "$BENCH_FS" smallfiles "$FM/sff" --files "$N_SF1" --threads 1 -- \
+    "fsync before close" "$BENCH_FS" smallfiles "$LOCAL/sff" --files "$N_SF1" --threads 1 --fsync
+fs_pair "cat small file, follower (n$FOLLOWER)" "$N_CAT" reads/s \
+    "$BENCH_FS" cat "$FM/sf1" --files "$N_SF1" --reads "$N_CAT" -- \
+    "plain read" "$BENCH_FS" cat "$LOCAL/sf1" --files "$N_SF1" --reads "$N_CAT"
+fs_pair "write 100 MiB file, leader (n$LEADER)" "100 MiB" MiB/s \
+    "$BENCH_FS" seqwrite "$LM/big" --mb 100 -- \
+    "fsync before close" "$BENCH_FS" seqwrite "$LOCAL/big" --mb 100 --fsync
+fs_pair "read 100 MiB file, follower (n$FOLLOWER)" "100 MiB" MiB/s \
+    "$BENCH_FS" seqread "$FM/big" -- \
+    "plain read" "$BENCH_FS" seqread "$LOCAL/big"
+
+# ---- the table ------------------------------------------------------------------
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+echo
+echo "hstore bench: 3 nodes on 127.0.0.1, data on $FSTYPE ($DIR), leader node $LEADER, follower node $FOLLOWER"
+echo "BENCH_SCALE=$SCALE, $(nproc) CPUs, load average $LOAD_START at start, $LOAD_END at end, $(($(date +%s) - T_START)) s"
+echo "keys 16 B, values 256 B, small files 256 B; latencies in ms; local = a directory on the same disk"
+echo
+printf '%-38s %7s %15s %8s %8s %8s %6s  | %-22s %15s %8s %8s\n' workload count hstore p50 p99 max errors \
+    "local, same disk" rate p50 p99
+printf '%s\n' "$(printf '%.0s-' $(seq 1 150))"
+printf '%s\n' "${ROWS[@]}"
+echo
+if [ "$FAILED" -ne 0 ]; then
+    echo "bench: some steps failed or had errors (see above)" >&2
+    exit 1
+fi
+exit 0
