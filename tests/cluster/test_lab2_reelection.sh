@@ -46,6 +46,6 @@ fx_check_one_leader_per_term
 hs put --timeout 10 k v || fx_fail "put after the heal: exit $?"
 for i in 1 2 3; do
     cl_wait_caught_up "$i" 10 || fx_fail "node $i did not catch up"
-    cl_expect_eq "$(hs_via "$i" get --timeout 10 k)" v "get through node $i"
+    fx_expect_eq "$(hs_via "$i" get --timeout 10 k)" v "get through node $i"
 done
 cl_pass

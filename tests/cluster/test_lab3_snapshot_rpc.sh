@@ -16,7 +16,7 @@ THR=1000
 cl_start 3 --snapshot-threshold "$THR"
 cl_wait_leader 20 >/dev/null || fx_fail "no leader within 20 s"
 fx_rec "$H" ck put a A hs put a A || fx_fail "put a: exit $FX_RC"
-fx_rec "$H" ck get a - hs get a; cl_expect_eq "$FX_OUT" A "get a"
+fx_rec "$H" ck get a - hs get a; fx_expect_eq "$FX_OUT" A "get a"
 
 fx_partition "1 2" "3"
 fx_cut_client 127.0.0.101 3
@@ -43,21 +43,21 @@ fx_rec "$H" ck2 put d D hs put --cluster "$S" --timeout 20 d D || fx_fail "put d
 for kv in a=A b=B 1=1 49=49; do
     fx_rec "$H" ck2 get "${kv%%=*}" - hs get --cluster "$S" --timeout 20 "${kv%%=*}" ||
         fx_fail "get ${kv%%=*} through {1,3}: exit $FX_RC"
-    cl_expect_eq "$FX_OUT" "${kv#*=}" "get ${kv%%=*} through {1,3}"
+    fx_expect_eq "$FX_OUT" "${kv#*=}" "get ${kv%%=*} through {1,3}"
 done
 s3=$(cl_field 3 snapshot)
 cl_log "node 3 now has snapshot index $s3 (node 1: $(cl_field 1 snapshot))"
 [ -n "$s3" ] && [ "$s3" != unreachable ] && [ "$s3" -ge "$snap" ] ||
     fx_fail "node 3 shows snapshot index '$s3' < $snap: it did not install the leader's snapshot"
 fx_rec "$H" ck3 get 49 - hs_via 3 get --timeout 10 49
-cl_expect_eq "$FX_OUT" 49 "get 49 entering through node 3"
+fx_expect_eq "$FX_OUT" 49 "get 49 entering through node 3"
 
 fx_heal
 fx_clear_client_rules
 fx_rec "$H" ck put e E hs put --timeout 20 e E || fx_fail "put e after the heal: exit $FX_RC"
 for kv in c=C e=E 1=1; do
     fx_rec "$H" ck get "${kv%%=*}" - hs get --timeout 20 "${kv%%=*}" || fx_fail "get ${kv%%=*}: exit $FX_RC"
-    cl_expect_eq "$FX_OUT" "${kv#*=}" "get ${kv%%=*} after the heal"
+    fx_expect_eq "$FX_OUT" "${kv#*=}" "get ${kv%%=*} after the heal"
 done
 fx_check_log_bounded "$THR"
 fx_lincheck "$H"

@@ -180,7 +180,10 @@ fx_clear_client_rules() {
 
 # fx_unreliable: the nodes started from now on drop 10 % of peer messages,
 # duplicate 5 %, delay half of them by 1-26 ms (so they reorder) — the
-# 6.824 unreliable network, on peer traffic.  Set before cl_start.
+# 6.824 unreliable network, on peer traffic.  Set before cl_start.  Every
+# node gets seed FX_SEED (printed, for replay; the node does not log a seed it
+# draws itself); their decisions still differ, as each node sends a different
+# stream of messages.
 fx_unreliable() {
     export HSTORE_NET_FAULTS="drop=0.1,dup=0.05,delay=0.5:1-26,seed=$FX_SEED"
     cl_log "unreliable network: HSTORE_NET_FAULTS=$HSTORE_NET_FAULTS"
@@ -543,4 +546,9 @@ fx_rec() {
         echo "$client $op $key ${t0/./}000 ${t1/./}000 $st $val $res" >>"$hist"
     fi
     return "$FX_RC"
+}
+
+# fx_expect_eq GOT WANT WHAT: like cl_expect_eq, keeping the evidence on failure.
+fx_expect_eq() {
+    [ "$1" = "$2" ] || fx_fail "$3: got '$1', want '$2'"
 }
