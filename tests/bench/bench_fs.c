@@ -10,9 +10,12 @@
  *       N times (default 1000): append 4 KiB to a scratch file in DIR and
  *       fdatasync it.  The disk's cost of one durable write, for scale.
  *   bench_fs smallfiles DIR --files N [--threads T] [--fsync] [--prefix P]
+ *                           [--dir-per-thread]
  *       N small files shared among T threads: open(O_CREAT|O_TRUNC), write 256
  *       bytes, [fsync,] close.  Through a mount the close is the commit (one
  *       replicated PUT); on a local directory --fsync gives the same promise.
+ *       --dir-per-thread: thread t writes in DIR/tT (made first, untimed), so
+ *       that the kernel's per-directory lock on create does not serialize them.
  *   bench_fs cat DIR --files N [--reads R] [--threads T] [--prefix P]
  *       R reads (default N) of files made by `smallfiles` with the same N and
  *       prefix: open, read, close, and the 256 bytes checked.
@@ -32,6 +35,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -88,9 +92,18 @@ static void print_lat(const uint64_t *lat, size_t n)
            n ? sum / (double)n / 1e6 : 0.0);
 }
 
+/* The first ERR_PRINT_MAX errors are printed; a failing mount would
+ * otherwise print one line per operation. */
+#define ERR_PRINT_MAX 10
+static atomic_int g_errs_printed;
+
 static void err_path(const char *what, const char *path, int e)
 {
-    fprintf(stderr, "bench_fs: %s %s: %s (errno %d)\n", what, path, strerror(e), e);
+    int k = atomic_fetch_add(&g_errs_printed, 1);
+    if (k < ERR_PRINT_MAX)
+        fprintf(stderr, "bench_fs: %s %s: %s (errno %d)\n", what, path, strerror(e), e);
+    else if (k == ERR_PRINT_MAX)
+        fprintf(stderr, "bench_fs: more errors follow, not printed\n");
 }
 
 /* Writes all of buf; returns 0 or an errno. */
@@ -182,6 +195,7 @@ typedef struct sf_worker {
     const char *dir, *prefix;
     int idx, threads;
     bool do_fsync, is_read;
+    char subdir[16];          /* "" or "/tN" with --dir-per-thread */
     uint64_t files, reads;    /* files in the set; reads to do (cat) */
     uint64_t *lat;
     size_t done, errors;      /* errors: operations among `done` that failed */
@@ -190,16 +204,23 @@ typedef struct sf_worker {
     pthread_barrier_t *barrier;
 } sf_worker;
 
-static void small_path(const sf_worker *w, uint64_t i, char *path)
+/* Small file i's path; 1 (error printed) if it does not fit. */
+static int small_path(const sf_worker *w, uint64_t i, char *path)
 {
-    snprintf(path, PATH_LEN, "%s/%s%06" PRIu64, w->dir, w->prefix, i);
+    int n = snprintf(path, PATH_LEN, "%s%s/%s%06" PRIu64, w->dir, w->subdir, w->prefix, i);
+    if (n < 0 || n >= PATH_LEN) {
+        err_path("path under", w->dir, ENAMETOOLONG);
+        return 1;
+    }
+    return 0;
 }
 
 /* create, write 256 bytes, [fsync], close; returns 0 or 1 (error printed). */
 static int small_write(const sf_worker *w, uint64_t i)
 {
     char path[PATH_LEN], buf[SMALL_SIZE];
-    small_path(w, i, path);
+    if (small_path(w, i, path) != 0)
+        return 1;
     small_content(i, buf);
     int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -229,7 +250,8 @@ static int small_write(const sf_worker *w, uint64_t i)
 static int small_read(const sf_worker *w, uint64_t i)
 {
     char path[PATH_LEN], want[SMALL_SIZE], got[SMALL_SIZE + 1];
-    small_path(w, i, path);
+    if (small_path(w, i, path) != 0)
+        return 1;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         err_path("open", path, errno);
@@ -254,8 +276,9 @@ static int small_read(const sf_worker *w, uint64_t i)
     }
     small_content(i, want);
     if (have != SMALL_SIZE || memcmp(got, want, SMALL_SIZE) != 0) {
-        fprintf(stderr, "bench_fs: read %s: %zu bytes, not the %d written\n", path, have,
-                SMALL_SIZE);
+        if (atomic_fetch_add(&g_errs_printed, 1) < ERR_PRINT_MAX)
+            fprintf(stderr, "bench_fs: read %s: %zu bytes or content not the %d written\n", path,
+                    have, SMALL_SIZE);
         return 1;
     }
     return 0;
@@ -285,7 +308,7 @@ static void *sf_thread(void *arg)
 }
 
 static int cmd_small(const char *dir, bool is_read, uint64_t files, uint64_t reads, int threads,
-                     bool do_fsync, const char *prefix)
+                     bool do_fsync, const char *prefix, bool dir_per_thread)
 {
     if (files == 0 || threads < 1 || threads > 256) {
         fprintf(stderr, "bench_fs: need --files >= 1 and --threads 1..256\n");
@@ -313,6 +336,17 @@ static int cmd_small(const char *dir, bool is_read, uint64_t files, uint64_t rea
                            .do_fsync = do_fsync, .is_read = is_read, .files = files,
                            .reads = reads, .lat = lat + off, .barrier = &barrier};
         off += mine;
+        if (dir_per_thread) {
+            snprintf(w[t].subdir, sizeof w[t].subdir, "/t%d", t);
+            char path[PATH_LEN];
+            snprintf(path, sizeof path, "%s%s", dir, w[t].subdir);
+            if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+                err_path("mkdir", path, errno);
+                free(w);
+                free(lat);
+                return 1;
+            }
+        }
     }
     int started = 0, rc = 0;
     for (int t = 0; t < threads; t++) {
@@ -346,8 +380,8 @@ static int cmd_small(const char *dir, bool is_read, uint64_t files, uint64_t rea
             t_end = w[t].end_ns;
     }
     double secs = (double)(t_end - t_start) / 1e9;
-    printf("op=%s threads=%d fsync=%d ok=%zu errors=%zu timed_out=%d seconds=%.3f per_sec=%.1f",
-           is_read ? "cat" : "smallfiles", threads, do_fsync ? 1 : 0, n - errors, errors,
+    printf("op=%s threads=%d dirs=%d fsync=%d ok=%zu errors=%zu timed_out=%d seconds=%.3f per_sec=%.1f",
+           is_read ? "cat" : "smallfiles", threads, dir_per_thread ? threads : 1, do_fsync ? 1 : 0, n - errors, errors,
            timed_out ? 1 : 0, secs,
            secs > 0 ? (double)(n - errors) / secs : 0.0);
     print_lat(lat, n);
@@ -491,6 +525,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: bench_fs fsync DIR [N]\n"
             "       bench_fs smallfiles DIR --files N [--threads T] [--fsync] [--prefix P]\n"
+            "                           [--dir-per-thread]\n"
             "       bench_fs cat DIR --files N [--reads R] [--threads T] [--prefix P]\n"
             "       bench_fs seqwrite FILE --mb M [--fsync] [--bs KIB]\n"
             "       bench_fs seqread FILE [--bs KIB]\n"
@@ -516,7 +551,7 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1], *target = argv[2];
     uint64_t files = 0, reads = 0, threads = 1, mb = 100, bs_kib = 1024, n = 1000;
-    bool do_fsync = false;
+    bool do_fsync = false, dir_per_thread = false;
     const char *prefix = "sf";
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i];
@@ -524,6 +559,10 @@ int main(int argc, char **argv)
         bool ok = true;
         if (strcmp(a, "--fsync") == 0) {
             do_fsync = true;
+            continue;
+        }
+        if (strcmp(a, "--dir-per-thread") == 0) {
+            dir_per_thread = true;
             continue;
         }
         if (strcmp(cmd, "fsync") == 0 && i == 3 && a[0] != '-') {
@@ -570,9 +609,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "fsync") == 0)
         return cmd_fsync(target, n);
     if (strcmp(cmd, "smallfiles") == 0)
-        return cmd_small(target, false, files, 0, (int)threads, do_fsync, prefix);
+        return cmd_small(target, false, files, 0, (int)threads, do_fsync, prefix, dir_per_thread);
     if (strcmp(cmd, "cat") == 0)
-        return cmd_small(target, true, files, reads, (int)threads, false, prefix);
+        return cmd_small(target, true, files, reads, (int)threads, false, prefix, false);
     if (strcmp(cmd, "seqwrite") == 0)
         return cmd_seqwrite(target, mb, (size_t)bs_kib * 1024, do_fsync);
     if (strcmp(cmd, "seqread") == 0)

@@ -8,8 +8,9 @@
 #   - `hstore bench` put at 1, 16 and 64 clients and linearizable get at 16
 #     (16-byte keys, 256-byte values);
 #   - through the mounts (build/bench_fs): small files (create, write 256 bytes,
-#     close) from 1 and 8 writers on the leader's mount and 1 writer on a
-#     follower's; cat of a small file on a follower's mount; a 100 MiB file
+#     close) from 1 and 8 writers on the leader's mount (8 writers in one
+#     directory, and each in its own: creates in one directory serialize on the
+#     kernel's directory lock) and 1 writer on a follower's; cat of a small file on a follower's mount; a 100 MiB file
 #     written on the leader's mount and read on a follower's.  Beside each, the
 #     same workload on a local directory of the same disk, with fsync before
 #     close for writes (one durable disk write, the physical limit) and a plain
@@ -82,7 +83,7 @@ trap 'echo "bench: interrupted" >&2; FAILED=1; exit 130' INT TERM
 DIR=$(mktemp -d "$PARENT/bench-run.XXXXXX") || die "cannot create a directory under $PARENT"
 MNT=$(mktemp -d "${TMPDIR:-/tmp}/hstore-bench-mnt.XXXXXX") || die "cannot create a mount directory"
 LOCAL=$DIR/local
-mkdir -p "$LOCAL/sf1" "$LOCAL/sf8" "$LOCAL/sff" || die "cannot create $LOCAL"
+mkdir -p "$LOCAL/sf1" "$LOCAL/sf8" "$LOCAL/sf8d" "$LOCAL/sff" || die "cannot create $LOCAL"
 
 # ---- a free port range ------------------------------------------------------
 port_used() { ss -Htanl 2>/dev/null | awk '{print $4}' | grep -q ":$1\$"; }
@@ -201,7 +202,7 @@ kv_bench "get (linearizable), 16 clients" 16 $((80000 * SCALE)) get --keys 10000
 leader_and_follower || { echo "bench: no leader before the filesystem steps" >&2; FAILED=1; }
 LM=$MNT/${LEADER:-1}
 FM=$MNT/${FOLLOWER:-2}
-for d in sf1 sf8 sff; do
+for d in sf1 sf8 sf8d sff; do
     timeout 10 mkdir -p "$LM/$d" || { echo "bench: cannot mkdir $LM/$d" >&2; FAILED=1; }
 done
 
@@ -242,6 +243,9 @@ fs_pair "small files, 1 writer, leader (n$LEADER)" "$N_SF1" files/s \
 fs_pair "small files, 8 writers, leader (n$LEADER)" "$N_SF8" files/s \
     "$BENCH_FS" smallfiles "$LM/sf8" --files "$N_SF8" --threads 8 -- \
     "fsync before close" "$BENCH_FS" smallfiles "$LOCAL/sf8" --files "$N_SF8" --threads 8 --fsync
+fs_pair "small files, 8 writers, 8 dirs, leader (n$LEADER)" "$N_SF8" files/s \
+    "$BENCH_FS" smallfiles "$LM/sf8d" --files "$N_SF8" --threads 8 --dir-per-thread -- \
+    "fsync before close" "$BENCH_FS" smallfiles "$LOCAL/sf8d" --files "$N_SF8" --threads 8 --fsync --dir-per-thread
 fs_pair "small files, 1 writer, follower (n$FOLLOWER)" "$N_SF1" files/s \
     "$BENCH_FS" smallfiles "$FM/sff" --files "$N_SF1" --threads 1 -- \
     "fsync before close" "$BENCH_FS" smallfiles "$LOCAL/sff" --files "$N_SF1" --threads 1 --fsync
