@@ -162,9 +162,9 @@ fmt_ms() { awk -v v="$1" 'BEGIN { if (v == "") print "-"; else if (v < 10) print
 # row NAME COUNT RATE P50 P99 MAX ERRORS [LOCAL_DESC LOCAL_RATE LOCAL_P50 LOCAL_P99]
 row() {
     local line
-    line=$(printf '%-38s %7s %15s %8s %8s %8s %6s' "$1" "$2" "$3" "$4" "$5" "$6" "$7")
+    line=$(printf '%-44s %7s %14s %8s %8s %8s %6s' "$1" "$2" "$3" "$4" "$5" "$6" "$7")
     if [ $# -gt 7 ]; then
-        line+=$(printf '  | %-22s %15s %8s %8s' "$8" "$9" "${10}" "${11}")
+        line+=$(printf '  | %-18s %14s %8s %8s' "$8" "$9" "${10}" "${11}")
     fi
     ROWS+=("$line")
 }
@@ -262,13 +262,14 @@ fs_pair "read 100 MiB file, follower (n$FOLLOWER)" "100 MiB" MiB/s \
 # ---- the table ------------------------------------------------------------------
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 echo
-echo "hstore bench: 3 nodes on 127.0.0.1, data on $FSTYPE ($DIR), leader node $LEADER, follower node $FOLLOWER"
+echo "hstore bench: 3 nodes on 127.0.0.1, data on $FSTYPE (under $PARENT), leader node $LEADER, follower node $FOLLOWER"
 echo "BENCH_SCALE=$SCALE, $(nproc) CPUs, load average $LOAD_START at start, $LOAD_END at end, $(($(date +%s) - T_START)) s"
 echo "keys 16 B, values 256 B, small files 256 B; latencies in ms; local = a directory on the same disk"
 echo
-printf '%-38s %7s %15s %8s %8s %8s %6s  | %-22s %15s %8s %8s\n' workload count hstore p50 p99 max errors \
-    "local, same disk" rate p50 p99
-printf '%s\n' "$(printf '%.0s-' $(seq 1 150))"
+HEAD=$(printf '%-44s %7s %14s %8s %8s %8s %6s  | %-18s %14s %8s %8s' workload count hstore p50 p99 \
+    max errors "local, same disk" rate p50 p99)
+printf '%s\n' "$HEAD"
+printf '%s\n' "$HEAD" | tr -c '\n' -
 printf '%s\n' "${ROWS[@]}"
 echo
 if [ "$FAILED" -ne 0 ]; then
