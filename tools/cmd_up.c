@@ -66,7 +66,9 @@ static const char up_help[] =
     "  hstore up -n 5 --dir /tmp/c5 --base-port 7200 --no-mount\n"
     "  HSTORE_DIR=/tmp/c5 hstore get foo      # clients find the cluster from DIR/cluster\n"
     "\n"
-    "Running `up` again while the cluster in DIR runs says so and changes nothing.\n"
+    "Running `up` again while the whole cluster in DIR runs says so and changes\n"
+    "nothing; when some of its nodes died (kill -9, a crash), `up` with the same\n"
+    "options starts just those again from their data, and the others keep running.\n"
     "Stop the cluster with `hstore down` (the data stays for the next `up`).\n";
 
 static const char down_help[] =
@@ -437,16 +439,25 @@ int cmd_up(int argc, char **argv)
     }
 
     /* Already running? */
+    /* Nodes of this cluster that still run are kept (a node that was killed
+     * is started again from its data directory); all of them running is an
+     * error, since nothing would change. */
     pid_entry old[UP_MAX_NODES];
     int n_old = read_pids(dir, old, UP_MAX_NODES);
+    pid_t keep[UP_MAX_NODES + 1] = {0};   /* keep[id]: pid of a running node */
+    int n_alive = 0;
     for (int i = 0; i < n_old; i++) {
-        if (is_hstore_node(old[i].pid)) {
-            cli_err("a cluster is already running in %s (node %llu is pid %d): use it, or stop it "
-                    "with `hstore down%s%s` first",
-                    dir, (unsigned long long)old[i].id, (int)old[i].pid, dir_opt ? " --dir " : "",
-                    dir_opt ? dir_opt : "");
-            return CLI_EXIT_USAGE;
+        if (old[i].id >= 1 && old[i].id <= UP_MAX_NODES && is_hstore_node(old[i].pid)) {
+            keep[old[i].id] = old[i].pid;
+            n_alive++;
         }
+    }
+    if (n_alive > 0 && (n_alive == n_old || (uint64_t)n_old != n)) {
+        cli_err("a cluster %s in %s (%d of %d nodes running): use it, or stop it with "
+                "`hstore down%s%s` first",
+                n_alive == n_old ? "is already running" : "of another size runs", dir, n_alive,
+                n_old, dir_opt ? " --dir " : "", dir_opt ? dir_opt : "");
+        return CLI_EXIT_USAGE;
     }
 
     /* The SPEC. */
@@ -485,7 +496,8 @@ int cmd_up(int argc, char **argv)
         }
         if (!no_mount) {
             snprintf(mounts[i - 1], sizeof mounts[i - 1], "%s/%llu", mount_root, (unsigned long long)i);
-            unmount(mounts[i - 1]);   /* a leftover of a node that was killed */
+            if (!keep[i])
+                unmount(mounts[i - 1]);   /* a leftover of a node that was killed */
             if (mkdir_p(mounts[i - 1], 0755) != 0) {
                 cli_err("cannot create mount point %s: %s; pass --mount-root DIR or --no-mount",
                         mounts[i - 1], strerror(errno));
@@ -518,6 +530,11 @@ int cmd_up(int argc, char **argv)
     char pidtext[UP_MAX_NODES * 48] = "";
     size_t pt = 0;
     for (uint64_t i = 1; i <= n; i++) {
+        if (keep[i]) {
+            pt += (size_t)snprintf(pidtext + pt, sizeof pidtext - pt, "%llu %d\n",
+                                   (unsigned long long)i, (int)keep[i]);
+            continue;
+        }
         char idbuf[24], databuf[PATH_MAX], snapbuf[32], logpath[PATH_MAX + 16];
         snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)i);
         snprintf(databuf, sizeof databuf, "%s/%llu", dir, (unsigned long long)i);
@@ -624,23 +641,33 @@ int cmd_up(int argc, char **argv)
         stop_pids(live, nl, 5000);
         if (!no_mount)
             for (uint64_t i = 0; i < n; i++)
-                unmount(mounts[i]);
-        snprintf(path, sizeof path, "%s/pids", dir);
-        unlink(path);
+                if (!keep[i + 1])
+                    unmount(mounts[i]);
+        if (n_alive == 0) {
+            snprintf(path, sizeof path, "%s/pids", dir);
+            unlink(path);
+        }
         return rc;
     }
 
-    printf("hstore: %llu-node cluster is up in %s; node %llu leads\n", (unsigned long long)n, dir,
-           (unsigned long long)leader);
-    for (int i = 0; i < n_started; i++) {
-        uint64_t id = started[i].id;
+    if (n_alive > 0)
+        printf("hstore: restarted %d of the %llu nodes in %s (the others kept running); node %llu "
+               "leads\n", n_started, (unsigned long long)n, dir, (unsigned long long)leader);
+    else
+        printf("hstore: %llu-node cluster is up in %s; node %llu leads\n", (unsigned long long)n,
+               dir, (unsigned long long)leader);
+    for (uint64_t id = 1; id <= n; id++) {
+        pid_t pid = keep[id];
+        for (int i = 0; i < n_started && !pid; i++)
+            if (started[i].id == id)
+                pid = started[i].pid;
         printf("  node %llu  peers %s:%llu  clients %s:%llu  pid %d  data %s/%llu", (unsigned long long)id,
                host, (unsigned long long)(base_port + 2 * (id - 1)), host,
-               (unsigned long long)(base_port + 2 * (id - 1) + 1), (int)started[i].pid, dir,
+               (unsigned long long)(base_port + 2 * (id - 1) + 1), (int)pid, dir,
                (unsigned long long)id);
         if (!no_mount)
             printf("  mount %s", mounts[id - 1]);
-        printf("\n");
+        printf("%s\n", keep[id] ? "  (kept running)" : n_alive ? "  (restarted)" : "");
     }
     printf("\nSPEC: %s\n", spec);
     printf("Client commands in this environment find it from %s/cluster; elsewhere:\n", dir);
