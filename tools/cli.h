@@ -37,7 +37,7 @@ void cli_client_opts_init(cli_client_opts *o);
 
 /* getopt_long codes and entries of the common client options; put
  * CLI_CLIENT_LONGOPTS into a command's struct option array. */
-enum { CLI_OPT_CLUSTER = 1000, CLI_OPT_TIMEOUT, CLI_OPT_DIR };
+enum { CLI_OPT_CLUSTER = 1000, CLI_OPT_TIMEOUT, CLI_OPT_DIR, CLI_OPT_TEST_RESEND };
 #define CLI_CLIENT_LONGOPTS                                     \
     {"cluster", required_argument, NULL, CLI_OPT_CLUSTER},     \
     {"timeout", required_argument, NULL, CLI_OPT_TIMEOUT},     \
@@ -46,6 +46,15 @@ enum { CLI_OPT_CLUSTER = 1000, CLI_OPT_TIMEOUT, CLI_OPT_DIR };
 /* Handles one getopt_long result c that may be a common client option.
  * 1: handled; 0: not a client option; -1: bad value (message printed). */
 int cli_client_opt(int c, const char *arg, cli_client_opts *o);
+
+/* Parses the arguments of a command that takes only the common client
+ * options and --help (name names it in messages, help is its help text).
+ * test_resend (may be NULL) accepts the hidden --test-resend knob of put and
+ * append: send the command twice with the same (client id, seq), as a client
+ * does that lost the first reply.  Returns the index of the first positional
+ * argument, or -1 with *exit_code set (help shown, or a usage error). */
+int cli_parse_client_args(int argc, char **argv, const char *name, const char *help,
+                          cli_client_opts *o, bool *test_resend, int *exit_code);
 
 /* Prints the message for getopt_long's ':' (missing value) or '?' (unknown
  * option) results and returns CLI_EXIT_USAGE.  cmd names the command. */

@@ -243,3 +243,44 @@ uint64_t cli_now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
+
+int cli_parse_client_args(int argc, char **argv, const char *name, const char *help, cli_client_opts *o,
+                      bool *test_resend, int *exit_code)
+{
+    static const struct option longopts[] = {
+        CLI_CLIENT_LONGOPTS,
+        {"help", no_argument, NULL, 'h'},
+        /* Hidden test knob: send the command twice with the same (client id,
+         * seq), as a client does that lost the first reply. */
+        {"test-resend", no_argument, NULL, CLI_OPT_TEST_RESEND},
+        {NULL, 0, NULL, 0},
+    };
+    cli_client_opts_init(o);
+    if (test_resend != NULL)
+        *test_resend = false;
+    optind = 0;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        int h = cli_client_opt(c, optarg, o);
+        if (h < 0) {
+            *exit_code = CLI_EXIT_USAGE;
+            return -1;
+        }
+        if (h > 0)
+            continue;
+        if (c == 'h') {
+            fputs(help, stdout);
+            fputs(cli_client_opts_help, stdout);
+            *exit_code = CLI_EXIT_OK;
+            return -1;
+        }
+        if (c == CLI_OPT_TEST_RESEND && test_resend != NULL) {
+            *test_resend = true;
+            continue;
+        }
+        *exit_code = cli_getopt_error(c, argv, name);
+        return -1;
+    }
+    return optind;
+}

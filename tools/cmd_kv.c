@@ -76,51 +76,6 @@ static const char ls_help[] =
     "  hstore ls config/\n"
     "\n";
 
-enum { OPT_TEST_RESEND = 2000 };
-
-/* Parses the common options of a key-value command.  Returns the index of the
- * first positional argument, or -1 with *exit_code set (help or error). */
-static int parse_opts(int argc, char **argv, const char *name, const char *help, cli_client_opts *o,
-                      bool *test_resend, int *exit_code)
-{
-    static const struct option longopts[] = {
-        CLI_CLIENT_LONGOPTS,
-        {"help", no_argument, NULL, 'h'},
-        /* Hidden test knob: send the command twice with the same (client id,
-         * seq), as a client does that lost the first reply. */
-        {"test-resend", no_argument, NULL, OPT_TEST_RESEND},
-        {NULL, 0, NULL, 0},
-    };
-    cli_client_opts_init(o);
-    if (test_resend != NULL)
-        *test_resend = false;
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        int h = cli_client_opt(c, optarg, o);
-        if (h < 0) {
-            *exit_code = CLI_EXIT_USAGE;
-            return -1;
-        }
-        if (h > 0)
-            continue;
-        if (c == 'h') {
-            fputs(help, stdout);
-            fputs(cli_client_opts_help, stdout);
-            *exit_code = CLI_EXIT_OK;
-            return -1;
-        }
-        if (c == OPT_TEST_RESEND && test_resend != NULL) {
-            *test_resend = true;
-            continue;
-        }
-        *exit_code = cli_getopt_error(c, argv, name);
-        return -1;
-    }
-    return optind;
-}
-
 static int check_args(int nargs, int min, int max, const char *name, const char *what)
 {
     if (nargs < min || nargs > max) {
@@ -135,7 +90,7 @@ static int put_or_append(int argc, char **argv, int type, const char *name, cons
     cli_client_opts o;
     bool resend;
     int code;
-    int i = parse_opts(argc, argv, name, help, &o, &resend, &code);
+    int i = cli_parse_client_args(argc, argv, name, help, &o, &resend, &code);
     if (i < 0)
         return code;
     if (check_args(argc - i, 1, 2, name, "KEY [VALUE]") != 0)
@@ -188,7 +143,7 @@ int cmd_get(int argc, char **argv)
 {
     cli_client_opts o;
     int code;
-    int i = parse_opts(argc, argv, "get", get_help, &o, NULL, &code);
+    int i = cli_parse_client_args(argc, argv, "get", get_help, &o, NULL, &code);
     if (i < 0)
         return code;
     if (check_args(argc - i, 1, 1, "get", "one KEY") != 0)
@@ -218,7 +173,7 @@ int cmd_del(int argc, char **argv)
 {
     cli_client_opts o;
     int code;
-    int i = parse_opts(argc, argv, "del", del_help, &o, NULL, &code);
+    int i = cli_parse_client_args(argc, argv, "del", del_help, &o, NULL, &code);
     if (i < 0)
         return code;
     if (check_args(argc - i, 1, 1, "del", "one KEY") != 0)
@@ -242,7 +197,7 @@ int cmd_ls(int argc, char **argv)
 {
     cli_client_opts o;
     int code;
-    int i = parse_opts(argc, argv, "ls", ls_help, &o, NULL, &code);
+    int i = cli_parse_client_args(argc, argv, "ls", ls_help, &o, NULL, &code);
     if (i < 0)
         return code;
     if (check_args(argc - i, 0, 1, "ls", "at most one PREFIX") != 0)

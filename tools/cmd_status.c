@@ -28,30 +28,12 @@ static const char status_help[] =
 
 int cmd_status(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        CLI_CLIENT_LONGOPTS,
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     cli_client_opts o;
-    cli_client_opts_init(&o);
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        int h = cli_client_opt(c, optarg, &o);
-        if (h < 0)
-            return CLI_EXIT_USAGE;
-        if (h > 0)
-            continue;
-        if (c == 'h') {
-            fputs(status_help, stdout);
-            fputs(cli_client_opts_help, stdout);
-            return CLI_EXIT_OK;
-        }
-        return cli_getopt_error(c, argv, "status");
-    }
-    if (optind < argc) {
+    int code;
+    int first = cli_parse_client_args(argc, argv, "status", status_help, &o, NULL, &code);
+    if (first < 0)
+        return code;
+    if (first < argc) {
         cli_err("status takes no arguments; see `hstore status --help`");
         return CLI_EXIT_USAGE;
     }
