@@ -1170,16 +1170,19 @@ static void abort_connection(fs_mount *m)
     snprintf(p, sizeof p, "/sys/fs/fuse/connections/%u/abort",
              (unsigned)makedev(m->dev_major, m->dev_minor));
     int fd = open(p, O_WRONLY | O_CLOEXEC);
+    bool mounted_ctl = false;
     if (fd < 0 && errno == ENOENT) {
-        mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, NULL);
+        mounted_ctl = mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, NULL) == 0;
         fd = open(p, O_WRONLY | O_CLOEXEC);
     }
-    if (fd < 0)
-        return;
-    if (write(fd, "1", 1) < 0) {
-        /* nothing more to try: fs_stop's join is still bounded by the op timeout */
+    if (fd >= 0) {
+        if (write(fd, "1", 1) < 0) {
+            /* nothing more to try: fs_stop's join is still bounded by the op timeout */
+        }
+        close(fd);
     }
-    close(fd);
+    if (mounted_ctl) /* leave the machine as we found it */
+        umount2("/sys/fs/fuse/connections", MNT_DETACH);
 }
 
 static void *loop_main(void *arg)

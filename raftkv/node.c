@@ -718,6 +718,12 @@ static void recv_clients(node *n)
         q->client_id = cr.client_id;
         q->seq = cr.seq;
         q->deadline_ms = now_ms() + (uint64_t)n->cfg.op_timeout_ms;
+        if (!q->read && (!q->client_id || !q->seq)) {
+            /* A command needs its exactly-once ids: without them its reply
+             * could not be matched, nor a retry recognised. */
+            req_finish(n, q, NODE_EINVAL, NULL, 0);
+            continue;
+        }
         if (q->read) {
             q->op = cr.op;
             q->op_len = cr.op_len;
@@ -987,8 +993,8 @@ int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t clie
     *reply_len = 0;
     if (timeout_ms <= 0)
         timeout_ms = n->cfg.op_timeout_ms;
-    if (read && !kv_op_is_read(op, len))
-        return NODE_EINVAL;
+    if (read ? !kv_op_is_read(op, len) : (!client_id || !seq))
+        return NODE_EINVAL; /* a command needs its exactly-once ids */
     req *q = req_alloc();
     if (!q)
         return NODE_ENOMEM;

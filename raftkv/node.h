@@ -67,8 +67,9 @@ enum {
 /* Submit an encoded state-machine operation (see kv.h) and wait for its reply.
  *   read:      a read-only query answered after a ReadIndex round (linearizable);
  *              otherwise a command proposed through Raft and applied.
- *   client_id, seq: exactly-once ids for commands (ignored for reads).  A retry
- *              must reuse the same pair.
+ *   client_id, seq: exactly-once ids for commands, both non-zero (ignored
+ *              for reads; NODE_EINVAL when missing).  A retry must reuse the
+ *              same pair.
  *   timeout_ms: deadline; <= 0 means the configured op timeout.
  * On NODE_OK *reply (malloc'ed, caller frees) holds the state machine's reply. */
 int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t client_id,

@@ -1119,11 +1119,18 @@ int st_check_identity(st_store *s, uint64_t node_id, const char *cluster_spec, c
             return fail(ST_ENOMEM, err, errlen, "%s: out of memory", s->path);
         bool f2;
         r = meta_get(s, "cluster", NULL, spec, sl < 4096 ? 4096 : sl + 1, &f2, err, errlen);
-        if (!r && ((uint64_t)id != node_id || strcmp(spec, cluster_spec) != 0))
-            r = fail(ST_EIDENTITY, err, errlen,
-                     "%s: data directory belongs to node %llu of cluster '%s', not node %llu "
-                     "of cluster '%s'", s->path, (unsigned long long)id, spec,
-                     (unsigned long long)node_id, cluster_spec);
+        if (!r && ((uint64_t)id != node_id || strcmp(spec, cluster_spec) != 0)) {
+            if (!spec[0] && !cluster_spec[0])
+                r = fail(ST_EIDENTITY, err, errlen,
+                         "%s: data directory belongs to node %llu, not node %llu: use that "
+                         "node's id, or another --data directory",
+                         s->path, (unsigned long long)id, (unsigned long long)node_id);
+            else
+                r = fail(ST_EIDENTITY, err, errlen,
+                         "%s: data directory belongs to node %llu of cluster '%s', not node "
+                         "%llu of cluster '%s'", s->path, (unsigned long long)id, spec,
+                         (unsigned long long)node_id, cluster_spec);
+        }
         free(spec);
         return r;
     }

@@ -90,6 +90,11 @@ static int finish(int rc, void *reply, size_t reply_len, kv_reply *r, const char
             hint = " (keys are paths like a/b: no empty, '.' or '..' parts, no NUL)";
         else if (st == ENOTEMPTY)
             hint = " (delete the keys under it first)";
+        else if (st == EFBIG)
+            hint = " (past the node's --max-file-size, or one command over 64 MiB: "
+                   "write larger values through the mount)";
+        else if (st == ENOSPC)
+            hint = " (the store is full: see the nodes' --max-store-bytes)";
         cli_err("%s: %s%s", what, kv_strstatus(st), hint);
         return CLI_EXIT_USAGE;
     }
