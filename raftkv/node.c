@@ -212,6 +212,10 @@ int node_parse_cluster(const char *spec, node_peer *peers, int *n, char *err, si
         if (!end)
             break;
         p = end + 1;
+        if (!*p) {
+            snprintf(err, errlen, "cluster spec ends with ',' (a member missing?)");
+            return -1;
+        }
     }
     return 0;
 }
