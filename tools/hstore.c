@@ -6,8 +6,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "net/wire.h"
+#include "raftkv/storage.h"
 #include "tools/cli.h"
 #include "tools/cmds.h"
+
+#define HSTORE_VERSION "0.1.0"
 
 typedef struct command {
     const char *name;
@@ -38,6 +42,7 @@ static void usage(FILE *out)
             "\n"
             "Usage: hstore COMMAND [OPTIONS] [ARGS]\n"
             "       hstore COMMAND --help     options of one command, with examples\n"
+            "       hstore --version\n"
             "\n"
             "Commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
@@ -70,6 +75,12 @@ int main(int argc, char **argv)
     const char *name = argv[1];
     if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0) {
         usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+        /* The on-disk and on-wire versions decide who can read whose data. */
+        printf("hstore %s (wire format %d, storage schema %d)\n", HSTORE_VERSION, NET_VERSION,
+               ST_SCHEMA_VERSION);
         return CLI_EXIT_OK;
     }
     if (strcmp(name, "help") == 0) {
