@@ -109,6 +109,7 @@ struct node {
     raft_conf conf_known;        /* conf the transport was set up for */
     raft_role last_role;
     uint64_t last_term, last_leader;
+    char leader_caddr[RAFT_ADDR_MAX];  /* client address of last_leader, "" unknown */
     uint64_t msgs_bad;
 };
 
@@ -275,24 +276,6 @@ static void req_free(req *q)
     free(q);
 }
 
-static void leader_client_addr(node *n, char *out, size_t cap)
-{
-    out[0] = 0;
-    raft_status st;
-    raft_status_get(n->r, &st);
-    if (!st.leader)
-        return;
-    for (uint32_t i = 0; i < st.conf.n; i++)
-        if (st.conf.ids[i] == st.leader) {
-            const char *a = st.conf.addrs[i];
-            const char *c = strrchr(a, ':');
-            if (!c)
-                return;
-            snprintf(out, cap, "%.*s:%d", (int)(c - a), a, atoi(c + 1) + 1);
-            return;
-        }
-}
-
 /* Answers q and removes it.  status is NODE_OK (reply holds the state
  * machine's reply, ownership passes) or an error. */
 static void req_finish(node *n, req *q, int status, uint8_t *reply, size_t reply_len)
@@ -307,10 +290,8 @@ static void req_finish(node *n, req *q, int status, uint8_t *reply, size_t reply
                       : status == NODE_ESTOPPED    ? NET_ST_SHUTTING_DOWN
                       : status == NODE_EINVAL      ? NET_ST_BAD_REQUEST
                                                    : NET_ST_UNAVAILABLE;
-        raft_status st;
-        raft_status_get(n->r, &st);
-        resp.leader_id = st.leader;
-        leader_client_addr(n, resp.leader_addr, sizeof resp.leader_addr);
+        resp.leader_id = n->last_leader;
+        memcpy(resp.leader_addr, n->leader_caddr, sizeof resp.leader_addr);
         resp.reply = reply;
         resp.reply_len = (uint32_t)reply_len;
         if (net_encode_client_resp(&resp, &n->buf) == NET_OK)
@@ -554,6 +535,18 @@ static void log_changes(node *n)
     if (st.leader != n->last_leader)
         nlog(n, 2, "leader changed %" PRIu64 " -> %" PRIu64, n->last_leader, st.leader);
     bool changed = st.leader != n->last_leader || st.term != n->last_term;
+    if (st.leader != n->last_leader) {
+        /* Every reply carries the leader's client address (peer port + 1),
+         * so clients go straight to it next time. */
+        n->leader_caddr[0] = 0;
+        for (uint32_t i = 0; st.leader && i < st.conf.n; i++) {
+            const char *a = st.conf.addrs[i];
+            const char *c = strrchr(a, ':');
+            if (st.conf.ids[i] == st.leader && c)
+                snprintf(n->leader_caddr, sizeof n->leader_caddr, "%.*s:%d", (int)(c - a), a,
+                         atoi(c + 1) + 1);
+        }
+    }
     n->last_term = st.term;
     n->last_role = st.role;
     n->last_leader = st.leader;
