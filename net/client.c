@@ -65,17 +65,6 @@ struct net_client {
     net_buf buf;
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- spec parsing ---- */
 
@@ -100,7 +89,7 @@ int net_parse_spec(const char *spec, uint64_t *ids, char (*hosts)[NET_ADDR_MAX],
                    int max, char *err, size_t errlen)
 {
     if (!spec || !*spec) {
-        seterr(err, errlen, "empty cluster spec (expected ID=HOST:PORT,...)");
+        net_seterr(err, errlen, "empty cluster spec (expected ID=HOST:PORT,...)");
         return -1;
     }
     int n = 0;
@@ -126,17 +115,17 @@ int net_parse_spec(const char *spec, uint64_t *ids, char (*hosts)[NET_ADDR_MAX],
         if (!eq || !colon || colon < eq || !parse_u64(p, (size_t)(eq - p), &id) || id == 0 ||
             !parse_u64(colon + 1, len - (size_t)(colon + 1 - p), &port) || port == 0 ||
             port > 65534 || colon == eq + 1 || (size_t)(colon - eq - 1) >= NET_ADDR_MAX) {
-            seterr(err, errlen, "bad node '%.*s' in cluster spec (expected ID=HOST:PORT, ID > 0)",
+            net_seterr(err, errlen, "bad node '%.*s' in cluster spec (expected ID=HOST:PORT, ID > 0)",
                    (int)len, p);
             return -1;
         }
         if (n >= max) {
-            seterr(err, errlen, "too many nodes in cluster spec (at most %d)", max);
+            net_seterr(err, errlen, "too many nodes in cluster spec (at most %d)", max);
             return -1;
         }
         for (int i = 0; i < n; i++)
             if (ids[i] == id) {
-                seterr(err, errlen, "node id %llu appears twice in cluster spec",
+                net_seterr(err, errlen, "node id %llu appears twice in cluster spec",
                        (unsigned long long)id);
                 return -1;
             }
@@ -174,7 +163,7 @@ net_client *net_client_new(const char *cluster_spec, int timeout_ms, char *err, 
         return NULL;
     net_client *c = calloc(1, sizeof(*c));
     if (!c) {
-        seterr(err, errlen, "out of memory");
+        net_seterr(err, errlen, "out of memory");
         return NULL;
     }
     for (int i = 0; i < n; i++)

@@ -86,9 +86,7 @@ uint64_t net_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
+void net_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || !errlen)
         return;
@@ -141,7 +139,7 @@ int net_faults_parse(const char *spec, net_faults *f, char *err, size_t errlen)
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(tok, '=');
         if (!eq) {
-            seterr(err, errlen, "fault spec: '%s' is not key=value", tok);
+            net_seterr(err, errlen, "fault spec: '%s' is not key=value", tok);
             rc = NET_EINVAL;
             break;
         }
@@ -151,7 +149,7 @@ int net_faults_parse(const char *spec, net_faults *f, char *err, size_t errlen)
         if (strcmp(k, "drop") == 0 || strcmp(k, "dup") == 0) {
             double p = strtod(v, &end);
             if (end == v || *end || !(p >= 0 && p <= 1)) {
-                seterr(err, errlen, "fault spec: %s=%s is not a probability in [0,1]", k, v);
+                net_seterr(err, errlen, "fault spec: %s=%s is not a probability in [0,1]", k, v);
                 rc = NET_EINVAL;
                 break;
             }
@@ -166,7 +164,7 @@ int net_faults_parse(const char *spec, net_faults *f, char *err, size_t errlen)
             if (end == v || !(p >= 0 && p <= 1) || *end != ':' ||
                 sscanf(end + 1, "%d-%d%n", &lo, &hi, &n) != 2 || end[1 + n] != '\0' || lo < 0 ||
                 hi < lo || hi > 60000) {
-                seterr(err, errlen, "fault spec: delay=%s is not P:MIN-MAX (ms, <= 60000)", v);
+                net_seterr(err, errlen, "fault spec: delay=%s is not P:MIN-MAX (ms, <= 60000)", v);
                 rc = NET_EINVAL;
                 break;
             }
@@ -176,13 +174,13 @@ int net_faults_parse(const char *spec, net_faults *f, char *err, size_t errlen)
         } else if (strcmp(k, "seed") == 0) {
             f->seed = strtoull(v, &end, 0);
             if (end == v || *end) {
-                seterr(err, errlen, "fault spec: seed=%s is not a number", v);
+                net_seterr(err, errlen, "fault spec: seed=%s is not a number", v);
                 rc = NET_EINVAL;
                 break;
             }
             seeded = true;
         } else {
-            seterr(err, errlen, "fault spec: unknown key '%s' (drop, dup, delay, seed)", k);
+            net_seterr(err, errlen, "fault spec: unknown key '%s' (drop, dup, delay, seed)", k);
             rc = NET_EINVAL;
             break;
         }
@@ -266,12 +264,12 @@ net_transport *net_transport_new(const net_transport_config *cfg, char *err, siz
 {
     if (!cfg || cfg->port <= 0 || cfg->port >= 65535 || cfg->n_peers < 0 ||
         cfg->n_peers > RAFT_MAX_NODES || !memchr(cfg->host, '\0', sizeof(cfg->host))) {
-        seterr(err, errlen, "transport: bad configuration");
+        net_seterr(err, errlen, "transport: bad configuration");
         return NULL;
     }
     net_transport *t = calloc(1, sizeof(*t));
     if (!t) {
-        seterr(err, errlen, "transport: out of memory");
+        net_seterr(err, errlen, "transport: out of memory");
         return NULL;
     }
     t->pull = t->rep = t->pull_fd = t->rep_fd = -1;
@@ -281,14 +279,14 @@ net_transport *net_transport_new(const net_transport_config *cfg, char *err, siz
     t->sndbuf = cfg->sndbuf > 0 ? cfg->sndbuf : DEFAULT_SNDBUF;
     t->reconnect_ms = cfg->reconnect_ms > 0 ? cfg->reconnect_ms : DEFAULT_RECONNECT_MS;
     if (!resolve_ipv4(t->host, t->ip, sizeof(t->ip))) {
-        seterr(err, errlen, "transport: cannot resolve '%s' to an IPv4 address", t->host);
+        net_seterr(err, errlen, "transport: cannot resolve '%s' to an IPv4 address", t->host);
         goto fail;
     }
 
     const char *fspec = cfg->faults ? cfg->faults : getenv("HSTORE_NET_FAULTS");
     char ferr[160] = "";
     if (net_faults_parse(fspec, &t->faults, ferr, sizeof(ferr)) != NET_OK) {
-        seterr(err, errlen, "transport: %s", ferr);
+        net_seterr(err, errlen, "transport: %s", ferr);
         goto fail;
     }
     if (t->faults.on) {
@@ -302,7 +300,7 @@ net_transport *net_transport_new(const net_transport_config *cfg, char *err, siz
 
     t->pull = nn_socket(AF_SP, NN_PULL);
     if (t->pull < 0) {
-        seterr(err, errlen, "transport: nn_socket: %s", nn_strerror(nn_errno()));
+        net_seterr(err, errlen, "transport: nn_socket: %s", nn_strerror(nn_errno()));
         goto fail;
     }
     sockopt(t->pull, NN_SOL_SOCKET, NN_RCVMAXSIZE, NET_HDR_LEN + NET_MAX_PAYLOAD);
@@ -310,7 +308,7 @@ net_transport *net_transport_new(const net_transport_config *cfg, char *err, siz
     sockopt(t->pull, NN_SOL_SOCKET, NN_LINGER, LINGER_MS);
     nodelay(t->pull);
     if (bind_sock(t->pull, t->ip, t->port) < 0) {
-        seterr(err, errlen, "transport: cannot listen for peers on %s:%d: %s", t->host, t->port,
+        net_seterr(err, errlen, "transport: cannot listen for peers on %s:%d: %s", t->host, t->port,
                nn_strerror(nn_errno()));
         goto fail;
     }
@@ -319,7 +317,7 @@ net_transport *net_transport_new(const net_transport_config *cfg, char *err, siz
     if (!cfg->no_client_socket) {
         t->rep = nn_socket(AF_SP_RAW, NN_REP);
         if (t->rep < 0) {
-            seterr(err, errlen, "transport: nn_socket: %s", nn_strerror(nn_errno()));
+            net_seterr(err, errlen, "transport: nn_socket: %s", nn_strerror(nn_errno()));
             goto fail;
         }
         sockopt(t->rep, NN_SOL_SOCKET, NN_RCVMAXSIZE, NET_HDR_LEN + NET_MAX_PAYLOAD);
@@ -327,14 +325,14 @@ net_transport *net_transport_new(const net_transport_config *cfg, char *err, siz
         sockopt(t->rep, NN_SOL_SOCKET, NN_SNDBUF, DEFAULT_SNDBUF);
         nodelay(t->rep);
         if (bind_sock(t->rep, t->ip, t->port + 1) < 0) {
-            seterr(err, errlen, "transport: cannot listen for clients on %s:%d: %s", t->host,
+            net_seterr(err, errlen, "transport: cannot listen for clients on %s:%d: %s", t->host,
                    t->port + 1, nn_strerror(nn_errno()));
             goto fail;
         }
         t->rep_fd = getfd(t->rep, NN_RCVFD);
     }
     if (t->pull_fd < 0 || (t->rep >= 0 && t->rep_fd < 0)) {
-        seterr(err, errlen, "transport: cannot get a pollable descriptor");
+        net_seterr(err, errlen, "transport: cannot get a pollable descriptor");
         goto fail;
     }
 
@@ -342,7 +340,7 @@ net_transport *net_transport_new(const net_transport_config *cfg, char *err, siz
         if (cfg->peers[i].id == cfg->self_id)
             continue;
         if (net_transport_add_peer(t, &cfg->peers[i]) != NET_OK) {
-            seterr(err, errlen, "transport: cannot set up peer %llu at %s:%d",
+            net_seterr(err, errlen, "transport: cannot set up peer %llu at %s:%d",
                    (unsigned long long)cfg->peers[i].id, cfg->peers[i].host, cfg->peers[i].port);
             goto fail;
         }

@@ -120,6 +120,11 @@ bool net_transport_peer_connected(const net_transport *t, uint64_t peer_id);
 /* ---- time and fault injection ---- */
 
 uint64_t net_now_ms(void);
+
+/* Writes a printf-style message into err[errlen] (nothing when err is NULL
+ * or errlen 0): how every net/ call that takes err reports. */
+void net_seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Releases delayed messages whose time has come. */
 void net_transport_tick(net_transport *t, uint64_t now_ms);
 /* Absolute time (net_now_ms clock) of the next delayed release, or
