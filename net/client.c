@@ -4,15 +4,14 @@
  *
  * One call is a loop of attempts until the overall deadline.  Each attempt
  * sends the request, with a fresh req_id but the call's (client_id, seq), to
- * one node over that node's NN_REQ socket and waits up to
+ * one node over that node's TCP connection and waits up to
  * min(attempt timeout, time left).  Where the next attempt goes:
  *   - a leader hint in any answer wins (the node knows better than we do);
  *   - otherwise the next node in the spec, round robin.
- * An attempt that got no answer closes that node's socket: nanomsg would
- * otherwise keep the unanswered request queued and deliver it whenever the
- * node comes back, long after this call has moved on.  (Such a late copy
- * would be harmless for commands — same seq, applied once — but it is load
- * for nothing.)
+ * An attempt that got no answer closes that node's connection, so nothing of
+ * it (a half-sent request, a late reply) is left to confuse the next call.
+ * A node that refuses connections fails fast; after a whole round of nodes
+ * failing, the client pauses briefly rather than spin.
  */
 #include "net/client.h"
 
@@ -27,10 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <nanomsg/nn.h>
-#include <nanomsg/reqrep.h>
-#include <nanomsg/tcp.h>
+#include <poll.h>
 
+#include "net/stream.h"
 #include "net/transport.h"
 
 /* Room for the spec's nodes plus leaders learnt from hints (membership
@@ -51,7 +49,8 @@ typedef struct cnode {
     char host[NET_ADDR_MAX];
     int port;                   /* peer port; client requests go to port + 1 */
     char addr[NET_ADDR_MAX + 8];
-    int sock;                   /* NN_REQ, -1 until first use */
+    int fd;                     /* TCP connection, -1 when none */
+    net_rbuf rb;
     bool answered;              /* has answered this client at least once */
 } cnode;
 
@@ -63,6 +62,7 @@ struct net_client {
     uint64_t leader_hint;
     int cur;                    /* index of the node believed to lead */
     net_buf buf;
+    net_wbuf wb;
 };
 
 
@@ -150,7 +150,7 @@ static void set_node(cnode *nd, uint64_t id, const char *host, int port)
     snprintf(nd->host, sizeof(nd->host), "%s", host);
     nd->port = port;
     snprintf(nd->addr, sizeof(nd->addr), "%s:%d", host, port);
-    nd->sock = -1;
+    nd->fd = -1;
 }
 
 net_client *net_client_new(const char *cluster_spec, int timeout_ms, char *err, size_t errlen)
@@ -189,9 +189,10 @@ net_client *net_client_new(const char *cluster_spec, int timeout_ms, char *err, 
 
 static void close_node(cnode *nd)
 {
-    if (nd->sock >= 0)
-        nn_close(nd->sock);
-    nd->sock = -1;
+    if (nd->fd >= 0)
+        close(nd->fd);
+    nd->fd = -1;
+    net_rbuf_free(&nd->rb);
 }
 
 void net_client_free(net_client *c)
@@ -201,6 +202,7 @@ void net_client_free(net_client *c)
     for (int i = 0; i < c->n; i++)
         close_node(&c->nodes[i]);
     net_buf_free(&c->buf);
+    net_wbuf_free(&c->wb);
     free(c);
 }
 
@@ -210,70 +212,54 @@ void net_client_set_timeout(net_client *c, int timeout_ms)
         c->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
 }
 
-static int open_node(cnode *nd)
+static int open_node(cnode *nd, uint64_t end)
 {
-    if (nd->sock >= 0)
+    if (nd->fd >= 0)
         return NET_OK;
-    int s = nn_socket(AF_SP, NN_REQ);
-    if (s < 0)
-        return NET_EIO;
-    /* This library decides when and where to retry; nanomsg's own resend
-     * (default: every 60 s to the same node) is pushed out of reach. */
-    int resend = INT_MAX, maxsz = (int)(NET_HDR_LEN + NET_MAX_PAYLOAD), ivl = 50, ivlmax = 500;
-    nn_setsockopt(s, NN_REQ, NN_REQ_RESEND_IVL, &resend, sizeof(resend));
-    nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVMAXSIZE, &maxsz, sizeof(maxsz));
-    nn_setsockopt(s, NN_SOL_SOCKET, NN_RECONNECT_IVL, &ivl, sizeof(ivl));
-    nn_setsockopt(s, NN_SOL_SOCKET, NN_RECONNECT_IVL_MAX, &ivlmax, sizeof(ivlmax));
-    int one = 1;   /* no Nagle delay on small requests */
-    nn_setsockopt(s, NN_TCP, NN_TCP_NODELAY, &one, sizeof(one));
-    char url[2 * NET_ADDR_MAX];
-    snprintf(url, sizeof(url), "tcp://%s:%d", nd->host, nd->port + 1);
-    if (nn_connect(s, url) < 0) {
-        nn_close(s);
-        return NET_EIO;
-    }
-    nd->sock = s;
-    return NET_OK;
+    nd->fd = net_tcp_connect(nd->host, nd->port + 1, end);
+    return nd->fd >= 0 ? NET_OK : NET_EUNAVAIL;
 }
 
-/* One request/response exchange with node i.  On NET_OK *msg holds the
- * nanomsg reply buffer (free with nn_freemsg) of the expected type with the
- * expected req_id, already checked by `check`. */
+/* One request/response exchange with node i.  On NET_OK out holds the reply
+ * of the expected type with the expected req_id, decoded by `check`; what it
+ * points to lives in the node's read buffer, valid until the next exchange. */
 typedef int (*check_fn)(const void *buf, size_t len, uint64_t req_id, void *out);
 
-static int exchange(net_client *c, int i, uint64_t req_id, int wait_ms, check_fn check, void *out,
-                    void **msg)
+static int exchange(net_client *c, int i, uint64_t req_id, int wait_ms, check_fn check, void *out)
 {
     cnode *nd = &c->nodes[i];
-    if (open_node(nd) != NET_OK)
-        return NET_EIO;
-    uint64_t end = net_now_ms() + (uint64_t)wait_ms;
-    int to = wait_ms > 0 ? wait_ms : 1;
-    nn_setsockopt(nd->sock, NN_SOL_SOCKET, NN_SNDTIMEO, &to, sizeof(to));
-    if (nn_send(nd->sock, c->buf.p, c->buf.len, 0) < 0) {
-        close_node(nd);
+    uint64_t end = net_now_ms() + (uint64_t)(wait_ms > 0 ? wait_ms : 1);
+    if (open_node(nd, end) != NET_OK)
         return NET_EUNAVAIL;
+    c->wb.off = c->wb.len = 0;
+    if (net_wbuf_put(&c->wb, c->buf.p, c->buf.len) != NET_OK) {
+        close_node(nd);
+        return NET_ENOMEM;
     }
     for (;;) {
-        uint64_t now = net_now_ms();
-        if (now >= end)
+        int rc = net_wbuf_flush(&c->wb, nd->fd);
+        if (rc == NET_OK)
             break;
-        to = (int)(end - now);
-        nn_setsockopt(nd->sock, NN_SOL_SOCKET, NN_RCVTIMEO, &to, sizeof(to));
-        void *m = NULL;
-        int n = nn_recv(nd->sock, &m, NN_MSG, 0);
-        if (n < 0) {
-            if (nn_errno() == EINTR)
-                continue;
+        if (rc != NET_EAGAIN || net_wait_fd(nd->fd, POLLOUT, end) <= 0) {
+            close_node(nd);
+            return NET_EUNAVAIL;
+        }
+    }
+    for (;;) {
+        const uint8_t *f;
+        size_t flen;
+        int frc;
+        while ((frc = net_rbuf_frame(&nd->rb, &f, &flen)) == NET_OK) {
+            /* Anything that is not the answer to THIS attempt is skipped (a
+             * corrupted frame, or a reply meant for an earlier attempt). */
+            if (check(f, flen, req_id, out) == NET_OK)
+                return NET_OK;
+        }
+        if (frc != NET_EAGAIN || net_wait_fd(nd->fd, POLLIN, end) <= 0)
             break;
-        }
-        /* Anything that is not the answer to THIS attempt is ignored (a
-         * corrupted frame, or a reply meant for an earlier attempt). */
-        if (check(m, (size_t)n, req_id, out) == NET_OK) {
-            *msg = m;
-            return NET_OK;
-        }
-        nn_freemsg(m);
+        int rc = net_rbuf_fill(&nd->rb, nd->fd, 1u << 20);
+        if (rc != NET_OK && rc != NET_EAGAIN)
+            break;
     }
     close_node(nd);
     return NET_EUNAVAIL;
@@ -342,11 +328,18 @@ static int do_call(net_client *c, bool read, uint64_t seq, const void *op, size_
     *reply = NULL;
     *reply_len = 0;
     uint64_t deadline = net_now_ms() + (uint64_t)c->timeout_ms;
-    int i = c->cur;
+    int i = c->cur, silent = 0;
     for (;;) {
         uint64_t now = net_now_ms();
         if (now >= deadline)
             return NET_EUNAVAIL;
+        if (silent >= c->n) {
+            /* Every node failed in a row (refused, reset, silent): pause
+             * rather than spin through refusals until the deadline. */
+            sleep_ms((int)(deadline - now) < BACKOFF_MS ? (int)(deadline - now) : BACKOFF_MS);
+            silent = 0;
+            continue;
+        }
         int wait = (int)(deadline - now);
         int cap = c->nodes[i].answered || c->attempt_ms < FIRST_ATTEMPT_MS ? c->attempt_ms
                                                                             : FIRST_ATTEMPT_MS;
@@ -359,31 +352,30 @@ static int do_call(net_client *c, bool read, uint64_t seq, const void *op, size_
         if (rc != NET_OK)
             return rc;
         net_client_resp r;
-        void *m = NULL;
-        rc = exchange(c, i, q.req_id, wait, check_client_resp, &r, &m);
+        rc = exchange(c, i, q.req_id, wait, check_client_resp, &r);
+        if (rc == NET_ENOMEM)
+            return rc;
         if (rc != NET_OK) {
             /* No answer: whatever hint we had pointed here; try the next. */
             i = (i + 1) % c->n;
+            silent++;
             continue;
         }
+        silent = 0;
         c->nodes[i].answered = true;
         int h = hint_index(c, &r);
         if (r.status == NET_ST_OK) {
             c->cur = h >= 0 ? h : i;
             if (r.reply_len) {
                 *reply = malloc(r.reply_len);
-                if (!*reply) {
-                    nn_freemsg(m);
+                if (!*reply)
                     return NET_ENOMEM;
-                }
                 memcpy(*reply, r.reply, r.reply_len);
                 *reply_len = r.reply_len;
             }
-            nn_freemsg(m);
             return NET_OK;
         }
         uint8_t status = r.status;
-        nn_freemsg(m);
         if (status == NET_ST_BAD_REQUEST)
             return NET_EBADREQ;
         /* NOT_LEADER, UNAVAILABLE, SHUTTING_DOWN: same ids, another node. */
@@ -431,15 +423,13 @@ int net_client_status(net_client *c, int i, raft_status *st, char *addr, size_t 
     net_status_resp *r = malloc(sizeof(*r));
     if (!r)
         return NET_ENOMEM;
-    void *m = NULL;
-    rc = exchange(c, i, req_id, c->timeout_ms, check_status_resp, r, &m);
+    rc = exchange(c, i, req_id, c->timeout_ms, check_status_resp, r);
     if (rc == NET_OK) {
         *st = r->st;
         if (addr && addrlen)
             snprintf(addr, addrlen, "%s", r->addr);
         if (r->st.leader)
             c->leader_hint = r->st.leader;
-        nn_freemsg(m);
     }
     free(r);
     return rc == NET_OK ? NET_OK : NET_EUNAVAIL;

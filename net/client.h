@@ -18,9 +18,9 @@
  * Every attempt carries a fresh req_id, echoed by the node, so a late reply to
  * an earlier attempt is never taken for the current one.
  *
- * Sockets: one nanomsg NN_REQ socket per node, created on first use, with
- * nanomsg's own resend disabled (its interval set beyond any deadline): the
- * library decides when and where to retry.
+ * Sockets: one TCP connection per node, opened on first use and closed after
+ * an attempt that got no answer; the library decides when and where to
+ * retry.
  *
  * Thread-safety: none.  Use one net_client per thread.
  */

@@ -7,9 +7,12 @@
  *     send would stall the whole loop.  One PUSH per peer keeps a slow or
  *     dead peer's queue from holding up the others (nanomsg would otherwise
  *     load-balance one PUSH across all its connections).
- *   - raw REP: a cooked REP socket allows one outstanding request at a time;
- *     the raw one hands over each request with its backtrace (the control
- *     header) so answers can go out later and in any order.
+ *   - clients: plain TCP read and written by this thread (stream.h says
+ *     why).  Every connection is registered, level-triggered, in one epoll
+ *     set; the loop polls the epoll descriptor.  Requests become
+ *     net_client_msg records in a queue; a reply names its connection by
+ *     (generation << 32 | slot), so a reply for a connection that closed
+ *     meanwhile — even if its slot was reused — is dropped, never misrouted.
  *
  * The fault injector sits in front of the real send: it decides drop /
  * duplicate / delay from its own seeded PRNG, and keeps delayed copies in a
@@ -25,12 +28,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nanomsg/nn.h>
 #include <nanomsg/pipeline.h>
-#include <nanomsg/reqrep.h>
 #include <nanomsg/tcp.h>
+
+#include "net/stream.h"
 
 /* Room for several full AppendEntries (1 MiB each by default) per peer
  * before sends start dropping. */
@@ -43,6 +50,26 @@
  * test knob must not grow memory without bound. */
 #define DELAY_MAX_MSGS 65536
 #define DELAY_MAX_BYTES ((size_t)256 << 20)
+/* Client connections: how many at once, how much one may have read per
+ * wake-up (fairness), how much may wait unsent for a client that does not
+ * read its answers before it is cut off, how many read requests may wait to
+ * be taken before reading pauses (back-pressure), and the queued reply bytes
+ * at which a connection is written at once rather than at the flush. */
+#define CLIENT_MAX_CONNS 4096
+#define CLIENT_READ_BUDGET (1u << 20)
+#define CLIENT_MAX_WBUF ((size_t)128 << 20)
+#define CLIENT_MAX_QUEUED 65536
+#define CLIENT_FLUSH_AT (256u << 10)
+#define LISTEN_ID UINT64_MAX
+
+typedef struct cconn {
+    int fd;
+    uint32_t slot, gen;
+    net_rbuf rb;
+    net_wbuf wb;
+    bool want_out;              /* EPOLLOUT registered */
+    bool dirty;                 /* in the flush list */
+} cconn;
 
 typedef struct tpeer {
     uint64_t id;
@@ -65,8 +92,16 @@ struct net_transport {
     char ip[NET_ADDR_MAX];      /* numeric IPv4 of host, "" if it did not resolve */
     int port;
     int sndbuf, reconnect_ms;
-    int pull, rep;              /* sockets, -1 if none */
-    int pull_fd, rep_fd;
+    int pull;                   /* nanomsg socket, -1 if none */
+    int pull_fd;
+    int lfd, epfd;              /* client listener and epoll set, -1 if none */
+    cconn **conns;              /* by slot; NULL = free */
+    uint32_t n_slots, n_conns;
+    uint32_t *dirty;            /* slots with queued replies */
+    uint32_t n_dirty;
+    uint32_t conn_gen;          /* last generation given to a connection */
+    net_client_msg *q;          /* ring of read, untaken requests */
+    size_t q_head, q_len, q_cap;
     tpeer peers[RAFT_MAX_NODES];
     int n_peers;
 
@@ -260,6 +295,9 @@ static int bind_sock(int s, const char *ip, int port)
     return nn_bind(s, url);
 }
 
+static int client_listen(net_transport *t, char *err, size_t errlen);
+static void client_close_all(net_transport *t);
+
 net_transport *net_transport_new(const net_transport_config *cfg, char *err, size_t errlen)
 {
     if (!cfg || cfg->port <= 0 || cfg->port >= 65535 || cfg->n_peers < 0 ||
@@ -272,7 +310,7 @@ net_transport *net_transport_new(const net_transport_config *cfg, char *err, siz
         net_seterr(err, errlen, "transport: out of memory");
         return NULL;
     }
-    t->pull = t->rep = t->pull_fd = t->rep_fd = -1;
+    t->pull = t->pull_fd = t->lfd = t->epfd = -1;
     t->self_id = cfg->self_id;
     snprintf(t->host, sizeof(t->host), "%s", cfg->host);
     t->port = cfg->port;
@@ -314,24 +352,9 @@ net_transport *net_transport_new(const net_transport_config *cfg, char *err, siz
     }
     t->pull_fd = getfd(t->pull, NN_RCVFD);
 
-    if (!cfg->no_client_socket) {
-        t->rep = nn_socket(AF_SP_RAW, NN_REP);
-        if (t->rep < 0) {
-            net_seterr(err, errlen, "transport: nn_socket: %s", nn_strerror(nn_errno()));
-            goto fail;
-        }
-        sockopt(t->rep, NN_SOL_SOCKET, NN_RCVMAXSIZE, NET_HDR_LEN + NET_MAX_PAYLOAD);
-        sockopt(t->rep, NN_SOL_SOCKET, NN_LINGER, LINGER_MS);
-        sockopt(t->rep, NN_SOL_SOCKET, NN_SNDBUF, DEFAULT_SNDBUF);
-        nodelay(t->rep);
-        if (bind_sock(t->rep, t->ip, t->port + 1) < 0) {
-            net_seterr(err, errlen, "transport: cannot listen for clients on %s:%d: %s", t->host,
-                   t->port + 1, nn_strerror(nn_errno()));
-            goto fail;
-        }
-        t->rep_fd = getfd(t->rep, NN_RCVFD);
-    }
-    if (t->pull_fd < 0 || (t->rep >= 0 && t->rep_fd < 0)) {
+    if (!cfg->no_client_socket && client_listen(t, err, errlen) != NET_OK)
+        goto fail;
+    if (t->pull_fd < 0) {
         net_seterr(err, errlen, "transport: cannot get a pollable descriptor");
         goto fail;
     }
@@ -361,8 +384,7 @@ void net_transport_free(net_transport *t)
             nn_close(t->peers[i].sock);
     if (t->pull >= 0)
         nn_close(t->pull);
-    if (t->rep >= 0)
-        nn_close(t->rep);
+    client_close_all(t);
     for (size_t i = 0; i < t->n_held; i++)
         free(t->heap[i].buf);
     free(t->heap);
@@ -420,16 +442,17 @@ int net_transport_remove_peer(net_transport *t, uint64_t id)
 
 int net_transport_pollfds(net_transport *t, struct pollfd *fds, int max)
 {
+    net_transport_flush(t);
     int n = 0;
     if (n < max && t->pull_fd >= 0)
         fds[n++] = (struct pollfd){.fd = t->pull_fd, .events = POLLIN};
-    if (n < max && t->rep_fd >= 0)
-        fds[n++] = (struct pollfd){.fd = t->rep_fd, .events = POLLIN};
+    if (n < max && t->epfd >= 0)
+        fds[n++] = (struct pollfd){.fd = t->epfd, .events = POLLIN};
     return n;
 }
 
 bool net_transport_is_peer_fd(const net_transport *t, int fd) { return fd >= 0 && fd == t->pull_fd; }
-bool net_transport_is_client_fd(const net_transport *t, int fd) { return fd >= 0 && fd == t->rep_fd; }
+bool net_transport_is_client_fd(const net_transport *t, int fd) { return fd >= 0 && fd == t->epfd; }
 
 /* ---- peer traffic ---- */
 
@@ -560,6 +583,8 @@ void net_transport_tick(net_transport *t, uint64_t now_ms)
 
 uint64_t net_transport_next_deadline(const net_transport *t)
 {
+    if (t && t->q_len)
+        return 0;
     return t && t->n_held ? t->heap[0].due : UINT64_MAX;
 }
 
@@ -587,50 +612,267 @@ void net_msg_free(void *buf)
 
 /* ---- client traffic ---- */
 
+static uint64_t conn_id(const cconn *c) { return (uint64_t)c->gen << 32 | c->slot; }
+
+static cconn *conn_get(const net_transport *t, uint64_t id)
+{
+    uint32_t slot = (uint32_t)id;
+    if (slot >= t->n_slots || !t->conns[slot] || t->conns[slot]->gen != (uint32_t)(id >> 32))
+        return NULL;
+    return t->conns[slot];
+}
+
+static void conn_close(net_transport *t, cconn *c)
+{
+    (void)epoll_ctl(t->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    net_rbuf_free(&c->rb);
+    net_wbuf_free(&c->wb);
+    t->conns[c->slot] = NULL;
+    t->n_conns--;
+    free(c);
+}
+
+static void client_close_all(net_transport *t)
+{
+    for (uint32_t i = 0; i < t->n_slots; i++)
+        if (t->conns[i])
+            conn_close(t, t->conns[i]);
+    for (size_t i = 0; i < t->q_len; i++)
+        free(t->q[(t->q_head + i) % t->q_cap].body);
+    free(t->q);
+    free(t->conns);
+    free(t->dirty);
+    if (t->lfd >= 0)
+        close(t->lfd);
+    if (t->epfd >= 0)
+        close(t->epfd);
+    t->q = NULL;
+    t->conns = NULL;
+    t->dirty = NULL;
+    t->q_len = t->q_cap = 0;
+    t->n_slots = t->n_conns = t->n_dirty = 0;
+    t->lfd = t->epfd = -1;
+}
+
+static int client_listen(net_transport *t, char *err, size_t errlen)
+{
+    t->conns = calloc(CLIENT_MAX_CONNS, sizeof(*t->conns));
+    t->dirty = calloc(CLIENT_MAX_CONNS, sizeof(*t->dirty));
+    if (!t->conns || !t->dirty) {
+        net_seterr(err, errlen, "transport: out of memory");
+        return NET_ENOMEM;
+    }
+    t->epfd = epoll_create1(EPOLL_CLOEXEC);
+    t->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (t->epfd < 0 || t->lfd < 0) {
+        net_seterr(err, errlen, "transport: cannot create the client socket: %s", strerror(errno));
+        return NET_EIO;
+    }
+    int one = 1;
+    /* A node restarted right after a crash must get its port back although
+     * old connections linger in TIME_WAIT. */
+    (void)setsockopt(t->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(t->port + 1))};
+    if (inet_pton(AF_INET, t->ip, &a.sin_addr) != 1 ||
+        bind(t->lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(t->lfd, 1024) < 0) {
+        net_seterr(err, errlen, "transport: cannot listen for clients on %s:%d: %s", t->host,
+                   t->port + 1, strerror(errno));
+        return NET_EIO;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = LISTEN_ID};
+    if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->lfd, &ev) < 0) {
+        net_seterr(err, errlen, "transport: epoll: %s", strerror(errno));
+        return NET_EIO;
+    }
+    return NET_OK;
+}
+
+static void client_accept(net_transport *t)
+{
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(t->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;     /* EAGAIN, or an aborted connection: nothing to do */
+        uint32_t slot = 0;
+        while (slot < CLIENT_MAX_CONNS && t->conns[slot])
+            slot++;
+        cconn *c = slot < CLIENT_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
+        if (!c || net_tcp_prepare(fd) < 0) {
+            /* Full (or no memory): the client sees the connection close and
+             * tries another node or later. */
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->slot = slot;
+        c->gen = ++t->conn_gen;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = conn_id(c)};
+        if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            free(c);
+            close(fd);
+            continue;
+        }
+        t->conns[slot] = c;
+        t->n_conns++;
+        if (slot >= t->n_slots)
+            t->n_slots = slot + 1;
+        t->st.client_conns++;
+    }
+}
+
+static int queue_push(net_transport *t, net_client_msg m)
+{
+    if (t->q_len == t->q_cap) {
+        size_t cap = t->q_cap ? 2 * t->q_cap : 256;
+        net_client_msg *q = malloc(cap * sizeof(*q));
+        if (!q)
+            return NET_ENOMEM;
+        for (size_t i = 0; i < t->q_len; i++)
+            q[i] = t->q[(t->q_head + i) % t->q_cap];
+        free(t->q);
+        t->q = q;
+        t->q_cap = cap;
+        t->q_head = 0;
+    }
+    t->q[(t->q_head + t->q_len) % t->q_cap] = m;
+    t->q_len++;
+    return NET_OK;
+}
+
+/* Reads what a connection has and queues its complete frames; closes it on
+ * end of stream, error, or bytes that are not hstore frames. */
+static void client_read(net_transport *t, cconn *c)
+{
+    int rc = net_rbuf_fill(&c->rb, c->fd, CLIENT_READ_BUDGET);
+    for (;;) {
+        const uint8_t *f;
+        size_t len;
+        int frc = net_rbuf_frame(&c->rb, &f, &len);
+        if (frc == NET_EAGAIN)
+            break;
+        if (frc != NET_OK) {
+            t->st.client_conns_bad++;
+            conn_close(t, c);
+            return;
+        }
+        void *body = malloc(len);
+        if (!body || queue_push(t, (net_client_msg){.body = body, .len = len,
+                                                     .conn = conn_id(c)}) != NET_OK) {
+            free(body);
+            conn_close(t, c);
+            return;
+        }
+        memcpy(body, f, len);
+        t->st.client_recv++;
+    }
+    /* End of stream after the last complete frame: the client has gone (its
+     * requests already read are still served; their replies are dropped). */
+    if (rc == NET_EIO || rc == NET_ENOMEM)
+        conn_close(t, c);
+}
+
+static void set_want_out(net_transport *t, cconn *c, bool on)
+{
+    if (c->want_out == on)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.u64 = conn_id(c)};
+    if (epoll_ctl(t->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+        c->want_out = on;
+}
+
+/* Writes c's queued replies; false when c was closed. */
+static bool client_write(net_transport *t, cconn *c)
+{
+    int rc = net_wbuf_flush(&c->wb, c->fd);
+    if (rc == NET_EIO) {
+        conn_close(t, c);
+        return false;
+    }
+    set_want_out(t, c, rc == NET_EAGAIN);
+    return true;
+}
+
+void net_transport_flush(net_transport *t)
+{
+    if (!t)
+        return;
+    for (uint32_t i = 0; i < t->n_dirty; i++) {
+        cconn *c = t->conns[t->dirty[i]];
+        if (!c || !c->dirty)
+            continue;
+        c->dirty = false;
+        client_write(t, c);
+    }
+    t->n_dirty = 0;
+}
+
+/* One round of the epoll set without blocking. */
+static void client_pump(net_transport *t)
+{
+    struct epoll_event ev[64];
+    int n = epoll_wait(t->epfd, ev, 64, 0);
+    for (int i = 0; i < n; i++) {
+        uint64_t id = ev[i].data.u64;
+        if (id == LISTEN_ID) {
+            client_accept(t);
+            continue;
+        }
+        cconn *c = conn_get(t, id);
+        if (!c)
+            continue;
+        if ((ev[i].events & EPOLLOUT) && !client_write(t, c))
+            continue;
+        if (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+            if (t->q_len < CLIENT_MAX_QUEUED)
+                client_read(t, c);
+        }
+    }
+}
+
 int net_recv_client(net_transport *t, net_client_msg *out)
 {
     if (!t || !out)
         return NET_EINVAL;
     memset(out, 0, sizeof(*out));
-    if (t->rep < 0)
+    if (t->epfd < 0)
         return NET_EAGAIN;
-    void *body = NULL, *control = NULL;
-    struct nn_iovec iov = {.iov_base = &body, .iov_len = NN_MSG};
-    struct nn_msghdr hdr = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
-                            .msg_controllen = NN_MSG};
-    int n = nn_recvmsg(t->rep, &hdr, NN_DONTWAIT);
-    if (n < 0) {
-        int e = nn_errno();
-        return (e == EAGAIN || e == EINTR) ? NET_EAGAIN : NET_EIO;
-    }
-    out->body = body;
-    out->len = (size_t)n;
-    out->control = control;
-    t->st.client_recv++;
+    if (t->q_len == 0)
+        client_pump(t);
+    if (t->q_len == 0)
+        return NET_EAGAIN;
+    *out = t->q[t->q_head];
+    t->q_head = (t->q_head + 1) % t->q_cap;
+    t->q_len--;
     return NET_OK;
 }
+
+bool net_transport_client_pending(const net_transport *t) { return t && t->q_len > 0; }
 
 int net_reply_client(net_transport *t, net_client_msg *req, const void *buf, size_t len)
 {
     if (!t || !req || (!buf && len))
         return NET_EINVAL;
+    cconn *c = conn_get(t, req->conn);
     int rc = NET_OK;
-    if (t->rep < 0 || !req->control) {
-        rc = NET_EINVAL;
-    } else {
-        struct nn_iovec iov = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
-        struct nn_msghdr hdr = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &req->control,
-                                .msg_controllen = NN_MSG};
-        /* With NN_MSG the control chunk (the route back) passes to nanomsg,
-         * which frees it whether or not the send succeeds. */
-        if (nn_sendmsg(t->rep, &hdr, NN_DONTWAIT) < 0) {
-            rc = NET_EIO;
-            t->st.client_reply_failed++;
-        } else {
-            t->st.client_replied++;
-        }
-        req->control = NULL;
+    if (!c || net_wbuf_pending(&c->wb) + len > CLIENT_MAX_WBUF) {
+        /* Gone, or not reading its answers: cut it off rather than grow. */
+        if (c)
+            conn_close(t, c);
+        rc = NET_EIO;
+    } else if (net_wbuf_put(&c->wb, buf, len) != NET_OK) {
+        rc = NET_ENOMEM;
+    } else if (net_wbuf_pending(&c->wb) >= CLIENT_FLUSH_AT) {
+        client_write(t, c);
+    } else if (!c->dirty) {
+        c->dirty = true;
+        t->dirty[t->n_dirty++] = c->slot;
     }
+    if (rc == NET_OK)
+        t->st.client_replied++;
+    else
+        t->st.client_reply_failed++;
     net_client_msg_drop(req);
     return rc;
 }
@@ -639,12 +881,10 @@ void net_client_msg_drop(net_client_msg *req)
 {
     if (!req)
         return;
-    if (req->body)
-        nn_freemsg(req->body);
-    if (req->control)
-        nn_freemsg(req->control);
-    req->body = req->control = NULL;
+    free(req->body);
+    req->body = NULL;
     req->len = 0;
+    req->conn = 0;
 }
 
 bool net_transport_peer_connected(const net_transport *t, uint64_t peer_id)

@@ -1,6 +1,6 @@
 /*
- * transport.h — a node's sockets: peer traffic and client traffic over
- * nanomsg/TCP, driven from the node's single poll() loop.
+ * transport.h — a node's sockets: peer traffic over nanomsg/TCP and client
+ * traffic over plain TCP, driven from the node's single poll() loop.
  *
  * Raft is message passing, not RPC, so peer traffic is one-way:
  *   - one NN_PULL socket bound at tcp://HOST:PORT receives from every peer;
@@ -11,11 +11,14 @@
  * simply drops the message (Raft retransmits; dissertation §3.3 assumes a
  * lossy network).
  *
- * Clients talk to a raw REP socket (AF_SP_RAW + NN_REP) bound at
- * tcp://HOST:PORT+1.  Raw mode lets the node hold many requests at once and
- * answer them later, in any order: each received request keeps nanomsg's
- * control header (the route back), and net_reply_client() sends it back with
- * the reply.
+ * Clients connect over plain TCP to HOST:PORT+1 (see stream.h for why not
+ * nanomsg there).  The transport accepts and reads every client connection
+ * itself, behind one epoll descriptor that the loop polls; a connection may
+ * carry many requests at once, and the node answers each later, in any order
+ * (replies carry the request's req_id).  Replies are queued per connection
+ * and written together once per loop turn (net_transport_flush, which
+ * net_transport_pollfds also calls), so a burst of answers costs one write
+ * per connection, not one per answer.
  *
  * Test-only fault injection: if HSTORE_NET_FAULTS is set (or cfg.faults), e.g.
  *   "drop=0.1,dup=0.05,delay=0.3:5-50,seed=42"
@@ -71,10 +74,13 @@ void net_transport_free(net_transport *t);
 int net_transport_add_peer(net_transport *t, const net_peer *p);
 int net_transport_remove_peer(net_transport *t, uint64_t id);
 
-/* Fills fds[0..] with the descriptors to poll for POLLIN (the peer socket's
- * NN_RCVFD, then the client socket's).  Returns how many (<= max).  A
- * readable descriptor means "call net_recv_peer / net_recv_client until
- * NET_EAGAIN"; nanomsg's descriptors are level-triggered on the queue. */
+/* Sends queued client replies, then fills fds[0..] with the descriptors to
+ * poll for POLLIN (the peer socket's NN_RCVFD, then the client connections'
+ * epoll descriptor).  Returns how many (<= max).  A readable descriptor
+ * means "call net_recv_peer / net_recv_client until NET_EAGAIN"; both are
+ * level-triggered.  Client requests already read but not yet taken make
+ * net_transport_client_pending() true and net_transport_next_deadline() now:
+ * take them before sleeping. */
 int net_transport_pollfds(net_transport *t, struct pollfd *fds, int max);
 /* Which of the two a pollfd belongs to (for the loop's dispatch). */
 bool net_transport_is_peer_fd(const net_transport *t, int fd);
@@ -102,14 +108,20 @@ void net_msg_free(void *buf);
 typedef struct net_client_msg {
     void *body;
     size_t len;
-    void *control;              /* nanomsg's route back to the requester */
+    uint64_t conn;              /* the connection it came on (generation, slot) */
 } net_client_msg;
 
 /* Receives one client request without blocking: NET_OK or NET_EAGAIN. */
 int net_recv_client(net_transport *t, net_client_msg *out);
-/* Answers req with the frame buf/len (copied) and releases req, whatever the
- * outcome: NET_OK, or NET_EIO if the requester is gone (reply dropped). */
+/* Answers req with the frame buf/len (copied into the connection's queue; sent
+ * by the next flush) and releases req, whatever the outcome: NET_OK, or
+ * NET_EIO if the requester is gone (reply dropped). */
 int net_reply_client(net_transport *t, net_client_msg *req, const void *buf, size_t len);
+/* Whether requests already read from connections wait to be taken. */
+bool net_transport_client_pending(const net_transport *t);
+/* Writes queued replies to their connections (what the socket takes now; the
+ * rest goes when the connection is writable again). */
+void net_transport_flush(net_transport *t);
 /* Releases req without answering (the client will time out and retry). */
 void net_client_msg_drop(net_client_msg *req);
 
@@ -138,6 +150,8 @@ typedef struct net_transport_stats {
     uint64_t client_recv;
     uint64_t client_replied;
     uint64_t client_reply_failed;
+    uint64_t client_conns;      /* connections accepted */
+    uint64_t client_conns_bad;  /* closed for sending something that is not hstore frames */
     uint64_t fault_dropped;     /* fault injector */
     uint64_t fault_duplicated;
     uint64_t fault_delayed;

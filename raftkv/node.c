@@ -803,6 +803,9 @@ static void *loop_main(void *arg)
                 recv_clients(n);
             }
         }
+        /* Requests read earlier but left over by recv_clients' budget. */
+        if (net_transport_client_pending(n->tr))
+            recv_clients(n);
         issue_reads(n);
         if (handle_ready(n) != 0)
             break;

@@ -1,17 +1,19 @@
 /*
  * cmd_bench.c — `hstore bench`: throughput and latency of a running cluster.
  *
- * N client sessions run as N threads in this one process, each with its own
- * net_client (its own client id and sockets), each waiting for the reply to
- * its request before sending the next — the closed-loop model of etcd's
- * benchmark tool, so the numbers compare.  The M operations are shared out
- * among the clients; every operation's latency is recorded and the
- * percentiles come from the sorted whole.  Throughput is M over the wall time
- * from the moment all clients start together to the moment the last ends.
+ * N client sessions, each with its own client id and sequence numbers, each
+ * waiting for the reply to its request before sending the next — the
+ * closed-loop model of etcd's benchmark tool, so the numbers compare.  Like
+ * etcd's (--clients over --conns), the sessions share connections: they are
+ * spread over C threads (--conns), each driving its sessions over one TCP
+ * connection per node (net/mux.h).  The M operations are shared out among the
+ * sessions; every operation's latency is recorded and the percentiles come
+ * from the sorted whole.  Throughput is M over the wall time from the moment
+ * all threads start together to the moment the last ends.
  *
  * Workloads: put (PUT of a value to one of K keys), get (linearizable GET of
  * one of K keys, which are written first, untimed), append (APPEND to one of K
- * keys), mixed (half gets, half puts, chosen by a seeded per-client PRNG).
+ * keys), mixed (half gets, half puts, chosen by a seeded per-session PRNG).
  * Key i is "k" followed by i in decimal, zero-padded to --key-size bytes.
  */
 #include <getopt.h>
@@ -22,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "net/mux.h"
 #include "tools/cli.h"
 #include "tools/cli_net.h"
 #include "tools/cmds.h"
@@ -29,9 +32,10 @@
 static const char bench_help[] =
     "Usage: hstore bench [OPTIONS] put|get|append|mixed\n"
     "\n"
-    "Runs --ops operations from --clients concurrent client sessions (threads of\n"
-    "this process, each waiting for its reply before its next request) and prints\n"
-    "throughput (ops/s), p50/p90/p99/max latency and the number of errors.\n"
+    "Runs --ops operations from --clients concurrent client sessions (each waiting\n"
+    "for its reply before its next request; the sessions share --conns threads,\n"
+    "each with one connection per node) and prints throughput (ops/s),\n"
+    "p50/p90/p99/max latency and the number of errors.\n"
     "\n"
     "Workloads:\n"
     "  put      PUT a value to one of --keys keys (round robin)\n"
@@ -41,6 +45,7 @@ static const char bench_help[] =
     "\n"
     "Options:\n"
     "  --clients N        concurrent client sessions (default 1)\n"
+    "  --conns C          threads/connections the sessions share (default 1)\n"
     "  --ops M            operations in all, shared among the clients (default 10000)\n"
     "  --key-size B       bytes per key, at least 2 (default 16)\n"
     "  --value-size B     bytes per value (default 256)\n"
@@ -64,17 +69,25 @@ typedef struct bench_cfg {
     uint8_t *value;
 } bench_cfg;
 
-typedef struct bench_client {
+/* One thread's share: sessions [first_sess, first_sess + n_sess) of the
+ * --clients, over one mux. */
+typedef struct bench_group {
     pthread_t th;
     const bench_cfg *cfg;
-    int idx;
-    uint64_t first_op, n_ops;       /* this client's share of the ops */
-    uint64_t *lat_ns;               /* n_ops latencies */
+    int first_sess, n_sess;
+    uint64_t *lat_ns;               /* the whole run's latencies, by op index */
     uint64_t done, errors;
     uint64_t start_ns, end_ns;
     bool setup_failed;
     pthread_barrier_t *barrier;
-} bench_client;
+} bench_group;
+
+/* Per session: ops [first, first + count) of the run, next to start. */
+typedef struct sess_plan {
+    uint64_t first, count, next;
+    uint64_t t0;
+    uint64_t rng;
+} sess_plan;
 
 static void make_key(const bench_cfg *cfg, uint64_t i, char *buf)
 {
@@ -91,8 +104,8 @@ static uint64_t xorshift(uint64_t *s)
     return *s = x;
 }
 
-/* One operation; true when it succeeded. */
-static bool one_op(net_client *c, int type, const char *key, const bench_cfg *cfg)
+/* Starts op `type` on `key` for session s; false if it could not start. */
+static bool start_op(net_mux *mx, int s, int type, const char *key, const bench_cfg *cfg)
 {
     kv_op op = {.type = (uint8_t)type, .path = key};
     if (type != KV_OP_GET) {
@@ -103,65 +116,117 @@ static bool one_op(net_client *c, int type, const char *key, const bench_cfg *cf
     size_t enc_len = 0;
     if (kv_op_encode(&op, &enc, &enc_len) != 0)
         return false;
-    void *reply = NULL;
-    size_t reply_len = 0;
-    int rc = net_client_call(c, type == KV_OP_GET, enc, enc_len, &reply, &reply_len);
+    int rc = net_mux_start(mx, s, type == KV_OP_GET, enc, enc_len);
     free(enc);
-    bool ok = rc == NET_OK && kv_reply_status(reply, reply_len) == 0;
-    free(reply);
-    return ok;
+    return rc == NET_OK;
 }
 
-static void *client_thread(void *arg)
+static bool op_ok(net_mux *mx, int s)
 {
-    bench_client *b = arg;
-    const bench_cfg *cfg = b->cfg;
-    char err[128], key[64];
-    net_client *c = net_client_new(cfg->spec, cfg->timeout_ms, err, sizeof err);
-    if (c == NULL)
-        b->setup_failed = true;
-    /* Untimed: write the keys a read workload needs (each client its share),
-     * and warm up the connection. */
-    if (c != NULL && (cfg->w == W_GET || cfg->w == W_MIXED)) {
-        for (uint64_t k = (uint64_t)b->idx; k < cfg->keys; k += (uint64_t)cfg->clients) {
-            make_key(cfg, k, key);
-            if (!one_op(c, KV_OP_PUT, key, cfg)) {
-                b->setup_failed = true;
-                break;
+    const uint8_t *reply = NULL;
+    size_t len = 0;
+    return net_mux_result(mx, s, &reply, &len) == NET_OK && kv_reply_status(reply, len) == 0;
+}
+
+/* The key and type of op j of a session. */
+static int op_type(const bench_cfg *cfg, sess_plan *p)
+{
+    switch (cfg->w) {
+    case W_PUT: return KV_OP_PUT;
+    case W_GET: return KV_OP_GET;
+    case W_APPEND: return KV_OP_APPEND;
+    default: return (xorshift(&p->rng) & 1) ? KV_OP_GET : KV_OP_PUT;
+    }
+}
+
+/* Runs every session's plan to the end, closed loop.  preload: write keys
+ * (untimed); else the workload, timed into g->lat_ns.  False if an op could
+ * not start or, when preloading, failed. */
+static bool run_plans(bench_group *g, net_mux *mx, sess_plan *plan, bool preload)
+{
+    const bench_cfg *cfg = g->cfg;
+    char key[64];
+    int done[256];
+    /* Start or restart session s with its next op, if any. */
+#define NEXT(s)                                                                              \
+    do {                                                                                     \
+        sess_plan *p_ = &plan[s];                                                            \
+        if (p_->next < p_->count) {                                                          \
+            uint64_t j_ = p_->first + p_->next;                                              \
+            int type_ = preload ? KV_OP_PUT : op_type(cfg, p_);                              \
+            make_key(cfg, preload ? j_ : j_ % cfg->keys, key);                               \
+            p_->t0 = cli_now_ns();                                                           \
+            if (!start_op(mx, s, type_, key, cfg))                                           \
+                return false;                                                                \
+        }                                                                                    \
+    } while (0)
+    for (int s = 0; s < g->n_sess; s++)
+        NEXT(s);
+    while (net_mux_busy(mx) > 0) {
+        int k = net_mux_wait(mx, 1000, done, 256);
+        if (k < 0)
+            return false;
+        uint64_t now = cli_now_ns();
+        for (int i = 0; i < k; i++) {
+            int s = done[i];
+            sess_plan *p = &plan[s];
+            bool ok = op_ok(mx, s);
+            if (preload && !ok)
+                return false;
+            if (!preload) {
+                g->lat_ns[p->first + p->next] = now - p->t0;
+                g->done++;
+                if (!ok)
+                    g->errors++;
             }
+            p->next++;
+            NEXT(s);
         }
     }
-    if (c != NULL && !b->setup_failed) {
-        raft_status st;
-        for (int i = 0; i < net_client_n_nodes(c); i++)
-            net_client_status(c, i, &st, NULL, 0);
-    }
-    pthread_barrier_wait(b->barrier);
-    if (b->setup_failed) {
-        net_client_free(c);
-        return NULL;
-    }
-    uint64_t rng = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)b->idx + 1) * 0xbf58476d1ce4e5b9ULL;
-    b->start_ns = cli_now_ns();
-    for (uint64_t j = 0; j < b->n_ops; j++) {
-        uint64_t k = (b->first_op + j) % cfg->keys;
-        make_key(cfg, k, key);
-        int type;
-        switch (cfg->w) {
-        case W_PUT: type = KV_OP_PUT; break;
-        case W_GET: type = KV_OP_GET; break;
-        case W_APPEND: type = KV_OP_APPEND; break;
-        default: type = (xorshift(&rng) & 1) ? KV_OP_GET : KV_OP_PUT; break;
+#undef NEXT
+    return true;
+}
+
+static void *group_thread(void *arg)
+{
+    bench_group *g = arg;
+    const bench_cfg *cfg = g->cfg;
+    char err[128];
+    net_mux *mx = net_mux_new(cfg->spec, cfg->timeout_ms, g->n_sess, err, sizeof err);
+    sess_plan *plan = calloc((size_t)g->n_sess, sizeof(*plan));
+    if (mx == NULL || plan == NULL)
+        g->setup_failed = true;
+    /* Untimed: write the keys a read workload needs (session gs writes keys
+     * [keys*gs/clients, keys*(gs+1)/clients)). */
+    if (!g->setup_failed && (cfg->w == W_GET || cfg->w == W_MIXED)) {
+        for (int s = 0; s < g->n_sess; s++) {
+            uint64_t gs = (uint64_t)(g->first_sess + s);
+            uint64_t a = cfg->keys * gs / (uint64_t)cfg->clients;
+            uint64_t b = cfg->keys * (gs + 1) / (uint64_t)cfg->clients;
+            plan[s] = (sess_plan){.first = a, .count = b - a};
         }
-        uint64_t t0 = cli_now_ns();
-        bool ok = one_op(c, type, key, cfg);
-        b->lat_ns[j] = cli_now_ns() - t0;
-        b->done++;
-        if (!ok)
-            b->errors++;
+        if (!run_plans(g, mx, plan, true))
+            g->setup_failed = true;
     }
-    b->end_ns = cli_now_ns();
-    net_client_free(c);
+    /* Ops of this group: session gs gets ops [ops*gs/clients, ops*(gs+1)/clients). */
+    if (!g->setup_failed) {
+        for (int s = 0; s < g->n_sess; s++) {
+            uint64_t gs = (uint64_t)(g->first_sess + s);
+            uint64_t a = cfg->ops * gs / (uint64_t)cfg->clients;
+            uint64_t b = cfg->ops * (gs + 1) / (uint64_t)cfg->clients;
+            plan[s] = (sess_plan){.first = a, .count = b - a,
+                                  .rng = 0x9e3779b97f4a7c15ULL ^ (gs + 1) * 0xbf58476d1ce4e5b9ULL};
+        }
+    }
+    pthread_barrier_wait(g->barrier);
+    if (!g->setup_failed) {
+        g->start_ns = cli_now_ns();
+        if (!run_plans(g, mx, plan, false))
+            g->setup_failed = true;
+        g->end_ns = cli_now_ns();
+    }
+    free(plan);
+    net_mux_free(mx);
     return NULL;
 }
 
@@ -183,10 +248,11 @@ static double pct_ms(const uint64_t *sorted, uint64_t n, double p)
 
 int cmd_bench(int argc, char **argv)
 {
-    enum { O_CLIENTS = 4000, O_OPS, O_KEY_SIZE, O_VALUE_SIZE, O_KEYS, O_JSON };
+    enum { O_CLIENTS = 4000, O_CONNS, O_OPS, O_KEY_SIZE, O_VALUE_SIZE, O_KEYS, O_JSON };
     static const struct option longopts[] = {
         CLI_CLIENT_LONGOPTS,
         {"clients", required_argument, NULL, O_CLIENTS},
+        {"conns", required_argument, NULL, O_CONNS},
         {"ops", required_argument, NULL, O_OPS},
         {"key-size", required_argument, NULL, O_KEY_SIZE},
         {"value-size", required_argument, NULL, O_VALUE_SIZE},
@@ -197,7 +263,7 @@ int cmd_bench(int argc, char **argv)
     };
     cli_client_opts o;
     cli_client_opts_init(&o);
-    uint64_t clients = 1, ops = 10000, key_size = 16, value_size = 256, keys = 0;
+    uint64_t clients = 1, conns = 1, ops = 10000, key_size = 16, value_size = 256, keys = 0;
     bool json = false;
     optind = 0;
     opterr = 0;
@@ -217,6 +283,7 @@ int cmd_bench(int argc, char **argv)
             fputs(cli_client_opts_help, stdout);
             return CLI_EXIT_OK;
         case O_CLIENTS: dst = &clients; what = "--clients N, 1 to 4096"; lo = 1; hi = 4096; break;
+        case O_CONNS: dst = &conns; what = "--conns C, 1 to 64"; lo = 1; hi = 64; break;
         case O_OPS: dst = &ops; what = "--ops M, at least 1"; lo = 1; hi = UINT64_C(1) << 40; break;
         case O_KEY_SIZE: dst = &key_size; what = "--key-size B, 2 to 60"; lo = 2; hi = 60; break;
         case O_VALUE_SIZE: dst = &value_size; what = "--value-size B, up to 64m"; lo = 0; hi = 64u << 20; break;
@@ -275,13 +342,15 @@ int cmd_bench(int argc, char **argv)
     cfg->value_size = value_size;
     cfg->clients = (int)clients;
     cfg->value = malloc(value_size ? value_size : 1);
-    uint64_t *lat = malloc(sizeof(uint64_t) * ops);
-    bench_client *bc = calloc(clients, sizeof *bc);
-    if (cfg->value == NULL || lat == NULL || bc == NULL) {
+    if (conns > clients)
+        conns = clients;
+    uint64_t *lat = calloc(ops, sizeof(uint64_t));
+    bench_group *bg = calloc(conns, sizeof *bg);
+    if (cfg->value == NULL || lat == NULL || bg == NULL) {
         cli_err("bench: out of memory for %" PRIu64 " operations", ops);
         free(cfg->value);
         free(lat);
-        free(bc);
+        free(bg);
         free(cfg);
         return CLI_EXIT_USAGE;
     }
@@ -289,54 +358,44 @@ int cmd_bench(int argc, char **argv)
         cfg->value[i] = (uint8_t)('a' + i % 26);
 
     pthread_barrier_t barrier;
-    pthread_barrier_init(&barrier, NULL, (unsigned)clients);
-    uint64_t per = ops / clients, extra = ops % clients, at = 0;
-    int started = 0;
-    for (uint64_t i = 0; i < clients; i++) {
-        bc[i].cfg = cfg;
-        bc[i].idx = (int)i;
-        bc[i].first_op = at;
-        bc[i].n_ops = per + (i < extra ? 1 : 0);
-        bc[i].lat_ns = lat + at;
-        bc[i].barrier = &barrier;
-        at += bc[i].n_ops;
+    pthread_barrier_init(&barrier, NULL, (unsigned)conns);
+    for (uint64_t i = 0; i < conns; i++) {
+        bg[i].cfg = cfg;
+        bg[i].first_sess = (int)(clients * i / conns);
+        bg[i].n_sess = (int)(clients * (i + 1) / conns) - bg[i].first_sess;
+        bg[i].lat_ns = lat;
+        bg[i].barrier = &barrier;
     }
-    for (uint64_t i = 0; i < clients; i++) {
-        if (pthread_create(&bc[i].th, NULL, client_thread, &bc[i]) != 0) {
-            cli_err("bench: cannot start client thread %" PRIu64 " (too many --clients?)", i);
-            /* The barrier counts every client: run the missing ones' part here is
-             * not possible, so stop: nothing has been measured yet. */
+    for (uint64_t i = 0; i < conns; i++) {
+        if (pthread_create(&bg[i].th, NULL, group_thread, &bg[i]) != 0) {
+            /* The barrier counts every thread: nothing has been measured yet. */
+            cli_err("bench: cannot start thread %" PRIu64 " (too many --conns?)", i);
             _exit(CLI_EXIT_USAGE);
         }
-        started++;
     }
     uint64_t errors = 0, done = 0, t_start = UINT64_MAX, t_end = 0;
     bool setup_failed = false;
-    for (int i = 0; i < started; i++) {
-        pthread_join(bc[i].th, NULL);
-        setup_failed |= bc[i].setup_failed;
-        errors += bc[i].errors;
-        done += bc[i].done;
-        if (bc[i].n_ops > 0 && bc[i].start_ns != 0) {
-            if (bc[i].start_ns < t_start)
-                t_start = bc[i].start_ns;
-            if (bc[i].end_ns > t_end)
-                t_end = bc[i].end_ns;
+    for (uint64_t i = 0; i < conns; i++) {
+        pthread_join(bg[i].th, NULL);
+        setup_failed |= bg[i].setup_failed;
+        errors += bg[i].errors;
+        done += bg[i].done;
+        if (bg[i].start_ns != 0) {
+            if (bg[i].start_ns < t_start)
+                t_start = bg[i].start_ns;
+            if (bg[i].end_ns > t_end)
+                t_end = bg[i].end_ns;
         }
     }
     pthread_barrier_destroy(&barrier);
     int rc = CLI_EXIT_OK;
     if (setup_failed) {
-        cli_err("bench: could not prepare the keys (is a majority of the cluster up? see "
-                "`hstore status`)");
+        cli_err("bench: could not prepare the keys or run the operations (is a majority of "
+                "the cluster up? see `hstore status`)");
         rc = CLI_EXIT_UNAVAIL;
     } else {
-        /* Latencies of the ops that ran, in one sorted array. */
-        uint64_t n = 0;
-        for (uint64_t i = 0; i < clients; i++) {
-            memmove(lat + n, bc[i].lat_ns, sizeof(uint64_t) * bc[i].done);
-            n += bc[i].done;
-        }
+        /* Every op ran (a run that could not go on is a setup failure). */
+        uint64_t n = done;
         qsort(lat, n, sizeof lat[0], cmp_u64);
         double secs = t_end > t_start ? (double)(t_end - t_start) / 1e9 : 0;
         double tput = secs > 0 ? (double)done / secs : 0;
@@ -369,6 +428,6 @@ int cmd_bench(int argc, char **argv)
     free(cfg->value);
     free(cfg);
     free(lat);
-    free(bc);
+    free(bg);
     return rc;
 }

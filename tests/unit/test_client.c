@@ -4,7 +4,8 @@
  * hints, retries on silence / UNAVAILABLE / SHUTTING_DOWN with the same
  * (client id, seq), never takes a reply meant for another attempt, gives up
  * with NET_EUNAVAIL at its deadline, numbers commands 1, 2, 3 ... and reads
- * not at all, and fetches node status.
+ * not at all, and fetches node status; and the same rules for the
+ * multiplexed client (many sessions over one connection per node).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@
 #include <cmocka.h>
 
 #include "net/client.h"
+#include "net/mux.h"
 #include "net/transport.h"
 
 static uint64_t rng_state;
@@ -449,6 +451,139 @@ static void test_status(void **state)
     net_client_free(c);
 }
 
+/* ---- the multiplexed client (mux.h) ---- */
+
+static net_mux *mkmux(int timeout_ms, int n)
+{
+    char err[200];
+    net_mux *m = net_mux_new(spec, timeout_ms, n, err, sizeof(err));
+    if (!m)
+        fail_msg("net_mux_new: %s", err);
+    return m;
+}
+
+/* Waits until every session is idle; returns how many finished. */
+static int mux_drain(net_mux *m, int *order, int max)
+{
+    int got = 0, done[64];
+    uint64_t end = net_now_ms() + 10000;
+    while (net_mux_busy(m) > 0 && net_now_ms() < end) {
+        int k = net_mux_wait(m, 500, done, 64);
+        assert_true(k >= 0);
+        for (int i = 0; i < k && got < max; i++)
+            order[got++] = done[i];
+    }
+    assert_int_equal(net_mux_busy(m), 0);
+    return got;
+}
+
+static void test_mux_sessions_share_connections(void **state)
+{
+    (void)state;
+    enum { S = 30 };
+    set_modes(M_NOT_LEADER, M_NOT_LEADER, M_OK, 3);
+    net_mux *m = mkmux(4000, S);
+    char op[32], want[48];
+    for (int round = 1; round <= 2; round++) {
+        for (int s = 0; s < S; s++) {
+            int n = snprintf(op, sizeof(op), "put %d.%d", round, s);
+            assert_int_equal(net_mux_start(m, s, false, op, (size_t)n), NET_OK);
+        }
+        /* a busy session cannot start another operation */
+        assert_int_equal(net_mux_start(m, 0, false, "x", 1), NET_EINVAL);
+        int order[S];
+        assert_int_equal(mux_drain(m, order, S), S);
+        for (int s = 0; s < S; s++) {
+            const uint8_t *r = NULL;
+            size_t rl = 0;
+            assert_int_equal(net_mux_result(m, s, &r, &rl), NET_OK);
+            int n = snprintf(want, sizeof(want), "node3:put %d.%d", round, s);
+            assert_int_equal(rl, (size_t)n);
+            assert_memory_equal(r, want, rl);
+        }
+    }
+    /* round 1: all asked node 1 first and were redirected to the leader;
+     * round 2 went straight to it */
+    assert_int_equal(nlog(0), S);
+    assert_int_equal(nlog(1), 0);
+    assert_int_equal(nlog(2), 2 * S);
+    /* each session is its own client: distinct ids, seq 1 then 2, the same
+     * (client id, seq) on the redirected attempt */
+    for (int i = 0; i < S; i++) {
+        const net_client_req *a = &fakes[2].log[i], *b = &fakes[2].log[S + i];
+        assert_int_equal(a->seq, 1);
+        assert_int_equal(b->seq, 2);
+        for (int j = 0; j < i; j++)
+            assert_true(fakes[2].log[j].client_id != a->client_id);
+        bool seen = false;
+        for (int j = 0; j < S; j++)
+            seen |= fakes[0].log[j].client_id == a->client_id && fakes[0].log[j].seq == 1;
+        assert_true(seen);
+    }
+    /* reads carry seq 0 and the read flag, and do not use up a seq */
+    assert_int_equal(net_mux_start(m, 5, true, "get k", 5), NET_OK);
+    int order[1];
+    assert_int_equal(mux_drain(m, order, 1), 1);
+    assert_int_equal(order[0], 5);
+    const net_client_req *rq = &fakes[2].log[2 * S];
+    assert_int_equal(rq->seq, 0);
+    assert_true(rq->flags & NET_REQ_READ);
+    net_mux_free(m);
+}
+
+static void test_mux_silence_then_deadline(void **state)
+{
+    (void)state;
+    enum { S = 10 };
+    /* a silent node: every session moves on to the next with the same seq */
+    set_modes(M_SILENT, M_OK, M_OK, 0);
+    net_mux *m = mkmux(4000, S);
+    for (int s = 0; s < S; s++)
+        assert_int_equal(net_mux_start(m, s, false, "append x", 8), NET_OK);
+    int order[S];
+    assert_int_equal(mux_drain(m, order, S), S);
+    for (int s = 0; s < S; s++)
+        assert_int_equal(net_mux_result(m, s, NULL, NULL), NET_OK);
+    assert_int_equal(nlog(0), S);
+    assert_int_equal(nlog(1), S);
+    for (int i = 0; i < S; i++) {
+        bool same = false;
+        for (int j = 0; j < S; j++)
+            same |= fakes[0].log[i].client_id == fakes[1].log[j].client_id &&
+                    fakes[0].log[i].seq == fakes[1].log[j].seq;
+        assert_true(same);
+    }
+    net_mux_free(m);
+
+    /* nobody answers: every session gives up at its deadline, outcome unknown */
+    set_modes(M_SILENT, M_SILENT, M_UNAVAIL, 0);
+    m = mkmux(1500, S);
+    uint64_t t0 = net_now_ms();
+    for (int s = 0; s < S; s++)
+        assert_int_equal(net_mux_start(m, s, false, "put z", 5), NET_OK);
+    assert_int_equal(mux_drain(m, order, S), S);
+    uint64_t dt = net_now_ms() - t0;
+    printf("mux, no quorum: %d sessions gave up after %llu ms (timeout 1500)\n", S,
+           (unsigned long long)dt);
+    assert_true(dt >= 1500 && dt < 3000);
+    for (int s = 0; s < S; s++)
+        assert_int_equal(net_mux_result(m, s, NULL, NULL), NET_EUNAVAIL);
+    net_mux_free(m);
+
+    /* a spec where nothing listens */
+    char err[100], s1[64];
+    snprintf(s1, sizeof(s1), "1=127.0.0.1:%d", free_port_pair());
+    m = net_mux_new(s1, 800, 2, err, sizeof(err));
+    assert_non_null(m);
+    assert_int_equal(net_mux_start(m, 1, true, "get", 3), NET_OK);
+    assert_int_equal(mux_drain(m, order, 1), 1);
+    assert_int_equal(net_mux_result(m, 1, NULL, NULL), NET_EUNAVAIL);
+    assert_int_equal(net_mux_result(m, 0, NULL, NULL), NET_EINVAL);   /* never ran */
+    net_mux_free(m);
+    assert_null(net_mux_new("nonsense", 100, 1, err, sizeof(err)));
+    assert_null(net_mux_new(spec, 100, 0, err, sizeof(err)));
+}
+
 int main(void)
 {
     const char *s = getenv("HSTORE_TEST_SEED");
@@ -465,6 +600,8 @@ int main(void)
         cmocka_unit_test(test_bad_request_is_final),
         cmocka_unit_test(test_sequence_numbers),
         cmocka_unit_test(test_status),
+        cmocka_unit_test(test_mux_sessions_share_connections),
+        cmocka_unit_test(test_mux_silence_then_deadline),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

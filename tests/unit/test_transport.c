@@ -1,9 +1,11 @@
 /*
  * test_transport.c — the nanomsg transport on real loopback sockets: peers
  * exchange frames in order; outgoing connections start from the node's own
- * address; a peer that is down never blocks the sender; the raw REP client
- * socket answers several requests out of order; the fault injector drops,
- * duplicates and delays (reorders) at the configured rates.
+ * address; a peer that is down never blocks the sender; the TCP client
+ * port answers requests out of order, each on its own connection, takes
+ * bursts and large frames whole, drops replies for clients gone, and cuts off
+ * a connection that sends something else than hstore frames; the fault
+ * injector drops, duplicates and delays (reorders) at the configured rates.
  *
  * Ports are picked at random (seed printed) among free ones, so parallel
  * runs do not collide.  Every wait has a deadline.
@@ -24,7 +26,8 @@
 
 #include <cmocka.h>
 #include <nanomsg/nn.h>
-#include <nanomsg/reqrep.h>
+#include <poll.h>
+#include <sys/time.h>
 
 #include "net/transport.h"
 
@@ -345,18 +348,55 @@ static void test_bind_conflict_reported(void **state)
     assert_non_null(strstr(err, "drop"));
 }
 
-static int req_socket(int port)
+/* A plain blocking TCP client of the node's client port. */
+static int tcp_client(int port)
 {
-    int s = nn_socket(AF_SP, NN_REQ);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(s >= 0);
-    int to = 5000, resend = 600000;
-    nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &to, sizeof(to));
-    nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, &to, sizeof(to));
-    nn_setsockopt(s, NN_REQ, NN_REQ_RESEND_IVL, &resend, sizeof(resend));
-    char url[64];
-    snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
-    assert_true(nn_connect(s, url) >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof(a)), 0);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     return s;
+}
+
+/* A well-framed request: a STATUS_REQ frame with req_id id. */
+static size_t frame(uint64_t id, uint8_t *out, size_t cap)
+{
+    net_buf b = {0};
+    assert_int_equal(net_encode_status_req(id, &b), NET_OK);
+    assert_true(b.len <= cap);
+    memcpy(out, b.p, b.len);
+    size_t n = b.len;
+    net_buf_free(&b);
+    return n;
+}
+
+static void send_all(int s, const void *p, size_t n)
+{
+    const uint8_t *q = p;
+    while (n) {
+        ssize_t w = send(s, q, n, MSG_NOSIGNAL);
+        assert_true(w > 0);
+        q += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Reads exactly one reply frame (the transport's framing) of payload length
+ * wanting `len` bytes in all; returns 0 on a match with `want`. */
+static int recv_exact(int s, void *buf, size_t n)
+{
+    uint8_t *p = buf;
+    while (n) {
+        ssize_t r = recv(s, p, n, 0);
+        if (r <= 0)
+            return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
 }
 
 static int recv_client_wait(net_transport *t, net_client_msg *m)
@@ -372,6 +412,13 @@ static int recv_client_wait(net_transport *t, net_client_msg *m)
     }
 }
 
+static uint64_t status_id(const net_client_msg *m)
+{
+    uint64_t id = 0;
+    assert_int_equal(net_decode_status_req(m->body, m->len, &id), NET_OK);
+    return id;
+}
+
 static void test_client_requests_answered_out_of_order(void **state)
 {
     (void)state;
@@ -379,58 +426,128 @@ static void test_client_requests_answered_out_of_order(void **state)
     net_transport_config ca;
     mkcfg(&ca, 1, "127.0.0.1", pa);
     net_transport *a = mk(&ca);
-    int c1 = req_socket(pa + 1), c2 = req_socket(pa + 1), c3 = req_socket(pa + 1);
-    assert_int_equal(nn_send(c1, "first", 5, 0), 5);
-    net_client_msg m1, m2, m3;
+    int c1 = tcp_client(pa + 1), c2 = tcp_client(pa + 1);
+    uint8_t f[64], r1[64], r2[64];
+    size_t fl = frame(1, f, sizeof f);
+    send_all(c1, f, fl);
+    net_client_msg m1, m2;
     assert_int_equal(recv_client_wait(a, &m1), NET_OK);
-    assert_int_equal(nn_send(c2, "second", 6, 0), 6);
+    fl = frame(2, f, sizeof f);
+    send_all(c2, f, fl);
     assert_int_equal(recv_client_wait(a, &m2), NET_OK);
-    assert_int_equal(m1.len, 5);
-    assert_memory_equal(m1.body, "first", 5);
-    assert_int_equal(m2.len, 6);
-    assert_memory_equal(m2.body, "second", 6);
-    /* answer the second first */
-    assert_int_equal(net_reply_client(a, &m2, "reply-2", 7), NET_OK);
+    assert_int_equal(status_id(&m1), 1);
+    assert_int_equal(status_id(&m2), 2);
+    /* answer the second first; each answer goes to its own connection */
+    size_t l2 = frame(202, r2, sizeof r2), l1 = frame(101, r1, sizeof r1);
+    assert_int_equal(net_reply_client(a, &m2, r2, l2), NET_OK);
     assert_null(m2.body);
-    char *r = NULL;
-    int n = nn_recv(c2, &r, NN_MSG, 0);
-    assert_int_equal(n, 7);
-    assert_memory_equal(r, "reply-2", 7);
-    nn_freemsg(r);
-    assert_int_equal(net_reply_client(a, &m1, "reply-1", 7), NET_OK);
-    n = nn_recv(c1, &r, NN_MSG, 0);
-    assert_int_equal(n, 7);
-    assert_memory_equal(r, "reply-1", 7);
-    nn_freemsg(r);
+    net_transport_flush(a);
+    uint8_t got[64];
+    assert_int_equal(recv_exact(c2, got, l2), 0);
+    assert_memory_equal(got, r2, l2);
+    assert_int_equal(net_reply_client(a, &m1, r1, l1), NET_OK);
+    net_transport_flush(a);
+    assert_int_equal(recv_exact(c1, got, l1), 0);
+    assert_memory_equal(got, r1, l1);
 
-    /* a request dropped without an answer: the client times out; the next
-     * one on the same socket is answered */
-    assert_int_equal(nn_send(c3, "ignored", 7, 0), 7);
-    assert_int_equal(recv_client_wait(a, &m3), NET_OK);
-    net_client_msg_drop(&m3);
-    int shortto = 200;
-    nn_setsockopt(c3, NN_SOL_SOCKET, NN_RCVTIMEO, &shortto, sizeof(shortto));
-    assert_true(nn_recv(c3, &r, NN_MSG, 0) < 0);
-    assert_int_equal(nn_send(c3, "again", 5, 0), 5);
-    assert_int_equal(recv_client_wait(a, &m3), NET_OK);
-    assert_memory_equal(m3.body, "again", 5);
-    assert_int_equal(net_reply_client(a, &m3, "ok", 2), NET_OK);
-    assert_int_equal(nn_recv(c3, &r, NN_MSG, 0), 2);
-    nn_freemsg(r);
+    /* 1,000 requests in one write are all read, in order; their answers,
+     * queued together, all arrive, in the order given */
+    enum { N = 1000 };
+    size_t one = frame(0, f, sizeof f);
+    uint8_t *burst = malloc(N * one);
+    for (int i = 0; i < N; i++)
+        frame(1000 + (uint64_t)i, burst + (size_t)i * one, one);
+    send_all(c1, burst, N * one);
+    net_client_msg *ms = calloc(N, sizeof(*ms));
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(recv_client_wait(a, &ms[i]), NET_OK);
+        assert_int_equal(status_id(&ms[i]), 1000 + (uint64_t)i);
+    }
+    for (int i = N - 1; i >= 0; i--)
+        assert_int_equal(net_reply_client(a, &ms[i], burst + (size_t)i * one, one), NET_OK);
+    net_transport_flush(a);
+    uint8_t *back = malloc(N * one);
+    assert_int_equal(recv_exact(c1, back, N * one), 0);
+    for (int i = 0; i < N; i++)
+        assert_memory_equal(back + (size_t)i * one, burst + (size_t)(N - 1 - i) * one, one);
+    free(back);
+    free(ms);
+    free(burst);
 
-    /* a reply to a client that has gone away is dropped quietly */
-    assert_int_equal(nn_send(c1, "bye", 3, 0), 3);
-    assert_int_equal(recv_client_wait(a, &m1), NET_OK);
-    nn_close(c1);
-    usleep(50 * 1000);
-    int rc = net_reply_client(a, &m1, "late", 4);
-    assert_true(rc == NET_OK || rc == NET_EIO);
+    /* a reply to a client that has gone away is dropped (NET_EIO), also
+     * when a new connection took its slot */
+    fl = frame(3, f, sizeof f);
+    send_all(c2, f, fl);
+    assert_int_equal(recv_client_wait(a, &m2), NET_OK);
+    close(c2);
+    net_client_msg m3;
+    for (int i = 0; i < 100 && net_recv_client(a, &m3) == NET_EAGAIN; i++)
+        usleep(10 * 1000);     /* the transport notices the close */
+    int c3 = tcp_client(pa + 1);
+    fl = frame(4, f, sizeof f);
+    send_all(c3, f, fl);
+    assert_int_equal(recv_client_wait(a, &m3), NET_OK);
+    assert_int_equal(status_id(&m3), 4);
+    assert_int_equal(net_reply_client(a, &m2, "late", 4), NET_EIO);
+    assert_int_equal(net_reply_client(a, &m3, f, fl), NET_OK);
+    net_transport_flush(a);
+    assert_int_equal(recv_exact(c3, got, fl), 0);
+    assert_memory_equal(got, f, fl);
 
     net_transport_stats st;
     net_transport_get_stats(a, &st);
-    assert_int_equal(st.client_recv, 5);
-    nn_close(c2);
-    nn_close(c3);
+    assert_int_equal(st.client_recv, 4 + N);
+    assert_int_equal(st.client_reply_failed, 1);
+    close(c1);
+    close(c3);
+    net_transport_free(a);
+}
+
+/* Bytes that are not hstore frames cut that connection off, and only it; a
+ * frame larger than one read arrives whole. */
+static void test_client_garbage_and_large_frames(void **state)
+{
+    (void)state;
+    int pa = free_port_pair("127.0.0.1");
+    net_transport_config ca;
+    mkcfg(&ca, 1, "127.0.0.1", pa);
+    net_transport *a = mk(&ca);
+    int good = tcp_client(pa + 1), bad = tcp_client(pa + 1);
+    send_all(bad, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
+    net_client_msg m;
+    uint64_t end = net_now_ms() + 5000;
+    net_transport_stats st;
+    do {
+        assert_int_equal(net_recv_client(a, &m), NET_EAGAIN);
+        usleep(5 * 1000);
+        net_transport_get_stats(a, &st);
+    } while (st.client_conns_bad == 0 && net_now_ms() < end);
+    assert_int_equal(st.client_conns_bad, 1);
+    char c;
+    assert_int_equal(recv(bad, &c, 1, 0), 0);      /* closed by the node */
+    close(bad);
+
+    /* a 3 MiB client request, e.g. a large PUT */
+    net_client_req q = {.client_id = 9, .seq = 1, .req_id = 77};
+    size_t big = 3u << 20;
+    uint8_t *op = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        op[i] = (uint8_t)(i * 7);
+    q.op = op;
+    q.op_len = (uint32_t)big;
+    net_buf b = {0};
+    assert_int_equal(net_encode_client_req(&q, &b), NET_OK);
+    send_all(good, b.p, b.len);
+    assert_int_equal(recv_client_wait(a, &m), NET_OK);
+    net_client_req got;
+    assert_int_equal(net_decode_client_req(m.body, m.len, &got), NET_OK);
+    assert_int_equal(got.req_id, 77);
+    assert_int_equal(got.op_len, big);
+    assert_memory_equal(got.op, op, big);
+    net_client_msg_drop(&m);
+    net_buf_free(&b);
+    free(op);
+    close(good);
     net_transport_free(a);
 }
 
@@ -624,6 +741,7 @@ int main(void)
         cmocka_unit_test(test_peer_restart_reconnects),
         cmocka_unit_test(test_bind_conflict_reported),
         cmocka_unit_test(test_client_requests_answered_out_of_order),
+        cmocka_unit_test(test_client_garbage_and_large_frames),
         cmocka_unit_test(test_fault_spec_parsing),
         cmocka_unit_test(test_fault_injector_rates),
         cmocka_unit_test(test_fault_delay_reorders),

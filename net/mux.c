@@ -1,0 +1,409 @@
+/*
+ * mux.c — many client sessions over one connection per node (see mux.h).
+ *
+ * A session is idle, in flight (its request written or queued on node
+ * `node`, an answer due by `attempt_end`), or parked until `retry_at` (after
+ * a refusal, or when every node failed in a row).  Requests carry
+ * req_id = attempt number << 16 | session, so an answer finds its session at
+ * once and an answer to an earlier attempt is recognised and ignored.
+ *
+ * Where an attempt goes is the client.c rule: the mux's current leader guess
+ * `cur`, moved by leader hints in answers and, on silence, refusal or a lost
+ * connection, to the next node in the spec.  A connection that fails is
+ * closed, and every session in flight on it is sent again elsewhere at once
+ * (same client id and seq: the state machine applies each command once).
+ * Connecting is the one blocking step: up to CONNECT_MS per node, the first
+ * time and after a failure.
+ */
+#include "net/mux.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net/client.h"
+#include "net/stream.h"
+#include "net/transport.h"
+#include "net/wire.h"
+
+#define DEFAULT_TIMEOUT_MS 5000
+#define ATTEMPT_MS 1000
+#define BACKOFF_MS 20
+#define CONNECT_MS 300
+
+enum { S_IDLE, S_FLIGHT, S_PARKED, S_DONE };
+
+typedef struct mnode {
+    uint64_t id;
+    char host[NET_ADDR_MAX];
+    int port;
+    int fd;
+    net_rbuf rb;
+    net_wbuf wb;
+} mnode;
+
+typedef struct msess {
+    uint64_t client_id, next_seq, seq;
+    uint64_t req_id, attempts;
+    int state, node, silent;
+    bool read;
+    uint8_t *op;
+    size_t op_len, op_cap;
+    uint64_t deadline, attempt_end, retry_at;
+    int rc;
+    uint8_t *reply;
+    size_t reply_len;
+} msess;
+
+struct net_mux {
+    mnode nodes[RAFT_MAX_NODES];
+    int n, cur;
+    int timeout_ms;
+    msess *s;
+    int n_sess, busy;
+    int *done;                  /* finished, not yet reported */
+    int n_done;
+    net_buf enc;
+};
+
+static uint64_t rand64(void)
+{
+    uint64_t v = 0;
+    while (v == 0) {
+        if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            v ^= ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 16) ^
+                 (uint64_t)(uintptr_t)&ts;
+        }
+    }
+    return v;
+}
+
+net_mux *net_mux_new(const char *spec, int timeout_ms, int n_sessions, char *err, size_t errlen)
+{
+    if (n_sessions < 1 || n_sessions > NET_MUX_MAX_SESSIONS) {
+        net_seterr(err, errlen, "sessions must be 1 to %d", NET_MUX_MAX_SESSIONS);
+        return NULL;
+    }
+    uint64_t ids[RAFT_MAX_NODES];
+    char hosts[RAFT_MAX_NODES][NET_ADDR_MAX];
+    int ports[RAFT_MAX_NODES];
+    int n = net_parse_spec(spec, ids, hosts, ports, RAFT_MAX_NODES, err, errlen);
+    if (n < 0)
+        return NULL;
+    net_mux *m = calloc(1, sizeof(*m));
+    if (m) {
+        m->s = calloc((size_t)n_sessions, sizeof(*m->s));
+        m->done = calloc((size_t)n_sessions, sizeof(*m->done));
+    }
+    if (!m || !m->s || !m->done) {
+        if (m) {
+            free(m->s);
+            free(m->done);
+        }
+        free(m);
+        net_seterr(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        m->nodes[i].id = ids[i];
+        snprintf(m->nodes[i].host, sizeof(m->nodes[i].host), "%s", hosts[i]);
+        m->nodes[i].port = ports[i];
+        m->nodes[i].fd = -1;
+    }
+    m->n = n;
+    m->n_sess = n_sessions;
+    m->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
+    for (int i = 0; i < n_sessions; i++) {
+        m->s[i].client_id = rand64();
+        m->s[i].next_seq = 1;
+    }
+    return m;
+}
+
+static void node_close(mnode *nd)
+{
+    if (nd->fd >= 0)
+        close(nd->fd);
+    nd->fd = -1;
+    net_rbuf_free(&nd->rb);
+    net_wbuf_free(&nd->wb);
+}
+
+void net_mux_free(net_mux *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < m->n; i++)
+        node_close(&m->nodes[i]);
+    for (int i = 0; i < m->n_sess; i++) {
+        free(m->s[i].op);
+        free(m->s[i].reply);
+    }
+    free(m->s);
+    free(m->done);
+    net_buf_free(&m->enc);
+    free(m);
+}
+
+static void finish(net_mux *m, int si, int rc)
+{
+    msess *s = &m->s[si];
+    s->state = S_DONE;
+    s->rc = rc;
+    m->busy--;
+    m->done[m->n_done++] = si;
+}
+
+static void park(net_mux *m, int si, int ms)
+{
+    msess *s = &m->s[si];
+    s->state = S_PARKED;
+    s->retry_at = net_now_ms() + (uint64_t)ms;
+    (void)m;
+}
+
+/* Sends session si's request to node s->node (connecting if needed). */
+static void attempt(net_mux *m, int si)
+{
+    msess *s = &m->s[si];
+    uint64_t now = net_now_ms();
+    if (now >= s->deadline) {
+        finish(m, si, NET_EUNAVAIL);
+        return;
+    }
+    if (s->silent >= m->n) {
+        /* Every node failed in a row: pause rather than spin. */
+        s->silent = 0;
+        park(m, si, BACKOFF_MS);
+        return;
+    }
+    mnode *nd = &m->nodes[s->node];
+    if (nd->fd < 0) {
+        uint64_t end = now + CONNECT_MS < s->deadline ? now + CONNECT_MS : s->deadline;
+        nd->fd = net_tcp_connect(nd->host, nd->port + 1, end);
+        if (nd->fd < 0) {
+            s->silent++;
+            s->node = (s->node + 1) % m->n;
+            if (m->cur == (s->node + m->n - 1) % m->n)
+                m->cur = s->node;
+            attempt(m, si);
+            return;
+        }
+    }
+    s->attempts++;
+    s->req_id = s->attempts << 16 | (uint64_t)si;
+    net_client_req q = {.client_id = s->client_id, .seq = s->seq, .req_id = s->req_id,
+                        .flags = s->read ? NET_REQ_READ : 0, .op = s->op,
+                        .op_len = (uint32_t)s->op_len};
+    if (net_encode_client_req(&q, &m->enc) != NET_OK ||
+        net_wbuf_put(&nd->wb, m->enc.p, m->enc.len) != NET_OK) {
+        finish(m, si, NET_ENOMEM);
+        return;
+    }
+    s->state = S_FLIGHT;
+    uint64_t cap = now + ATTEMPT_MS;
+    s->attempt_end = cap < s->deadline ? cap : s->deadline;
+}
+
+/* Moves session si to the next node after silence or a lost connection. */
+static void next_node(net_mux *m, int si)
+{
+    msess *s = &m->s[si];
+    if (m->cur == s->node)
+        m->cur = (s->node + 1) % m->n;
+    s->node = (s->node + 1) % m->n;
+    s->silent++;
+    attempt(m, si);
+}
+
+int net_mux_start(net_mux *m, int si, bool read, const void *op, size_t len)
+{
+    if (!m || si < 0 || si >= m->n_sess || (!op && len) || len > NET_MAX_PAYLOAD - 64)
+        return NET_EINVAL;
+    msess *s = &m->s[si];
+    if (s->state == S_FLIGHT || s->state == S_PARKED)
+        return NET_EINVAL;
+    if (len > s->op_cap) {
+        uint8_t *p = realloc(s->op, len);
+        if (!p)
+            return NET_ENOMEM;
+        s->op = p;
+        s->op_cap = len;
+    }
+    if (len)
+        memcpy(s->op, op, len);
+    s->op_len = len;
+    free(s->reply);
+    s->reply = NULL;
+    s->reply_len = 0;
+    s->read = read;
+    /* A sequence number is spent once sent, whatever comes of it. */
+    s->seq = read ? 0 : s->next_seq++;
+    s->deadline = net_now_ms() + (uint64_t)m->timeout_ms;
+    s->node = m->cur;
+    s->silent = 0;
+    m->busy++;
+    attempt(m, si);
+    return NET_OK;
+}
+
+static int find_node(const net_mux *m, uint64_t id)
+{
+    for (int i = 0; i < m->n; i++)
+        if (m->nodes[i].id == id)
+            return i;
+    return -1;
+}
+
+static void on_reply(net_mux *m, int ni, const uint8_t *f, size_t flen)
+{
+    net_client_resp r;
+    if (net_decode_client_resp(f, flen, &r) != NET_OK)
+        return;
+    int si = (int)(r.req_id & 0xffff);
+    if (si >= m->n_sess)
+        return;
+    msess *s = &m->s[si];
+    if (s->state != S_FLIGHT || s->req_id != r.req_id || s->node != ni)
+        return;     /* an answer to an earlier attempt */
+    int h = r.leader_id ? find_node(m, r.leader_id) : -1;
+    s->silent = 0;
+    switch (r.status) {
+    case NET_ST_OK:
+        if (h >= 0)
+            m->cur = h;
+        if (r.reply_len) {
+            s->reply = malloc(r.reply_len);
+            if (!s->reply) {
+                finish(m, si, NET_ENOMEM);
+                return;
+            }
+            memcpy(s->reply, r.reply, r.reply_len);
+            s->reply_len = r.reply_len;
+        }
+        finish(m, si, NET_OK);
+        return;
+    case NET_ST_BAD_REQUEST:
+        finish(m, si, NET_EBADREQ);
+        return;
+    case NET_ST_NOT_LEADER:
+        s->node = (h >= 0 && h != ni) ? h : (ni + 1) % m->n;
+        m->cur = s->node;
+        attempt(m, si);
+        return;
+    default:    /* UNAVAILABLE, SHUTTING_DOWN: another node, after a pause */
+        s->node = (h >= 0 && h != ni) ? h : (ni + 1) % m->n;
+        m->cur = s->node;
+        park(m, si, BACKOFF_MS);
+        return;
+    }
+}
+
+/* A connection failed: close it and send its sessions elsewhere. */
+static void node_failed(net_mux *m, int ni)
+{
+    node_close(&m->nodes[ni]);
+    for (int i = 0; i < m->n_sess; i++)
+        if (m->s[i].state == S_FLIGHT && m->s[i].node == ni)
+            next_node(m, i);
+}
+
+static int take_done(net_mux *m, int *done, int max)
+{
+    int k = m->n_done < max ? m->n_done : max;
+    memcpy(done, m->done, (size_t)k * sizeof(int));
+    memmove(m->done, m->done + k, (size_t)(m->n_done - k) * sizeof(int));
+    m->n_done -= k;
+    return k;
+}
+
+int net_mux_wait(net_mux *m, int wait_ms, int *done, int max)
+{
+    if (!m || !done || max <= 0)
+        return -1;
+    uint64_t end = net_now_ms() + (uint64_t)(wait_ms > 0 ? wait_ms : 0);
+    for (;;) {
+        if (m->n_done)
+            return take_done(m, done, max);
+        /* Timers: silent attempts move on, parked sessions resume. */
+        uint64_t now = net_now_ms(), next = end;
+        for (int i = 0; i < m->n_sess; i++) {
+            msess *s = &m->s[i];
+            if (s->state == S_FLIGHT && now >= s->attempt_end)
+                next_node(m, i);
+            else if (s->state == S_PARKED && now >= s->retry_at)
+                attempt(m, i);
+            if (s->state == S_FLIGHT && s->attempt_end < next)
+                next = s->attempt_end;
+            if (s->state == S_PARKED && s->retry_at < next)
+                next = s->retry_at;
+        }
+        struct pollfd pf[RAFT_MAX_NODES];
+        int idx[RAFT_MAX_NODES], np = 0;
+        for (int i = 0; i < m->n; i++) {
+            mnode *nd = &m->nodes[i];
+            if (nd->fd < 0)
+                continue;
+            if (net_wbuf_pending(&nd->wb)) {
+                int rc = net_wbuf_flush(&nd->wb, nd->fd);
+                if (rc == NET_EIO) {
+                    node_failed(m, i);
+                    continue;
+                }
+            }
+            pf[np] = (struct pollfd){.fd = nd->fd,
+                                     .events = (short)(POLLIN | (net_wbuf_pending(&nd->wb)
+                                                                     ? POLLOUT : 0))};
+            idx[np++] = i;
+        }
+        if (m->n_done)
+            return take_done(m, done, max);
+        now = net_now_ms();
+        int to = next > now ? (int)(next - now) : 0;
+        if (np == 0 && m->busy == 0)
+            return 0;
+        int pr = poll(pf, (nfds_t)np, to);
+        if (pr < 0 && errno != EINTR)
+            return -1;
+        for (int k = 0; k < np && pr > 0; k++) {
+            if (!pf[k].revents)
+                continue;
+            int ni = idx[k];
+            mnode *nd = &m->nodes[ni];
+            if (pf[k].revents & (POLLIN | POLLHUP | POLLERR)) {
+                int rc = net_rbuf_fill(&nd->rb, nd->fd, 4u << 20);
+                const uint8_t *f;
+                size_t flen;
+                int frc;
+                while ((frc = net_rbuf_frame(&nd->rb, &f, &flen)) == NET_OK)
+                    on_reply(m, ni, f, flen);
+                if (frc != NET_EAGAIN || (rc != NET_OK && rc != NET_EAGAIN))
+                    node_failed(m, ni);
+            }
+        }
+        if (m->n_done)
+            return take_done(m, done, max);
+        if (net_now_ms() >= end)
+            return 0;
+    }
+}
+
+int net_mux_result(const net_mux *m, int si, const uint8_t **reply, size_t *len)
+{
+    if (!m || si < 0 || si >= m->n_sess || m->s[si].state != S_DONE)
+        return NET_EINVAL;
+    if (reply)
+        *reply = m->s[si].reply;
+    if (len)
+        *len = m->s[si].reply_len;
+    return m->s[si].rc;
+}
+
+int net_mux_busy(const net_mux *m) { return m ? m->busy : 0; }
