@@ -60,6 +60,7 @@ enum { ORIGIN_LOCAL = 1, ORIGIN_NET = 2 };
 typedef struct req {
     struct req *prev, *next;     /* in n->pending */
     struct req *qnext;           /* in the submit queue */
+    struct req *hnext;           /* in n->cmd_tab (commands with ids) */
     int origin;
     bool read;
     uint64_t client_id, seq;
@@ -104,6 +105,8 @@ struct node {
     raft_status status;          /* copy for node_status() */
 
     req pending;                 /* sentinel of the list of in-flight requests */
+    req **cmd_tab;               /* pending commands by (client id, seq): chained hash */
+    size_t cmd_cap, cmd_n;       /* buckets (a power of two, or 0), entries */
     uint64_t next_ctx;
     uint64_t last_applied_term;
     raft_conf conf_known;        /* conf the transport was set up for */
@@ -252,19 +255,82 @@ static void node_fail(node *n, const char *what)
 
 /* ---- requests ------------------------------------------------------------------- */
 
+/* Commands waiting for their entry to apply are found by (client id, seq)
+ * in a hash table, not by walking every pending request: with thousands of
+ * requests in flight, a walk per applied entry would cost more than the
+ * entry. */
+static size_t cmd_bucket(uint64_t cid, uint64_t seq, size_t cap)
+{
+    uint64_t h = (cid ^ (seq * 0x9E3779B97F4A7C15ull)) * 0xff51afd7ed558ccdull;
+    return (size_t)(h >> 32) & (cap - 1);
+}
+
+static bool is_cmd(const req *q) { return !q->read && q->client_id; }
+
+static void cmd_grow(node *n)
+{
+    size_t cap = n->cmd_cap ? 2 * n->cmd_cap : 256;
+    req **t = calloc(cap, sizeof(*t));
+    if (!t)
+        return;     /* keep the old table: longer chains, still correct */
+    for (size_t i = 0; i < n->cmd_cap; i++) {
+        req *q = n->cmd_tab[i];
+        while (q) {
+            req *nx = q->hnext;
+            size_t b = cmd_bucket(q->client_id, q->seq, cap);
+            q->hnext = t[b];
+            t[b] = q;
+            q = nx;
+        }
+    }
+    free(n->cmd_tab);
+    n->cmd_tab = t;
+    n->cmd_cap = cap;
+}
+
+static req *cmd_find(const node *n, uint64_t cid, uint64_t seq)
+{
+    if (!n->cmd_cap)
+        return NULL;
+    for (req *q = n->cmd_tab[cmd_bucket(cid, seq, n->cmd_cap)]; q; q = q->hnext)
+        if (q->client_id == cid && q->seq == seq)
+            return q;
+    return NULL;
+}
+
 static void pending_add(node *n, req *q)
 {
     q->next = &n->pending;
     q->prev = n->pending.prev;
     n->pending.prev->next = q;
     n->pending.prev = q;
+    if (is_cmd(q)) {
+        if (n->cmd_n >= n->cmd_cap)
+            cmd_grow(n);
+        if (n->cmd_cap) {
+            size_t b = cmd_bucket(q->client_id, q->seq, n->cmd_cap);
+            q->hnext = n->cmd_tab[b];
+            n->cmd_tab[b] = q;
+            n->cmd_n++;
+        }
+    }
 }
 
-static void pending_del(req *q)
+static void pending_del(node *n, req *q)
 {
     q->prev->next = q->next;
     q->next->prev = q->prev;
     q->prev = q->next = NULL;
+    if (is_cmd(q) && n->cmd_cap) {
+        for (req **pp = &n->cmd_tab[cmd_bucket(q->client_id, q->seq, n->cmd_cap)]; *pp;
+             pp = &(*pp)->hnext)
+            if (*pp == q) {
+                *pp = q->hnext;
+                n->cmd_n--;
+                break;
+            }
+        q->hnext = NULL;
+    }
 }
 
 static void req_free(req *q)
@@ -281,7 +347,7 @@ static void req_free(req *q)
 static void req_finish(node *n, req *q, int status, uint8_t *reply, size_t reply_len)
 {
     if (q->prev)
-        pending_del(q);
+        pending_del(n, q);
     if (q->origin == ORIGIN_NET) {
         net_client_resp resp;
         memset(&resp, 0, sizeof resp);
@@ -447,11 +513,10 @@ static void answer_command(node *n, const raft_entry *e, uint8_t *reply, size_t 
         free(reply);
         return;
     }
-    for (req *q = n->pending.next; q != &n->pending; q = q->next) {
-        if (!q->read && q->client_id == cid && q->seq == seq) {
-            req_finish(n, q, NODE_OK, reply, rlen);
-            return;
-        }
+    req *q = cmd_find(n, cid, seq);
+    if (q) {
+        req_finish(n, q, NODE_OK, reply, rlen);
+        return;
     }
     free(reply);
 }
@@ -840,6 +905,7 @@ static void node_free(node *n)
     if (n->tfd >= 0)
         close(n->tfd);
     net_buf_free(&n->buf);
+    free(n->cmd_tab);
     pthread_mutex_destroy(&n->mu);
     free(n);
 }
