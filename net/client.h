@@ -3,7 +3,8 @@
  * (the `hstore` command line, benchmarks, tests).
  *
  * The client knows the cluster from a SPEC "ID=HOST:PORT,ID=HOST:PORT,...";
- * node ID takes client requests on HOST:PORT+1.  A call goes to the node the
+ * node ID takes client requests on HOST:PORT+1.  HOST may be LOCAL;REMOTE to
+ * connect to REMOTE from the local address LOCAL.  A call goes to the node the
  * client believes leads (first the first node, then whatever leader hint the
  * last response carried).  With no answer within a per-attempt timeout
  * (min(1 s, time left)), or an answer of UNAVAILABLE / SHUTTING_DOWN, it tries

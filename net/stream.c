@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -184,6 +185,16 @@ int net_wait_fd(int fd, short events, uint64_t end_ms)
 
 int net_tcp_connect(const char *host, int port, uint64_t end_ms)
 {
+    /* "LOCAL;REMOTE": connect to REMOTE from address LOCAL. */
+    char local[NET_ADDR_MAX] = "";
+    const char *semi = strchr(host, ';');
+    if (semi) {
+        if ((size_t)(semi - host) >= sizeof(local))
+            return -1;
+        memcpy(local, host, (size_t)(semi - host));
+        local[semi - host] = '\0';
+        host = semi + 1;
+    }
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
     char ps[16];
     snprintf(ps, sizeof(ps), "%d", port);
@@ -195,6 +206,15 @@ int net_tcp_connect(const char *host, int port, uint64_t end_ms)
             close(fd);
         freeaddrinfo(res);
         return -1;
+    }
+    if (local[0]) {
+        struct sockaddr_in la = {.sin_family = AF_INET};
+        if (inet_pton(AF_INET, local, &la.sin_addr) != 1 ||
+            bind(fd, (struct sockaddr *)&la, sizeof(la)) < 0) {
+            close(fd);
+            freeaddrinfo(res);
+            return -1;
+        }
     }
     int rc = connect(fd, res->ai_addr, res->ai_addrlen);
     freeaddrinfo(res);

@@ -66,7 +66,9 @@ int net_wbuf_flush(net_wbuf *b, int fd);
 int net_tcp_prepare(int fd);
 
 /* Connects to host:port (an IPv4 address or a name), waiting no later than
- * end_ms (net_now_ms clock).  The connected, prepared socket, or -1. */
+ * end_ms (net_now_ms clock).  host may be "LOCAL;REMOTE" to connect from the
+ * address LOCAL (so that firewall rules can name a client, as peer
+ * connections name their node).  The connected, prepared socket, or -1. */
 int net_tcp_connect(const char *host, int port, uint64_t end_ms);
 
 /* Waits until fd is ready for events (POLLIN / POLLOUT) or end_ms passes:
