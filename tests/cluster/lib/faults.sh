@@ -24,7 +24,7 @@
 # Partitions change server<->server paths only (as the 6.824 harness does);
 # clients keep reaching every node unless a test cuts them (fx_cut_client) —
 # a client gets its own source address with histclient --src or
-# fx_src_spec ADDR (nanomsg's "LOCAL;REMOTE" connect form).
+# fx_src_spec ADDR (the "LOCAL;REMOTE" host form of a cluster spec).
 #
 # Seeds: FX_SEED (default: random) seeds bash's RANDOM for the partitioner and
 # the fault injector; it is printed so that a run's fault sequence can be
