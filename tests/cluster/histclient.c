@@ -28,7 +28,7 @@
  * (the lab's "reply dropped after the handler ran").  The state machine must
  * answer from its session table without applying the command twice.
  *
- * --src ADDR: every connection leaves from ADDR (nanomsg's "LOCAL;REMOTE"
+ * --src ADDR: every connection leaves from ADDR (the spec's "LOCAL;REMOTE"
  * address form), so iptables rules can cut this client off from chosen nodes.
  *
  * Final checks (unless --no-final): a fresh session reads every key (retrying
