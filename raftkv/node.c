@@ -109,6 +109,7 @@ struct node {
     size_t cmd_cap, cmd_n;       /* buckets (a power of two, or 0), entries */
     uint64_t next_ctx;
     uint64_t last_applied_term;
+    raft_hard_state hs_now, hs_saved;  /* latest from the core; last written to storage */
     raft_conf conf_known;        /* conf the transport was set up for */
     raft_role last_role;
     uint64_t last_term, last_leader;
@@ -634,12 +635,26 @@ static int handle_ready(node *n)
         raft_ready rd;
         raft_ready_get(n->r, &rd);
         send_msgs(n, rd.msgs, rd.n_msgs);
-        if (rd.hs_changed || rd.n_entries || rd.snapshot) {
+        /* The commit index alone is not worth an fsync (raft.h: it may be
+         * persisted lazily; a node that restarts with an older one learns
+         * the newer one from the leader).  It is written, with whatever
+         * hard state is current, by the next batch that must be durable:
+         * entries, a snapshot, a new term or vote.  Syncing it would double
+         * the fsyncs on the commit path: every batch would be followed by
+         * one for its own commit. */
+        if (rd.hs_changed)
+            n->hs_now = rd.hs;
+        bool must_sync = rd.n_entries || rd.snapshot || n->hs_now.term != n->hs_saved.term ||
+                         n->hs_now.vote != n->hs_saved.vote;
+        if (must_sync) {
+            rd.hs = n->hs_now;
+            rd.hs_changed = memcmp(&n->hs_now, &n->hs_saved, sizeof n->hs_now) != 0;
             int rc = st_save_ready(n->st, &rd, err, sizeof err);
             if (rc != ST_OK) {
                 node_fail(n, err);
                 return -1;
             }
+            n->hs_saved = n->hs_now;
         }
         send_msgs(n, rd.msgs_after_persist, rd.n_msgs_after_persist);
         if (rd.snapshot) {
@@ -984,6 +999,7 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
     rc_cfg.heartbeat_ticks = 2;
     rc_cfg.seed = cfg->id * 0x9E3779B97F4A7C15ull ^ (uint64_t)realtime_ns();
     const char *rerr = NULL;
+    n->hs_now = n->hs_saved = boot.hs;
     n->r = raft_new(&rc_cfg, &boot, &rerr);
     size_t boot_entries = boot.n_entries;
     st_boot_free(&boot);
