@@ -1909,6 +1909,8 @@ int st_bgsnap_commit(st_snap_writer *w, const raft_conf *conf, char *err, size_t
     return r;
 }
 
+uint64_t st_bgsnap_bytes(const st_snap_writer *w) { return w->comp_len; }
+
 void st_bgsnap_abort(st_snap_writer *w)
 {
     /* Staged chunks stay until the next background snapshot or st_open. */

@@ -203,6 +203,8 @@ int st_bgsnap_begin(st_store *s, uint64_t index, uint64_t term, st_snap_writer *
 int st_bgsnap_write(st_snap_writer *w, const void *buf, size_t len, char *err, size_t errlen);
 int st_bgsnap_finish(st_snap_writer *w, char *err, size_t errlen);
 int st_bgsnap_commit(st_snap_writer *w, const raft_conf *conf, char *err, size_t errlen);
+/* Length of the stored form once finished (what raft_compact is told). */
+uint64_t st_bgsnap_bytes(const st_snap_writer *w);
 void st_bgsnap_abort(st_snap_writer *w);
 
 /* ---- Reading and introspection ------------------------------------------- */
