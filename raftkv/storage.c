@@ -78,18 +78,19 @@ static const char *const q_sql[Q_COUNT] = {
     [Q_HS_GET] = "SELECT term, vote, commit_idx, crc FROM hs WHERE id = 1",
     [Q_HS_PUT] = "INSERT OR REPLACE INTO hs(id, term, vote, commit_idx, crc) VALUES (1, ?, ?, ?, ?)",
     [Q_LOG_INSERT] = "INSERT INTO log(first, last, bytes, body) VALUES (?, ?, ?, ?)",
-    [Q_LOG_ALL] = "SELECT first, last, body FROM log ORDER BY first",
+    [Q_LOG_ALL] = "SELECT first, last, body FROM log WHERE first > ?1 ORDER BY first",
     [Q_LOG_CONTAINING] = "SELECT first, last, body FROM log WHERE first <= ?1 AND last >= ?1",
     [Q_LOG_DEL_FROM] = "DELETE FROM log WHERE first >= ?",
     [Q_LOG_BYTES_FROM] = "SELECT coalesce(sum(bytes), 0) FROM log WHERE first >= ?",
     [Q_LOG_DEL_UPTO] = "DELETE FROM log WHERE last <= ?",
-    [Q_LOG_BYTES_UPTO] = "SELECT coalesce(sum(bytes), 0) FROM log WHERE last <= ?",
+    [Q_LOG_BYTES_UPTO] = "SELECT coalesce(sum(bytes), 0) FROM log WHERE first > ?1 AND last <= ?2",
     [Q_LOG_DEL_ALL] = "DELETE FROM log",
     [Q_LOG_DEL_ONE] = "DELETE FROM log WHERE first = ?",
     [Q_LOG_UPDATE] = "UPDATE log SET last = ?, bytes = ?, body = ? WHERE first = ?",
     [Q_LOG_RANGE] = "SELECT first, last, body FROM log WHERE last >= ? AND first <= ? ORDER BY first",
     [Q_LOG_TOTALS] = "SELECT coalesce(max(last), 0), coalesce(sum(bytes), 0), "
-                     "coalesce(sum(last - first + 1), 0), coalesce(min(first), 0) FROM log",
+                     "coalesce(sum(last - first + 1), 0), coalesce(min(first), 0) FROM log "
+                     "WHERE first > ?1",
     [Q_SNAP_GET] = "SELECT idx, term, conf, raw_len, comp_len, nchunks, crc FROM snap WHERE id = 1",
     [Q_SNAP_PUT] = "INSERT OR REPLACE INTO snap(id, idx, term, conf, raw_len, comp_len, nchunks, crc) "
                    "VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
@@ -437,6 +438,27 @@ static void drop_old_snapshot(st_store *s, sqlite3 *db)
             sqlite3_exec(db, "DROP TABLE IF EXISTS snap_old", NULL, NULL, NULL);
         pthread_mutex_unlock(&s->wmu);
         if (!more)
+            break;
+    }
+    /* Dead log rows (first <= snapshot index) left by a lazy compaction.
+     * The cache is read under the write mutex: every change to it is. */
+    for (int step = 0; step < 1000000; step++) {
+        pthread_mutex_lock(&s->cmu);
+        bool stop = s->ck_stop;
+        pthread_mutex_unlock(&s->cmu);
+        if (stop)
+            return;
+        pthread_mutex_lock(&s->wmu);
+        char sql[200];
+        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; DELETE FROM log WHERE first IN (SELECT first "
+                 "FROM log WHERE first <= %llu ORDER BY first LIMIT 32); COMMIT",
+                 (unsigned long long)s->c.snap_index);
+        int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        bool more = rc == SQLITE_OK && sqlite3_changes(db) > 0;
+        if (rc != SQLITE_OK && !sqlite3_get_autocommit(db))
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        pthread_mutex_unlock(&s->wmu);
+        if (!more)
             return;
     }
 }
@@ -721,7 +743,8 @@ static int log_term_at(st_store *s, uint64_t index, uint64_t *term, char *err, s
  * entry with the same term, the entries after it stay (they extend the
  * snapshot); otherwise the whole log goes (dissertation §5.1, rule 6/7 of
  * InstallSnapshot). */
-static int log_compact(st_store *s, uint64_t index, uint64_t term, char *err, size_t errlen)
+static int log_compact(st_store *s, uint64_t index, uint64_t term, bool lazy, char *err,
+                       size_t errlen)
 {
     uint64_t t;
     int r = log_term_at(s, index, &t, err, errlen);
@@ -732,12 +755,17 @@ static int log_compact(st_store *s, uint64_t index, uint64_t term, char *err, si
         if (r)
             return r;
         uint64_t gone = 0;
-        sqlite3_bind_int64(s->q[Q_LOG_BYTES_UPTO], 1, (sqlite3_int64)index);
+        sqlite3_bind_int64(s->q[Q_LOG_BYTES_UPTO], 1, (sqlite3_int64)s->c.snap_index);
+        sqlite3_bind_int64(s->q[Q_LOG_BYTES_UPTO], 2, (sqlite3_int64)index);
         r = step_int(s, Q_LOG_BYTES_UPTO, &gone, err, errlen, "measure log prefix");
         if (r)
             return r;
+        /* lazy: the rows stay, dead (every reader skips first <= snapshot
+         * index), and the background thread deletes them in small steps */
         sqlite3_bind_int64(s->q[Q_LOG_DEL_UPTO], 1, (sqlite3_int64)index);
-        r = step_done(s, Q_LOG_DEL_UPTO, err, errlen, "delete log prefix");
+        r = lazy ? 0 : step_done(s, Q_LOG_DEL_UPTO, err, errlen, "delete log prefix");
+        if (lazy)
+            reset_q(s, Q_LOG_DEL_UPTO);
         if (r)
             return r;
         s->c.log_bytes -= gone;
@@ -936,6 +964,13 @@ static int check_schema(st_store *s, char *err, size_t errlen)
         return fail(ST_ESCHEMA, err, errlen,
                     "%s: schema version %lld is newer than this hstore supports (%d)", s->path,
                     (long long)ver, ST_SCHEMA_VERSION);
+    if (ver == 1) {
+        /* Version 2 may keep dead log rows (first <= snapshot index) until
+         * they are deleted in the background; version 1 files have none, so
+         * they are version 2 files as they stand.  Older builds refuse them
+         * from now on, rather than misread such rows. */
+        return exec_sql(s, "PRAGMA user_version = 2", err, errlen);
+    }
     if (ver < ST_SCHEMA_VERSION)
         return fail(ST_ESCHEMA, err, errlen,
                     "%s: schema version %lld is older than %d and cannot be upgraded", s->path,
@@ -958,6 +993,7 @@ static int load_cache(st_store *s, char *err, size_t errlen)
     if (rc != SQLITE_DONE)
         return sqlfail(s, rc, err, errlen, "read snapshot metadata");
     st = s->q[Q_LOG_TOTALS];
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)s->c.snap_index);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         s->c.last_index = (uint64_t)sqlite3_column_int64(st, 0);
@@ -1072,6 +1108,14 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
     /* The hook replaces SQLite's own autocheckpoint (set to 0 above). */
     sqlite3_wal_hook(s->db, wal_hook, s);
     ckpt_start(s);
+    if (s->ck_running) {
+        /* dead log rows of a lazy compaction cut short by a stop */
+        pthread_mutex_lock(&s->cmu);
+        s->ck_drop = true;
+        s->ck_req = true;
+        pthread_cond_signal(&s->ccv);
+        pthread_mutex_unlock(&s->cmu);
+    }
     *out = s;
     return 0;
 
@@ -1399,7 +1443,7 @@ static int snap_record(st_snap_writer *w, int r, char *err, size_t errlen)
         r = step_done(s, Q_SNAP_PUT, err, errlen, "store snapshot metadata");
     }
     if (!r)
-        r = log_compact(s, w->index, w->term, err, errlen);
+        r = log_compact(s, w->index, w->term, w->bg && s->ck_running, err, errlen);
     if (!r) {
         s->c.snap_index = w->index;
         s->c.snap_term = w->term;
@@ -1849,6 +1893,10 @@ int st_bgsnap_write(st_snap_writer *w, const void *buf, size_t len, char *err, s
 int st_bgsnap_finish(st_snap_writer *w, char *err, size_t errlen)
 {
     int r = snap_pump(w, NULL, 0, true, err, errlen);
+    /* The last chunk's commit makes the whole staging durable (one fsync of
+     * the WAL, here rather than in the commit on the owner's thread). */
+    if (!r)
+        r = bg_exec(w, "PRAGMA synchronous = FULL", err, errlen);
     if (!r)
         r = chunk_flush(w, err, errlen);
     if (!r)
@@ -2057,6 +2105,7 @@ static int log_read(st_store *s, uint64_t lo, uint64_t hi, bool whole, raft_entr
     uint64_t cnt, bytes;
     if (whole) {
         sqlite3_stmt *t = s->q[Q_LOG_TOTALS];
+        sqlite3_bind_int64(t, 1, (sqlite3_int64)s->c.snap_index);
         int rc = sqlite3_step(t);
         cnt = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(t, 2) : 0;
         bytes = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(t, 1) : 0;
@@ -2086,6 +2135,8 @@ static int log_read(st_store *s, uint64_t lo, uint64_t hi, bool whole, raft_entr
     if (!whole) {
         sqlite3_bind_int64(st, 1, (sqlite3_int64)lo);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)hi);
+    } else {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)s->c.snap_index);
     }
     while (!r && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         uint64_t first, last;

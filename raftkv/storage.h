@@ -43,7 +43,7 @@
 #include "raftkv/raft.h"
 
 /* Version of the database layout written by this build (PRAGMA user_version). */
-#define ST_SCHEMA_VERSION 1
+#define ST_SCHEMA_VERSION 2
 /* Marks a database as hstore's (PRAGMA application_id, "HSTR"). */
 #define ST_APPLICATION_ID 0x48535452
 /* File name of the database inside the data directory. */
