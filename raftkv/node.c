@@ -29,11 +29,41 @@
  * last seq and reply per client, so a command re-proposed after a lost reply
  * or a leader change is applied once.  A retry that is already applied is
  * answered from the session without a new log entry.
+ *
+ * Snapshots (design).  A node holds its state once in memory: the Raft core
+ * runs with raft_config.external_snapshot and keeps no snapshot bytes, the
+ * store keeps the only copy, in stored form (one zstd frame in 1 MiB rows).
+ *   - Taking one never stalls the loop for long.  When the log passes the
+ *     threshold, maybe_snapshot() forks: the child is a frozen copy-on-write
+ *     view of the state machine at the applied index, encodes it
+ *     (kv_snapshot_write) into a pipe and exits.  A worker thread of the node
+ *     reads the pipe and compresses into the store's background writer
+ *     (st_bgsnap_*), which stages 1 MiB chunks in short transactions beside
+ *     the loop's batches.  When the worker is done, a short step on the loop
+ *     calls raft_compact(index, no bytes, stored length) and commits the
+ *     staging (a table rename, the log prefix dropped).  A crash at any point
+ *     leaves the previous snapshot in force (staging is dropped at start).
+ *     Every wait has a deadline: the worker gives the child SNAP_IDLE_MS
+ *     without output before killing it, and stopping the node kills the
+ *     child and joins the worker.  The child dies with the node
+ *     (PR_SET_PDEATHSIG) and closes every inherited descriptor, so it never
+ *     holds the data directory's lock or sockets.
+ *   - Sending one: the core's SNAPSHOT messages come without bytes;
+ *     send_msgs() reads the range of the stored form (st_snap_stored_read),
+ *     so followers receive the compressed frame.
+ *   - Installing one: the received frame is decoded into the state machine
+ *     as a stream (st_snap_reader) and stored as is (st_set_stored_snapshots).
+ *   - Start-up decodes the stored snapshot as a stream too: no buffer the
+ *     size of the state is ever built.
+ * After a snapshot (taken or installed) malloc_trim() gives the freed heap
+ * back to the system.
  */
 #include "raftkv/node.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -42,7 +72,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +87,10 @@
 /* A request waits at most this long for its proposal or read index before
  * the node asks again (the first attempt may have been lost with a leader). */
 #define RETRY_MS 1000
+/* A snapshot child that writes nothing for this long is killed. */
+#define SNAP_IDLE_MS 30000
+/* After a failed snapshot attempt, wait this long before the next. */
+#define SNAP_RETRY_MS 5000
 
 enum { ORIGIN_LOCAL = 1, ORIGIN_NET = 2 };
 
@@ -115,6 +152,20 @@ struct node {
     uint64_t last_term, last_leader;
     char leader_caddr[RAFT_ADDR_MAX];  /* client address of last_leader, "" unknown */
     uint64_t msgs_bad;
+    /* background snapshot (see the file comment) */
+    struct {
+        bool running;
+        pthread_t thr;
+        pid_t child;
+        int fd;                  /* read end of the child's pipe */
+        st_snap_writer *w;
+        uint64_t index, term, start_ms, retry_ms, raw;
+        bool done;               /* worker finished (guarded by mu) */
+        int rc;
+        char err[256];
+    } snap;
+    uint8_t *chunk;              /* one snapshot chunk being sent */
+    size_t chunk_cap;
 };
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -575,15 +626,39 @@ static void sync_peers(node *n, const raft_conf *c)
     n->conf_known = *c;
 }
 
+/* SNAPSHOT messages of the core come without bytes (external snapshots):
+ * read them from the stored form.  false: drop this message (the core resends
+ * after two heartbeats without progress). */
+static bool fill_chunk(node *n, raft_msg *m)
+{
+    if (n->chunk_cap < m->chunk_len) {
+        uint8_t *p = realloc(n->chunk, m->chunk_len);
+        if (!p)
+            return false;
+        n->chunk = p;
+        n->chunk_cap = m->chunk_len;
+    }
+    char err[512];
+    if (st_snap_stored_read(n->st, m->index, m->offset, n->chunk, m->chunk_len, err,
+                            sizeof err) != ST_OK) {
+        nlog(n, 1, "cannot send snapshot bytes to node %" PRIu64 ": %s", m->to, err);
+        return false;
+    }
+    m->chunk = n->chunk;
+    return true;
+}
+
 static void send_msgs(node *n, const raft_msg *msgs, size_t cnt)
 {
     for (size_t i = 0; i < cnt; i++) {
-        if (net_encode_raft(&msgs[i], &n->buf) != NET_OK) {
-            nlog(n, 1, "cannot encode %s to node %" PRIu64, raft_msg_type_name(msgs[i].type),
-                 msgs[i].to);
+        raft_msg m = msgs[i];
+        if (m.type == RAFT_MSG_SNAPSHOT && m.chunk_len && !m.chunk && !fill_chunk(n, &m))
+            continue;
+        if (net_encode_raft(&m, &n->buf) != NET_OK) {
+            nlog(n, 1, "cannot encode %s to node %" PRIu64, raft_msg_type_name(m.type), m.to);
             continue;
         }
-        net_send_peer(n->tr, msgs[i].to, n->buf.p, n->buf.len);
+        net_send_peer(n->tr, m.to, n->buf.p, n->buf.len);
     }
 }
 
@@ -684,14 +759,33 @@ static int handle_ready(node *n)
             n->hs_saved = n->hs_now;
             send_msgs(n, rd.msgs_after_persist, rd.n_msgs_after_persist);
             if (rd.snapshot) {
-                if (kv_snapshot_decode(n->kv, rd.snapshot->data, rd.snapshot->len) != 0) {
-                    node_fail(n, "received snapshot does not decode");
+                /* the leader sent its stored form: decode it as a stream */
+                st_snap_reader *sr = NULL;
+                uint64_t raw = 0;
+                int drc = st_snap_reader_open_frame(rd.snapshot->data, rd.snapshot->len, &sr,
+                                                    err, sizeof err);
+                if (drc == ST_OK) {
+                    drc = kv_snapshot_read(n->kv, st_snap_read, sr) != 0 ? ST_ECORRUPT : ST_OK;
+                    raw = st_snap_reader_bytes(sr);
+                    int crc = st_snap_reader_close(sr, err, sizeof err);
+                    if (drc == ST_OK)
+                        drc = crc;
+                    else if (crc == ST_OK)
+                        snprintf(err, sizeof err, "the state in it is malformed");
+                }
+                if (drc != ST_OK || kv_applied_index(n->kv) != rd.snapshot->index) {
+                    char msg[700];
+                    snprintf(msg, sizeof msg,
+                             "received snapshot at index %" PRIu64 " does not decode: %s",
+                             rd.snapshot->index, drc != ST_OK ? err : "index mismatch");
+                    node_fail(n, msg);
                     return -1;
                 }
                 n->last_applied_term = rd.snapshot->term;
+                malloc_trim(0);
                 nlog(n, 2, "snapshot installed from leader: index %" PRIu64 " term %" PRIu64
-                           ", %zu bytes",
-                     rd.snapshot->index, rd.snapshot->term, rd.snapshot->len);
+                           ", %zu bytes received, %" PRIu64 " bytes of state",
+                     rd.snapshot->index, rd.snapshot->term, rd.snapshot->len, raw);
             }
             if (apply_committed(n, &rd) != 0)
                 return -1;
@@ -709,40 +803,220 @@ static int handle_ready(node *n)
     return 0;
 }
 
+static int pipe_write(void *arg, const void *buf, size_t len)
+{
+    int fd = *(int *)arg;
+    const uint8_t *p = buf;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The child: a frozen copy of the state machine; encodes it into fd. */
+static void snapshot_child(node *n, int fd, pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(3);
+    /* Keep nothing of the node's: sockets, the store, the directory lock. */
+    if (fd != 3) {
+        if (dup2(fd, 3) < 0)
+            _exit(4);
+        fd = 3;
+    }
+    syscall(SYS_close_range, 4u, ~0u, 0u);
+    for (int i = 0; i < 3; i++)
+        if (i != 2)
+            close(i);
+    _exit(kv_snapshot_write(n->kv, pipe_write, &fd) == 0 ? 0 : 1);
+}
+
+static void snap_worker_done(node *n, int rc)
+{
+    pthread_mutex_lock(&n->mu);
+    n->snap.rc = rc;
+    n->snap.done = true;
+    pthread_mutex_unlock(&n->mu);
+    uint64_t one = 1;
+    if (write(n->efd, &one, sizeof one) < 0) { /* the loop also wakes on its tick */ }
+}
+
+/* The worker thread: the child's bytes into the store's background writer. */
+static void *snap_worker(void *arg)
+{
+    node *n = arg;
+    size_t cap = 1u << 20;
+    uint8_t *buf = malloc(cap);
+    int rc = buf ? 0 : -1;
+    if (!buf)
+        snprintf(n->snap.err, sizeof n->snap.err, "out of memory");
+    while (!rc) {
+        struct pollfd pfd = {.fd = n->snap.fd, .events = POLLIN};
+        int pr = poll(&pfd, 1, SNAP_IDLE_MS);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0) {
+            snprintf(n->snap.err, sizeof n->snap.err, "encoder silent for %d ms", SNAP_IDLE_MS);
+            rc = -1;
+            break;
+        }
+        ssize_t got = read(n->snap.fd, buf, cap);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            snprintf(n->snap.err, sizeof n->snap.err, "pipe: %s", strerror(errno));
+            rc = -1;
+            break;
+        }
+        if (got == 0)
+            break;
+        n->snap.raw += (uint64_t)got;
+        if (st_bgsnap_write(n->snap.w, buf, (size_t)got, n->snap.err, sizeof n->snap.err) != ST_OK)
+            rc = -1;
+    }
+    free(buf);
+    if (rc)
+        kill(n->snap.child, SIGKILL);
+    int ws = 0;
+    while (waitpid(n->snap.child, &ws, 0) < 0 && errno == EINTR) {
+    }
+    if (!rc && !(WIFEXITED(ws) && WEXITSTATUS(ws) == 0)) {
+        snprintf(n->snap.err, sizeof n->snap.err, "encoder %s %d",
+                 WIFEXITED(ws) ? "exited with" : "killed by signal",
+                 WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
+        rc = -1;
+    }
+    if (!rc && st_bgsnap_finish(n->snap.w, n->snap.err, sizeof n->snap.err) != ST_OK)
+        rc = -1;
+    snap_worker_done(n, rc);
+    return NULL;
+}
+
+/* Ends a running snapshot that is no longer wanted (the node stops). */
+static void snapshot_cancel(node *n)
+{
+    if (!n->snap.running)
+        return;
+    kill(n->snap.child, SIGKILL);
+    pthread_join(n->snap.thr, NULL);
+    close(n->snap.fd);
+    st_bgsnap_abort(n->snap.w);
+    n->snap.running = false;
+}
+
+/* The short step on the loop once the worker is done. */
+static void snapshot_finish(node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    bool done = n->snap.done;
+    int rc = n->snap.rc;
+    pthread_mutex_unlock(&n->mu);
+    if (!done)
+        return;
+    pthread_join(n->snap.thr, NULL);
+    close(n->snap.fd);
+    n->snap.running = false;
+    uint64_t index = n->snap.index;
+    if (rc) {
+        st_bgsnap_abort(n->snap.w);
+        n->snap.retry_ms = now_ms() + SNAP_RETRY_MS;
+        nlog(n, 1, "snapshot at index %" PRIu64 " failed: %s; retrying in %d ms", index,
+             n->snap.err, SNAP_RETRY_MS);
+        return;
+    }
+    uint64_t stored = st_bgsnap_bytes(n->snap.w);
+    raft_conf conf;
+    int crc = raft_compact(n->r, index, NULL, (size_t)stored, &conf);
+    if (crc != RAFT_OK) {
+        /* a newer snapshot came from the leader meanwhile */
+        st_bgsnap_abort(n->snap.w);
+        nlog(n, 2, "snapshot at index %" PRIu64 " dropped: %s", index, raft_strerror(crc));
+        return;
+    }
+    char err[512];
+    uint64_t t0 = now_ms();
+    if (st_bgsnap_commit(n->snap.w, &conf, err, sizeof err) != ST_OK) {
+        node_fail(n, err);
+        return;
+    }
+    uint64_t t1 = now_ms();
+    malloc_trim(0);
+    nlog(n, 2, "snapshot taken at index %" PRIu64 " term %" PRIu64 ": %" PRIu64 " bytes, %" PRIu64
+               " bytes stored, %" PRIu64 " ms in the background, %" PRIu64 " ms to commit",
+         index, n->snap.term, n->snap.raw, stored, t0 - n->snap.start_ms, t1 - t0);
+}
+
 static void maybe_snapshot(node *n)
 {
+    if (n->snap.running) {
+        snapshot_finish(n);
+        return;
+    }
     if (!n->cfg.snapshot_threshold || raft_log_bytes(n->r) < n->cfg.snapshot_threshold)
+        return;
+    uint64_t now = now_ms();
+    if (now < n->snap.retry_ms)
         return;
     uint64_t index = kv_applied_index(n->kv);
     raft_status st;
     raft_status_get(n->r, &st);
     if (index <= st.snapshot_index)
         return;
-    uint8_t *data = NULL;
-    size_t len = 0;
-    if (kv_snapshot_encode(n->kv, &data, &len) != 0) {
-        node_fail(n, "out of memory encoding a snapshot");
-        return;
-    }
-    raft_snapshot snap;
-    memset(&snap, 0, sizeof snap);
-    snap.index = index;
-    snap.term = n->last_applied_term;
-    snap.data = data;
-    snap.len = len;
-    if (raft_compact(n->r, index, data, len, &snap.conf) != RAFT_OK) {
-        free(data);
-        nlog(n, 1, "compaction at index %" PRIu64 " refused by the core", index);
-        return;
-    }
     char err[512];
-    if (st_save_snapshot(n->st, &snap, err, sizeof err) != ST_OK) {
-        node_fail(n, err);
+    st_snap_writer *w;
+    if (st_bgsnap_begin(n->st, index, n->last_applied_term, &w, err, sizeof err) != ST_OK) {
+        n->snap.retry_ms = now + SNAP_RETRY_MS;
+        nlog(n, 1, "cannot start a snapshot at index %" PRIu64 ": %s", index, err);
         return;
     }
-    nlog(n, 2, "snapshot taken at index %" PRIu64 " term %" PRIu64 ": %zu bytes, %" PRIu64
-               " bytes stored",
-         index, snap.term, len, st_snapshot_stored_bytes(n->st));
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        st_bgsnap_abort(w);
+        n->snap.retry_ms = now + SNAP_RETRY_MS;
+        nlog(n, 1, "cannot start a snapshot: pipe: %s", strerror(errno));
+        return;
+    }
+    fcntl(fds[0], F_SETPIPE_SZ, 1 << 20);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0)
+        snapshot_child(n, fds[1], parent);   /* never returns */
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        st_bgsnap_abort(w);
+        n->snap.retry_ms = now + SNAP_RETRY_MS;
+        nlog(n, 1, "cannot start a snapshot: fork: %s", strerror(errno));
+        return;
+    }
+    n->snap.child = pid;
+    n->snap.fd = fds[0];
+    n->snap.w = w;
+    n->snap.index = index;
+    n->snap.term = n->last_applied_term;
+    n->snap.start_ms = now;
+    n->snap.raw = 0;
+    n->snap.done = false;
+    n->snap.rc = 0;
+    n->snap.err[0] = 0;
+    if (pthread_create(&n->snap.thr, NULL, snap_worker, n) != 0) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        close(fds[0]);
+        st_bgsnap_abort(w);
+        n->snap.retry_ms = now + SNAP_RETRY_MS;
+        nlog(n, 1, "cannot start a snapshot: no worker thread");
+        return;
+    }
+    n->snap.running = true;
 }
 
 /* ---- input ---------------------------------------------------------------------------- */
@@ -928,6 +1202,8 @@ static void node_free(node *n)
 {
     if (!n)
         return;
+    snapshot_cancel(n);
+    free(n->chunk);
     if (n->tr)
         net_transport_free(n->tr);
     if (n->r)
@@ -987,7 +1263,10 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
         goto fail;
     raft_boot boot;
     memset(&boot, 0, sizeof boot);
-    if (st_load(n->st, &boot, err, errlen) != ST_OK)
+    /* The snapshot stays in the store (external snapshots): the core gets its
+     * length, the state machine reads it as a stream below. */
+    st_set_stored_snapshots(n->st, true);
+    if (st_load_stored(n->st, &boot, err, errlen) != ST_OK)
         goto fail;
     if (boot.snapshot.conf.n == 0) {
         for (int i = 0; i < cfg->n_peers; i++) {
@@ -1005,10 +1284,24 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
         goto fail;
     }
     if (boot.snapshot.index > 0) {
-        if (kv_snapshot_decode(n->kv, boot.snapshot.data, boot.snapshot.len) != 0) {
+        st_snap_reader *sr = NULL;
+        int drc = st_snap_reader_open(n->st, &sr, err, errlen);
+        if (drc == ST_OK) {
+            drc = kv_snapshot_read(n->kv, st_snap_read, sr) != 0 ? ST_ECORRUPT : ST_OK;
+            int crc = st_snap_reader_close(sr, err, errlen);
+            if (drc != ST_OK && crc == ST_OK)
+                snprintf(err, errlen, "%s: the snapshot at index %" PRIu64 " does not decode",
+                         st_path(n->st), boot.snapshot.index);
+            if (drc == ST_OK)
+                drc = crc;
+        }
+        if (drc == ST_OK && kv_applied_index(n->kv) != boot.snapshot.index) {
+            snprintf(err, errlen, "%s: the snapshot at index %" PRIu64 " holds the state at %" PRIu64,
+                     st_path(n->st), boot.snapshot.index, kv_applied_index(n->kv));
+            drc = ST_ECORRUPT;
+        }
+        if (drc != ST_OK) {
             st_boot_free(&boot);
-            snprintf(err, errlen, "%s: the snapshot at index %" PRIu64 " does not decode",
-                     st_path(n->st), boot.snapshot.index);
             goto fail;
         }
         n->last_applied_term = boot.snapshot.term;
@@ -1018,6 +1311,7 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
     rc_cfg.id = cfg->id;
     rc_cfg.election_ticks = n->cfg.election_ticks;
     rc_cfg.heartbeat_ticks = 2;
+    rc_cfg.external_snapshot = true;
     rc_cfg.seed = cfg->id * 0x9E3779B97F4A7C15ull ^ (uint64_t)realtime_ns();
     const char *rerr = NULL;
     n->hs_now = n->hs_saved = boot.hs;

@@ -158,7 +158,8 @@ raft *raft_new(const raft_config *cfg, const raft_boot *boot, const char **err)
                                "snapshot_chunk must be positive");
     const raft_snapshot *s = &boot->snapshot;
     if (s->conf.n > RAFT_MAX_NODES) return fail(NULL, err, "configuration too large");
-    if (s->len && !s->data) return fail(NULL, err, "snapshot data missing");
+    if (s->len && !s->data && !cfg->external_snapshot)
+        return fail(NULL, err, "snapshot data missing");
     if (boot->n_entries && !boot->entries) return fail(NULL, err, "entries missing");
 
     raft *r = calloc(1, sizeof *r);
@@ -172,11 +173,11 @@ raft *raft_new(const raft_config *cfg, const raft_boot *boot, const char **err)
     r->snap.index = s->index;
     r->snap.term = s->term;
     r->snap.conf = s->conf;
-    if (s->len) {
+    r->snap.len = s->len;
+    if (s->len && !cfg->external_snapshot) {
         r->snap.data = malloc(s->len);
         if (!r->snap.data) return fail(r, err, "out of memory");
         memcpy(r->snap.data, s->data, s->len);
-        r->snap.len = s->len;
     }
     r->log.snap_index = s->index;
     r->log.snap_term = s->term;
@@ -403,7 +404,8 @@ int raft_propose(raft *r, const uint8_t *data, size_t len, uint64_t *index, uint
 int raft_compact(raft *r, uint64_t index, uint8_t *data, size_t len, raft_conf *out_conf)
 {
     if (index <= r->log.snap_index) return RAFT_ECOMPACTED;
-    if (index > r->applied || (len && !data)) return RAFT_EINVAL;
+    if (index > r->applied) return RAFT_EINVAL;
+    if (r->cfg.external_snapshot ? data != NULL : (len && !data)) return RAFT_EINVAL;
     raft_conf conf;
     uint64_t at;
     raft_conf_at(r, index, &conf, &at);
@@ -529,6 +531,13 @@ void raft_advance(raft *r, const raft_ready *rd)
     free(r->rd_grave);
     r->rd_grave = NULL;
     r->rd_n_grave = 0;
+    if (r->rd_snap && r->cfg.external_snapshot && r->snap.data &&
+        r->snap.data == r->rd_snapshot.data) {
+        /* The caller has stored the received snapshot: it serves the bytes
+         * from now on. */
+        free(r->snap.data);
+        r->snap.data = NULL;
+    }
     r->rd_snap = false;
     r->rd_out = false;
     /* The leader counts its own log only once it is durable (§10.2.1). */

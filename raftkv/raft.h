@@ -204,6 +204,18 @@ typedef struct raft_config {
     uint32_t max_msg_bytes;      /* bytes of entries per AppendEntries; default 1 MiB */
     uint32_t max_entry_bytes;    /* largest single proposal; default 64 MiB */
     uint32_t snapshot_chunk;     /* InstallSnapshot chunk size; default 1 MiB */
+    /* External snapshots (default false).  The caller keeps the snapshot's
+     * bytes (e.g. in its store) and the core holds only index, term, conf and
+     * length, so a node never holds a second copy of its state in memory:
+     *   - raft_new() and raft_compact() take data == NULL (data is ignored);
+     *   - a SNAPSHOT message the core emits has chunk == NULL: before sending
+     *     it the caller fills chunk with chunk_len bytes at offset of its
+     *     snapshot at m->index (a message it cannot fill it drops: the core
+     *     resends after two heartbeats without progress);
+     *   - a snapshot received from the leader is handed out in a ready batch
+     *     as usual; the core frees its bytes at that batch's raft_advance(),
+     *     so the caller must have stored them by then. */
+    bool external_snapshot;
 } raft_config;
 
 /* Fills defaults; the caller then sets id and seed. */
@@ -265,7 +277,8 @@ int raft_transfer_leader(raft *r, uint64_t target);
 
 /* The caller has a snapshot of its state machine as of applied index `index`
  * (<= applied).  The core takes ownership of data (malloc'ed, freed by the
- * core), drops its log up to index, and will send this snapshot to followers
+ * core; with config.external_snapshot data must be NULL and len is the
+ * length of the caller's stored bytes), drops its log up to index, and will send this snapshot to followers
  * that need entries before it. *out_conf receives the configuration at index
  * (to be stored with the snapshot).  Call it outside a ready/advance pair.
  * On error (RAFT_ECOMPACTED: index <= current snapshot; RAFT_EINVAL: index

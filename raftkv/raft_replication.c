@@ -101,7 +101,8 @@ static void send_snapshot(raft *r, raft_progress *p)
         m->offset = off;
         m->snap_len = r->snap.len;
         m->chunk_len = (uint32_t)n;
-        m->chunk = n ? r->snap.data + off : NULL;
+        /* external snapshots: NULL, the caller fills the bytes */
+        m->chunk = n && r->snap.data ? r->snap.data + off : NULL;
         m->done = off + n == r->snap.len;
         m->conf = r->snap.conf;
         p->snap_offset = off + n;

@@ -66,7 +66,7 @@ enum {
     Q_HS_GET, Q_HS_PUT,
     Q_LOG_INSERT, Q_LOG_ALL, Q_LOG_CONTAINING, Q_LOG_DEL_FROM, Q_LOG_BYTES_FROM,
     Q_LOG_DEL_UPTO, Q_LOG_BYTES_UPTO, Q_LOG_DEL_ALL, Q_LOG_DEL_ONE, Q_LOG_UPDATE, Q_LOG_RANGE, Q_LOG_TOTALS,
-    Q_SNAP_GET, Q_SNAP_PUT, Q_CHUNK_INS, Q_CHUNK_DEL_ALL, Q_CHUNK_ALL,
+    Q_SNAP_GET, Q_SNAP_PUT, Q_CHUNK_INS, Q_CHUNK_DEL_ALL, Q_CHUNK_ALL, Q_CHUNK_GET,
     Q_META_GET, Q_META_PUT,
     Q_COUNT
 };
@@ -78,24 +78,26 @@ static const char *const q_sql[Q_COUNT] = {
     [Q_HS_GET] = "SELECT term, vote, commit_idx, crc FROM hs WHERE id = 1",
     [Q_HS_PUT] = "INSERT OR REPLACE INTO hs(id, term, vote, commit_idx, crc) VALUES (1, ?, ?, ?, ?)",
     [Q_LOG_INSERT] = "INSERT INTO log(first, last, bytes, body) VALUES (?, ?, ?, ?)",
-    [Q_LOG_ALL] = "SELECT first, last, body FROM log ORDER BY first",
+    [Q_LOG_ALL] = "SELECT first, last, body FROM log WHERE first > ?1 ORDER BY first",
     [Q_LOG_CONTAINING] = "SELECT first, last, body FROM log WHERE first <= ?1 AND last >= ?1",
     [Q_LOG_DEL_FROM] = "DELETE FROM log WHERE first >= ?",
     [Q_LOG_BYTES_FROM] = "SELECT coalesce(sum(bytes), 0) FROM log WHERE first >= ?",
     [Q_LOG_DEL_UPTO] = "DELETE FROM log WHERE last <= ?",
-    [Q_LOG_BYTES_UPTO] = "SELECT coalesce(sum(bytes), 0) FROM log WHERE last <= ?",
+    [Q_LOG_BYTES_UPTO] = "SELECT coalesce(sum(bytes), 0) FROM log WHERE first > ?1 AND last <= ?2",
     [Q_LOG_DEL_ALL] = "DELETE FROM log",
     [Q_LOG_DEL_ONE] = "DELETE FROM log WHERE first = ?",
     [Q_LOG_UPDATE] = "UPDATE log SET last = ?, bytes = ?, body = ? WHERE first = ?",
     [Q_LOG_RANGE] = "SELECT first, last, body FROM log WHERE last >= ? AND first <= ? ORDER BY first",
     [Q_LOG_TOTALS] = "SELECT coalesce(max(last), 0), coalesce(sum(bytes), 0), "
-                     "coalesce(sum(last - first + 1), 0), coalesce(min(first), 0) FROM log",
+                     "coalesce(sum(last - first + 1), 0), coalesce(min(first), 0) FROM log "
+                     "WHERE first > ?1",
     [Q_SNAP_GET] = "SELECT idx, term, conf, raw_len, comp_len, nchunks, crc FROM snap WHERE id = 1",
     [Q_SNAP_PUT] = "INSERT OR REPLACE INTO snap(id, idx, term, conf, raw_len, comp_len, nchunks, crc) "
                    "VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
     [Q_CHUNK_INS] = "INSERT INTO snap_chunk(seq, crc, body) VALUES (?, ?, ?)",
     [Q_CHUNK_DEL_ALL] = "DELETE FROM snap_chunk",
     [Q_CHUNK_ALL] = "SELECT seq, crc, body FROM snap_chunk ORDER BY seq",
+    [Q_CHUNK_GET] = "SELECT crc, body FROM snap_chunk WHERE seq = ?",
     [Q_META_GET] = "SELECT value FROM meta WHERE key = ?",
     [Q_META_PUT] = "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
 };
@@ -129,11 +131,14 @@ struct st_store {
     st_cache c, saved;
     bool in_txn;
     bool writer_open;
+    bool bg_open;           /* a background snapshot writer exists */
+    bool frames;            /* snapshots in ready batches come in stored form */
     /* Background checkpointer (see the file comment). */
     pthread_mutex_t wmu;    /* held by every write transaction */
     pthread_mutex_t cmu;    /* guards ck_req / ck_stop */
     pthread_cond_t ccv;
     bool ck_req, ck_stop, ck_running, mutexes;
+    bool ck_drop;           /* snap_old (a replaced snapshot) waits to be dropped */
     pthread_t ck_thr;
     sqlite3 *ckdb;
 };
@@ -148,6 +153,11 @@ struct st_snap_writer {
     uint64_t index, term;
     raft_conf conf;
     bool own_txn;           /* false inside st_save_ready's transaction */
+    bool raw_frame;         /* chunks stored as given (already a zstd frame) */
+    /* background writer (st_bgsnap_*): its own connection, staging table */
+    bool bg, staged, finished;
+    sqlite3 *wdb;
+    sqlite3_stmt *ins;
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -406,6 +416,53 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
+/* Drops snap_old (the snapshot a background commit replaced) in steps of a
+ * few chunks, each a short transaction under the write mutex, so no batch
+ * of the node waits for the whole table's pages to be freed. */
+static void drop_old_snapshot(st_store *s, sqlite3 *db)
+{
+    for (int step = 0; step < 1000000; step++) {
+        pthread_mutex_lock(&s->cmu);
+        bool stop = s->ck_stop;
+        pthread_mutex_unlock(&s->cmu);
+        if (stop)
+            return;
+        pthread_mutex_lock(&s->wmu);
+        int rc = sqlite3_exec(db, "BEGIN IMMEDIATE; DELETE FROM snap_old WHERE seq IN "
+                                  "(SELECT seq FROM snap_old ORDER BY seq LIMIT 8); COMMIT",
+                              NULL, NULL, NULL);
+        bool more = rc == SQLITE_OK && sqlite3_changes(db) > 0;
+        if (rc != SQLITE_OK && !sqlite3_get_autocommit(db))
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        if (rc == SQLITE_OK && !more)
+            sqlite3_exec(db, "DROP TABLE IF EXISTS snap_old", NULL, NULL, NULL);
+        pthread_mutex_unlock(&s->wmu);
+        if (!more)
+            break;
+    }
+    /* Dead log rows (first <= snapshot index) left by a lazy compaction.
+     * The cache is read under the write mutex: every change to it is. */
+    for (int step = 0; step < 1000000; step++) {
+        pthread_mutex_lock(&s->cmu);
+        bool stop = s->ck_stop;
+        pthread_mutex_unlock(&s->cmu);
+        if (stop)
+            return;
+        pthread_mutex_lock(&s->wmu);
+        char sql[200];
+        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; DELETE FROM log WHERE first IN (SELECT first "
+                 "FROM log WHERE first <= %llu ORDER BY first LIMIT 32); COMMIT",
+                 (unsigned long long)s->c.snap_index);
+        int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        bool more = rc == SQLITE_OK && sqlite3_changes(db) > 0;
+        if (rc != SQLITE_OK && !sqlite3_get_autocommit(db))
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        pthread_mutex_unlock(&s->wmu);
+        if (!more)
+            return;
+    }
+}
+
 static void *ckpt_main(void *arg)
 {
     st_store *s = arg;
@@ -418,10 +475,14 @@ static void *ckpt_main(void *arg)
             pthread_cond_timedwait(&s->ccv, &s->cmu, &dl);
         }
         bool stop = s->ck_stop;
+        bool drop = s->ck_drop;
         s->ck_req = false;
+        s->ck_drop = false;
         pthread_mutex_unlock(&s->cmu);
         if (stop)
             break;
+        if (drop)
+            drop_old_snapshot(s, s->ckdb);
         int log = 0, done = 0;
         /* Copy the bulk while the writer goes on. */
         for (int i = 0; i < 4; i++) {
@@ -682,7 +743,8 @@ static int log_term_at(st_store *s, uint64_t index, uint64_t *term, char *err, s
  * entry with the same term, the entries after it stay (they extend the
  * snapshot); otherwise the whole log goes (dissertation §5.1, rule 6/7 of
  * InstallSnapshot). */
-static int log_compact(st_store *s, uint64_t index, uint64_t term, char *err, size_t errlen)
+static int log_compact(st_store *s, uint64_t index, uint64_t term, bool lazy, char *err,
+                       size_t errlen)
 {
     uint64_t t;
     int r = log_term_at(s, index, &t, err, errlen);
@@ -693,12 +755,17 @@ static int log_compact(st_store *s, uint64_t index, uint64_t term, char *err, si
         if (r)
             return r;
         uint64_t gone = 0;
-        sqlite3_bind_int64(s->q[Q_LOG_BYTES_UPTO], 1, (sqlite3_int64)index);
+        sqlite3_bind_int64(s->q[Q_LOG_BYTES_UPTO], 1, (sqlite3_int64)s->c.snap_index);
+        sqlite3_bind_int64(s->q[Q_LOG_BYTES_UPTO], 2, (sqlite3_int64)index);
         r = step_int(s, Q_LOG_BYTES_UPTO, &gone, err, errlen, "measure log prefix");
         if (r)
             return r;
+        /* lazy: the rows stay, dead (every reader skips first <= snapshot
+         * index), and the background thread deletes them in small steps */
         sqlite3_bind_int64(s->q[Q_LOG_DEL_UPTO], 1, (sqlite3_int64)index);
-        r = step_done(s, Q_LOG_DEL_UPTO, err, errlen, "delete log prefix");
+        r = lazy ? 0 : step_done(s, Q_LOG_DEL_UPTO, err, errlen, "delete log prefix");
+        if (lazy)
+            reset_q(s, Q_LOG_DEL_UPTO);
         if (r)
             return r;
         s->c.log_bytes -= gone;
@@ -897,6 +964,13 @@ static int check_schema(st_store *s, char *err, size_t errlen)
         return fail(ST_ESCHEMA, err, errlen,
                     "%s: schema version %lld is newer than this hstore supports (%d)", s->path,
                     (long long)ver, ST_SCHEMA_VERSION);
+    if (ver == 1) {
+        /* Version 2 may keep dead log rows (first <= snapshot index) until
+         * they are deleted in the background; version 1 files have none, so
+         * they are version 2 files as they stand.  Older builds refuse them
+         * from now on, rather than misread such rows. */
+        return exec_sql(s, "PRAGMA user_version = 2", err, errlen);
+    }
     if (ver < ST_SCHEMA_VERSION)
         return fail(ST_ESCHEMA, err, errlen,
                     "%s: schema version %lld is older than %d and cannot be upgraded", s->path,
@@ -919,6 +993,7 @@ static int load_cache(st_store *s, char *err, size_t errlen)
     if (rc != SQLITE_DONE)
         return sqlfail(s, rc, err, errlen, "read snapshot metadata");
     st = s->q[Q_LOG_TOTALS];
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)s->c.snap_index);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         s->c.last_index = (uint64_t)sqlite3_column_int64(st, 0);
@@ -1025,9 +1100,22 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
     r = load_cache(s, err, errlen);
     if (r)
         goto out_fail;
+    /* Leftovers of a background snapshot (st_bgsnap_*) cut short by a crash:
+     * staged chunks never committed, or a replaced snapshot not yet dropped. */
+    r = exec_sql(s, "DROP TABLE IF EXISTS snap_stage; DROP TABLE IF EXISTS snap_old", err, errlen);
+    if (r)
+        goto out_fail;
     /* The hook replaces SQLite's own autocheckpoint (set to 0 above). */
     sqlite3_wal_hook(s->db, wal_hook, s);
     ckpt_start(s);
+    if (s->ck_running) {
+        /* dead log rows of a lazy compaction cut short by a stop */
+        pthread_mutex_lock(&s->cmu);
+        s->ck_drop = true;
+        s->ck_req = true;
+        pthread_cond_signal(&s->ccv);
+        pthread_mutex_unlock(&s->cmu);
+    }
     *out = s;
     return 0;
 
@@ -1154,11 +1242,72 @@ int st_check_identity(st_store *s, uint64_t node_id, const char *cluster_spec, c
 
 /* ---- snapshots ----------------------------------------------------------------- */
 
+static int bg_exec(st_snap_writer *w, const char *sql, char *err, size_t errlen)
+{
+    char *em = NULL;
+    int rc = sqlite3_exec(w->wdb, sql, NULL, NULL, &em);
+    sqlite3_free(em);
+    if (rc != SQLITE_OK) {
+        int code = map_sqlite(rc);
+        return fail(code ? code : ST_EIO, err, errlen, "%s: background snapshot: %s: %s",
+                    w->s->path, sql, sqlite3_errmsg(w->wdb));
+    }
+    return 0;
+}
+
+/* One compressed chunk into the staging table, in a short transaction of the
+ * writer's own connection (taking the store's write mutex, so batches of the
+ * caller's thread wait at most for one chunk).  No fsync here: the commit's
+ * fsync of the WAL covers these frames too. */
+static int stage_put(st_snap_writer *w, const void *body, size_t len, char *err, size_t errlen)
+{
+    st_store *s = w->s;
+    pthread_mutex_lock(&s->wmu);
+    int r = bg_exec(w, "BEGIN IMMEDIATE", err, errlen);
+    if (!r && !w->staged) {
+        r = bg_exec(w, "CREATE TABLE IF NOT EXISTS snap_stage(seq INTEGER PRIMARY KEY,"
+                       " crc INTEGER NOT NULL, body BLOB NOT NULL); DELETE FROM snap_stage",
+                    err, errlen);
+        if (!r && sqlite3_prepare_v2(w->wdb, "INSERT INTO snap_stage(seq, crc, body) "
+                                             "VALUES (?, ?, ?)", -1, &w->ins, NULL) != SQLITE_OK)
+            r = fail(ST_EIO, err, errlen, "%s: background snapshot: prepare: %s", s->path,
+                     sqlite3_errmsg(w->wdb));
+        if (!r)
+            w->staged = true;
+    }
+    if (!r) {
+        sqlite3_bind_int64(w->ins, 1, (sqlite3_int64)w->seq);
+        sqlite3_bind_int64(w->ins, 2, crc32c(0, body, len));
+        sqlite3_bind_blob(w->ins, 3, body, (int)len, SQLITE_STATIC);
+        int rc = sqlite3_step(w->ins);
+        sqlite3_reset(w->ins);
+        sqlite3_clear_bindings(w->ins);
+        if (rc != SQLITE_DONE)
+            r = fail(map_sqlite(rc) ? map_sqlite(rc) : ST_EIO, err, errlen,
+                     "%s: background snapshot: store chunk: %s", s->path, sqlite3_errmsg(w->wdb));
+    }
+    if (!r)
+        r = bg_exec(w, "COMMIT", err, errlen);
+    if (r && !sqlite3_get_autocommit(w->wdb))
+        sqlite3_exec(w->wdb, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_unlock(&s->wmu);
+    return r;
+}
+
 static int chunk_flush(st_snap_writer *w, char *err, size_t errlen)
 {
     if (w->out_pos == 0)
         return 0;
     st_store *s = w->s;
+    if (w->bg) {
+        int r = stage_put(w, w->out, w->out_pos, err, errlen);
+        if (r)
+            return r;
+        w->seq++;
+        w->comp_len += w->out_pos;
+        w->out_pos = 0;
+        return 0;
+    }
     sqlite3_stmt *st = s->q[Q_CHUNK_INS];
     sqlite3_bind_int64(st, 1, (sqlite3_int64)w->seq);
     sqlite3_bind_int64(st, 2, crc32c(0, w->out, w->out_pos));
@@ -1202,7 +1351,13 @@ static void writer_free(st_snap_writer *w)
         return;
     ZSTD_freeCCtx(w->cctx);
     free(w->out);
-    w->s->writer_open = false;
+    if (w->bg) {
+        sqlite3_finalize(w->ins);
+        sqlite3_close_v2(w->wdb);
+        w->s->bg_open = false;
+    } else {
+        w->s->writer_open = false;
+    }
     free(w);
 }
 
@@ -1258,12 +1413,22 @@ static int snap_begin(st_store *s, uint64_t index, uint64_t term, const raft_con
 
 /* Finishes the frame, stores the metadata and compacts the log (inside the
  * writer's transaction; commits it when the writer owns it). */
+static int snap_record(st_snap_writer *w, int r, char *err, size_t errlen);
+
 static int snap_finish(st_snap_writer *w, char *err, size_t errlen)
 {
-    st_store *s = w->s;
-    int r = snap_pump(w, NULL, 0, true, err, errlen);
+    int r = w->raw_frame ? 0 : snap_pump(w, NULL, 0, true, err, errlen);
     if (!r)
         r = chunk_flush(w, err, errlen);
+    return snap_record(w, r, err, errlen);
+}
+
+/* Metadata and log compaction of a snapshot whose chunks are stored (r: the
+ * result so far); commits or rolls back when the writer owns the
+ * transaction. */
+static int snap_record(st_snap_writer *w, int r, char *err, size_t errlen)
+{
+    st_store *s = w->s;
     if (!r) {
         uint8_t cb[CONF_MAX];
         size_t cl = conf_encode(&w->conf, cb);
@@ -1278,7 +1443,7 @@ static int snap_finish(st_snap_writer *w, char *err, size_t errlen)
         r = step_done(s, Q_SNAP_PUT, err, errlen, "store snapshot metadata");
     }
     if (!r)
-        r = log_compact(s, w->index, w->term, err, errlen);
+        r = log_compact(s, w->index, w->term, w->bg && s->ck_running, err, errlen);
     if (!r) {
         s->c.snap_index = w->index;
         s->c.snap_term = w->term;
@@ -1351,8 +1516,457 @@ int st_save_snapshot(st_store *s, const raft_snapshot *snap, char *err, size_t e
     return st_snap_commit(w, err, errlen);
 }
 
+/* ---- snapshots in stored form ------------------------------------------------- */
+
+struct st_snap_reader {
+    st_store *s;            /* NULL: a frame in memory */
+    ZSTD_DCtx *d;
+    const uint8_t *src;
+    size_t src_len, src_pos;
+    bool txn, rows_done;
+    uint64_t seq, nchunks, comp_len, raw_len, seen, raw;
+    size_t left;            /* last zstd result: 0 once the frame (and its checksum) ended */
+    int err;
+    char msg[320];
+};
+
+__attribute__((format(printf, 3, 4)))
+static int rd_fail(st_snap_reader *r, int code, const char *fmt, ...)
+{
+    if (!r->err) {
+        r->err = code;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* Next piece of compressed input: 1, 0 at the end, -1 on error. */
+static int rd_next(st_snap_reader *r)
+{
+    if (!r->s || r->rows_done)
+        return 0;
+    st_store *s = r->s;
+    sqlite3_stmt *st = s->q[Q_CHUNK_ALL];
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        r->rows_done = true;
+        return 0;
+    }
+    if (rc != SQLITE_ROW)
+        return rd_fail(r, map_sqlite(rc) ? map_sqlite(rc) : ST_EIO, "%s: read snapshot chunks: %s",
+                       s->path, sqlite3_errmsg(s->db));
+    uint64_t cs = (uint64_t)sqlite3_column_int64(st, 0);
+    uint32_t ccrc = (uint32_t)sqlite3_column_int64(st, 1);
+    const void *body = sqlite3_column_blob(st, 2);
+    size_t blen = (size_t)sqlite3_column_bytes(st, 2);
+    if (cs != r->seq || !body || crc32c(0, body, blen) != ccrc)
+        return rd_fail(r, ST_ECORRUPT, "%s: snapshot: chunk %llu %s", s->path,
+                       (unsigned long long)r->seq, cs != r->seq ? "missing" : "checksum mismatch");
+    r->seq++;
+    r->seen += blen;
+    r->src = body;
+    r->src_len = blen;
+    r->src_pos = 0;
+    return 1;
+}
+
+int st_snap_read(void *arg, void *buf, size_t n)
+{
+    st_snap_reader *r = arg;
+    ZSTD_outBuffer out = { buf, n, 0 };
+    while (out.pos < out.size) {
+        if (r->err)
+            return -1;
+        if (r->left == 0)   /* the frame ended */
+            return rd_fail(r, ST_ECORRUPT, "%s: snapshot ends before the state does",
+                           r->s ? r->s->path : "received snapshot");
+        ZSTD_inBuffer in = { r->src, r->src_len, r->src_pos };
+        size_t before = out.pos, ipos = in.pos;
+        size_t ret = ZSTD_decompressStream(r->d, &out, &in);
+        r->src_pos = in.pos;
+        if (ZSTD_isError(ret))
+            return rd_fail(r, ST_ECORRUPT, "%s: snapshot: %s", r->s ? r->s->path : "received snapshot",
+                           ZSTD_getErrorName(ret));
+        r->left = ret;
+        if (out.pos > before || in.pos > ipos)
+            continue;
+        if (r->src_pos == r->src_len) {
+            int g = rd_next(r);
+            if (g < 0)
+                return -1;
+            if (g == 0)
+                return rd_fail(r, ST_ECORRUPT, "%s: snapshot ends before the state does",
+                               r->s ? r->s->path : "received snapshot");
+        } else {
+            return rd_fail(r, ST_ECORRUPT, "%s: snapshot: decompression stalled",
+                           r->s ? r->s->path : "received snapshot");
+        }
+    }
+    r->raw += n;
+    return 0;
+}
+
+static int reader_new(st_snap_reader **out, char *err, size_t errlen)
+{
+    *out = calloc(1, sizeof **out);
+    if (*out)
+        (*out)->d = ZSTD_createDCtx();
+    if (!*out || !(*out)->d) {
+        free(*out);
+        *out = NULL;
+        return fail(ST_ENOMEM, err, errlen, "out of memory for a snapshot reader");
+    }
+    (*out)->left = 1;
+    return 0;
+}
+
+int st_snap_reader_open(st_store *s, st_snap_reader **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    int r = reader_new(out, err, errlen);
+    if (r)
+        return r;
+    st_snap_reader *rd = *out;
+    rd->s = s;
+    r = exec_sql(s, "BEGIN", err, errlen);
+    if (!r) {
+        rd->txn = true;
+        sqlite3_stmt *st = s->q[Q_SNAP_GET];
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            uint64_t idx = (uint64_t)sqlite3_column_int64(st, 0);
+            uint64_t term = (uint64_t)sqlite3_column_int64(st, 1);
+            rd->raw_len = (uint64_t)sqlite3_column_int64(st, 3);
+            rd->comp_len = (uint64_t)sqlite3_column_int64(st, 4);
+            rd->nchunks = (uint64_t)sqlite3_column_int64(st, 5);
+            uint32_t crc = (uint32_t)sqlite3_column_int64(st, 6);
+            if (crc != snapmeta_crc(idx, term, rd->raw_len, rd->comp_len, rd->nchunks))
+                r = fail(ST_ECORRUPT, err, errlen,
+                         "%s: snapshot at index %llu: metadata checksum mismatch", s->path,
+                         (unsigned long long)idx);
+        } else {
+            r = rc == SQLITE_DONE ? fail(ST_EINVAL, err, errlen, "%s: no snapshot stored", s->path)
+                                  : sqlfail(s, rc, err, errlen, "read snapshot metadata");
+        }
+        reset_q(s, Q_SNAP_GET);
+    }
+    if (r) {
+        st_snap_reader_close(rd, NULL, 0);
+        *out = NULL;
+    }
+    return r;
+}
+
+int st_snap_reader_open_frame(const void *frame, size_t len, st_snap_reader **out, char *err,
+                              size_t errlen)
+{
+    int r = reader_new(out, err, errlen);
+    if (r)
+        return r;
+    (*out)->src = frame;
+    (*out)->src_len = len;
+    (*out)->comp_len = len;
+    (*out)->seen = len;
+    return 0;
+}
+
+uint64_t st_snap_reader_bytes(const st_snap_reader *r) { return r->raw; }
+
+int st_snap_reader_close(st_snap_reader *r, char *err, size_t errlen)
+{
+    if (!r)
+        return 0;
+    /* The state decoder stops at its trailer: the rest of the frame must be
+     * nothing but its end (zstd checks the content checksum there). */
+    uint8_t scratch[64];
+    while (!r->err) {
+        if (r->left == 0) {
+            if (r->src_pos < r->src_len) {
+                rd_fail(r, ST_ECORRUPT, "%s: snapshot holds bytes after its frame",
+                        r->s ? r->s->path : "received snapshot");
+                break;
+            }
+            int g = rd_next(r);
+            if (g <= 0)
+                break;
+            continue;
+        }
+        ZSTD_outBuffer out = { scratch, sizeof scratch, 0 };
+        ZSTD_inBuffer in = { r->src, r->src_len, r->src_pos };
+        size_t ret = ZSTD_decompressStream(r->d, &out, &in);
+        r->src_pos = in.pos;
+        if (ZSTD_isError(ret)) {
+            rd_fail(r, ST_ECORRUPT, "%s: snapshot: %s", r->s ? r->s->path : "received snapshot",
+                    ZSTD_getErrorName(ret));
+            break;
+        }
+        r->left = ret;
+        if (out.pos) {
+            rd_fail(r, ST_ECORRUPT, "%s: snapshot holds bytes after the state",
+                    r->s ? r->s->path : "received snapshot");
+            break;
+        }
+        if (r->src_pos < r->src_len)
+            continue;
+        if (rd_next(r) <= 0)
+            break;
+    }
+    if (!r->err && r->left != 0)
+        rd_fail(r, ST_ECORRUPT, "%s: snapshot frame incomplete", r->s ? r->s->path : "received snapshot");
+    if (!r->err && r->s && (r->seq != r->nchunks || r->seen != r->comp_len || r->raw != r->raw_len))
+        rd_fail(r, ST_ECORRUPT, "%s: snapshot incomplete (%llu of %llu chunks, %llu of %llu bytes)",
+                r->s->path, (unsigned long long)r->seq, (unsigned long long)r->nchunks,
+                (unsigned long long)r->raw, (unsigned long long)r->raw_len);
+    int rc = r->err;
+    if (rc)
+        fail(rc, err, errlen, "%s", r->msg);
+    if (r->s) {
+        reset_q(r->s, Q_CHUNK_ALL);
+        if (r->txn)
+            exec_sql(r->s, "COMMIT", NULL, 0);
+    }
+    ZSTD_freeDCtx(r->d);
+    free(r);
+    return rc;
+}
+
+/* Stores a zstd frame as given, in SNAP_CHUNK rows, after checking that it
+ * decompresses whole (which also gives its raw length). */
+static int frame_store(st_snap_writer *w, const uint8_t *frame, size_t len, char *err,
+                       size_t errlen)
+{
+    if (!len || !frame)
+        return fail(ST_EINVAL, err, errlen, "%s: empty snapshot frame", w->s->path);
+    st_snap_reader *rd;
+    int r = st_snap_reader_open_frame(frame, len, &rd, err, errlen);
+    if (r)
+        return r;
+    uint8_t *scratch = malloc(1 << 16);
+    uint64_t raw = 0;
+    if (!scratch)
+        rd_fail(rd, ST_ENOMEM, "out of memory");
+    while (!rd->err && rd->left) {
+        ZSTD_outBuffer out = { scratch, 1 << 16, 0 };
+        ZSTD_inBuffer in = { rd->src, rd->src_len, rd->src_pos };
+        size_t ret = ZSTD_decompressStream(rd->d, &out, &in);
+        if (ZSTD_isError(ret)) {
+            rd_fail(rd, ST_ECORRUPT, "%s: received snapshot: %s", w->s->path, ZSTD_getErrorName(ret));
+            break;
+        }
+        raw += out.pos;
+        bool progress = out.pos || in.pos > rd->src_pos;
+        rd->src_pos = in.pos;
+        rd->left = ret;
+        if (!progress)
+            break;
+    }
+    free(scratch);
+    rd->raw = raw;
+    r = st_snap_reader_close(rd, err, errlen);
+    if (r)
+        return r;
+    w->raw_frame = true;
+    w->raw_len = raw;
+    for (size_t off = 0; off < len && !r; off += SNAP_CHUNK) {
+        size_t n = len - off < SNAP_CHUNK ? len - off : SNAP_CHUNK;
+        sqlite3_stmt *st = w->s->q[Q_CHUNK_INS];
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)w->seq);
+        sqlite3_bind_int64(st, 2, crc32c(0, frame + off, n));
+        sqlite3_bind_blob(st, 3, frame + off, (int)n, SQLITE_STATIC);
+        r = step_done(w->s, Q_CHUNK_INS, err, errlen, "store snapshot chunk");
+        if (!r) {
+            w->seq++;
+            w->comp_len += n;
+        }
+    }
+    return r;
+}
+
+void st_set_stored_snapshots(st_store *s, bool on) { s->frames = on; }
+
+int st_snap_stored_read(st_store *s, uint64_t index, uint64_t off, void *buf, size_t len,
+                        char *err, size_t errlen)
+{
+    if (index != s->c.snap_index || off > s->c.snap_comp || len > s->c.snap_comp - off)
+        return fail(ST_EINVAL, err, errlen,
+                    "%s: bytes %llu+%zu of snapshot %llu not stored (stored: %llu, %llu bytes)",
+                    s->path, (unsigned long long)off, len, (unsigned long long)index,
+                    (unsigned long long)s->c.snap_index, (unsigned long long)s->c.snap_comp);
+    uint8_t *dst = buf;
+    while (len) {
+        uint64_t seq = off / SNAP_CHUNK;
+        size_t in = (size_t)(off % SNAP_CHUNK);
+        sqlite3_stmt *st = s->q[Q_CHUNK_GET];
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+            reset_q(s, Q_CHUNK_GET);
+            if (rc == SQLITE_DONE)
+                return fail(ST_ECORRUPT, err, errlen, "%s: snapshot at index %llu: chunk %llu missing",
+                            s->path, (unsigned long long)index, (unsigned long long)seq);
+            return sqlfail(s, rc, err, errlen, "read snapshot chunk");
+        }
+        uint32_t crc = (uint32_t)sqlite3_column_int64(st, 0);
+        const uint8_t *body = sqlite3_column_blob(st, 1);
+        size_t blen = (size_t)sqlite3_column_bytes(st, 1);
+        bool bad = !body || crc32c(0, body, blen) != crc || in >= blen;
+        size_t n = bad ? 0 : (blen - in < len ? blen - in : len);
+        if (!bad)
+            memcpy(dst, body + in, n);
+        reset_q(s, Q_CHUNK_GET);
+        if (bad)
+            return fail(ST_ECORRUPT, err, errlen, "%s: snapshot at index %llu: chunk %llu %s",
+                        s->path, (unsigned long long)index, (unsigned long long)seq,
+                        in >= blen && body ? "too short" : "checksum mismatch");
+        dst += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* ---- background snapshot writer ------------------------------------------------ */
+
+int st_bgsnap_begin(st_store *s, uint64_t index, uint64_t term, st_snap_writer **out, char *err,
+                    size_t errlen)
+{
+    *out = NULL;
+    if (s->bg_open)
+        return fail(ST_EBUSY, err, errlen, "%s: a background snapshot is already running", s->path);
+    if (index == 0 || index <= s->c.snap_index)
+        return fail(ST_EINVAL, err, errlen, "%s: snapshot at index %llu is not newer than the "
+                    "stored one (%llu)", s->path, (unsigned long long)index,
+                    (unsigned long long)s->c.snap_index);
+    st_snap_writer *w = calloc(1, sizeof *w);
+    if (w)
+        w->out = malloc(SNAP_CHUNK);
+    if (w)
+        w->cctx = ZSTD_createCCtx();
+    if (!w || !w->out || !w->cctx) {
+        if (w) {
+            ZSTD_freeCCtx(w->cctx);
+            free(w->out);
+            free(w);
+        }
+        return fail(ST_ENOMEM, err, errlen, "%s: out of memory for a snapshot writer", s->path);
+    }
+    w->s = s;
+    w->bg = true;
+    w->index = index;
+    w->term = term;
+    int rc = sqlite3_open_v2(s->path, &w->wdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(w->wdb, "PRAGMA synchronous = OFF; PRAGMA cache_size = -2048;", NULL,
+                          NULL, NULL);
+    if (rc != SQLITE_OK) {
+        int code = map_sqlite(rc) ? map_sqlite(rc) : ST_EIO;
+        fail(code, err, errlen, "%s: background snapshot: open: %s", s->path,
+             w->wdb ? sqlite3_errmsg(w->wdb) : sqlite3_errstr(rc));
+        sqlite3_close_v2(w->wdb);
+        ZSTD_freeCCtx(w->cctx);
+        free(w->out);
+        free(w);
+        return code;
+    }
+    sqlite3_busy_timeout(w->wdb, 5000);
+    sqlite3_wal_autocheckpoint(w->wdb, 0);
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, ZSTD_LEVEL);
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
+    s->bg_open = true;
+    *out = w;
+    return 0;
+}
+
+int st_bgsnap_write(st_snap_writer *w, const void *buf, size_t len, char *err, size_t errlen)
+{
+    if (!len)
+        return 0;
+    int r = snap_pump(w, buf, len, false, err, errlen);
+    if (!r)
+        ckpt_request(w->s);   /* keep the WAL the staging grows in short */
+    return r;
+}
+
+int st_bgsnap_finish(st_snap_writer *w, char *err, size_t errlen)
+{
+    int r = snap_pump(w, NULL, 0, true, err, errlen);
+    /* The last chunk's commit makes the whole staging durable (one fsync of
+     * the WAL, here rather than in the commit on the owner's thread). */
+    if (!r)
+        r = bg_exec(w, "PRAGMA synchronous = FULL", err, errlen);
+    if (!r)
+        r = chunk_flush(w, err, errlen);
+    if (!r)
+        w->finished = true;
+    return r;
+}
+
+int st_bgsnap_commit(st_snap_writer *w, const raft_conf *conf, char *err, size_t errlen)
+{
+    st_store *s = w->s;
+    int r = 0;
+    if (!w->finished || !w->staged)
+        r = fail(ST_EINVAL, err, errlen, "%s: background snapshot not finished", s->path);
+    else if (!conf || conf->n > RAFT_MAX_NODES)
+        r = fail(ST_EINVAL, err, errlen, "%s: snapshot needs a valid configuration", s->path);
+    else if (w->index <= s->c.snap_index)
+        r = fail(ST_EINVAL, err, errlen, "%s: snapshot at index %llu is not newer than the "
+                 "stored one (%llu)", s->path, (unsigned long long)w->index,
+                 (unsigned long long)s->c.snap_index);
+    else if (s->writer_open)
+        r = fail(ST_EBUSY, err, errlen, "%s: a snapshot writer is open", s->path);
+    if (!r) {
+        w->conf = *conf;
+        w->own_txn = true;
+        /* The writer's connection is done: close it before the schema moves. */
+        sqlite3_finalize(w->ins);
+        w->ins = NULL;
+        sqlite3_close_v2(w->wdb);
+        w->wdb = NULL;
+        r = txn_begin(s, err, errlen);
+        if (!r) {
+            /* The staged chunks become the snapshot by a rename: no copy. */
+            r = exec_sql(s, s->ck_running
+                                ? "DROP TABLE IF EXISTS snap_old;"
+                                  "ALTER TABLE snap_chunk RENAME TO snap_old;"
+                                  "ALTER TABLE snap_stage RENAME TO snap_chunk"
+                                : "DROP TABLE IF EXISTS snap_old; DROP TABLE snap_chunk;"
+                                  "ALTER TABLE snap_stage RENAME TO snap_chunk",
+                         err, errlen);
+            if (r)
+                txn_rollback(s);
+            else
+                r = snap_record(w, 0, err, errlen);   /* commits or rolls back */
+        }
+    }
+    writer_free(w);
+    if (!r) {
+        if (s->ck_running) {
+            pthread_mutex_lock(&s->cmu);
+            s->ck_drop = true;
+            s->ck_req = true;
+            pthread_cond_signal(&s->ccv);
+            pthread_mutex_unlock(&s->cmu);
+        } else {
+            checkpoint_after_snapshot(s);
+        }
+    }
+    return r;
+}
+
+uint64_t st_bgsnap_bytes(const st_snap_writer *w) { return w->comp_len; }
+
+void st_bgsnap_abort(st_snap_writer *w)
+{
+    /* Staged chunks stay until the next background snapshot or st_open. */
+    writer_free(w);
+}
+
 /* Reads and decompresses the stored snapshot into *snap (data malloc'ed). */
-static int snap_load(st_store *s, raft_snapshot *snap, char *err, size_t errlen)
+static int snap_load(st_store *s, raft_snapshot *snap, bool with_data, char *err, size_t errlen)
 {
     memset(snap, 0, sizeof *snap);
     sqlite3_stmt *st = s->q[Q_SNAP_GET];
@@ -1383,6 +1997,13 @@ static int snap_load(st_store *s, raft_snapshot *snap, char *err, size_t errlen)
     if (raw_len > SIZE_MAX / 2)
         return fail(ST_ECORRUPT, err, errlen, "%s: snapshot at index %llu: size %llu impossible",
                     s->path, (unsigned long long)idx, (unsigned long long)raw_len);
+    if (!with_data) {
+        /* stored form: the caller reads the bytes with st_snap_reader */
+        snap->index = idx;
+        snap->term = term;
+        snap->len = (size_t)comp_len;
+        return 0;
+    }
     uint8_t *data = malloc(raw_len ? raw_len : 1);
     ZSTD_DCtx *dctx = ZSTD_createDCtx();
     if (!data || !dctx) {
@@ -1484,6 +2105,7 @@ static int log_read(st_store *s, uint64_t lo, uint64_t hi, bool whole, raft_entr
     uint64_t cnt, bytes;
     if (whole) {
         sqlite3_stmt *t = s->q[Q_LOG_TOTALS];
+        sqlite3_bind_int64(t, 1, (sqlite3_int64)s->c.snap_index);
         int rc = sqlite3_step(t);
         cnt = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(t, 2) : 0;
         bytes = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(t, 1) : 0;
@@ -1513,6 +2135,8 @@ static int log_read(st_store *s, uint64_t lo, uint64_t hi, bool whole, raft_entr
     if (!whole) {
         sqlite3_bind_int64(st, 1, (sqlite3_int64)lo);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)hi);
+    } else {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)s->c.snap_index);
     }
     while (!r && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         uint64_t first, last;
@@ -1579,7 +2203,7 @@ static int log_read(st_store *s, uint64_t lo, uint64_t hi, bool whole, raft_entr
     return 0;
 }
 
-int st_load(st_store *s, raft_boot *boot, char *err, size_t errlen)
+static int load_boot(st_store *s, raft_boot *boot, bool with_data, char *err, size_t errlen)
 {
     memset(boot, 0, sizeof *boot);
     /* One read transaction: hard state, snapshot and log from one moment. */
@@ -1588,7 +2212,7 @@ int st_load(st_store *s, raft_boot *boot, char *err, size_t errlen)
         return r;
     r = hs_load(s, &boot->hs, err, errlen);
     if (!r)
-        r = snap_load(s, &boot->snapshot, err, errlen);
+        r = snap_load(s, &boot->snapshot, with_data, err, errlen);
     raft_entry *e = NULL;
     size_t n = 0;
     if (!r)
@@ -1603,6 +2227,16 @@ int st_load(st_store *s, raft_boot *boot, char *err, size_t errlen)
     if (r)
         st_boot_free(boot);
     return r;
+}
+
+int st_load(st_store *s, raft_boot *boot, char *err, size_t errlen)
+{
+    return load_boot(s, boot, true, err, errlen);
+}
+
+int st_load_stored(st_store *s, raft_boot *boot, char *err, size_t errlen)
+{
+    return load_boot(s, boot, false, err, errlen);
 }
 
 void st_boot_free(raft_boot *boot)
@@ -1671,7 +2305,10 @@ int st_save_ready(st_store *s, const raft_ready *rd, char *err, size_t errlen)
         const raft_snapshot *sn = rd->snapshot;
         r = snap_begin(s, sn->index, sn->term, &sn->conf, false, &w, err, errlen);
         if (!r) {
-            r = snap_pump(w, sn->data, sn->len, false, err, errlen);
+            if (s->frames)
+                r = frame_store(w, sn->data, sn->len, err, errlen);
+            else
+                r = snap_pump(w, sn->data, sn->len, false, err, errlen);
             if (!r)
                 r = snap_finish(w, err, errlen);
             writer_free(w);

@@ -43,7 +43,7 @@
 #include "raftkv/raft.h"
 
 /* Version of the database layout written by this build (PRAGMA user_version). */
-#define ST_SCHEMA_VERSION 1
+#define ST_SCHEMA_VERSION 2
 /* Marks a database as hstore's (PRAGMA application_id, "HSTR"). */
 #define ST_APPLICATION_ID 0x48535452
 /* File name of the database inside the data directory. */
@@ -141,6 +141,71 @@ int st_snap_begin(st_store *s, uint64_t index, uint64_t term, const raft_conf *c
 int st_snap_write(st_snap_writer *w, const void *buf, size_t len, char *err, size_t errlen);
 int st_snap_commit(st_snap_writer *w, char *err, size_t errlen);
 void st_snap_abort(st_snap_writer *w);
+
+/* ---- Snapshots kept by the store (raft_config.external_snapshot) ----------- *
+ *
+ * The stored form of a snapshot is one zstd frame (with content checksum),
+ * cut into 1 MiB rows.  A node in external mode keeps its snapshot only
+ * here: it serves InstallSnapshot chunks from the stored form, sends the
+ * stored form itself (so a follower receives compressed bytes), and reads
+ * the state back as a stream, never as one buffer. */
+
+/* As st_load, except that the snapshot's bytes stay in the store:
+ * boot->snapshot.data is NULL and .len is the length of the stored form. */
+int st_load_stored(st_store *s, raft_boot *boot, char *err, size_t errlen);
+
+/* len bytes at offset off of the stored form of the snapshot at index (the
+ * one stored now; ST_EINVAL otherwise, or past its end).  Checksums
+ * verified. */
+int st_snap_stored_read(st_store *s, uint64_t index, uint64_t off, void *buf, size_t len,
+                        char *err, size_t errlen);
+
+/* From now on, a snapshot in a ready batch given to st_save_ready is in
+ * stored form (as received from a leader that reads it with
+ * st_snap_stored_read): it is checked to decompress whole and stored as is. */
+void st_set_stored_snapshots(st_store *s, bool on);
+
+/* Streaming reader of a snapshot's state bytes: either the stored snapshot
+ * (inside a read transaction of the store's connection until closed) or a
+ * stored-form frame in memory (the caller's buffer must outlive the reader).
+ * st_snap_read(reader, buf, n) fills exactly n bytes and returns 0, or -1
+ * (short, corrupt; the reason comes from close); its shape is kv_read_fn's.
+ * st_snap_reader_close checks that the frame ends right after the bytes read
+ * (content checksum included) and frees the reader: 0 or ST_ECORRUPT etc. */
+typedef struct st_snap_reader st_snap_reader;
+int st_snap_reader_open(st_store *s, st_snap_reader **out, char *err, size_t errlen);
+int st_snap_reader_open_frame(const void *frame, size_t len, st_snap_reader **out, char *err,
+                              size_t errlen);
+int st_snap_read(void *reader, void *buf, size_t n);
+uint64_t st_snap_reader_bytes(const st_snap_reader *r);
+int st_snap_reader_close(st_snap_reader *r, char *err, size_t errlen);
+
+/* Background snapshot writer: compresses and stores a snapshot from another
+ * thread while the owner's thread goes on saving batches.
+ *   st_bgsnap_begin   (owner's thread) makes the writer, with its own
+ *                     connection; ST_EINVAL unless index > stored snapshot
+ *   st_bgsnap_write   (one other thread) state bytes in any pieces: each
+ *   st_bgsnap_finish  full 1 MiB compressed chunk goes into a staging table
+ *                     in its own short transaction (holding the store's write
+ *                     lock for one chunk, no fsync), not yet a snapshot
+ *   st_bgsnap_commit  (owner's thread, after finish) one transaction: the
+ *                     staging table becomes the snapshot by a rename (no
+ *                     copy), with metadata and conf, and the log prefix goes;
+ *                     the replaced chunks are dropped later by the store's
+ *                     background thread in small steps.  ST_EINVAL if a newer
+ *                     snapshot was stored meanwhile (nothing changes).
+ *   st_bgsnap_abort   (owner's thread, once the other thread stopped)
+ * Commit and abort free the writer.  A crash at any point leaves the stored
+ * snapshot as it was (staging is dropped at the next st_open).  At most one
+ * background writer per store; ordinary saving calls go on meanwhile. */
+int st_bgsnap_begin(st_store *s, uint64_t index, uint64_t term, st_snap_writer **out, char *err,
+                    size_t errlen);
+int st_bgsnap_write(st_snap_writer *w, const void *buf, size_t len, char *err, size_t errlen);
+int st_bgsnap_finish(st_snap_writer *w, char *err, size_t errlen);
+int st_bgsnap_commit(st_snap_writer *w, const raft_conf *conf, char *err, size_t errlen);
+/* Length of the stored form once finished (what raft_compact is told). */
+uint64_t st_bgsnap_bytes(const st_snap_writer *w);
+void st_bgsnap_abort(st_snap_writer *w);
 
 /* ---- Reading and introspection ------------------------------------------- */
 

@@ -434,6 +434,7 @@ static void node_boot(sim *s, int i)
     cfg.snapshot_chunk = s->c.snapshot_chunk;
     cfg.pre_vote = s->c.pre_vote;
     cfg.check_quorum = s->c.check_quorum;
+    cfg.external_snapshot = s->c.external_snapshot;
     raft_boot boot;
     memset(&boot, 0, sizeof boot);
     boot.hs = nd->d.hs;
@@ -471,14 +472,18 @@ static void maybe_compact(sim *s, int i)
     sn.term = nd->d.log[k].term;
     sn.data = data;
     sn.len = len;
-    int rc = raft_compact(nd->r, index, data, len, &sn.conf);
-    if (rc != RAFT_OK) {
+    int rc = raft_compact(nd->r, index, s->c.external_snapshot ? NULL : data, len, &sn.conf);
+    if (rc != RAFT_OK || s->c.external_snapshot) {
+        /* external: the disk keeps the bytes (copied below), the core none */
+        if (rc == RAFT_OK) goto stored;
         free(data);
         sim_fail(s, "node %d: raft_compact(%llu): %s", i + 1, (unsigned long long)index,
                  raft_strerror(rc));
     }
+stored:
     disk_drop_upto(&nd->d, index);
     disk_set_snapshot(&nd->d, &sn, nd->hash);
+    if (s->c.external_snapshot) free(data);
 }
 
 static void process(sim *s, int i)
@@ -496,6 +501,20 @@ static void process(sim *s, int i)
                 (m->type == RAFT_MSG_SNAPSHOT_RESP && m->done))
                 sim_fail(s, "node %d sends %s before persisting", i + 1,
                          raft_msg_type_name(m->type));
+            if (m->type == RAFT_MSG_SNAPSHOT && s->c.external_snapshot) {
+                /* The caller's part of external snapshots: fill the chunk
+                 * from the stored snapshot it names. */
+                if (m->chunk) sim_fail(s, "node %d: external snapshot chunk filled by the core", i + 1);
+                const raft_snapshot *ds = &nd->d.snap;
+                if (ds->index != m->index || ds->len != m->snap_len ||
+                    m->offset + m->chunk_len > ds->len)
+                    sim_fail(s, "node %d sends snapshot %llu bytes it has not stored", i + 1,
+                             (unsigned long long)m->index);
+                raft_msg f = *m;
+                f.chunk = m->chunk_len ? ds->data + m->offset : NULL;
+                net_send(s, &f);
+                continue;
+            }
             net_send(s, m);
         }
         if (nd->crash_mid) {

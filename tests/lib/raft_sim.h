@@ -46,6 +46,8 @@ typedef struct sim_config {
     int compact_every;         /* snapshot once applied - snapshot >= this; 0 = never */
     uint32_t snap_pad;         /* extra bytes in each snapshot (default 200) */
     bool check_every_step;     /* safety checks after each event (default true) */
+    bool external_snapshot;    /* cores in raft_config.external_snapshot mode: the
+                                  harness fills SNAPSHOT chunks from the sender's disk */
 } sim_config;
 
 typedef struct sim sim;

@@ -711,11 +711,11 @@ static void test_prevote_off_rejoin_disrupts(void **state)
     sim_free(s);
 }
 
-static void test_install_snapshot_to_lagging_node(void **state)
+static void install_snapshot_run(bool external, const char *name)
 {
-    (void)state;
     sim_config c;
-    sim_config_init(&c, 3, tseed(20, "test_install_snapshot_to_lagging_node"));
+    sim_config_init(&c, 3, tseed(20, name));
+    c.external_snapshot = external;
     c.compact_every = 10;
     c.snap_pad = 1000;       /* 1016-byte snapshots in 64-byte chunks: 16 chunks */
     c.snapshot_chunk = 64;
@@ -748,6 +748,114 @@ static void test_install_snapshot_to_lagging_node(void **state)
     uint64_t idx3 = sim_one(s, 79, 3, true);
     assert_true(sim_wait(s, idx3, 3, 10000));
     sim_free(s);
+}
+
+static void test_install_snapshot_to_lagging_node(void **state)
+{
+    (void)state;
+    install_snapshot_run(false, "test_install_snapshot_to_lagging_node");
+}
+
+/* The same with the snapshot's bytes kept by the caller (the harness fills
+ * every chunk from the sender's disk and fails if the core filled one). */
+static void test_install_snapshot_external(void **state)
+{
+    (void)state;
+    install_snapshot_run(true, "test_install_snapshot_external");
+}
+
+/* External mode at the API: the core refuses bytes, keeps only the length,
+ * boots without bytes, and its SNAPSHOT messages leave the chunk to the
+ * caller. */
+static void test_api_external_snapshot(void **state)
+{
+    (void)state;
+    raft_config cfg;
+    raft_config_init(&cfg);
+    cfg.id = 1;
+    cfg.external_snapshot = true;
+    cfg.snapshot_chunk = 100;
+    raft_boot b;
+    memset(&b, 0, sizeof b);
+    b.snapshot.index = 5;
+    b.snapshot.term = 1;
+    b.snapshot.len = 250;              /* stored by the caller, no data here */
+    b.snapshot.conf.n = 2;
+    b.snapshot.conf.ids[0] = 1;
+    b.snapshot.conf.ids[1] = 2;
+    b.hs.term = 1;
+    const char *err = NULL;
+    raft *r = raft_new(&cfg, &b, &err);
+    assert_non_null(r);
+    raft_status st;
+    raft_status_get(r, &st);
+    assert_int_equal(st.snapshot_index, 5);
+    /* become leader of {1, 2} with 2's vote */
+    for (int t = 0; t < 40 && st.role != RAFT_LEADER; t++) {
+        raft_tick(r);
+        while (raft_has_ready(r)) {
+            raft_ready rd;
+            raft_ready_get(r, &rd);
+            for (size_t i = 0; i < rd.n_msgs + rd.n_msgs_after_persist; i++) {
+                const raft_msg *m = i < rd.n_msgs ? &rd.msgs[i]
+                                                  : &rd.msgs_after_persist[i - rd.n_msgs];
+                if (m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_VOTE) {
+                    raft_msg v;
+                    memset(&v, 0, sizeof v);
+                    v.type = m->type == RAFT_MSG_PREVOTE ? RAFT_MSG_PREVOTE_RESP
+                                                         : RAFT_MSG_VOTE_RESP;
+                    v.from = 2;
+                    v.to = 1;
+                    v.term = m->term;
+                    raft_advance(r, &rd);
+                    raft_step(r, &v);
+                    goto next;
+                }
+            }
+            raft_advance(r, &rd);
+        next:;
+        }
+        raft_status_get(r, &st);
+    }
+    assert_int_equal(st.role, RAFT_LEADER);
+    /* follower 2 has nothing: hint 0/0 asks for the snapshot */
+    raft_msg rej;
+    memset(&rej, 0, sizeof rej);
+    rej.type = RAFT_MSG_APPEND_RESP;
+    rej.from = 2;
+    rej.to = 1;
+    rej.term = st.term;
+    rej.reject = true;
+    assert_int_equal(raft_step(r, &rej), RAFT_OK);
+    uint64_t sent = 0;
+    bool done = false;
+    while (raft_has_ready(r)) {
+        raft_ready rd;
+        raft_ready_get(r, &rd);
+        for (size_t i = 0; i < rd.n_msgs; i++) {
+            const raft_msg *m = &rd.msgs[i];
+            if (m->type != RAFT_MSG_SNAPSHOT) continue;
+            assert_null(m->chunk);
+            assert_int_equal(m->index, 5);
+            assert_int_equal(m->snap_len, 250);
+            assert_int_equal(m->offset, sent);
+            sent += m->chunk_len;
+            done |= m->done;
+        }
+        raft_advance(r, &rd);
+    }
+    assert_int_equal(sent, 250);
+    assert_true(done);
+    /* compaction: bytes refused, length kept */
+    uint8_t *bytes = malloc(8);
+    assert_non_null(bytes);
+    raft_conf conf;
+    assert_int_equal(raft_compact(r, 5, bytes, 8, &conf), RAFT_ECOMPACTED);
+    free(bytes);
+    raft_free(r);
+    /* a core that holds bytes still refuses a length without them */
+    cfg.external_snapshot = false;
+    assert_null(raft_new(&cfg, &b, &err));
 }
 
 static bool has_read(sim *s, int i, uint64_t ctx, uint64_t *index)
@@ -1001,13 +1109,11 @@ static void test_membership_add_remove_and_remove_leader(void **state)
     sim_free(s);
 }
 
-static void test_membership_with_snapshots(void **state)
+static void membership_snapshots_run(bool external, const char *name)
 {
-    /* A node joining after the log was compacted gets a snapshot that
-     * carries the configuration; a restarted member keeps it. */
-    (void)state;
     sim_config c;
-    sim_config_init(&c, 3, tseed(25, "test_membership_with_snapshots"));
+    sim_config_init(&c, 3, tseed(25, name));
+    c.external_snapshot = external;
     c.n_slots = 4;
     c.compact_every = 5;
     sim *s = sim_new(&c);
@@ -1024,6 +1130,20 @@ static void test_membership_with_snapshots(void **state)
     assert_int_equal(st.conf.n, 4);
     assert_true(sim_wait(s, idx, 4, 5000));
     sim_free(s);
+}
+
+static void test_membership_with_snapshots(void **state)
+{
+    /* A node joining after the log was compacted gets a snapshot that
+     * carries the configuration; a restarted member keeps it. */
+    (void)state;
+    membership_snapshots_run(false, "test_membership_with_snapshots");
+}
+
+static void test_membership_with_external_snapshots(void **state)
+{
+    (void)state;
+    membership_snapshots_run(true, "test_membership_with_external_snapshots");
 }
 
 /* Same seed, same inputs: the same run, message for message. */
@@ -1362,11 +1482,14 @@ int main(void)
         T(test_prevote_and_check_quorum),
         T(test_prevote_off_rejoin_disrupts),
         T(test_install_snapshot_to_lagging_node),
+        T(test_install_snapshot_external),
+        T(test_api_external_snapshot),
         T(test_read_index),
         T(test_read_index_new_leader_waits_for_its_commit),
         T(test_leader_transfer),
         T(test_membership_add_remove_and_remove_leader),
         T(test_membership_with_snapshots),
+        T(test_membership_with_external_snapshots),
         T(test_deterministic_replay),
         T(test_api_single_node_and_errors),
         T(test_api_boot_validation),

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -1146,6 +1147,256 @@ static void test_big_snapshot(void **state)
     free(data);
 }
 
+/* ---- snapshots in stored form, background writer -------------------------------- */
+
+typedef struct bg_arg {
+    st_snap_writer *w;
+    const uint8_t *data;
+    size_t len;
+    int rc;
+} bg_arg;
+
+static void *bg_main(void *p)
+{
+    bg_arg *a = p;
+    char err[256];
+    a->rc = 0;
+    for (size_t o = 0; o < a->len && !a->rc; o += 77777)
+        a->rc = st_bgsnap_write(a->w, a->data + o, a->len - o < 77777 ? a->len - o : 77777, err,
+                                sizeof err);
+    if (!a->rc)
+        a->rc = st_bgsnap_finish(a->w, err, sizeof err);
+    return NULL;
+}
+
+/* Reads the whole stored snapshot back through the stream reader. */
+static uint8_t *read_stored(st_store *s, size_t len)
+{
+    char err[256];
+    st_snap_reader *rd;
+    assert_int_equal(st_snap_reader_open(s, &rd, err, sizeof err), 0);
+    uint8_t *out = malloc(len ? len : 1);
+    for (size_t o = 0; o < len; o += 4096)
+        assert_int_equal(st_snap_read(rd, out + o, len - o < 4096 ? len - o : 4096), 0);
+    assert_int_equal(st_snap_reader_bytes(rd), len);
+    assert_int_equal(st_snap_reader_close(rd, err, sizeof err), 0);
+    return out;
+}
+
+/* Whole stored form through st_snap_stored_read, in odd pieces. */
+static uint8_t *stored_form(st_store *s, size_t *len)
+{
+    char err[256];
+    *len = (size_t)st_snapshot_stored_bytes(s);
+    uint8_t *b = malloc(*len + 1);
+    for (size_t o = 0; o < *len; o += 300001)
+        assert_int_equal(st_snap_stored_read(s, st_snapshot_index(s), o, b + o,
+                                             *len - o < 300001 ? *len - o : 300001, err, sizeof err), 0);
+    uint8_t x;
+    assert_int_equal(st_snap_stored_read(s, st_snapshot_index(s), *len, &x, 1, err, sizeof err),
+                     ST_EINVAL);
+    assert_int_equal(st_snap_stored_read(s, st_snapshot_index(s) + 1, 0, &x, 1, err, sizeof err),
+                     ST_EINVAL);
+    return b;
+}
+
+static void test_background_snapshot(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    st_store *s = open_ok(f->dir);
+    /* several rows, so that the compaction leaves whole dead rows behind */
+    save_entries(s, 1, 10, 1);
+    save_entries(s, 11, 10, 1);
+    save_entries(s, 21, 20, 1);
+    size_t len = (5 << 20) + 12345;
+    uint8_t *data = malloc(len);
+    mixed_fill(data, len, g_seed);
+    raft_conf c = make_conf(3);
+    st_snap_writer *w;
+    assert_int_equal(st_bgsnap_begin(s, 20, 1, &w, err, sizeof err), 0);
+    st_snap_writer *w2;
+    assert_int_equal(st_bgsnap_begin(s, 21, 1, &w2, err, sizeof err), ST_EBUSY);
+    bg_arg a = { w, data, len, -1 };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, bg_main, &a), 0);
+    /* batches go on while the worker writes */
+    save_entries(s, 41, 20, 1);
+    pthread_join(th, NULL);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(st_snapshot_index(s), 0);   /* not a snapshot before commit */
+    assert_int_equal(st_bgsnap_commit(w, &c, err, sizeof err), 0);
+    assert_int_equal(st_snapshot_index(s), 20);
+    assert_int_equal(st_first_index(s), 21);
+    assert_int_equal(st_last_index(s), 60);
+    {
+        /* the log rows the snapshot covers go in the background */
+        char path[400];
+        snprintf(path, sizeof path, "%s/hstore.db", f->dir);
+        sqlite3 *db;
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        sqlite3_busy_timeout(db, 2000);
+        int dead = -1;
+        for (int i = 0; i < 500 && dead != 0; i++) {
+            sqlite3_stmt *q;
+            if (sqlite3_prepare_v2(db, "SELECT count(*) FROM log WHERE first <= 20", -1, &q, NULL) ==
+                    SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+                dead = sqlite3_column_int(q, 0);
+            sqlite3_finalize(q);
+            if (dead)
+                usleep(10000);
+        }
+        assert_int_equal(dead, 0);
+        sqlite3_close(db);
+    }
+    raft_entry *es;
+    size_t nes;
+    assert_int_equal(st_read_entries(s, 21, 60, &es, &nes, err, sizeof err), 0);
+    assert_int_equal(nes, 40);
+    st_entries_free(es, nes);
+    uint8_t *back = read_stored(s, len);
+    assert_memory_equal(back, data, len);
+    free(back);
+    /* the stored form, read in pieces, is a frame that a second store takes
+     * as a received snapshot (st_set_stored_snapshots) */
+    size_t flen;
+    uint8_t *frame = stored_form(s, &flen);
+    st_close(s);
+    s = open_ok(f->dir);
+    raft_boot b;
+    assert_int_equal(st_load_stored(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.snapshot.index, 20);
+    assert_null(b.snapshot.data);
+    assert_int_equal(b.snapshot.len, flen);
+    assert_conf_equal(&b.snapshot.conf, &c);
+    check_entries(&b, 21, 60, term_1);
+    st_boot_free(&b);
+    /* a second background snapshot replaces the first; the old chunks go */
+    assert_int_equal(st_bgsnap_begin(s, 30, 1, &w, err, sizeof err), 0);
+    a = (bg_arg){ w, data + 1000, len - 1000, -1 };
+    assert_int_equal(pthread_create(&th, NULL, bg_main, &a), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(st_bgsnap_commit(w, &c, err, sizeof err), 0);
+    back = read_stored(s, len - 1000);
+    assert_memory_equal(back, data + 1000, len - 1000);
+    free(back);
+    /* an aborted one, and one overtaken by a newer snapshot, change nothing */
+    assert_int_equal(st_bgsnap_begin(s, 35, 1, &w, err, sizeof err), 0);
+    a = (bg_arg){ w, data, 3 << 20, -1 };
+    assert_int_equal(pthread_create(&th, NULL, bg_main, &a), 0);
+    pthread_join(th, NULL);
+    st_bgsnap_abort(w);
+    assert_int_equal(st_bgsnap_begin(s, 36, 1, &w, err, sizeof err), 0);
+    a = (bg_arg){ w, data, 2 << 20, -1 };
+    assert_int_equal(pthread_create(&th, NULL, bg_main, &a), 0);
+    pthread_join(th, NULL);
+    raft_snapshot sn = { .index = 40, .term = 1, .conf = c, .data = data, .len = 1 << 20 };
+    assert_int_equal(st_save_snapshot(s, &sn, err, sizeof err), 0);
+    assert_int_equal(st_bgsnap_commit(w, &c, err, sizeof err), ST_EINVAL);
+    assert_int_equal(st_snapshot_index(s), 40);
+    back = read_stored(s, 1 << 20);
+    assert_memory_equal(back, data, 1 << 20);
+    free(back);
+    st_close(s);
+    /* a received stored-form frame, into a fresh store */
+    char dir2[300];
+    snprintf(dir2, sizeof dir2, "%s/second", f->dir);
+    s = open_ok(dir2);
+    st_set_stored_snapshots(s, true);
+    raft_ready rd = { .hs_changed = true, .hs = { 1, 0, 20 } };
+    raft_snapshot rs = { .index = 20, .term = 1, .conf = c, .data = frame, .len = flen };
+    rd.snapshot = &rs;
+    /* a damaged frame is refused whole */
+    frame[flen / 2] ^= 0x55;
+    assert_int_not_equal(st_save_ready(s, &rd, err, sizeof err), 0);
+    assert_int_equal(st_snapshot_index(s), 0);
+    frame[flen / 2] ^= 0x55;
+    rs.len = flen - 1;
+    assert_int_not_equal(st_save_ready(s, &rd, err, sizeof err), 0);
+    rs.len = flen;
+    assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
+    back = read_stored(s, len);
+    assert_memory_equal(back, data, len);
+    free(back);
+    size_t flen2;
+    uint8_t *frame2 = stored_form(s, &flen2);
+    assert_int_equal(flen2, flen);
+    assert_memory_equal(frame2, frame, flen);
+    free(frame2);
+    st_close(s);
+    /* the in-memory reader: exact length, no bytes after, no truncation */
+    st_snap_reader *rdr;
+    uint8_t *tmp = malloc(len + 1);
+    assert_int_equal(st_snap_reader_open_frame(frame, flen, &rdr, err, sizeof err), 0);
+    assert_int_equal(st_snap_read(rdr, tmp, len), 0);
+    assert_memory_equal(tmp, data, len);
+    assert_int_equal(st_snap_reader_close(rdr, err, sizeof err), 0);
+    assert_int_equal(st_snap_reader_open_frame(frame, flen, &rdr, err, sizeof err), 0);
+    assert_int_equal(st_snap_read(rdr, tmp, len - 10), 0);
+    assert_int_equal(st_snap_reader_close(rdr, err, sizeof err), ST_ECORRUPT);  /* bytes left */
+    assert_int_equal(st_snap_reader_open_frame(frame, flen, &rdr, err, sizeof err), 0);
+    assert_int_equal(st_snap_read(rdr, tmp, len + 1), -1);
+    assert_int_equal(st_snap_reader_close(rdr, err, sizeof err), ST_ECORRUPT);  /* too short */
+    free(tmp);
+    free(frame);
+    free(data);
+}
+
+/* A crash while a background snapshot is staged or just committed leaves a
+ * usable store: the previous (or the new) snapshot, nothing half-way. */
+static void test_background_snapshot_crash(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    size_t len = 3 << 20;
+    uint8_t *data = malloc(len);
+    mixed_fill(data, len, g_seed + 1);
+    for (int stage = 0; stage < 2; stage++) {
+        char dir[300];
+        snprintf(dir, sizeof dir, "%s/crash%d", f->dir, stage);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            st_store *s;
+            if (st_open(dir, &s, err, sizeof err) != 0) _exit(2);
+            raft_snapshot sn = { .index = 5, .term = 1, .conf = make_conf(1), .data = data, .len = 1000 };
+            if (st_save_snapshot(s, &sn, err, sizeof err) != 0) _exit(3);
+            st_snap_writer *w;
+            if (st_bgsnap_begin(s, 9, 1, &w, err, sizeof err) != 0) _exit(4);
+            bg_arg a = { w, data, len, -1 };
+            bg_main(&a);
+            if (a.rc) _exit(5);
+            raft_conf c = make_conf(1);
+            if (stage == 1 && st_bgsnap_commit(w, &c, err, sizeof err) != 0) _exit(6);
+            kill(getpid(), SIGKILL);
+            _exit(7);
+        }
+        int ws;
+        waitpid(pid, &ws, 0);
+        assert_true(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
+        st_store *s = open_ok(dir);
+        assert_int_equal(st_snapshot_index(s), stage ? 9 : 5);
+        uint8_t *back = read_stored(s, stage ? len : 1000);
+        assert_memory_equal(back, data, stage ? len : 1000);
+        free(back);
+        /* the staging and replaced tables are gone */
+        sqlite3 *db;
+        char path[400];
+        snprintf(path, sizeof path, "%s/hstore.db", dir);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        sqlite3_stmt *q;
+        assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name IN "
+                                                "('snap_stage', 'snap_old')", -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(q, 0), 0);
+        sqlite3_finalize(q);
+        sqlite3_close(db);
+        st_close(s);
+    }
+    free(data);
+}
+
 int main(void)
 {
     const char *se = getenv("HSTORE_TEST_SEED");
@@ -1171,6 +1422,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_only, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_wal_bounded, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_big_snapshot, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_background_snapshot, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_background_snapshot_crash, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
