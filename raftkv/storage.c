@@ -508,12 +508,19 @@ static void *ckpt_main(void *arg)
     return NULL;
 }
 
-/* Starts the checkpointer; without it the writer checkpoints inline. */
+/* Starts the checkpointer; without it the writer checkpoints inline.
+ * Its connection runs with synchronous=NORMAL: in WAL mode that still syncs
+ * the WAL before each checkpoint and the database after it, so checkpoints
+ * are as safe as before; what it drops is the fsync of its own small
+ * transactions, the deletions of dead log rows and old snapshot chunks.  Those
+ * hold the writer mutex, so their fsyncs would stall the node's loop; and
+ * losing one in a crash only leaves rows that are dead anyway, deleted again
+ * after the restart (the loop's next FULL commit syncs them with its own). */
 static void ckpt_start(st_store *s)
 {
     if (sqlite3_open_v2(s->path, &s->ckdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
             SQLITE_OK ||
-        sqlite3_exec(s->ckdb, "PRAGMA synchronous = FULL; PRAGMA cache_size = -2048;", NULL,
+        sqlite3_exec(s->ckdb, "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -2048;", NULL,
                      NULL, NULL) != SQLITE_OK) {
         sqlite3_close_v2(s->ckdb);
         s->ckdb = NULL;
