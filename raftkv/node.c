@@ -166,6 +166,7 @@ struct node {
     } snap;
     uint8_t *chunk;              /* one snapshot chunk being sent */
     size_t chunk_cap;
+    bool trace;                  /* HSTORE_TRACE set: see ntrace() */
 };
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -203,6 +204,28 @@ static void nlog(node *n, int level, const char *fmt, ...)
             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
             ts.tv_nsec / 1000000, lv[level < 0 ? 0 : level > 3 ? 3 : level], n->cfg.id, st.term,
             raft_role_name(st.role), msg);
+}
+
+/* HSTORE_TRACE=1 in the environment: one line per step of every request
+ * (client request in, ready batch, persist start and end, peer message in,
+ * answer out) with a CLOCK_MONOTONIC timestamp in microseconds, so that the
+ * logs of all nodes on one machine merge into one timeline (sort -n -k2):
+ * where a request's time goes, hop by hop.  Off, it costs one branch. */
+static void ntrace(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ntrace(node *n, const char *fmt, ...)
+{
+    if (!n->trace)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "trace %" PRIu64 ".%03ld node=%" PRIu64 " %s\n",
+            (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u, ts.tv_nsec % 1000,
+            n->cfg.id, msg);
 }
 
 void node_config_init(node_config *c)
@@ -401,6 +424,7 @@ static void req_finish(node *n, req *q, int status, uint8_t *reply, size_t reply
     if (q->prev)
         pending_del(n, q);
     if (q->origin == ORIGIN_NET) {
+        ntrace(n, "answer: req %" PRIu64 ", status %d", q->req_id, status);
         net_client_resp resp;
         memset(&resp, 0, sizeof resp);
         resp.req_id = q->req_id;
@@ -726,6 +750,8 @@ static int handle_ready(node *n)
     while (raft_has_ready(n->r)) {
         raft_ready rd;
         raft_ready_get(n->r, &rd);
+        ntrace(n, "ready: %zu msgs, %zu entries, %zu committed, %zu msgs after persist",
+               rd.n_msgs, rd.n_entries, rd.n_committed, rd.n_msgs_after_persist);
         /* The commit index alone is not worth an fsync (raft.h: it may be
          * persisted lazily; a node that restarts with an older one learns
          * the newer one from the leader).  It is written, with whatever
@@ -751,7 +777,9 @@ static int handle_ready(node *n)
             send_msgs(n, rd.msgs, rd.n_msgs);
             rd.hs = n->hs_now;
             rd.hs_changed = memcmp(&n->hs_now, &n->hs_saved, sizeof n->hs_now) != 0;
+            ntrace(n, "persist start");
             int rc = st_save_ready(n->st, &rd, err, sizeof err);
+            ntrace(n, "persist end");
             if (rc != ST_OK) {
                 node_fail(n, err);
                 return -1;
@@ -1031,6 +1059,8 @@ static void recv_peers(node *n)
         raft_msg m;
         int rc = net_decode_raft(buf, len, &m);
         if (rc == NET_OK) {
+            ntrace(n, "peer in: %s from %" PRIu64 ", %u entries", raft_msg_type_name(m.type),
+                   m.from, (unsigned)m.n_entries);
             if (m.to == n->cfg.id)
                 raft_step(n->r, &m);
             net_raft_msg_free(&m);
@@ -1086,6 +1116,7 @@ static void recv_clients(node *n)
         q->origin = ORIGIN_NET;
         q->cmsg = cm;
         q->req_id = cr.req_id;
+        ntrace(n, "client in: req %" PRIu64 "%s", cr.req_id, (cr.flags & NET_REQ_READ) ? " (read)" : "");
         q->read = (cr.flags & NET_REQ_READ) != 0;
         q->client_id = cr.client_id;
         q->seq = cr.seq;
@@ -1231,6 +1262,8 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
     }
     n->cfg = *cfg;
     n->efd = n->tfd = -1;
+    const char *tr = getenv("HSTORE_TRACE");
+    n->trace = tr && *tr && strcmp(tr, "0") != 0;
     pthread_mutex_init(&n->mu, NULL);
     n->pending.next = n->pending.prev = &n->pending;
     if (n->cfg.tick_ms <= 0)

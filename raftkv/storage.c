@@ -1072,11 +1072,15 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
     if (r)
         goto out_fail;
     {
+        /* An 8 MiB page cache: the writer appends, and the log is read back
+         * only at start (the Raft core keeps the live log in memory), so a
+         * larger cache would mostly hold pages just written, counted in every
+         * node's memory. */
         char sql[512];
         snprintf(sql, sizeof sql,
                  "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
                  "PRAGMA journal_size_limit = %d; PRAGMA wal_autocheckpoint = 0;"
-                 "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;"
+                 "PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY;"
                  "PRAGMA cell_size_check = ON; PRAGMA mmap_size = 0;",
                  JOURNAL_SIZE_LIMIT);
         r = exec_sql(s, sql, err, errlen);
