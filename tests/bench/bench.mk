@@ -12,3 +12,10 @@ build/bench_fs: tests/bench/bench_fs.c
 
 bench: all build/bench_fs
 	@tests/bench/run-bench.sh
+
+# `make bench-scale`: put at 64 and 256 clients on 3 and on 5 nodes, and the
+# resident memory of nodes holding SCALE_KEYS (default 1,000,000) keys of 256
+# bytes (tests/bench/run-scale.sh).
+.PHONY: bench-scale
+bench-scale: all
+	@tests/bench/run-scale.sh
