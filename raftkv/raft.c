@@ -35,6 +35,23 @@ void raft_reset_timeout(raft *r)
     r->timeout = e + (int)(raft_rand(r) % (uint64_t)e);
 }
 
+/* Graveyard entries are malloc'ed blocks (freed) or, tagged with bit 0 (a
+ * malloc'ed pointer never has it), slab references (released). */
+static void grave_release(void *p)
+{
+    uintptr_t u = (uintptr_t)p;
+    if (u & 1u)
+        raft_slab_release((raft_slab *)(u & ~(uintptr_t)1u));
+    else
+        free(p);
+}
+
+void raft_defer_slab(raft *r, raft_slab *s)
+{
+    if (s)
+        raft_defer_free(r, (void *)((uintptr_t)s | 1u));
+}
+
 void raft_defer_free(raft *r, void *p)
 {
     if (!p) return;
@@ -230,9 +247,9 @@ void raft_free(raft *r)
     free(r->rd_rs);
     free(r->rd_entries);
     free(r->rd_committed);
-    for (size_t i = 0; i < r->n_grave; i++) free(r->grave[i]);
+    for (size_t i = 0; i < r->n_grave; i++) grave_release(r->grave[i]);
     free(r->grave);
-    for (size_t i = 0; i < r->rd_n_grave; i++) free(r->rd_grave[i]);
+    for (size_t i = 0; i < r->rd_n_grave; i++) grave_release(r->rd_grave[i]);
     free(r->rd_grave);
     free(r);
 }
@@ -527,7 +544,7 @@ void raft_advance(raft *r, const raft_ready *rd)
     msgvec_free(&r->rd_after);
     free(r->rd_rs);
     r->rd_rs = NULL;
-    for (size_t i = 0; i < r->rd_n_grave; i++) free(r->rd_grave[i]);
+    for (size_t i = 0; i < r->rd_n_grave; i++) grave_release(r->rd_grave[i]);
     free(r->rd_grave);
     r->rd_grave = NULL;
     r->rd_n_grave = 0;

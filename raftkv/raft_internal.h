@@ -42,9 +42,19 @@ typedef struct raft_progress {
     uint64_t commit_sent;   /* highest commit index this peer was told it may use */
 } raft_progress;
 
+/* Entry data lives in slabs (raft_log.c): a block holds the data of many
+ * consecutive entries and is freed when the last of them is dropped. */
+typedef struct raft_slab {
+    size_t used, cap;
+    size_t live;            /* entries in it, plus 1 while it is the log's current slab */
+    uint8_t mem[];
+} raft_slab;
+
 typedef struct raft_log {
     raft_entry *e;          /* e[k].index == snap_index + 1 + k */
+    raft_slab **sl;         /* sl[k]: the slab of e[k].data (NULL when len == 0) */
     size_t n, cap;
+    raft_slab *cur;         /* where the next small entries go */
     uint64_t snap_index, snap_term;
     uint64_t bytes;         /* sum of data lengths */
 } raft_log;
@@ -138,6 +148,10 @@ struct raft {
 /* ---- raft.c ---- */
 uint64_t raft_rand(raft *r);
 void raft_defer_free(raft *r, void *p);
+/* Like raft_defer_free for an entry's slab reference (released at advance). */
+void raft_defer_slab(raft *r, raft_slab *s);
+/* Drops one reference; frees the slab at the last. */
+void raft_slab_release(raft_slab *s);
 raft_msg *raft_emit(raft *r, int type, uint64_t to, bool after_persist);
 void raft_reset_timeout(raft *r);
 

@@ -34,7 +34,7 @@ static void node_usage(FILE *out)
             "  --data DIR                 data directory (created if missing): Raft log,\n"
             "                             hard state and snapshots in DIR/hstore.db\n"
             "  --mount DIR                mount the store at DIR (FUSE); DIR is created\n"
-            "  --snapshot-threshold BYTES snapshot when the log holds this much (default 64M;\n"
+            "  --snapshot-threshold BYTES snapshot when the log holds this much (default 32M;\n"
             "                             suffixes K, M, G; 0 = never)\n"
             "  --op-timeout-ms MS         deadline of one operation (default 5000): without a\n"
             "                             quorum, requests fail after it (EIO in the mount)\n"
