@@ -1255,13 +1255,6 @@ static void node_free(node *n)
 
 node *node_start(const node_config *cfg, char *err, size_t errlen)
 {
-    /* Blocks of 512 KiB and up (the Raft log's 1 MiB slabs, large messages,
-     * snapshot chunks) get their own mappings and go back to the system
-     * when freed.  glibc would otherwise raise this threshold after the
-     * first such free and carve later slabs out of the heap, among the state
-     * machine's small blocks, where freed slabs become holes it cannot
-     * return. */
-    mallopt(M_MMAP_THRESHOLD, 512 * 1024);
     node *n = calloc(1, sizeof *n);
     if (!n) {
         snprintf(err, errlen, "out of memory");

@@ -47,6 +47,7 @@ typedef struct raft_progress {
 typedef struct raft_slab {
     size_t used, cap;
     size_t live;            /* entries in it, plus 1 while it is the log's current slab */
+    size_t mapped;          /* bytes mapped (mmap'ed slab), 0 when malloc'ed */
     uint8_t mem[];
 } raft_slab;
 

@@ -3,7 +3,7 @@
  *
  * The core holds every entry after the latest snapshot in one array; entry
  * k has index snap_index + 1 + k.  Entry data is copied into slabs: 1 MiB
- * blocks filled in log order (an entry above a quarter of that gets a block
+ * anonymous mappings filled in log order (an entry above a quarter of that gets a block
  * of its own).  A slab counts the entries in it and is freed when the last
  * one is dropped.  Compared with one malloc per entry this saves the
  * allocator's per-block overhead, and, more important for a long-running
@@ -19,6 +19,7 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "raftkv/raft_internal.h"
 
@@ -42,12 +43,16 @@ const raft_entry *raft_entry_at(const raft *r, uint64_t index)
     return &r->log.e[index - r->log.snap_index - 1];
 }
 
-#define SLAB_SIZE ((size_t)1 << 20)
-#define SLAB_OWN (SLAB_SIZE / 4)
+#define SLAB_MAP ((size_t)1 << 20)
+#define SLAB_OWN (SLAB_MAP / 4)
 
 void raft_slab_release(raft_slab *s)
 {
-    if (s && --s->live == 0)
+    if (!s || --s->live)
+        return;
+    if (s->mapped)
+        munmap(s, s->mapped);
+    else
         free(s);
 }
 
@@ -59,15 +64,28 @@ static uint8_t *slab_alloc(raft_log *l, size_t len, raft_slab **slab)
         if (!s) return NULL;
         s->used = s->cap = len;
         s->live = 1;
+        s->mapped = 0;
         *slab = s;
         return s->mem;
     }
     size_t need = (len + 7) & ~(size_t)7;
     if (!l->cur || l->cur->cap - l->cur->used < need) {
-        raft_slab *s = malloc(sizeof *s + SLAB_SIZE);
+        /* Mapped, not malloc'ed: a freed slab goes back to the system at
+         * once, never a hole in the heap (see the top of this file).  Under
+         * AddressSanitizer slabs are malloc'ed, so that its leak checker
+         * sees them. */
+#if defined(__SANITIZE_ADDRESS__)
+        raft_slab *s = malloc(SLAB_MAP);
         if (!s) return NULL;
+        s->mapped = 0;
+#else
+        raft_slab *s = mmap(NULL, SLAB_MAP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                            -1, 0);
+        if (s == MAP_FAILED) return NULL;
+        s->mapped = SLAB_MAP;
+#endif
         s->used = 0;
-        s->cap = SLAB_SIZE;
+        s->cap = SLAB_MAP - sizeof *s;
         s->live = 1;                      /* the log's, while current */
         raft_slab_release(l->cur);
         l->cur = s;
