@@ -160,6 +160,7 @@ struct node {
         int fd;                  /* read end of the child's pipe */
         st_snap_writer *w;
         uint64_t index, term, start_ms, retry_ms, raw;
+        uint64_t fork_us;          /* how long fork() held the loop */
         bool done;               /* worker finished (guarded by mu) */
         int rc;
         char err[256];
@@ -976,9 +977,12 @@ static void snapshot_finish(node *n)
     }
     uint64_t t1 = now_ms();
     malloc_trim(0);
+    uint64_t t2 = now_ms();
     nlog(n, 2, "snapshot taken at index %" PRIu64 " term %" PRIu64 ": %" PRIu64 " bytes, %" PRIu64
-               " bytes stored, %" PRIu64 " ms in the background, %" PRIu64 " ms to commit",
-         index, n->snap.term, n->snap.raw, stored, t0 - n->snap.start_ms, t1 - t0);
+               " bytes stored, %" PRIu64 " ms in the background; the loop paused %" PRIu64
+               " us to fork, %" PRIu64 " ms to commit, %" PRIu64 " ms to trim",
+         index, n->snap.term, n->snap.raw, stored, t0 - n->snap.start_ms, n->snap.fork_us,
+         t1 - t0, t2 - t1);
 }
 
 static void maybe_snapshot(node *n)
@@ -1013,7 +1017,10 @@ static void maybe_snapshot(node *n)
     }
     fcntl(fds[0], F_SETPIPE_SZ, 1 << 20);
     pid_t parent = getpid();
+    struct timespec f0, f1;
+    clock_gettime(CLOCK_MONOTONIC, &f0);
     pid_t pid = fork();
+    clock_gettime(CLOCK_MONOTONIC, &f1);
     if (pid == 0)
         snapshot_child(n, fds[1], parent);   /* never returns */
     close(fds[1]);
@@ -1025,6 +1032,7 @@ static void maybe_snapshot(node *n)
         return;
     }
     n->snap.child = pid;
+    n->snap.fork_us = (uint64_t)((f1.tv_sec - f0.tv_sec) * 1000000 + (f1.tv_nsec - f0.tv_nsec) / 1000);
     n->snap.fd = fds[0];
     n->snap.w = w;
     n->snap.index = index;
