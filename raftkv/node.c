@@ -87,6 +87,9 @@
 /* A request waits at most this long for its proposal or read index before
  * the node asks again (the first attempt may have been lost with a leader). */
 #define RETRY_MS 1000
+/* The stored commit index may lag the real one by this many entries; a
+ * restarted node learns the rest from the leader before applying them. */
+#define COMMIT_LAG 4096
 /* A snapshot child that writes nothing for this long is killed. */
 #define SNAP_IDLE_MS 30000
 /* After a failed snapshot attempt, wait this long before the next. */
@@ -755,11 +758,11 @@ static int handle_ready(node *n)
                rd.n_msgs, rd.n_entries, rd.n_committed, rd.n_msgs_after_persist);
         /* The commit index alone is not worth an fsync (raft.h: it may be
          * persisted lazily; a node that restarts with an older one learns
-         * the newer one from the leader).  It is written, with whatever
-         * hard state is current, by the next batch that must be durable:
-         * entries, a snapshot, a new term or vote.  Syncing it would double
-         * the fsyncs on the commit path: every batch would be followed by
-         * one for its own commit. */
+         * the newer one from the leader).  It rides along with a batch that
+         * must be durable anyway (entries, a snapshot, a new term or vote),
+         * and only once it is COMMIT_LAG behind.  Syncing it on its own
+         * would double the fsyncs on the commit path: every batch would be
+         * followed by one for its own commit. */
         if (rd.hs_changed)
             n->hs_now = rd.hs;
         bool must_sync = rd.n_entries || rd.snapshot || n->hs_now.term != n->hs_saved.term ||
@@ -776,8 +779,17 @@ static int handle_ready(node *n)
             /* The leader's AppendEntries go out before its own write, so
              * followers write in parallel with it (dissertation §10.2.1). */
             send_msgs(n, rd.msgs, rd.n_msgs);
+            /* The hard state row goes along when the term or vote changed,
+             * and for the commit index only once it moved COMMIT_LAG on:
+             * rewriting the row with every batch would add a database page
+             * (4 KiB written and checksummed into the WAL) to batches of a
+             * few hundred bytes. */
             rd.hs = n->hs_now;
-            rd.hs_changed = memcmp(&n->hs_now, &n->hs_saved, sizeof n->hs_now) != 0;
+            rd.hs_changed = n->hs_now.term != n->hs_saved.term ||
+                            n->hs_now.vote != n->hs_saved.vote ||
+                            n->hs_now.commit >= n->hs_saved.commit + COMMIT_LAG;
+            if (!rd.hs_changed)
+                rd.hs = n->hs_saved;
             ntrace(n, "persist start");
             int rc = st_save_ready(n->st, &rd, err, sizeof err);
             ntrace(n, "persist end");
@@ -785,7 +797,8 @@ static int handle_ready(node *n)
                 node_fail(n, err);
                 return -1;
             }
-            n->hs_saved = n->hs_now;
+            if (rd.hs_changed)
+                n->hs_saved = n->hs_now;
             send_msgs(n, rd.msgs_after_persist, rd.n_msgs_after_persist);
             if (rd.snapshot) {
                 /* the leader sent its stored form: decode it as a stream */
