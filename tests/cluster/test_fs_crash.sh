@@ -16,7 +16,10 @@ writer() {
     while :; do
         k=$((k + 1))
         # A whole-file write (one PUT at close) and an append (write-through).
-        if printf 'file %s %s\n' "$i" "$k" >"$m/w/f-$i-$k" 2>/dev/null; then
+        # The file is written by tee, not by a shell redirection: bash does
+        # not check close() for a builtin's redirection, and close() is where
+        # the PUT happens and reports its error.
+        if printf 'file %s %s\n' "$i" "$k" | tee "$m/w/f-$i-$k" >/dev/null 2>&1; then
             echo "f-$i-$k" >>"$CL_DIR/ok.$i"
         fi
         if echo "a $i $k" >>"$m/w/append-$i" 2>/dev/null; then
