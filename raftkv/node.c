@@ -47,7 +47,10 @@
  *     without output before killing it, and stopping the node kills the
  *     child and joins the worker.  The child dies with the node
  *     (PR_SET_PDEATHSIG) and closes every inherited descriptor, so it never
- *     holds the data directory's lock or sockets.
+ *     holds the data directory's lock or sockets.  The child and the worker
+ *     run at nice SNAP_NICE, and each node snapshots at its own point between
+ *     3/4 of the threshold and all of it, so that the nodes of one machine
+ *     do not all do this work at the same moment.
  *   - Sending one: the core's SNAPSHOT messages come without bytes;
  *     send_msgs() reads the range of the stored form (st_snap_stored_read),
  *     so followers receive the compressed frame.
@@ -55,8 +58,9 @@
  *     as a stream (st_snap_reader) and stored as is (st_set_stored_snapshots).
  *   - Start-up decodes the stored snapshot as a stream too: no buffer the
  *     size of the state is ever built.
- * After a snapshot (taken or installed) malloc_trim() gives the freed heap
- * back to the system.
+ * After installing a snapshot, malloc_trim() gives the freed heap back to the
+ * system (the state machine it replaced).  Taking one frees no heap: the
+ * Raft log lives in slabs of its own (raft_log.c).
  */
 #include "raftkv/node.h"
 
@@ -64,6 +68,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <malloc.h>
+#include <sys/resource.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -90,6 +95,8 @@
 /* The stored commit index may lag the real one by this many entries; a
  * restarted node learns the rest from the leader before applying them. */
 #define COMMIT_LAG 4096
+/* Niceness of the snapshot child and worker thread. */
+#define SNAP_NICE 10
 /* A snapshot child that writes nothing for this long is killed. */
 #define SNAP_IDLE_MS 30000
 /* After a failed snapshot attempt, wait this long before the next. */
@@ -867,6 +874,8 @@ static void snapshot_child(node *n, int fd, pid_t parent)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(3);
+    /* Background work: the loops of this machine's nodes come first. */
+    (void)setpriority(PRIO_PROCESS, 0, SNAP_NICE);
     /* Keep nothing of the node's: sockets, the store, the directory lock. */
     if (fd != 3) {
         if (dup2(fd, 3) < 0)
@@ -894,6 +903,7 @@ static void snap_worker_done(node *n, int rc)
 static void *snap_worker(void *arg)
 {
     node *n = arg;
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SNAP_NICE);
     size_t cap = 1u << 20;
     uint8_t *buf = malloc(cap);
     int rc = buf ? 0 : -1;
@@ -989,13 +999,11 @@ static void snapshot_finish(node *n)
         return;
     }
     uint64_t t1 = now_ms();
-    malloc_trim(0);
-    uint64_t t2 = now_ms();
     nlog(n, 2, "snapshot taken at index %" PRIu64 " term %" PRIu64 ": %" PRIu64 " bytes, %" PRIu64
                " bytes stored, %" PRIu64 " ms in the background; the loop paused %" PRIu64
-               " us to fork, %" PRIu64 " ms to commit, %" PRIu64 " ms to trim",
+               " us to fork, %" PRIu64 " ms to commit",
          index, n->snap.term, n->snap.raw, stored, t0 - n->snap.start_ms, n->snap.fork_us,
-         t1 - t0, t2 - t1);
+         t1 - t0);
 }
 
 static void maybe_snapshot(node *n)
@@ -1004,7 +1012,13 @@ static void maybe_snapshot(node *n)
         snapshot_finish(n);
         return;
     }
-    if (!n->cfg.snapshot_threshold || raft_log_bytes(n->r) < n->cfg.snapshot_threshold)
+    /* Each node snapshots at its own point, between 3/4 of the threshold
+     * and all of it, by its id: nodes that apply the same log would
+     * otherwise all snapshot at once, and on one machine (or one disk)
+     * their background work would pile up together. */
+    uint64_t thr = n->cfg.snapshot_threshold;
+    thr -= thr / 4 * (n->cfg.id % 4) / 3;
+    if (!n->cfg.snapshot_threshold || raft_log_bytes(n->r) < thr)
         return;
     uint64_t now = now_ms();
     if (now < n->snap.retry_ms)
