@@ -245,6 +245,7 @@ static int exchange(net_client *c, int i, uint64_t req_id, int wait_ms, check_fn
             return NET_EUNAVAIL;
         }
     }
+    bool eof = false;
     for (;;) {
         const uint8_t *f;
         size_t flen;
@@ -255,11 +256,12 @@ static int exchange(net_client *c, int i, uint64_t req_id, int wait_ms, check_fn
             if (check(f, flen, req_id, out) == NET_OK)
                 return NET_OK;
         }
-        if (frc != NET_EAGAIN || net_wait_fd(nd->fd, POLLIN, end) <= 0)
+        /* The stream ended (after the frames read with it), is not hstore
+         * frames, or the attempt's time is up. */
+        if (eof || frc != NET_EAGAIN || net_wait_fd(nd->fd, POLLIN, end) <= 0)
             break;
         int rc = net_rbuf_fill(&nd->rb, nd->fd, 1u << 20);
-        if (rc != NET_OK && rc != NET_EAGAIN)
-            break;
+        eof = rc != NET_OK && rc != NET_EAGAIN;
     }
     close_node(nd);
     return NET_EUNAVAIL;

@@ -866,6 +866,10 @@ int net_reply_client(net_transport *t, net_client_msg *req, const void *buf, siz
     } else if (net_wbuf_pending(&c->wb) >= CLIENT_FLUSH_AT) {
         client_write(t, c);
     } else if (!c->dirty) {
+        /* (A slot can appear twice when its connection closed and another
+         * took it within one turn; the list is flushed before it overflows.) */
+        if (t->n_dirty == CLIENT_MAX_CONNS)
+            net_transport_flush(t);
         c->dirty = true;
         t->dirty[t->n_dirty++] = c->slot;
     }
