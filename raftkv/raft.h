@@ -278,8 +278,8 @@ int raft_transfer_leader(raft *r, uint64_t target);
 /* The caller has a snapshot of its state machine as of applied index `index`
  * (<= applied).  The core takes ownership of data (malloc'ed, freed by the
  * core; with config.external_snapshot data must be NULL and len is the
- * length of the caller's stored bytes), drops its log up to index, and will send this snapshot to followers
- * that need entries before it. *out_conf receives the configuration at index
+ * length of the caller's stored bytes), drops its log up to index, and will
+ * send this snapshot to followers that need entries before it. *out_conf receives the configuration at index
  * (to be stored with the snapshot).  Call it outside a ready/advance pair.
  * On error (RAFT_ECOMPACTED: index <= current snapshot; RAFT_EINVAL: index
  * beyond applied) the caller keeps ownership of data. */
