@@ -60,6 +60,13 @@ done
 wait $pids
 fx_partitioner_stop
 cl_wait_leader 10 >/dev/null || fx_fail "no leader after the heal"
+# Every node back in touch first: a TCP connection attempt that the
+# partition left in SYN retransmission reconnects only at its next retry,
+# up to a few seconds after the heal, and a read through a node still cut off
+# fails (EIO) after the 2 s operation timeout.
+for i in 1 2 3; do
+    cl_wait_caught_up "$i" 20 || fx_fail "node $i did not catch up within 20 s of the heal"
+done
 H=$CL_DIR/fs_final.hist
 for k in f0 f1 f2; do
     first=""
