@@ -153,6 +153,23 @@ static void set_node(cnode *nd, uint64_t id, const char *host, int port)
     nd->fd = -1;
 }
 
+uint64_t net_client_new_id(void)
+{
+    /* Client ids must not collide across processes and restarts: the state
+     * machine's session table is keyed by them.  The fallback mixes in a
+     * stack address, so two ids drawn in one process and nanosecond differ. */
+    uint64_t id = 0;
+    while (id == 0) {
+        if (getrandom(&id, sizeof(id), 0) != (ssize_t)sizeof(id)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            id = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 16) ^
+                 (uint64_t)(uintptr_t)&ts;
+        }
+    }
+    return id;
+}
+
 net_client *net_client_new(const char *cluster_spec, int timeout_ms, char *err, size_t errlen)
 {
     uint64_t ids[CLIENT_MAX_NODES];
@@ -171,17 +188,7 @@ net_client *net_client_new(const char *cluster_spec, int timeout_ms, char *err, 
     c->n = c->n_spec = n;
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
     c->attempt_ms = ATTEMPT_MS;
-    /* Client ids must not collide across processes and restarts: the state
-     * machine's session table is keyed by them. */
-    uint64_t id = 0;
-    while (id == 0) {
-        if (getrandom(&id, sizeof(id), 0) != (ssize_t)sizeof(id)) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            id = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 16);
-        }
-    }
-    c->client_id = id;
+    c->client_id = net_client_new_id();
     c->next_seq = 1;
     c->next_req = 1;
     return c;

@@ -67,6 +67,11 @@ int net_client_call_seq(net_client *c, uint64_t seq, const void *op, size_t len,
  * NET_OK, NET_EUNAVAIL (no answer), NET_EINVAL (bad index). */
 int net_client_status(net_client *c, int i, raft_status *st, char *addr, size_t addrlen);
 
+/* A new random, non-zero client id (getrandom; a clock-based fallback).
+ * Every client session needs its own: the state machine's exactly-once table
+ * is keyed by it. */
+uint64_t net_client_new_id(void);
+
 /* ---- accessors ---- */
 int net_client_n_nodes(const net_client *c);
 uint64_t net_client_node_id(const net_client *c, int i);        /* 0 if out of range */

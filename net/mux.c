@@ -22,8 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "net/client.h"
@@ -71,20 +69,6 @@ struct net_mux {
     net_buf enc;
 };
 
-static uint64_t rand64(void)
-{
-    uint64_t v = 0;
-    while (v == 0) {
-        if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            v ^= ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 16) ^
-                 (uint64_t)(uintptr_t)&ts;
-        }
-    }
-    return v;
-}
-
 net_mux *net_mux_new(const char *spec, int timeout_ms, int n_sessions, char *err, size_t errlen)
 {
     if (n_sessions < 1 || n_sessions > NET_MUX_MAX_SESSIONS) {
@@ -121,7 +105,7 @@ net_mux *net_mux_new(const char *spec, int timeout_ms, int n_sessions, char *err
     m->n_sess = n_sessions;
     m->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
     for (int i = 0; i < n_sessions; i++) {
-        m->s[i].client_id = rand64();
+        m->s[i].client_id = net_client_new_id();
         m->s[i].next_seq = 1;
     }
     return m;

@@ -416,51 +416,49 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
-/* Drops snap_old (the snapshot a background commit replaced) in steps of a
- * few chunks, each a short transaction under the write mutex, so no batch
- * of the node waits for the whole table's pages to be freed. */
-static void drop_old_snapshot(st_store *s, sqlite3 *db)
+/* One step of the checkpointer's clean-up: a short transaction under the
+ * write mutex that deletes a few rows, so no batch of the node waits for a
+ * whole table's pages to be freed.  log false: chunks of snap_old (the
+ * snapshot a background commit replaced), and the table once it is empty;
+ * log true: dead log rows (first <= snapshot index) left by a lazy
+ * compaction, the index read under the mutex like every change of it.
+ * 1: rows were deleted, call again; 0: none left (or an error: retried at the
+ * next checkpoint); -1: the store is closing. */
+static int cleanup_step(st_store *s, sqlite3 *db, bool log)
 {
-    for (int step = 0; step < 1000000; step++) {
-        pthread_mutex_lock(&s->cmu);
-        bool stop = s->ck_stop;
-        pthread_mutex_unlock(&s->cmu);
-        if (stop)
-            return;
-        pthread_mutex_lock(&s->wmu);
-        int rc = sqlite3_exec(db, "BEGIN IMMEDIATE; DELETE FROM snap_old WHERE seq IN "
-                                  "(SELECT seq FROM snap_old ORDER BY seq LIMIT 8); COMMIT",
-                              NULL, NULL, NULL);
-        bool more = rc == SQLITE_OK && sqlite3_changes(db) > 0;
-        if (rc != SQLITE_OK && !sqlite3_get_autocommit(db))
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        if (rc == SQLITE_OK && !more)
-            sqlite3_exec(db, "DROP TABLE IF EXISTS snap_old", NULL, NULL, NULL);
-        pthread_mutex_unlock(&s->wmu);
-        if (!more)
-            break;
-    }
-    /* Dead log rows (first <= snapshot index) left by a lazy compaction.
-     * The cache is read under the write mutex: every change to it is. */
-    for (int step = 0; step < 1000000; step++) {
-        pthread_mutex_lock(&s->cmu);
-        bool stop = s->ck_stop;
-        pthread_mutex_unlock(&s->cmu);
-        if (stop)
-            return;
-        pthread_mutex_lock(&s->wmu);
-        char sql[200];
+    pthread_mutex_lock(&s->cmu);
+    bool stop = s->ck_stop;
+    pthread_mutex_unlock(&s->cmu);
+    if (stop)
+        return -1;
+    pthread_mutex_lock(&s->wmu);
+    char sql[200];
+    if (log)
         snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; DELETE FROM log WHERE first IN (SELECT first "
                  "FROM log WHERE first <= %llu ORDER BY first LIMIT 32); COMMIT",
                  (unsigned long long)s->c.snap_index);
-        int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-        bool more = rc == SQLITE_OK && sqlite3_changes(db) > 0;
-        if (rc != SQLITE_OK && !sqlite3_get_autocommit(db))
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        pthread_mutex_unlock(&s->wmu);
-        if (!more)
+    else
+        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; DELETE FROM snap_old WHERE seq IN "
+                 "(SELECT seq FROM snap_old ORDER BY seq LIMIT 8); COMMIT");
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    bool more = rc == SQLITE_OK && sqlite3_changes(db) > 0;
+    if (rc != SQLITE_OK && !sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    if (!log && rc == SQLITE_OK && !more)
+        sqlite3_exec(db, "DROP TABLE IF EXISTS snap_old", NULL, NULL, NULL);
+    pthread_mutex_unlock(&s->wmu);
+    return more ? 1 : 0;
+}
+
+/* Drops snap_old, then the dead log rows, in steps (cleanup_step). */
+static void drop_old_snapshot(st_store *s, sqlite3 *db)
+{
+    int r = 1;
+    for (int step = 0; step < 1000000 && r > 0; step++)
+        r = cleanup_step(s, db, false);
+    for (int step = 0; step < 1000000 && r >= 0; step++)
+        if ((r = cleanup_step(s, db, true)) == 0)
             return;
-    }
 }
 
 static void *ckpt_main(void *arg)
@@ -1372,6 +1370,31 @@ static void writer_free(st_snap_writer *w)
     free(w);
 }
 
+/* A writer with its compression context and chunk buffer (the shared part of
+ * the foreground and background writers); NULL when out of memory. */
+static st_snap_writer *writer_alloc(st_store *s, uint64_t index, uint64_t term)
+{
+    st_snap_writer *w = calloc(1, sizeof *w);
+    if (w)
+        w->out = malloc(SNAP_CHUNK);
+    if (w)
+        w->cctx = ZSTD_createCCtx();
+    if (!w || !w->out || !w->cctx) {
+        if (w) {
+            ZSTD_freeCCtx(w->cctx);
+            free(w->out);
+            free(w);
+        }
+        return NULL;
+    }
+    w->s = s;
+    w->index = index;
+    w->term = term;
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, ZSTD_LEVEL);
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
+    return w;
+}
+
 static int snap_begin(st_store *s, uint64_t index, uint64_t term, const raft_conf *conf,
                       bool own_txn, st_snap_writer **out, char *err, size_t errlen)
 {
@@ -1386,26 +1409,11 @@ static int snap_begin(st_store *s, uint64_t index, uint64_t term, const raft_con
         return fail(ST_EINVAL, err, errlen,
                     "%s: snapshot at index %llu is older than the stored one (%llu)", s->path,
                     (unsigned long long)index, (unsigned long long)s->c.snap_index);
-    st_snap_writer *w = calloc(1, sizeof *w);
-    if (w)
-        w->out = malloc(SNAP_CHUNK);
-    if (w)
-        w->cctx = ZSTD_createCCtx();
-    if (!w || !w->out || !w->cctx) {
-        if (w) {
-            ZSTD_freeCCtx(w->cctx);
-            free(w->out);
-            free(w);
-        }
+    st_snap_writer *w = writer_alloc(s, index, term);
+    if (!w)
         return fail(ST_ENOMEM, err, errlen, "%s: out of memory for a snapshot writer", s->path);
-    }
-    w->s = s;
-    w->index = index;
-    w->term = term;
     w->conf = *conf;
     w->own_txn = own_txn;
-    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, ZSTD_LEVEL);
-    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
     /* Two compression threads when libzstd has them (ignored otherwise). */
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_nbWorkers, 2);
     s->writer_open = true;
@@ -1851,23 +1859,10 @@ int st_bgsnap_begin(st_store *s, uint64_t index, uint64_t term, st_snap_writer *
         return fail(ST_EINVAL, err, errlen, "%s: snapshot at index %llu is not newer than the "
                     "stored one (%llu)", s->path, (unsigned long long)index,
                     (unsigned long long)s->c.snap_index);
-    st_snap_writer *w = calloc(1, sizeof *w);
-    if (w)
-        w->out = malloc(SNAP_CHUNK);
-    if (w)
-        w->cctx = ZSTD_createCCtx();
-    if (!w || !w->out || !w->cctx) {
-        if (w) {
-            ZSTD_freeCCtx(w->cctx);
-            free(w->out);
-            free(w);
-        }
+    st_snap_writer *w = writer_alloc(s, index, term);
+    if (!w)
         return fail(ST_ENOMEM, err, errlen, "%s: out of memory for a snapshot writer", s->path);
-    }
-    w->s = s;
     w->bg = true;
-    w->index = index;
-    w->term = term;
     int rc = sqlite3_open_v2(s->path, &w->wdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(w->wdb, "PRAGMA synchronous = OFF; PRAGMA cache_size = -2048;", NULL,
@@ -1876,16 +1871,11 @@ int st_bgsnap_begin(st_store *s, uint64_t index, uint64_t term, st_snap_writer *
         int code = map_sqlite(rc) ? map_sqlite(rc) : ST_EIO;
         fail(code, err, errlen, "%s: background snapshot: open: %s", s->path,
              w->wdb ? sqlite3_errmsg(w->wdb) : sqlite3_errstr(rc));
-        sqlite3_close_v2(w->wdb);
-        ZSTD_freeCCtx(w->cctx);
-        free(w->out);
-        free(w);
+        writer_free(w);
         return code;
     }
     sqlite3_busy_timeout(w->wdb, 5000);
     sqlite3_wal_autocheckpoint(w->wdb, 0);
-    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, ZSTD_LEVEL);
-    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
     s->bg_open = true;
     *out = w;
     return 0;

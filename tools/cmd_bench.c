@@ -128,7 +128,7 @@ static bool op_ok(net_mux *mx, int s)
     return net_mux_result(mx, s, &reply, &len) == NET_OK && kv_reply_status(reply, len) == 0;
 }
 
-/* The key and type of op j of a session. */
+/* The type of a session's next op of the workload. */
 static int op_type(const bench_cfg *cfg, sess_plan *p)
 {
     switch (cfg->w) {
@@ -139,29 +139,32 @@ static int op_type(const bench_cfg *cfg, sess_plan *p)
     }
 }
 
+/* Starts session s's next op of its plan, if any; false if it could not
+ * start.  preload: a PUT of key (first + next); else the workload's op on key
+ * (first + next) mod keys. */
+static bool start_next(const bench_cfg *cfg, net_mux *mx, sess_plan *plan, int s, bool preload)
+{
+    sess_plan *p = &plan[s];
+    if (p->next >= p->count)
+        return true;
+    char key[64];
+    uint64_t j = p->first + p->next;
+    int type = preload ? KV_OP_PUT : op_type(cfg, p);
+    make_key(cfg, preload ? j : j % cfg->keys, key);
+    p->t0 = cli_now_ns();
+    return start_op(mx, s, type, key, cfg);
+}
+
 /* Runs every session's plan to the end, closed loop.  preload: write keys
  * (untimed); else the workload, timed into g->lat_ns.  False if an op could
  * not start or, when preloading, failed. */
 static bool run_plans(bench_group *g, net_mux *mx, sess_plan *plan, bool preload)
 {
     const bench_cfg *cfg = g->cfg;
-    char key[64];
     int done[256];
-    /* Start or restart session s with its next op, if any. */
-#define NEXT(s)                                                                              \
-    do {                                                                                     \
-        sess_plan *p_ = &plan[s];                                                            \
-        if (p_->next < p_->count) {                                                          \
-            uint64_t j_ = p_->first + p_->next;                                              \
-            int type_ = preload ? KV_OP_PUT : op_type(cfg, p_);                              \
-            make_key(cfg, preload ? j_ : j_ % cfg->keys, key);                               \
-            p_->t0 = cli_now_ns();                                                           \
-            if (!start_op(mx, s, type_, key, cfg))                                           \
-                return false;                                                                \
-        }                                                                                    \
-    } while (0)
     for (int s = 0; s < g->n_sess; s++)
-        NEXT(s);
+        if (!start_next(cfg, mx, plan, s, preload))
+            return false;
     while (net_mux_busy(mx) > 0) {
         int k = net_mux_wait(mx, 1000, done, 256);
         if (k < 0)
@@ -180,10 +183,10 @@ static bool run_plans(bench_group *g, net_mux *mx, sess_plan *plan, bool preload
                     g->errors++;
             }
             p->next++;
-            NEXT(s);
+            if (!start_next(cfg, mx, plan, s, preload))
+                return false;
         }
     }
-#undef NEXT
     return true;
 }
 

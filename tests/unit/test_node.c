@@ -107,20 +107,11 @@ static int submit(node *n, const kv_op *op, bool read, uint64_t cid, uint64_t se
     return rc;
 }
 
-static void put(node *n, const char *key, const char *val, uint64_t cid, uint64_t seq)
+/* A PUT or APPEND (type) of val to key as (cid, seq) that must succeed. */
+static void write_ok(node *n, uint8_t type, const char *key, const char *val, uint64_t cid,
+                     uint64_t seq)
 {
-    kv_op op = {.type = KV_OP_PUT, .path = key, .data = (const uint8_t *)val,
-                .data_len = strlen(val)};
-    kv_reply r;
-    assert_int_equal(submit(n, &op, false, cid, seq, &r), NODE_OK);
-    assert_int_equal(r.status, 0);
-    kv_reply_free(&r);
-}
-
-static void append(node *n, const char *key, const char *val, uint64_t cid, uint64_t seq)
-{
-    kv_op op = {.type = KV_OP_APPEND, .path = key, .data = (const uint8_t *)val,
-                .data_len = strlen(val)};
+    kv_op op = {.type = type, .path = key, .data = (const uint8_t *)val, .data_len = strlen(val)};
     kv_reply r;
     assert_int_equal(submit(n, &op, false, cid, seq, &r), NODE_OK);
     assert_int_equal(r.status, 0);
@@ -146,13 +137,13 @@ static void test_one_node_cluster(void **state)
 
     /* Writes and linearizable reads through the loop; the first ones wait
      * for the election. */
-    put(n, "dir/greeting", "hello", 42, 1);
+    write_ok(n, KV_OP_PUT, "dir/greeting", "hello", 42, 1);
     expect(n, "dir/greeting", "hello");
-    append(n, "dir/greeting", " world", 42, 2);
+    write_ok(n, KV_OP_APPEND, "dir/greeting", " world", 42, 2);
     expect(n, "dir/greeting", "hello world");
 
     /* A retry with the same (client id, seq) is answered, not applied again. */
-    append(n, "dir/greeting", " world", 42, 2);
+    write_ok(n, KV_OP_APPEND, "dir/greeting", " world", 42, 2);
     expect(n, "dir/greeting", "hello world");
 
     /* A command without exactly-once ids is refused at once; a write op
@@ -169,7 +160,7 @@ static void test_one_node_cluster(void **state)
     val[sizeof val - 1] = 0;
     for (int i = 0; i < 100; i++) {
         snprintf(key, sizeof key, "bulk/%03d", i);
-        put(n, key, val, 43, (uint64_t)i + 1);
+        write_ok(n, KV_OP_PUT, key, val, 43, (uint64_t)i + 1);
     }
     /* The status copy is refreshed after the batch that answered us. */
     raft_status st;
@@ -190,9 +181,9 @@ static void test_one_node_cluster(void **state)
     assert_non_null(n);
     expect(n, "dir/greeting", "hello world");
     expect(n, "bulk/099", val);
-    append(n, "dir/greeting", " world", 42, 2);
+    write_ok(n, KV_OP_APPEND, "dir/greeting", " world", 42, 2);
     expect(n, "dir/greeting", "hello world");
-    append(n, "dir/greeting", "!", 42, 3);
+    write_ok(n, KV_OP_APPEND, "dir/greeting", "!", 42, 3);
     expect(n, "dir/greeting", "hello world!");
     node_stop(n);
 }
