@@ -392,17 +392,23 @@ static int txn_commit(st_store *s, char *err, size_t errlen)
 
 /* ---- background checkpoints ----------------------------------------------------- */
 
-static void ckpt_request(st_store *s)
+/* Wakes the checkpointer for a checkpoint; with cleanup, also for the
+ * deletions of a replaced snapshot and dead log rows (drop_old_snapshot). */
+static void ckpt_wake(st_store *s, bool cleanup)
 {
     if (!s->ck_running)
         return;
     pthread_mutex_lock(&s->cmu);
+    if (cleanup)
+        s->ck_drop = true;
     if (!s->ck_req) {
         s->ck_req = true;
         pthread_cond_signal(&s->ccv);
     }
     pthread_mutex_unlock(&s->cmu);
 }
+
+static void ckpt_request(st_store *s) { ckpt_wake(s, false); }
 
 /* Called by SQLite in the writer after each commit with the WAL's size. */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
@@ -1117,14 +1123,7 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
     /* The hook replaces SQLite's own autocheckpoint (set to 0 above). */
     sqlite3_wal_hook(s->db, wal_hook, s);
     ckpt_start(s);
-    if (s->ck_running) {
-        /* dead log rows of a lazy compaction cut short by a stop */
-        pthread_mutex_lock(&s->cmu);
-        s->ck_drop = true;
-        s->ck_req = true;
-        pthread_cond_signal(&s->ccv);
-        pthread_mutex_unlock(&s->cmu);
-    }
+    ckpt_wake(s, true);   /* dead log rows of a lazy compaction cut short by a stop */
     *out = s;
     return 0;
 
@@ -1945,15 +1944,10 @@ int st_bgsnap_commit(st_snap_writer *w, const raft_conf *conf, char *err, size_t
     }
     writer_free(w);
     if (!r) {
-        if (s->ck_running) {
-            pthread_mutex_lock(&s->cmu);
-            s->ck_drop = true;
-            s->ck_req = true;
-            pthread_cond_signal(&s->ccv);
-            pthread_mutex_unlock(&s->cmu);
-        } else {
+        if (s->ck_running)
+            ckpt_wake(s, true);
+        else
             checkpoint_after_snapshot(s);
-        }
     }
     return r;
 }

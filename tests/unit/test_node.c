@@ -72,19 +72,27 @@ static int teardown_dir(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* The configuration of a one-node cluster on 127.0.0.1:p with data in d. */
+static void one_node_config(node_config *c, int p, const char *d)
+{
+    node_config_init(c);
+    c->id = 1;
+    c->n_peers = 1;
+    c->peers[0].id = 1;
+    snprintf(c->peers[0].host, sizeof c->peers[0].host, "127.0.0.1");
+    c->peers[0].port = p;
+    snprintf(c->data_dir, sizeof c->data_dir, "%s", d);
+    c->log_level = 0;
+}
+
 static node *start_one(void)
 {
     node_config c;
-    node_config_init(&c);
-    c.id = 1;
-    c.n_peers = 1;
-    c.peers[0].id = 1;
-    snprintf(c.peers[0].host, sizeof c.peers[0].host, "127.0.0.1");
-    c.peers[0].port = port;
-    snprintf(c.data_dir, sizeof c.data_dir, "%s/1", dir);
+    char d[300];
+    snprintf(d, sizeof d, "%s/1", dir);
+    one_node_config(&c, port, d);
     c.tick_ms = 10;
     c.op_timeout_ms = 5000;
-    c.log_level = 0;
     c.snapshot_threshold = 4096; /* a few snapshots during the test */
     char err[512];
     node *n = node_start(&c, err, sizeof err);
@@ -200,14 +208,7 @@ static void test_refuses_foreign_directory(void **state)
     fputs("this is not a database, just some text that is long enough to matter\n", f);
     fclose(f);
     node_config c;
-    node_config_init(&c);
-    c.id = 1;
-    c.n_peers = 1;
-    c.peers[0].id = 1;
-    snprintf(c.peers[0].host, sizeof c.peers[0].host, "127.0.0.1");
-    c.peers[0].port = port + 2;
-    snprintf(c.data_dir, sizeof c.data_dir, "%s", sub);
-    c.log_level = 0;
+    one_node_config(&c, port + 2, sub);
     char err[512] = "";
     assert_null(node_start(&c, err, sizeof err));
     assert_non_null(strstr(err, path)); /* the message names the file */
