@@ -1307,20 +1307,16 @@ static int chunk_flush(st_snap_writer *w, char *err, size_t errlen)
     if (w->out_pos == 0)
         return 0;
     st_store *s = w->s;
+    int r;
     if (w->bg) {
-        int r = stage_put(w, w->out, w->out_pos, err, errlen);
-        if (r)
-            return r;
-        w->seq++;
-        w->comp_len += w->out_pos;
-        w->out_pos = 0;
-        return 0;
+        r = stage_put(w, w->out, w->out_pos, err, errlen);
+    } else {
+        sqlite3_stmt *st = s->q[Q_CHUNK_INS];
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)w->seq);
+        sqlite3_bind_int64(st, 2, crc32c(0, w->out, w->out_pos));
+        sqlite3_bind_blob(st, 3, w->out, (int)w->out_pos, SQLITE_STATIC);
+        r = step_done(s, Q_CHUNK_INS, err, errlen, "store snapshot chunk");
     }
-    sqlite3_stmt *st = s->q[Q_CHUNK_INS];
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)w->seq);
-    sqlite3_bind_int64(st, 2, crc32c(0, w->out, w->out_pos));
-    sqlite3_bind_blob(st, 3, w->out, (int)w->out_pos, SQLITE_STATIC);
-    int r = step_done(s, Q_CHUNK_INS, err, errlen, "store snapshot chunk");
     if (r)
         return r;
     w->seq++;
