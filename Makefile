@@ -33,7 +33,7 @@ ASAN_LIB_OBJ  := $(LIB_SRC:%.c=build/asan/obj/%.o)
 ASAN_TLIB_OBJ := $(TLIB_SRC:%.c=build/asan/obj/%.o)
 ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: all deps test test-unit test-asan test-cluster test-long coverage clean run bench fuzz help
+.PHONY: all deps test test-unit test-asan test-cluster test-long test-stress coverage clean run bench fuzz help FORCE
 .DEFAULT_GOAL := all
 
 all: bin/hstore $(UNIT_BIN)
@@ -44,6 +44,7 @@ help:
 	@echo "make test       deps, build, unit tests (plain and ASan/UBSan), cluster tests"
 	@echo "make test-unit  unit tests only (plain build)"
 	@echo "make test-long  long randomized runs"
+	@echo "make test-stress  make test STRESS_RUNS times (default 3) with both cores kept busy"
 	@echo "make coverage   line coverage of raftkv/raft.c"
 	@echo "make run        start a local 3-node cluster with its mounts"
 
@@ -56,18 +57,35 @@ deps:
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
-	  echo "deps: installing$$missing"; \
-	  if [ "$$(id -u)" != 0 ]; then echo "deps: need root to install:$$missing" >&2; exit 1; fi; \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	  echo "deps: installing$$missing"; sudo=""; \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	    else echo "deps: need root to install:$$missing" >&2; exit 1; fi; \
+	  fi; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
 	else echo "deps: all present"; fi
 
+# ---- build flags --------------------------------------------------------------
+# build/flags holds every flag a compile or link uses, pkg-config's answers
+# included; every object and binary depends on it, and it is rewritten only when
+# the flags change. So a change of CC, CFLAGS or of the installed packages (an
+# object compiled before `make deps` lacked their -I flags) rebuilds everything.
+FLAGS_STAMP := build/flags
+FLAGS_NOW    = CC=$(CC) | $(ALLCFLAGS) | SAN=$(SAN) | LDLIBS=$(LDLIBS) $(TESTLIBS)
+$(FLAGS_STAMP): FORCE
+	@mkdir -p build; new='$(subst ','\'',$(FLAGS_NOW))'; \
+	if [ "$$(cat $@ 2>/dev/null)" != "$$new" ]; then \
+	  [ -f $@ ] && echo "build flags changed: rebuilding everything"; \
+	  printf '%s\n' "$$new" > $@; fi
+FORCE:
+
 # ---- build --------------------------------------------------------------------
-build/obj/%.o: %.c $(HDRS)
+build/obj/%.o: %.c $(HDRS) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -c $< -o $@
 
-build/asan/obj/%.o: %.c $(HDRS)
+build/asan/obj/%.o: %.c $(HDRS) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -O1 $(SAN) -c $< -o $@
 
@@ -79,15 +97,15 @@ build/asan/libhstore.a: $(ASAN_LIB_OBJ)
 	@mkdir -p build/asan
 	rm -f $@ && ar rcs $@ $^
 
-bin/hstore: $(TOOL_OBJ) $(FS_OBJ) build/libhstore.a
+bin/hstore: $(TOOL_OBJ) $(FS_OBJ) build/libhstore.a $(FLAGS_STAMP)
 	@mkdir -p bin
 	$(CC) $(ALLCFLAGS) -o $@ $(TOOL_OBJ) $(FS_OBJ) build/libhstore.a $(LDLIBS)
 
-build/tests/%: tests/unit/%.c $(TLIB_OBJ) build/libhstore.a $(HDRS)
+build/tests/%: tests/unit/%.c $(TLIB_OBJ) build/libhstore.a $(HDRS) $(FLAGS_STAMP)
 	@mkdir -p build/tests
 	$(CC) $(ALLCFLAGS) -o $@ $< $(TLIB_OBJ) build/libhstore.a $(TESTLIBS) $(LDLIBS)
 
-build/asan/tests/%: tests/unit/%.c $(ASAN_TLIB_OBJ) build/asan/libhstore.a $(HDRS)
+build/asan/tests/%: tests/unit/%.c $(ASAN_TLIB_OBJ) build/asan/libhstore.a $(HDRS) $(FLAGS_STAMP)
 	@mkdir -p build/asan/tests
 	$(CC) $(ALLCFLAGS) -O1 $(SAN) -o $@ $< $(ASAN_TLIB_OBJ) build/asan/libhstore.a $(TESTLIBS) $(LDLIBS)
 
@@ -109,6 +127,11 @@ test-asan: $(ASAN_UNIT_BIN)
 test-cluster: bin/hstore
 	@tests/cluster/run-all.sh
 
+# make test STRESS_RUNS times in a row with both cores kept busy (tests/run-stress.sh).
+STRESS_RUNS ?= 3
+test-stress: deps
+	@tests/run-stress.sh $(STRESS_RUNS)
+
 test-long: all
 	@HSTORE_TEST_MODE=long tests/run-unit.sh "unit (long)" $(UNIT_BIN)
 	@HSTORE_TEST_MODE=long tests/cluster/run-all.sh
@@ -118,7 +141,8 @@ clean:
 
 # A local 3-node cluster with its mounts (MOUNT_ROOT/1..3), data in $HSTORE_DIR or ~/.hstore.
 MOUNT_ROOT ?= /mnt/hstore
-run: all
+run: deps
+	@$(MAKE) --no-print-directory all
 	@bin/hstore up -n 3 --mount-root $(MOUNT_ROOT)
 	@echo
 	@echo "The filesystem, from three nodes:"
@@ -129,3 +153,6 @@ run: all
 	@echo "Stop it (unmounts, keeps the data): bin/hstore down"
 
 -include $(sort $(wildcard raftkv/*.mk net/*.mk fs/*.mk tools/*.mk tests/*.mk tests/*/*.mk))
+
+# The programs built by the fragments above follow the build flags too.
+$(filter-out $(FLAGS_STAMP),$(filter build/%,$(shell sed -n 's/^\(build\/[a-z_]*\):.*/\1/p' $(wildcard raftkv/*.mk net/*.mk fs/*.mk tools/*.mk tests/*.mk tests/*/*.mk) 2>/dev/null))): $(FLAGS_STAMP)
