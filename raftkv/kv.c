@@ -60,6 +60,7 @@ struct kv_inode {
         kv_dentry **slots;
     } u;
     uint8_t chunked;
+    uint8_t held;           /* in the orphan list: waits for the holders */
 };
 
 typedef struct kv_session {
@@ -74,6 +75,20 @@ typedef struct kv_ref {
     uint64_t holder, ino;
     uint32_t count;
 } kv_ref;
+
+/* A holder's report in force (see kv.h "Open files"). */
+typedef struct kv_holder {
+    uint64_t id;
+    uint64_t covered;
+    int64_t time;
+    uint64_t *held;         /* sorted, distinct */
+    size_t n;
+} kv_holder;
+
+/* An inode that lost its last name while holders existed. */
+typedef struct kv_orphan {
+    uint64_t ino, at;       /* at: index of the command that unlinked it */
+} kv_orphan;
 
 struct kv {
     kv_limits lim;
@@ -93,6 +108,10 @@ struct kv {
     kv_session *shead, *stail;
     kv_ref *refs;
     size_t nrefs, refcap;
+    kv_holder *holders;     /* sorted by id */
+    size_t nholders;
+    kv_orphan *orph;        /* in unlink order (ascending at) */
+    size_t norph, orphcap;
 };
 
 #define KV_REFS_MAX 65536
@@ -527,13 +546,48 @@ static int inode_new(kv *k, uint32_t mode, uint32_t uid, uint32_t gid, kv_inode 
     return 0;
 }
 
-/* Called when an inode lost a link: frees it once nothing names or holds it. */
-static void inode_unref_check(kv *k, kv_inode *n)
+/* Called when an inode lost a link: frees it once nothing names or holds it.
+ * While holders exist, a non-directory becomes an orphan that waits for their
+ * reports (the sweep frees it).  0, or -1 out of memory (then it is freed). */
+static int inode_unref_check(kv *k, kv_inode *n)
 {
-    if (n->nlink > 0) return;
-    if (n->refs > 0) { k->norphans++; return; }
+    if (n->nlink > 0) return 0;
+    int rc = 0;
+    if (!is_dir(n) && k->nholders > 0 && !n->held) {
+        if (k->norph == k->orphcap) {
+            size_t nc = k->orphcap ? k->orphcap * 2 : 16;
+            kv_orphan *a = realloc(k->orph, nc * sizeof *a);
+            if (a) { k->orph = a; k->orphcap = nc; }
+            else rc = -1;
+        }
+        if (rc == 0) {
+            k->orph[k->norph++] = (kv_orphan){n->ino, k->applied};
+            n->held = 1;
+        }
+    }
+    if (n->refs > 0 || n->held) { k->norphans++; return rc; }
     itab_del(k, n->ino);
     inode_destroy(k, n);
+    return rc;
+}
+
+/* Frees an orphan once neither references nor the holders keep it. */
+static void orphan_release(kv *k, kv_inode *n)
+{
+    if (n->nlink > 0 || n->refs > 0 || n->held) return;
+    k->norphans--;
+    itab_del(k, n->ino);
+    inode_destroy(k, n);
+}
+
+/* Clears the set-id bits of a regular file changed by an unprivileged writer
+ * (kv.h "Set-id bits"). */
+static void kill_privs(kv_inode *n, const kv_op *op)
+{
+    if (!is_reg(n) || op->cuid == 0) return;
+    n->mode &= ~(uint32_t)S_ISUID;
+    if ((n->mode & S_ISGID) && ((n->mode & S_IXGRP) || op->cgid != n->gid))
+        n->mode &= ~(uint32_t)S_ISGID;
 }
 
 static void touch_dir(kv *k, kv_inode *d) { d->mtime = d->ctime = k->now; }
@@ -550,8 +604,8 @@ static int link_child(kv *k, kv_inode *d, const char *name, size_t nlen, kv_inod
     return 0;
 }
 
-/* Removes the entry at slot from d and drops the link it held. */
-static void unlink_slot(kv *k, kv_inode *d, kv_dentry **slot)
+/* Removes the entry at slot from d and drops the link it held.  0 or -1. */
+static int unlink_slot(kv *k, kv_inode *d, kv_dentry **slot)
 {
     kv_dentry *e = dir_remove(d, slot);
     kv_inode *c = e->node;
@@ -560,7 +614,7 @@ static void unlink_slot(kv *k, kv_inode *d, kv_dentry **slot)
     c->ctime = k->now;
     if (is_dir(c)) { d->nlink--; c->nlink = 0; c->x = 0; }
     else c->nlink--;
-    inode_unref_check(k, c);
+    return inode_unref_check(k, c);
 }
 
 /* ---- paths ------------------------------------------------------------------------------ */
@@ -587,14 +641,15 @@ static int path_check(const char **p, size_t *len)
 
 /* Resolves a checked path's directory part.  With mk, missing directories are
  * created (mode 0755).  *name = NULL for the root. */
-static int walk_parent(kv *k, const char *p, size_t len, bool mk, uint32_t uid, uint32_t gid,
-                       kv_inode **dir, const char **name, size_t *nlen)
+static int walk_parent(kv *k, kv_inode *start, const char *p, size_t len, bool mk, uint32_t uid,
+                       uint32_t gid, kv_inode **dir, const char **name, size_t *nlen)
 {
-    kv_inode *d = k->root;
+    kv_inode *d = start;
     *dir = d;
     *name = NULL;
     *nlen = 0;
     if (len == 0) return 0;
+    if (!is_dir(d)) return ENOTDIR;
     const char *s = p, *end = p + len;
     for (;;) {
         const char *q = memchr(s, '/', (size_t)(end - s));
@@ -624,20 +679,31 @@ static int walk_parent(kv *k, const char *p, size_t len, bool mk, uint32_t uid, 
     return 0;
 }
 
-static int resolve_parent(const kv *k, const char *p, size_t len, kv_inode **dir,
+/* The inode a path starts from: dir, or the root for 0. */
+static int start_of(const kv *k, uint64_t dir, kv_inode **out)
+{
+    *out = dir ? itab_get(k, dir) : k->root;
+    return *out ? 0 : ENOENT;
+}
+
+/* Resolves (dir, path) to its directory and last name; *name = NULL when the
+ * path is empty (*dir is then the start inode itself, of any type). */
+static int resolve_parent(const kv *k, uint64_t dir, const char *p, size_t len, kv_inode **d,
                           const char **name, size_t *nlen)
 {
     int st = path_check(&p, &len);
     if (st) return st;
-    return walk_parent((kv *)k, p, len, false, 0, 0, dir, name, nlen);
+    kv_inode *s;
+    if ((st = start_of(k, dir, &s))) return st;
+    return walk_parent((kv *)k, s, p, len, false, 0, 0, d, name, nlen);
 }
 
-static int resolve(const kv *k, const char *p, size_t len, kv_inode **out)
+static int resolve(const kv *k, uint64_t dir, const char *p, size_t len, kv_inode **out)
 {
     kv_inode *d;
     const char *name;
     size_t nl;
-    int st = resolve_parent(k, p, len, &d, &name, &nl);
+    int st = resolve_parent(k, dir, p, len, &d, &name, &nl);
     if (st) return st;
     if (!name) { *out = d; return 0; }
     kv_dentry **e = dir_find(d, name, nl);
@@ -653,7 +719,7 @@ static int op_node(const kv *k, const kv_op *op, kv_inode **out)
         *out = itab_get(k, op->ino);
         return *out ? 0 : ENOENT;
     }
-    return resolve(k, op->path, op->path_len, out);
+    return resolve(k, op->dir, op->path, op->path_len, out);
 }
 
 static void attr_of(const kv_inode *n, kv_attr *a)
@@ -689,14 +755,16 @@ static int op_put(kv *k, const kv_op *op, kv_inode **res, bool append)
         int st = path_check(&p, &len);
         if (st) return st;
         if (op->data_len > k->lim.max_file_size) return EFBIG;
-        kv_inode *d;
+        kv_inode *d, *start;
         const char *name;
         size_t nl;
-        st = walk_parent(k, p, len, true, op->uid, op->gid, &d, &name, &nl);
+        if ((st = start_of(k, op->dir, &start))) return st;
+        st = walk_parent(k, start, p, len, true, op->uid, op->gid, &d, &name, &nl);
         if (st) return st;
-        if (!name) return EISDIR;
-        kv_dentry **e = dir_find(d, name, nl);
-        if (!e) {
+        kv_dentry **e = name ? dir_find(d, name, nl) : NULL;
+        if (!name) {
+            n = d;   /* the start inode itself */
+        } else if (!e) {
             if ((st = check_size(k, NULL, op->data_len))) return st;
             uint32_t mode = op->mode & 07777;
             if ((st = inode_new(k, S_IFREG | (mode ? mode : 0644), op->uid, op->gid, &n)))
@@ -709,8 +777,9 @@ static int op_put(kv *k, const kv_op *op, kv_inode **res, bool append)
             }
             *res = n;
             return 0;
+        } else {
+            n = (*e)->node;
         }
-        n = (*e)->node;
     }
     if (is_dir(n)) return EISDIR;
     if (!is_reg(n)) return EINVAL;
@@ -724,6 +793,7 @@ static int op_put(kv *k, const kv_op *op, kv_inode **res, bool append)
         if ((st = check_size(k, n, op->data_len))) return st;
         if (data_set(k, n, op->data, op->data_len) != 0) return -1;
     }
+    kill_privs(n, op);
     n->mtime = n->ctime = k->now;
     *res = n;
     return 0;
@@ -734,9 +804,9 @@ static int op_del(kv *k, const kv_op *op, int kind)
     kv_inode *d;
     const char *name;
     size_t nl;
-    int st = resolve_parent(k, op->path, op->path_len, &d, &name, &nl);
+    int st = resolve_parent(k, op->dir, op->path, op->path_len, &d, &name, &nl);
     if (st) return st;
-    if (!name) return kind == KV_OP_UNLINK ? EISDIR : EBUSY;
+    if (!name) return d == k->root ? (kind == KV_OP_UNLINK ? EISDIR : EBUSY) : EINVAL;
     kv_dentry **e = dir_find(d, name, nl);
     if (!e) return ENOENT;
     kv_inode *c = (*e)->node;
@@ -746,8 +816,7 @@ static int op_del(kv *k, const kv_op *op, int kind)
     } else if (kind == KV_OP_RMDIR) {
         return ENOTDIR;
     }
-    unlink_slot(k, d, e);
-    return 0;
+    return unlink_slot(k, d, e);
 }
 
 /* CREATE, MKNOD, MKDIR, SYMLINK: a new name in an existing directory. */
@@ -775,8 +844,9 @@ static int op_make(kv *k, const kv_op *op, kv_inode **res)
     kv_inode *d;
     const char *name;
     size_t nl;
-    int st = resolve_parent(k, op->path, op->path_len, &d, &name, &nl);
+    int st = resolve_parent(k, op->dir, op->path, op->path_len, &d, &name, &nl);
     if (st) return st;
+    if (!name && d != k->root) return EINVAL;   /* a new name is needed */
     kv_dentry **e = name ? dir_find(d, name, nl) : NULL;
     kv_inode *n = name ? (e ? (*e)->node : NULL) : d;
     if (n) {
@@ -824,6 +894,7 @@ static int op_write_at(kv *k, const kv_op *op, kv_inode **res)
     if (end > n->size && (st = check_size(k, n, end))) return st;
     if (op->data_len) {
         if (data_write(k, n, op->off, op->data, op->data_len) != 0) return -1;
+        kill_privs(n, op);
         n->mtime = n->ctime = k->now;
     }
     *res = n;
@@ -846,6 +917,7 @@ static int op_truncate(kv *k, const kv_op *op, kv_inode **res)
     int st = op_node(k, op, &n);
     if (st) return st;
     if ((st = set_size(k, n, op->len))) return st;
+    kill_privs(n, op);
     n->mtime = n->ctime = k->now;
     *res = n;
     return 0;
@@ -860,6 +932,7 @@ static int op_setattr(kv *k, const kv_op *op, kv_inode **res)
     if (v & ~(uint32_t)63) return EINVAL;
     if (v & KV_SET_SIZE) {
         if ((st = set_size(k, n, op->len))) return st;
+        if (!(v & KV_SET_MODE)) kill_privs(n, op);
         n->mtime = k->now;
     }
     if (v & KV_SET_MODE) n->mode = (n->mode & S_IFMT) | (op->mode & 07777);
@@ -875,13 +948,14 @@ static int op_setattr(kv *k, const kv_op *op, kv_inode **res)
 static int op_link(kv *k, const kv_op *op, kv_inode **res)
 {
     kv_inode *s;
-    int st = resolve(k, op->path, op->path_len, &s);
+    int st = resolve(k, op->dir, op->path, op->path_len, &s);
     if (st) return st;
     if (is_dir(s)) return EPERM;
+    if (s->nlink == 0) return ENOENT;   /* an orphan gets no new name */
     kv_inode *d;
     const char *name;
     size_t nl;
-    if ((st = resolve_parent(k, op->path2, op->path2_len, &d, &name, &nl))) return st;
+    if ((st = resolve_parent(k, op->dir2, op->path2, op->path2_len, &d, &name, &nl))) return st;
     if (!name || dir_find(d, name, nl)) return EEXIST;
     if (s->nlink >= UINT32_MAX - 1) return EMLINK;
     if (link_child(k, d, name, nl, s) != 0) return -1;
@@ -909,10 +983,11 @@ static int op_rename(kv *k, const kv_op *op, kv_inode **res)
     kv_inode *sd, *dd;
     const char *sn, *dn;
     size_t sl, dl;
-    int st = resolve_parent(k, op->path, op->path_len, &sd, &sn, &sl);
+    int st = resolve_parent(k, op->dir, op->path, op->path_len, &sd, &sn, &sl);
     if (st) return st;
-    if ((st = resolve_parent(k, op->path2, op->path2_len, &dd, &dn, &dl))) return st;
-    if (!sn || !dn) return EBUSY;
+    if ((st = resolve_parent(k, op->dir2, op->path2, op->path2_len, &dd, &dn, &dl))) return st;
+    if (!sn || !dn) return (sd == k->root && !sn) || (dd == k->root && !dn) ? EBUSY : EINVAL;
+    if (!is_dir(sd) || !is_dir(dd)) return ENOTDIR;
     kv_dentry **se = dir_find(sd, sn, sl);
     if (!se) return ENOENT;
     kv_inode *s = (*se)->node;
@@ -947,7 +1022,7 @@ static int op_rename(kv *k, const kv_op *op, kv_inode **res)
         if (is_dir(t)) { dd->nlink--; t->nlink = 0; t->x = 0; }
         else { t->nlink--; t->ctime = k->now; }
         dentry_free(k, dir_remove(sd, se));
-        inode_unref_check(k, t);
+        if (inode_unref_check(k, t) != 0) return -1;
     } else {
         kv_dentry *ne = dentry_new(k, dn, dl, s);
         if (!ne) return -1;
@@ -987,11 +1062,7 @@ static void inode_drop_refs(kv *k, uint64_t ino, uint32_t count)
     kv_inode *n = itab_get(k, ino);
     if (!n) return;
     n->refs -= count;
-    if (n->refs == 0 && n->nlink == 0) {
-        k->norphans--;
-        itab_del(k, n->ino);
-        inode_destroy(k, n);
-    }
+    orphan_release(k, n);
 }
 
 static int op_open_ref(kv *k, const kv_op *op, kv_inode **res)
@@ -1041,6 +1112,143 @@ static int op_release_holder(kv *k, const kv_op *op)
     }
     k->nrefs = j;
     return 0;
+}
+
+/* ---- holders and orphans (kv.h "Open files") ----------------------------------------- */
+
+static kv_holder *holder_find(const kv *k, uint64_t id, size_t *pos)
+{
+    size_t lo = 0, hi = k->nholders;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (k->holders[mid].id == id) { if (pos) *pos = mid; return &k->holders[mid]; }
+        if (k->holders[mid].id < id) lo = mid + 1;
+        else hi = mid;
+    }
+    if (pos) *pos = lo;
+    return NULL;
+}
+
+static bool u64_in(const uint64_t *a, size_t n, uint64_t v)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid] == v) return true;
+        if (a[mid] < v) lo = mid + 1;
+        else hi = mid;
+    }
+    return false;
+}
+
+static void holder_remove_at(kv *k, size_t i)
+{
+    free(k->holders[i].held);
+    memmove(&k->holders[i], &k->holders[i + 1], (k->nholders - i - 1) * sizeof *k->holders);
+    k->nholders--;
+}
+
+/* Drops holders not heard from for KV_HOLDER_TTL_NS, then frees every orphan
+ * that all remaining holders have covered and none lists. */
+static void orphans_sweep(kv *k)
+{
+    for (size_t i = 0; i < k->nholders;) {
+        if (k->now - k->holders[i].time > (int64_t)KV_HOLDER_TTL_NS) holder_remove_at(k, i);
+        else i++;
+    }
+    size_t j = 0;
+    for (size_t i = 0; i < k->norph; i++) {
+        kv_orphan o = k->orph[i];
+        bool keep = false;
+        for (size_t h = 0; h < k->nholders && !keep; h++) {
+            const kv_holder *x = &k->holders[h];
+            keep = x->covered < o.at || u64_in(x->held, x->n, o.ino);
+        }
+        if (keep) { k->orph[j++] = o; continue; }
+        kv_inode *n = itab_get(k, o.ino);
+        if (n) {
+            n->held = 0;
+            orphan_release(k, n);
+        }
+    }
+    k->norph = j;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int op_hold(kv *k, const kv_op *op)
+{
+    if (op->holder == 0 || (op->flags & ~KV_HOLD_GONE) || op->data_len % 8 ||
+        op->data_len / 8 > KV_HOLD_MAX || ((op->flags & KV_HOLD_GONE) && op->data_len))
+        return EINVAL;
+    size_t pos;
+    kv_holder *h = holder_find(k, op->holder, &pos);
+    if (op->flags & KV_HOLD_GONE) {
+        if (h) holder_remove_at(k, pos);
+        orphans_sweep(k);
+        return 0;
+    }
+    size_t n = op->data_len / 8;
+    uint64_t *held = NULL;
+    if (n) {
+        held = malloc(n * sizeof *held);
+        if (!held) return -1;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t v = 0;
+            for (int b = 0; b < 8; b++) v |= (uint64_t)op->data[i * 8 + b] << (8 * b);
+            held[i] = v;
+        }
+        qsort(held, n, sizeof *held, cmp_u64);
+        size_t m = 1;
+        for (size_t i = 1; i < n; i++)
+            if (held[i] != held[m - 1]) held[m++] = held[i];
+        n = m;
+    }
+    if (!h) {
+        if (k->nholders >= KV_HOLDERS_MAX) { free(held); return ENOSPC; }
+        kv_holder *a = realloc(k->holders, (k->nholders + 1) * sizeof *a);
+        if (!a) { free(held); return -1; }
+        k->holders = a;
+        memmove(&a[pos + 1], &a[pos], (k->nholders - pos) * sizeof *a);
+        k->nholders++;
+        h = &a[pos];
+        memset(h, 0, sizeof *h);
+        h->id = op->holder;
+    }
+    free(h->held);
+    h->held = held;
+    h->n = n;
+    h->covered = op->off;
+    h->time = k->now;
+    orphans_sweep(k);
+    return 0;
+}
+
+void kv_holder_get(const kv *k, uint64_t holder, kv_holder_view *v)
+{
+    memset(v, 0, sizeof *v);
+    const kv_holder *h = holder_find(k, holder, NULL);
+    uint64_t last = k->norph ? k->orph[k->norph - 1].at : 0;
+    if (h) {
+        v->known = true;
+        v->covered = h->covered;
+        v->time_ns = h->time;
+        v->held = h->held;
+        v->n_held = h->n;
+        v->uncovered = k->norph > 0 && last > h->covered;
+    } else {
+        v->uncovered = k->norph > 0;
+    }
+}
+
+bool kv_is_orphan(const kv *k, uint64_t ino)
+{
+    const kv_inode *n = itab_get(k, ino);
+    return n && n->nlink == 0;
 }
 
 /* ---- reads ------------------------------------------------------------------------------ */
@@ -1100,7 +1308,7 @@ static kv_dentry **dir_sorted(const kv_inode *d, int *oom)
 static int read_readdir(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
 {
     kv_inode *d;
-    int st = resolve(k, op->path, op->path_len, &d);
+    int st = resolve(k, op->dir, op->path, op->path_len, &d);
     if (st) return reply_simple(st, NULL, out, len);
     if (!is_dir(d)) return reply_simple(ENOTDIR, NULL, out, len);
     int oom;
@@ -1236,7 +1444,8 @@ static int do_read(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
         return reply_data(n, have ? op->off : 0, (size_t)have, out, len);
     }
     case KV_OP_READLINK:
-        if ((st = resolve(k, op->path, op->path_len, &n))) return reply_simple(st, NULL, out, len);
+        if ((st = resolve(k, op->dir, op->path, op->path_len, &n)))
+            return reply_simple(st, NULL, out, len);
         if (!is_lnk(n)) return reply_simple(EINVAL, NULL, out, len);
         return reply_data(n, 0, (size_t)n->size, out, len);
     case KV_OP_READDIR:
@@ -1294,6 +1503,7 @@ static int do_write(kv *k, const kv_op *op, uint8_t **out, size_t *len)
     case KV_OP_OPEN_REF: st = op_open_ref(k, op, &res); break;
     case KV_OP_CLOSE_REF: st = op_close_ref(k, op); break;
     case KV_OP_RELEASE_HOLDER: st = op_release_holder(k, op); break;
+    case KV_OP_HOLD: st = op_hold(k, op); break;
     case KV_OP_NOOP: st = 0; break;
     default: return do_read(k, op, out, len);   /* a read pushed through the log */
     }
@@ -1498,6 +1708,7 @@ void kv_get_stats(const kv *k, kv_stats *st)
     st->meta_alloc = k->meta_alloc;
     st->sessions = k->scount;
     st->refs = k->nrefs;
+    st->holders = k->nholders;
 }
 
 /* ---- life cycle --------------------------------------------------------------------- */
@@ -1539,6 +1750,9 @@ static void kv_clear(kv *k)
     }
     free(k->stab);
     free(k->refs);
+    for (size_t i = 0; i < k->nholders; i++) free(k->holders[i].held);
+    free(k->holders);
+    free(k->orph);
 }
 
 void kv_free(kv *k)
@@ -1562,14 +1776,18 @@ void kv_free(kv *k)
  *   u64 n_sessions, then in expiry order: u64 client, u64 seq, i64 last_time,
  *     u8 has_reply, [u32 len, bytes].
  *   u64 n_refs, then in table order: u64 holder, u64 ino, u32 count.
- *   u32 magic "END." (trailer).
+ *   (version 2) u64 n_holders, then by ascending id: u64 id, u64 covered,
+ *     i64 time, u64 n, n x u64 held inode (ascending); u64 n_orphans, then in
+ *     unlink order: u64 ino, u64 at.
+ *   u32 magic "END." (trailer).  Version 1 (no holders, no orphan list) is
+ *   still read.
  * Chunks that are all zeros are omitted whether they are holes or written
  * zeros, so equal states give equal bytes.
  */
 
 #define SNAP_MAGIC 0x53564b48u      /* "HKVS" */
 #define SNAP_END 0x2e444e45u        /* "END." */
-#define SNAP_VERSION 1u
+#define SNAP_VERSION 2u
 #define NO_CHUNK 0xffffffffu
 
 typedef struct snap_w {
@@ -1699,6 +1917,22 @@ int kv_snapshot_write(const kv *k, kv_write_fn fn, void *arg)
         kv_wb_u32(&w.b, k->refs[i].count);
         sw_maybe_flush(&w);
     }
+    kv_wb_u64(&w.b, k->nholders);
+    for (size_t i = 0; i < k->nholders; i++) {
+        const kv_holder *h = &k->holders[i];
+        kv_wb_u64(&w.b, h->id);
+        kv_wb_u64(&w.b, h->covered);
+        kv_wb_u64(&w.b, (uint64_t)h->time);
+        kv_wb_u64(&w.b, h->n);
+        for (size_t j = 0; j < h->n; j++) kv_wb_u64(&w.b, h->held[j]);
+        sw_maybe_flush(&w);
+    }
+    kv_wb_u64(&w.b, k->norph);
+    for (size_t i = 0; i < k->norph; i++) {
+        kv_wb_u64(&w.b, k->orph[i].ino);
+        kv_wb_u64(&w.b, k->orph[i].at);
+        sw_maybe_flush(&w);
+    }
     kv_wb_u32(&w.b, SNAP_END);
     sw_flush(&w);
     free(w.b.p);
@@ -1825,7 +2059,9 @@ int kv_snapshot_read(kv *k, kv_read_fn fn, void *arg)
     uint64_t *aux = NULL;   /* dirs: entries seen; others: links seen */
     size_t cnt = 0, lcap = 0;
     bool ok = false;
-    if (sr_u32(&r) != SNAP_MAGIC || sr_u32(&r) != SNAP_VERSION) goto out;
+    if (sr_u32(&r) != SNAP_MAGIC) goto out;
+    uint32_t version = sr_u32(&r);
+    if (r.bad || version < 1 || version > SNAP_VERSION) goto out;
     n->applied = sr_u64(&r);
     n->last_time = (int64_t)sr_u64(&r);
     n->next_ino = sr_u64(&r);
@@ -2016,10 +2252,56 @@ int kv_snapshot_read(kv *k, kv_read_fn fn, void *arg)
         free(c);
         if (dup) goto out;
     }
+    if (version >= 2) {
+        uint64_t nh = sr_u64(&r);
+        if (r.bad || nh > KV_HOLDERS_MAX) goto out;
+        if (nh) {
+            n->holders = calloc((size_t)nh, sizeof *n->holders);
+            if (!n->holders) goto out;
+        }
+        for (uint64_t i = 0; i < nh; i++) {
+            kv_holder *h = &n->holders[i];
+            h->id = sr_u64(&r);
+            h->covered = sr_u64(&r);
+            h->time = (int64_t)sr_u64(&r);
+            uint64_t cnt_h = sr_u64(&r);
+            if (r.bad || h->id == 0 || (i && h->id <= n->holders[i - 1].id) ||
+                cnt_h > KV_HOLD_MAX)
+                goto out;
+            n->nholders++;
+            if (cnt_h) {
+                h->held = malloc((size_t)cnt_h * sizeof *h->held);
+                if (!h->held) goto out;
+            }
+            for (uint64_t j = 0; j < cnt_h; j++) {
+                h->held[j] = sr_u64(&r);
+                if (r.bad || (j && h->held[j] <= h->held[j - 1])) goto out;
+                h->n++;
+            }
+        }
+        uint64_t no = sr_u64(&r);
+        if (r.bad || no > n->icount) goto out;
+        if (no) {
+            n->orph = malloc((size_t)no * sizeof *n->orph);
+            if (!n->orph) goto out;
+            n->orphcap = (size_t)no;
+        }
+        for (uint64_t i = 0; i < no; i++) {
+            kv_orphan o;
+            o.ino = sr_u64(&r);
+            o.at = sr_u64(&r);
+            kv_inode *x = itab_get(n, o.ino);
+            if (r.bad || !x || x->nlink || is_dir(x) || x->held || o.at > n->applied ||
+                (i && o.at < n->orph[i - 1].at))
+                goto out;
+            x->held = 1;
+            n->orph[n->norph++] = o;
+        }
+    }
     /* an unlinked inode must be held open */
     for (size_t i = 0; i < cnt; i++) {
         if (list[i]->nlink) continue;
-        if (!list[i]->refs) goto out;
+        if (!list[i]->refs && !list[i]->held) goto out;
         n->norphans++;
     }
     if (sr_u32(&r) != SNAP_END || r.bad) goto out;

@@ -12,16 +12,34 @@
  * buffer; a larger file is an array of KV_CHUNK_SIZE chunks, so WRITE_AT and
  * APPEND touch one chunk.  Holes (never-written ranges) read as zeros.
  *
- * Paths.  Every operation is path based and paths are resolved inside the
- * state machine: the key "a/b" is the file b in directory a.  A leading "/" is
- * optional ("" and "/" are the root).  Empty components ("a//b", a trailing
- * "/"), "." and ".." components and NUL bytes are rejected with EINVAL; a
- * component longer than KV_NAME_MAX bytes or a path longer than KV_PATH_MAX
- * bytes gives ENAMETOOLONG.  Symbolic links are never followed while resolving
- * (the kernel resolves them before FUSE sees a path); a symlink or other
- * non-directory in the middle of a path gives ENOTDIR; a missing component
- * ENOENT.  The state machine does no permission checks (mounts use
- * default_permissions: the kernel checks mode bits on fresh attributes).
+ * Names.  Operations name things in one of three ways:
+ *   - by inode: ops marked [ino] below take kv_op.ino; when it is non-zero
+ *     the path is ignored and the inode is addressed directly (ENOENT once the
+ *     inode is gone);
+ *   - by (directory inode, name): kv_op.dir (dir2 for path2) is the inode the
+ *     path starts from, and path is then usually one name.  This is how the
+ *     mounts address the namespace, so depth is unlimited: only the path given
+ *     to one operation is bounded;
+ *   - by path from the root (dir = 0): the key "a/b" is the file b in
+ *     directory a.  This is the command line's key-value view.
+ * In general path is relative to dir (0 = the root): a leading "/" is
+ * optional, "" names dir itself.  Empty components ("a//b", a trailing "/"),
+ * "." and ".." components and NUL bytes are rejected with EINVAL; a component
+ * longer than KV_NAME_MAX bytes or a path longer than KV_PATH_MAX bytes gives
+ * ENAMETOOLONG; a dir that is not an inode gives ENOENT.  Symbolic links are
+ * never followed while resolving (the kernel resolves them before FUSE sees a
+ * name); a symlink or other non-directory in the middle of a path (or as the
+ * dir of a non-empty path) gives ENOTDIR; a missing component ENOENT.  The
+ * state machine does no permission checks (mounts use default_permissions:
+ * the kernel checks mode bits on fresh attributes).
+ *
+ * Set-id bits.  Ops that change a regular file's data (PUT of an existing
+ * file, APPEND, WRITE_AT, TRUNCATE, SETATTR of the size without a mode) carry
+ * the writer's credentials (cuid, cgid).  When cuid is not 0 (an unprivileged
+ * writer, as a process without CAP_FSETID on Linux) the change clears
+ * S_ISUID, and S_ISGID when the group may execute the file or cgid is not the
+ * file's group, in the same command (as Linux does on write and truncate).
+ * cuid 0 (root, the command line, and every op of an older log) keeps them.
  *
  * Layers.  Callers build an operation (kv_op), encode it to bytes
  * (kv_op_encode).  Reads (kv_op_is_read) go to kv_query() on a state that a
@@ -46,22 +64,26 @@
  * EINVAL, EPERM, EBUSY, EBADMSG), or one of the KV_E* codes below (> 1000,
  * never an errno; the FUSE layer should map them to EIO).
  *
- * Open files (the unlink-while-open decision).  Two ways to use files are
- * supported and the FUSE layer may mix them:
- *   - by path: an op names a path; if the file was unlinked or renamed
- *     meanwhile, the op fails with ENOENT (or reaches the new file).
- *   - by inode: ops marked [ino] below take kv_op.ino; when it is non-zero
- *     the path is ignored and the inode is addressed directly (ENOENT once the
- *     inode is gone).  To keep an unlinked inode alive while a node holds it
- *     open, that node proposes OPEN_REF (path or ino, holder = its node id)
- *     and later CLOSE_REF (ino, holder); an inode is freed when nlink == 0 and
- *     no holder references it.  Because a node that crashes never closes its
- *     references, a node proposes RELEASE_HOLDER(holder = its id) once after it
- *     starts (and before its first OPEN_REF), dropping whatever its previous
- *     incarnation held.  An inode kept alive this way ("orphan") is counted in
- *     STATFS files and bytes until released.
- *   The cost of the inode way is two extra replicated commands per open(); a
- *   FUSE layer that prefers speed may use paths only and document ENOENT.
+ * Open files (POSIX: an inode lives until its last close, on any node).
+ * Nodes with a mount are "holders": each reports, with a HOLD command, the
+ * inodes it holds open that have no name any more, and the index up to which
+ * the report is complete ("covered": every open on that node whose lookup saw
+ * the state at an index below it is in the report).  An inode that loses its
+ * last name while holders exist becomes an orphan (remembered with the index
+ * U of the command that unlinked it) instead of being freed.  At every HOLD
+ * the orphans are swept: an orphan is freed when every holder has covered
+ * >= U and none lists it.  So no open costs a replicated round: only nodes
+ * report, and only when there are orphans to decide (node.c).  Holders whose
+ * last report is older than KV_HOLDER_TTL_NS of command time (a node gone
+ * for good, or cut off that long) no longer count and are dropped; a node
+ * that restarts reports anew, which replaces what its previous incarnation
+ * held; a mount that stops cleanly reports KV_HOLD_GONE.  Everything is
+ * decided from the log, so every replica frees the same orphan at the same
+ * index.  While no holder exists, an unlinked inode is freed at once.
+ *   The older, per-open way (OPEN_REF / CLOSE_REF / RELEASE_HOLDER: an inode
+ *   is kept while a holder has a reference on it) is still applied, for logs
+ *   written by older versions.  An inode kept alive either way ("orphan") is
+ *   counted in STATFS files and bytes until freed.
  *
  * Memory.  Per small file: one inode record (88 bytes), one flat data buffer
  * of the file's size, one directory entry (9 bytes + name + NUL), and slots
@@ -103,6 +125,13 @@
  * the TTL (the client library's deadline is seconds).  client_id 0 means "no
  * session": such a command is always applied and nothing is remembered. */
 #define KV_SESSION_TTL_NS (3600ull * 1000000000ull)   /* one hour */
+/* Open-file holders (see "Open files"): a holder not heard from for this long
+ * (command time) no longer keeps orphans alive; a live node reports at least
+ * every quarter of it.  At most KV_HOLD_MAX inodes in one report, at most
+ * KV_HOLDERS_MAX holders. */
+#define KV_HOLDER_TTL_NS (60ull * 1000000000ull)
+#define KV_HOLD_MAX 65536
+#define KV_HOLDERS_MAX 64
 #define KV_SESSION_MAX 65536
 /* Replies larger than this are not kept in a session (only commands with big
  * replies - reads pushed through the log - exceed it); a duplicate then gets
@@ -184,6 +213,12 @@ enum {
  *                   with no references left.  ENOENT if holder had none.
  *  RELEASE_HOLDER W holder.  Drops every reference holder has.  No attr.
  *  NOOP           W.  Does nothing (status 0); for tests and barriers.
+ *  HOLD           W holder, off = covered index, data = the held inodes
+ *                   (u64 little-endian each, at most KV_HOLD_MAX), flags
+ *                   KV_HOLD_GONE (the holder leaves: data must be empty).
+ *                   Replaces the holder's report, then sweeps orphans (see
+ *                   "Open files").  No attr.  EINVAL for a bad list.
+ * Every op that takes a path also takes dir (path2: dir2), see "Names".
  */
 typedef enum kv_op_type {
     KV_OP_PUT = 1,
@@ -211,7 +246,8 @@ typedef enum kv_op_type {
     KV_OP_CLOSE_REF = 23,
     KV_OP_RELEASE_HOLDER = 24,
     KV_OP_NOOP = 25,
-    KV_OP__MAX = 25,
+    KV_OP_HOLD = 26,
+    KV_OP__MAX = 26,
 } kv_op_type;
 
 /* CREATE flags */
@@ -220,6 +256,8 @@ typedef enum kv_op_type {
 /* RENAME flags: same values as Linux RENAME_NOREPLACE / RENAME_EXCHANGE */
 #define KV_RENAME_NOREPLACE 1u
 #define KV_RENAME_EXCHANGE 2u
+/* HOLD flags */
+#define KV_HOLD_GONE 1u
 /* SETATTR valid mask */
 #define KV_SET_MODE 1u
 #define KV_SET_UID 2u
@@ -255,7 +293,10 @@ typedef struct kv_op {
     int64_t atime_ns;
     int64_t mtime_ns;
     uint64_t ino;           /* [ino] ops: non-zero addresses the inode */
-    uint64_t holder;        /* OPEN_REF/CLOSE_REF/RELEASE_HOLDER: node id */
+    uint64_t holder;        /* OPEN_REF/CLOSE_REF/RELEASE_HOLDER/HOLD: node id */
+    uint64_t dir;           /* the inode path starts from; 0 = the root */
+    uint64_t dir2;          /* the same for path2 */
+    uint32_t cuid, cgid;    /* the writer (see "Set-id bits"); 0 = privileged */
 } kv_op;
 
 /* Encodes op into a malloc'ed buffer (*out, caller frees).  0, or -1 for an
@@ -412,13 +453,31 @@ typedef struct kv_stats {
     uint64_t meta_alloc;    /* approximate bytes of inodes, entries, tables */
     uint64_t sessions;
     uint64_t refs;          /* (holder, inode) reference records */
+    uint64_t holders;       /* nodes that report open files */
 } kv_stats;
+
+/* A holder's standing in the state (for the node deciding when to report).
+ * known: the holder has a report in force; covered, time_ns: of that report;
+ * uncovered: an orphan exists that the report does not cover yet; held, n_held:
+ * the inodes it listed (valid until the next kv call that changes the state). */
+typedef struct kv_holder_view {
+    bool known;
+    bool uncovered;
+    uint64_t covered;
+    int64_t time_ns;
+    const uint64_t *held;
+    size_t n_held;
+} kv_holder_view;
+void kv_holder_get(const kv *k, uint64_t holder, kv_holder_view *v);
+/* True when ino is an inode with no name left (an orphan kept alive). */
+bool kv_is_orphan(const kv *k, uint64_t ino);
 void kv_get_stats(const kv *k, kv_stats *st);
 
 /* ---- Snapshots ---------------------------------------------------------------------- */
 
 /* The whole state: applied index, last command time, inode counter, inodes
- * with data, directory entries, sessions (in expiry order) and references.
+ * with data, directory entries, sessions (in expiry order), references,
+ * holders' reports and orphans (format version 2; version 1 still reads).
  * The bytes are deterministic: equal states give equal bytes, whatever path
  * led there (holes and zero-filled ranges are encoded alike).
  *

@@ -2,9 +2,13 @@
  * kv_codec.c — byte formats of the state machine's operations, commands and
  * replies (see kv.h).  Pure functions, no state.
  *
- * Op:      u8 version (1), u8 type, then the fields that type uses, in the
+ * Op:      u8 version (2), u8 type, then the fields that type uses, in the
  *          fixed order of op_fields[] below: strings as u32 length + bytes,
- *          integers fixed-width little-endian.  Nothing else may follow.
+ *          integers fixed-width little-endian; version 2 then adds the start
+ *          directories (u64 dir, u64 dir2) and the writer's credentials (u32
+ *          uid, u32 gid) to the ops that take them (v2_fields).  Version 1
+ *          ops (older logs) still decode, with those fields 0.  Nothing else
+ *          may follow.
  * Command: u8 'C', u8 version (1), u64 client_id, u64 seq, i64 time_ns, op.
  * Reply:   u8 'R', u32 status, u8 parts (KV_R_*), then each present part in
  *          the order attr, data (u64 len + bytes), names (u64 count, each u32
@@ -22,7 +26,7 @@
 #include "raftkv/kv.h"
 #include "raftkv/kv_internal.h"
 
-#define OP_VERSION 1
+#define OP_VERSION 2      /* version 1 (still decoded) lacks F_DIR, F_DIR2, F_CRED */
 #define CMD_MAGIC 'C'
 #define CMD_VERSION 1
 #define REPLY_MAGIC 'R'
@@ -42,7 +46,26 @@ enum {
     F_MTIME = 1 << 11,
     F_INO = 1 << 12,
     F_HOLDER = 1 << 13,
+    F_DIR = 1 << 14,      /* version 2: every op with F_PATH */
+    F_DIR2 = 1 << 15,     /* version 2: every op with F_PATH2 */
+    F_CRED = 1 << 16,     /* version 2: the writer's uid and gid */
 };
+
+/* Fields that version 2 adds to an op that had the given version 1 fields. */
+static uint32_t v2_fields(int type, uint32_t f)
+{
+    if (f & F_PATH) f |= F_DIR;
+    if (f & F_PATH2) f |= F_DIR2;
+    switch (type) {
+    case KV_OP_PUT: case KV_OP_APPEND: case KV_OP_WRITE_AT: case KV_OP_TRUNCATE:
+    case KV_OP_SETATTR:
+        f |= F_CRED;
+        break;
+    default:
+        break;
+    }
+    return f;
+}
 
 static const struct {
     const char *name;
@@ -75,6 +98,7 @@ static const struct {
     [KV_OP_CLOSE_REF] = {"CLOSE_REF", F_INO | F_HOLDER, false},
     [KV_OP_RELEASE_HOLDER] = {"RELEASE_HOLDER", F_HOLDER, false},
     [KV_OP_NOOP] = {"NOOP", 0, false},
+    [KV_OP_HOLD] = {"HOLD", F_HOLDER | F_OFF | F_DATA | F_FLAGS, false},
 };
 
 const char *kv_op_name(int type)
@@ -94,7 +118,7 @@ int kv_op_encode(const kv_op *op, uint8_t **out, size_t *out_len)
     *out = NULL;
     *out_len = 0;
     if (op->type < 1 || op->type > KV_OP__MAX) return -1;
-    uint32_t f = op_info[op->type].fields;
+    uint32_t f = v2_fields(op->type, op_info[op->type].fields);
     const char *p = op->path ? op->path : "";
     size_t pl = op->path_len ? op->path_len : strlen(p);
     const char *p2 = op->path2 ? op->path2 : "";
@@ -120,6 +144,9 @@ int kv_op_encode(const kv_op *op, uint8_t **out, size_t *out_len)
     if (f & F_MTIME) kv_wb_u64(&w, (uint64_t)op->mtime_ns);
     if (f & F_INO) kv_wb_u64(&w, op->ino);
     if (f & F_HOLDER) kv_wb_u64(&w, op->holder);
+    if (f & F_DIR) kv_wb_u64(&w, op->dir);
+    if (f & F_DIR2) kv_wb_u64(&w, op->dir2);
+    if (f & F_CRED) { kv_wb_u32(&w, op->cuid); kv_wb_u32(&w, op->cgid); }
     if (w.oom) { free(w.p); return -1; }
     *out = w.p;
     *out_len = w.len;
@@ -144,9 +171,11 @@ int kv_op_decode(const uint8_t *buf, size_t len, kv_op *op)
     kv_rbuf r = {buf, len, 0, false};
     uint8_t ver = kv_rb_u8(&r);
     uint8_t type = kv_rb_u8(&r);
-    if (r.bad || ver != OP_VERSION || type < 1 || type > KV_OP__MAX) return -1;
+    if (r.bad || ver < 1 || ver > OP_VERSION || type < 1 || type > KV_OP__MAX) return -1;
+    if (ver == 1 && type > KV_OP_NOOP) return -1;
     op->type = type;
     uint32_t f = op_info[type].fields;
+    if (ver >= 2) f = v2_fields(type, f);
     if (f & F_PATH) op->path = get_str(&r, &op->path_len);
     if (f & F_PATH2) op->path2 = get_str(&r, &op->path2_len);
     if (f & F_DATA) op->data = (const uint8_t *)get_str(&r, &op->data_len);
@@ -161,6 +190,9 @@ int kv_op_decode(const uint8_t *buf, size_t len, kv_op *op)
     if (f & F_MTIME) op->mtime_ns = (int64_t)kv_rb_u64(&r);
     if (f & F_INO) op->ino = kv_rb_u64(&r);
     if (f & F_HOLDER) op->holder = kv_rb_u64(&r);
+    if (f & F_DIR) op->dir = kv_rb_u64(&r);
+    if (f & F_DIR2) op->dir2 = kv_rb_u64(&r);
+    if (f & F_CRED) { op->cuid = kv_rb_u32(&r); op->cgid = kv_rb_u32(&r); }
     if (r.bad || r.pos != r.len) {
         memset(op, 0, sizeof *op);
         op->path = op->path2 = "";

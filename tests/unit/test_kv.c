@@ -1109,6 +1109,253 @@ static void test_open_refs(void **s)
     done(&t);
 }
 
+/* ---- names: (directory inode, name) addressing ----------------------------------------- */
+
+static void test_dir_relative_names(void **s)
+{
+    (void)s;
+    tk t = mk(NULL);
+    /* a chain deeper than KV_PATH_MAX allows to name from the root */
+    char name[201];
+    memset(name, 'd', 200);
+    name[200] = '\0';
+    uint64_t dir = KV_ROOT_INO;
+    kv_reply r;
+    for (int i = 0; i < 40; i++) {
+        kv_op m = {.type = KV_OP_MKDIR, .dir = dir, .path = name, .mode = 0755};
+        assert_int_equal(cmd(&t, &m, &r), 0);
+        dir = r.attr.ino;
+        kv_reply_free(&r);
+    }
+    kv_op c = {.type = KV_OP_CREATE, .dir = dir, .path = "f", .mode = 0644};
+    assert_int_equal(cmd(&t, &c, &r), 0);
+    uint64_t f = r.attr.ino;
+    kv_reply_free(&r);
+    kv_op lk = {.type = KV_OP_STAT, .dir = dir, .path = "f"};
+    assert_int_equal(query(&t, &lk, &r), 0);
+    assert_int_equal(r.attr.ino, f);
+    kv_reply_free(&r);
+    /* PUT of dir + "" replaces the content of that inode */
+    kv_op p = {.type = KV_OP_PUT, .dir = f, .path = "", .data = (const uint8_t *)"abc",
+               .data_len = 3};
+    assert_int_equal(cmd(&t, &p, &r), 0);
+    assert_int_equal(r.attr.ino, f);
+    assert_int_equal(r.attr.size, 3);
+    kv_reply_free(&r);
+    kv_op l = {.type = KV_OP_LINK, .dir = f, .path = "", .dir2 = dir, .path2 = "g"};
+    assert_int_equal(cmd_st(&t, &l), 0);
+    kv_op rn = {.type = KV_OP_RENAME, .dir = dir, .path = "g", .dir2 = KV_ROOT_INO,
+                .path2 = "top"};
+    assert_int_equal(cmd_st(&t, &rn), 0);
+    kv_attr a;
+    assert_int_equal(stat_(&t, "top", &a), 0);
+    assert_int_equal(a.ino, f);
+    assert_int_equal(a.nlink, 2);
+    kv_op rd = {.type = KV_OP_READDIR, .dir = dir, .path = ""};
+    assert_int_equal(query(&t, &rd, &r), 0);
+    assert_int_equal(r.n_entries, 1);
+    assert_string_equal(r.entries[0].name, "f");
+    kv_reply_free(&r);
+    kv_op u = {.type = KV_OP_UNLINK, .dir = dir, .path = "f"};
+    assert_int_equal(cmd_st(&t, &u), 0);
+    assert_int_equal(cmd_st(&t, &u), ENOENT);
+    /* errors: a file as the start of a path, a missing start, no name */
+    kv_op bad = {.type = KV_OP_CREATE, .dir = f, .path = "x", .mode = 0644};
+    assert_int_equal(cmd_st(&t, &bad), ENOTDIR);
+    bad.dir = 999999;
+    assert_int_equal(cmd_st(&t, &bad), ENOENT);
+    bad.dir = dir;
+    bad.path = "";
+    assert_int_equal(cmd_st(&t, &bad), EINVAL);
+    kv_op ud = {.type = KV_OP_UNLINK, .dir = dir, .path = ""};
+    assert_int_equal(cmd_st(&t, &ud), EINVAL);
+    done(&t);
+}
+
+/* A version 1 op (older logs) still decodes, with dir, dir2 and cuid 0. */
+static void test_op_v1_decodes(void **s)
+{
+    (void)s;
+    const uint8_t v1[] = {1, KV_OP_UNLINK, 1, 0, 0, 0, 'f'};
+    kv_op o;
+    assert_int_equal(kv_op_decode(v1, sizeof v1, &o), 0);
+    assert_int_equal(o.type, KV_OP_UNLINK);
+    assert_int_equal(o.path_len, 1);
+    assert_int_equal(o.dir, 0);
+    const uint8_t v1hold[] = {1, KV_OP_HOLD, 0, 0, 0, 0, 0, 0, 0, 0};
+    assert_int_equal(kv_op_decode(v1hold, sizeof v1hold, &o), -1);
+    kv_op w = {.type = KV_OP_WRITE_AT, .ino = 5, .dir = 7, .cuid = 1000, .cgid = 100,
+               .data = (const uint8_t *)"x", .data_len = 1};
+    uint8_t *b;
+    size_t l;
+    assert_int_equal(kv_op_encode(&w, &b, &l), 0);
+    assert_int_equal(kv_op_decode(b, l, &o), 0);
+    assert_int_equal(o.dir, 7);
+    assert_int_equal(o.cuid, 1000);
+    assert_int_equal(o.cgid, 100);
+    free(b);
+}
+
+/* ---- set-id bits ------------------------------------------------------------------------ */
+
+static uint32_t mode_of(tk *t, const char *p)
+{
+    kv_attr a;
+    assert_int_equal(stat_(t, p, &a), 0);
+    return a.mode & 07777;
+}
+
+static void test_setid_cleared_by_writers(void **s)
+{
+    (void)s;
+    tk t = mk(NULL);
+    kv_op c = {.type = KV_OP_CREATE, .path = "f", .mode = 06755, .uid = 1000, .gid = 100};
+    assert_int_equal(cmd_st(&t, &c), 0);
+    /* root (cuid 0) keeps the bits */
+    kv_op w = {.type = KV_OP_WRITE_AT, .path = "f", .data = (const uint8_t *)"x", .data_len = 1};
+    assert_int_equal(cmd_st(&t, &w), 0);
+    assert_int_equal(mode_of(&t, "f"), 06755);
+    /* an unprivileged writer clears both (group may execute) */
+    w.cuid = 1000;
+    w.cgid = 100;
+    assert_int_equal(cmd_st(&t, &w), 0);
+    assert_int_equal(mode_of(&t, "f"), 0755);
+    /* set-gid without group execute: kept for a member of the group, cleared
+     * for others; truncate does the same as write */
+    kv_op sa = {.type = KV_OP_SETATTR, .path = "f", .flags = KV_SET_MODE, .mode = 06744};
+    assert_int_equal(cmd_st(&t, &sa), 0);
+    kv_op tr = {.type = KV_OP_TRUNCATE, .path = "f", .len = 0, .cuid = 1000, .cgid = 100};
+    assert_int_equal(cmd_st(&t, &tr), 0);
+    assert_int_equal(mode_of(&t, "f"), 02744);
+    tr.cuid = 2000;
+    tr.cgid = 200;
+    assert_int_equal(cmd_st(&t, &tr), 0);
+    assert_int_equal(mode_of(&t, "f"), 0744);
+    /* APPEND, PUT and a SETATTR of the size alone */
+    const int types[] = {KV_OP_APPEND, KV_OP_PUT, KV_OP_SETATTR};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cmd_st(&t, &sa), 0);
+        kv_op o = {.type = (uint8_t)types[i], .path = "f", .data = (const uint8_t *)"y",
+                   .data_len = types[i] == KV_OP_SETATTR ? 0 : 1, .cuid = 5, .cgid = 5,
+                   .flags = types[i] == KV_OP_SETATTR ? KV_SET_SIZE : 0, .len = 9};
+        assert_int_equal(cmd_st(&t, &o), 0);
+        assert_int_equal(mode_of(&t, "f"), 0744);
+    }
+    /* a directory's set-gid is never touched */
+    kv_op md = {.type = KV_OP_MKDIR, .path = "d", .mode = 02775};
+    assert_int_equal(cmd_st(&t, &md), 0);
+    kv_op sd = {.type = KV_OP_SETATTR, .path = "d", .flags = KV_SET_ATIME, .atime_ns = 5,
+                .cuid = 5};
+    assert_int_equal(cmd_st(&t, &sd), 0);
+    assert_int_equal(mode_of(&t, "d"), 02775);
+    done(&t);
+}
+
+/* ---- holders and orphans --------------------------------------------------------------- */
+
+static int hold(tk *t, uint64_t holder, uint64_t covered, const uint64_t *inos, size_t n,
+                uint32_t flags)
+{
+    uint8_t buf[8 * 8];
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++)
+        for (int b = 0; b < 8; b++) buf[i * 8 + b] = (uint8_t)(inos[i] >> (8 * b));
+    kv_op o = {.type = KV_OP_HOLD, .holder = holder, .off = covered, .data = buf,
+               .data_len = n * 8, .flags = flags};
+    return cmd_st(t, &o);
+}
+
+static void test_holders_keep_orphans(void **s)
+{
+    (void)s;
+    tk t = mk(NULL);
+    kv_attr a;
+    /* no holders: an unlinked file goes at once */
+    assert_int_equal(put(&t, "f", "old"), 0);
+    assert_int_equal(stat_(&t, "f", &a), 0);
+    uint64_t f = a.ino;
+    assert_int_equal(del(&t, "f"), 0);
+    assert_int_equal(stat_ino(&t, f, &a), ENOENT);
+    /* two holders */
+    assert_int_equal(hold(&t, 1, t.index, NULL, 0, 0), 0);
+    assert_int_equal(hold(&t, 2, t.index, NULL, 0, 0), 0);
+    kv_holder_view v;
+    kv_holder_get(t.k, 1, &v);
+    assert_true(v.known);
+    assert_false(v.uncovered);
+    assert_int_equal(put(&t, "g", "old"), 0);
+    assert_int_equal(stat_(&t, "g", &a), 0);
+    uint64_t g = a.ino;
+    assert_int_equal(put(&t, "g.tmp", "new"), 0);
+    assert_int_equal(rename_(&t, "g.tmp", "g", 0), 0);   /* g's old inode loses its name */
+    uint64_t u = t.index;
+    assert_true(kv_is_orphan(t.k, g));
+    kv_holder_get(t.k, 2, &v);
+    assert_true(v.uncovered);
+    kv_stats st;
+    kv_get_stats(t.k, &st);
+    assert_int_equal(st.orphans, 1);
+    /* holder 1 covers it without holding it; holder 2 holds it */
+    assert_int_equal(hold(&t, 1, u, NULL, 0, 0), 0);
+    assert_int_equal(hold(&t, 2, u, &g, 1, 0), 0);
+    assert_int_equal(stat_ino(&t, g, &a), 0);
+    kv_op rd = {.type = KV_OP_GETRANGE, .ino = g, .len = 10};
+    kv_reply r;
+    assert_int_equal(query(&t, &rd, &r), 0);
+    assert_int_equal(r.data_len, 3);
+    assert_memory_equal(r.data, "old", 3);
+    kv_reply_free(&r);
+    /* a report that does not cover it yet keeps it too */
+    assert_int_equal(hold(&t, 2, u - 1, NULL, 0, 0), 0);
+    assert_int_equal(stat_ino(&t, g, &a), 0);
+    /* it survives a snapshot, with the holders */
+    uint8_t *sb, *sb2;
+    size_t sl, sl2;
+    snap(t.k, &sb, &sl);
+    kv *k2 = kv_new(NULL);
+    assert_int_equal(kv_snapshot_decode(k2, sb, sl), 0);
+    snap(k2, &sb2, &sl2);
+    assert_int_equal(sl, sl2);
+    assert_memory_equal(sb, sb2, sl);
+    kv_holder_view v2;
+    kv_holder_get(k2, 2, &v2);
+    assert_true(v2.known);
+    assert_int_equal(v2.covered, u - 1);
+    assert_true(kv_is_orphan(k2, g));
+    free(sb);
+    free(sb2);
+    kv_free(k2);
+    /* covered and released by both: freed */
+    assert_int_equal(hold(&t, 2, t.index, NULL, 0, 0), 0);
+    assert_int_equal(stat_ino(&t, g, &a), ENOENT);
+    kv_get_stats(t.k, &st);
+    assert_int_equal(st.orphans, 0);
+    /* a holder that leaves, and one that goes silent past the TTL */
+    assert_int_equal(put(&t, "h", "x"), 0);
+    assert_int_equal(stat_(&t, "h", &a), 0);
+    uint64_t h = a.ino;
+    assert_int_equal(del(&t, "h"), 0);
+    assert_int_equal(hold(&t, 1, t.index, &h, 1, 0), 0);
+    assert_int_equal(hold(&t, 2, 0, NULL, 0, KV_HOLD_GONE), 0);
+    assert_int_equal(stat_ino(&t, h, &a), 0);   /* holder 1 still holds it */
+    t.time += (int64_t)KV_HOLDER_TTL_NS + 1;
+    assert_int_equal(hold(&t, 3, t.index, NULL, 0, 0), 0);
+    assert_int_equal(stat_ino(&t, h, &a), ENOENT);
+    kv_holder_get(t.k, 1, &v);
+    assert_false(v.known);
+    /* bad reports */
+    kv_op b = {.type = KV_OP_HOLD, .holder = 0};
+    assert_int_equal(cmd_st(&t, &b), EINVAL);
+    b.holder = 1;
+    b.data = (const uint8_t *)"abc";
+    b.data_len = 3;
+    assert_int_equal(cmd_st(&t, &b), EINVAL);
+    b.data_len = 8;
+    b.flags = KV_HOLD_GONE;
+    assert_int_equal(cmd_st(&t, &b), EINVAL);
+    done(&t);
+}
+
 /* ---- snapshots and determinism -------------------------------------------------------- */
 
 static uint64_t rng_state;
@@ -1742,6 +1989,10 @@ int main(void)
         cmocka_unit_test(test_reply_codec),
         cmocka_unit_test(test_malformed_snapshots),
         cmocka_unit_test(test_small_file_memory),
+        cmocka_unit_test(test_dir_relative_names),
+        cmocka_unit_test(test_op_v1_decodes),
+        cmocka_unit_test(test_setid_cleared_by_writers),
+        cmocka_unit_test(test_holders_keep_orphans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
