@@ -1,16 +1,27 @@
 /*
- * fs.c — the FUSE face of hstore: the libfuse3 high-level operations of one
+ * fs.c — the FUSE face of hstore: the libfuse3 low-level operations of one
  * node's mount, each mapped onto state-machine operations (fs/fs_kv.h).
+ *
+ * Names, not paths.  The kernel's node ids are the state machine's inode
+ * numbers (the root is 1 in both).  A lookup is one linearizable read of
+ * (parent inode, name); every other operation addresses an inode, or a name
+ * in a directory inode (create, mkdir, mknod, symlink, link, unlink, rmdir,
+ * rename: parent + name, and rename a second parent + name).  No path is ever
+ * built, so depth is unlimited (only one name, at most 255 bytes, travels
+ * with an operation), and an open file keeps addressing its inode whatever
+ * happens to its names.
  *
  * Consistency.  Every read (lookup, getattr, readdir, read, readlink) is a
  * linearizable read (ReadIndex on the leader, then wait until this node has
  * applied that index).  Every change is one replicated command, committed on a
  * majority and applied here before the system call returns; commands carry an
  * exactly-once (client id, seq) pair so a retry inside the deadline never
- * applies twice.  The kernel caches nothing that could go stale: entry, attr
- * and negative timeouts are 0, every file is direct_io (no page cache), the
- * writeback cache is never enabled.  Timestamps are stamped by the leader into
- * the command, so every node reports the same attributes.
+ * applies twice.  The kernel caches nothing that could go stale: entry and
+ * attr timeouts are 0, negative lookups are not cached, every file is
+ * direct_io (no page cache), the writeback cache is never enabled.
+ * Timestamps are stamped by the proposing node into the command, and the
+ * state machine never lets them go backwards, so every node reports the same
+ * attributes.
  *
  * Which writes are buffered, which go write-through:
  *
@@ -21,7 +32,7 @@
  *     in the handle, up to a bound (fs_options.whole_file_max, default 32 MiB,
  *     never more than max_file_size).  At flush (every close()), fsync or
  *     release the content is committed as ONE PUT command that replaces the
- *     file's data: a reader on any node sees the old content or the new,
+ *     inode's data: a reader on any node sees the old content or the new,
  *     never an empty or half-written file.  close() returns only after the PUT
  *     is committed and reports its failure (EIO without a quorum, EFBIG,
  *     ENOSPC).  A flush with nothing written is a no-op (`echo x > f` sends
@@ -46,39 +57,29 @@
  *     offset the kernel sends is ignored (it may be stale: another node may
  *     have appended since), the state machine appends at its own end.
  *
- * Open files name inodes.  open() looks the file up once (STAT) and the
- * handle then addresses the inode (GETRANGE, WRITE_AT, APPEND, TRUNCATE,
- * STAT, SETATTR by inode), so a descriptor follows its file through renames
- * made on any node, like POSIX.  The one exception is the whole-file PUT,
- * which the state machine only offers by path: it goes to the handle's
- * current path as libfuse knows it (renames made on this node are followed,
- * a rename made on another node is not: the PUT then writes the old name).
+ * Open files live until their last close on any node (POSIX), whoever
+ * unlinks or renames over them: the state machine keeps an inode that lost
+ * its last name as an orphan until no node reports it open (kv.h "Open
+ * files").  This mount lists the inodes it has open to the node
+ * (node_set_open_files), which reports them when orphans need deciding; an
+ * open in progress holds back what a report covers, from the moment before
+ * its STAT, so a file cannot be freed between its lookup and its
+ * registration.  open() of an inode that has no name any more answers ESTALE,
+ * which makes the kernel look the name up again.  Opens cost no replicated
+ * command.  At unmount the node leaves the holders (KV_HOLD_GONE).
  *
- * Unlink (or rename over) a file that is open on this node: POSIX.  The
- * mount runs with hard_remove (no ".fuse_hidden" renames, which would
- * replicate to every node); instead, before this node removes the last name
- * of an inode it holds open, it proposes OPEN_REF (holder = its node id), so
- * the state machine keeps the inode alive ("orphan") and the descriptor keeps
- * reading and writing it; the last close proposes CLOSE_REF, which frees it.
- * References of a crashed incarnation are dropped by RELEASE_HOLDER before the
- * first OPEN_REF of the next one.  Unopened files cost nothing extra.  A file
- * unlinked by ANOTHER node while open here is gone at once: this node's
- * descriptors then get ENOENT (a cluster-wide open-file lease would be needed
- * to do better).  A whole-file handle whose name is gone drops its pending
- * content at close (nobody could see it).  One gap: fstat() of an unlinked
- * open file fails with ESTALE, because the kernel sends that GETATTR without
- * a file handle and libfuse's high-level API has no path for a removed file.
- * libfuse's alternative (hard_remove off: rename to .fuse_hidden*, unlink at
- * release) would break the atomicity of rename over an open file, which
- * matters more.
+ * Set-id bits: the writer's credentials travel with every data change, and
+ * the state machine clears S_ISUID/S_ISGID for an unprivileged (uid != 0)
+ * writer, as Linux does; chown and truncate also get the kernel's own mode
+ * change.
  *
  * Limits: a write or truncate past max_file_size fails with EFBIG (checked
- * here and again in the state machine); a full store answers ENOSPC; a path
- * component longer than 255 bytes gets ENAMETOOLONG.  Without a quorum every
+ * here and again in the state machine); a full store answers ENOSPC; a name
+ * longer than 255 bytes gets ENAMETOOLONG.  Without a quorum every
  * operation fails with EIO once the op timeout passes (a system call that
- * makes the kernel send two requests, e.g. a cached dentry's revalidation and
- * then a fresh lookup, may take two timeouts).  File locks (flock, fcntl) are
- * not implemented: the kernel keeps them, per node.
+ * makes the kernel send two requests, e.g. a lookup and then a getattr, may
+ * take two timeouts).  File locks (flock, fcntl) are not implemented: the
+ * kernel keeps them, per node.
  *
  * Control view: MOUNT/.hstore/status is a read-only file generated on open
  * from node_status() (id, role, term, leader, commit and applied index, ...).
@@ -95,7 +96,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse.h>
+#include <fuse_lowlevel.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -112,11 +113,13 @@
 #include "fs/fs_kv.h"
 
 #define FS_NAME_MAX 255
-#define FS_CTL_DIR "/.hstore"
-#define FS_CTL_STATUS "/.hstore/status"
+#define FS_ROOT_INO 1                          /* FUSE_ROOT_ID and KV_ROOT_INO */
+#define FS_CTL_NAME ".hstore"
+#define FS_CTL_STATUS_NAME "status"
 #define FS_CTL_INO_DIR 0xFFFFFFFFFFFFFF01ull   /* outside the state machine's range */
 #define FS_CTL_INO_STATUS 0xFFFFFFFFFFFFFF02ull
 #define FS_HANDLE_MAGIC 0x68736668u            /* "hsfh" */
+#define FS_DIR_MAGIC 0x68736664u               /* "hsfd" */
 /* Preferred I/O size reported in st_blksize: cat, cp and friends size their
  * buffers by it, and every read or write is one linearizable read or one
  * replicated command, so 1 MiB requests (the most libfuse 3.14 negotiates,
@@ -138,10 +141,34 @@ typedef struct fs_handle {
     char *buf;                       /* whole-file content so far */
     size_t len, cap;
     uint64_t ino;                    /* the open inode (0: unknown) */
-    fs_attr attr;                    /* attributes seen at open (mode/owner for PUT) */
+    fs_attr attr;                    /* attributes seen at open */
+    uint32_t cuid, cgid;             /* who opened it: the writer of the PUT at close */
     char *text;                      /* FS_H_STATUS: the generated text */
     size_t text_len;
 } fs_handle;
+
+/* An open directory (fi->fh of opendir): the listing read at offset 0, in
+ * fuse_add_direntry form. */
+typedef struct fs_dirh {
+    uint32_t magic;
+    char *buf;
+    size_t len;
+    bool filled;
+} fs_dirh;
+
+/* An open in progress: the applied index before its lookup (node.h
+ * node_set_open_files). */
+typedef struct fs_opening {
+    struct fs_opening *next;
+    uint64_t since;
+} fs_opening;
+
+/* An inode open on this mount, and how many handles have it. */
+typedef struct fs_iref {
+    struct fs_iref *next;
+    uint64_t ino;
+    unsigned nopen;
+} fs_iref;
 
 struct fs_mount {
     node *n;
@@ -151,7 +178,7 @@ struct fs_mount {
     uint64_t max_file_size;
     uint64_t whole_max;
     char mountpoint[PATH_MAX];
-    struct fuse *fuse;
+    struct fuse_session *se;
     bool mounted;
     pthread_t loop_thread;
     bool loop_started;
@@ -159,67 +186,55 @@ struct fs_mount {
     unsigned dev_major, dev_minor;   /* the FUSE connection, for an abort at stop */
     bool have_dev;
     struct timespec start_time;
-    pthread_mutex_t hmu;             /* handles, irefs */
-    pthread_mutex_t refmu;           /* serializes RELEASE_HOLDER / OPEN_REF */
+    pthread_mutex_t hmu;             /* handles, irefs, opening */
     fs_handle handles;               /* list head (sentinel) */
-    struct fs_iref *irefs;           /* inodes open on this mount */
-    bool holder_clean;               /* RELEASE_HOLDER done in this incarnation */
-    bool refs_used;
+    fs_iref *irefs;                  /* inodes open on this mount */
+    fs_opening *opening;             /* opens in progress */
+    bool reporting;                  /* registered with node_set_open_files */
     pthread_mutex_t rootmu;
     fs_attr root_attr;               /* last root attributes read from the store */
     bool have_root;
 };
 
-/* An inode open on this mount: how many handles, and whether this node holds
- * a reference on it in the state machine (taken before removing its last
- * name here, so the inode outlives the name). */
-typedef struct fs_iref {
-    struct fs_iref *next;
-    uint64_t ino;
-    unsigned nopen;
-    bool ref;
-} fs_iref;
-
 /* ---- small helpers ----------------------------------------------------------- */
 
-static fs_mount *cur_mount(void)
+static fs_mount *req_mount(fuse_req_t req)
 {
-    return (fs_mount *)fuse_get_context()->private_data;
+    return (fs_mount *)fuse_req_userdata(req);
 }
 
-static bool is_ctl(const char *path)
+/* The data-changing commands of this request carry its caller's identity. */
+static void set_writer(fuse_req_t req)
 {
-    if (path == NULL)
-        return false;
-    size_t n = strlen(FS_CTL_DIR);
-    return strncmp(path, FS_CTL_DIR, n) == 0 && (path[n] == '\0' || path[n] == '/');
+    const struct fuse_ctx *c = fuse_req_ctx(req);
+    fs_kv_set_writer(c ? c->uid : 0, c ? c->gid : 0);
 }
 
-/* ENAMETOOLONG when a component is longer than NAME_MAX; the kernel lets
- * names up to 1024 bytes through to FUSE. */
-static int check_path(const char *path)
+static bool is_ctl_ino(fuse_ino_t ino)
 {
-    if (path == NULL)
-        return 0;
-    const char *p = path;
-    while (*p) {
-        while (*p == '/')
-            p++;
-        const char *s = p;
-        while (*p && *p != '/')
-            p++;
-        if ((size_t)(p - s) > FS_NAME_MAX)
-            return -ENAMETOOLONG;
-    }
-    return 0;
+    return ino == FS_CTL_INO_DIR || ino == FS_CTL_INO_STATUS;
 }
 
-/* Refuses changes inside the control view; 0 when path is an ordinary path. */
-static int check_mutable(const char *path)
+static bool is_ctl_name(fuse_ino_t parent, const char *name)
 {
-    if (is_ctl(path))
-        return strcmp(path, FS_CTL_DIR) == 0 ? -EEXIST : -EPERM;
-    return check_path(path);
+    return parent == FS_ROOT_INO && strcmp(name, FS_CTL_NAME) == 0;
+}
+
+/* ENAMETOOLONG past NAME_MAX (the kernel lets names up to 1024 bytes through). */
+static int check_name(const char *name)
+{
+    return strlen(name) > FS_NAME_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* Refuses new or removed names inside or as the control view.  ctl_err is the
+ * error for the control directory's own name. */
+static int check_mutable(fuse_ino_t parent, const char *name, int ctl_err)
+{
+    if (is_ctl_ino(parent))
+        return -EPERM;
+    if (is_ctl_name(parent, name))
+        return ctl_err;
+    return check_name(name);
 }
 
 static void attr_to_stat(const fs_attr *a, struct stat *st)
@@ -237,6 +252,30 @@ static void attr_to_stat(const fs_attr *a, struct stat *st)
     st->st_atim = a->atime;
     st->st_mtim = a->mtime;
     st->st_ctim = a->ctime;
+}
+
+static void reply_entry(fuse_req_t req, const fs_attr *a)
+{
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    e.ino = (fuse_ino_t)a->ino;
+    e.generation = 1;       /* inode numbers are never reused */
+    attr_to_stat(a, &e.attr);
+    e.attr_timeout = 0;
+    e.entry_timeout = 0;
+    fuse_reply_entry(req, &e);
+}
+
+static void reply_attr(fuse_req_t req, const fs_attr *a)
+{
+    struct stat st;
+    attr_to_stat(a, &st);
+    fuse_reply_attr(req, &st, 0);
+}
+
+static void reply_err(fuse_req_t req, int rc)
+{
+    fuse_reply_err(req, rc < 0 ? -rc : rc);
 }
 
 static fs_handle *fh_of(struct fuse_file_info *fi)
@@ -289,9 +328,10 @@ static int handle_set_ino(fs_mount *m, fs_handle *h, uint64_t ino)
     return 0;
 }
 
+/* The last close of an inode drops it from the list the node reports; if it
+ * is an orphan, the node's next report lets the state machine free it. */
 static void handle_free(fs_mount *m, fs_handle *h)
 {
-    unsigned drop = 0;
     pthread_mutex_lock(&m->hmu);
     h->prev->next = h->next;
     h->next->prev = h->prev;
@@ -302,19 +342,10 @@ static void handle_free(fs_mount *m, fs_handle *h)
         if (*pp != NULL && --(*pp)->nopen == 0) {
             fs_iref *r = *pp;
             *pp = r->next;
-            drop = r->ref ? 1 : 0;
             free(r);
         }
     }
     pthread_mutex_unlock(&m->hmu);
-    /* Last close of an inode this node kept alive: let the state machine
-     * free it (it is an orphan: no name points to it any more). */
-    if (drop && m->loop_started) {
-        int rc = fs_kv_close_ref(&m->kv, h->ino);
-        if (rc < 0 && rc != -ENOENT)
-            fprintf(stderr, "hstore fs: CLOSE_REF of inode %llu failed: %s\n",
-                    (unsigned long long)h->ino, strerror(-rc));
-    }
     pthread_mutex_destroy(&h->mu);
     h->magic = 0;
     free(h->buf);
@@ -322,55 +353,43 @@ static void handle_free(fs_mount *m, fs_handle *h)
     free(h);
 }
 
-/* Called before this node removes the name path (unlink, rename over it): if
- * the inode behind it is open here and this is its last name, take a
- * reference so it outlives the name (POSIX unlink-while-open).  Costs nothing
- * while no file is open on this mount. */
-static int protect_open_inode(fs_mount *m, const char *path)
+/* An open in progress (see the top of this file). */
+static void opening_begin(fs_mount *m, fs_opening *o)
 {
     pthread_mutex_lock(&m->hmu);
-    bool any = m->irefs != NULL;
+    o->since = node_applied_index(m->n);
+    o->next = m->opening;
+    m->opening = o;
     pthread_mutex_unlock(&m->hmu);
-    if (!any)
-        return 0;
-    fs_attr a;
-    if (fs_kv_stat(&m->kv, path, 0, &a) != 0 || S_ISDIR(a.mode) || a.nlink > 1)
-        return 0;   /* missing (the removal itself will say so), or other names remain */
-    pthread_mutex_lock(&m->refmu);
+}
+
+static void opening_end(fs_mount *m, fs_opening *o)
+{
     pthread_mutex_lock(&m->hmu);
-    fs_iref *r = m->irefs;
-    while (r != NULL && r->ino != a.ino)
-        r = r->next;
-    bool need = r != NULL && !r->ref;
-    bool clean = m->holder_clean;
+    fs_opening **pp = &m->opening;
+    while (*pp != NULL && *pp != o)
+        pp = &(*pp)->next;
+    if (*pp != NULL)
+        *pp = o->next;
     pthread_mutex_unlock(&m->hmu);
-    int rc = 0;
-    if (need && !clean) {
-        /* References of an earlier incarnation of this node (it crashed
-         * with files open) go first, once. */
-        rc = fs_kv_release_holder(&m->kv);
-        if (rc == 0)
-            m->holder_clean = true;
+}
+
+/* node_open_fn: the inodes open here, and the oldest open in progress. */
+static size_t open_files(void *arg, uint64_t *inos, size_t max, uint64_t *since)
+{
+    fs_mount *m = arg;
+    size_t n = 0;
+    pthread_mutex_lock(&m->hmu);
+    for (const fs_iref *r = m->irefs; r != NULL; r = r->next) {
+        if (n < max)
+            inos[n] = r->ino;
+        n++;
     }
-    if (need && rc == 0) {
-        rc = fs_kv_open_ref(&m->kv, a.ino);
-        if (rc == 0) {
-            bool orphaned;
-            pthread_mutex_lock(&m->hmu);
-            r = m->irefs;
-            while (r != NULL && r->ino != a.ino)
-                r = r->next;
-            orphaned = r == NULL;   /* closed meanwhile */
-            if (r != NULL)
-                r->ref = true;
-            m->refs_used = true;
-            pthread_mutex_unlock(&m->hmu);
-            if (orphaned)
-                fs_kv_close_ref(&m->kv, a.ino);
-        }
-    }
-    pthread_mutex_unlock(&m->refmu);
-    return rc;
+    for (const fs_opening *o = m->opening; o != NULL; o = o->next)
+        if (o->since < *since)
+            *since = o->since;
+    pthread_mutex_unlock(&m->hmu);
+    return n;
 }
 
 /* Whether reads through h must come from its buffer (its own pending content). */
@@ -380,14 +399,17 @@ static bool handle_pending(const fs_handle *h)
 }
 
 /* Leaves whole-file mode, committing the buffered content first if any is
- * pending.  Called with h->mu held.  path NULL: the file was removed, the
- * content has nowhere to go and is dropped. */
-static int handle_commit(fs_mount *m, fs_handle *h, const char *path)
+ * pending.  Called with h->mu held.  The PUT goes to the open inode, wherever
+ * its names went; an inode freed meanwhile (ENOENT) has nowhere to keep it. */
+static int handle_commit(fs_mount *m, fs_handle *h)
 {
     int rc = 0;
-    if (handle_pending(h) && path != NULL)
-        rc = fs_kv_put(&m->kv, path, h->buf ? h->buf : "", h->len, h->attr.mode & 07777,
-                       h->attr.uid, h->attr.gid);
+    if (handle_pending(h)) {
+        fs_kv_set_writer(h->cuid, h->cgid);
+        rc = fs_kv_put_ino(&m->kv, h->ino, h->buf ? h->buf : "", h->len);
+        if (rc == -ENOENT)
+            rc = 0;
+    }
     h->whole = false;
     h->dirty = false;
     h->trunc_pending = false;
@@ -447,20 +469,20 @@ static char *status_text(fs_mount *m, size_t *len)
     return t;
 }
 
-static int ctl_getattr(fs_mount *m, const char *path, struct stat *st)
+static int ctl_getattr(fs_mount *m, fuse_ino_t ino, struct stat *st)
 {
     memset(st, 0, sizeof *st);
     st->st_uid = m->opt.uid;
     st->st_gid = m->opt.gid;
     st->st_atim = st->st_mtim = st->st_ctim = m->start_time;
     st->st_blksize = 4096;
-    if (strcmp(path, FS_CTL_DIR) == 0) {
+    if (ino == FS_CTL_INO_DIR) {
         st->st_ino = (ino_t)FS_CTL_INO_DIR;
         st->st_mode = S_IFDIR | 0555;
         st->st_nlink = 2;
         return 0;
     }
-    if (strcmp(path, FS_CTL_STATUS) == 0) {
+    if (ino == FS_CTL_INO_STATUS) {
         size_t len = 0;
         char *t = status_text(m, &len);
         free(t);
@@ -475,29 +497,26 @@ static int ctl_getattr(fs_mount *m, const char *path, struct stat *st)
     return -ENOENT;
 }
 
+static void ctl_reply_entry(fuse_req_t req, fs_mount *m, fuse_ino_t ino)
+{
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    e.ino = ino;
+    e.generation = 1;
+    ctl_getattr(m, ino, &e.attr);
+    fuse_reply_entry(req, &e);
+}
+
 /* ---- FUSE operations ----------------------------------------------------------- */
 
-static void *hs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+static void ll_init(void *userdata, struct fuse_conn_info *conn)
 {
-    /* No kernel cache that could serve stale data (fuse-notes §3): every
-     * lookup, getattr and read comes here and is answered linearizably. */
-    cfg->entry_timeout = 0;
-    cfg->attr_timeout = 0;
-    cfg->negative_timeout = 0;
-    cfg->direct_io = 1;      /* 3.14 has no -o direct_io */
-    cfg->kernel_cache = 0;
-    cfg->auto_cache = 0;
-    cfg->use_ino = 1;        /* the state machine's inode numbers */
-    cfg->readdir_ino = 1;
-    cfg->hard_remove = 1;    /* no replicated .fuse_hidden renames */
-    cfg->nullpath_ok = 0;    /* paths for handle ops too (NULL once removed) */
     /* Never: stale sizes and corrupt appends across nodes (fuse-notes §3). */
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
     /* O_TRUNC comes to open()/create(), so the truncation can ride with the
      * PUT of a whole-file write instead of being visible on its own. */
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-    return fuse_get_context()->private_data;
 }
 
 /* The root's attributes.  With default_permissions the kernel re-reads them
@@ -519,7 +538,7 @@ static int root_getattr(fs_mount *m, fs_attr *a)
         if (!m->have_root) {
             /* Never answered yet: a plain root directory. */
             memset(&m->root_attr, 0, sizeof m->root_attr);
-            m->root_attr.ino = 1;
+            m->root_attr.ino = FS_ROOT_INO;
             m->root_attr.mode = S_IFDIR | 0755;
             m->root_attr.nlink = 2;
             m->root_attr.atime = m->root_attr.mtime = m->root_attr.ctime = m->start_time;
@@ -531,102 +550,293 @@ static int root_getattr(fs_mount *m, fs_attr *a)
     return rc;
 }
 
-static int hs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    fs_mount *m = cur_mount();
-    fs_handle *h = fh_of(fi);
-    if (h != NULL && h->kind == FS_H_STATUS) {
-        memset(st, 0, sizeof *st);
-        st->st_ino = (ino_t)FS_CTL_INO_STATUS;
-        st->st_mode = S_IFREG | 0444;
-        st->st_nlink = 1;
-        st->st_size = (off_t)h->text_len;
-        st->st_uid = m->opt.uid;
-        st->st_gid = m->opt.gid;
-        st->st_mtim = st->st_ctim = st->st_atim = m->start_time;
-        return 0;
+    fs_mount *m = req_mount(req);
+    if (is_ctl_name(parent, name)) {
+        ctl_reply_entry(req, m, FS_CTL_INO_DIR);
+        return;
     }
-    if (is_ctl(path))
-        return ctl_getattr(m, path, st);
-    int rc = check_path(path);
-    if (rc < 0)
-        return rc;
+    if (parent == FS_CTL_INO_DIR) {
+        if (strcmp(name, FS_CTL_STATUS_NAME) == 0)
+            ctl_reply_entry(req, m, FS_CTL_INO_STATUS);
+        else
+            fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if (parent == FS_CTL_INO_STATUS) {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    int rc = check_name(name);
     fs_attr a;
-    if (h != NULL && h->ino != 0) {
-        /* fstat: the open inode, wherever its name went (or none). */
-        rc = fs_kv_stat(&m->kv, NULL, h->ino, &a);
-        if (rc < 0)
-            return rc;
+    if (rc == 0)
+        rc = fs_kv_lookup(&m->kv, parent, name, &a);
+    if (rc < 0)
+        reply_err(req, rc);
+    else
+        reply_entry(req, &a);
+}
+
+static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    /* Nothing is kept per kernel inode: the numbers are the store's. */
+    fuse_reply_none(req);
+}
+
+static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    fuse_reply_none(req);
+}
+
+/* The attributes of ino, through handle h when there is one (fstat sees the
+ * handle's own pending content). */
+static int getattr_ino(fs_mount *m, fuse_ino_t ino, fs_handle *h, fs_attr *a)
+{
+    int rc;
+    if (ino == FS_ROOT_INO)
+        return root_getattr(m, a);
+    rc = fs_kv_stat(&m->kv, NULL, ino, a);
+    if (rc == 0 && h != NULL && h->kind == FS_H_FILE) {
         pthread_mutex_lock(&h->mu);
         if (handle_pending(h))
-            a.size = h->len;   /* the handle sees its own pending content */
+            a->size = h->len;   /* the handle sees its own pending content */
         pthread_mutex_unlock(&h->mu);
-    } else if (path != NULL && strcmp(path, "/") == 0) {
-        rc = root_getattr(m, &a);
-        if (rc < 0)
-            return rc;
-    } else {
-        if (path == NULL)
-            return -ESTALE;
-        rc = fs_kv_stat(&m->kv, path, 0, &a);
-        if (rc < 0)
-            return rc;
     }
-    attr_to_stat(&a, st);
-    return 0;
+    return rc;
 }
 
-typedef struct readdir_ctx {
-    void *buf;
-    fuse_fill_dir_t filler;
-    bool root;
-    bool full;
-} readdir_ctx;
-
-static int readdir_cb(void *arg, const char *name, const fs_attr *a)
+static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    readdir_ctx *c = arg;
-    if (c->root && strcmp(name, FS_CTL_DIR + 1) == 0)
-        return 0;   /* shadowed by the control view, never listed */
+    fs_mount *m = req_mount(req);
+    fs_handle *h = fh_of(fi);
     struct stat st;
-    attr_to_stat(a, &st);
-    if (c->filler(c->buf, name, &st, 0, 0) != 0) {
-        c->full = true;
-        return 1;
+    if (h != NULL && h->kind == FS_H_STATUS) {
+        memset(&st, 0, sizeof st);
+        st.st_ino = (ino_t)FS_CTL_INO_STATUS;
+        st.st_mode = S_IFREG | 0444;
+        st.st_nlink = 1;
+        st.st_size = (off_t)h->text_len;
+        st.st_uid = m->opt.uid;
+        st.st_gid = m->opt.gid;
+        st.st_mtim = st.st_ctim = st.st_atim = m->start_time;
+        fuse_reply_attr(req, &st, 0);
+        return;
     }
-    return 0;
+    if (is_ctl_ino(ino)) {
+        ctl_getattr(m, ino, &st);
+        fuse_reply_attr(req, &st, 0);
+        return;
+    }
+    fs_attr a;
+    int rc = getattr_ino(m, ino, h, &a);
+    if (rc < 0)
+        reply_err(req, rc);
+    else
+        reply_attr(req, &a);
 }
 
-static int hs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
-                      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+/* truncate / ftruncate: a whole-file handle reshapes its pending content. */
+static int setattr_size(fs_mount *m, fuse_ino_t ino, fs_handle *h, off_t size)
 {
-    fs_mount *m = cur_mount();
-    if (path == NULL)
-        return -ESTALE;
-    if (strcmp(path, FS_CTL_DIR) == 0) {
-        filler(buf, ".", NULL, 0, 0);
-        filler(buf, "..", NULL, 0, 0);
-        filler(buf, "status", NULL, 0, 0);
-        return 0;
-    }
-    if (is_ctl(path))
-        return -ENOTDIR;
-    int rc = check_path(path);
-    if (rc < 0)
+    if (size < 0)
+        return -EINVAL;
+    if ((uint64_t)size > m->max_file_size)
+        return -EFBIG;
+    int rc = 0;
+    if (h != NULL && h->kind == FS_H_FILE) {
+        pthread_mutex_lock(&h->mu);
+        if (h->whole) {
+            if ((uint64_t)size <= m->whole_max) {
+                rc = handle_reserve(h, (size_t)size);
+                if (rc == 0) {
+                    if ((size_t)size > h->len)
+                        memset(h->buf + h->len, 0, (size_t)size - h->len);
+                    h->len = (size_t)size;
+                    h->dirty = true;
+                }
+                pthread_mutex_unlock(&h->mu);
+                return rc;
+            }
+            rc = handle_commit(m, h);
+            if (rc < 0) {
+                pthread_mutex_unlock(&h->mu);
+                return rc;
+            }
+        }
+        rc = fs_kv_truncate(&m->kv, NULL, h->ino, (uint64_t)size);
+        pthread_mutex_unlock(&h->mu);
         return rc;
-    readdir_ctx c = { .buf = buf, .filler = filler, .root = strcmp(path, "/") == 0 };
-    /* The listing and the dots: one linearizable read, all entries at once
-     * (offset 0 every time: libfuse buffers the whole directory). */
-    filler(buf, ".", NULL, 0, 0);
-    filler(buf, "..", NULL, 0, 0);
-    rc = fs_kv_readdir(&m->kv, path, readdir_cb, &c);
-    return rc < 0 ? rc : 0;
+    }
+    return fs_kv_truncate(&m->kv, NULL, ino, (uint64_t)size);
+}
+
+static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    fs_mount *m = req_mount(req);
+    fs_handle *h = fh_of(fi);
+    if (is_ctl_ino(ino)) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    set_writer(req);
+    int rc = 0;
+    if (to_set & FUSE_SET_ATTR_SIZE)
+        rc = setattr_size(m, ino, h, attr->st_size);
+    unsigned mask = 0;
+    if (to_set & FUSE_SET_ATTR_MODE)
+        mask |= FS_SET_MODE;
+    if (to_set & FUSE_SET_ATTR_UID)
+        mask |= FS_SET_UID;
+    if (to_set & FUSE_SET_ATTR_GID)
+        mask |= FS_SET_GID;
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+        mask |= FS_SET_ATIME_NOW;
+    else if (to_set & FUSE_SET_ATTR_ATIME)
+        mask |= FS_SET_ATIME;
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+        mask |= FS_SET_MTIME_NOW;
+    else if (to_set & FUSE_SET_ATTR_MTIME)
+        mask |= FS_SET_MTIME;
+    if (rc == 0 && mask != 0)
+        rc = fs_kv_setattr(&m->kv, NULL, ino, mask, (uint32_t)(attr->st_mode & 07777),
+                           (uint32_t)attr->st_uid, (uint32_t)attr->st_gid, &attr->st_atim,
+                           &attr->st_mtim);
+    fs_attr a;
+    if (rc == 0)
+        rc = getattr_ino(m, ino, h, &a);
+    if (rc < 0)
+        reply_err(req, rc);
+    else
+        reply_attr(req, &a);
+}
+
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    fs_mount *m = req_mount(req);
+    if (is_ctl_ino(ino)) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    char *buf = malloc(PATH_MAX + 1);
+    if (buf == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    int rc = fs_kv_readlink(&m->kv, ino, buf, PATH_MAX + 1);
+    if (rc < 0)
+        reply_err(req, rc);
+    else
+        fuse_reply_readlink(req, buf);
+    free(buf);
+}
+
+static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                     dev_t rdev)
+{
+    fs_mount *m = req_mount(req);
+    int rc = check_mutable(parent, name, -EEXIST);
+    fs_attr a;
+    if (rc == 0) {
+        const struct fuse_ctx *ctx = fuse_req_ctx(req);
+        rc = fs_kv_mknod(&m->kv, parent, name, (uint32_t)mode, (uint64_t)rdev, ctx->uid,
+                         ctx->gid, &a);
+    }
+    if (rc < 0)
+        reply_err(req, rc);
+    else
+        reply_entry(req, &a);
+}
+
+static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    fs_mount *m = req_mount(req);
+    int rc = check_mutable(parent, name, -EEXIST);
+    fs_attr a;
+    if (rc == 0) {
+        const struct fuse_ctx *ctx = fuse_req_ctx(req);
+        rc = fs_kv_mkdir(&m->kv, parent, name, (uint32_t)(mode & 07777), ctx->uid, ctx->gid,
+                         &a);
+    }
+    if (rc < 0)
+        reply_err(req, rc);
+    else
+        reply_entry(req, &a);
+}
+
+static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    fs_mount *m = req_mount(req);
+    int rc = check_mutable(parent, name, -EISDIR);
+    if (rc == 0)
+        rc = fs_kv_unlink(&m->kv, parent, name);
+    reply_err(req, rc);
+}
+
+static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    fs_mount *m = req_mount(req);
+    int rc = check_mutable(parent, name, -EBUSY);
+    if (rc == 0)
+        rc = fs_kv_rmdir(&m->kv, parent, name);
+    reply_err(req, rc);
+}
+
+static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    fs_mount *m = req_mount(req);
+    int rc = check_mutable(parent, name, -EEXIST);
+    if (rc == 0 && strlen(link) >= PATH_MAX)
+        rc = -ENAMETOOLONG;
+    fs_attr a;
+    if (rc == 0) {
+        const struct fuse_ctx *ctx = fuse_req_ctx(req);
+        rc = fs_kv_symlink(&m->kv, link, parent, name, ctx->uid, ctx->gid, &a);
+    }
+    if (rc < 0)
+        reply_err(req, rc);
+    else
+        reply_entry(req, &a);
+}
+
+static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                      fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+    fs_mount *m = req_mount(req);
+    int rc = 0;
+    if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
+        rc = -EINVAL;   /* RENAME_WHITEOUT: not for a replicated namespace */
+    else if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
+        rc = -EINVAL;
+    else if (is_ctl_ino(parent) || is_ctl_ino(newparent) || is_ctl_name(parent, name) ||
+             is_ctl_name(newparent, newname))
+        rc = -EPERM;
+    if (rc == 0)
+        rc = check_name(name);
+    if (rc == 0)
+        rc = check_name(newname);
+    if (rc == 0)
+        rc = fs_kv_rename(&m->kv, parent, name, newparent, newname, flags);
+    reply_err(req, rc);
+}
+
+static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    fs_mount *m = req_mount(req);
+    int rc = is_ctl_ino(ino) ? -EPERM : check_mutable(newparent, newname, -EEXIST);
+    fs_attr a;
+    if (rc == 0)
+        rc = fs_kv_link(&m->kv, ino, newparent, newname, &a);
+    if (rc < 0)
+        reply_err(req, rc);
+    else
+        reply_entry(req, &a);
 }
 
 /* Sets up the handle of a file just opened or created; a holds its
  * attributes (from STAT or CREATE). */
-static int open_common(fs_mount *m, const char *path, struct fuse_file_info *fi,
-                       const fs_attr *a)
+static int open_common(fuse_req_t req, fs_mount *m, struct fuse_file_info *fi, const fs_attr *a)
 {
     int flags = fi->flags;
     bool writable = (flags & O_ACCMODE) != O_RDONLY;
@@ -638,6 +848,7 @@ static int open_common(fs_mount *m, const char *path, struct fuse_file_info *fi,
     bool whole = S_ISREG(a->mode) && writable && !append && (trunc || a->size == 0);
     /* A truncation that will not ride with a whole-file PUT is done now. */
     if (trunc && !whole && a->size != 0 && S_ISREG(a->mode)) {
+        set_writer(req);
         int rc = fs_kv_truncate(&m->kv, NULL, a->ino, 0);
         if (rc < 0)
             return rc;
@@ -645,6 +856,9 @@ static int open_common(fs_mount *m, const char *path, struct fuse_file_info *fi,
     fs_handle *h = handle_new(m, FS_H_FILE);
     if (h == NULL)
         return -ENOMEM;
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    h->cuid = ctx ? ctx->uid : 0;
+    h->cgid = ctx ? ctx->gid : 0;
     h->append = append;
     h->whole = whole;
     h->trunc_pending = whole && trunc && a->size != 0;
@@ -660,73 +874,107 @@ static int open_common(fs_mount *m, const char *path, struct fuse_file_info *fi,
     return 0;
 }
 
-static int hs_open(const char *path, struct fuse_file_info *fi)
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    fs_mount *m = cur_mount();
-    if (path == NULL)
-        return -ESTALE;
-    if (is_ctl(path)) {
-        if (strcmp(path, FS_CTL_STATUS) != 0)
-            return strcmp(path, FS_CTL_DIR) == 0 ? -EISDIR : -ENOENT;
-        if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
-            return -EACCES;
+    fs_mount *m = req_mount(req);
+    if (is_ctl_ino(ino)) {
+        if (ino == FS_CTL_INO_DIR) {
+            fuse_reply_err(req, EISDIR);
+            return;
+        }
+        if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+            fuse_reply_err(req, EACCES);
+            return;
+        }
         fs_handle *h = handle_new(m, FS_H_STATUS);
-        if (h == NULL)
-            return -ENOMEM;
+        if (h == NULL) {
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
         h->text = status_text(m, &h->text_len);
         if (h->text == NULL) {
             handle_free(m, h);
-            return -ENOMEM;
+            fuse_reply_err(req, ENOMEM);
+            return;
         }
         fi->fh = (uint64_t)(uintptr_t)h;
         fi->direct_io = 1;
-        return 0;
+        fuse_reply_open(req, fi);
+        return;
     }
-    int rc = check_path(path);
-    if (rc < 0)
-        return rc;
-    /* One lookup: the handle names the inode from now on. */
+    fs_opening o;
+    opening_begin(m, &o);
     fs_attr a;
-    rc = fs_kv_stat(&m->kv, path, 0, &a);
+    int rc = fs_kv_stat(&m->kv, NULL, ino, &a);
+    /* An inode without a name (freed, or an orphan kept for other openers) is
+     * not opened anew: ESTALE makes the kernel look the name up again. */
+    if (rc == -ENOENT || (rc == 0 && a.nlink == 0))
+        rc = -ESTALE;
+    if (rc == 0)
+        rc = open_common(req, m, fi, &a);
+    opening_end(m, &o);
     if (rc < 0)
-        return rc;
-    return open_common(m, path, fi, &a);
+        reply_err(req, rc);
+    else if (fuse_reply_open(req, fi) == -ENOENT)
+        handle_free(m, fh_of(fi));   /* the caller was interrupted */
 }
 
-static int hs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
 {
-    fs_mount *m = cur_mount();
-    int rc = check_mutable(path);
-    if (rc < 0)
-        return rc;
-    struct fuse_context *ctx = fuse_get_context();
+    fs_mount *m = req_mount(req);
+    int rc = check_mutable(parent, name, -EEXIST);
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    fs_opening o;
+    opening_begin(m, &o);
     fs_attr a;
     /* CREATE never truncates here: an O_TRUNC of an existing file is
      * deferred to the whole-file PUT (open_common). */
-    rc = fs_kv_create(&m->kv, path, (uint32_t)(mode & 07777), ctx->uid, ctx->gid,
+    rc = fs_kv_create(&m->kv, parent, name, (uint32_t)(mode & 07777), ctx->uid, ctx->gid,
                       (fi->flags & O_EXCL) != 0, false, &a);
-    if (rc < 0)
-        return rc;
-    return open_common(m, path, fi, &a);
+    if (rc == 0)
+        rc = open_common(req, m, fi, &a);
+    opening_end(m, &o);
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    e.ino = (fuse_ino_t)a.ino;
+    e.generation = 1;
+    attr_to_stat(&a, &e.attr);
+    if (fuse_reply_create(req, &e, fi) == -ENOENT)
+        handle_free(m, fh_of(fi));
 }
 
-static int hs_read(const char *path, char *buf, size_t size, off_t off,
-                   struct fuse_file_info *fi)
+static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
 {
-    fs_mount *m = cur_mount();
+    fs_mount *m = req_mount(req);
     fs_handle *h = fh_of(fi);
-    if (off < 0)
-        return -EINVAL;
-    if (h == NULL)
-        return -EBADF;
+    if (off < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    if (h == NULL) {
+        fuse_reply_err(req, EBADF);
+        return;
+    }
     if (h->kind == FS_H_STATUS) {
-        if ((size_t)off >= h->text_len)
-            return 0;
+        if ((size_t)off >= h->text_len) {
+            fuse_reply_buf(req, NULL, 0);
+            return;
+        }
         size_t n = h->text_len - (size_t)off;
         if (n > size)
             n = size;
-        memcpy(buf, h->text + off, n);
-        return (int)n;
+        fuse_reply_buf(req, h->text + off, n);
+        return;
     }
     pthread_mutex_lock(&h->mu);
     if (handle_pending(h)) {
@@ -735,28 +983,31 @@ static int hs_read(const char *path, char *buf, size_t size, off_t off,
             n = h->len - (size_t)off;
             if (n > size)
                 n = size;
-            memcpy(buf, h->buf + off, n);
         }
+        fuse_reply_buf(req, n ? h->buf + off : NULL, n);
         pthread_mutex_unlock(&h->mu);
-        return (int)n;
+        return;
     }
     pthread_mutex_unlock(&h->mu);
-    return (int)fs_kv_read(&m->kv, path, h->ino, (uint64_t)off, size, buf);
+    char *buf = malloc(size ? size : 1);
+    if (buf == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    ssize_t n = fs_kv_read(&m->kv, NULL, h->ino, (uint64_t)off, size, buf);
+    if (n < 0)
+        reply_err(req, (int)n);
+    else
+        fuse_reply_buf(req, buf, (size_t)n);
+    free(buf);
 }
 
-static int hs_write(const char *path, const char *data, size_t size, off_t off,
-                    struct fuse_file_info *fi)
+static int do_write(fs_mount *m, fs_handle *h, const char *data, size_t size, off_t off)
 {
-    fs_mount *m = cur_mount();
-    fs_handle *h = fh_of(fi);
-    if (h == NULL || h->kind != FS_H_FILE)
-        return -EBADF;
-    if (off < 0)
-        return -EINVAL;
     if (h->append) {
         /* The kernel's offset is its idea of the size, possibly stale: the
          * state machine appends at its own end. */
-        return (int)fs_kv_append(&m->kv, path, h->ino, data, size);
+        return (int)fs_kv_append(&m->kv, NULL, h->ino, data, size);
     }
     if ((uint64_t)off > m->max_file_size || size > m->max_file_size - (uint64_t)off)
         return -EFBIG;
@@ -776,7 +1027,7 @@ static int hs_write(const char *path, const char *data, size_t size, off_t off,
         }
         /* Out of order or past the bound: commit what we have, then go
          * write-through. */
-        rc = handle_commit(m, h, path);
+        rc = handle_commit(m, h);
         if (rc < 0) {
             pthread_mutex_unlock(&h->mu);
             return rc;
@@ -784,302 +1035,248 @@ static int hs_write(const char *path, const char *data, size_t size, off_t off,
     }
     /* Still under the handle's lock: two writes of one descriptor apply in
      * the order they came. */
-    ssize_t n = fs_kv_write_at(&m->kv, path, h->ino, (uint64_t)off, data, size);
+    ssize_t n = fs_kv_write_at(&m->kv, NULL, h->ino, (uint64_t)off, data, size);
     pthread_mutex_unlock(&h->mu);
     return (int)n;
 }
 
-static int hs_flush(const char *path, struct fuse_file_info *fi)
+static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off,
+                     struct fuse_file_info *fi)
 {
-    fs_mount *m = cur_mount();
+    fs_mount *m = req_mount(req);
     fs_handle *h = fh_of(fi);
-    if (h == NULL || h->kind != FS_H_FILE)
-        return 0;
-    int rc = 0;
-    pthread_mutex_lock(&h->mu);
-    /* Only content is committed here: a bare deferred O_TRUNC waits (the
-     * first FLUSH of `echo x > f` comes before the data). */
-    if (h->whole && h->dirty)
-        rc = handle_commit(m, h, path);
-    pthread_mutex_unlock(&h->mu);
-    return rc;
+    if (h == NULL || h->kind != FS_H_FILE) {
+        fuse_reply_err(req, EBADF);
+        return;
+    }
+    if (off < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    set_writer(req);
+    int rc = do_write(m, h, data, size, off);
+    if (rc < 0)
+        reply_err(req, rc);
+    else
+        fuse_reply_write(req, (size_t)rc);
 }
 
-static int hs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    fs_mount *m = cur_mount();
+    fs_mount *m = req_mount(req);
     fs_handle *h = fh_of(fi);
-    if (h == NULL || h->kind != FS_H_FILE)
-        return 0;
-    /* Write-through data is already durable on a majority; only a pending
-     * whole-file content (or deferred truncation) needs committing. */
-    pthread_mutex_lock(&h->mu);
-    int rc = handle_commit(m, h, path);
-    pthread_mutex_unlock(&h->mu);
-    return rc;
+    int rc = 0;
+    if (h != NULL && h->kind == FS_H_FILE) {
+        pthread_mutex_lock(&h->mu);
+        /* Only content is committed here: a bare deferred O_TRUNC waits (the
+         * first FLUSH of `echo x > f` comes before the data). */
+        if (h->whole && h->dirty)
+            rc = handle_commit(m, h);
+        pthread_mutex_unlock(&h->mu);
+    }
+    reply_err(req, rc);
+}
+
+static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    fs_mount *m = req_mount(req);
+    fs_handle *h = fh_of(fi);
+    int rc = 0;
+    if (h != NULL && h->kind == FS_H_FILE) {
+        /* Write-through data is already durable on a majority; only a pending
+         * whole-file content (or deferred truncation) needs committing. */
+        pthread_mutex_lock(&h->mu);
+        rc = handle_commit(m, h);
+        pthread_mutex_unlock(&h->mu);
+    }
+    reply_err(req, rc);
+}
+
+static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    fs_mount *m = req_mount(req);
+    fs_handle *h = fh_of(fi);
+    if (h != NULL) {
+        if (h->kind == FS_H_FILE) {
+            pthread_mutex_lock(&h->mu);
+            int rc = handle_commit(m, h);
+            pthread_mutex_unlock(&h->mu);
+            if (rc < 0)
+                fprintf(stderr, "hstore fs: commit at release of inode %llu failed: %s\n",
+                        (unsigned long long)h->ino, strerror(-rc));
+        }
+        fi->fh = 0;
+        handle_free(m, h);
+    }
+    fuse_reply_err(req, 0);
+}
+
+/* ---- directories ---------------------------------------------------------------- */
+
+static fs_dirh *dirh_of(struct fuse_file_info *fi)
+{
+    if (fi == NULL || fi->fh == 0)
+        return NULL;
+    fs_dirh *d = (fs_dirh *)(uintptr_t)fi->fh;
+    return d->magic == FS_DIR_MAGIC ? d : NULL;
+}
+
+static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    if (ino == FS_CTL_INO_STATUS) {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    fs_dirh *d = calloc(1, sizeof *d);
+    if (d == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    d->magic = FS_DIR_MAGIC;
+    fi->fh = (uint64_t)(uintptr_t)d;
+    if (fuse_reply_open(req, fi) == -ENOENT) {
+        d->magic = 0;
+        free(d);
+    }
+}
+
+typedef struct dir_fill {
+    fuse_req_t req;
+    fs_dirh *d;
+    size_t cap;
+    bool root;
+    bool oom;
+} dir_fill;
+
+/* Appends one entry; its offset is where the next one starts. */
+static int dir_add(dir_fill *f, const char *name, uint64_t ino, uint32_t mode)
+{
+    struct stat st;
+    memset(&st, 0, sizeof st);
+    st.st_ino = (ino_t)ino;
+    st.st_mode = (mode_t)mode;
+    size_t need = fuse_add_direntry(f->req, NULL, 0, name, NULL, 0);
+    if (f->d->len + need > f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 4096;
+        while (cap < f->d->len + need)
+            cap *= 2;
+        char *b = realloc(f->d->buf, cap);
+        if (b == NULL) {
+            f->oom = true;
+            return 1;
+        }
+        f->d->buf = b;
+        f->cap = cap;
+    }
+    fuse_add_direntry(f->req, f->d->buf + f->d->len, need, name, &st,
+                      (off_t)(f->d->len + need));
+    f->d->len += need;
+    return 0;
+}
+
+static int readdir_cb(void *arg, const char *name, const fs_attr *a)
+{
+    dir_fill *f = arg;
+    if (f->root && strcmp(name, FS_CTL_NAME) == 0)
+        return 0;   /* shadowed by the control view, never listed */
+    return dir_add(f, name, a->ino, a->mode);
+}
+
+static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    fs_mount *m = req_mount(req);
+    fs_dirh *d = dirh_of(fi);
+    if (d == NULL) {
+        fuse_reply_err(req, EBADF);
+        return;
+    }
+    if (off == 0 || !d->filled) {
+        /* The listing and the dots: one linearizable read, all entries at
+         * once; later offsets are served from it. */
+        free(d->buf);
+        d->buf = NULL;
+        d->len = 0;
+        d->filled = false;
+        dir_fill f = { .req = req, .d = d, .root = ino == FS_ROOT_INO };
+        dir_add(&f, ".", ino, S_IFDIR);
+        dir_add(&f, "..", ino == FS_CTL_INO_DIR ? FS_ROOT_INO : ino, S_IFDIR);
+        int rc = 0;
+        if (ino == FS_CTL_INO_DIR)
+            dir_add(&f, FS_CTL_STATUS_NAME, FS_CTL_INO_STATUS, S_IFREG);
+        else
+            rc = fs_kv_readdir(&m->kv, ino, readdir_cb, &f);
+        if (rc == 0 && f.oom)
+            rc = -ENOMEM;
+        if (rc < 0) {
+            reply_err(req, rc);
+            return;
+        }
+        d->filled = true;
+    }
+    if (off < 0 || (size_t)off >= d->len) {
+        fuse_reply_buf(req, NULL, 0);
+        return;
+    }
+    size_t n = d->len - (size_t)off;
+    fuse_reply_buf(req, d->buf + off, n < size ? n : size);
+}
+
+static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    fs_dirh *d = dirh_of(fi);
+    if (d != NULL) {
+        d->magic = 0;
+        free(d->buf);
+        free(d);
+    }
+    fuse_reply_err(req, 0);
 }
 
 /* Directory changes are committed before their call returns: nothing to do. */
-static int hs_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
+static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-    return 0;
+    fuse_reply_err(req, 0);
 }
 
-static int hs_release(const char *path, struct fuse_file_info *fi)
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-    fs_mount *m = cur_mount();
-    fs_handle *h = fh_of(fi);
-    if (h == NULL)
-        return 0;
-    if (h->kind == FS_H_FILE) {
-        pthread_mutex_lock(&h->mu);
-        int rc = handle_commit(m, h, path);
-        pthread_mutex_unlock(&h->mu);
-        if (rc < 0)
-            fprintf(stderr, "hstore fs: commit at release of %s failed: %s\n",
-                    path ? path : "(removed file)", strerror(-rc));
-    }
-    fi->fh = 0;
-    handle_free(m, h);
-    return 0;
-}
-
-static int hs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
-{
-    fs_mount *m = cur_mount();
-    fs_handle *h = fh_of(fi);
-    int rc = h != NULL ? 0 : check_mutable(path);
+    fs_mount *m = req_mount(req);
+    struct statvfs st;
+    int rc = fs_kv_statfs(&m->kv, &st);
     if (rc < 0)
-        return rc;
-    if (size < 0)
-        return -EINVAL;
-    if ((uint64_t)size > m->max_file_size)
-        return -EFBIG;
-    if (h != NULL && h->kind == FS_H_FILE) {
-        pthread_mutex_lock(&h->mu);
-        if (h->whole) {
-            if ((uint64_t)size <= m->whole_max) {
-                /* ftruncate on a whole-file handle reshapes the pending content. */
-                rc = handle_reserve(h, (size_t)size);
-                if (rc == 0) {
-                    if ((size_t)size > h->len)
-                        memset(h->buf + h->len, 0, (size_t)size - h->len);
-                    h->len = (size_t)size;
-                    h->dirty = true;
-                }
-                pthread_mutex_unlock(&h->mu);
-                return rc;
-            }
-            rc = handle_commit(m, h, path);
-            if (rc < 0) {
-                pthread_mutex_unlock(&h->mu);
-                return rc;
-            }
-        }
-        rc = fs_kv_truncate(&m->kv, path, h->ino, (uint64_t)size);
-        pthread_mutex_unlock(&h->mu);
-        return rc;
-    }
-    if (h != NULL)
-        return -EINVAL;
-    return fs_kv_truncate(&m->kv, path, 0, (uint64_t)size);
+        reply_err(req, rc);
+    else
+        fuse_reply_statfs(req, &st);
 }
 
-static int hs_mknod(const char *path, mode_t mode, dev_t rdev)
-{
-    fs_mount *m = cur_mount();
-    int rc = check_mutable(path);
-    if (rc < 0)
-        return rc;
-    struct fuse_context *ctx = fuse_get_context();
-    return fs_kv_mknod(&m->kv, path, (uint32_t)mode, (uint64_t)rdev, ctx->uid, ctx->gid);
-}
-
-static int hs_mkdir(const char *path, mode_t mode)
-{
-    fs_mount *m = cur_mount();
-    int rc = check_mutable(path);
-    if (rc < 0)
-        return rc;
-    struct fuse_context *ctx = fuse_get_context();
-    return fs_kv_mkdir(&m->kv, path, (uint32_t)((mode & 07777) | S_IFDIR), ctx->uid, ctx->gid);
-}
-
-static int hs_unlink(const char *path)
-{
-    fs_mount *m = cur_mount();
-    int rc = check_mutable(path);
-    if (rc < 0)
-        return rc == -EEXIST ? -EISDIR : rc;
-    rc = protect_open_inode(m, path);
-    if (rc < 0)
-        return rc;
-    return fs_kv_unlink(&m->kv, path);
-}
-
-static int hs_rmdir(const char *path)
-{
-    fs_mount *m = cur_mount();
-    int rc = check_mutable(path);
-    if (rc < 0)
-        return rc == -EEXIST ? -EBUSY : rc;
-    return fs_kv_rmdir(&m->kv, path);
-}
-
-static int hs_symlink(const char *target, const char *path)
-{
-    fs_mount *m = cur_mount();
-    int rc = check_mutable(path);
-    if (rc < 0)
-        return rc;
-    if (strlen(target) >= PATH_MAX)
-        return -ENAMETOOLONG;
-    struct fuse_context *ctx = fuse_get_context();
-    return fs_kv_symlink(&m->kv, target, path, ctx->uid, ctx->gid);
-}
-
-static int hs_readlink(const char *path, char *buf, size_t size)
-{
-    fs_mount *m = cur_mount();
-    if (is_ctl(path))
-        return -EINVAL;
-    int rc = check_path(path);
-    if (rc < 0)
-        return rc;
-    return fs_kv_readlink(&m->kv, path, buf, size);
-}
-
-static int hs_link(const char *from, const char *to)
-{
-    fs_mount *m = cur_mount();
-    if (is_ctl(from))
-        return -EPERM;
-    int rc = check_mutable(to);
-    if (rc < 0)
-        return rc;
-    return fs_kv_link(&m->kv, from, to);
-}
-
-static int hs_rename(const char *from, const char *to, unsigned int flags)
-{
-    fs_mount *m = cur_mount();
-    if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
-        return -EINVAL;   /* RENAME_WHITEOUT: not for a replicated namespace */
-    if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
-        return -EINVAL;
-    if (is_ctl(from) || is_ctl(to))
-        return -EPERM;
-    int rc = check_path(from);
-    if (rc == 0)
-        rc = check_path(to);
-    if (rc < 0)
-        return rc;
-    if (flags == 0) {
-        /* Renaming over a file that is open here removes its last name. */
-        rc = protect_open_inode(m, to);
-        if (rc < 0)
-            return rc;
-    }
-    return fs_kv_rename(&m->kv, from, to, flags);
-}
-
-static int hs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
-{
-    fs_mount *m = cur_mount();
-    fs_handle *h = fh_of(fi);
-    uint64_t ino = h != NULL && h->kind == FS_H_FILE ? h->ino : 0;
-    if (path == NULL && ino == 0)
-        return -ESTALE;
-    int rc = ino ? 0 : check_mutable(path);
-    if (rc < 0)
-        return rc == -EEXIST ? -EPERM : rc;
-    return fs_kv_setattr(&m->kv, path, ino, FS_SET_MODE, (uint32_t)(mode & 07777), 0, 0, NULL, NULL);
-}
-
-static int hs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
-{
-    fs_mount *m = cur_mount();
-    fs_handle *h = fh_of(fi);
-    uint64_t ino = h != NULL && h->kind == FS_H_FILE ? h->ino : 0;
-    if (path == NULL && ino == 0)
-        return -ESTALE;
-    int rc = ino ? 0 : check_mutable(path);
-    if (rc < 0)
-        return rc == -EEXIST ? -EPERM : rc;
-    unsigned mask = 0;
-    if (uid != (uid_t)-1)
-        mask |= FS_SET_UID;
-    if (gid != (gid_t)-1)
-        mask |= FS_SET_GID;
-    if (mask == 0)
-        return 0;
-    return fs_kv_setattr(&m->kv, path, ino, mask, 0, (uint32_t)uid, (uint32_t)gid, NULL, NULL);
-}
-
-static int hs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
-{
-    fs_mount *m = cur_mount();
-    fs_handle *h = fh_of(fi);
-    uint64_t ino = h != NULL && h->kind == FS_H_FILE ? h->ino : 0;
-    if (path == NULL && ino == 0)
-        return -ESTALE;
-    int rc = ino ? 0 : check_mutable(path);
-    if (rc < 0)
-        return rc == -EEXIST ? -EPERM : rc;
-    unsigned mask = 0;
-    const struct timespec *at = NULL, *mt = NULL;
-    if (tv == NULL) {
-        mask = FS_SET_ATIME_NOW | FS_SET_MTIME_NOW;
-    } else {
-        if (tv[0].tv_nsec == UTIME_NOW)
-            mask |= FS_SET_ATIME_NOW;
-        else if (tv[0].tv_nsec != UTIME_OMIT) {
-            mask |= FS_SET_ATIME;
-            at = &tv[0];
-        }
-        if (tv[1].tv_nsec == UTIME_NOW)
-            mask |= FS_SET_MTIME_NOW;
-        else if (tv[1].tv_nsec != UTIME_OMIT) {
-            mask |= FS_SET_MTIME;
-            mt = &tv[1];
-        }
-    }
-    if (mask == 0)
-        return 0;
-    return fs_kv_setattr(&m->kv, path, ino, mask, 0, 0, 0, at, mt);
-}
-
-static int hs_statfs(const char *path, struct statvfs *st)
-{
-    fs_mount *m = cur_mount();
-    return fs_kv_statfs(&m->kv, st);
-}
-
-static const struct fuse_operations hs_ops = {
-    .init = hs_init,
-    .getattr = hs_getattr,
-    .readdir = hs_readdir,
-    .open = hs_open,
-    .create = hs_create,
-    .read = hs_read,
-    .write = hs_write,
-    .flush = hs_flush,
-    .fsync = hs_fsync,
-    .fsyncdir = hs_fsyncdir,
-    .release = hs_release,
-    .truncate = hs_truncate,
-    .mknod = hs_mknod,
-    .mkdir = hs_mkdir,
-    .unlink = hs_unlink,
-    .rmdir = hs_rmdir,
-    .symlink = hs_symlink,
-    .readlink = hs_readlink,
-    .link = hs_link,
-    .rename = hs_rename,
-    .chmod = hs_chmod,
-    .chown = hs_chown,
-    .utimens = hs_utimens,
-    .statfs = hs_statfs,
+static const struct fuse_lowlevel_ops ll_ops = {
+    .init = ll_init,
+    .lookup = ll_lookup,
+    .forget = ll_forget,
+    .forget_multi = ll_forget_multi,
+    .getattr = ll_getattr,
+    .setattr = ll_setattr,
+    .readlink = ll_readlink,
+    .mknod = ll_mknod,
+    .mkdir = ll_mkdir,
+    .unlink = ll_unlink,
+    .rmdir = ll_rmdir,
+    .symlink = ll_symlink,
+    .rename = ll_rename,
+    .link = ll_link,
+    .open = ll_open,
+    .read = ll_read,
+    .write = ll_write,
+    .flush = ll_flush,
+    .release = ll_release,
+    .fsync = ll_fsync,
+    .opendir = ll_opendir,
+    .readdir = ll_readdir,
+    .releasedir = ll_releasedir,
+    .fsyncdir = ll_fsyncdir,
+    .statfs = ll_statfs,
+    .create = ll_create,
 };
 
 /* ---- mount life cycle ---------------------------------------------------------- */
@@ -1192,10 +1389,10 @@ static void *loop_main(void *arg)
     if (cfg != NULL) {
         fuse_loop_cfg_set_max_threads(cfg, (unsigned)(m->opt.max_threads > 0 ? m->opt.max_threads : 16));
         fuse_loop_cfg_set_clone_fd(cfg, 0);
-        fuse_loop_mt(m->fuse, cfg);
+        fuse_session_loop_mt(m->se, cfg);
         fuse_loop_cfg_destroy(cfg);
     } else {
-        fuse_loop(m->fuse);
+        fuse_session_loop(m->se);
     }
     atomic_store(&m->loop_done, true);
     return NULL;
@@ -1203,10 +1400,10 @@ static void *loop_main(void *arg)
 
 static void mount_free(fs_mount *m)
 {
-    if (m->fuse != NULL) {
+    if (m->se != NULL) {
         if (m->mounted)
-            fuse_unmount(m->fuse);
-        fuse_destroy(m->fuse);
+            fuse_session_unmount(m->se);
+        fuse_session_destroy(m->se);
     }
     /* Handles the kernel never released (open files at unmount). */
     while (m->handles.next != &m->handles)
@@ -1219,7 +1416,6 @@ static void mount_free(fs_mount *m)
     if (m->kv_ready)
         fs_kv_destroy(&m->kv);
     pthread_mutex_destroy(&m->hmu);
-    pthread_mutex_destroy(&m->refmu);
     pthread_mutex_destroy(&m->rootmu);
     free(m);
 }
@@ -1239,7 +1435,6 @@ fs_mount *fs_start(node *n, const char *mountpoint, const fs_options *opt, char 
         return NULL;
     }
     pthread_mutex_init(&m->hmu, NULL);
-    pthread_mutex_init(&m->refmu, NULL);
     pthread_mutex_init(&m->rootmu, NULL);
     m->handles.next = m->handles.prev = &m->handles;
     m->n = n;
@@ -1287,14 +1482,14 @@ fs_mount *fs_start(node *n, const char *mountpoint, const fs_options *opt, char 
              m->opt.allow_other ? ",allow_other" : "");
     char *argv[] = { "hstore", "-o", o, m->opt.debug ? "-d" : NULL, NULL };
     struct fuse_args args = FUSE_ARGS_INIT(m->opt.debug ? 4 : 3, argv);
-    m->fuse = fuse_new(&args, &hs_ops, sizeof hs_ops, m);
+    m->se = fuse_session_new(&args, &ll_ops, sizeof ll_ops, m);
     fuse_opt_free_args(&args);
-    if (m->fuse == NULL) {
-        snprintf(err, errlen, "fuse_new failed (bad mount options?)");
+    if (m->se == NULL) {
+        snprintf(err, errlen, "fuse_session_new failed (bad mount options?)");
         mount_free(m);
         return NULL;
     }
-    if (fuse_mount(m->fuse, m->mountpoint) != 0) {
+    if (fuse_session_mount(m->se, m->mountpoint) != 0) {
         snprintf(err, errlen, "cannot mount at %s (is /dev/fuse usable, the directory "
                  "empty and not already mounted?)", m->mountpoint);
         mount_free(m);
@@ -1302,8 +1497,12 @@ fs_mount *fs_start(node *n, const char *mountpoint, const fs_options *opt, char 
     }
     m->mounted = true;
     find_mount_dev(m);
+    /* From now on this node reports the inodes open here (kv.h "Open files"). */
+    node_set_open_files(n, open_files, m);
+    m->reporting = true;
     if (pthread_create(&m->loop_thread, NULL, loop_main, m) != 0) {
         snprintf(err, errlen, "cannot start the FUSE loop thread");
+        node_set_open_files(n, NULL, NULL);
         mount_free(m);
         return NULL;
     }
@@ -1329,7 +1528,7 @@ void fs_stop(fs_mount *m)
     if (m == NULL)
         return;
     if (m->loop_started) {
-        fuse_exit(m->fuse);
+        fuse_session_exit(m->se);
         /* Unmounting ends the connection once nothing uses the mount, and
          * the loop's device reads then fail with ENODEV. */
         detach_mount(m->mountpoint);
@@ -1342,10 +1541,13 @@ void fs_stop(fs_mount *m)
         }
         m->loop_started = false;
     }
-    /* Inodes this node kept alive for descriptors that were still open:
-     * nobody can use them any more. */
-    if (m->refs_used && m->kv_ready)
-        fs_kv_release_holder(&m->kv);
+    /* Nothing here can use an inode any more: this node stops holding. */
+    if (m->reporting) {
+        node_set_open_files(m->n, NULL, NULL);
+        if (m->kv_ready)
+            fs_kv_hold_gone(&m->kv);
+        m->reporting = false;
+    }
     mount_free(m);
 }
 

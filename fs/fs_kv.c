@@ -68,6 +68,15 @@ static void session_put(fs_kv *k, const fs_kv_session *s)
     pthread_mutex_unlock(&k->mu);
 }
 
+/* The writer of this thread's current request (fs_kv_set_writer). */
+static _Thread_local uint32_t writer_uid, writer_gid;
+
+void fs_kv_set_writer(uint32_t uid, uint32_t gid)
+{
+    writer_uid = uid;
+    writer_gid = gid;
+}
+
 static int map_status(int st)
 {
     if (st == 0)
@@ -188,6 +197,12 @@ int fs_kv_stat(fs_kv *k, const char *path, uint64_t ino, fs_attr *a)
     return submit_attr(k, &op, a);
 }
 
+int fs_kv_lookup(fs_kv *k, uint64_t dir, const char *name, fs_attr *a)
+{
+    kv_op op = { .type = KV_OP_STAT, .dir = dir, .path = name };
+    return submit_attr(k, &op, a);
+}
+
 int fs_kv_stat_within(fs_kv *k, const char *path, int timeout_ms, fs_attr *a)
 {
     kv_op op = { .type = KV_OP_STAT, .path = path };
@@ -201,9 +216,9 @@ int fs_kv_stat_within(fs_kv *k, const char *path, int timeout_ms, fs_attr *a)
     return 0;
 }
 
-int fs_kv_readdir(fs_kv *k, const char *path, fs_kv_dirent_fn fn, void *arg)
+int fs_kv_readdir(fs_kv *k, uint64_t ino, fs_kv_dirent_fn fn, void *arg)
 {
-    kv_op op = { .type = KV_OP_READDIR, .path = path };
+    kv_op op = { .type = KV_OP_READDIR, .dir = ino };
     kv_reply r;
     int rc = submit(k, &op, &r);
     if (rc != 0)
@@ -235,11 +250,11 @@ ssize_t fs_kv_read(fs_kv *k, const char *path, uint64_t ino, uint64_t off, size_
     return (ssize_t)n;
 }
 
-int fs_kv_readlink(fs_kv *k, const char *path, char *buf, size_t size)
+int fs_kv_readlink(fs_kv *k, uint64_t ino, char *buf, size_t size)
 {
     if (size == 0)
         return -EINVAL;
-    kv_op op = { .type = KV_OP_READLINK, .path = path };
+    kv_op op = { .type = KV_OP_READLINK, .dir = ino };
     kv_reply r;
     int rc = submit(k, &op, &r);
     if (rc != 0)
@@ -286,58 +301,63 @@ int fs_kv_statfs(fs_kv *k, struct statvfs *st)
 
 /* ---- commands -------------------------------------------------------------------- */
 
-int fs_kv_create(fs_kv *k, const char *path, uint32_t mode, uint32_t uid, uint32_t gid,
-                 bool excl, bool trunc, fs_attr *a)
+int fs_kv_create(fs_kv *k, uint64_t dir, const char *name, uint32_t mode, uint32_t uid,
+                 uint32_t gid, bool excl, bool trunc, fs_attr *a)
 {
-    kv_op op = { .type = KV_OP_CREATE, .path = path, .mode = mode & 07777, .uid = uid,
-                 .gid = gid,
+    kv_op op = { .type = KV_OP_CREATE, .dir = dir, .path = name, .mode = mode & 07777,
+                 .uid = uid, .gid = gid,
                  .flags = (excl ? KV_CREATE_EXCL : 0u) | (trunc ? KV_CREATE_TRUNC : 0u) };
     return submit_attr(k, &op, a);
 }
 
-int fs_kv_mknod(fs_kv *k, const char *path, uint32_t mode, uint64_t rdev, uint32_t uid,
-                uint32_t gid)
+int fs_kv_mknod(fs_kv *k, uint64_t dir, const char *name, uint32_t mode, uint64_t rdev,
+                uint32_t uid, uint32_t gid, fs_attr *a)
 {
-    kv_op op = { .type = KV_OP_MKNOD, .path = path, .mode = mode, .rdev = rdev, .uid = uid,
+    kv_op op = { .type = KV_OP_MKNOD, .dir = dir, .path = name, .mode = mode, .rdev = rdev,
+                 .uid = uid, .gid = gid };
+    return submit_attr(k, &op, a);
+}
+
+int fs_kv_mkdir(fs_kv *k, uint64_t dir, const char *name, uint32_t mode, uint32_t uid,
+                uint32_t gid, fs_attr *a)
+{
+    kv_op op = { .type = KV_OP_MKDIR, .dir = dir, .path = name, .mode = mode & 07777,
+                 .uid = uid, .gid = gid };
+    return submit_attr(k, &op, a);
+}
+
+int fs_kv_unlink(fs_kv *k, uint64_t dir, const char *name)
+{
+    kv_op op = { .type = KV_OP_UNLINK, .dir = dir, .path = name };
+    return submit_status(k, &op);
+}
+
+int fs_kv_rmdir(fs_kv *k, uint64_t dir, const char *name)
+{
+    kv_op op = { .type = KV_OP_RMDIR, .dir = dir, .path = name };
+    return submit_status(k, &op);
+}
+
+int fs_kv_symlink(fs_kv *k, const char *target, uint64_t dir, const char *name, uint32_t uid,
+                  uint32_t gid, fs_attr *a)
+{
+    kv_op op = { .type = KV_OP_SYMLINK, .dir = dir, .path = name,
+                 .data = (const uint8_t *)target, .data_len = strlen(target), .uid = uid,
                  .gid = gid };
-    return submit_status(k, &op);
+    return submit_attr(k, &op, a);
 }
 
-int fs_kv_mkdir(fs_kv *k, const char *path, uint32_t mode, uint32_t uid, uint32_t gid)
+int fs_kv_link(fs_kv *k, uint64_t ino, uint64_t dir, const char *name, fs_attr *a)
 {
-    kv_op op = { .type = KV_OP_MKDIR, .path = path, .mode = mode & 07777, .uid = uid,
-                 .gid = gid };
-    return submit_status(k, &op);
+    kv_op op = { .type = KV_OP_LINK, .dir = ino, .dir2 = dir, .path2 = name };
+    return submit_attr(k, &op, a);
 }
 
-int fs_kv_unlink(fs_kv *k, const char *path)
+int fs_kv_rename(fs_kv *k, uint64_t dir, const char *name, uint64_t dir2, const char *name2,
+                 unsigned flags)
 {
-    kv_op op = { .type = KV_OP_UNLINK, .path = path };
-    return submit_status(k, &op);
-}
-
-int fs_kv_rmdir(fs_kv *k, const char *path)
-{
-    kv_op op = { .type = KV_OP_RMDIR, .path = path };
-    return submit_status(k, &op);
-}
-
-int fs_kv_symlink(fs_kv *k, const char *target, const char *path, uint32_t uid, uint32_t gid)
-{
-    kv_op op = { .type = KV_OP_SYMLINK, .path = path, .data = (const uint8_t *)target,
-                 .data_len = strlen(target), .uid = uid, .gid = gid };
-    return submit_status(k, &op);
-}
-
-int fs_kv_link(fs_kv *k, const char *from, const char *to)
-{
-    kv_op op = { .type = KV_OP_LINK, .path = from, .path2 = to };
-    return submit_status(k, &op);
-}
-
-int fs_kv_rename(fs_kv *k, const char *from, const char *to, unsigned flags)
-{
-    kv_op op = { .type = KV_OP_RENAME, .path = from, .path2 = to, .flags = flags };
+    kv_op op = { .type = KV_OP_RENAME, .dir = dir, .path = name, .dir2 = dir2, .path2 = name2,
+                 .flags = flags };
     return submit_status(k, &op);
 }
 
@@ -345,7 +365,8 @@ ssize_t fs_kv_write_at(fs_kv *k, const char *path, uint64_t ino, uint64_t off,
                        const char *data, size_t len)
 {
     kv_op op = { .type = KV_OP_WRITE_AT, .path = path, .ino = ino, .off = off,
-                 .data = (const uint8_t *)data, .data_len = len };
+                 .data = (const uint8_t *)data, .data_len = len, .cuid = writer_uid,
+                 .cgid = writer_gid };
     int rc = submit_status(k, &op);
     return rc < 0 ? rc : (ssize_t)len;
 }
@@ -353,7 +374,8 @@ ssize_t fs_kv_write_at(fs_kv *k, const char *path, uint64_t ino, uint64_t off,
 ssize_t fs_kv_append(fs_kv *k, const char *path, uint64_t ino, const char *data, size_t len)
 {
     kv_op op = { .type = KV_OP_APPEND, .path = path, .ino = ino,
-                 .data = (const uint8_t *)data, .data_len = len };
+                 .data = (const uint8_t *)data, .data_len = len, .cuid = writer_uid,
+                 .cgid = writer_gid };
     int rc = submit_status(k, &op);
     return rc < 0 ? rc : (ssize_t)len;
 }
@@ -362,13 +384,22 @@ int fs_kv_put(fs_kv *k, const char *path, const char *data, size_t len, uint32_t
               uint32_t uid, uint32_t gid)
 {
     kv_op op = { .type = KV_OP_PUT, .path = path, .data = (const uint8_t *)data,
-                 .data_len = len, .mode = mode & 07777, .uid = uid, .gid = gid };
+                 .data_len = len, .mode = mode & 07777, .uid = uid, .gid = gid,
+                 .cuid = writer_uid, .cgid = writer_gid };
+    return submit_status(k, &op);
+}
+
+int fs_kv_put_ino(fs_kv *k, uint64_t ino, const char *data, size_t len)
+{
+    kv_op op = { .type = KV_OP_PUT, .dir = ino, .data = (const uint8_t *)data,
+                 .data_len = len, .cuid = writer_uid, .cgid = writer_gid };
     return submit_status(k, &op);
 }
 
 int fs_kv_truncate(fs_kv *k, const char *path, uint64_t ino, uint64_t size)
 {
-    kv_op op = { .type = KV_OP_TRUNCATE, .path = path, .ino = ino, .len = size };
+    kv_op op = { .type = KV_OP_TRUNCATE, .path = path, .ino = ino, .len = size,
+                 .cuid = writer_uid, .cgid = writer_gid };
     return submit_status(k, &op);
 }
 
@@ -382,7 +413,7 @@ int fs_kv_setattr(fs_kv *k, const char *path, uint64_t ino, unsigned mask, uint3
                   const struct timespec *mtime)
 {
     kv_op op = { .type = KV_OP_SETATTR, .path = path, .ino = ino, .mode = mode & 07777,
-                 .uid = uid, .gid = gid };
+                 .uid = uid, .gid = gid, .cuid = writer_uid, .cgid = writer_gid };
     if (mask & FS_SET_MODE)
         op.flags |= KV_SET_MODE;
     if (mask & FS_SET_UID)
@@ -406,20 +437,8 @@ int fs_kv_setattr(fs_kv *k, const char *path, uint64_t ino, unsigned mask, uint3
     return submit_status(k, &op);
 }
 
-int fs_kv_open_ref(fs_kv *k, uint64_t ino)
+int fs_kv_hold_gone(fs_kv *k)
 {
-    kv_op op = { .type = KV_OP_OPEN_REF, .ino = ino, .holder = k->holder };
-    return submit_status(k, &op);
-}
-
-int fs_kv_close_ref(fs_kv *k, uint64_t ino)
-{
-    kv_op op = { .type = KV_OP_CLOSE_REF, .ino = ino, .holder = k->holder };
-    return submit_status(k, &op);
-}
-
-int fs_kv_release_holder(fs_kv *k)
-{
-    kv_op op = { .type = KV_OP_RELEASE_HOLDER, .holder = k->holder };
+    kv_op op = { .type = KV_OP_HOLD, .holder = k->holder, .flags = KV_HOLD_GONE };
     return submit_status(k, &op);
 }

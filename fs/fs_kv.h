@@ -70,36 +70,48 @@ typedef struct fs_kv {
 int fs_kv_init(fs_kv *k, node *n, uint64_t client_base, uint64_t holder, int timeout_ms);
 void fs_kv_destroy(fs_kv *k);
 
-/* Ops that take (path, ino) address the inode when ino != 0 (an open file),
- * else the path. */
+/* Ops that take (path, ino) address the inode when ino != 0 (the mount
+ * always passes an inode and path NULL), else the path from the root.  Ops
+ * on names take (dir, name): the directory's inode and one name in it. */
+
+/* The writer's credentials that the data-changing commands of this thread
+ * carry from now on (kv.h "Set-id bits": uid 0 keeps set-id bits). */
+void fs_kv_set_writer(uint32_t uid, uint32_t gid);
 
 /* Reads (linearizable). */
 int fs_kv_stat(fs_kv *k, const char *path, uint64_t ino, fs_attr *a);
+/* The inode named name in directory dir. */
+int fs_kv_lookup(fs_kv *k, uint64_t dir, const char *name, fs_attr *a);
 /* STAT by path with its own deadline (ms). */
 int fs_kv_stat_within(fs_kv *k, const char *path, int timeout_ms, fs_attr *a);
 /* fn gets each entry (only ino and the type bits of mode are filled); a
  * non-zero return stops the walk. */
 typedef int (*fs_kv_dirent_fn)(void *arg, const char *name, const fs_attr *a);
-int fs_kv_readdir(fs_kv *k, const char *path, fs_kv_dirent_fn fn, void *arg);
+int fs_kv_readdir(fs_kv *k, uint64_t ino, fs_kv_dirent_fn fn, void *arg);
 /* Up to len bytes at off into buf; returns the count (0 at end of file). */
 ssize_t fs_kv_read(fs_kv *k, const char *path, uint64_t ino, uint64_t off, size_t len,
                    char *buf);
 /* The target into buf (NUL-terminated, truncated to size - 1). */
-int fs_kv_readlink(fs_kv *k, const char *path, char *buf, size_t size);
+int fs_kv_readlink(fs_kv *k, uint64_t ino, char *buf, size_t size);
 int fs_kv_statfs(fs_kv *k, struct statvfs *st);
 
-/* Commands (one replicated command each). */
+/* Commands (one replicated command each).  a (may be NULL) receives the
+ * attributes of the inode acted on. */
 /* CREATE: excl => EEXIST if it exists; trunc => an existing file is emptied. */
-int fs_kv_create(fs_kv *k, const char *path, uint32_t mode, uint32_t uid, uint32_t gid,
-                 bool excl, bool trunc, fs_attr *a);
-int fs_kv_mknod(fs_kv *k, const char *path, uint32_t mode, uint64_t rdev, uint32_t uid,
-                uint32_t gid);
-int fs_kv_mkdir(fs_kv *k, const char *path, uint32_t mode, uint32_t uid, uint32_t gid);
-int fs_kv_unlink(fs_kv *k, const char *path);
-int fs_kv_rmdir(fs_kv *k, const char *path);
-int fs_kv_symlink(fs_kv *k, const char *target, const char *path, uint32_t uid, uint32_t gid);
-int fs_kv_link(fs_kv *k, const char *from, const char *to);
-int fs_kv_rename(fs_kv *k, const char *from, const char *to, unsigned flags);
+int fs_kv_create(fs_kv *k, uint64_t dir, const char *name, uint32_t mode, uint32_t uid,
+                 uint32_t gid, bool excl, bool trunc, fs_attr *a);
+int fs_kv_mknod(fs_kv *k, uint64_t dir, const char *name, uint32_t mode, uint64_t rdev,
+                uint32_t uid, uint32_t gid, fs_attr *a);
+int fs_kv_mkdir(fs_kv *k, uint64_t dir, const char *name, uint32_t mode, uint32_t uid,
+                uint32_t gid, fs_attr *a);
+int fs_kv_unlink(fs_kv *k, uint64_t dir, const char *name);
+int fs_kv_rmdir(fs_kv *k, uint64_t dir, const char *name);
+int fs_kv_symlink(fs_kv *k, const char *target, uint64_t dir, const char *name, uint32_t uid,
+                  uint32_t gid, fs_attr *a);
+/* A new name (dir, name) for inode ino. */
+int fs_kv_link(fs_kv *k, uint64_t ino, uint64_t dir, const char *name, fs_attr *a);
+int fs_kv_rename(fs_kv *k, uint64_t dir, const char *name, uint64_t dir2, const char *name2,
+                 unsigned flags);
 /* Writes return the byte count on success. */
 ssize_t fs_kv_write_at(fs_kv *k, const char *path, uint64_t ino, uint64_t off,
                        const char *data, size_t len);
@@ -107,14 +119,13 @@ ssize_t fs_kv_append(fs_kv *k, const char *path, uint64_t ino, const char *data,
 /* Replaces the whole content (the file is created, mode/uid/gid, if missing). */
 int fs_kv_put(fs_kv *k, const char *path, const char *data, size_t len, uint32_t mode,
               uint32_t uid, uint32_t gid);
+/* Replaces the whole content of inode ino (a regular file). */
+int fs_kv_put_ino(fs_kv *k, uint64_t ino, const char *data, size_t len);
 int fs_kv_truncate(fs_kv *k, const char *path, uint64_t ino, uint64_t size);
 int fs_kv_setattr(fs_kv *k, const char *path, uint64_t ino, unsigned mask, uint32_t mode,
                   uint32_t uid, uint32_t gid, const struct timespec *atime,
                   const struct timespec *mtime);
-/* Open-file references (kv.h "Open files"): keep an unlinked inode alive
- * while this node holds it open. */
-int fs_kv_open_ref(fs_kv *k, uint64_t ino);
-int fs_kv_close_ref(fs_kv *k, uint64_t ino);
-int fs_kv_release_holder(fs_kv *k);
+/* This node leaves the open-file holders (kv.h "Open files"): at unmount. */
+int fs_kv_hold_gone(fs_kv *k);
 
 #endif

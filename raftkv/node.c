@@ -61,6 +61,19 @@
  * After installing a snapshot, malloc_trim() gives the freed heap back to the
  * system (the state machine it replaced).  Taking one frees no heap: the
  * Raft log lives in slabs of its own (raft_log.c).
+ *
+ * Open files (kv.h "Open files").  A mount registers a function listing the
+ * inodes it holds open (node_set_open_files).  Every REPORT_CHECK_MS the loop
+ * looks at its own holder record in the state machine and proposes a HOLD
+ * command (its own session, one in flight at a time) when: it has no record
+ * (just started, or expired), an orphan exists that its last report does not
+ * cover, an inode it listed is no longer open here, or REPORT_KEEPALIVE_MS
+ * passed since its last report.  The report lists the open inodes that are
+ * orphans now, and covers up to the lower of the applied index and the
+ * applied index at which the oldest open still in progress started (the
+ * mount passes that), so no open that could have found an orphan's name
+ * escapes the report.  Nothing is proposed while no orphan exists except the
+ * keepalive, so opens never cost a replicated round.
  */
 #include "raftkv/node.h"
 
@@ -73,11 +86,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -102,7 +117,11 @@
 /* After a failed snapshot attempt, wait this long before the next. */
 #define SNAP_RETRY_MS 5000
 
-enum { ORIGIN_LOCAL = 1, ORIGIN_NET = 2 };
+enum { ORIGIN_LOCAL = 1, ORIGIN_NET = 2, ORIGIN_SELF = 3 };
+
+/* Open-file reports (see the file comment). */
+#define REPORT_CHECK_MS 20
+#define REPORT_KEEPALIVE_MS (KV_HOLDER_TTL_NS / 1000000 / 4)
 
 typedef struct req {
     struct req *prev, *next;     /* in n->pending */
@@ -178,6 +197,18 @@ struct node {
     uint8_t *chunk;              /* one snapshot chunk being sent */
     size_t chunk_cap;
     bool trace;                  /* HSTORE_TRACE set: see ntrace() */
+    _Atomic uint64_t applied_pub;  /* kv_applied_index, for other threads (may lag) */
+    /* open-file reports */
+    struct {
+        pthread_mutex_t mu;      /* fn, arg, inflight (read by node_set_open_files) */
+        node_open_fn fn;
+        void *arg;
+        bool inflight;           /* a HOLD of ours is pending */
+        uint64_t client, seq;    /* our session for HOLD commands */
+        uint64_t check_ms, sent_ms;
+        uint64_t *buf;
+        size_t cap;
+    } rep;
 };
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -434,6 +465,18 @@ static void req_finish(node *n, req *q, int status, uint8_t *reply, size_t reply
 {
     if (q->prev)
         pending_del(n, q);
+    if (q->origin == ORIGIN_SELF) {
+        if (status != NODE_OK || kv_reply_status(reply, reply_len) != 0)
+            nlog(n, 1, "open-file report not applied (%s)",
+                 status == NODE_OK ? kv_strstatus(kv_reply_status(reply, reply_len))
+                                   : "no answer in time");
+        pthread_mutex_lock(&n->rep.mu);
+        n->rep.inflight = false;
+        pthread_mutex_unlock(&n->rep.mu);
+        free(reply);
+        req_free(q);
+        return;
+    }
     if (q->origin == ORIGIN_NET) {
         ntrace(n, "answer: req %" PRIu64 ", status %d", q->req_id, status);
         net_client_resp resp;
@@ -1178,6 +1221,144 @@ static void recv_clients(node *n)
     }
 }
 
+/* ---- open-file reports ----------------------------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Proposes HOLD (holder = this node) with the given list, as our own request
+ * (rep.inflight is set by the caller; cleared here on failure). */
+static void report_propose(node *n, uint64_t covered, const uint64_t *inos, size_t cnt,
+                           uint32_t flags, uint64_t now)
+{
+    uint8_t *data = NULL;
+    bool ok = false;
+    if (cnt) {
+        data = malloc(cnt * 8);
+        if (!data)
+            goto out;
+        for (size_t i = 0; i < cnt; i++)
+            for (int b = 0; b < 8; b++)
+                data[i * 8 + b] = (uint8_t)(inos[i] >> (8 * b));
+    }
+    kv_op op = {.type = KV_OP_HOLD, .holder = n->cfg.id, .off = covered, .data = data,
+                .data_len = cnt * 8, .flags = flags};
+    uint8_t *ob = NULL;
+    size_t ol = 0;
+    req *q = NULL;
+    if (kv_op_encode(&op, &ob, &ol) != 0 || !(q = req_alloc()))
+        goto out;
+    q->origin = ORIGIN_SELF;
+    q->client_id = n->rep.client;
+    q->seq = ++n->rep.seq;
+    q->deadline_ms = now + (uint64_t)n->cfg.op_timeout_ms;
+    if (kv_cmd_encode(q->client_id, q->seq, realtime_ns(), ob, ol, &q->cmd, &q->cmd_len) != 0) {
+        req_free(q);
+        goto out;
+    }
+    n->rep.sent_ms = now;
+    ok = true;
+    req_start(n, q);   /* may finish it at once (clears inflight) */
+out:
+    free(ob);
+    free(data);
+    if (!ok) {
+        pthread_mutex_lock(&n->rep.mu);
+        n->rep.inflight = false;
+        pthread_mutex_unlock(&n->rep.mu);
+    }
+}
+
+/* Decides whether this node must report its open files now (file comment). */
+static void report_open_files(node *n, uint64_t now)
+{
+    if (now - n->rep.check_ms < REPORT_CHECK_MS)
+        return;
+    n->rep.check_ms = now;
+    pthread_mutex_lock(&n->rep.mu);
+    if (!n->rep.fn || n->rep.inflight) {
+        pthread_mutex_unlock(&n->rep.mu);
+        return;
+    }
+    kv_holder_view v;
+    kv_holder_get(n->kv, n->cfg.id, &v);
+    bool due = !v.known || v.uncovered || now - n->rep.sent_ms >= REPORT_KEEPALIVE_MS;
+    if (!due && v.n_held == 0) {
+        pthread_mutex_unlock(&n->rep.mu);
+        return;
+    }
+    uint64_t since = UINT64_MAX;
+    size_t cnt = n->rep.fn(n->rep.arg, n->rep.buf, n->rep.cap, &since);
+    while (cnt > n->rep.cap) {
+        size_t nc = cnt + cnt / 2 + 16;
+        uint64_t *b = realloc(n->rep.buf, nc * sizeof *b);
+        if (!b) {
+            pthread_mutex_unlock(&n->rep.mu);
+            return;
+        }
+        n->rep.buf = b;
+        n->rep.cap = nc;
+        since = UINT64_MAX;
+        cnt = n->rep.fn(n->rep.arg, n->rep.buf, n->rep.cap, &since);
+    }
+    /* Only the open inodes that have lost their names matter. */
+    size_t m = 0;
+    for (size_t i = 0; i < cnt; i++)
+        if (kv_is_orphan(n->kv, n->rep.buf[i]))
+            n->rep.buf[m++] = n->rep.buf[i];
+    qsort(n->rep.buf, m, sizeof *n->rep.buf, cmp_u64);
+    size_t d = 0;
+    for (size_t i = 0; i < m; i++)
+        if (d == 0 || n->rep.buf[i] != n->rep.buf[d - 1])
+            n->rep.buf[d++] = n->rep.buf[i];
+    if (d > KV_HOLD_MAX)
+        d = KV_HOLD_MAX;
+    if (!due && (d != v.n_held || memcmp(n->rep.buf, v.held, d * sizeof *v.held) != 0))
+        due = true;
+    if (!due) {
+        pthread_mutex_unlock(&n->rep.mu);
+        return;
+    }
+    n->rep.inflight = true;
+    pthread_mutex_unlock(&n->rep.mu);
+    uint64_t covered = kv_applied_index(n->kv);
+    if (since < covered)
+        covered = since;
+    report_propose(n, covered, n->rep.buf, d, 0, now);
+}
+
+void node_set_open_files(node *n, node_open_fn fn, void *arg)
+{
+    pthread_mutex_lock(&n->rep.mu);
+    n->rep.fn = fn;
+    n->rep.arg = arg;
+    pthread_mutex_unlock(&n->rep.mu);
+    if (fn)
+        return;
+    /* A report being proposed must not land after the mount's leaving. */
+    uint64_t end = now_ms() + (uint64_t)n->cfg.op_timeout_ms + 1000;
+    for (;;) {
+        pthread_mutex_lock(&n->rep.mu);
+        bool busy = n->rep.inflight;
+        pthread_mutex_unlock(&n->rep.mu);
+        pthread_mutex_lock(&n->mu);
+        bool stopped = n->stop;
+        pthread_mutex_unlock(&n->mu);
+        if (!busy || stopped || now_ms() >= end)
+            return;
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+uint64_t node_applied_index(node *n)
+{
+    return atomic_load(&n->applied_pub);
+}
+
 static void drain_local(node *n)
 {
     pthread_mutex_lock(&n->mu);
@@ -1254,6 +1435,8 @@ static void *loop_main(void *arg)
         maybe_snapshot(n);
         if (handle_ready(n) != 0)
             break;
+        atomic_store(&n->applied_pub, kv_applied_index(n->kv));
+        report_open_files(n, now_ms());
     }
     /* Fail everything still waiting. */
     drain_local(n);
@@ -1284,6 +1467,8 @@ static void node_free(node *n)
         close(n->tfd);
     net_buf_free(&n->buf);
     free(n->cmd_tab);
+    free(n->rep.buf);
+    pthread_mutex_destroy(&n->rep.mu);
     pthread_mutex_destroy(&n->mu);
     free(n);
 }
@@ -1300,6 +1485,12 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
     const char *tr = getenv("HSTORE_TRACE");
     n->trace = tr && *tr && strcmp(tr, "0") != 0;
     pthread_mutex_init(&n->mu, NULL);
+    pthread_mutex_init(&n->rep.mu, NULL);
+    /* A session of its own for open-file reports, new in every incarnation. */
+    if (getrandom(&n->rep.client, sizeof n->rep.client, 0) != (ssize_t)sizeof n->rep.client)
+        n->rep.client = ((uint64_t)getpid() << 32) ^ (uint64_t)realtime_ns();
+    if (n->rep.client == 0)
+        n->rep.client = 1;
     n->pending.next = n->pending.prev = &n->pending;
     if (n->cfg.tick_ms <= 0)
         n->cfg.tick_ms = 50;

@@ -80,4 +80,19 @@ void node_status(node *n, raft_status *st);
 
 const node_config *node_get_config(const node *n);
 
+/* Open files (kv.h "Open files", node.c).  fn lists the inodes the mount
+ * holds open: it fills at most max of them into inos, returns how many there
+ * are (more than max: it is called again with room for all), and lowers
+ * *since to the node_applied_index() read at the start of every open still in
+ * progress.  It runs on the node's loop thread with no lock of the node's
+ * held that another thread could wait for, and must not call into the node.
+ * The node then reports as holder cfg.id.  fn NULL unregisters: returns once
+ * no report of this node is pending (at most about one op timeout); the
+ * caller then proposes KV_HOLD_GONE itself. */
+typedef size_t (*node_open_fn)(void *arg, uint64_t *inos, size_t max, uint64_t *since);
+void node_set_open_files(node *n, node_open_fn fn, void *arg);
+/* The state machine's applied index as last published by the loop (it may
+ * lag the real one, never lead it).  Thread-safe. */
+uint64_t node_applied_index(node *n);
+
 #endif
