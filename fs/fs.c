@@ -65,8 +65,13 @@
  * open in progress holds back what a report covers, from the moment before
  * its STAT, so a file cannot be freed between its lookup and its
  * registration.  open() of an inode that has no name any more answers ESTALE,
- * which makes the kernel look the name up again.  Opens cost no replicated
- * command.  At unmount the node leaves the holders (KV_HOLD_GONE).
+ * which makes the kernel look the name up again (so reopening an unlinked
+ * file through /proc/PID/fd fails, unlike on ext4).  Opens cost no
+ * replicated command.  At unmount the node leaves the holders (KV_HOLD_GONE).
+ * An open waits (up to the op timeout) until the state machine knows this
+ * node as a holder: right after the mount starts, or after the node was cut
+ * off longer than the holder TTL, its first report must be in force before
+ * an opened file can count on it.
  *
  * Set-id bits: the writer's credentials travel with every data change, and
  * the state machine clears S_ISUID/S_ISGID for an unprivileged (uid != 0)
@@ -353,14 +358,30 @@ static void handle_free(fs_mount *m, fs_handle *h)
     free(h);
 }
 
-/* An open in progress (see the top of this file). */
-static void opening_begin(fs_mount *m, fs_opening *o)
+/* An open in progress (see the top of this file).  0, or -EIO when this
+ * node's reports are not in force within the op timeout. */
+static int opening_begin(fs_mount *m, fs_opening *o)
 {
+    if (!node_open_files_known(m->n)) {
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (;;) {
+            struct timespec pause = {0, 2 * 1000000L};
+            nanosleep(&pause, NULL);
+            if (node_open_files_known(m->n))
+                break;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >=
+                m->opt.op_timeout_ms)
+                return -EIO;
+        }
+    }
     pthread_mutex_lock(&m->hmu);
     o->since = node_applied_index(m->n);
     o->next = m->opening;
     m->opening = o;
     pthread_mutex_unlock(&m->hmu);
+    return 0;
 }
 
 static void opening_end(fs_mount *m, fs_opening *o)
@@ -903,9 +924,13 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     fs_opening o;
-    opening_begin(m, &o);
+    int rc = opening_begin(m, &o);
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
     fs_attr a;
-    int rc = fs_kv_stat(&m->kv, NULL, ino, &a);
+    rc = fs_kv_stat(&m->kv, NULL, ino, &a);
     /* An inode without a name (freed, or an orphan kept for other openers) is
      * not opened anew: ESTALE makes the kernel look the name up again. */
     if (rc == -ENOENT || (rc == 0 && a.nlink == 0))
@@ -930,7 +955,10 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     }
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     fs_opening o;
-    opening_begin(m, &o);
+    if ((rc = opening_begin(m, &o)) < 0) {
+        reply_err(req, rc);
+        return;
+    }
     fs_attr a;
     /* CREATE never truncates here: an O_TRUNC of an existing file is
      * deferred to the whole-file PUT (open_common). */

@@ -2,8 +2,10 @@
  * fs.h — the FUSE face of hstore: one node's mount of the replicated store.
  *
  * fs_start() mounts the node's view of the namespace at a directory with the
- * libfuse3 high-level API and runs the multi-threaded request loop in its own
- * thread; every FUSE request becomes one state-machine operation submitted
+ * libfuse3 low-level API (kernel node ids are the store's inode numbers) and
+ * runs the multi-threaded request loop in its own thread; it registers the
+ * mount's open files with the node (node_set_open_files), which fs_stop()
+ * withdraws.  Every FUSE request becomes one state-machine operation submitted
  * through node_submit() (a linearizable read, or one replicated command that
  * is committed and applied before the system call returns).  fs_stop()
  * unmounts and joins; it never hangs, even when the cluster has no quorum

@@ -198,6 +198,7 @@ struct node {
     size_t chunk_cap;
     bool trace;                  /* HSTORE_TRACE set: see ntrace() */
     _Atomic uint64_t applied_pub;  /* kv_applied_index, for other threads (may lag) */
+    _Atomic bool holder_known;     /* the state has a holder record of this node */
     /* open-file reports */
     struct {
         pthread_mutex_t mu;      /* fn, arg, inflight (read by node_set_open_files) */
@@ -1275,6 +1276,9 @@ out:
 /* Decides whether this node must report its open files now (file comment). */
 static void report_open_files(node *n, uint64_t now)
 {
+    kv_holder_view v;
+    kv_holder_get(n->kv, n->cfg.id, &v);
+    atomic_store(&n->holder_known, v.known);
     if (now - n->rep.check_ms < REPORT_CHECK_MS)
         return;
     n->rep.check_ms = now;
@@ -1283,8 +1287,6 @@ static void report_open_files(node *n, uint64_t now)
         pthread_mutex_unlock(&n->rep.mu);
         return;
     }
-    kv_holder_view v;
-    kv_holder_get(n->kv, n->cfg.id, &v);
     bool due = !v.known || v.uncovered || now - n->rep.sent_ms >= REPORT_KEEPALIVE_MS;
     if (!due && v.n_held == 0) {
         pthread_mutex_unlock(&n->rep.mu);
@@ -1352,6 +1354,11 @@ void node_set_open_files(node *n, node_open_fn fn, void *arg)
         struct timespec ts = {0, 5 * 1000000L};
         nanosleep(&ts, NULL);
     }
+}
+
+bool node_open_files_known(node *n)
+{
+    return atomic_load(&n->holder_known);
 }
 
 uint64_t node_applied_index(node *n)

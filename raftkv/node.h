@@ -91,6 +91,9 @@ const node_config *node_get_config(const node *n);
  * caller then proposes KV_HOLD_GONE itself. */
 typedef size_t (*node_open_fn)(void *arg, uint64_t *inos, size_t max, uint64_t *since);
 void node_set_open_files(node *n, node_open_fn fn, void *arg);
+/* True once the state machine has a holder record of this node (its reports
+ * are in force), as last seen by the loop.  Thread-safe. */
+bool node_open_files_known(node *n);
 /* The state machine's applied index as last published by the loop (it may
  * lag the real one, never lead it).  Thread-safe. */
 uint64_t node_applied_index(node *n);
