@@ -1347,7 +1347,7 @@ static void test_holders_keep_orphans(void **s)
     kv_op b = {.type = KV_OP_HOLD, .holder = 0};
     assert_int_equal(cmd_st(&t, &b), EINVAL);
     b.holder = 1;
-    b.data = (const uint8_t *)"abc";
+    b.data = (const uint8_t *)"abcdefgh";
     b.data_len = 3;
     assert_int_equal(cmd_st(&t, &b), EINVAL);
     b.data_len = 8;
