@@ -4,8 +4,10 @@
  *
  * It exists to check the filesystem's POSIX behaviour (tests/cluster/
  * test_fs_posix.sh runs against it as well as against a real cluster) and to
- * debug fs/ in isolation.  It defines node_submit(), node_status() and
- * node_get_config() itself, so it is linked with fs/ and the kv objects only.
+ * debug fs/ in isolation.  It defines node_submit(), node_status(),
+ * node_get_config() and the open-file reporting calls itself (reports are
+ * applied right after every command), so it is linked with fs/ and the kv
+ * objects only.
  *
  *   build/fs_solo MOUNTPOINT [--max-file-size N] [--max-bytes N] [--delay-ms N]
  *                 [--stall FILE]
@@ -17,6 +19,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +38,89 @@ struct node {
     node_config cfg;
     int delay_ms;
     const char *stall_file;
+    node_open_fn open_fn;        /* the mount's open files (node_set_open_files) */
+    void *open_arg;
+    uint64_t *open_buf;
+    size_t open_cap;
+    _Atomic uint64_t applied;    /* read without mu: the mount calls it under its own lock */
 };
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* What node.c's loop does for open files, done at once after every command
+ * (n->mu held): report the orphans the mount holds open as holder 1. */
+static void solo_report(node *n, bool force)
+{
+    if (n->open_fn == NULL)
+        return;
+    kv_holder_view v;
+    kv_holder_get(n->k, n->cfg.id, &v);
+    if (!force && v.known && !v.uncovered && v.n_held == 0)
+        return;
+    uint64_t since = UINT64_MAX;
+    size_t cnt;
+    while ((cnt = n->open_fn(n->open_arg, n->open_buf, n->open_cap, &since)) > n->open_cap) {
+        uint64_t *b = realloc(n->open_buf, cnt * 2 * sizeof *b);
+        if (b == NULL)
+            return;
+        n->open_buf = b;
+        n->open_cap = cnt * 2;
+        since = UINT64_MAX;
+    }
+    uint8_t *data = malloc(cnt * 8 + 1);
+    if (data == NULL)
+        return;
+    size_t m = 0;
+    for (size_t i = 0; i < cnt && m < KV_HOLD_MAX; i++) {
+        if (!kv_is_orphan(n->k, n->open_buf[i]))
+            continue;
+        for (int b = 0; b < 8; b++)
+            data[m * 8 + b] = (uint8_t)(n->open_buf[i] >> (8 * b));
+        m++;
+    }
+    uint64_t covered = kv_applied_index(n->k);
+    if (since < covered)
+        covered = since;
+    kv_op op = { .type = KV_OP_HOLD, .holder = n->cfg.id, .off = covered, .data = data,
+                 .data_len = m * 8 };
+    uint8_t *ob = NULL, *cmd = NULL, *reply = NULL;
+    size_t ol = 0, cl = 0, rl = 0;
+    if (kv_op_encode(&op, &ob, &ol) == 0 && kv_cmd_encode(0, 0, now_ns(), ob, ol, &cmd, &cl) == 0)
+        kv_apply(n->k, ++n->index, cmd, cl, &reply, &rl);
+    free(reply);
+    free(cmd);
+    free(ob);
+    free(data);
+}
+
+void node_set_open_files(node *n, node_open_fn fn, void *arg)
+{
+    pthread_mutex_lock(&n->mu);
+    n->open_fn = fn;
+    n->open_arg = arg;
+    if (fn != NULL)
+        solo_report(n, true);
+    pthread_mutex_unlock(&n->mu);
+}
+
+bool node_open_files_known(node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    kv_holder_view v;
+    kv_holder_get(n->k, n->cfg.id, &v);
+    pthread_mutex_unlock(&n->mu);
+    return v.known;
+}
+
+uint64_t node_applied_index(node *n)
+{
+    return atomic_load(&n->applied);
+}
 
 int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t client_id,
                 uint64_t seq, int timeout_ms, uint8_t **reply, size_t *reply_len)
@@ -56,14 +141,14 @@ int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t clie
     } else {
         uint8_t *cmd = NULL;
         size_t cmd_len = 0;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-        rc = kv_cmd_encode(client_id, seq, now, op, len, &cmd, &cmd_len);
+        rc = kv_cmd_encode(client_id, seq, now_ns(), op, len, &cmd, &cmd_len);
         if (rc == 0) {
             rc = kv_apply(n->k, ++n->index, cmd, cmd_len, reply, reply_len);
             free(cmd);
         }
+        if (rc == 0)
+            solo_report(n, false);
+        atomic_store(&n->applied, kv_applied_index(n->k));
     }
     pthread_mutex_unlock(&n->mu);
     return rc == 0 ? NODE_OK : NODE_ENOMEM;
@@ -148,6 +233,7 @@ int main(int argc, char **argv)
     sigwait(&set, &sig);
     fs_stop(m);
     kv_free(n.k);
+    free(n.open_buf);
     pthread_mutex_destroy(&n.mu);
     return 0;
 }
