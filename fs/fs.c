@@ -611,13 +611,17 @@ static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 }
 
 /* The attributes of ino, through handle h when there is one (fstat sees the
- * handle's own pending content). */
+ * handle's own pending content).  An inode that is gone answers ESTALE, not
+ * ENOENT: the kernel may ask for it between a lookup and an open (permission
+ * checks), and ESTALE makes it look the name up again instead of failing. */
 static int getattr_ino(fs_mount *m, fuse_ino_t ino, fs_handle *h, fs_attr *a)
 {
     int rc;
     if (ino == FS_ROOT_INO)
         return root_getattr(m, a);
     rc = fs_kv_stat(&m->kv, NULL, ino, a);
+    if (rc == -ENOENT)
+        rc = -ESTALE;
     if (rc == 0 && h != NULL && h->kind == FS_H_FILE) {
         pthread_mutex_lock(&h->mu);
         if (handle_pending(h))
@@ -724,6 +728,8 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         rc = fs_kv_setattr(&m->kv, NULL, ino, mask, (uint32_t)(attr->st_mode & 07777),
                            (uint32_t)attr->st_uid, (uint32_t)attr->st_gid, &attr->st_atim,
                            &attr->st_mtim);
+    if (rc == -ENOENT && h == NULL)
+        rc = -ESTALE;   /* gone since the lookup: look again (getattr_ino) */
     fs_attr a;
     if (rc == 0)
         rc = getattr_ino(m, ino, h, &a);
@@ -746,6 +752,8 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
         return;
     }
     int rc = fs_kv_readlink(&m->kv, ino, buf, PATH_MAX + 1);
+    if (rc == -ENOENT)
+        rc = -ESTALE;   /* gone since the lookup: look again (getattr_ino) */
     if (rc < 0)
         reply_err(req, rc);
     else
