@@ -164,10 +164,10 @@ enum {
  *             symlink gives its target; a fifo/device gives no data.
  *  DEL      W path.  Unlinks a file/symlink/fifo/device or removes an EMPTY
  *             directory (ENOTEMPTY otherwise, EBUSY for the root).  No attr.
- *  LIST     R path = prefix.  KV_R_NAMES: the full paths (no leading "/") of
- *             every regular file and symlink whose path starts with the
- *             prefix as a plain string (a leading "/" in prefix is ignored),
- *             sorted bytewise.  Never fails (empty list when nothing matches).
+ *  LIST     R path = prefix (from the root; dir is ignored).  KV_R_NAMES: the
+ *             full paths (no leading "/") of every regular file and symlink
+ *             whose path starts with the prefix as a plain string (a leading
+ *             "/" in prefix is ignored), sorted bytewise.  Never fails (empty list when nothing matches).
  * filesystem
  *  STAT     R path [ino].  attr.
  *  READDIR  R path.  KV_R_ENTRIES: (name, ino, mode) of each entry, sorted by
