@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "raftkv/kv.h"
 
@@ -34,19 +35,40 @@ void fs_kv_destroy(fs_kv *k)
     memset(k, 0, sizeof *k);
 }
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* A session that no other thread uses until session_put(): one client id
  * never has two commands in flight, so its seqs reach the state machine in
- * order (the state machine keeps only the last seq per client). */
-static int session_get(fs_kv *k, fs_kv_session *s)
+ * order (the state machine keeps only the last seq per client).  A new one
+ * is registered with the cluster (a REGISTER command).  0 or a negative
+ * errno. */
+static int session_get(fs_kv *k, fs_kv_session *s, int timeout_ms)
 {
+    uint64_t now = mono_ms();
     pthread_mutex_lock(&k->mu);
-    if (k->n_free > 0) {
+    bool have = false;
+    while (k->n_free > 0 && !have) {
         *s = k->free_list[--k->n_free];
-    } else {
-        s->client_id = k->client_base + (++k->n_sessions);
-        s->next_seq = 1;
+        have = now - s->last_ms < FS_KV_SESSION_IDLE_MS;
     }
     pthread_mutex_unlock(&k->mu);
+    if (have)
+        return 0;
+    uint64_t id;
+    int rc = node_register(k->n, timeout_ms, &id);
+    if (rc != NODE_OK)
+        return rc == NODE_ENOMEM ? -ENOMEM : -EIO;
+    pthread_mutex_lock(&k->mu);
+    k->n_sessions++;
+    pthread_mutex_unlock(&k->mu);
+    s->client_id = id;
+    s->next_seq = 1;
+    s->last_ms = now;
     return 0;
 }
 
@@ -82,7 +104,7 @@ static int map_status(int st)
     if (st == 0)
         return 0;
     if (st > 1000)
-        return -EIO;   /* KV_ESTALE, KV_EREPLYGONE: outcome not knowable here */
+        return -EIO;   /* KV_ESTALE, KV_EREPLYGONE, KV_ESESSION: outcome not knowable here */
     return -st;
 }
 
@@ -102,18 +124,28 @@ static int submit_within(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms)
     if (kv_op_encode(op, &buf, &len) != 0)
         return op->data_len > UINT32_MAX ? -EFBIG : -ENOMEM;
     bool rd = kv_op_is_read(buf, len);
-    fs_kv_session s = { 0, 0 };
+    fs_kv_session s = { 0, 0, 0 };
     uint64_t seq = 0;
     if (!rd) {
-        session_get(k, &s);
+        int grc = session_get(k, &s, timeout_ms);
+        if (grc != 0) {
+            free(buf);
+            return grc;
+        }
         seq = s.next_seq++;
     }
     uint8_t *rep = NULL;
     size_t rlen = 0;
     int rc = node_submit(k->n, buf, len, rd, s.client_id, seq, timeout_ms, &rep, &rlen);
     free(buf);
-    if (!rd)
+    /* A session the cluster expired is dropped (the operation gets EIO
+     * below: it was not applied now, but an earlier attempt may have been);
+     * the next command registers a new one. */
+    bool expired = rc == NODE_OK && !rd && kv_reply_peek_status(rep, rlen) == KV_ESESSION;
+    if (!rd && !expired) {
+        s.last_ms = mono_ms();
         session_put(k, &s);
+    }
     if (rc != NODE_OK) {
         free(rep);
         switch (rc) {

@@ -51,10 +51,15 @@ enum {
     FS_SET_MTIME_NOW = 1 << 6,
 };
 
+/* A session registered with the cluster (node_register); a slot whose
+ * session expired is dropped, and one idle for FS_KV_SESSION_IDLE_MS is
+ * replaced before use (the cluster may have expired it). */
 typedef struct fs_kv_session {
     uint64_t client_id;
     uint64_t next_seq;
+    uint64_t last_ms;           /* CLOCK_MONOTONIC ms of its last command */
 } fs_kv_session;
+#define FS_KV_SESSION_IDLE_MS (10 * 60 * 1000)
 
 typedef struct fs_kv {
     node *n;

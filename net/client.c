@@ -43,6 +43,10 @@
 /* Pause after a node answered "not now": keeps a call from spinning through
  * nodes that all refuse at once (e.g. every one shutting down). */
 #define BACKOFF_MS 20
+/* A session unused this long is replaced by a fresh one before the next
+ * command: the cluster may have expired it meanwhile, and a command sent on
+ * an expired session fails (its outcome unknown to the caller). */
+#define SESSION_IDLE_MS (10 * 60 * 1000)
 
 typedef struct cnode {
     uint64_t id;
@@ -58,7 +62,8 @@ struct net_client {
     cnode nodes[CLIENT_MAX_NODES];
     int n, n_spec;
     int timeout_ms, attempt_ms;
-    uint64_t client_id, next_seq, next_req;
+    uint64_t client_id, next_seq, next_req;   /* client_id: the session, 0 = none yet */
+    uint64_t last_use_ms;       /* last command on the session */
     uint64_t leader_hint;
     int cur;                    /* index of the node believed to lead */
     net_buf buf;
@@ -188,7 +193,7 @@ net_client *net_client_new(const char *cluster_spec, int timeout_ms, char *err, 
     c->n = c->n_spec = n;
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
     c->attempt_ms = ATTEMPT_MS;
-    c->client_id = net_client_new_id();
+    c->client_id = 0;   /* registered with the first command */
     c->next_seq = 1;
     c->next_req = 1;
     return c;
@@ -329,14 +334,14 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static int do_call(net_client *c, bool read, uint64_t seq, const void *op, size_t len,
-                   void **reply, size_t *reply_len)
+static int do_call(net_client *c, uint8_t flags, uint64_t client_id, uint64_t seq, const void *op,
+                   size_t len, uint64_t deadline, void **reply, size_t *reply_len)
 {
     if (!c || (!op && len) || len > NET_MAX_PAYLOAD - 64 || !reply || !reply_len)
         return NET_EINVAL;
     *reply = NULL;
     *reply_len = 0;
-    uint64_t deadline = net_now_ms() + (uint64_t)c->timeout_ms;
+    bool read = flags & NET_REQ_READ;
     int i = c->cur, silent = 0;
     for (;;) {
         uint64_t now = net_now_ms();
@@ -354,8 +359,8 @@ static int do_call(net_client *c, bool read, uint64_t seq, const void *op, size_
                                                                             : FIRST_ATTEMPT_MS;
         if (wait > cap)
             wait = cap;
-        net_client_req q = {.client_id = c->client_id, .seq = read ? 0 : seq,
-                            .req_id = c->next_req++, .flags = read ? NET_REQ_READ : 0,
+        net_client_req q = {.client_id = client_id, .seq = read ? 0 : seq,
+                            .req_id = c->next_req++, .flags = flags,
                             .op = op, .op_len = (uint32_t)len};
         int rc = net_encode_client_req(&q, &c->buf);
         if (rc != NET_OK)
@@ -387,6 +392,10 @@ static int do_call(net_client *c, bool read, uint64_t seq, const void *op, size_
         uint8_t status = r.status;
         if (status == NET_ST_BAD_REQUEST)
             return NET_EBADREQ;
+        if (status == NET_ST_SESSION_EXPIRED) {
+            c->cur = h >= 0 ? h : i;
+            return NET_ESESSION;
+        }
         /* NOT_LEADER, UNAVAILABLE, SHUTTING_DOWN: same ids, another node. */
         i = (h >= 0 && h != i) ? h : (i + 1) % c->n;
         c->cur = i;
@@ -398,27 +407,70 @@ static int do_call(net_client *c, bool read, uint64_t seq, const void *op, size_
     }
 }
 
+/* Registers a session when the client has none (or let it idle): a REGISTER
+ * request with a random nonce, answered with the session id. */
+static int ensure_session(net_client *c, uint64_t deadline)
+{
+    uint64_t now = net_now_ms();
+    if (c->client_id && now - c->last_use_ms < SESSION_IDLE_MS)
+        return NET_OK;
+    void *rep = NULL;
+    size_t rlen = 0;
+    int rc = do_call(c, NET_REQ_REGISTER, net_client_new_id(), 0, NULL, 0, deadline, &rep, &rlen);
+    if (rc != NET_OK)
+        return rc == NET_ESESSION ? NET_EUNAVAIL : rc;
+    uint64_t id = 0;
+    if (rlen == 8)
+        for (int k = 0; k < 8; k++)
+            id |= (uint64_t)((const uint8_t *)rep)[k] << (8 * k);
+    free(rep);
+    if (!id)
+        return NET_EUNAVAIL;
+    c->client_id = id;   /* seqs go on: any seq is new to a new session */
+    c->last_use_ms = now;
+    return NET_OK;
+}
+
 int net_client_call(net_client *c, bool read, const void *op, size_t len, void **reply,
                     size_t *reply_len)
 {
     if (!c)
         return NET_EINVAL;
-    uint64_t seq = read ? 0 : c->next_seq;
-    int rc = do_call(c, read, seq, op, len, reply, reply_len);
+    uint64_t deadline = net_now_ms() + (uint64_t)c->timeout_ms;
+    if (read)
+        return do_call(c, NET_REQ_READ, 0, 0, op, len, deadline, reply, reply_len);
+    if (!reply || !reply_len)
+        return NET_EINVAL;
+    *reply = NULL;
+    *reply_len = 0;
+    int rc = ensure_session(c, deadline);
+    if (rc != NET_OK)
+        return rc;
+    uint64_t seq = c->next_seq;
+    rc = do_call(c, 0, c->client_id, seq, op, len, deadline, reply, reply_len);
     /* A sequence number is spent once sent, whatever came of it: reusing it
      * for a different command would make the state machine answer the new
      * command with the old one's cached reply. */
-    if (!read && rc != NET_EINVAL)
+    if (rc != NET_EINVAL)
         c->next_seq++;
+    c->last_use_ms = net_now_ms();
+    if (rc == NET_ESESSION)
+        c->client_id = 0;   /* the next command registers a new session */
     return rc;
 }
 
 int net_client_call_seq(net_client *c, uint64_t seq, const void *op, size_t len, void **reply,
                         size_t *reply_len)
 {
-    if (seq == 0)
+    if (!c || seq == 0)
         return NET_EINVAL;
-    return do_call(c, false, seq, op, len, reply, reply_len);
+    if (!c->client_id)
+        return NET_ESESSION;   /* a replay needs the session it was sent on */
+    uint64_t deadline = net_now_ms() + (uint64_t)c->timeout_ms;
+    int rc = do_call(c, 0, c->client_id, seq, op, len, deadline, reply, reply_len);
+    if (rc == NET_ESESSION)
+        c->client_id = 0;
+    return rc;
 }
 
 int net_client_status(net_client *c, int i, raft_status *st, char *addr, size_t addrlen)
@@ -467,6 +519,7 @@ void net_client_set_session(net_client *c, uint64_t client_id, uint64_t next_seq
         return;
     c->client_id = client_id;
     c->next_seq = next_seq;
+    c->last_use_ms = net_now_ms();
 }
 
 uint64_t net_client_leader_hint(const net_client *c) { return c ? c->leader_hint : 0; }

@@ -13,9 +13,15 @@
  * until the call's overall deadline; then it gives up with NET_EUNAVAIL:
  * the outcome is unknown (the command may or may not have been applied).
  *
- * Exactly-once ids: the client id is 64 random bits from the kernel
- * (getrandom); seq starts at 1 and every command gets the next one.  Reads
- * (linearizable queries) carry seq 0 and do not consume a sequence number.
+ * Exactly-once ids (sessions, kv.h): before its first command the client
+ * registers a session (a NET_REQ_REGISTER request; the cluster answers with
+ * the session id, the log index of the registration) and sends its commands
+ * as (session id, seq), seq starting at 1.  A session left unused for 10
+ * minutes is replaced before the next command.  When the cluster answers
+ * that the session expired, the call returns NET_ESESSION (the command was
+ * not applied by that attempt, but an earlier attempt may have been: the
+ * outcome is unknown) and the next command registers a new session.  Reads
+ * (linearizable queries) carry no session and seq 0.
  * Every attempt carries a fresh req_id, echoed by the node, so a late reply to
  * an earlier attempt is never taken for the current one.
  *
@@ -51,14 +57,18 @@ void net_client_set_timeout(net_client *c, int timeout_ms);
  *   NET_OK        *reply (malloc'ed, caller frees; NULL if empty) and
  *                 *reply_len hold the state machine's reply;
  *   NET_EUNAVAIL  no node got it done before the deadline: outcome unknown;
- *   NET_EBADREQ   a node rejected the request as malformed;
+ *   NET_ESESSION  the session expired: outcome unknown; the next command
+ *                 uses a new session;
+ *   NET_EBADREQ   a node rejected the request as malformed (also a read op
+ *                 sent as a command);
  *   NET_EINVAL / NET_ENOMEM. */
 int net_client_call(net_client *c, bool read, const void *op, size_t len, void **reply,
                     size_t *reply_len);
 
 /* Like net_client_call for a command, but with a caller-chosen sequence
- * number (e.g. to replay a request whose outcome is unknown).  Does not
- * change the client's own next seq. */
+ * number (e.g. to replay a request whose outcome is unknown) on the current
+ * session (NET_ESESSION when there is none).  Does not change the client's
+ * own next seq. */
 int net_client_call_seq(net_client *c, uint64_t seq, const void *op, size_t len, void **reply,
                         size_t *reply_len);
 
@@ -67,16 +77,15 @@ int net_client_call_seq(net_client *c, uint64_t seq, const void *op, size_t len,
  * NET_OK, NET_EUNAVAIL (no answer), NET_EINVAL (bad index). */
 int net_client_status(net_client *c, int i, raft_status *st, char *addr, size_t addrlen);
 
-/* A new random, non-zero client id (getrandom; a clock-based fallback).
- * Every client session needs its own: the state machine's exactly-once table
- * is keyed by it. */
+/* A new random, non-zero 64-bit number (getrandom; a clock-based fallback):
+ * the nonce of a session registration. */
 uint64_t net_client_new_id(void);
 
 /* ---- accessors ---- */
 int net_client_n_nodes(const net_client *c);
 uint64_t net_client_node_id(const net_client *c, int i);        /* 0 if out of range */
 const char *net_client_node_addr(const net_client *c, int i);   /* peer "HOST:PORT"; NULL if out of range */
-uint64_t net_client_id(const net_client *c);
+uint64_t net_client_id(const net_client *c);   /* the session id, 0 before the first command */
 uint64_t net_client_next_seq(const net_client *c);              /* seq the next command will use */
 /* Replaces the client id and next seq (a tool resuming a session). */
 void net_client_set_session(net_client *c, uint64_t client_id, uint64_t next_seq);

@@ -46,7 +46,9 @@ typedef struct mnode {
 } mnode;
 
 typedef struct msess {
-    uint64_t client_id, next_seq, seq;
+    uint64_t client_id, next_seq, seq;   /* client_id: the session, 0 = none yet */
+    bool registering;           /* the attempt in flight registers the session */
+    uint64_t nonce;
     uint64_t req_id, attempts;
     int state, node, silent;
     bool read;
@@ -104,10 +106,8 @@ net_mux *net_mux_new(const char *spec, int timeout_ms, int n_sessions, char *err
     m->n = n;
     m->n_sess = n_sessions;
     m->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
-    for (int i = 0; i < n_sessions; i++) {
-        m->s[i].client_id = net_client_new_id();
-        m->s[i].next_seq = 1;
-    }
+    for (int i = 0; i < n_sessions; i++)
+        m->s[i].next_seq = 1;   /* sessions register with their first command */
     return m;
 }
 
@@ -186,6 +186,9 @@ static void attempt(net_mux *m, int si)
     net_client_req q = {.client_id = s->client_id, .seq = s->seq, .req_id = s->req_id,
                         .flags = s->read ? NET_REQ_READ : 0, .op = s->op,
                         .op_len = (uint32_t)s->op_len};
+    if (s->registering)
+        q = (net_client_req){.client_id = s->nonce, .req_id = s->req_id,
+                             .flags = NET_REQ_REGISTER};
     if (net_encode_client_req(&q, &m->enc) != NET_OK ||
         net_wbuf_put(&nd->wb, m->enc.p, m->enc.len) != NET_OK) {
         finish(m, si, NET_ENOMEM);
@@ -233,6 +236,11 @@ int net_mux_start(net_mux *m, int si, bool read, const void *op, size_t len)
     s->deadline = net_now_ms() + (uint64_t)m->timeout_ms;
     s->node = m->cur;
     s->silent = 0;
+    /* A command on a session that has none registers one first (within the
+     * same deadline). */
+    s->registering = !read && s->client_id == 0;
+    if (s->registering)
+        s->nonce = net_client_new_id();
     m->busy++;
     attempt(m, si);
     return NET_OK;
@@ -263,6 +271,20 @@ static void on_reply(net_mux *m, int ni, const uint8_t *f, size_t flen)
     case NET_ST_OK:
         if (h >= 0)
             m->cur = h;
+        if (s->registering) {
+            uint64_t id = 0;
+            if (r.reply_len == 8)
+                for (int k = 0; k < 8; k++)
+                    id |= (uint64_t)r.reply[k] << (8 * k);
+            if (!id) {
+                finish(m, si, NET_EUNAVAIL);
+                return;
+            }
+            s->client_id = id;
+            s->registering = false;
+            attempt(m, si);   /* now the command itself */
+            return;
+        }
         if (r.reply_len) {
             s->reply = malloc(r.reply_len);
             if (!s->reply) {
@@ -276,6 +298,10 @@ static void on_reply(net_mux *m, int ni, const uint8_t *f, size_t flen)
         return;
     case NET_ST_BAD_REQUEST:
         finish(m, si, NET_EBADREQ);
+        return;
+    case NET_ST_SESSION_EXPIRED:
+        s->client_id = 0;   /* the next command registers a new session */
+        finish(m, si, NET_ESESSION);
         return;
     case NET_ST_NOT_LEADER:
         s->node = (h >= 0 && h != ni) ? h : (ni + 1) % m->n;

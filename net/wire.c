@@ -60,6 +60,7 @@ const char *net_strerror(int rc)
     case NET_EUNAVAIL: return "unavailable: no answer before the deadline, outcome unknown";
     case NET_EBADREQ: return "request rejected as malformed";
     case NET_EIO: return "socket error";
+    case NET_ESESSION: return "session expired: the outcome of the request is unknown";
     default: return "unknown error";
     }
 }
@@ -572,7 +573,7 @@ int net_encode_client_req(const net_client_req *q, net_buf *out)
         return NET_EINVAL;
     wr w;
     frame_begin(&w, out);
-    if (q->flags & ~NET_REQ_READ)
+    if (q->flags & ~NET_REQ_FLAGS)
         w.err = NET_EINVAL;
     w64(&w, q->client_id);
     w64(&w, q->seq);
@@ -595,7 +596,7 @@ int net_decode_client_req(const void *buf, size_t len, net_client_req *q)
         q->seq = r64(&r);
         q->req_id = r64(&r);
         q->flags = r8(&r);
-        if (!r.err && (q->flags & ~NET_REQ_READ))
+        if (!r.err && (q->flags & ~NET_REQ_FLAGS))
             r.err = NET_EMALFORMED;
         q->op = rblob(&r, &q->op_len);
         rc = close_payload(&r);

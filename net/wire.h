@@ -76,7 +76,8 @@ enum {
     NET_EUNAVAIL = -11,   /* client: no answer before the deadline, outcome unknown */
     NET_EBADREQ = -12,    /* client: the node rejected the request as malformed */
     NET_EIO = -13,        /* socket-level failure */
-    NET_ERR_COUNT = 14    /* number of codes, for per-code counters */
+    NET_ESESSION = -16,   /* client: the session expired; this request's outcome is unknown */
+    NET_ERR_COUNT = 17    /* number of codes, for per-code counters */
 };
 const char *net_strerror(int rc);
 
@@ -130,6 +131,9 @@ void net_raft_msg_free(raft_msg *m);
 /* ---- CLIENT_REQ / CLIENT_RESP --------------------------------------------------- */
 
 #define NET_REQ_READ 0x01     /* linearizable read-only query (ReadIndex) */
+#define NET_REQ_REGISTER 0x02 /* open a session: client_id is a nonce, seq 0, op empty;
+                                 a NET_ST_OK reply holds the session id (8 bytes LE) */
+#define NET_REQ_FLAGS (NET_REQ_READ | NET_REQ_REGISTER)
 
 typedef struct net_client_req {
     uint64_t client_id;
@@ -147,6 +151,9 @@ typedef enum {
     NET_ST_NOT_LEADER = 2,    /* reserved: redirect to leader_id / leader_addr */
     NET_ST_BAD_REQUEST = 3,   /* malformed request: retrying will not help */
     NET_ST_SHUTTING_DOWN = 4, /* the node is stopping: try another */
+    NET_ST_SESSION_EXPIRED = 5, /* the session is gone (expired or evicted): the
+                                   command was not applied now, an earlier attempt
+                                   may have been; register a new session */
     NET_ST_MAX
 } net_status_code;
 

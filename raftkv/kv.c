@@ -92,9 +92,11 @@ typedef struct kv_orphan {
 
 struct kv {
     kv_limits lim;
+    bool lim_set;           /* lim comes from an applied SET_LIMITS */
     uint64_t applied;
     int64_t last_time;
     int64_t now;            /* time of the command being applied */
+    int64_t sclock;         /* session time (kv.h, Sessions) */
     uint64_t next_ino;
     kv_inode *root;
     kv_inode **itab;        /* inode-number table */
@@ -1481,6 +1483,41 @@ int kv_query(const kv *k, const uint8_t *op, size_t len, uint8_t **reply, size_t
 
 /* ---- apply ----------------------------------------------------------------------------- */
 
+static int reply_limits(const kv *k, uint8_t **out, size_t *len)
+{
+    kv_reply r;
+    memset(&r, 0, sizeof r);
+    r.has = KV_R_STATFS;
+    r.statfs.bytes_used = k->bytes_used;
+    r.statfs.bytes_limit = k->lim.max_total_bytes;
+    r.statfs.files = k->icount;
+    r.statfs.files_limit = k->lim.max_inodes;
+    r.statfs.name_max = KV_NAME_MAX;
+    r.statfs.max_file_size = k->lim.max_file_size;
+    return kv_reply_encode(&r, out, len);
+}
+
+/* SET_LIMITS: the replicated limits (kv.h).  Decided from the entry alone. */
+static int apply_set_limits(kv *k, const kv_op *op, uint8_t **out, size_t *len)
+{
+    if (op->flags & ~KV_LIMITS_IF_UNSET) return reply_simple(EINVAL, NULL, out, len);
+    uint64_t mfs = op->len ? op->len : KV_DEFAULT_MAX_FILE_SIZE;
+    if (mfs > KV_MAX_FILE_SIZE_LIMIT) return reply_simple(EINVAL, NULL, out, len);
+    if (!(op->flags & KV_LIMITS_IF_UNSET) || !k->lim_set) {
+        k->lim.max_file_size = mfs;
+        k->lim.max_total_bytes = op->off;
+        k->lim.max_inodes = op->rdev;
+        k->lim_set = true;
+    }
+    return reply_limits(k, out, len);
+}
+
+bool kv_get_limits(const kv *k, kv_limits *out)
+{
+    *out = k->lim;
+    return k->lim_set;
+}
+
 static int do_write(kv *k, const kv_op *op, uint8_t **out, size_t *len)
 {
     kv_inode *res = NULL;
@@ -1505,7 +1542,12 @@ static int do_write(kv *k, const kv_op *op, uint8_t **out, size_t *len)
     case KV_OP_RELEASE_HOLDER: st = op_release_holder(k, op); break;
     case KV_OP_HOLD: st = op_hold(k, op); break;
     case KV_OP_NOOP: st = 0; break;
-    default: return do_read(k, op, out, len);   /* a read pushed through the log */
+    case KV_OP_SET_LIMITS: return apply_set_limits(k, op, out, len);
+    default:
+        /* A read wrapped in a command: never executed (its reply could be
+         * the size of a file, on every replica, at every replay). */
+        st = EINVAL;
+        break;
     }
     if (st < 0) return -1;
     return reply_simple(st, res, out, len);
@@ -1590,7 +1632,7 @@ static void sess_drop(kv *k, kv_session *s)
 
 static void sess_expire(kv *k)
 {
-    while (k->shead && (uint64_t)(k->now - k->shead->last_time) > KV_SESSION_TTL_NS)
+    while (k->shead && (uint64_t)(k->sclock - k->shead->last_time) > KV_SESSION_TTL_NS)
         sess_drop(k, k->shead);
     while (k->scount > KV_SESSION_MAX) sess_drop(k, k->shead);
 }
@@ -1617,7 +1659,7 @@ static int sess_record(kv *k, uint64_t client, uint64_t seq, const uint8_t *repl
     s->seq = seq;
     s->reply = copy;
     s->reply_len = copy ? (uint32_t)len : 0;
-    s->last_time = k->now;
+    s->last_time = k->sclock;
     sess_list_append(k, s);
     sess_expire(k);
     return 0;
@@ -1638,11 +1680,34 @@ int kv_session_lookup(const kv *k, uint64_t client_id, uint64_t seq, uint8_t **r
 {
     *reply = NULL;
     *reply_len = 0;
-    if (!client_id) return KV_SESSION_NEW;
+    if (!client_id || !seq) return KV_SESSION_NEW;   /* seq 0: a REGISTER */
     const kv_session *s = sess_get(k, client_id);
     if (!s || seq > s->seq) return KV_SESSION_NEW;
     if (seq == s->seq) return sess_reply(s, reply, reply_len) == 0 ? KV_SESSION_APPLIED : -1;
     return kv_reply_encode_status(KV_ESTALE, reply, reply_len) == 0 ? KV_SESSION_STALE : -1;
+}
+
+/* REGISTER: a new session named by this entry's index (unique, never
+ * reused), with seq 0 and no reply yet. */
+static int apply_register(kv *k, uint64_t index, uint8_t **reply, size_t *reply_len)
+{
+    kv_session *old = sess_get(k, index);   /* only an id from an older format */
+    if (old) sess_drop(k, old);
+    kv_session *s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    s->client = index;
+    s->last_time = k->sclock;
+    if (sess_tab_put(k, s) != 0) { free(s); return -1; }
+    sess_list_append(k, s);
+    sess_expire(k);
+    uint8_t id[8];
+    for (int i = 0; i < 8; i++) id[i] = (uint8_t)(index >> (8 * i));
+    kv_reply r;
+    memset(&r, 0, sizeof r);
+    r.has = KV_R_DATA;
+    r.data = id;
+    r.data_len = 8;
+    return kv_reply_encode(&r, reply, reply_len);
 }
 
 int kv_apply(kv *k, uint64_t index, const uint8_t *cmd, size_t len, uint8_t **reply,
@@ -1662,20 +1727,34 @@ int kv_apply(kv *k, uint64_t index, const uint8_t *cmd, size_t len, uint8_t **re
      * mtime decrease, and every replica clamps identically. */
     if (t < k->last_time) t = k->last_time;
     k->last_time = k->now = t;
+    /* Session time follows, but at most KV_SESSION_STEP_NS per command: one
+     * proposer's clock far ahead cannot expire every session at once. */
+    if (k->sclock == 0 || k->now - k->sclock <= (int64_t)KV_SESSION_STEP_NS)
+        k->sclock = k->now;
+    else
+        k->sclock += (int64_t)KV_SESSION_STEP_NS;
     sess_expire(k);
+    kv_op op;
+    bool op_ok = kv_op_decode(opb, opl, &op) == 0;
+    if (op_ok && op.type == KV_OP_REGISTER) return apply_register(k, index, reply, reply_len);
     if (client) {
         kv_session *s = sess_get(k, client);
-        if (s && seq == s->seq) {
+        if (!s) {
+            /* Expired, evicted or never registered: not applied, so a retry
+             * of a command applied before its session went cannot apply
+             * twice. */
+            return kv_reply_encode_status(KV_ESESSION, reply, reply_len) == 0 ? 0 : -1;
+        }
+        if (seq == s->seq) {
             sess_list_unlink(k, s);
-            s->last_time = k->now;
+            s->last_time = k->sclock;
             sess_list_append(k, s);
             return sess_reply(s, reply, reply_len);
         }
-        if (s && seq < s->seq) return kv_reply_encode_status(KV_ESTALE, reply, reply_len);
+        if (seq < s->seq) return kv_reply_encode_status(KV_ESTALE, reply, reply_len);
     }
-    kv_op op;
     int rc;
-    if (kv_op_decode(opb, opl, &op) != 0) rc = kv_reply_encode_status(EBADMSG, reply, reply_len);
+    if (!op_ok) rc = kv_reply_encode_status(EBADMSG, reply, reply_len);
     else rc = do_write(k, &op, reply, reply_len);
     if (rc != 0) return -1;
     if (client && sess_record(k, client, seq, *reply, *reply_len) != 0) {
@@ -1709,6 +1788,7 @@ void kv_get_stats(const kv *k, kv_stats *st)
     st->sessions = k->scount;
     st->refs = k->nrefs;
     st->holders = k->nholders;
+    st->session_time_ns = k->sclock;
 }
 
 /* ---- life cycle --------------------------------------------------------------------- */
@@ -1719,6 +1799,7 @@ static kv *kv_alloc(const kv_limits *lim)
     if (!k) return NULL;
     if (lim) k->lim = *lim;
     if (!k->lim.max_file_size) k->lim.max_file_size = KV_DEFAULT_MAX_FILE_SIZE;
+    if (k->lim.max_file_size > KV_MAX_FILE_SIZE_LIMIT) k->lim.max_file_size = KV_MAX_FILE_SIZE_LIMIT;
     k->next_ino = KV_ROOT_INO;
     return k;
 }
@@ -1765,7 +1846,10 @@ void kv_free(kv *k)
 /* ---- snapshots -------------------------------------------------------------------------
  *
  * Format (all little-endian):
- *   u32 magic "HKVS", u32 version 1, u64 applied, i64 last_time, u64 next_ino,
+ *   u32 magic "HKVS", u32 version 3, u64 applied, i64 last_time,
+ *   (version 3) i64 session time, u8 limits set, u64 max_file_size,
+ *   u64 max_total_bytes, u64 max_inodes,
+ *   u64 next_ino,
  *   u64 n_inodes, then per inode in ascending number order:
  *     u64 ino, u32 mode, uid, gid, nlink, u64 rdev, u64 size, i64 atime, mtime,
  *     ctime, then: regular file: chunks holding a non-zero byte as (u32 index,
@@ -1776,18 +1860,20 @@ void kv_free(kv *k)
  *   u64 n_sessions, then in expiry order: u64 client, u64 seq, i64 last_time,
  *     u8 has_reply, [u32 len, bytes].
  *   u64 n_refs, then in table order: u64 holder, u64 ino, u32 count.
- *   (version 2) u64 n_holders, then by ascending id: u64 id, u64 covered,
+ *   (version 2 on) u64 n_holders, then by ascending id: u64 id, u64 covered,
  *     i64 time, u64 n, n x u64 held inode (ascending); u64 n_orphans, then in
  *     unlink order: u64 ino, u64 at.
  *   u32 magic "END." (trailer).  Version 1 (no holders, no orphan list) is
  *   still read.
  * Chunks that are all zeros are omitted whether they are holes or written
  * zeros, so equal states give equal bytes.
+ * Versions 1 and 2 (older builds) lack the session time and limits; they are
+ * still read (kv_snapshot_read), never written.
  */
 
 #define SNAP_MAGIC 0x53564b48u      /* "HKVS" */
 #define SNAP_END 0x2e444e45u        /* "END." */
-#define SNAP_VERSION 2u
+#define SNAP_VERSION 3u
 #define NO_CHUNK 0xffffffffu
 
 typedef struct snap_w {
@@ -1862,6 +1948,11 @@ int kv_snapshot_write(const kv *k, kv_write_fn fn, void *arg)
     kv_wb_u32(&w.b, SNAP_VERSION);
     kv_wb_u64(&w.b, k->applied);
     kv_wb_u64(&w.b, (uint64_t)k->last_time);
+    kv_wb_u64(&w.b, (uint64_t)k->sclock);
+    kv_wb_u8(&w.b, k->lim_set);
+    kv_wb_u64(&w.b, k->lim.max_file_size);
+    kv_wb_u64(&w.b, k->lim.max_total_bytes);
+    kv_wb_u64(&w.b, k->lim.max_inodes);
     kv_wb_u64(&w.b, k->next_ino);
     kv_wb_u64(&w.b, n);
     for (size_t i = 0; i < n && !w.failed; i++) {
@@ -2064,6 +2155,18 @@ int kv_snapshot_read(kv *k, kv_read_fn fn, void *arg)
     if (r.bad || version < 1 || version > SNAP_VERSION) goto out;
     n->applied = sr_u64(&r);
     n->last_time = (int64_t)sr_u64(&r);
+    n->sclock = n->last_time;
+    if (version >= 3) {
+        n->sclock = (int64_t)sr_u64(&r);
+        uint8_t set = sr_u8(&r);
+        n->lim.max_file_size = sr_u64(&r);
+        n->lim.max_total_bytes = sr_u64(&r);
+        n->lim.max_inodes = sr_u64(&r);
+        if (r.bad || set > 1 || n->lim.max_file_size == 0 ||
+            n->lim.max_file_size > KV_MAX_FILE_SIZE_LIMIT || n->sclock > n->last_time)
+            goto out;
+        n->lim_set = set;
+    }
     n->next_ino = sr_u64(&r);
     uint64_t ninodes = sr_u64(&r);
     if (r.bad || ninodes == 0 || n->next_ino <= KV_ROOT_INO) goto out;

@@ -113,17 +113,25 @@
 #define KV_CHUNK_SIZE (64u * 1024u)     /* file data chunk */
 #define KV_DEFAULT_MAX_FILE_SIZE (1ull << 30)   /* 1 GiB */
 
-/* Sessions (exactly-once, DESIGN.md §4).  Expiry is decided only from the log,
- * so every replica drops the same sessions at the same index:
- *   - a session not used by any command for KV_SESSION_TTL_NS of command time
- *     (the clamped time of the command being applied) is dropped;
- *   - at most KV_SESSION_MAX sessions are kept; past that the least recently
- *     used (by apply order) is dropped first.
- * Both checks run at every kv_apply(), before the command is applied.
- * A client whose session expired and that retries an already applied command
- * would have it applied again, so clients must give up retrying well within
- * the TTL (the client library's deadline is seconds).  client_id 0 means "no
- * session": such a command is always applied and nothing is remembered. */
+/* Sessions (exactly-once, DESIGN.md §4; Raft dissertation §6.3).
+ *   - A client registers first: a REGISTER command creates a session whose id
+ *     is the log index of that command.  The client then sends its commands
+ *     as (session id, seq) with increasing seqs.
+ *   - A command whose session is not in the table (never registered, expired
+ *     or evicted) is answered KV_ESESSION and NOT applied.  So a retry that
+ *     arrives after its session is gone can never be applied a second time;
+ *     the client learns that the outcome of that request is unknown and
+ *     registers again.
+ *   - Expiry is decided only from the log, so every replica drops the same
+ *     sessions at the same index: a session not used for KV_SESSION_TTL_NS
+ *     of session time is dropped, and at most KV_SESSION_MAX sessions are
+ *     kept (past that the least recently used, by apply order, goes first).
+ *     Session time is the commands' clamped time (see Timestamps) advancing
+ *     by at most KV_SESSION_STEP_NS per command, so a proposer whose clock
+ *     runs far ahead can only move it a second per command; and even a jump
+ *     costs availability (KV_ESESSION answers), never a second apply.
+ *   - client_id 0 means "no session": such a command is always applied and
+ *     nothing is remembered (tests and idempotent internal commands). */
 #define KV_SESSION_TTL_NS (3600ull * 1000000000ull)   /* one hour */
 /* Open-file holders (see "Open files"): a holder not heard from for this long
  * (command time) no longer keeps orphans alive; a live node reports at least
@@ -132,6 +140,7 @@
 #define KV_HOLDER_TTL_NS (60ull * 1000000000ull)
 #define KV_HOLD_MAX 65536
 #define KV_HOLDERS_MAX 64
+#define KV_SESSION_STEP_NS 1000000000ull               /* one second per command */
 #define KV_SESSION_MAX 65536
 /* Replies larger than this are not kept in a session (only commands with big
  * replies - reads pushed through the log - exceed it); a duplicate then gets
@@ -143,6 +152,9 @@ enum {
     KV_ESTALE = 1001,      /* seq older than the client's last applied seq:
                               that command was applied and its reply is gone */
     KV_EREPLYGONE = 1002,  /* duplicate of the last command, reply not kept */
+    KV_ESESSION = 1003,    /* SESSION_EXPIRED: the command's session is unknown
+                              (expired, evicted or never registered); the
+                              command was not applied.  Register again. */
 };
 
 /* ---- Operations ------------------------------------------------------------- */
@@ -218,6 +230,21 @@ enum {
  *                   KV_HOLD_GONE (the holder leaves: data must be empty).
  *                   Replaces the holder's report, then sweeps orphans (see
  *                   "Open files").  No attr.  EINVAL for a bad list.
+ *  REGISTER       W.  Opens a session (see Sessions).  The envelope's client
+ *                   id is only a nonce that lets the proposer find the reply;
+ *                   its seq is 0.  Reply: KV_R_DATA holding the new session
+ *                   id (8 bytes, little-endian; kv_reply_session_id()).
+ *  SET_LIMITS     W flags (KV_LIMITS_IF_UNSET), len = max_file_size (0: the
+ *                   default), off = max_total_bytes (0: none), rdev =
+ *                   max_inodes (0: none).  Replaces the replicated limits
+ *                   (see kv_limits); with KV_LIMITS_IF_UNSET only if no
+ *                   SET_LIMITS was applied before.  EINVAL for a max_file_size
+ *                   above KV_MAX_FILE_SIZE_LIMIT.  Reply: KV_R_STATFS.
+ *
+ * Read ops (R) are answered only by kv_query().  Wrapped in a command they are
+ * not executed: apply answers EINVAL (a committed read must not make every
+ * replica build a reply the size of a file).  Nodes refuse them before
+ * proposal (kv_op_is_write).
  * Every op that takes a path also takes dir (path2: dir2), see "Names".
  */
 typedef enum kv_op_type {
@@ -247,7 +274,9 @@ typedef enum kv_op_type {
     KV_OP_RELEASE_HOLDER = 24,
     KV_OP_NOOP = 25,
     KV_OP_HOLD = 26,
-    KV_OP__MAX = 26,
+    KV_OP_REGISTER = 27,
+    KV_OP_SET_LIMITS = 28,
+    KV_OP__MAX = 28,
 } kv_op_type;
 
 /* CREATE flags */
@@ -265,6 +294,8 @@ typedef enum kv_op_type {
 #define KV_SET_SIZE 8u
 #define KV_SET_ATIME 16u
 #define KV_SET_MTIME 32u
+/* SET_LIMITS flags */
+#define KV_LIMITS_IF_UNSET 1u
 /* SETATTR atime_ns/mtime_ns value meaning "the command's time" (UTIME_NOW).
  * UTIME_OMIT: leave KV_SET_ATIME/KV_SET_MTIME out of the mask. */
 #define KV_TIME_NOW INT64_MIN
@@ -310,6 +341,9 @@ int kv_op_decode(const uint8_t *buf, size_t len, kv_op *op);
  * everything else, including malformed bytes (those go through the log and
  * come back as EBADMSG, identically everywhere). */
 bool kv_op_is_read(const uint8_t *op, size_t len);
+/* True only for well-formed ops that change the state (everything but the
+ * reads): what a node may propose. */
+bool kv_op_is_write(const uint8_t *op, size_t len);
 const char *kv_op_name(int type);
 
 /* ---- Commands: what the Raft log holds ---------------------------------------- */
@@ -384,6 +418,11 @@ void kv_reply_free(kv_reply *r);
 /* The status of an encoded reply without decoding it all; EBADMSG if
  * malformed. */
 int kv_reply_status(const uint8_t *buf, size_t len);
+/* The status of an encoded reply from its header alone (no allocation);
+ * EBADMSG if it is not a reply. */
+int kv_reply_peek_status(const uint8_t *buf, size_t len);
+/* The session id in the reply to a REGISTER; 0 if it is not one. */
+uint64_t kv_reply_session_id(const uint8_t *buf, size_t len);
 /* Encodes a reply holding only a status (for the node's own error replies). */
 int kv_reply_encode_status(int status, uint8_t **out, size_t *out_len);
 /* Text for a status: strerror() for errno values, names for KV_E*. */
@@ -393,16 +432,27 @@ const char *kv_strstatus(int status);
 
 typedef struct kv kv;
 
+/* Limits are replicated state: they change what apply decides, so they live
+ * in the log (SET_LIMITS) and in snapshots, and every replica applies the
+ * same.  A node seeds them once: the first leader proposes SET_LIMITS with
+ * KV_LIMITS_IF_UNSET from its flags.  Until a SET_LIMITS is applied, the
+ * limits given to kv_new() are in force (the node gives the defaults). */
 typedef struct kv_limits {
     uint64_t max_file_size;     /* EFBIG past it; 0 = KV_DEFAULT_MAX_FILE_SIZE */
     uint64_t max_total_bytes;   /* ENOSPC past it (bytes_used); 0 = no limit */
     uint64_t max_inodes;        /* ENOSPC past it (root counts); 0 = no limit */
 } kv_limits;
+/* The largest max_file_size accepted: apply must be able to address any
+ * offset below it without an allocation that could fail on one replica
+ * only (the chunk table of a file this large is 128 MiB). */
+#define KV_MAX_FILE_SIZE_LIMIT (1ull << 40)   /* 1 TiB */
 
 /* An empty store: only the root directory (mode 0755, uid/gid 0, times 0).
- * limits may be NULL (defaults).  Limits are configuration, not state: they
- * are not in snapshots and every replica should be given the same. */
+ * limits may be NULL (defaults): the limits in force until a SET_LIMITS is
+ * applied (a max_file_size above KV_MAX_FILE_SIZE_LIMIT is lowered to it). */
 kv *kv_new(const kv_limits *limits);
+/* The limits in force; true when they come from an applied SET_LIMITS. */
+bool kv_get_limits(const kv *k, kv_limits *out);
 void kv_free(kv *k);
 
 /* Applies the Raft log entry at index (a command from kv_cmd_encode).
@@ -454,6 +504,7 @@ typedef struct kv_stats {
     uint64_t sessions;
     uint64_t refs;          /* (holder, inode) reference records */
     uint64_t holders;       /* nodes that report open files */
+    int64_t session_time_ns;   /* session time (see Sessions) */
 } kv_stats;
 
 /* A holder's standing in the state (for the node deciding when to report).
@@ -475,9 +526,10 @@ void kv_get_stats(const kv *k, kv_stats *st);
 
 /* ---- Snapshots ---------------------------------------------------------------------- */
 
-/* The whole state: applied index, last command time, inode counter, inodes
- * with data, directory entries, sessions (in expiry order), references,
- * holders' reports and orphans (format version 2; version 1 still reads).
+/* The whole state: applied index, last command time, session time, the
+ * replicated limits, inode counter, inodes with data, directory entries,
+ * sessions (in expiry order), references, holders' reports and orphans
+ * (format version 3; versions 1 and 2 still read).
  * The bytes are deterministic: equal states give equal bytes, whatever path
  * led there (holes and zero-filled ranges are encoded alike).
  *
@@ -493,8 +545,11 @@ int kv_snapshot_encode(const kv *k, uint8_t **buf, size_t *len);
  * or return non-zero (end of data / error), which fails the decode.  The
  * snapshot ends with a trailer magic; nothing past it is read (checksums are
  * storage's and the transport's job).  The new state is built aside and replaces k's only if the
- * whole snapshot is valid; otherwise -1 and k is untouched.  Limits of k are
- * kept.  The buffer form also rejects bytes after the trailer. */
+ * whole snapshot is valid; otherwise -1 and k is untouched.  Snapshots of
+ * format 3 carry the limits and session time; formats 1 and 2 (older builds)
+ * are still read: k's limits are kept (not set), session time starts at the
+ * snapshot's command time.  Any other format is refused.  The buffer form
+ * also rejects bytes after the trailer. */
 typedef int (*kv_read_fn)(void *arg, void *buf, size_t n);
 int kv_snapshot_read(kv *k, kv_read_fn read, void *arg);
 int kv_snapshot_decode(kv *k, const uint8_t *buf, size_t len);

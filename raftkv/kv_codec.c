@@ -99,6 +99,8 @@ static const struct {
     [KV_OP_RELEASE_HOLDER] = {"RELEASE_HOLDER", F_HOLDER, false},
     [KV_OP_NOOP] = {"NOOP", 0, false},
     [KV_OP_HOLD] = {"HOLD", F_HOLDER | F_OFF | F_DATA | F_FLAGS, false},
+    [KV_OP_REGISTER] = {"REGISTER", 0, false},
+    [KV_OP_SET_LIMITS] = {"SET_LIMITS", F_FLAGS | F_RDEV | F_OFF | F_LEN, false},
 };
 
 const char *kv_op_name(int type)
@@ -207,6 +209,13 @@ bool kv_op_is_read(const uint8_t *op, size_t len)
     kv_op o;
     if (kv_op_decode(op, len, &o) != 0) return false;
     return op_info[o.type].read;
+}
+
+bool kv_op_is_write(const uint8_t *op, size_t len)
+{
+    kv_op o;
+    if (kv_op_decode(op, len, &o) != 0) return false;
+    return !op_info[o.type].read;
 }
 
 /* ---- commands ---------------------------------------------------------------- */
@@ -352,6 +361,26 @@ int kv_reply_status(const uint8_t *buf, size_t len)
     return s;
 }
 
+int kv_reply_peek_status(const uint8_t *buf, size_t len)
+{
+    kv_rbuf r = {buf, len, 0, false};
+    if (!buf || kv_rb_u8(&r) != REPLY_MAGIC) return EBADMSG;
+    uint32_t st = kv_rb_u32(&r);
+    if (r.bad || st > INT32_MAX) return EBADMSG;
+    return (int)st;
+}
+
+uint64_t kv_reply_session_id(const uint8_t *buf, size_t len)
+{
+    kv_reply r;
+    if (kv_reply_decode(buf, len, &r) != 0) return 0;
+    uint64_t id = 0;
+    if (r.status == 0 && r.has == KV_R_DATA && r.data_len == 8)
+        for (int i = 0; i < 8; i++) id |= (uint64_t)r.data[i] << (8 * i);
+    kv_reply_free(&r);
+    return id;
+}
+
 void kv_reply_free(kv_reply *r)
 {
     if (!r) return;
@@ -469,6 +498,8 @@ const char *kv_strstatus(int status)
     case 0: return "ok";
     case KV_ESTALE: return "stale sequence number (command already applied, reply gone)";
     case KV_EREPLYGONE: return "duplicate command, reply not kept";
+    case KV_ESESSION: return "session expired (the request was not applied now; an earlier "
+                             "attempt may have been)";
     default: return strerror(status);
     }
 }

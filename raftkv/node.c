@@ -129,6 +129,7 @@ typedef struct req {
     struct req *hnext;           /* in n->cmd_tab (commands with ids) */
     int origin;
     bool read;
+    bool reg;                    /* a REGISTER: client_id is a nonce, seq 0 */
     uint64_t client_id, seq;
     const uint8_t *op;           /* read op (points into owned memory) */
     size_t op_len;
@@ -210,17 +211,33 @@ struct node {
         uint64_t *buf;
         size_t cap;
     } rep;
+    kv_limits lim_seen;          /* replicated limits last logged */
+    bool lim_seen_set;
 };
 
 /* ---- small helpers ------------------------------------------------------------ */
 
 static uint64_t now_ms(void) { return net_now_ms(); }
 
+/* Test hook: HSTORE_CLOCK_OFFSET_MS (a signed number of milliseconds, read
+ * once) shifts the time this node stamps on the commands it proposes, as if
+ * its clock were wrong.  Only tests set it (a node an hour ahead must not
+ * make any replica apply a command twice). */
+static int64_t g_clock_offset_ns;
+static pthread_once_t g_clock_once = PTHREAD_ONCE_INIT;
+static void clock_offset_init(void)
+{
+    const char *e = getenv("HSTORE_CLOCK_OFFSET_MS");
+    if (e && *e)
+        g_clock_offset_ns = (int64_t)strtoll(e, NULL, 10) * 1000000;
+}
+
 static int64_t realtime_ns(void)
 {
+    pthread_once(&g_clock_once, clock_offset_init);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + g_clock_offset_ns;
 }
 
 static void nlog(node *n, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -467,10 +484,21 @@ static void req_finish(node *n, req *q, int status, uint8_t *reply, size_t reply
     if (q->prev)
         pending_del(n, q);
     if (q->origin == ORIGIN_SELF) {
-        if (status != NODE_OK || kv_reply_status(reply, reply_len) != 0)
+        if (q->reg) {
+            /* the session of our reports (report_propose) */
+            uint64_t id = status == NODE_OK ? kv_reply_session_id(reply, reply_len) : 0;
+            if (id)
+                n->rep.client = id;
+            else
+                nlog(n, 1, "cannot open the session of the open-file reports (%s)",
+                     status == NODE_OK ? "bad reply" : "no answer in time");
+        } else if (status != NODE_OK || kv_reply_status(reply, reply_len) != 0) {
             nlog(n, 1, "open-file report not applied (%s)",
                  status == NODE_OK ? kv_strstatus(kv_reply_status(reply, reply_len))
                                    : "no answer in time");
+            if (status == NODE_OK && kv_reply_peek_status(reply, reply_len) == KV_ESESSION)
+                n->rep.client = 0;   /* the next report opens a new session */
+        }
         pthread_mutex_lock(&n->rep.mu);
         n->rep.inflight = false;
         pthread_mutex_unlock(&n->rep.mu);
@@ -491,6 +519,20 @@ static void req_finish(node *n, req *q, int status, uint8_t *reply, size_t reply
         memcpy(resp.leader_addr, n->leader_caddr, sizeof resp.leader_addr);
         resp.reply = reply;
         resp.reply_len = (uint32_t)reply_len;
+        uint8_t sid[8];
+        if (status == NODE_OK && q->reg) {
+            /* The session id itself, not the state machine's reply. */
+            uint64_t id = kv_reply_session_id(reply, reply_len);
+            for (int i = 0; i < 8; i++)
+                sid[i] = (uint8_t)(id >> (8 * i));
+            resp.reply = sid;
+            resp.reply_len = 8;
+            if (!id)
+                resp.status = NET_ST_UNAVAILABLE;
+        } else if (status == NODE_OK && !q->read &&
+                   kv_reply_peek_status(reply, reply_len) == KV_ESESSION) {
+            resp.status = NET_ST_SESSION_EXPIRED;
+        }
         if (net_encode_client_resp(&resp, &n->buf) == NET_OK)
             net_reply_client(n->tr, &q->cmsg, n->buf.p, n->buf.len);
         else
@@ -615,8 +657,11 @@ static void retry_and_expire(node *n, uint64_t now)
             if (q->read && q->have_index) {
                 /* waiting only for local apply: nothing to retry */
             } else {
+                /* req_try may answer and free q (a retry found already
+                 * applied): read what we need first. */
+                bool is_read = q->read;
                 req_try(n, q, now);
-                reads |= q->read;
+                reads |= is_read;
             }
         }
         q = nx;
@@ -741,6 +786,47 @@ static void send_msgs(node *n, const raft_msg *msgs, size_t cnt)
     }
 }
 
+/* The limits are replicated state (kv.h): the first leader seeds them from
+ * its flags, once; a SET_LIMITS that finds them set changes nothing. */
+static void propose_limits(node *n)
+{
+    kv_limits cur;
+    if (kv_get_limits(n->kv, &cur))
+        return;
+    kv_op o = {.type = KV_OP_SET_LIMITS, .flags = KV_LIMITS_IF_UNSET,
+               .len = n->cfg.max_file_size, .off = n->cfg.max_store_bytes};
+    uint8_t *ob, *cmd;
+    size_t ol, cl;
+    if (kv_op_encode(&o, &ob, &ol) != 0)
+        return;
+    if (kv_cmd_encode(0, 0, realtime_ns(), ob, ol, &cmd, &cl) == 0) {
+        if (raft_propose(n->r, cmd, cl, NULL, NULL) == RAFT_OK)
+            nlog(n, 2, "proposed the initial limits: max-file-size %" PRIu64
+                       ", max-store-bytes %" PRIu64, n->cfg.max_file_size, n->cfg.max_store_bytes);
+        free(cmd);
+    }
+    free(ob);
+}
+
+/* Logs the replicated limits when they change, with a warning when this
+ * node's flags say otherwise (the replicated value is the one in force). */
+static void check_limits(node *n)
+{
+    kv_limits l;
+    bool set = kv_get_limits(n->kv, &l);
+    if (!set || (n->lim_seen_set && memcmp(&l, &n->lim_seen, sizeof l) == 0))
+        return;
+    n->lim_seen = l;
+    n->lim_seen_set = true;
+    nlog(n, 2, "limits in force (replicated): max-file-size %" PRIu64 ", max-store-bytes %" PRIu64,
+         l.max_file_size, l.max_total_bytes);
+    if (l.max_file_size != n->cfg.max_file_size || l.max_total_bytes != n->cfg.max_store_bytes)
+        nlog(n, 1, "this node's --max-file-size %" PRIu64 " / --max-store-bytes %" PRIu64
+                   " differ from the cluster's replicated limits; the replicated ones are used "
+                   "(change them with `hstore limits set`)",
+             n->cfg.max_file_size, n->cfg.max_store_bytes);
+}
+
 static void log_changes(node *n)
 {
     raft_status st;
@@ -751,6 +837,8 @@ static void log_changes(node *n)
         nlog(n, 2, "role changed %s -> %s", raft_role_name(n->last_role), raft_role_name(st.role));
         if (st.role == RAFT_CANDIDATE)
             nlog(n, 2, "election: campaigning in term %" PRIu64, st.term);
+        if (st.role == RAFT_LEADER)
+            propose_limits(n);
     }
     if (st.leader != n->last_leader)
         nlog(n, 2, "leader changed %" PRIu64 " -> %" PRIu64, n->last_leader, st.leader);
@@ -794,8 +882,10 @@ static int apply_committed(node *n, const raft_ready *rd)
             return -1;
         }
     }
-    if (rd->n_committed)
+    if (rd->n_committed) {
         net_transport_flush(n->tr);
+        check_limits(n);
+    }
     return 0;
 }
 
@@ -1166,6 +1256,46 @@ static void answer_status(node *n, net_client_msg *cm, uint64_t req_id)
         net_client_msg_drop(cm);
 }
 
+/* What may enter the loop (node_submit and the client port alike): a read
+ * must be a read op; a command must be a well-formed write op with its
+ * exactly-once ids (without them its reply could not be matched, nor a retry
+ * recognised).  A read op sent as a command is refused here, before any
+ * proposal: a committed read would make every replica build its reply at
+ * every replay.  A REGISTER (seq 0) is the one command without a seq.  For a
+ * command, q->cmd is built.  NODE_OK, NODE_EINVAL or NODE_ENOMEM. */
+static int prepare_req(req *q, const uint8_t *op, size_t len)
+{
+    if (q->read)
+        return kv_op_is_read(op, len) ? NODE_OK : NODE_EINVAL;
+    kv_op o;
+    if (!kv_op_is_write(op, len) || kv_op_decode(op, len, &o) != 0 || !q->client_id)
+        return NODE_EINVAL;
+    if (o.type == KV_OP_REGISTER) {
+        if (q->seq)
+            return NODE_EINVAL;
+        q->reg = true;
+    } else if (!q->seq) {
+        return NODE_EINVAL;
+    }
+    return kv_cmd_encode(q->client_id, q->seq, realtime_ns(), op, len, &q->cmd, &q->cmd_len) == 0
+               ? NODE_OK : NODE_ENOMEM;
+}
+
+/* The command of a REGISTER with nonce (seq 0). */
+static int register_cmd(uint64_t nonce, uint8_t **cmd, size_t *cmd_len)
+{
+    if (!nonce)
+        return NODE_EINVAL;
+    kv_op o = {.type = KV_OP_REGISTER};
+    uint8_t *ob;
+    size_t ol;
+    if (kv_op_encode(&o, &ob, &ol) != 0)
+        return NODE_ENOMEM;
+    int rc = kv_cmd_encode(nonce, 0, realtime_ns(), ob, ol, cmd, cmd_len);
+    free(ob);
+    return rc == 0 ? NODE_OK : NODE_ENOMEM;
+}
+
 static void recv_clients(node *n)
 {
     for (int budget = 0; budget < 4096; budget++) {
@@ -1197,26 +1327,23 @@ static void recv_clients(node *n)
         q->req_id = cr.req_id;
         ntrace(n, "client in: req %" PRIu64 "%s", cr.req_id, (cr.flags & NET_REQ_READ) ? " (read)" : "");
         q->read = (cr.flags & NET_REQ_READ) != 0;
+        q->reg = (cr.flags & NET_REQ_REGISTER) != 0;
         q->client_id = cr.client_id;
         q->seq = cr.seq;
+        if (q->reg) {
+            q->read = false;
+            q->seq = 0;
+        }
         q->deadline_ms = now_ms() + (uint64_t)n->cfg.op_timeout_ms;
-        if (!q->read && (!q->client_id || !q->seq)) {
-            /* A command needs its exactly-once ids: without them its reply
-             * could not be matched, nor a retry recognised. */
-            req_finish(n, q, NODE_EINVAL, NULL, 0);
+        int crc = q->reg ? register_cmd(q->client_id, &q->cmd, &q->cmd_len)
+                         : prepare_req(q, cr.op, cr.op_len);
+        if (crc != NODE_OK) {
+            req_finish(n, q, crc, NULL, 0);
             continue;
         }
         if (q->read) {
             q->op = cr.op;
             q->op_len = cr.op_len;
-            if (!kv_op_is_read(cr.op, cr.op_len)) {
-                req_finish(n, q, NODE_EINVAL, NULL, 0);
-                continue;
-            }
-        } else if (kv_cmd_encode(q->client_id, q->seq, realtime_ns(), cr.op, cr.op_len, &q->cmd,
-                                 &q->cmd_len) != 0) {
-            req_finish(n, q, NODE_ENOMEM, NULL, 0);
-            continue;
         }
         req_start(n, q);
     }
@@ -1253,12 +1380,25 @@ static void report_propose(node *n, uint64_t covered, const uint64_t *inos, size
     if (kv_op_encode(&op, &ob, &ol) != 0 || !(q = req_alloc()))
         goto out;
     q->origin = ORIGIN_SELF;
-    q->client_id = n->rep.client;
-    q->seq = ++n->rep.seq;
     q->deadline_ms = now + (uint64_t)n->cfg.op_timeout_ms;
-    if (kv_cmd_encode(q->client_id, q->seq, realtime_ns(), ob, ol, &q->cmd, &q->cmd_len) != 0) {
-        req_free(q);
-        goto out;
+    if (!n->rep.client) {
+        /* Reports go through a session of their own (exactly once): open
+         * it first; the report follows at the next check. */
+        q->reg = true;
+        if (getrandom(&q->client_id, sizeof q->client_id, 0) != (ssize_t)sizeof q->client_id)
+            q->client_id = ((uint64_t)getpid() << 32) ^ (uint64_t)realtime_ns();
+        q->client_id |= 1;
+        if (register_cmd(q->client_id, &q->cmd, &q->cmd_len) != NODE_OK) {
+            req_free(q);
+            goto out;
+        }
+    } else {
+        q->client_id = n->rep.client;
+        q->seq = ++n->rep.seq;
+        if (kv_cmd_encode(q->client_id, q->seq, realtime_ns(), ob, ol, &q->cmd, &q->cmd_len) != 0) {
+            req_free(q);
+            goto out;
+        }
     }
     n->rep.sent_ms = now;
     ok = true;
@@ -1494,10 +1634,7 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
     pthread_mutex_init(&n->mu, NULL);
     pthread_mutex_init(&n->rep.mu, NULL);
     /* A session of its own for open-file reports, new in every incarnation. */
-    if (getrandom(&n->rep.client, sizeof n->rep.client, 0) != (ssize_t)sizeof n->rep.client)
-        n->rep.client = ((uint64_t)getpid() << 32) ^ (uint64_t)realtime_ns();
-    if (n->rep.client == 0)
-        n->rep.client = 1;
+    n->rep.client = 0;   /* registered with the first report */
     n->pending.next = n->pending.prev = &n->pending;
     if (n->cfg.tick_ms <= 0)
         n->cfg.tick_ms = 50;
@@ -1542,8 +1679,17 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
         }
         boot.snapshot.conf.n = (uint32_t)cfg->n_peers;
     }
-    kv_limits lim = {.max_file_size = cfg->max_file_size, .max_total_bytes = cfg->max_store_bytes};
-    n->kv = kv_new(&lim);
+    if (cfg->max_file_size > KV_MAX_FILE_SIZE_LIMIT) {
+        st_boot_free(&boot);
+        snprintf(err, errlen, "--max-file-size %" PRIu64 " is above the largest supported, %llu",
+                 cfg->max_file_size, (unsigned long long)KV_MAX_FILE_SIZE_LIMIT);
+        goto fail;
+    }
+    if (n->cfg.max_file_size == 0)
+        n->cfg.max_file_size = KV_DEFAULT_MAX_FILE_SIZE;
+    /* The limits are replicated (kv.h): until the log sets them, the
+     * defaults are in force on every replica, whatever its flags. */
+    n->kv = kv_new(NULL);
     if (!n->kv) {
         st_boot_free(&boot);
         snprintf(err, errlen, "out of memory");
@@ -1656,16 +1802,19 @@ int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t clie
     *reply_len = 0;
     if (timeout_ms <= 0)
         timeout_ms = n->cfg.op_timeout_ms;
-    if (read ? !kv_op_is_read(op, len) : (!client_id || !seq))
-        return NODE_EINVAL; /* a command needs its exactly-once ids */
     req *q = req_alloc();
     if (!q)
         return NODE_ENOMEM;
     q->origin = ORIGIN_LOCAL;
     q->read = read;
-    q->client_id = client_id;
-    q->seq = seq;
+    q->client_id = read ? 0 : client_id;
+    q->seq = read ? 0 : seq;
     q->deadline_ms = now_ms() + (uint64_t)timeout_ms;
+    int prc = prepare_req(q, op, len);
+    if (prc != NODE_OK) {
+        req_free(q);
+        return prc;
+    }
     if (read) {
         q->op_copy = malloc(len ? len : 1);
         if (!q->op_copy) {
@@ -1675,9 +1824,6 @@ int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t clie
         memcpy(q->op_copy, op, len);
         q->op = q->op_copy;
         q->op_len = len;
-    } else if (kv_cmd_encode(client_id, seq, realtime_ns(), op, len, &q->cmd, &q->cmd_len) != 0) {
-        req_free(q);
-        return NODE_ENOMEM;
     }
 
     pthread_mutex_lock(&n->mu);
@@ -1720,5 +1866,30 @@ int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t clie
     *reply_len = q->reply_len;
     q->reply = NULL;
     req_free(q);
+    return rc;
+}
+
+int node_register(node *n, int timeout_ms, uint64_t *session_id)
+{
+    *session_id = 0;
+    kv_op o = {.type = KV_OP_REGISTER};
+    uint8_t *ob, *rep = NULL;
+    size_t ol, rlen = 0;
+    if (kv_op_encode(&o, &ob, &ol) != 0)
+        return NODE_ENOMEM;
+    /* The nonce only matches the reply to this call: random, never 0. */
+    uint64_t nonce = 0;
+    if (getrandom(&nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce)
+        nonce = (uint64_t)realtime_ns() ^ ((uint64_t)syscall(SYS_gettid) << 40);
+    if (!nonce)
+        nonce = 1;
+    int rc = node_submit(n, ob, ol, false, nonce, 0, timeout_ms, &rep, &rlen);
+    free(ob);
+    if (rc == NODE_OK) {
+        *session_id = kv_reply_session_id(rep, rlen);
+        if (!*session_id)
+            rc = NODE_ENOMEM;
+    }
+    free(rep);
     return rc;
 }

@@ -66,14 +66,22 @@ enum {
 
 /* Submit an encoded state-machine operation (see kv.h) and wait for its reply.
  *   read:      a read-only query answered after a ReadIndex round (linearizable);
- *              otherwise a command proposed through Raft and applied.
- *   client_id, seq: exactly-once ids for commands, both non-zero (ignored
+ *              otherwise a command proposed through Raft and applied.  Only
+ *              write ops are proposed: a read op as a command, or malformed
+ *              bytes, get NODE_EINVAL before any proposal.
+ *   client_id, seq: exactly-once ids for commands: a session id from
+ *              node_register() and a seq above the session's last (ignored
  *              for reads; NODE_EINVAL when missing).  A retry must reuse the
- *              same pair.
+ *              same pair.  A command whose session is gone is answered with a
+ *              KV_ESESSION reply and not applied (kv.h, Sessions).
  *   timeout_ms: deadline; <= 0 means the configured op timeout.
  * On NODE_OK *reply (malloc'ed, caller frees) holds the state machine's reply. */
 int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t client_id,
                 uint64_t seq, int timeout_ms, uint8_t **reply, size_t *reply_len);
+
+/* Opens a session (a REGISTER command) and waits for its id.  NODE_OK with
+ * *session_id set, or a node_submit error. */
+int node_register(node *n, int timeout_ms, uint64_t *session_id);
 
 /* A snapshot of this node's Raft status (thread-safe copy). */
 void node_status(node *n, raft_status *st);

@@ -216,6 +216,9 @@ raft *raft_new(const raft_config *cfg, const raft_boot *boot, const char **err)
     uint64_t last = raft_log_last(r);
     if (boot->hs.term < raft_log_last_term(r))
         return fail(r, err, "hard state term is older than the log");
+    if (boot->hs.term > RAFT_TERM_MAX)
+        return fail(r, err, "hard state term is out of range (a term this large was never "
+                            "reached by elections)");
     r->stable = last;
     r->unstable = last + 1;
     r->term = boot->hs.term;
@@ -271,6 +274,9 @@ static bool msg_valid(const raft *r, const raft_msg *m)
     if (m->n_entries && !m->entries) return false;
     if (m->chunk_len && !m->chunk) return false;
     if (m->conf.n > RAFT_MAX_NODES) return false;
+    /* No term may exhaust the term space (see RAFT_TERM_MAX in raft.h). */
+    if (m->term > RAFT_TERM_MAX || (m->term > r->term && m->term - r->term > RAFT_TERM_JUMP_MAX))
+        return false;
     for (uint32_t k = 0; k < m->n_entries; k++) {
         const raft_entry *e = &m->entries[k];
         if (e->len && !e->data) return false;

@@ -51,6 +51,14 @@
 
 #define RAFT_MAX_NODES 9      /* largest configuration (voters) */
 #define RAFT_ADDR_MAX 64      /* opaque address carried in a conf change */
+/* Terms never wrap.  A message whose term is above RAFT_TERM_MAX, or more
+ * than RAFT_TERM_JUMP_MAX above the node's own term, is ignored (RAFT_EINVAL):
+ * a real term grows by one per election, so such a term can only come from a
+ * broken or hostile sender, and adopting it would exhaust the term space for
+ * good.  A node whose term reached RAFT_TERM_MAX no longer campaigns, and a
+ * store whose hard state holds a larger term is refused at boot. */
+#define RAFT_TERM_MAX (UINT64_MAX / 2)
+#define RAFT_TERM_JUMP_MAX (1ull << 32)
 
 /* Error codes: 0 is success, negative values below. */
 enum {

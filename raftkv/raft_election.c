@@ -138,6 +138,7 @@ bool raft_promotable(const raft *r)
 void raft_campaign(raft *r, bool pre_vote, bool transfer)
 {
     if (!raft_promotable(r)) return;   /* removed or still joining */
+    if (r->term >= RAFT_TERM_MAX) return;   /* the next term would leave the range */
     if (pre_vote && r->role == RAFT_PRE_CANDIDATE)
         r->n_refused = 0;   /* same proposed term again: pre-votes already
                              * granted stay valid (they change no state), which

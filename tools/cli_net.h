@@ -32,6 +32,10 @@ int cli_run_op(net_client *c, const kv_op *op, kv_reply *r, const char *what, bo
  * retry a client makes when it lost the first reply (test knob). */
 int cli_run_op_twice(net_client *c, const kv_op *op, kv_reply *r, const char *what);
 
+/* The cluster's replicated limits (a STATFS read): max_file_size and
+ * bytes_limit (max-store-bytes).  A CLI exit code (tools/cmd_limits.c). */
+int cli_read_limits(net_client *c, kv_statfs *out);
+
 typedef struct cli_node_status {
     uint64_t id;
     char addr[NET_ADDR_MAX];     /* the peer address from the SPEC */

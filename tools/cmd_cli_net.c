@@ -47,6 +47,10 @@ static int finish(int rc, void *reply, size_t reply_len, kv_reply *r, const char
                 "up? Check with `hstore status`, retry, or raise --timeout",
                 what, timeout_s, read ? " (unavailable)" : ": the outcome is unknown");
         return CLI_EXIT_UNAVAIL;
+    case NET_ESESSION:
+        cli_err("%s: this client's session expired in the cluster; the outcome is unknown "
+                "(read before you retry a non-idempotent change)", what);
+        return CLI_EXIT_UNAVAIL;
     case NET_EBADREQ:
         cli_err("%s: the cluster rejected the request as malformed", what);
         return CLI_EXIT_USAGE;
@@ -75,6 +79,7 @@ static int finish(int rc, void *reply, size_t reply_len, kv_reply *r, const char
             cli_err("%s: not found", what);
         return CLI_EXIT_NOTFOUND;
     case KV_ESTALE:
+    case KV_ESESSION:
         kv_reply_free(r);
         cli_err("%s: the cluster reports this request as superseded; the outcome is unknown", what);
         return CLI_EXIT_UNAVAIL;

@@ -3,6 +3,7 @@
  * status (all at once) and prints one line per node.
  */
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 
 #include "tools/cli.h"
@@ -19,7 +20,10 @@ static const char status_help[] =
     "ROLE is follower, pre-candidate, candidate or leader; leader=0 means the node\n"
     "knows no leader; last is the node's last log index, snapshot the index of its\n"
     "latest snapshot.  Every node is asked at the same time; the per-node wait is\n"
-    "1 s unless --timeout says otherwise.  Exits 3 when no node answers.\n"
+    "1 s unless --timeout says otherwise.  Then one line with the cluster's\n"
+    "replicated limits (see `hstore limits`):\n"
+    "  limits max-file-size=N max-store-bytes=M\n"
+    "Exits 3 when no node answers.\n"
     "\n"
     "Examples:\n"
     "  hstore status\n"
@@ -53,6 +57,19 @@ int cmd_status(int argc, char **argv)
         cli_format_status(&st[i], line, sizeof line);
         printf("%s\n", line);
         answered += st[i].ok;
+    }
+    if (cli_leader_of(st, n) != 0) {
+        /* The limits are replicated state: one linearizable read, short
+         * (the node lines above are the answer that must not wait). */
+        int code2;
+        cli_client_opts lo = o;
+        lo.timeout_s = (ms < 500 ? ms : 500) / 1000.0;
+        net_client *c = cli_connect(&lo, &code2);
+        kv_statfs lim;
+        if (c && cli_read_limits(c, &lim) == CLI_EXIT_OK)
+            printf("limits max-file-size=%" PRIu64 " max-store-bytes=%" PRIu64 "\n",
+                   lim.max_file_size, lim.bytes_limit);
+        net_client_free(c);
     }
     fflush(stdout);
     if (answered == 0) {

@@ -154,6 +154,22 @@ int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t clie
     return rc == 0 ? NODE_OK : NODE_ENOMEM;
 }
 
+int node_register(node *n, int timeout_ms, uint64_t *session_id)
+{
+    kv_op o = {.type = KV_OP_REGISTER};
+    uint8_t *ob, *rep = NULL;
+    size_t ol, rlen = 0;
+    *session_id = 0;
+    if (kv_op_encode(&o, &ob, &ol) != 0)
+        return NODE_ENOMEM;
+    int rc = node_submit(n, ob, ol, false, 1, 0, timeout_ms, &rep, &rlen);
+    free(ob);
+    if (rc == NODE_OK)
+        *session_id = kv_reply_session_id(rep, rlen);
+    free(rep);
+    return rc == NODE_OK && !*session_id ? NODE_ENOMEM : rc;
+}
+
 void node_status(node *n, raft_status *st)
 {
     memset(st, 0, sizeof *st);

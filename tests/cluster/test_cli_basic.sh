@@ -51,7 +51,9 @@ cl_expect_eq "$out" "$want" "shell transcript"
 
 # status: one line per node, exactly one leader, everybody agrees on it.
 st=$(hs status) || cl_fail "status: exit $?"
-cl_expect_eq "$(echo "$st" | wc -l)" 3 "status lines"
+cl_expect_eq "$(echo "$st" | grep -vc '^limits ')" 3 "status lines"
+cl_expect_eq "$(echo "$st" | grep -c '^limits max-file-size=[0-9]* max-store-bytes=[0-9]*$')" 1 \
+    "status line of the replicated limits"
 cl_expect_eq "$(echo "$st" | awk '$3 == "leader"' | wc -l)" 1 "leaders in status"
 l=$(echo "$st" | awk '$3 == "leader" { print $1 }')
 for i in 1 2 3; do

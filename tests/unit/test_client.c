@@ -70,7 +70,10 @@ static int free_port_pair(void)
         }                                                                       \
     } while (0)
 
-enum { M_OK, M_SILENT, M_NOT_LEADER, M_UNAVAIL, M_SHUTDOWN, M_BAD, M_WRONG_ID };
+enum { M_OK, M_SILENT, M_NOT_LEADER, M_UNAVAIL, M_SHUTDOWN, M_BAD, M_WRONG_ID, M_EXPIRED };
+
+/* Session ids handed out by every fake node's registrations (unique). */
+static atomic_ullong next_session = 1000;
 
 #define LOGMAX 64
 typedef struct fake {
@@ -85,6 +88,7 @@ typedef struct fake {
     int n_log;
     net_client_req log[LOGMAX];  /* op pointers are not kept */
     int n_status;
+    int n_register;              /* REGISTER requests (answered at once, not logged) */
 } fake;
 
 static void *fake_run(void *arg)
@@ -122,6 +126,23 @@ static void *fake_run(void *arg)
             }
             net_client_req q;
             CHECK0(net_decode_client_req(m.body, m.len, &q), 0);
+            if (q.flags & NET_REQ_REGISTER) {
+                /* Sessions open at once, whatever the mode, with no leader
+                 * hint: the tests below are about the commands. */
+                CHECK0(q.client_id == 0 || q.seq != 0 || q.op_len != 0, 0);
+                uint64_t id = atomic_fetch_add(&next_session, 1);
+                uint8_t b[8];
+                for (int k = 0; k < 8; k++)
+                    b[k] = (uint8_t)(id >> (8 * k));
+                net_client_resp r = {.req_id = q.req_id, .status = NET_ST_OK, .reply = b,
+                                     .reply_len = 8};
+                CHECK0(net_encode_client_resp(&r, &out), 0);
+                pthread_mutex_lock(&f->mu);
+                f->n_register++;
+                pthread_mutex_unlock(&f->mu);
+                net_reply_client(f->t, &m, out.p, out.len);
+                continue;
+            }
             pthread_mutex_lock(&f->mu);
             if (f->n_log < LOGMAX) {
                 f->log[f->n_log] = q;
@@ -144,6 +165,7 @@ static void *fake_run(void *arg)
             case M_UNAVAIL: r.status = NET_ST_UNAVAILABLE; break;
             case M_SHUTDOWN: r.status = NET_ST_SHUTTING_DOWN; break;
             case M_BAD: r.status = NET_ST_BAD_REQUEST; break;
+            case M_EXPIRED: r.status = NET_ST_SESSION_EXPIRED; break;
             case M_WRONG_ID:
                 r.status = NET_ST_OK;
                 r.req_id = q.req_id + 1000;
@@ -207,6 +229,7 @@ static void set_modes(int m1, int m2, int m3, uint64_t hint)
         pthread_mutex_lock(&fakes[i].mu);
         fakes[i].n_log = 0;
         fakes[i].n_status = 0;
+        fakes[i].n_register = 0;
         pthread_mutex_unlock(&fakes[i].mu);
     }
 }
@@ -273,8 +296,8 @@ static void test_spec_parsing(void **state)
     assert_string_equal(net_client_node_addr(c, 1), want);
     assert_null(net_client_node_addr(c, -1));
     net_client *d = mkclient(1000);
-    assert_true(net_client_id(c) != 0);
-    assert_true(net_client_id(c) != net_client_id(d));
+    assert_int_equal(net_client_id(c), 0);   /* no session before the first command */
+    assert_true(net_client_new_id() != net_client_new_id());
     assert_int_equal(net_client_next_seq(c), 1);
     assert_int_equal(net_client_leader_hint(c), 0);
     net_client_free(c);
@@ -531,6 +554,59 @@ static void test_mux_sessions_share_connections(void **state)
     net_mux_free(m);
 }
 
+/* A session the cluster expired: the call fails with NET_ESESSION (outcome
+ * unknown, no other node is tried), and the next command opens a new session
+ * with one registration; the sessions are registered, never invented. */
+static void test_session_expired(void **state)
+{
+    (void)state;
+    set_modes(M_OK, M_OK, M_OK, 0);
+    net_client *c = mkclient(3000);
+    expect_reply(c, false, "a", "node1:a");
+    assert_int_equal(fakes[0].n_register, 1);
+    uint64_t first = net_client_id(c);
+    assert_true(first >= 1000);
+    assert_int_equal(fakes[0].log[0].client_id, first);
+    expect_reply(c, false, "b", "node1:b");
+    assert_int_equal(fakes[0].n_register, 1);   /* one session for both */
+    set_modes(M_EXPIRED, M_OK, M_OK, 0);
+    void *r = NULL;
+    size_t rl = 0;
+    assert_int_equal(net_client_call(c, false, "c", 1, &r, &rl), NET_ESESSION);
+    assert_null(r);
+    assert_int_equal(nlog(0), 1);
+    assert_int_equal(nlog(1) + nlog(2), 0);
+    assert_int_equal(net_client_id(c), 0);
+    /* a replay needs the session it was sent on */
+    assert_int_equal(net_client_call_seq(c, 3, "c", 1, &r, &rl), NET_ESESSION);
+    set_modes(M_OK, M_OK, M_OK, 0);
+    expect_reply(c, false, "d", "node1:d");
+    assert_int_equal(fakes[0].n_register, 1);
+    assert_true(net_client_id(c) != first && net_client_id(c) != 0);
+    assert_int_equal(fakes[0].log[0].client_id, net_client_id(c));
+    assert_true(fakes[0].log[0].seq > 3);   /* seqs go on */
+    net_client_free(c);
+
+    /* the multiplexed client: same rules per session */
+    set_modes(M_EXPIRED, M_OK, M_OK, 0);
+    net_mux *m = mkmux(3000, 2);
+    assert_int_equal(net_mux_start(m, 0, false, "x", 1), NET_OK);
+    int order[2];
+    assert_int_equal(mux_drain(m, order, 1), 1);
+    assert_int_equal(net_mux_result(m, 0, NULL, NULL), NET_ESESSION);
+    assert_int_equal(fakes[0].n_register, 1);
+    set_modes(M_OK, M_OK, M_OK, 0);
+    assert_int_equal(net_mux_start(m, 0, false, "y", 1), NET_OK);
+    assert_int_equal(net_mux_start(m, 1, false, "z", 1), NET_OK);
+    assert_int_equal(mux_drain(m, order, 2), 2);
+    assert_int_equal(net_mux_result(m, 0, NULL, NULL), NET_OK);
+    assert_int_equal(net_mux_result(m, 1, NULL, NULL), NET_OK);
+    assert_int_equal(fakes[0].n_register, 2);   /* a new one for 0, one for 1 */
+    assert_int_equal(nlog(0), 2);
+    assert_true(fakes[0].log[0].client_id != fakes[0].log[1].client_id);
+    net_mux_free(m);
+}
+
 static void test_mux_silence_then_deadline(void **state)
 {
     (void)state;
@@ -599,6 +675,7 @@ int main(void)
         cmocka_unit_test(test_deadline_gives_unavailable),
         cmocka_unit_test(test_bad_request_is_final),
         cmocka_unit_test(test_sequence_numbers),
+        cmocka_unit_test(test_session_expired),
         cmocka_unit_test(test_status),
         cmocka_unit_test(test_mux_sessions_share_connections),
         cmocka_unit_test(test_mux_silence_then_deadline),

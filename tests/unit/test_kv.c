@@ -61,6 +61,29 @@ static int cmd_c(tk *t, uint64_t client, uint64_t seq, kv_op *op, kv_reply *r)
 
 static int cmd(tk *t, kv_op *op, kv_reply *r) { return cmd_c(t, 0, 0, op, r); }
 
+/* Applies REGISTER at index with the given time; returns the session id. */
+static uint64_t reg_at(kv *k, uint64_t index, int64_t time)
+{
+    kv_op o = {.type = KV_OP_REGISTER};
+    uint8_t *ob, *cb, *rb;
+    size_t ol, cl, rl;
+    assert_int_equal(kv_op_encode(&o, &ob, &ol), 0);
+    assert_int_equal(kv_cmd_encode(0x5eed, 0, time, ob, ol, &cb, &cl), 0);
+    assert_int_equal(kv_apply(k, index, cb, cl, &rb, &rl), 0);
+    uint64_t id = kv_reply_session_id(rb, rl);
+    assert_int_equal(id, index);
+    free(ob);
+    free(cb);
+    free(rb);
+    return id;
+}
+
+static uint64_t reg(tk *t)
+{
+    t->time += 1000;
+    return reg_at(t->k, ++t->index, t->time);
+}
+
 static int cmd_st(tk *t, kv_op *op)
 {
     kv_reply r;
@@ -888,6 +911,144 @@ static void test_statfs_limits(void **s)
     done(&t);
 }
 
+/* ---- what a committed entry can do ------------------------------------------------------ */
+
+/* A read wrapped in a command is never executed: EINVAL on every replica,
+ * without building the reply.  The poison case: with a 64 GB file limit, a
+ * TRUNCATE to 64 GB and then a GET as a command (whose reply would be 64 GB
+ * at every replay) must leave the store serving. */
+static void test_read_as_command(void **s)
+{
+    (void)s;
+    const uint64_t G64 = 64ull << 30;
+    kv_limits lim = {.max_file_size = G64};
+    tk t = mk(&lim);
+    assert_int_equal(put(&t, "big", "x"), 0);
+    kv_op tr = {.type = KV_OP_TRUNCATE, .path = "big", .len = G64};
+    assert_int_equal(cmd_st(&t, &tr), 0);
+    for (int type = 1; type <= KV_OP__MAX; type++) {
+        kv_op o = {.type = (uint8_t)type, .path = "big", .len = G64};
+        uint8_t *ob;
+        size_t ol;
+        assert_int_equal(kv_op_encode(&o, &ob, &ol), 0);
+        bool rd = kv_op_is_read(ob, ol);
+        assert_true(rd != kv_op_is_write(ob, ol));
+        free(ob);
+        if (!rd)
+            continue;
+        uint64_t before = kv_applied_index(t.k);
+        kv_reply r;
+        assert_int_equal(cmd(&t, &o, &r), EINVAL);
+        assert_int_equal(r.has, 0);
+        assert_int_equal(r.data_len, 0);
+        kv_reply_free(&r);
+        assert_int_equal(kv_applied_index(t.k), before + 1);
+    }
+    kv_attr a;
+    assert_int_equal(stat_(&t, "big", &a), 0);
+    assert_int_equal(a.size, G64);
+    /* malformed bytes are not a write either */
+    uint8_t junk[2] = {1, 200};
+    assert_false(kv_op_is_write(junk, sizeof junk));
+    assert_false(kv_op_is_read(junk, sizeof junk));
+    /* a file limit past what apply can address is lowered */
+    kv_limits huge = {.max_file_size = UINT64_MAX};
+    kv *k = kv_new(&huge);
+    kv_limits got;
+    assert_false(kv_get_limits(k, &got));
+    assert_int_equal(got.max_file_size, KV_MAX_FILE_SIZE_LIMIT);
+    kv_free(k);
+    done(&t);
+}
+
+static int set_limits(tk *t, uint32_t flags, uint64_t mfs, uint64_t total)
+{
+    kv_op o = {.type = KV_OP_SET_LIMITS, .flags = flags, .len = mfs, .off = total};
+    kv_reply r;
+    int st = cmd(t, &o, &r);
+    if (st == 0) {
+        assert_true(r.has & KV_R_STATFS);
+    }
+    kv_reply_free(&r);
+    return st;
+}
+
+/* Limits are replicated state: replicas created with different limits and
+ * fed the same log decide the same, snapshots carry the limits, and the
+ * format of older builds is still read. */
+static void test_replicated_limits(void **s)
+{
+    (void)s;
+    kv_limits small = {.max_file_size = 1024};
+    tk a = mk(NULL), b = mk(&small);
+    tk *both[2] = {&a, &b};
+    char v[2000];
+    memset(v, 'v', sizeof v - 1);
+    v[sizeof v - 1] = 0;
+    for (int i = 0; i < 2; i++) {
+        tk *t = both[i];
+        kv_limits l;
+        assert_false(kv_get_limits(t->k, &l));
+        /* the first leader's seed, then a second one that changes nothing */
+        assert_int_equal(set_limits(t, KV_LIMITS_IF_UNSET, 4096, 0), 0);
+        assert_int_equal(set_limits(t, KV_LIMITS_IF_UNSET, 100, 0), 0);
+        assert_true(kv_get_limits(t->k, &l));
+        assert_int_equal(l.max_file_size, 4096);
+        assert_int_equal(put(t, "f", v), 0);   /* 1,999 bytes: fits everywhere */
+        /* a change through a command */
+        assert_int_equal(set_limits(t, 0, 1000, 1 << 20), 0);
+        assert_true(kv_get_limits(t->k, &l));
+        assert_int_equal(l.max_file_size, 1000);
+        assert_int_equal(l.max_total_bytes, 1 << 20);
+        assert_int_equal(put(t, "g", v), EFBIG);
+        assert_int_equal(set_limits(t, 0, KV_MAX_FILE_SIZE_LIMIT + 1, 0), EINVAL);
+        assert_int_equal(set_limits(t, 4, 1000, 0), EINVAL);
+        assert_int_equal(set_limits(t, 0, 0, 0), 0);   /* 0: the default */
+        assert_true(kv_get_limits(t->k, &l));
+        assert_int_equal(l.max_file_size, KV_DEFAULT_MAX_FILE_SIZE);
+        assert_int_equal(put(t, "g", v), 0);
+    }
+    uint8_t *x, *y;
+    size_t xl, yl;
+    snap(a.k, &x, &xl);
+    snap(b.k, &y, &yl);
+    assert_int_equal(xl, yl);
+    assert_memory_equal(x, y, xl);
+    /* the limits travel in the snapshot, whatever the receiver was given */
+    kv *c = kv_new(&small);
+    assert_int_equal(set_limits(&a, 0, 3000, 0), 0);
+    free(x);
+    snap(a.k, &x, &xl);
+    assert_int_equal(kv_snapshot_decode(c, x, xl), 0);
+    kv_limits l;
+    assert_true(kv_get_limits(c, &l));
+    assert_int_equal(l.max_file_size, 3000);
+    kv_free(c);
+    /* format 2: no session time and no limits (33 bytes after the header's
+     * applied index and time); still read, the receiver's limits kept */
+    uint8_t *old = malloc(xl);
+    memcpy(old, x, 24);
+    memcpy(old + 24, x + 24 + 33, xl - 24 - 33);
+    old[4] = 2;
+    c = kv_new(&small);
+    assert_int_equal(kv_snapshot_decode(c, old, xl - 33), 0);
+    assert_false(kv_get_limits(c, &l));
+    assert_int_equal(l.max_file_size, 1024);
+    tk tc = {c, kv_applied_index(c), kv_last_time(c)};
+    assert_get(&tc, "f", v);
+    kv_free(c);
+    /* an unknown format is refused */
+    x[4] = 4;
+    c = kv_new(NULL);
+    assert_int_equal(kv_snapshot_decode(c, x, xl), -1);
+    kv_free(c);
+    free(old);
+    free(x);
+    free(y);
+    done(&a);
+    done(&b);
+}
+
 /* ---- sessions ------------------------------------------------------------------------- */
 
 static void test_sessions(void **s)
@@ -898,63 +1059,75 @@ static void test_sessions(void **s)
     uint8_t *ob, *cb, *r1, *r2, *lr;
     size_t ol, cl, l1, l2, ll;
     assert_int_equal(kv_op_encode(&ap, &ob, &ol), 0);
-    assert_int_equal(kv_session_lookup(t.k, 77, 1, &lr, &ll), KV_SESSION_NEW);
+    /* an unregistered client: answered SESSION_EXPIRED, not applied */
     assert_int_equal(kv_cmd_encode(77, 1, 5000, ob, ol, &cb, &cl), 0);
     assert_int_equal(kv_apply(t.k, 1, cb, cl, &r1, &l1), 0);
+    assert_int_equal(kv_reply_status(r1, l1), KV_ESESSION);
+    free(r1);
+    free(cb);
+    char *v;
+    assert_int_equal(get(&t, "log", &v), ENOENT);
+    /* REGISTER: the session id is the entry's index */
+    uint64_t a = reg_at(t.k, 2, 5000);
+    assert_int_equal(a, 2);
+    assert_int_equal(kv_session_lookup(t.k, a, 1, &lr, &ll), KV_SESSION_NEW);
+    assert_int_equal(kv_cmd_encode(a, 1, 5000, ob, ol, &cb, &cl), 0);
+    assert_int_equal(kv_apply(t.k, 3, cb, cl, &r1, &l1), 0);
     /* the same command again (a retry that reached the log twice) */
-    assert_int_equal(kv_apply(t.k, 2, cb, cl, &r2, &l2), 0);
+    assert_int_equal(kv_apply(t.k, 4, cb, cl, &r2, &l2), 0);
     assert_int_equal(l1, l2);
     assert_memory_equal(r1, r2, l1);
     assert_get(&t, "log", "x");   /* applied once */
     /* the node can answer the retry without a log entry */
-    assert_int_equal(kv_session_lookup(t.k, 77, 1, &lr, &ll), KV_SESSION_APPLIED);
+    assert_int_equal(kv_session_lookup(t.k, a, 1, &lr, &ll), KV_SESSION_APPLIED);
     assert_int_equal(ll, l1);
     assert_memory_equal(lr, r1, l1);
     free(lr);
-    assert_int_equal(kv_session_lookup(t.k, 77, 2, &lr, &ll), KV_SESSION_NEW);
+    assert_int_equal(kv_session_lookup(t.k, a, 2, &lr, &ll), KV_SESSION_NEW);
     assert_null(lr);
     free(cb);
     free(r1);
     free(r2);
     /* an index at or below the applied index is ignored */
-    assert_int_equal(kv_cmd_encode(77, 9, 5000, ob, ol, &cb, &cl), 0);
-    assert_int_equal(kv_apply(t.k, 2, cb, cl, &r1, &l1), 1);
+    assert_int_equal(kv_cmd_encode(a, 9, 5000, ob, ol, &cb, &cl), 0);
+    assert_int_equal(kv_apply(t.k, 4, cb, cl, &r1, &l1), 1);
     assert_null(r1);
     assert_get(&t, "log", "x");
-    assert_int_equal(kv_apply(t.k, 3, cb, cl, &r1, &l1), 0);
+    assert_int_equal(kv_apply(t.k, 5, cb, cl, &r1, &l1), 0);
     assert_int_equal(kv_reply_status(r1, l1), 0);
     free(r1);
     free(cb);
     assert_get(&t, "log", "xx");
     /* an older seq is refused */
-    assert_int_equal(kv_cmd_encode(77, 5, 5000, ob, ol, &cb, &cl), 0);
-    assert_int_equal(kv_apply(t.k, 4, cb, cl, &r1, &l1), 0);
+    assert_int_equal(kv_cmd_encode(a, 5, 5000, ob, ol, &cb, &cl), 0);
+    assert_int_equal(kv_apply(t.k, 6, cb, cl, &r1, &l1), 0);
     assert_int_equal(kv_reply_status(r1, l1), KV_ESTALE);
     free(r1);
     free(cb);
     assert_get(&t, "log", "xx");
-    assert_int_equal(kv_session_lookup(t.k, 77, 5, &lr, &ll), KV_SESSION_STALE);
+    assert_int_equal(kv_session_lookup(t.k, a, 5, &lr, &ll), KV_SESSION_STALE);
     assert_int_equal(kv_reply_status(lr, ll), KV_ESTALE);
     free(lr);
     /* client 0: no session, always applied */
     assert_int_equal(kv_cmd_encode(0, 1, 5000, ob, ol, &cb, &cl), 0);
-    assert_int_equal(kv_apply(t.k, 5, cb, cl, &r1, &l1), 0);
+    assert_int_equal(kv_apply(t.k, 7, cb, cl, &r1, &l1), 0);
     free(r1);
-    assert_int_equal(kv_apply(t.k, 6, cb, cl, &r1, &l1), 0);
+    assert_int_equal(kv_apply(t.k, 8, cb, cl, &r1, &l1), 0);
     free(r1);
     free(cb);
     assert_get(&t, "log", "xxxx");
     /* an error reply is remembered too */
+    uint64_t b = reg_at(t.k, 9, 5000);
     kv_op bad = {.type = KV_OP_RMDIR, .path = "log"};
     uint8_t *bb;
     size_t bl;
     assert_int_equal(kv_op_encode(&bad, &bb, &bl), 0);
-    assert_int_equal(kv_cmd_encode(78, 1, 5000, bb, bl, &cb, &cl), 0);
-    assert_int_equal(kv_apply(t.k, 7, cb, cl, &r1, &l1), 0);
+    assert_int_equal(kv_cmd_encode(b, 1, 5000, bb, bl, &cb, &cl), 0);
+    assert_int_equal(kv_apply(t.k, 10, cb, cl, &r1, &l1), 0);
     assert_int_equal(kv_reply_status(r1, l1), ENOTDIR);
     free(r1);
     free(cb);
-    assert_int_equal(kv_session_lookup(t.k, 78, 1, &lr, &ll), KV_SESSION_APPLIED);
+    assert_int_equal(kv_session_lookup(t.k, b, 1, &lr, &ll), KV_SESSION_APPLIED);
     assert_int_equal(kv_reply_status(lr, ll), ENOTDIR);
     free(lr);
     free(bb);
@@ -962,22 +1135,42 @@ static void test_sessions(void **s)
     kv_stats st;
     kv_get_stats(t.k, &st);
     assert_int_equal(st.sessions, 2);
-    assert_int_equal(kv_applied_index(t.k), 7);
+    assert_int_equal(kv_applied_index(t.k), 10);
     done(&t);
+}
+
+/* Applies op as (client, seq) at index with time; returns the reply status. */
+static int apply_op_at(kv *k, uint64_t index, uint64_t client, uint64_t seq, int64_t time,
+                       const kv_op *op)
+{
+    uint8_t *ob, *cb, *rb;
+    size_t ol, cl, rl;
+    assert_int_equal(kv_op_encode(op, &ob, &ol), 0);
+    assert_int_equal(kv_cmd_encode(client, seq, time, ob, ol, &cb, &cl), 0);
+    assert_int_equal(kv_apply(k, index, cb, cl, &rb, &rl), 0);
+    int st = kv_reply_status(rb, rl);
+    free(ob);
+    free(cb);
+    free(rb);
+    return st;
 }
 
 static void apply_at(kv *k, uint64_t index, uint64_t client, uint64_t seq, int64_t time)
 {
     kv_op n = {.type = KV_OP_NOOP};
-    uint8_t *ob, *cb, *rb;
-    size_t ol, cl, rl;
-    assert_int_equal(kv_op_encode(&n, &ob, &ol), 0);
-    assert_int_equal(kv_cmd_encode(client, seq, time, ob, ol, &cb, &cl), 0);
-    assert_int_equal(kv_apply(k, index, cb, cl, &rb, &rl), 0);
-    assert_int_equal(kv_reply_status(rb, rl), 0);
-    free(ob);
-    free(cb);
-    free(rb);
+    assert_int_equal(apply_op_at(k, index, client, seq, time, &n), 0);
+}
+
+static int apply_append_at(kv *k, uint64_t index, uint64_t client, uint64_t seq, int64_t time)
+{
+    kv_op ap = {.type = KV_OP_APPEND, .path = "log", .data = (const uint8_t *)"x", .data_len = 1};
+    return apply_op_at(k, index, client, seq, time, &ap);
+}
+
+static void assert_log(kv *k, const char *want)
+{
+    tk t = {k, 0, 0};
+    assert_get(&t, "log", want);
 }
 
 static void test_session_expiry(void **s)
@@ -986,46 +1179,79 @@ static void test_session_expiry(void **s)
     kv *k = kv_new(NULL);
     uint8_t *r;
     size_t l;
-    int64_t t0 = 1000000000000LL;
-    apply_at(k, 1, 1, 1, t0);
-    apply_at(k, 2, 2, 1, t0 + 10);
-    apply_at(k, 3, 1, 2, t0 + (int64_t)KV_SESSION_TTL_NS);   /* client 1 used again */
-    /* just past client 2's TTL: 2 is dropped, 1 is kept */
-    apply_at(k, 4, 3, 1, t0 + 11 + (int64_t)KV_SESSION_TTL_NS);
-    assert_int_equal(kv_session_lookup(k, 2, 1, &r, &l), KV_SESSION_NEW);
-    assert_int_equal(kv_session_lookup(k, 1, 2, &r, &l), KV_SESSION_APPLIED);
+    const int64_t SEC = 1000000000LL;
+    int64_t now = 1000000000000LL;
+    uint64_t idx = 1;
+    uint64_t a = reg_at(k, idx++, now);
+    uint64_t b = reg_at(k, idx++, now);
+    apply_at(k, idx++, a, 1, now);
+    /* Session time follows the commands' time a second at a time: an hour of
+     * commands (client 0) with one use of a half-way expires b, not a. */
+    for (int i = 1; i <= 3600; i++) {
+        now += SEC;
+        apply_at(k, idx++, i == 1800 ? a : 0, i == 1800 ? 2 : 0, now);
+    }
+    now += SEC;
+    apply_at(k, idx++, 0, 0, now);
+    assert_int_equal(kv_session_lookup(k, b, 1, &r, &l), KV_SESSION_NEW);
+    assert_int_equal(apply_append_at(k, idx++, b, 1, now), KV_ESESSION);   /* not applied */
+    assert_int_equal(kv_session_lookup(k, a, 2, &r, &l), KV_SESSION_APPLIED);
     free(r);
-    /* the count bound: the least recently used goes first */
-    uint64_t idx = 5;
-    int64_t t1 = t0 + 20 + (int64_t)KV_SESSION_TTL_NS;
-    for (uint64_t c = 100; c < 100 + KV_SESSION_MAX; c++) apply_at(k, idx++, c, 1, t1);
+
+    /* A proposer whose clock is an hour ahead: session time moves one second,
+     * so nothing expires, and a retry after it is answered from the session. */
+    uint64_t c = reg_at(k, idx++, now);
+    assert_int_equal(apply_append_at(k, idx++, c, 1, now), 0);
+    apply_at(k, idx++, 0, 0, now + 3600 * SEC);
     kv_stats st;
     kv_get_stats(k, &st);
+    assert_int_equal(st.session_time_ns, now + SEC);
+    assert_int_equal(apply_append_at(k, idx++, c, 1, now), 0);   /* the stored reply */
+    assert_log(k, "x");
+    /* Even when such commands keep coming until the hour has passed in
+     * session time, the retry is never applied twice. */
+    for (int i = 0; i < 3700; i++) apply_at(k, idx++, 0, 0, now + 7200 * SEC);
+    assert_int_equal(apply_append_at(k, idx++, c, 1, now), KV_ESESSION);
+    assert_log(k, "x");
+
+    /* The count bound: 70,000 registrations evict the oldest sessions; a
+     * retry of an evicted session's command is refused, not applied again. */
+    uint64_t d = reg_at(k, idx++, now);
+    assert_int_equal(apply_append_at(k, idx++, d, 1, now), 0);
+    assert_log(k, "xx");
+    for (int i = 0; i < 70000; i++) reg_at(k, idx++, now);
+    kv_get_stats(k, &st);
     assert_int_equal(st.sessions, KV_SESSION_MAX);
-    assert_int_equal(kv_session_lookup(k, 1, 2, &r, &l), KV_SESSION_NEW);   /* oldest */
-    assert_int_equal(kv_session_lookup(k, 3, 1, &r, &l), KV_SESSION_NEW);
-    assert_int_equal(kv_session_lookup(k, 100, 1, &r, &l), KV_SESSION_APPLIED);
-    free(r);
-    assert_int_equal(kv_session_lookup(k, 99 + KV_SESSION_MAX, 1, &r, &l), KV_SESSION_APPLIED);
-    free(r);
+    assert_int_equal(apply_append_at(k, idx++, d, 1, now), KV_ESESSION);
+    assert_log(k, "xx");
+    assert_int_equal(kv_session_lookup(k, d, 1, &r, &l), KV_SESSION_NEW);
+    assert_int_equal(kv_session_lookup(k, idx - 2, 1, &r, &l), KV_SESSION_NEW);
+    apply_at(k, idx, idx - 2, 1, now);   /* the newest session works */
+    idx++;
+
     /* expiry survives a snapshot: a restored replica drops the same sessions */
     uint8_t *sb;
     size_t sl;
     snap(k, &sb, &sl);
     kv *k2 = kv_new(NULL);
     assert_int_equal(kv_snapshot_decode(k2, sb, sl), 0);
-    apply_at(k, idx, 5, 1, t1 + 1 + (int64_t)KV_SESSION_TTL_NS);
-    apply_at(k2, idx, 5, 1, t1 + 1 + (int64_t)KV_SESSION_TTL_NS);
+    now = kv_last_time(k);
+    for (int i = 0; i < 3700; i++) {
+        now += SEC;
+        apply_at(k, idx, 0, 0, now);
+        apply_at(k2, idx, 0, 0, now);
+        idx++;
+    }
     kv_get_stats(k, &st);
-    assert_int_equal(st.sessions, 1);
-    uint8_t *a, *b;
-    size_t al, bl;
-    snap(k, &a, &al);
-    snap(k2, &b, &bl);
-    assert_int_equal(al, bl);
-    assert_memory_equal(a, b, al);
-    free(a);
-    free(b);
+    assert_int_equal(st.sessions, 0);
+    uint8_t *x, *y;
+    size_t xl, yl;
+    snap(k, &x, &xl);
+    snap(k2, &y, &yl);
+    assert_int_equal(xl, yl);
+    assert_memory_equal(x, y, xl);
+    free(x);
+    free(y);
     free(sb);
     kv_free(k);
     kv_free(k2);
@@ -1604,6 +1830,7 @@ static void test_malformed_ops_and_commands(void **s)
     (void)s;
     tk t = mk(NULL);
     assert_int_equal(put(&t, "x", "1"), 0);
+    uint64_t sid = reg(&t);
     /* every op type, truncated at every length: decode fails, apply is a no-op */
     for (int type = 1; type <= KV_OP__MAX; type++) {
         kv_op o = {.type = (uint8_t)type, .path = "a/b", .path2 = "c", .data = (const uint8_t *)"dat",
@@ -1619,7 +1846,7 @@ static void test_malformed_ops_and_commands(void **s)
             assert_false(kv_op_is_read(ob, cut));
             uint8_t *cb, *rb;
             size_t cl, rl;
-            assert_int_equal(kv_cmd_encode(1, (uint64_t)cut + 1000 * (uint64_t)type, t.time, ob, cut, &cb, &cl), 0);
+            assert_int_equal(kv_cmd_encode(sid, (uint64_t)cut + 1000 * (uint64_t)type, t.time, ob, cut, &cb, &cl), 0);
             assert_int_equal(kv_apply(t.k, ++t.index, cb, cl, &rb, &rl), 0);
             assert_int_equal(kv_reply_status(rb, rl), EBADMSG);
             free(rb);
@@ -1837,7 +2064,8 @@ static void test_malformed_snapshots(void **s)
     assert_int_equal(cmd_st(&t, &sl), 0);
     kv_op o = {.type = KV_OP_OPEN_REF, .path = "d/f", .holder = 1};
     kv_reply orr;
-    assert_int_equal(cmd_c(&t, 5, 1, &o, &orr), 0);
+    uint64_t sid = reg(&t);
+    assert_int_equal(cmd_c(&t, sid, 1, &o, &orr), 0);
     kv_reply_free(&orr);
     kv_op w = {.type = KV_OP_WRITE_AT, .path = "h", .off = 30, .data = (const uint8_t *)"z",
                .data_len = 1};
@@ -1978,6 +2206,8 @@ int main(void)
         cmocka_unit_test(test_link_nlink),
         cmocka_unit_test(test_setattr_times),
         cmocka_unit_test(test_statfs_limits),
+        cmocka_unit_test(test_read_as_command),
+        cmocka_unit_test(test_replicated_limits),
         cmocka_unit_test(test_sessions),
         cmocka_unit_test(test_session_expiry),
         cmocka_unit_test(test_open_refs),

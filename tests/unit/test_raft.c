@@ -1319,6 +1319,66 @@ static void test_api_single_node_and_errors(void **state)
     assert_string_equal(raft_msg_type_name(0), "?");
 }
 
+/* Terms never wrap and never jump out of range: a message with an absurd
+ * term (a forged APPEND_RESP with 2^64-1 once bricked a cluster: adopted,
+ * then wrapped to 0 by the next campaign) is ignored; a node at the top of the
+ * range stops campaigning instead of wrapping; a hard state past the range is
+ * refused at boot. */
+static void test_api_term_overflow(void **state)
+{
+    (void)state;
+    raft *r = solo(1, 3);
+    assert_non_null(r);
+    raft_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = RAFT_MSG_APPEND_RESP;
+    m.from = 2;
+    m.to = 1;
+    raft_status st;
+    const uint64_t bad[] = {UINT64_MAX, RAFT_TERM_MAX + 1, RAFT_TERM_JUMP_MAX + 1};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        m.term = bad[i];
+        assert_int_equal(raft_step(r, &m), RAFT_EINVAL);
+        raft_status_get(r, &st);
+        assert_int_equal(st.term, 0);
+    }
+    /* A plausible jump is still adopted. */
+    m.term = RAFT_TERM_JUMP_MAX;
+    assert_int_equal(raft_step(r, &m), RAFT_OK);
+    raft_status_get(r, &st);
+    assert_int_equal(st.term, RAFT_TERM_JUMP_MAX);
+    drain(r);
+    raft_free(r);
+
+    /* A node at the top of the range: no campaign, no wrap. */
+    raft_config cfg;
+    raft_config_init(&cfg);
+    cfg.id = 1;
+    cfg.seed = 5;
+    raft_boot b;
+    memset(&b, 0, sizeof b);
+    b.snapshot.conf.ids[0] = 1;
+    b.snapshot.conf.n = 1;
+    b.hs.term = RAFT_TERM_MAX;
+    r = raft_new(&cfg, &b, NULL);
+    assert_non_null(r);
+    for (int k = 0; k < 100; k++) {
+        raft_tick(r);
+        drain(r);
+    }
+    raft_status_get(r, &st);
+    assert_int_equal(st.term, RAFT_TERM_MAX);
+    assert_int_equal(st.role, RAFT_FOLLOWER);
+    raft_free(r);
+
+    /* A stored term past the range is refused with a reason. */
+    b.hs.term = UINT64_MAX;
+    const char *err = NULL;
+    assert_null(raft_new(&cfg, &b, &err));
+    assert_non_null(err);
+    assert_non_null(strstr(err, "out of range"));
+}
+
 static void test_api_boot_validation(void **state)
 {
     (void)state;
@@ -1495,6 +1555,7 @@ int main(void)
         T(test_api_boot_validation),
         T(test_api_conf_change_codec),
         T(test_api_follower_forwards_proposals),
+        T(test_api_term_overflow),
     };
     const char *only = getenv("HSTORE_TEST");
     if (only && *only) cmocka_set_test_filter(only);

@@ -568,7 +568,7 @@ static void test_forged_counts_rejected(void **state)
     assert_int_equal(net_decode_client_resp(b.p, b.len, &r), NET_EMALFORMED);
     net_client_req q = {.client_id = 1}, qq;
     assert_int_equal(net_encode_client_req(&q, &b), 0);
-    b.p[NET_HDR_LEN + 24] = 0x02;
+    b.p[NET_HDR_LEN + 24] = 0x04;   /* not a NET_REQ_* flag */
     refresh_crc(b.p, b.len);
     assert_int_equal(net_decode_client_req(b.p, b.len, &qq), NET_EMALFORMED);
     net_buf_free(&b);
