@@ -41,6 +41,8 @@ CL_MOUNT=${CL_MOUNT:-0}      # 1: each node mounts its filesystem at $CL_DIR/mnt
 declare -a CL_PID=()         # CL_PID[i]: pid of node i ("" when not running)
 declare -a CL_HOST=() CL_PORT=()
 declare -a CL_NODE_ARGS=()   # extra arguments of every node
+declare -a CL_NODE_EXTRA=()  # CL_NODE_EXTRA[i]: extra arguments of node i only (words)
+declare -a CL_NODE_ENV=()    # CL_NODE_ENV[i]: VAR=VALUE words for node i's environment
 declare -a CL_ALL_PIDS=()    # every pid ever started (for teardown)
 declare -a CL_MOUNTS=()      # every mount point used
 CL_FAILED=1                  # cleared by cl_pass
@@ -169,10 +171,13 @@ cl_start_node() {
         margs=(--mount "$CL_DIR/mnt/$i")
         CL_MOUNTS+=("$CL_DIR/mnt/$i")
     fi
+    local -a extra=() envs=()
+    read -ra extra <<<"${CL_NODE_EXTRA[$i]:-}"
+    read -ra envs <<<"${CL_NODE_ENV[$i]:-}"
     echo "==== start $(date +%H:%M:%S.%3N)" >>"$CL_DIR/$i/node.log"
-    "$HSTORE" node --id "$i" --cluster "$CL_SPEC" --data "$CL_DIR/$i" \
+    env "${envs[@]+"${envs[@]}"}" "$HSTORE" node --id "$i" --cluster "$CL_SPEC" --data "$CL_DIR/$i" \
         "${margs[@]+"${margs[@]}"}" "${CL_NODE_ARGS[@]+"${CL_NODE_ARGS[@]}"}" \
-        >>"$CL_DIR/$i/node.log" 2>&1 &
+        "${extra[@]+"${extra[@]}"}" >>"$CL_DIR/$i/node.log" 2>&1 &
     CL_PID[$i]=$!
     CL_ALL_PIDS+=($!)
 }
