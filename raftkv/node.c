@@ -25,10 +25,17 @@
  *   5. retry requests that got lost in a leader change, expire the ones past
  *      their deadline.
  *
- * Exactly once: every command carries (client id, seq); kv.c remembers the
- * last seq and reply per client, so a command re-proposed after a lost reply
- * or a leader change is applied once.  A retry that is already applied is
- * answered from the session without a new log entry.
+ * Exactly once: clients register a session (REGISTER, node_register or
+ * NET_REQ_REGISTER) and every command carries (session id, seq); kv.c
+ * remembers the last seq and reply per session, so a command re-proposed
+ * after a lost reply or a leader change is applied once, and a command whose
+ * session is gone is answered SESSION_EXPIRED without being applied.  A retry
+ * that is already applied is answered from the session without a new log
+ * entry.  Only well-formed write ops are proposed (prepare_req): a read op
+ * sent as a command is refused before it can reach the log.
+ *
+ * Limits are replicated state (kv.h): the first leader proposes them from
+ * its flags (propose_limits), once; check_limits logs the values in force.
  *
  * Snapshots (design).  A node holds its state once in memory: the Raft core
  * runs with raft_config.external_snapshot and keeps no snapshot bytes, the
