@@ -194,7 +194,7 @@ static void test_one_node_cluster(void **state)
     }
     /* The status copy is refreshed after the batch that answered us. */
     raft_status st;
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < 1000; i++) {   /* up to 10 s */
         node_status(n, &st);
         /* no-op, limits, 2 registrations, put, append, the unknown
          * session's put, 100 puts; the retry adds nothing */
