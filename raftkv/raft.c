@@ -277,6 +277,9 @@ static bool msg_valid(const raft *r, const raft_msg *m)
     /* No term may exhaust the term space (see RAFT_TERM_MAX in raft.h). */
     if (m->term > RAFT_TERM_MAX || (m->term > r->term && m->term - r->term > RAFT_TERM_JUMP_MAX))
         return false;
+    /* A leader's log never holds a term above its own. */
+    if ((m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_SNAPSHOT) && m->log_term > m->term)
+        return false;
     for (uint32_t k = 0; k < m->n_entries; k++) {
         const raft_entry *e = &m->entries[k];
         if (e->len && !e->data) return false;

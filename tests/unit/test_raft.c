@@ -1342,6 +1342,19 @@ static void test_api_term_overflow(void **state)
         raft_status_get(r, &st);
         assert_int_equal(st.term, 0);
     }
+    /* An append or snapshot whose log term is above its own term. */
+    m.type = RAFT_MSG_SNAPSHOT;
+    m.term = 1;
+    m.log_term = 2;
+    m.index = 5;
+    assert_int_equal(raft_step(r, &m), RAFT_EINVAL);
+    m.type = RAFT_MSG_APPEND;
+    assert_int_equal(raft_step(r, &m), RAFT_EINVAL);
+    raft_status_get(r, &st);
+    assert_int_equal(st.term, 0);
+    m.type = RAFT_MSG_APPEND_RESP;
+    m.log_term = 0;
+    m.index = 0;
     /* A plausible jump is still adopted. */
     m.term = RAFT_TERM_JUMP_MAX;
     assert_int_equal(raft_step(r, &m), RAFT_OK);
