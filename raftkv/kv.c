@@ -801,6 +801,23 @@ static int op_put(kv *k, const kv_op *op, kv_inode **res, bool append)
     return 0;
 }
 
+/* PUT_IF: the whole content of inode op->ino, if its version (ctime) is
+ * still op->off. */
+static int op_put_if(kv *k, const kv_op *op, kv_inode **res)
+{
+    kv_inode *n = itab_get(k, op->ino);
+    if (!n) return ENOENT;
+    if (is_dir(n)) return EISDIR;
+    if (!is_reg(n)) return EINVAL;
+    if ((uint64_t)n->ctime != op->off) return ECANCELED;
+    int st = check_size(k, n, op->data_len);
+    if (st) return st;
+    if (data_set(k, n, op->data, op->data_len) != 0) return -1;
+    n->mtime = n->ctime = k->now;
+    *res = n;
+    return 0;
+}
+
 static int op_del(kv *k, const kv_op *op, int kind)
 {
     kv_inode *d;
@@ -1543,6 +1560,7 @@ static int do_write(kv *k, const kv_op *op, uint8_t **out, size_t *len)
     case KV_OP_HOLD: st = op_hold(k, op); break;
     case KV_OP_NOOP: st = 0; break;
     case KV_OP_SET_LIMITS: return apply_set_limits(k, op, out, len);
+    case KV_OP_PUT_IF: st = op_put_if(k, op, &res); break;
     default:
         /* A read wrapped in a command: never executed (its reply could be
          * the size of a file, on every replica, at every replay). */
@@ -1723,9 +1741,10 @@ int kv_apply(kv *k, uint64_t index, const uint8_t *cmd, size_t len, uint8_t **re
     size_t opl;
     if (kv_cmd_decode(cmd, len, &client, &seq, &t, &opb, &opl) != 0)
         return kv_reply_encode_status(EBADMSG, reply, reply_len);
-    /* Times never go backwards: a proposer with a slow clock cannot make
-     * mtime decrease, and every replica clamps identically. */
-    if (t < k->last_time) t = k->last_time;
+    /* Times strictly increase: a proposer with a slow clock cannot make
+     * mtime decrease, every replica clamps identically, and no two commands
+     * share a time, so a ctime names one change of an inode (PUT_IF). */
+    if (t <= k->last_time) t = k->last_time == INT64_MAX ? INT64_MAX : k->last_time + 1;
     k->last_time = k->now = t;
     /* Session time follows, but at most KV_SESSION_STEP_NS per command: one
      * proposer's clock far ahead cannot expire every session at once. */

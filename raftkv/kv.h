@@ -56,8 +56,11 @@
  * consumes its log index) with status EBADMSG.
  *
  * Timestamps.  A command's time_ns is chosen by the proposing node; apply uses
- * max(time_ns, last applied command time), so time never goes backwards on
- * any replica and every replica computes identical atime/mtime/ctime.
+ * max(time_ns, last applied command time + 1 ns), so time strictly increases
+ * from command to command on every replica and every replica computes
+ * identical atime/mtime/ctime.  An inode's ctime is therefore also its
+ * version: every command that changes the inode sets it to a value no other
+ * command has (PUT_IF relies on this).
  *
  * Errors.  Every reply carries a status: 0 or a positive errno value
  * (ENOENT, EEXIST, ENOTDIR, EISDIR, ENOTEMPTY, ENAMETOOLONG, EFBIG, ENOSPC,
@@ -240,6 +243,12 @@ enum {
  *                   (see kv_limits); with KV_LIMITS_IF_UNSET only if no
  *                   SET_LIMITS was applied before.  EINVAL for a max_file_size
  *                   above KV_MAX_FILE_SIZE_LIMIT.  Reply: KV_R_STATFS.
+ *  PUT_IF   W ino, data, off = the version the caller expects.  Replaces the
+ *             content of regular file ino, like PUT, only if the inode is
+ *             unchanged since the caller saw it: its version (attr.ctime_ns,
+ *             which every change of the inode moves forward, see Timestamps)
+ *             still equals off.  Otherwise ECANCELED and nothing changes, on
+ *             every replica alike.  ENOENT, EISDIR/EINVAL, EFBIG, ENOSPC.
  *
  * Read ops (R) are answered only by kv_query().  Wrapped in a command they are
  * not executed: apply answers EINVAL (a committed read must not make every
@@ -276,7 +285,8 @@ typedef enum kv_op_type {
     KV_OP_HOLD = 26,
     KV_OP_REGISTER = 27,
     KV_OP_SET_LIMITS = 28,
-    KV_OP__MAX = 28,
+    KV_OP_PUT_IF = 29,
+    KV_OP__MAX = 29,
 } kv_op_type;
 
 /* CREATE flags */

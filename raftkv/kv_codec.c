@@ -101,6 +101,7 @@ static const struct {
     [KV_OP_HOLD] = {"HOLD", F_HOLDER | F_OFF | F_DATA | F_FLAGS, false},
     [KV_OP_REGISTER] = {"REGISTER", 0, false},
     [KV_OP_SET_LIMITS] = {"SET_LIMITS", F_FLAGS | F_RDEV | F_OFF | F_LEN, false},
+    [KV_OP_PUT_IF] = {"PUT_IF", F_INO | F_OFF | F_DATA, false},
 };
 
 const char *kv_op_name(int type)

@@ -848,19 +848,85 @@ static void test_setattr_times(void **s)
     assert_int_equal(a.mode, S_IFDIR | 0700);
     sa.path = "none";
     assert_int_equal(cmd_st(&t, &sa), ENOENT);
-    /* a proposer with a slow clock cannot move time backwards */
+    /* a proposer with a slow clock cannot move time backwards, and no two
+     * commands share a time */
     int64_t last = kv_last_time(t.k);
     t.time -= 1000000;
     assert_int_equal(put(&t, "g", "x"), 0);
     assert_int_equal(stat_(&t, "g", &a), 0);
-    assert_int_equal(a.mtime_ns, last);
-    assert_int_equal(kv_last_time(t.k), last);
+    assert_int_equal(a.mtime_ns, last + 1);
+    assert_int_equal(kv_last_time(t.k), last + 1);
+    assert_int_equal(put(&t, "g", "y"), 0);
+    assert_int_equal(stat_(&t, "g", &a), 0);
+    assert_int_equal(a.mtime_ns, last + 2);
+    last += 2;
     /* the parent's mtime follows changes in it */
     t.time = last + 5000000;
     assert_int_equal(put(&t, "d/h", "x"), 0);
     assert_int_equal(stat_(&t, "d", &a), 0);
     assert_int_equal(a.mtime_ns, t.time);
     done(&t);
+}
+
+/* PUT_IF: replaces the content only while the inode's version (ctime) is
+ * the one the caller saw; any change in between refuses it. */
+static int put_if(tk *t, uint64_t ino, int64_t ver, const char *v, kv_attr *a)
+{
+    kv_op o = {.type = KV_OP_PUT_IF, .ino = ino, .off = (uint64_t)ver,
+               .data = (const uint8_t *)v, .data_len = strlen(v)};
+    kv_reply r;
+    int st = cmd(t, &o, &r);
+    if (st == 0 && a) *a = r.attr;
+    kv_reply_free(&r);
+    return st;
+}
+
+static void test_put_if(void **s)
+{
+    (void)s;
+    kv_limits lim = {.max_total_bytes = 100};
+    tk t = mk(&lim);
+    kv_attr a, b;
+    assert_int_equal(put(&t, "f", "old"), 0);
+    assert_int_equal(stat_(&t, "f", &a), 0);
+    /* unchanged: replaced, and the version moves on */
+    assert_int_equal(put_if(&t, a.ino, a.ctime_ns, "new", &b), 0);
+    assert_get(&t, "f", "new");
+    assert_true(b.ctime_ns > a.ctime_ns);
+    assert_int_equal(b.size, 3);
+    /* the old version is refused now, nothing changes */
+    assert_int_equal(put_if(&t, a.ino, a.ctime_ns, "x", NULL), ECANCELED);
+    assert_get(&t, "f", "new");
+    /* every kind of change in between refuses it: append, write, truncate,
+     * setattr, link */
+    static const int kinds[] = {KV_OP_APPEND, KV_OP_WRITE_AT, KV_OP_TRUNCATE, KV_OP_SETATTR,
+                                KV_OP_LINK};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        assert_int_equal(stat_(&t, "f", &a), 0);
+        kv_op o = {.type = (uint8_t)kinds[i], .path = "f", .data = (const uint8_t *)"z",
+                   .data_len = 1, .len = 1, .flags = KV_SET_MODE, .mode = 0600};
+        if (kinds[i] == KV_OP_LINK) o.path2 = "f2";
+        if (kinds[i] == KV_OP_TRUNCATE || kinds[i] == KV_OP_SETATTR) o.data_len = 0, o.data = NULL;
+        assert_int_equal(cmd_st(&t, &o), 0);
+        assert_int_equal(put_if(&t, a.ino, a.ctime_ns, "lost", NULL), ECANCELED);
+    }
+    char *v;
+    assert_int_equal(get(&t, "f", &v), 0);
+    assert_string_not_equal(v, "lost");
+    free(v);
+    /* errors: missing inode, directory, limits (checked on an unchanged inode) */
+    assert_int_equal(stat_(&t, "f", &a), 0);
+    assert_int_equal(put_if(&t, 999, a.ctime_ns, "x", NULL), ENOENT);
+    assert_int_equal(mkdir_(&t, "d"), 0);
+    assert_int_equal(stat_(&t, "d", &b), 0);
+    assert_int_equal(put_if(&t, b.ino, b.ctime_ns, "x", NULL), EISDIR);
+    char big[128];
+    memset(big, 'b', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    assert_int_equal(put_if(&t, a.ino, a.ctime_ns, big, NULL), ENOSPC);
+    assert_int_equal(put_if(&t, a.ino, a.ctime_ns, "ok", NULL), 0);
+    assert_get(&t, "f2", "ok");
+    kv_free(t.k);
 }
 
 static void test_statfs_limits(void **s)
@@ -1202,10 +1268,11 @@ static void test_session_expiry(void **s)
      * so nothing expires, and a retry after it is answered from the session. */
     uint64_t c = reg_at(k, idx++, now);
     assert_int_equal(apply_append_at(k, idx++, c, 1, now), 0);
+    int64_t before = kv_last_time(k);   /* now, plus 1 ns per command applied at it */
     apply_at(k, idx++, 0, 0, now + 3600 * SEC);
     kv_stats st;
     kv_get_stats(k, &st);
-    assert_int_equal(st.session_time_ns, now + SEC);
+    assert_int_equal(st.session_time_ns, before + SEC);
     assert_int_equal(apply_append_at(k, idx++, c, 1, now), 0);   /* the stored reply */
     assert_log(k, "x");
     /* Even when such commands keep coming until the hour has passed in
@@ -2191,6 +2258,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get),
+        cmocka_unit_test(test_put_if),
         cmocka_unit_test(test_append),
         cmocka_unit_test(test_del),
         cmocka_unit_test(test_list),
