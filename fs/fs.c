@@ -18,10 +18,12 @@
  * exactly-once (client id, seq) pair so a retry inside the deadline never
  * applies twice.  The kernel caches nothing that could go stale: entry and
  * attr timeouts are 0, negative lookups are not cached, every file is
- * direct_io (no page cache), the writeback cache is never enabled.
+ * direct_io (no page cache) except a regular file opened read-write (see
+ * open_common: it can then be mapped MAP_SHARED, and read() revalidates it),
+ * the writeback cache is never enabled.
  * Timestamps are stamped by the proposing node into the command, and the
- * state machine never lets them go backwards, so every node reports the same
- * attributes.
+ * state machine makes them strictly increase, so every node reports the same
+ * attributes and an inode's ctime is its version.
  *
  * Which writes are buffered, which go write-through:
  *
@@ -32,7 +34,7 @@
  *     in the handle, up to a bound (fs_options.whole_file_max, default 32 MiB,
  *     never more than max_file_size).  At flush (every close()), fsync or
  *     release the content is committed as ONE PUT command that replaces the
- *     inode's data: a reader on any node sees the old content or the new,
+ *     file's data: a reader on any node sees the old content or the new,
  *     never an empty or half-written file.  close() returns only after the PUT
  *     is committed and reports its failure (EIO without a quorum, EFBIG,
  *     ENOSPC).  A flush with nothing written is a no-op (`echo x > f` sends
@@ -141,10 +143,19 @@ typedef struct fs_handle {
     pthread_mutex_t mu;              /* serializes the handle's own requests */
     bool append;                     /* O_APPEND: every write is an APPEND */
     bool whole;                      /* whole-file mode (see the top of this file) */
-    bool trunc_pending;              /* O_TRUNC deferred to the PUT */
     bool dirty;                      /* buf holds content not yet committed */
+    bool fallback;                   /* PUT_IF refused: commit by WRITE_AT instead */
+    bool doubt;                      /* the commit of buf[0, doubt_len) is in doubt */
     char *buf;                       /* whole-file content so far */
     size_t len, cap;
+    size_t done;                     /* buf[0, done) is committed at its offsets */
+    size_t doubt_len;
+    uint64_t ver;                    /* the inode version the content starts from */
+    int err;                         /* sticky: reported by every later fsync/flush */
+    fs_kv_held held;                 /* session of a commit in doubt */
+    atomic_bool pending;             /* whole && dirty, readable without mu */
+    atomic_uint_least64_t pend_len;  /* len while pending */
+    unsigned pins;                   /* under the mount's hmu: users from other threads */
     uint64_t ino;                    /* the open inode (0: unknown) */
     fs_attr attr;                    /* attributes seen at open */
     uint32_t cuid, cgid;             /* who opened it: the writer of the PUT at close */
@@ -191,7 +202,9 @@ struct fs_mount {
     unsigned dev_major, dev_minor;   /* the FUSE connection, for an abort at stop */
     bool have_dev;
     struct timespec start_time;
-    pthread_mutex_t hmu;             /* handles, irefs, opening */
+    pthread_mutex_t hmu;             /* handles, irefs, opening, pins */
+    pthread_cond_t pincv;            /* a handle's pins dropped to 0 */
+    atomic_uint npending;            /* handles with pending whole-file content */
     fs_handle handles;               /* list head (sentinel) */
     fs_iref *irefs;                  /* inodes open on this mount */
     fs_opening *opening;             /* opens in progress */
@@ -340,6 +353,10 @@ static void handle_free(fs_mount *m, fs_handle *h)
     pthread_mutex_lock(&m->hmu);
     h->prev->next = h->next;
     h->next->prev = h->prev;
+    while (h->pins > 0)   /* another thread is committing its content */
+        pthread_cond_wait(&m->pincv, &m->hmu);
+    if (atomic_load(&h->pending))
+        atomic_fetch_sub(&m->npending, 1);
     if (h->ino != 0) {
         fs_iref **pp = &m->irefs;
         while (*pp != NULL && (*pp)->ino != h->ino)
@@ -351,6 +368,8 @@ static void handle_free(fs_mount *m, fs_handle *h)
         }
     }
     pthread_mutex_unlock(&m->hmu);
+    if (m->kv_ready)
+        fs_kv_held_drop(&m->kv, &h->held);
     pthread_mutex_destroy(&h->mu);
     h->magic = 0;
     free(h->buf);
@@ -416,28 +435,166 @@ static size_t open_files(void *arg, uint64_t *inos, size_t max, uint64_t *since)
 /* Whether reads through h must come from its buffer (its own pending content). */
 static bool handle_pending(const fs_handle *h)
 {
-    return h->whole && (h->dirty || h->trunc_pending);
+    return h->whole && h->dirty;
 }
 
-/* Leaves whole-file mode, committing the buffered content first if any is
- * pending.  Called with h->mu held.  The PUT goes to the open inode, wherever
- * its names went; an inode freed meanwhile (ENOENT) has nowhere to keep it. */
-static int handle_commit(fs_mount *m, fs_handle *h)
+/* Keeps h->pending (and the mount's count) in step with handle_pending(h).
+ * Called with h->mu held. */
+static void handle_sync_flag(fs_mount *m, fs_handle *h)
 {
-    int rc = 0;
-    if (handle_pending(h)) {
-        fs_kv_set_writer(h->cuid, h->cgid);
-        rc = fs_kv_put_ino(&m->kv, h->ino, h->buf ? h->buf : "", h->len);
-        if (rc == -ENOENT)
-            rc = 0;
+    bool p = handle_pending(h);
+    atomic_store(&h->pend_len, (uint_least64_t)h->len);
+    if (atomic_exchange(&h->pending, p) != p) {
+        if (p)
+            atomic_fetch_add(&m->npending, 1);
+        else
+            atomic_fetch_sub(&m->npending, 1);
     }
+}
+
+/* Leaves whole-file mode, forgetting the buffer.  Called with h->mu held. */
+static void handle_drop_buffer(fs_mount *m, fs_handle *h)
+{
     h->whole = false;
     h->dirty = false;
-    h->trunc_pending = false;
+    h->fallback = false;
+    h->doubt = false;
     free(h->buf);
     h->buf = NULL;
-    h->len = h->cap = 0;
-    return rc;
+    h->len = h->cap = h->done = h->doubt_len = 0;
+    fs_kv_held_drop(&m->kv, &h->held);
+    handle_sync_flag(m, h);
+}
+
+/* Commits the buffered whole-file content, then leaves whole-file mode.
+ * Called with h->mu held.
+ *
+ * The file was empty at version h->ver (this handle created or truncated
+ * it), so the fast path is one PUT_IF carrying that version: the state
+ * machine replaces the content only if nothing changed the inode since.  If
+ * something did (a write from another node, another descriptor), the PUT_IF
+ * is refused on every replica alike and the content goes in as WRITE_AT at
+ * its offsets, exactly what the write() calls would have done one by one.
+ *
+ * A command whose outcome is unknown (no quorum before the deadline) leaves
+ * the handle as it was: the content stays buffered, the command keeps its
+ * (client id, seq), and the next fsync/flush/close resends the same bytes
+ * (the session makes that exactly-once); until then every fsync and close
+ * reports EIO.  A definite failure (ENOSPC, EFBIG) is sticky: this and
+ * every later fsync/flush report it.  Never 0 with data missing. */
+static int handle_commit(fs_mount *m, fs_handle *h)
+{
+    if (h->err)
+        return h->err;
+    fs_kv_set_writer(h->cuid, h->cgid);   /* whoever's request runs the commit */
+    while (h->whole && h->dirty) {
+        /* While in doubt, only the bytes sent then may be sent again. */
+        size_t n = h->doubt ? h->doubt_len : h->len;
+        fs_attr a;
+        int rc;
+        if (!h->fallback) {
+            rc = fs_kv_put_if(&m->kv, &h->held, h->ino, h->ver, h->buf ? h->buf : "", n, &a);
+            if (rc == -ECANCELED) {
+                h->doubt = false;
+                h->fallback = true;
+                continue;
+            }
+        } else {
+            ssize_t w = n > h->done ? fs_kv_write_at_held(&m->kv, &h->held, h->ino, h->done,
+                                                          h->buf + h->done, n - h->done)
+                                    : 0;
+            rc = w < 0 ? (int)w : 0;
+        }
+        if (rc == -EIO && h->held.seq != 0) {
+            h->doubt = true;
+            h->doubt_len = n;
+            return rc;
+        }
+        h->doubt = false;
+        if (rc == -ENOENT) {
+            /* The inode is gone (removed on another node): nobody can ever
+             * read this content. */
+            break;
+        }
+        if (rc < 0) {
+            h->err = rc;
+            handle_drop_buffer(m, h);
+            return rc;
+        }
+        h->done = n;
+        if (!h->fallback)
+            h->ver = a.version;   /* a next PUT_IF starts from our own */
+        if (n == h->len)
+            break;
+    }
+    if (h->whole)
+        handle_drop_buffer(m, h);
+    return 0;
+}
+
+static void handle_unpin(fs_mount *m, fs_handle *h)
+{
+    pthread_mutex_lock(&m->hmu);
+    if (--h->pins == 0)
+        pthread_cond_broadcast(&m->pincv);
+    pthread_mutex_unlock(&m->hmu);
+}
+
+/* Commits the pending whole-file content of every handle on this mount that
+ * has inode ino open, except `except` (which the caller may hold locked).
+ * Called before anything on this node reads or changes that inode by other
+ * means, so the buffered writes take effect in the order they were made, as
+ * on a local filesystem.  Free when nothing is pending.  The caller must
+ * not hold any handle's mu but except's.  Returns how many handles had
+ * content committed, or the first error. */
+#define FS_SYNC_BATCH 16
+static int sync_others(fs_mount *m, uint64_t ino, const fs_handle *except)
+{
+    if (ino == 0 || atomic_load(&m->npending) == 0)
+        return 0;
+    int rc = 0, count = 0;
+    for (;;) {
+        fs_handle *list[FS_SYNC_BATCH];
+        size_t n = 0;
+        bool more = false;
+        pthread_mutex_lock(&m->hmu);
+        for (fs_handle *h = m->handles.next; h != &m->handles; h = h->next) {
+            if (h == except || h->kind != FS_H_FILE || h->ino != ino || !atomic_load(&h->pending))
+                continue;
+            if (n == FS_SYNC_BATCH) {
+                more = true;
+                break;
+            }
+            h->pins++;
+            list[n++] = h;
+        }
+        pthread_mutex_unlock(&m->hmu);
+        for (size_t i = 0; i < n; i++) {
+            pthread_mutex_lock(&list[i]->mu);
+            int r = handle_commit(m, list[i]);
+            pthread_mutex_unlock(&list[i]->mu);
+            if (r < 0 && rc == 0)
+                rc = r;
+            count++;
+            handle_unpin(m, list[i]);
+        }
+        if (!more || rc < 0)
+            return rc < 0 ? rc : count;
+    }
+}
+
+/* The size to report for inode ino: a handle on this node with pending
+ * whole-file content shows that content's size (fstat and stat of a file
+ * being written tell what the writer wrote, as locally). */
+static void pending_size(fs_mount *m, uint64_t ino, fs_attr *a)
+{
+    if (ino == 0 || atomic_load(&m->npending) == 0)
+        return;
+    pthread_mutex_lock(&m->hmu);
+    for (fs_handle *h = m->handles.next; h != &m->handles; h = h->next)
+        if (h->kind == FS_H_FILE && h->ino == ino && atomic_load(&h->pending))
+            a->size = (uint64_t)atomic_load(&h->pend_len);
+    pthread_mutex_unlock(&m->hmu);
 }
 
 /* Makes room for n bytes in the whole-file buffer.  0 or -ENOMEM. */
@@ -534,8 +691,9 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 {
     /* Never: stale sizes and corrupt appends across nodes (fuse-notes §3). */
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-    /* O_TRUNC comes to open()/create(), so the truncation can ride with the
-     * PUT of a whole-file write instead of being visible on its own. */
+    /* O_TRUNC comes to open()/create(), so the truncation is one command
+     * by inode (or part of the CREATE) whose reply gives the version the
+     * whole-file PUT_IF starts from. */
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 }
@@ -610,10 +768,11 @@ static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
     fuse_reply_none(req);
 }
 
-/* The attributes of ino, through handle h when there is one (fstat sees the
- * handle's own pending content).  An inode that is gone answers ESTALE, not
- * ENOENT: the kernel may ask for it between a lookup and an open (permission
- * checks), and ESTALE makes it look the name up again instead of failing. */
+/* The attributes of ino (stat and fstat on this node see the size of
+ * content a handle here has pending).  An inode that is gone answers ESTALE,
+ * not ENOENT: the kernel may ask for it between a lookup and an open
+ * (permission checks), and ESTALE makes it look the name up again instead
+ * of failing. */
 static int getattr_ino(fs_mount *m, fuse_ino_t ino, fs_handle *h, fs_attr *a)
 {
     int rc;
@@ -622,12 +781,8 @@ static int getattr_ino(fs_mount *m, fuse_ino_t ino, fs_handle *h, fs_attr *a)
     rc = fs_kv_stat(&m->kv, NULL, ino, a);
     if (rc == -ENOENT)
         rc = -ESTALE;
-    if (rc == 0 && h != NULL && h->kind == FS_H_FILE) {
-        pthread_mutex_lock(&h->mu);
-        if (handle_pending(h))
-            a->size = h->len;   /* the handle sees its own pending content */
-        pthread_mutex_unlock(&h->mu);
-    }
+    if (rc == 0)
+        pending_size(m, ino, a);
     return rc;
 }
 
@@ -661,7 +816,10 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         reply_attr(req, &a);
 }
 
-/* truncate / ftruncate: a whole-file handle reshapes its pending content. */
+/* truncate / ftruncate: buffered content (this handle's and, by then, other
+ * descriptors') comes first, then the truncation is committed (fstat shows
+ * it, the file can be mapped at its new size); the handle leaves whole-file
+ * mode. */
 static int setattr_size(fs_mount *m, fuse_ino_t ino, fs_handle *h, off_t size)
 {
     if (size < 0)
@@ -671,25 +829,9 @@ static int setattr_size(fs_mount *m, fuse_ino_t ino, fs_handle *h, off_t size)
     int rc = 0;
     if (h != NULL && h->kind == FS_H_FILE) {
         pthread_mutex_lock(&h->mu);
-        if (h->whole) {
-            if ((uint64_t)size <= m->whole_max) {
-                rc = handle_reserve(h, (size_t)size);
-                if (rc == 0) {
-                    if ((size_t)size > h->len)
-                        memset(h->buf + h->len, 0, (size_t)size - h->len);
-                    h->len = (size_t)size;
-                    h->dirty = true;
-                }
-                pthread_mutex_unlock(&h->mu);
-                return rc;
-            }
-            rc = handle_commit(m, h);
-            if (rc < 0) {
-                pthread_mutex_unlock(&h->mu);
-                return rc;
-            }
-        }
-        rc = fs_kv_truncate(&m->kv, NULL, h->ino, (uint64_t)size);
+        rc = handle_commit(m, h);
+        if (rc == 0)
+            rc = fs_kv_truncate(&m->kv, NULL, h->ino, (uint64_t)size);
         pthread_mutex_unlock(&h->mu);
         return rc;
     }
@@ -706,8 +848,13 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         return;
     }
     set_writer(req);
-    int rc = 0;
-    if (to_set & FUSE_SET_ATTR_SIZE)
+    /* Content buffered on this node for the file was written before this
+     * call: commit it first, so its commit cannot undo the new attributes
+     * (the mtime set by tar x, cp -p, cp -a) or come after a truncation. */
+    int rc = sync_others(m, ino, NULL);
+    if (rc > 0)
+        rc = 0;
+    if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE))
         rc = setattr_size(m, ino, h, attr->st_size);
     unsigned mask = 0;
     if (to_set & FUSE_SET_ATTR_MODE)
@@ -864,24 +1011,20 @@ static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 }
 
 /* Sets up the handle of a file just opened or created; a holds its
- * attributes (from STAT or CREATE). */
-static int open_common(fuse_req_t req, fs_mount *m, struct fuse_file_info *fi, const fs_attr *a)
+ * attributes (from STAT, TRUNCATE or CREATE).  fresh: this open created the
+ * file or truncated it (its content is empty at version a->version), the
+ * only case where whole-file mode gives a result the same system calls
+ * could give on a local filesystem. */
+static int open_common(fuse_req_t req, fs_mount *m, struct fuse_file_info *fi, const fs_attr *a,
+                       bool fresh)
 {
     int flags = fi->flags;
     bool writable = (flags & O_ACCMODE) != O_RDONLY;
     bool append = (flags & O_APPEND) != 0;
-    bool trunc = (flags & O_TRUNC) != 0;
 
     if (S_ISDIR(a->mode))
         return -EISDIR;
-    bool whole = S_ISREG(a->mode) && writable && !append && (trunc || a->size == 0);
-    /* A truncation that will not ride with a whole-file PUT is done now. */
-    if (trunc && !whole && a->size != 0 && S_ISREG(a->mode)) {
-        set_writer(req);
-        int rc = fs_kv_truncate(&m->kv, NULL, a->ino, 0);
-        if (rc < 0)
-            return rc;
-    }
+    bool whole = S_ISREG(a->mode) && writable && !append && fresh;
     fs_handle *h = handle_new(m, FS_H_FILE);
     if (h == NULL)
         return -ENOMEM;
@@ -890,7 +1033,7 @@ static int open_common(fuse_req_t req, fs_mount *m, struct fuse_file_info *fi, c
     h->cgid = ctx ? ctx->gid : 0;
     h->append = append;
     h->whole = whole;
-    h->trunc_pending = whole && trunc && a->size != 0;
+    h->ver = a->version;
     h->attr = *a;
     int rc = handle_set_ino(m, h, a->ino);
     if (rc < 0) {
@@ -898,7 +1041,18 @@ static int open_common(fuse_req_t req, fs_mount *m, struct fuse_file_info *fi, c
         return rc;
     }
     fi->fh = (uint64_t)(uintptr_t)h;
-    fi->direct_io = 1;
+    /* direct_io (no page cache) for everything, except a regular file
+     * opened read-write: that one goes through this node's page cache so
+     * it can be mapped MAP_SHARED (the kernel refuses shared mappings of
+     * direct_io files, and libfuse 3.14 cannot ask for
+     * FUSE_DIRECT_IO_ALLOW_MMAP); that is what SQLite's WAL index (-shm)
+     * and Python's default mmap need.  Such a file stays fresh for read():
+     * with attr timeouts 0 and FUSE_CAP_AUTO_INVAL_DATA the kernel fetches
+     * the attributes (a linearizable STAT) before every read and drops
+     * its cached pages when the size or mtime changed; writes still go
+     * through at once (no writeback cache).  Pages already mapped are
+     * refreshed only at such a revalidation. */
+    fi->direct_io = !(S_ISREG(a->mode) && (flags & O_ACCMODE) == O_RDWR);
     fi->keep_cache = 0;
     return 0;
 }
@@ -943,8 +1097,22 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
      * not opened anew: ESTALE makes the kernel look the name up again. */
     if (rc == -ENOENT || (rc == 0 && a.nlink == 0))
         rc = -ESTALE;
-    if (rc == 0)
-        rc = open_common(req, m, fi, &a);
+    bool fresh = false;
+    if (rc == 0 && (fi->flags & O_TRUNC) && S_ISREG(a.mode)) {
+        /* O_TRUNC is committed here, before open() returns, as on a local
+         * filesystem: a write another node makes after this open lands in
+         * the truncated file and is kept.  Content still buffered on this
+         * node for the file goes first. */
+        rc = sync_others(m, a.ino, NULL);
+        /* (empty already: its STAT version is the one to start from) */
+        if (rc > 0 || (rc == 0 && a.size != 0)) {
+            set_writer(req);
+            rc = fs_kv_truncate_attr(&m->kv, NULL, a.ino, 0, &a);
+        }
+        fresh = rc >= 0;
+    }
+    if (rc >= 0)
+        rc = open_common(req, m, fi, &a, fresh);
     opening_end(m, &o);
     if (rc < 0)
         reply_err(req, rc);
@@ -968,12 +1136,14 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         return;
     }
     fs_attr a;
-    /* CREATE never truncates here: an O_TRUNC of an existing file is
-     * deferred to the whole-file PUT (open_common). */
-    rc = fs_kv_create(&m->kv, parent, name, (uint32_t)(mode & 07777), ctx->uid, ctx->gid,
-                      (fi->flags & O_EXCL) != 0, false, &a);
+    /* One command creates the file, or truncates it with O_TRUNC; with
+     * O_EXCL or O_TRUNC it is empty at the version the reply carries. */
+    bool excl = (fi->flags & O_EXCL) != 0, trunc = (fi->flags & O_TRUNC) != 0;
+    set_writer(req);
+    rc = fs_kv_create(&m->kv, parent, name, (uint32_t)(mode & 07777), ctx->uid, ctx->gid, excl,
+                      trunc, &a);
     if (rc == 0)
-        rc = open_common(req, m, fi, &a);
+        rc = open_common(req, m, fi, &a, excl || trunc);
     opening_end(m, &o);
     if (rc < 0) {
         reply_err(req, rc);
@@ -1012,6 +1182,12 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_buf(req, h->text + off, n);
         return;
     }
+    /* What this node's other descriptors wrote is read back, as locally. */
+    int rc = sync_others(m, h->ino, h);
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
     pthread_mutex_lock(&h->mu);
     if (handle_pending(h)) {
         size_t n = 0;
@@ -1040,22 +1216,32 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static int do_write(fs_mount *m, fs_handle *h, const char *data, size_t size, off_t off)
 {
+    /* Content this node's other descriptors buffered was written first. */
+    int rc = sync_others(m, h->ino, h);
+    if (rc < 0)
+        return rc;
     if (h->append) {
         /* The kernel's offset is its idea of the size, possibly stale: the
          * state machine appends at its own end. */
-        return (int)fs_kv_append(&m->kv, NULL, h->ino, data, size);
+        ssize_t n = fs_kv_append(&m->kv, NULL, h->ino, data, size);
+        if (n == -EIO) {
+            pthread_mutex_lock(&h->mu);
+            h->err = -EIO;   /* outcome unknown: close must not say 0 */
+            pthread_mutex_unlock(&h->mu);
+        }
+        return (int)n;
     }
     if ((uint64_t)off > m->max_file_size || size > m->max_file_size - (uint64_t)off)
         return -EFBIG;
-    int rc;
     pthread_mutex_lock(&h->mu);
     if (h->whole) {
-        if ((size_t)off == h->len && h->len + size <= m->whole_max) {
+        if (h->err == 0 && (size_t)off == h->len && h->len + size <= m->whole_max) {
             rc = handle_reserve(h, h->len + size);
             if (rc == 0) {
                 memcpy(h->buf + h->len, data, size);
                 h->len += size;
                 h->dirty = true;
+                handle_sync_flag(m, h);
                 rc = (int)size;
             }
             pthread_mutex_unlock(&h->mu);
@@ -1072,6 +1258,8 @@ static int do_write(fs_mount *m, fs_handle *h, const char *data, size_t size, of
     /* Still under the handle's lock: two writes of one descriptor apply in
      * the order they came. */
     ssize_t n = fs_kv_write_at(&m->kv, NULL, h->ino, (uint64_t)off, data, size);
+    if (n == -EIO)
+        h->err = -EIO;   /* outcome unknown: close must not say 0 */
     pthread_mutex_unlock(&h->mu);
     return (int)n;
 }
@@ -1103,11 +1291,11 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fs_handle *h = fh_of(fi);
     int rc = 0;
     if (h != NULL && h->kind == FS_H_FILE) {
+        /* Commits pending content (a FLUSH with nothing written, like the
+         * first one of `echo x > f`, commits nothing and keeps whole-file
+         * mode); reports any failure not yet resolved. */
         pthread_mutex_lock(&h->mu);
-        /* Only content is committed here: a bare deferred O_TRUNC waits (the
-         * first FLUSH of `echo x > f` comes before the data). */
-        if (h->whole && h->dirty)
-            rc = handle_commit(m, h);
+        rc = handle_pending(h) ? handle_commit(m, h) : h->err;
         pthread_mutex_unlock(&h->mu);
     }
     reply_err(req, rc);
@@ -1119,10 +1307,10 @@ static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
     fs_handle *h = fh_of(fi);
     int rc = 0;
     if (h != NULL && h->kind == FS_H_FILE) {
-        /* Write-through data is already durable on a majority; only a pending
-         * whole-file content (or deferred truncation) needs committing. */
+        /* Write-through data is already durable on a majority; only pending
+         * whole-file content needs committing (or a failure reporting). */
         pthread_mutex_lock(&h->mu);
-        rc = handle_commit(m, h);
+        rc = handle_pending(h) ? handle_commit(m, h) : h->err;
         pthread_mutex_unlock(&h->mu);
     }
     reply_err(req, rc);
@@ -1134,8 +1322,10 @@ static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     fs_handle *h = fh_of(fi);
     if (h != NULL) {
         if (h->kind == FS_H_FILE) {
+            /* Normally nothing is left (close() flushed); content whose
+             * commit is still in doubt gets one last try. */
             pthread_mutex_lock(&h->mu);
-            int rc = handle_commit(m, h);
+            int rc = handle_pending(h) ? handle_commit(m, h) : 0;
             pthread_mutex_unlock(&h->mu);
             if (rc < 0)
                 fprintf(stderr, "hstore fs: commit at release of inode %llu failed: %s\n",
@@ -1452,6 +1642,7 @@ static void mount_free(fs_mount *m)
     if (m->kv_ready)
         fs_kv_destroy(&m->kv);
     pthread_mutex_destroy(&m->hmu);
+    pthread_cond_destroy(&m->pincv);
     pthread_mutex_destroy(&m->rootmu);
     free(m);
 }
@@ -1471,6 +1662,7 @@ fs_mount *fs_start(node *n, const char *mountpoint, const fs_options *opt, char 
         return NULL;
     }
     pthread_mutex_init(&m->hmu, NULL);
+    pthread_cond_init(&m->pincv, NULL);
     pthread_mutex_init(&m->rootmu, NULL);
     m->handles.next = m->handles.prev = &m->handles;
     m->n = n;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "raftkv/kv.h"
 
@@ -116,7 +117,29 @@ static int submit(fs_kv *k, const kv_op *op, kv_reply *r)
     return submit_within(k, op, r, k->timeout_ms);
 }
 
+static int submit_held(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms,
+                       fs_kv_held *held);
+
 static int submit_within(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms)
+{
+    return submit_held(k, op, r, timeout_ms, NULL);
+}
+
+void fs_kv_held_drop(fs_kv *k, fs_kv_held *h)
+{
+    /* next_seq is past any seq sent, so the pool's next user cannot collide
+     * with a command still in doubt. */
+    if (h->have)
+        session_put(k, &h->s);
+    memset(h, 0, sizeof *h);
+}
+
+/* held != NULL: a command runs in the caller's held session; when one is in
+ * doubt (held->seq) it is resent with that seq.  Sessions from the pool are
+ * returned at once; a held one stays taken while its command is in doubt,
+ * and goes back to the pool once the outcome is known. */
+static int submit_held(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms,
+                       fs_kv_held *held)
 {
     memset(r, 0, sizeof *r);
     uint8_t *buf = NULL;
@@ -126,7 +149,20 @@ static int submit_within(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms)
     bool rd = kv_op_is_read(buf, len);
     fs_kv_session s = { 0, 0, 0 };
     uint64_t seq = 0;
-    if (!rd) {
+    if (!rd && held != NULL) {
+        if (!held->have) {
+            int grc = session_get(k, &held->s, timeout_ms);
+            if (grc != 0) {
+                free(buf);
+                return grc;   /* nothing was sent */
+            }
+            held->have = true;
+        }
+        if (held->seq == 0)
+            held->seq = held->s.next_seq++;
+        s = held->s;
+        seq = held->seq;
+    } else if (!rd) {
         int grc = session_get(k, &s, timeout_ms);
         if (grc != 0) {
             free(buf);
@@ -142,7 +178,18 @@ static int submit_within(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms)
      * below: it was not applied now, but an earlier attempt may have been);
      * the next command registers a new one. */
     bool expired = rc == NODE_OK && !rd && kv_reply_peek_status(rep, rlen) == KV_ESESSION;
-    if (!rd && !expired) {
+    if (!rd && held != NULL) {
+        if (expired) {
+            /* A command in doubt can no longer be resolved: the caller sees
+             * EIO with nothing in doubt, a definite failure. */
+            memset(held, 0, sizeof *held);
+        } else if (rc == NODE_OK || rc == NODE_ENOMEM || rc == NODE_EINVAL) {
+            /* The outcome is known (or the command never left): done. */
+            held->seq = 0;
+            held->s.last_ms = mono_ms();
+            fs_kv_held_drop(k, held);
+        }
+    } else if (!rd && !expired) {
         s.last_ms = mono_ms();
         session_put(k, &s);
     }
@@ -163,6 +210,8 @@ static int submit_within(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms)
     }
     free(rep);
     int st = map_status(r->status);
+    if (held != NULL && (r->status == KV_ESTALE || r->status == KV_EREPLYGONE))
+        st = 0;   /* a retry of a command that was applied (its reply is gone) */
     if (st != 0)
         kv_reply_free(r);
     return st;
@@ -203,6 +252,7 @@ static void attr_from_kv(const kv_attr *ka, fs_attr *a)
     a->atime = ns_to_ts(ka->atime_ns);
     a->mtime = ns_to_ts(ka->mtime_ns);
     a->ctime = ns_to_ts(ka->ctime_ns);
+    a->version = (uint64_t)ka->ctime_ns;
 }
 
 static int submit_attr(fs_kv *k, const kv_op *op, fs_attr *a)
@@ -312,9 +362,14 @@ int fs_kv_statfs(fs_kv *k, struct statvfs *st)
     st->f_bsize = bs;
     st->f_frsize = bs;
     uint64_t used = (s->bytes_used + bs - 1) / bs;
-    /* No limit configured: report the used blocks plus a large free figure
-     * (the real bound is the node's memory). */
-    uint64_t total = s->bytes_limit ? (s->bytes_limit + bs - 1) / bs : used + (1ull << 28);
+    /* No limit configured: the whole state lives in this machine's memory,
+     * so that is the real bound (df must not promise more). */
+    uint64_t limit = s->bytes_limit;
+    if (limit == 0) {
+        long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
+        limit = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : s->bytes_used;
+    }
+    uint64_t total = (limit + bs - 1) / bs;
     if (total < used)
         total = used;
     st->f_blocks = total;
@@ -426,6 +481,46 @@ int fs_kv_put_ino(fs_kv *k, uint64_t ino, const char *data, size_t len)
     kv_op op = { .type = KV_OP_PUT, .dir = ino, .data = (const uint8_t *)data,
                  .data_len = len, .cuid = writer_uid, .cgid = writer_gid };
     return submit_status(k, &op);
+}
+
+int fs_kv_put_if(fs_kv *k, fs_kv_held *held, uint64_t ino, uint64_t version, const char *data,
+                 size_t len, fs_attr *a)
+{
+    kv_op op = { .type = KV_OP_PUT_IF, .ino = ino, .off = version,
+                 .data = (const uint8_t *)data, .data_len = len, .cuid = writer_uid,
+                 .cgid = writer_gid };
+    kv_reply r;
+    int rc = submit_held(k, &op, &r, k->timeout_ms, held);
+    if (rc != 0)
+        return rc;
+    if (a != NULL) {
+        memset(a, 0, sizeof *a);
+        if (r.has & KV_R_ATTR)
+            attr_from_kv(&r.attr, a);
+    }
+    kv_reply_free(&r);
+    return 0;
+}
+
+ssize_t fs_kv_write_at_held(fs_kv *k, fs_kv_held *held, uint64_t ino, uint64_t off,
+                            const char *data, size_t len)
+{
+    kv_op op = { .type = KV_OP_WRITE_AT, .ino = ino, .off = off,
+                 .data = (const uint8_t *)data, .data_len = len, .cuid = writer_uid,
+                 .cgid = writer_gid };
+    kv_reply r;
+    int rc = submit_held(k, &op, &r, k->timeout_ms, held);
+    if (rc != 0)
+        return rc;
+    kv_reply_free(&r);
+    return (ssize_t)len;
+}
+
+int fs_kv_truncate_attr(fs_kv *k, const char *path, uint64_t ino, uint64_t size, fs_attr *a)
+{
+    kv_op op = { .type = KV_OP_TRUNCATE, .path = path, .ino = ino, .len = size,
+                 .cuid = writer_uid, .cgid = writer_gid };
+    return submit_attr(k, &op, a);
 }
 
 int fs_kv_truncate(fs_kv *k, const char *path, uint64_t ino, uint64_t size)

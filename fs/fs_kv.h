@@ -38,6 +38,7 @@ typedef struct fs_attr {
     uint64_t size;
     uint64_t rdev;
     struct timespec atime, mtime, ctime;
+    uint64_t version;       /* ctime in ns: moves on with every change (PUT_IF) */
 } fs_attr;
 
 /* setattr field mask */
@@ -71,6 +72,17 @@ typedef struct fs_kv {
     size_t n_free, cap_free;
     uint64_t n_sessions;        /* sessions ever made (slot numbers) */
 } fs_kv;
+
+/* A session held by one open file across calls, for a command whose outcome
+ * is unknown (the deadline passed): the retry must carry the same (client
+ * id, seq) and the same bytes, so the state machine applies it at most once.
+ * Zero-initialize; fs_kv_held_drop() when done with it. */
+typedef struct fs_kv_held {
+    fs_kv_session s;
+    bool have;              /* s is taken from the pool */
+    uint64_t seq;           /* != 0: the command sent with this seq is in doubt */
+} fs_kv_held;
+void fs_kv_held_drop(fs_kv *k, fs_kv_held *h);
 
 int fs_kv_init(fs_kv *k, node *n, uint64_t client_base, uint64_t holder, int timeout_ms);
 void fs_kv_destroy(fs_kv *k);
@@ -126,7 +138,18 @@ int fs_kv_put(fs_kv *k, const char *path, const char *data, size_t len, uint32_t
               uint32_t uid, uint32_t gid);
 /* Replaces the whole content of inode ino (a regular file). */
 int fs_kv_put_ino(fs_kv *k, uint64_t ino, const char *data, size_t len);
+/* Replaces the whole content of regular file ino if its version is still
+ * version (kv.h PUT_IF): -ECANCELED when the inode changed since.  Run with
+ * held: on -EIO the command stays in doubt and the next call (which must
+ * pass the same bytes) retries it exactly once. */
+int fs_kv_put_if(fs_kv *k, fs_kv_held *held, uint64_t ino, uint64_t version, const char *data,
+                 size_t len, fs_attr *a);
+/* WRITE_AT through a held session (same retry rule). */
+ssize_t fs_kv_write_at_held(fs_kv *k, fs_kv_held *held, uint64_t ino, uint64_t off,
+                            const char *data, size_t len);
 int fs_kv_truncate(fs_kv *k, const char *path, uint64_t ino, uint64_t size);
+/* TRUNCATE that also returns the attributes after it (a may be NULL). */
+int fs_kv_truncate_attr(fs_kv *k, const char *path, uint64_t ino, uint64_t size, fs_attr *a);
 int fs_kv_setattr(fs_kv *k, const char *path, uint64_t ino, unsigned mask, uint32_t mode,
                   uint32_t uid, uint32_t gid, const struct timespec *atime,
                   const struct timespec *mtime);

@@ -813,6 +813,7 @@ static int op_put_if(kv *k, const kv_op *op, kv_inode **res)
     int st = check_size(k, n, op->data_len);
     if (st) return st;
     if (data_set(k, n, op->data, op->data_len) != 0) return -1;
+    kill_privs(n, op);
     n->mtime = n->ctime = k->now;
     *res = n;
     return 0;

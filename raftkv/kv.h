@@ -34,7 +34,7 @@
  * the kernel checks mode bits on fresh attributes).
  *
  * Set-id bits.  Ops that change a regular file's data (PUT of an existing
- * file, APPEND, WRITE_AT, TRUNCATE, SETATTR of the size without a mode) carry
+ * file, PUT_IF, APPEND, WRITE_AT, TRUNCATE, SETATTR of the size without a mode) carry
  * the writer's credentials (cuid, cgid).  When cuid is not 0 (an unprivileged
  * writer, as a process without CAP_FSETID on Linux) the change clears
  * S_ISUID, and S_ISGID when the group may execute the file or cgid is not the
@@ -243,7 +243,7 @@ enum {
  *                   (see kv_limits); with KV_LIMITS_IF_UNSET only if no
  *                   SET_LIMITS was applied before.  EINVAL for a max_file_size
  *                   above KV_MAX_FILE_SIZE_LIMIT.  Reply: KV_R_STATFS.
- *  PUT_IF   W ino, data, off = the version the caller expects.  Replaces the
+ *  PUT_IF   W ino, data, off = the version the caller expects, cuid, cgid.  Replaces the
  *             content of regular file ino, like PUT, only if the inode is
  *             unchanged since the caller saw it: its version (attr.ctime_ns,
  *             which every change of the inode moves forward, see Timestamps)

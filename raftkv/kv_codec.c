@@ -58,7 +58,7 @@ static uint32_t v2_fields(int type, uint32_t f)
     if (f & F_PATH2) f |= F_DIR2;
     switch (type) {
     case KV_OP_PUT: case KV_OP_APPEND: case KV_OP_WRITE_AT: case KV_OP_TRUNCATE:
-    case KV_OP_SETATTR:
+    case KV_OP_SETATTR: case KV_OP_PUT_IF:
         f |= F_CRED;
         break;
     default:

@@ -3,8 +3,11 @@
 # on each node's mount, on 3 shared files, for 6 s (long mode: 20 s) while the
 # server links are repartitioned every ~1 s:
 #   append   printf %s TOKEN >> file    (O_APPEND write: one APPEND)
-#   put      printf %s TOKEN | tee file (O_TRUNC + write + close: one PUT;
-#            tee reports an error of close(), where the PUT happens)
+#   put      printf %s TOKEN | tee tmp; mv tmp file (an atomic replace the
+#            way POSIX offers one: write a file aside, rename it over;
+#            O_TRUNC + write alone is two steps, locally as here, and a
+#            reader may see the file empty between them.  tee reports an
+#            error of close(), where the content is committed)
 #   get      one read(2) of the file    (dd bs=1M count=1: cat would read
 #            twice, and two reads at two instants are not one operation)
 # Tokens are unique per operation (fC_N.).  A call that fails (EIO without a
@@ -32,9 +35,12 @@ fs_loop() {   # CLIENT NODE
             if [ $rc = 0 ]; then echo "f$c append $key ${t0/./}000 ${t1/./}000 ok $tok -"
             else echo "f$c append $key ${t0/./}000 - unknown $tok -"; fi
         elif [ $op -lt 60 ]; then
-            # tee, not a shell redirection: the PUT happens at close(), and
-            # bash does not check close() after a builtin's redirection.
-            t0=$EPOCHREALTIME; printf %s "$tok" | tee "$f" >/dev/null 2>&1; rc=$?; t1=$EPOCHREALTIME
+            # tee, not a shell redirection: the content is committed at
+            # close(), and bash does not check close() after a builtin's
+            # redirection.
+            t0=$EPOCHREALTIME
+            printf %s "$tok" | tee "$m/.t$c" >/dev/null 2>&1 && mv -f "$m/.t$c" "$f" 2>/dev/null
+            rc=$?; t1=$EPOCHREALTIME
             if [ $rc = 0 ]; then echo "f$c put $key ${t0/./}000 ${t1/./}000 ok $tok -"
             else echo "f$c put $key ${t0/./}000 - unknown $tok -"; fi
         else

@@ -8,6 +8,8 @@
 cl_start 3 --op-timeout-ms "$OPT_MS" --max-file-size 1M --max-store-bytes 6M
 fs_wait_mounts 20
 M1=$(fs_mnt 1) M2=$(fs_mnt 2) M3=$(fs_mnt 3)
+read -r blocks bsize < <(stat -f -c '%b %S' "$M2")
+cl_expect_eq "$((blocks * bsize))" $((6 * 1024 * 1024)) "statfs total with --max-store-bytes 6M"
 head -c $((2 * 1024 * 1024)) /dev/urandom >"$CL_DIR/2m"
 head -c 1000000 /dev/urandom >"$CL_DIR/1m"
 

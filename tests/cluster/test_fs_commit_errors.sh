@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# A commit that fails is never reported as done, and a retry completes it:
+#  1. write 10 bytes (buffered for the whole-file PUT), cut the quorum
+#     (nodes 2 and 3 paused), fsync -> EIO; restore it, fsync -> 0 and the
+#     10 bytes are there on every node; write 1 byte, close -> 0, content
+#     complete.  Run with node 1 as a follower and again as the leader (where
+#     the PUT sits in its log while the quorum is cut).
+#  2. close() after a failed commit reports EIO, never 0.
+#  3. `: > f` (a truncation and no data): open(O_TRUNC) commits the
+#     truncation, so without a quorum the redirection fails; with the quorum
+#     cut after the open, close() returns 0 only if the truncation is
+#     committed (the file is empty once the quorum is back).
+. "$(dirname "$0")/fs_lib.sh" "$@"
+OPT_MS=2000
+cl_start 3 --op-timeout-ms "$OPT_MS"
+fs_wait_mounts 20
+M1=$(fs_mnt 1) M2=$(fs_mnt 2)
+
+# others I: the two nodes other than I.
+others() { local j; for j in 1 2 3; do [ "$j" = "$1" ] || echo "$j"; done; }
+
+# ready_all: every node's mount answers a linearizable read again.
+ready_all() {
+    local i end=$(($(cl_now_ms) + 30000))
+    for i in 1 2 3; do
+        until stat "$(fs_mnt "$i")/" >/dev/null 2>&1 && ls "$(fs_mnt "$i")/" >/dev/null 2>&1; do
+            [ "$(cl_now_ms)" -lt "$end" ] || cl_fail "node $i does not answer after the heal"
+            sleep 0.2
+        done
+    done
+}
+
+# The helper runs the system calls on node WHO's mount and pauses/resumes
+# the two other nodes itself, so the cut falls exactly between two calls.
+# It prints one line per call: the call and its result (OK or the errno name).
+PY=$CL_DIR/commit.py
+cat >"$PY" <<'EOF'
+import errno, os, signal, sys, time
+path, pids, opt_ms = sys.argv[1], [int(p) for p in sys.argv[2].split(",")], int(sys.argv[3])
+mode = sys.argv[4]
+def res(what, f):
+    try:
+        f()
+        print(what, "OK", flush=True)
+    except OSError as e:
+        print(what, errno.errorcode.get(e.errno, str(e.errno)), flush=True)
+def cut():
+    for p in pids: os.kill(p, signal.SIGSTOP)
+def heal():
+    for p in pids: os.kill(p, signal.SIGCONT)
+def wait_ok(f, what):
+    # after the heal: a new leader may take an election or two
+    end = time.time() + 30
+    while True:
+        try:
+            return f()
+        except OSError as e:
+            if e.errno != errno.EIO or time.time() > end:
+                print(what, errno.errorcode.get(e.errno, str(e.errno)), flush=True)
+                sys.exit(1)
+            time.sleep(0.2)
+if mode == "fsync":
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    res("write", lambda: os.write(fd, b"0123456789"))
+    cut()
+    res("fsync-cut", lambda: os.fsync(fd))
+    res("fsync-cut-again", lambda: os.fsync(fd))
+    heal()
+    wait_ok(lambda: os.fsync(fd), "fsync-healed")
+    print("fsync-healed OK", flush=True)
+    res("write-1", lambda: os.pwrite(fd, b"B", 10))
+    res("close", lambda: os.close(fd))
+elif mode == "close":
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    res("write", lambda: os.write(fd, b"abcdef"))
+    cut()
+    res("close-cut", lambda: os.close(fd))
+    heal()
+elif mode == "trunc":
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    cut()
+    res("close-trunc", lambda: os.close(fd))
+    heal()
+EOF
+
+pids_of() { local j out=""; for j in $(others "$1"); do out+="${out:+,}${CL_PID[$j]}"; done; echo "$out"; }
+
+run_fsync_case() { # WHO NAME
+    local who=$1 name=$2 m out
+    m=$(fs_mnt "$who")
+    out=$(python3 "$PY" "$m/$name" "$(pids_of "$who")" "$OPT_MS" fsync) ||
+        cl_fail "helper failed: $out"
+    cl_log "node $who: $(echo $out)"
+    echo "$out" | grep -qx "write OK" || cl_fail "write: $out"
+    echo "$out" | grep -qx "fsync-cut EIO" || cl_fail "fsync without a quorum must give EIO: $out"
+    echo "$out" | grep -qx "fsync-cut-again EIO" || cl_fail "second fsync without a quorum: $out"
+    echo "$out" | grep -qx "fsync-healed OK" || cl_fail "fsync after the heal: $out"
+    echo "$out" | grep -qx "write-1 OK" || cl_fail "write after the heal: $out"
+    echo "$out" | grep -qx "close OK" || cl_fail "close: $out"
+    ready_all
+    local i
+    for i in 1 2 3; do
+        cl_expect_eq "$(cat "$(fs_mnt "$i")/$name")" 0123456789B "content on node $i"
+    done
+}
+
+leader=$(cl_wait_leader 20) || cl_fail "no leader"
+follower=1
+[ "$leader" = 1 ] && follower=2
+cl_log "fsync after a failed commit, on follower $follower"
+run_fsync_case "$follower" f1
+leader=$(cl_wait_leader 20) || cl_fail "no leader"
+cl_log "fsync after a failed commit, on leader $leader"
+run_fsync_case "$leader" f2
+
+cl_log "close() after a failed commit"
+out=$(python3 "$PY" "$M1/c" "$(pids_of 1)" "$OPT_MS" close) || cl_fail "helper failed: $out"
+cl_log "$(echo $out)"
+echo "$out" | grep -qx "close-cut EIO" || cl_fail "close without a quorum must give EIO: $out"
+ready_all
+
+cl_log "truncation without data"
+printf 'old content\n' >"$M1/t" || cl_fail "write t"
+out=$(python3 "$PY" "$M1/t" "$(pids_of 1)" "$OPT_MS" trunc) || cl_fail "helper failed: $out"
+cl_log "$(echo $out)"
+ready_all
+case "$out" in
+"close-trunc OK") cl_expect_eq "$(stat -c %s "$M2/t")" 0 "size after a truncation whose close returned 0" ;;
+"close-trunc EIO") ;;
+*) cl_fail "close after O_TRUNC: $out" ;;
+esac
+printf 'old content\n' >"$M1/t2" || cl_fail "write t2"
+cl_pause 2
+cl_pause 3
+if sh -c ": >'$M1/t2'" 2>/dev/null; then
+    cl_resume 2
+    cl_resume 3
+    cl_fail "': > t2' succeeded without a quorum"
+fi
+if sh -c ": >'$M1/t3'" 2>/dev/null; then
+    cl_resume 2
+    cl_resume 3
+    cl_fail "': > t3' (a new file) succeeded without a quorum"
+fi
+cl_resume 2
+cl_resume 3
+ready_all
+cl_pass
