@@ -51,7 +51,8 @@ help:
 # ---- dependencies -------------------------------------------------------------
 DEB_PKGS := gcc make libfuse3-dev fuse3 libnanomsg-dev libzstd-dev libsqlite3-dev \
             libcmocka-dev pkg-config iptables iproute2 libedit-dev libncurses-dev \
-            clang libclang-rt-14-dev tmux psmisc util-linux procps coreutils sqlite3
+            clang libclang-rt-14-dev tmux psmisc util-linux procps coreutils sqlite3 \
+            python3
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
