@@ -92,6 +92,12 @@ static net_transport *mk(const net_transport_config *c)
     return t;
 }
 
+/* How long a test waits for something that must happen before it fails:
+ * far beyond what it takes, so that a loaded machine is never a failure. */
+#define WAIT_MS 60000
+
+static bool is_probe(const void *buf, size_t len) { return len == 5 && memcmp(buf, "probe", 5) == 0; }
+
 /* Receives one peer frame, polling up to timeout_ms. */
 static int recv_wait(net_transport *t, int timeout_ms, void **buf, size_t *len)
 {
@@ -117,7 +123,7 @@ static int recv_wait(net_transport *t, int timeout_ms, void **buf, size_t *len)
 /* Sends until the connection is up (early sends see EAGAIN: no pipe yet). */
 static void send_until_ok(net_transport *t, uint64_t peer, const void *buf, size_t len)
 {
-    uint64_t end = net_now_ms() + 5000;
+    uint64_t end = net_now_ms() + WAIT_MS;
     while (net_send_peer(t, peer, buf, len) != NET_OK) {
         if (net_now_ms() > end)
             fail_msg("peer %llu never became reachable", (unsigned long long)peer);
@@ -128,7 +134,7 @@ static void send_until_ok(net_transport *t, uint64_t peer, const void *buf, size
 /* Waits until `from` can reach `to`: a probe gets through. */
 static void connect_pair(net_transport *from, uint64_t to_id, net_transport *to)
 {
-    uint64_t end = net_now_ms() + 5000;
+    uint64_t end = net_now_ms() + WAIT_MS;
     for (;;) {
         send_until_ok(from, to_id, "probe", 5);
         void *b;
@@ -141,7 +147,7 @@ static void connect_pair(net_transport *from, uint64_t to_id, net_transport *to)
             return;
         }
         if (net_now_ms() > end)
-            fail_msg("no probe arrived within 5 s");
+            fail_msg("no probe arrived within %d s", WAIT_MS / 1000);
     }
 }
 
@@ -188,12 +194,12 @@ static void test_two_nodes_exchange(void **state)
     for (int i = 0; i < 200; i++) {
         void *buf;
         size_t len;
-        assert_int_equal(recv_wait(b, 5000, &buf, &len), NET_OK);
+        assert_int_equal(recv_wait(b, WAIT_MS, &buf, &len), NET_OK);
         int n = snprintf(msg, sizeof(msg), "a->b %d", i);
         assert_int_equal(len, (size_t)n);
         assert_memory_equal(buf, msg, len);
         net_msg_free(buf);
-        assert_int_equal(recv_wait(a, 5000, &buf, &len), NET_OK);
+        assert_int_equal(recv_wait(a, WAIT_MS, &buf, &len), NET_OK);
         n = snprintf(msg, sizeof(msg), "b->a %d", i);
         assert_memory_equal(buf, msg, len);
         net_msg_free(buf);
@@ -207,7 +213,7 @@ static void test_two_nodes_exchange(void **state)
     for (size_t i = 0; i < big; i++)
         p[i] = (uint8_t)(i * 13);
     assert_int_equal(net_send_peer(a, 2, p, big), NET_OK);
-    assert_int_equal(recv_wait(b, 5000, &buf, &len), NET_OK);
+    assert_int_equal(recv_wait(b, WAIT_MS, &buf, &len), NET_OK);
     assert_int_equal(len, big);
     assert_memory_equal(buf, p, big);
     net_msg_free(buf);
@@ -293,8 +299,9 @@ static void test_down_peer_never_blocks(void **state)
     }
     uint64_t dt = net_now_ms() - t0;
     printf("2000 sends to a down peer: %llu ms, %d dropped\n", (unsigned long long)dt, eagain);
-    /* a blocking send would wait forever (or for its full timeout each) */
-    assert_true(dt < 3000);
+    /* a blocking send would wait forever (or for its full timeout each,
+     * 2000 times): only that is caught, not a slow machine */
+    assert_true(dt < WAIT_MS);
     assert_int_equal(eagain, 2000);
     assert_false(net_transport_peer_connected(a, 2));
     net_transport_stats st;
@@ -321,7 +328,7 @@ static void test_peer_restart_reconnects(void **state)
         assert_true(rc == NET_OK || rc == NET_EAGAIN);
         usleep(1000);
     }
-    assert_true(net_now_ms() - t0 < 3000);
+    assert_true(net_now_ms() - t0 < WAIT_MS);   /* the sends did not block */
     /* b restarts on the same address: a reconnects by itself */
     b = mk(&cb);
     connect_pair(a, 2, b);
@@ -401,7 +408,7 @@ static int recv_exact(int s, void *buf, size_t n)
 
 static int recv_client_wait(net_transport *t, net_client_msg *m)
 {
-    uint64_t end = net_now_ms() + 5000;
+    uint64_t end = net_now_ms() + WAIT_MS;
     for (;;) {
         int rc = net_recv_client(t, m);
         if (rc != NET_EAGAIN || net_now_ms() > end)
@@ -515,7 +522,7 @@ static void test_client_garbage_and_large_frames(void **state)
     int good = tcp_client(pa + 1), bad = tcp_client(pa + 1);
     send_all(bad, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
     net_client_msg m;
-    uint64_t end = net_now_ms() + 5000;
+    uint64_t end = net_now_ms() + WAIT_MS;
     net_transport_stats st;
     do {
         assert_int_equal(net_recv_client(a, &m), NET_EAGAIN);
@@ -586,6 +593,10 @@ static int drain_count(net_transport *t, int quiet_ms, int *seen, int nseen, int
     void *buf;
     size_t len;
     while (recv_wait(t, quiet_ms, &buf, &len) == NET_OK) {
+        if (is_probe(buf, len)) {   /* a late one of connect_pair's */
+            net_msg_free(buf);
+            continue;
+        }
         int i = -1;
         if (len == sizeof(int)) {
             memcpy(&i, buf, sizeof(int));
@@ -629,8 +640,16 @@ static void test_fault_injector_rates(void **state)
         int rc = net_send_peer(a, 2, &i, sizeof(i));
         assert_int_equal(rc, NET_OK);
     }
-    int got = drain_count(b, 300, seen, N, &dups);
+    /* The injector decides at each send; wait until exactly what it let
+     * through has arrived (however slowly), then for any surplus. */
     net_transport_get_stats(a, &s1);
+    int want = N - (int)(s1.fault_dropped - s0.fault_dropped) +
+               (int)(s1.fault_duplicated - s0.fault_duplicated);
+    int got = 0;
+    uint64_t end = net_now_ms() + WAIT_MS;
+    while (got < want && net_now_ms() < end)
+        got += drain_count(b, 100, seen, N, &dups);
+    got += drain_count(b, 200, seen, N, &dups);
     double drop = (double)(s1.fault_dropped - s0.fault_dropped) / N;
     double dup = (double)(s1.fault_duplicated - s0.fault_duplicated) / (N * (1 - drop));
     int distinct = 0;
@@ -670,7 +689,7 @@ static void test_fault_delay_reorders(void **state)
     assert_int_equal(f.delay_max_ms, 50);
 
     /* warm up: held probes go out from tick() */
-    uint64_t end = net_now_ms() + 5000;
+    uint64_t end = net_now_ms() + WAIT_MS;
     void *buf;
     size_t len;
     for (;;) {
@@ -700,10 +719,14 @@ static void test_fault_delay_reorders(void **state)
     assert_int_equal(recv_wait(b, 2, &buf, &len), NET_EAGAIN);
     int got = 0, inversions = 0, last = -1;
     int *seen = calloc(N, sizeof(int));
-    end = net_now_ms() + 5000;
+    end = net_now_ms() + WAIT_MS;
     while (got < N && net_now_ms() < end) {
         net_transport_tick(a, net_now_ms());
         while (net_recv_peer(b, &buf, &len) == NET_OK) {
+            if (is_probe(buf, len)) {   /* a late one of the warm-up */
+                net_msg_free(buf);
+                continue;
+            }
             int i;
             assert_int_equal(len, sizeof(int));
             memcpy(&i, buf, sizeof(i));
