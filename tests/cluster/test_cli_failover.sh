@@ -15,11 +15,15 @@ for k in $(seq 1 20); do hs put "before/$k" "$k" || cl_fail "put before/$k"; don
 "$HSTORE" watch --interval 100 --duration 120 >"$CL_DIR/events" 2>&1 &
 watch_pid=$!
 CL_ALL_PIDS+=("$watch_pid")
-sleep 1
+end=$(( $(cl_now_ms) + 30000 ))
+until grep -q "leader: node $old" "$CL_DIR/events"; do
+    [ "$(cl_now_ms)" -lt "$end" ] || cl_fail "watch did not show node $old leading within 30 s"
+    sleep 0.1
+done
 
 t0=$(cl_now_ms)
 cl_kill "$old"
-new=$(cl_wait_leader 5 "$old") || cl_fail "no new leader within 5 s of killing leader $old"
+new=$(cl_wait_leader 30 "$old") || cl_fail "no new leader within 30 s of killing leader $old"
 cl_log "node $new leads $(( $(cl_now_ms) - t0 )) ms after node $old was killed"
 
 hs append x b || cl_fail "append after failover: exit $?"
@@ -42,7 +46,11 @@ cl_expect_eq "$(hs_via "$old" ls during/ | wc -l)" 30 "keys written during the o
 a=$(cl_field "$old" applied)
 [ -n "$a" ] && [ "$a" != unreachable ] && [ "$a" -gt 50 ] || cl_fail "node $old applied only '$a' entries"
 
-sleep 0.5
+end=$(( $(cl_now_ms) + 30000 ))
+until grep -q "leader: node $new" "$CL_DIR/events"; do
+    [ "$(cl_now_ms)" -lt "$end" ] || break
+    sleep 0.1
+done
 kill -TERM "$watch_pid"
 wait "$watch_pid"
 cat "$CL_DIR/events" >&2

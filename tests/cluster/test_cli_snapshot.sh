@@ -19,7 +19,9 @@ for k in $(seq 1 300); do
     HSTORE_CLUSTER=$spec hs put "s/$k" "$val$k" >/dev/null || cl_fail "put s/$k: exit $?"
 done
 leader=$(cl_wait_leader 5) || cl_fail "no leader"
-snap=$(cl_field "$leader" snapshot)
+end=$(( $(cl_now_ms) + 30000 ))
+while snap=$(cl_field "$leader" snapshot); ! { [ -n "$snap" ] && [ "$snap" != unreachable ] && [ "$snap" -gt 1 ]; } &&
+    [ "$(cl_now_ms)" -lt "$end" ]; do sleep 0.2; done
 [ -n "$snap" ] && [ "$snap" != unreachable ] && [ "$snap" -gt 1 ] ||
     cl_fail "leader $leader has not compacted (snapshot index '$snap')"
 cl_log "leader $leader compacted up to $snap; restarting node $down"

@@ -36,6 +36,8 @@ for i in 1 2 3; do
     CL_ALL_PIDS+=($!)
 done
 sleep "${FS_CRASH_SECS:-4}"
+end=$(( $(cl_now_ms) + 60000 ))
+while [ "$(cat "$CL_DIR"/ok.* | wc -l)" -eq 0 ] && [ "$(cl_now_ms)" -lt "$end" ]; do sleep 0.2; done
 cl_log "kill -9 of all three nodes"
 for i in 1 2 3; do kill -9 "${CL_PID[$i]}" 2>/dev/null; done
 for i in 1 2 3; do cl_kill "$i"; done

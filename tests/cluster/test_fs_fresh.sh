@@ -43,6 +43,7 @@ reader() {
         c=$(cat "$m/atomic" 2>&1; echo .)
         c=${c%.}
         n=$((n + 1))
+        [ "$n" = 1 ] && : >"$out.started"
         [ -z "$c" ] && continue   # between the open's truncation and the close
         if [ "${#c}" != "$want_len" ] || [ "${c:0:6}" != "BEGIN " ] ||
             [ "${c:6:6}" != "${c:$((want_len - 7)):6}" ]; then
@@ -57,6 +58,10 @@ r2=$!
 reader "$M3" "$CL_DIR/r3" &
 r3=$!
 CL_ALL_PIDS+=($r2 $r3)
+end=$(( $(cl_now_ms) + 60000 ))
+while { [ ! -e "$CL_DIR/r2.started" ] || [ ! -e "$CL_DIR/r3.started" ]; } && [ "$(cl_now_ms)" -lt "$end" ]; do
+    sleep 0.05
+done
 W=${FS_ATOMIC_WRITES:-60}
 for k in $(seq 1 "$W"); do
     record "$k" >"$M1/atomic" || { touch "$stop"; cl_fail "rewrite $k on node 1"; }

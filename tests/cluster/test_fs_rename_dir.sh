@@ -32,12 +32,15 @@ observer() {
             fi
         done
         n=$((n + 1))
+        [ "$n" = 1 ] && : >"$CL_DIR/obs.started"
     done
     echo "$n $bad" >"$CL_DIR/obs"
 }
 observer &
 obs=$!
 CL_ALL_PIDS+=($obs)
+end=$(( $(cl_now_ms) + 60000 ))
+while [ ! -e "$CL_DIR/obs.started" ] && [ "$(cl_now_ms)" -lt "$end" ]; do sleep 0.05; done
 R=${FS_RENAMES:-20}
 for k in $(seq 1 "$R"); do
     mv "$M3/p/d1" "$M3/p/d2" || { touch "$stop"; cl_fail "rename $k d1 -> d2"; }

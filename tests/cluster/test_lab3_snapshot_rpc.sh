@@ -26,9 +26,11 @@ for i in $(seq 0 49); do
     fx_rec "$H" ck1 put "$i" "$i" hs put --cluster "$S" --timeout 15 "$i" "$i" ||
         fx_fail "put $i in the majority {1,2}: exit $FX_RC"
 done
-sleep 1
 fx_rec "$H" ck1 put b B hs put --cluster "$S" --timeout 15 b B || fx_fail "put b: exit $FX_RC"
-snap=$(cl_field 1 snapshot)
+# (the compaction may finish in the background: wait for it, with a deadline)
+end=$(( $(cl_now_ms) + 30000 ))
+while snap=$(cl_field 1 snapshot); ! { [ -n "$snap" ] && [ "$snap" != unreachable ] && [ "$snap" -gt 10 ]; } &&
+    [ "$(cl_now_ms)" -lt "$end" ]; do sleep 0.2; done
 cl_log "node 1 snapshot index $snap, node 2 $(cl_field 2 snapshot), node 3 $(cl_field 3 snapshot) (last $(cl_field 3 last))"
 [ -n "$snap" ] && [ "$snap" != unreachable ] && [ "$snap" -gt 10 ] ||
     fx_fail "node 1 has not compacted its log after 52 puts (snapshot index '$snap')"
