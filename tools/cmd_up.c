@@ -7,13 +7,17 @@
  * not stop it, with its output in DIR/i/node.log.  It records what it started
  * in DIR:
  *   DIR/cluster   the SPEC (client commands read it when given no --cluster)
+ *   DIR/options   the options it was started with, `name = value` per line;
+ *                 a later `up` uses them for whatever it is not given
  *   DIR/pids      "ID PID" per line, for `down`
  *   DIR/mounts    one mount point per line, for `down` to clean up
- * and waits (with a deadline) until some node reports itself leader.
+ * and waits (with a deadline) until some node reports itself leader and every
+ * node it started answers.  On a cluster that runs whole it only reports.
  *
  * `down` sends SIGTERM to every recorded pid that is still an `hstore node`
  * (a pid may have been reused since), waits for them with a deadline, then
- * SIGKILLs the rest and unmounts leftover mounts; the data stays.
+ * SIGKILLs the rest and unmounts every recorded mount, live or dead (a node
+ * killed -9 leaves one that answers ENOTCONN); the data stays.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +44,7 @@
 
 static const char up_help[] =
     "Usage: hstore up [-n N] [--dir DIR] [--base-port P] [--host H] [--mount-root DIR]\n"
-    "                 [--no-mount] [--snapshot-threshold BYTES] [--log-level L] [--wait SECONDS]\n"
+    "                 [--no-mount] [NODE OPTIONS] [--wait SECONDS]\n"
     "\n"
     "Starts a local cluster of N `hstore node` processes in the background and waits\n"
     "until they have elected a leader.  Node i keeps its data in DIR/i, logs to\n"
@@ -56,20 +60,27 @@ static const char up_help[] =
     "  --host H                  address every node listens on (default 127.0.0.1)\n"
     "  --mount-root DIR          mount node i at DIR/i (default /mnt/hstore)\n"
     "  --no-mount                start the nodes without FUSE mounts\n"
-    "  --snapshot-threshold B    snapshot when the log passes B bytes (k/m/g suffixes)\n"
-    "  --log-level L             error, warn, info (default) or debug\n"
     "  --wait SECONDS            how long to wait for a leader (default 20)\n"
     "  -h, --help                this help\n"
+    "Node options, handed to every node (see `hstore node --help`):\n"
+    "  --snapshot-threshold B    snapshot when the log passes B bytes (k/m/g suffixes)\n"
+    "  --op-timeout-ms MS        deadline of one operation (EIO in the mount after it)\n"
+    "  --max-file-size B         largest file (EFBIG past it)\n"
+    "  --max-store-bytes B       total data limit (ENOSPC past it)\n"
+    "  --tick-ms MS, --election-ticks N   Raft tick and election timeout in ticks\n"
+    "  --log-level L             error, warn, info (default) or debug\n"
     "\n"
     "Examples:\n"
     "  hstore up -n 3                         # nodes on 127.0.0.1:7100, 7102, 7104\n"
     "  hstore up -n 5 --dir /tmp/c5 --base-port 7200 --no-mount\n"
     "  HSTORE_DIR=/tmp/c5 hstore get foo      # clients find the cluster from DIR/cluster\n"
     "\n"
-    "Running `up` again while the whole cluster in DIR runs says so and changes\n"
-    "nothing; when some of its nodes died (kill -9, a crash), `up` with the same\n"
-    "options starts just those again from their data, and the others keep running.\n"
-    "Stop the cluster with `hstore down` (the data stays for the next `up`).\n";
+    "`up` records the options in DIR/options, and a later `up` without them uses\n"
+    "them again (an option given then replaces the recorded one, and is recorded).\n"
+    "While the whole cluster runs, `up` prints its status and exits 0; when some of\n"
+    "its nodes died (kill -9, a crash), it starts just those again from their data.\n"
+    "An option that differs from the running cluster's is refused: `hstore down`\n"
+    "first.  `hstore down` stops the cluster; the data stays for the next `up`.\n";
 
 static const char down_help[] =
     "Usage: hstore down [--dir DIR] [--wait SECONDS]\n"
@@ -188,10 +199,23 @@ static void unescape_mount(char *s)
 
 static bool is_mounted(const char *path)
 {
-    char real[PATH_MAX];
-    /* realpath() stats a dead FUSE mount (ENOTCONN): fall back to the path. */
-    if (realpath(path, real) == NULL)
-        snprintf(real, sizeof real, "%s", path);
+    char real[PATH_MAX + 256];
+    /* realpath() stats a dead FUSE mount (ENOTCONN): resolve its parent and
+     * add the last name, else take the path as it is. */
+    if (realpath(path, real) == NULL) {
+        char parent[PATH_MAX], rp[PATH_MAX];
+        snprintf(parent, sizeof parent, "%s", path);
+        char *slash = strrchr(parent, '/');
+        if (slash != NULL && slash != parent && slash[1] != '\0') {
+            *slash = '\0';
+            if (realpath(parent, rp) != NULL)
+                snprintf(real, sizeof real, "%s/%s", rp, slash + 1);
+            else
+                snprintf(real, sizeof real, "%s", path);
+        } else {
+            snprintf(real, sizeof real, "%s", path);
+        }
+    }
     FILE *f = fopen("/proc/self/mountinfo", "r");
     if (f == NULL)
         return false;
@@ -332,7 +356,7 @@ static void unmount_recorded(const char *dir)
     fclose(f);
 }
 
-/* ---- up -------------------------------------------------------------------- */
+/* ---- up: the options ------------------------------------------------------ */
 
 static int parse_log_level(const char *s)
 {
@@ -345,69 +369,174 @@ static int parse_log_level(const char *s)
     return -1;
 }
 
-int cmd_up(int argc, char **argv)
+/* The options a cluster is started with.  `up` records them in DIR/options
+ * (`name = value` lines, the long option names) and a later `up` reuses them;
+ * the node options are handed to every `hstore node` as they are. */
+enum {
+    UO_NODES, UO_BASE_PORT, UO_HOST, UO_NO_MOUNT, UO_MOUNT_ROOT,
+    UO_SNAP, UO_OP_TIMEOUT, UO_MAX_FILE, UO_MAX_STORE, UO_TICK, UO_ELECTION, UO_LOG,
+    UO_N
+};
+typedef enum { K_COUNT, K_NUM, K_SIZE, K_HOST, K_PATH, K_FLAG, K_LEVEL } up_kind;
+typedef struct up_optdef {
+    const char *name;
+    up_kind kind;
+    const char *def;        /* NULL: not set unless given (the node's default) */
+    bool node;              /* passed to `hstore node --NAME VALUE` */
+    uint64_t lo, hi;        /* K_COUNT, K_NUM, K_SIZE */
+    const char *example;
+} up_optdef;
+
+static const up_optdef up_defs[UO_N] = {
+    [UO_NODES] = {"nodes", K_COUNT, "3", false, 1, UP_MAX_NODES, "-n 3"},
+    [UO_BASE_PORT] = {"base-port", K_NUM, "7100", false, 1, 65515, "--base-port 7100"},
+    [UO_HOST] = {"host", K_HOST, "127.0.0.1", false, 0, 0, "--host 127.0.0.1"},
+    [UO_MOUNT_ROOT] = {"mount-root", K_PATH, "/mnt/hstore", false, 0, 0, "--mount-root /mnt/hstore"},
+    [UO_NO_MOUNT] = {"no-mount", K_FLAG, "0", false, 0, 0, "--no-mount"},
+    [UO_SNAP] = {"snapshot-threshold", K_SIZE, NULL, true, 0, UINT64_MAX, "--snapshot-threshold 4m"},
+    [UO_OP_TIMEOUT] = {"op-timeout-ms", K_NUM, NULL, true, 1, 3600000, "--op-timeout-ms 5000"},
+    [UO_MAX_FILE] = {"max-file-size", K_SIZE, NULL, true, 1, UINT64_MAX, "--max-file-size 1g"},
+    [UO_MAX_STORE] = {"max-store-bytes", K_SIZE, NULL, true, 0, UINT64_MAX, "--max-store-bytes 10g"},
+    [UO_TICK] = {"tick-ms", K_NUM, NULL, true, 1, 10000, "--tick-ms 50"},
+    [UO_ELECTION] = {"election-ticks", K_NUM, NULL, true, 2, 10000, "--election-ticks 10"},
+    [UO_LOG] = {"log-level", K_LEVEL, NULL, true, 0, 0, "--log-level debug"},
+};
+
+typedef struct up_opts {
+    bool set[UO_N];
+    char val[UO_N][PATH_MAX];
+} up_opts;
+
+/* Checks one option's value and writes it in its one canonical form (sizes
+ * in bytes, paths absolute), so that values compare as strings.  0 or -1. */
+static int up_normalize(int i, const char *in, char *out, size_t cap)
 {
-    enum { O_DIR = 256, O_BASE_PORT, O_HOST, O_MOUNT_ROOT, O_NO_MOUNT, O_SNAP, O_LOG, O_WAIT };
-    static const struct option longopts[] = {
-        {"nodes", required_argument, NULL, 'n'},
-        {"dir", required_argument, NULL, O_DIR},
-        {"base-port", required_argument, NULL, O_BASE_PORT},
-        {"host", required_argument, NULL, O_HOST},
-        {"mount-root", required_argument, NULL, O_MOUNT_ROOT},
-        {"no-mount", no_argument, NULL, O_NO_MOUNT},
-        {"snapshot-threshold", required_argument, NULL, O_SNAP},
-        {"log-level", required_argument, NULL, O_LOG},
-        {"wait", required_argument, NULL, O_WAIT},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    uint64_t n = 3, base_port = 7100, snap = 0;
-    bool have_snap = false, no_mount = false;
-    const char *dir_opt = NULL, *host = "127.0.0.1", *mount_root = "/mnt/hstore", *log_level = NULL;
-    double wait_s = 20;
+    const up_optdef *d = &up_defs[i];
+    uint64_t v;
+    switch (d->kind) {
+    case K_COUNT:
+    case K_NUM:
+    case K_SIZE:
+        if (cli_parse_u64(in, d->kind == K_SIZE, &v) != 0 || v < d->lo || v > d->hi)
+            return -1;
+        snprintf(out, cap, "%llu", (unsigned long long)v);
+        return 0;
+    case K_HOST:
+        if (in[0] == '\0' || strlen(in) >= RAFT_ADDR_MAX - 8 || strpbrk(in, ",=: "))
+            return -1;
+        snprintf(out, cap, "%s", in);
+        return 0;
+    case K_PATH: {
+        if (in[0] == '\0' || strchr(in, '\n'))
+            return -1;
+        char cwd[PATH_MAX] = "";
+        if (in[0] != '/' && getcwd(cwd, sizeof cwd) == NULL)
+            return -1;
+        if ((size_t)snprintf(out, cap, "%s%s%s", cwd, cwd[0] ? "/" : "", in) >= cap)
+            return -1;
+        size_t l = strlen(out);
+        while (l > 1 && out[l - 1] == '/')
+            out[--l] = '\0';
+        return 0;
+    }
+    case K_FLAG:
+        if (strcmp(in, "0") && strcmp(in, "1"))
+            return -1;
+        snprintf(out, cap, "%s", in);
+        return 0;
+    case K_LEVEL: {
+        static const char *names[] = {"error", "warn", "info", "debug"};
+        int l = parse_log_level(in);
+        if (l < 0)
+            return -1;
+        snprintf(out, cap, "%s", names[l]);
+        return 0;
+    }
+    }
+    return -1;
+}
+
+/* The value in force: given, else recorded, else the default (NULL: unset). */
+static const char *up_value(const up_opts *given, const up_opts *rec, int i)
+{
+    if (given->set[i])
+        return given->val[i];
+    if (rec->set[i])
+        return rec->val[i];
+    return up_defs[i].def;
+}
+
+/* The first option given on the command line whose value differs from the
+ * recorded one (an option recorded as unset differs from any given value);
+ * -1 when none does. */
+static int up_first_difference(const up_opts *given, const up_opts *rec)
+{
+    for (int i = 0; i < UO_N; i++) {
+        if (!given->set[i])
+            continue;
+        const char *was = rec->set[i] ? rec->val[i] : up_defs[i].def;
+        if (was == NULL || strcmp(was, given->val[i]) != 0)
+            return i;
+    }
+    return -1;
+}
+
+/* "--name value", "--name" (a flag), "no --name" (unset or flag off). */
+static void up_describe(int i, const char *v, char *out, size_t cap)
+{
+    if (v == NULL || (up_defs[i].kind == K_FLAG && strcmp(v, "1") != 0))
+        snprintf(out, cap, "no --%s", up_defs[i].name);
+    else if (up_defs[i].kind == K_FLAG)
+        snprintf(out, cap, "--%s", up_defs[i].name);
+    else
+        snprintf(out, cap, "--%s %s", up_defs[i].name, v);
+}
+
+typedef struct up_args {
+    up_opts given;
+    const char *dir_opt;
+    double wait_s;
+} up_args;
+
+/* Parses `hstore up` arguments.  -1 to go on; else the exit code. */
+static int up_parse_args(int argc, char **argv, up_args *a)
+{
+    enum { O_DIR = 256, O_WAIT, O_FIRST_DEF = 512 };
+    struct option longopts[UO_N + 5];
+    int k = 0;
+    for (int i = 0; i < UO_N; i++)
+        longopts[k++] = (struct option){up_defs[i].name,
+                                        up_defs[i].kind == K_FLAG ? no_argument : required_argument,
+                                        NULL, O_FIRST_DEF + i};
+    longopts[k++] = (struct option){"dir", required_argument, NULL, O_DIR};
+    longopts[k++] = (struct option){"wait", required_argument, NULL, O_WAIT};
+    longopts[k++] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[k] = (struct option){NULL, 0, NULL, 0};
+    memset(a, 0, sizeof *a);
+    a->wait_s = 20;
     optind = 0;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "+:n:h", longopts, NULL)) != -1) {
+        if (c == 'n')
+            c = O_FIRST_DEF + UO_NODES;
+        if (c >= O_FIRST_DEF && c < O_FIRST_DEF + UO_N) {
+            int i = c - O_FIRST_DEF;
+            const char *v = up_defs[i].kind == K_FLAG ? "1" : optarg;
+            if (up_normalize(i, v, a->given.val[i], sizeof a->given.val[i]) != 0) {
+                if (i == UO_NODES)
+                    cli_err("-n wants a number of nodes from 1 to %d, e.g. -n 3", UP_MAX_NODES);
+                else
+                    cli_err("--%s: bad value '%s', e.g. %s", up_defs[i].name, v, up_defs[i].example);
+                return CLI_EXIT_USAGE;
+            }
+            a->given.set[i] = true;
+            continue;
+        }
         switch (c) {
-        case 'n':
-            if (cli_parse_u64(optarg, false, &n) != 0 || n < 1 || n > UP_MAX_NODES) {
-                cli_err("-n wants a number of nodes from 1 to %d, e.g. -n 3", UP_MAX_NODES);
-                return CLI_EXIT_USAGE;
-            }
-            break;
-        case O_DIR: dir_opt = optarg; break;
-        case O_BASE_PORT:
-            if (cli_parse_u64(optarg, false, &base_port) != 0 || base_port < 1 || base_port > 65535 - 20) {
-                cli_err("--base-port wants a port from 1 to 65515, e.g. --base-port 7100");
-                return CLI_EXIT_USAGE;
-            }
-            break;
-        case O_HOST:
-            if (optarg[0] == '\0' || strlen(optarg) >= RAFT_ADDR_MAX - 8 || strpbrk(optarg, ",=: ")) {
-                cli_err("--host wants an address like 127.0.0.1");
-                return CLI_EXIT_USAGE;
-            }
-            host = optarg;
-            break;
-        case O_MOUNT_ROOT: mount_root = optarg; break;
-        case O_NO_MOUNT: no_mount = true; break;
-        case O_SNAP:
-            if (cli_parse_u64(optarg, true, &snap) != 0) {
-                cli_err("--snapshot-threshold wants bytes, e.g. --snapshot-threshold 4m");
-                return CLI_EXIT_USAGE;
-            }
-            have_snap = true;
-            break;
-        case O_LOG:
-            if (parse_log_level(optarg) < 0) {
-                cli_err("--log-level wants error, warn, info or debug");
-                return CLI_EXIT_USAGE;
-            }
-            log_level = optarg;
-            break;
+        case O_DIR: a->dir_opt = optarg; break;
         case O_WAIT:
-            if (cli_parse_seconds(optarg, &wait_s) != 0) {
+            if (cli_parse_seconds(optarg, &a->wait_s) != 0) {
                 cli_err("--wait wants seconds, e.g. --wait 20");
                 return CLI_EXIT_USAGE;
             }
@@ -427,182 +556,310 @@ int cmd_up(int argc, char **argv)
         cli_err("unexpected argument '%s'; see `hstore up --help`", argv[optind]);
         return CLI_EXIT_USAGE;
     }
-
-    char dir[UP_DIR_MAX];
-    if (cli_cluster_dir(dir_opt, dir, sizeof dir) != 0) {
-        cli_err("no home directory known: pass --dir DIR or set HSTORE_DIR");
+    if (a->given.set[UO_MOUNT_ROOT] && a->given.set[UO_NO_MOUNT]) {
+        cli_err("--mount-root and --no-mount exclude each other");
         return CLI_EXIT_USAGE;
     }
-    if (mkdir_p(dir, 0755) != 0) {
-        cli_err("cannot create %s: %s; pass another --dir", dir, strerror(errno));
-        return CLI_EXIT_USAGE;
+    if (a->given.set[UO_MOUNT_ROOT]) {   /* a mount root means: mount */
+        a->given.set[UO_NO_MOUNT] = true;
+        snprintf(a->given.val[UO_NO_MOUNT], sizeof a->given.val[UO_NO_MOUNT], "0");
     }
+    return -1;
+}
 
-    /* Already running? */
-    /* Nodes of this cluster that still run are kept (a node that was killed
-     * is started again from its data directory); all of them running is an
-     * error, since nothing would change. */
-    pid_entry old[UP_MAX_NODES];
-    int n_old = read_pids(dir, old, UP_MAX_NODES);
-    pid_t keep[UP_MAX_NODES + 1] = {0};   /* keep[id]: pid of a running node */
-    int n_alive = 0;
-    for (int i = 0; i < n_old; i++) {
-        if (old[i].id >= 1 && old[i].id <= UP_MAX_NODES && is_hstore_node(old[i].pid)) {
-            keep[old[i].id] = old[i].pid;
-            n_alive++;
-        }
-    }
-    if (n_alive > 0 && (n_alive == n_old || (uint64_t)n_old != n)) {
-        cli_err("a cluster %s in %s (%d of %d nodes running): use it, or stop it with "
-                "`hstore down%s%s` first",
-                n_alive == n_old ? "is already running" : "of another size runs", dir, n_alive,
-                n_old, dir_opt ? " --dir " : "", dir_opt ? dir_opt : "");
-        return CLI_EXIT_USAGE;
-    }
-
-    /* The SPEC. */
-    char spec[CLI_SPEC_MAX];
-    size_t off = 0;
-    for (uint64_t i = 1; i <= n; i++)
-        off += (size_t)snprintf(spec + off, sizeof spec - off, "%s%llu=%s:%llu", i > 1 ? "," : "",
-                                (unsigned long long)i, host,
-                                (unsigned long long)(base_port + 2 * (i - 1)));
-
-    /* Same directory, different cluster: the data in DIR/i belongs to another
-     * membership; starting over it would mix two clusters. */
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/cluster", dir);
+/* Reads DIR/options into *rec.  A cluster started before the options were
+ * recorded: its size, host and ports from DIR/cluster, its mount root from
+ * DIR/mounts.  Returns true when the directory holds a cluster. */
+static bool up_load_recorded(const char *dir, up_opts *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    char path[PATH_MAX + 16], line[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/options", dir);
     FILE *f = fopen(path, "r");
     if (f != NULL) {
-        char prev[CLI_SPEC_MAX] = "";
-        if (fgets(prev, sizeof prev, f) != NULL)
-            prev[strcspn(prev, "\n")] = '\0';
+        while (fgets(line, sizeof line, f) != NULL) {
+            line[strcspn(line, "\n")] = '\0';
+            char *eq = strstr(line, " = ");
+            if (line[0] == '#' || eq == NULL)
+                continue;
+            *eq = '\0';
+            for (int i = 0; i < UO_N; i++)
+                if (strcmp(line, up_defs[i].name) == 0 &&
+                    up_normalize(i, eq + 3, rec->val[i], sizeof rec->val[i]) == 0)
+                    rec->set[i] = true;
+        }
         fclose(f);
-        if (prev[0] != '\0' && strcmp(prev, spec) != 0) {
-            cli_err("%s holds the data of another cluster (%s), not %s: start it with the same "
-                    "-n/--base-port/--host, use another --dir, or remove %s to start afresh",
-                    dir, prev, spec, dir);
-            return CLI_EXIT_USAGE;
+        return true;
+    }
+    snprintf(path, sizeof path, "%s/cluster", dir);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    char spec[CLI_SPEC_MAX] = "";
+    if (fgets(spec, sizeof spec, f) == NULL)
+        spec[0] = '\0';
+    fclose(f);
+    spec[strcspn(spec, "\n")] = '\0';
+    unsigned long long id, port;
+    char host[RAFT_ADDR_MAX];
+    int nodes = 0;
+    for (char *p = spec; *p; nodes++) {
+        int used = 0;
+        if (sscanf(p, "%llu=%63[^:]:%llu%n", &id, host, &port, &used) != 3 || id != (unsigned long long)nodes + 1)
+            return true;   /* not a SPEC `up` wrote: compared whole below */
+        if (nodes == 0) {
+            snprintf(rec->val[UO_HOST], sizeof rec->val[UO_HOST], "%s", host);
+            snprintf(rec->val[UO_BASE_PORT], sizeof rec->val[UO_BASE_PORT], "%llu", port);
+        }
+        p += used;
+        if (*p == ',')
+            p++;
+    }
+    snprintf(rec->val[UO_NODES], sizeof rec->val[UO_NODES], "%d", nodes);
+    rec->set[UO_NODES] = rec->set[UO_HOST] = rec->set[UO_BASE_PORT] = nodes > 0;
+    snprintf(path, sizeof path, "%s/mounts", dir);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        rec->set[UO_NO_MOUNT] = true;
+        snprintf(rec->val[UO_NO_MOUNT], sizeof rec->val[UO_NO_MOUNT], "1");
+    } else {
+        if (fgets(line, sizeof line, f) != NULL) {
+            line[strcspn(line, "\n")] = '\0';
+            char *slash = strrchr(line, '/');
+            if (slash != NULL && slash != line) {
+                *slash = '\0';
+                rec->set[UO_MOUNT_ROOT] = true;
+                if (up_normalize(UO_MOUNT_ROOT, line, rec->val[UO_MOUNT_ROOT], sizeof rec->val[UO_MOUNT_ROOT]))
+                    rec->set[UO_MOUNT_ROOT] = false;
+            }
+        }
+        fclose(f);
+    }
+    return true;
+}
+
+/* ---- up: the steps --------------------------------------------------------- */
+
+/* Everything `up` decides before it starts anything. */
+typedef struct up_plan {
+    char dir[UP_DIR_MAX];
+    const char *dir_opt;
+    double wait_s;
+    up_opts eff;                          /* the options in force */
+    uint64_t n, base_port;
+    const char *host;
+    bool no_mount;
+    char spec[CLI_SPEC_MAX];
+    char mounts[UP_MAX_NODES][PATH_MAX + 24];
+    char old_mounts[UP_MAX_NODES][PATH_MAX];   /* as recorded before this run */
+    pid_t keep[UP_MAX_NODES + 1];         /* keep[id]: pid of a node still running */
+    int n_old, n_alive;                   /* nodes recorded in DIR/pids; of them running */
+} up_plan;
+
+/* The nodes of the cluster in DIR that still run. */
+static void up_find_running(up_plan *p)
+{
+    pid_entry old[UP_MAX_NODES];
+    p->n_old = read_pids(p->dir, old, UP_MAX_NODES);
+    p->n_alive = 0;
+    for (int i = 0; i < p->n_old; i++) {
+        if (old[i].id >= 1 && old[i].id <= UP_MAX_NODES && is_hstore_node(old[i].pid)) {
+            p->keep[old[i].id] = old[i].pid;
+            p->n_alive++;
         }
     }
+    if (p->n_old < 0)
+        p->n_old = 0;
+}
 
-    /* Data directories and mount points. */
-    char mounts[UP_MAX_NODES][PATH_MAX];
-    for (uint64_t i = 1; i <= n; i++) {
-        snprintf(path, sizeof path, "%s/%llu", dir, (unsigned long long)i);
+/* The options in force, the SPEC and the mount points. */
+static void up_resolve(up_plan *p, const up_opts *given, const up_opts *rec)
+{
+    memset(&p->eff, 0, sizeof p->eff);
+    for (int i = 0; i < UO_N; i++) {
+        const char *v = up_value(given, rec, i);
+        if (v != NULL) {
+            p->eff.set[i] = true;
+            snprintf(p->eff.val[i], sizeof p->eff.val[i], "%s", v);
+        }
+    }
+    p->n = strtoull(p->eff.val[UO_NODES], NULL, 10);
+    p->base_port = strtoull(p->eff.val[UO_BASE_PORT], NULL, 10);
+    p->host = p->eff.val[UO_HOST];
+    p->no_mount = strcmp(p->eff.val[UO_NO_MOUNT], "1") == 0;
+    size_t off = 0;
+    for (uint64_t i = 1; i <= p->n; i++)
+        off += (size_t)snprintf(p->spec + off, sizeof p->spec - off, "%s%llu=%s:%llu", i > 1 ? "," : "",
+                                (unsigned long long)i, p->host,
+                                (unsigned long long)(p->base_port + 2 * (i - 1)));
+    for (uint64_t i = 1; i <= p->n; i++)
+        snprintf(p->mounts[i - 1], sizeof p->mounts[i - 1], "%s/%llu", p->eff.val[UO_MOUNT_ROOT],
+                 (unsigned long long)i);
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/mounts", p->dir);
+    FILE *f = fopen(path, "r");
+    for (int i = 0; f != NULL && i < UP_MAX_NODES && fgets(p->old_mounts[i], PATH_MAX, f) != NULL; i++)
+        p->old_mounts[i][strcspn(p->old_mounts[i], "\n")] = '\0';
+    if (f != NULL)
+        fclose(f);
+}
+
+/* Same directory, different cluster: the data in DIR/i belongs to another
+ * membership; starting over it would mix two clusters.  0 or an exit code. */
+static int up_check_same_cluster(const up_plan *p)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/cluster", p->dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    char prev[CLI_SPEC_MAX] = "";
+    if (fgets(prev, sizeof prev, f) != NULL)
+        prev[strcspn(prev, "\n")] = '\0';
+    fclose(f);
+    if (prev[0] != '\0' && strcmp(prev, p->spec) != 0) {
+        cli_err("%s holds the data of another cluster (%s), not %s: start it with the same "
+                "-n/--base-port/--host (or none: they are recorded), use another --dir, or "
+                "remove %s to start afresh",
+                p->dir, prev, p->spec, p->dir);
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* Data directories and mount points (a dead mount of a node that will start
+ * again is unmounted first, wherever it was).  0 or an exit code. */
+static int up_prepare_dirs(const up_plan *p)
+{
+    char path[PATH_MAX + 32];
+    for (uint64_t i = 1; i <= p->n; i++) {
+        snprintf(path, sizeof path, "%s/%llu", p->dir, (unsigned long long)i);
         if (mkdir_p(path, 0755) != 0) {
             cli_err("cannot create %s: %s", path, strerror(errno));
             return CLI_EXIT_USAGE;
         }
-        if (!no_mount) {
-            snprintf(mounts[i - 1], sizeof mounts[i - 1], "%s/%llu", mount_root, (unsigned long long)i);
-            if (!keep[i])
-                unmount(mounts[i - 1]);   /* a leftover of a node that was killed */
-            if (mkdir_p(mounts[i - 1], 0755) != 0) {
-                cli_err("cannot create mount point %s: %s; pass --mount-root DIR or --no-mount",
-                        mounts[i - 1], strerror(errno));
-                return CLI_EXIT_USAGE;
-            }
+        if (p->keep[i])
+            continue;
+        if (p->old_mounts[i - 1][0] != '\0')
+            unmount(p->old_mounts[i - 1]);
+        if (p->no_mount)
+            continue;
+        unmount(p->mounts[i - 1]);
+        if (mkdir_p(p->mounts[i - 1], 0755) != 0) {
+            cli_err("cannot create mount point %s: %s; pass --mount-root DIR or --no-mount",
+                    p->mounts[i - 1], strerror(errno));
+            return CLI_EXIT_USAGE;
         }
     }
-    snprintf(path, sizeof path, "%s/cluster", dir);
-    char specline[CLI_SPEC_MAX + 2];
-    snprintf(specline, sizeof specline, "%s\n", spec);
-    if (write_file(path, specline) != 0) {
+    return 0;
+}
+
+/* DIR/cluster, DIR/options and DIR/mounts.  0 or an exit code. */
+static int up_record(const up_plan *p)
+{
+    char path[PATH_MAX + 16];
+    char text[UP_MAX_NODES * (PATH_MAX + 32) + 1];
+    snprintf(path, sizeof path, "%s/cluster", p->dir);
+    snprintf(text, sizeof text, "%s\n", p->spec);
+    if (write_file(path, text) != 0) {
         cli_err("cannot write %s: %s", path, strerror(errno));
         return CLI_EXIT_USAGE;
     }
-    if (!no_mount) {
-        char text[UP_MAX_NODES * (PATH_MAX + 1)] = "";
-        size_t t = 0;
-        for (uint64_t i = 0; i < n; i++)
-            t += (size_t)snprintf(text + t, sizeof text - t, "%s\n", mounts[i]);
-        snprintf(path, sizeof path, "%s/mounts", dir);
-        write_file(path, text);
-    } else {
-        snprintf(path, sizeof path, "%s/mounts", dir);
+    size_t t = (size_t)snprintf(text, sizeof text,
+                                "# The options `hstore up` started this cluster with; a plain `hstore up`\n"
+                                "# uses them again.\n");
+    for (int i = 0; i < UO_N; i++)
+        if (p->eff.set[i])
+            t += (size_t)snprintf(text + t, sizeof text - t, "%s = %s\n", up_defs[i].name, p->eff.val[i]);
+    snprintf(path, sizeof path, "%s/options", p->dir);
+    if (write_file(path, text) != 0) {
+        cli_err("cannot write %s: %s", path, strerror(errno));
+        return CLI_EXIT_USAGE;
+    }
+    snprintf(path, sizeof path, "%s/mounts", p->dir);
+    if (p->no_mount) {
         unlink(path);
+        return 0;
     }
+    t = 0;
+    text[0] = '\0';
+    for (uint64_t i = 0; i < p->n; i++)
+        t += (size_t)snprintf(text + t, sizeof text - t, "%s\n", p->mounts[i]);
+    if (write_file(path, text) != 0) {
+        cli_err("cannot write %s: %s", path, strerror(errno));
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
 
-    /* Start the nodes. */
-    pid_entry started[UP_MAX_NODES];
-    int n_started = 0;
-    char pidtext[UP_MAX_NODES * 48] = "";
-    size_t pt = 0;
-    for (uint64_t i = 1; i <= n; i++) {
-        if (keep[i]) {
-            pt += (size_t)snprintf(pidtext + pt, sizeof pidtext - pt, "%llu %d\n",
-                                   (unsigned long long)i, (int)keep[i]);
+/* Starts node `id` in the background (its own session, output to its log).
+ * The pid, or -1. */
+static pid_t up_start_node(const up_plan *p, uint64_t id)
+{
+    char idbuf[24], databuf[PATH_MAX], logpath[PATH_MAX + 16];
+    snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)id);
+    snprintf(databuf, sizeof databuf, "%s/%llu", p->dir, (unsigned long long)id);
+    snprintf(logpath, sizeof logpath, "%s/node.log", databuf);
+    char optnames[UO_N][40];
+    char *av[12 + 2 * UO_N];
+    int ac = 0;
+    av[ac++] = "hstore";
+    av[ac++] = "node";
+    av[ac++] = "--id";
+    av[ac++] = idbuf;
+    av[ac++] = "--cluster";
+    av[ac++] = (char *)p->spec;
+    av[ac++] = "--data";
+    av[ac++] = databuf;
+    if (!p->no_mount) {
+        av[ac++] = "--mount";
+        av[ac++] = (char *)p->mounts[id - 1];
+    }
+    for (int i = 0; i < UO_N; i++) {
+        if (!up_defs[i].node || !p->eff.set[i])
             continue;
-        }
-        char idbuf[24], databuf[PATH_MAX], snapbuf[32], logpath[PATH_MAX + 16];
-        snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)i);
-        snprintf(databuf, sizeof databuf, "%s/%llu", dir, (unsigned long long)i);
-        snprintf(snapbuf, sizeof snapbuf, "%llu", (unsigned long long)snap);
-        snprintf(logpath, sizeof logpath, "%s/node.log", databuf);
-        char *av[20];
-        int ac = 0;
-        av[ac++] = "hstore";
-        av[ac++] = "node";
-        av[ac++] = "--id";
-        av[ac++] = idbuf;
-        av[ac++] = "--cluster";
-        av[ac++] = spec;
-        av[ac++] = "--data";
-        av[ac++] = databuf;
-        if (!no_mount) {
-            av[ac++] = "--mount";
-            av[ac++] = mounts[i - 1];
-        }
-        if (have_snap) {
-            av[ac++] = "--snapshot-threshold";
-            av[ac++] = snapbuf;
-        }
-        if (log_level != NULL) {
-            av[ac++] = "--log-level";
-            av[ac++] = (char *)log_level;
-        }
-        av[ac] = NULL;
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid < 0) {
-            cli_err("fork: %s", strerror(errno));
-            stop_pids(started, n_started, 5000);
-            return CLI_EXIT_UNAVAIL;
-        }
-        if (pid == 0) {
-            setsid();
-            int in = open("/dev/null", O_RDONLY);
-            int out = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
-            if (in >= 0)
-                dup2(in, 0);
-            if (out >= 0) {
-                dup2(out, 1);
-                dup2(out, 2);
-            }
-            execv("/proc/self/exe", av);
-            fprintf(stderr, "hstore up: cannot run /proc/self/exe: %s\n", strerror(errno));
-            _exit(127);
-        }
-        started[n_started].id = i;
-        started[n_started].pid = pid;
-        n_started++;
-        pt += (size_t)snprintf(pidtext + pt, sizeof pidtext - pt, "%llu %d\n", (unsigned long long)i, (int)pid);
+        snprintf(optnames[i], sizeof optnames[i], "--%s", up_defs[i].name);
+        av[ac++] = optnames[i];
+        av[ac++] = (char *)p->eff.val[i];
     }
-    snprintf(path, sizeof path, "%s/pids", dir);
-    if (write_file(path, pidtext) != 0)
-        cli_err("cannot write %s: %s; stop the nodes by hand (pids above)", path, strerror(errno));
+    av[ac] = NULL;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        cli_err("fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        setsid();
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (in >= 0)
+            dup2(in, 0);
+        if (out >= 0) {
+            dup2(out, 1);
+            dup2(out, 2);
+        }
+        execv("/proc/self/exe", av);
+        fprintf(stderr, "hstore up: cannot run /proc/self/exe: %s\n", strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
 
-    /* Wait for a leader, watching for nodes that die at start. */
-    uint64_t deadline = cli_now_ns() + (uint64_t)(wait_s * 1e9);
-    uint64_t leader = 0;
-    int rc = CLI_EXIT_OK;
+/* Waits until some node reports itself leader and every node it started
+ * answers, watching those for one that dies at start.  The leader's id; 0 at the deadline; -1 when a
+ * node died (its log's end printed). */
+static int64_t up_wait_leader(const up_plan *p, pid_entry *started, int n_started)
+{
+    uint64_t deadline = cli_now_ns() + (uint64_t)(p->wait_s * 1e9);
     for (;;) {
+        bool died = false;
         for (int i = 0; i < n_started; i++) {
             int st;
-            if (waitpid(started[i].pid, &st, WNOHANG) == started[i].pid) {
+            if (started[i].pid > 0 && waitpid(started[i].pid, &st, WNOHANG) == started[i].pid) {
                 char logpath[PATH_MAX + 32];
-                snprintf(logpath, sizeof logpath, "%s/%llu/node.log", dir, (unsigned long long)started[i].id);
+                snprintf(logpath, sizeof logpath, "%s/%llu/node.log", p->dir,
+                         (unsigned long long)started[i].id);
                 if (WIFEXITED(st))
                     cli_err("node %llu exited at start with status %d; the end of %s:",
                             (unsigned long long)started[i].id, WEXITSTATUS(st), logpath);
@@ -611,72 +868,207 @@ int cmd_up(int argc, char **argv)
                             (unsigned long long)started[i].id, WIFSIGNALED(st) ? WTERMSIG(st) : 0, logpath);
                 print_log_tail(logpath, 10);
                 started[i].pid = 0;
-                rc = CLI_EXIT_UNAVAIL;
+                died = true;
             }
         }
-        if (rc != CLI_EXIT_OK) {
-            cli_err("stopping the other nodes; fix the cause (port in use? mount point busy?) "
-                    "and run `hstore up` again");
-            break;
-        }
+        if (died)
+            return -1;
         cli_node_status ns[UP_MAX_NODES];
-        int nn = cli_status_all(spec, 300, ns, UP_MAX_NODES);
-        leader = nn > 0 ? cli_leader_of(ns, nn) : 0;
+        int nn = cli_status_all(p->spec, 300, ns, UP_MAX_NODES);
+        uint64_t leader = nn > 0 ? cli_leader_of(ns, nn) : 0;
+        /* ... and every node started now answers (a restarted one too). */
+        for (int i = 0; i < n_started && leader != 0; i++)
+            if (started[i].id > (uint64_t)nn || !ns[started[i].id - 1].ok)
+                leader = 0;
         if (leader != 0)
-            break;
-        if (cli_now_ns() >= deadline) {
-            cli_err("no leader elected within %.0f s; the nodes keep running: see %s/*/node.log, "
-                    "`hstore status`, or stop them with `hstore down`",
-                    wait_s, dir);
-            return CLI_EXIT_UNAVAIL;
-        }
+            return (int64_t)leader;
+        if (cli_now_ns() >= deadline)
+            return 0;
         sleep_ms(100);
     }
-    if (rc != CLI_EXIT_OK) {
-        pid_entry live[UP_MAX_NODES];
-        int nl = 0;
-        for (int i = 0; i < n_started; i++)
-            if (started[i].pid > 0)
-                live[nl++] = started[i];
-        stop_pids(live, nl, 5000);
-        if (!no_mount)
-            for (uint64_t i = 0; i < n; i++)
-                if (!keep[i + 1])
-                    unmount(mounts[i]);
-        if (n_alive == 0) {
-            snprintf(path, sizeof path, "%s/pids", dir);
-            unlink(path);
-        }
+}
+
+/* Undoes a failed start: stops what this run started, unmounts its mounts. */
+static void up_abort(const up_plan *p, const pid_entry *started, int n_started)
+{
+    cli_err("stopping the other nodes; fix the cause (port in use? mount point busy?) "
+            "and run `hstore up` again");
+    pid_entry live[UP_MAX_NODES];
+    int nl = 0;
+    for (int i = 0; i < n_started; i++)
+        if (started[i].pid > 0)
+            live[nl++] = started[i];
+    stop_pids(live, nl, 5000);
+    if (!p->no_mount)
+        for (uint64_t i = 1; i <= p->n; i++)
+            if (!p->keep[i])
+                unmount(p->mounts[i - 1]);
+    if (p->n_alive == 0) {
+        char path[PATH_MAX + 16];
+        snprintf(path, sizeof path, "%s/pids", p->dir);
+        unlink(path);
+    }
+}
+
+/* One line per node: addresses, pid, data, mount, and how it answers. */
+static void up_print_nodes(const up_plan *p, const pid_t *pids, const char *const *notes)
+{
+    cli_node_status ns[UP_MAX_NODES];
+    int nn = cli_status_all(p->spec, 1000, ns, UP_MAX_NODES);
+    for (uint64_t id = 1; id <= p->n; id++) {
+        printf("  node %llu  peers %s:%llu  clients %s:%llu  pid %d  data %s/%llu",
+               (unsigned long long)id, p->host, (unsigned long long)(p->base_port + 2 * (id - 1)),
+               p->host, (unsigned long long)(p->base_port + 2 * (id - 1) + 1), (int)pids[id],
+               p->dir, (unsigned long long)id);
+        if (!p->no_mount)
+            printf("  mount %s", p->mounts[id - 1]);
+        const cli_node_status *s = nn >= (int)id ? &ns[id - 1] : NULL;
+        if (s != NULL && s->ok)
+            printf("  %s term %llu", raft_role_name(s->st.role), (unsigned long long)s->st.term);
+        else
+            printf("  unreachable");
+        printf("%s\n", notes[id] ? notes[id] : "");
+    }
+}
+
+static void up_print_hints(const up_plan *p)
+{
+    printf("\nSPEC: %s\n", p->spec);
+    printf("Client commands in this environment find it from %s/cluster; elsewhere:\n", p->dir);
+    printf("  export HSTORE_CLUSTER=%s\n", p->spec);
+    printf("Try:\n  hstore put greeting hello && hstore get greeting\n  hstore status\n  hstore watch\n");
+    if (!p->no_mount)
+        printf("  echo hi > %s/hello && cat %s/hello\n", p->mounts[0], p->n > 1 ? p->mounts[1] : p->mounts[0]);
+    printf("Options: %s/options.  Logs: %s/<id>/node.log.  Stop with: hstore down%s%s\n", p->dir,
+           p->dir, p->dir_opt ? " --dir " : "", p->dir_opt ? p->dir_opt : "");
+}
+
+/* The whole cluster runs already: its status; exit 0 when it has a leader. */
+static int up_report_running(const up_plan *p)
+{
+    int64_t leader = up_wait_leader(p, NULL, 0);
+    const char *notes[UP_MAX_NODES + 1] = {0};
+    if (leader > 0)
+        printf("hstore: the %llu-node cluster in %s is already running; node %lld leads\n",
+               (unsigned long long)p->n, p->dir, (long long)leader);
+    else
+        printf("hstore: the %llu-node cluster in %s is running but has no leader\n",
+               (unsigned long long)p->n, p->dir);
+    up_print_nodes(p, p->keep, notes);
+    up_print_hints(p);
+    if (leader <= 0) {
+        cli_err("no leader within %.0f s: see %s/*/node.log, `hstore status`, or restart it "
+                "with `hstore down` and `hstore up`", p->wait_s, p->dir);
+        return CLI_EXIT_UNAVAIL;
+    }
+    return CLI_EXIT_OK;
+}
+
+int cmd_up(int argc, char **argv)
+{
+    up_args a;
+    int rc = up_parse_args(argc, argv, &a);
+    if (rc >= 0)
         return rc;
+    static up_plan p;
+    memset(&p, 0, sizeof p);
+    p.dir_opt = a.dir_opt;
+    p.wait_s = a.wait_s;
+    if (cli_cluster_dir(a.dir_opt, p.dir, sizeof p.dir) != 0) {
+        cli_err("no home directory known: pass --dir DIR or set HSTORE_DIR");
+        return CLI_EXIT_USAGE;
+    }
+    if (mkdir_p(p.dir, 0755) != 0) {
+        cli_err("cannot create %s: %s; pass another --dir", p.dir, strerror(errno));
+        return CLI_EXIT_USAGE;
     }
 
-    if (n_alive > 0)
-        printf("hstore: restarted %d of the %llu nodes in %s (the others kept running); node %llu "
-               "leads\n", n_started, (unsigned long long)n, dir, (unsigned long long)leader);
-    else
-        printf("hstore: %llu-node cluster is up in %s; node %llu leads\n", (unsigned long long)n,
-               dir, (unsigned long long)leader);
-    for (uint64_t id = 1; id <= n; id++) {
-        pid_t pid = keep[id];
-        for (int i = 0; i < n_started && !pid; i++)
-            if (started[i].id == id)
-                pid = started[i].pid;
-        printf("  node %llu  peers %s:%llu  clients %s:%llu  pid %d  data %s/%llu", (unsigned long long)id,
-               host, (unsigned long long)(base_port + 2 * (id - 1)), host,
-               (unsigned long long)(base_port + 2 * (id - 1) + 1), (int)pid, dir,
-               (unsigned long long)id);
-        if (!no_mount)
-            printf("  mount %s", mounts[id - 1]);
-        printf("%s\n", keep[id] ? "  (kept running)" : n_alive ? "  (restarted)" : "");
+    /* What ran before and how it was started. */
+    up_opts rec;
+    bool had_cluster = up_load_recorded(p.dir, &rec);
+    up_find_running(&p);
+    if (p.n_alive > 0) {
+        /* A running cluster keeps its options: changing one needs a restart. */
+        int d = up_first_difference(&a.given, &rec);
+        if (d >= 0) {
+            char now[PATH_MAX + 64], then[PATH_MAX + 64];
+            up_describe(d, a.given.val[d], now, sizeof now);
+            up_describe(d, rec.set[d] ? rec.val[d] : up_defs[d].def, then, sizeof then);
+            if (d == UO_NO_MOUNT && a.given.set[UO_MOUNT_ROOT]) {   /* mounts asked of a --no-mount cluster */
+                d = UO_MOUNT_ROOT;
+                up_describe(d, a.given.val[d], now, sizeof now);
+            }
+            cli_err("--%s differs: the cluster in %s runs with %s (recorded in %s/options), not %s; "
+                    "stop it with `hstore down%s%s` first to change it, or leave the option out",
+                    up_defs[d].name, p.dir, then, p.dir, now, a.dir_opt ? " --dir " : "",
+                    a.dir_opt ? a.dir_opt : "");
+            return CLI_EXIT_USAGE;
+        }
     }
-    printf("\nSPEC: %s\n", spec);
-    printf("Client commands in this environment find it from %s/cluster; elsewhere:\n", dir);
-    printf("  export HSTORE_CLUSTER=%s\n", spec);
-    printf("Try:\n  hstore put greeting hello && hstore get greeting\n  hstore status\n  hstore watch\n");
-    if (!no_mount)
-        printf("  echo hi > %s/hello && cat %s/hello\n", mounts[0], n > 1 ? mounts[1] : mounts[0]);
-    printf("Logs: %s/<id>/node.log.  Stop with: hstore down%s%s\n", dir, dir_opt ? " --dir " : "",
-           dir_opt ? dir_opt : "");
+    up_resolve(&p, &a.given, &rec);
+    if ((rc = up_check_same_cluster(&p)) != 0)
+        return rc;
+    if (p.n_alive > 0 && p.n_alive == p.n_old && (uint64_t)p.n_old == p.n)
+        return up_report_running(&p);
+    if (p.n_alive > 0 && (uint64_t)p.n_old != p.n) {
+        cli_err("a cluster of another size runs in %s (%d of %d nodes running): stop it with "
+                "`hstore down%s%s` first", p.dir, p.n_alive, p.n_old, a.dir_opt ? " --dir " : "",
+                a.dir_opt ? a.dir_opt : "");
+        return CLI_EXIT_USAGE;
+    }
+    if (had_cluster && p.n_alive == 0)
+        printf("hstore: starting the cluster in %s with the options in %s/options%s\n", p.dir, p.dir,
+               up_first_difference(&a.given, &rec) >= 0 ? " and those given now" : "");
+    if ((rc = up_prepare_dirs(&p)) != 0 || (rc = up_record(&p)) != 0)
+        return rc;
+
+    /* Start the nodes that do not run. */
+    pid_entry started[UP_MAX_NODES];
+    int n_started = 0;
+    pid_t pids[UP_MAX_NODES + 1] = {0};
+    char pidtext[UP_MAX_NODES * 48] = "";
+    size_t pt = 0;
+    for (uint64_t i = 1; i <= p.n; i++) {
+        pids[i] = p.keep[i];
+        if (!p.keep[i]) {
+            pids[i] = up_start_node(&p, i);
+            if (pids[i] < 0) {
+                up_abort(&p, started, n_started);
+                return CLI_EXIT_UNAVAIL;
+            }
+            started[n_started++] = (pid_entry){i, pids[i]};
+        }
+        pt += (size_t)snprintf(pidtext + pt, sizeof pidtext - pt, "%llu %d\n", (unsigned long long)i,
+                               (int)pids[i]);
+    }
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/pids", p.dir);
+    if (write_file(path, pidtext) != 0)
+        cli_err("cannot write %s: %s; stop the nodes by hand (pids above)", path, strerror(errno));
+
+    int64_t leader = up_wait_leader(&p, started, n_started);
+    if (leader < 0) {
+        up_abort(&p, started, n_started);
+        return CLI_EXIT_UNAVAIL;
+    }
+    if (leader == 0) {
+        cli_err("no leader elected (or not every node answering) within %.0f s; the nodes keep "
+                "running: see %s/*/node.log, "
+                "`hstore status`, or stop them with `hstore down`",
+                p.wait_s, p.dir);
+        return CLI_EXIT_UNAVAIL;
+    }
+    const char *notes[UP_MAX_NODES + 1] = {0};
+    for (uint64_t id = 1; id <= p.n; id++)
+        notes[id] = p.keep[id] ? "  (kept running)" : p.n_alive ? "  (restarted)" : "";
+    if (p.n_alive > 0)
+        printf("hstore: restarted %d of the %llu nodes in %s (the others kept running); node %lld "
+               "leads\n", n_started, (unsigned long long)p.n, p.dir, (long long)leader);
+    else
+        printf("hstore: %llu-node cluster is up in %s; node %lld leads\n", (unsigned long long)p.n,
+               p.dir, (long long)leader);
+    up_print_nodes(&p, pids, notes);
+    up_print_hints(&p);
     return CLI_EXIT_OK;
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `hstore up` starts a local cluster in the background and says how to reach
-# it; a second `up` says it is running; client commands find it through DIR;
+# it; a second `up` prints its status and exits 0; client commands find it through DIR;
 # `hstore down` stops it, keeps the data, and a new `up` serves it again.
 . "$(dirname "$0")/lib/cluster.sh"
 cl_in_netns "$@"
@@ -23,11 +23,14 @@ while read -r id pid; do
     [ -s "$dir/$id/node.log" ] || cl_fail "node $id has no log in $dir/$id/node.log"
 done <"$dir/pids"
 
-# Again: already running, nothing changes.
+# Again: already running, nothing changes; its status, exit 0.
+before=$(cat "$dir/pids")
 out2=$(hs up -n 3 --dir "$dir" --base-port $port --no-mount 2>&1)
 rc=$?
-cl_expect_eq "$rc" 2 "second up"
+cl_expect_eq "$rc" 0 "second up"
 grep -q "already running" <<<"$out2" || cl_fail "second up did not say the cluster is running: $out2"
+grep -q "leads" <<<"$out2" || cl_fail "second up did not print the cluster's status: $out2"
+cl_expect_eq "$(cat "$dir/pids")" "$before" "pids after a second up"
 
 # Clients find it through --dir / HSTORE_DIR.
 HSTORE_DIR=$dir hs put greeting hello || cl_fail "put via HSTORE_DIR"
