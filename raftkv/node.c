@@ -186,6 +186,7 @@ struct node {
     raft_hard_state hs_now, hs_saved;  /* latest from the core; last written to storage */
     raft_conf conf_known;        /* conf the transport was set up for */
     raft_role last_role;
+    uint64_t last_election_seq;   /* raft_status.election last logged */
     uint64_t last_term, last_leader;
     char leader_caddr[RAFT_ADDR_MAX];  /* client address of last_leader, "" unknown */
     uint64_t msgs_bad;
@@ -838,6 +839,24 @@ static void log_changes(node *n)
 {
     raft_status st;
     raft_status_get(n->r, &st);
+    if (st.election.seq != n->last_election_seq) {
+        const raft_election_event *e = &st.election;
+        if (e->reason == RAFT_ELECTION_TIMEOUT && e->leader)
+            nlog(n, 2, "election: %s in term %" PRIu64 ": no message from leader %" PRIu64
+                 " for %" PRId64 " ms", raft_election_reason_name(e->reason), e->term, e->leader,
+                 e->idle_ticks * n->cfg.tick_ms);
+        else if (e->reason == RAFT_ELECTION_TIMEOUT)
+            nlog(n, 2, "election: %s in term %" PRIu64 ": no leader heard from since start",
+                 raft_election_reason_name(e->reason), e->term);
+        else if (e->reason == RAFT_ELECTION_TRANSFER)
+            nlog(n, 2, "election: %s in term %" PRIu64 ": leader %" PRIu64 " hands over to this node",
+                 raft_election_reason_name(e->reason), e->term, e->leader);
+        else if (e->reason == RAFT_ELECTION_STEP_DOWN)
+            nlog(n, 2, "%s in term %" PRIu64 ": heard from %u of the voters (this node included) "
+                 "within an election timeout, a quorum is %u",
+                 raft_election_reason_name(e->reason), e->term, e->active, e->quorum);
+        n->last_election_seq = st.election.seq;
+    }
     if (st.term != n->last_term)
         nlog(n, 2, "term changed %" PRIu64 " -> %" PRIu64, n->last_term, st.term);
     if (st.role != n->last_role) {

@@ -261,6 +261,7 @@ void raft_free(raft *r)
 
 void raft_tick(raft *r)
 {
+    r->heard_idle++;
     if (r->role == RAFT_LEADER)
         raft_tick_leader(r);
     else
@@ -360,6 +361,8 @@ int raft_step(raft *r, const raft_msg *m)
         if (r->role != RAFT_FOLLOWER || r->leader != m->from)
             raft_become_follower(r, m->term, m->from);
         r->elapsed = 0;
+        r->heard_leader = m->from;
+        r->heard_idle = 0;
         if (m->type == RAFT_MSG_SNAPSHOT)
             raft_handle_snapshot(r, m);
         else if (m->n_entries == 0 && m->index == 0 && m->log_term == 0)
@@ -586,6 +589,7 @@ void raft_status_get(const raft *r, raft_status *st)
     st->last_index = raft_log_last(r);
     st->snapshot_index = r->snap.index;
     st->conf = r->conf;
+    st->election = r->election;
     if (r->role == RAFT_LEADER) {
         st->n_peers = r->n_prs;
         for (uint32_t i = 0; i < r->n_prs; i++) {
@@ -600,3 +604,13 @@ void raft_status_get(const raft *r, raft_status *st)
 }
 
 uint64_t raft_log_bytes(const raft *r) { return r->log.bytes; }
+
+const char *raft_election_reason_name(raft_election_reason reason)
+{
+    switch (reason) {
+    case RAFT_ELECTION_TIMEOUT: return "election timeout";
+    case RAFT_ELECTION_TRANSFER: return "leader transfer";
+    case RAFT_ELECTION_STEP_DOWN: return "check-quorum step-down";
+    default: return "none";
+    }
+}

@@ -340,6 +340,27 @@ typedef struct raft_peer_status {
     bool active;                 /* heard from within the last election timeout */
 } raft_peer_status;
 
+/* Why the latest election started, or why a leader stepped down (the node
+ * logs it).  seq counts these events, so a caller sees each one once. */
+typedef enum raft_election_reason {
+    RAFT_ELECTION_NONE = 0,
+    RAFT_ELECTION_TIMEOUT,       /* nothing heard from a leader for an election timeout */
+    RAFT_ELECTION_TRANSFER,      /* the leader asked (TIMEOUT_NOW: leader transfer) */
+    RAFT_ELECTION_STEP_DOWN,     /* leader: heard from fewer than a quorum (check-quorum) */
+} raft_election_reason;
+
+typedef struct raft_election_event {
+    uint64_t seq;                /* 0: none yet */
+    raft_election_reason reason;
+    uint64_t term;               /* the term it happened in (before any new campaign) */
+    uint64_t leader;             /* TIMEOUT: last leader heard from (0: none ever);
+                                  * TRANSFER: the leader that asked */
+    int64_t idle_ticks;          /* TIMEOUT: ticks since its last message; -1: none ever */
+    uint32_t active, quorum;     /* STEP_DOWN: voters heard from (self included), needed */
+} raft_election_event;
+
+const char *raft_election_reason_name(raft_election_reason r);
+
 typedef struct raft_status {
     uint64_t id;
     raft_role role;
@@ -354,6 +375,7 @@ typedef struct raft_status {
     raft_conf conf;              /* the configuration in force (latest appended) */
     uint32_t n_peers;            /* leader only: replication progress */
     raft_peer_status peers[RAFT_MAX_NODES];
+    raft_election_event election; /* the latest election start or step-down */
 } raft_status;
 
 void raft_status_get(const raft *r, raft_status *st);

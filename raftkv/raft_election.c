@@ -219,11 +219,26 @@ void raft_handle_vote_resp(raft *r, const raft_msg *m)
     check_votes(r, false);
 }
 
+/* Records why an election starts or a leader steps down. */
+static void note_election(raft *r, raft_election_reason why, uint64_t leader, int64_t idle)
+{
+    raft_election_event *e = &r->election;
+    uint64_t seq = e->seq + 1;
+    memset(e, 0, sizeof *e);
+    e->seq = seq;
+    e->reason = why;
+    e->term = r->term;
+    e->leader = leader;
+    e->idle_ticks = idle;
+}
+
 void raft_tick_election(raft *r)
 {
     r->elapsed++;
     if (r->elapsed >= r->timeout && raft_promotable(r)) {
         r->elapsed = 0;
+        /* A pre-candidate that times out again starts a new round too. */
+        note_election(r, RAFT_ELECTION_TIMEOUT, r->heard_leader, r->heard_leader ? r->heard_idle : -1);
         raft_campaign(r, r->cfg.pre_vote, false);
     }
 }
@@ -244,6 +259,9 @@ void raft_tick_leader(raft *r)
             if (active < raft_quorum(r)) {
                 /* §6.2: a leader cut off from a majority steps down so that
                  * clients find the real leader (and reads cannot go stale). */
+                note_election(r, RAFT_ELECTION_STEP_DOWN, r->id, 0);
+                r->election.active = (uint32_t)active;
+                r->election.quorum = (uint32_t)raft_quorum(r);
                 raft_become_follower(r, r->term, 0);
                 return;
             }
@@ -261,8 +279,9 @@ void raft_tick_leader(raft *r)
 
 void raft_handle_timeout_now(raft *r, const raft_msg *m)
 {
-    (void)m;
     if (r->role == RAFT_LEADER) return;
+    if (raft_promotable(r))
+        note_election(r, RAFT_ELECTION_TRANSFER, m->from, 0);
     raft_campaign(r, false, true);
 }
 

@@ -109,6 +109,11 @@ struct raft {
     uint64_t transferee;
     int transfer_elapsed;
 
+    /* why elections start (raft_status.election) */
+    raft_election_event election;
+    uint64_t heard_leader;  /* the last leader a message came from (0: none yet) */
+    int64_t heard_idle;     /* ticks since that message */
+
     raft_read_req *reads;
     size_t n_reads, cap_reads;
     uint64_t read_seq;

@@ -25,6 +25,9 @@ t0=$(cl_now_ms)
 cl_kill "$old"
 new=$(cl_wait_leader 30 "$old") || cl_fail "no new leader within 30 s of killing leader $old"
 cl_log "node $new leads $(( $(cl_now_ms) - t0 )) ms after node $old was killed"
+# Its log says why it started the election.
+grep -q "election: election timeout in term [0-9]*: no message from leader $old for [0-9]* ms" "$CL_DIR/$new/node.log" ||
+    cl_fail "node $new's log does not say why it started an election: $(grep election: "$CL_DIR/$new/node.log")"
 
 hs append x b || cl_fail "append after failover: exit $?"
 # Bulk writes name a live node first: a new client tries the SPEC's first node

@@ -967,6 +967,63 @@ static void test_read_index_new_leader_waits_for_its_commit(void **state)
     sim_free(s);
 }
 
+static bool not_leader(sim *s, void *arg) { return role_of(s, *(int *)arg) != RAFT_LEADER; }
+
+/* raft_status.election says why each election started: a timeout (with the
+ * leader last heard from and how long ago), a leader transfer, and a
+ * leader's check-quorum step-down. */
+static void test_election_reason(void **state)
+{
+    (void)state;
+    sim *s = mk(3, 29, "test_election_reason");
+    int l = sim_check_one_leader(s);
+    assert_true(l >= 0);
+    raft_status st;
+    sim_status(s, l, &st);
+    /* The first election: nobody had led before. */
+    assert_true(st.election.seq >= 1);
+    assert_int_equal(st.election.reason, RAFT_ELECTION_TIMEOUT);
+    assert_int_equal(st.election.leader, 0);
+    assert_int_equal(st.election.idle_ticks, -1);
+    assert_string_equal(raft_election_reason_name(st.election.reason), "election timeout");
+    sim_one(s, 1, 3, true);
+
+    /* The leader is cut off: it steps down by check-quorum, and the others
+     * elect a new one because they no longer hear from it. */
+    sim_disconnect(s, l);
+    assert_true(sim_run_until(s, 10000, not_leader, &l));
+    sim_status(s, l, &st);
+    assert_int_equal(st.election.reason, RAFT_ELECTION_STEP_DOWN);
+    assert_int_equal(st.election.active, 1);
+    assert_int_equal(st.election.quorum, 2);
+    assert_string_equal(raft_election_reason_name(st.election.reason), "check-quorum step-down");
+    int l2 = sim_check_one_leader(s);
+    assert_true(l2 >= 0 && l2 != l);
+    sim_status(s, l2, &st);
+    assert_int_equal(st.election.reason, RAFT_ELECTION_TIMEOUT);
+    assert_int_equal(st.election.leader, (uint64_t)l + 1);
+    /* silent for at least one election timeout (the sim's default: 20 ticks) */
+    assert_true(st.election.idle_ticks >= 20);
+
+    /* A leader transfer. */
+    sim_connect(s, l);
+    sim_one(s, 2, 3, true);
+    int t = (l2 + 1) % 3;
+    uint64_t seq_before;
+    sim_status(s, t, &st);
+    seq_before = st.election.seq;
+    assert_int_equal(raft_transfer_leader(sim_raft(s, l2), (uint64_t)t + 1), RAFT_OK);
+    sim_flush(s, l2);
+    sim_run(s, 300);
+    assert_int_equal(sim_leader(s), t);
+    sim_status(s, t, &st);
+    assert_true(st.election.seq > seq_before);
+    assert_int_equal(st.election.reason, RAFT_ELECTION_TRANSFER);
+    assert_int_equal(st.election.leader, (uint64_t)l2 + 1);
+    assert_string_equal(raft_election_reason_name(st.election.reason), "leader transfer");
+    sim_free(s);
+}
+
 static void test_leader_transfer(void **state)
 {
     (void)state;
@@ -1560,6 +1617,7 @@ int main(void)
         T(test_read_index),
         T(test_read_index_new_leader_waits_for_its_commit),
         T(test_leader_transfer),
+        T(test_election_reason),
         T(test_membership_add_remove_and_remove_leader),
         T(test_membership_with_snapshots),
         T(test_membership_with_external_snapshots),
