@@ -47,7 +47,8 @@ static const char append_help[] =
 static const char get_help[] =
     "Usage: hstore get [OPTIONS] KEY\n"
     "\n"
-    "Writes KEY's value to stdout, byte for byte (no newline added).  The read is\n"
+    "Writes KEY's value to stdout, byte for byte; on a terminal a newline follows\n"
+    "a value that does not end with one (piped or redirected: the exact bytes).  The read is\n"
     "linearizable (ReadIndex): it sees every write that finished before it began.\n"
     "Exits 1 when KEY does not exist.\n"
     "\n"
@@ -70,10 +71,13 @@ static const char ls_help[] =
     "\n"
     "Lists every key whose path starts with PREFIX (a plain string prefix), one per\n"
     "line, sorted; all keys when no PREFIX is given.  Linearizable like get.\n"
+    "  -0, --null         end each key with a NUL byte instead of a newline\n"
+    "                     (for keys with newlines in them; xargs -0)\n"
     "\n"
     "Examples:\n"
     "  hstore ls\n"
     "  hstore ls config/\n"
+    "  hstore ls -0 logs/ | xargs -0 -n1 hstore del\n"
     "\n";
 
 static int check_args(int nargs, int min, int max, const char *name, const char *what)
@@ -158,7 +162,9 @@ int cmd_get(int argc, char **argv)
     snprintf(what, sizeof what, "get %.256s", argv[i]);
     rc = cli_run_op(c, &op, &r, what, false);
     if (rc == CLI_EXIT_OK) {
-        if (cli_write_all(1, r.data, r.data_len) != 0) {
+        /* A terminal gets its prompt back on a line of its own. */
+        bool nl = isatty(1) && (r.data_len == 0 || r.data[r.data_len - 1] != '\n');
+        if (cli_write_all(1, r.data, r.data_len) != 0 || (nl && cli_write_all(1, "\n", 1) != 0)) {
             cli_err("get: cannot write to stdout");
             rc = CLI_EXIT_USAGE;
         }
@@ -195,11 +201,35 @@ int cmd_del(int argc, char **argv)
 
 int cmd_ls(int argc, char **argv)
 {
+    static const struct option longopts[] = {
+        CLI_CLIENT_LONGOPTS,
+        {"null", no_argument, NULL, '0'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
     cli_client_opts o;
-    int code;
-    int i = cli_parse_client_args(argc, argv, "ls", ls_help, &o, NULL, &code);
-    if (i < 0)
-        return code;
+    cli_client_opts_init(&o);
+    bool nul = false;
+    optind = 0;
+    opterr = 0;
+    int g;
+    while ((g = getopt_long(argc, argv, ":0h", longopts, NULL)) != -1) {
+        int h = cli_client_opt(g, optarg, &o);
+        if (h < 0)
+            return CLI_EXIT_USAGE;
+        if (h > 0)
+            continue;
+        if (g == '0') {
+            nul = true;
+        } else if (g == 'h') {
+            fputs(ls_help, stdout);
+            fputs(cli_client_opts_help, stdout);
+            return CLI_EXIT_OK;
+        } else {
+            return cli_getopt_error(g, argv, "ls");
+        }
+    }
+    int i = optind;
     if (check_args(argc - i, 0, 1, "ls", "at most one PREFIX") != 0)
         return CLI_EXIT_USAGE;
     int rc;
@@ -210,8 +240,10 @@ int cmd_ls(int argc, char **argv)
     kv_reply r;
     rc = cli_run_op(c, &op, &r, "ls", false);
     if (rc == CLI_EXIT_OK) {
-        for (size_t k = 0; k < r.n_names; k++)
-            printf("%s\n", r.names[k]);
+        for (size_t k = 0; k < r.n_names; k++) {
+            fputs(r.names[k], stdout);
+            putchar(nul ? '\0' : '\n');
+        }
         if (fflush(stdout) != 0) {
             cli_err("ls: cannot write to stdout");
             rc = CLI_EXIT_USAGE;

@@ -10,13 +10,15 @@
  * byte can be written), 'single quotes' take everything literally.
  *
  * On a terminal the line editor is libedit (history kept in DIR/shell_history,
- * completion of command names) and values are shown quoted with escapes; when
+ * written after every line; completion of command names; Ctrl-C drops the
+ * line being typed, Ctrl-D leaves) and values are shown quoted with escapes; when
  * stdin is not a terminal, lines are read plainly and GET writes the raw value
  * followed by a newline, so the shell also serves scripts.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +43,7 @@ static const char shell_help[] =
     "  LS [prefix]           list keys\n"
     "  STATUS                one line per node: role, term, indexes, leader\n"
     "  HELP [command]        help\n"
-    "  QUIT                  leave (also EXIT or Ctrl-D)\n"
+    "  QUIT                  leave (also EXIT or Ctrl-D; Ctrl-C drops the line typed)\n"
     "Quote arguments with blanks: PUT greeting \"hello world\\n\"; double quotes take\n"
     "\\n \\r \\t \\\\ \\\" and \\xHH escapes, single quotes take text literally.\n"
     "History is kept in DIR/shell_history (DIR: --dir, $HSTORE_DIR or ~/.hstore).\n"
@@ -352,6 +354,77 @@ static char **complete(const char *text, int start, int end)
     return rl_completion_matches(text, complete_cmd);
 }
 
+/* ---- the interactive loop ------------------------------------------------------
+ *
+ * readline() with signal handlers of our own that do not restart system
+ * calls: a signal makes libedit's read fail, readline() returns NULL, and the
+ * flag the handler set says why.  Ctrl-C (SIGINT) throws the line being typed
+ * away and gives a fresh prompt; Ctrl-D on an empty line (a NULL with no
+ * signal), QUIT, SIGTERM and SIGHUP leave.  The history file is written after
+ * every line and at the end, so whatever ends the shell it is kept. */
+
+static volatile sig_atomic_t g_sigint, g_leave;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGINT)
+        g_sigint = 1;
+    else
+        g_leave = 1;
+}
+
+static void interactive(shell *sh, const char *hist)
+{
+    rl_readline_name = "hstore";
+    rl_attempted_completion_function = complete;
+    rl_catch_signals = 0;
+    using_history();
+    stifle_history(1000);
+    if (hist[0])
+        read_history(hist);
+    struct sigaction sa, old_int, old_term, old_hup;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;   /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGHUP, &sa, &old_hup);
+    g_sigint = g_leave = 0;
+    for (;;) {
+        char *line = readline("hstore> ");
+        if (g_leave) {
+            free(line);
+            putchar('\n');
+            break;
+        }
+        if (g_sigint) {   /* Ctrl-C: the line goes, a new prompt */
+            g_sigint = 0;
+            free(line);
+            putchar('\n');
+            continue;
+        }
+        if (line == NULL) {   /* Ctrl-D */
+            putchar('\n');
+            break;
+        }
+        if (line[0] != '\0') {
+            add_history(line);
+            if (hist[0])
+                write_history(hist);
+        }
+        int q = exec_line(sh, line);
+        free(line);
+        if (q || g_leave)
+            break;
+        g_sigint = 0;   /* a Ctrl-C during the command ends only the wait */
+    }
+    if (hist[0])
+        write_history(hist);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
+}
+
 int cmd_shell(int argc, char **argv)
 {
     cli_client_opts o;
@@ -381,28 +454,9 @@ int cmd_shell(int argc, char **argv)
             mkdir(dir, 0755);
             snprintf(hist, sizeof hist, "%s/shell_history", dir);
         }
-        rl_readline_name = "hstore";
-        rl_attempted_completion_function = complete;
-        using_history();
-        stifle_history(1000);
-        if (hist[0])
-            read_history(hist);
-        printf("hstore shell: connected to %s\nType HELP for commands, QUIT to leave.\n", sh.spec);
-        for (;;) {
-            char *line = readline("hstore> ");
-            if (line == NULL) {
-                putchar('\n');
-                break;
-            }
-            if (line[0] != '\0')
-                add_history(line);
-            int q = exec_line(&sh, line);
-            free(line);
-            if (q)
-                break;
-        }
-        if (hist[0])
-            write_history(hist);
+        printf("hstore shell: connected to %s\nType HELP for commands, QUIT or Ctrl-D to leave.\n",
+               sh.spec);
+        interactive(&sh, hist);
     } else {
         char *line = NULL;
         size_t cap = 0;

@@ -3,7 +3,9 @@
  * its arguments.  Every subcommand lives in its own tools/cmd_*.c and prints
  * its own help with `hstore CMD --help`.
  */
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "net/wire.h"
@@ -42,6 +44,7 @@ static void usage(FILE *out)
             "hstore — a fault-tolerant key-value store on Raft, also mounted as a filesystem\n"
             "\n"
             "Usage: hstore COMMAND [OPTIONS] [ARGS]\n"
+            "       hstore [--cluster SPEC] [--timeout S] [--dir DIR] COMMAND [OPTIONS] [ARGS]\n"
             "       hstore COMMAND --help     options of one command, with examples\n"
             "       hstore --version\n"
             "\n"
@@ -67,12 +70,66 @@ static void usage(FILE *out)
             "            3 unavailable (no answer within --timeout; outcome unknown).\n");
 }
 
+/* Options that every client command takes may also come before the command
+ * (`hstore --timeout 2 get foo`): they are moved to just after it, where the
+ * command parses them.  Returns the new argc (argv rebuilt in out), or -1
+ * with a message printed. */
+static int move_global_options(int argc, char **argv, char **out)
+{
+    static const char *const globals[] = {"--cluster", "--timeout", "--dir"};
+    int i = 1, n = 0;
+    char *moved[64];
+    while (i < argc && strncmp(argv[i], "--", 2) == 0 && argv[i][2] != '\0') {
+        bool known = false;
+        for (size_t g = 0; g < sizeof globals / sizeof globals[0]; g++) {
+            size_t l = strlen(globals[g]);
+            if (strncmp(argv[i], globals[g], l) == 0 && (argv[i][l] == '\0' || argv[i][l] == '='))
+                known = true;
+        }
+        if (!known)
+            break;   /* --help, --version, or an error for the command to report */
+        if (n + 2 > (int)(sizeof moved / sizeof moved[0])) {
+            cli_err("too many options before the command");
+            return -1;
+        }
+        moved[n++] = argv[i];
+        if (strchr(argv[i], '=') == NULL) {
+            if (i + 1 >= argc) {
+                cli_err("%s needs a value; see `hstore --help`", argv[i]);
+                return -1;
+            }
+            moved[n++] = argv[++i];
+        }
+        i++;
+    }
+    if (i >= argc) {
+        cli_err("no command after the options; see `hstore --help`");
+        return -1;
+    }
+    int k = 0;
+    out[k++] = argv[0];
+    out[k++] = argv[i];   /* the command */
+    for (int m = 0; m < n; m++)
+        out[k++] = moved[m];
+    for (int r = i + 1; r < argc; r++)
+        out[k++] = argv[r];
+    out[k] = NULL;
+    return k;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
         return CLI_EXIT_USAGE;
     }
+    char **args = malloc(sizeof(char *) * ((size_t)argc + 1));   /* lives until exit */
+    if (args == NULL)
+        return CLI_EXIT_USAGE;
+    argc = move_global_options(argc, argv, args);
+    if (argc < 0)
+        return CLI_EXIT_USAGE;
+    argv = args;
     const char *name = argv[1];
     if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0) {
         usage(stdout);
