@@ -1164,6 +1164,9 @@ static void snapshot_finish(node *n)
                " us to fork, %" PRIu64 " ms to commit",
          index, n->snap.term, n->snap.raw, stored, t0 - n->snap.start_ms, n->snap.fork_us,
          t1 - t0);
+    /* The compaction makes no ready of its own: refresh the status copy now,
+     * or an idle node would report its old snapshot index. */
+    log_changes(n);
 }
 
 static void maybe_snapshot(node *n)
