@@ -4,7 +4,9 @@
 # were stopped and started (state rebuilt from the store: snapshot + log).
 # Prints the copy and read rates (numbers, not assertions).
 . "$(dirname "$0")/fs_lib.sh" "$@"
-cl_start 3 --op-timeout-ms 10000
+# (The op timeout is a deadline, not a speed: a loaded machine may take
+# seconds for one 128 KiB write of the copy.)
+cl_start 3 --op-timeout-ms 60000
 fs_wait_mounts 20
 MB=${FS_BIG_MB:-100}
 head -c $((MB * 1024 * 1024)) /dev/urandom >"$CL_DIR/big" || cl_fail "make the source file"

