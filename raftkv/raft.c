@@ -150,6 +150,7 @@ void raft_config_init(raft_config *c)
     c->check_quorum = true;
     c->max_inflight = 64;
     c->max_msg_bytes = 1u << 20;
+    c->max_inflight_bytes = 8u << 20;
     c->max_entry_bytes = 64u << 20;
     c->snapshot_chunk = 1u << 20;
 }
@@ -170,9 +171,9 @@ raft *raft_new(const raft_config *cfg, const raft_boot *boot, const char **err)
         cfg->heartbeat_ticks >= cfg->election_ticks)
         return fail(NULL, err, "need 1 <= heartbeat_ticks < election_ticks");
     if (cfg->max_inflight < 1 || cfg->max_msg_bytes < 1 || cfg->snapshot_chunk < 1 ||
-        cfg->max_entry_bytes < 1)
-        return fail(NULL, err, "max_inflight, max_msg_bytes, max_entry_bytes and "
-                               "snapshot_chunk must be positive");
+        cfg->max_entry_bytes < 1 || cfg->max_inflight_bytes < 1)
+        return fail(NULL, err, "max_inflight, max_msg_bytes, max_inflight_bytes, "
+                               "max_entry_bytes and snapshot_chunk must be positive");
     const raft_snapshot *s = &boot->snapshot;
     if (s->conf.n > RAFT_MAX_NODES) return fail(NULL, err, "configuration too large");
     if (s->len && !s->data && !cfg->external_snapshot)
@@ -184,7 +185,7 @@ raft *raft_new(const raft_config *cfg, const raft_boot *boot, const char **err)
     r->cfg = *cfg;
     r->id = cfg->id;
     r->rng = cfg->seed ^ (cfg->id * 0x2545f4914f6cdd1dULL);
-    r->inflight_store = calloc((size_t)RAFT_MAX_NODES * cfg->max_inflight, sizeof(uint64_t));
+    r->inflight_store = calloc((size_t)RAFT_MAX_NODES * cfg->max_inflight * 2, sizeof(uint64_t));
     if (!r->inflight_store) return fail(r, err, "out of memory");
 
     r->snap.index = s->index;

@@ -208,8 +208,18 @@ typedef struct raft_config {
     uint64_t seed;               /* PRNG seed: the only source of randomness */
     bool pre_vote;               /* default true (set by raft_config_init) */
     bool check_quorum;           /* default true */
+    /* Flow control of replication, in messages and in bytes (like etcd's
+     * MaxInflightMsgs, MaxSizePerMsg and MaxInflightBytes).  An AppendEntries
+     * carries at most max_msg_bytes of entry data, but always at least one
+     * entry; a follower in the pipelined state has at most max_inflight
+     * AppendEntries and max_inflight_bytes of entry data unacknowledged (a
+     * message is sent while the window holds less than max_inflight_bytes,
+     * so the window can overshoot by one message).  Together with
+     * max_entry_bytes this bounds what stands in a peer's queue in front of
+     * a heartbeat. */
     uint32_t max_inflight;       /* append messages in flight per follower; default 64 */
     uint32_t max_msg_bytes;      /* bytes of entries per AppendEntries; default 1 MiB */
+    uint64_t max_inflight_bytes; /* bytes of entries in flight per follower; default 8 MiB */
     uint32_t max_entry_bytes;    /* largest single proposal; default 64 MiB */
     uint32_t snapshot_chunk;     /* InstallSnapshot chunk size; default 1 MiB */
     /* External snapshots (default false).  The caller keeps the snapshot's

@@ -30,8 +30,9 @@ typedef struct raft_progress {
     bool paused;            /* PROBE: an append is outstanding, wait for its answer */
     bool recent_active;     /* heard from during the current check-quorum round */
     bool active;            /* heard from during the previous round (for status) */
-    uint64_t *inflight;     /* ring of the last index of each append in flight */
+    uint64_t *inflight;     /* ring of (last index, entry bytes) of each append in flight */
     uint32_t in_start, in_count;
+    uint64_t in_bytes;      /* entry bytes of the appends in flight */
     uint64_t hb_match;      /* match at the previous heartbeat: no movement => resend */
     uint64_t snap_index;    /* PR_SNAPSHOT: snapshot being sent ... */
     uint64_t snap_offset;   /* ... the next byte to send ... */

@@ -97,11 +97,12 @@ void raft_progress_sync(raft *r)
     }
     /* Inflight rings are slots of one store; hand them out again in order. */
     for (uint32_t i = 0; i < nk; i++) {
-        keep[i].inflight = r->inflight_store + (size_t)i * r->cfg.max_inflight;
+        keep[i].inflight = r->inflight_store + (size_t)i * r->cfg.max_inflight * 2;
         raft_progress *old = raft_progress_get(r, keep[i].id);
         if (old && old->inflight != keep[i].inflight) {
             /* Moving slots: drop the window (the peer is probed again). */
             keep[i].in_start = keep[i].in_count = 0;
+            keep[i].in_bytes = 0;
             if (keep[i].state == PR_REPLICATE) {
                 keep[i].state = PR_PROBE;
                 keep[i].next = keep[i].match + 1;

@@ -4,7 +4,8 @@
  * Leader side (§3.5, etcd's progress model): each follower is in PROBE (one
  * AppendEntries outstanding until it answers: used after a rejection or at
  * the start of a term), REPLICATE (optimistic pipelining: next advances as
- * soon as a message is sent, at most max_inflight messages unacknowledged)
+ * soon as a message is sent, at most max_inflight messages and about
+ * max_inflight_bytes of entry data unacknowledged)
  * or SNAPSHOT (the entries it needs were compacted: the snapshot goes out in
  * chunks of snapshot_chunk bytes, one at a time).  A rejection carries a
  * conflict hint (term of the conflicting entry and first index of that term
@@ -47,20 +48,41 @@ int raft_append_local(raft *r, uint8_t type, const uint8_t *data, size_t len, ui
 
 /* ---- leader: sending --------------------------------------------------------- */
 
-static void inflight_add(raft *r, raft_progress *p, uint64_t last)
+/* The window of a pipelined follower: a ring of (last index, bytes) pairs,
+ * one per AppendEntries not yet acknowledged. */
+static void inflight_add(raft *r, raft_progress *p, uint64_t last, uint64_t bytes)
 {
     uint32_t cap = r->cfg.max_inflight;
-    p->inflight[(p->in_start + p->in_count) % cap] = last;
+    uint32_t k = (p->in_start + p->in_count) % cap;
+    p->inflight[2 * k] = last;
+    p->inflight[2 * k + 1] = bytes;
     p->in_count++;
+    p->in_bytes += bytes;
 }
 
 static void inflight_free_to(raft *r, raft_progress *p, uint64_t index)
 {
     uint32_t cap = r->cfg.max_inflight;
-    while (p->in_count && p->inflight[p->in_start] <= index) {
+    while (p->in_count && p->inflight[2 * p->in_start] <= index) {
+        p->in_bytes -= p->inflight[2 * p->in_start + 1];
         p->in_start = (p->in_start + 1) % cap;
         p->in_count--;
     }
+}
+
+static void inflight_reset(raft_progress *p)
+{
+    p->in_start = p->in_count = 0;
+    p->in_bytes = 0;
+}
+
+/* The window is full: max_inflight messages, or max_inflight_bytes of entry
+ * data (etcd's Inflights.Full).  An empty window always takes one message,
+ * so an entry larger than the byte window still goes out, alone. */
+static bool inflight_full(const raft *r, const raft_progress *p)
+{
+    return p->in_count >= r->cfg.max_inflight ||
+           (p->in_count > 0 && p->in_bytes >= r->cfg.max_inflight_bytes);
 }
 
 static void become_probe(raft_progress *p, uint64_t next)
@@ -68,7 +90,7 @@ static void become_probe(raft_progress *p, uint64_t next)
     p->state = PR_PROBE;
     p->next = next;
     p->paused = false;
-    p->in_start = p->in_count = 0;
+    inflight_reset(p);
     p->hb_match = p->match;
     p->snap_sent_hb = 0;
 }
@@ -86,7 +108,7 @@ static void send_snapshot(raft *r, raft_progress *p)
         p->snap_offset = p->snap_acked = 0;
         p->snap_done_sent = false;
         p->snap_sent_hb = 0;
-        p->in_start = p->in_count = 0;
+        inflight_reset(p);
     }
     uint64_t chunks = r->cfg.max_inflight < 8 ? r->cfg.max_inflight : 8;
     uint64_t window = chunks * r->cfg.snapshot_chunk;
@@ -126,7 +148,7 @@ void raft_send_append(raft *r, raft_progress *p, bool allow_empty)
     if (p->next > last + 1) p->next = last + 1;
     if (p->next < 1) p->next = 1;
     for (;;) {
-        if (p->state == PR_REPLICATE && p->in_count >= r->cfg.max_inflight) return;
+        if (p->state == PR_REPLICATE && inflight_full(r, p)) return;
         uint64_t prev = p->next - 1;
         if (prev < r->log.snap_index) {
             send_snapshot(r, p);
@@ -166,7 +188,7 @@ void raft_send_append(raft *r, raft_progress *p, bool allow_empty)
         }
         if (n == 0) return;
         p->next += n;
-        inflight_add(r, p, p->next - 1);
+        inflight_add(r, p, p->next - 1, bytes);
         allow_empty = false;
         if (p->next > last) return;
     }
@@ -341,7 +363,7 @@ void raft_handle_append_resp(raft *r, const raft_msg *m)
         if (p->state == PR_PROBE) {
             p->state = PR_REPLICATE;
             p->next = p->match + 1;
-            p->in_start = p->in_count = 0;
+            inflight_reset(p);
             p->paused = false;
         } else {
             inflight_free_to(r, p, m->index);

@@ -431,6 +431,7 @@ static void node_boot(sim *s, int i)
     cfg.heartbeat_ticks = s->c.heartbeat_ticks;
     cfg.max_inflight = s->c.max_inflight;
     cfg.max_msg_bytes = s->c.max_msg_bytes;
+    cfg.max_inflight_bytes = s->c.max_inflight_bytes;
     cfg.snapshot_chunk = s->c.snapshot_chunk;
     cfg.pre_vote = s->c.pre_vote;
     cfg.check_quorum = s->c.check_quorum;
@@ -501,6 +502,16 @@ static void process(sim *s, int i)
                 (m->type == RAFT_MSG_SNAPSHOT_RESP && m->done))
                 sim_fail(s, "node %d sends %s before persisting", i + 1,
                          raft_msg_type_name(m->type));
+            if (m->type == RAFT_MSG_APPEND && m->n_entries > 1) {
+                /* Flow control: a message holds at most max_msg_bytes of
+                 * entries, unless it holds a single entry. */
+                uint64_t bytes = 0;
+                for (uint32_t e = 0; e < m->n_entries; e++) bytes += m->entries[e].len;
+                if (bytes > s->c.max_msg_bytes)
+                    sim_fail(s, "node %d sends %u entries of %llu bytes in one message (cap %u)",
+                             i + 1, (unsigned)m->n_entries, (unsigned long long)bytes,
+                             (unsigned)s->c.max_msg_bytes);
+            }
             if (m->type == RAFT_MSG_SNAPSHOT && s->c.external_snapshot) {
                 /* The caller's part of external snapshots: fill the chunk
                  * from the stored snapshot it names. */
@@ -682,6 +693,7 @@ void sim_config_init(sim_config *c, int n, uint64_t seed)
     c->heartbeat_ticks = 4;
     c->max_inflight = 8;
     c->max_msg_bytes = 64 * 1024;
+    c->max_inflight_bytes = 256 * 1024;
     c->snapshot_chunk = 64;
     c->pre_vote = true;
     c->check_quorum = true;

@@ -41,6 +41,7 @@ typedef struct sim_config {
     int heartbeat_ticks;       /* default 4 (200 ms: 5 heartbeats/s per follower) */
     uint32_t max_inflight;     /* default 8 */
     uint32_t max_msg_bytes;    /* default 64 KiB */
+    uint64_t max_inflight_bytes; /* default 256 KiB */
     uint32_t snapshot_chunk;   /* default 64 bytes: snapshots span several chunks */
     bool pre_vote, check_quorum;
     int compact_every;         /* snapshot once applied - snapshot >= this; 0 = never */

@@ -1554,6 +1554,135 @@ static void test_api_follower_forwards_proposals(void **state)
     sim_free(s);
 }
 
+/* ---- flow control in bytes -------------------------------------------------------- */
+
+/* What one ready batch sends to peer `to`: messages, and entry bytes, the
+ * largest message (in bytes) among those with more than one entry, the last
+ * index sent. */
+typedef struct flow_seen {
+    int msgs;
+    uint64_t bytes, max_multi, last;
+} flow_seen;
+
+static void flow_take(raft *r, uint64_t to, flow_seen *f)
+{
+    memset(f, 0, sizeof *f);
+    while (raft_has_ready(r)) {
+        raft_ready rd;
+        raft_ready_get(r, &rd);
+        for (size_t k = 0; k < rd.n_msgs; k++) {
+            const raft_msg *m = &rd.msgs[k];
+            if (m->type != RAFT_MSG_APPEND || m->to != to || m->n_entries == 0) continue;
+            uint64_t b = 0;
+            for (uint32_t e = 0; e < m->n_entries; e++) b += m->entries[e].len;
+            f->msgs++;
+            f->bytes += b;
+            if (m->n_entries > 1 && b > f->max_multi) f->max_multi = b;
+            f->last = m->entries[m->n_entries - 1].index;
+        }
+        raft_advance(r, &rd);
+    }
+}
+
+/* A leader never puts more than max_msg_bytes of entries in one
+ * AppendEntries (a bigger entry goes alone), and never has more than
+ * max_inflight_bytes (plus the one message that crossed it) unacknowledged
+ * per follower, however much is proposed at once; each acknowledgement
+ * opens the window again by what it covers. */
+static void test_flow_control_bytes(void **state)
+{
+    (void)state;
+    raft_config cfg;
+    raft_config_init(&cfg);
+    cfg.id = 1;
+    cfg.seed = 11 + g_round;
+    cfg.max_msg_bytes = 64 * 1024;
+    cfg.max_inflight_bytes = 256 * 1024;
+    cfg.max_inflight = 64;
+    raft_boot b;
+    memset(&b, 0, sizeof b);
+    b.snapshot.conf.n = 3;
+    for (int i = 0; i < 3; i++) b.snapshot.conf.ids[i] = (uint64_t)i + 1;
+    raft *r = raft_new(&cfg, &b, NULL);
+    assert_non_null(r);
+    raft_status st;
+    for (int k = 0; k < 25; k++) {
+        raft_tick(r);
+        raft_status_get(r, &st);
+        if (st.role != RAFT_FOLLOWER) break;
+    }
+    raft_msg m = mkmsg(RAFT_MSG_PREVOTE_RESP, 2, 1, 1);
+    assert_int_equal(raft_step(r, &m), RAFT_OK);
+    drain(r);
+    m = mkmsg(RAFT_MSG_VOTE_RESP, 2, 1, 1);
+    assert_int_equal(raft_step(r, &m), RAFT_OK);
+    raft_status_get(r, &st);
+    assert_int_equal(st.role, RAFT_LEADER);
+    drain(r);
+    /* Both followers acknowledge the no-op: they become pipelined. */
+    for (uint64_t p = 2; p <= 3; p++) {
+        m = mkmsg(RAFT_MSG_APPEND_RESP, p, 1, 1);
+        m.index = 1;
+        assert_int_equal(raft_step(r, &m), RAFT_OK);
+    }
+    drain(r);
+
+    /* 200 entries of 20 KiB (4000 KiB) proposed at once. */
+    size_t esz = 20 * 1024;
+    uint8_t *buf = calloc(1, 300 * 1024);
+    assert_non_null(buf);
+    for (int k = 0; k < 200; k++) assert_int_equal(raft_propose(r, buf, esz, NULL, NULL), RAFT_OK);
+    flow_seen f;
+    flow_take(r, 2, &f);
+    assert_true(f.msgs > 0);
+    assert_true(f.max_multi <= cfg.max_msg_bytes);
+    assert_true(f.bytes >= cfg.max_inflight_bytes);
+    assert_true(f.bytes < cfg.max_inflight_bytes + cfg.max_msg_bytes);
+    uint64_t in_flight = f.bytes, acked = 1, sent_to = f.last;
+    /* Nothing more goes out until an acknowledgement comes, not even on a
+     * tick. */
+    raft_tick(r);
+    flow_seen g;
+    flow_take(r, 2, &g);
+    assert_int_equal(g.msgs, 0);
+    /* Acknowledge in steps of 5 entries: each step releases about what it
+     * covered, and the window never holds more than the cap plus one
+     * message. */
+    int rounds = 0;
+    while (acked < 201 && rounds++ < 1000) {
+        uint64_t to = acked + 5 <= sent_to ? acked + 5 : sent_to;
+        m = mkmsg(RAFT_MSG_APPEND_RESP, 2, 1, 1);
+        m.index = to;
+        assert_int_equal(raft_step(r, &m), RAFT_OK);
+        in_flight -= (to - acked) * esz;
+        acked = to;
+        flow_take(r, 2, &g);
+        assert_true(g.max_multi <= cfg.max_msg_bytes);
+        if (g.msgs) sent_to = g.last;
+        in_flight += g.bytes;
+        assert_true(in_flight < cfg.max_inflight_bytes + cfg.max_msg_bytes);
+        assert_true(in_flight == (sent_to - acked) * esz);
+    }
+    assert_int_equal(acked, 201);
+
+    /* An entry larger than max_msg_bytes, and larger than the byte window,
+     * still goes out: alone. */
+    assert_int_equal(raft_propose(r, buf, 300 * 1024, NULL, NULL), RAFT_OK);
+    assert_int_equal(raft_propose(r, buf, 10 * 1024, NULL, NULL), RAFT_OK);
+    flow_take(r, 2, &g);
+    assert_int_equal(g.msgs, 1);   /* the big one fills the window on its own */
+    assert_int_equal(g.bytes, 300 * 1024);
+    assert_int_equal(g.last, 202);
+    m = mkmsg(RAFT_MSG_APPEND_RESP, 2, 1, 1);
+    m.index = 202;
+    assert_int_equal(raft_step(r, &m), RAFT_OK);
+    flow_take(r, 2, &g);
+    assert_int_equal(g.msgs, 1);
+    assert_int_equal(g.last, 203);
+    free(buf);
+    raft_free(r);
+}
+
 static int rounds(void)
 {
     const char *seed = getenv("HSTORE_SEED");
@@ -1627,6 +1756,7 @@ int main(void)
         T(test_api_conf_change_codec),
         T(test_api_follower_forwards_proposals),
         T(test_api_term_overflow),
+        T(test_flow_control_bytes),
     };
     const char *only = getenv("HSTORE_TEST");
     if (only && *only) cmocka_set_test_filter(only);

@@ -61,6 +61,7 @@ static void run_seed(uint64_t seed)
     sim_config_init(&c, 3 + R(5), seed);
     c.max_inflight = 1 + (uint32_t)R(8);
     c.max_msg_bytes = 8 + (uint32_t)R(200);
+    c.max_inflight_bytes = 8 + (uint64_t)R(400);
     c.snapshot_chunk = 8 + (uint32_t)R(120);
     c.snap_pad = (uint32_t)R(300);
     c.compact_every = R(3) == 0 ? 0 : 3 + R(30);
