@@ -28,7 +28,8 @@
 typedef struct fs_options {
     int op_timeout_ms;          /* deadline of one operation; <= 0: the node's default */
     uint64_t max_file_size;     /* EFBIG past this many bytes; 0: the node's max_file_size */
-    uint64_t whole_file_max;    /* largest whole-file write buffered into one PUT;
+    uint64_t whole_file_max;    /* bytes of a whole-file write buffered in the handle: one
+                                   PUT up to it, an upload in parts past it (fs.c);
                                    0: FS_WHOLE_FILE_MAX_DEFAULT (capped at max_file_size) */
     bool allow_other;           /* -o allow_other (root, or user_allow_other in fuse.conf) */
     uint64_t client_id;         /* exactly-once id of this mount; 0: a random 64-bit value */

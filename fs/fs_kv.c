@@ -7,8 +7,10 @@
 #include "fs/fs_kv.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -451,11 +453,20 @@ int fs_kv_rename(fs_kv *k, uint64_t dir, const char *name, uint64_t dir2, const 
 ssize_t fs_kv_write_at(fs_kv *k, const char *path, uint64_t ino, uint64_t off,
                        const char *data, size_t len)
 {
-    kv_op op = { .type = KV_OP_WRITE_AT, .path = path, .ino = ino, .off = off,
-                 .data = (const uint8_t *)data, .data_len = len, .cuid = writer_uid,
-                 .cgid = writer_gid };
-    int rc = submit_status(k, &op);
-    return rc < 0 ? rc : (ssize_t)len;
+    /* One command carries at most one part (kv.h): a larger write is several
+     * WRITE_ATs, in order. */
+    size_t done = 0;
+    do {
+        size_t n = len - done < KV_PART_SIZE ? len - done : KV_PART_SIZE;
+        kv_op op = { .type = KV_OP_WRITE_AT, .path = path, .ino = ino, .off = off + done,
+                     .data = (const uint8_t *)data + done, .data_len = n,
+                     .cuid = writer_uid, .cgid = writer_gid };
+        int rc = submit_status(k, &op);
+        if (rc < 0)
+            return done ? (ssize_t)done : rc;
+        done += n;
+    } while (done < len);
+    return (ssize_t)len;
 }
 
 ssize_t fs_kv_append(fs_kv *k, const char *path, uint64_t ino, const char *data, size_t len)
@@ -470,6 +481,8 @@ ssize_t fs_kv_append(fs_kv *k, const char *path, uint64_t ino, const char *data,
 int fs_kv_put(fs_kv *k, const char *path, const char *data, size_t len, uint32_t mode,
               uint32_t uid, uint32_t gid)
 {
+    if (len > KV_PART_SIZE)
+        return fs_kv_put_large(k, path, data, len, mode, uid, gid);
     kv_op op = { .type = KV_OP_PUT, .path = path, .data = (const uint8_t *)data,
                  .data_len = len, .mode = mode & 07777, .uid = uid, .gid = gid,
                  .cuid = writer_uid, .cgid = writer_gid };
@@ -478,6 +491,15 @@ int fs_kv_put(fs_kv *k, const char *path, const char *data, size_t len, uint32_t
 
 int fs_kv_put_ino(fs_kv *k, uint64_t ino, const char *data, size_t len)
 {
+    if (len > KV_PART_SIZE) {
+        uint64_t id = fs_kv_upload_id();
+        int rc = fs_kv_upload_parts(k, id, len, 0, data, len);
+        if (rc == 0)
+            rc = fs_kv_upload_commit_ino(k, id, ino, len);
+        if (rc < 0 && rc != -EIO)
+            fs_kv_upload_abort(k, id);   /* else it expires (kv.h) */
+        return rc;
+    }
     kv_op op = { .type = KV_OP_PUT, .dir = ino, .data = (const uint8_t *)data,
                  .data_len = len, .cuid = writer_uid, .cgid = writer_gid };
     return submit_status(k, &op);
@@ -489,6 +511,17 @@ int fs_kv_put_if(fs_kv *k, fs_kv_held *held, uint64_t ino, uint64_t version, con
     kv_op op = { .type = KV_OP_PUT_IF, .ino = ino, .off = version,
                  .data = (const uint8_t *)data, .data_len = len, .cuid = writer_uid,
                  .cgid = writer_gid };
+    if (len > KV_PART_SIZE) {
+        /* Past one part: the content goes as parts of an upload (idempotent,
+         * sent again in full by a retry), and the one command that takes
+         * effect, held like the PUT_IF, is the conditional commit. */
+        uint64_t id = fs_kv_upload_id();
+        int prc = fs_kv_upload_parts(k, id, len, 0, data, len);
+        if (prc < 0)
+            return prc;
+        op = (kv_op){ .type = KV_OP_UPLOAD_COMMIT, .upload = id, .ino = ino, .off = version,
+                      .len = len, .cuid = writer_uid, .cgid = writer_gid };
+    }
     kv_reply r;
     int rc = submit_held(k, &op, &r, k->timeout_ms, held);
     if (rc != 0)
@@ -505,6 +538,18 @@ int fs_kv_put_if(fs_kv *k, fs_kv_held *held, uint64_t ino, uint64_t version, con
 ssize_t fs_kv_write_at_held(fs_kv *k, fs_kv_held *held, uint64_t ino, uint64_t off,
                             const char *data, size_t len)
 {
+    /* One command carries at most one part: the bytes before the last part
+     * go as plain WRITE_ATs first (the same bytes at the same offsets if a
+     * retry sends them again), the last one is the held command. */
+    size_t total = len;
+    while (len > KV_PART_SIZE) {
+        ssize_t w = fs_kv_write_at(k, NULL, ino, off, data, KV_PART_SIZE);
+        if (w < 0)
+            return w;
+        off += KV_PART_SIZE;
+        data += KV_PART_SIZE;
+        len -= KV_PART_SIZE;
+    }
     kv_op op = { .type = KV_OP_WRITE_AT, .ino = ino, .off = off,
                  .data = (const uint8_t *)data, .data_len = len, .cuid = writer_uid,
                  .cgid = writer_gid };
@@ -513,7 +558,7 @@ ssize_t fs_kv_write_at_held(fs_kv *k, fs_kv_held *held, uint64_t ino, uint64_t o
     if (rc != 0)
         return rc;
     kv_reply_free(&r);
-    return (ssize_t)len;
+    return (ssize_t)total;
 }
 
 int fs_kv_truncate_attr(fs_kv *k, const char *path, uint64_t ino, uint64_t size, fs_attr *a)
@@ -521,6 +566,133 @@ int fs_kv_truncate_attr(fs_kv *k, const char *path, uint64_t ino, uint64_t size,
     kv_op op = { .type = KV_OP_TRUNCATE, .path = path, .ino = ino, .len = size,
                  .cuid = writer_uid, .cgid = writer_gid };
     return submit_attr(k, &op, a);
+}
+
+/* ---- values past one part: chunked uploads (kv.h) ------------------------------------ */
+
+uint64_t fs_kv_upload_id(void)
+{
+    uint64_t id = 0;
+    if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id || id == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        id = ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) * 0x9E3779B97F4A7C15ull;
+        id |= 1;
+    }
+    return id;
+}
+
+static _Atomic uint64_t part_seq;
+
+/* One window of parts (at most FS_KV_UPLOAD_WINDOW), submitted at once.
+ * Parts are idempotent, so those that found no quorum in time are sent
+ * again, up to FS_KV_UPLOAD_TRIES tries in all (each with the op timeout). */
+static int upload_window(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off,
+                         const char *data, size_t len)
+{
+    node_cmd cmds[FS_KV_UPLOAD_WINDOW];
+    uint8_t *bufs[FS_KV_UPLOAD_WINDOW];
+    size_t lens[FS_KV_UPLOAD_WINDOW];
+    bool done_part[FS_KV_UPLOAD_WINDOW];
+    size_t cnt = 0, done = 0;
+    int rc = 0;
+    /* Parts are outside the sessions (kv.h): the upload id serves as their
+     * client id, and each submission has a sequence number of its own, so
+     * that a part sent again is never mistaken for its abandoned first try. */
+    for (; cnt < FS_KV_UPLOAD_WINDOW && done < len; cnt++) {
+        size_t n = len - done < KV_PART_SIZE ? len - done : KV_PART_SIZE;
+        kv_op op = { .type = KV_OP_UPLOAD_PART, .upload = upload, .off = off + done,
+                     .len = total, .data = (const uint8_t *)data + done, .data_len = n };
+        if (kv_op_encode(&op, &bufs[cnt], &lens[cnt]) != 0) {
+            rc = -ENOMEM;
+            break;
+        }
+        done_part[cnt] = false;
+        done += n;
+    }
+    for (int attempt = 0; rc == 0 && attempt < FS_KV_UPLOAD_TRIES; attempt++) {
+        size_t idx[FS_KV_UPLOAD_WINDOW], m = 0;
+        for (size_t i = 0; i < cnt; i++)
+            if (!done_part[i]) {
+                cmds[m] = (node_cmd){ .op = bufs[i], .len = lens[i], .client_id = upload,
+                                      .seq = atomic_fetch_add(&part_seq, 1) + 1 };
+                idx[m++] = i;
+            }
+        if (m == 0)
+            break;
+        node_submit_many(k->n, cmds, m, k->timeout_ms);
+        bool again = false;
+        for (size_t j = 0; j < m; j++) {
+            if (rc == 0) {
+                if (cmds[j].rc == NODE_ENOMEM)
+                    rc = -ENOMEM;
+                else if (cmds[j].rc == NODE_ETIMEDOUT)
+                    again = true;    /* no quorum in time: this part goes again */
+                else if (cmds[j].rc != NODE_OK)
+                    rc = -EIO;       /* node stopping */
+                else if ((rc = map_status(kv_reply_status(cmds[j].reply, cmds[j].reply_len))) == 0)
+                    done_part[idx[j]] = true;
+            }
+            free(cmds[j].reply);
+        }
+        if (rc == 0 && again && attempt + 1 == FS_KV_UPLOAD_TRIES)
+            rc = -EIO;
+    }
+    for (size_t i = 0; i < cnt; i++)
+        free(bufs[i]);
+    return rc;
+}
+
+int fs_kv_upload_parts(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off,
+                       const char *data, size_t len)
+{
+    if (off % KV_PART_SIZE)
+        return -EINVAL;
+    size_t step = (size_t)FS_KV_UPLOAD_WINDOW * KV_PART_SIZE;
+    for (size_t done = 0; done < len; done += step) {
+        /* A window of parts goes in at once: they share fsyncs and round
+         * trips, and the node's per-turn bound and Raft's flow control pace
+         * them. */
+        size_t n = len - done < step ? len - done : step;
+        int rc = upload_window(k, upload, total, off + done, data + done, n);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int fs_kv_upload_commit(fs_kv *k, uint64_t upload, const char *path, uint64_t len,
+                        uint32_t mode, uint32_t uid, uint32_t gid)
+{
+    kv_op op = { .type = KV_OP_UPLOAD_COMMIT, .upload = upload, .path = path, .len = len,
+                 .mode = mode & 07777, .uid = uid, .gid = gid, .cuid = writer_uid,
+                 .cgid = writer_gid };
+    return submit_status(k, &op);
+}
+
+int fs_kv_upload_commit_ino(fs_kv *k, uint64_t upload, uint64_t ino, uint64_t len)
+{
+    kv_op op = { .type = KV_OP_UPLOAD_COMMIT, .upload = upload, .dir = ino, .len = len,
+                 .cuid = writer_uid, .cgid = writer_gid };
+    return submit_status(k, &op);
+}
+
+int fs_kv_upload_abort(fs_kv *k, uint64_t upload)
+{
+    kv_op op = { .type = KV_OP_UPLOAD_ABORT, .upload = upload };
+    return submit_status(k, &op);
+}
+
+int fs_kv_put_large(fs_kv *k, const char *path, const char *data, size_t len, uint32_t mode,
+                    uint32_t uid, uint32_t gid)
+{
+    uint64_t id = fs_kv_upload_id();
+    int rc = fs_kv_upload_parts(k, id, len, 0, data, len);
+    if (rc == 0)
+        rc = fs_kv_upload_commit(k, id, path, len, mode, uid, gid);
+    if (rc < 0 && rc != -EIO)
+        fs_kv_upload_abort(k, id);   /* else it expires (kv.h) */
+    return rc;
 }
 
 int fs_kv_truncate(fs_kv *k, const char *path, uint64_t ino, uint64_t size)

@@ -150,6 +150,32 @@ ssize_t fs_kv_write_at_held(fs_kv *k, fs_kv_held *held, uint64_t ino, uint64_t o
 int fs_kv_truncate(fs_kv *k, const char *path, uint64_t ino, uint64_t size);
 /* TRUNCATE that also returns the attributes after it (a may be NULL). */
 int fs_kv_truncate_attr(fs_kv *k, const char *path, uint64_t ino, uint64_t size, fs_attr *a);
+
+/* Values past one part (KV_PART_SIZE) are uploaded in parts and committed at
+ * once (kv.h UPLOAD_*); fs_kv_put does it by itself for a long value.
+ *   fs_kv_upload_id:     a fresh random upload id;
+ *   fs_kv_upload_parts:  len bytes at off (a multiple of KV_PART_SIZE), in
+ *                        windows of FS_KV_UPLOAD_WINDOW parts submitted at
+ *                        once (the parts of a window that timed out are sent
+ *                        again, up to FS_KV_UPLOAD_TRIES tries: parts are
+ *                        idempotent);
+ *                        total is the whole value's size, or 0 when not
+ *                        known yet;
+ *   fs_kv_upload_commit: the staged [0, len) becomes the content of path, as
+ *                        a PUT would (-EIO for KV_EUPLOAD: parts missing);
+ *   fs_kv_upload_abort:  drops the staging (an abandoned one also expires). */
+#define FS_KV_UPLOAD_WINDOW 8
+#define FS_KV_UPLOAD_TRIES 3
+uint64_t fs_kv_upload_id(void);
+int fs_kv_upload_parts(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off,
+                       const char *data, size_t len);
+int fs_kv_upload_commit(fs_kv *k, uint64_t upload, const char *path, uint64_t len,
+                        uint32_t mode, uint32_t uid, uint32_t gid);
+/* The same, committed to the open inode ino (as fs_kv_put_ino). */
+int fs_kv_upload_commit_ino(fs_kv *k, uint64_t upload, uint64_t ino, uint64_t len);
+int fs_kv_upload_abort(fs_kv *k, uint64_t upload);
+int fs_kv_put_large(fs_kv *k, const char *path, const char *data, size_t len, uint32_t mode,
+                    uint32_t uid, uint32_t gid);
 int fs_kv_setattr(fs_kv *k, const char *path, uint64_t ino, unsigned mask, uint32_t mode,
                   uint32_t uid, uint32_t gid, const struct timespec *atime,
                   const struct timespec *mtime);

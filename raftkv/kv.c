@@ -90,6 +90,20 @@ typedef struct kv_orphan {
     uint64_t ino, at;       /* at: index of the command that unlinked it */
 } kv_orphan;
 
+/* A value being uploaded in parts (UPLOAD_PART), not visible until its
+ * UPLOAD_COMMIT.  data is an inode outside the inode table that only holds
+ * the staged bytes. */
+typedef struct kv_upload {
+    uint64_t id;
+    uint64_t total;         /* declared size of the whole value, 0 = not known yet */
+    uint64_t got;           /* bytes of the distinct parts received */
+    uint64_t reserved;      /* space it holds: total if declared, else got */
+    int64_t last_time;      /* command time of the last part (expiry) */
+    uint8_t *have;          /* bitmap: part i received */
+    size_t have_cap;        /* bytes of have */
+    kv_inode *data;
+} kv_upload;
+
 struct kv {
     kv_limits lim;
     bool lim_set;           /* lim comes from an applied SET_LIMITS */
@@ -114,6 +128,9 @@ struct kv {
     size_t nholders;
     kv_orphan *orph;        /* in unlink order (ascending at) */
     size_t norph, orphcap;
+    kv_upload *ups;         /* staged uploads, in the order they started */
+    size_t nups;
+    uint64_t staged;        /* sum of their reserved bytes (counts against the space limit) */
 };
 
 #define KV_REFS_MAX 65536
@@ -742,12 +759,38 @@ static void attr_of(const kv_inode *n, kv_attr *a)
 
 /* ---- commands that change the state ------------------------------------------------- */
 
+/* Moves the staged content of an upload into n (replacing n's), without
+ * copying. */
+static void data_take(kv *k, kv_inode *n, kv_inode *staged)
+{
+    data_free(k, n);
+    k->bytes_used = k->bytes_used - n->size + staged->size;
+    n->u = staged->u;
+    n->cap = staged->cap;
+    n->chunked = staged->chunked;
+    n->size = staged->size;
+    staged->u.flat = NULL;
+    staged->cap = 0;
+    staged->chunked = 0;
+    staged->size = 0;
+}
+
+static int put_content(kv *k, kv_inode *n, const kv_op *op, kv_inode *staged)
+{
+    if (!staged) return data_set(k, n, op->data, op->data_len);
+    data_take(k, n, staged);
+    return 0;
+}
+
 /* Each returns 0, a positive status, or -1 (out of memory).  *res is the inode
  * whose attributes the reply carries (NULL: status only). */
 
-static int op_put(kv *k, const kv_op *op, kv_inode **res, bool append)
+/* PUT, APPEND; with staged (UPLOAD_COMMIT) a PUT whose content is taken
+ * from the staged inode instead of op->data. */
+static int op_put_ex(kv *k, const kv_op *op, kv_inode **res, bool append, kv_inode *staged)
 {
     kv_inode *n = NULL;
+    uint64_t dlen = staged ? staged->size : op->data_len;
     if (append && op->ino) {
         n = itab_get(k, op->ino);
         if (!n) return ENOENT;
@@ -756,7 +799,7 @@ static int op_put(kv *k, const kv_op *op, kv_inode **res, bool append)
         size_t len = op->path_len;
         int st = path_check(&p, &len);
         if (st) return st;
-        if (op->data_len > k->lim.max_file_size) return EFBIG;
+        if (dlen > k->lim.max_file_size) return EFBIG;
         kv_inode *d, *start;
         const char *name;
         size_t nl;
@@ -767,11 +810,11 @@ static int op_put(kv *k, const kv_op *op, kv_inode **res, bool append)
         if (!name) {
             n = d;   /* the start inode itself */
         } else if (!e) {
-            if ((st = check_size(k, NULL, op->data_len))) return st;
+            if ((st = check_size(k, NULL, dlen))) return st;
             uint32_t mode = op->mode & 07777;
             if ((st = inode_new(k, S_IFREG | (mode ? mode : 0644), op->uid, op->gid, &n)))
                 return st;
-            if (data_set(k, n, op->data, op->data_len) != 0 ||
+            if (put_content(k, n, op, staged) != 0 ||
                 link_child(k, d, name, nl, n) != 0) {
                 itab_del(k, n->ino);
                 inode_destroy(k, n);
@@ -792,8 +835,8 @@ static int op_put(kv *k, const kv_op *op, kv_inode **res, bool append)
         if ((st = check_size(k, n, n->size + op->data_len))) return st;
         if (data_write(k, n, n->size, op->data, op->data_len) != 0) return -1;
     } else {
-        if ((st = check_size(k, n, op->data_len))) return st;
-        if (data_set(k, n, op->data, op->data_len) != 0) return -1;
+        if ((st = check_size(k, n, dlen))) return st;
+        if (put_content(k, n, op, staged) != 0) return -1;
     }
     kill_privs(n, op);
     n->mtime = n->ctime = k->now;
@@ -817,6 +860,11 @@ static int op_put_if(kv *k, const kv_op *op, kv_inode **res)
     n->mtime = n->ctime = k->now;
     *res = n;
     return 0;
+}
+
+static int op_put(kv *k, const kv_op *op, kv_inode **res, bool append)
+{
+    return op_put_ex(k, op, res, append, NULL);
 }
 
 static int op_del(kv *k, const kv_op *op, int kind)
@@ -1452,7 +1500,7 @@ static int do_read(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
         if ((st = op_node(k, op, &n))) return reply_simple(st, NULL, out, len);
         if (is_dir(n)) return reply_simple(EISDIR, NULL, out, len);
         if (!is_reg(n) && !is_lnk(n)) return reply_data(n, 0, 0, out, len);
-        if (n->size > SIZE_MAX / 2) return -1;
+        if (n->size > KV_READ_MAX) return reply_simple(EFBIG, NULL, out, len);   /* read in ranges */
         return reply_data(n, 0, (size_t)n->size, out, len);
     case KV_OP_GETRANGE: {
         if ((st = op_node(k, op, &n))) return reply_simple(st, NULL, out, len);
@@ -1460,7 +1508,7 @@ static int do_read(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
         if (!is_reg(n)) return reply_simple(EINVAL, NULL, out, len);
         uint64_t have = op->off < n->size ? n->size - op->off : 0;
         if (have > op->len) have = op->len;
-        if (have > SIZE_MAX / 2) return -1;
+        if (have > KV_READ_MAX) have = KV_READ_MAX;
         return reply_data(n, have ? op->off : 0, (size_t)have, out, len);
     }
     case KV_OP_READLINK:
@@ -1497,6 +1545,201 @@ int kv_query(const kv *k, const uint8_t *op, size_t len, uint8_t **reply, size_t
     if (kv_op_decode(op, len, &o) != 0) return kv_reply_encode_status(EBADMSG, reply, reply_len);
     if (!kv_op_is_read(op, len)) return kv_reply_encode_status(EINVAL, reply, reply_len);
     return do_read(k, &o, reply, reply_len);
+}
+
+/* ---- chunked uploads (kv.h: UPLOAD_PART, UPLOAD_COMMIT, UPLOAD_ABORT) ---------------- */
+
+static uint64_t upload_nparts(uint64_t total) { return (total + KV_PART_SIZE - 1) / KV_PART_SIZE; }
+
+static kv_upload *upload_find(const kv *k, uint64_t id, size_t *at)
+{
+    for (size_t i = 0; i < k->nups; i++)
+        if (k->ups[i].id == id) {
+            if (at) *at = i;
+            return &k->ups[i];
+        }
+    return NULL;
+}
+
+static void upload_release(kv *k, kv_upload *u)
+{
+    if (u->data) {
+        data_free(k, u->data);
+        free(u->data);
+        k->meta_alloc -= sizeof *u->data;
+    }
+    free(u->have);
+    k->staged -= u->reserved;
+}
+
+static void upload_drop_at(kv *k, size_t i)
+{
+    upload_release(k, &k->ups[i]);
+    memmove(&k->ups[i], &k->ups[i + 1], (k->nups - i - 1) * sizeof *k->ups);
+    if (--k->nups == 0) {
+        free(k->ups);
+        k->ups = NULL;
+    }
+}
+
+/* Abandoned uploads go after KV_UPLOAD_TTL_NS of session time (which one
+ * proposer's fast clock cannot rush, see Sessions): decided from the log
+ * alone, so every replica drops them at the same index. */
+static void upload_expire(kv *k)
+{
+    for (size_t i = 0; i < k->nups;) {
+        if ((uint64_t)(k->sclock - k->ups[i].last_time) > KV_UPLOAD_TTL_NS) upload_drop_at(k, i);
+        else i++;
+    }
+}
+
+/* ENOSPC when n more bytes do not fit beside what is stored and staged. */
+static int upload_space(const kv *k, uint64_t n)
+{
+    uint64_t have = k->bytes_used + k->staged;
+    if (k->lim.max_total_bytes && (have > k->lim.max_total_bytes || n > k->lim.max_total_bytes - have))
+        return ENOSPC;
+    return 0;
+}
+
+/* Room for part index p in u's bitmap.  0 or -1 (ENOMEM). */
+static int upload_bits(kv_upload *u, uint64_t p)
+{
+    if (p / 8 < u->have_cap) return 0;
+    size_t cap = u->have_cap ? u->have_cap : 8;
+    while (cap <= p / 8) cap *= 2;
+    uint8_t *b = realloc(u->have, cap);
+    if (!b) return -1;
+    memset(b + u->have_cap, 0, cap - u->have_cap);
+    u->have = b;
+    u->have_cap = cap;
+    return 0;
+}
+
+/* A new staging for op's upload (op->len: declared size or 0).  status, or
+ * -1 (ENOMEM). */
+static int upload_start(kv *k, const kv_op *op, kv_upload **out)
+{
+    if (k->nups >= KV_UPLOADS_MAX) return EBUSY;
+    int st = upload_space(k, op->len);
+    if (st) return st;
+    kv_upload *arr = realloc(k->ups, (k->nups + 1) * sizeof *arr);
+    if (!arr) return -1;
+    k->ups = arr;
+    kv_upload *u = &arr[k->nups];
+    memset(u, 0, sizeof *u);
+    u->data = calloc(1, sizeof *u->data);
+    if (!u->data) return -1;
+    u->data->mode = S_IFREG;
+    u->id = op->upload;
+    u->total = u->reserved = op->len;
+    k->meta_alloc += sizeof *u->data;
+    k->staged += u->reserved;
+    k->nups++;
+    *out = u;
+    return 0;
+}
+
+static int op_upload_part(kv *k, const kv_op *op)
+{
+    uint64_t total = op->len, off = op->off, n = op->data_len;
+    if (total > k->lim.max_file_size || off > k->lim.max_file_size ||
+        n > k->lim.max_file_size - off)
+        return EFBIG;
+    if (n == 0 || n > KV_PART_SIZE || off % KV_PART_SIZE ||
+        (total && (off > total || n > total - off || (n != KV_PART_SIZE && off + n != total))))
+        return EINVAL;
+    kv_upload *u = upload_find(k, op->upload, NULL);
+    if (!u) {
+        int st = upload_start(k, op, &u);
+        if (st) return st;
+    } else if (u->total != total) {
+        return EINVAL;
+    }
+    u->last_time = k->sclock;
+    uint64_t part = off / KV_PART_SIZE;
+    if (upload_bits(u, part) != 0) return -1;
+    uint8_t bit = (uint8_t)(1u << (part % 8));
+    if (u->have[part / 8] & bit) return 0;   /* a part sent again */
+    if (!u->total) {
+        int st = upload_space(k, n);
+        if (st) return st;
+    }
+    /* staged bytes are not file bytes yet: bytes_used is untouched */
+    uint64_t saved = k->bytes_used;
+    int rc = data_write(k, u->data, off, op->data, (size_t)n);
+    k->bytes_used = saved;
+    if (rc != 0) return -1;
+    u->have[part / 8] |= bit;
+    u->got += n;
+    if (!u->total) {
+        u->reserved += n;
+        k->staged += n;
+    }
+    return 0;
+}
+
+/* Every byte of [0, len) staged: the distinct parts (disjoint, inside
+ * [0, size)) add up to len and size is len. */
+static bool upload_complete(const kv_upload *u, uint64_t len)
+{
+    return u->got == len && u->data->size == len && (!u->total || u->total == len);
+}
+
+static int op_upload_commit(kv *k, const kv_op *op, kv_inode **res)
+{
+    size_t at;
+    kv_upload *u = upload_find(k, op->upload, &at);
+    if (!u) return KV_EUPLOAD;
+    if (u->total && op->len != u->total) return EINVAL;
+    if (!upload_complete(u, op->len)) return KV_EUPLOAD;   /* parts missing: the staging stays */
+    int st;
+    if (op->ino) {
+        /* PUT_IF's rule: only if the inode's version is still op->off */
+        kv_inode *n = itab_get(k, op->ino);
+        if (!n) st = ENOENT;
+        else if (is_dir(n)) st = EISDIR;
+        else if (!is_reg(n)) st = EINVAL;
+        else if ((uint64_t)n->ctime != op->off) st = ECANCELED;
+        else if (!(st = check_size(k, n, u->data->size))) {
+            data_take(k, n, u->data);
+            kill_privs(n, op);
+            n->mtime = n->ctime = k->now;
+            *res = n;
+        }
+    } else {
+        kv_op put = *op;
+        put.type = KV_OP_PUT;
+        st = op_put_ex(k, &put, res, false, u->data);
+        if (st < 0) return -1;
+    }
+    upload_drop_at(k, at);   /* committed, or refused for good */
+    return st;
+}
+
+static int op_upload_abort(kv *k, const kv_op *op)
+{
+    size_t at;
+    if (upload_find(k, op->upload, &at)) upload_drop_at(k, at);
+    return 0;
+}
+
+/* UPLOAD_PART is idempotent and bypasses the client's session: parts of one
+ * upload are pipelined, may apply in any order and be re-sent after a leader
+ * change, and none of that may make a later part look stale.  True when
+ * opb is a part (then *rc is kv_apply's result). */
+static bool upload_part_apply(kv *k, const uint8_t *opb, size_t opl, uint8_t **reply,
+                              size_t *reply_len, int *rc)
+{
+    if (kv_op_peek_type(opb, opl) != KV_OP_UPLOAD_PART) return false;
+    kv_op op;
+    if (kv_op_decode(opb, opl, &op) != 0) {
+        *rc = kv_reply_encode_status(EBADMSG, reply, reply_len);
+        return true;
+    }
+    int st = op_upload_part(k, &op);
+    *rc = st < 0 ? -1 : kv_reply_encode_status(st, reply, reply_len);
+    return true;
 }
 
 /* ---- apply ----------------------------------------------------------------------------- */
@@ -1562,6 +1805,9 @@ static int do_write(kv *k, const kv_op *op, uint8_t **out, size_t *len)
     case KV_OP_NOOP: st = 0; break;
     case KV_OP_SET_LIMITS: return apply_set_limits(k, op, out, len);
     case KV_OP_PUT_IF: st = op_put_if(k, op, &res); break;
+    case KV_OP_UPLOAD_PART: st = op_upload_part(k, op); break;
+    case KV_OP_UPLOAD_COMMIT: st = op_upload_commit(k, op, &res); break;
+    case KV_OP_UPLOAD_ABORT: st = op_upload_abort(k, op); break;
     default:
         /* A read wrapped in a command: never executed (its reply could be
          * the size of a file, on every replica, at every replay). */
@@ -1757,6 +2003,9 @@ int kv_apply(kv *k, uint64_t index, const uint8_t *cmd, size_t len, uint8_t **re
     kv_op op;
     bool op_ok = kv_op_decode(opb, opl, &op) == 0;
     if (op_ok && op.type == KV_OP_REGISTER) return apply_register(k, index, reply, reply_len);
+    upload_expire(k);
+    int urc;
+    if (upload_part_apply(k, opb, opl, reply, reply_len, &urc)) return urc;
     if (client) {
         kv_session *s = sess_get(k, client);
         if (!s) {
@@ -1809,6 +2058,8 @@ void kv_get_stats(const kv *k, kv_stats *st)
     st->refs = k->nrefs;
     st->holders = k->nholders;
     st->session_time_ns = k->sclock;
+    st->uploads = k->nups;
+    st->staged_bytes = k->staged;
 }
 
 /* ---- life cycle --------------------------------------------------------------------- */
@@ -1854,6 +2105,8 @@ static void kv_clear(kv *k)
     for (size_t i = 0; i < k->nholders; i++) free(k->holders[i].held);
     free(k->holders);
     free(k->orph);
+    for (size_t i = 0; i < k->nups; i++) upload_release(k, &k->ups[i]);
+    free(k->ups);
 }
 
 void kv_free(kv *k)
@@ -1883,6 +2136,11 @@ void kv_free(kv *k)
  *   (version 2 on) u64 n_holders, then by ascending id: u64 id, u64 covered,
  *     i64 time, u64 n, n x u64 held inode (ascending); u64 n_orphans, then in
  *     unlink order: u64 ino, u64 at.
+ *   only when uploads are staged: u32 magic "PUPS", u64 count, then in the
+ *     order they started: u64 id, u64 declared total (0: unknown), u64 got,
+ *     i64 last_time, u64 size of the staged bytes, the bitmap of parts
+ *     received ((size / part, rounded up, + 7) / 8 bytes), and the bytes as
+ *     a regular file's chunks.
  *   u32 magic "END." (trailer).  Version 1 (no holders, no orphan list) is
  *   still read.
  * Chunks that are all zeros are omitted whether they are holes or written
@@ -1893,6 +2151,7 @@ void kv_free(kv *k)
 
 #define SNAP_MAGIC 0x53564b48u      /* "HKVS" */
 #define SNAP_END 0x2e444e45u        /* "END." */
+#define SNAP_UPLOADS 0x53505550u    /* "PUPS": staged uploads, only when there are some */
 #define SNAP_VERSION 3u
 #define NO_CHUNK 0xffffffffu
 
@@ -1953,6 +2212,25 @@ static void snap_file(snap_w *w, const kv_inode *n)
         sw_maybe_flush(w);
     }
     kv_wb_u32(&w->b, NO_CHUNK);
+}
+
+static void snap_uploads(snap_w *w, const kv *k)
+{
+    if (!k->nups) return;   /* absent when none: snapshots without uploads read as before */
+    kv_wb_u32(&w->b, SNAP_UPLOADS);
+    kv_wb_u64(&w->b, k->nups);
+    for (size_t i = 0; i < k->nups && !w->failed; i++) {
+        const kv_upload *u = &k->ups[i];
+        size_t nb = (size_t)((upload_nparts(u->data->size) + 7) / 8);
+        kv_wb_u64(&w->b, u->id);
+        kv_wb_u64(&w->b, u->total);
+        kv_wb_u64(&w->b, u->got);
+        kv_wb_u64(&w->b, (uint64_t)u->last_time);
+        kv_wb_u64(&w->b, u->data->size);
+        kv_wb_put(&w->b, u->have, nb);
+        snap_file(w, u->data);
+        sw_maybe_flush(w);
+    }
 }
 
 int kv_snapshot_write(const kv *k, kv_write_fn fn, void *arg)
@@ -2044,6 +2322,7 @@ int kv_snapshot_write(const kv *k, kv_write_fn fn, void *arg)
         kv_wb_u64(&w.b, k->orph[i].at);
         sw_maybe_flush(&w);
     }
+    snap_uploads(&w, k);
     kv_wb_u32(&w.b, SNAP_END);
     sw_flush(&w);
     free(w.b.p);
@@ -2159,6 +2438,47 @@ static bool snap_read_file(snap_r *r, kv *k, kv_inode *n, uint64_t size)
     n->size = size;
     k->bytes_used += size;
     return true;
+}
+
+static bool snap_read_uploads(snap_r *r, kv *n)
+{
+    uint64_t cnt = sr_u64(r);
+    if (r->bad || cnt == 0 || cnt > KV_UPLOADS_MAX) return false;
+    uint64_t saved_limit = n->lim.max_total_bytes;
+    n->lim.max_total_bytes = 0;   /* what was staged stays staged */
+    bool ok = true;
+    for (uint64_t i = 0; i < cnt && ok; i++) {
+        kv_op op;
+        memset(&op, 0, sizeof op);
+        op.upload = sr_u64(r);
+        op.len = sr_u64(r);
+        uint64_t got = sr_u64(r);
+        int64_t last = (int64_t)sr_u64(r);
+        uint64_t size = sr_u64(r);
+        kv_upload *u;
+        ok = !r->bad && op.len <= n->lim.max_file_size && size <= n->lim.max_file_size &&
+             got <= size && size > 0 && (!op.len || size <= op.len) &&
+             !upload_find(n, op.upload, NULL) && upload_start(n, &op, &u) == 0;
+        if (!ok) break;
+        u->last_time = last;
+        uint64_t np = upload_nparts(size);
+        ok = upload_bits(u, np) == 0;
+        if (!ok) break;
+        sr_get(r, u->have, (size_t)((np + 7) / 8));
+        /* the part that ends the staged bytes is there, none past it */
+        ok = !r->bad && (u->have[(np - 1) / 8] & (1u << ((np - 1) % 8))) &&
+             !(np % 8 && (u->have[np / 8] >> (np % 8)));
+        if (!ok) break;
+        u->got = got;
+        if (!op.len) {
+            u->reserved = got;
+            n->staged += got;
+        }
+        ok = snap_read_file(r, n, u->data, size);
+        if (ok) n->bytes_used -= size;   /* staged, not stored */
+    }
+    n->lim.max_total_bytes = saved_limit;
+    return ok;
 }
 
 int kv_snapshot_read(kv *k, kv_read_fn fn, void *arg)
@@ -2427,7 +2747,12 @@ int kv_snapshot_read(kv *k, kv_read_fn fn, void *arg)
         if (!list[i]->refs && !list[i]->held) goto out;
         n->norphans++;
     }
-    if (sr_u32(&r) != SNAP_END || r.bad) goto out;
+    uint32_t tail = sr_u32(&r);
+    if (tail == SNAP_UPLOADS) {
+        if (!snap_read_uploads(&r, n)) goto out;
+        tail = sr_u32(&r);
+    }
+    if (tail != SNAP_END || r.bad) goto out;
     ok = true;
 out:
     free(list);

@@ -158,7 +158,22 @@ enum {
     KV_ESESSION = 1003,    /* SESSION_EXPIRED: the command's session is unknown
                               (expired, evicted or never registered); the
                               command was not applied.  Register again. */
+    KV_EUPLOAD = 1004,     /* UPLOAD_COMMIT of an upload that is unknown (never
+                              started, aborted or expired) or incomplete */
 };
+
+/* Bounded entries and replies.  No command carries more than KV_PART_SIZE
+ * bytes of data (the node refuses bigger proposals with EFBIG): a bigger
+ * value is staged in parts and committed at once (UPLOAD_* below).  No read
+ * returns more than KV_READ_MAX bytes of data: GET of a bigger file answers
+ * EFBIG, GETRANGE is cut at KV_READ_MAX; big files are read in ranges. */
+#define KV_PART_SIZE (1u << 20)
+#define KV_READ_MAX (4u << 20)
+/* Staged uploads: at most KV_UPLOADS_MAX at once (EBUSY past it); one that
+ * gets no part for KV_UPLOAD_TTL_NS of command time is dropped, on every
+ * replica at the same index (the check runs at every kv_apply). */
+#define KV_UPLOADS_MAX 64
+#define KV_UPLOAD_TTL_NS (600ull * 1000000000ull)   /* ten minutes */
 
 /* ---- Operations ------------------------------------------------------------- */
 
@@ -249,6 +264,26 @@ enum {
  *             which every change of the inode moves forward, see Timestamps)
  *             still equals off.  Otherwise ECANCELED and nothing changes, on
  *             every replica alike.  ENOENT, EISDIR/EINVAL, EFBIG, ENOSPC.
+ * chunked uploads (a value larger than KV_PART_SIZE, visible at once)
+ *  UPLOAD_PART    W upload (the client's random 64-bit id), off, data = the
+ *                   bytes at off, len = the whole value's size if known
+ *                   (else 0).  A part is KV_PART_SIZE bytes at a multiple
+ *                   of it, or the tail (EINVAL otherwise, or when it does
+ *                   not fit in a declared len).  EFBIG when len or off +
+ *                   size pass max_file_size; ENOSPC when the declared len
+ *                   (at the first part) or the part (size not declared)
+ *                   does not fit beside what is stored and staged; EBUSY
+ *                   past KV_UPLOADS_MAX uploads.  The first part stages the
+ *                   upload.  Idempotent: a part received again changes
+ *                   nothing, so parts bypass the client's session (they may
+ *                   apply in any order and be re-sent freely).  Status only.
+ *  UPLOAD_COMMIT  W upload, len, and PUT's path, mode, uid, gid: a PUT whose
+ *                   data is the staged value, applied atomically; with ino
+ *                   non-zero, PUT_IF's instead (off = the expected version,
+ *                   ECANCELED if the inode changed).  The staging is dropped.  KV_EUPLOAD when the upload is
+ *                   unknown or [0, len) is not all staged (then the staging
+ *                   stays); EINVAL when len differs from a declared size.
+ *  UPLOAD_ABORT   W upload.  Drops the staging (status 0 even if unknown).
  *
  * Read ops (R) are answered only by kv_query().  Wrapped in a command they are
  * not executed: apply answers EINVAL (a committed read must not make every
@@ -286,7 +321,10 @@ typedef enum kv_op_type {
     KV_OP_REGISTER = 27,
     KV_OP_SET_LIMITS = 28,
     KV_OP_PUT_IF = 29,
-    KV_OP__MAX = 29,
+    KV_OP_UPLOAD_PART = 30,
+    KV_OP_UPLOAD_COMMIT = 31,
+    KV_OP_UPLOAD_ABORT = 32,
+    KV_OP__MAX = 32,
 } kv_op_type;
 
 /* CREATE flags */
@@ -338,6 +376,7 @@ typedef struct kv_op {
     uint64_t dir;           /* the inode path starts from; 0 = the root */
     uint64_t dir2;          /* the same for path2 */
     uint32_t cuid, cgid;    /* the writer (see "Set-id bits"); 0 = privileged */
+    uint64_t upload;        /* UPLOAD_*: the upload's id */
 } kv_op;
 
 /* Encodes op into a malloc'ed buffer (*out, caller frees).  0, or -1 for an
@@ -354,6 +393,8 @@ bool kv_op_is_read(const uint8_t *op, size_t len);
 /* True only for well-formed ops that change the state (everything but the
  * reads): what a node may propose. */
 bool kv_op_is_write(const uint8_t *op, size_t len);
+/* The type of an encoded op from its header alone (0 when malformed). */
+int kv_op_peek_type(const uint8_t *op, size_t len);
 const char *kv_op_name(int type);
 
 /* ---- Commands: what the Raft log holds ---------------------------------------- */
@@ -515,6 +556,8 @@ typedef struct kv_stats {
     uint64_t refs;          /* (holder, inode) reference records */
     uint64_t holders;       /* nodes that report open files */
     int64_t session_time_ns;   /* session time (see Sessions) */
+    uint64_t uploads;       /* staged uploads */
+    uint64_t staged_bytes;  /* their declared sizes */
 } kv_stats;
 
 /* A holder's standing in the state (for the node deciding when to report).

@@ -49,6 +49,7 @@ enum {
     F_DIR = 1 << 14,      /* version 2: every op with F_PATH */
     F_DIR2 = 1 << 15,     /* version 2: every op with F_PATH2 */
     F_CRED = 1 << 16,     /* version 2: the writer's uid and gid */
+    F_UPLOAD = 1 << 17,   /* version 2 only: the UPLOAD_* ops */
 };
 
 /* Fields that version 2 adds to an op that had the given version 1 fields. */
@@ -58,7 +59,7 @@ static uint32_t v2_fields(int type, uint32_t f)
     if (f & F_PATH2) f |= F_DIR2;
     switch (type) {
     case KV_OP_PUT: case KV_OP_APPEND: case KV_OP_WRITE_AT: case KV_OP_TRUNCATE:
-    case KV_OP_SETATTR: case KV_OP_PUT_IF:
+    case KV_OP_SETATTR: case KV_OP_PUT_IF: case KV_OP_UPLOAD_COMMIT:
         f |= F_CRED;
         break;
     default:
@@ -102,6 +103,11 @@ static const struct {
     [KV_OP_REGISTER] = {"REGISTER", 0, false},
     [KV_OP_SET_LIMITS] = {"SET_LIMITS", F_FLAGS | F_RDEV | F_OFF | F_LEN, false},
     [KV_OP_PUT_IF] = {"PUT_IF", F_INO | F_OFF | F_DATA, false},
+    [KV_OP_UPLOAD_PART] = {"UPLOAD_PART", F_DATA | F_OFF | F_LEN | F_UPLOAD, false},
+    [KV_OP_UPLOAD_COMMIT] = {"UPLOAD_COMMIT",
+                             F_PATH | F_MODE | F_UID | F_GID | F_LEN | F_UPLOAD | F_INO | F_OFF,
+                             false},
+    [KV_OP_UPLOAD_ABORT] = {"UPLOAD_ABORT", F_UPLOAD, false},
 };
 
 const char *kv_op_name(int type)
@@ -150,6 +156,7 @@ int kv_op_encode(const kv_op *op, uint8_t **out, size_t *out_len)
     if (f & F_DIR) kv_wb_u64(&w, op->dir);
     if (f & F_DIR2) kv_wb_u64(&w, op->dir2);
     if (f & F_CRED) { kv_wb_u32(&w, op->cuid); kv_wb_u32(&w, op->cgid); }
+    if (f & F_UPLOAD) kv_wb_u64(&w, op->upload);
     if (w.oom) { free(w.p); return -1; }
     *out = w.p;
     *out_len = w.len;
@@ -196,6 +203,7 @@ int kv_op_decode(const uint8_t *buf, size_t len, kv_op *op)
     if (f & F_DIR) op->dir = kv_rb_u64(&r);
     if (f & F_DIR2) op->dir2 = kv_rb_u64(&r);
     if (f & F_CRED) { op->cuid = kv_rb_u32(&r); op->cgid = kv_rb_u32(&r); }
+    if (f & F_UPLOAD) op->upload = kv_rb_u64(&r);
     if (r.bad || r.pos != r.len) {
         memset(op, 0, sizeof *op);
         op->path = op->path2 = "";
@@ -203,6 +211,13 @@ int kv_op_decode(const uint8_t *buf, size_t len, kv_op *op)
         return -1;
     }
     return 0;
+}
+
+int kv_op_peek_type(const uint8_t *op, size_t len)
+{
+    if (!op || len < 2 || op[0] < 1 || op[0] > OP_VERSION || op[1] < 1 || op[1] > KV_OP__MAX)
+        return 0;
+    return op[1];
 }
 
 bool kv_op_is_read(const uint8_t *op, size_t len)
@@ -501,6 +516,7 @@ const char *kv_strstatus(int status)
     case KV_EREPLYGONE: return "duplicate command, reply not kept";
     case KV_ESESSION: return "session expired (the request was not applied now; an earlier "
                              "attempt may have been)";
+    case KV_EUPLOAD: return "upload unknown, expired or incomplete";
     default: return strerror(status);
     }
 }

@@ -117,6 +117,14 @@
 /* The stored commit index may lag the real one by this many entries; a
  * restarted node learns the rest from the leader before applying them. */
 #define COMMIT_LAG 4096
+/* The largest command: one part of a value (KV_PART_SIZE) with a path of
+ * KV_PATH_MAX bytes and the envelope. */
+#define NODE_MAX_ENTRY (KV_PART_SIZE + KV_PATH_MAX + 1024)
+/* Ticks counted in one turn of the loop (see loop_main). */
+#define MAX_TICKS_PER_TURN 2
+/* Proposals taken in one turn of the loop, in bytes (at least one command):
+ * four parts of an upload. */
+#define NODE_TURN_BYTES (4u * NODE_MAX_ENTRY)
 /* Niceness of the snapshot child and worker thread. */
 #define SNAP_NICE 10
 /* A snapshot child that writes nothing for this long is killed. */
@@ -137,6 +145,8 @@ typedef struct req {
     int origin;
     bool read;
     bool reg;                    /* a REGISTER: client_id is a nonce, seq 0 */
+    bool part;                   /* an UPLOAD_PART: idempotent, outside the session */
+    bool in_log;                 /* proposed as leader: in our log (no timed retry) */
     uint64_t client_id, seq;
     const uint8_t *op;           /* read op (points into owned memory) */
     size_t op_len;
@@ -221,6 +231,8 @@ struct node {
     } rep;
     kv_limits lim_seen;          /* replicated limits last logged */
     bool lim_seen_set;
+    uint64_t turn_bytes;         /* bytes proposed in this loop turn */
+    bool deferred;               /* commands wait for the next turn (NODE_TURN_BYTES) */
 };
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -589,7 +601,7 @@ static void req_try(node *n, req *q, uint64_t now)
     }
     uint8_t *reply = NULL;
     size_t rlen = 0;
-    if (q->client_id) {
+    if (q->client_id && !q->part) {
         int s = kv_session_lookup(n->kv, q->client_id, q->seq, &reply, &rlen);
         if (s == KV_SESSION_APPLIED || s == KV_SESSION_STALE) {
             req_finish(n, q, NODE_OK, reply, rlen);
@@ -597,7 +609,24 @@ static void req_try(node *n, req *q, uint64_t now)
         }
         free(reply);
     }
-    int rc = raft_propose(n->r, q->cmd, q->cmd_len, NULL, NULL);
+    /* Bounded work per loop turn: past NODE_TURN_BYTES of proposals, the
+     * rest wait for the next turn, so that a burst of large commands (the
+     * parts of an upload) is persisted, sent and applied in steps, with
+     * ticks, heartbeats and small requests handled in between. */
+    if (n->turn_bytes && n->turn_bytes + q->cmd_len > NODE_TURN_BYTES &&
+        q->cmd_len <= NODE_MAX_ENTRY) {
+        q->tried = false;
+        n->deferred = true;
+        return;
+    }
+    n->turn_bytes += q->cmd_len;
+    uint64_t idx = 0;
+    int rc = raft_propose(n->r, q->cmd, q->cmd_len, &idx, NULL);
+    /* Appended to our own log as leader: it commits unless the leadership
+     * changes, and a change makes every request try again (log_changes).
+     * Proposing it again on a timer would only add copies: with large
+     * commands on a slow disk, copies that slow everything further. */
+    q->in_log = rc == RAFT_OK && idx != 0;
     if (rc == RAFT_ETOOBIG) {
         uint8_t *r2 = NULL;
         size_t l2 = 0;
@@ -653,6 +682,14 @@ static void serve_reads(node *n)
     }
 }
 
+/* How long a request waits before it is tried again: RETRY_MS, longer for
+ * a large command forwarded to the leader (1 MiB: 5 s), which takes longer
+ * to get through and costs the most to send twice. */
+static uint64_t retry_ms(const req *q)
+{
+    return RETRY_MS * (1 + q->cmd_len / (256u * 1024u));
+}
+
 static void retry_and_expire(node *n, uint64_t now)
 {
     req *q = n->pending.next;
@@ -661,7 +698,7 @@ static void retry_and_expire(node *n, uint64_t now)
         req *nx = q->next;
         if (now >= q->deadline_ms) {
             req_finish(n, q, NODE_ETIMEDOUT, NULL, 0);
-        } else if (!q->tried || now - q->last_try_ms >= RETRY_MS) {
+        } else if (!q->tried || (!q->in_log && now - q->last_try_ms >= retry_ms(q))) {
             if (q->read && q->have_index) {
                 /* waiting only for local apply: nothing to retry */
             } else {
@@ -1180,6 +1217,15 @@ static void maybe_snapshot(node *n)
      * otherwise all snapshot at once, and on one machine (or one disk)
      * their background work would pile up together. */
     uint64_t thr = n->cfg.snapshot_threshold;
+    /* And never before the log holds half as many bytes as the state: a
+     * snapshot writes the whole state, so with large files a fixed
+     * threshold would rewrite hundreds of megabytes for every few dozen
+     * written (on every node, on the disk the log's fsyncs wait for).
+     * Half the state bounds that to about three times the bytes written. */
+    kv_stats ks;
+    kv_get_stats(n->kv, &ks);
+    if (thr && thr < ks.bytes_used / 2)
+        thr = ks.bytes_used / 2;
     thr -= thr / 4 * (n->cfg.id % 4) / 3;
     if (!n->cfg.snapshot_threshold || raft_log_bytes(n->r) < thr)
         return;
@@ -1374,6 +1420,7 @@ static void recv_clients(node *n)
             q->op = cr.op;
             q->op_len = cr.op_len;
         }
+        q->part = !q->read && kv_op_peek_type(cr.op, cr.op_len) == KV_OP_UPLOAD_PART;
         req_start(n, q);
     }
 }
@@ -1551,6 +1598,19 @@ static void drain_local(node *n)
 
 /* ---- the loop ------------------------------------------------------------------------------ */
 
+/* Commands left over by the previous turn's NODE_TURN_BYTES, first in line. */
+static void propose_deferred(node *n, uint64_t now)
+{
+    n->deferred = false;
+    req *q = n->pending.next;
+    while (q != &n->pending && !n->deferred) {
+        req *nx = q->next;
+        if (!q->read && !q->tried)
+            req_try(n, q, now);
+        q = nx;
+    }
+}
+
 static void *loop_main(void *arg)
 {
     node *n = arg;
@@ -1566,7 +1626,7 @@ static void *loop_main(void *arg)
         fds[nf++] = (struct pollfd){.fd = n->efd, .events = POLLIN};
         fds[nf++] = (struct pollfd){.fd = n->tfd, .events = POLLIN};
         nf += net_transport_pollfds(n->tr, fds + nf, 6);
-        int timeout = -1;
+        int timeout = n->deferred ? 0 : -1;
         uint64_t dl = net_transport_next_deadline(n->tr);
         if (dl != UINT64_MAX) {
             uint64_t now = now_ms();
@@ -1579,6 +1639,10 @@ static void *loop_main(void *arg)
         }
         uint64_t now = now_ms();
         net_transport_tick(n->tr, now);
+        n->turn_bytes = 0;
+        if (n->deferred)
+            propose_deferred(n, now);
+        bool ticked = false;
         for (int i = 0; i < nf && pr > 0; i++) {
             if (!(fds[i].revents & POLLIN))
                 continue;
@@ -1587,19 +1651,29 @@ static void *loop_main(void *arg)
                 if (read(n->efd, &v, sizeof v) < 0) { /* EAGAIN: nothing */ }
                 drain_local(n);
             } else if (fds[i].fd == n->tfd) {
-                uint64_t ticks = 0;
-                if (read(n->tfd, &ticks, sizeof ticks) == sizeof ticks) {
-                    if (ticks > 100)
-                        ticks = 100;
-                    for (uint64_t t = 0; t < ticks; t++)
-                        raft_tick(n->r);
-                }
-                retry_and_expire(n, now);
+                ticked = true;
             } else if (net_transport_is_peer_fd(n->tr, fds[i].fd)) {
                 recv_peers(n);
             } else if (net_transport_is_client_fd(n->tr, fds[i].fd)) {
                 recv_clients(n);
             }
+        }
+        /* Ticks after the messages that came with them: a loop that was held
+         * up (a slow fsync, no CPU) first hears the heartbeats and answers
+         * that arrived meanwhile, and counts at most MAX_TICKS_PER_TURN of
+         * the time it missed, like etcd, which drops the ticks its busy node
+         * cannot take.  Otherwise a node whose own disk stalled for an
+         * election timeout would start an election (or, as leader, step
+         * down for want of answers it had not read yet). */
+        if (ticked) {
+            uint64_t ticks = 0;
+            if (read(n->tfd, &ticks, sizeof ticks) == sizeof ticks) {
+                if (ticks > MAX_TICKS_PER_TURN)
+                    ticks = MAX_TICKS_PER_TURN;
+                for (uint64_t t = 0; t < ticks; t++)
+                    raft_tick(n->r);
+            }
+            retry_and_expire(n, now);
         }
         /* Requests read earlier but left over by recv_clients' budget. */
         if (net_transport_client_pending(n->tr))
@@ -1753,6 +1827,13 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
     rc_cfg.election_ticks = n->cfg.election_ticks;
     rc_cfg.heartbeat_ticks = 2;
     rc_cfg.external_snapshot = true;
+    /* No entry or message large enough to hold up a heartbeat: entries carry
+     * at most one part of a value (bigger ones are uploaded in parts, kv.h),
+     * an AppendEntries at most 1 MiB of them, and a follower's window 4 MiB
+     * (raft.h).  A bigger proposal gets EFBIG at once. */
+    rc_cfg.max_entry_bytes = NODE_MAX_ENTRY;
+    rc_cfg.max_msg_bytes = KV_PART_SIZE;
+    rc_cfg.max_inflight_bytes = 4u * KV_PART_SIZE;
     rc_cfg.seed = cfg->id * 0x9E3779B97F4A7C15ull ^ (uint64_t)realtime_ns();
     const char *rerr = NULL;
     n->hs_now = n->hs_saved = boot.hs;
@@ -1824,48 +1905,86 @@ void node_stop(node *n)
     node_free(n);
 }
 
-int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t client_id,
-                uint64_t seq, int timeout_ms, uint8_t **reply, size_t *reply_len)
+/* Builds the request of one command or read.  NODE_OK or an error. */
+static int req_make(const node_cmd *c, uint64_t deadline_ms, req **out)
 {
-    *reply = NULL;
-    *reply_len = 0;
-    if (timeout_ms <= 0)
-        timeout_ms = n->cfg.op_timeout_ms;
     req *q = req_alloc();
     if (!q)
         return NODE_ENOMEM;
     q->origin = ORIGIN_LOCAL;
-    q->read = read;
-    q->client_id = read ? 0 : client_id;
-    q->seq = read ? 0 : seq;
-    q->deadline_ms = now_ms() + (uint64_t)timeout_ms;
-    int prc = prepare_req(q, op, len);
+    q->read = c->read;
+    q->client_id = c->read ? 0 : c->client_id;
+    q->seq = c->read ? 0 : c->seq;
+    q->deadline_ms = deadline_ms;
+    int prc = prepare_req(q, c->op, c->len);
     if (prc != NODE_OK) {
         req_free(q);
         return prc;
     }
-    if (read) {
-        q->op_copy = malloc(len ? len : 1);
+    if (c->read) {
+        q->op_copy = malloc(c->len ? c->len : 1);
         if (!q->op_copy) {
             req_free(q);
             return NODE_ENOMEM;
         }
-        memcpy(q->op_copy, op, len);
+        memcpy(q->op_copy, c->op, c->len);
         q->op = q->op_copy;
-        q->op_len = len;
+        q->op_len = c->len;
+    } else {
+        q->part = kv_op_peek_type(c->op, c->len) == KV_OP_UPLOAD_PART;
+    }
+    *out = q;
+    return NODE_OK;
+}
+
+int node_submit_many(node *n, node_cmd *cmds, size_t cnt, int timeout_ms)
+{
+    if (cnt == 0)
+        return NODE_OK;
+    if (timeout_ms <= 0)
+        timeout_ms = n->cfg.op_timeout_ms;
+    req **qs = calloc(cnt, sizeof *qs);
+    if (!qs)
+        return NODE_ENOMEM;
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    int rc = NODE_OK;
+    for (size_t i = 0; i < cnt; i++) {
+        cmds[i].rc = NODE_ENOMEM;
+        cmds[i].reply = NULL;
+        cmds[i].reply_len = 0;
+    }
+    for (size_t i = 0; i < cnt && rc == NODE_OK; i++)
+        rc = req_make(&cmds[i], deadline, &qs[i]);
+    if (rc != NODE_OK) {
+        for (size_t i = 0; i < cnt; i++) {
+            if (qs[i])
+                req_free(qs[i]);
+            cmds[i].rc = rc;
+        }
+        free(qs);
+        return rc;
     }
 
+    /* All of them enter the loop's queue together: they are proposed in one
+     * turn (up to NODE_TURN_BYTES), share fsyncs and replication round
+     * trips, and flow control (raft.h) paces them. */
     pthread_mutex_lock(&n->mu);
     if (n->stop) {
         pthread_mutex_unlock(&n->mu);
-        req_free(q);
+        for (size_t i = 0; i < cnt; i++) {
+            req_free(qs[i]);
+            cmds[i].rc = NODE_ESTOPPED;
+        }
+        free(qs);
         return NODE_ESTOPPED;
     }
-    if (n->queue_tail)
-        n->queue_tail->qnext = q;
-    else
-        n->queue_head = q;
-    n->queue_tail = q;
+    for (size_t i = 0; i < cnt; i++) {
+        if (n->queue_tail)
+            n->queue_tail->qnext = qs[i];
+        else
+            n->queue_head = qs[i];
+        n->queue_tail = qs[i];
+    }
     pthread_mutex_unlock(&n->mu);
     uint64_t one = 1;
     if (write(n->efd, &one, sizeof one) < 0) { /* counter saturated: loop is awake anyway */ }
@@ -1882,20 +2001,42 @@ int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t clie
         dl.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&n->mu);
-    while (!q->done) {
-        if (pthread_cond_timedwait(&q->cond, &n->mu, &dl) == ETIMEDOUT && !q->done) {
+    for (size_t i = 0; i < cnt; i++) {
+        req *q = qs[i];
+        bool timed_out = false;
+        while (!q->done && !timed_out)
+            if (pthread_cond_timedwait(&q->cond, &n->mu, &dl) == ETIMEDOUT && !q->done)
+                timed_out = true;
+        if (timed_out) {
             q->abandoned = true; /* the loop frees it */
-            pthread_mutex_unlock(&n->mu);
-            return NODE_ETIMEDOUT;
+            cmds[i].rc = NODE_ETIMEDOUT;
+            qs[i] = NULL;
+            continue;
         }
+        cmds[i].rc = q->rc;
+        cmds[i].reply = q->reply;
+        cmds[i].reply_len = q->reply_len;
+        q->reply = NULL;
     }
     pthread_mutex_unlock(&n->mu);
-    int rc = q->rc;
-    *reply = q->reply;
-    *reply_len = q->reply_len;
-    q->reply = NULL;
-    req_free(q);
+    for (size_t i = 0; i < cnt; i++) {
+        if (qs[i])
+            req_free(qs[i]);
+        if (cmds[i].rc != NODE_OK && rc == NODE_OK)
+            rc = cmds[i].rc;
+    }
+    free(qs);
     return rc;
+}
+
+int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t client_id,
+                uint64_t seq, int timeout_ms, uint8_t **reply, size_t *reply_len)
+{
+    node_cmd c = {.op = op, .len = len, .read = read, .client_id = client_id, .seq = seq};
+    node_submit_many(n, &c, 1, timeout_ms);
+    *reply = c.reply;
+    *reply_len = c.reply_len;
+    return c.rc;
 }
 
 int node_register(node *n, int timeout_ms, uint64_t *session_id)

@@ -82,6 +82,23 @@ int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t clie
 /* Opens a session (a REGISTER command) and waits for its id.  NODE_OK with
  * *session_id set, or a node_submit error. */
 int node_register(node *n, int timeout_ms, uint64_t *session_id);
+/* Several requests at once: all enter the loop together (so they are
+ * proposed in one turn and share fsyncs and replication round trips, paced
+ * by Raft's flow control) and the call returns when every one is answered or
+ * the deadline passed.  Each has its own ids (no two commands of one call may
+ * share a (client id, seq)).  Returns NODE_OK when every one got an answer,
+ * else the first error; each cmds[i].rc says how that one went, and
+ * cmds[i].reply (malloc'ed, caller frees) holds its reply on NODE_OK. */
+typedef struct node_cmd {
+    const uint8_t *op;
+    size_t len;
+    bool read;
+    uint64_t client_id, seq;
+    int rc;                 /* out */
+    uint8_t *reply;         /* out */
+    size_t reply_len;       /* out */
+} node_cmd;
+int node_submit_many(node *n, node_cmd *cmds, size_t cnt, int timeout_ms);
 
 /* A snapshot of this node's Raft status (thread-safe copy). */
 void node_status(node *n, raft_status *st);

@@ -31,6 +31,10 @@ int cli_run_op(net_client *c, const kv_op *op, kv_reply *r, const char *what, bo
 /* Sends an already encoded command twice with the same (client id, seq): the
  * retry a client makes when it lost the first reply (test knob). */
 int cli_run_op_twice(net_client *c, const kv_op *op, kv_reply *r, const char *what);
+/* Like cli_run_op, except that EFBIG is returned quietly as CLI_TOO_BIG
+ * (not an exit code): get then reads the value in ranges. */
+#define CLI_TOO_BIG 100
+int cli_run_op_quiet_efbig(net_client *c, const kv_op *op, kv_reply *r, const char *what);
 
 /* The cluster's replicated limits (a STATFS read): max_file_size and
  * bytes_limit (max-store-bytes).  A CLI exit code (tools/cmd_limits.c). */

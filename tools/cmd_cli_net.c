@@ -36,7 +36,7 @@ net_client *cli_connect(const cli_client_opts *o, int *exit_code)
 }
 
 static int finish(int rc, void *reply, size_t reply_len, kv_reply *r, const char *what,
-                  bool quiet_notfound, double timeout_s, bool read)
+                  bool quiet_notfound, double timeout_s, bool read, bool quiet_efbig)
 {
     memset(r, 0, sizeof *r);
     switch (rc) {
@@ -86,6 +86,8 @@ static int finish(int rc, void *reply, size_t reply_len, kv_reply *r, const char
     default: {
         int st = r->status;
         kv_reply_free(r);
+        if (st == EFBIG && quiet_efbig)
+            return CLI_TOO_BIG;
         const char *hint = "";
         if (st == EISDIR)
             hint = " (it is a directory: list it with `hstore ls`)";
@@ -96,8 +98,8 @@ static int finish(int rc, void *reply, size_t reply_len, kv_reply *r, const char
         else if (st == ENOTEMPTY)
             hint = " (delete the keys under it first)";
         else if (st == EFBIG)
-            hint = " (past the node's --max-file-size, or one command over 64 MiB: "
-                   "write larger values through the mount)";
+            hint = " (past the nodes' --max-file-size; or one append or write of more "
+                   "than 1 MiB: put sends larger values in parts)";
         else if (st == ENOSPC)
             hint = " (the store is full: see the nodes' --max-store-bytes)";
         cli_err("%s: %s%s", what, kv_strstatus(st), hint);
@@ -120,7 +122,24 @@ int cli_run_op(net_client *c, const kv_op *op, kv_reply *r, const char *what, bo
     bool read = kv_op_is_read(enc, enc_len);
     int rc = net_client_call(c, read, enc, enc_len, &reply, &reply_len);
     free(enc);
-    return finish(rc, reply, reply_len, r, what, quiet_notfound, client_timeout_s, read);
+    return finish(rc, reply, reply_len, r, what, quiet_notfound, client_timeout_s, read, false);
+}
+
+int cli_run_op_quiet_efbig(net_client *c, const kv_op *op, kv_reply *r, const char *what)
+{
+    uint8_t *enc = NULL;
+    size_t enc_len = 0;
+    memset(r, 0, sizeof *r);
+    if (kv_op_encode(op, &enc, &enc_len) != 0) {
+        cli_err("%s: cannot encode the request (too large?)", what);
+        return CLI_EXIT_USAGE;
+    }
+    void *reply = NULL;
+    size_t reply_len = 0;
+    bool read = kv_op_is_read(enc, enc_len);
+    int rc = net_client_call(c, read, enc, enc_len, &reply, &reply_len);
+    free(enc);
+    return finish(rc, reply, reply_len, r, what, false, client_timeout_s, read, true);
 }
 
 int cli_run_op_twice(net_client *c, const kv_op *op, kv_reply *r, const char *what)
@@ -144,7 +163,7 @@ int cli_run_op_twice(net_client *c, const kv_op *op, kv_reply *r, const char *wh
         rc = net_client_call_seq(c, seq, enc, enc_len, &reply, &reply_len);
     }
     free(enc);
-    return finish(rc, reply, reply_len, r, what, false, client_timeout_s, false);
+    return finish(rc, reply, reply_len, r, what, false, client_timeout_s, false, false);
 }
 
 /* ---- status of every node ------------------------------------------------------ */

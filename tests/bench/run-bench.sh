@@ -14,11 +14,18 @@
 #     written on the leader's mount and read on a follower's.  Beside each, the
 #     same workload on a local directory of the same disk, with fsync before
 #     close for writes (one durable disk write, the physical limit) and a plain
-#     read for reads.
+#     read for reads;
+#   - large files: 200 MiB written by `dd bs=1M conv=fsync` through the
+#     leader's mount and through a follower's mount, each read back with dd
+#     through the third node's mount, and `hstore put`/`get` of a 100 MB
+#     value; each beside the same dd on a local directory of the same disk
+#     (conv=fsync for writes, a plain read for reads) with the ratio, and the
+#     cluster's term before and after (an election would show as a change).
 # It always stops the cluster (also on failure or interrupt), removes its
 # temporary directories, and exits non-zero if any step failed or had errors.
 #
-# Environment: BENCH_SCALE (multiplies operation counts, default 1),
+# Environment: BENCH_ONLY (bigfile: only the large-file part),
+#              BENCH_SCALE (multiplies operation counts, default 1),
 #              BENCH_DIR (parent of the data directory, default REPO/build),
 #              BENCH_PORT (first peer port, default: a free one from 21000 on).
 set -u
@@ -27,6 +34,8 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HSTORE=$REPO/bin/hstore
 BENCH_FS=$REPO/build/bench_fs
 SCALE=${BENCH_SCALE:-1}
+ONLY=${BENCH_ONLY:-}
+case $ONLY in ''|bigfile) ;; *) echo "bench: BENCH_ONLY must be empty or bigfile, not '$ONLY'" >&2; exit 1 ;; esac
 PARENT=${BENCH_DIR:-$REPO/build}
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -169,6 +178,7 @@ row() {
     ROWS+=("$line")
 }
 
+if [ "$ONLY" != bigfile ]; then
 # ---- disk -----------------------------------------------------------------------
 N_FSYNC=$((1000 * SCALE))
 step "raw fdatasync on $DIR" 60 "$BENCH_FS" fsync "$DIR" "$N_FSYNC" --max-seconds 50
@@ -258,6 +268,109 @@ fs_pair "write 100 MiB file, leader (n$LEADER)" "100 MiB" MiB/s \
 fs_pair "read 100 MiB file, follower (n$FOLLOWER)" "100 MiB" MiB/s \
     "$BENCH_FS" seqread "$FM/big" -- \
     "plain read" "$BENCH_FS" seqread "$LOCAL/big"
+fi
+
+# ---- large files: dd through the mounts, hstore put/get -------------------------------
+BIG_MB=$((200 * SCALE))
+PUT_MB=$((100 * SCALE))
+BIG_ROWS=()
+leader_and_follower || { echo "bench: no leader before the large-file steps" >&2; FAILED=1; }
+LEADER=${LEADER:-1}
+FOLLOWER=${FOLLOWER:-2}
+THIRD=$((6 - LEADER - FOLLOWER))
+# max_term: the highest term any node reports.
+max_term() {
+    timeout 10 "$HSTORE" status --dir "$DIR" 2>/dev/null |
+        awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^term=/) { t = substr($i, 6) + 0; if (t > m) m = t } } END { print m + 0 }'
+}
+now_ns() { date +%s%N; }
+mibs() { awk -v b="$1" -v ns="$2" 'BEGIN { if (ns <= 0) print "-"; else printf "%.1f", b / 1048576 / (ns / 1e9) }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.0f%%", 100 * a / b }'; }
+# timed NAME SECONDS CMD...: runs CMD with a deadline; sets NS (elapsed) and TIMED_OK.
+timed() {
+    local name=$1 secs=$2 t0 rc
+    shift 2
+    echo "bench: $name" >&2
+    t0=$(now_ns)
+    timeout "$secs" "$@" 2>"$DIR/step.err"
+    rc=$?
+    NS=$(($(now_ns) - t0))
+    TIMED_OK=1
+    if [ $rc -ne 0 ]; then
+        TIMED_OK=0
+        FAILED=1
+        echo "bench: $name failed (exit $rc):" >&2
+        tail -n 5 "$DIR/step.err" >&2
+    fi
+}
+big_row() {   # big_row NAME RATE TERMS LOCAL_DESC LOCAL_RATE OK
+    local r=$2
+    [ "$6" = 1 ] || r="FAILED"
+    BIG_ROWS+=("$(printf '%-44s %12s %10s  | %-22s %10s %7s' "$1" "$r" "$3" "$4" "$5" "$(ratio "$2" "$5")")")
+}
+SRC=$DIR/big.src
+if head -c $((BIG_MB * 1048576)) /dev/urandom >"$SRC"; then
+    BYTES=$((BIG_MB * 1048576))
+    timed "dd $BIG_MB MiB, local, conv=fsync" 300 dd if="$SRC" of="$LOCAL/big.dd" bs=1M conv=fsync status=none
+    LOCAL_W=$(mibs $BYTES "$NS")
+    timed "dd $BIG_MB MiB, local read" 300 dd if="$LOCAL/big.dd" of=/dev/null bs=1M status=none
+    LOCAL_R=$(mibs $BYTES "$NS")
+    for w in "$LEADER" "$FOLLOWER"; do
+        role=leader
+        [ "$w" = "$LEADER" ] || role=follower
+        t_before=$(max_term)
+        timed "dd $BIG_MB MiB through the $role's mount" 600 \
+            dd if="$SRC" of="$MNT/$w/big$w" bs=1M conv=fsync status=none
+        ok=$TIMED_OK
+        rate=$(mibs $BYTES "$NS")
+        t_after=$(max_term)
+        [ "$t_before" = "$t_after" ] || echo "bench: the term changed during the write through node $w: $t_before -> $t_after" >&2
+        big_row "write $BIG_MB MiB, dd bs=1M conv=fsync, $role (n$w)" "$rate" "$t_before->$t_after" \
+            "dd conv=fsync, local" "$LOCAL_W" "$ok"
+        t_before=$(max_term)
+        timed "read $BIG_MB MiB through node $THIRD's mount" 600 \
+            dd if="$MNT/$THIRD/big$w" of=/dev/null bs=1M status=none
+        ok=$TIMED_OK
+        rate=$(mibs $BYTES "$NS")
+        t_after=$(max_term)
+        if ! timeout 300 cmp -s "$SRC" "$MNT/$THIRD/big$w"; then
+            echo "bench: big$w read through node $THIRD differs from what was written" >&2
+            FAILED=1
+            ok=0
+        fi
+        big_row "read $BIG_MB MiB, dd bs=1M, node $THIRD" "$rate" "$t_before->$t_after" \
+            "dd, local (cached)" "$LOCAL_R" "$ok"
+    done
+    VAL=$DIR/big.val
+    head -c $((PUT_MB * 1000 * 1000)) "$SRC" >"$VAL"
+    PBYTES=$((PUT_MB * 1000 * 1000))
+    timed "dd $PUT_MB MB, local, conv=fsync" 300 dd if="$VAL" of="$LOCAL/big.val" bs=1M conv=fsync status=none
+    LOCAL_P=$(mibs $PBYTES "$NS")
+    t_before=$(max_term)
+    timed "hstore put of $PUT_MB MB" 600 "$HSTORE" put --dir "$DIR" --timeout 60 bigval <"$VAL"
+    ok=$TIMED_OK
+    rate=$(mibs $PBYTES "$NS")
+    t_after=$(max_term)
+    big_row "hstore put of a $PUT_MB MB value" "$rate" "$t_before->$t_after" \
+        "dd conv=fsync, local" "$LOCAL_P" "$ok"
+    t_before=$(max_term)
+    timed "hstore get of $PUT_MB MB" 600 sh -c '"$1" get --dir "$2" --timeout 60 bigval >"$3"' \
+        sh "$HSTORE" "$DIR" "$DIR/big.got"
+    ok=$TIMED_OK
+    rate=$(mibs $PBYTES "$NS")
+    t_after=$(max_term)
+    if ! cmp -s "$VAL" "$DIR/big.got"; then
+        echo "bench: hstore get returned other bytes than were put" >&2
+        FAILED=1
+        ok=0
+    fi
+    big_row "hstore get of a $PUT_MB MB value" "$rate" "$t_before->$t_after" \
+        "dd, local (cached)" "$LOCAL_R" "$ok"
+    rm -f "$SRC" "$VAL" "$DIR/big.got" "$LOCAL/big.dd" "$LOCAL/big.val"
+else
+    echo "bench: cannot make the $BIG_MB MiB source file" >&2
+    FAILED=1
+fi
 
 # ---- the table ------------------------------------------------------------------
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -266,11 +379,18 @@ echo "hstore bench: 3 nodes on 127.0.0.1, data on $FSTYPE (under $PARENT), leade
 echo "BENCH_SCALE=$SCALE, $(nproc) CPUs, load average $LOAD_START at start, $LOAD_END at end, $(($(date +%s) - T_START)) s"
 echo "keys 16 B, values 256 B, small files 256 B; latencies in ms; local = a directory on the same disk"
 echo
-HEAD=$(printf '%-44s %7s %14s %8s %8s %8s %6s  | %-18s %14s %8s %8s' workload count hstore p50 p99 \
-    max errors "local, same disk" rate p50 p99)
+if [ "$ONLY" != bigfile ]; then
+    HEAD=$(printf '%-44s %7s %14s %8s %8s %8s %6s  | %-18s %14s %8s %8s' workload count hstore p50 p99 \
+        max errors "local, same disk" rate p50 p99)
+    printf '%s\n' "$HEAD"
+    printf '%s\n' "$HEAD" | tr -c '\n' -
+    printf '%s\n' "${ROWS[@]}"
+    echo
+fi
+HEAD=$(printf '%-44s %12s %10s  | %-22s %10s %7s' "large files" "MiB/s" "term" "local, same disk" "MiB/s" ratio)
 printf '%s\n' "$HEAD"
 printf '%s\n' "$HEAD" | tr -c '\n' -
-printf '%s\n' "${ROWS[@]}"
+printf '%s\n' "${BIG_ROWS[@]}"
 echo
 if [ "$FAILED" -ne 0 ]; then
     echo "bench: some steps failed or had errors (see above)" >&2

@@ -2205,6 +2205,252 @@ static long rss_kb(void)
     return res * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* ---- chunked uploads -------------------------------------------------------------- */
+
+static int part(tk *t, uint64_t client, uint64_t seq, uint64_t id, uint64_t total,
+                const uint8_t *v, uint64_t off)
+{
+    uint64_t n = total - off < KV_PART_SIZE ? total - off : KV_PART_SIZE;
+    kv_op o = {.type = KV_OP_UPLOAD_PART, .upload = id, .off = off, .len = total,
+               .data = v + off, .data_len = (size_t)n};
+    kv_reply r;
+    int st = cmd_c(t, client, seq, &o, &r);
+    assert_int_equal(r.has, 0);   /* status only */
+    kv_reply_free(&r);
+    return st;
+}
+
+static int commit(tk *t, uint64_t client, uint64_t seq, uint64_t id, const char *path,
+                  uint64_t total, kv_attr *a)
+{
+    kv_op o = {.type = KV_OP_UPLOAD_COMMIT, .upload = id, .path = path, .len = total,
+               .mode = 0600, .uid = 5, .gid = 6};
+    kv_reply r;
+    int st = cmd_c(t, client, seq, &o, &r);
+    if (a) *a = r.attr;
+    kv_reply_free(&r);
+    return st;
+}
+
+static void assert_content(tk *t, const char *path, const uint8_t *want, uint64_t len)
+{
+    uint8_t *got = malloc(len ? len : 1);
+    uint64_t off = 0;
+    while (off < len) {
+        kv_op o = {.type = KV_OP_GETRANGE, .path = path, .off = off, .len = 64u << 20};
+        kv_reply r;
+        assert_int_equal(query(t, &o, &r), 0);
+        assert_true(r.data_len > 0 && r.data_len <= KV_READ_MAX);   /* replies stay bounded */
+        assert_int_equal(r.attr.size, len);
+        memcpy(got + off, r.data, r.data_len);
+        off += r.data_len;
+        kv_reply_free(&r);
+    }
+    assert_memory_equal(got, want, len);
+    free(got);
+}
+
+/* A value in parts, out of order and with a part sent twice, invisible until
+ * the commit, then visible whole and at once; the parts bypass the session
+ * (seqs out of order do not make them stale) and the commit is exactly once;
+ * the staging survives a snapshot; limits, aborts and expiry. */
+static void test_uploads(void **s)
+{
+    (void)s;
+    kv_limits lim = {.max_file_size = 16u << 20, .max_total_bytes = 40u << 20};
+    tk t = mk(&lim);
+    uint64_t total = 3 * KV_PART_SIZE + 100;
+    uint8_t *v = malloc(6u << 20);
+    for (size_t i = 0; i < (6u << 20); i++) v[i] = (uint8_t)(i * 7 + i / 4096);
+    assert_int_equal(put(&t, "big", "old"), 0);
+    /* commits need registered sessions; parts use none (any client id) */
+    uint64_t s9 = reg(&t), s10 = reg(&t), s11 = reg(&t);
+    /* parts 2 and 0 come with higher seqs than parts 3 and 1 */
+    assert_int_equal(part(&t, 9, 4, 77, total, v, 2 * KV_PART_SIZE), 0);
+    assert_int_equal(part(&t, 9, 3, 77, total, v, 0), 0);
+    assert_int_equal(part(&t, 9, 1, 77, total, v, 3 * KV_PART_SIZE), 0);
+    /* incomplete: refused, the staging stays; nothing visible */
+    assert_int_equal(commit(&t, s9, 5, 77, "big", total, NULL), KV_EUPLOAD);
+    assert_get(&t, "big", "old");
+    kv_stats st;
+    kv_get_stats(t.k, &st);
+    assert_int_equal(st.uploads, 1);
+    assert_int_equal(st.staged_bytes, total);
+    assert_int_equal(st.bytes_used, 3);
+    /* a snapshot carries the staging: a replica restored from it finishes alike */
+    uint8_t *snap;
+    size_t snap_len;
+    assert_int_equal(kv_snapshot_encode(t.k, &snap, &snap_len), 0);
+    tk t2 = mk(&lim);
+    assert_int_equal(kv_snapshot_decode(t2.k, snap, snap_len), 0);
+    t2.index = t.index;
+    t2.time = t.time;
+    uint8_t *snap2;
+    size_t snap2_len;
+    assert_int_equal(kv_snapshot_encode(t2.k, &snap2, &snap2_len), 0);
+    assert_int_equal(snap_len, snap2_len);
+    assert_memory_equal(snap, snap2, snap_len);
+    free(snap2);
+    for (tk *x = &t; x; x = x == &t ? &t2 : NULL) {
+        assert_int_equal(part(x, 9, 2, 77, total, v, KV_PART_SIZE), 0);
+        assert_int_equal(part(x, 9, 2, 77, total, v, KV_PART_SIZE), 0);   /* again: no change */
+        assert_int_equal(commit(x, s9, 6, 77, "big", total + 1, NULL), EINVAL);
+        kv_attr a;
+        assert_int_equal(commit(x, s9, 7, 77, "big", total, &a), 0);
+        assert_int_equal(a.size, total);
+        assert_content(x, "big", v, total);
+        kv_get_stats(x->k, &st);
+        assert_int_equal(st.uploads, 0);
+        assert_int_equal(st.staged_bytes, 0);
+        assert_int_equal(st.bytes_used, total);
+        /* the commit is exactly once: a retry gets the same reply */
+        assert_int_equal(commit(x, s9, 7, 77, "big", total, &a), 0);
+        assert_int_equal(a.size, total);
+        /* the upload is gone: a commit under a new seq finds nothing */
+        assert_int_equal(commit(x, s9, 8, 77, "big", total, NULL), KV_EUPLOAD);
+    }
+    assert_int_equal(kv_snapshot_encode(t.k, &snap2, &snap2_len), 0);
+    uint8_t *snap3;
+    size_t snap3_len;
+    assert_int_equal(kv_snapshot_encode(t2.k, &snap3, &snap3_len), 0);
+    assert_int_equal(snap2_len, snap3_len);
+    assert_memory_equal(snap2, snap3, snap2_len);
+    free(snap);
+    free(snap2);
+    free(snap3);
+    kv_free(t2.k);
+
+    /* a new file, created by the commit with PUT's mode and owner */
+    uint64_t t5 = 5 * KV_PART_SIZE + 1;
+    for (uint64_t off = 0; off < t5; off += KV_PART_SIZE)
+        assert_int_equal(part(&t, 0, 0, 78, t5, v, off), 0);
+    kv_attr a;
+    assert_int_equal(commit(&t, s10, 1, 78, "d/new", t5, &a), 0);
+    assert_int_equal(a.mode, S_IFREG | 0600);
+    assert_int_equal(a.uid, 5);
+    assert_content(&t, "d/new", v, t5);
+    /* the conditional form (PUT_IF's rule, as the mount's whole-file
+     * commit uses it): refused when the inode changed since its version */
+    for (uint64_t off = 0; off < t5; off += KV_PART_SIZE)
+        assert_int_equal(part(&t, 0, 0, 82, t5, v + 1, off), 0);
+    kv_op cc = {.type = KV_OP_UPLOAD_COMMIT, .upload = 82, .ino = a.ino,
+                .off = (uint64_t)a.ctime_ns - 1, .len = t5};
+    assert_int_equal(cmd_st(&t, &cc), ECANCELED);
+    assert_content(&t, "d/new", v, t5);                 /* unchanged */
+    for (uint64_t off = 0; off < t5; off += KV_PART_SIZE)
+        assert_int_equal(part(&t, 0, 0, 83, t5, v + 1, off), 0);
+    cc.upload = 83;
+    cc.off = (uint64_t)a.ctime_ns;
+    assert_int_equal(cmd_st(&t, &cc), 0);
+    assert_content(&t, "d/new", v + 1, t5);
+    kv_get_stats(t.k, &st);
+    assert_int_equal(st.uploads, 0);
+    /* replies are bounded: GET of a file past KV_READ_MAX says EFBIG */
+    char *g;
+    assert_int_equal(get(&t, "d/new", &g), EFBIG);
+
+    /* bad parts and limits */
+    assert_int_equal(part(&t, 0, 0, 79, 17u << 20, v, 0), EFBIG);              /* > max_file_size */
+    kv_op o = {.type = KV_OP_UPLOAD_PART, .upload = 79, .off = 5, .len = total, .data = v,
+               .data_len = 10};
+    assert_int_equal(cmd_st(&t, &o), EINVAL);                                 /* misaligned */
+    o.off = 0;
+    assert_int_equal(cmd_st(&t, &o), EINVAL);                                 /* short, not the tail */
+    o.data_len = 0;
+    assert_int_equal(cmd_st(&t, &o), EINVAL);
+    kv_get_stats(t.k, &st);
+    assert_int_equal(st.uploads, 0);
+    /* space: 40 MiB limit, about 8.1 MiB stored; a 16 MiB upload fits, a second does not */
+    assert_int_equal(part(&t, 0, 0, 80, 16u << 20, v, 0), 0);
+    assert_int_equal(part(&t, 0, 0, 81, 16u << 20, v, 0), ENOSPC);
+    assert_int_equal(part(&t, 0, 0, 80, 15u << 20, v, 0), EINVAL);           /* size changed */
+    /* abort frees the reservation */
+    o = (kv_op){.type = KV_OP_UPLOAD_ABORT, .upload = 80};
+    assert_int_equal(cmd_st(&t, &o), 0);
+    assert_int_equal(cmd_st(&t, &o), 0);                                      /* unknown: fine */
+    assert_int_equal(part(&t, 0, 0, 81, 16u << 20, v, 0), 0);
+    kv_get_stats(t.k, &st);
+    assert_int_equal(st.uploads, 1);
+    /* an abandoned upload expires after KV_UPLOAD_TTL_NS of session time
+     * (which moves at most KV_SESSION_STEP_NS per command): one command a
+     * second for 590 s keeps it, 20 more seconds drop it */
+    for (int i = 0; i < 590; i++) {
+        t.time += 1000000000 - 1000;
+        assert_int_equal(simple(&t, KV_OP_NOOP, ""), 0);
+    }
+    kv_get_stats(t.k, &st);
+    assert_int_equal(st.uploads, 1);
+    for (int i = 0; i < 20; i++) {
+        t.time += 1000000000 - 1000;
+        assert_int_equal(simple(&t, KV_OP_NOOP, ""), 0);
+    }
+    kv_get_stats(t.k, &st);
+    assert_int_equal(st.uploads, 0);
+    assert_int_equal(st.staged_bytes, 0);
+    /* a size not known in advance (a file streamed by the mount): parts
+     * declare 0, the commit says the size */
+    uint64_t t6 = 2 * KV_PART_SIZE + 5;
+    kv_op u0 = {.type = KV_OP_UPLOAD_PART, .upload = 90, .off = 2 * KV_PART_SIZE, .len = 0,
+                .data = v + 2 * KV_PART_SIZE, .data_len = 5};
+    assert_int_equal(cmd_st(&t, &u0), 0);
+    u0.off = 0;
+    u0.data = v;
+    u0.data_len = KV_PART_SIZE;
+    assert_int_equal(cmd_st(&t, &u0), 0);
+    kv_get_stats(t.k, &st);
+    assert_int_equal(st.staged_bytes, KV_PART_SIZE + 5);
+    assert_int_equal(commit(&t, s11, 1, 90, "s", t6, NULL), KV_EUPLOAD);   /* part 1 missing */
+    assert_int_equal(kv_snapshot_encode(t.k, &snap, &snap_len), 0);
+    t2 = mk(&lim);
+    assert_int_equal(kv_snapshot_decode(t2.k, snap, snap_len), 0);
+    assert_int_equal(kv_snapshot_encode(t2.k, &snap2, &snap2_len), 0);
+    assert_int_equal(snap_len, snap2_len);
+    assert_memory_equal(snap, snap2, snap_len);
+    free(snap);
+    free(snap2);
+    kv_free(t2.k);
+    u0.off = KV_PART_SIZE;
+    u0.data = v + KV_PART_SIZE;
+    assert_int_equal(cmd_st(&t, &u0), 0);
+    assert_int_equal(commit(&t, s11, 2, 90, "s", t6 + 1, NULL), KV_EUPLOAD);   /* wrong size */
+    assert_int_equal(commit(&t, s11, 3, 90, "s", t6, NULL), 0);
+    assert_content(&t, "s", v, t6);
+    /* a short part that is not the tail never commits */
+    u0.upload = 91;
+    u0.off = 0;
+    u0.data_len = 10;
+    assert_int_equal(cmd_st(&t, &u0), 0);
+    u0.off = KV_PART_SIZE;
+    assert_int_equal(cmd_st(&t, &u0), 0);
+    assert_int_equal(commit(&t, s11, 4, 91, "s2", KV_PART_SIZE + 10, NULL), KV_EUPLOAD);
+    assert_int_equal(commit(&t, s11, 5, 91, "s2", 20, NULL), KV_EUPLOAD);
+    o = (kv_op){.type = KV_OP_UPLOAD_ABORT, .upload = 91};
+    assert_int_equal(cmd_st(&t, &o), 0);
+    kv_get_stats(t.k, &st);
+    assert_int_equal(st.uploads, 0);
+    assert_int_equal(st.staged_bytes, 0);
+    /* at most KV_UPLOADS_MAX at once */
+    kv_limits lim2 = {.max_file_size = 16u << 20};
+    tk t3 = mk(&lim2);
+    for (uint64_t i = 0; i < KV_UPLOADS_MAX; i++)
+        assert_int_equal(part(&t3, 0, 0, 1000 + i, 2 * KV_PART_SIZE, v, 0), 0);
+    assert_int_equal(part(&t3, 0, 0, 5000, 2 * KV_PART_SIZE, v, 0), EBUSY);
+    assert_int_equal(kv_snapshot_encode(t3.k, &snap, &snap_len), 0);
+    tk t4 = mk(&lim2);
+    assert_int_equal(kv_snapshot_decode(t4.k, snap, snap_len), 0);
+    kv_get_stats(t4.k, &st);
+    assert_int_equal(st.uploads, KV_UPLOADS_MAX);
+    /* a corrupt upload section is refused */
+    for (size_t cut = snap_len - 4; cut > snap_len - 64; cut -= 7) {
+        assert_int_not_equal(kv_snapshot_decode(t4.k, snap, cut), 0);
+    }
+    free(snap);
+    kv_free(t3.k);
+    kv_free(t4.k);
+    free(v);
+    kv_free(t.k);
+}
+
 static void test_small_file_memory(void **s)
 {
     (void)s;
@@ -2286,6 +2532,7 @@ int main(void)
         cmocka_unit_test(test_op_codec),
         cmocka_unit_test(test_reply_codec),
         cmocka_unit_test(test_malformed_snapshots),
+        cmocka_unit_test(test_uploads),
         cmocka_unit_test(test_small_file_memory),
         cmocka_unit_test(test_dir_relative_names),
         cmocka_unit_test(test_op_v1_decodes),

@@ -269,6 +269,71 @@ static void test_retry_after_apply(void **state)
     node_stop(n);
 }
 
+/* Large values through the loop: a command past one part gets EFBIG at once
+ * (not a timeout); the parts of an upload go in together through
+ * node_submit_many, with sequence numbers in any order (parts bypass the
+ * session), the commit makes the value visible, and reads are bounded. */
+static void test_large_values(void **state)
+{
+    (void)state;
+    node *n = start_one();
+    assert_non_null(n);
+    uint64_t sid;
+    assert_int_equal(node_register(n, 0, &sid), NODE_OK);
+    write_ok(n, KV_OP_PUT, "warm", "up", sid, 1);
+
+    size_t big = 3 * KV_PART_SIZE + 123;
+    uint8_t *v = malloc(big);
+    assert_non_null(v);
+    for (size_t i = 0; i < big; i++) v[i] = (uint8_t)(i * 31 + i / 7919);
+    kv_op op = {.type = KV_OP_PUT, .path = "toolong", .data = v, .data_len = 2 * KV_PART_SIZE};
+    kv_reply r;
+    assert_int_equal(submit(n, &op, false, sid, 2, &r), NODE_OK);
+    assert_int_equal(r.status, EFBIG);
+    kv_reply_free(&r);
+
+    node_cmd cmds[4];
+    uint8_t *bufs[4];
+    size_t np = 0;
+    for (size_t off = 0; off < big; off += KV_PART_SIZE, np++) {
+        size_t len = big - off < KV_PART_SIZE ? big - off : KV_PART_SIZE;
+        kv_op part = {.type = KV_OP_UPLOAD_PART, .upload = 99, .off = off, .len = big,
+                      .data = v + off, .data_len = len};
+        size_t blen;
+        assert_int_equal(kv_op_encode(&part, &bufs[np], &blen), 0);
+        /* seqs in reverse: a later part applied first makes none stale */
+        cmds[np] = (node_cmd){.op = bufs[np], .len = blen, .client_id = sid, .seq = 10 - np};
+    }
+    assert_int_equal(np, 4);
+    assert_int_equal(node_submit_many(n, cmds, np, 0), NODE_OK);
+    for (size_t i = 0; i < np; i++) {
+        assert_int_equal(cmds[i].rc, NODE_OK);
+        assert_int_equal(kv_reply_status(cmds[i].reply, cmds[i].reply_len), 0);
+        free(cmds[i].reply);
+        free(bufs[i]);
+    }
+    kv_op get = {.type = KV_OP_STAT, .path = "big"};
+    assert_int_equal(submit(n, &get, true, 0, 0, &r), NODE_OK);
+    assert_int_equal(r.status, ENOENT);   /* not visible before the commit */
+    kv_reply_free(&r);
+    kv_op commit = {.type = KV_OP_UPLOAD_COMMIT, .upload = 99, .path = "big", .len = big};
+    assert_int_equal(submit(n, &commit, false, sid, 11, &r), NODE_OK);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.attr.size, big);
+    kv_reply_free(&r);
+    for (size_t off = 0; off < big;) {
+        kv_op gr = {.type = KV_OP_GETRANGE, .path = "big", .off = off, .len = 64u << 20};
+        assert_int_equal(submit(n, &gr, true, 0, 0, &r), NODE_OK);
+        assert_int_equal(r.status, 0);
+        assert_true(r.data_len > 0 && r.data_len <= KV_READ_MAX);
+        assert_memory_equal(r.data, v + off, r.data_len);
+        off += r.data_len;
+        kv_reply_free(&r);
+    }
+    free(v);
+    node_stop(n);
+}
+
 static void test_refuses_foreign_directory(void **state)
 {
     (void)state;
@@ -299,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_parse_cluster),
         cmocka_unit_test_setup_teardown(test_one_node_cluster, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_retry_after_apply, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_large_values, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_refuses_foreign_directory, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
