@@ -66,9 +66,12 @@
  * (node_set_open_files), which reports them when orphans need deciding; an
  * open in progress holds back what a report covers, from the moment before
  * its STAT, so a file cannot be freed between its lookup and its
- * registration.  open() of an inode that has no name any more answers ESTALE,
- * which makes the kernel look the name up again (so reopening an unlinked
- * file through /proc/PID/fd fails, unlike on ext4).  Opens cost no
+ * registration; a lookup of a file holds coverage back the same way for
+ * FS_LOOKUP_HOLD_MS, so the open that follows it may still open the inode if a
+ * rename on another node took its name in between (the open then counts as
+ * made first).  open() of an inode that has no name and no recent lookup here
+ * answers ESTALE, which makes the kernel look the name up again (so reopening
+ * an unlinked file through /proc/PID/fd fails, unlike on ext4).  Opens cost no
  * replicated command.  At unmount the node leaves the holders (KV_HOLD_GONE).
  * An open waits (up to the op timeout) until the state machine knows this
  * node as a holder: right after the mount starts, or after the node was cut
@@ -172,6 +175,15 @@ typedef struct fs_dirh {
     bool filled;
 } fs_dirh;
 
+/* A recent lookup of a non-directory: until FS_LOOKUP_HOLD_MS after it, the
+ * open that usually follows may still open the inode even if it lost its name
+ * meanwhile, because reports do not cover past `since` while it is recent. */
+#define FS_LOOKUP_HOLD_MS 2000
+#define FS_LOOKUPS_MAX 4096
+typedef struct fs_lookup {
+    uint64_t ino, since, at_ms;
+} fs_lookup;
+
 /* An open in progress: the applied index before its lookup (node.h
  * node_set_open_files). */
 typedef struct fs_opening {
@@ -208,6 +220,8 @@ struct fs_mount {
     fs_handle handles;               /* list head (sentinel) */
     fs_iref *irefs;                  /* inodes open on this mount */
     fs_opening *opening;             /* opens in progress */
+    fs_lookup *lookups;              /* recent lookups of non-directories */
+    size_t nlookups;
     bool reporting;                  /* registered with node_set_open_files */
     pthread_mutex_t rootmu;
     fs_attr root_attr;               /* last root attributes read from the store */
@@ -377,6 +391,15 @@ static void handle_free(fs_mount *m, fs_handle *h)
     free(h);
 }
 
+static void opening_add(fs_mount *m, fs_opening *o)
+{
+    pthread_mutex_lock(&m->hmu);
+    o->since = node_applied_index(m->n);
+    o->next = m->opening;
+    m->opening = o;
+    pthread_mutex_unlock(&m->hmu);
+}
+
 /* An open in progress (see the top of this file).  0, or -EIO when this
  * node's reports are not in force within the op timeout. */
 static int opening_begin(fs_mount *m, fs_opening *o)
@@ -395,12 +418,18 @@ static int opening_begin(fs_mount *m, fs_opening *o)
                 return -EIO;
         }
     }
-    pthread_mutex_lock(&m->hmu);
-    o->since = node_applied_index(m->n);
-    o->next = m->opening;
-    m->opening = o;
-    pthread_mutex_unlock(&m->hmu);
+    opening_add(m, o);
     return 0;
+}
+
+/* Removes o from the opens in progress.  Called with hmu held. */
+static void opening_unlink(fs_mount *m, fs_opening *o)
+{
+    fs_opening **pp = &m->opening;
+    while (*pp != NULL && *pp != o)
+        pp = &(*pp)->next;
+    if (*pp != NULL)
+        *pp = o->next;
 }
 
 static void opening_end(fs_mount *m, fs_opening *o)
@@ -414,12 +443,65 @@ static void opening_end(fs_mount *m, fs_opening *o)
     pthread_mutex_unlock(&m->hmu);
 }
 
-/* node_open_fn: the inodes open here, and the oldest open in progress. */
+static uint64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* Drops lookups older than FS_LOOKUP_HOLD_MS.  Called with hmu held. */
+static void lookups_expire(fs_mount *m, uint64_t now)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < m->nlookups; i++)
+        if (now - m->lookups[i].at_ms < FS_LOOKUP_HOLD_MS)
+            m->lookups[j++] = m->lookups[i];
+    m->nlookups = j;
+}
+
+/* The lookup o (in the opens in progress since before its STAT) ends; when it
+ * found non-directory ino (0: nothing to note), it becomes a recent lookup in
+ * the same step, so no report sees neither. */
+static void lookup_note(fs_mount *m, fs_opening *o, uint64_t ino)
+{
+    uint64_t now = mono_ms(), since = o->since;
+    pthread_mutex_lock(&m->hmu);
+    opening_unlink(m, o);
+    if (ino == 0) {
+        pthread_mutex_unlock(&m->hmu);
+        return;
+    }
+    lookups_expire(m, now);
+    size_t i = 0;
+    while (i < m->nlookups && m->lookups[i].ino != ino)
+        i++;
+    if (i == m->nlookups) {
+        if (m->nlookups == FS_LOOKUPS_MAX) {
+            pthread_mutex_unlock(&m->hmu);
+            return;   /* an open of it may then get ESTALE and look again */
+        }
+        m->nlookups++;
+        m->lookups[i].ino = ino;
+        m->lookups[i].since = since;
+    } else if (since > m->lookups[i].since) {
+        m->lookups[i].since = since;   /* the newest lookup bounds every open */
+    }
+    m->lookups[i].at_ms = now;
+    pthread_mutex_unlock(&m->hmu);
+}
+
+/* node_open_fn: the inodes open here, and the oldest open in progress or
+ * recent lookup. */
 static size_t open_files(void *arg, uint64_t *inos, size_t max, uint64_t *since)
 {
     fs_mount *m = arg;
     size_t n = 0;
     pthread_mutex_lock(&m->hmu);
+    lookups_expire(m, mono_ms());
+    for (size_t i = 0; i < m->nlookups; i++)
+        if (m->lookups[i].since < *since)
+            *since = m->lookups[i].since;
     for (const fs_iref *r = m->irefs; r != NULL; r = r->next) {
         if (n < max)
             inos[n] = r->ino;
@@ -749,8 +831,11 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     }
     int rc = check_name(name);
     fs_attr a;
+    fs_opening o;
+    opening_add(m, &o);
     if (rc == 0)
         rc = fs_kv_lookup(&m->kv, parent, name, &a);
+    lookup_note(m, &o, rc == 0 && !S_ISDIR(a.mode) ? a.ino : 0);
     if (rc < 0)
         reply_err(req, rc);
     else
@@ -1093,9 +1178,27 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     fs_attr a;
     rc = fs_kv_stat(&m->kv, NULL, ino, &a);
-    /* An inode without a name (freed, or an orphan kept for other openers) is
-     * not opened anew: ESTALE makes the kernel look the name up again. */
-    if (rc == -ENOENT || (rc == 0 && a.nlink == 0))
+    if (rc == 0 && a.nlink == 0) {
+        /* It lost its name after the lookup that led here: it is still
+         * opened (as if the open had come first) when that lookup is recent,
+         * since reports have not covered the unlink then; this open holds
+         * coverage back to it from now on. */
+        bool ok = false;
+        pthread_mutex_lock(&m->hmu);
+        lookups_expire(m, mono_ms());
+        for (size_t i = 0; i < m->nlookups && !ok; i++)
+            if (m->lookups[i].ino == ino) {
+                ok = true;
+                if (m->lookups[i].since < o.since)
+                    o.since = m->lookups[i].since;
+            }
+        pthread_mutex_unlock(&m->hmu);
+        if (!ok)
+            rc = -ESTALE;
+    }
+    /* A freed inode, or an orphan without a recent lookup: ESTALE makes the
+     * kernel look the name up again. */
+    if (rc == -ENOENT)
         rc = -ESTALE;
     bool fresh = false;
     if (rc == 0 && (fi->flags & O_TRUNC) && S_ISREG(a.mode)) {
@@ -1634,6 +1737,7 @@ static void mount_free(fs_mount *m)
     /* Handles the kernel never released (open files at unmount). */
     while (m->handles.next != &m->handles)
         handle_free(m, m->handles.next);
+    free(m->lookups);
     while (m->irefs != NULL) {
         fs_iref *r = m->irefs;
         m->irefs = r->next;
@@ -1662,6 +1766,13 @@ fs_mount *fs_start(node *n, const char *mountpoint, const fs_options *opt, char 
         return NULL;
     }
     pthread_mutex_init(&m->hmu, NULL);
+    m->lookups = calloc(FS_LOOKUPS_MAX, sizeof *m->lookups);
+    if (m->lookups == NULL) {
+        snprintf(err, errlen, "out of memory");
+        pthread_mutex_destroy(&m->hmu);
+        free(m);
+        return NULL;
+    }
     pthread_cond_init(&m->pincv, NULL);
     pthread_mutex_init(&m->rootmu, NULL);
     m->handles.next = m->handles.prev = &m->handles;

@@ -1503,8 +1503,8 @@ static void report_open_files(node *n, uint64_t now)
         pthread_mutex_unlock(&n->rep.mu);
         return;
     }
-    bool due = !v.known || v.uncovered || now - n->rep.sent_ms >= REPORT_KEEPALIVE_MS;
-    if (!due && v.n_held == 0) {
+    bool must = !v.known || now - n->rep.sent_ms >= REPORT_KEEPALIVE_MS;
+    if (!must && !v.uncovered && v.n_held == 0) {
         pthread_mutex_unlock(&n->rep.mu);
         return;
     }
@@ -1534,17 +1534,20 @@ static void report_open_files(node *n, uint64_t now)
             n->rep.buf[d++] = n->rep.buf[i];
     if (d > KV_HOLD_MAX)
         d = KV_HOLD_MAX;
-    if (!due && (d != v.n_held || memcmp(n->rep.buf, v.held, d * sizeof *v.held) != 0))
-        due = true;
-    if (!due) {
+    uint64_t covered = kv_applied_index(n->kv);
+    if (since < covered)
+        covered = since;
+    /* Nothing to say when the list is the one in force and the coverage
+     * would not grow (or nothing waits for it): opens or lookups in progress
+     * can hold it back for a while, and a report per check would only
+     * fill the log. */
+    bool same = d == v.n_held && memcmp(n->rep.buf, v.held, d * sizeof *v.held) == 0;
+    if (!must && same && (!v.uncovered || covered <= v.covered)) {
         pthread_mutex_unlock(&n->rep.mu);
         return;
     }
     n->rep.inflight = true;
     pthread_mutex_unlock(&n->rep.mu);
-    uint64_t covered = kv_applied_index(n->kv);
-    if (since < covered)
-        covered = since;
     report_propose(n, covered, n->rep.buf, d, 0, now);
 }
 
