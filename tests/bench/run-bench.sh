@@ -304,9 +304,10 @@ timed() {
     fi
 }
 big_row() {   # big_row NAME RATE TERMS LOCAL_DESC LOCAL_RATE OK
-    local r=$2
-    [ "$6" = 1 ] || r="FAILED"
-    BIG_ROWS+=("$(printf '%-44s %12s %10s  | %-22s %10s %7s' "$1" "$r" "$3" "$4" "$5" "$(ratio "$2" "$5")")")
+    local r=$2 q
+    q=$(ratio "$2" "$5")
+    [ "$6" = 1 ] || { r="FAILED"; q=-; }
+    BIG_ROWS+=("$(printf '%-44s %12s %10s  | %-22s %10s %7s' "$1" "$r" "$3" "$4" "$5" "$q")")
 }
 SRC=$DIR/big.src
 if head -c $((BIG_MB * 1048576)) /dev/urandom >"$SRC"; then
