@@ -28,6 +28,7 @@
 
 #include <poll.h>
 
+#include "net/auth.h"
 #include "net/stream.h"
 #include "net/transport.h"
 
@@ -54,6 +55,7 @@ typedef struct cnode {
     int port;                   /* peer port; client requests go to port + 1 */
     char addr[NET_ADDR_MAX + 8];
     int fd;                     /* TCP connection, -1 when none */
+    net_session s;              /* its authenticated session */
     net_rbuf rb;
     bool answered;              /* has answered this client at least once */
 } cnode;
@@ -68,6 +70,8 @@ struct net_client {
     int cur;                    /* index of the node believed to lead */
     net_buf buf;
     net_wbuf wb;
+    net_auth auth;
+    uint64_t last_status_auth, last_status_cut;
 };
 
 
@@ -196,6 +200,7 @@ net_client *net_client_new(const char *cluster_spec, int timeout_ms, char *err, 
     c->client_id = 0;   /* registered with the first command */
     c->next_seq = 1;
     c->next_req = 1;
+    net_auth_get_default(&c->auth);
     return c;
 }
 
@@ -224,12 +229,27 @@ void net_client_set_timeout(net_client *c, int timeout_ms)
         c->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
 }
 
-static int open_node(cnode *nd, uint64_t end)
+void net_client_set_auth(net_client *c, const net_auth *a)
+{
+    if (!c || !a)
+        return;
+    c->auth = *a;
+    for (int i = 0; i < c->n; i++)
+        close_node(&c->nodes[i]);
+}
+
+/* Connects and authenticates: NET_OK, NET_EUNAVAIL, NET_EAUTH, NET_EBUSY. */
+static int open_node(net_client *c, cnode *nd, uint64_t end)
 {
     if (nd->fd >= 0)
         return NET_OK;
     nd->fd = net_tcp_connect(nd->host, nd->port + 1, end);
-    return nd->fd >= 0 ? NET_OK : NET_EUNAVAIL;
+    if (nd->fd < 0)
+        return NET_EUNAVAIL;
+    int rc = net_session_connect(nd->fd, &c->auth, &nd->s, &nd->rb, end);
+    if (rc != NET_OK)
+        close_node(nd);
+    return rc == NET_ENOMEM ? NET_EUNAVAIL : rc;
 }
 
 /* One request/response exchange with node i.  On NET_OK out holds the reply
@@ -241,42 +261,67 @@ static int exchange(net_client *c, int i, uint64_t req_id, int wait_ms, check_fn
 {
     cnode *nd = &c->nodes[i];
     uint64_t end = net_now_ms() + (uint64_t)(wait_ms > 0 ? wait_ms : 1);
-    if (open_node(nd, end) != NET_OK)
-        return NET_EUNAVAIL;
-    c->wb.off = c->wb.len = 0;
-    if (net_wbuf_put(&c->wb, c->buf.p, c->buf.len) != NET_OK) {
-        close_node(nd);
-        return NET_ENOMEM;
-    }
-    for (;;) {
-        int rc = net_wbuf_flush(&c->wb, nd->fd);
-        if (rc == NET_OK)
-            break;
-        if (rc != NET_EAGAIN || net_wait_fd(nd->fd, POLLOUT, end) <= 0) {
+    size_t frame_len = c->buf.len;     /* the request without its trailer */
+    for (int round = 0;; round++) {
+        /* A connection kept from an earlier call may have been closed by the
+         * node meanwhile (its idle timeout): then one fresh try. */
+        bool reused = nd->fd >= 0 && round == 0;
+        int rc = open_node(c, nd, end);
+        if (rc != NET_OK)
+            return rc;
+        c->buf.len = frame_len;
+        c->wb.off = c->wb.len = 0;
+        if (net_session_seal_req(&c->auth, &nd->s, &c->buf) != NET_OK ||
+            net_wbuf_put(&c->wb, c->buf.p, c->buf.len) != NET_OK) {
+            c->buf.len = frame_len;
             close_node(nd);
-            return NET_EUNAVAIL;
+            return NET_ENOMEM;
         }
-    }
-    bool eof = false;
-    for (;;) {
-        const uint8_t *f;
-        size_t flen;
-        int frc;
-        while ((frc = net_rbuf_frame(&nd->rb, &f, &flen)) == NET_OK) {
-            /* Anything that is not the answer to THIS attempt is skipped (a
-             * corrupted frame, or a reply meant for an earlier attempt). */
-            if (check(f, flen, req_id, out) == NET_OK)
-                return NET_OK;
+        c->buf.len = frame_len;
+        bool sent = true;
+        for (;;) {
+            rc = net_wbuf_flush(&c->wb, nd->fd);
+            if (rc == NET_OK)
+                break;
+            if (rc != NET_EAGAIN || net_wait_fd(nd->fd, POLLOUT, end) <= 0) {
+                sent = false;
+                break;
+            }
         }
-        /* The stream ended (after the frames read with it), is not hstore
-         * frames, or the attempt's time is up. */
-        if (eof || frc != NET_EAGAIN || net_wait_fd(nd->fd, POLLIN, end) <= 0)
-            break;
-        int rc = net_rbuf_fill(&nd->rb, nd->fd, 1u << 20);
-        eof = rc != NET_OK && rc != NET_EAGAIN;
+        bool eof = false, got_any = false;
+        while (sent) {
+            const uint8_t *f;
+            size_t flen;
+            int frc;
+            while ((frc = net_rbuf_frame(&nd->rb, NET_HDR_LEN + NET_MAX_PAYLOAD + NET_TRAILER_LEN,
+                                         &f, &flen)) == NET_OK) {
+                got_any = true;
+                size_t plen;
+                int arc = net_session_open_resp(&c->auth, &nd->s, f, flen, &plen);
+                if (arc == NET_EAUTH || arc == NET_EBUSY) {
+                    close_node(nd);
+                    return arc;
+                }
+                if (arc != NET_OK) {
+                    frc = arc;      /* altered in transit: drop the connection */
+                    break;
+                }
+                /* A reply meant for an earlier attempt is skipped. */
+                if (check(f, plen, req_id, out) == NET_OK)
+                    return NET_OK;
+            }
+            /* The stream ended (after the frames read with it), is not hstore
+             * frames, or the attempt's time is up. */
+            if (eof || frc != NET_EAGAIN || net_wait_fd(nd->fd, POLLIN, end) <= 0)
+                break;
+            rc = net_rbuf_fill(&nd->rb, nd->fd, 1u << 20);
+            eof = rc != NET_OK && rc != NET_EAGAIN;
+        }
+        close_node(nd);
+        if (reused && !got_any && (eof || !sent) && net_now_ms() < end)
+            continue;
+        return NET_EUNAVAIL;
     }
-    close_node(nd);
-    return NET_EUNAVAIL;
 }
 
 static int check_client_resp(const void *buf, size_t len, uint64_t req_id, void *out)
@@ -342,7 +387,7 @@ static int do_call(net_client *c, uint8_t flags, uint64_t client_id, uint64_t se
     *reply = NULL;
     *reply_len = 0;
     bool read = flags & NET_REQ_READ;
-    int i = c->cur, silent = 0;
+    int i = c->cur, silent = 0, refused = 0;
     for (;;) {
         uint64_t now = net_now_ms();
         if (now >= deadline)
@@ -369,6 +414,8 @@ static int do_call(net_client *c, uint8_t flags, uint64_t client_id, uint64_t se
         rc = exchange(c, i, q.req_id, wait, check_client_resp, &r);
         if (rc == NET_ENOMEM)
             return rc;
+        if (rc == NET_EAUTH && ++refused >= c->n)
+            return NET_EAUTH;   /* every node refused this client's secret */
         if (rc != NET_OK) {
             /* No answer: whatever hint we had pointed here; try the next. */
             i = (i + 1) % c->n;
@@ -491,9 +538,17 @@ int net_client_status(net_client *c, int i, raft_status *st, char *addr, size_t 
             snprintf(addr, addrlen, "%s", r->addr);
         if (r->st.leader)
             c->leader_hint = r->st.leader;
+        c->last_status_auth = r->auth_rejected;
+        c->last_status_cut = r->conns_cut;
     }
     free(r);
-    return rc == NET_OK ? NET_OK : NET_EUNAVAIL;
+    return rc == NET_OK || rc == NET_EAUTH ? rc : NET_EUNAVAIL;
+}
+
+void net_client_status_counters(const net_client *c, uint64_t *auth_rejected, uint64_t *conns_cut)
+{
+    *auth_rejected = c ? c->last_status_auth : 0;
+    *conns_cut = c ? c->last_status_cut : 0;
 }
 
 /* ---- accessors ---- */

@@ -27,7 +27,9 @@
  *
  * Sockets: one TCP connection per node, opened on first use and closed after
  * an attempt that got no answer; the library decides when and where to
- * retry.
+ * retry.  Each connection starts with the authenticated handshake of auth.h
+ * (keys: net_auth_get_default() at creation, or net_client_set_auth); when
+ * every node refuses the client's keys a call ends with NET_EAUTH.
  *
  * Thread-safety: none.  Use one net_client per thread.
  */
@@ -38,6 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/auth.h"
 #include "net/wire.h"
 #include "raftkv/raft.h"
 
@@ -61,6 +64,8 @@ void net_client_set_timeout(net_client *c, int timeout_ms);
  *                 uses a new session;
  *   NET_EBADREQ   a node rejected the request as malformed (also a read op
  *                 sent as a command);
+ *   NET_EAUTH     every node refused the client: not authorized (wrong or
+ *                 missing cluster secret); nothing was done;
  *   NET_EINVAL / NET_ENOMEM. */
 int net_client_call(net_client *c, bool read, const void *op, size_t len, void **reply,
                     size_t *reply_len);
@@ -74,8 +79,14 @@ int net_client_call_seq(net_client *c, uint64_t seq, const void *op, size_t len,
 
 /* Asks node i (index into the spec) for its Raft status, waiting up to the
  * client's timeout.  addr (may be NULL) receives the node's own address.
- * NET_OK, NET_EUNAVAIL (no answer), NET_EINVAL (bad index). */
+ * NET_OK, NET_EUNAVAIL (no answer), NET_EAUTH (refused: not authorized),
+ * NET_EINVAL (bad index). */
 int net_client_status(net_client *c, int i, raft_status *st, char *addr, size_t addrlen);
+/* The node's security counters from the last successful status answer. */
+void net_client_status_counters(const net_client *c, uint64_t *auth_rejected, uint64_t *conns_cut);
+
+/* Replaces the keys (closing open connections). */
+void net_client_set_auth(net_client *c, const net_auth *a);
 
 /* A new random, non-zero 64-bit number (getrandom; a clock-based fallback):
  * the nonce of a session registration. */

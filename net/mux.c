@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "net/auth.h"
 #include "net/client.h"
 #include "net/stream.h"
 #include "net/transport.h"
@@ -41,6 +42,8 @@ typedef struct mnode {
     char host[NET_ADDR_MAX];
     int port;
     int fd;
+    net_session s;
+    bool refused;               /* the last handshake was refused: not authorized */
     net_rbuf rb;
     net_wbuf wb;
 } mnode;
@@ -69,6 +72,7 @@ struct net_mux {
     int *done;                  /* finished, not yet reported */
     int n_done;
     net_buf enc;
+    net_auth auth;
 };
 
 net_mux *net_mux_new(const char *spec, int timeout_ms, int n_sessions, char *err, size_t errlen)
@@ -106,6 +110,7 @@ net_mux *net_mux_new(const char *spec, int timeout_ms, int n_sessions, char *err
     m->n = n;
     m->n_sess = n_sessions;
     m->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
+    net_auth_get_default(&m->auth);
     for (int i = 0; i < n_sessions; i++)
         m->s[i].next_seq = 1;   /* sessions register with their first command */
     return m;
@@ -172,6 +177,19 @@ static void attempt(net_mux *m, int si)
     if (nd->fd < 0) {
         uint64_t end = now + CONNECT_MS < s->deadline ? now + CONNECT_MS : s->deadline;
         nd->fd = net_tcp_connect(nd->host, nd->port + 1, end);
+        if (nd->fd >= 0) {
+            int hrc = net_session_connect(nd->fd, &m->auth, &nd->s, &nd->rb, end);
+            nd->refused = hrc == NET_EAUTH;
+            if (hrc != NET_OK)
+                node_close(nd);
+            bool all = true;
+            for (int i = 0; i < m->n; i++)
+                all = all && m->nodes[i].refused;
+            if (all) {
+                finish(m, si, NET_EAUTH);
+                return;
+            }
+        }
         if (nd->fd < 0) {
             s->silent++;
             s->node = (s->node + 1) % m->n;
@@ -190,6 +208,7 @@ static void attempt(net_mux *m, int si)
         q = (net_client_req){.client_id = s->nonce, .req_id = s->req_id,
                              .flags = NET_REQ_REGISTER};
     if (net_encode_client_req(&q, &m->enc) != NET_OK ||
+        net_session_seal_req(&m->auth, &nd->s, &m->enc) != NET_OK ||
         net_wbuf_put(&nd->wb, m->enc.p, m->enc.len) != NET_OK) {
         finish(m, si, NET_ENOMEM);
         return;
@@ -392,8 +411,15 @@ int net_mux_wait(net_mux *m, int wait_ms, int *done, int max)
                 const uint8_t *f;
                 size_t flen;
                 int frc;
-                while ((frc = net_rbuf_frame(&nd->rb, &f, &flen)) == NET_OK)
-                    on_reply(m, ni, f, flen);
+                while ((frc = net_rbuf_frame(&nd->rb,
+                                             NET_HDR_LEN + NET_MAX_PAYLOAD + NET_TRAILER_LEN, &f,
+                                             &flen)) == NET_OK) {
+                    size_t plen;
+                    frc = net_session_open_resp(&m->auth, &nd->s, f, flen, &plen);
+                    if (frc != NET_OK)
+                        break;      /* refused, or altered in transit: drop it */
+                    on_reply(m, ni, f, plen);
+                }
                 if (frc != NET_EAGAIN || (rc != NET_OK && rc != NET_EAGAIN))
                     node_failed(m, ni);
             }

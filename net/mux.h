@@ -48,8 +48,10 @@ int net_mux_wait(net_mux *m, int wait_ms, int *done, int max);
 /* The outcome of session s's last finished operation: NET_OK with the state
  * machine's reply in *reply / *len (valid until the session starts again),
  * NET_EUNAVAIL (deadline passed, outcome unknown), NET_ESESSION (the session expired:
- * outcome unknown; the next command registers a new one), NET_EBADREQ, NET_ENOMEM.
- * A session registers (one NET_REQ_REGISTER exchange) before its first command. */
+ * outcome unknown; the next command registers a new one), NET_EBADREQ, NET_ENOMEM,
+ * NET_EAUTH (every node refused the mux's keys: not authorized).  A session
+ * registers (one NET_REQ_REGISTER exchange) before its first command.  Keys:
+ * the process default (auth.h) when the mux was created. */
 int net_mux_result(const net_mux *m, int s, const uint8_t **reply, size_t *len);
 
 /* Sessions started and not yet finished. */

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -34,8 +35,11 @@ void net_wbuf_free(net_wbuf *b)
     memset(b, 0, sizeof(*b));
 }
 
-/* Makes room for `need` more bytes after len, first sliding consumed bytes out. */
-static int reserve(uint8_t **p, size_t *off, size_t *len, size_t *cap, size_t need)
+/* Makes room for `need` more bytes after len, first sliding consumed bytes out.
+ * Capacity doubles, but not past `limit` bytes after len (the end of the
+ * frame being read): memory follows the bytes that arrive, never a length a
+ * header merely announces. */
+static int reserve(uint8_t **p, size_t *off, size_t *len, size_t *cap, size_t need, size_t limit)
 {
     if (*off > 0 && (*off == *len || *len + need > *cap)) {
         memmove(*p, *p + *off, *len - *off);
@@ -47,6 +51,8 @@ static int reserve(uint8_t **p, size_t *off, size_t *len, size_t *cap, size_t ne
     size_t nc = *cap ? *cap : READ_CHUNK;
     while (nc < *len + need)
         nc *= 2;
+    if (limit >= need && limit < nc - *len)
+        nc = *len + limit;
     uint8_t *q = realloc(*p, nc);
     if (!q)
         return NET_ENOMEM;
@@ -70,16 +76,21 @@ int net_rbuf_fill(net_rbuf *b, int fd, size_t max)
     size_t got = 0;
     while (got < max) {
         size_t want = max - got < READ_CHUNK ? max - got : READ_CHUNK;
-        /* A frame whose header says it is large: read it in bigger steps. */
+        size_t limit = SIZE_MAX;    /* where the frame being read ends */
         if (b->len - b->off >= NET_HDR_LEN) {
             const uint8_t *h = b->p + b->off;
-            size_t flen = NET_HDR_LEN + ((size_t)h[8] | (size_t)h[9] << 8 | (size_t)h[10] << 16 |
-                                         (size_t)h[11] << 24);
+            size_t flen = NET_HDR_LEN + NET_TRAILER_LEN +
+                          ((size_t)h[8] | (size_t)h[9] << 8 | (size_t)h[10] << 16 |
+                           (size_t)h[11] << 24);
             size_t have = b->len - b->off;
-            if (flen > have && flen - have > want && flen <= NET_HDR_LEN + NET_MAX_PAYLOAD)
+            /* A frame whose header says it is large: read it in bigger
+             * steps (still never more than arrives per call: max). */
+            if (flen > have && flen - have > want && flen <= NET_HDR_LEN + NET_TRAILER_LEN + NET_MAX_PAYLOAD)
                 want = flen - have < max - got ? flen - have : max - got;
+            if (flen > have)
+                limit = flen - have;
         }
-        if (reserve(&b->p, &b->off, &b->len, &b->cap, want) != NET_OK)
+        if (reserve(&b->p, &b->off, &b->len, &b->cap, want, limit) != NET_OK)
             return NET_ENOMEM;
         ssize_t n = read(fd, b->p + b->len, want);
         if (n > 0) {
@@ -100,7 +111,7 @@ int net_rbuf_fill(net_rbuf *b, int fd, size_t max)
     return got ? NET_OK : NET_EAGAIN;
 }
 
-int net_rbuf_frame(net_rbuf *b, const uint8_t **frame, size_t *len)
+int net_rbuf_frame(net_rbuf *b, size_t max_len, const uint8_t **frame, size_t *len)
 {
     size_t have = b->len - b->off;
     if (have < NET_HDR_LEN) {
@@ -116,9 +127,9 @@ int net_rbuf_frame(net_rbuf *b, const uint8_t **frame, size_t *len)
         return NET_EVERSION;
     uint32_t plen = (uint32_t)h[8] | (uint32_t)h[9] << 8 | (uint32_t)h[10] << 16 |
                     (uint32_t)h[11] << 24;
-    if (plen > NET_MAX_PAYLOAD)
+    size_t flen = NET_HDR_LEN + (size_t)plen + NET_TRAILER_LEN;
+    if (plen > NET_MAX_PAYLOAD || flen > max_len)
         return NET_ELENGTH;
-    size_t flen = NET_HDR_LEN + (size_t)plen;
     if (have < flen)
         return NET_EAGAIN;
     *frame = h;
@@ -129,7 +140,7 @@ int net_rbuf_frame(net_rbuf *b, const uint8_t **frame, size_t *len)
 
 int net_wbuf_put(net_wbuf *b, const void *p, size_t n)
 {
-    if (reserve(&b->p, &b->off, &b->len, &b->cap, n) != NET_OK)
+    if (reserve(&b->p, &b->off, &b->len, &b->cap, n, SIZE_MAX) != NET_OK)
         return NET_ENOMEM;
     memcpy(b->p + b->len, p, n);
     b->len += n;

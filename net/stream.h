@@ -9,7 +9,7 @@
  * matched by req_id), read and written in batches.
  *
  * A frame is self-delimiting: its 16-byte header (wire.h) carries the payload
- * length.  The reader checks magic, version and length as soon as a header is
+ * length, and the authentication trailer (auth.h) of fixed size follows.  The reader checks magic, version and length as soon as a header is
  * complete, so a peer that is not speaking hstore is cut off after 16 bytes;
  * the checksum and payload are checked later by the decoders, as for peer
  * traffic.
@@ -49,11 +49,15 @@ static inline size_t net_wbuf_pending(const net_wbuf *b) { return b->len - b->of
  * NET_EIO on end of stream or a socket error, NET_ENOMEM. */
 int net_rbuf_fill(net_rbuf *b, int fd, size_t max);
 
-/* The next complete frame in b: NET_OK with *frame and *len pointing into b
- * (valid until the next fill or frame call), NET_EAGAIN when the frame is not
- * complete yet, or NET_EMAGIC / NET_EVERSION / NET_ELENGTH when the stream
- * does not carry hstore frames (close the connection). */
-int net_rbuf_frame(net_rbuf *b, const uint8_t **frame, size_t *len);
+/* The next complete frame with its trailer in b: NET_OK with *frame and *len
+ * (header + payload + NET_TRAILER_LEN) pointing into b (valid until the next
+ * fill or frame call), NET_EAGAIN when the frame is not complete yet, or
+ * NET_EMAGIC / NET_EVERSION / NET_ELENGTH when the stream does not carry
+ * hstore frames or the header announces more than max_len bytes in all
+ * (close the connection). */
+int net_rbuf_frame(net_rbuf *b, size_t max_len, const uint8_t **frame, size_t *len);
+/* Bytes received and not yet taken as frames. */
+static inline size_t net_rbuf_buffered(const net_rbuf *b) { return b->len - b->off; }
 
 /* Appends bytes to b; NET_OK or NET_ENOMEM. */
 int net_wbuf_put(net_wbuf *b, const void *p, size_t n);

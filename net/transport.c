@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +37,7 @@
 #include <nanomsg/nn.h>
 #include <nanomsg/pipeline.h>
 #include <nanomsg/tcp.h>
+#include <sodium.h>
 
 #include "net/stream.h"
 
@@ -50,16 +52,32 @@
  * test knob must not grow memory without bound. */
 #define DELAY_MAX_MSGS 65536
 #define DELAY_MAX_BYTES ((size_t)256 << 20)
-/* Client connections: how many at once, how much one may have read per
- * wake-up (fairness), how much may wait unsent for a client that does not
- * read its answers before it is cut off, how many read requests may wait to
- * be taken before reading pauses (back-pressure), and the queued reply bytes
- * at which a connection is written at once rather than at the flush. */
+/* Client connections: the defaults of net_client_limits, how much one may
+ * have read per wake-up (fairness), how many read requests may wait to be
+ * taken before reading pauses (back-pressure), and the queued reply bytes at
+ * which a connection is written at once rather than at the flush. */
 #define CLIENT_MAX_CONNS 4096
+#define CLIENT_IDLE_MS 300000
+#define CLIENT_HANDSHAKE_MS 5000
+#define CLIENT_MEM_MAX ((size_t)128 << 20)
+#define CLIENT_MAX_UNSENT ((size_t)64 << 20)
 #define CLIENT_READ_BUDGET (1u << 20)
-#define CLIENT_MAX_WBUF ((size_t)128 << 20)
 #define CLIENT_MAX_QUEUED 65536
 #define CLIENT_FLUSH_AT (256u << 10)
+/* Descriptors kept free for everything else the process opens. */
+#define FD_RESERVE 256
+/* A HELLO frame with its trailer, and the read budget before the handshake. */
+#define HELLO_LEN (NET_HDR_LEN + NET_NONCE_LEN + NET_TRAILER_LEN)
+/* At the connection limit, an authenticated connection idle this long may
+ * give way to a new one. */
+#define DISPLACE_IDLE_MS 1000
+/* Peer replay window: senders remembered, and how long a sender must have
+ * been silent before a frame of an OLDER epoch (a restart with the clock set
+ * back) is taken from it. */
+#define PEER_SENDERS 64
+#define PEER_STALE_MS 10000
+/* Rate limit of the log lines about refused input. */
+#define LOG_EVERY_MS 1000
 #define LISTEN_ID UINT64_MAX
 
 typedef struct cconn {
@@ -69,7 +87,15 @@ typedef struct cconn {
     net_wbuf wb;
     bool want_out;              /* EPOLLOUT registered */
     bool dirty;                 /* in the flush list */
+    bool authed;                /* handshake done: s holds the session */
+    net_session s;
+    uint64_t accepted_ms, last_ms;
+    size_t mem;                 /* buffer bytes counted in the transport's mem */
 } cconn;
+
+typedef struct sender_state {
+    uint64_t id, epoch, ctr, last_ms;
+} sender_state;
 
 typedef struct tpeer {
     uint64_t id;
@@ -110,6 +136,15 @@ struct net_transport {
     held *heap;
     size_t n_held, cap_held, held_bytes;
     uint64_t held_order;
+
+    net_auth auth;
+    uint64_t epoch, tx_ctr;     /* this node's peer-frame incarnation and counter */
+    sender_state senders[PEER_SENDERS];
+    net_client_limits lim;
+    size_t mem;                 /* client buffers' bytes, all connections */
+    uint64_t next_sweep;
+    uint64_t log_ms, log_quiet; /* rate limit of refusal logs */
+    net_buf ebuf;               /* HELLO_ACK / ERROR frames */
 
     net_transport_stats st;
 };
@@ -316,6 +351,34 @@ net_transport *net_transport_new(const net_transport_config *cfg, char *err, siz
     t->port = cfg->port;
     t->sndbuf = cfg->sndbuf > 0 ? cfg->sndbuf : DEFAULT_SNDBUF;
     t->reconnect_ms = cfg->reconnect_ms > 0 ? cfg->reconnect_ms : DEFAULT_RECONNECT_MS;
+    if (cfg->auth)
+        t->auth = *cfg->auth;
+    else
+        net_auth_get_default(&t->auth);
+    if (sodium_init() < 0) {
+        net_seterr(err, errlen, "transport: libsodium cannot initialise");
+        goto fail;
+    }
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        t->epoch = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
+    t->lim = cfg->limits;
+    if (t->lim.max_conns <= 0)
+        t->lim.max_conns = CLIENT_MAX_CONNS;
+    if (t->lim.idle_ms <= 0)
+        t->lim.idle_ms = CLIENT_IDLE_MS;
+    if (t->lim.handshake_ms <= 0)
+        t->lim.handshake_ms = CLIENT_HANDSHAKE_MS;
+    if (t->lim.max_frame == 0 || t->lim.max_frame > NET_MAX_PAYLOAD)
+        t->lim.max_frame = NET_MAX_PAYLOAD;
+    if (t->lim.mem_max == 0)
+        t->lim.mem_max = CLIENT_MEM_MAX;
+    if (t->lim.mem_max < t->lim.max_frame + NET_HDR_LEN + NET_TRAILER_LEN)
+        t->lim.mem_max = t->lim.max_frame + NET_HDR_LEN + NET_TRAILER_LEN;
+    if (t->lim.max_unsent == 0)
+        t->lim.max_unsent = CLIENT_MAX_UNSENT;
     if (!resolve_ipv4(t->host, t->ip, sizeof(t->ip))) {
         net_seterr(err, errlen, "transport: cannot resolve '%s' to an IPv4 address", t->host);
         goto fail;
@@ -388,6 +451,8 @@ void net_transport_free(net_transport *t)
     for (size_t i = 0; i < t->n_held; i++)
         free(t->heap[i].buf);
     free(t->heap);
+    net_buf_free(&t->ebuf);
+    sodium_memzero(&t->auth, sizeof t->auth);
     free(t);
 }
 
@@ -461,9 +526,20 @@ static int raw_send(net_transport *t, uint64_t peer_id, const void *buf, size_t 
     tpeer *p = find_peer(t, peer_id);
     if (!p || p->sock < 0)
         return NET_EINVAL;
-    if (nn_send(p->sock, buf, len, NN_DONTWAIT) < 0) {
+    /* Sealed here, at the real send, so that the counter follows the order
+     * frames leave in (the fault injector may hold some back). */
+    void *msg = nn_allocmsg(len + NET_TRAILER_LEN, 0);
+    if (!msg) {
+        t->st.peer_send_dropped++;
+        return NET_EAGAIN;
+    }
+    memcpy(msg, buf, len);
+    net_trailer tr = {t->self_id, t->epoch, ++t->tx_ctr};
+    net_seal_at(t->auth.peer, NULL, 0, &tr, msg, len);
+    if (nn_send(p->sock, &msg, NN_MSG, NN_DONTWAIT) < 0) {
         /* EAGAIN: queue full or no connection yet.  Either way Raft will
          * resend; blocking here would stall every other peer. */
+        nn_freemsg(msg);
         t->st.peer_send_dropped++;
         return NET_EAGAIN;
     }
@@ -569,10 +645,13 @@ int net_send_peer(net_transport *t, uint64_t peer_id, const void *buf, size_t le
     return rc;
 }
 
+static void client_sweep(net_transport *t, uint64_t now);
+
 void net_transport_tick(net_transport *t, uint64_t now_ms)
 {
     if (!t)
         return;
+    client_sweep(t, now_ms);
     while (t->n_held > 0 && t->heap[0].due <= now_ms) {
         held h = heap_pop(t);
         if (find_peer(t, h.peer))
@@ -588,20 +667,87 @@ uint64_t net_transport_next_deadline(const net_transport *t)
     return t && t->n_held ? t->heap[0].due : UINT64_MAX;
 }
 
-int net_recv_peer(net_transport *t, void **buf, size_t *len)
+/* One line about refused input, at most every LOG_EVERY_MS. */
+static void refusal_log(net_transport *t, const char *what, uint64_t count)
 {
-    if (!t || !buf || !len)
-        return NET_EINVAL;
-    void *m = NULL;
-    int n = nn_recv(t->pull, &m, NN_MSG, NN_DONTWAIT);
-    if (n < 0) {
-        int e = nn_errno();
-        return (e == EAGAIN || e == EINTR) ? NET_EAGAIN : NET_EIO;
+    uint64_t now = net_now_ms();
+    if (t->log_ms && now - t->log_ms < LOG_EVERY_MS) {
+        t->log_quiet++;
+        return;
     }
-    *buf = m;
-    *len = (size_t)n;
-    t->st.peer_recv++;
-    return NET_OK;
+    fprintf(stderr, "net: node %llu: refused %s (%llu so far; %llu other refusals not logged)\n",
+            (unsigned long long)t->self_id, what, (unsigned long long)count,
+            (unsigned long long)t->log_quiet);
+    t->log_ms = now;
+    t->log_quiet = 0;
+}
+
+/* The replay window of peer frames: a sender's frames must come with a newer
+ * (epoch, counter) than the newest taken from it.  A sender silent for
+ * PEER_STALE_MS may come back with an older epoch (restarted with its clock
+ * set back): otherwise such a node would stay cut off until this one
+ * restarts.  A replayed old frame is then accepted only while its true
+ * sender is silent, and Raft takes duplicated and delayed messages safely. */
+static bool sender_accept(net_transport *t, const net_trailer *tr)
+{
+    uint64_t now = net_now_ms();
+    sender_state *s = NULL, *victim = &t->senders[0];
+    for (int i = 0; i < PEER_SENDERS; i++) {
+        sender_state *x = &t->senders[i];
+        if (x->id == tr->sender) {
+            s = x;
+            break;
+        }
+        if (x->id == 0 || (victim->id != 0 && x->last_ms < victim->last_ms))
+            victim = x;
+    }
+    if (!s) {
+        *victim = (sender_state){tr->sender, tr->epoch, tr->ctr, now};
+        return true;
+    }
+    bool ok = tr->epoch > s->epoch || (tr->epoch == s->epoch && tr->ctr > s->ctr) ||
+              (tr->epoch < s->epoch && now - s->last_ms >= PEER_STALE_MS);
+    if (!ok)
+        return false;
+    s->epoch = tr->epoch;
+    s->ctr = tr->ctr;
+    s->last_ms = now;
+    return true;
+}
+
+int net_recv_peer(net_transport *t, void **buf, size_t *len, uint64_t *from)
+{
+    if (!t || !buf || !len || !from)
+        return NET_EINVAL;
+    for (int dropped = 0; dropped < 1024; dropped++) {
+        void *m = NULL;
+        int n = nn_recv(t->pull, &m, NN_MSG, NN_DONTWAIT);
+        if (n < 0) {
+            int e = nn_errno();
+            return (e == EAGAIN || e == EINTR) ? NET_EAGAIN : NET_EIO;
+        }
+        net_trailer tr;
+        if (net_open(t->auth.peer, NULL, 0, m, (size_t)n, &tr) != NET_OK || tr.sender == 0) {
+            t->st.peer_auth_failed++;
+            refusal_log(t, "a peer frame whose MAC does not verify (wrong secret or forged)",
+                        t->st.peer_auth_failed);
+            nn_freemsg(m);
+            continue;
+        }
+        if (!sender_accept(t, &tr)) {
+            t->st.peer_replayed++;
+            refusal_log(t, "a replayed peer frame (older than its sender's newest)",
+                        t->st.peer_replayed);
+            nn_freemsg(m);
+            continue;
+        }
+        *buf = m;
+        *len = (size_t)n - NET_TRAILER_LEN;
+        *from = tr.sender;
+        t->st.peer_recv++;
+        return NET_OK;
+    }
+    return NET_EAGAIN;
 }
 
 void net_msg_free(void *buf)
@@ -628,9 +774,64 @@ static void conn_close(net_transport *t, cconn *c)
     close(c->fd);
     net_rbuf_free(&c->rb);
     net_wbuf_free(&c->wb);
+    t->mem -= c->mem;
     t->conns[c->slot] = NULL;
     t->n_conns--;
     free(c);
+}
+
+/* Sends an ERROR frame (best effort, never blocking) on fd. */
+static void send_refusal(net_transport *t, int fd, uint8_t code)
+{
+    if (net_encode_error(code, &t->ebuf) != NET_OK)
+        return;
+    net_trailer tr = {t->self_id, 0, 0};
+    if (net_seal(t->auth.resp, NULL, 0, &tr, &t->ebuf) != NET_OK)
+        return;
+    (void)send(fd, t->ebuf.p, t->ebuf.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Closes c after telling it why (when nothing else waits to be sent on it,
+ * so the ERROR frame cannot land inside another frame). */
+static void conn_refuse(net_transport *t, cconn *c, uint8_t code)
+{
+    if (net_wbuf_pending(&c->wb) == 0)
+        send_refusal(t, c->fd, code);
+    conn_close(t, c);
+}
+
+/* Brings the memory count up to date with c's buffers; past the cap, closes
+ * the connections that hold the most until under it.  False when c itself
+ * was closed. */
+static bool conn_account(net_transport *t, cconn *c)
+{
+    size_t m = c->rb.cap + c->wb.cap;
+    t->mem = t->mem - c->mem + m;
+    c->mem = m;
+    uint64_t id = conn_id(c);
+    while (t->mem > t->lim.mem_max) {
+        cconn *hog = NULL;
+        for (uint32_t i = 0; i < t->n_slots; i++)
+            if (t->conns[i] && (!hog || t->conns[i]->mem > hog->mem))
+                hog = t->conns[i];
+        if (!hog || hog->mem == 0)
+            break;
+        t->st.client_mem_closed++;
+        refusal_log(t, "a client connection over the client memory cap", t->st.client_mem_closed);
+        conn_refuse(t, hog, NET_REFUSE_MEMORY);
+    }
+    return conn_get(t, id) != NULL;
+}
+
+/* Frees a connection's buffers once empty: an idle connection holds no
+ * buffer memory. */
+static void conn_trim(net_transport *t, cconn *c)
+{
+    if (net_rbuf_buffered(&c->rb) == 0 && c->rb.cap)
+        net_rbuf_free(&c->rb);
+    if (net_wbuf_pending(&c->wb) == 0 && c->wb.cap)
+        net_wbuf_free(&c->wb);
+    (void)conn_account(t, c);
 }
 
 static void client_close_all(net_transport *t)
@@ -655,10 +856,33 @@ static void client_close_all(net_transport *t)
     t->lfd = t->epfd = -1;
 }
 
+/* Room for max_conns connections within the descriptor limit (raising the
+ * soft limit towards the hard one when needed). */
+static void fit_fd_limit(net_transport *t)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)t->lim.max_conns + FD_RESERVE;
+    if (rl.rlim_cur < want && rl.rlim_cur != RLIM_INFINITY) {
+        rlim_t cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        struct rlimit nr = {cur, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &nr) == 0)
+            rl.rlim_cur = cur;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        int fit = rl.rlim_cur > 2 * FD_RESERVE ? (int)(rl.rlim_cur - FD_RESERVE) : (int)rl.rlim_cur / 2;
+        fprintf(stderr, "net: node %llu: descriptor limit %llu: at most %d client connections\n",
+                (unsigned long long)t->self_id, (unsigned long long)rl.rlim_cur, fit);
+        t->lim.max_conns = fit > 1 ? fit : 1;
+    }
+}
+
 static int client_listen(net_transport *t, char *err, size_t errlen)
 {
-    t->conns = calloc(CLIENT_MAX_CONNS, sizeof(*t->conns));
-    t->dirty = calloc(CLIENT_MAX_CONNS, sizeof(*t->dirty));
+    fit_fd_limit(t);
+    t->conns = calloc((size_t)t->lim.max_conns, sizeof(*t->conns));
+    t->dirty = calloc((size_t)t->lim.max_conns, sizeof(*t->dirty));
     if (!t->conns || !t->dirty) {
         net_seterr(err, errlen, "transport: out of memory");
         return NET_ENOMEM;
@@ -688,19 +912,54 @@ static int client_listen(net_transport *t, char *err, size_t errlen)
     return NET_OK;
 }
 
+/* At the connection limit: closes the oldest connection that has not
+ * authenticated, else the one idle longest if idle over DISPLACE_IDLE_MS.
+ * False when every connection is authenticated and busy. */
+static bool make_room(net_transport *t, uint64_t now)
+{
+    cconn *pre = NULL, *idle = NULL;
+    for (uint32_t i = 0; i < t->n_slots; i++) {
+        cconn *c = t->conns[i];
+        if (!c)
+            continue;
+        if (!c->authed) {
+            if (!pre || c->accepted_ms < pre->accepted_ms)
+                pre = c;
+        } else if (net_wbuf_pending(&c->wb) == 0 && (!idle || c->last_ms < idle->last_ms)) {
+            idle = c;
+        }
+    }
+    cconn *victim = pre ? pre : (idle && now - idle->last_ms >= DISPLACE_IDLE_MS ? idle : NULL);
+    if (!victim)
+        return false;
+    t->st.client_refused++;
+    conn_refuse(t, victim, NET_REFUSE_BUSY);
+    return true;
+}
+
 static void client_accept(net_transport *t)
 {
+    uint64_t now = net_now_ms();
     for (int i = 0; i < 64; i++) {
+        if (t->n_conns >= (uint32_t)t->lim.max_conns)
+            (void)make_room(t, now);
         int fd = accept4(t->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;     /* EAGAIN, or an aborted connection: nothing to do */
+        if (t->n_conns >= (uint32_t)t->lim.max_conns) {
+            t->st.client_refused++;
+            refusal_log(t, "a client connection: too many connections", t->st.client_refused);
+            send_refusal(t, fd, NET_REFUSE_BUSY);
+            close(fd);
+            continue;
+        }
         uint32_t slot = 0;
-        while (slot < CLIENT_MAX_CONNS && t->conns[slot])
+        while (slot < (uint32_t)t->lim.max_conns && t->conns[slot])
             slot++;
-        cconn *c = slot < CLIENT_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
+        cconn *c = slot < (uint32_t)t->lim.max_conns ? calloc(1, sizeof(*c)) : NULL;
         if (!c || net_tcp_prepare(fd) < 0) {
-            /* Full (or no memory): the client sees the connection close and
-             * tries another node or later. */
+            /* No memory: the client sees the connection close and tries
+             * another node or later. */
             free(c);
             close(fd);
             continue;
@@ -708,6 +967,7 @@ static void client_accept(net_transport *t)
         c->fd = fd;
         c->slot = slot;
         c->gen = ++t->conn_gen;
+        c->accepted_ms = c->last_ms = now;
         struct epoll_event ev = {.events = EPOLLIN, .data.u64 = conn_id(c)};
         if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
             free(c);
@@ -741,22 +1001,105 @@ static int queue_push(net_transport *t, net_client_msg m)
     return NET_OK;
 }
 
+static void mark_dirty(net_transport *t, cconn *c);
+
+/* Appends frame buf/len to c's queue with the trailer of the session's next
+ * reply (or, for the HELLO_ACK, ctr 0 over the client's nonce). */
+static int conn_put_sealed(net_transport *t, cconn *c, const void *buf, size_t len,
+                           const void *ctx, size_t ctx_len, uint64_t ctr)
+{
+    static const uint8_t room[NET_TRAILER_LEN];
+    if (net_wbuf_put(&c->wb, buf, len) != NET_OK)
+        return NET_ENOMEM;
+    if (net_wbuf_put(&c->wb, room, sizeof room) != NET_OK) {
+        c->wb.len -= len;
+        return NET_ENOMEM;
+    }
+    net_trailer tr = {t->self_id, 0, ctr};
+    net_seal_at(t->auth.resp, ctx, ctx_len, &tr, c->wb.p + c->wb.len - NET_TRAILER_LEN - len, len);
+    return NET_OK;
+}
+
+/* The first frame of a connection: a HELLO that verifies, answered with a
+ * HELLO_ACK; anything else is refused as unauthenticated.  False when c was
+ * closed. */
+static bool client_handshake(net_transport *t, cconn *c, const uint8_t *f, size_t len)
+{
+    uint8_t cn[NET_NONCE_LEN], sn[NET_NONCE_LEN];
+    net_trailer tr;
+    if (net_open(t->auth.req, NULL, 0, f, len, &tr) != NET_OK ||
+        net_decode_hello(f, len - NET_TRAILER_LEN, cn) != NET_OK) {
+        t->st.client_auth_failed++;
+        refusal_log(t, "a client that did not authenticate (wrong or missing secret)",
+                    t->st.client_auth_failed);
+        conn_refuse(t, c, NET_REFUSE_AUTH);
+        return false;
+    }
+    randombytes_buf(sn, sizeof sn);
+    if (net_encode_hello_ack(t->self_id, sn, &t->ebuf) != NET_OK ||
+        conn_put_sealed(t, c, t->ebuf.p, t->ebuf.len, cn, sizeof cn, 0) != NET_OK) {
+        conn_close(t, c);
+        return false;
+    }
+    memcpy(c->s.ctx, cn, NET_NONCE_LEN);
+    memcpy(c->s.ctx + NET_NONCE_LEN, sn, NET_NONCE_LEN);
+    c->s.tx = c->s.rx = 0;
+    c->s.node_id = t->self_id;
+    c->authed = true;
+    mark_dirty(t, c);
+    return true;
+}
+
 /* Reads what a connection has and queues its complete frames; closes it on
- * end of stream, error, or bytes that are not hstore frames. */
+ * end of stream, error, bytes that are not hstore frames, or a frame that
+ * does not verify. */
 static void client_read(net_transport *t, cconn *c)
 {
-    int rc = net_rbuf_fill(&c->rb, c->fd, CLIENT_READ_BUDGET);
+    int rc = net_rbuf_fill(&c->rb, c->fd, c->authed ? CLIENT_READ_BUDGET : HELLO_LEN);
+    if (rc == NET_OK)
+        c->last_ms = net_now_ms();
     for (;;) {
         const uint8_t *f;
         size_t len;
-        int frc = net_rbuf_frame(&c->rb, &f, &len);
+        size_t max = c->authed ? NET_HDR_LEN + t->lim.max_frame + NET_TRAILER_LEN : HELLO_LEN;
+        int frc = net_rbuf_frame(&c->rb, max, &f, &len);
         if (frc == NET_EAGAIN)
             break;
+        if (frc == NET_ELENGTH && c->authed) {
+            t->st.client_too_large++;
+            refusal_log(t, "a client frame over --client-max-frame", t->st.client_too_large);
+            conn_refuse(t, c, NET_REFUSE_TOO_LARGE);
+            return;
+        }
+        if (frc == NET_ELENGTH) {
+            /* Anything but a HELLO first: not authenticated. */
+            t->st.client_auth_failed++;
+            refusal_log(t, "a client that sent a request before authenticating",
+                        t->st.client_auth_failed);
+            conn_refuse(t, c, NET_REFUSE_AUTH);
+            return;
+        }
         if (frc != NET_OK) {
             t->st.client_conns_bad++;
             conn_close(t, c);
             return;
         }
+        if (!c->authed) {
+            if (!client_handshake(t, c, f, len))
+                return;
+            continue;
+        }
+        net_trailer tr;
+        if (net_open(t->auth.req, c->s.ctx, sizeof c->s.ctx, f, len, &tr) != NET_OK ||
+            tr.ctr != c->s.rx + 1) {
+            t->st.client_auth_failed++;
+            refusal_log(t, "a client frame whose MAC or counter does not verify",
+                        t->st.client_auth_failed);
+            conn_refuse(t, c, NET_REFUSE_AUTH);
+            return;
+        }
+        c->s.rx++;
+        len -= NET_TRAILER_LEN;
         void *body = malloc(len);
         if (!body || queue_push(t, (net_client_msg){.body = body, .len = len,
                                                      .conn = conn_id(c)}) != NET_OK) {
@@ -769,8 +1112,12 @@ static void client_read(net_transport *t, cconn *c)
     }
     /* End of stream after the last complete frame: the client has gone (its
      * requests already read are still served; their replies are dropped). */
-    if (rc == NET_EIO || rc == NET_ENOMEM)
+    if (rc == NET_EIO || rc == NET_ENOMEM) {
         conn_close(t, c);
+        return;
+    }
+    if (conn_account(t, c))
+        conn_trim(t, c);
 }
 
 static void set_want_out(net_transport *t, cconn *c, bool on)
@@ -785,13 +1132,30 @@ static void set_want_out(net_transport *t, cconn *c, bool on)
 /* Writes c's queued replies; false when c was closed. */
 static bool client_write(net_transport *t, cconn *c)
 {
+    size_t before = net_wbuf_pending(&c->wb);
     int rc = net_wbuf_flush(&c->wb, c->fd);
     if (rc == NET_EIO) {
         conn_close(t, c);
         return false;
     }
+    if (net_wbuf_pending(&c->wb) < before)
+        c->last_ms = net_now_ms();
     set_want_out(t, c, rc == NET_EAGAIN);
+    if (rc == NET_OK)
+        conn_trim(t, c);
     return true;
+}
+
+static void mark_dirty(net_transport *t, cconn *c)
+{
+    if (c->dirty)
+        return;
+    /* (A slot can appear twice when its connection closed and another took
+     * it within one turn; the list is flushed before it overflows.) */
+    if (t->n_dirty == (uint32_t)t->lim.max_conns)
+        net_transport_flush(t);
+    c->dirty = true;
+    t->dirty[t->n_dirty++] = c->slot;
 }
 
 void net_transport_flush(net_transport *t)
@@ -806,6 +1170,24 @@ void net_transport_flush(net_transport *t)
         client_write(t, c);
     }
     t->n_dirty = 0;
+}
+
+/* Closes connections past the idle or handshake timeout (once a second). */
+static void client_sweep(net_transport *t, uint64_t now)
+{
+    if (t->epfd < 0 || now < t->next_sweep)
+        return;
+    t->next_sweep = now + 1000;
+    for (uint32_t i = 0; i < t->n_slots; i++) {
+        cconn *c = t->conns[i];
+        if (!c)
+            continue;
+        uint64_t limit = c->authed ? (uint64_t)t->lim.idle_ms : (uint64_t)t->lim.handshake_ms;
+        if (now - c->last_ms >= limit && net_wbuf_pending(&c->wb) == 0) {
+            t->st.client_idle_closed++;
+            conn_refuse(t, c, NET_REFUSE_IDLE);
+        }
+    }
 }
 
 /* One round of the epoll set without blocking. */
@@ -856,22 +1238,26 @@ int net_reply_client(net_transport *t, net_client_msg *req, const void *buf, siz
         return NET_EINVAL;
     cconn *c = conn_get(t, req->conn);
     int rc = NET_OK;
-    if (!c || net_wbuf_pending(&c->wb) + len > CLIENT_MAX_WBUF) {
-        /* Gone, or not reading its answers: cut it off rather than grow. */
-        if (c)
-            conn_close(t, c);
+    if (c && net_wbuf_pending(&c->wb) + len + NET_TRAILER_LEN > t->lim.max_unsent) {
+        /* Not reading its answers: cut it off rather than grow. */
+        t->st.client_mem_closed++;
+        refusal_log(t, "a client that does not read its replies (--client-max-unsent)",
+                    t->st.client_mem_closed);
+        conn_close(t, c);
+        c = NULL;
+    }
+    if (!c) {
         rc = NET_EIO;
-    } else if (net_wbuf_put(&c->wb, buf, len) != NET_OK) {
+    } else if (conn_put_sealed(t, c, buf, len, c->s.ctx, sizeof c->s.ctx, c->s.tx + 1) != NET_OK) {
         rc = NET_ENOMEM;
-    } else if (net_wbuf_pending(&c->wb) >= CLIENT_FLUSH_AT) {
-        client_write(t, c);
-    } else if (!c->dirty) {
-        /* (A slot can appear twice when its connection closed and another
-         * took it within one turn; the list is flushed before it overflows.) */
-        if (t->n_dirty == CLIENT_MAX_CONNS)
-            net_transport_flush(t);
-        c->dirty = true;
-        t->dirty[t->n_dirty++] = c->slot;
+    } else {
+        c->s.tx++;
+        if (!conn_account(t, c))
+            rc = NET_EIO;
+        else if (net_wbuf_pending(&c->wb) >= CLIENT_FLUSH_AT)
+            client_write(t, c);
+        else
+            mark_dirty(t, c);
     }
     if (rc == NET_OK)
         t->st.client_replied++;

@@ -12,7 +12,11 @@
  * lossy network).
  *
  * Clients connect over plain TCP to HOST:PORT+1 (see stream.h for why not
- * nanomsg there).  The transport accepts and reads every client connection
+ * nanomsg there).  Every connection starts with the HELLO handshake (auth.h);
+ * until it completes only a HELLO-sized frame is read, and a client whose
+ * HELLO does not verify gets an ERROR frame (NET_REFUSE_AUTH) and is closed.
+ * Every peer and client frame is verified before it is decoded, and every
+ * frame sent is sealed (auth.h).  The transport accepts and reads every client connection
  * itself, behind one epoll descriptor that the loop polls; a connection may
  * carry many requests at once, and the node answers each later, in any order
  * (replies carry the request's req_id).  Replies are queued per connection
@@ -41,6 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/auth.h"
 #include "net/wire.h"
 #include "raftkv/raft.h"
 
@@ -52,6 +57,31 @@ typedef struct net_peer {
     int port;                   /* peer port; clients use port + 1 */
 } net_peer;
 
+/* Bounds of the client port.  Zero fields take the defaults in brackets.
+ *   max_conns     connections at once [4096, lowered to fit RLIMIT_NOFILE].
+ *                 At the limit a new connection first displaces the oldest
+ *                 one that has not completed its handshake, else the one idle
+ *                 longest (if idle over a second); otherwise it is refused
+ *                 with an ERROR frame (NET_REFUSE_BUSY) and closed.
+ *   idle_ms       a connection with no traffic and no request pending for
+ *                 this long is closed [300000]; one that has not completed
+ *                 its handshake, after handshake_ms [5000].
+ *   mem_max       bytes of receive and send buffers of all connections
+ *                 together [128 MiB, at least max_frame]; past it the
+ *                 connections holding the most are closed (NET_REFUSE_MEMORY).
+ *   max_frame     largest request frame one connection may send [the wire's
+ *                 NET_MAX_PAYLOAD]; a header announcing more closes it.
+ *   max_unsent    reply bytes that may wait for a client that does not read
+ *                 them [64 MiB]; past it the connection is closed. */
+typedef struct net_client_limits {
+    int max_conns;
+    int idle_ms;
+    int handshake_ms;
+    size_t mem_max;
+    size_t max_frame;
+    size_t max_unsent;
+} net_client_limits;
+
 typedef struct net_transport_config {
     uint64_t self_id;
     char host[NET_ADDR_MAX];    /* this node's address: binds and connects from it */
@@ -62,6 +92,8 @@ typedef struct net_transport_config {
     const char *faults;         /* fault spec; NULL: read HSTORE_NET_FAULTS */
     int sndbuf;                 /* per-peer send buffer bytes; 0: default (8 MiB) */
     int reconnect_ms;           /* reconnect interval to a down peer; 0: default (100 ms) */
+    const net_auth *auth;       /* keys; NULL: net_auth_get_default() */
+    net_client_limits limits;   /* client port bounds (zeros: defaults) */
 } net_transport_config;
 
 /* Opens and binds the sockets.  NULL with a message in err (e.g. address in
@@ -94,9 +126,14 @@ bool net_transport_is_client_fd(const net_transport *t, int fd);
  * dropped); NET_EINVAL for an unknown peer. */
 int net_send_peer(net_transport *t, uint64_t peer_id, const void *buf, size_t len);
 
-/* Receives one peer frame without blocking: NET_OK with *buf and *len (free with
- * net_msg_free(*buf)), or NET_EAGAIN.  The frame is not decoded here. */
-int net_recv_peer(net_transport *t, void **buf, size_t *len);
+/* Receives one peer frame without blocking: NET_OK with *buf and *len (the
+ * frame without its trailer; free with net_msg_free(*buf)) and *from, the
+ * authenticated sender's node id, or NET_EAGAIN.  Frames whose MAC does not
+ * verify, or that replay an older frame of their sender, are dropped here,
+ * counted and logged (rate-limited), never returned.  The frame is not
+ * decoded here: the caller must check that the message claims to come from
+ * *from. */
+int net_recv_peer(net_transport *t, void **buf, size_t *len, uint64_t *from);
 void net_msg_free(void *buf);
 
 /* ---- client traffic ---- */
@@ -113,9 +150,9 @@ typedef struct net_client_msg {
 
 /* Receives one client request without blocking: NET_OK or NET_EAGAIN. */
 int net_recv_client(net_transport *t, net_client_msg *out);
-/* Answers req with the frame buf/len (copied into the connection's queue; sent
- * by the next flush) and releases req, whatever the outcome: NET_OK, or
- * NET_EIO if the requester is gone (reply dropped). */
+/* Answers req with the frame buf/len (copied into the connection's queue with
+ * its trailer; sent by the next flush) and releases req, whatever the
+ * outcome: NET_OK, or NET_EIO if the requester is gone (reply dropped). */
 int net_reply_client(net_transport *t, net_client_msg *req, const void *buf, size_t len);
 /* Whether requests already read from connections wait to be taken. */
 bool net_transport_client_pending(const net_transport *t);
@@ -152,6 +189,13 @@ typedef struct net_transport_stats {
     uint64_t client_reply_failed;
     uint64_t client_conns;      /* connections accepted */
     uint64_t client_conns_bad;  /* closed for sending something that is not hstore frames */
+    uint64_t peer_auth_failed;  /* peer frames dropped: MAC did not verify */
+    uint64_t peer_replayed;     /* peer frames dropped: older than their sender's newest */
+    uint64_t client_auth_failed;/* client connections refused as unauthenticated */
+    uint64_t client_refused;    /* refused or displaced at the connection limit */
+    uint64_t client_idle_closed;/* closed after the idle (or handshake) timeout */
+    uint64_t client_mem_closed; /* closed by the memory cap or the unsent-reply cap */
+    uint64_t client_too_large;  /* closed for announcing a frame over max_frame */
     uint64_t fault_dropped;     /* fault injector */
     uint64_t fault_duplicated;
     uint64_t fault_delayed;

@@ -61,6 +61,8 @@ const char *net_strerror(int rc)
     case NET_EBADREQ: return "request rejected as malformed";
     case NET_EIO: return "socket error";
     case NET_ESESSION: return "session expired: the outcome of the request is unknown";
+    case NET_EAUTH: return "not authorized (wrong or missing cluster secret)";
+    case NET_EBUSY: return "the node refused the connection (over its client limits)";
     default: return "unknown error";
     }
 }
@@ -682,6 +684,8 @@ int net_encode_status_resp(const net_status_resp *s, net_buf *out)
     w64(&w, s->req_id);
     wstr(&w, s->addr, NET_ADDR_MAX);
     w_status(&w, &s->st);
+    w64(&w, s->auth_rejected);
+    w64(&w, s->conns_cut);
     return frame_end(&w, NET_MSG_STATUS_RESP);
 }
 
@@ -696,9 +700,107 @@ int net_decode_status_resp(const void *buf, size_t len, net_status_resp *s)
         s->req_id = r64(&r);
         rstr(&r, s->addr, NET_ADDR_MAX);
         r_status(&r, &s->st);
+        s->auth_rejected = r64(&r);
+        s->conns_cut = r64(&r);
         rc = close_payload(&r);
     }
     if (rc < 0)
         memset(s, 0, sizeof(*s));
+    return count_err(rc);
+}
+
+/* ---- HELLO / HELLO_ACK / ERROR ------------------------------------------------------------- */
+
+const char *net_refuse_str(int code)
+{
+    switch (code) {
+    case NET_REFUSE_AUTH: return "not authorized (wrong or missing cluster secret)";
+    case NET_REFUSE_BUSY: return "too many client connections";
+    case NET_REFUSE_TOO_LARGE: return "frame over the node's size limit";
+    case NET_REFUSE_MEMORY: return "the node's client memory cap was reached";
+    case NET_REFUSE_IDLE: return "idle for too long";
+    default: return "refused";
+    }
+}
+
+int net_encode_hello(const uint8_t nonce[NET_NONCE_LEN], net_buf *out)
+{
+    if (!nonce || !out)
+        return NET_EINVAL;
+    wr w;
+    frame_begin(&w, out);
+    wbytes(&w, nonce, NET_NONCE_LEN);
+    return frame_end(&w, NET_MSG_HELLO);
+}
+
+int net_decode_hello(const void *buf, size_t len, uint8_t nonce[NET_NONCE_LEN])
+{
+    if (!nonce)
+        return NET_EINVAL;
+    rd r;
+    int rc = open_payload(buf, len, NET_MSG_HELLO, &r);
+    if (rc == 0) {
+        const uint8_t *p = rd_take(&r, NET_NONCE_LEN);
+        rc = close_payload(&r);
+        if (rc == 0)
+            memcpy(nonce, p, NET_NONCE_LEN);
+    }
+    return count_err(rc);
+}
+
+int net_encode_hello_ack(uint64_t node_id, const uint8_t nonce[NET_NONCE_LEN], net_buf *out)
+{
+    if (!nonce || !out)
+        return NET_EINVAL;
+    wr w;
+    frame_begin(&w, out);
+    w64(&w, node_id);
+    wbytes(&w, nonce, NET_NONCE_LEN);
+    return frame_end(&w, NET_MSG_HELLO_ACK);
+}
+
+int net_decode_hello_ack(const void *buf, size_t len, uint64_t *node_id,
+                         uint8_t nonce[NET_NONCE_LEN])
+{
+    if (!nonce || !node_id)
+        return NET_EINVAL;
+    rd r;
+    int rc = open_payload(buf, len, NET_MSG_HELLO_ACK, &r);
+    if (rc == 0) {
+        uint64_t id = r64(&r);
+        const uint8_t *p = rd_take(&r, NET_NONCE_LEN);
+        rc = close_payload(&r);
+        if (rc == 0) {
+            *node_id = id;
+            memcpy(nonce, p, NET_NONCE_LEN);
+        }
+    }
+    return count_err(rc);
+}
+
+int net_encode_error(uint8_t code, net_buf *out)
+{
+    if (!out)
+        return NET_EINVAL;
+    wr w;
+    frame_begin(&w, out);
+    w8(&w, code);
+    return frame_end(&w, NET_MSG_ERROR);
+}
+
+int net_decode_error(const void *buf, size_t len, uint8_t *code)
+{
+    if (!code)
+        return NET_EINVAL;
+    rd r;
+    int rc = open_payload(buf, len, NET_MSG_ERROR, &r);
+    if (rc == 0) {
+        uint8_t c = r8(&r);
+        rc = close_payload(&r);
+        if (rc == 0 && (c == 0 || c >= NET_REFUSE_MAX))
+            rc = NET_EMALFORMED;
+        if (rc == 0)
+            *code = c;
+    }
     return count_err(rc);
 }

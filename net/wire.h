@@ -13,9 +13,15 @@
  *       16    . payload
  *
  * All integers are little-endian and fixed width; strings and byte arrays are
- * a length followed by the bytes.  A frame is exactly one nanomsg message, so
- * the header's length must account for every byte received: trailing bytes
- * are an error, like missing ones.
+ * a length followed by the bytes.
+ *
+ * On the wire every frame is followed by a NET_TRAILER_LEN-byte
+ * authentication trailer (auth.h): sender id, epoch, counter and a MAC over
+ * all of it.  The transport and the client library verify and strip the
+ * trailer BEFORE anything is decoded; the decoders here take the frame
+ * alone (header + payload), whose header length must account for every
+ * byte: trailing bytes are an error, like missing ones.  A frame plus its
+ * trailer is exactly one nanomsg message on peer sockets.
  *
  * The decoder trusts nothing it reads: every length and count is checked
  * against the bytes actually present before it is used, every enum and
@@ -42,8 +48,11 @@
 #include "raftkv/raft.h"
 
 #define NET_MAGIC 0x52545348u          /* bytes 'H','S','T','R' little-endian */
-#define NET_VERSION 1
+#define NET_VERSION 2            /* 2: frames carry the authentication trailer */
 #define NET_HDR_LEN 16
+/* Bytes after every frame on the wire: sender u64, epoch u64, counter u64,
+ * MAC 16 bytes (see auth.h). */
+#define NET_TRAILER_LEN 40
 /* Largest payload accepted: above the Raft core's largest proposal (64 MiB
  * by default) plus framing, so any entry the core accepts can travel. */
 #define NET_MAX_PAYLOAD (96u << 20)
@@ -57,6 +66,9 @@ typedef enum {
     NET_MSG_CLIENT_RESP = 3,  /* node -> client */
     NET_MSG_STATUS_REQ = 4,   /* client -> node */
     NET_MSG_STATUS_RESP = 5,  /* node -> client */
+    NET_MSG_HELLO = 6,        /* client -> node: opens an authenticated session */
+    NET_MSG_HELLO_ACK = 7,    /* node -> client: accepts it */
+    NET_MSG_ERROR = 8,        /* node -> client: refusal before closing (carries no data) */
     NET_MSG_TYPE_MAX
 } net_msg_type;
 
@@ -76,6 +88,8 @@ enum {
     NET_EUNAVAIL = -11,   /* client: no answer before the deadline, outcome unknown */
     NET_EBADREQ = -12,    /* client: the node rejected the request as malformed */
     NET_EIO = -13,        /* socket-level failure */
+    NET_EAUTH = -14,      /* not authorized: MAC mismatch, wrong or missing cluster secret */
+    NET_EBUSY = -15,      /* the node refused the connection (too many, or over its limits) */
     NET_ESESSION = -16,   /* client: the session expired; this request's outcome is unknown */
     NET_ERR_COUNT = 17    /* number of codes, for per-code counters */
 };
@@ -177,11 +191,36 @@ typedef struct net_status_resp {
     uint64_t req_id;
     char addr[NET_ADDR_MAX];  /* the answering node's address host:port */
     raft_status st;           /* every field, peers and conf included */
+    uint64_t auth_rejected;   /* frames and connections refused as unauthenticated */
+    uint64_t conns_cut;       /* client connections closed by the port's limits */
 } net_status_resp;
 
 int net_encode_status_req(uint64_t req_id, net_buf *out);
 int net_decode_status_req(const void *buf, size_t len, uint64_t *req_id);
 int net_encode_status_resp(const net_status_resp *r, net_buf *out);
 int net_decode_status_resp(const void *buf, size_t len, net_status_resp *r);
+
+/* ---- HELLO / HELLO_ACK / ERROR (client sessions, see auth.h) ------------------------- */
+
+#define NET_NONCE_LEN 16
+
+/* Why a node refuses a client connection (the ERROR frame's code). */
+typedef enum {
+    NET_REFUSE_AUTH = 1,      /* not authorized: wrong or missing cluster secret */
+    NET_REFUSE_BUSY = 2,      /* too many client connections */
+    NET_REFUSE_TOO_LARGE = 3, /* a frame over the node's per-connection limit */
+    NET_REFUSE_MEMORY = 4,    /* the client port's memory cap was reached */
+    NET_REFUSE_IDLE = 5,      /* idle for too long */
+    NET_REFUSE_MAX
+} net_refuse_code;
+const char *net_refuse_str(int code);
+
+int net_encode_hello(const uint8_t nonce[NET_NONCE_LEN], net_buf *out);
+int net_decode_hello(const void *buf, size_t len, uint8_t nonce[NET_NONCE_LEN]);
+int net_encode_hello_ack(uint64_t node_id, const uint8_t nonce[NET_NONCE_LEN], net_buf *out);
+int net_decode_hello_ack(const void *buf, size_t len, uint64_t *node_id,
+                         uint8_t nonce[NET_NONCE_LEN]);
+int net_encode_error(uint8_t code, net_buf *out);
+int net_decode_error(const void *buf, size_t len, uint8_t *code);
 
 #endif

@@ -200,6 +200,7 @@ struct node {
     uint64_t last_term, last_leader;
     char leader_caddr[RAFT_ADDR_MAX];  /* client address of last_leader, "" unknown */
     uint64_t msgs_bad;
+    uint64_t msgs_forged;       /* authenticated peer frames claiming another sender */
     /* background snapshot (see the file comment) */
     struct {
         bool running;
@@ -317,6 +318,7 @@ void node_config_init(node_config *c)
     c->max_file_size = 1ull << 30;
     c->snapshot_threshold = 32ull << 20;
     c->log_level = 2;
+    net_auth_get_default(&c->auth);
 }
 
 int node_parse_cluster(const char *spec, node_peer *peers, int *n, char *err, size_t errlen)
@@ -1298,11 +1300,19 @@ static void recv_peers(node *n)
     for (int budget = 0; budget < 4096; budget++) {
         void *buf;
         size_t len;
-        if (net_recv_peer(n->tr, &buf, &len) != NET_OK)
+        uint64_t from;
+        if (net_recv_peer(n->tr, &buf, &len, &from) != NET_OK)
             return;
         raft_msg m;
         int rc = net_decode_raft(buf, len, &m);
-        if (rc == NET_OK) {
+        if (rc == NET_OK && m.from != from) {
+            /* Authenticated as one node, claiming to be another. */
+            net_raft_msg_free(&m);
+            n->msgs_forged++;
+            if ((n->msgs_forged & (n->msgs_forged - 1)) == 0)
+                nlog(n, 1, "dropped a peer message from node %" PRIu64 " claiming to come from %"
+                     PRIu64 "; %" PRIu64 " so far", from, m.from, n->msgs_forged);
+        } else if (rc == NET_OK) {
             ntrace(n, "peer in: %s from %" PRIu64 ", %u entries", raft_msg_type_name(m.type),
                    m.from, (unsigned)m.n_entries);
             if (m.to == n->cfg.id)
@@ -1325,6 +1335,12 @@ static void answer_status(node *n, net_client_msg *cm, uint64_t req_id)
     sr.req_id = req_id;
     snprintf(sr.addr, sizeof sr.addr, "%s", n->self_addr);
     raft_status_get(n->r, &sr.st);
+    net_transport_stats ts;
+    net_transport_get_stats(n->tr, &ts);
+    sr.auth_rejected = ts.peer_auth_failed + ts.peer_replayed + ts.client_auth_failed +
+                       n->msgs_forged;
+    sr.conns_cut = ts.client_refused + ts.client_idle_closed + ts.client_mem_closed +
+                   ts.client_too_large;
     if (net_encode_status_resp(&sr, &n->buf) == NET_OK)
         net_reply_client(n->tr, cm, n->buf.p, n->buf.len);
     else
@@ -1854,6 +1870,8 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
     tc.self_id = cfg->id;
     snprintf(tc.host, sizeof tc.host, "%s", self->host);
     tc.port = self->port;
+    tc.auth = &cfg->auth;
+    tc.limits = cfg->client_limits;
     for (int i = 0; i < cfg->n_peers; i++) {
         if (cfg->peers[i].id == cfg->id)
             continue;

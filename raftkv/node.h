@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/auth.h"
+#include "net/transport.h"
 #include "raftkv/raft.h"
 
 typedef struct node node;
@@ -36,6 +38,9 @@ typedef struct node_config {
     uint64_t max_file_size;            /* bytes; default 1 GiB */
     uint64_t max_store_bytes;          /* ENOSPC past this many bytes of data; 0 = no limit */
     int log_level;                     /* 0 error, 1 warn, 2 info, 3 debug */
+    net_auth auth;                     /* keys from the cluster secret (default:
+                                          net_auth_get_default) */
+    net_client_limits client_limits;   /* client port bounds (zeros: defaults) */
 } node_config;
 
 void node_config_init(node_config *c);

@@ -20,6 +20,7 @@ enum {
     CLI_EXIT_NOTFOUND = 1,  /* key not found (get, del) */
     CLI_EXIT_USAGE = 2,     /* usage error or invalid input */
     CLI_EXIT_UNAVAIL = 3,   /* no answer within the timeout: outcome unknown */
+    CLI_EXIT_AUTH = 4,      /* not authorized: wrong or missing cluster secret */
 };
 
 #define CLI_DEFAULT_TIMEOUT_S 5.0
@@ -31,17 +32,20 @@ typedef struct cli_client_opts {
     const char *dir;        /* --dir DIR, or NULL (then $HSTORE_DIR or ~/.hstore) */
     double timeout_s;       /* --timeout SECONDS */
     bool timeout_set;       /* --timeout was given */
+    const char *secret_file;/* --secret-file F, or NULL */
 } cli_client_opts;
 
 void cli_client_opts_init(cli_client_opts *o);
 
 /* getopt_long codes and entries of the common client options; put
  * CLI_CLIENT_LONGOPTS into a command's struct option array. */
-enum { CLI_OPT_CLUSTER = 1000, CLI_OPT_TIMEOUT, CLI_OPT_DIR, CLI_OPT_TEST_RESEND };
+enum { CLI_OPT_CLUSTER = 1000, CLI_OPT_TIMEOUT, CLI_OPT_DIR, CLI_OPT_TEST_RESEND,
+       CLI_OPT_SECRET_FILE };
 #define CLI_CLIENT_LONGOPTS                                     \
     {"cluster", required_argument, NULL, CLI_OPT_CLUSTER},     \
     {"timeout", required_argument, NULL, CLI_OPT_TIMEOUT},     \
-    {"dir", required_argument, NULL, CLI_OPT_DIR}
+    {"dir", required_argument, NULL, CLI_OPT_DIR},             \
+    {"secret-file", required_argument, NULL, CLI_OPT_SECRET_FILE}
 
 /* Handles one getopt_long result c that may be a common client option.
  * 1: handled; 0: not a client option; -1: bad value (message printed). */
@@ -68,8 +72,16 @@ void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_cluster_dir(const char *dir, char *out, size_t cap);
 
 /* Resolves the cluster SPEC: --cluster, else $HSTORE_CLUSTER, else the file
- * DIR/cluster.  0 on success; -1 after printing what to do. */
+ * DIR/cluster; then loads the cluster secret (cli_load_secret).  0 on
+ * success; -1 after printing what to do. */
 int cli_resolve_spec(const cli_client_opts *o, char *spec, size_t cap);
+
+/* Finds the cluster secret — --secret-file F, else $HSTORE_SECRET_FILE, else
+ * DIR/secret when it exists — and makes it the process's default keys for
+ * every client created afterwards (net/auth.h).  No secret found: the
+ * insecure keys (a node with a secret then answers "not authorized").
+ * 0, or -1 after printing why a named file is unusable.  (In cli_net.c.) */
+int cli_load_secret(const cli_client_opts *o);
 
 /* Parses a --timeout value (seconds, fractions allowed, > 0). 0 or -1. */
 int cli_parse_seconds(const char *s, double *out);

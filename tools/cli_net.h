@@ -16,6 +16,11 @@
 #include "raftkv/raft.h"
 #include "tools/cli.h"
 
+/* The secret of the cluster `hstore up` runs in dir: DIR/secret, created
+ * (32 random bytes as hex, mode 0600) when missing, and made this process's
+ * default keys.  Its path goes to path.  0, or -1 after printing why. */
+int cli_up_secret(const char *dir, char *path, size_t cap);
+
 /* Resolves the SPEC (cli_resolve_spec) and creates a client with the
  * timeout.  NULL after printing what to do; *exit_code then holds the code. */
 net_client *cli_connect(const cli_client_opts *o, int *exit_code);
@@ -24,7 +29,7 @@ net_client *cli_connect(const cli_client_opts *o, int *exit_code);
  * the reply into *r (kv_reply_free it on CLI_EXIT_OK or CLI_EXIT_NOTFOUND).
  * Returns an exit code: OK; NOTFOUND for ENOENT; USAGE for another error
  * status (invalid input: EISDIR, EINVAL, ...); UNAVAIL when no answer came
- * within the deadline.  Prints a message for every failure except
+ * within the deadline; AUTH when the cluster refused the client's secret.  Prints a message for every failure except
  * NOTFOUND when quiet_notfound.  what names the command in messages. */
 int cli_run_op(net_client *c, const kv_op *op, kv_reply *r, const char *what, bool quiet_notfound);
 
@@ -44,7 +49,10 @@ typedef struct cli_node_status {
     uint64_t id;
     char addr[NET_ADDR_MAX];     /* the peer address from the SPEC */
     bool ok;                     /* false: no answer within the timeout */
+    bool refused;                /* not ok because the node refused: not authorized */
     raft_status st;
+    uint64_t auth_rejected;      /* the node's count of unauthenticated frames/clients */
+    uint64_t conns_cut;          /* its count of client connections cut by its limits */
 } cli_node_status;
 
 /* Asks every node of spec for its status in parallel, each waiting up to

@@ -20,12 +20,17 @@ const char cli_client_opts_help[] =
     "  $HSTORE_CLUSTER    the same SPEC from the environment\n"
     "  DIR/cluster        written by `hstore up`; DIR is --dir DIR, else $HSTORE_DIR,\n"
     "                     else ~/.hstore\n"
+    "The cluster secret (first that applies; see README, Security model):\n"
+    "  --secret-file F    the file with the cluster's secret\n"
+    "  $HSTORE_SECRET_FILE  the same from the environment\n"
+    "  DIR/secret         written by `hstore up`\n"
     "Other options:\n"
     "  --timeout SECONDS  give up after this long (default 5); the command then exits 3\n"
     "                     and the outcome of a write is unknown, e.g. --timeout 1.5\n"
     "  -h, --help         this help\n"
     "Exit codes: 0 success, 1 key not found, 2 usage error or invalid input,\n"
-    "            3 unavailable (no answer within the timeout; outcome unknown).\n";
+    "            3 unavailable (no answer within the timeout; outcome unknown),\n"
+    "            4 not authorized (wrong or missing cluster secret).\n";
 
 void cli_client_opts_init(cli_client_opts *o)
 {
@@ -43,6 +48,9 @@ int cli_client_opt(int c, const char *arg, cli_client_opts *o)
         return 1;
     case CLI_OPT_DIR:
         o->dir = arg;
+        return 1;
+    case CLI_OPT_SECRET_FILE:
+        o->secret_file = arg;
         return 1;
     case CLI_OPT_TIMEOUT:
         if (cli_parse_seconds(arg, &o->timeout_s) != 0) {
@@ -116,7 +124,16 @@ static int copy_trimmed(const char *s, size_t n, char *spec, size_t cap)
     return 0;
 }
 
+static int resolve_spec(const cli_client_opts *o, char *spec, size_t cap);
+
 int cli_resolve_spec(const cli_client_opts *o, char *spec, size_t cap)
+{
+    if (resolve_spec(o, spec, cap) != 0)
+        return -1;
+    return cli_load_secret(o);
+}
+
+static int resolve_spec(const cli_client_opts *o, char *spec, size_t cap)
 {
     if (o->cluster != NULL) {
         if (copy_trimmed(o->cluster, strlen(o->cluster), spec, cap) != 0) {

@@ -9,9 +9,77 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "net/auth.h"
 
 /* The deadline in force, for messages. */
 static double client_timeout_s = CLI_DEFAULT_TIMEOUT_S;
+/* Where the secret came from ("" when none was found), for messages. */
+static char secret_from[4200];
+
+int cli_load_secret(const cli_client_opts *o)
+{
+    const char *path = o->secret_file, *how = "--secret-file";
+    char dirpath[4200];
+    if (path == NULL || path[0] == '\0') {
+        path = getenv("HSTORE_SECRET_FILE");
+        how = "HSTORE_SECRET_FILE";
+    }
+    if (path == NULL || path[0] == '\0') {
+        char dir[4096];
+        path = NULL;
+        if (cli_cluster_dir(o->dir, dir, sizeof dir) == 0) {
+            snprintf(dirpath, sizeof dirpath, "%s/secret", dir);
+            if (access(dirpath, F_OK) == 0) {
+                path = dirpath;
+                how = "the cluster directory";
+            }
+        }
+    }
+    net_auth a;
+    if (path == NULL) {
+        net_auth_insecure(&a);
+        net_auth_set_default(&a);
+        secret_from[0] = '\0';
+        return 0;
+    }
+    char err[600];
+    if (net_auth_load(&a, path, err, sizeof err) != NET_OK) {
+        cli_err("%s (from %s)", err, how);
+        return -1;
+    }
+    net_auth_set_default(&a);
+    snprintf(secret_from, sizeof secret_from, "%s", path);
+    return 0;
+}
+
+int cli_up_secret(const char *dir, char *path, size_t cap)
+{
+    char err[600];
+    net_auth a;
+    if ((size_t)snprintf(path, cap, "%s/secret", dir) >= cap) {
+        cli_err("%s: path too long", dir);
+        return -1;
+    }
+    if (net_auth_generate(path, err, sizeof err) != NET_OK ||
+        net_auth_load(&a, path, err, sizeof err) != NET_OK) {
+        cli_err("%s", err);
+        return -1;
+    }
+    net_auth_set_default(&a);
+    return 0;
+}
+
+static void not_authorized(const char *what)
+{
+    if (secret_from[0])
+        cli_err("%s: not authorized: the cluster refused the secret in %s (a different "
+                "cluster's secret?)", what, secret_from);
+    else
+        cli_err("%s: not authorized: no cluster secret found; pass --secret-file F, set "
+                "HSTORE_SECRET_FILE, or use the directory of `hstore up` (--dir)", what);
+}
 
 net_client *cli_connect(const cli_client_opts *o, int *exit_code)
 {
@@ -54,6 +122,9 @@ static int finish(int rc, void *reply, size_t reply_len, kv_reply *r, const char
     case NET_EBADREQ:
         cli_err("%s: the cluster rejected the request as malformed", what);
         return CLI_EXIT_USAGE;
+    case NET_EAUTH:
+        not_authorized(what);
+        return CLI_EXIT_AUTH;
     case NET_ENOMEM:
         cli_err("%s: out of memory", what);
         return CLI_EXIT_UNAVAIL;
@@ -183,8 +254,12 @@ static void *status_thread(void *arg)
     if (c == NULL)
         return NULL;
     char addr[NET_ADDR_MAX] = "";
-    if (net_client_status(c, j->index, &j->out->st, addr, sizeof addr) == NET_OK)
+    int rc = net_client_status(c, j->index, &j->out->st, addr, sizeof addr);
+    if (rc == NET_OK) {
         j->out->ok = true;
+        net_client_status_counters(c, &j->out->auth_rejected, &j->out->conns_cut);
+    }
+    j->out->refused = rc == NET_EAUTH;
     net_client_free(c);
     return NULL;
 }
@@ -235,12 +310,14 @@ uint64_t cli_leader_of(const cli_node_status *s, int n)
 void cli_format_status(const cli_node_status *s, char *buf, size_t cap)
 {
     if (!s->ok) {
-        snprintf(buf, cap, "%" PRIu64 " %s unreachable", s->id, s->addr);
+        snprintf(buf, cap, "%" PRIu64 " %s %s", s->id, s->addr,
+                 s->refused ? "unreachable (not authorized: wrong or missing cluster secret)"
+                            : "unreachable");
         return;
     }
     snprintf(buf, cap,
              "%" PRIu64 " %s %s term=%" PRIu64 " commit=%" PRIu64 " applied=%" PRIu64 " leader=%" PRIu64
-             " last=%" PRIu64 " snapshot=%" PRIu64,
+             " last=%" PRIu64 " snapshot=%" PRIu64 " auth_rejected=%" PRIu64 " conns_cut=%" PRIu64,
              s->id, s->addr, raft_role_name(s->st.role), s->st.term, s->st.commit, s->st.applied,
-             s->st.leader, s->st.last_index, s->st.snapshot_index);
+             s->st.leader, s->st.last_index, s->st.snapshot_index, s->auth_rejected, s->conns_cut);
 }

@@ -44,6 +44,20 @@ static void node_usage(FILE *out)
             "  --election-ticks N         election timeout in ticks (default 10, randomized\n"
             "                             up to 2x)\n"
             "  --log-level L              error, warn, info (default) or debug\n"
+            "  --secret-file F            the cluster secret (hex, mode 0600; `hstore up`\n"
+            "                             writes DIR/secret): every peer and client frame\n"
+            "                             is authenticated with keys derived from it\n"
+            "  --insecure                 run without a secret (anyone who reaches the\n"
+            "                             ports can forge frames); needed when no\n"
+            "                             --secret-file is given\n"
+            "  --client-max-conns N       client connections at once (default 4096)\n"
+            "  --client-idle-ms MS        close client connections idle this long\n"
+            "                             (default 300000)\n"
+            "  --client-mem-max BYTES     buffer memory of all client connections\n"
+            "                             (default 128M); the largest users are cut\n"
+            "  --client-max-frame BYTES   largest client request (default 96M)\n"
+            "  --client-max-unsent BYTES  replies queued for a client that does not read\n"
+            "                             them before it is cut off (default 64M)\n"
             "  --config FILE              read options from FILE: lines `name = value` with\n"
             "                             the long option names above; # starts a comment\n"
             "  -h, --help                 this help\n"
@@ -93,7 +107,8 @@ typedef struct node_args {
     node_config cfg;
     char cluster[CLI_SPEC_MAX];
     char mount[PATH_MAX];
-    bool have_id, have_cluster, have_data;
+    char secret_file[PATH_MAX];
+    bool have_id, have_cluster, have_data, insecure;
 } node_args;
 
 /* Applies one option by its long name.  0, or -1 with a message printed. */
@@ -139,6 +154,32 @@ static int set_option(node_args *a, const char *name, const char *val, const cha
     } else if (!strcmp(name, "election-ticks")) {
         if (parse_int(val, 2, 10000, &c->election_ticks))
             goto bad;
+    } else if (!strcmp(name, "secret-file")) {
+        if (!*val || strlen(val) >= sizeof a->secret_file)
+            goto bad;
+        snprintf(a->secret_file, sizeof a->secret_file, "%s", val);
+    } else if (!strcmp(name, "insecure")) {
+        if (strcmp(val, "true") && strcmp(val, "1") && strcmp(val, "yes"))
+            goto bad;
+        a->insecure = true;
+    } else if (!strcmp(name, "client-max-conns")) {
+        if (parse_int(val, 1, 1000000, &c->client_limits.max_conns))
+            goto bad;
+    } else if (!strcmp(name, "client-idle-ms")) {
+        if (parse_int(val, 100, 86400000, &c->client_limits.idle_ms))
+            goto bad;
+    } else if (!strcmp(name, "client-mem-max")) {
+        if (parse_size(val, &uv) || uv < (1u << 20))
+            goto bad;
+        c->client_limits.mem_max = (size_t)uv;
+    } else if (!strcmp(name, "client-max-frame")) {
+        if (parse_size(val, &uv) || uv < 4096 || uv > (96u << 20))
+            goto bad;
+        c->client_limits.max_frame = (size_t)uv;
+    } else if (!strcmp(name, "client-max-unsent")) {
+        if (parse_size(val, &uv) || uv < 4096)
+            goto bad;
+        c->client_limits.max_unsent = (size_t)uv;
     } else if (!strcmp(name, "log-level")) {
         static const char *names[] = {"error", "warn", "info", "debug"};
         int lv = -1;
@@ -222,6 +263,13 @@ int cmd_node(int argc, char **argv)
         {"election-ticks", required_argument, NULL, 0},
         {"log-level", required_argument, NULL, 0},
         {"config", required_argument, NULL, 0},
+        {"secret-file", required_argument, NULL, 0},
+        {"insecure", no_argument, NULL, 0},
+        {"client-max-conns", required_argument, NULL, 0},
+        {"client-idle-ms", required_argument, NULL, 0},
+        {"client-mem-max", required_argument, NULL, 0},
+        {"client-max-frame", required_argument, NULL, 0},
+        {"client-max-unsent", required_argument, NULL, 0},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -251,7 +299,7 @@ int cmd_node(int argc, char **argv)
             return cli_getopt_error(c, argv, "node");
         if (!strcmp(opts[idx].name, "config"))
             continue;
-        if (set_option(&a, opts[idx].name, optarg, "") != 0)
+        if (set_option(&a, opts[idx].name, optarg ? optarg : "true", "") != 0)
             return CLI_EXIT_USAGE;
     }
     if (optind < argc) {
@@ -272,6 +320,20 @@ int cmd_node(int argc, char **argv)
         member |= a.cfg.peers[i].id == a.cfg.id;
     if (!member) {
         cli_err("node: --id %" PRIu64 " is not one of the members in --cluster", a.cfg.id);
+        return CLI_EXIT_USAGE;
+    }
+    if (a.secret_file[0]) {
+        if (net_auth_load(&a.cfg.auth, a.secret_file, err, sizeof err) != NET_OK) {
+            cli_err("node: --secret-file: %s", err);
+            return CLI_EXIT_USAGE;
+        }
+    } else if (a.insecure) {
+        net_auth_insecure(&a.cfg.auth);
+        fprintf(stderr, "hstore node %" PRIu64 ": WARNING: --insecure: no cluster secret; anyone "
+                "who reaches the peer or client port can forge messages\n", a.cfg.id);
+    } else {
+        cli_err("node: no cluster secret: pass --secret-file F (`hstore up` writes DIR/secret), "
+                "or --insecure to run without authentication (see README, Security model)");
         return CLI_EXIT_USAGE;
     }
     if (a.mount[0] && mkdir(a.mount, 0755) != 0 && errno != EEXIST) {

@@ -159,9 +159,11 @@ int cmd_status(int argc, char **argv)
         return CLI_EXIT_USAGE;
     pid_t pids[RAFT_MAX_NODES + 1];
     known_pids(&o, spec, pids, RAFT_MAX_NODES);
-    int answered = 0;
-    for (int i = 0; i < n; i++)
+    int answered = 0, refused = 0;
+    for (int i = 0; i < n; i++) {
         answered += st[i].ok;
+        refused += st[i].refused;
+    }
     /* The limits are replicated state: one linearizable read, short (the
      * node lines are the answer that must not wait). */
     kv_statfs lim;
@@ -190,6 +192,11 @@ int cmd_status(int argc, char **argv)
                    lim.bytes_limit);
     }
     fflush(stdout);
+    if (answered == 0 && refused > 0) {
+        cli_err("not authorized: the nodes refused this client's cluster secret (or its lack of "
+                "one); pass --secret-file F or set HSTORE_SECRET_FILE");
+        return CLI_EXIT_AUTH;
+    }
     if (answered == 0) {
         cli_err("no node answered within %d ms: are the nodes running? (`hstore up` starts a "
                 "local cluster)",

@@ -800,8 +800,8 @@ static pid_t up_start_node(const up_plan *p, uint64_t id)
     snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)id);
     snprintf(databuf, sizeof databuf, "%s/%llu", p->dir, (unsigned long long)id);
     snprintf(logpath, sizeof logpath, "%s/node.log", databuf);
-    char optnames[UO_N][40];
-    char *av[12 + 2 * UO_N];
+    char optnames[UO_N][40], secret[PATH_MAX];
+    char *av[14 + 2 * UO_N];
     int ac = 0;
     av[ac++] = "hstore";
     av[ac++] = "node";
@@ -811,6 +811,9 @@ static pid_t up_start_node(const up_plan *p, uint64_t id)
     av[ac++] = (char *)p->spec;
     av[ac++] = "--data";
     av[ac++] = databuf;
+    snprintf(secret, sizeof secret, "%s/secret", p->dir);   /* cli_up_secret wrote it */
+    av[ac++] = "--secret-file";
+    av[ac++] = secret;
     if (!p->no_mount) {
         av[ac++] = "--mount";
         av[ac++] = (char *)p->mounts[id - 1];
@@ -982,6 +985,9 @@ int cmd_up(int argc, char **argv)
         cli_err("cannot create %s: %s; pass another --dir", p.dir, strerror(errno));
         return CLI_EXIT_USAGE;
     }
+    char secret[PATH_MAX];
+    if (cli_up_secret(p.dir, secret, sizeof secret) != 0)
+        return CLI_EXIT_USAGE;
 
     /* What ran before and how it was started. */
     up_opts rec;

@@ -98,12 +98,15 @@ static net_transport *mk(const net_transport_config *c)
 
 static bool is_probe(const void *buf, size_t len) { return len == 5 && memcmp(buf, "probe", 5) == 0; }
 
+/* The authenticated sender of the last frame received. */
+static uint64_t last_from;
+
 /* Receives one peer frame, polling up to timeout_ms. */
 static int recv_wait(net_transport *t, int timeout_ms, void **buf, size_t *len)
 {
     uint64_t end = net_now_ms() + (uint64_t)timeout_ms;
     for (;;) {
-        int rc = net_recv_peer(t, buf, len);
+        int rc = net_recv_peer(t, buf, len, &last_from);
         if (rc != NET_EAGAIN)
             return rc;
         uint64_t now = net_now_ms();
@@ -206,7 +209,7 @@ static void test_two_nodes_exchange(void **state)
     }
     void *buf;
     size_t len;
-    assert_int_equal(net_recv_peer(a, &buf, &len), NET_EAGAIN);
+    assert_int_equal(net_recv_peer(a, &buf, &len, &last_from), NET_EAGAIN);
     /* a large frame (above nanomsg's default 1 MiB receive limit) */
     size_t big = 3u << 20;
     uint8_t *p = malloc(big);
@@ -368,6 +371,95 @@ static int tcp_client(int port)
     return s;
 }
 
+/* Client sessions of the raw test clients, by descriptor. */
+static net_session sess[4096];
+
+/* Pumps transport t until fd is readable (or 5 s pass). */
+static void pump_until_readable(net_transport *t, int fd)
+{
+    uint64_t end = net_now_ms() + 5000;
+    while (net_now_ms() < end) {
+        net_client_msg m;
+        if (net_recv_client(t, &m) == NET_OK)
+            fail_msg("a request came before the handshake finished");
+        net_transport_flush(t);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 10) > 0)
+            return;
+    }
+}
+
+static int recv_exact(int s, void *buf, size_t n);
+static void send_all(int s, const void *p, size_t n);
+
+/* The HELLO of a raw client with keys a and nonce cn. */
+static void send_hello(int s, const net_auth *a, const uint8_t cn[NET_NONCE_LEN])
+{
+    net_buf b = {0};
+    net_trailer tr = {0, 0, 0};
+    assert_int_equal(net_encode_hello(cn, &b), NET_OK);
+    assert_int_equal(net_seal(a->req, NULL, 0, &tr, &b), NET_OK);
+    send_all(s, b.p, b.len);
+    net_buf_free(&b);
+}
+
+/* A raw client connection to t's client port that has completed the
+ * handshake (the test thread drives t meanwhile). */
+static int tcp_client_auth(net_transport *t, int port)
+{
+    int s = tcp_client(port);
+    assert_true(s < (int)(sizeof sess / sizeof sess[0]));
+    net_auth a;
+    net_auth_get_default(&a);
+    uint8_t cn[NET_NONCE_LEN];
+    for (int i = 0; i < NET_NONCE_LEN; i++)
+        cn[i] = (uint8_t)(rand() & 0xff);
+    send_hello(s, &a, cn);
+    pump_until_readable(t, s);
+    uint8_t ack[NET_HDR_LEN + 8 + NET_NONCE_LEN + NET_TRAILER_LEN], sn[NET_NONCE_LEN];
+    assert_int_equal(recv_exact(s, ack, sizeof ack), 0);
+    net_trailer tr;
+    assert_int_equal(net_open(a.resp, cn, sizeof cn, ack, sizeof ack, &tr), NET_OK);
+    uint64_t id;
+    assert_int_equal(net_decode_hello_ack(ack, sizeof ack - NET_TRAILER_LEN, &id, sn), NET_OK);
+    memset(&sess[s], 0, sizeof sess[s]);
+    memcpy(sess[s].ctx, cn, NET_NONCE_LEN);
+    memcpy(sess[s].ctx + NET_NONCE_LEN, sn, NET_NONCE_LEN);
+    sess[s].node_id = id;
+    return s;
+}
+
+/* Sends frame f[0..n) on an authenticated raw client, sealed. */
+static void send_sealed(int s, const void *f, size_t n)
+{
+    net_auth a;
+    net_auth_get_default(&a);
+    net_buf b = {0};
+    b.p = malloc(n);
+    memcpy(b.p, f, n);
+    b.len = b.cap = n;
+    assert_int_equal(net_session_seal_req(&a, &sess[s], &b), NET_OK);
+    send_all(s, b.p, b.len);
+    net_buf_free(&b);
+}
+
+/* Receives one sealed reply of n bytes (without trailer) into buf and
+ * verifies it: 0 on success. */
+static int recv_sealed(int s, void *buf, size_t n)
+{
+    net_auth a;
+    net_auth_get_default(&a);
+    uint8_t *tmp = malloc(n + NET_TRAILER_LEN);
+    int rc = recv_exact(s, tmp, n + NET_TRAILER_LEN);
+    size_t plen = 0;
+    if (rc == 0 && net_session_open_resp(&a, &sess[s], tmp, n + NET_TRAILER_LEN, &plen) != NET_OK)
+        rc = -1;
+    if (rc == 0)
+        memcpy(buf, tmp, n);
+    free(tmp);
+    return rc;
+}
+
 /* A well-framed request: a STATUS_REQ frame with req_id id. */
 static size_t frame(uint64_t id, uint8_t *out, size_t cap)
 {
@@ -433,14 +525,14 @@ static void test_client_requests_answered_out_of_order(void **state)
     net_transport_config ca;
     mkcfg(&ca, 1, "127.0.0.1", pa);
     net_transport *a = mk(&ca);
-    int c1 = tcp_client(pa + 1), c2 = tcp_client(pa + 1);
+    int c1 = tcp_client_auth(a, pa + 1), c2 = tcp_client_auth(a, pa + 1);
     uint8_t f[64], r1[64], r2[64];
     size_t fl = frame(1, f, sizeof f);
-    send_all(c1, f, fl);
+    send_sealed(c1, f, fl);
     net_client_msg m1, m2;
     assert_int_equal(recv_client_wait(a, &m1), NET_OK);
     fl = frame(2, f, sizeof f);
-    send_all(c2, f, fl);
+    send_sealed(c2, f, fl);
     assert_int_equal(recv_client_wait(a, &m2), NET_OK);
     assert_int_equal(status_id(&m1), 1);
     assert_int_equal(status_id(&m2), 2);
@@ -450,11 +542,11 @@ static void test_client_requests_answered_out_of_order(void **state)
     assert_null(m2.body);
     net_transport_flush(a);
     uint8_t got[64];
-    assert_int_equal(recv_exact(c2, got, l2), 0);
+    assert_int_equal(recv_sealed(c2, got, l2), 0);
     assert_memory_equal(got, r2, l2);
     assert_int_equal(net_reply_client(a, &m1, r1, l1), NET_OK);
     net_transport_flush(a);
-    assert_int_equal(recv_exact(c1, got, l1), 0);
+    assert_int_equal(recv_sealed(c1, got, l1), 0);
     assert_memory_equal(got, r1, l1);
 
     /* 1,000 requests in one write are all read, in order; their answers,
@@ -462,9 +554,23 @@ static void test_client_requests_answered_out_of_order(void **state)
     enum { N = 1000 };
     size_t one = frame(0, f, sizeof f);
     uint8_t *burst = malloc(N * one);
-    for (int i = 0; i < N; i++)
+    net_auth au;
+    net_auth_get_default(&au);
+    net_buf sealed = {0};
+    for (int i = 0; i < N; i++) {
         frame(1000 + (uint64_t)i, burst + (size_t)i * one, one);
-    send_all(c1, burst, N * one);
+        net_buf b1 = {0};
+        b1.p = malloc(one);
+        memcpy(b1.p, burst + (size_t)i * one, one);
+        b1.len = b1.cap = one;
+        assert_int_equal(net_session_seal_req(&au, &sess[c1], &b1), NET_OK);
+        sealed.p = realloc(sealed.p, sealed.len + b1.len);
+        memcpy(sealed.p + sealed.len, b1.p, b1.len);
+        sealed.len += b1.len;
+        net_buf_free(&b1);
+    }
+    send_all(c1, sealed.p, sealed.len);
+    free(sealed.p);
     net_client_msg *ms = calloc(N, sizeof(*ms));
     for (int i = 0; i < N; i++) {
         assert_int_equal(recv_client_wait(a, &ms[i]), NET_OK);
@@ -474,7 +580,8 @@ static void test_client_requests_answered_out_of_order(void **state)
         assert_int_equal(net_reply_client(a, &ms[i], burst + (size_t)i * one, one), NET_OK);
     net_transport_flush(a);
     uint8_t *back = malloc(N * one);
-    assert_int_equal(recv_exact(c1, back, N * one), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(recv_sealed(c1, back + (size_t)i * one, one), 0);
     for (int i = 0; i < N; i++)
         assert_memory_equal(back + (size_t)i * one, burst + (size_t)(N - 1 - i) * one, one);
     free(back);
@@ -484,21 +591,21 @@ static void test_client_requests_answered_out_of_order(void **state)
     /* a reply to a client that has gone away is dropped (NET_EIO), also
      * when a new connection took its slot */
     fl = frame(3, f, sizeof f);
-    send_all(c2, f, fl);
+    send_sealed(c2, f, fl);
     assert_int_equal(recv_client_wait(a, &m2), NET_OK);
     close(c2);
     net_client_msg m3;
     for (int i = 0; i < 100 && net_recv_client(a, &m3) == NET_EAGAIN; i++)
         usleep(10 * 1000);     /* the transport notices the close */
-    int c3 = tcp_client(pa + 1);
+    int c3 = tcp_client_auth(a, pa + 1);
     fl = frame(4, f, sizeof f);
-    send_all(c3, f, fl);
+    send_sealed(c3, f, fl);
     assert_int_equal(recv_client_wait(a, &m3), NET_OK);
     assert_int_equal(status_id(&m3), 4);
     assert_int_equal(net_reply_client(a, &m2, "late", 4), NET_EIO);
     assert_int_equal(net_reply_client(a, &m3, f, fl), NET_OK);
     net_transport_flush(a);
-    assert_int_equal(recv_exact(c3, got, fl), 0);
+    assert_int_equal(recv_sealed(c3, got, fl), 0);
     assert_memory_equal(got, f, fl);
 
     net_transport_stats st;
@@ -519,7 +626,7 @@ static void test_client_garbage_and_large_frames(void **state)
     net_transport_config ca;
     mkcfg(&ca, 1, "127.0.0.1", pa);
     net_transport *a = mk(&ca);
-    int good = tcp_client(pa + 1), bad = tcp_client(pa + 1);
+    int good = tcp_client_auth(a, pa + 1), bad = tcp_client(pa + 1);
     send_all(bad, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
     net_client_msg m;
     uint64_t end = net_now_ms() + WAIT_MS;
@@ -544,7 +651,7 @@ static void test_client_garbage_and_large_frames(void **state)
     q.op_len = (uint32_t)big;
     net_buf b = {0};
     assert_int_equal(net_encode_client_req(&q, &b), NET_OK);
-    send_all(good, b.p, b.len);
+    send_sealed(good, b.p, b.len);
     assert_int_equal(recv_client_wait(a, &m), NET_OK);
     net_client_req got;
     assert_int_equal(net_decode_client_req(m.body, m.len, &got), NET_OK);
@@ -722,7 +829,7 @@ static void test_fault_delay_reorders(void **state)
     end = net_now_ms() + WAIT_MS;
     while (got < N && net_now_ms() < end) {
         net_transport_tick(a, net_now_ms());
-        while (net_recv_peer(b, &buf, &len) == NET_OK) {
+        while (net_recv_peer(b, &buf, &len, &last_from) == NET_OK) {
             if (is_probe(buf, len)) {   /* a late one of the warm-up */
                 net_msg_free(buf);
                 continue;

@@ -17,6 +17,10 @@
 
 #include <cmocka.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "net/auth.h"
 #include "net/wire.h"
 #include "raftkv/crc32c.h"
 
@@ -119,6 +123,28 @@ static int decode_any(uint8_t type, const uint8_t *buf, size_t len, net_buf *re)
         if (rc == 0 && re)
             assert_int_equal(net_encode_status_resp(s, re), 0);
         free(s);
+        return rc;
+    }
+    case NET_MSG_HELLO: {
+        uint8_t nonce[NET_NONCE_LEN];
+        rc = net_decode_hello(buf, len, nonce);
+        if (rc == 0 && re)
+            assert_int_equal(net_encode_hello(nonce, re), 0);
+        return rc;
+    }
+    case NET_MSG_HELLO_ACK: {
+        uint8_t nonce[NET_NONCE_LEN];
+        uint64_t id;
+        rc = net_decode_hello_ack(buf, len, &id, nonce);
+        if (rc == 0 && re)
+            assert_int_equal(net_encode_hello_ack(id, nonce, re), 0);
+        return rc;
+    }
+    case NET_MSG_ERROR: {
+        uint8_t code;
+        rc = net_decode_error(buf, len, &code);
+        if (rc == 0 && re)
+            assert_int_equal(net_encode_error(code, re), 0);
         return rc;
     }
     default:
@@ -246,6 +272,23 @@ static size_t sample_frame(uint8_t type, net_buf *b)
         rc = net_encode_status_resp(&s, b);
         break;
     }
+    case NET_MSG_HELLO: {
+        uint8_t nonce[NET_NONCE_LEN];
+        for (int i = 0; i < NET_NONCE_LEN; i++)
+            nonce[i] = (uint8_t)(i * 13 + 1);
+        rc = net_encode_hello(nonce, b);
+        break;
+    }
+    case NET_MSG_HELLO_ACK: {
+        uint8_t nonce[NET_NONCE_LEN];
+        for (int i = 0; i < NET_NONCE_LEN; i++)
+            nonce[i] = (uint8_t)(i * 29 + 3);
+        rc = net_encode_hello_ack(7, nonce, b);
+        break;
+    }
+    case NET_MSG_ERROR:
+        rc = net_encode_error(NET_REFUSE_AUTH, b);
+        break;
     }
     assert_int_equal(rc, 0);
     return b->len;
@@ -689,6 +732,105 @@ static void test_large_entry(void **state)
     free(data);
 }
 
+/* ---- the MAC trailer (auth.h) ---- */
+
+static void mkauth(net_auth *a, uint8_t fill)
+{
+    uint8_t secret[32];
+    memset(secret, fill, sizeof secret);
+    assert_int_equal(net_auth_from_secret(a, secret, sizeof secret), NET_OK);
+}
+
+/* A sealed frame verifies; changing any one byte of it (header, payload,
+ * sender, epoch, counter or tag) makes it fail, and so do another key,
+ * another purpose's key and another context. */
+static void test_mac_tamper_and_wrong_key(void **state)
+{
+    (void)state;
+    net_auth a, b, ins;
+    mkauth(&a, 0x11);
+    mkauth(&b, 0x22);
+    net_auth_insecure(&ins);
+    assert_true(a.secure);
+    assert_false(ins.secure);
+    assert_memory_not_equal(a.peer, a.req, NET_KEY_LEN);
+    assert_memory_not_equal(a.req, a.resp, NET_KEY_LEN);
+    for (uint8_t type = 1; type < NET_MSG_TYPE_MAX; type++) {
+        net_buf f = {0};
+        sample_frame(type, &f);
+        size_t flen = f.len;
+        uint8_t ctx[NET_SESSION_CTX_LEN];
+        memset(ctx, 0x5a, sizeof ctx);
+        net_trailer tr = {3, 1234567, 42}, got;
+        assert_int_equal(net_seal(a.peer, ctx, sizeof ctx, &tr, &f), NET_OK);
+        assert_int_equal(f.len, flen + NET_TRAILER_LEN);
+        assert_int_equal(net_open(a.peer, ctx, sizeof ctx, f.p, f.len, &got), NET_OK);
+        assert_int_equal(got.sender, 3);
+        assert_int_equal(got.epoch, 1234567);
+        assert_int_equal(got.ctr, 42);
+        /* the frame alone still decodes */
+        assert_int_equal(decode_any(type, f.p, flen, NULL), 0);
+        for (size_t i = 0; i < f.len; i++) {
+            f.p[i] ^= 0x01;
+            if (net_open(a.peer, ctx, sizeof ctx, f.p, f.len, NULL) != NET_EAUTH)
+                fail_msg("type %d: flipped byte %zu of %zu accepted", type, i, f.len);
+            f.p[i] ^= 0x01;
+        }
+        assert_int_equal(net_open(b.peer, ctx, sizeof ctx, f.p, f.len, NULL), NET_EAUTH);
+        assert_int_equal(net_open(ins.peer, ctx, sizeof ctx, f.p, f.len, NULL), NET_EAUTH);
+        assert_int_equal(net_open(a.req, ctx, sizeof ctx, f.p, f.len, NULL), NET_EAUTH);
+        ctx[0] ^= 1;
+        assert_int_equal(net_open(a.peer, ctx, sizeof ctx, f.p, f.len, NULL), NET_EAUTH);
+        assert_int_equal(net_open(a.peer, NULL, 0, f.p, f.len, NULL), NET_EAUTH);
+        /* truncated or extended by a byte */
+        assert_int_not_equal(net_open(a.peer, ctx, sizeof ctx, f.p, f.len - 1, NULL), NET_OK);
+        assert_int_equal(net_open(a.peer, ctx, sizeof ctx, f.p, NET_TRAILER_LEN - 1, NULL),
+                         NET_ETRUNC);
+        net_buf_free(&f);
+    }
+}
+
+/* The secret file: generated 0600 with 64 hex digits; the same file gives
+ * the same keys; a file readable by others, too short or not hex is refused. */
+static void test_secret_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/hstore-test-secret.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256], err[512];
+    snprintf(path, sizeof path, "%s/secret", dir);
+    assert_int_equal(net_auth_generate(path, err, sizeof err), NET_OK);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_int_equal(sb.st_size, 65);
+    net_auth a, b;
+    assert_int_equal(net_auth_load(&a, path, err, sizeof err), NET_OK);
+    assert_true(a.secure);
+    /* generating again keeps the existing secret */
+    assert_int_equal(net_auth_generate(path, err, sizeof err), NET_OK);
+    assert_int_equal(net_auth_load(&b, path, err, sizeof err), NET_OK);
+    assert_memory_equal(a.peer, b.peer, NET_KEY_LEN);
+    chmod(path, 0644);
+    assert_int_equal(net_auth_load(&b, path, err, sizeof err), NET_EINVAL);
+    assert_non_null(strstr(err, "chmod 600"));
+    static const char *bad[] = {"abcd\n", "zz00112233445566778899aabbccddeeff\n",
+                                "00112233445566778899aabbccddeef\n", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        unlink(path);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(bad[i], f);
+        fclose(f);
+        chmod(path, 0600);
+        if (net_auth_load(&b, path, err, sizeof err) != NET_EINVAL)
+            fail_msg("secret '%s' accepted", bad[i]);
+    }
+    unlink(path);
+    assert_int_equal(net_auth_load(&b, path, err, sizeof err), NET_EIO);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -703,6 +845,8 @@ int main(void)
         cmocka_unit_test(test_encoder_rejects_unrepresentable),
         cmocka_unit_test(test_random_input),
         cmocka_unit_test(test_errors_are_counted),
+        cmocka_unit_test(test_mac_tamper_and_wrong_key),
+        cmocka_unit_test(test_secret_file),
         cmocka_unit_test(test_large_entry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

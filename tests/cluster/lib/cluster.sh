@@ -10,6 +10,7 @@
 #   cl_start 3                # nodes 1..3, node args may follow: cl_start 3 --snapshot-threshold 4096
 #   leader=$(cl_wait_leader 10) || cl_fail "no leader"
 #   hs put k v                # the hstore binary, with HSTORE_CLUSTER set to the test cluster
+#                             # and HSTORE_SECRET_FILE to its secret
 #   cl_kill "$leader"; cl_restart "$leader"
 #   cl_pass
 #
@@ -22,6 +23,10 @@
 # (SIGCONT first, so that paused ones die too), unmounts every mount it made
 # (fusermount3 -u, then -uz), prints the end of each node's log when the test
 # failed, and removes the temporary directory (kept when CL_KEEP=1).
+#
+# The cluster secret.  cl_init writes a fresh one to $CL_DIR/secret (mode
+# 0600) and exports HSTORE_SECRET_FILE, so every node (--secret-file) and
+# every client of the test (hstore, histclient, ...) authenticates with it.
 #
 # Everything waits with a deadline; nothing here sleeps unbounded.
 
@@ -46,6 +51,7 @@ declare -a CL_NODE_ENV=()    # CL_NODE_ENV[i]: VAR=VALUE words for node i's envi
 declare -a CL_ALL_PIDS=()    # every pid ever started (for teardown)
 declare -a CL_MOUNTS=()      # every mount point used
 CL_FAILED=1                  # cleared by cl_pass
+CL_SECRET=""                 # the cluster secret file (cl_init)
 
 cl_log() { printf '# %s %s: %s\n' "$(date +%H:%M:%S.%3N)" "$CL_NAME" "$*" >&2; }
 
@@ -86,6 +92,10 @@ cl_init() {
     CL_DIR=$(mktemp -d "${TMPDIR:-/tmp}/hstore-$CL_NAME.XXXXXX") || cl_fail "mktemp"
     export HSTORE_DIR=$CL_DIR          # never touch the user's ~/.hstore
     trap cl_teardown EXIT
+    CL_SECRET=$CL_DIR/secret
+    (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$CL_SECRET" && echo >>"$CL_SECRET") ||
+        cl_fail "cannot write the cluster secret"
+    export HSTORE_SECRET_FILE=$CL_SECRET
     trap 'exit 130' INT TERM
 }
 
@@ -176,6 +186,7 @@ cl_start_node() {
     read -ra envs <<<"${CL_NODE_ENV[$i]:-}"
     echo "==== start $(date +%H:%M:%S.%3N)" >>"$CL_DIR/$i/node.log"
     env "${envs[@]+"${envs[@]}"}" "$HSTORE" node --id "$i" --cluster "$CL_SPEC" --data "$CL_DIR/$i" \
+        --secret-file "$CL_SECRET" \
         "${margs[@]+"${margs[@]}"}" "${CL_NODE_ARGS[@]+"${CL_NODE_ARGS[@]}"}" \
         "${extra[@]+"${extra[@]}"}" >>"$CL_DIR/$i/node.log" 2>&1 &
     CL_PID[$i]=$!
