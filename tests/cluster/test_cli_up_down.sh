@@ -5,7 +5,8 @@
 . "$(dirname "$0")/lib/cluster.sh"
 cl_in_netns "$@"
 cl_init
-unset HSTORE_CLUSTER
+# Clients find the cluster AND its secret (DIR/secret, written by up) in DIR.
+unset HSTORE_CLUSTER HSTORE_SECRET_FILE
 dir=$CL_DIR/up
 port=7300
 stop_all() { "$HSTORE" down --dir "$dir" --wait 5 >/dev/null 2>&1; }
@@ -31,6 +32,9 @@ cl_expect_eq "$rc" 0 "second up"
 grep -q "already running" <<<"$out2" || cl_fail "second up did not say the cluster is running: $out2"
 grep -q "leads" <<<"$out2" || cl_fail "second up did not print the cluster's status: $out2"
 cl_expect_eq "$(cat "$dir/pids")" "$before" "pids after a second up"
+
+[ "$(stat -c %a "$dir/secret")" = 600 ] || cl_fail "DIR/secret is not mode 600"
+[ "$(tr -d '\n' <"$dir/secret" | wc -c)" = 64 ] || cl_fail "DIR/secret is not 64 hex digits"
 
 # Clients find it through --dir / HSTORE_DIR.
 HSTORE_DIR=$dir hs put greeting hello || cl_fail "put via HSTORE_DIR"
