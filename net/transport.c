@@ -941,12 +941,10 @@ static void client_accept(net_transport *t)
 {
     uint64_t now = net_now_ms();
     for (int i = 0; i < 64; i++) {
-        if (t->n_conns >= (uint32_t)t->lim.max_conns)
-            (void)make_room(t, now);
         int fd = accept4(t->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;     /* EAGAIN, or an aborted connection: nothing to do */
-        if (t->n_conns >= (uint32_t)t->lim.max_conns) {
+        if (t->n_conns >= (uint32_t)t->lim.max_conns && !make_room(t, now)) {
             t->st.client_refused++;
             refusal_log(t, "a client connection: too many connections", t->st.client_refused);
             send_refusal(t, fd, NET_REFUSE_BUSY);
@@ -1058,6 +1056,20 @@ static void client_read(net_transport *t, cconn *c)
     int rc = net_rbuf_fill(&c->rb, c->fd, c->authed ? CLIENT_READ_BUDGET : HELLO_LEN);
     if (rc == NET_OK)
         c->last_ms = net_now_ms();
+    if (!c->authed && net_rbuf_buffered(&c->rb) >= NET_HDR_LEN) {
+        /* Anything but a HELLO first (a request from a client that skips
+         * the handshake): not authenticated, refused at once. */
+        const uint8_t *h = c->rb.p + c->rb.off;
+        uint32_t magic = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
+                         (uint32_t)h[3] << 24;
+        if (magic == NET_MAGIC && h[4] == NET_VERSION && h[5] != NET_MSG_HELLO) {
+            t->st.client_auth_failed++;
+            refusal_log(t, "a client that sent a request before authenticating",
+                        t->st.client_auth_failed);
+            conn_refuse(t, c, NET_REFUSE_AUTH);
+            return;
+        }
+    }
     for (;;) {
         const uint8_t *f;
         size_t len;

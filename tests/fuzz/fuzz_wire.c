@@ -57,6 +57,23 @@ static void decode_all(const uint8_t *buf, size_t len)
             abort();
         check_same(&re, buf, len);
     }
+    uint8_t nonce[NET_NONCE_LEN], code;
+    uint64_t nid;
+    if (net_decode_hello(buf, len, nonce) == 0) {
+        if (net_encode_hello(nonce, &re) != 0)
+            abort();
+        check_same(&re, buf, len);
+    }
+    if (net_decode_hello_ack(buf, len, &nid, nonce) == 0) {
+        if (net_encode_hello_ack(nid, nonce, &re) != 0)
+            abort();
+        check_same(&re, buf, len);
+    }
+    if (net_decode_error(buf, len, &code) == 0) {
+        if (net_encode_error(code, &re) != 0)
+            abort();
+        check_same(&re, buf, len);
+    }
     (void)net_frame_check(buf, len, NULL);
     net_buf_free(&re);
 }

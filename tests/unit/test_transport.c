@@ -12,6 +12,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 
 #include <cmocka.h>
 #include <nanomsg/nn.h>
+#include <nanomsg/pipeline.h>
 #include <poll.h>
 #include <sys/time.h>
 
@@ -862,6 +864,196 @@ static int setup(void **state)
     return 0;
 }
 
+/* ---- authentication and client-port bounds ---- */
+
+/* Peer frames MAC'ed with another key are dropped and counted; a frame with
+ * the right key is taken, with its authenticated sender; the same frame
+ * again (a replay) is dropped, a later one taken. */
+static void test_peer_auth_and_replay(void **state)
+{
+    (void)state;
+    int pa = free_port_pair("127.0.0.1");
+    net_transport_config ca;
+    mkcfg(&ca, 1, "127.0.0.1", pa);
+    ca.no_client_socket = true;
+    net_auth good, bad;
+    uint8_t s1[32], s2[32];
+    memset(s1, 1, sizeof s1);
+    memset(s2, 2, sizeof s2);
+    net_auth_from_secret(&good, s1, sizeof s1);
+    net_auth_from_secret(&bad, s2, sizeof s2);
+    ca.auth = &good;
+    net_transport *a = mk(&ca);
+    int push = nn_socket(AF_SP, NN_PUSH);
+    char url[64];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", pa);
+    assert_true(push >= 0 && nn_connect(push, url) >= 0);
+    net_buf f = {0};
+    assert_int_equal(net_encode_status_req(5, &f), NET_OK);
+    size_t flen = f.len;
+    net_trailer tr = {7, 100, 1};
+    /* wrong key */
+    assert_int_equal(net_seal(bad.peer, NULL, 0, &tr, &f), NET_OK);
+    assert_true(nn_send(push, f.p, f.len, 0) >= 0);
+    /* right key, twice the same, then the next counter */
+    f.len = flen;
+    assert_int_equal(net_seal(good.peer, NULL, 0, &tr, &f), NET_OK);
+    assert_true(nn_send(push, f.p, f.len, 0) >= 0);
+    assert_true(nn_send(push, f.p, f.len, 0) >= 0);
+    f.len = flen;
+    tr.ctr = 2;
+    assert_int_equal(net_seal(good.peer, NULL, 0, &tr, &f), NET_OK);
+    assert_true(nn_send(push, f.p, f.len, 0) >= 0);
+    void *buf;
+    size_t len;
+    int got = 0;
+    uint64_t end = net_now_ms() + 5000;
+    net_transport_stats st;
+    do {
+        if (recv_wait(a, 50, &buf, &len) == NET_OK) {
+            assert_int_equal(len, flen);
+            assert_memory_equal(buf, f.p, flen);
+            assert_int_equal(last_from, 7);
+            net_msg_free(buf);
+            got++;
+        }
+        net_transport_get_stats(a, &st);
+    } while ((got < 2 || st.peer_auth_failed < 1 || st.peer_replayed < 1) && net_now_ms() < end);
+    assert_int_equal(got, 2);
+    assert_int_equal(st.peer_auth_failed, 1);
+    assert_int_equal(st.peer_replayed, 1);
+    net_buf_free(&f);
+    nn_close(push);
+    net_transport_free(a);
+}
+
+/* Reads what the node sends on fd until it closes (or 5 s pass), driving t;
+ * returns the refusal code of an ERROR frame seen, 0 if none, -1 if the
+ * connection stayed open. */
+static int refusal_then_close(net_transport *t, int fd)
+{
+    uint8_t buf[512];
+    size_t have = 0;
+    uint64_t end = net_now_ms() + 5000;
+    while (net_now_ms() < end) {
+        net_client_msg m;
+        if (net_recv_client(t, &m) == NET_OK)
+            net_client_msg_drop(&m);
+        net_transport_flush(t);
+        net_transport_tick(t, net_now_ms());
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 10) <= 0)
+            continue;
+        ssize_t n = recv(fd, buf + have, sizeof buf - have, MSG_DONTWAIT);
+        if (n > 0) {
+            have += (size_t)n;
+            continue;
+        }
+        if (n == 0 || (n < 0 && errno != EAGAIN)) {
+            uint8_t code = 0;
+            if (have > NET_TRAILER_LEN &&
+                net_decode_error(buf, have - NET_TRAILER_LEN, &code) == NET_OK)
+                return code;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* A client with the wrong key, or that sends a request before its HELLO,
+ * gets an ERROR frame saying "not authorized" and is closed; so is one
+ * whose request carries a bad MAC after a good handshake. */
+static void test_client_auth_refused(void **state)
+{
+    (void)state;
+    int pa = free_port_pair("127.0.0.1");
+    net_transport_config ca;
+    mkcfg(&ca, 1, "127.0.0.1", pa);
+    net_transport *a = mk(&ca);
+    net_auth wrong;
+    uint8_t sw[32];
+    memset(sw, 9, sizeof sw);
+    net_auth_from_secret(&wrong, sw, sizeof sw);
+    uint8_t cn[NET_NONCE_LEN] = {1, 2, 3};
+    int c1 = tcp_client(pa + 1);
+    send_hello(c1, &wrong, cn);
+    assert_int_equal(refusal_then_close(a, c1), NET_REFUSE_AUTH);
+    close(c1);
+
+    uint8_t f[64];
+    size_t fl = frame(1, f, sizeof f);
+    int c2 = tcp_client(pa + 1);
+    send_all(c2, f, fl);    /* no handshake, no trailer */
+    assert_int_equal(refusal_then_close(a, c2), NET_REFUSE_AUTH);
+    close(c2);
+
+    int c3 = tcp_client_auth(a, pa + 1);
+    net_auth au;
+    net_auth_get_default(&au);
+    net_buf b = {0};
+    b.p = malloc(fl);
+    memcpy(b.p, f, fl);
+    b.len = b.cap = fl;
+    assert_int_equal(net_session_seal_req(&au, &sess[c3], &b), NET_OK);
+    b.p[b.len - 1] ^= 0x80;     /* tamper with the tag */
+    send_all(c3, b.p, b.len);
+    net_buf_free(&b);
+    assert_int_equal(refusal_then_close(a, c3), NET_REFUSE_AUTH);
+    close(c3);
+
+    net_transport_stats st;
+    net_transport_get_stats(a, &st);
+    assert_int_equal(st.client_auth_failed, 3);
+    assert_int_equal(st.client_recv, 0);
+    net_transport_free(a);
+}
+
+/* The connection limit: with max_conns 2 held by authenticated, busy
+ * connections a third is refused with NET_REFUSE_BUSY; a connection that
+ * never authenticates is displaced by a new one; a frame over max_frame
+ * closes its connection with NET_REFUSE_TOO_LARGE; an idle connection is
+ * closed after idle_ms. */
+static void test_client_limits(void **state)
+{
+    (void)state;
+    int pa = free_port_pair("127.0.0.1");
+    net_transport_config ca;
+    mkcfg(&ca, 1, "127.0.0.1", pa);
+    ca.limits.max_conns = 2;
+    ca.limits.max_frame = 4096;
+    ca.limits.idle_ms = 400;
+    net_transport *a = mk(&ca);
+    /* a pre-auth connection is displaced by the next one */
+    int pre = tcp_client(pa + 1);
+    int c1 = tcp_client_auth(a, pa + 1);
+    int c2 = tcp_client_auth(a, pa + 1);
+    assert_int_equal(refusal_then_close(a, pre), NET_REFUSE_BUSY);
+    close(pre);
+    /* both authenticated and just active: a third is refused */
+    int c3 = tcp_client(pa + 1);
+    assert_int_equal(refusal_then_close(a, c3), NET_REFUSE_BUSY);
+    close(c3);
+    /* over max_frame */
+    uint8_t h[NET_HDR_LEN] = {0};
+    uint32_t magic = NET_MAGIC;
+    memcpy(h, &magic, 4);
+    h[4] = NET_VERSION;
+    h[5] = NET_MSG_CLIENT_REQ;
+    h[9] = 0x20;    /* 8 KiB payload */
+    send_all(c1, h, sizeof h);
+    assert_int_equal(refusal_then_close(a, c1), NET_REFUSE_TOO_LARGE);
+    close(c1);
+    /* c2 says nothing: closed when idle */
+    assert_int_equal(refusal_then_close(a, c2), NET_REFUSE_IDLE);
+    close(c2);
+    net_transport_stats st;
+    net_transport_get_stats(a, &st);
+    assert_int_equal(st.client_refused, 2);
+    assert_int_equal(st.client_too_large, 1);
+    assert_int_equal(st.client_idle_closed, 1);
+    net_transport_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -872,6 +1064,9 @@ int main(void)
         cmocka_unit_test(test_bind_conflict_reported),
         cmocka_unit_test(test_client_requests_answered_out_of_order),
         cmocka_unit_test(test_client_garbage_and_large_frames),
+        cmocka_unit_test(test_peer_auth_and_replay),
+        cmocka_unit_test(test_client_auth_refused),
+        cmocka_unit_test(test_client_limits),
         cmocka_unit_test(test_fault_spec_parsing),
         cmocka_unit_test(test_fault_injector_rates),
         cmocka_unit_test(test_fault_delay_reorders),
