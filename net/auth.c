@@ -209,8 +209,9 @@ static uint64_t get64(const uint8_t *p)
     return v;
 }
 
-static void mac(const uint8_t key[NET_KEY_LEN], const void *ctx, size_t ctx_len,
-                const uint8_t *frame, size_t frame_len, const uint8_t *fields, uint8_t *tag)
+/* Handshake frames: keyed BLAKE2b-128 over ctx || frame || fields. */
+static void mac_hs(const uint8_t key[NET_KEY_LEN], const void *ctx, size_t ctx_len,
+                   const uint8_t *frame, size_t frame_len, const uint8_t *fields, uint8_t *tag)
 {
     crypto_generichash_state st;
     crypto_generichash_init(&st, key, NET_KEY_LEN, NET_TAG_LEN);
@@ -221,18 +222,24 @@ static void mac(const uint8_t key[NET_KEY_LEN], const void *ctx, size_t ctx_len,
     crypto_generichash_final(&st, tag, NET_TAG_LEN);
 }
 
-void net_seal_at(const uint8_t key[NET_KEY_LEN], const void *ctx, size_t ctx_len,
-                 const net_trailer *t, uint8_t *frame, size_t frame_len)
+static void put_fields(uint8_t *tr, const net_trailer *t)
 {
-    uint8_t *tr = frame + frame_len;
     put64(tr, t->sender);
     put64(tr + 8, t->epoch);
     put64(tr + 16, t->ctr);
-    mac(key, ctx, ctx_len, frame, frame_len, tr, tr + 24);
 }
 
-int net_seal(const uint8_t key[NET_KEY_LEN], const void *ctx, size_t ctx_len,
-             const net_trailer *t, net_buf *b)
+static void get_fields(const uint8_t *tr, net_trailer *t)
+{
+    if (t) {
+        t->sender = get64(tr);
+        t->epoch = get64(tr + 8);
+        t->ctr = get64(tr + 16);
+    }
+}
+
+/* Room for the trailer after the frame in b. */
+static int room(net_buf *b)
 {
     if (b->len + NET_TRAILER_LEN > b->cap) {
         size_t cap = b->len + NET_TRAILER_LEN;
@@ -242,13 +249,60 @@ int net_seal(const uint8_t key[NET_KEY_LEN], const void *ctx, size_t ctx_len,
         b->p = p;
         b->cap = cap;
     }
-    net_seal_at(key, ctx, ctx_len, t, b->p, b->len);
+    return NET_OK;
+}
+
+/* Frames: the Poly1305 tag of XChaCha20-Poly1305 with an empty message and
+ * the frame as associated data; the 24 bytes of fields are the nonce. */
+void net_seal_at(const uint8_t key[NET_KEY_LEN], const net_trailer *t, uint8_t *frame,
+                 size_t frame_len)
+{
+    uint8_t *tr = frame + frame_len;
+    put_fields(tr, t);
+    unsigned long long tl = 0;
+    uint8_t none[1] = {0};    /* the empty message and its empty ciphertext */
+    crypto_aead_xchacha20poly1305_ietf_encrypt_detached(none, tr + 24, &tl, none, 0, frame,
+                                                        frame_len, NULL, tr, key);
+}
+
+int net_seal(const uint8_t key[NET_KEY_LEN], const net_trailer *t, net_buf *b)
+{
+    if (room(b) != NET_OK)
+        return NET_ENOMEM;
+    net_seal_at(key, t, b->p, b->len);
     b->len += NET_TRAILER_LEN;
     return NET_OK;
 }
 
-int net_open(const uint8_t key[NET_KEY_LEN], const void *ctx, size_t ctx_len, const void *buf,
-             size_t len, net_trailer *t)
+int net_open(const uint8_t key[NET_KEY_LEN], const void *buf, size_t len, net_trailer *t)
+{
+    if (!buf || len < NET_TRAILER_LEN)
+        return NET_ETRUNC;
+    const uint8_t *f = buf;
+    size_t flen = len - NET_TRAILER_LEN;
+    const uint8_t *tr = f + flen;
+    uint8_t none[1] = {0};
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(none, NULL, none, 0, tr + 24, f, flen,
+                                                            tr, key) != 0)
+        return NET_EAUTH;
+    get_fields(tr, t);
+    return NET_OK;
+}
+
+int net_seal_hs(const uint8_t key[NET_KEY_LEN], const void *ctx, size_t ctx_len,
+                const net_trailer *t, net_buf *b)
+{
+    if (room(b) != NET_OK)
+        return NET_ENOMEM;
+    uint8_t *tr = b->p + b->len;
+    put_fields(tr, t);
+    mac_hs(key, ctx, ctx_len, b->p, b->len, tr, tr + 24);
+    b->len += NET_TRAILER_LEN;
+    return NET_OK;
+}
+
+int net_open_hs(const uint8_t key[NET_KEY_LEN], const void *ctx, size_t ctx_len, const void *buf,
+                size_t len, net_trailer *t)
 {
     if (!buf || len < NET_TRAILER_LEN)
         return NET_ETRUNC;
@@ -256,15 +310,17 @@ int net_open(const uint8_t key[NET_KEY_LEN], const void *ctx, size_t ctx_len, co
     size_t flen = len - NET_TRAILER_LEN;
     const uint8_t *tr = f + flen;
     uint8_t tag[NET_TAG_LEN];
-    mac(key, ctx, ctx_len, f, flen, tr, tag);
+    mac_hs(key, ctx, ctx_len, f, flen, tr, tag);
     if (sodium_memcmp(tag, tr + 24, NET_TAG_LEN) != 0)
         return NET_EAUTH;
-    if (t) {
-        t->sender = get64(tr);
-        t->epoch = get64(tr + 8);
-        t->ctr = get64(tr + 16);
-    }
+    get_fields(tr, t);
     return NET_OK;
+}
+
+void net_session_keys(const net_auth *a, net_session *s)
+{
+    crypto_generichash(s->kreq, NET_KEY_LEN, s->ctx, sizeof s->ctx, a->req, NET_KEY_LEN);
+    crypto_generichash(s->kresp, NET_KEY_LEN, s->ctx, sizeof s->ctx, a->resp, NET_KEY_LEN);
 }
 
 /* ---- client sessions ---- */
@@ -290,7 +346,9 @@ int net_session_connect(int fd, const net_auth *a, net_session *s, net_rbuf *rb,
     randombytes_buf(cn, sizeof cn);
     net_buf b = {0};
     net_trailer tr = {0, 0, 0};
-    if (net_encode_hello(cn, &b) != NET_OK || net_seal(a->req, NULL, 0, &tr, &b) != NET_OK) {
+    /* The HELLO's counter field carries random bits: nothing checks it. */
+    randombytes_buf(&tr.ctr, sizeof tr.ctr);
+    if (net_encode_hello(cn, &b) != NET_OK || net_seal_hs(a->req, NULL, 0, &tr, &b) != NET_OK) {
         net_buf_free(&b);
         return NET_ENOMEM;
     }
@@ -316,13 +374,14 @@ int net_session_connect(int fd, const net_auth *a, net_session *s, net_rbuf *rb,
                 return refusal(f, len);
             uint8_t sn[NET_NONCE_LEN];
             uint64_t id = 0;
-            if (net_open(a->resp, cn, sizeof cn, f, len, &tr) != NET_OK || tr.ctr != 0 ||
+            if (net_open_hs(a->resp, cn, sizeof cn, f, len, &tr) != NET_OK || tr.ctr != 0 ||
                 net_decode_hello_ack(f, len - NET_TRAILER_LEN, &id, sn) != NET_OK ||
                 tr.sender != id)
                 return NET_EAUTH;
             memcpy(s->ctx, cn, NET_NONCE_LEN);
             memcpy(s->ctx + NET_NONCE_LEN, sn, NET_NONCE_LEN);
             s->node_id = id;
+            net_session_keys(a, s);
             return NET_OK;
         }
         if (frc != NET_EAGAIN)
@@ -343,7 +402,8 @@ int net_session_connect(int fd, const net_auth *a, net_session *s, net_rbuf *rb,
 int net_session_seal_req(const net_auth *a, net_session *s, net_buf *b)
 {
     net_trailer t = {0, 0, s->tx + 1};
-    int rc = net_seal(a->req, s->ctx, sizeof s->ctx, &t, b);
+    (void)a;
+    int rc = net_seal(s->kreq, &t, b);
     if (rc == NET_OK)
         s->tx++;
     return rc;
@@ -355,7 +415,8 @@ int net_session_open_resp(const net_auth *a, net_session *s, const uint8_t *f, s
     if (is_error_frame(f, len))
         return refusal(f, len);
     net_trailer t;
-    int rc = net_open(a->resp, s->ctx, sizeof s->ctx, f, len, &t);
+    (void)a;
+    int rc = net_open(s->kresp, f, len, &t);
     if (rc != NET_OK || t.ctr != s->rx + 1 || t.sender != s->node_id)
         return NET_EMALFORMED;
     s->rx++;

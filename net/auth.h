@@ -17,8 +17,16 @@
  *        0    8 sender   node id of the sender (0: a client)
  *        8    8 epoch    the sender's incarnation (peers; 0 on client sessions)
  *       16    8 counter  frame number of this sender/epoch or session direction
- *       24   16 tag      BLAKE2b-128 keyed with the purpose's key over
- *                        context || frame || trailer[0..24)
+ *       24   16 tag
+ *
+ * The tag of a peer or session frame is the Poly1305 tag of
+ * XChaCha20-Poly1305 (libsodium's crypto_aead_xchacha20poly1305_ietf) with
+ * an empty message, the whole frame as associated data, and the 24 bytes of
+ * sender, epoch and counter as the nonce.  Every (key, nonce) pair is used
+ * once: peers never repeat (epoch, counter), and each client session has its
+ * own keys.  This is several times faster on bulk data than keyed BLAKE2b,
+ * which only the two handshake frames use (tag = BLAKE2b-128 keyed with the
+ * purpose's key over context || frame || trailer[0..24)).
  *
  * The tag covers the whole frame (header and payload) and the sender id, so
  * a peer's claimed id is authenticated: the node drops a Raft message whose
@@ -27,9 +35,10 @@
  * Replay:
  *   - client sessions start with a handshake: the client sends HELLO with a
  *     random nonce cn, the node answers HELLO_ACK with its own random nonce
- *     sn; every later frame of the connection is MAC'ed with context cn||sn
- *     and carries the next counter of its direction (1, 2, ...), checked
- *     exactly (TCP delivers in order).  A frame replayed on another
+ *     sn; every later frame of the connection is MAC'ed with the session's
+ *     keys (keyed BLAKE2b of cn||sn under the req and resp keys) and carries
+ *     the next counter of its direction (1, 2, ...), checked exactly (TCP
+ *     delivers in order).  A frame replayed on another
  *     connection, or again on the same one, fails.
  *   - peer frames carry the sender's epoch (its start time, CLOCK_REALTIME
  *     ns) and a counter; the receiver keeps per sender the newest (epoch,
@@ -92,27 +101,37 @@ typedef struct net_trailer {
     uint64_t sender, epoch, ctr;
 } net_trailer;
 
-/* Appends a trailer for the frame in b (the whole of b) MAC'ed with key and
- * the context ctx[ctx_len] (may be NULL/0).  NET_OK or NET_ENOMEM. */
-int net_seal(const uint8_t key[NET_KEY_LEN], const void *ctx, size_t ctx_len,
-             const net_trailer *t, net_buf *b);
+/* Appends a trailer for the frame in b (the whole of b) with the
+ * XChaCha20-Poly1305 tag under key; (sender, epoch, ctr) must never repeat
+ * for one key.  NET_OK or NET_ENOMEM. */
+int net_seal(const uint8_t key[NET_KEY_LEN], const net_trailer *t, net_buf *b);
 /* The same in place: frame[0..frame_len) is followed by NET_TRAILER_LEN bytes
  * of room that receive the trailer. */
-void net_seal_at(const uint8_t key[NET_KEY_LEN], const void *ctx, size_t ctx_len,
-                 const net_trailer *t, uint8_t *frame, size_t frame_len);
+void net_seal_at(const uint8_t key[NET_KEY_LEN], const net_trailer *t, uint8_t *frame,
+                 size_t frame_len);
 /* Verifies the trailer at the end of buf[0..len): NET_OK with *t filled and
  * the frame being buf[0..len - NET_TRAILER_LEN), NET_ETRUNC when too short,
- * NET_EAUTH when the MAC does not match.  Nothing of the frame is decoded. */
-int net_open(const uint8_t key[NET_KEY_LEN], const void *ctx, size_t ctx_len, const void *buf,
-             size_t len, net_trailer *t);
+ * NET_EAUTH when the tag does not match.  Nothing of the frame is decoded. */
+int net_open(const uint8_t key[NET_KEY_LEN], const void *buf, size_t len, net_trailer *t);
+/* The handshake variants: keyed BLAKE2b over ctx[ctx_len] (may be NULL/0),
+ * the frame and the fields. */
+int net_seal_hs(const uint8_t key[NET_KEY_LEN], const void *ctx, size_t ctx_len,
+                const net_trailer *t, net_buf *b);
+int net_open_hs(const uint8_t key[NET_KEY_LEN], const void *ctx, size_t ctx_len, const void *buf,
+                size_t len, net_trailer *t);
 
 /* ---- client sessions ---- */
 
 typedef struct net_session {
     uint8_t ctx[NET_SESSION_CTX_LEN];   /* client nonce || node nonce */
+    uint8_t kreq[NET_KEY_LEN];          /* the session's keys (net_session_keys) */
+    uint8_t kresp[NET_KEY_LEN];
     uint64_t tx, rx;                    /* counters of the last frame sent / received */
     uint64_t node_id;                   /* the node's id from HELLO_ACK */
 } net_session;
+
+/* Derives s's keys from a and s->ctx. */
+void net_session_keys(const net_auth *a, net_session *s);
 
 /* Client side of the handshake on a connected socket: sends HELLO, waits
  * (until end_ms) for HELLO_ACK and verifies it.  rb is the connection's read

@@ -535,7 +535,7 @@ static int raw_send(net_transport *t, uint64_t peer_id, const void *buf, size_t 
     }
     memcpy(msg, buf, len);
     net_trailer tr = {t->self_id, t->epoch, ++t->tx_ctr};
-    net_seal_at(t->auth.peer, NULL, 0, &tr, msg, len);
+    net_seal_at(t->auth.peer, &tr, msg, len);
     if (nn_send(p->sock, &msg, NN_MSG, NN_DONTWAIT) < 0) {
         /* EAGAIN: queue full or no connection yet.  Either way Raft will
          * resend; blocking here would stall every other peer. */
@@ -727,7 +727,7 @@ int net_recv_peer(net_transport *t, void **buf, size_t *len, uint64_t *from)
             return (e == EAGAIN || e == EINTR) ? NET_EAGAIN : NET_EIO;
         }
         net_trailer tr;
-        if (net_open(t->auth.peer, NULL, 0, m, (size_t)n, &tr) != NET_OK || tr.sender == 0) {
+        if (net_open(t->auth.peer, m, (size_t)n, &tr) != NET_OK || tr.sender == 0) {
             t->st.peer_auth_failed++;
             refusal_log(t, "a peer frame whose MAC does not verify (wrong secret or forged)",
                         t->st.peer_auth_failed);
@@ -780,14 +780,20 @@ static void conn_close(net_transport *t, cconn *c)
     free(c);
 }
 
-/* Sends an ERROR frame (best effort, never blocking) on fd. */
+/* Sends an ERROR frame (best effort, never blocking) on fd.  Its trailer is
+ * zeros: clients take ERROR frames without a MAC (they carry no data). */
 static void send_refusal(net_transport *t, int fd, uint8_t code)
 {
+    static const uint8_t zeros[NET_TRAILER_LEN];
     if (net_encode_error(code, &t->ebuf) != NET_OK)
         return;
-    net_trailer tr = {t->self_id, 0, 0};
-    if (net_seal(t->auth.resp, NULL, 0, &tr, &t->ebuf) != NET_OK)
+    uint8_t *p = realloc(t->ebuf.p, t->ebuf.len + sizeof zeros);
+    if (!p)
         return;
+    t->ebuf.p = p;
+    t->ebuf.cap = t->ebuf.len + sizeof zeros;
+    memcpy(p + t->ebuf.len, zeros, sizeof zeros);
+    t->ebuf.len += sizeof zeros;
     (void)send(fd, t->ebuf.p, t->ebuf.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
@@ -823,8 +829,9 @@ static bool conn_account(net_transport *t, cconn *c)
     return conn_get(t, id) != NULL;
 }
 
-/* Frees a connection's buffers once empty: an idle connection holds no
- * buffer memory. */
+/* Frees a connection's buffers when empty (from the once-a-second sweep, not
+ * per request: giving the memory back and taking it again costs page faults
+ * on every turn of a busy connection).  An idle connection holds none. */
 static void conn_trim(net_transport *t, cconn *c)
 {
     if (net_rbuf_buffered(&c->rb) == 0 && c->rb.cap)
@@ -929,7 +936,9 @@ static bool make_room(net_transport *t, uint64_t now)
             idle = c;
         }
     }
-    cconn *victim = pre ? pre : (idle && now - idle->last_ms >= DISPLACE_IDLE_MS ? idle : NULL);
+    cconn *victim = pre;
+    if (!victim && idle && now > idle->last_ms && now - idle->last_ms >= DISPLACE_IDLE_MS)
+        victim = idle;
     if (!victim)
         return false;
     t->st.client_refused++;
@@ -1002,9 +1011,8 @@ static int queue_push(net_transport *t, net_client_msg m)
 static void mark_dirty(net_transport *t, cconn *c);
 
 /* Appends frame buf/len to c's queue with the trailer of the session's next
- * reply (or, for the HELLO_ACK, ctr 0 over the client's nonce). */
-static int conn_put_sealed(net_transport *t, cconn *c, const void *buf, size_t len,
-                           const void *ctx, size_t ctx_len, uint64_t ctr)
+ * reply. */
+static int conn_put_sealed(net_transport *t, cconn *c, const void *buf, size_t len)
 {
     static const uint8_t room[NET_TRAILER_LEN];
     if (net_wbuf_put(&c->wb, buf, len) != NET_OK)
@@ -1013,8 +1021,9 @@ static int conn_put_sealed(net_transport *t, cconn *c, const void *buf, size_t l
         c->wb.len -= len;
         return NET_ENOMEM;
     }
-    net_trailer tr = {t->self_id, 0, ctr};
-    net_seal_at(t->auth.resp, ctx, ctx_len, &tr, c->wb.p + c->wb.len - NET_TRAILER_LEN - len, len);
+    net_trailer tr = {t->self_id, 0, c->s.tx + 1};
+    net_seal_at(c->s.kresp, &tr, c->wb.p + c->wb.len - NET_TRAILER_LEN - len, len);
+    c->s.tx++;
     return NET_OK;
 }
 
@@ -1025,7 +1034,7 @@ static bool client_handshake(net_transport *t, cconn *c, const uint8_t *f, size_
 {
     uint8_t cn[NET_NONCE_LEN], sn[NET_NONCE_LEN];
     net_trailer tr;
-    if (net_open(t->auth.req, NULL, 0, f, len, &tr) != NET_OK ||
+    if (net_open_hs(t->auth.req, NULL, 0, f, len, &tr) != NET_OK ||
         net_decode_hello(f, len - NET_TRAILER_LEN, cn) != NET_OK) {
         t->st.client_auth_failed++;
         refusal_log(t, "a client that did not authenticate (wrong or missing secret)",
@@ -1034,8 +1043,10 @@ static bool client_handshake(net_transport *t, cconn *c, const uint8_t *f, size_
         return false;
     }
     randombytes_buf(sn, sizeof sn);
+    net_trailer at = {t->self_id, 0, 0};
     if (net_encode_hello_ack(t->self_id, sn, &t->ebuf) != NET_OK ||
-        conn_put_sealed(t, c, t->ebuf.p, t->ebuf.len, cn, sizeof cn, 0) != NET_OK) {
+        net_seal_hs(t->auth.resp, cn, sizeof cn, &at, &t->ebuf) != NET_OK ||
+        net_wbuf_put(&c->wb, t->ebuf.p, t->ebuf.len) != NET_OK) {
         conn_close(t, c);
         return false;
     }
@@ -1043,6 +1054,7 @@ static bool client_handshake(net_transport *t, cconn *c, const uint8_t *f, size_
     memcpy(c->s.ctx + NET_NONCE_LEN, sn, NET_NONCE_LEN);
     c->s.tx = c->s.rx = 0;
     c->s.node_id = t->self_id;
+    net_session_keys(&t->auth, &c->s);
     c->authed = true;
     mark_dirty(t, c);
     return true;
@@ -1102,7 +1114,7 @@ static void client_read(net_transport *t, cconn *c)
             continue;
         }
         net_trailer tr;
-        if (net_open(t->auth.req, c->s.ctx, sizeof c->s.ctx, f, len, &tr) != NET_OK ||
+        if (net_open(c->s.kreq, f, len, &tr) != NET_OK ||
             tr.ctr != c->s.rx + 1) {
             t->st.client_auth_failed++;
             refusal_log(t, "a client frame whose MAC or counter does not verify",
@@ -1128,8 +1140,7 @@ static void client_read(net_transport *t, cconn *c)
         conn_close(t, c);
         return;
     }
-    if (conn_account(t, c))
-        conn_trim(t, c);
+    (void)conn_account(t, c);
 }
 
 static void set_want_out(net_transport *t, cconn *c, bool on)
@@ -1153,8 +1164,6 @@ static bool client_write(net_transport *t, cconn *c)
     if (net_wbuf_pending(&c->wb) < before)
         c->last_ms = net_now_ms();
     set_want_out(t, c, rc == NET_EAGAIN);
-    if (rc == NET_OK)
-        conn_trim(t, c);
     return true;
 }
 
@@ -1184,7 +1193,8 @@ void net_transport_flush(net_transport *t)
     t->n_dirty = 0;
 }
 
-/* Closes connections past the idle or handshake timeout (once a second). */
+/* Closes connections past the idle or handshake timeout and frees the
+ * buffers of quiet ones (once a second). */
 static void client_sweep(net_transport *t, uint64_t now)
 {
     if (t->epfd < 0 || now < t->next_sweep)
@@ -1195,9 +1205,12 @@ static void client_sweep(net_transport *t, uint64_t now)
         if (!c)
             continue;
         uint64_t limit = c->authed ? (uint64_t)t->lim.idle_ms : (uint64_t)t->lim.handshake_ms;
-        if (now - c->last_ms >= limit && net_wbuf_pending(&c->wb) == 0) {
+        uint64_t quiet = now > c->last_ms ? now - c->last_ms : 0;
+        if (quiet >= limit && net_wbuf_pending(&c->wb) == 0) {
             t->st.client_idle_closed++;
             conn_refuse(t, c, NET_REFUSE_IDLE);
+        } else if (quiet >= 1000) {
+            conn_trim(t, c);
         }
     }
 }
@@ -1260,10 +1273,9 @@ int net_reply_client(net_transport *t, net_client_msg *req, const void *buf, siz
     }
     if (!c) {
         rc = NET_EIO;
-    } else if (conn_put_sealed(t, c, buf, len, c->s.ctx, sizeof c->s.ctx, c->s.tx + 1) != NET_OK) {
+    } else if (conn_put_sealed(t, c, buf, len) != NET_OK) {
         rc = NET_ENOMEM;
     } else {
-        c->s.tx++;
         if (!conn_account(t, c))
             rc = NET_EIO;
         else if (net_wbuf_pending(&c->wb) >= CLIENT_FLUSH_AT)

@@ -113,7 +113,7 @@ static void send_variants(int sock, const raft_msg *m, int *sent)
         }
         b.len = flen;
         net_trailer tr = {m->from, UINT64_MAX / 2, (uint64_t)*sent + 1};
-        net_seal(a.peer, NULL, 0, &tr, &b);
+        net_seal(a.peer, &tr, &b);
         if (nn_send(sock, b.p, b.len, 0) >= 0)
             (*sent)++;
     }

@@ -742,8 +742,9 @@ static void mkauth(net_auth *a, uint8_t fill)
 }
 
 /* A sealed frame verifies; changing any one byte of it (header, payload,
- * sender, epoch, counter or tag) makes it fail, and so do another key,
- * another purpose's key and another context. */
+ * sender, epoch, counter or tag) makes it fail, and so do another key and
+ * another purpose's key; the same for the handshake MAC, also with another
+ * context. */
 static void test_mac_tamper_and_wrong_key(void **state)
 {
     (void)state;
@@ -755,39 +756,60 @@ static void test_mac_tamper_and_wrong_key(void **state)
     assert_false(ins.secure);
     assert_memory_not_equal(a.peer, a.req, NET_KEY_LEN);
     assert_memory_not_equal(a.req, a.resp, NET_KEY_LEN);
-    for (uint8_t type = 1; type < NET_MSG_TYPE_MAX; type++) {
-        net_buf f = {0};
-        sample_frame(type, &f);
-        size_t flen = f.len;
-        uint8_t ctx[NET_SESSION_CTX_LEN];
-        memset(ctx, 0x5a, sizeof ctx);
-        net_trailer tr = {3, 1234567, 42}, got;
-        assert_int_equal(net_seal(a.peer, ctx, sizeof ctx, &tr, &f), NET_OK);
-        assert_int_equal(f.len, flen + NET_TRAILER_LEN);
-        assert_int_equal(net_open(a.peer, ctx, sizeof ctx, f.p, f.len, &got), NET_OK);
-        assert_int_equal(got.sender, 3);
-        assert_int_equal(got.epoch, 1234567);
-        assert_int_equal(got.ctr, 42);
-        /* the frame alone still decodes */
-        assert_int_equal(decode_any(type, f.p, flen, NULL), 0);
-        for (size_t i = 0; i < f.len; i++) {
-            f.p[i] ^= 0x01;
-            if (net_open(a.peer, ctx, sizeof ctx, f.p, f.len, NULL) != NET_EAUTH)
-                fail_msg("type %d: flipped byte %zu of %zu accepted", type, i, f.len);
-            f.p[i] ^= 0x01;
+    for (int hs = 0; hs <= 1; hs++) {
+        for (uint8_t type = 1; type < NET_MSG_TYPE_MAX; type++) {
+            net_buf f = {0};
+            sample_frame(type, &f);
+            size_t flen = f.len;
+            uint8_t ctx[NET_SESSION_CTX_LEN];
+            memset(ctx, 0x5a, sizeof ctx);
+            net_trailer tr = {3, 1234567, 42}, got;
+#define OPEN(k, c, cl, p, l, t) (hs ? net_open_hs(k, c, cl, p, l, t) : net_open(k, p, l, t))
+            if (hs)
+                assert_int_equal(net_seal_hs(a.peer, ctx, sizeof ctx, &tr, &f), NET_OK);
+            else
+                assert_int_equal(net_seal(a.peer, &tr, &f), NET_OK);
+            assert_int_equal(f.len, flen + NET_TRAILER_LEN);
+            assert_int_equal(OPEN(a.peer, ctx, sizeof ctx, f.p, f.len, &got), NET_OK);
+            assert_int_equal(got.sender, 3);
+            assert_int_equal(got.epoch, 1234567);
+            assert_int_equal(got.ctr, 42);
+            /* the frame alone still decodes */
+            assert_int_equal(decode_any(type, f.p, flen, NULL), 0);
+            for (size_t i = 0; i < f.len; i++) {
+                f.p[i] ^= 0x01;
+                if (OPEN(a.peer, ctx, sizeof ctx, f.p, f.len, NULL) != NET_EAUTH)
+                    fail_msg("%s, type %d: flipped byte %zu of %zu accepted",
+                             hs ? "handshake" : "frame", type, i, f.len);
+                f.p[i] ^= 0x01;
+            }
+            assert_int_equal(OPEN(b.peer, ctx, sizeof ctx, f.p, f.len, NULL), NET_EAUTH);
+            assert_int_equal(OPEN(ins.peer, ctx, sizeof ctx, f.p, f.len, NULL), NET_EAUTH);
+            assert_int_equal(OPEN(a.req, ctx, sizeof ctx, f.p, f.len, NULL), NET_EAUTH);
+            if (hs) {
+                ctx[0] ^= 1;
+                assert_int_equal(OPEN(a.peer, ctx, sizeof ctx, f.p, f.len, NULL), NET_EAUTH);
+                assert_int_equal(OPEN(a.peer, NULL, 0, f.p, f.len, NULL), NET_EAUTH);
+                ctx[0] ^= 1;
+            }
+            /* truncated by a byte, or shorter than a trailer */
+            assert_int_not_equal(OPEN(a.peer, ctx, sizeof ctx, f.p, f.len - 1, NULL), NET_OK);
+            assert_int_equal(OPEN(a.peer, ctx, sizeof ctx, f.p, NET_TRAILER_LEN - 1, NULL),
+                             NET_ETRUNC);
+#undef OPEN
+            net_buf_free(&f);
         }
-        assert_int_equal(net_open(b.peer, ctx, sizeof ctx, f.p, f.len, NULL), NET_EAUTH);
-        assert_int_equal(net_open(ins.peer, ctx, sizeof ctx, f.p, f.len, NULL), NET_EAUTH);
-        assert_int_equal(net_open(a.req, ctx, sizeof ctx, f.p, f.len, NULL), NET_EAUTH);
-        ctx[0] ^= 1;
-        assert_int_equal(net_open(a.peer, ctx, sizeof ctx, f.p, f.len, NULL), NET_EAUTH);
-        assert_int_equal(net_open(a.peer, NULL, 0, f.p, f.len, NULL), NET_EAUTH);
-        /* truncated or extended by a byte */
-        assert_int_not_equal(net_open(a.peer, ctx, sizeof ctx, f.p, f.len - 1, NULL), NET_OK);
-        assert_int_equal(net_open(a.peer, ctx, sizeof ctx, f.p, NET_TRAILER_LEN - 1, NULL),
-                         NET_ETRUNC);
-        net_buf_free(&f);
     }
+    /* Client sessions: keys differ per session (per nonce pair) and per
+     * direction. */
+    net_session s1, s2;
+    memset(&s1, 0, sizeof s1);
+    memset(&s2, 0, sizeof s2);
+    s2.ctx[0] = 1;
+    net_session_keys(&a, &s1);
+    net_session_keys(&a, &s2);
+    assert_memory_not_equal(s1.kreq, s2.kreq, NET_KEY_LEN);
+    assert_memory_not_equal(s1.kreq, s1.kresp, NET_KEY_LEN);
 }
 
 /* The secret file: generated 0600 with 64 hex digits; the same file gives
