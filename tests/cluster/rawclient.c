@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "net/auth.h"
 #include "net/client.h"
 #include "net/stream.h"
 #include "net/transport.h"
@@ -55,6 +56,16 @@ static int flood(const char *spec, long n)
     net_buf enc = {0};
     net_wbuf wb = {0};
     net_rbuf rb = {0};
+    /* The authenticated session of the connection (keys: HSTORE_SECRET_FILE). */
+    net_auth auth;
+    net_session sess;
+    net_auth_get_default(&auth);
+    if (net_session_connect(fd, &auth, &sess, &rb, net_now_ms() + 5000) != NET_OK) {
+        fprintf(stderr, "rawclient: handshake refused or timed out\n");
+        close(fd);
+        net_rbuf_free(&rb);
+        return 1;
+    }
     long sent = 0, answered = 0, ok = 0;
     const long window = 512;
     while (answered < n && net_now_ms() < end) {
@@ -62,6 +73,7 @@ static int flood(const char *spec, long n)
             net_client_req q = {.client_id = net_client_new_id(), .req_id = (uint64_t)sent + 1,
                                 .flags = NET_REQ_REGISTER};
             if (net_encode_client_req(&q, &enc) != NET_OK ||
+                net_session_seal_req(&auth, &sess, &enc) != NET_OK ||
                 net_wbuf_put(&wb, enc.p, enc.len) != NET_OK)
                 return 1;
             sent++;
@@ -75,9 +87,15 @@ static int flood(const char *spec, long n)
             int rc = net_rbuf_fill(&rb, fd, 4u << 20);
             const uint8_t *f;
             size_t flen;
-            while (net_rbuf_frame(&rb, &f, &flen) == NET_OK) {
+            size_t plen;
+            while (net_rbuf_frame(&rb, NET_HDR_LEN + NET_MAX_PAYLOAD + NET_TRAILER_LEN, &f,
+                                  &flen) == NET_OK) {
+                if (net_session_open_resp(&auth, &sess, f, flen, &plen) != NET_OK) {
+                    rc = NET_EIO;
+                    break;
+                }
                 net_client_resp r;
-                if (net_decode_client_resp(f, flen, &r) != NET_OK)
+                if (net_decode_client_resp(f, plen, &r) != NET_OK)
                     continue;
                 answered++;
                 ok += r.status == NET_ST_OK && r.reply_len == 8;
