@@ -44,7 +44,7 @@ static void usage(FILE *out)
             "hstore — a fault-tolerant key-value store on Raft, also mounted as a filesystem\n"
             "\n"
             "Usage: hstore COMMAND [OPTIONS] [ARGS]\n"
-            "       hstore [--cluster SPEC] [--timeout S] [--dir DIR] COMMAND [OPTIONS] [ARGS]\n"
+            "       hstore [--cluster SPEC] [--timeout S] [--dir DIR] [--secret-file F] COMMAND ...\n"
             "       hstore COMMAND --help     options of one command, with examples\n"
             "       hstore --version\n"
             "\n"
@@ -65,9 +65,11 @@ static void usage(FILE *out)
             "Client commands find the cluster from --cluster SPEC, else $HSTORE_CLUSTER,\n"
             "else the file written by `hstore up` ($HSTORE_DIR or ~/.hstore, /cluster).\n"
             "SPEC is ID=HOST:PORT,...; a node takes peer traffic on PORT, clients on PORT+1.\n"
+            "The cluster secret: --secret-file F, else $HSTORE_SECRET_FILE, else DIR/secret.\n"
             "\n"
             "Exit codes: 0 success, 1 key not found, 2 usage error or invalid input,\n"
-            "            3 unavailable (no answer within --timeout; outcome unknown).\n");
+            "            3 unavailable (no answer within --timeout; outcome unknown),\n"
+            "            4 not authorized (wrong or missing cluster secret).\n");
 }
 
 /* Options that every client command takes may also come before the command
@@ -76,7 +78,7 @@ static void usage(FILE *out)
  * with a message printed. */
 static int move_global_options(int argc, char **argv, char **out)
 {
-    static const char *const globals[] = {"--cluster", "--timeout", "--dir"};
+    static const char *const globals[] = {"--cluster", "--timeout", "--dir", "--secret-file"};
     int i = 1, n = 0;
     char *moved[64];
     while (i < argc && strncmp(argv[i], "--", 2) == 0 && argv[i][2] != '\0') {
