@@ -8,7 +8,8 @@
 . "$(dirname "$0")/lib/cluster.sh"
 cl_in_netns "$@"
 cl_init
-unset HSTORE_CLUSTER
+# The cluster of `hstore up` below: clients find it and its secret in DIR.
+unset HSTORE_CLUSTER HSTORE_SECRET_FILE
 command -v tmux >/dev/null || cl_fail "this test needs tmux (in DEB_PKGS: make deps)"
 dir=$CL_DIR/up
 sock=hstore-test-$$
