@@ -154,6 +154,21 @@ int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t clie
     return rc == 0 ? NODE_OK : NODE_ENOMEM;
 }
 
+/* The solo backend applies each command at once, in order. */
+int node_submit_many(node *n, node_cmd *cmds, size_t cnt, int timeout_ms)
+{
+    int first = NODE_OK;
+    for (size_t i = 0; i < cnt; i++) {
+        cmds[i].reply = NULL;
+        cmds[i].reply_len = 0;
+        cmds[i].rc = node_submit(n, cmds[i].op, cmds[i].len, cmds[i].read, cmds[i].client_id,
+                                 cmds[i].seq, timeout_ms, &cmds[i].reply, &cmds[i].reply_len);
+        if (cmds[i].rc != NODE_OK && first == NODE_OK)
+            first = cmds[i].rc;
+    }
+    return first;
+}
+
 int node_register(node *n, int timeout_ms, uint64_t *session_id)
 {
     kv_op o = {.type = KV_OP_REGISTER};
