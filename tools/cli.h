@@ -86,8 +86,8 @@ int cli_load_secret(const cli_client_opts *o);
 /* Parses a --timeout value (seconds, fractions allowed, > 0). 0 or -1. */
 int cli_parse_seconds(const char *s, double *out);
 
-/* Parses an unsigned integer with an optional k/m/g suffix (powers of 1024
- * when allow_suffix).  0 or -1. */
+/* Parses an unsigned integer; when allow_suffix, with an optional K, M, G or
+ * T (powers of 1024), itself optionally followed by B, iB or b.  0 or -1. */
 int cli_parse_u64(const char *s, bool allow_suffix, uint64_t *out);
 
 /* Reads all of stdin (binary-safe).  0 with *buf malloc'ed, or -1. */

@@ -191,14 +191,18 @@ int cli_parse_u64(const char *s, bool allow_suffix, uint64_t *out)
         return -1;
     uint64_t mul = 1;
     if (*end != '\0') {
-        if (!allow_suffix || end[1] != '\0')
+        if (!allow_suffix)
             return -1;
         switch (*end) {
-        case 'k': case 'K': mul = 1024ULL; break;
-        case 'm': case 'M': mul = 1024ULL * 1024; break;
-        case 'g': case 'G': mul = 1024ULL * 1024 * 1024; break;
+        case 'k': case 'K': mul = 1ULL << 10; break;
+        case 'm': case 'M': mul = 1ULL << 20; break;
+        case 'g': case 'G': mul = 1ULL << 30; break;
+        case 't': case 'T': mul = 1ULL << 40; break;
         default: return -1;
         }
+        const char *unit = end + 1;
+        if (*unit && strcmp(unit, "B") && strcmp(unit, "iB") && strcmp(unit, "b"))
+            return -1;
     }
     if (v > UINT64_MAX / mul)
         return -1;

@@ -179,7 +179,9 @@ static int finish(int rc, void *reply, size_t reply_len, kv_reply *r, const char
     }
 }
 
-int cli_run_op(net_client *c, const kv_op *op, kv_reply *r, const char *what, bool quiet_notfound)
+/* Encodes op, sends it (a read when it is one) and decodes the answer. */
+static int run_op(net_client *c, const kv_op *op, kv_reply *r, const char *what,
+                  bool quiet_notfound, bool quiet_efbig)
 {
     uint8_t *enc = NULL;
     size_t enc_len = 0;
@@ -193,24 +195,18 @@ int cli_run_op(net_client *c, const kv_op *op, kv_reply *r, const char *what, bo
     bool read = kv_op_is_read(enc, enc_len);
     int rc = net_client_call(c, read, enc, enc_len, &reply, &reply_len);
     free(enc);
-    return finish(rc, reply, reply_len, r, what, quiet_notfound, client_timeout_s, read, false);
+    return finish(rc, reply, reply_len, r, what, quiet_notfound, client_timeout_s, read,
+                  quiet_efbig);
+}
+
+int cli_run_op(net_client *c, const kv_op *op, kv_reply *r, const char *what, bool quiet_notfound)
+{
+    return run_op(c, op, r, what, quiet_notfound, false);
 }
 
 int cli_run_op_quiet_efbig(net_client *c, const kv_op *op, kv_reply *r, const char *what)
 {
-    uint8_t *enc = NULL;
-    size_t enc_len = 0;
-    memset(r, 0, sizeof *r);
-    if (kv_op_encode(op, &enc, &enc_len) != 0) {
-        cli_err("%s: cannot encode the request (too large?)", what);
-        return CLI_EXIT_USAGE;
-    }
-    void *reply = NULL;
-    size_t reply_len = 0;
-    bool read = kv_op_is_read(enc, enc_len);
-    int rc = net_client_call(c, read, enc, enc_len, &reply, &reply_len);
-    free(enc);
-    return finish(rc, reply, reply_len, r, what, false, client_timeout_s, read, true);
+    return run_op(c, op, r, what, false, true);
 }
 
 int cli_run_op_twice(net_client *c, const kv_op *op, kv_reply *r, const char *what)

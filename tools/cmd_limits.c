@@ -33,31 +33,6 @@ static const char limits_help[] =
     "  hstore limits set max-file-size=4G max-store-bytes=100G\n"
     "\n";
 
-static int parse_bytes(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *s == '-')
-        return -1;
-    uint64_t mul = 1;
-    if (*end) {
-        switch (*end) {
-        case 'k': case 'K': mul = 1ull << 10; break;
-        case 'm': case 'M': mul = 1ull << 20; break;
-        case 'g': case 'G': mul = 1ull << 30; break;
-        case 't': case 'T': mul = 1ull << 40; break;
-        default: return -1;
-        }
-        if (end[1])
-            return -1;
-    }
-    if (v > UINT64_MAX / mul)
-        return -1;
-    *out = v * mul;
-    return 0;
-}
-
 int cli_read_limits(net_client *c, kv_statfs *out)
 {
     kv_op op = {.type = KV_OP_STATFS};
@@ -87,11 +62,11 @@ int cmd_limits(int argc, char **argv)
     for (int i = first + 1; set && i < argc; i++) {
         const char *a = argv[i];
         uint64_t v;
-        if (!strncmp(a, "max-file-size=", 14) && parse_bytes(a + 14, &v) == 0 &&
+        if (!strncmp(a, "max-file-size=", 14) && cli_parse_u64(a + 14, true, &v) == 0 &&
             v <= KV_MAX_FILE_SIZE_LIMIT) {
             mfs = v;
             have_mfs = true;
-        } else if (!strncmp(a, "max-store-bytes=", 16) && parse_bytes(a + 16, &v) == 0) {
+        } else if (!strncmp(a, "max-store-bytes=", 16) && cli_parse_u64(a + 16, true, &v) == 0) {
             total = v;
             have_total = true;
         } else {

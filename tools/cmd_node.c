@@ -67,31 +67,6 @@ static void node_usage(FILE *out)
             "    --cluster 1=127.0.0.1:7100,2=127.0.0.1:7102,3=127.0.0.1:7104\n");
 }
 
-static int parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *s == '-')
-        return -1;
-    uint64_t mul = 1;
-    if (*end) {
-        switch (*end) {
-        case 'k': case 'K': mul = 1ull << 10; break;
-        case 'm': case 'M': mul = 1ull << 20; break;
-        case 'g': case 'G': mul = 1ull << 30; break;
-        case 't': case 'T': mul = 1ull << 40; break;
-        default: return -1;
-        }
-        if (end[1] && strcmp(end + 1, "B") && strcmp(end + 1, "iB") && strcmp(end + 1, "b"))
-            return -1;
-    }
-    if (v > UINT64_MAX / mul)
-        return -1;
-    *out = v * mul;
-    return 0;
-}
-
 static int parse_int(const char *s, int lo, int hi, int *out)
 {
     char *end;
@@ -118,7 +93,7 @@ static int set_option(node_args *a, const char *name, const char *val, const cha
     int iv;
     uint64_t uv;
     if (!strcmp(name, "id")) {
-        if (parse_size(val, &uv) || uv == 0 || strpbrk(val, "kKmMgGtT"))
+        if (cli_parse_u64(val, true, &uv) || uv == 0 || strpbrk(val, "kKmMgGtT"))
             goto bad;
         c->id = uv;
         a->have_id = true;
@@ -137,16 +112,16 @@ static int set_option(node_args *a, const char *name, const char *val, const cha
             goto bad;
         snprintf(a->mount, sizeof a->mount, "%s", val);
     } else if (!strcmp(name, "snapshot-threshold")) {
-        if (parse_size(val, &c->snapshot_threshold))
+        if (cli_parse_u64(val, true, &c->snapshot_threshold))
             goto bad;
     } else if (!strcmp(name, "op-timeout-ms")) {
         if (parse_int(val, 1, 3600000, &c->op_timeout_ms))
             goto bad;
     } else if (!strcmp(name, "max-file-size")) {
-        if (parse_size(val, &c->max_file_size) || c->max_file_size == 0)
+        if (cli_parse_u64(val, true, &c->max_file_size) || c->max_file_size == 0)
             goto bad;
     } else if (!strcmp(name, "max-store-bytes")) {
-        if (parse_size(val, &c->max_store_bytes))
+        if (cli_parse_u64(val, true, &c->max_store_bytes))
             goto bad;
     } else if (!strcmp(name, "tick-ms")) {
         if (parse_int(val, 1, 10000, &c->tick_ms))
@@ -169,15 +144,15 @@ static int set_option(node_args *a, const char *name, const char *val, const cha
         if (parse_int(val, 100, 86400000, &c->client_limits.idle_ms))
             goto bad;
     } else if (!strcmp(name, "client-mem-max")) {
-        if (parse_size(val, &uv) || uv < (1u << 20))
+        if (cli_parse_u64(val, true, &uv) || uv < (1u << 20))
             goto bad;
         c->client_limits.mem_max = (size_t)uv;
     } else if (!strcmp(name, "client-max-frame")) {
-        if (parse_size(val, &uv) || uv < 4096 || uv > (96u << 20))
+        if (cli_parse_u64(val, true, &uv) || uv < 4096 || uv > (96u << 20))
             goto bad;
         c->client_limits.max_frame = (size_t)uv;
     } else if (!strcmp(name, "client-max-unsent")) {
-        if (parse_size(val, &uv) || uv < 4096)
+        if (cli_parse_u64(val, true, &uv) || uv < 4096)
             goto bad;
         c->client_limits.max_unsent = (size_t)uv;
     } else if (!strcmp(name, "log-level")) {
