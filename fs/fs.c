@@ -27,23 +27,24 @@
  *
  * Which writes are buffered, which go write-through:
  *
- *   WHOLE-FILE (one PUT at close):  a writable, non-O_APPEND handle on a
- *     regular file that was opened with O_TRUNC or was empty at open (which
- *     includes every file the open created) starts in whole-file mode.  While its writes arrive in order
- *     from offset 0 (each one starting where the previous ended) they are kept
- *     in the handle, up to a bound (fs_options.whole_file_max, default 32 MiB,
- *     never more than max_file_size).  At flush (every close()), fsync or
- *     release the content is committed as ONE PUT command that replaces the
- *     file's data: a reader on any node sees the old content or the new,
- *     never an empty or half-written file.  close() returns only after the PUT
- *     is committed and reports its failure (EIO without a quorum, EFBIG,
- *     ENOSPC).  A flush with nothing written is a no-op (`echo x > f` sends
- *     a FLUSH before its first WRITE).  O_TRUNC itself is deferred (with
- *     FUSE_CAP_ATOMIC_O_TRUNC the kernel leaves it to us): no TRUNCATE is sent
- *     at open, the PUT at close carries the truncation; a handle opened with
- *     O_TRUNC and released without any write commits an empty PUT at release
- *     (so `: > f` is committed slightly after close() returns).  A read or
- *     fstat through the handle itself sees its own pending content.
+ *   WHOLE-FILE (one conditional PUT at close):  a writable, non-O_APPEND
+ *     handle on a regular file that this open created (O_CREAT on a new
+ *     name, or O_EXCL) or truncated (O_TRUNC, committed as one command before
+ *     open() returns, as on a local filesystem) starts in whole-file mode; a
+ *     file that merely happens to be empty at open does not.  While its
+ *     writes arrive in order from offset 0 they are kept in the handle, up
+ *     to a bound (fs_options.whole_file_max, never more than max_file_size).
+ *     At flush (every close()), fsync or release the content is committed as
+ *     ONE PUT_IF carrying the inode version the handle started from: the
+ *     state machine refuses it on every replica if the file changed since
+ *     (another node appended, say), and the handle then writes its bytes at
+ *     their offsets instead, so no acknowledged change is overwritten.  A
+ *     reader on another node sees the file empty (after the O_TRUNC) or the
+ *     new content, never a partial PUT.  close() and fsync return only after
+ *     the commit and report its failure; a commit with no answer keeps its
+ *     bytes and (client id, seq) in the handle and is sent again by the next
+ *     fsync, flush or close (the session makes that exactly-once).  A read or
+ *     fstat through the node sees the handle's own pending content.
  *
  *   WRITE-THROUGH (one WRITE_AT per write(), committed before it returns):
  *     everything else — a handle on an existing file opened without O_TRUNC,

@@ -44,8 +44,22 @@ def res(what, f):
         print(what, "OK", flush=True)
     except OSError as e:
         print(what, errno.errorcode.get(e.errno, str(e.errno)), flush=True)
+def stopped(p):
+    # kill() returns before the target is stopped: every thread must show T.
+    d = "/proc/%d/task" % p
+    for t in os.listdir(d):
+        with open("%s/%s/stat" % (d, t)) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] != "T":
+                return False
+    return True
 def cut():
     for p in pids: os.kill(p, signal.SIGSTOP)
+    end = time.time() + 30
+    while not all(stopped(p) for p in pids):
+        if time.time() > end:
+            print("cut: nodes not stopped after 30 s", flush=True)
+            sys.exit(1)
+        time.sleep(0.01)
 def heal():
     for p in pids: os.kill(p, signal.SIGCONT)
 def wait_ok(f, what):

@@ -233,7 +233,23 @@ cl_term() {
     return 0
 }
 
-cl_pause() { kill -STOP "${CL_PID[$1]}" && cl_log "paused node $1"; }
+# cl_pause I: SIGSTOP node I and wait (30 s at most) until every thread of it
+# is stopped: kill returns before the signal has taken effect.
+cl_pause() {
+    local pid=${CL_PID[$1]} end t st
+    kill -STOP "$pid" || return 1
+    end=$(($(cl_now_ms) + 30000))
+    while :; do
+        st=T
+        for t in /proc/"$pid"/task/*/stat; do
+            [ "$(sed 's/.*) //' "$t" 2>/dev/null | cut -d' ' -f1)" = T ] || { st=R; break; }
+        done
+        [ "$st" = T ] && break
+        [ "$(cl_now_ms)" -lt "$end" ] || cl_fail "node $1 (pid $pid) not stopped 30 s after SIGSTOP"
+        sleep 0.01
+    done
+    cl_log "paused node $1"
+}
 cl_resume() { kill -CONT "${CL_PID[$1]}" && cl_log "resumed node $1"; }
 
 # hs ARGS: the hstore binary against the test cluster.
