@@ -1219,15 +1219,6 @@ static void maybe_snapshot(node *n)
      * otherwise all snapshot at once, and on one machine (or one disk)
      * their background work would pile up together. */
     uint64_t thr = n->cfg.snapshot_threshold;
-    /* And never before the log holds half as many bytes as the state: a
-     * snapshot writes the whole state, so with large files a fixed
-     * threshold would rewrite hundreds of megabytes for every few dozen
-     * written (on every node, on the disk the log's fsyncs wait for).
-     * Half the state bounds that to about three times the bytes written. */
-    kv_stats ks;
-    kv_get_stats(n->kv, &ks);
-    if (thr && thr < ks.bytes_used / 2)
-        thr = ks.bytes_used / 2;
     thr -= thr / 4 * (n->cfg.id % 4) / 3;
     if (!n->cfg.snapshot_threshold || raft_log_bytes(n->r) < thr)
         return;
