@@ -1488,6 +1488,21 @@ done:
     return rc;
 }
 
+/* The totals and the replicated limits (STATFS, and the answer to SET_LIMITS). */
+static int reply_limits(const kv *k, uint8_t **out, size_t *len)
+{
+    kv_reply r;
+    memset(&r, 0, sizeof r);
+    r.has = KV_R_STATFS;
+    r.statfs.bytes_used = k->bytes_used;
+    r.statfs.bytes_limit = k->lim.max_total_bytes;
+    r.statfs.files = k->icount;
+    r.statfs.files_limit = k->lim.max_inodes;
+    r.statfs.name_max = KV_NAME_MAX;
+    r.statfs.max_file_size = k->lim.max_file_size;
+    return kv_reply_encode(&r, out, len);
+}
+
 static int do_read(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
 {
     kv_inode *n;
@@ -1520,18 +1535,8 @@ static int do_read(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
         return read_readdir(k, op, out, len);
     case KV_OP_LIST:
         return read_list(k, op, out, len);
-    case KV_OP_STATFS: {
-        kv_reply r;
-        memset(&r, 0, sizeof r);
-        r.has = KV_R_STATFS;
-        r.statfs.bytes_used = k->bytes_used;
-        r.statfs.bytes_limit = k->lim.max_total_bytes;
-        r.statfs.files = k->icount;
-        r.statfs.files_limit = k->lim.max_inodes;
-        r.statfs.name_max = KV_NAME_MAX;
-        r.statfs.max_file_size = k->lim.max_file_size;
-        return kv_reply_encode(&r, out, len);
-    }
+    case KV_OP_STATFS:
+        return reply_limits(k, out, len);
     default:
         return reply_simple(EINVAL, NULL, out, len);
     }
@@ -1743,20 +1748,6 @@ static bool upload_part_apply(kv *k, const uint8_t *opb, size_t opl, uint8_t **r
 }
 
 /* ---- apply ----------------------------------------------------------------------------- */
-
-static int reply_limits(const kv *k, uint8_t **out, size_t *len)
-{
-    kv_reply r;
-    memset(&r, 0, sizeof r);
-    r.has = KV_R_STATFS;
-    r.statfs.bytes_used = k->bytes_used;
-    r.statfs.bytes_limit = k->lim.max_total_bytes;
-    r.statfs.files = k->icount;
-    r.statfs.files_limit = k->lim.max_inodes;
-    r.statfs.name_max = KV_NAME_MAX;
-    r.statfs.max_file_size = k->lim.max_file_size;
-    return kv_reply_encode(&r, out, len);
-}
 
 /* SET_LIMITS: the replicated limits (kv.h).  Decided from the entry alone. */
 static int apply_set_limits(kv *k, const kv_op *op, uint8_t **out, size_t *len)
