@@ -31,6 +31,10 @@ out=$(HSTORE_CLUSTER="3=${CL_HOST[3]}:${CL_PORT[3]}" "$HSTORE" bench --clients 1
       --json put) || cl_fail "bench through node 3: exit $?"
 cl_log "bench through node 3: $out"
 grep -q '"errors":0' <<<"$out" || cl_fail "bench through node 3 had errors: $out"
+# A node answers a retry from the sessions it has applied (a stored reply is
+# right at any replica that applied it), so node 1 must have applied the
+# hour before its answer can be SESSION_EXPIRED.
+cl_wait_caught_up 1 20 || cl_fail "node 1 does not catch up after the bench"
 r=$(raw_via 1 cmd "$sid" 2 append log x)
 cl_expect_eq "$r" 1003 "retry after an hour of session time (SESSION_EXPIRED)"
 cl_expect_eq "$(hs get log)" x "the log after the expired retry"
