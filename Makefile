@@ -16,12 +16,12 @@ TESTLIBS = -lcmocka
 
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-LIB_SRC   := $(sort $(wildcard raftkv/*.c net/*.c))
+LIB_SRC   := $(sort $(wildcard raftkv/*.c net/*.c node/*.c))
 FS_SRC    := $(sort $(wildcard fs/*.c))
 TOOL_SRC  := $(sort $(wildcard tools/*.c))
 TLIB_SRC  := $(sort $(wildcard tests/lib/*.c))
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
-HDRS      := $(wildcard raftkv/*.h net/*.h fs/*.h tools/*.h tests/lib/*.h tests/unit/*.h)
+HDRS      := $(wildcard raftkv/*.h net/*.h node/*.h fs/*.h tools/*.h tests/lib/*.h tests/unit/*.h)
 
 LIB_OBJ   := $(LIB_SRC:%.c=build/obj/%.o)
 FS_OBJ    := $(FS_SRC:%.c=build/obj/%.o)
