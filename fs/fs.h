@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "raftkv/node.h"
+#include "node/node.h"
 
 typedef struct fs_options {
     int op_timeout_ms;          /* deadline of one operation; <= 0: the node's default */

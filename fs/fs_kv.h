@@ -28,7 +28,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "raftkv/node.h"
+#include "node/node.h"
 
 typedef struct fs_attr {
     uint64_t ino;

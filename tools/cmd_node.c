@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "fs/fs.h"
-#include "raftkv/node.h"
+#include "node/node.h"
 #include "tools/cli.h"
 #include "tools/cmds.h"
 

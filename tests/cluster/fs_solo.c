@@ -29,7 +29,7 @@
 
 #include "fs/fs.h"
 #include "raftkv/kv.h"
-#include "raftkv/node.h"
+#include "node/node.h"
 
 struct node {
     pthread_mutex_t mu;

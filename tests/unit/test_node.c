@@ -21,7 +21,7 @@
 
 #include "net/client.h"
 #include "raftkv/kv.h"
-#include "raftkv/node.h"
+#include "node/node.h"
 
 static void test_parse_cluster(void **state)
 {

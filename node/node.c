@@ -82,7 +82,7 @@
  * escapes the report.  Nothing is proposed while no orphan exists except the
  * keepalive, so opens never cost a replicated round.
  */
-#include "raftkv/node.h"
+#include "node/node.h"
 
 #include <errno.h>
 #include <fcntl.h>
