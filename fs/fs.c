@@ -122,6 +122,7 @@
 #include <unistd.h>
 
 #include "fs/fs_kv.h"
+#include "net/net_util.h"
 
 #define FS_NAME_MAX 255
 #define FS_ROOT_INO 1                          /* FUSE_ROOT_ID and KV_ROOT_INO */
@@ -1619,24 +1620,6 @@ void fs_options_init(fs_options *o)
     o->allow_other = geteuid() == 0;
 }
 
-static uint64_t random_u64(void)
-{
-    uint64_t v = 0;
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (read(fd, &v, sizeof v) != (ssize_t)sizeof v)
-            v = 0;
-        close(fd);
-    }
-    if (v == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        v = ((uint64_t)ts.tv_sec * 1000000007ull) ^ (uint64_t)ts.tv_nsec ^
-            ((uint64_t)getpid() << 32);
-    }
-    return v ? v : 1;
-}
-
 /* Detaches whatever is mounted at path (lazily: a busy mount never blocks
  * it).  Root uses umount2 directly, others go through fusermount3. */
 static int detach_mount(const char *path)
@@ -1783,7 +1766,7 @@ fs_mount *fs_start(node *n, const char *mountpoint, const fs_options *opt, char 
     else
         fs_options_init(&m->opt);
     if (m->opt.client_id == 0)
-        m->opt.client_id = random_u64();
+        m->opt.client_id = net_random_id();
     const node_config *nc = node_get_config(n);
     if (m->opt.op_timeout_ms <= 0)
         m->opt.op_timeout_ms = nc && nc->op_timeout_ms > 0 ? nc->op_timeout_ms : 5000;

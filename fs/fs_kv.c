@@ -10,11 +10,11 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "net/net_util.h"
 #include "raftkv/kv.h"
 
 int fs_kv_init(fs_kv *k, node *n, uint64_t client_base, uint64_t holder, int timeout_ms)
@@ -572,14 +572,7 @@ int fs_kv_truncate_attr(fs_kv *k, const char *path, uint64_t ino, uint64_t size,
 
 uint64_t fs_kv_upload_id(void)
 {
-    uint64_t id = 0;
-    if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id || id == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        id = ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) * 0x9E3779B97F4A7C15ull;
-        id |= 1;
-    }
-    return id;
+    return net_random_id();
 }
 
 static _Atomic uint64_t part_seq;

@@ -16,7 +16,7 @@
 
 #include <sodium.h>
 
-#include "net/transport.h"
+#include "net/net_util.h"
 
 #define KDF_CONTEXT "hstore-2"   /* crypto_kdf_CONTEXTBYTES = 8 */
 enum { SUBKEY_PEER = 1, SUBKEY_REQ = 2, SUBKEY_RESP = 3 };

@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,7 +29,7 @@
 
 #include "net/auth.h"
 #include "net/stream.h"
-#include "net/transport.h"
+#include "net/net_util.h"
 
 /* Room for the spec's nodes plus leaders learnt from hints (membership
  * changes may name nodes the spec did not). */
@@ -160,23 +159,6 @@ static void set_node(cnode *nd, uint64_t id, const char *host, int port)
     nd->port = port;
     snprintf(nd->addr, sizeof(nd->addr), "%s:%d", host, port);
     nd->fd = -1;
-}
-
-uint64_t net_client_new_id(void)
-{
-    /* Client ids must not collide across processes and restarts: the state
-     * machine's session table is keyed by them.  The fallback mixes in a
-     * stack address, so two ids drawn in one process and nanosecond differ. */
-    uint64_t id = 0;
-    while (id == 0) {
-        if (getrandom(&id, sizeof(id), 0) != (ssize_t)sizeof(id)) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            id = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 16) ^
-                 (uint64_t)(uintptr_t)&ts;
-        }
-    }
-    return id;
 }
 
 net_client *net_client_new(const char *cluster_spec, int timeout_ms, char *err, size_t errlen)
@@ -463,7 +445,7 @@ static int ensure_session(net_client *c, uint64_t deadline)
         return NET_OK;
     void *rep = NULL;
     size_t rlen = 0;
-    int rc = do_call(c, NET_REQ_REGISTER, net_client_new_id(), 0, NULL, 0, deadline, &rep, &rlen);
+    int rc = do_call(c, NET_REQ_REGISTER, net_random_id(), 0, NULL, 0, deadline, &rep, &rlen);
     if (rc != NET_OK)
         return rc == NET_ESESSION ? NET_EUNAVAIL : rc;
     uint64_t id = 0;

@@ -88,10 +88,6 @@ void net_client_status_counters(const net_client *c, uint64_t *auth_rejected, ui
 /* Replaces the keys (closing open connections). */
 void net_client_set_auth(net_client *c, const net_auth *a);
 
-/* A new random, non-zero 64-bit number (getrandom; a clock-based fallback):
- * the nonce of a session registration. */
-uint64_t net_client_new_id(void);
-
 /* ---- accessors ---- */
 int net_client_n_nodes(const net_client *c);
 uint64_t net_client_node_id(const net_client *c, int i);        /* 0 if out of range */

@@ -27,7 +27,7 @@
 #include "net/auth.h"
 #include "net/client.h"
 #include "net/stream.h"
-#include "net/transport.h"
+#include "net/net_util.h"
 #include "net/wire.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
@@ -259,7 +259,7 @@ int net_mux_start(net_mux *m, int si, bool read, const void *op, size_t len)
      * same deadline). */
     s->registering = !read && s->client_id == 0;
     if (s->registering)
-        s->nonce = net_client_new_id();
+        s->nonce = net_random_id();
     m->busy++;
     attempt(m, si);
     return NET_OK;

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "net/transport.h"
+#include "net/net_util.h"
 
 /* Read granularity, and the size a buffer shrinks back to once a large frame
  * has gone through. */

@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "net/net_util.h"
 #include "net/wire.h"
 
 /* Bytes received and not yet consumed: p[off .. len). */

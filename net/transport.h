@@ -32,7 +32,7 @@
  * the transport and go out from net_transport_tick(); distinct delays
  * reorder messages.  Without a seed, one is drawn from the clock and logged.
  *
- * Time: net_now_ms() (CLOCK_MONOTONIC, milliseconds) is the clock the
+ * Time: net_now_ms() (net_util.h: CLOCK_MONOTONIC, milliseconds) is the clock the
  * transport uses; the loop should pass the same clock to net_transport_tick().
  *
  * Thread-safety: none; one thread (the node's loop) owns a transport.
@@ -46,6 +46,7 @@
 #include <stdint.h>
 
 #include "net/auth.h"
+#include "net/net_util.h"
 #include "net/wire.h"
 #include "raftkv/raft.h"
 
@@ -168,12 +169,6 @@ bool net_transport_peer_connected(const net_transport *t, uint64_t peer_id);
 
 /* ---- time and fault injection ---- */
 
-uint64_t net_now_ms(void);
-
-/* Writes a printf-style message into err[errlen] (nothing when err is NULL
- * or errlen 0): how every net/ call that takes err reports. */
-void net_seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /* Releases delayed messages whose time has come. */
 void net_transport_tick(net_transport *t, uint64_t now_ms);
 /* Absolute time (net_now_ms clock) of the next delayed release, or

@@ -70,7 +70,7 @@ static int flood(const char *spec, long n)
     const long window = 512;
     while (answered < n && net_now_ms() < end) {
         while (sent < n && sent - answered < window) {
-            net_client_req q = {.client_id = net_client_new_id(), .req_id = (uint64_t)sent + 1,
+            net_client_req q = {.client_id = net_random_id(), .req_id = (uint64_t)sent + 1,
                                 .flags = NET_REQ_REGISTER};
             if (net_encode_client_req(&q, &enc) != NET_OK ||
                 net_session_seal_req(&auth, &sess, &enc) != NET_OK ||
