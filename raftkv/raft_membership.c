@@ -16,6 +16,7 @@
 #include <assert.h>
 #include <string.h>
 
+#include "raftkv/byte.h"
 #include "raftkv/raft_internal.h"
 
 int raft_conf_find(const raft_conf *c, uint64_t id)
@@ -151,7 +152,7 @@ size_t raft_conf_change_encode(const raft_conf_change *cc, uint8_t *buf, size_t 
     size_t need = 1 + 8 + 1 + alen;
     if (cap < need) return 0;
     buf[0] = cc->type;
-    for (int i = 0; i < 8; i++) buf[1 + i] = (uint8_t)(cc->id >> (8 * i));
+    byte_put64(buf + 1, cc->id);
     buf[9] = (uint8_t)alen;
     memcpy(buf + 10, cc->addr, alen);
     return need;
@@ -163,7 +164,7 @@ int raft_conf_change_decode(const uint8_t *buf, size_t len, raft_conf_change *cc
     memset(cc, 0, sizeof *cc);
     cc->type = buf[0];
     if (cc->type != RAFT_CONF_ADD && cc->type != RAFT_CONF_REMOVE) return RAFT_EINVAL;
-    for (int i = 0; i < 8; i++) cc->id |= (uint64_t)buf[1 + i] << (8 * i);
+    cc->id = byte_get64(buf + 1);
     size_t alen = buf[9];
     if (alen >= RAFT_ADDR_MAX || len != 10 + alen || cc->id == 0) return RAFT_EINVAL;
     memcpy(cc->addr, buf + 10, alen);

@@ -34,6 +34,8 @@
  */
 #include "raftkv/storage.h"
 
+#include "raftkv/byte.h"
+#include "raftkv/conf_codec.h"
 #include "raftkv/crc32c.h"
 
 #include <errno.h>
@@ -222,33 +224,12 @@ static int sqlfail(st_store *s, int rc, char *err, size_t errlen, const char *wh
     return fail(code, err, errlen, "%s: %s: %s (%s)", s->path, what, m, st_strerror(code));
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
 static uint32_t entry_crc(uint64_t index, uint64_t term, uint8_t type, const void *data,
                           uint32_t len)
 {
     uint8_t h[17];
-    put_u64(h, index);
-    put_u64(h + 8, term);
+    byte_put64(h, index);
+    byte_put64(h + 8, term);
     h[16] = type;
     uint32_t c = crc32c(0, h, sizeof h);
     return len ? crc32c(c, data, len) : c;
@@ -257,9 +238,9 @@ static uint32_t entry_crc(uint64_t index, uint64_t term, uint8_t type, const voi
 static uint32_t hs_crc(const raft_hard_state *hs)
 {
     uint8_t b[24];
-    put_u64(b, hs->term);
-    put_u64(b + 8, hs->vote);
-    put_u64(b + 16, hs->commit);
+    byte_put64(b, hs->term);
+    byte_put64(b + 8, hs->vote);
+    byte_put64(b + 16, hs->commit);
     return crc32c(0, b, sizeof b);
 }
 
@@ -267,54 +248,35 @@ static uint32_t snapmeta_crc(uint64_t idx, uint64_t term, uint64_t raw, uint64_t
                              uint64_t nchunks)
 {
     uint8_t b[40];
-    put_u64(b, idx);
-    put_u64(b + 8, term);
-    put_u64(b + 16, raw);
-    put_u64(b + 24, comp);
-    put_u64(b + 32, nchunks);
+    byte_put64(b, idx);
+    byte_put64(b + 8, term);
+    byte_put64(b + 16, raw);
+    byte_put64(b + 24, comp);
+    byte_put64(b + 32, nchunks);
     return crc32c(0, b, sizeof b);
 }
 
-/* Configuration blob: n u32, n x (id u64, addrlen u8, addr), crc u32. */
-static size_t conf_encode(const raft_conf *c, uint8_t *buf)
+/* Configuration blob: the raft_conf encoding of conf_codec.h, then a
+ * CRC32C of it (u32).  Appends it to w; false when out of memory. */
+static bool conf_blob_put(bytes_w *w, const raft_conf *c)
 {
-    size_t o = 0;
-    put_u32(buf, c->n);
-    o = 4;
-    for (uint32_t i = 0; i < c->n; i++) {
-        size_t al = strnlen(c->addrs[i], RAFT_ADDR_MAX - 1);
-        put_u64(buf + o, c->ids[i]);
-        buf[o + 8] = (uint8_t)al;
-        memcpy(buf + o + 9, c->addrs[i], al);
-        o += 9 + al;
-    }
-    put_u32(buf + o, crc32c(0, buf, o));
-    return o + 4;
+    size_t at = w->len;
+    raft_conf_put(w, c);
+    if (!w->oom)
+        bw_u32(w, crc32c(0, w->p + at, w->len - at));
+    return !w->oom;
 }
-#define CONF_MAX (8 + RAFT_MAX_NODES * (9 + RAFT_ADDR_MAX))
 
-static int conf_decode(const uint8_t *b, size_t len, raft_conf *c)
+static int conf_blob_get(const uint8_t *b, size_t len, raft_conf *c)
 {
     memset(c, 0, sizeof *c);
-    if (len < 8 || get_u32(b + len - 4) != crc32c(0, b, len - 4))
+    if (len < 8 || byte_get32(b + len - 4) != crc32c(0, b, len - 4))
         return -1;
-    uint32_t n = get_u32(b);
-    if (n > RAFT_MAX_NODES)
+    bytes_r r = br_init(b, len - 4);
+    if (!raft_conf_get(&r, c) || br_left(&r) != 0) {
+        memset(c, 0, sizeof *c);
         return -1;
-    size_t o = 4;
-    for (uint32_t i = 0; i < n; i++) {
-        if (o + 9 > len - 4)
-            return -1;
-        c->ids[i] = get_u64(b + o);
-        size_t al = b[o + 8];
-        if (al >= RAFT_ADDR_MAX || o + 9 + al > len - 4)
-            return -1;
-        memcpy(c->addrs[i], b + o + 9, al);
-        o += 9 + al;
     }
-    if (o != len - 4)
-        return -1;
-    c->n = n;
     return 0;
 }
 
@@ -576,10 +538,10 @@ static int row_next(st_store *s, const uint8_t *body, size_t blen, size_t *off, 
         return fail(ST_ECORRUPT, err, errlen, "%s: log entry %llu: record truncated",
                     s->path, (unsigned long long)index);
     v->index = index;
-    v->term = get_u64(body + o);
+    v->term = byte_get64(body + o);
     v->type = body[o + 8];
-    v->len = get_u32(body + o + 9);
-    uint32_t crc = get_u32(body + o + 13);
+    v->len = byte_get32(body + o + 9);
+    uint32_t crc = byte_get32(body + o + 13);
     if (v->len > blen - o - ENT_HDR)
         return fail(ST_ECORRUPT, err, errlen,
                     "%s: log entry %llu: malformed record (length %u past end of row)",
@@ -810,10 +772,10 @@ static int log_append(st_store *s, const raft_entry *e, size_t n, char *err, siz
                     s->path, total);
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        put_u64(body + o, e[i].term);
+        byte_put64(body + o, e[i].term);
         body[o + 8] = e[i].type;
-        put_u32(body + o + 9, e[i].len);
-        put_u32(body + o + 13, entry_crc(e[i].index, e[i].term, e[i].type, e[i].data, e[i].len));
+        byte_put32(body + o + 9, e[i].len);
+        byte_put32(body + o + 13, entry_crc(e[i].index, e[i].term, e[i].type, e[i].data, e[i].len));
         if (e[i].len)
             memcpy(body + o + ENT_HDR, e[i].data, e[i].len);
         o += ENT_HDR + e[i].len;
@@ -864,6 +826,7 @@ static int errno_code(int e)
     }
 }
 
+/* SQLite's file header is big-endian (its format, not one of ours). */
 static uint32_t be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -1444,17 +1407,22 @@ static int snap_record(st_snap_writer *w, int r, char *err, size_t errlen)
 {
     st_store *s = w->s;
     if (!r) {
-        uint8_t cb[CONF_MAX];
-        size_t cl = conf_encode(&w->conf, cb);
-        sqlite3_stmt *st = s->q[Q_SNAP_PUT];
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)w->index);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)w->term);
-        sqlite3_bind_blob(st, 3, cb, (int)cl, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)w->raw_len);
-        sqlite3_bind_int64(st, 5, (sqlite3_int64)w->comp_len);
-        sqlite3_bind_int64(st, 6, (sqlite3_int64)w->seq);
-        sqlite3_bind_int64(st, 7, snapmeta_crc(w->index, w->term, w->raw_len, w->comp_len, w->seq));
-        r = step_done(s, Q_SNAP_PUT, err, errlen, "store snapshot metadata");
+        bytes_w cb = {0};
+        if (!conf_blob_put(&cb, &w->conf)) {
+            r = fail(ST_ENOMEM, err, errlen, "%s: out of memory for a configuration", s->path);
+        } else {
+            sqlite3_stmt *st = s->q[Q_SNAP_PUT];
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)w->index);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)w->term);
+            sqlite3_bind_blob(st, 3, cb.p, (int)cb.len, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(st, 4, (sqlite3_int64)w->raw_len);
+            sqlite3_bind_int64(st, 5, (sqlite3_int64)w->comp_len);
+            sqlite3_bind_int64(st, 6, (sqlite3_int64)w->seq);
+            sqlite3_bind_int64(st, 7,
+                               snapmeta_crc(w->index, w->term, w->raw_len, w->comp_len, w->seq));
+            r = step_done(s, Q_SNAP_PUT, err, errlen, "store snapshot metadata");
+        }
+        bw_free(&cb);
     }
     if (!r)
         r = log_compact(s, w->index, w->term, w->bg && s->ck_running, err, errlen);
@@ -1979,7 +1947,7 @@ static int snap_load(st_store *s, raft_snapshot *snap, bool with_data, char *err
     uint64_t nchunks = (uint64_t)sqlite3_column_int64(st, 5);
     uint32_t crc = (uint32_t)sqlite3_column_int64(st, 6);
     int bad = crc != snapmeta_crc(idx, term, raw_len, comp_len, nchunks) ||
-              conf_decode(cb, cl, &snap->conf) != 0;
+              conf_blob_get(cb, cl, &snap->conf) != 0;
     reset_q(s, Q_SNAP_GET);
     if (bad)
         return fail(ST_ECORRUPT, err, errlen,
