@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "raftkv/byte.h"
 #include "raftkv/kv.h"
 #include "raftkv/kv_internal.h"
 
@@ -1265,11 +1266,8 @@ static int op_hold(kv *k, const kv_op *op)
     if (n) {
         held = malloc(n * sizeof *held);
         if (!held) return -1;
-        for (size_t i = 0; i < n; i++) {
-            uint64_t v = 0;
-            for (int b = 0; b < 8; b++) v |= (uint64_t)op->data[i * 8 + b] << (8 * b);
-            held[i] = v;
-        }
+        for (size_t i = 0; i < n; i++)
+            held[i] = byte_get64(op->data + i * 8);
         qsort(held, n, sizeof *held, cmp_u64);
         size_t m = 1;
         for (size_t i = 1; i < n; i++)
@@ -1416,7 +1414,7 @@ static int read_list(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
     struct frame { const kv_inode *d; size_t plen; uint32_t i; };
     struct frame *stack = NULL;
     size_t sn = 0, scap = 0;
-    kv_wbuf path = {0}, strs = {0};
+    bytes_w path = {0}, strs = {0};
     size_t *offs = NULL, no = 0, ocap = 0;
     int rc = -1;
 #define PUSH(dir, l)                                                            \
@@ -1441,8 +1439,8 @@ static int read_list(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
         if (!e) continue;
         size_t base = f->plen;
         path.len = base;
-        if (base) kv_wb_u8(&path, '/');
-        kv_wb_put(&path, e->name, e->namelen);
+        if (base) bw_u8(&path, '/');
+        bw_put(&path, e->name, e->namelen);
         if (path.oom) goto done;
         size_t cl = path.len;
         const kv_inode *c = e->node;
@@ -1461,8 +1459,8 @@ static int read_list(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
                 ocap = nc;
             }
             offs[no++] = strs.len;
-            kv_wb_put(&strs, path.p, cl);
-            kv_wb_u8(&strs, 0);
+            bw_put(&strs, path.p, cl);
+            bw_u8(&strs, 0);
             if (strs.oom) goto done;
         }
     }
@@ -1957,7 +1955,7 @@ static int apply_register(kv *k, uint64_t index, uint8_t **reply, size_t *reply_
     sess_list_append(k, s);
     sess_expire(k);
     uint8_t id[8];
-    for (int i = 0; i < 8; i++) id[i] = (uint8_t)(index >> (8 * i));
+    byte_put64(id, index);
     kv_reply r;
     memset(&r, 0, sizeof r);
     r.has = KV_R_DATA;
@@ -2147,7 +2145,7 @@ void kv_free(kv *k)
 #define NO_CHUNK 0xffffffffu
 
 typedef struct snap_w {
-    kv_wbuf b;
+    bytes_w b;
     kv_write_fn fn;
     void *arg;
     bool failed;
@@ -2193,32 +2191,33 @@ static void snap_file(snap_w *w, const kv_inode *n)
             have = (size_t)L;
         }
         if (all_zero(src, have)) continue;
-        kv_wb_u32(&w->b, (uint32_t)i);
+        bw_u32(&w->b, (uint32_t)i);
         sw_flush(w);
         if (!w->failed && w->fn(w->arg, src, have) != 0) w->failed = true;
-        if (L > have && kv_wb_reserve(&w->b, (size_t)(L - have))) {
-            memset(w->b.p + w->b.len, 0, (size_t)(L - have));
-            w->b.len += (size_t)(L - have);
+        if (L > have) {
+            uint8_t *zeros = bw_room(&w->b, (size_t)(L - have));
+            if (zeros)
+                memset(zeros, 0, (size_t)(L - have));
         }
         sw_maybe_flush(w);
     }
-    kv_wb_u32(&w->b, NO_CHUNK);
+    bw_u32(&w->b, NO_CHUNK);
 }
 
 static void snap_uploads(snap_w *w, const kv *k)
 {
     if (!k->nups) return;   /* absent when none: snapshots without uploads read as before */
-    kv_wb_u32(&w->b, SNAP_UPLOADS);
-    kv_wb_u64(&w->b, k->nups);
+    bw_u32(&w->b, SNAP_UPLOADS);
+    bw_u64(&w->b, k->nups);
     for (size_t i = 0; i < k->nups && !w->failed; i++) {
         const kv_upload *u = &k->ups[i];
         size_t nb = (size_t)((upload_nparts(u->data->size) + 7) / 8);
-        kv_wb_u64(&w->b, u->id);
-        kv_wb_u64(&w->b, u->total);
-        kv_wb_u64(&w->b, u->got);
-        kv_wb_u64(&w->b, (uint64_t)u->last_time);
-        kv_wb_u64(&w->b, u->data->size);
-        kv_wb_put(&w->b, u->have, nb);
+        bw_u64(&w->b, u->id);
+        bw_u64(&w->b, u->total);
+        bw_u64(&w->b, u->got);
+        bw_u64(&w->b, (uint64_t)u->last_time);
+        bw_u64(&w->b, u->data->size);
+        bw_put(&w->b, u->have, nb);
         snap_file(w, u->data);
         sw_maybe_flush(w);
     }
@@ -2233,88 +2232,88 @@ int kv_snapshot_write(const kv *k, kv_write_fn fn, void *arg)
     for (uint64_t i = 0; i < k->icap; i++)
         if (k->itab[i]) all[n++] = k->itab[i];
     qsort(all, n, sizeof *all, cmp_inode);
-    kv_wb_u32(&w.b, SNAP_MAGIC);
-    kv_wb_u32(&w.b, SNAP_VERSION);
-    kv_wb_u64(&w.b, k->applied);
-    kv_wb_u64(&w.b, (uint64_t)k->last_time);
-    kv_wb_u64(&w.b, (uint64_t)k->sclock);
-    kv_wb_u8(&w.b, k->lim_set);
-    kv_wb_u64(&w.b, k->lim.max_file_size);
-    kv_wb_u64(&w.b, k->lim.max_total_bytes);
-    kv_wb_u64(&w.b, k->lim.max_inodes);
-    kv_wb_u64(&w.b, k->next_ino);
-    kv_wb_u64(&w.b, n);
+    bw_u32(&w.b, SNAP_MAGIC);
+    bw_u32(&w.b, SNAP_VERSION);
+    bw_u64(&w.b, k->applied);
+    bw_u64(&w.b, (uint64_t)k->last_time);
+    bw_u64(&w.b, (uint64_t)k->sclock);
+    bw_u8(&w.b, k->lim_set);
+    bw_u64(&w.b, k->lim.max_file_size);
+    bw_u64(&w.b, k->lim.max_total_bytes);
+    bw_u64(&w.b, k->lim.max_inodes);
+    bw_u64(&w.b, k->next_ino);
+    bw_u64(&w.b, n);
     for (size_t i = 0; i < n && !w.failed; i++) {
         const kv_inode *x = all[i];
-        kv_wb_u64(&w.b, x->ino);
-        kv_wb_u32(&w.b, x->mode);
-        kv_wb_u32(&w.b, x->uid);
-        kv_wb_u32(&w.b, x->gid);
-        kv_wb_u32(&w.b, x->nlink);
-        kv_wb_u64(&w.b, (S_ISCHR(x->mode) || S_ISBLK(x->mode)) ? x->x : 0);
-        kv_wb_u64(&w.b, x->size);
-        kv_wb_u64(&w.b, (uint64_t)x->atime);
-        kv_wb_u64(&w.b, (uint64_t)x->mtime);
-        kv_wb_u64(&w.b, (uint64_t)x->ctime);
+        bw_u64(&w.b, x->ino);
+        bw_u32(&w.b, x->mode);
+        bw_u32(&w.b, x->uid);
+        bw_u32(&w.b, x->gid);
+        bw_u32(&w.b, x->nlink);
+        bw_u64(&w.b, (S_ISCHR(x->mode) || S_ISBLK(x->mode)) ? x->x : 0);
+        bw_u64(&w.b, x->size);
+        bw_u64(&w.b, (uint64_t)x->atime);
+        bw_u64(&w.b, (uint64_t)x->mtime);
+        bw_u64(&w.b, (uint64_t)x->ctime);
         if (is_reg(x)) snap_file(&w, x);
-        else if (is_lnk(x)) kv_wb_put(&w.b, x->u.flat, (size_t)x->size);
+        else if (is_lnk(x)) bw_put(&w.b, x->u.flat, (size_t)x->size);
         sw_maybe_flush(&w);
     }
-    kv_wb_u64(&w.b, k->ndirs);
+    bw_u64(&w.b, k->ndirs);
     for (size_t i = 0; i < n && !w.failed; i++) {
         const kv_inode *d = all[i];
         if (!is_dir(d)) continue;
         int oom;
         kv_dentry **a = dir_sorted(d, &oom);
         if (oom) { w.failed = true; break; }
-        kv_wb_u64(&w.b, d->ino);
-        kv_wb_u64(&w.b, d->size);
+        bw_u64(&w.b, d->ino);
+        bw_u64(&w.b, d->size);
         for (uint64_t j = 0; j < d->size; j++) {
-            kv_wb_u8(&w.b, a[j]->namelen);
-            kv_wb_put(&w.b, a[j]->name, a[j]->namelen);
-            kv_wb_u64(&w.b, a[j]->node->ino);
+            bw_u8(&w.b, a[j]->namelen);
+            bw_put(&w.b, a[j]->name, a[j]->namelen);
+            bw_u64(&w.b, a[j]->node->ino);
             sw_maybe_flush(&w);
         }
         free(a);
     }
     free(all);
-    kv_wb_u64(&w.b, k->scount);
+    bw_u64(&w.b, k->scount);
     for (const kv_session *s = k->shead; s && !w.failed; s = s->next) {
-        kv_wb_u64(&w.b, s->client);
-        kv_wb_u64(&w.b, s->seq);
-        kv_wb_u64(&w.b, (uint64_t)s->last_time);
-        kv_wb_u8(&w.b, s->reply != NULL);
+        bw_u64(&w.b, s->client);
+        bw_u64(&w.b, s->seq);
+        bw_u64(&w.b, (uint64_t)s->last_time);
+        bw_u8(&w.b, s->reply != NULL);
         if (s->reply) {
-            kv_wb_u32(&w.b, s->reply_len);
-            kv_wb_put(&w.b, s->reply, s->reply_len);
+            bw_u32(&w.b, s->reply_len);
+            bw_put(&w.b, s->reply, s->reply_len);
         }
         sw_maybe_flush(&w);
     }
-    kv_wb_u64(&w.b, k->nrefs);
+    bw_u64(&w.b, k->nrefs);
     for (size_t i = 0; i < k->nrefs; i++) {
-        kv_wb_u64(&w.b, k->refs[i].holder);
-        kv_wb_u64(&w.b, k->refs[i].ino);
-        kv_wb_u32(&w.b, k->refs[i].count);
+        bw_u64(&w.b, k->refs[i].holder);
+        bw_u64(&w.b, k->refs[i].ino);
+        bw_u32(&w.b, k->refs[i].count);
         sw_maybe_flush(&w);
     }
-    kv_wb_u64(&w.b, k->nholders);
+    bw_u64(&w.b, k->nholders);
     for (size_t i = 0; i < k->nholders; i++) {
         const kv_holder *h = &k->holders[i];
-        kv_wb_u64(&w.b, h->id);
-        kv_wb_u64(&w.b, h->covered);
-        kv_wb_u64(&w.b, (uint64_t)h->time);
-        kv_wb_u64(&w.b, h->n);
-        for (size_t j = 0; j < h->n; j++) kv_wb_u64(&w.b, h->held[j]);
+        bw_u64(&w.b, h->id);
+        bw_u64(&w.b, h->covered);
+        bw_u64(&w.b, (uint64_t)h->time);
+        bw_u64(&w.b, h->n);
+        for (size_t j = 0; j < h->n; j++) bw_u64(&w.b, h->held[j]);
         sw_maybe_flush(&w);
     }
-    kv_wb_u64(&w.b, k->norph);
+    bw_u64(&w.b, k->norph);
     for (size_t i = 0; i < k->norph; i++) {
-        kv_wb_u64(&w.b, k->orph[i].ino);
-        kv_wb_u64(&w.b, k->orph[i].at);
+        bw_u64(&w.b, k->orph[i].ino);
+        bw_u64(&w.b, k->orph[i].at);
         sw_maybe_flush(&w);
     }
     snap_uploads(&w, k);
-    kv_wb_u32(&w.b, SNAP_END);
+    bw_u32(&w.b, SNAP_END);
     sw_flush(&w);
     free(w.b.p);
     return w.failed ? -1 : 0;
@@ -2322,17 +2321,17 @@ int kv_snapshot_write(const kv *k, kv_write_fn fn, void *arg)
 
 static int buf_write(void *arg, const void *b, size_t n)
 {
-    kv_wbuf *w = arg;
-    kv_wb_put(w, b, n);
+    bytes_w *w = arg;
+    bw_put(w, b, n);
     return w->oom ? -1 : 0;
 }
 
 int kv_snapshot_encode(const kv *k, uint8_t **buf, size_t *len)
 {
-    kv_wbuf w = {0};
+    bytes_w w = {0};
     *buf = NULL;
     *len = 0;
-    if (kv_snapshot_write(k, buf_write, &w) != 0) { free(w.p); return -1; }
+    if (kv_snapshot_write(k, buf_write, &w) != 0) { bw_free(&w); return -1; }
     *buf = w.p;
     *len = w.len;
     return 0;
@@ -2356,15 +2355,13 @@ static uint32_t sr_u32(snap_r *r)
 {
     uint8_t b[4];
     sr_get(r, b, 4);
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    return byte_get32(b);
 }
 static uint64_t sr_u64(snap_r *r)
 {
     uint8_t b[8];
     sr_get(r, b, 8);
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)b[i] << (8 * i);
-    return v;
+    return byte_get64(b);
 }
 
 static kv_inode *find_sorted(kv_inode **a, size_t n, uint64_t ino)

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "raftkv/byte.h"
 #include "raftkv/kv.h"
 #include "raftkv/kv_internal.h"
 
@@ -116,10 +117,10 @@ const char *kv_op_name(int type)
     return op_info[type].name;
 }
 
-static void put_str(kv_wbuf *w, const void *s, size_t n)
+static void put_str(bytes_w *w, const void *s, size_t n)
 {
-    kv_wb_u32(w, (uint32_t)n);
-    kv_wb_put(w, s, n);
+    bw_u32(w, (uint32_t)n);
+    bw_put(w, s, n);
 }
 
 int kv_op_encode(const kv_op *op, uint8_t **out, size_t *out_len)
@@ -134,39 +135,39 @@ int kv_op_encode(const kv_op *op, uint8_t **out, size_t *out_len)
     size_t p2l = op->path2_len ? op->path2_len : strlen(p2);
     if (pl > UINT32_MAX || p2l > UINT32_MAX || op->data_len > UINT32_MAX) return -1;
     if (op->data_len && !op->data) return -1;
-    kv_wbuf w = {0};
-    kv_wb_reserve(&w, 64 + ((f & F_PATH) ? pl : 0) + ((f & F_PATH2) ? p2l : 0) +
+    bytes_w w = {0};
+    bw_reserve(&w, 64 + ((f & F_PATH) ? pl : 0) + ((f & F_PATH2) ? p2l : 0) +
                           ((f & F_DATA) ? op->data_len : 0));
-    kv_wb_u8(&w, OP_VERSION);
-    kv_wb_u8(&w, op->type);
+    bw_u8(&w, OP_VERSION);
+    bw_u8(&w, op->type);
     if (f & F_PATH) put_str(&w, p, pl);
     if (f & F_PATH2) put_str(&w, p2, p2l);
     if (f & F_DATA) put_str(&w, op->data, op->data_len);
-    if (f & F_FLAGS) kv_wb_u32(&w, op->flags);
-    if (f & F_MODE) kv_wb_u32(&w, op->mode);
-    if (f & F_UID) kv_wb_u32(&w, op->uid);
-    if (f & F_GID) kv_wb_u32(&w, op->gid);
-    if (f & F_RDEV) kv_wb_u64(&w, op->rdev);
-    if (f & F_OFF) kv_wb_u64(&w, op->off);
-    if (f & F_LEN) kv_wb_u64(&w, op->len);
-    if (f & F_ATIME) kv_wb_u64(&w, (uint64_t)op->atime_ns);
-    if (f & F_MTIME) kv_wb_u64(&w, (uint64_t)op->mtime_ns);
-    if (f & F_INO) kv_wb_u64(&w, op->ino);
-    if (f & F_HOLDER) kv_wb_u64(&w, op->holder);
-    if (f & F_DIR) kv_wb_u64(&w, op->dir);
-    if (f & F_DIR2) kv_wb_u64(&w, op->dir2);
-    if (f & F_CRED) { kv_wb_u32(&w, op->cuid); kv_wb_u32(&w, op->cgid); }
-    if (f & F_UPLOAD) kv_wb_u64(&w, op->upload);
-    if (w.oom) { free(w.p); return -1; }
+    if (f & F_FLAGS) bw_u32(&w, op->flags);
+    if (f & F_MODE) bw_u32(&w, op->mode);
+    if (f & F_UID) bw_u32(&w, op->uid);
+    if (f & F_GID) bw_u32(&w, op->gid);
+    if (f & F_RDEV) bw_u64(&w, op->rdev);
+    if (f & F_OFF) bw_u64(&w, op->off);
+    if (f & F_LEN) bw_u64(&w, op->len);
+    if (f & F_ATIME) bw_u64(&w, (uint64_t)op->atime_ns);
+    if (f & F_MTIME) bw_u64(&w, (uint64_t)op->mtime_ns);
+    if (f & F_INO) bw_u64(&w, op->ino);
+    if (f & F_HOLDER) bw_u64(&w, op->holder);
+    if (f & F_DIR) bw_u64(&w, op->dir);
+    if (f & F_DIR2) bw_u64(&w, op->dir2);
+    if (f & F_CRED) { bw_u32(&w, op->cuid); bw_u32(&w, op->cgid); }
+    if (f & F_UPLOAD) bw_u64(&w, op->upload);
+    if (w.oom) { bw_free(&w); return -1; }
     *out = w.p;
     *out_len = w.len;
     return 0;
 }
 
-static const char *get_str(kv_rbuf *r, size_t *n)
+static const char *get_str(bytes_r *r, size_t *n)
 {
-    uint32_t l = kv_rb_u32(r);
-    const uint8_t *q = kv_rb_take(r, l);
+    uint32_t l = br_u32(r);
+    const uint8_t *q = br_take(r, l);
     if (!q) { *n = 0; return ""; }
     *n = l;
     return l ? (const char *)q : "";
@@ -178,9 +179,9 @@ int kv_op_decode(const uint8_t *buf, size_t len, kv_op *op)
     op->path = op->path2 = "";
     op->data = (const uint8_t *)"";
     if (!buf) return -1;
-    kv_rbuf r = {buf, len, 0, false};
-    uint8_t ver = kv_rb_u8(&r);
-    uint8_t type = kv_rb_u8(&r);
+    bytes_r r = br_init(buf, len);
+    uint8_t ver = br_u8(&r);
+    uint8_t type = br_u8(&r);
     if (r.bad || ver < 1 || ver > OP_VERSION || type < 1 || type > KV_OP__MAX) return -1;
     if (ver == 1 && type > KV_OP_NOOP) return -1;
     op->type = type;
@@ -189,21 +190,21 @@ int kv_op_decode(const uint8_t *buf, size_t len, kv_op *op)
     if (f & F_PATH) op->path = get_str(&r, &op->path_len);
     if (f & F_PATH2) op->path2 = get_str(&r, &op->path2_len);
     if (f & F_DATA) op->data = (const uint8_t *)get_str(&r, &op->data_len);
-    if (f & F_FLAGS) op->flags = kv_rb_u32(&r);
-    if (f & F_MODE) op->mode = kv_rb_u32(&r);
-    if (f & F_UID) op->uid = kv_rb_u32(&r);
-    if (f & F_GID) op->gid = kv_rb_u32(&r);
-    if (f & F_RDEV) op->rdev = kv_rb_u64(&r);
-    if (f & F_OFF) op->off = kv_rb_u64(&r);
-    if (f & F_LEN) op->len = kv_rb_u64(&r);
-    if (f & F_ATIME) op->atime_ns = (int64_t)kv_rb_u64(&r);
-    if (f & F_MTIME) op->mtime_ns = (int64_t)kv_rb_u64(&r);
-    if (f & F_INO) op->ino = kv_rb_u64(&r);
-    if (f & F_HOLDER) op->holder = kv_rb_u64(&r);
-    if (f & F_DIR) op->dir = kv_rb_u64(&r);
-    if (f & F_DIR2) op->dir2 = kv_rb_u64(&r);
-    if (f & F_CRED) { op->cuid = kv_rb_u32(&r); op->cgid = kv_rb_u32(&r); }
-    if (f & F_UPLOAD) op->upload = kv_rb_u64(&r);
+    if (f & F_FLAGS) op->flags = br_u32(&r);
+    if (f & F_MODE) op->mode = br_u32(&r);
+    if (f & F_UID) op->uid = br_u32(&r);
+    if (f & F_GID) op->gid = br_u32(&r);
+    if (f & F_RDEV) op->rdev = br_u64(&r);
+    if (f & F_OFF) op->off = br_u64(&r);
+    if (f & F_LEN) op->len = br_u64(&r);
+    if (f & F_ATIME) op->atime_ns = (int64_t)br_u64(&r);
+    if (f & F_MTIME) op->mtime_ns = (int64_t)br_u64(&r);
+    if (f & F_INO) op->ino = br_u64(&r);
+    if (f & F_HOLDER) op->holder = br_u64(&r);
+    if (f & F_DIR) op->dir = br_u64(&r);
+    if (f & F_DIR2) op->dir2 = br_u64(&r);
+    if (f & F_CRED) { op->cuid = br_u32(&r); op->cgid = br_u32(&r); }
+    if (f & F_UPLOAD) op->upload = br_u64(&r);
     if (r.bad || r.pos != r.len) {
         memset(op, 0, sizeof *op);
         op->path = op->path2 = "";
@@ -244,15 +245,15 @@ int kv_cmd_encode(uint64_t client_id, uint64_t seq, int64_t time_ns, const uint8
     *out = NULL;
     *out_len = 0;
     if (op_len && !op) return -1;
-    kv_wbuf w = {0};
-    kv_wb_reserve(&w, CMD_HDR + op_len);
-    kv_wb_u8(&w, CMD_MAGIC);
-    kv_wb_u8(&w, CMD_VERSION);
-    kv_wb_u64(&w, client_id);
-    kv_wb_u64(&w, seq);
-    kv_wb_u64(&w, (uint64_t)time_ns);
-    kv_wb_put(&w, op, op_len);
-    if (w.oom) { free(w.p); return -1; }
+    bytes_w w = {0};
+    bw_reserve(&w, CMD_HDR + op_len);
+    bw_u8(&w, CMD_MAGIC);
+    bw_u8(&w, CMD_VERSION);
+    bw_u64(&w, client_id);
+    bw_u64(&w, seq);
+    bw_u64(&w, (uint64_t)time_ns);
+    bw_put(&w, op, op_len);
+    if (w.oom) { bw_free(&w); return -1; }
     *out = w.p;
     *out_len = w.len;
     return 0;
@@ -262,11 +263,11 @@ int kv_cmd_decode(const uint8_t *cmd, size_t len, uint64_t *client_id, uint64_t 
                   int64_t *time_ns, const uint8_t **op, size_t *op_len)
 {
     if (!cmd || len < CMD_HDR) return -1;
-    kv_rbuf r = {cmd, len, 0, false};
-    if (kv_rb_u8(&r) != CMD_MAGIC || kv_rb_u8(&r) != CMD_VERSION) return -1;
-    *client_id = kv_rb_u64(&r);
-    *seq = kv_rb_u64(&r);
-    *time_ns = (int64_t)kv_rb_u64(&r);
+    bytes_r r = br_init(cmd, len);
+    if (br_u8(&r) != CMD_MAGIC || br_u8(&r) != CMD_VERSION) return -1;
+    *client_id = br_u64(&r);
+    *seq = br_u64(&r);
+    *time_ns = (int64_t)br_u64(&r);
     *op = cmd + r.pos;
     *op_len = len - r.pos;
     return 0;
@@ -274,34 +275,34 @@ int kv_cmd_decode(const uint8_t *cmd, size_t len, uint64_t *client_id, uint64_t 
 
 /* ---- replies ------------------------------------------------------------------ */
 
-static void put_attr(kv_wbuf *w, const kv_attr *a)
+static void put_attr(bytes_w *w, const kv_attr *a)
 {
-    kv_wb_u64(w, a->ino);
-    kv_wb_u32(w, a->mode);
-    kv_wb_u32(w, a->nlink);
-    kv_wb_u32(w, a->uid);
-    kv_wb_u32(w, a->gid);
-    kv_wb_u64(w, a->rdev);
-    kv_wb_u64(w, a->size);
-    kv_wb_u64(w, a->blocks);
-    kv_wb_u64(w, (uint64_t)a->atime_ns);
-    kv_wb_u64(w, (uint64_t)a->mtime_ns);
-    kv_wb_u64(w, (uint64_t)a->ctime_ns);
+    bw_u64(w, a->ino);
+    bw_u32(w, a->mode);
+    bw_u32(w, a->nlink);
+    bw_u32(w, a->uid);
+    bw_u32(w, a->gid);
+    bw_u64(w, a->rdev);
+    bw_u64(w, a->size);
+    bw_u64(w, a->blocks);
+    bw_u64(w, (uint64_t)a->atime_ns);
+    bw_u64(w, (uint64_t)a->mtime_ns);
+    bw_u64(w, (uint64_t)a->ctime_ns);
 }
 
-static void get_attr(kv_rbuf *r, kv_attr *a)
+static void get_attr(bytes_r *r, kv_attr *a)
 {
-    a->ino = kv_rb_u64(r);
-    a->mode = kv_rb_u32(r);
-    a->nlink = kv_rb_u32(r);
-    a->uid = kv_rb_u32(r);
-    a->gid = kv_rb_u32(r);
-    a->rdev = kv_rb_u64(r);
-    a->size = kv_rb_u64(r);
-    a->blocks = kv_rb_u64(r);
-    a->atime_ns = (int64_t)kv_rb_u64(r);
-    a->mtime_ns = (int64_t)kv_rb_u64(r);
-    a->ctime_ns = (int64_t)kv_rb_u64(r);
+    a->ino = br_u64(r);
+    a->mode = br_u32(r);
+    a->nlink = br_u32(r);
+    a->uid = br_u32(r);
+    a->gid = br_u32(r);
+    a->rdev = br_u64(r);
+    a->size = br_u64(r);
+    a->blocks = br_u64(r);
+    a->atime_ns = (int64_t)br_u64(r);
+    a->mtime_ns = (int64_t)br_u64(r);
+    a->ctime_ns = (int64_t)br_u64(r);
 }
 
 int kv_reply_encode_ex(const kv_reply *r, uint8_t **out, size_t *out_len, uint8_t **data_slot)
@@ -310,45 +311,44 @@ int kv_reply_encode_ex(const kv_reply *r, uint8_t **out, size_t *out_len, uint8_
     *out_len = 0;
     size_t need = 16 + 96 + 64;
     if (r->has & KV_R_DATA) need += r->data_len;
-    kv_wbuf w = {0};
-    kv_wb_reserve(&w, need);
-    kv_wb_u8(&w, REPLY_MAGIC);
-    kv_wb_u32(&w, (uint32_t)r->status);
-    kv_wb_u8(&w, (uint8_t)(r->has & 31));
+    bytes_w w = {0};
+    bw_reserve(&w, need);
+    bw_u8(&w, REPLY_MAGIC);
+    bw_u32(&w, (uint32_t)r->status);
+    bw_u8(&w, (uint8_t)(r->has & 31));
     size_t data_pos = 0;
     if (r->has & KV_R_ATTR) put_attr(&w, &r->attr);
     if (r->has & KV_R_DATA) {
-        kv_wb_u64(&w, r->data_len);
+        bw_u64(&w, r->data_len);
         if (data_slot) {
-            if (kv_wb_reserve(&w, r->data_len)) {
-                data_pos = w.len;
-                w.len += r->data_len;
-            }
+            uint8_t *slot = bw_room(&w, r->data_len);
+            if (slot)
+                data_pos = (size_t)(slot - w.p);
         } else {
-            kv_wb_put(&w, r->data, r->data_len);
+            bw_put(&w, r->data, r->data_len);
         }
     }
     if (r->has & KV_R_NAMES) {
-        kv_wb_u64(&w, r->n_names);
+        bw_u64(&w, r->n_names);
         for (size_t i = 0; i < r->n_names; i++) put_str(&w, r->names[i], strlen(r->names[i]));
     }
     if (r->has & KV_R_ENTRIES) {
-        kv_wb_u64(&w, r->n_entries);
+        bw_u64(&w, r->n_entries);
         for (size_t i = 0; i < r->n_entries; i++) {
             put_str(&w, r->entries[i].name, strlen(r->entries[i].name));
-            kv_wb_u64(&w, r->entries[i].ino);
-            kv_wb_u32(&w, r->entries[i].mode);
+            bw_u64(&w, r->entries[i].ino);
+            bw_u32(&w, r->entries[i].mode);
         }
     }
     if (r->has & KV_R_STATFS) {
-        kv_wb_u64(&w, r->statfs.bytes_used);
-        kv_wb_u64(&w, r->statfs.bytes_limit);
-        kv_wb_u64(&w, r->statfs.files);
-        kv_wb_u64(&w, r->statfs.files_limit);
-        kv_wb_u64(&w, r->statfs.name_max);
-        kv_wb_u64(&w, r->statfs.max_file_size);
+        bw_u64(&w, r->statfs.bytes_used);
+        bw_u64(&w, r->statfs.bytes_limit);
+        bw_u64(&w, r->statfs.files);
+        bw_u64(&w, r->statfs.files_limit);
+        bw_u64(&w, r->statfs.name_max);
+        bw_u64(&w, r->statfs.max_file_size);
     }
-    if (w.oom) { free(w.p); return -1; }
+    if (w.oom) { bw_free(&w); return -1; }
     if (data_slot) *data_slot = (r->has & KV_R_DATA) ? w.p + data_pos : NULL;
     *out = w.p;
     *out_len = w.len;
@@ -379,9 +379,9 @@ int kv_reply_status(const uint8_t *buf, size_t len)
 
 int kv_reply_peek_status(const uint8_t *buf, size_t len)
 {
-    kv_rbuf r = {buf, len, 0, false};
-    if (!buf || kv_rb_u8(&r) != REPLY_MAGIC) return EBADMSG;
-    uint32_t st = kv_rb_u32(&r);
+    bytes_r r = br_init(buf, len);
+    if (!buf || br_u8(&r) != REPLY_MAGIC) return EBADMSG;
+    uint32_t st = br_u32(&r);
     if (r.bad || st > INT32_MAX) return EBADMSG;
     return (int)st;
 }
@@ -392,7 +392,7 @@ uint64_t kv_reply_session_id(const uint8_t *buf, size_t len)
     if (kv_reply_decode(buf, len, &r) != 0) return 0;
     uint64_t id = 0;
     if (r.status == 0 && r.has == KV_R_DATA && r.data_len == 8)
-        for (int i = 0; i < 8; i++) id |= (uint64_t)r.data[i] << (8 * i);
+        id = byte_get64(r.data);
     kv_reply_free(&r);
     return id;
 }
@@ -405,14 +405,14 @@ void kv_reply_free(kv_reply *r)
 }
 
 /* Walks a names/entries section once to check it and size it. */
-static bool scan_strings(kv_rbuf *r, uint64_t count, size_t extra, size_t *strbytes)
+static bool scan_strings(bytes_r *r, uint64_t count, size_t extra, size_t *strbytes)
 {
     size_t total = 0;
     for (uint64_t i = 0; i < count; i++) {
-        uint32_t l = kv_rb_u32(r);
-        const uint8_t *q = kv_rb_take(r, l);
+        uint32_t l = br_u32(r);
+        const uint8_t *q = br_take(r, l);
         if (!q || memchr(q, 0, l)) return false;
-        if (extra && !kv_rb_take(r, extra)) return false;
+        if (extra && !br_take(r, extra)) return false;
         total += (size_t)l + 1;
     }
     *strbytes = total;
@@ -423,43 +423,43 @@ int kv_reply_decode(const uint8_t *buf, size_t len, kv_reply *out)
 {
     memset(out, 0, sizeof *out);
     if (!buf) return -1;
-    kv_rbuf r = {buf, len, 0, false};
+    bytes_r r = br_init(buf, len);
     kv_reply t;
     memset(&t, 0, sizeof t);
-    if (kv_rb_u8(&r) != REPLY_MAGIC) return -1;
-    t.status = (int)kv_rb_u32(&r);
-    t.has = kv_rb_u8(&r);
+    if (br_u8(&r) != REPLY_MAGIC) return -1;
+    t.status = (int)br_u32(&r);
+    t.has = br_u8(&r);
     if (r.bad || (t.has & ~31u) || t.status < 0) return -1;
     if (t.has & KV_R_ATTR) get_attr(&r, &t.attr);
     const uint8_t *data = NULL;
     if (t.has & KV_R_DATA) {
-        uint64_t dl = kv_rb_u64(&r);
-        if (dl > kv_rb_left(&r)) return -1;
-        data = kv_rb_take(&r, (size_t)dl);
+        uint64_t dl = br_u64(&r);
+        if (dl > br_left(&r)) return -1;
+        data = br_take(&r, (size_t)dl);
         t.data_len = (size_t)dl;
     }
     /* pass 1: validate and size the variable sections */
     size_t names_pos = 0, ents_pos = 0, nbytes = 0, ebytes = 0;
     uint64_t nn = 0, ne = 0;
     if (t.has & KV_R_NAMES) {
-        nn = kv_rb_u64(&r);
-        if (nn > kv_rb_left(&r) / 4) return -1;
+        nn = br_u64(&r);
+        if (nn > br_left(&r) / 4) return -1;
         names_pos = r.pos;
         if (!scan_strings(&r, nn, 0, &nbytes)) return -1;
     }
     if (t.has & KV_R_ENTRIES) {
-        ne = kv_rb_u64(&r);
-        if (ne > kv_rb_left(&r) / 16) return -1;
+        ne = br_u64(&r);
+        if (ne > br_left(&r) / 16) return -1;
         ents_pos = r.pos;
         if (!scan_strings(&r, ne, 12, &ebytes)) return -1;
     }
     if (t.has & KV_R_STATFS) {
-        t.statfs.bytes_used = kv_rb_u64(&r);
-        t.statfs.bytes_limit = kv_rb_u64(&r);
-        t.statfs.files = kv_rb_u64(&r);
-        t.statfs.files_limit = kv_rb_u64(&r);
-        t.statfs.name_max = kv_rb_u64(&r);
-        t.statfs.max_file_size = kv_rb_u64(&r);
+        t.statfs.bytes_used = br_u64(&r);
+        t.statfs.bytes_limit = br_u64(&r);
+        t.statfs.files = br_u64(&r);
+        t.statfs.files_limit = br_u64(&r);
+        t.statfs.name_max = br_u64(&r);
+        t.statfs.max_file_size = br_u64(&r);
     }
     if (r.bad || r.pos != r.len) return -1;
     /* pass 2: one allocation holding data, pointer arrays and strings */
@@ -478,25 +478,25 @@ int kv_reply_decode(const uint8_t *buf, size_t len, kv_reply *out)
         p += t.data_len;
     }
     if (nn) {
-        kv_rbuf q = {buf, len, names_pos, false};
+        bytes_r q = br_init(buf + names_pos, len - names_pos);
         for (uint64_t i = 0; i < nn; i++) {
-            uint32_t l = kv_rb_u32(&q);
-            memcpy(p, kv_rb_take(&q, l), l);
+            uint32_t l = br_u32(&q);
+            memcpy(p, br_take(&q, l), l);
             p[l] = 0;
             names[i] = (const char *)p;
             p += (size_t)l + 1;
         }
     }
     if (ne) {
-        kv_rbuf q = {buf, len, ents_pos, false};
+        bytes_r q = br_init(buf + ents_pos, len - ents_pos);
         for (uint64_t i = 0; i < ne; i++) {
-            uint32_t l = kv_rb_u32(&q);
-            memcpy(p, kv_rb_take(&q, l), l);
+            uint32_t l = br_u32(&q);
+            memcpy(p, br_take(&q, l), l);
             p[l] = 0;
             ents[i].name = (const char *)p;
             p += (size_t)l + 1;
-            ents[i].ino = kv_rb_u64(&q);
-            ents[i].mode = kv_rb_u32(&q);
+            ents[i].ino = br_u64(&q);
+            ents[i].mode = br_u32(&q);
         }
     }
     t.names = names;
