@@ -64,7 +64,7 @@
  * unlinks or renames over them: the state machine keeps an inode that lost
  * its last name as an orphan until no node reports it open (kv.h "Open
  * files").  This mount lists the inodes it has open to the node
- * (node_set_open_files), which reports them when orphans need deciding; an
+ * (fs_backend set_open_files), which reports them when orphans need deciding; an
  * open in progress holds back what a report covers, from the moment before
  * its STAT, so a file cannot be freed between its lookup and its
  * registration; a lookup of a file holds coverage back the same way for
@@ -93,7 +93,7 @@
  * kernel keeps them, per node.
  *
  * Control view: MOUNT/.hstore/status is a read-only file generated on open
- * from node_status() (id, role, term, leader, commit and applied index, ...).
+ * from the backend's status() (id, role, term, leader, commit and applied index, ...).
  * Lookup finds /.hstore, readdir of the root does not list it, and nothing
  * can be created, removed or renamed under it.  It stays readable without a
  * quorum: the root directory's attributes (which the kernel checks on every
@@ -186,8 +186,8 @@ typedef struct fs_lookup {
     uint64_t ino, since, at_ms;
 } fs_lookup;
 
-/* An open in progress: the applied index before its lookup (node.h
- * node_set_open_files). */
+/* An open in progress: the applied index before its lookup (fs_backend.h
+ * set_open_files). */
 typedef struct fs_opening {
     struct fs_opening *next;
     uint64_t since;
@@ -201,7 +201,7 @@ typedef struct fs_iref {
 } fs_iref;
 
 struct fs_mount {
-    node *n;
+    fs_backend b;                    /* the store below (fs_backend.h) */
     fs_kv kv;
     bool kv_ready;
     fs_options opt;
@@ -224,7 +224,7 @@ struct fs_mount {
     fs_opening *opening;             /* opens in progress */
     fs_lookup *lookups;              /* recent lookups of non-directories */
     size_t nlookups;
-    bool reporting;                  /* registered with node_set_open_files */
+    bool reporting;                  /* registered with the backend's set_open_files */
     pthread_mutex_t rootmu;
     fs_attr root_attr;               /* last root attributes read from the store */
     bool have_root;
@@ -396,7 +396,7 @@ static void handle_free(fs_mount *m, fs_handle *h)
 static void opening_add(fs_mount *m, fs_opening *o)
 {
     pthread_mutex_lock(&m->hmu);
-    o->since = node_applied_index(m->n);
+    o->since = m->b.ops->applied_index(m->b.ctx);
     o->next = m->opening;
     m->opening = o;
     pthread_mutex_unlock(&m->hmu);
@@ -406,13 +406,13 @@ static void opening_add(fs_mount *m, fs_opening *o)
  * node's reports are not in force within the op timeout. */
 static int opening_begin(fs_mount *m, fs_opening *o)
 {
-    if (!node_open_files_known(m->n)) {
+    if (!m->b.ops->open_files_known(m->b.ctx)) {
         struct timespec t0, t;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         for (;;) {
             struct timespec pause = {0, 2 * 1000000L};
             nanosleep(&pause, NULL);
-            if (node_open_files_known(m->n))
+            if (m->b.ops->open_files_known(m->b.ctx))
                 break;
             clock_gettime(CLOCK_MONOTONIC, &t);
             if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >=
@@ -493,7 +493,7 @@ static void lookup_note(fs_mount *m, fs_opening *o, uint64_t ino)
     pthread_mutex_unlock(&m->hmu);
 }
 
-/* node_open_fn: the inodes open here, and the oldest open in progress or
+/* fs_backend_open_fn: the inodes open here, and the oldest open in progress or
  * recent lookup. */
 static size_t open_files(void *arg, uint64_t *inos, size_t max, uint64_t *since)
 {
@@ -703,7 +703,7 @@ static char *status_text(fs_mount *m, size_t *len)
 {
     raft_status st;
     memset(&st, 0, sizeof st);
-    node_status(m->n, &st);
+    m->b.ops->status(m->b.ctx, &st);
     char *t = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&t, &n);
@@ -1735,13 +1735,13 @@ static void mount_free(fs_mount *m)
     free(m);
 }
 
-fs_mount *fs_start(node *n, const char *mountpoint, const fs_options *opt, char *err,
-                   size_t errlen)
+fs_mount *fs_start(const fs_backend *b, const char *mountpoint, const fs_options *opt,
+                   char *err, size_t errlen)
 {
     if (err && errlen)
         err[0] = '\0';
-    if (n == NULL || mountpoint == NULL) {
-        snprintf(err, errlen, "fs_start: no node or mount point");
+    if (b == NULL || b->ops == NULL || mountpoint == NULL) {
+        snprintf(err, errlen, "fs_start: no backend or mount point");
         return NULL;
     }
     fs_mount *m = calloc(1, sizeof *m);
@@ -1760,19 +1760,18 @@ fs_mount *fs_start(node *n, const char *mountpoint, const fs_options *opt, char 
     pthread_cond_init(&m->pincv, NULL);
     pthread_mutex_init(&m->rootmu, NULL);
     m->handles.next = m->handles.prev = &m->handles;
-    m->n = n;
+    m->b = *b;
     if (opt)
         m->opt = *opt;
     else
         fs_options_init(&m->opt);
     if (m->opt.client_id == 0)
         m->opt.client_id = net_random_id();
-    const node_config *nc = node_get_config(n);
     if (m->opt.op_timeout_ms <= 0)
-        m->opt.op_timeout_ms = nc && nc->op_timeout_ms > 0 ? nc->op_timeout_ms : 5000;
+        m->opt.op_timeout_ms = b->op_timeout_ms > 0 ? b->op_timeout_ms : 5000;
     m->max_file_size = m->opt.max_file_size;
     if (m->max_file_size == 0)
-        m->max_file_size = nc && nc->max_file_size ? nc->max_file_size : (1ull << 30);
+        m->max_file_size = b->max_file_size ? b->max_file_size : (1ull << 30);
     m->whole_max = m->opt.whole_file_max ? m->opt.whole_file_max : FS_WHOLE_FILE_MAX_DEFAULT;
     if (m->whole_max > m->max_file_size)
         m->whole_max = m->max_file_size;
@@ -1793,7 +1792,7 @@ fs_mount *fs_start(node *n, const char *mountpoint, const fs_options *opt, char 
         mount_free(m);
         return NULL;
     }
-    if (fs_kv_init(&m->kv, n, m->opt.client_id, nc ? nc->id : 0, m->opt.op_timeout_ms) != 0) {
+    if (fs_kv_init(&m->kv, b, m->opt.client_id, b->id, m->opt.op_timeout_ms) != 0) {
         snprintf(err, errlen, "out of memory");
         mount_free(m);
         return NULL;
@@ -1821,11 +1820,11 @@ fs_mount *fs_start(node *n, const char *mountpoint, const fs_options *opt, char 
     m->mounted = true;
     find_mount_dev(m);
     /* From now on this node reports the inodes open here (kv.h "Open files"). */
-    node_set_open_files(n, open_files, m);
+    b->ops->set_open_files(b->ctx, open_files, m);
     m->reporting = true;
     if (pthread_create(&m->loop_thread, NULL, loop_main, m) != 0) {
         snprintf(err, errlen, "cannot start the FUSE loop thread");
-        node_set_open_files(n, NULL, NULL);
+        b->ops->set_open_files(b->ctx, NULL, NULL);
         mount_free(m);
         return NULL;
     }
@@ -1857,7 +1856,7 @@ void fs_stop(fs_mount *m)
         detach_mount(m->mountpoint);
         if (!join_until(m, 1500)) {
             /* Something still holds the mount: abort the connection.  Workers
-             * inside node_submit finish within their deadline. */
+             * inside the backend finish within their deadline. */
             abort_connection(m);
             if (!join_until(m, m->opt.op_timeout_ms + 2000))
                 pthread_join(m->loop_thread, NULL);
@@ -1866,7 +1865,7 @@ void fs_stop(fs_mount *m)
     }
     /* Nothing here can use an inode any more: this node stops holding. */
     if (m->reporting) {
-        node_set_open_files(m->n, NULL, NULL);
+        m->b.ops->set_open_files(m->b.ctx, NULL, NULL);
         if (m->kv_ready)
             fs_kv_hold_gone(&m->kv);
         m->reporting = false;

@@ -1,12 +1,13 @@
 /*
  * fs.h — the FUSE face of hstore: one node's mount of the replicated store.
  *
- * fs_start() mounts the node's view of the namespace at a directory with the
+ * fs_start() mounts the namespace of the store behind a backend (fs_backend.h;
+ * fs_node_backend.h gives one over a running node) at a directory with the
  * libfuse3 low-level API (kernel node ids are the store's inode numbers) and
  * runs the multi-threaded request loop in its own thread; it registers the
- * mount's open files with the node (node_set_open_files), which fs_stop()
+ * mount's open files with the backend (set_open_files), which fs_stop()
  * withdraws.  Every FUSE request becomes one state-machine operation submitted
- * through node_submit() (a linearizable read, or one replicated command that
+ * through the backend (a linearizable read, or one replicated command that
  * is committed and applied before the system call returns).  fs_stop()
  * unmounts and joins; it never hangs, even when the cluster has no quorum
  * (requests in flight fail with EIO once their deadline passes).
@@ -23,11 +24,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "node/node.h"
+#include "fs/fs_backend.h"
 
 typedef struct fs_options {
-    int op_timeout_ms;          /* deadline of one operation; <= 0: the node's default */
-    uint64_t max_file_size;     /* EFBIG past this many bytes; 0: the node's max_file_size */
+    int op_timeout_ms;          /* deadline of one operation; <= 0: the backend's default */
+    uint64_t max_file_size;     /* EFBIG past this many bytes; 0: the backend's max_file_size */
     uint64_t whole_file_max;    /* bytes of a whole-file write buffered in the handle: one
                                    PUT up to it, an upload in parts past it (fs.c);
                                    0: FS_WHOLE_FILE_MAX_DEFAULT (capped at max_file_size) */
@@ -46,12 +47,13 @@ void fs_options_init(fs_options *o);
 
 typedef struct fs_mount fs_mount;
 
-/* Mounts the store served by n at mountpoint (which must exist; a stale mount
+/* Mounts the store behind b (copied; its context must outlive the mount: call
+ * fs_stop() before node_stop()) at mountpoint (which must exist; a stale mount
  * left by a killed node there is detached first).  Returns once the kernel has
  * the mount, with the request loop running.  NULL with a message in err on
- * failure.  n must outlive the mount (call fs_stop() before node_stop()). */
-fs_mount *fs_start(node *n, const char *mountpoint, const fs_options *opt, char *err,
-                   size_t errlen);
+ * failure. */
+fs_mount *fs_start(const fs_backend *b, const char *mountpoint, const fs_options *opt,
+                   char *err, size_t errlen);
 
 /* Unmounts (lazily, so a busy mount never blocks it), waits for the request
  * loop to end (at most about one op timeout, after which the FUSE connection

@@ -1,6 +1,6 @@
 /*
  * fs_kv.c — the FUSE layer's calls into the state machine: build a kv_op,
- * submit it through node_submit(), decode the reply, map the status to a
+ * submit it through the mount's backend (fs/fs_backend.h), decode the reply, map the status to a
  * negative errno.  See fs_kv.h for the session pool that gives every command
  * its exactly-once (client id, seq) pair.
  */
@@ -17,10 +17,11 @@
 #include "net/net_util.h"
 #include "raftkv/kv.h"
 
-int fs_kv_init(fs_kv *k, node *n, uint64_t client_base, uint64_t holder, int timeout_ms)
+int fs_kv_init(fs_kv *k, const fs_backend *b, uint64_t client_base, uint64_t holder,
+               int timeout_ms)
 {
     memset(k, 0, sizeof *k);
-    k->n = n;
+    k->b = *b;
     /* Slots are added to the base; keep the low 16 bits free so that
      * different mounts' client ids cannot collide within a pool. */
     k->client_base = client_base & ~(uint64_t)0xffff;
@@ -63,9 +64,9 @@ static int session_get(fs_kv *k, fs_kv_session *s, int timeout_ms)
     if (have)
         return 0;
     uint64_t id;
-    int rc = node_register(k->n, timeout_ms, &id);
-    if (rc != NODE_OK)
-        return rc == NODE_ENOMEM ? -ENOMEM : -EIO;
+    int rc = k->b.ops->register_session(k->b.ctx, timeout_ms, &id);
+    if (rc != 0)
+        return rc == -ENOMEM ? -ENOMEM : -EIO;
     pthread_mutex_lock(&k->mu);
     k->n_sessions++;
     pthread_mutex_unlock(&k->mu);
@@ -174,18 +175,19 @@ static int submit_held(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms,
     }
     uint8_t *rep = NULL;
     size_t rlen = 0;
-    int rc = node_submit(k->n, buf, len, rd, s.client_id, seq, timeout_ms, &rep, &rlen);
+    int rc = rd ? k->b.ops->read(k->b.ctx, buf, len, timeout_ms, &rep, &rlen)
+                : k->b.ops->command(k->b.ctx, buf, len, s.client_id, seq, timeout_ms, &rep, &rlen);
     free(buf);
     /* A session the cluster expired is dropped (the operation gets EIO
      * below: it was not applied now, but an earlier attempt may have been);
      * the next command registers a new one. */
-    bool expired = rc == NODE_OK && !rd && kv_reply_peek_status(rep, rlen) == KV_ESESSION;
+    bool expired = rc == 0 && !rd && kv_reply_peek_status(rep, rlen) == KV_ESESSION;
     if (!rd && held != NULL) {
         if (expired) {
             /* A command in doubt can no longer be resolved: the caller sees
              * EIO with nothing in doubt, a definite failure. */
             memset(held, 0, sizeof *held);
-        } else if (rc == NODE_OK || rc == NODE_ENOMEM || rc == NODE_EINVAL) {
+        } else if (rc == 0 || rc == -ENOMEM || rc == -EINVAL) {
             /* The outcome is known (or the command never left): done. */
             held->seq = 0;
             held->s.last_ms = mono_ms();
@@ -195,16 +197,11 @@ static int submit_held(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms,
         s.last_ms = mono_ms();
         session_put(k, &s);
     }
-    if (rc != NODE_OK) {
+    if (rc != 0) {
         free(rep);
-        switch (rc) {
-        case NODE_ENOMEM:
-            return -ENOMEM;
-        case NODE_EINVAL:
-            return -EINVAL;
-        default:
-            return -EIO;   /* deadline passed (no quorum) or node stopping */
-        }
+        if (rc == -ENOMEM || rc == -EINVAL)
+            return rc;
+        return -EIO;   /* deadline passed (no quorum) or node stopping */
     }
     if (kv_reply_decode(rep, rlen, r) != 0) {
         free(rep);
@@ -583,7 +580,7 @@ static _Atomic uint64_t part_seq;
 static int upload_window(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off,
                          const char *data, size_t len)
 {
-    node_cmd cmds[FS_KV_UPLOAD_WINDOW];
+    fs_backend_cmd cmds[FS_KV_UPLOAD_WINDOW];
     uint8_t *bufs[FS_KV_UPLOAD_WINDOW];
     size_t lens[FS_KV_UPLOAD_WINDOW];
     bool done_part[FS_KV_UPLOAD_WINDOW];
@@ -607,21 +604,21 @@ static int upload_window(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off
         size_t idx[FS_KV_UPLOAD_WINDOW], m = 0;
         for (size_t i = 0; i < cnt; i++)
             if (!done_part[i]) {
-                cmds[m] = (node_cmd){ .op = bufs[i], .len = lens[i], .client_id = upload,
-                                      .seq = atomic_fetch_add(&part_seq, 1) + 1 };
+                cmds[m] = (fs_backend_cmd){ .op = bufs[i], .len = lens[i], .client_id = upload,
+                                            .seq = atomic_fetch_add(&part_seq, 1) + 1 };
                 idx[m++] = i;
             }
         if (m == 0)
             break;
-        node_submit_many(k->n, cmds, m, k->timeout_ms);
+        k->b.ops->commands(k->b.ctx, cmds, m, k->timeout_ms);
         bool again = false;
         for (size_t j = 0; j < m; j++) {
             if (rc == 0) {
-                if (cmds[j].rc == NODE_ENOMEM)
+                if (cmds[j].rc == -ENOMEM)
                     rc = -ENOMEM;
-                else if (cmds[j].rc == NODE_ETIMEDOUT)
+                else if (cmds[j].rc == -ETIMEDOUT)
                     again = true;    /* no quorum in time: this part goes again */
-                else if (cmds[j].rc != NODE_OK)
+                else if (cmds[j].rc != 0)
                     rc = -EIO;       /* node stopping */
                 else if ((rc = map_status(kv_reply_status(cmds[j].reply, cmds[j].reply_len))) == 0)
                     done_part[idx[j]] = true;

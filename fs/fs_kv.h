@@ -1,8 +1,8 @@
 /*
  * fs_kv.h — the state-machine operations the FUSE layer needs, as plain C
- * calls: each one encodes a kv operation (raftkv/kv.h), submits it with
- * node_submit() (a linearizable read, or a replicated command with an
- * exactly-once (client id, seq) pair) and decodes the reply.
+ * calls: each one encodes a kv operation (raftkv/kv.h), submits it through
+ * the mount's backend (fs/fs_backend.h: a linearizable read, or a replicated
+ * command with an exactly-once (client id, seq) pair) and decodes the reply.
  *
  * Every function returns 0 (or a byte count) on success and a negative errno
  * on failure; -EIO means the deadline passed without an answer (no quorum:
@@ -14,7 +14,7 @@
  * command borrows a "session" (client id = base + slot) from a small pool for
  * its whole life, so one client id never has two commands in flight and its
  * sequence numbers reach the state machine in order; a retry inside the
- * deadline (node_submit's job) reuses the same pair.  The pool grows to the
+ * deadline (the backend's job) reuses the same pair.  The pool grows to the
  * number of FUSE threads that write at once.
  */
 #ifndef HSTORE_FS_KV_H
@@ -28,7 +28,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "node/node.h"
+#include "fs/fs_backend.h"
 
 typedef struct fs_attr {
     uint64_t ino;
@@ -47,12 +47,12 @@ enum {
     FS_SET_UID = 1 << 1,
     FS_SET_GID = 1 << 2,
     FS_SET_ATIME = 1 << 3,      /* to the given time */
-    FS_SET_ATIME_NOW = 1 << 4,  /* to the time the leader stamps on the command */
+    FS_SET_ATIME_NOW = 1 << 4,  /* to the time the proposing node stamps on the command */
     FS_SET_MTIME = 1 << 5,
     FS_SET_MTIME_NOW = 1 << 6,
 };
 
-/* A session registered with the cluster (node_register); a slot whose
+/* A session registered with the cluster (register_session); a slot whose
  * session expired is dropped, and one idle for FS_KV_SESSION_IDLE_MS is
  * replaced before use (the cluster may have expired it). */
 typedef struct fs_kv_session {
@@ -63,7 +63,7 @@ typedef struct fs_kv_session {
 #define FS_KV_SESSION_IDLE_MS (10 * 60 * 1000)
 
 typedef struct fs_kv {
-    node *n;
+    fs_backend b;
     int timeout_ms;
     uint64_t client_base;
     uint64_t holder;            /* this node's id: the holder of open-file references */
@@ -84,7 +84,7 @@ typedef struct fs_kv_held {
 } fs_kv_held;
 void fs_kv_held_drop(fs_kv *k, fs_kv_held *h);
 
-int fs_kv_init(fs_kv *k, node *n, uint64_t client_base, uint64_t holder, int timeout_ms);
+int fs_kv_init(fs_kv *k, const fs_backend *b, uint64_t client_base, uint64_t holder, int timeout_ms);
 void fs_kv_destroy(fs_kv *k);
 
 /* Ops that take (path, ino) address the inode when ino != 0 (the mount

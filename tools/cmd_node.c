@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fs/fs.h"
+#include "fs/fs_node_backend.h"
 #include "node/node.h"
 #include "tools/cli.h"
 #include "tools/cmds.h"
@@ -337,7 +338,8 @@ int cmd_node(int argc, char **argv)
         fs_options_init(&fo);
         fo.op_timeout_ms = a.cfg.op_timeout_ms;
         fo.max_file_size = a.cfg.max_file_size;
-        m = fs_start(n, a.mount, &fo, err, sizeof err);
+        fs_backend fb = fs_node_backend(n);
+        m = fs_start(&fb, a.mount, &fo, err, sizeof err);
         if (!m) {
             cli_err("node: cannot mount %s: %s", a.mount, err);
             node_stop(n);

@@ -1,13 +1,12 @@
 /*
- * fs_solo.c — the FUSE layer over a one-process stand-in for a node: the
- * state machine (raftkv/kv.c) applied directly, no Raft, no network.
+ * fs_solo.c — the FUSE layer over a one-process backend (fs/fs_backend.h):
+ * the state machine (raftkv/kv.c) applied directly, no Raft, no network.
  *
  * It exists to check the filesystem's POSIX behaviour (tests/cluster/
  * test_fs_posix.sh runs against it as well as against a real cluster) and to
- * debug fs/ in isolation.  It defines node_submit(), node_status(),
- * node_get_config() and the open-file reporting calls itself (reports are
- * applied right after every command), so it is linked with fs/ and the kv
- * objects only.
+ * debug fs/ in isolation.  Its backend applies every command at once, in
+ * order, answers reads from the same state machine, and applies the mount's
+ * open-file reports right after every command (what the node's loop does).
  *
  *   build/fs_solo MOUNTPOINT [--max-file-size N] [--max-bytes N] [--delay-ms N]
  *                 [--stall FILE]
@@ -29,21 +28,21 @@
 
 #include "fs/fs.h"
 #include "raftkv/kv.h"
-#include "node/node.h"
 
-struct node {
+typedef struct solo {
     pthread_mutex_t mu;
     kv *k;
     uint64_t index;
-    node_config cfg;
+    uint64_t id;                 /* the holder of the mount's open files */
+    int op_timeout_ms;
     int delay_ms;
     const char *stall_file;
-    node_open_fn open_fn;        /* the mount's open files (node_set_open_files) */
+    fs_backend_open_fn open_fn;  /* the mount's open files (set_open_files) */
     void *open_arg;
     uint64_t *open_buf;
     size_t open_cap;
     _Atomic uint64_t applied;    /* read without mu: the mount calls it under its own lock */
-};
+} solo;
 
 static int64_t now_ns(void)
 {
@@ -54,12 +53,12 @@ static int64_t now_ns(void)
 
 /* What node.c's loop does for open files, done at once after every command
  * (n->mu held): report the orphans the mount holds open as holder 1. */
-static void solo_report(node *n, bool force)
+static void solo_report(solo *n, bool force)
 {
     if (n->open_fn == NULL)
         return;
     kv_holder_view v;
-    kv_holder_get(n->k, n->cfg.id, &v);
+    kv_holder_get(n->k, n->id, &v);
     if (!force && v.known && !v.uncovered && v.n_held == 0)
         return;
     uint64_t since = UINT64_MAX;
@@ -86,7 +85,7 @@ static void solo_report(node *n, bool force)
     uint64_t covered = kv_applied_index(n->k);
     if (since < covered)
         covered = since;
-    kv_op op = { .type = KV_OP_HOLD, .holder = n->cfg.id, .off = covered, .data = data,
+    kv_op op = { .type = KV_OP_HOLD, .holder = n->id, .off = covered, .data = data,
                  .data_len = m * 8 };
     uint8_t *ob = NULL, *cmd = NULL, *reply = NULL;
     size_t ol = 0, cl = 0, rl = 0;
@@ -98,8 +97,9 @@ static void solo_report(node *n, bool force)
     free(data);
 }
 
-void node_set_open_files(node *n, node_open_fn fn, void *arg)
+static void solo_set_open_files(void *ctx, fs_backend_open_fn fn, void *arg)
 {
+    solo *n = ctx;
     pthread_mutex_lock(&n->mu);
     n->open_fn = fn;
     n->open_arg = arg;
@@ -108,29 +108,32 @@ void node_set_open_files(node *n, node_open_fn fn, void *arg)
     pthread_mutex_unlock(&n->mu);
 }
 
-bool node_open_files_known(node *n)
+static bool solo_open_files_known(void *ctx)
 {
+    solo *n = ctx;
     pthread_mutex_lock(&n->mu);
     kv_holder_view v;
-    kv_holder_get(n->k, n->cfg.id, &v);
+    kv_holder_get(n->k, n->id, &v);
     pthread_mutex_unlock(&n->mu);
     return v.known;
 }
 
-uint64_t node_applied_index(node *n)
+static uint64_t solo_applied_index(void *ctx)
 {
+    solo *n = ctx;
     return atomic_load(&n->applied);
 }
 
-int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t client_id,
-                uint64_t seq, int timeout_ms, uint8_t **reply, size_t *reply_len)
+/* A linearizable read (read) or a command, answered as the node would. */
+static int solo_submit(solo *n, const uint8_t *op, size_t len, bool read, uint64_t client_id,
+                       uint64_t seq, int timeout_ms, uint8_t **reply, size_t *reply_len)
 {
     if (timeout_ms <= 0)
-        timeout_ms = n->cfg.op_timeout_ms;
+        timeout_ms = n->op_timeout_ms;
     struct stat st;
     if (n->stall_file != NULL && stat(n->stall_file, &st) == 0) {
         usleep((useconds_t)timeout_ms * 1000);
-        return NODE_ETIMEDOUT;
+        return -ETIMEDOUT;
     }
     if (n->delay_ms > 0)
         usleep((useconds_t)n->delay_ms * 1000);
@@ -151,42 +154,56 @@ int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t clie
         atomic_store(&n->applied, kv_applied_index(n->k));
     }
     pthread_mutex_unlock(&n->mu);
-    return rc == 0 ? NODE_OK : NODE_ENOMEM;
+    return rc == 0 ? 0 : -ENOMEM;
 }
 
-/* The solo backend applies each command at once, in order. */
-int node_submit_many(node *n, node_cmd *cmds, size_t cnt, int timeout_ms)
+static int solo_read(void *ctx, const uint8_t *op, size_t len, int timeout_ms, uint8_t **reply,
+                     size_t *reply_len)
 {
-    int first = NODE_OK;
+    return solo_submit(ctx, op, len, true, 0, 0, timeout_ms, reply, reply_len);
+}
+
+static int solo_command(void *ctx, const uint8_t *op, size_t len, uint64_t client_id,
+                        uint64_t seq, int timeout_ms, uint8_t **reply, size_t *reply_len)
+{
+    return solo_submit(ctx, op, len, false, client_id, seq, timeout_ms, reply, reply_len);
+}
+
+/* Each command applied at once, in order. */
+static int solo_commands(void *ctx, fs_backend_cmd *cmds, size_t cnt, int timeout_ms)
+{
+    int first = 0;
     for (size_t i = 0; i < cnt; i++) {
         cmds[i].reply = NULL;
         cmds[i].reply_len = 0;
-        cmds[i].rc = node_submit(n, cmds[i].op, cmds[i].len, cmds[i].read, cmds[i].client_id,
+        cmds[i].rc = solo_submit(ctx, cmds[i].op, cmds[i].len, false, cmds[i].client_id,
                                  cmds[i].seq, timeout_ms, &cmds[i].reply, &cmds[i].reply_len);
-        if (cmds[i].rc != NODE_OK && first == NODE_OK)
+        if (cmds[i].rc != 0 && first == 0)
             first = cmds[i].rc;
     }
     return first;
 }
 
-int node_register(node *n, int timeout_ms, uint64_t *session_id)
+static int solo_register(void *ctx, int timeout_ms, uint64_t *session_id)
 {
+    solo *n = ctx;
     kv_op o = {.type = KV_OP_REGISTER};
     uint8_t *ob, *rep = NULL;
     size_t ol, rlen = 0;
     *session_id = 0;
     if (kv_op_encode(&o, &ob, &ol) != 0)
-        return NODE_ENOMEM;
-    int rc = node_submit(n, ob, ol, false, 1, 0, timeout_ms, &rep, &rlen);
+        return -ENOMEM;
+    int rc = solo_submit(n, ob, ol, false, 1, 0, timeout_ms, &rep, &rlen);
     free(ob);
-    if (rc == NODE_OK)
+    if (rc == 0)
         *session_id = kv_reply_session_id(rep, rlen);
     free(rep);
-    return rc == NODE_OK && !*session_id ? NODE_ENOMEM : rc;
+    return rc == 0 && !*session_id ? -ENOMEM : rc;
 }
 
-void node_status(node *n, raft_status *st)
+static void solo_status(void *ctx, raft_status *st)
 {
+    solo *n = ctx;
     memset(st, 0, sizeof *st);
     pthread_mutex_lock(&n->mu);
     st->id = 1;
@@ -200,16 +217,16 @@ void node_status(node *n, raft_status *st)
     pthread_mutex_unlock(&n->mu);
 }
 
-const char *raft_role_name(raft_role role)
-{
-    static const char *names[] = { "follower", "pre-candidate", "candidate", "leader" };
-    return (unsigned)role < 4 ? names[role] : "?";
-}
-
-const node_config *node_get_config(const node *n)
-{
-    return &n->cfg;
-}
+static const fs_backend_ops solo_ops = {
+    .read = solo_read,
+    .command = solo_command,
+    .commands = solo_commands,
+    .register_session = solo_register,
+    .status = solo_status,
+    .set_open_files = solo_set_open_files,
+    .open_files_known = solo_open_files_known,
+    .applied_index = solo_applied_index,
+};
 
 int main(int argc, char **argv)
 {
@@ -218,16 +235,16 @@ int main(int argc, char **argv)
                 "[--delay-ms N] [--stall FILE] [--op-timeout-ms N]\n", argv[0]);
         return 2;
     }
-    static node n;
+    static solo n;
     memset(&n, 0, sizeof n);
     pthread_mutex_init(&n.mu, NULL);
-    n.cfg.id = 1;
-    n.cfg.op_timeout_ms = 2000;
-    n.cfg.max_file_size = 1ull << 30;
+    n.id = 1;
+    n.op_timeout_ms = 2000;
+    uint64_t max_file_size = 1ull << 30;
     kv_limits lim = { 0, 0, 0 };
     for (int i = 2; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--max-file-size") == 0)
-            n.cfg.max_file_size = strtoull(argv[i + 1], NULL, 0);
+            max_file_size = strtoull(argv[i + 1], NULL, 0);
         else if (strcmp(argv[i], "--max-bytes") == 0)
             lim.max_total_bytes = strtoull(argv[i + 1], NULL, 0);
         else if (strcmp(argv[i], "--delay-ms") == 0)
@@ -235,9 +252,9 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--stall") == 0)
             n.stall_file = argv[i + 1];
         else if (strcmp(argv[i], "--op-timeout-ms") == 0)
-            n.cfg.op_timeout_ms = atoi(argv[i + 1]);
+            n.op_timeout_ms = atoi(argv[i + 1]);
     }
-    lim.max_file_size = n.cfg.max_file_size;
+    lim.max_file_size = max_file_size;
     n.k = kv_new(&lim);
     if (n.k == NULL)
         return 1;
@@ -252,7 +269,9 @@ int main(int argc, char **argv)
     fs_options_init(&o);
     o.debug = getenv("HSTORE_FS_DEBUG") != NULL;
     char err[512];
-    fs_mount *m = fs_start(&n, argv[1], &o, err, sizeof err);
+    fs_backend b = { .ops = &solo_ops, .ctx = &n, .id = n.id, .op_timeout_ms = n.op_timeout_ms,
+                     .max_file_size = max_file_size };
+    fs_mount *m = fs_start(&b, argv[1], &o, err, sizeof err);
     if (m == NULL) {
         fprintf(stderr, "fs_solo: %s\n", err);
         kv_free(n.k);
