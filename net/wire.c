@@ -2,12 +2,19 @@
  * wire.c — encoder and bounds-checked decoder of hstore frames (see wire.h
  * for the layout).
  *
- * The decoder is a cursor (struct rd) over the payload with a sticky error:
- * every get_* first checks that the bytes exist, and once anything failed all
+ * Both sides go through raftkv/byte.h and the raft_conf encoding of
+ * raftkv/conf_codec.h; what is added here is the NET_E* code of a failure.
+ * The encoder is byte.h's writer over the caller's net_buf, plus the first
+ * NET_EINVAL (a value the wire cannot represent).  The decoder is byte.h's
+ * reader over the payload, plus NET_EMALFORMED once a field is out of range:
+ * every read first checks that the bytes exist, and once anything failed all
  * further reads return zeros, so a decode function reads its fields in order
- * and checks the error once.  Counts are validated against the bytes left
- * (times the smallest possible element size) BEFORE anything is allocated,
- * so a forged count cannot make the decoder allocate gigabytes.
+ * and checks the error once (a short read is NET_ETRUNC).  A configuration
+ * that does not decode (a count over RAFT_MAX_NODES, an address too long or
+ * holding a NUL, or cut short inside a frame whose length is right) is
+ * NET_EMALFORMED.  Counts are validated against the bytes left (times the
+ * smallest possible element size) BEFORE anything is allocated, so a forged
+ * count cannot make the decoder allocate gigabytes.
  */
 #include "net/wire.h"
 
@@ -15,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "raftkv/byte.h"
+#include "raftkv/conf_codec.h"
 #include "raftkv/crc32c.h"
 
 /* ---- error accounting ------------------------------------------------------ */
@@ -67,30 +76,7 @@ const char *net_strerror(int rc)
     }
 }
 
-/* ---- little-endian helpers ---------------------------------------------------- */
-
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-/* ---- writer --------------------------------------------------------------------- */
+/* ---- writer ------------------------------------------------------------------ */
 
 void net_buf_free(net_buf *b)
 {
@@ -101,66 +87,32 @@ void net_buf_free(net_buf *b)
     b->len = b->cap = 0;
 }
 
+/* byte.h's writer over the caller's net_buf, and the first NET_EINVAL (a
+ * value the wire cannot represent); running out of memory is the writer's
+ * own oom flag. */
 typedef struct wr {
-    net_buf *b;
+    bytes_w b;
+    net_buf *out;
     int err;
 } wr;
 
-static uint8_t *wr_room(wr *w, size_t n)
+static void w_fail(wr *w, int code)
 {
-    if (w->err)
-        return NULL;
-    net_buf *b = w->b;
-    if (n > SIZE_MAX - b->len) {
-        w->err = NET_EINVAL;
-        return NULL;
-    }
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n)
-            cap = cap > SIZE_MAX / 2 ? b->len + n : cap * 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            w->err = NET_ENOMEM;
-            return NULL;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    uint8_t *p = b->p + b->len;
-    b->len += n;
-    return p;
+    if (!w->err)
+        w->err = code;
 }
-
-static void w8(wr *w, uint8_t v)
-{
-    uint8_t *p = wr_room(w, 1);
-    if (p)
-        *p = v;
-}
-static void w32(wr *w, uint32_t v)
-{
-    uint8_t *p = wr_room(w, 4);
-    if (p)
-        put32(p, v);
-}
-static void w64(wr *w, uint64_t v)
-{
-    uint8_t *p = wr_room(w, 8);
-    if (p)
-        put64(p, v);
-}
+static void w8(wr *w, uint8_t v) { bw_u8(&w->b, v); }
+static void w32(wr *w, uint32_t v) { bw_u32(&w->b, v); }
+static void w64(wr *w, uint64_t v) { bw_u64(&w->b, v); }
 static void wbytes(wr *w, const void *src, size_t n)
 {
     if (n == 0)
         return;
     if (!src) {
-        w->err = NET_EINVAL;
+        w_fail(w, NET_EINVAL);
         return;
     }
-    uint8_t *p = wr_room(w, n);
-    if (p)
-        memcpy(p, src, n);
+    bw_put(&w->b, src, n);
 }
 /* A short string from a fixed char[NET_ADDR_MAX] array: u8 length + bytes.
  * The array must hold a NUL terminator within its size. */
@@ -168,7 +120,7 @@ static void wstr(wr *w, const char *s, size_t max)
 {
     const char *nul = memchr(s, '\0', max);
     if (!nul) {
-        w->err = NET_EINVAL;
+        w_fail(w, NET_EINVAL);
         return;
     }
     size_t n = (size_t)(nul - s);
@@ -178,75 +130,68 @@ static void wstr(wr *w, const char *s, size_t max)
 
 static void frame_begin(wr *w, net_buf *out)
 {
-    w->b = out;
+    w->out = out;
     w->err = 0;
-    out->len = 0;
-    wr_room(w, NET_HDR_LEN);
+    w->b = (bytes_w){.p = out->p, .len = 0, .cap = out->cap};
+    bw_room(&w->b, NET_HDR_LEN);
 }
 
 static int frame_end(wr *w, uint8_t type)
 {
-    if (w->err) {
-        w->b->len = 0;
+    net_buf *b = w->out;
+    b->p = w->b.p;      /* the writer may have moved the buffer */
+    b->cap = w->b.cap;
+    b->len = 0;
+    if (w->err)
         return w->err;
-    }
-    net_buf *b = w->b;
-    size_t plen = b->len - NET_HDR_LEN;
-    if (plen > NET_MAX_PAYLOAD) {
-        b->len = 0;
+    if (w->b.oom)
+        return NET_ENOMEM;
+    size_t plen = w->b.len - NET_HDR_LEN;
+    if (plen > NET_MAX_PAYLOAD)
         return NET_EINVAL;
-    }
     uint8_t *h = b->p;
-    put32(h, NET_MAGIC);
+    byte_put32(h, NET_MAGIC);
     h[4] = NET_VERSION;
     h[5] = type;
-    put16(h + 6, 0);
-    put32(h + 8, (uint32_t)plen);
-    put32(h + 12, crc32c(0, b->p + NET_HDR_LEN, plen));
+    byte_put16(h + 6, 0);
+    byte_put32(h + 8, (uint32_t)plen);
+    byte_put32(h + 12, crc32c(0, b->p + NET_HDR_LEN, plen));
+    b->len = w->b.len;
     return NET_OK;
 }
 
 /* ---- reader ------------------------------------------------------------------------ */
 
+/* byte.h's reader over the payload, and NET_EMALFORMED once a field was out
+ * of range (which also stops every later read); a read past the end is
+ * NET_ETRUNC. */
 typedef struct rd {
-    const uint8_t *p;
-    size_t left;
+    bytes_r b;
     int err;
 } rd;
 
-static const uint8_t *rd_take(rd *r, size_t n)
+static int rd_err(const rd *r)
 {
     if (r->err)
-        return NULL;
-    if (n > r->left) {
-        r->err = NET_ETRUNC;
-        return NULL;
-    }
-    const uint8_t *p = r->p;
-    r->p += n;
-    r->left -= n;
-    return p;
+        return r->err;
+    return r->b.bad ? NET_ETRUNC : NET_OK;
 }
-static uint8_t r8(rd *r)
+/* A field out of range; the first failure (a short read included) wins. */
+static void rd_fail(rd *r, int code)
 {
-    const uint8_t *p = rd_take(r, 1);
-    return p ? *p : 0;
+    if (!r->b.bad)
+        r->err = code;
+    r->b.bad = true;
 }
-static uint32_t r32(rd *r)
-{
-    const uint8_t *p = rd_take(r, 4);
-    return p ? get32(p) : 0;
-}
-static uint64_t r64(rd *r)
-{
-    const uint8_t *p = rd_take(r, 8);
-    return p ? get64(p) : 0;
-}
+static const uint8_t *rd_take(rd *r, size_t n) { return br_take(&r->b, n); }
+static uint8_t r8(rd *r) { return br_u8(&r->b); }
+static uint32_t r32(rd *r) { return br_u32(&r->b); }
+static uint64_t r64(rd *r) { return br_u64(&r->b); }
 static bool rbool(rd *r)
 {
     uint8_t v = r8(r);
-    if (v > 1 && !r->err)
-        r->err = NET_EMALFORMED;
+    if (v > 1)
+        rd_fail(r, NET_EMALFORMED);
     return v == 1;
 }
 /* Reads a u8-length string into dst[max] (NUL-terminated).  Embedded NULs and
@@ -255,17 +200,17 @@ static void rstr(rd *r, char *dst, size_t max)
 {
     dst[0] = '\0';
     uint8_t n = r8(r);
-    if (r->err)
+    if (r->b.bad)
         return;
     if ((size_t)n >= max) {
-        r->err = NET_EMALFORMED;
+        rd_fail(r, NET_EMALFORMED);
         return;
     }
     const uint8_t *p = rd_take(r, n);
     if (!p)
         return;
     if (memchr(p, '\0', n)) {
-        r->err = NET_EMALFORMED;
+        rd_fail(r, NET_EMALFORMED);
         return;
     }
     memcpy(dst, p, n);
@@ -276,7 +221,7 @@ static const uint8_t *rblob(rd *r, uint32_t *len)
 {
     uint32_t n = r32(r);
     *len = 0;
-    if (r->err)
+    if (r->b.bad)
         return NULL;
     const uint8_t *p = rd_take(r, n);
     if (!p)
@@ -292,14 +237,14 @@ static int frame_check(const void *buf, size_t len, net_hdr *h)
     const uint8_t *p = buf;
     if (!buf || len < NET_HDR_LEN)
         return NET_ETRUNC;
-    if (get32(p) != NET_MAGIC)
+    if (byte_get32(p) != NET_MAGIC)
         return NET_EMAGIC;
     net_hdr hh;
     hh.version = p[4];
     hh.type = p[5];
-    hh.flags = get16(p + 6);
-    hh.len = get32(p + 8);
-    hh.crc = get32(p + 12);
+    hh.flags = byte_get16(p + 6);
+    hh.len = byte_get32(p + 8);
+    hh.crc = byte_get32(p + 12);
     if (hh.version != NET_VERSION)
         return NET_EVERSION;
     if (hh.type == 0 || hh.type >= NET_MSG_TYPE_MAX)
@@ -333,8 +278,7 @@ static int open_payload(const void *buf, size_t len, uint8_t want, rd *r)
         return rc;
     if (h.type != want)
         return NET_ETYPE;
-    r->p = (const uint8_t *)buf + NET_HDR_LEN;
-    r->left = h.len;
+    r->b = br_init((const uint8_t *)buf + NET_HDR_LEN, h.len);
     r->err = 0;
     return NET_OK;
 }
@@ -342,43 +286,40 @@ static int open_payload(const void *buf, size_t len, uint8_t want, rd *r)
 /* The payload must be consumed exactly. */
 static int close_payload(rd *r)
 {
-    if (r->err)
-        return r->err;
-    if (r->left != 0)
+    int rc = rd_err(r);
+    if (rc != NET_OK)
+        return rc;
+    if (br_left(&r->b) != 0)
         return NET_EMALFORMED;
     return NET_OK;
 }
 
 /* ---- shared pieces: conf and status ------------------------------------------------ */
 
+/* conf_codec's encoding, refusing (NET_EINVAL) what it would not encode
+ * faithfully: too many members, or an address without its terminator. */
 static void w_conf(wr *w, const raft_conf *c)
 {
     if (c->n > RAFT_MAX_NODES) {
-        w->err = w->err ? w->err : NET_EINVAL;
+        w_fail(w, NET_EINVAL);
         return;
     }
-    w8(w, (uint8_t)c->n);
-    for (uint32_t i = 0; i < c->n; i++) {
-        w64(w, c->ids[i]);
-        wstr(w, c->addrs[i], RAFT_ADDR_MAX);
-    }
+    for (uint32_t i = 0; i < c->n; i++)
+        if (!memchr(c->addrs[i], '\0', RAFT_ADDR_MAX)) {
+            w_fail(w, NET_EINVAL);
+            return;
+        }
+    raft_conf_put(&w->b, c);
 }
 
 static void r_conf(rd *r, raft_conf *c)
 {
-    memset(c, 0, sizeof(*c));
-    uint8_t n = r8(r);
-    if (r->err)
+    if (r->b.bad) {
+        memset(c, 0, sizeof(*c));
         return;
-    if (n > RAFT_MAX_NODES) {
+    }
+    if (!raft_conf_get(&r->b, c))
         r->err = NET_EMALFORMED;
-        return;
-    }
-    c->n = n;
-    for (uint32_t i = 0; i < n && !r->err; i++) {
-        c->ids[i] = r64(r);
-        rstr(r, c->addrs[i], RAFT_ADDR_MAX);
-    }
 }
 
 static void w_status(wr *w, const raft_status *s)
@@ -395,14 +336,14 @@ static void w_status(wr *w, const raft_status *s)
     w64(w, s->snapshot_index);
     w_conf(w, &s->conf);
     if (s->n_peers > RAFT_MAX_NODES || (unsigned)s->role > RAFT_LEADER) {
-        w->err = w->err ? w->err : NET_EINVAL;
+        w_fail(w, NET_EINVAL);
         return;
     }
     w8(w, (uint8_t)s->n_peers);
     for (uint32_t i = 0; i < s->n_peers; i++) {
         const raft_peer_status *p = &s->peers[i];
         if (p->state < 0 || p->state > 255) {
-            w->err = w->err ? w->err : NET_EINVAL;
+            w_fail(w, NET_EINVAL);
             return;
         }
         w64(w, p->id);
@@ -418,8 +359,8 @@ static void r_status(rd *r, raft_status *s)
     memset(s, 0, sizeof(*s));
     s->id = r64(r);
     uint8_t role = r8(r);
-    if (!r->err && role > RAFT_LEADER)
-        r->err = NET_EMALFORMED;
+    if (role > RAFT_LEADER)
+        rd_fail(r, NET_EMALFORMED);
     s->role = (raft_role)role;
     s->term = r64(r);
     s->vote = r64(r);
@@ -431,14 +372,14 @@ static void r_status(rd *r, raft_status *s)
     s->snapshot_index = r64(r);
     r_conf(r, &s->conf);
     uint8_t n = r8(r);
-    if (r->err)
+    if (r->b.bad)
         return;
     if (n > RAFT_MAX_NODES) {
-        r->err = NET_EMALFORMED;
+        rd_fail(r, NET_EMALFORMED);
         return;
     }
     s->n_peers = n;
-    for (uint32_t i = 0; i < n && !r->err; i++) {
+    for (uint32_t i = 0; i < n && !r->b.bad; i++) {
         raft_peer_status *p = &s->peers[i];
         p->id = r64(r);
         p->match = r64(r);
@@ -461,7 +402,7 @@ int net_encode_raft(const raft_msg *m, net_buf *out)
     wr w;
     frame_begin(&w, out);
     if (m->type == 0 || m->type >= RAFT_MSG_TYPE_MAX || (m->n_entries && !m->entries))
-        w.err = NET_EINVAL;
+        w_fail(&w, NET_EINVAL);
     w8(&w, m->type);
     w64(&w, m->from);
     w64(&w, m->to);
@@ -478,7 +419,7 @@ int net_encode_raft(const raft_msg *m, net_buf *out)
     w64(&w, m->snap_len);
     w_conf(&w, &m->conf);
     w32(&w, m->n_entries);
-    for (uint32_t i = 0; i < m->n_entries && !w.err; i++) {
+    for (uint32_t i = 0; i < m->n_entries && !w.err && !w.b.oom; i++) {
         const raft_entry *e = &m->entries[i];
         w64(&w, e->term);
         w64(&w, e->index);
@@ -498,7 +439,7 @@ static int decode_raft(const void *buf, size_t len, raft_msg *m)
     if (rc < 0)
         return rc;
     m->type = r8(&r);
-    if (!r.err && (m->type == 0 || m->type >= RAFT_MSG_TYPE_MAX))
+    if (!r.b.bad && (m->type == 0 || m->type >= RAFT_MSG_TYPE_MAX))
         return NET_EMALFORMED;
     m->from = r64(&r);
     m->to = r64(&r);
@@ -507,7 +448,7 @@ static int decode_raft(const void *buf, size_t len, raft_msg *m)
     m->log_term = r64(&r);
     m->commit = r64(&r);
     uint8_t fl = r8(&r);
-    if (!r.err && (fl & ~RF_ALL))
+    if (!r.b.bad && (fl & ~RF_ALL))
         return NET_EMALFORMED;
     m->reject = fl & RF_REJECT;
     m->transfer = fl & RF_TRANSFER;
@@ -519,11 +460,12 @@ static int decode_raft(const void *buf, size_t len, raft_msg *m)
     m->snap_len = r64(&r);
     r_conf(&r, &m->conf);
     uint32_t n = r32(&r);
-    if (r.err)
-        return r.err;
+    rc = rd_err(&r);
+    if (rc != NET_OK)
+        return rc;
     /* A count is believable only if that many minimal entries fit in what is
      * left; checked before the allocation it sizes. */
-    if ((uint64_t)n * ENTRY_MIN > r.left)
+    if ((uint64_t)n * ENTRY_MIN > br_left(&r.b))
         return NET_EMALFORMED;
     if (n) {
         m->entries = calloc(n, sizeof(raft_entry));
@@ -531,13 +473,13 @@ static int decode_raft(const void *buf, size_t len, raft_msg *m)
             return NET_ENOMEM;
         m->n_entries = n;
     }
-    for (uint32_t i = 0; i < n && !r.err; i++) {
+    for (uint32_t i = 0; i < n && !r.b.bad; i++) {
         raft_entry *e = &m->entries[i];
         e->term = r64(&r);
         e->index = r64(&r);
         e->type = r8(&r);
-        if (!r.err && e->type > RAFT_ENTRY_CONF)
-            r.err = NET_EMALFORMED;
+        if (e->type > RAFT_ENTRY_CONF)
+            rd_fail(&r, NET_EMALFORMED);
         /* The core's entries are mutable in type only; the bytes stay in buf. */
         e->data = (uint8_t *)(uintptr_t)rblob(&r, &e->len);
     }
@@ -576,7 +518,7 @@ int net_encode_client_req(const net_client_req *q, net_buf *out)
     wr w;
     frame_begin(&w, out);
     if (q->flags & ~NET_REQ_FLAGS)
-        w.err = NET_EINVAL;
+        w_fail(&w, NET_EINVAL);
     w64(&w, q->client_id);
     w64(&w, q->seq);
     w64(&w, q->req_id);
@@ -598,8 +540,8 @@ int net_decode_client_req(const void *buf, size_t len, net_client_req *q)
         q->seq = r64(&r);
         q->req_id = r64(&r);
         q->flags = r8(&r);
-        if (!r.err && (q->flags & ~NET_REQ_FLAGS))
-            r.err = NET_EMALFORMED;
+        if (q->flags & ~NET_REQ_FLAGS)
+            rd_fail(&r, NET_EMALFORMED);
         q->op = rblob(&r, &q->op_len);
         rc = close_payload(&r);
     }
@@ -615,7 +557,7 @@ int net_encode_client_resp(const net_client_resp *s, net_buf *out)
     wr w;
     frame_begin(&w, out);
     if (s->status >= NET_ST_MAX)
-        w.err = NET_EINVAL;
+        w_fail(&w, NET_EINVAL);
     w64(&w, s->req_id);
     w8(&w, s->status);
     w64(&w, s->leader_id);
@@ -635,8 +577,8 @@ int net_decode_client_resp(const void *buf, size_t len, net_client_resp *s)
     if (rc == 0) {
         s->req_id = r64(&r);
         s->status = r8(&r);
-        if (!r.err && s->status >= NET_ST_MAX)
-            r.err = NET_EMALFORMED;
+        if (s->status >= NET_ST_MAX)
+            rd_fail(&r, NET_EMALFORMED);
         s->leader_id = r64(&r);
         rstr(&r, s->leader_addr, NET_ADDR_MAX);
         s->reply = rblob(&r, &s->reply_len);

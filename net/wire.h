@@ -12,8 +12,9 @@
  *       12    4 crc       CRC32C (Castagnoli) of the payload
  *       16    . payload
  *
- * All integers are little-endian and fixed width; strings and byte arrays are
- * a length followed by the bytes.
+ * All integers are little-endian and fixed width (raftkv/byte.h); strings and
+ * byte arrays are a length followed by the bytes; a raft_conf (in RAFT and
+ * STATUS_RESP payloads) is laid out as raftkv/conf_codec.h says.
  *
  * On the wire every frame is followed by a NET_TRAILER_LEN-byte
  * authentication trailer (auth.h): sender id, epoch, counter and a MAC over
@@ -48,7 +49,9 @@
 #include "raftkv/raft.h"
 
 #define NET_MAGIC 0x52545348u          /* bytes 'H','S','T','R' little-endian */
-#define NET_VERSION 2            /* 2: frames carry the authentication trailer */
+/* 2: frames carry the authentication trailer; 3: a raft_conf is encoded by
+ * raftkv/conf_codec.h (member count u32, was u8). */
+#define NET_VERSION 3
 #define NET_HDR_LEN 16
 /* Bytes after every frame on the wire: sender u64, epoch u64, counter u64,
  * MAC 16 bytes (see auth.h). */

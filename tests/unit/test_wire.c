@@ -527,8 +527,10 @@ static void test_wrong_type_rejected(void **state)
 }
 
 /* Payload offsets in a RAFT frame (see wire.c): type 1, six u64, flags 1,
- * five u64 = 90 bytes, then the conf count. */
+ * five u64 = 90 bytes, then the conf (conf_codec.h: count u32, then per
+ * member id u64, address length u8, address), then the entry count. */
 #define RAFT_CONF_OFF 90
+#define RAFT_ENTRIES_OFF (RAFT_CONF_OFF + 4)   /* after a conf of no members */
 
 static void test_forged_counts_rejected(void **state)
 {
@@ -541,19 +543,24 @@ static void test_forged_counts_rejected(void **state)
     size_t n = mkframe(NET_MSG_RAFT, pl, 200, fr);
     raft_msg m;
     assert_int_equal(net_decode_raft(fr, n, &m), NET_EMALFORMED);
+    /* ... also when only its high byte is set */
+    pl[RAFT_CONF_OFF] = 0;
+    pl[RAFT_CONF_OFF + 3] = 0x80;
+    n = mkframe(NET_MSG_RAFT, pl, 200, fr);
+    assert_int_equal(net_decode_raft(fr, n, &m), NET_EMALFORMED);
+    pl[RAFT_CONF_OFF + 3] = 0;
 
     /* entry count of 2^32-1 with a few bytes behind it: rejected before any
      * allocation (ASan would flag a multi-GiB calloc) */
-    pl[RAFT_CONF_OFF] = 0;
-    memset(pl + RAFT_CONF_OFF + 1, 0xff, 4);
-    n = mkframe(NET_MSG_RAFT, pl, RAFT_CONF_OFF + 1 + 4 + 40, fr);
+    memset(pl + RAFT_ENTRIES_OFF, 0xff, 4);
+    n = mkframe(NET_MSG_RAFT, pl, RAFT_ENTRIES_OFF + 4 + 40, fr);
     assert_int_equal(net_decode_raft(fr, n, &m), NET_EMALFORMED);
     assert_null(m.entries);
 
     /* count of 1 entry whose length claims more bytes than remain */
-    memset(pl + RAFT_CONF_OFF + 1, 0, 4);
-    pl[RAFT_CONF_OFF + 1] = 1;
-    size_t e = RAFT_CONF_OFF + 5;
+    memset(pl + RAFT_ENTRIES_OFF, 0, 4);
+    pl[RAFT_ENTRIES_OFF] = 1;
+    size_t e = RAFT_ENTRIES_OFF + 4;
     memset(pl + e, 0, 17);               /* term, index, type NORMAL */
     pl[e + 17] = 0xff; pl[e + 18] = 0xff; pl[e + 19] = 0; pl[e + 20] = 0;  /* len 65535 */
     n = mkframe(NET_MSG_RAFT, pl, e + 21 + 10, fr);
@@ -614,6 +621,58 @@ static void test_forged_counts_rejected(void **state)
     b.p[NET_HDR_LEN + 24] = 0x04;   /* not a NET_REQ_* flag */
     refresh_crc(b.p, b.len);
     assert_int_equal(net_decode_client_req(b.p, b.len, &qq), NET_EMALFORMED);
+    net_buf_free(&b);
+}
+
+/* A configuration that does not decode makes the whole frame malformed:
+ * an address as long as RAFT_ADDR_MAX, an address holding a NUL, a member
+ * count past the members present; in a RAFT frame and in a STATUS_RESP. */
+static void test_malformed_conf_rejected(void **state)
+{
+    (void)state;
+    net_buf b = {0};
+    raft_msg in = {.type = RAFT_MSG_SNAPSHOT}, m;
+    fill_conf(&in.conf, 2);
+    size_t al = strlen(in.conf.addrs[0]);
+    /* member 0: id at +4, address length at +12, address at +13 */
+    size_t c = NET_HDR_LEN + RAFT_CONF_OFF;
+    assert_int_equal(net_encode_raft(&in, &b), 0);
+    assert_int_equal(b.p[c], 2);
+    assert_int_equal(b.p[c + 12], al);
+    assert_int_equal(net_decode_raft(b.p, b.len, &m), 0);
+    assert_conf_equal(&m.conf, &in.conf);
+    net_raft_msg_free(&m);
+
+    b.p[c + 12] = RAFT_ADDR_MAX;            /* too long to hold with its NUL */
+    refresh_crc(b.p, b.len);
+    assert_int_equal(net_decode_raft(b.p, b.len, &m), NET_EMALFORMED);
+    assert_null(m.entries);
+    assert_int_equal(m.conf.n, 0);
+
+    assert_int_equal(net_encode_raft(&in, &b), 0);
+    b.p[c + 13 + 2] = 0;                    /* a NUL inside the address */
+    refresh_crc(b.p, b.len);
+    assert_int_equal(net_decode_raft(b.p, b.len, &m), NET_EMALFORMED);
+
+    assert_int_equal(net_encode_raft(&in, &b), 0);
+    b.p[c] = 3;                             /* more members than the frame holds */
+    refresh_crc(b.p, b.len);
+    assert_int_equal(net_decode_raft(b.p, b.len, &m), NET_EMALFORMED);
+    assert_int_equal(m.conf.n, 0);
+
+    /* the status answer carries a conf too (after req_id, addr, ten fields) */
+    net_status_resp st, out;
+    full_status(&st);
+    assert_int_equal(net_encode_status_resp(&st, &b), 0);
+    size_t sc = NET_HDR_LEN + 8 + 1 + strlen(st.addr) + 8 + 1 + 8 * 8;
+    assert_int_equal(b.p[sc], RAFT_MAX_NODES);
+    b.p[sc + 12] = 0xff;
+    refresh_crc(b.p, b.len);
+    assert_int_equal(net_decode_status_resp(b.p, b.len, &out), NET_EMALFORMED);
+    assert_int_equal(net_encode_status_resp(&st, &b), 0);
+    b.p[sc + 1] = 1;                        /* a count of 2^8 + RAFT_MAX_NODES */
+    refresh_crc(b.p, b.len);
+    assert_int_equal(net_decode_status_resp(b.p, b.len, &out), NET_EMALFORMED);
     net_buf_free(&b);
 }
 
@@ -864,6 +923,7 @@ int main(void)
         cmocka_unit_test(test_flipped_byte_detected),
         cmocka_unit_test(test_wrong_type_rejected),
         cmocka_unit_test(test_forged_counts_rejected),
+        cmocka_unit_test(test_malformed_conf_rejected),
         cmocka_unit_test(test_encoder_rejects_unrepresentable),
         cmocka_unit_test(test_random_input),
         cmocka_unit_test(test_errors_are_counted),
