@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "net/net_util.h"
+#include "raftkv/hex.h"
 
 #define KDF_CONTEXT "hstore-2"   /* crypto_kdf_CONTEXTBYTES = 8 */
 enum { SUBKEY_PEER = 1, SUBKEY_REQ = 2, SUBKEY_RESP = 3 };
@@ -55,17 +56,6 @@ int net_auth_from_secret(net_auth *a, const uint8_t *secret, size_t len)
         return NET_EINVAL;
     derive(a, secret, len, true);
     return NET_OK;
-}
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 int net_auth_load(net_auth *a, const char *path, char *err, size_t errlen)
@@ -110,7 +100,7 @@ int net_auth_load(net_auth *a, const char *path, char *err, size_t errlen)
             ok = hi < 0;   /* no white space between the two digits of a byte */
             continue;
         }
-        int v = hexval(c);
+        int v = hex_digit_value(c);
         if (v < 0 || (hi < 0 && len == sizeof secret)) {
             ok = false;
         } else if (hi < 0) {

@@ -28,6 +28,7 @@
 
 #include <editline/readline.h>
 
+#include "raftkv/hex.h"
 #include "tools/cli.h"
 #include "tools/cli_net.h"
 #include "tools/cmds.h"
@@ -63,17 +64,6 @@ typedef struct token {
 } token;
 
 #define MAX_TOKENS 8
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Splits line into tokens.  Returns the count, or -1 with *why set for an
  * unterminated quote or too many arguments.  Tokens are malloc'ed. */
@@ -117,8 +107,8 @@ static int tokenize(const char *line, token *tok, int max, const char **why)
                         case 'b': out[len++] = '\b'; break;
                         case '0': out[len++] = '\0'; break;
                         case 'x':
-                            if (hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-                                out[len++] = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+                            if (hex_byte(p + 1) >= 0) {
+                                out[len++] = (char)hex_byte(p + 1);
                                 p += 2;
                             } else {
                                 out[len++] = 'x';

@@ -42,6 +42,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "raftkv/hex.h"
+
 /* ==== history ============================================================== */
 
 void lc_history_init(lc_history *h)
@@ -152,17 +154,6 @@ static bool unreserved(unsigned char c)
            c == '.' || c == '_' || c == '-';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 char *lc_encode(const void *p, size_t n)
 {
     const unsigned char *b = p;
@@ -178,10 +169,9 @@ char *lc_encode(const void *p, size_t n)
         if (unreserved(b[i])) {
             out[o++] = (char)b[i];
         } else {
-            static const char hex[] = "0123456789ABCDEF";
             out[o++] = '%';
-            out[o++] = hex[b[i] >> 4];
-            out[o++] = hex[b[i] & 15];
+            out[o++] = hex_digit_upper(b[i] >> 4);
+            out[o++] = hex_digit_upper(b[i]);
         }
     }
     out[o] = '\0';
@@ -200,10 +190,10 @@ int lc_decode(const char *field, size_t len, char *out, size_t *outlen)
         if (c == '%') {
             if (i + 2 >= len)
                 return -1;
-            int hi = hexval(field[i + 1]), lo = hexval(field[i + 2]);
-            if (hi < 0 || lo < 0)
+            int v = hex_byte(field + i + 1);
+            if (v < 0)
                 return -1;
-            out[o++] = (char)(hi << 4 | lo);
+            out[o++] = (char)v;
             i += 2;
         } else if (unreserved(c)) {
             out[o++] = (char)c;
