@@ -38,15 +38,28 @@ ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
 all: bin/hstore $(UNIT_BIN)
 
+# One line per public target (the *.mk fragments add the ones past `run`).
 help:
-	@echo "make            build bin/hstore and the unit tests"
-	@echo "make deps       install the Debian packages hstore needs (as root)"
-	@echo "make test       deps, build, unit tests (plain and ASan/UBSan), cluster tests"
-	@echo "make test-unit  unit tests only (plain build)"
-	@echo "make test-long  long randomized runs"
-	@echo "make test-stress  make test STRESS_RUNS times (default 3) with both cores kept busy"
-	@echo "make coverage   line coverage of raftkv/raft.c"
-	@echo "make run        start a local 3-node cluster with its mounts"
+	@echo "make                build bin/hstore and the unit tests (same as make all)"
+	@echo "make deps           install the Debian packages hstore needs (as root)"
+	@echo "make test           deps, build, unit tests (plain and ASan/UBSan), cluster tests"
+	@echo "make test-unit      unit tests only (plain build)"
+	@echo "make test-asan      unit tests under ASan/UBSan"
+	@echo "make test-cluster   the multi-process cluster tests (tests/cluster/run-all.sh; CL_ONLY=NAME runs one)"
+	@echo "make test-long      long randomized runs of the unit and cluster tests"
+	@echo "make test-stress    make test STRESS_RUNS times (default 3) with both cores kept busy"
+	@echo "make format-check   check that the sources match .clang-format"
+	@echo "make coverage       line coverage of the Raft core (raftkv/raft*.c) under its tests"
+	@echo "make run            start a local 3-node cluster with its mounts (MOUNT_ROOT, default /mnt/hstore)"
+	@echo "make bench          a fresh 3-node cluster: put/get and filesystem workloads, fsync latency (BENCH_SCALE=N)"
+	@echo "make bench-scale    put at 64 and 256 clients on 3 and 5 nodes, and node memory at SCALE_KEYS keys"
+	@echo "make bench-storage  the storage layer alone on the real disk (build/bench_storage)"
+	@echo "make fuzz           fuzz-wire and fuzz-kv, each for FUZZ_SECONDS (default 600)"
+	@echo "make fuzz-wire      libFuzzer on the wire decoder (net/wire.c)"
+	@echo "make fuzz-kv        libFuzzer on the state machine's operation decoder and apply"
+	@echo "make fs-tools       build/fs_solo and build/fs_check, the filesystem test programs"
+	@echo "make clean          remove build/ and bin/"
+	@echo "make help           this list"
 
 # ---- dependencies -------------------------------------------------------------
 DEB_PKGS := gcc make libfuse3-dev fuse3 libnanomsg-dev libzstd-dev libsqlite3-dev \

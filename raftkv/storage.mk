@@ -1,4 +1,4 @@
-# storage.mk — storage benchmark (issue 3).
+# storage.mk — the storage benchmark.
 #   make bench-storage   builds build/bench_storage and runs it on the real
 #                        disk under build/bench-data (not tmpfs: fsync must
 #                        reach the device for the numbers to mean anything).

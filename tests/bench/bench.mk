@@ -1,7 +1,8 @@
-# bench.mk — `make bench` (issue 7): a fresh 3-node cluster on loopback, put at
-# 1/16/64 clients, linearizable get at 16, the filesystem workloads of issue 5
-# through the mounts beside the same workloads on a local directory, and the
-# disk's raw fdatasync latency, in one table (tests/bench/run-bench.sh).
+# bench.mk — `make bench`: a fresh 3-node cluster on loopback, put at
+# 1/16/64 clients, linearizable get at 16, the filesystem workloads
+# (tests/bench/bench_fs.c) through the mounts beside the same workloads on a
+# local directory, and the disk's raw fdatasync latency, in one table
+# (tests/bench/run-bench.sh).
 #   BENCH_SCALE=N   multiplies every operation count (default 1)
 #   BENCH_DIR=DIR   parent of the run's data directory (default build/; must be
 #                   on a real disk, not tmpfs, so that fsync costs what it costs)
