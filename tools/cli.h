@@ -47,9 +47,23 @@ enum { CLI_OPT_CLUSTER = 1000, CLI_OPT_TIMEOUT, CLI_OPT_DIR, CLI_OPT_TEST_RESEND
     {"dir", required_argument, NULL, CLI_OPT_DIR},             \
     {"secret-file", required_argument, NULL, CLI_OPT_SECRET_FILE}
 
-/* Handles one getopt_long result c that may be a common client option.
- * 1: handled; 0: not a client option; -1: bad value (message printed). */
-int cli_client_opt(int c, const char *arg, cli_client_opts *o);
+/* The argument loop of a client command:
+ *     cli_client_getopt_start(&o);
+ *     while ((c = cli_client_getopt(argc, argv, ":h", longopts, &o)) != -1) {
+ *         if (c == CLI_OPT_BAD)
+ *             return CLI_EXIT_USAGE;
+ *         ... the command's own options ...
+ *     }
+ * _start sets *o to the defaults and restarts getopt_long (silent: errors
+ * come back as ':' and '?' for cli_getopt_error).  cli_client_getopt is
+ * getopt_long that takes the common client options into *o on the way: it
+ * returns the command's own options, -1 at the end, or CLI_OPT_BAD after a
+ * bad value of a client option (message printed). */
+struct option;
+enum { CLI_OPT_BAD = -2 };
+void cli_client_getopt_start(cli_client_opts *o);
+int cli_client_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+                      cli_client_opts *o);
 
 /* Parses the arguments of a command that takes only the common client
  * options and --help (name names it in messages, help is its help text).
@@ -98,6 +112,9 @@ int cli_write_all(int fd, const void *buf, size_t len);
 
 /* Monotonic time in nanoseconds. */
 uint64_t cli_now_ns(void);
+
+/* Sleeps ms milliseconds (resumed after a signal). */
+void cli_sleep_ms(int ms);
 
 /* Help texts of the common client options (for every client command). */
 extern const char cli_client_opts_help[];

@@ -249,7 +249,17 @@ static double pct_ms(const uint64_t *sorted, uint64_t n, double p)
     return (double)sorted[i] / 1e6;
 }
 
-int cmd_bench(int argc, char **argv)
+/* What the command line asks for. */
+typedef struct bench_args {
+    cli_client_opts o;
+    uint64_t clients, conns, ops, key_size, value_size, keys;
+    bool json;
+    const char *wname;
+    workload w;
+} bench_args;
+
+/* Parses `hstore bench` arguments into *a.  -1 to go on; else the exit code. */
+static int bench_parse_args(int argc, char **argv, bench_args *a)
 {
     enum { O_CLIENTS = 4000, O_CONNS, O_OPS, O_KEY_SIZE, O_VALUE_SIZE, O_KEYS, O_JSON };
     static const struct option longopts[] = {
@@ -264,19 +274,18 @@ int cmd_bench(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    cli_client_opts o;
-    cli_client_opts_init(&o);
-    uint64_t clients = 1, conns = 1, ops = 10000, key_size = 16, value_size = 256, keys = 0;
-    bool json = false;
-    optind = 0;
-    opterr = 0;
+    cli_client_getopt_start(&a->o);
+    a->clients = 1;
+    a->conns = 1;
+    a->ops = 10000;
+    a->key_size = 16;
+    a->value_size = 256;
+    a->keys = 0;
+    a->json = false;
     int c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        int h = cli_client_opt(c, optarg, &o);
-        if (h < 0)
+    while ((c = cli_client_getopt(argc, argv, ":h", longopts, &a->o)) != -1) {
+        if (c == CLI_OPT_BAD)
             return CLI_EXIT_USAGE;
-        if (h > 0)
-            continue;
         uint64_t *dst = NULL;
         const char *what = NULL;
         uint64_t lo = 0, hi = 0;
@@ -285,13 +294,13 @@ int cmd_bench(int argc, char **argv)
             fputs(bench_help, stdout);
             fputs(cli_client_opts_help, stdout);
             return CLI_EXIT_OK;
-        case O_CLIENTS: dst = &clients; what = "--clients N, 1 to 4096"; lo = 1; hi = 4096; break;
-        case O_CONNS: dst = &conns; what = "--conns C, 1 to 64"; lo = 1; hi = 64; break;
-        case O_OPS: dst = &ops; what = "--ops M, at least 1"; lo = 1; hi = UINT64_C(1) << 40; break;
-        case O_KEY_SIZE: dst = &key_size; what = "--key-size B, 2 to 60"; lo = 2; hi = 60; break;
-        case O_VALUE_SIZE: dst = &value_size; what = "--value-size B, up to 64m"; lo = 0; hi = 64u << 20; break;
-        case O_KEYS: dst = &keys; what = "--keys K, at least 1"; lo = 1; hi = UINT64_C(1) << 32; break;
-        case O_JSON: json = true; break;
+        case O_CLIENTS: dst = &a->clients; what = "--clients N, 1 to 4096"; lo = 1; hi = 4096; break;
+        case O_CONNS: dst = &a->conns; what = "--conns C, 1 to 64"; lo = 1; hi = 64; break;
+        case O_OPS: dst = &a->ops; what = "--ops M, at least 1"; lo = 1; hi = UINT64_C(1) << 40; break;
+        case O_KEY_SIZE: dst = &a->key_size; what = "--key-size B, 2 to 60"; lo = 2; hi = 60; break;
+        case O_VALUE_SIZE: dst = &a->value_size; what = "--value-size B, up to 64m"; lo = 0; hi = 64u << 20; break;
+        case O_KEYS: dst = &a->keys; what = "--keys K, at least 1"; lo = 1; hi = UINT64_C(1) << 32; break;
+        case O_JSON: a->json = true; break;
         default: return cli_getopt_error(c, argv, "bench");
         }
         if (dst != NULL) {
@@ -306,60 +315,64 @@ int cmd_bench(int argc, char **argv)
         cli_err("bench wants one workload: put, get, append or mixed; see `hstore bench --help`");
         return CLI_EXIT_USAGE;
     }
-    bench_cfg *cfg = calloc(1, sizeof *cfg);
-    if (cfg == NULL)
-        return CLI_EXIT_UNAVAIL;
-    const char *wname = argv[optind];
-    if (strcmp(wname, "put") == 0)
-        cfg->w = W_PUT;
-    else if (strcmp(wname, "get") == 0)
-        cfg->w = W_GET;
-    else if (strcmp(wname, "append") == 0)
-        cfg->w = W_APPEND;
-    else if (strcmp(wname, "mixed") == 0)
-        cfg->w = W_MIXED;
+    a->wname = argv[optind];
+    if (strcmp(a->wname, "put") == 0)
+        a->w = W_PUT;
+    else if (strcmp(a->wname, "get") == 0)
+        a->w = W_GET;
+    else if (strcmp(a->wname, "append") == 0)
+        a->w = W_APPEND;
+    else if (strcmp(a->wname, "mixed") == 0)
+        a->w = W_MIXED;
     else {
-        cli_err("unknown workload '%s': use put, get, append or mixed", wname);
-        free(cfg);
+        cli_err("unknown workload '%s': use put, get, append or mixed", a->wname);
         return CLI_EXIT_USAGE;
     }
-    if (cli_resolve_spec(&o, cfg->spec, sizeof cfg->spec) != 0) {
-        free(cfg);
+    return -1;
+}
+
+/* The run's configuration from the arguments: the SPEC (checked by a probe
+ * client, which also counts the nodes into *n_nodes) and the value written.
+ * 0, or an exit code with nothing left allocated. */
+static int bench_configure(bench_args *a, bench_cfg *cfg, int *n_nodes)
+{
+    cfg->w = a->w;
+    if (cli_resolve_spec(&a->o, cfg->spec, sizeof cfg->spec) != 0)
         return CLI_EXIT_USAGE;
-    }
     char err[256];
     net_client *probe = net_client_new(cfg->spec, 1000, err, sizeof err);
     if (probe == NULL) {
         cli_err("bad cluster SPEC '%s': %s", cfg->spec, err);
-        free(cfg);
         return CLI_EXIT_USAGE;
     }
-    int n_nodes = net_client_n_nodes(probe);
+    *n_nodes = net_client_n_nodes(probe);
     net_client_free(probe);
-    if (keys == 0)
-        keys = ops < 100000 ? ops : 100000;
-    cfg->timeout_ms = (int)(o.timeout_s * 1000);
-    cfg->ops = ops;
-    cfg->keys = keys;
-    cfg->key_size = key_size;
-    cfg->value_size = value_size;
-    cfg->clients = (int)clients;
-    cfg->value = malloc(value_size ? value_size : 1);
-    if (conns > clients)
-        conns = clients;
-    uint64_t *lat = calloc(ops, sizeof(uint64_t));
-    bench_group *bg = calloc(conns, sizeof *bg);
-    if (cfg->value == NULL || lat == NULL || bg == NULL) {
-        cli_err("bench: out of memory for %" PRIu64 " operations", ops);
-        free(cfg->value);
-        free(lat);
-        free(bg);
-        free(cfg);
-        return CLI_EXIT_USAGE;
-    }
-    for (uint64_t i = 0; i < value_size; i++)
-        cfg->value[i] = (uint8_t)('a' + i % 26);
+    if (a->keys == 0)
+        a->keys = a->ops < 100000 ? a->ops : 100000;
+    cfg->timeout_ms = (int)(a->o.timeout_s * 1000);
+    cfg->ops = a->ops;
+    cfg->keys = a->keys;
+    cfg->key_size = a->key_size;
+    cfg->value_size = a->value_size;
+    cfg->clients = (int)a->clients;
+    cfg->value = malloc(a->value_size ? a->value_size : 1);
+    if (a->conns > a->clients)
+        a->conns = a->clients;
+    return 0;
+}
 
+/* What a run measured. */
+typedef struct bench_result {
+    uint64_t errors, done, t_start, t_end;
+    bool setup_failed;
+} bench_result;
+
+/* Runs the groups (one thread each, started together at a barrier) and sums
+ * up what they measured into *res; the latencies land in lat. */
+static void bench_run(const bench_cfg *cfg, bench_group *bg, uint64_t conns, uint64_t *lat,
+                      bench_result *res)
+{
+    uint64_t clients = (uint64_t)cfg->clients;
     pthread_barrier_t barrier;
     pthread_barrier_init(&barrier, NULL, (unsigned)conns);
     for (uint64_t i = 0; i < conns; i++) {
@@ -376,57 +389,95 @@ int cmd_bench(int argc, char **argv)
             _exit(CLI_EXIT_USAGE);
         }
     }
-    uint64_t errors = 0, done = 0, t_start = UINT64_MAX, t_end = 0;
-    bool setup_failed = false;
+    *res = (bench_result){.t_start = UINT64_MAX};
     for (uint64_t i = 0; i < conns; i++) {
         pthread_join(bg[i].th, NULL);
-        setup_failed |= bg[i].setup_failed;
-        errors += bg[i].errors;
-        done += bg[i].done;
+        res->setup_failed |= bg[i].setup_failed;
+        res->errors += bg[i].errors;
+        res->done += bg[i].done;
         if (bg[i].start_ns != 0) {
-            if (bg[i].start_ns < t_start)
-                t_start = bg[i].start_ns;
-            if (bg[i].end_ns > t_end)
-                t_end = bg[i].end_ns;
+            if (bg[i].start_ns < res->t_start)
+                res->t_start = bg[i].start_ns;
+            if (bg[i].end_ns > res->t_end)
+                res->t_end = bg[i].end_ns;
         }
     }
     pthread_barrier_destroy(&barrier);
-    int rc = CLI_EXIT_OK;
-    if (setup_failed) {
+}
+
+/* Prints throughput and latency percentiles (sorting lat), as a table or as
+ * one JSON object.  The exit code: UNAVAIL when every op failed. */
+static int bench_report(const bench_args *a, int n_nodes, uint64_t *lat, const bench_result *res)
+{
+    /* Every op ran (a run that could not go on is a setup failure). */
+    uint64_t done = res->done, errors = res->errors;
+    uint64_t n = done;
+    qsort(lat, n, sizeof lat[0], cmp_u64);
+    double secs = res->t_end > res->t_start ? (double)(res->t_end - res->t_start) / 1e9 : 0;
+    double tput = secs > 0 ? (double)done / secs : 0;
+    double sum = 0;
+    for (uint64_t i = 0; i < n; i++)
+        sum += (double)lat[i];
+    double mean = n ? sum / (double)n / 1e6 : 0;
+    double p50 = pct_ms(lat, n, 0.50), p90 = pct_ms(lat, n, 0.90), p99 = pct_ms(lat, n, 0.99);
+    double mx = n ? (double)lat[n - 1] / 1e6 : 0;
+    if (a->json) {
+        printf("{\"workload\":\"%s\",\"nodes\":%d,\"clients\":%" PRIu64 ",\"ops\":%" PRIu64
+               ",\"key_size\":%" PRIu64 ",\"value_size\":%" PRIu64 ",\"keys\":%" PRIu64
+               ",\"seconds\":%.4f,\"ops_per_sec\":%.1f,\"mean_ms\":%.4f,\"p50_ms\":%.4f,\"p90_ms\":%.4f"
+               ",\"p99_ms\":%.4f,\"max_ms\":%.4f,\"errors\":%" PRIu64 "}\n",
+               a->wname, n_nodes, a->clients, done, a->key_size, a->value_size, a->keys, secs, tput,
+               mean, p50, p90, p99, mx, errors);
+    } else {
+        printf("bench %s: %d nodes, %" PRIu64 " clients, %" PRIu64 " ops, key %" PRIu64
+               " B, value %" PRIu64 " B, %" PRIu64 " keys\n",
+               a->wname, n_nodes, a->clients, done, a->key_size, a->value_size, a->keys);
+        printf("  throughput  %.1f ops/s (%.3f s)\n", tput, secs);
+        printf("  latency     p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms\n", p50,
+               p90, p99, mx, mean);
+        printf("  errors      %" PRIu64 "%s\n", errors,
+               errors ? " (timeouts or failed replies; see `hstore status`)" : "");
+    }
+    if (done > 0 && errors == done)
+        return CLI_EXIT_UNAVAIL;
+    return CLI_EXIT_OK;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    bench_args a;
+    int rc = bench_parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    bench_cfg *cfg = calloc(1, sizeof *cfg);
+    if (cfg == NULL)
+        return CLI_EXIT_UNAVAIL;
+    int n_nodes = 0;
+    if ((rc = bench_configure(&a, cfg, &n_nodes)) != 0) {
+        free(cfg);
+        return rc;
+    }
+    uint64_t *lat = calloc(a.ops, sizeof(uint64_t));
+    bench_group *bg = calloc(a.conns, sizeof *bg);
+    if (cfg->value == NULL || lat == NULL || bg == NULL) {
+        cli_err("bench: out of memory for %" PRIu64 " operations", a.ops);
+        free(cfg->value);
+        free(lat);
+        free(bg);
+        free(cfg);
+        return CLI_EXIT_USAGE;
+    }
+    for (uint64_t i = 0; i < a.value_size; i++)
+        cfg->value[i] = (uint8_t)('a' + i % 26);
+
+    bench_result res;
+    bench_run(cfg, bg, a.conns, lat, &res);
+    if (res.setup_failed) {
         cli_err("bench: could not prepare the keys or run the operations (is a majority of "
                 "the cluster up? see `hstore status`)");
         rc = CLI_EXIT_UNAVAIL;
     } else {
-        /* Every op ran (a run that could not go on is a setup failure). */
-        uint64_t n = done;
-        qsort(lat, n, sizeof lat[0], cmp_u64);
-        double secs = t_end > t_start ? (double)(t_end - t_start) / 1e9 : 0;
-        double tput = secs > 0 ? (double)done / secs : 0;
-        double sum = 0;
-        for (uint64_t i = 0; i < n; i++)
-            sum += (double)lat[i];
-        double mean = n ? sum / (double)n / 1e6 : 0;
-        double p50 = pct_ms(lat, n, 0.50), p90 = pct_ms(lat, n, 0.90), p99 = pct_ms(lat, n, 0.99);
-        double mx = n ? (double)lat[n - 1] / 1e6 : 0;
-        if (json) {
-            printf("{\"workload\":\"%s\",\"nodes\":%d,\"clients\":%" PRIu64 ",\"ops\":%" PRIu64
-                   ",\"key_size\":%" PRIu64 ",\"value_size\":%" PRIu64 ",\"keys\":%" PRIu64
-                   ",\"seconds\":%.4f,\"ops_per_sec\":%.1f,\"mean_ms\":%.4f,\"p50_ms\":%.4f,\"p90_ms\":%.4f"
-                   ",\"p99_ms\":%.4f,\"max_ms\":%.4f,\"errors\":%" PRIu64 "}\n",
-                   wname, n_nodes, clients, done, key_size, value_size, keys, secs, tput, mean, p50, p90,
-                   p99, mx, errors);
-        } else {
-            printf("bench %s: %d nodes, %" PRIu64 " clients, %" PRIu64 " ops, key %" PRIu64
-                   " B, value %" PRIu64 " B, %" PRIu64 " keys\n",
-                   wname, n_nodes, clients, done, key_size, value_size, keys);
-            printf("  throughput  %.1f ops/s (%.3f s)\n", tput, secs);
-            printf("  latency     p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms\n", p50,
-                   p90, p99, mx, mean);
-            printf("  errors      %" PRIu64 "%s\n", errors,
-                   errors ? " (timeouts or failed replies; see `hstore status`)" : "");
-        }
-        if (done > 0 && errors == done)
-            rc = CLI_EXIT_UNAVAIL;
+        rc = bench_report(&a, n_nodes, lat, &res);
     }
     free(cfg->value);
     free(cfg);

@@ -40,7 +40,9 @@ void cli_client_opts_init(cli_client_opts *o)
     o->timeout_set = false;
 }
 
-int cli_client_opt(int c, const char *arg, cli_client_opts *o)
+/* Handles one getopt_long result c that may be a common client option.
+ * 1: handled; 0: not a client option; -1: bad value (message printed). */
+static int cli_client_opt(int c, const char *arg, cli_client_opts *o)
 {
     switch (c) {
     case CLI_OPT_CLUSTER:
@@ -62,6 +64,27 @@ int cli_client_opt(int c, const char *arg, cli_client_opts *o)
     default:
         return 0;
     }
+}
+
+void cli_client_getopt_start(cli_client_opts *o)
+{
+    cli_client_opts_init(o);
+    optind = 0;
+    opterr = 0;
+}
+
+int cli_client_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+                      cli_client_opts *o)
+{
+    int c;
+    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        int h = cli_client_opt(c, optarg, o);
+        if (h < 0)
+            return CLI_OPT_BAD;
+        if (h == 0)
+            return c;
+    }
+    return -1;
 }
 
 int cli_getopt_error(int c, char **argv, const char *cmd)
@@ -265,6 +288,13 @@ uint64_t cli_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+void cli_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
 int cli_parse_client_args(int argc, char **argv, const char *name, const char *help, cli_client_opts *o,
                       bool *test_resend, int *exit_code)
 {
@@ -276,20 +306,15 @@ int cli_parse_client_args(int argc, char **argv, const char *name, const char *h
         {"test-resend", no_argument, NULL, CLI_OPT_TEST_RESEND},
         {NULL, 0, NULL, 0},
     };
-    cli_client_opts_init(o);
+    cli_client_getopt_start(o);
     if (test_resend != NULL)
         *test_resend = false;
-    optind = 0;
-    opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        int h = cli_client_opt(c, optarg, o);
-        if (h < 0) {
+    while ((c = cli_client_getopt(argc, argv, ":h", longopts, o)) != -1) {
+        if (c == CLI_OPT_BAD) {
             *exit_code = CLI_EXIT_USAGE;
             return -1;
         }
-        if (h > 0)
-            continue;
         if (c == 'h') {
             fputs(help, stdout);
             fputs(cli_client_opts_help, stdout);

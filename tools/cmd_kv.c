@@ -475,17 +475,12 @@ int cmd_ls(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     cli_client_opts o;
-    cli_client_opts_init(&o);
+    cli_client_getopt_start(&o);
     bool nul = false;
-    optind = 0;
-    opterr = 0;
     int g;
-    while ((g = getopt_long(argc, argv, ":0h", longopts, NULL)) != -1) {
-        int h = cli_client_opt(g, optarg, &o);
-        if (h < 0)
+    while ((g = cli_client_getopt(argc, argv, ":0h", longopts, &o)) != -1) {
+        if (g == CLI_OPT_BAD)
             return CLI_EXIT_USAGE;
-        if (h > 0)
-            continue;
         if (g == '0') {
             nul = true;
         } else if (g == 'h') {

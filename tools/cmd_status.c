@@ -122,17 +122,12 @@ int cmd_status(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     cli_client_opts o;
-    cli_client_opts_init(&o);
+    cli_client_getopt_start(&o);
     bool json = false;
-    optind = 0;
-    opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        int h = cli_client_opt(c, optarg, &o);
-        if (h < 0)
+    while ((c = cli_client_getopt(argc, argv, ":h", longopts, &o)) != -1) {
+        if (c == CLI_OPT_BAD)
             return CLI_EXIT_USAGE;
-        if (h > 0)
-            continue;
         if (c == 'j') {
             json = true;
         } else if (c == 'h') {

@@ -12,7 +12,6 @@
  * When stdout is not a terminal, no screen is drawn: each event is printed as
  * one line instead (handy in scripts and tests, with --duration).
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -67,13 +66,6 @@ typedef struct poller {
     bool polled;             /* at least one poll finished (guarded by mu) */
 } poller;
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 static void *poll_thread(void *arg)
 {
     poller *p = arg;
@@ -91,7 +83,7 @@ static void *poll_thread(void *arg)
         pthread_mutex_unlock(p->mu);
         int spent = (int)((cli_now_ns() - t0) / 1000000ULL);
         for (int left = p->interval_ms - spent; left > 0 && !atomic_load(p->stop); left -= 50)
-            sleep_ms(left < 50 ? left : 50);
+            cli_sleep_ms(left < 50 ? left : 50);
     }
     net_client_free(c);
     return NULL;
@@ -262,7 +254,9 @@ static void on_signal(int sig)
     got_signal = 1;
 }
 
-int cmd_watch(int argc, char **argv)
+/* Parses `hstore watch` arguments.  -1 to go on; else the exit code. */
+static int watch_parse_args(int argc, char **argv, cli_client_opts *o, uint64_t *interval,
+                            double *duration)
 {
     enum { O_INTERVAL = 3000, O_DURATION };
     static const struct option longopts[] = {
@@ -272,32 +266,26 @@ int cmd_watch(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    cli_client_opts o;
-    cli_client_opts_init(&o);
-    uint64_t interval = 200;
-    double duration = 0;
-    optind = 0;
-    opterr = 0;
+    cli_client_getopt_start(o);
+    *interval = 200;
+    *duration = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        int h = cli_client_opt(c, optarg, &o);
-        if (h < 0)
+    while ((c = cli_client_getopt(argc, argv, ":h", longopts, o)) != -1) {
+        if (c == CLI_OPT_BAD)
             return CLI_EXIT_USAGE;
-        if (h > 0)
-            continue;
         switch (c) {
         case 'h':
             fputs(watch_help, stdout);
             fputs(cli_client_opts_help, stdout);
             return CLI_EXIT_OK;
         case O_INTERVAL:
-            if (cli_parse_u64(optarg, false, &interval) != 0 || interval < 20 || interval > 60000) {
+            if (cli_parse_u64(optarg, false, interval) != 0 || *interval < 20 || *interval > 60000) {
                 cli_err("--interval wants milliseconds from 20 to 60000, e.g. --interval 200");
                 return CLI_EXIT_USAGE;
             }
             break;
         case O_DURATION:
-            if (cli_parse_seconds(optarg, &duration) != 0) {
+            if (cli_parse_seconds(optarg, duration) != 0) {
                 cli_err("--duration wants seconds, e.g. --duration 30");
                 return CLI_EXIT_USAGE;
             }
@@ -310,10 +298,14 @@ int cmd_watch(int argc, char **argv)
         cli_err("watch takes no arguments; see `hstore watch --help`");
         return CLI_EXIT_USAGE;
     }
-    char spec[CLI_SPEC_MAX];
-    if (cli_resolve_spec(&o, spec, sizeof spec) != 0)
-        return CLI_EXIT_USAGE;
-    /* Learn the node list (and validate the SPEC) once. */
+    return -1;
+}
+
+/* One poller per node of spec (learnt, and the SPEC validated, once), not
+ * yet started.  The number of nodes, or -1 after saying why. */
+static int watch_make_pollers(const char *spec, int timeout_ms, int interval_ms, atomic_bool *stop,
+                              pthread_mutex_t *mu, poller *pl)
+{
     char err[256];
     uint64_t ids[RAFT_MAX_NODES];
     char hosts[RAFT_MAX_NODES][NET_ADDR_MAX];
@@ -321,89 +313,122 @@ int cmd_watch(int argc, char **argv)
     int n = net_parse_spec(spec, ids, hosts, ports, RAFT_MAX_NODES, err, sizeof err);
     if (n <= 0) {
         cli_err("bad cluster SPEC '%s': %s; write it as ID=HOST:PORT,...", spec, err);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        memset(&pl[i], 0, sizeof pl[i]);
+        pl[i].spec = spec;
+        pl[i].index = i;
+        pl[i].timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
+        pl[i].interval_ms = interval_ms;
+        pl[i].stop = stop;
+        pl[i].mu = mu;
+        pl[i].cur.id = ids[i];
+        snprintf(pl[i].cur.addr, sizeof pl[i].cur.addr, "%s:%d", hosts[i], ports[i]);
+    }
+    return n;
+}
+
+/* The screen (ncurses, colours when the terminal has them), or for plain
+ * output the first line.  *scr is NULL in plain mode.  0, or an exit code
+ * when the terminal cannot be driven. */
+static int watch_open_screen(const watch_state *w, const char *spec, uint64_t interval, SCREEN **scr)
+{
+    *scr = NULL;
+    if (w->plain) {
+        char ts[32];
+        stamp(ts, sizeof ts);
+        printf("%s  watching %s\n", ts, spec);
+        fflush(stdout);
+        return 0;
+    }
+    *scr = newterm(NULL, stdout, stdin);
+    if (*scr == NULL) {
+        cli_err("cannot drive this terminal (TERM=%s): set TERM (e.g. xterm-256color) or "
+                "redirect stdout to get plain event lines",
+                getenv("TERM") ? getenv("TERM") : "");
         return CLI_EXIT_USAGE;
     }
+    set_term(*scr);
+    cbreak();
+    noecho();
+    curs_set(0);
+    keypad(stdscr, TRUE);
+    timeout((int)interval);
+    if (has_colors()) {
+        start_color();
+        use_default_colors();
+        init_pair(C_LEADER, COLOR_GREEN, -1);
+        init_pair(C_CAND, COLOR_YELLOW, -1);
+        init_pair(C_DOWN, COLOR_RED, -1);
+        init_pair(C_HEAD, COLOR_CYAN, -1);
+    }
+    return 0;
+}
 
+/* Takes the pollers' latest statuses, derives events and draws them (or
+ * prints them), round after round, until q, a signal or the duration. */
+static void watch_loop(watch_state *w, const char *spec, poller *pl, int n, pthread_mutex_t *mu,
+                       uint64_t interval, double duration)
+{
+    uint64_t end = duration > 0 ? cli_now_ns() + (uint64_t)(duration * 1e9) : 0;
+    while (!got_signal && (end == 0 || cli_now_ns() < end)) {
+        cli_node_status s[RAFT_MAX_NODES];
+        bool polled[RAFT_MAX_NODES];
+        pthread_mutex_lock(mu);
+        for (int i = 0; i < n; i++) {
+            s[i] = pl[i].cur;
+            polled[i] = pl[i].polled;
+        }
+        pthread_mutex_unlock(mu);
+        derive_events(w, s, polled, n);
+        if (!w->plain) {
+            draw(w, spec, s, polled, n);
+            int ch = getch();
+            if (ch == 'q' || ch == 'Q' || ch == 27)
+                break;
+        } else {
+            cli_sleep_ms((int)interval);
+        }
+    }
+}
+
+int cmd_watch(int argc, char **argv)
+{
+    cli_client_opts o;
+    uint64_t interval;
+    double duration;
+    int rc = watch_parse_args(argc, argv, &o, &interval, &duration);
+    if (rc >= 0)
+        return rc;
+    char spec[CLI_SPEC_MAX];
+    if (cli_resolve_spec(&o, spec, sizeof spec) != 0)
+        return CLI_EXIT_USAGE;
     watch_state w = {0};
     w.plain = !isatty(1);
     atomic_bool stop = false;
     pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     poller pl[RAFT_MAX_NODES];
     int ms = o.timeout_set ? (int)(o.timeout_s * 1000) : 500;
-    for (int i = 0; i < n; i++) {
-        memset(&pl[i], 0, sizeof pl[i]);
-        pl[i].spec = spec;
-        pl[i].index = i;
-        pl[i].timeout_ms = ms > 0 ? ms : 1;
-        pl[i].interval_ms = (int)interval;
-        pl[i].stop = &stop;
-        pl[i].mu = &mu;
-        pl[i].cur.id = ids[i];
-        snprintf(pl[i].cur.addr, sizeof pl[i].cur.addr, "%s:%d", hosts[i], ports[i]);
-    }
+    int n = watch_make_pollers(spec, ms, (int)interval, &stop, &mu, pl);
+    if (n < 0)
+        return CLI_EXIT_USAGE;
 
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    SCREEN *scr = NULL;
-    if (!w.plain) {
-        scr = newterm(NULL, stdout, stdin);
-        if (scr == NULL) {
-            cli_err("cannot drive this terminal (TERM=%s): set TERM (e.g. xterm-256color) or "
-                    "redirect stdout to get plain event lines",
-                    getenv("TERM") ? getenv("TERM") : "");
-            return CLI_EXIT_USAGE;
-        }
-        set_term(scr);
-        cbreak();
-        noecho();
-        curs_set(0);
-        keypad(stdscr, TRUE);
-        timeout((int)interval);
-        if (has_colors()) {
-            start_color();
-            use_default_colors();
-            init_pair(C_LEADER, COLOR_GREEN, -1);
-            init_pair(C_CAND, COLOR_YELLOW, -1);
-            init_pair(C_DOWN, COLOR_RED, -1);
-            init_pair(C_HEAD, COLOR_CYAN, -1);
-        }
-    } else {
-        char ts[32];
-        stamp(ts, sizeof ts);
-        printf("%s  watching %s\n", ts, spec);
-        fflush(stdout);
-    }
-
+    SCREEN *scr;
+    if ((rc = watch_open_screen(&w, spec, interval, &scr)) != 0)
+        return rc;
     int n_started = 0;
     for (int i = 0; i < n; i++) {
         if (pthread_create(&pl[i].th, NULL, poll_thread, &pl[i]) != 0)
             break;
         n_started++;
     }
-
-    uint64_t end = duration > 0 ? cli_now_ns() + (uint64_t)(duration * 1e9) : 0;
-    while (!got_signal && (end == 0 || cli_now_ns() < end)) {
-        cli_node_status s[RAFT_MAX_NODES];
-        bool polled[RAFT_MAX_NODES];
-        pthread_mutex_lock(&mu);
-        for (int i = 0; i < n; i++) {
-            s[i] = pl[i].cur;
-            polled[i] = pl[i].polled;
-        }
-        pthread_mutex_unlock(&mu);
-        derive_events(&w, s, polled, n);
-        if (!w.plain) {
-            draw(&w, spec, s, polled, n);
-            int ch = getch();
-            if (ch == 'q' || ch == 'Q' || ch == 27)
-                break;
-        } else {
-            sleep_ms((int)interval);
-        }
-    }
+    watch_loop(&w, spec, pl, n, &mu, interval, duration);
 
     atomic_store(&stop, true);
     if (!w.plain)

@@ -16,8 +16,8 @@ int cmd_status(int argc, char **argv);   /* tools/cmd_status.c */
 int cmd_limits(int argc, char **argv);   /* tools/cmd_limits.c */
 int cmd_shell(int argc, char **argv);    /* tools/cmd_shell.c */
 int cmd_watch(int argc, char **argv);    /* tools/cmd_watch.c */
-int cmd_up(int argc, char **argv);       /* tools/cmd_up.c: up, down */
-int cmd_down(int argc, char **argv);
+int cmd_up(int argc, char **argv);       /* tools/cmd_up.c */
+int cmd_down(int argc, char **argv);     /* tools/cmd_down.c */
 int cmd_bench(int argc, char **argv);    /* tools/cmd_bench.c */
 
 #endif
