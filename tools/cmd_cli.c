@@ -38,6 +38,7 @@ void cli_client_opts_init(cli_client_opts *o)
     o->dir = NULL;
     o->timeout_s = CLI_DEFAULT_TIMEOUT_S;
     o->timeout_set = false;
+    o->secret_file = NULL;
 }
 
 /* Handles one getopt_long result c that may be a common client option.
