@@ -179,9 +179,11 @@ static int finish(int rc, void *reply, size_t reply_len, kv_reply *r, const char
     }
 }
 
-/* Encodes op, sends it (a read when it is one) and decodes the answer. */
+/* Encodes op, sends it (a read when it is one) and decodes the answer.
+ * twice: sends a command, then, as a client does that lost the reply, the
+ * very same (client id, seq) again, and decodes the second answer. */
 static int run_op(net_client *c, const kv_op *op, kv_reply *r, const char *what,
-                  bool quiet_notfound, bool quiet_efbig)
+                  bool quiet_notfound, bool quiet_efbig, bool twice)
 {
     uint8_t *enc = NULL;
     size_t enc_len = 0;
@@ -192,37 +194,10 @@ static int run_op(net_client *c, const kv_op *op, kv_reply *r, const char *what,
     }
     void *reply = NULL;
     size_t reply_len = 0;
-    bool read = kv_op_is_read(enc, enc_len);
+    bool read = !twice && kv_op_is_read(enc, enc_len);
+    uint64_t seq = twice ? net_client_next_seq(c) : 0;
     int rc = net_client_call(c, read, enc, enc_len, &reply, &reply_len);
-    free(enc);
-    return finish(rc, reply, reply_len, r, what, quiet_notfound, client_timeout_s, read,
-                  quiet_efbig);
-}
-
-int cli_run_op(net_client *c, const kv_op *op, kv_reply *r, const char *what, bool quiet_notfound)
-{
-    return run_op(c, op, r, what, quiet_notfound, false);
-}
-
-int cli_run_op_quiet_efbig(net_client *c, const kv_op *op, kv_reply *r, const char *what)
-{
-    return run_op(c, op, r, what, false, true);
-}
-
-int cli_run_op_twice(net_client *c, const kv_op *op, kv_reply *r, const char *what)
-{
-    uint8_t *enc = NULL;
-    size_t enc_len = 0;
-    memset(r, 0, sizeof *r);
-    if (kv_op_encode(op, &enc, &enc_len) != 0) {
-        cli_err("%s: cannot encode the request (too large?)", what);
-        return CLI_EXIT_USAGE;
-    }
-    void *reply = NULL;
-    size_t reply_len = 0;
-    uint64_t seq = net_client_next_seq(c);
-    int rc = net_client_call(c, false, enc, enc_len, &reply, &reply_len);
-    if (rc == NET_OK) {
+    if (twice && rc == NET_OK) {
         /* Pretend the reply was lost: send the very same (client id, seq). */
         free(reply);
         reply = NULL;
@@ -230,7 +205,23 @@ int cli_run_op_twice(net_client *c, const kv_op *op, kv_reply *r, const char *wh
         rc = net_client_call_seq(c, seq, enc, enc_len, &reply, &reply_len);
     }
     free(enc);
-    return finish(rc, reply, reply_len, r, what, false, client_timeout_s, false, false);
+    return finish(rc, reply, reply_len, r, what, quiet_notfound, client_timeout_s, read,
+                  quiet_efbig);
+}
+
+int cli_run_op(net_client *c, const kv_op *op, kv_reply *r, const char *what, bool quiet_notfound)
+{
+    return run_op(c, op, r, what, quiet_notfound, false, false);
+}
+
+int cli_run_op_quiet_efbig(net_client *c, const kv_op *op, kv_reply *r, const char *what)
+{
+    return run_op(c, op, r, what, false, true, false);
+}
+
+int cli_run_op_twice(net_client *c, const kv_op *op, kv_reply *r, const char *what)
+{
+    return run_op(c, op, r, what, false, false, true);
 }
 
 /* ---- status of every node ------------------------------------------------------ */

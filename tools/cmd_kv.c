@@ -405,65 +405,60 @@ static int get_ranges(net_client *c, const char *key, const char *what)
     }
 }
 
-int cmd_get(int argc, char **argv)
+/* Writes a value read by get to stdout; a terminal gets its prompt back on
+ * a line of its own.  An exit code. */
+static int print_value(const kv_reply *r)
+{
+    bool nl = isatty(1) && (r->data_len == 0 || r->data[r->data_len - 1] != '\n');
+    if (cli_write_all(1, r->data, r->data_len) != 0 || (nl && cli_write_all(1, "\n", 1) != 0)) {
+        cli_err("get: cannot write to stdout");
+        return CLI_EXIT_USAGE;
+    }
+    return CLI_EXIT_OK;
+}
+
+/* get and del, the commands on one KEY (type KV_OP_GET or KV_OP_DEL).  A
+ * value too large for one reply is read in ranges. */
+static int one_key_cmd(int argc, char **argv, int type, const char *name, const char *help)
 {
     cli_client_opts o;
-    int code;
-    int i = cli_parse_client_args(argc, argv, "get", get_help, &o, NULL, &code);
-    if (i < 0)
-        return code;
-    if (check_args(argc - i, 1, 1, "get", "one KEY") != 0)
-        return CLI_EXIT_USAGE;
     int rc;
+    int i = cli_parse_client_args(argc, argv, name, help, &o, NULL, &rc);
+    if (i < 0)
+        return rc;
+    if (check_args(argc - i, 1, 1, name, "one KEY") != 0)
+        return CLI_EXIT_USAGE;
     net_client *c = cli_connect(&o, &rc);
     if (c == NULL)
         return rc;
-    kv_op op = {.type = KV_OP_GET, .path = argv[i]};
-    kv_reply r;
+    const char *key = argv[i];
     char what[300];
-    snprintf(what, sizeof what, "get %.256s", argv[i]);
-    rc = cli_run_op_quiet_efbig(c, &op, &r, what);
+    snprintf(what, sizeof what, "%s %.256s", name, key);
+    kv_op op = {.type = (uint8_t)type, .path = key};
+    kv_reply r;
+    if (type == KV_OP_GET)
+        rc = cli_run_op_quiet_efbig(c, &op, &r, what);
+    else
+        rc = cli_run_op(c, &op, &r, what, false);
     if (rc == CLI_TOO_BIG) {
-        rc = get_ranges(c, argv[i], what);
-        net_client_free(c);
-        return rc;
-    }
-    if (rc == CLI_EXIT_OK) {
-        /* A terminal gets its prompt back on a line of its own. */
-        bool nl = isatty(1) && (r.data_len == 0 || r.data[r.data_len - 1] != '\n');
-        if (cli_write_all(1, r.data, r.data_len) != 0 || (nl && cli_write_all(1, "\n", 1) != 0)) {
-            cli_err("get: cannot write to stdout");
-            rc = CLI_EXIT_USAGE;
-        }
-    }
-    if (rc == CLI_EXIT_OK || rc == CLI_EXIT_NOTFOUND)
+        rc = get_ranges(c, key, what);
+    } else if (rc == CLI_EXIT_OK || rc == CLI_EXIT_NOTFOUND) {
+        if (rc == CLI_EXIT_OK && type == KV_OP_GET)
+            rc = print_value(&r);
         kv_reply_free(&r);
+    }
     net_client_free(c);
     return rc;
 }
 
+int cmd_get(int argc, char **argv)
+{
+    return one_key_cmd(argc, argv, KV_OP_GET, "get", get_help);
+}
+
 int cmd_del(int argc, char **argv)
 {
-    cli_client_opts o;
-    int code;
-    int i = cli_parse_client_args(argc, argv, "del", del_help, &o, NULL, &code);
-    if (i < 0)
-        return code;
-    if (check_args(argc - i, 1, 1, "del", "one KEY") != 0)
-        return CLI_EXIT_USAGE;
-    int rc;
-    net_client *c = cli_connect(&o, &rc);
-    if (c == NULL)
-        return rc;
-    kv_op op = {.type = KV_OP_DEL, .path = argv[i]};
-    kv_reply r;
-    char what[300];
-    snprintf(what, sizeof what, "del %.256s", argv[i]);
-    rc = cli_run_op(c, &op, &r, what, false);
-    if (rc == CLI_EXIT_OK || rc == CLI_EXIT_NOTFOUND)
-        kv_reply_free(&r);
-    net_client_free(c);
-    return rc;
+    return one_key_cmd(argc, argv, KV_OP_DEL, "del", del_help);
 }
 
 int cmd_ls(int argc, char **argv)
