@@ -224,7 +224,10 @@ static int load_config(node_args *a, const char *path)
     return rc;
 }
 
-int cmd_node(int argc, char **argv)
+/* Reads the configuration: the --config file first, so that the command
+ * line overrides it, then the options; --id, --cluster and --data are
+ * required.  -1 to go on; else the exit code. */
+static int node_parse_args(int argc, char **argv, node_args *a)
 {
     static const struct option opts[] = {
         {"id", required_argument, NULL, 0},
@@ -249,9 +252,8 @@ int cmd_node(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    node_args a;
-    memset(&a, 0, sizeof a);
-    node_config_init(&a.cfg);
+    memset(a, 0, sizeof *a);
+    node_config_init(&a->cfg);
 
     /* The config file first, so the command line overrides it. */
     for (int i = 1; i < argc; i++) {
@@ -260,7 +262,7 @@ int cmd_node(int argc, char **argv)
             path = argv[i + 1];
         else if (!strncmp(argv[i], "--config=", 9))
             path = argv[i] + 9;
-        if (path && load_config(&a, path) != 0)
+        if (path && load_config(a, path) != 0)
             return CLI_EXIT_USAGE;
     }
     optind = 1;
@@ -275,45 +277,66 @@ int cmd_node(int argc, char **argv)
             return cli_getopt_error(c, argv, "node");
         if (!strcmp(opts[idx].name, "config"))
             continue;
-        if (set_option(&a, opts[idx].name, optarg ? optarg : "true", "") != 0)
+        if (set_option(a, opts[idx].name, optarg ? optarg : "true", "") != 0)
             return CLI_EXIT_USAGE;
     }
     if (optind < argc) {
         cli_err("node: unexpected argument '%s' (see hstore node --help)", argv[optind]);
         return CLI_EXIT_USAGE;
     }
-    if (!a.have_id || !a.have_cluster || !a.have_data) {
+    if (!a->have_id || !a->have_cluster || !a->have_data) {
         cli_err("node: --id, --cluster and --data are required (see hstore node --help)");
         return CLI_EXIT_USAGE;
     }
+    return -1;
+}
+
+/* The members from --cluster, of which --id must be one.  0 or an exit code. */
+static int node_check_cluster(node_args *a)
+{
     char err[1024];
-    if (node_parse_cluster(a.cluster, a.cfg.peers, &a.cfg.n_peers, err, sizeof err) != 0) {
+    if (node_parse_cluster(a->cluster, a->cfg.peers, &a->cfg.n_peers, err, sizeof err) != 0) {
         cli_err("node: --cluster: %s", err);
         return CLI_EXIT_USAGE;
     }
     bool member = false;
-    for (int i = 0; i < a.cfg.n_peers; i++)
-        member |= a.cfg.peers[i].id == a.cfg.id;
+    for (int i = 0; i < a->cfg.n_peers; i++)
+        member |= a->cfg.peers[i].id == a->cfg.id;
     if (!member) {
-        cli_err("node: --id %" PRIu64 " is not one of the members in --cluster", a.cfg.id);
+        cli_err("node: --id %" PRIu64 " is not one of the members in --cluster", a->cfg.id);
         return CLI_EXIT_USAGE;
     }
-    if (a.secret_file[0]) {
-        if (net_auth_load(&a.cfg.auth, a.secret_file, err, sizeof err) != NET_OK) {
+    return 0;
+}
+
+/* The cluster secret from --secret-file, or none with --insecure (said
+ * loudly); one of the two is required.  0 or an exit code. */
+static int node_load_secret(node_args *a)
+{
+    char err[1024];
+    if (a->secret_file[0]) {
+        if (net_auth_load(&a->cfg.auth, a->secret_file, err, sizeof err) != NET_OK) {
             cli_err("node: --secret-file: %s", err);
             return CLI_EXIT_USAGE;
         }
-    } else if (a.insecure) {
-        net_auth_insecure(&a.cfg.auth);
+    } else if (a->insecure) {
+        net_auth_insecure(&a->cfg.auth);
         fprintf(stderr, "hstore node %" PRIu64 ": WARNING: --insecure: no cluster secret; anyone "
-                "who reaches the peer or client port can forge messages\n", a.cfg.id);
+                "who reaches the peer or client port can forge messages\n", a->cfg.id);
     } else {
         cli_err("node: no cluster secret: pass --secret-file F (`hstore up` writes DIR/secret), "
                 "or --insecure to run without authentication (see README, Security model)");
         return CLI_EXIT_USAGE;
     }
-    if (a.mount[0] && mkdir(a.mount, 0755) != 0 && errno != EEXIST) {
-        cli_err("node: cannot create mount point %s: %s", a.mount, strerror(errno));
+    return 0;
+}
+
+/* Starts the node and its mount, runs until SIGTERM, SIGINT or SIGHUP, and
+ * stops both.  The exit code: 1 when the node failed or could not start. */
+static int node_run(node_args *a)
+{
+    if (a->mount[0] && mkdir(a->mount, 0755) != 0 && errno != EEXIST) {
+        cli_err("node: cannot create mount point %s: %s", a->mount, strerror(errno));
         return CLI_EXIT_USAGE;
     }
 
@@ -327,25 +350,26 @@ int cmd_node(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    node *n = node_start(&a.cfg, err, sizeof err);
+    char err[1024];
+    node *n = node_start(&a->cfg, err, sizeof err);
     if (!n) {
         cli_err("node: %s", err);
         return 1;
     }
     fs_mount *m = NULL;
-    if (a.mount[0]) {
+    if (a->mount[0]) {
         fs_options fo;
         fs_options_init(&fo);
-        fo.op_timeout_ms = a.cfg.op_timeout_ms;
-        fo.max_file_size = a.cfg.max_file_size;
+        fo.op_timeout_ms = a->cfg.op_timeout_ms;
+        fo.max_file_size = a->cfg.max_file_size;
         fs_backend fb = fs_node_backend(n);
-        m = fs_start(&fb, a.mount, &fo, err, sizeof err);
+        m = fs_start(&fb, a->mount, &fo, err, sizeof err);
         if (!m) {
-            cli_err("node: cannot mount %s: %s", a.mount, err);
+            cli_err("node: cannot mount %s: %s", a->mount, err);
             node_stop(n);
             return 1;
         }
-        fprintf(stderr, "hstore node %" PRIu64 ": mounted at %s\n", a.cfg.id, a.mount);
+        fprintf(stderr, "hstore node %" PRIu64 ": mounted at %s\n", a->cfg.id, a->mount);
     }
     int sig = 0;
     sigwait(&set, &sig);
@@ -353,4 +377,15 @@ int cmd_node(int argc, char **argv)
     fs_stop(m);
     node_stop(n);
     return failed ? 1 : 0;
+}
+
+int cmd_node(int argc, char **argv)
+{
+    node_args a;
+    int rc = node_parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    if ((rc = node_check_cluster(&a)) != 0 || (rc = node_load_secret(&a)) != 0)
+        return rc;
+    return node_run(&a);
 }

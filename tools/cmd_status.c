@@ -113,7 +113,8 @@ static void print_json(const cli_node_status *st, int n, const pid_t *pids, cons
     printf("}\n");
 }
 
-int cmd_status(int argc, char **argv)
+/* Parses `hstore status` arguments.  -1 to go on; else the exit code. */
+static int status_parse_args(int argc, char **argv, cli_client_opts *o, bool *json)
 {
     static const struct option longopts[] = {
         CLI_CLIENT_LONGOPTS,
@@ -121,15 +122,14 @@ int cmd_status(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    cli_client_opts o;
-    cli_client_getopt_start(&o);
-    bool json = false;
+    cli_client_getopt_start(o);
+    *json = false;
     int c;
-    while ((c = cli_client_getopt(argc, argv, ":h", longopts, &o)) != -1) {
+    while ((c = cli_client_getopt(argc, argv, ":h", longopts, o)) != -1) {
         if (c == CLI_OPT_BAD)
             return CLI_EXIT_USAGE;
         if (c == 'j') {
-            json = true;
+            *json = true;
         } else if (c == 'h') {
             fputs(status_help, stdout);
             fputs(cli_client_opts_help, stdout);
@@ -142,6 +142,49 @@ int cmd_status(int argc, char **argv)
         cli_err("status takes no arguments; see `hstore status --help`");
         return CLI_EXIT_USAGE;
     }
+    return -1;
+}
+
+/* The cluster's replicated limits: one linearizable read, short (the node
+ * lines are the answer that must not wait), asked only when some node knows
+ * a leader.  True with *lim set when it answered. */
+static bool read_limits(const cli_client_opts *o, int ms, const cli_node_status *st, int n,
+                        kv_statfs *lim)
+{
+    if (cli_leader_of(st, n) == 0)
+        return false;
+    int code2;
+    cli_client_opts lo = *o;
+    lo.timeout_s = (ms < 500 ? ms : 500) / 1000.0;
+    net_client *nc = cli_connect(&lo, &code2);
+    bool have_lim = nc != NULL && cli_read_limits(nc, lim) == CLI_EXIT_OK;
+    net_client_free(nc);
+    return have_lim;
+}
+
+/* One line per node (its pid where known), then the limits. */
+static void print_lines(const cli_node_status *st, int n, const pid_t *pids, const kv_statfs *lim)
+{
+    for (int i = 0; i < n; i++) {
+        char line[512];
+        cli_format_status(&st[i], line, sizeof line);
+        if (st[i].id <= RAFT_MAX_NODES && pids[st[i].id])
+            printf("%s pid=%d\n", line, (int)pids[st[i].id]);
+        else
+            printf("%s\n", line);
+    }
+    if (lim != NULL)
+        printf("limits max-file-size=%" PRIu64 " max-store-bytes=%" PRIu64 "\n", lim->max_file_size,
+               lim->bytes_limit);
+}
+
+int cmd_status(int argc, char **argv)
+{
+    cli_client_opts o;
+    bool json;
+    int rc = status_parse_args(argc, argv, &o, &json);
+    if (rc >= 0)
+        return rc;
     char spec[CLI_SPEC_MAX];
     if (cli_resolve_spec(&o, spec, sizeof spec) != 0)
         return CLI_EXIT_USAGE;
@@ -159,33 +202,12 @@ int cmd_status(int argc, char **argv)
         answered += st[i].ok;
         refused += st[i].refused;
     }
-    /* The limits are replicated state: one linearizable read, short (the
-     * node lines are the answer that must not wait). */
     kv_statfs lim;
-    bool have_lim = false;
-    if (cli_leader_of(st, n) != 0) {
-        int code2;
-        cli_client_opts lo = o;
-        lo.timeout_s = (ms < 500 ? ms : 500) / 1000.0;
-        net_client *nc = cli_connect(&lo, &code2);
-        have_lim = nc != NULL && cli_read_limits(nc, &lim) == CLI_EXIT_OK;
-        net_client_free(nc);
-    }
-    if (json) {
+    bool have_lim = read_limits(&o, ms, st, n, &lim);
+    if (json)
         print_json(st, n, pids, have_lim ? &lim : NULL);
-    } else {
-        for (int i = 0; i < n; i++) {
-            char line[512];
-            cli_format_status(&st[i], line, sizeof line);
-            if (st[i].id <= RAFT_MAX_NODES && pids[st[i].id])
-                printf("%s pid=%d\n", line, (int)pids[st[i].id]);
-            else
-                printf("%s\n", line);
-        }
-        if (have_lim)
-            printf("limits max-file-size=%" PRIu64 " max-store-bytes=%" PRIu64 "\n", lim.max_file_size,
-                   lim.bytes_limit);
-    }
+    else
+        print_lines(st, n, pids, have_lim ? &lim : NULL);
     fflush(stdout);
     if (answered == 0 && refused > 0) {
         cli_err("not authorized: the nodes refused this client's cluster secret (or its lack of "
