@@ -22,12 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "net/mux.h"
+#include "net/net_util.h"
 #include "tools/cli.h"
 #include "tools/cli_net.h"
 #include "tools/cmds.h"
@@ -127,12 +126,30 @@ static ssize_t read_full(uint8_t *buf, size_t n)
 /* Parts of a long put in flight at once. */
 #define PUT_WINDOW 8
 
-static uint64_t upload_id(void)
+/* The outcome of one part of a long put: the mux's code nr and, when the
+ * cluster answered, its reply.  An exit code; a message printed on failure. */
+static int part_outcome(int nr, const uint8_t *rep, size_t rlen, const cli_client_opts *o,
+                        const char *what)
 {
-    uint64_t id = 0;
-    if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id || id == 0)
-        id = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull | 1;
-    return id;
+    if (nr == NET_EUNAVAIL) {
+        cli_err("%s: no answer from the cluster within %.3g s: the outcome is unknown. "
+                "Is a majority of the nodes up? Check with `hstore status`",
+                what, o->timeout_s);
+        return CLI_EXIT_UNAVAIL;
+    }
+    if (nr != NET_OK) {
+        cli_err("%s: %s", what, net_strerror(nr));
+        return CLI_EXIT_USAGE;
+    }
+    int st = kv_reply_status(rep, rlen);
+    if (st != 0) {
+        cli_err("%s: %s%s", what, kv_strstatus(st),
+                st == EFBIG ? " (past the nodes' --max-file-size)"
+                : st == ENOSPC ? " (the store is full: see the nodes' --max-store-bytes)"
+                               : "");
+        return st > 1000 ? CLI_EXIT_UNAVAIL : CLI_EXIT_USAGE;
+    }
+    return CLI_EXIT_OK;
 }
 
 /* Sends the value in buf (have bytes: the first part and one more byte)
@@ -219,26 +236,8 @@ static int send_parts(const cli_client_opts *o, uint64_t id, uint64_t declared, 
             int nr = net_mux_result(mx, done[k], &rep, &rlen);
             idle[done[k]] = true;
             busy--;
-            if (rc != CLI_EXIT_OK)
-                continue;
-            if (nr == NET_EUNAVAIL) {
-                cli_err("%s: no answer from the cluster within %.3g s: the outcome is unknown. "
-                        "Is a majority of the nodes up? Check with `hstore status`",
-                        what, o->timeout_s);
-                rc = CLI_EXIT_UNAVAIL;
-            } else if (nr != NET_OK) {
-                cli_err("%s: %s", what, net_strerror(nr));
-                rc = CLI_EXIT_USAGE;
-            } else {
-                int st = kv_reply_status(rep, rlen);
-                if (st != 0) {
-                    cli_err("%s: %s%s", what, kv_strstatus(st),
-                            st == EFBIG ? " (past the nodes' --max-file-size)"
-                            : st == ENOSPC ? " (the store is full: see the nodes' --max-store-bytes)"
-                                           : "");
-                    rc = st > 1000 ? CLI_EXIT_UNAVAIL : CLI_EXIT_USAGE;
-                }
-            }
+            if (rc == CLI_EXIT_OK)
+                rc = part_outcome(nr, rep, rlen, o, what);
         }
     }
     net_mux_free(mx);
@@ -284,7 +283,7 @@ static int put_stream(const cli_client_opts *o, const char *key)
                     .uid = (uint32_t)getuid(), .gid = (uint32_t)getgid()};
         rc = cli_run_op(c, &op, &r, what, false);
     } else {
-        uint64_t id = upload_id(), off = 0;
+        uint64_t id = net_random_id(), off = 0;
         rc = send_parts(o, id, declared, buf, (size_t)got, &off, what);
         if (rc == CLI_EXIT_OK && declared && off != declared) {
             cli_err("put: stdin held %llu bytes, not the %llu its size said (it changed?)",
