@@ -62,7 +62,7 @@
  *     send_msgs() reads the range of the stored form (st_snap_stored_read),
  *     so followers receive the compressed frame.
  *   - Installing one: the received frame is decoded into the state machine
- *     as a stream (st_snap_reader) and stored as is (st_set_stored_snapshots).
+ *     as a stream (st_snap_reader) and stored as is (st_save_ready).
  *   - Start-up decodes the stored snapshot as a stream too: no buffer the
  *     size of the state is ever built.
  * After installing a snapshot, malloc_trim() gives the freed heap back to the
@@ -1781,7 +1781,6 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
     memset(&boot, 0, sizeof boot);
     /* The snapshot stays in the store (external snapshots): the core gets its
      * length, the state machine reads it as a stream below. */
-    st_set_stored_snapshots(n->st, true);
     if (st_load_stored(n->st, &boot, err, errlen) != ST_OK)
         goto fail;
     if (boot.snapshot.conf.n == 0) {

@@ -6,16 +6,23 @@
  * its index, term and configuration) and the node's identity.  The database
  * runs in WAL mode with synchronous=FULL, so a successful save is on disk.
  *
- * The node loop (one thread) uses it like this:
+ * The node's loop (one thread) uses it like this:
  *
- *   st_open(dir)             -> checks schema and locks the directory
- *   st_check_identity(...)   -> refuses a directory made for another node
- *   st_load(&boot)           -> hard state, snapshot, log after it: raft_new()
- *   loop: st_save_ready(rd)  -> step 2 of the ready protocol (raft.h): one
- *                               transaction and one fsync per batch
- *         st_save_snapshot() -> after raft_compact(): stores the snapshot and
- *                               drops the log prefix it covers
+ *   st_open(dir)              -> checks schema and locks the directory
+ *   st_check_identity(...)    -> refuses a directory made for another node
+ *   st_load_stored(&boot)     -> hard state, snapshot metadata, log after it:
+ *                                raft_new(); the state through st_snap_reader
+ *   loop: st_save_ready(rd)   -> step 2 of the ready protocol (raft.h): one
+ *                                transaction and one fsync per batch, with a
+ *                                snapshot received from the leader, if any
+ *         st_bgsnap_*         -> a snapshot of its own, written by a worker
+ *                                thread and committed by the loop
+ *         st_snap_stored_read -> the stored form, for a follower that lags
  *   st_close()
+ *
+ * The code: storage.c (open, schema, identity, checkpointer), storage_log.c
+ * (log, hard state, load and save), storage_snap.c (snapshots);
+ * storage_internal.h has the layout of the database.
  *
  * Integrity: every log entry carries a CRC32C over (index, term, type, data),
  * the hard state and the configuration carry one too, and snapshot chunks
@@ -30,8 +37,10 @@
  * cannot persist must not go on).
  *
  * Not thread-safe: one thread uses one st_store (the store runs one helper
- * thread of its own for WAL checkpoints; it never touches the caller's data).  Two st_store (or two
- * processes) cannot open the same directory at once (ST_EBUSY).
+ * thread of its own for WAL checkpoints; it never touches the caller's data),
+ * except for the background snapshot writer's calls, made from one other
+ * thread.  Two st_store (or two processes) cannot open the same directory at
+ * once (ST_EBUSY).
  */
 #ifndef HSTORE_STORAGE_H
 #define HSTORE_STORAGE_H
@@ -95,24 +104,29 @@ void st_close(st_store *s);
 
 /* ---- Start-up ------------------------------------------------------------- */
 
-/* Fills *boot with what was persisted: hard state, latest snapshot (data
- * decompressed, with index, term and conf) and the log entries after it, in
- * order, every checksum verified.  A fresh store gives a zero hard state,
- * snapshot index 0 with conf.n == 0 and no data (the caller then fills
+/* Fills *boot with what was persisted: hard state, the latest snapshot's
+ * index, term and conf, and the log entries after it, in order, every
+ * checksum verified.  The snapshot's bytes stay in the store:
+ * boot->snapshot.data is NULL and .len is the length of its stored form (read
+ * the state with st_snap_reader_open).  A fresh store gives a zero hard
+ * state, snapshot index 0 with conf.n == 0 and len 0 (the caller then fills
  * boot->snapshot.conf with the initial configuration) and no entries.
  * Everything in *boot is allocated by the store: release it with
  * st_boot_free().  On error *boot is left empty (safe to st_boot_free). */
-int st_load(st_store *s, raft_boot *boot, char *err, size_t errlen);
+int st_load_stored(st_store *s, raft_boot *boot, char *err, size_t errlen);
 
-/* Frees what st_load() allocated and zeroes *boot.  NULL is ok. */
+/* Frees what st_load_stored() allocated and zeroes *boot.  NULL is ok. */
 void st_boot_free(raft_boot *boot);
 
 /* ---- Saving ----------------------------------------------------------------- */
 
 /* Persists one ready batch (step 2 of the protocol in raft.h) in ONE
- * transaction with one fsync: rd->snapshot (if not NULL; as
- * st_save_snapshot, except that the log is kept only if it holds the entry at
- * snapshot->index with the same term, otherwise all of it is dropped), then
+ * transaction with one fsync: rd->snapshot (if not NULL: a snapshot received
+ * from a leader, in stored form as st_snap_stored_read gives it; it is
+ * checked to decompress whole and stored as is, replacing the stored one,
+ * which must not be newer (ST_EINVAL); the log is kept after it only if it
+ * holds the entry at snapshot->index with the same term, otherwise all of it
+ * is dropped), then
  * rd->hs (if rd->hs_changed), then rd->entries: the stored log from
  * entries[0].index on is deleted first (conflicting suffix) and the entries
  * appended.  Entries must be consecutive, start no later than last_index+1
@@ -120,50 +134,19 @@ void st_boot_free(raft_boot *boot);
  * once all of it is durable. */
 int st_save_ready(st_store *s, const raft_ready *rd, char *err, size_t errlen);
 
-/* Stores snap (compressed with zstd as a stream, in chunks) as the latest
- * snapshot and deletes the log prefix <= snap->index, in one transaction.
- * A snapshot older than the stored one is refused (ST_EINVAL); the same index
- * replaces it.  The store's background checkpointer is then woken to copy
- * the snapshot from the WAL into the database file, so no later batch pays
- * for that copy. */
-int st_save_snapshot(st_store *s, const raft_snapshot *snap, char *err, size_t errlen);
-
-/* Streaming snapshot writer, for a state too large to hold twice: begin, write
- * the state's bytes in any number of pieces, then commit (same effect as
- * st_save_snapshot) or abort.  Memory stays bounded by one compressed chunk
- * whatever the state's size.  While a writer is open every other saving call
- * on the store returns ST_EBUSY.  Commit and abort free the writer; a failed
- * write or commit leaves nothing stored (call st_snap_abort after a failed
- * write; a failed commit has already freed the writer). */
-typedef struct st_snap_writer st_snap_writer;
-int st_snap_begin(st_store *s, uint64_t index, uint64_t term, const raft_conf *conf,
-                  st_snap_writer **out, char *err, size_t errlen);
-int st_snap_write(st_snap_writer *w, const void *buf, size_t len, char *err, size_t errlen);
-int st_snap_commit(st_snap_writer *w, char *err, size_t errlen);
-void st_snap_abort(st_snap_writer *w);
-
 /* ---- Snapshots kept by the store (raft_config.external_snapshot) ----------- *
  *
  * The stored form of a snapshot is one zstd frame (with content checksum),
- * cut into 1 MiB rows.  A node in external mode keeps its snapshot only
- * here: it serves InstallSnapshot chunks from the stored form, sends the
- * stored form itself (so a follower receives compressed bytes), and reads
- * the state back as a stream, never as one buffer. */
-
-/* As st_load, except that the snapshot's bytes stay in the store:
- * boot->snapshot.data is NULL and .len is the length of the stored form. */
-int st_load_stored(st_store *s, raft_boot *boot, char *err, size_t errlen);
+ * cut into 1 MiB rows.  The node keeps its snapshot only here: it serves
+ * InstallSnapshot chunks from the stored form, sends the stored form itself
+ * (so a follower receives compressed bytes), and reads the state back as a
+ * stream, never as one buffer. */
 
 /* len bytes at offset off of the stored form of the snapshot at index (the
  * one stored now; ST_EINVAL otherwise, or past its end).  Checksums
  * verified. */
 int st_snap_stored_read(st_store *s, uint64_t index, uint64_t off, void *buf, size_t len,
                         char *err, size_t errlen);
-
-/* From now on, a snapshot in a ready batch given to st_save_ready is in
- * stored form (as received from a leader that reads it with
- * st_snap_stored_read): it is checked to decompress whole and stored as is. */
-void st_set_stored_snapshots(st_store *s, bool on);
 
 /* Streaming reader of a snapshot's state bytes: either the stored snapshot
  * (inside a read transaction of the store's connection until closed) or a
@@ -173,6 +156,7 @@ void st_set_stored_snapshots(st_store *s, bool on);
  * st_snap_reader_close checks that the frame ends right after the bytes read
  * (content checksum included) and frees the reader: 0 or ST_ECORRUPT etc. */
 typedef struct st_snap_reader st_snap_reader;
+typedef struct st_snap_writer st_snap_writer;
 int st_snap_reader_open(st_store *s, st_snap_reader **out, char *err, size_t errlen);
 int st_snap_reader_open_frame(const void *frame, size_t len, st_snap_reader **out, char *err,
                               size_t errlen);
@@ -207,7 +191,9 @@ int st_bgsnap_commit(st_snap_writer *w, const raft_conf *conf, char *err, size_t
 uint64_t st_bgsnap_bytes(const st_snap_writer *w);
 void st_bgsnap_abort(st_snap_writer *w);
 
-/* ---- Reading and introspection ------------------------------------------- */
+/* ---- Reading and introspection ------------------------------------------- *
+ * The node uses st_path; the rest is for tests and tools that check what a
+ * store holds. */
 
 /* Reads the stored entries with lo <= index <= hi (checksums verified) into a
  * malloc'ed array *out of *n entries; release with st_entries_free().
@@ -227,16 +213,9 @@ uint64_t st_snapshot_term(const st_store *s);
 /* Bytes of entry data in the log after the snapshot (as raft_log_bytes()):
  * what the node compares with its snapshot threshold. */
 uint64_t st_log_bytes(const st_store *s);
-/* Bytes the store takes on disk now (database + WAL). */
-uint64_t st_disk_bytes(const st_store *s);
 /* Compressed size of the stored snapshot in bytes (0 when none). */
 uint64_t st_snapshot_stored_bytes(const st_store *s);
 /* Full path of the database file (for messages). */
 const char *st_path(const st_store *s);
-
-/* Copies the WAL into the database file and truncates the WAL, now, in the
- * caller's thread.  Optional: a background thread of the store checkpoints
- * by itself (batches never wait for it); this is for tools and tests. */
-int st_checkpoint(st_store *s, char *err, size_t errlen);
 
 #endif

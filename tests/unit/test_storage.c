@@ -4,7 +4,10 @@
  * Round trips of every record kind, conflicting-suffix overwrite, compaction,
  * identity and locking, corruption of several kinds, crash safety under
  * SIGKILL, a full disk (a size-limited tmpfs mounted for the test: needs
- * root), a read-only medium, and a large zstd snapshot round trip.
+ * root), a read-only medium, a large zstd snapshot round trip, and the
+ * background snapshot writer.  Snapshots are written and read the way the
+ * node does: with the background writer (st_bgsnap_*), received frames
+ * through st_save_ready, and the state read back through st_snap_reader.
  *
  * HSTORE_TEST_MODE: normal | asan (smaller snapshot) | long (more kills).
  * HSTORE_TEST_SEED replays the randomized tests (the seed is printed).
@@ -31,6 +34,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "raftkv/crc32c.h"
 #include "raftkv/storage.h"
@@ -170,6 +174,97 @@ static void check_entries(const raft_boot *b, uint64_t lo, uint64_t hi, uint64_t
     }
 }
 
+/* A stored-form frame of data, as a leader sends it (a zstd frame with
+ * content checksum); malloc'ed, its length in *flen. */
+static uint8_t *frame_of(const void *data, size_t len, size_t *flen)
+{
+    size_t cap = ZSTD_compressBound(len);
+    uint8_t *f = malloc(cap);
+    ZSTD_CCtx *c = ZSTD_createCCtx();
+    assert_non_null(f);
+    assert_non_null(c);
+    ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
+    *flen = ZSTD_compress2(c, f, cap, len ? data : "", len);
+    assert_false(ZSTD_isError(*flen));
+    ZSTD_freeCCtx(c);
+    return f;
+}
+
+/* Stores sn as the node takes a snapshot: the background writer, here all
+ * in the caller's thread (begin, write in pieces, finish, commit). */
+static int save_snapshot(st_store *s, const raft_snapshot *sn, char *err, size_t errlen)
+{
+    st_snap_writer *w;
+    int rc = st_bgsnap_begin(s, sn->index, sn->term, &w, err, errlen);
+    if (rc)
+        return rc;
+    for (size_t o = 0; o < sn->len && !rc; o += 100000)
+        rc = st_bgsnap_write(w, sn->data + o, sn->len - o < 100000 ? sn->len - o : 100000, err,
+                             errlen);
+    if (!rc)
+        rc = st_bgsnap_finish(w, err, errlen);
+    if (rc) {
+        st_bgsnap_abort(w);
+        return rc;
+    }
+    return st_bgsnap_commit(w, &sn->conf, err, errlen);
+}
+
+/* Loads as the node starts: st_load_stored, then the snapshot's state through
+ * a stream reader of the store, put into boot->snapshot.data/len (freed by
+ * st_boot_free) for the tests to compare.  The state's length is found first
+ * by decoding the stored form (st_snap_stored_read, checksums verified). */
+static int load(st_store *s, raft_boot *b, char *err, size_t errlen)
+{
+    int rc = st_load_stored(s, b, err, errlen);
+    if (rc || b->snapshot.index == 0)
+        return rc;
+    size_t flen = b->snapshot.len, raw = 0;
+    uint8_t *frame = malloc(flen ? flen : 1);
+    rc = st_snap_stored_read(s, b->snapshot.index, 0, frame, flen, err, errlen);
+    if (!rc) {
+        ZSTD_DCtx *d = ZSTD_createDCtx();
+        uint8_t *scratch = malloc(1 << 16);
+        ZSTD_inBuffer in = { frame, flen, 0 };
+        size_t left = 1;
+        while (in.pos < in.size && left != 0) {
+            ZSTD_outBuffer out = { scratch, 1 << 16, 0 };
+            left = ZSTD_decompressStream(d, &out, &in);
+            if (ZSTD_isError(left)) {
+                rc = ST_ECORRUPT;
+                snprintf(err, errlen, "stored snapshot at index %llu: %s",
+                         (unsigned long long)b->snapshot.index, ZSTD_getErrorName(left));
+                break;
+            }
+            raw += out.pos;
+        }
+        free(scratch);
+        ZSTD_freeDCtx(d);
+    }
+    free(frame);
+    uint8_t *data = NULL;
+    if (!rc) {
+        data = malloc(raw ? raw : 1);
+        st_snap_reader *rd;
+        rc = st_snap_reader_open(s, &rd, err, errlen);
+        if (!rc) {
+            int got = st_snap_read(rd, data, raw);
+            int crc = st_snap_reader_close(rd, err, errlen);
+            rc = crc ? crc : got ? ST_ECORRUPT : 0;
+        }
+    }
+    if (rc) {
+        free(data);
+        st_boot_free(b);
+        return rc;
+    }
+    b->snapshot.len = raw;
+    b->snapshot.data = raw ? data : NULL;
+    if (!raw)
+        free(data);
+    return 0;
+}
+
 static raft_conf make_conf(uint32_t n)
 {
     raft_conf c;
@@ -227,7 +322,7 @@ static void test_fresh_store(void **state)
     st_store *s = open_ok(f->dir);
     raft_boot b;
     char err[512];
-    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
     assert_int_equal(b.hs.term, 0);
     assert_int_equal(b.hs.vote, 0);
     assert_int_equal(b.hs.commit, 0);
@@ -241,7 +336,7 @@ static void test_fresh_store(void **state)
     st_close(s);
     /* Reopening the empty store is fine too. */
     s = open_ok(f->dir);
-    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
     assert_int_equal(b.n_entries, 0);
     st_boot_free(&b);
     st_close(s);
@@ -272,7 +367,7 @@ static void test_round_trip(void **state)
     assert_int_equal(st_last_index(s), 4);
     assert_int_equal(st_log_bytes(s), 11);
     raft_boot b;
-    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
     assert_int_equal(b.hs.term, 7);
     assert_int_equal(b.hs.vote, 3);
     assert_int_equal(b.hs.commit, 2);
@@ -290,14 +385,14 @@ static void test_round_trip(void **state)
     /* Snapshot with configuration and data. */
     raft_snapshot sn = { .index = 3, .term = 7, .conf = make_conf(3),
                          .data = (uint8_t *)"state-machine-bytes", .len = 19 };
-    assert_int_equal(st_save_snapshot(s, &sn, err, sizeof err), 0);
+    assert_int_equal(save_snapshot(s, &sn, err, sizeof err), 0);
     assert_int_equal(st_snapshot_index(s), 3);
     assert_int_equal(st_snapshot_term(s), 7);
     assert_int_equal(st_first_index(s), 4);
     assert_int_equal(st_log_bytes(s), 1);
     st_close(s);
     s = open_ok(f->dir);
-    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
     assert_int_equal(b.snapshot.index, 3);
     assert_int_equal(b.snapshot.term, 7);
     assert_int_equal(b.snapshot.len, 19);
@@ -338,7 +433,7 @@ static void test_conflict_overwrite(void **state)
     save_entries(s, 9, 2, 3);
     /* Conflict at the very first entry of a row: 5 replaced with term 4. */
     raft_boot b;
-    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
     assert_int_equal(b.n_entries, 10);
     uint64_t want_t[11] = { 0, 1, 1, 1, 1, 1, 1, 2, 2, 3, 3 };
     uint64_t bytes = 0;
@@ -358,7 +453,7 @@ static void test_conflict_overwrite(void **state)
     st_close(s);
     s = open_ok(f->dir);
     assert_int_equal(st_last_index(s), 5);
-    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
     assert_int_equal(b.n_entries, 5);
     assert_int_equal(b.entries[3].term, 1);
     assert_int_equal(b.entries[4].term, 4);
@@ -374,7 +469,7 @@ static void test_conflict_overwrite(void **state)
     assert_int_equal(st_save_ready(s, &rd, err, sizeof err), ST_EINVAL);
     assert_non_null(strstr(err, "7"));
     free_entries(e, 1);
-    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
     assert_int_equal(b.hs.term, 0);
     assert_int_equal(b.n_entries, 5);
     st_boot_free(&b);
@@ -393,11 +488,11 @@ static void test_compaction(void **state)
     raft_conf c3 = make_conf(3);
     /* Snapshot ending inside a row (10 is in 10..12). */
     raft_snapshot sn = { .index = 10, .term = 1, .conf = c3, .data = (uint8_t *)"S10", .len = 3 };
-    assert_int_equal(st_save_snapshot(s, &sn, err, sizeof err), 0);
+    assert_int_equal(save_snapshot(s, &sn, err, sizeof err), 0);
     assert_int_equal(st_first_index(s), 11);
     assert_int_equal(st_last_index(s), 20);
     raft_boot b;
-    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
     assert_int_equal(b.snapshot.index, 10);
     check_entries(&b, 11, 20, term_1);
     st_boot_free(&b);
@@ -406,59 +501,70 @@ static void test_compaction(void **state)
         bytes += ent_len(i, 1);
     assert_int_equal(st_log_bytes(s), bytes);
 
-    /* Older snapshot refused. */
+    /* An older snapshot, or the same again, is refused. */
     sn.index = 9;
-    assert_int_equal(st_save_snapshot(s, &sn, err, sizeof err), ST_EINVAL);
-    assert_non_null(strstr(err, "older"));
+    assert_int_equal(save_snapshot(s, &sn, err, sizeof err), ST_EINVAL);
+    assert_non_null(strstr(err, "not newer"));
+    sn.index = 10;
+    assert_int_equal(save_snapshot(s, &sn, err, sizeof err), ST_EINVAL);
 
     /* Snapshot at a row end (12), then more entries in term 2. */
     sn.index = 12;
-    assert_int_equal(st_save_snapshot(s, &sn, err, sizeof err), 0);
+    assert_int_equal(save_snapshot(s, &sn, err, sizeof err), 0);
     save_entries(s, 21, 5, 2);
     st_close(s);
     s = open_ok(f->dir);
-    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
     check_entries(&b, 13, 25, term_compact);
     st_boot_free(&b);
 
     /* A leader's snapshot whose term does not match our entry drops the whole
      * log; entries after it in the same ready are kept. */
     raft_entry *e = make_entries(23, 2, 3);
-    raft_snapshot ls = { .index = 22, .term = 3, .conf = make_conf(5), .data = (uint8_t *)"L", .len = 1 };
+    size_t flen;
+    uint8_t *frame = frame_of("L", 1, &flen);
+    raft_snapshot ls = { .index = 22, .term = 3, .conf = make_conf(5), .data = frame, .len = flen };
     raft_ready rd = { .hs_changed = true, .hs = { 3, 1, 22 }, .snapshot = &ls, .entries = e, .n_entries = 2 };
     assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
     free_entries(e, 2);
+    free(frame);
     assert_int_equal(st_snapshot_index(s), 22);
     assert_int_equal(st_last_index(s), 24);
     st_close(s);
     s = open_ok(f->dir);
-    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
     assert_int_equal(b.snapshot.index, 22);
     assert_int_equal(b.snapshot.term, 3);
     assert_int_equal(b.snapshot.conf.n, 5);
     assert_int_equal(b.n_entries, 2);
     assert_int_equal(b.entries[0].index, 23);
     assert_int_equal(b.entries[0].term, 3);
+    assert_int_equal(b.snapshot.len, 1);
+    assert_memory_equal(b.snapshot.data, "L", 1);
     st_boot_free(&b);
 
     /* A snapshot beyond the log empties it. */
-    raft_snapshot far = { .index = 100, .term = 4, .conf = c3, .data = NULL, .len = 0 };
+    frame = frame_of(NULL, 0, &flen);
+    raft_snapshot far = { .index = 100, .term = 4, .conf = c3, .data = frame, .len = flen };
     rd = (raft_ready){ .snapshot = &far };
     assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
+    free(frame);
     assert_int_equal(st_last_index(s), 100);
     assert_int_equal(st_log_bytes(s), 0);
-    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
     assert_int_equal(b.n_entries, 0);
     assert_int_equal(b.snapshot.len, 0);
     st_boot_free(&b);
     save_entries(s, 101, 2, 4);
-    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
     assert_int_equal(b.n_entries, 2);
     assert_int_equal(b.entries[0].index, 101);
     st_boot_free(&b);
     st_close(s);
 }
 
+/* A snapshot written in pieces while batches go on; an aborted one leaves
+ * the previous snapshot and the log untouched. */
 static void test_snapshot_writer(void **state)
 {
     fixture *f = *state;
@@ -472,24 +578,35 @@ static void test_snapshot_writer(void **state)
         data[i] = (i / 4096) % 2 ? (uint8_t)rng_next(&r) : (uint8_t)(i % 17);
     raft_conf c = make_conf(2);
     st_snap_writer *w;
-    assert_int_equal(st_snap_begin(s, 5, 1, &c, &w, err, sizeof err), 0);
-    /* Other saves wait for the writer. */
-    raft_ready rd = { .hs_changed = true, .hs = { 1, 1, 1 } };
-    assert_int_equal(st_save_ready(s, &rd, err, sizeof err), ST_EBUSY);
+    assert_int_equal(st_bgsnap_begin(s, 5, 1, &w, err, sizeof err), 0);
+    for (size_t o = 0; o < len; o += 100000) {
+        assert_int_equal(st_bgsnap_write(w, data + o, len - o < 100000 ? len - o : 100000, err,
+                                         sizeof err), 0);
+        if (o == 1000000) {
+            /* other saves go on meanwhile */
+            raft_ready rd = { .hs_changed = true, .hs = { 1, 1, 1 } };
+            assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
+        }
+    }
+    assert_int_equal(st_bgsnap_commit(w, &c, err, sizeof err), ST_EINVAL);   /* not finished */
+    assert_int_equal(st_bgsnap_begin(s, 5, 1, &w, err, sizeof err), 0);
     for (size_t o = 0; o < len; o += 100000)
-        assert_int_equal(st_snap_write(w, data + o, len - o < 100000 ? len - o : 100000, err, sizeof err), 0);
-    assert_int_equal(st_snap_commit(w, err, sizeof err), 0);
+        assert_int_equal(st_bgsnap_write(w, data + o, len - o < 100000 ? len - o : 100000, err,
+                                         sizeof err), 0);
+    assert_int_equal(st_bgsnap_finish(w, err, sizeof err), 0);
+    assert_true(st_bgsnap_bytes(w) > 0);
+    assert_int_equal(st_bgsnap_commit(w, &c, err, sizeof err), 0);
     assert_true(st_snapshot_stored_bytes(s) > 0);
     assert_true(st_snapshot_stored_bytes(s) < len);
-    /* An aborted writer leaves the previous snapshot and log untouched. */
-    assert_int_equal(st_snap_begin(s, 8, 1, &c, &w, err, sizeof err), 0);
-    assert_int_equal(st_snap_write(w, "junk", 4, err, sizeof err), 0);
-    st_snap_abort(w);
+    assert_int_equal(st_bgsnap_begin(s, 8, 1, &w, err, sizeof err), 0);
+    assert_int_equal(st_bgsnap_write(w, "junk", 4, err, sizeof err), 0);
+    st_bgsnap_abort(w);
     assert_int_equal(st_snapshot_index(s), 5);
     st_close(s);
     s = open_ok(f->dir);
     raft_boot b;
-    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.hs.commit, 1);
     assert_int_equal(b.snapshot.index, 5);
     assert_int_equal(b.snapshot.len, len);
     assert_memory_equal(b.snapshot.data, data, len);
@@ -580,7 +697,7 @@ static void test_corrupt_entry(void **state)
     flip_byte(f->db, at + 10);
     s = open_ok(f->dir);
     raft_boot b;
-    int rc = st_load(s, &b, err, sizeof err);
+    int rc = load(s, &b, err, sizeof err);
     assert_int_equal(rc, ST_ECORRUPT);
     assert_non_null(strstr(err, f->db));
     assert_non_null(strstr(err, "log entry 41"));
@@ -609,14 +726,14 @@ static void test_corrupt_snapshot(void **state)
     for (size_t i = 0; i < len; i++)
         data[i] = (uint8_t)rng_next(&r);
     raft_snapshot sn = { .index = 2, .term = 1, .conf = make_conf(1), .data = data, .len = len };
-    assert_int_equal(st_save_snapshot(s, &sn, err, sizeof err), 0);
+    assert_int_equal(save_snapshot(s, &sn, err, sizeof err), 0);
     st_close(s);
     long at = find_bytes(f->db, data + 5000, 32);
     assert_true(at > 0);
     flip_byte(f->db, at + 3);
     s = open_ok(f->dir);
     raft_boot b;
-    assert_int_equal(st_load(s, &b, err, sizeof err), ST_ECORRUPT);
+    assert_int_equal(load(s, &b, err, sizeof err), ST_ECORRUPT);
     assert_non_null(strstr(err, f->db));
     assert_non_null(strstr(err, "snapshot at index 2"));
     st_close(s);
@@ -757,9 +874,11 @@ static void model_step(model *m, uint64_t seed, uint64_t k, batch *b)
             b->snap.index = idx;
             b->snap.term = m->snap_term;
             b->snap.conf = make_conf(m->snap_members);
-            b->snap.len = snap_len_of(k);
-            b->snap.data = malloc(b->snap.len ? b->snap.len : 1);
-            snap_fill(b->snap.data, b->snap.len, k);
+            size_t len = snap_len_of(k);
+            uint8_t *state = malloc(len ? len : 1);
+            snap_fill(state, len, k);
+            b->snap.data = frame_of(state, len, &b->snap.len);
+            free(state);
             b->rd.snapshot = &b->snap;
         }
     }
@@ -812,7 +931,7 @@ static void crash_child(const char *dir, uint64_t seed, int wfd)
         _exit(2);
     }
     raft_boot bt;
-    if (st_load(s, &bt, err, sizeof err) != 0) {
+    if (load(s, &bt, err, sizeof err) != 0) {
         fprintf(stderr, "child: %s\n", err);
         _exit(3);
     }
@@ -951,7 +1070,7 @@ static void test_crash_safety(void **state)
         st_store *s = open_ok(f->dir);
         raft_boot b;
         char err[512];
-        int rc = st_load(s, &b, err, sizeof err);
+        int rc = load(s, &b, err, sizeof err);
         if (rc)
             fail_msg("round %d (seed %llu): reopen after kill: %s", round, (unsigned long long)seed, err);
         uint64_t j = b.hs.term;
@@ -1034,7 +1153,7 @@ static void test_disk_full(void **state)
     printf("reopen on the full filesystem: %s\n", rc ? err : "ok");
     if (rc == 0) {
         raft_boot fb;
-        rc = st_load(s, &fb, err, sizeof err);
+        rc = load(s, &fb, err, sizeof err);
         if (rc == 0) {
             assert_int_equal(fb.hs.term, acked_term);
             assert_int_equal(fb.n_entries, acked_last);
@@ -1049,7 +1168,7 @@ static void test_disk_full(void **state)
     assert_int_equal(mount("tmpfs", f->mnt, "tmpfs", MS_REMOUNT, "size=64m"), 0);
     s = open_ok(f->dir);
     raft_boot b;
-    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
     assert_int_equal(b.hs.term, acked_term);
     assert_int_equal(b.n_entries, acked_last);
     for (size_t i = 0; i < b.n_entries; i++) {
@@ -1145,7 +1264,7 @@ static void test_wal_bounded(void **state)
     st_close(s);
     s = open_ok(f->dir);
     raft_boot b;
-    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
     assert_int_equal(b.n_entries, next - 1);
     assert_int_equal(b.entries[next - 2].index, next - 1);
     st_boot_free(&b);
@@ -1211,14 +1330,14 @@ static void test_big_snapshot(void **state)
     save_entries(s, 1, 100, 1);
     raft_snapshot sn = { .index = 90, .term = 1, .conf = make_conf(3), .data = data, .len = len };
     double t0 = now_s();
-    assert_int_equal(st_save_snapshot(s, &sn, err, sizeof err), 0);
+    assert_int_equal(save_snapshot(s, &sn, err, sizeof err), 0);
     double t1 = now_s();
     uint64_t comp = st_snapshot_stored_bytes(s);
     st_close(s);
     s = open_ok(f->dir);
     raft_boot b;
     double t2 = now_s();
-    assert_int_equal(st_load(s, &b, err, sizeof err), 0);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
     double t3 = now_s();
     printf("snapshot %zu MiB mixed data: compressed to %.1f MiB (%.1f%%), save %.2f s, load %.2f s\n",
            mb, (double)comp / (1 << 20), 100.0 * (double)comp / (double)len, t1 - t0, t3 - t2);
@@ -1343,7 +1462,7 @@ static void test_background_snapshot(void **state)
     assert_memory_equal(back, data, len);
     free(back);
     /* the stored form, read in pieces, is a frame that a second store takes
-     * as a received snapshot (st_set_stored_snapshots) */
+     * as a received snapshot (st_save_ready) */
     size_t flen;
     uint8_t *frame = stored_form(s, &flen);
     st_close(s);
@@ -1376,8 +1495,13 @@ static void test_background_snapshot(void **state)
     a = (bg_arg){ w, data, 2 << 20, -1 };
     assert_int_equal(pthread_create(&th, NULL, bg_main, &a), 0);
     pthread_join(th, NULL);
-    raft_snapshot sn = { .index = 40, .term = 1, .conf = c, .data = data, .len = 1 << 20 };
-    assert_int_equal(st_save_snapshot(s, &sn, err, sizeof err), 0);
+    /* (a newer snapshot received from a leader meanwhile) */
+    size_t nlen;
+    uint8_t *newer = frame_of(data, 1 << 20, &nlen);
+    raft_snapshot sn = { .index = 40, .term = 1, .conf = c, .data = newer, .len = nlen };
+    raft_ready nrd = { .snapshot = &sn };
+    assert_int_equal(st_save_ready(s, &nrd, err, sizeof err), 0);
+    free(newer);
     assert_int_equal(st_bgsnap_commit(w, &c, err, sizeof err), ST_EINVAL);
     assert_int_equal(st_snapshot_index(s), 40);
     back = read_stored(s, 1 << 20);
@@ -1388,7 +1512,6 @@ static void test_background_snapshot(void **state)
     char dir2[300];
     snprintf(dir2, sizeof dir2, "%s/second", f->dir);
     s = open_ok(dir2);
-    st_set_stored_snapshots(s, true);
     raft_ready rd = { .hs_changed = true, .hs = { 1, 0, 20 } };
     raft_snapshot rs = { .index = 20, .term = 1, .conf = c, .data = frame, .len = flen };
     rd.snapshot = &rs;
@@ -1446,7 +1569,7 @@ static void test_background_snapshot_crash(void **state)
             st_store *s;
             if (st_open(dir, &s, err, sizeof err) != 0) _exit(2);
             raft_snapshot sn = { .index = 5, .term = 1, .conf = make_conf(1), .data = data, .len = 1000 };
-            if (st_save_snapshot(s, &sn, err, sizeof err) != 0) _exit(3);
+            if (save_snapshot(s, &sn, err, sizeof err) != 0) _exit(3);
             st_snap_writer *w;
             if (st_bgsnap_begin(s, 9, 1, &w, err, sizeof err) != 0) _exit(4);
             bg_arg a = { w, data, len, -1 };

@@ -1,0 +1,126 @@
+/*
+ * storage_internal.h — what the three files of the store share: the st_store
+ * struct, its prepared statements and the helpers for errors, statements and
+ * transactions.  Not for use outside raftkv/storage*.c.
+ *
+ *   storage.c       open, schema, identity, close; the background checkpointer;
+ *                   the helpers declared here
+ *   storage_log.c   the log and hard state: rows, conflicts, compaction,
+ *                   loading at start and saving a ready batch
+ *   storage_snap.c  snapshots: the background writer, installing a received
+ *                   frame, reading the stored form back
+ *
+ * Layout of the database (schema version ST_SCHEMA_VERSION, 2):
+ *   meta(key, value)                       node identity
+ *   hs(id=1, term, vote, commit_idx, crc)  hard state
+ *   log(first PK, last, bytes, body)       the log, one row per saved batch:
+ *        body = for each index first..last:
+ *               term u64 | type u8 | len u32 | crc u32 | data[len]   (LE)
+ *        crc  = CRC32C(index u64 | term u64 | type u8 | data)
+ *        Rows with first <= the snapshot index are dead (a lazy compaction
+ *        leaves them to the checkpointer): every reader skips them.
+ *   snap(id=1, idx, term, conf, raw_len, comp_len, nchunks, crc)
+ *        conf = the raft_conf encoding of conf_codec.h, then its CRC32C u32
+ *   snap_chunk(seq PK, crc, body)          one zstd frame cut into chunks
+ *   snap_stage, snap_old                   transient (background snapshots)
+ */
+#ifndef HSTORE_STORAGE_INTERNAL_H
+#define HSTORE_STORAGE_INTERNAL_H
+
+#include "raftkv/storage.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Prepared statements of the store's connection (SQL in storage.c). */
+enum {
+    Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
+    Q_HS_GET, Q_HS_PUT,
+    Q_LOG_INSERT, Q_LOG_ALL, Q_LOG_CONTAINING, Q_LOG_DEL_FROM, Q_LOG_BYTES_FROM,
+    Q_LOG_DEL_UPTO, Q_LOG_BYTES_UPTO, Q_LOG_DEL_ALL, Q_LOG_DEL_ONE, Q_LOG_UPDATE, Q_LOG_RANGE, Q_LOG_TOTALS,
+    Q_SNAP_GET, Q_SNAP_PUT, Q_CHUNK_INS, Q_CHUNK_DEL_ALL, Q_CHUNK_ALL, Q_CHUNK_GET,
+    Q_META_GET, Q_META_PUT,
+    Q_COUNT
+};
+
+/* Cached summary of what is stored; restored when a transaction rolls back. */
+typedef struct st_cache {
+    uint64_t last_index;    /* last log index, or snap_index when the log is empty */
+    uint64_t snap_index, snap_term;
+    uint64_t log_bytes;
+    uint64_t snap_comp;     /* compressed snapshot bytes */
+} st_cache;
+
+struct st_store {
+    sqlite3 *db;
+    sqlite3_stmt *q[Q_COUNT];
+    int lock_fd;
+    char dir[PATH_MAX];
+    char path[PATH_MAX];
+    st_cache c, saved;
+    bool in_txn;
+    bool bg_open;           /* a background snapshot writer exists */
+    /* Background checkpointer (storage.c). */
+    pthread_mutex_t wmu;    /* held by every write transaction */
+    pthread_mutex_t cmu;    /* guards ck_req / ck_stop */
+    pthread_cond_t ccv;
+    bool ck_req, ck_stop, ck_running, mutexes;
+    bool ck_drop;           /* snap_old (a replaced snapshot) waits to be dropped */
+    pthread_t ck_thr;
+    sqlite3 *ckdb;
+};
+
+/* ---- errors (storage.c) ---------------------------------------------------- */
+
+/* Writes the message into err[errlen] (if err) and returns rc. */
+__attribute__((format(printf, 4, 5)))
+int sto_fail(int rc, char *err, size_t errlen, const char *fmt, ...);
+/* The ST_E* code of an SQLite result code. */
+int sto_map_sqlite(int rc);
+/* An SQLite failure: code plus "FILE: what: sqlite's message". */
+int sto_sqlfail(st_store *s, int rc, char *err, size_t errlen, const char *what);
+
+/* ---- statements and transactions (storage.c) ------------------------------- */
+
+/* Runs prepared statement q, which returns no rows (and resets it). */
+int sto_step_done(st_store *s, int q, char *err, size_t errlen, const char *what);
+/* Runs prepared statement q, which returns one integer, into *v. */
+int sto_step_int(st_store *s, int q, uint64_t *v, char *err, size_t errlen, const char *what);
+void sto_reset_q(st_store *s, int q);
+int sto_exec_sql(st_store *s, const char *sql, char *err, size_t errlen);
+
+/* A write transaction holds s->wmu and restores s->c when rolled back. */
+int sto_txn_begin(st_store *s, char *err, size_t errlen);
+void sto_txn_rollback(st_store *s);
+int sto_txn_commit(st_store *s, char *err, size_t errlen);
+
+/* ---- the background checkpointer (storage.c) -------------------------------- */
+
+/* Wakes it for a checkpoint; with cleanup, also to drop a replaced snapshot
+ * and dead log rows. */
+void sto_ckpt_wake(st_store *s, bool cleanup);
+void sto_ckpt_request(st_store *s);
+/* After a snapshot: its pages copied into the database file now, in the
+ * background (inline when the checkpointer could not start). */
+void sto_checkpoint_after_snapshot(st_store *s);
+
+/* ---- log (storage_log.c) ----------------------------------------------------- */
+
+/* Drops the log a snapshot at (index, term) covers, inside the caller's
+ * transaction; lazy leaves the covered rows for the checkpointer. */
+int sto_log_compact(st_store *s, uint64_t index, uint64_t term, bool lazy, char *err,
+                    size_t errlen);
+
+/* ---- snapshots (storage_snap.c) --------------------------------------------- */
+
+/* The stored snapshot's metadata into *snap (data NULL, len the length of
+ * the stored form); a zero snapshot when none is stored. */
+int sto_snap_load(st_store *s, raft_snapshot *snap, char *err, size_t errlen);
+/* Stores a received snapshot (snap->data is a stored-form zstd frame) and
+ * compacts the log, inside the caller's transaction. */
+int sto_snap_install(st_store *s, const raft_snapshot *snap, char *err, size_t errlen);
+
+#endif
