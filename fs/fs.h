@@ -12,9 +12,10 @@
  * unmounts and joins; it never hangs, even when the cluster has no quorum
  * (requests in flight fail with EIO once their deadline passes).
  *
- * The semantics (which writes are buffered into one whole-file PUT, which go
- * write-through, unlink of an open file, limits) are described at the top of
- * fs/fs.c.
+ * The semantics are described at the top of the file that implements them:
+ * consistency and limits in fs/fs.c, which writes are buffered into one
+ * whole-file PUT and which go write-through in fs/fs_file.c, unlink of an
+ * open file in fs/fs_open.c, the control view in fs/fs_ctl.c.
  */
 #ifndef HSTORE_FS_H
 #define HSTORE_FS_H
@@ -30,7 +31,7 @@ typedef struct fs_options {
     int op_timeout_ms;          /* deadline of one operation; <= 0: the backend's default */
     uint64_t max_file_size;     /* EFBIG past this many bytes; 0: the backend's max_file_size */
     uint64_t whole_file_max;    /* bytes of a whole-file write buffered in the handle: one
-                                   PUT up to it, an upload in parts past it (fs.c);
+                                   PUT up to it, an upload in parts past it (fs_file.c);
                                    0: FS_WHOLE_FILE_MAX_DEFAULT (capped at max_file_size) */
     bool allow_other;           /* -o allow_other (root, or user_allow_other in fuse.conf) */
     uint64_t client_id;         /* exactly-once id of this mount; 0: a random 64-bit value */

@@ -7,8 +7,8 @@
  * Every function returns 0 (or a byte count) on success and a negative errno
  * on failure; -EIO means the deadline passed without an answer (no quorum:
  * the outcome of a command is then unknown).  Keeping this seam narrow lets
- * fs.c speak FUSE only, and keeps the wire format of kv operations in one
- * place.
+ * the other files of fs/ speak FUSE only, and keeps the wire format of kv
+ * operations in one place.
  *
  * Exactly-once ids: a mount has a random 64-bit client id base.  Each
  * command borrows a "session" (client id = base + slot) from a small pool for
@@ -84,7 +84,8 @@ typedef struct fs_kv_held {
 } fs_kv_held;
 void fs_kv_held_drop(fs_kv *k, fs_kv_held *h);
 
-int fs_kv_init(fs_kv *k, const fs_backend *b, uint64_t client_base, uint64_t holder, int timeout_ms);
+int fs_kv_init(fs_kv *k, const fs_backend *b, uint64_t client_base, uint64_t holder,
+               int timeout_ms);
 void fs_kv_destroy(fs_kv *k);
 
 /* Ops that take (path, ino) address the inode when ino != 0 (the mount

@@ -128,7 +128,7 @@ int main(int argc, char **argv)
         }
         /* fstat is not checked: the kernel sends GETATTR without a file
          * handle, and libfuse's high-level API has no path for a removed
-         * file, so it answers ESTALE (documented in fs/fs.c). */
+         * file, so it answers ESTALE (documented in fs/fs_attr.c). */
         (void)st;
         if (access(p, F_OK) == 0) {
             printf("FAIL name still there\n");
