@@ -1,17 +1,16 @@
 /*
- * client.c — leader discovery, retries and exactly-once ids for programs
- * talking to an hstore cluster (see client.h).
+ * client.c — the blocking client: one call at a time, leader discovery,
+ * retries and exactly-once ids for programs talking to an hstore cluster
+ * (see client.h).
  *
- * One call is a loop of attempts until the overall deadline.  Each attempt
- * sends the request, with a fresh req_id but the call's (client_id, seq), to
- * one node over that node's TCP connection and waits up to
- * min(attempt timeout, time left).  Where the next attempt goes:
- *   - a leader hint in any answer wins (the node knows better than we do);
- *   - otherwise the next node in the spec, round robin.
- * An attempt that got no answer closes that node's connection, so nothing of
- * it (a half-sent request, a late reply) is left to confuse the next call.
- * A node that refuses connections fails fast; after a whole round of nodes
- * failing, the client pauses briefly rather than spin.
+ * One call is a loop of attempts until the overall deadline, following the
+ * rules of retry.h (shared with mux.c).  Each attempt sends the request,
+ * with a fresh req_id but the call's (client_id, seq), to one node over
+ * that node's TCP connection and waits up to min(attempt timeout, time
+ * left).  An attempt that got no answer closes that node's connection, so
+ * nothing of it (a half-sent request, a late reply) is left to confuse the
+ * next call.  A node that refuses connections fails fast.  Leader hints may
+ * name a node the spec did not list: it is learnt from the hint's address.
  */
 #include "net/client.h"
 
@@ -30,19 +29,11 @@
 #include "net/auth.h"
 #include "net/stream.h"
 #include "net/net_util.h"
+#include "net/retry.h"
 
 /* Room for the spec's nodes plus leaders learnt from hints (membership
  * changes may name nodes the spec did not). */
 #define CLIENT_MAX_NODES (2 * RAFT_MAX_NODES)
-#define DEFAULT_TIMEOUT_MS 5000
-#define ATTEMPT_MS 1000
-/* First attempt on a node that has never answered this client: a node that
- * is down costs this much, not a whole attempt (a fresh `hstore get` whose
- * spec starts with a dead node would otherwise always pay a second). */
-#define FIRST_ATTEMPT_MS 300
-/* Pause after a node answered "not now": keeps a call from spinning through
- * nodes that all refuse at once (e.g. every one shutting down). */
-#define BACKOFF_MS 20
 /* A session unused this long is replaced by a fresh one before the next
  * command: the cluster may have expired it meanwhile, and a command sent on
  * an expired session fails (its outcome unknown to the caller). */
@@ -177,8 +168,8 @@ net_client *net_client_new(const char *cluster_spec, int timeout_ms, char *err, 
     for (int i = 0; i < n; i++)
         set_node(&c->nodes[i], ids[i], hosts[i], ports[i]);
     c->n = c->n_spec = n;
-    c->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
-    c->attempt_ms = ATTEMPT_MS;
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : NET_RETRY_TIMEOUT_MS;
+    c->attempt_ms = NET_RETRY_ATTEMPT_MS;
     c->client_id = 0;   /* registered with the first command */
     c->next_seq = 1;
     c->next_req = 1;
@@ -208,7 +199,7 @@ void net_client_free(net_client *c)
 void net_client_set_timeout(net_client *c, int timeout_ms)
 {
     if (c)
-        c->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
+        c->timeout_ms = timeout_ms > 0 ? timeout_ms : NET_RETRY_TIMEOUT_MS;
 }
 
 void net_client_set_auth(net_client *c, const net_auth *a)
@@ -361,6 +352,8 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* One call: attempts at node after node until an answer ends it or the
+ * deadline passes (the rules are retry.h's). */
 static int do_call(net_client *c, uint8_t flags, uint64_t client_id, uint64_t seq, const void *op,
                    size_t len, uint64_t deadline, void **reply, size_t *reply_len)
 {
@@ -377,15 +370,16 @@ static int do_call(net_client *c, uint8_t flags, uint64_t client_id, uint64_t se
         if (silent >= c->n) {
             /* Every node failed in a row (refused, reset, silent): pause
              * rather than spin through refusals until the deadline. */
-            sleep_ms((int)(deadline - now) < BACKOFF_MS ? (int)(deadline - now) : BACKOFF_MS);
+            sleep_ms(net_retry_cap_ms(now, deadline, NET_RETRY_BACKOFF_MS));
             silent = 0;
             continue;
         }
-        int wait = (int)(deadline - now);
-        int cap = c->nodes[i].answered || c->attempt_ms < FIRST_ATTEMPT_MS ? c->attempt_ms
-                                                                            : FIRST_ATTEMPT_MS;
-        if (wait > cap)
-            wait = cap;
+        /* A node that has never answered this client costs less than a
+         * whole attempt (a fresh `hstore get` whose spec starts with a dead
+         * node would otherwise always pay a second). */
+        int cap = c->nodes[i].answered || c->attempt_ms < NET_RETRY_FIRST_MS ? c->attempt_ms
+                                                                              : NET_RETRY_FIRST_MS;
+        int wait = net_retry_cap_ms(now, deadline, cap);
         net_client_req q = {.client_id = client_id, .seq = read ? 0 : seq,
                             .req_id = c->next_req++, .flags = flags,
                             .op = op, .op_len = (uint32_t)len};
@@ -400,39 +394,29 @@ static int do_call(net_client *c, uint8_t flags, uint64_t client_id, uint64_t se
             return NET_EAUTH;   /* every node refused this client's secret */
         if (rc != NET_OK) {
             /* No answer: whatever hint we had pointed here; try the next. */
-            i = (i + 1) % c->n;
+            i = net_retry_next(i, c->n);
             silent++;
             continue;
         }
         silent = 0;
         c->nodes[i].answered = true;
-        int h = hint_index(c, &r);
-        if (r.status == NET_ST_OK) {
-            c->cur = h >= 0 ? h : i;
-            if (r.reply_len) {
+        net_retry_step st = net_retry_answer(r.status, i, hint_index(c, &r), c->n,
+                                             flags & NET_REQ_REGISTER);
+        if (st.node >= 0)
+            c->cur = st.node;
+        if (st.act == NET_RETRY_DONE) {
+            if (st.rc == NET_OK && r.reply_len) {
                 *reply = malloc(r.reply_len);
                 if (!*reply)
                     return NET_ENOMEM;
                 memcpy(*reply, r.reply, r.reply_len);
                 *reply_len = r.reply_len;
             }
-            return NET_OK;
+            return st.rc;
         }
-        uint8_t status = r.status;
-        if (status == NET_ST_BAD_REQUEST)
-            return NET_EBADREQ;
-        if (status == NET_ST_SESSION_EXPIRED) {
-            c->cur = h >= 0 ? h : i;
-            return NET_ESESSION;
-        }
-        /* NOT_LEADER, UNAVAILABLE, SHUTTING_DOWN: same ids, another node. */
-        i = (h >= 0 && h != i) ? h : (i + 1) % c->n;
-        c->cur = i;
-        if (status != NET_ST_NOT_LEADER) {
-            now = net_now_ms();
-            sleep_ms(now >= deadline ? 0 : (int)(deadline - now) < BACKOFF_MS
-                                               ? (int)(deadline - now) : BACKOFF_MS);
-        }
+        i = st.node;
+        if (st.act == NET_RETRY_PAUSE)
+            sleep_ms(net_retry_cap_ms(net_now_ms(), deadline, NET_RETRY_BACKOFF_MS));
     }
 }
 
@@ -447,11 +431,8 @@ static int ensure_session(net_client *c, uint64_t deadline)
     size_t rlen = 0;
     int rc = do_call(c, NET_REQ_REGISTER, net_random_id(), 0, NULL, 0, deadline, &rep, &rlen);
     if (rc != NET_OK)
-        return rc == NET_ESESSION ? NET_EUNAVAIL : rc;
-    uint64_t id = 0;
-    if (rlen == 8)
-        for (int k = 0; k < 8; k++)
-            id |= (uint64_t)((const uint8_t *)rep)[k] << (8 * k);
+        return rc;
+    uint64_t id = net_retry_session_id(rep, rlen);
     free(rep);
     if (!id)
         return NET_EUNAVAIL;

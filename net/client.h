@@ -12,6 +12,7 @@
  * session table applies the command at most once however many copies land —
  * until the call's overall deadline; then it gives up with NET_EUNAVAIL:
  * the outcome is unknown (the command may or may not have been applied).
+ * These rules are retry.h's, shared with the many-session client of mux.h.
  *
  * Exactly-once ids (sessions, kv.h): before its first command the client
  * registers a session (a NET_REQ_REGISTER request; the cluster answers with

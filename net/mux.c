@@ -7,13 +7,13 @@
  * req_id = attempt number << 16 | session, so an answer finds its session at
  * once and an answer to an earlier attempt is recognised and ignored.
  *
- * Where an attempt goes is the client.c rule: the mux's current leader guess
- * `cur`, moved by leader hints in answers and, on silence, refusal or a lost
- * connection, to the next node in the spec.  A connection that fails is
- * closed, and every session in flight on it is sent again elsewhere at once
- * (same client id and seq: the state machine applies each command once).
- * Connecting is the one blocking step: up to CONNECT_MS per node, the first
- * time and after a failure.
+ * Where an attempt goes and what an answer means are retry.h's rules, the
+ * same as the blocking client's: the mux's current leader guess `cur`, moved
+ * by answers and, on silence or a lost connection, to the next node in the
+ * spec.  A connection that fails is closed, and every session in flight on
+ * it is sent again elsewhere at once (same client id and seq: the state
+ * machine applies each command once).  Connecting is the one blocking step:
+ * up to NET_RETRY_FIRST_MS per node, the first time and after a failure.
  */
 #include "net/mux.h"
 
@@ -28,12 +28,9 @@
 #include "net/client.h"
 #include "net/stream.h"
 #include "net/net_util.h"
+#include "net/retry.h"
 #include "net/wire.h"
 
-#define DEFAULT_TIMEOUT_MS 5000
-#define ATTEMPT_MS 1000
-#define BACKOFF_MS 20
-#define CONNECT_MS 300
 
 enum { S_IDLE, S_FLIGHT, S_PARKED, S_DONE };
 
@@ -109,7 +106,7 @@ net_mux *net_mux_new(const char *spec, int timeout_ms, int n_sessions, char *err
     }
     m->n = n;
     m->n_sess = n_sessions;
-    m->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
+    m->timeout_ms = timeout_ms > 0 ? timeout_ms : NET_RETRY_TIMEOUT_MS;
     net_auth_get_default(&m->auth);
     for (int i = 0; i < n_sessions; i++)
         m->s[i].next_seq = 1;   /* sessions register with their first command */
@@ -158,6 +155,8 @@ static void park(net_mux *m, int si, int ms)
     (void)m;
 }
 
+static void next_node(net_mux *m, int si);
+
 /* Sends session si's request to node s->node (connecting if needed). */
 static void attempt(net_mux *m, int si)
 {
@@ -170,12 +169,12 @@ static void attempt(net_mux *m, int si)
     if (s->silent >= m->n) {
         /* Every node failed in a row: pause rather than spin. */
         s->silent = 0;
-        park(m, si, BACKOFF_MS);
+        park(m, si, NET_RETRY_BACKOFF_MS);
         return;
     }
     mnode *nd = &m->nodes[s->node];
     if (nd->fd < 0) {
-        uint64_t end = now + CONNECT_MS < s->deadline ? now + CONNECT_MS : s->deadline;
+        uint64_t end = now + (uint64_t)net_retry_cap_ms(now, s->deadline, NET_RETRY_FIRST_MS);
         nd->fd = net_tcp_connect(nd->host, nd->port + 1, end);
         if (nd->fd >= 0) {
             int hrc = net_session_connect(nd->fd, &m->auth, &nd->s, &nd->rb, end);
@@ -191,11 +190,7 @@ static void attempt(net_mux *m, int si)
             }
         }
         if (nd->fd < 0) {
-            s->silent++;
-            s->node = (s->node + 1) % m->n;
-            if (m->cur == (s->node + m->n - 1) % m->n)
-                m->cur = s->node;
-            attempt(m, si);
+            next_node(m, si);
             return;
         }
     }
@@ -214,17 +209,17 @@ static void attempt(net_mux *m, int si)
         return;
     }
     s->state = S_FLIGHT;
-    uint64_t cap = now + ATTEMPT_MS;
-    s->attempt_end = cap < s->deadline ? cap : s->deadline;
+    s->attempt_end = now + (uint64_t)net_retry_cap_ms(now, s->deadline, NET_RETRY_ATTEMPT_MS);
 }
 
 /* Moves session si to the next node after silence or a lost connection. */
 static void next_node(net_mux *m, int si)
 {
     msess *s = &m->s[si];
+    int next = net_retry_next(s->node, m->n);
     if (m->cur == s->node)
-        m->cur = (s->node + 1) % m->n;
-    s->node = (s->node + 1) % m->n;
+        m->cur = next;
+    s->node = next;
     s->silent++;
     attempt(m, si);
 }
@@ -284,55 +279,46 @@ static void on_reply(net_mux *m, int ni, const uint8_t *f, size_t flen)
     msess *s = &m->s[si];
     if (s->state != S_FLIGHT || s->req_id != r.req_id || s->node != ni)
         return;     /* an answer to an earlier attempt */
-    int h = r.leader_id ? find_node(m, r.leader_id) : -1;
     s->silent = 0;
-    switch (r.status) {
-    case NET_ST_OK:
-        if (h >= 0)
-            m->cur = h;
-        if (s->registering) {
-            uint64_t id = 0;
-            if (r.reply_len == 8)
-                for (int k = 0; k < 8; k++)
-                    id |= (uint64_t)r.reply[k] << (8 * k);
-            if (!id) {
-                finish(m, si, NET_EUNAVAIL);
-                return;
-            }
-            s->client_id = id;
-            s->registering = false;
-            attempt(m, si);   /* now the command itself */
-            return;
-        }
-        if (r.reply_len) {
-            s->reply = malloc(r.reply_len);
-            if (!s->reply) {
-                finish(m, si, NET_ENOMEM);
-                return;
-            }
-            memcpy(s->reply, r.reply, r.reply_len);
-            s->reply_len = r.reply_len;
-        }
-        finish(m, si, NET_OK);
-        return;
-    case NET_ST_BAD_REQUEST:
-        finish(m, si, NET_EBADREQ);
-        return;
-    case NET_ST_SESSION_EXPIRED:
-        s->client_id = 0;   /* the next command registers a new session */
-        finish(m, si, NET_ESESSION);
-        return;
-    case NET_ST_NOT_LEADER:
-        s->node = (h >= 0 && h != ni) ? h : (ni + 1) % m->n;
-        m->cur = s->node;
-        attempt(m, si);
-        return;
-    default:    /* UNAVAILABLE, SHUTTING_DOWN: another node, after a pause */
-        s->node = (h >= 0 && h != ni) ? h : (ni + 1) % m->n;
-        m->cur = s->node;
-        park(m, si, BACKOFF_MS);
+    net_retry_step st = net_retry_answer(r.status, ni, r.leader_id ? find_node(m, r.leader_id) : -1,
+                                         m->n, s->registering);
+    if (st.node >= 0)
+        m->cur = st.node;
+    if (st.act != NET_RETRY_DONE) {
+        s->node = st.node;
+        if (st.act == NET_RETRY_NOW)
+            attempt(m, si);
+        else
+            park(m, si, NET_RETRY_BACKOFF_MS);
         return;
     }
+    if (st.rc == NET_ESESSION)
+        s->client_id = 0;   /* the next command registers a new session */
+    if (st.rc != NET_OK) {
+        finish(m, si, st.rc);
+        return;
+    }
+    if (s->registering) {
+        uint64_t id = net_retry_session_id(r.reply, r.reply_len);
+        if (!id) {
+            finish(m, si, NET_EUNAVAIL);
+            return;
+        }
+        s->client_id = id;
+        s->registering = false;
+        attempt(m, si);   /* now the command itself */
+        return;
+    }
+    if (r.reply_len) {
+        s->reply = malloc(r.reply_len);
+        if (!s->reply) {
+            finish(m, si, NET_ENOMEM);
+            return;
+        }
+        memcpy(s->reply, r.reply, r.reply_len);
+        s->reply_len = r.reply_len;
+    }
+    finish(m, si, NET_OK);
 }
 
 /* A connection failed: close it and send its sessions elsewhere. */

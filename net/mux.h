@@ -7,7 +7,7 @@
  * client id, its own sequence numbers (exactly-once), one operation at a time,
  * the same retry rules (leader hints, the next node on silence or refusal,
  * the same (client id, seq) on every attempt, NET_EUNAVAIL — outcome unknown —
- * at the deadline).  What is shared is the TCP connection to each node: the
+ * at the deadline: retry.h).  What is shared is the TCP connection to each node: the
  * requests of all sessions are written together and their replies read
  * together, matched by req_id, so a thousand sessions cost a handful of
  * system calls per round instead of a thread and two wake-ups each.

@@ -27,6 +27,7 @@
 
 #include "net/client.h"
 #include "net/mux.h"
+#include "net/retry.h"
 #include "net/transport.h"
 
 static uint64_t rng_state;
@@ -666,6 +667,39 @@ static void test_mux_silence_then_deadline(void **state)
     assert_null(net_mux_new(spec, 100, 0, err, sizeof(err)));
 }
 
+/* The shared rules (retry.h) as a table: what each answer of node 1 of 3
+ * means, with and without a leader hint. */
+static void test_retry_rules(void **state)
+{
+    (void)state;
+    net_retry_step st = net_retry_answer(NET_ST_OK, 1, -1, 3, false);
+    assert_true(st.act == NET_RETRY_DONE && st.rc == NET_OK && st.node == 1);
+    st = net_retry_answer(NET_ST_OK, 1, 2, 3, false);
+    assert_true(st.act == NET_RETRY_DONE && st.rc == NET_OK && st.node == 2);
+    st = net_retry_answer(NET_ST_BAD_REQUEST, 1, 2, 3, false);
+    assert_true(st.act == NET_RETRY_DONE && st.rc == NET_EBADREQ && st.node == -1);
+    st = net_retry_answer(NET_ST_SESSION_EXPIRED, 1, -1, 3, false);
+    assert_true(st.act == NET_RETRY_DONE && st.rc == NET_ESESSION && st.node == 1);
+    st = net_retry_answer(NET_ST_SESSION_EXPIRED, 1, -1, 3, true);
+    assert_true(st.act == NET_RETRY_DONE && st.rc == NET_EUNAVAIL);
+    st = net_retry_answer(NET_ST_NOT_LEADER, 1, 0, 3, false);
+    assert_true(st.act == NET_RETRY_NOW && st.node == 0);
+    st = net_retry_answer(NET_ST_NOT_LEADER, 1, 1, 3, false);   /* names itself: move on */
+    assert_true(st.act == NET_RETRY_NOW && st.node == 2);
+    st = net_retry_answer(NET_ST_UNAVAILABLE, 2, -1, 3, false);
+    assert_true(st.act == NET_RETRY_PAUSE && st.node == 0);
+    st = net_retry_answer(NET_ST_SHUTTING_DOWN, 0, 2, 3, false);
+    assert_true(st.act == NET_RETRY_PAUSE && st.node == 2);
+    assert_int_equal(net_retry_next(2, 3), 0);
+    assert_int_equal(net_retry_cap_ms(100, 105, 20), 5);
+    assert_int_equal(net_retry_cap_ms(100, 500, 20), 20);
+    assert_int_equal(net_retry_cap_ms(500, 100, 20), 0);
+    const uint8_t id[8] = {1, 2, 0, 0, 0, 0, 0, 0x80};
+    assert_true(net_retry_session_id(id, 8) == (0x8000000000000201ull));
+    assert_true(net_retry_session_id(id, 7) == 0);
+    assert_true(net_retry_session_id(NULL, 0) == 0);
+}
+
 int main(void)
 {
     const char *s = getenv("HSTORE_TEST_SEED");
@@ -685,6 +719,7 @@ int main(void)
         cmocka_unit_test(test_status),
         cmocka_unit_test(test_mux_sessions_share_connections),
         cmocka_unit_test(test_mux_silence_then_deadline),
+        cmocka_unit_test(test_retry_rules),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
