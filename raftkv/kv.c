@@ -161,12 +161,15 @@ static uint64_t hash_name(const char *s, size_t n)
 /* inode-number table */
 static kv_inode *itab_get(const kv *k, uint64_t ino)
 {
-    if (!k->icap) return NULL;
+    if (!k->icap)
+        return NULL;
     uint64_t m = k->icap - 1;
     for (uint64_t i = mix64(ino) & m;; i = (i + 1) & m) {
         kv_inode *n = k->itab[i];
-        if (!n) return NULL;
-        if (n->ino == ino) return n;
+        if (!n)
+            return NULL;
+        if (n->ino == ino)
+            return n;
     }
 }
 
@@ -174,12 +177,15 @@ static int itab_grow(kv *k)
 {
     uint64_t nc = k->icap ? k->icap * 2 : 64;
     kv_inode **nt = calloc(nc, sizeof *nt);
-    if (!nt) return -1;
+    if (!nt)
+        return -1;
     for (uint64_t i = 0; i < k->icap; i++) {
         kv_inode *n = k->itab[i];
-        if (!n) continue;
+        if (!n)
+            continue;
         uint64_t j = mix64(n->ino) & (nc - 1);
-        while (nt[j]) j = (j + 1) & (nc - 1);
+        while (nt[j])
+            j = (j + 1) & (nc - 1);
         nt[j] = n;
     }
     free(k->itab);
@@ -192,11 +198,13 @@ static int itab_grow(kv *k)
 /* 0, -1 out of memory, 1 duplicate */
 static int itab_put(kv *k, kv_inode *n)
 {
-    if ((k->icount + 1) * 4 > k->icap * 3 && itab_grow(k) != 0) return -1;
+    if ((k->icount + 1) * 4 > k->icap * 3 && itab_grow(k) != 0)
+        return -1;
     uint64_t m = k->icap - 1;
     uint64_t i = mix64(n->ino) & m;
     while (k->itab[i]) {
-        if (k->itab[i]->ino == n->ino) return 1;
+        if (k->itab[i]->ino == n->ino)
+            return 1;
         i = (i + 1) & m;
     }
     k->itab[i] = n;
@@ -208,8 +216,10 @@ static void itab_del(kv *k, uint64_t ino)
 {
     uint64_t m = k->icap - 1;
     uint64_t i = mix64(ino) & m;
-    while (k->itab[i] && k->itab[i]->ino != ino) i = (i + 1) & m;
-    if (!k->itab[i]) return;
+    while (k->itab[i] && k->itab[i]->ino != ino)
+        i = (i + 1) & m;
+    if (!k->itab[i])
+        return;
     k->itab[i] = NULL;
     k->icount--;
     /* backward-shift deletion keeps probe chains intact without tombstones */
@@ -227,32 +237,48 @@ static void itab_del(kv *k, uint64_t ino)
 
 /* ---- directories -------------------------------------------------------------- */
 
-static bool is_dir(const kv_inode *n) { return S_ISDIR(n->mode); }
-static bool is_reg(const kv_inode *n) { return S_ISREG(n->mode); }
-static bool is_lnk(const kv_inode *n) { return S_ISLNK(n->mode); }
+static bool is_dir(const kv_inode *n)
+{
+    return S_ISDIR(n->mode);
+}
+static bool is_reg(const kv_inode *n)
+{
+    return S_ISREG(n->mode);
+}
+static bool is_lnk(const kv_inode *n)
+{
+    return S_ISLNK(n->mode);
+}
 
 static kv_dentry **dir_find(const kv_inode *d, const char *name, size_t n)
 {
-    if (!d->cap) return NULL;
+    if (!d->cap)
+        return NULL;
     uint64_t m = d->cap - 1;
     for (uint64_t i = hash_name(name, n) & m;; i = (i + 1) & m) {
         kv_dentry *e = d->u.slots[i];
-        if (!e) return NULL;
-        if (e->namelen == n && memcmp(e->name, name, n) == 0) return &d->u.slots[i];
+        if (!e)
+            return NULL;
+        if (e->namelen == n && memcmp(e->name, name, n) == 0)
+            return &d->u.slots[i];
     }
 }
 
 static int dir_grow(kv *k, kv_inode *d)
 {
     uint32_t nc = d->cap ? d->cap * 2 : 4;
-    if (nc < d->cap) return -1;
+    if (nc < d->cap)
+        return -1;
     kv_dentry **nt = calloc(nc, sizeof *nt);
-    if (!nt) return -1;
+    if (!nt)
+        return -1;
     for (uint32_t i = 0; i < d->cap; i++) {
         kv_dentry *e = d->u.slots[i];
-        if (!e) continue;
+        if (!e)
+            continue;
         uint64_t j = hash_name(e->name, e->namelen) & (nc - 1);
-        while (nt[j]) j = (j + 1) & (nc - 1);
+        while (nt[j])
+            j = (j + 1) & (nc - 1);
         nt[j] = e;
     }
     free(d->u.slots);
@@ -266,10 +292,12 @@ static int dir_grow(kv *k, kv_inode *d)
  * nothing changed). */
 static int dir_insert(kv *k, kv_inode *d, kv_dentry *e)
 {
-    if ((d->size + 1) * 4 > (uint64_t)d->cap * 3 && dir_grow(k, d) != 0) return -1;
+    if ((d->size + 1) * 4 > (uint64_t)d->cap * 3 && dir_grow(k, d) != 0)
+        return -1;
     uint64_t m = d->cap - 1;
     uint64_t i = hash_name(e->name, e->namelen) & m;
-    while (d->u.slots[i]) i = (i + 1) & m;
+    while (d->u.slots[i])
+        i = (i + 1) & m;
     d->u.slots[i] = e;
     d->size++;
     return 0;
@@ -299,7 +327,8 @@ static kv_dentry *dir_remove(kv_inode *d, kv_dentry **slot)
 static kv_dentry *dentry_new(kv *k, const char *name, size_t n, kv_inode *node)
 {
     kv_dentry *e = malloc(sizeof *e + n + 1);
-    if (!e) return NULL;
+    if (!e)
+        return NULL;
     e->node = node;
     e->namelen = (uint8_t)n;
     memcpy(e->name, name, n);
@@ -318,22 +347,30 @@ static void dentry_free(kv *k, kv_dentry *e)
 
 #define CH ((uint64_t)KV_CHUNK_SIZE)
 
-static uint64_t nchunks(uint64_t size) { return (size + CH - 1) / CH; }
+static uint64_t nchunks(uint64_t size)
+{
+    return (size + CH - 1) / CH;
+}
 
 static void data_read(const kv_inode *n, uint64_t off, size_t len, uint8_t *dst)
 {
     if (!n->chunked) {
         size_t have = off < n->cap ? (size_t)(n->cap - off) : 0;
-        if (have > len) have = len;
-        if (have) memcpy(dst, n->u.flat + off, have);
-        if (len > have) memset(dst + have, 0, len - have);
+        if (have > len)
+            have = len;
+        if (have)
+            memcpy(dst, n->u.flat + off, have);
+        if (len > have)
+            memset(dst + have, 0, len - have);
         return;
     }
     while (len) {
         uint64_t ci = off / CH, co = off % CH;
         size_t piece = (size_t)(CH - co) < len ? (size_t)(CH - co) : len;
-        if (ci < n->cap && n->u.chunks[ci]) memcpy(dst, n->u.chunks[ci] + co, piece);
-        else memset(dst, 0, piece);
+        if (ci < n->cap && n->u.chunks[ci])
+            memcpy(dst, n->u.chunks[ci] + co, piece);
+        else
+            memset(dst, 0, piece);
         dst += piece;
         off += piece;
         len -= piece;
@@ -342,10 +379,13 @@ static void data_read(const kv_inode *n, uint64_t off, size_t len, uint8_t *dst)
 
 static uint64_t data_blocks(const kv_inode *n)
 {
-    if (!is_reg(n) && !is_lnk(n)) return 0;
-    if (!n->chunked) return ((uint64_t)n->cap + 511) / 512;
+    if (!is_reg(n) && !is_lnk(n))
+        return 0;
+    if (!n->chunked)
+        return ((uint64_t)n->cap + 511) / 512;
     uint64_t c = 0;
-    for (uint32_t i = 0; i < n->cap; i++) c += n->u.chunks[i] != NULL;
+    for (uint32_t i = 0; i < n->cap; i++)
+        c += n->u.chunks[i] != NULL;
     return c * (CH / 512);
 }
 
@@ -353,7 +393,10 @@ static void data_free(kv *k, kv_inode *n)
 {
     if (n->chunked) {
         for (uint32_t i = 0; i < n->cap; i++)
-            if (n->u.chunks[i]) { free(n->u.chunks[i]); k->data_alloc -= CH; }
+            if (n->u.chunks[i]) {
+                free(n->u.chunks[i]);
+                k->data_alloc -= CH;
+            }
         free(n->u.chunks);
         k->meta_alloc -= (uint64_t)n->cap * sizeof(uint8_t *);
     } else {
@@ -370,12 +413,16 @@ static void data_free(kv *k, kv_inode *n)
 static int data_prepare(kv *k, kv_inode *n, uint64_t off, uint64_t end)
 {
     if (!n->chunked && end <= CH) {
-        if (end <= n->cap) return 0;
+        if (end <= n->cap)
+            return 0;
         uint64_t nc = (uint64_t)n->cap * 2;
-        if (nc > CH) nc = CH;
-        if (n->cap == 0 || nc < end) nc = end;
+        if (nc > CH)
+            nc = CH;
+        if (n->cap == 0 || nc < end)
+            nc = end;
         uint8_t *p = realloc(n->u.flat, nc);
-        if (!p) return -1;
+        if (!p)
+            return -1;
         memset(p + n->cap, 0, nc - n->cap);
         k->data_alloc += nc - n->cap;
         n->u.flat = p;
@@ -385,10 +432,14 @@ static int data_prepare(kv *k, kv_inode *n, uint64_t off, uint64_t end)
     if (!n->chunked) {
         /* convert: the flat buffer becomes chunk 0 */
         uint8_t **arr = calloc(1, sizeof *arr);
-        if (!arr) return -1;
+        if (!arr)
+            return -1;
         if (n->cap) {
             uint8_t *c0 = realloc(n->u.flat, CH);
-            if (!c0) { free(arr); return -1; }
+            if (!c0) {
+                free(arr);
+                return -1;
+            }
             memset(c0 + n->cap, 0, CH - n->cap);
             k->data_alloc += CH - n->cap;
             arr[0] = c0;
@@ -399,21 +450,26 @@ static int data_prepare(kv *k, kv_inode *n, uint64_t off, uint64_t end)
         n->chunked = 1;
     }
     uint64_t last = (end - 1) / CH;
-    if (last >= UINT32_MAX) return -1;
+    if (last >= UINT32_MAX)
+        return -1;
     if (last >= n->cap) {
         uint64_t nc = (uint64_t)n->cap * 2;
-        if (nc < last + 1) nc = last + 1;
+        if (nc < last + 1)
+            nc = last + 1;
         uint8_t **arr = realloc(n->u.chunks, nc * sizeof *arr);
-        if (!arr) return -1;
+        if (!arr)
+            return -1;
         memset(arr + n->cap, 0, (nc - n->cap) * sizeof *arr);
         k->meta_alloc += (nc - n->cap) * sizeof *arr;
         n->u.chunks = arr;
         n->cap = (uint32_t)nc;
     }
     for (uint64_t i = off / CH; i <= last; i++) {
-        if (n->u.chunks[i]) continue;
+        if (n->u.chunks[i])
+            continue;
         n->u.chunks[i] = calloc(1, CH);
-        if (!n->u.chunks[i]) return -1;
+        if (!n->u.chunks[i])
+            return -1;
         k->data_alloc += CH;
     }
     return 0;
@@ -422,9 +478,11 @@ static int data_prepare(kv *k, kv_inode *n, uint64_t off, uint64_t end)
 /* Writes len bytes at off (limits already checked).  0 or -1 (ENOMEM). */
 static int data_write(kv *k, kv_inode *n, uint64_t off, const uint8_t *src, size_t len)
 {
-    if (len == 0) return 0;
+    if (len == 0)
+        return 0;
     uint64_t end = off + len;
-    if (data_prepare(k, n, off, end) != 0) return -1;
+    if (data_prepare(k, n, off, end) != 0)
+        return -1;
     if (!n->chunked) {
         memcpy(n->u.flat + off, src, len);
     } else {
@@ -451,7 +509,8 @@ static void data_truncate(kv *k, kv_inode *n, uint64_t size)
             if (size < n->cap) {
                 if (size == 0 || (n->cap > 256 && size < n->cap / 4)) {
                     uint8_t *p = size ? realloc(n->u.flat, size) : NULL;
-                    if (size == 0) free(n->u.flat);
+                    if (size == 0)
+                        free(n->u.flat);
                     if (size == 0 || p) {
                         k->data_alloc -= n->cap - size;
                         n->u.flat = p;
@@ -490,7 +549,8 @@ static int data_set(kv *k, kv_inode *n, const uint8_t *src, size_t len)
     if (len <= CH) {
         if (len) {
             t.u.flat = malloc(len);
-            if (!t.u.flat) return -1;
+            if (!t.u.flat)
+                return -1;
             memcpy(t.u.flat, src, len);
             t.cap = (uint32_t)len;
             k->data_alloc += len;
@@ -517,7 +577,8 @@ static int data_set(kv *k, kv_inode *n, const uint8_t *src, size_t len)
 /* EFBIG / ENOSPC for a regular file growing to newsize, else 0. */
 static int check_size(const kv *k, const kv_inode *n, uint64_t newsize)
 {
-    if (newsize > k->lim.max_file_size) return EFBIG;
+    if (newsize > k->lim.max_file_size)
+        return EFBIG;
     uint64_t cur = n ? n->size : 0;
     if (k->lim.max_total_bytes && newsize > cur &&
         k->bytes_used + (newsize - cur) > k->lim.max_total_bytes)
@@ -531,12 +592,14 @@ static void inode_destroy(kv *k, kv_inode *n)
 {
     if (is_dir(n)) {
         for (uint32_t i = 0; i < n->cap; i++)
-            if (n->u.slots[i]) dentry_free(k, n->u.slots[i]);
+            if (n->u.slots[i])
+                dentry_free(k, n->u.slots[i]);
         free(n->u.slots);
         k->meta_alloc -= (uint64_t)n->cap * sizeof(kv_dentry *);
         k->ndirs--;
     } else {
-        if (is_reg(n)) k->nfiles--;
+        if (is_reg(n))
+            k->nfiles--;
         if (is_reg(n) || is_lnk(n)) {
             k->bytes_used -= n->size;
             data_free(k, n);
@@ -549,19 +612,27 @@ static void inode_destroy(kv *k, kv_inode *n)
 /* status, *out = a new unlinked inode (nlink 0; registered in the table) */
 static int inode_new(kv *k, uint32_t mode, uint32_t uid, uint32_t gid, kv_inode **out)
 {
-    if (k->lim.max_inodes && k->icount >= k->lim.max_inodes) return ENOSPC;
+    if (k->lim.max_inodes && k->icount >= k->lim.max_inodes)
+        return ENOSPC;
     kv_inode *n = calloc(1, sizeof *n);
-    if (!n) return -1;
+    if (!n)
+        return -1;
     n->ino = k->next_ino;
     n->mode = mode;
     n->uid = uid;
     n->gid = gid;
     n->atime = n->mtime = n->ctime = k->now;
-    if (itab_put(k, n) != 0) { free(n); return -1; }
+    if (itab_put(k, n) != 0) {
+        free(n);
+        return -1;
+    }
     k->next_ino++;
     k->meta_alloc += sizeof *n;
-    if (S_ISDIR(mode)) { k->ndirs++; n->nlink = 2; }
-    else if (S_ISREG(mode)) k->nfiles++;
+    if (S_ISDIR(mode)) {
+        k->ndirs++;
+        n->nlink = 2;
+    } else if (S_ISREG(mode))
+        k->nfiles++;
     *out = n;
     return 0;
 }
@@ -571,21 +642,29 @@ static int inode_new(kv *k, uint32_t mode, uint32_t uid, uint32_t gid, kv_inode 
  * reports (the sweep frees it).  0, or -1 out of memory (then it is freed). */
 static int inode_unref_check(kv *k, kv_inode *n)
 {
-    if (n->nlink > 0) return 0;
+    if (n->nlink > 0)
+        return 0;
     int rc = 0;
     if (!is_dir(n) && k->nholders > 0 && !n->held) {
         if (k->norph == k->orphcap) {
             size_t nc = k->orphcap ? k->orphcap * 2 : 16;
             kv_orphan *a = realloc(k->orph, nc * sizeof *a);
-            if (a) { k->orph = a; k->orphcap = nc; }
-            else rc = -1;
+            if (a) {
+                k->orph = a;
+                k->orphcap = nc;
+            } else {
+                rc = -1;
+            }
         }
         if (rc == 0) {
             k->orph[k->norph++] = (kv_orphan){n->ino, k->applied};
             n->held = 1;
         }
     }
-    if (n->refs > 0 || n->held) { k->norphans++; return rc; }
+    if (n->refs > 0 || n->held) {
+        k->norphans++;
+        return rc;
+    }
     itab_del(k, n->ino);
     inode_destroy(k, n);
     return rc;
@@ -594,7 +673,8 @@ static int inode_unref_check(kv *k, kv_inode *n)
 /* Frees an orphan once neither references nor the holders keep it. */
 static void orphan_release(kv *k, kv_inode *n)
 {
-    if (n->nlink > 0 || n->refs > 0 || n->held) return;
+    if (n->nlink > 0 || n->refs > 0 || n->held)
+        return;
     k->norphans--;
     itab_del(k, n->ino);
     inode_destroy(k, n);
@@ -604,22 +684,34 @@ static void orphan_release(kv *k, kv_inode *n)
  * (kv.h "Set-id bits"). */
 static void kill_privs(kv_inode *n, const kv_op *op)
 {
-    if (!is_reg(n) || op->cuid == 0) return;
+    if (!is_reg(n) || op->cuid == 0)
+        return;
     n->mode &= ~(uint32_t)S_ISUID;
     if ((n->mode & S_ISGID) && ((n->mode & S_IXGRP) || op->cgid != n->gid))
         n->mode &= ~(uint32_t)S_ISGID;
 }
 
-static void touch_dir(kv *k, kv_inode *d) { d->mtime = d->ctime = k->now; }
+static void touch_dir(kv *k, kv_inode *d)
+{
+    d->mtime = d->ctime = k->now;
+}
 
 /* Adds name -> child in d.  0 or -1 (ENOMEM, nothing changed). */
 static int link_child(kv *k, kv_inode *d, const char *name, size_t nlen, kv_inode *child)
 {
     kv_dentry *e = dentry_new(k, name, nlen, child);
-    if (!e) return -1;
-    if (dir_insert(k, d, e) != 0) { dentry_free(k, e); return -1; }
-    if (is_dir(child)) { d->nlink++; child->x = d->ino; }
-    else child->nlink++;
+    if (!e)
+        return -1;
+    if (dir_insert(k, d, e) != 0) {
+        dentry_free(k, e);
+        return -1;
+    }
+    if (is_dir(child)) {
+        d->nlink++;
+        child->x = d->ino;
+    } else {
+        child->nlink++;
+    }
     touch_dir(k, d);
     return 0;
 }
@@ -632,8 +724,13 @@ static int unlink_slot(kv *k, kv_inode *d, kv_dentry **slot)
     dentry_free(k, e);
     touch_dir(k, d);
     c->ctime = k->now;
-    if (is_dir(c)) { d->nlink--; c->nlink = 0; c->x = 0; }
-    else c->nlink--;
+    if (is_dir(c)) {
+        d->nlink--;
+        c->nlink = 0;
+        c->x = 0;
+    } else {
+        c->nlink--;
+    }
     return inode_unref_check(k, c);
 }
 
@@ -642,19 +739,29 @@ static int unlink_slot(kv *k, kv_inode *d, kv_dentry **slot)
 /* Checks a whole path; then *p, *len describe it without the leading "/". */
 static int path_check(const char **p, size_t *len)
 {
-    if (*len > KV_PATH_MAX) return ENAMETOOLONG;
-    if (*len && memchr(*p, 0, *len)) return EINVAL;
-    if (*len && (*p)[0] == '/') { (*p)++; (*len)--; }
+    if (*len > KV_PATH_MAX)
+        return ENAMETOOLONG;
+    if (*len && memchr(*p, 0, *len))
+        return EINVAL;
+    if (*len && (*p)[0] == '/') {
+        (*p)++;
+        (*len)--;
+    }
     const char *s = *p, *end = *p + *len;
     while (s < end) {
         const char *q = memchr(s, '/', (size_t)(end - s));
         size_t cl = q ? (size_t)(q - s) : (size_t)(end - s);
-        if (cl == 0) return EINVAL;
-        if ((cl == 1 && s[0] == '.') || (cl == 2 && s[0] == '.' && s[1] == '.')) return EINVAL;
-        if (cl > KV_NAME_MAX) return ENAMETOOLONG;
-        if (!q) break;
+        if (cl == 0)
+            return EINVAL;
+        if ((cl == 1 && s[0] == '.') || (cl == 2 && s[0] == '.' && s[1] == '.'))
+            return EINVAL;
+        if (cl > KV_NAME_MAX)
+            return ENAMETOOLONG;
+        if (!q)
+            break;
         s = q + 1;
-        if (s == end) return EINVAL;    /* trailing "/" */
+        if (s == end)
+            return EINVAL;    /* trailing "/" */
     }
     return 0;
 }
@@ -668,19 +775,24 @@ static int walk_parent(kv *k, kv_inode *start, const char *p, size_t len, bool m
     *dir = d;
     *name = NULL;
     *nlen = 0;
-    if (len == 0) return 0;
-    if (!is_dir(d)) return ENOTDIR;
+    if (len == 0)
+        return 0;
+    if (!is_dir(d))
+        return ENOTDIR;
     const char *s = p, *end = p + len;
     for (;;) {
         const char *q = memchr(s, '/', (size_t)(end - s));
-        if (!q) break;
+        if (!q)
+            break;
         size_t cl = (size_t)(q - s);
         kv_dentry **e = dir_find(d, s, cl);
         if (!e) {
-            if (!mk) return ENOENT;
+            if (!mk)
+                return ENOENT;
             kv_inode *nd;
             int st = inode_new(k, S_IFDIR | 0755, uid, gid, &nd);
-            if (st) return st;
+            if (st)
+                return st;
             if (link_child(k, d, s, cl, nd) != 0) {
                 itab_del(k, nd->ino);
                 inode_destroy(k, nd);
@@ -689,7 +801,8 @@ static int walk_parent(kv *k, kv_inode *start, const char *p, size_t len, bool m
             d = nd;
         } else {
             d = (*e)->node;
-            if (!is_dir(d)) return ENOTDIR;
+            if (!is_dir(d))
+                return ENOTDIR;
         }
         s = q + 1;
     }
@@ -712,9 +825,11 @@ static int resolve_parent(const kv *k, uint64_t dir, const char *p, size_t len, 
                           const char **name, size_t *nlen)
 {
     int st = path_check(&p, &len);
-    if (st) return st;
+    if (st)
+        return st;
     kv_inode *s;
-    if ((st = start_of(k, dir, &s))) return st;
+    if ((st = start_of(k, dir, &s)))
+        return st;
     return walk_parent((kv *)k, s, p, len, false, 0, 0, d, name, nlen);
 }
 
@@ -724,10 +839,15 @@ static int resolve(const kv *k, uint64_t dir, const char *p, size_t len, kv_inod
     const char *name;
     size_t nl;
     int st = resolve_parent(k, dir, p, len, &d, &name, &nl);
-    if (st) return st;
-    if (!name) { *out = d; return 0; }
+    if (st)
+        return st;
+    if (!name) {
+        *out = d;
+        return 0;
+    }
     kv_dentry **e = dir_find(d, name, nl);
-    if (!e) return ENOENT;
+    if (!e)
+        return ENOENT;
     *out = (*e)->node;
     return 0;
 }
@@ -778,7 +898,8 @@ static void data_take(kv *k, kv_inode *n, kv_inode *staged)
 
 static int put_content(kv *k, kv_inode *n, const kv_op *op, kv_inode *staged)
 {
-    if (!staged) return data_set(k, n, op->data, op->data_len);
+    if (!staged)
+        return data_set(k, n, op->data, op->data_len);
     data_take(k, n, staged);
     return 0;
 }
@@ -794,24 +915,30 @@ static int op_put_ex(kv *k, const kv_op *op, kv_inode **res, bool append, kv_ino
     uint64_t dlen = staged ? staged->size : op->data_len;
     if (append && op->ino) {
         n = itab_get(k, op->ino);
-        if (!n) return ENOENT;
+        if (!n)
+            return ENOENT;
     } else {
         const char *p = op->path;
         size_t len = op->path_len;
         int st = path_check(&p, &len);
-        if (st) return st;
-        if (dlen > k->lim.max_file_size) return EFBIG;
+        if (st)
+            return st;
+        if (dlen > k->lim.max_file_size)
+            return EFBIG;
         kv_inode *d, *start;
         const char *name;
         size_t nl;
-        if ((st = start_of(k, op->dir, &start))) return st;
+        if ((st = start_of(k, op->dir, &start)))
+            return st;
         st = walk_parent(k, start, p, len, true, op->uid, op->gid, &d, &name, &nl);
-        if (st) return st;
+        if (st)
+            return st;
         kv_dentry **e = name ? dir_find(d, name, nl) : NULL;
         if (!name) {
             n = d;   /* the start inode itself */
         } else if (!e) {
-            if ((st = check_size(k, NULL, dlen))) return st;
+            if ((st = check_size(k, NULL, dlen)))
+                return st;
             uint32_t mode = op->mode & 07777;
             if ((st = inode_new(k, S_IFREG | (mode ? mode : 0644), op->uid, op->gid, &n)))
                 return st;
@@ -827,17 +954,23 @@ static int op_put_ex(kv *k, const kv_op *op, kv_inode **res, bool append, kv_ino
             n = (*e)->node;
         }
     }
-    if (is_dir(n)) return EISDIR;
-    if (!is_reg(n)) return EINVAL;
+    if (is_dir(n))
+        return EISDIR;
+    if (!is_reg(n))
+        return EINVAL;
     int st;
     if (append) {
         if (n->size > k->lim.max_file_size || op->data_len > k->lim.max_file_size - n->size)
             return EFBIG;
-        if ((st = check_size(k, n, n->size + op->data_len))) return st;
-        if (data_write(k, n, n->size, op->data, op->data_len) != 0) return -1;
+        if ((st = check_size(k, n, n->size + op->data_len)))
+            return st;
+        if (data_write(k, n, n->size, op->data, op->data_len) != 0)
+            return -1;
     } else {
-        if ((st = check_size(k, n, dlen))) return st;
-        if (put_content(k, n, op, staged) != 0) return -1;
+        if ((st = check_size(k, n, dlen)))
+            return st;
+        if (put_content(k, n, op, staged) != 0)
+            return -1;
     }
     kill_privs(n, op);
     n->mtime = n->ctime = k->now;
@@ -850,13 +983,19 @@ static int op_put_ex(kv *k, const kv_op *op, kv_inode **res, bool append, kv_ino
 static int op_put_if(kv *k, const kv_op *op, kv_inode **res)
 {
     kv_inode *n = itab_get(k, op->ino);
-    if (!n) return ENOENT;
-    if (is_dir(n)) return EISDIR;
-    if (!is_reg(n)) return EINVAL;
-    if ((uint64_t)n->ctime != op->off) return ECANCELED;
+    if (!n)
+        return ENOENT;
+    if (is_dir(n))
+        return EISDIR;
+    if (!is_reg(n))
+        return EINVAL;
+    if ((uint64_t)n->ctime != op->off)
+        return ECANCELED;
     int st = check_size(k, n, op->data_len);
-    if (st) return st;
-    if (data_set(k, n, op->data, op->data_len) != 0) return -1;
+    if (st)
+        return st;
+    if (data_set(k, n, op->data, op->data_len) != 0)
+        return -1;
     kill_privs(n, op);
     n->mtime = n->ctime = k->now;
     *res = n;
@@ -874,14 +1013,19 @@ static int op_del(kv *k, const kv_op *op, int kind)
     const char *name;
     size_t nl;
     int st = resolve_parent(k, op->dir, op->path, op->path_len, &d, &name, &nl);
-    if (st) return st;
-    if (!name) return d == k->root ? (kind == KV_OP_UNLINK ? EISDIR : EBUSY) : EINVAL;
+    if (st)
+        return st;
+    if (!name)
+        return d == k->root ? (kind == KV_OP_UNLINK ? EISDIR : EBUSY) : EINVAL;
     kv_dentry **e = dir_find(d, name, nl);
-    if (!e) return ENOENT;
+    if (!e)
+        return ENOENT;
     kv_inode *c = (*e)->node;
     if (is_dir(c)) {
-        if (kind == KV_OP_UNLINK) return EISDIR;
-        if (c->size) return ENOTEMPTY;
+        if (kind == KV_OP_UNLINK)
+            return EISDIR;
+        if (c->size)
+            return ENOTEMPTY;
     } else if (kind == KV_OP_RMDIR) {
         return ENOTDIR;
     }
@@ -896,9 +1040,12 @@ static int op_make(kv *k, const kv_op *op, kv_inode **res)
     case KV_OP_CREATE: mode = S_IFREG | (op->mode & 07777); break;
     case KV_OP_MKDIR: mode = S_IFDIR | (op->mode & 07777); break;
     case KV_OP_SYMLINK:
-        if (op->data_len == 0) return ENOENT;
-        if (op->data_len > KV_PATH_MAX) return ENAMETOOLONG;
-        if (memchr(op->data, 0, op->data_len)) return EINVAL;
+        if (op->data_len == 0)
+            return ENOENT;
+        if (op->data_len > KV_PATH_MAX)
+            return ENAMETOOLONG;
+        if (memchr(op->data, 0, op->data_len))
+            return EINVAL;
         mode = S_IFLNK | 0777;
         break;
     default: /* MKNOD */
@@ -914,13 +1061,17 @@ static int op_make(kv *k, const kv_op *op, kv_inode **res)
     const char *name;
     size_t nl;
     int st = resolve_parent(k, op->dir, op->path, op->path_len, &d, &name, &nl);
-    if (st) return st;
-    if (!name && d != k->root) return EINVAL;   /* a new name is needed */
+    if (st)
+        return st;
+    if (!name && d != k->root)
+        return EINVAL;   /* a new name is needed */
     kv_dentry **e = name ? dir_find(d, name, nl) : NULL;
     kv_inode *n = name ? (e ? (*e)->node : NULL) : d;
     if (n) {
-        if (op->type != KV_OP_CREATE || (op->flags & KV_CREATE_EXCL)) return EEXIST;
-        if (is_dir(n)) return EISDIR;
+        if (op->type != KV_OP_CREATE || (op->flags & KV_CREATE_EXCL))
+            return EEXIST;
+        if (is_dir(n))
+            return EISDIR;
         if ((op->flags & KV_CREATE_TRUNC) && is_reg(n)) {
             data_truncate(k, n, 0);
             n->mtime = n->ctime = k->now;
@@ -928,12 +1079,19 @@ static int op_make(kv *k, const kv_op *op, kv_inode **res)
         *res = n;
         return 0;
     }
-    if (S_ISLNK(mode) && (st = check_size(k, NULL, op->data_len))) return st == EFBIG ? ENAMETOOLONG : st;
-    if ((st = inode_new(k, mode, op->uid, op->gid, &n))) return st;
-    if (S_ISCHR(mode) || S_ISBLK(mode)) n->x = op->rdev;
+    if (S_ISLNK(mode) && (st = check_size(k, NULL, op->data_len)))
+        return st == EFBIG ? ENAMETOOLONG : st;
+    if ((st = inode_new(k, mode, op->uid, op->gid, &n)))
+        return st;
+    if (S_ISCHR(mode) || S_ISBLK(mode))
+        n->x = op->rdev;
     if (S_ISLNK(mode)) {
         n->u.flat = malloc(op->data_len);
-        if (!n->u.flat) { itab_del(k, n->ino); inode_destroy(k, n); return -1; }
+        if (!n->u.flat) {
+            itab_del(k, n->ino);
+            inode_destroy(k, n);
+            return -1;
+        }
         memcpy(n->u.flat, op->data, op->data_len);
         n->cap = (uint32_t)op->data_len;
         n->size = op->data_len;
@@ -942,7 +1100,8 @@ static int op_make(kv *k, const kv_op *op, kv_inode **res)
     }
     if (link_child(k, d, name, nl, n) != 0) {
         itab_del(k, n->ino);
-        if (is_dir(n)) n->nlink = 0;
+        if (is_dir(n))
+            n->nlink = 0;
         inode_destroy(k, n);
         return -1;
     }
@@ -954,15 +1113,20 @@ static int op_write_at(kv *k, const kv_op *op, kv_inode **res)
 {
     kv_inode *n;
     int st = op_node(k, op, &n);
-    if (st) return st;
-    if (is_dir(n)) return EISDIR;
-    if (!is_reg(n)) return EINVAL;
+    if (st)
+        return st;
+    if (is_dir(n))
+        return EISDIR;
+    if (!is_reg(n))
+        return EINVAL;
     if (op->off > k->lim.max_file_size || op->data_len > k->lim.max_file_size - op->off)
         return EFBIG;
     uint64_t end = op->off + op->data_len;
-    if (end > n->size && (st = check_size(k, n, end))) return st;
+    if (end > n->size && (st = check_size(k, n, end)))
+        return st;
     if (op->data_len) {
-        if (data_write(k, n, op->off, op->data, op->data_len) != 0) return -1;
+        if (data_write(k, n, op->off, op->data, op->data_len) != 0)
+            return -1;
         kill_privs(n, op);
         n->mtime = n->ctime = k->now;
     }
@@ -972,10 +1136,13 @@ static int op_write_at(kv *k, const kv_op *op, kv_inode **res)
 
 static int set_size(kv *k, kv_inode *n, uint64_t size)
 {
-    if (is_dir(n)) return EISDIR;
-    if (!is_reg(n)) return EINVAL;
+    if (is_dir(n))
+        return EISDIR;
+    if (!is_reg(n))
+        return EINVAL;
     int st = check_size(k, n, size);
-    if (st) return st;
+    if (st)
+        return st;
     data_truncate(k, n, size);
     return 0;
 }
@@ -984,8 +1151,10 @@ static int op_truncate(kv *k, const kv_op *op, kv_inode **res)
 {
     kv_inode *n;
     int st = op_node(k, op, &n);
-    if (st) return st;
-    if ((st = set_size(k, n, op->len))) return st;
+    if (st)
+        return st;
+    if ((st = set_size(k, n, op->len)))
+        return st;
     kill_privs(n, op);
     n->mtime = n->ctime = k->now;
     *res = n;
@@ -996,19 +1165,28 @@ static int op_setattr(kv *k, const kv_op *op, kv_inode **res)
 {
     kv_inode *n;
     int st = op_node(k, op, &n);
-    if (st) return st;
+    if (st)
+        return st;
     uint32_t v = op->flags;
-    if (v & ~(uint32_t)63) return EINVAL;
+    if (v & ~(uint32_t)63)
+        return EINVAL;
     if (v & KV_SET_SIZE) {
-        if ((st = set_size(k, n, op->len))) return st;
-        if (!(v & KV_SET_MODE)) kill_privs(n, op);
+        if ((st = set_size(k, n, op->len)))
+            return st;
+        if (!(v & KV_SET_MODE))
+            kill_privs(n, op);
         n->mtime = k->now;
     }
-    if (v & KV_SET_MODE) n->mode = (n->mode & S_IFMT) | (op->mode & 07777);
-    if (v & KV_SET_UID) n->uid = op->uid;
-    if (v & KV_SET_GID) n->gid = op->gid;
-    if (v & KV_SET_ATIME) n->atime = op->atime_ns == KV_TIME_NOW ? k->now : op->atime_ns;
-    if (v & KV_SET_MTIME) n->mtime = op->mtime_ns == KV_TIME_NOW ? k->now : op->mtime_ns;
+    if (v & KV_SET_MODE)
+        n->mode = (n->mode & S_IFMT) | (op->mode & 07777);
+    if (v & KV_SET_UID)
+        n->uid = op->uid;
+    if (v & KV_SET_GID)
+        n->gid = op->gid;
+    if (v & KV_SET_ATIME)
+        n->atime = op->atime_ns == KV_TIME_NOW ? k->now : op->atime_ns;
+    if (v & KV_SET_MTIME)
+        n->mtime = op->mtime_ns == KV_TIME_NOW ? k->now : op->mtime_ns;
     n->ctime = k->now;
     *res = n;
     return 0;
@@ -1018,16 +1196,23 @@ static int op_link(kv *k, const kv_op *op, kv_inode **res)
 {
     kv_inode *s;
     int st = resolve(k, op->dir, op->path, op->path_len, &s);
-    if (st) return st;
-    if (is_dir(s)) return EPERM;
-    if (s->nlink == 0) return ENOENT;   /* an orphan gets no new name */
+    if (st)
+        return st;
+    if (is_dir(s))
+        return EPERM;
+    if (s->nlink == 0)
+        return ENOENT;   /* an orphan gets no new name */
     kv_inode *d;
     const char *name;
     size_t nl;
-    if ((st = resolve_parent(k, op->dir2, op->path2, op->path2_len, &d, &name, &nl))) return st;
-    if (!name || dir_find(d, name, nl)) return EEXIST;
-    if (s->nlink >= UINT32_MAX - 1) return EMLINK;
-    if (link_child(k, d, name, nl, s) != 0) return -1;
+    if ((st = resolve_parent(k, op->dir2, op->path2, op->path2_len, &d, &name, &nl)))
+        return st;
+    if (!name || dir_find(d, name, nl))
+        return EEXIST;
+    if (s->nlink >= UINT32_MAX - 1)
+        return EMLINK;
+    if (link_child(k, d, name, nl, s) != 0)
+        return -1;
     s->ctime = k->now;
     *res = s;
     return 0;
@@ -1038,43 +1223,66 @@ static int op_link(kv *k, const kv_op *op, kv_inode **res)
 static bool is_ancestor(const kv *k, const kv_inode *a, const kv_inode *d)
 {
     for (;;) {
-        if (d == a) return true;
-        if (d->ino == KV_ROOT_INO) return false;
+        if (d == a)
+            return true;
+        if (d->ino == KV_ROOT_INO)
+            return false;
         d = itab_get(k, d->x);
-        if (!d) return false;
+        if (!d)
+            return false;
     }
 }
 
 static int op_rename(kv *k, const kv_op *op, kv_inode **res)
 {
     uint32_t fl = op->flags;
-    if ((fl & ~3u) || fl == 3u) return EINVAL;
+    if ((fl & ~3u) || fl == 3u)
+        return EINVAL;
     kv_inode *sd, *dd;
     const char *sn, *dn;
     size_t sl, dl;
     int st = resolve_parent(k, op->dir, op->path, op->path_len, &sd, &sn, &sl);
-    if (st) return st;
-    if ((st = resolve_parent(k, op->dir2, op->path2, op->path2_len, &dd, &dn, &dl))) return st;
-    if (!sn || !dn) return (sd == k->root && !sn) || (dd == k->root && !dn) ? EBUSY : EINVAL;
-    if (!is_dir(sd) || !is_dir(dd)) return ENOTDIR;
+    if (st)
+        return st;
+    if ((st = resolve_parent(k, op->dir2, op->path2, op->path2_len, &dd, &dn, &dl)))
+        return st;
+    if (!sn || !dn)
+        return (sd == k->root && !sn) || (dd == k->root && !dn) ? EBUSY : EINVAL;
+    if (!is_dir(sd) || !is_dir(dd))
+        return ENOTDIR;
     kv_dentry **se = dir_find(sd, sn, sl);
-    if (!se) return ENOENT;
+    if (!se)
+        return ENOENT;
     kv_inode *s = (*se)->node;
     kv_dentry **de = dir_find(dd, dn, dl);
     kv_inode *t = de ? (*de)->node : NULL;
-    if ((fl & KV_RENAME_EXCHANGE) && !t) return ENOENT;
-    if ((fl & KV_RENAME_NOREPLACE) && t) return EEXIST;
-    if (t == s) { *res = s; return 0; }   /* same inode: nothing to do (rename(2)) */
-    if (is_dir(s) && is_ancestor(k, s, dd)) return EINVAL;
+    if ((fl & KV_RENAME_EXCHANGE) && !t)
+        return ENOENT;
+    if ((fl & KV_RENAME_NOREPLACE) && t)
+        return EEXIST;
+    if (t == s) {
+        *res = s;
+        return 0;   /* same inode: nothing to do (rename(2)) */
+    }
+    if (is_dir(s) && is_ancestor(k, s, dd))
+        return EINVAL;
     if (fl & KV_RENAME_EXCHANGE) {
-        if (is_dir(t) && is_ancestor(k, t, sd)) return EINVAL;
+        if (is_dir(t) && is_ancestor(k, t, sd))
+            return EINVAL;
         (*se)->node = t;
         (*de)->node = s;
-        if (is_dir(s)) s->x = dd->ino;
-        if (is_dir(t)) t->x = sd->ino;
+        if (is_dir(s))
+            s->x = dd->ino;
+        if (is_dir(t))
+            t->x = sd->ino;
         if (sd != dd && is_dir(s) != is_dir(t)) {
-            if (is_dir(s)) { sd->nlink--; dd->nlink++; }
-            else { dd->nlink--; sd->nlink++; }
+            if (is_dir(s)) {
+                sd->nlink--;
+                dd->nlink++;
+            } else {
+                dd->nlink--;
+                sd->nlink++;
+            }
         }
         touch_dir(k, sd);
         touch_dir(k, dd);
@@ -1083,26 +1291,43 @@ static int op_rename(kv *k, const kv_op *op, kv_inode **res)
         return 0;
     }
     if (t) {
-        if (is_dir(s) && !is_dir(t)) return ENOTDIR;
-        if (!is_dir(s) && is_dir(t)) return EISDIR;
-        if (is_dir(t) && t->size) return ENOTEMPTY;
+        if (is_dir(s) && !is_dir(t))
+            return ENOTDIR;
+        if (!is_dir(s) && is_dir(t))
+            return EISDIR;
+        if (is_dir(t) && t->size)
+            return ENOTEMPTY;
         /* the target's entry now names s; then s's old entry goes */
         (*de)->node = s;
-        if (is_dir(t)) { dd->nlink--; t->nlink = 0; t->x = 0; }
-        else { t->nlink--; t->ctime = k->now; }
+        if (is_dir(t)) {
+            dd->nlink--;
+            t->nlink = 0;
+            t->x = 0;
+        } else {
+            t->nlink--;
+            t->ctime = k->now;
+        }
         dentry_free(k, dir_remove(sd, se));
-        if (inode_unref_check(k, t) != 0) return -1;
+        if (inode_unref_check(k, t) != 0)
+            return -1;
     } else {
         kv_dentry *ne = dentry_new(k, dn, dl, s);
-        if (!ne) return -1;
-        if (dir_insert(k, dd, ne) != 0) { dentry_free(k, ne); return -1; }
+        if (!ne)
+            return -1;
+        if (dir_insert(k, dd, ne) != 0) {
+            dentry_free(k, ne);
+            return -1;
+        }
         se = dir_find(sd, sn, sl);   /* the insert may have moved it */
         assert(se != NULL);
         dentry_free(k, dir_remove(sd, se));
     }
     if (is_dir(s)) {
         s->x = dd->ino;
-        if (sd != dd) { sd->nlink--; dd->nlink++; }
+        if (sd != dd) {
+            sd->nlink--;
+            dd->nlink++;
+        }
     }
     touch_dir(k, sd);
     touch_dir(k, dd);
@@ -1116,7 +1341,8 @@ static int op_rename(kv *k, const kv_op *op, kv_inode **res)
 static kv_ref *ref_find(const kv *k, uint64_t holder, uint64_t ino)
 {
     for (size_t i = 0; i < k->nrefs; i++)
-        if (k->refs[i].holder == holder && k->refs[i].ino == ino) return &k->refs[i];
+        if (k->refs[i].holder == holder && k->refs[i].ino == ino)
+            return &k->refs[i];
     return NULL;
 }
 
@@ -1129,7 +1355,8 @@ static void ref_remove_at(kv *k, size_t i)
 static void inode_drop_refs(kv *k, uint64_t ino, uint32_t count)
 {
     kv_inode *n = itab_get(k, ino);
-    if (!n) return;
+    if (!n)
+        return;
     n->refs -= count;
     orphan_release(k, n);
 }
@@ -1138,15 +1365,19 @@ static int op_open_ref(kv *k, const kv_op *op, kv_inode **res)
 {
     kv_inode *n;
     int st = op_node(k, op, &n);
-    if (st) return st;
-    if (n->refs == UINT32_MAX) return EMFILE;
+    if (st)
+        return st;
+    if (n->refs == UINT32_MAX)
+        return EMFILE;
     kv_ref *r = ref_find(k, op->holder, n->ino);
     if (!r) {
-        if (k->nrefs >= KV_REFS_MAX) return EMFILE;
+        if (k->nrefs >= KV_REFS_MAX)
+            return EMFILE;
         if (k->nrefs == k->refcap) {
             size_t nc = k->refcap ? k->refcap * 2 : 16;
             kv_ref *a = realloc(k->refs, nc * sizeof *a);
-            if (!a) return -1;
+            if (!a)
+                return -1;
             k->refs = a;
             k->refcap = nc;
         }
@@ -1164,9 +1395,11 @@ static int op_open_ref(kv *k, const kv_op *op, kv_inode **res)
 static int op_close_ref(kv *k, const kv_op *op)
 {
     kv_ref *r = ref_find(k, op->holder, op->ino);
-    if (!r) return ENOENT;
+    if (!r)
+        return ENOENT;
     uint64_t ino = r->ino;
-    if (--r->count == 0) ref_remove_at(k, (size_t)(r - k->refs));
+    if (--r->count == 0)
+        ref_remove_at(k, (size_t)(r - k->refs));
     inode_drop_refs(k, ino, 1);
     return 0;
 }
@@ -1176,8 +1409,10 @@ static int op_release_holder(kv *k, const kv_op *op)
     size_t j = 0;
     for (size_t i = 0; i < k->nrefs; i++) {
         kv_ref r = k->refs[i];
-        if (r.holder == op->holder) inode_drop_refs(k, r.ino, r.count);
-        else k->refs[j++] = r;
+        if (r.holder == op->holder)
+            inode_drop_refs(k, r.ino, r.count);
+        else
+            k->refs[j++] = r;
     }
     k->nrefs = j;
     return 0;
@@ -1190,11 +1425,18 @@ static kv_holder *holder_find(const kv *k, uint64_t id, size_t *pos)
     size_t lo = 0, hi = k->nholders;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (k->holders[mid].id == id) { if (pos) *pos = mid; return &k->holders[mid]; }
-        if (k->holders[mid].id < id) lo = mid + 1;
-        else hi = mid;
+        if (k->holders[mid].id == id) {
+            if (pos)
+                *pos = mid;
+            return &k->holders[mid];
+        }
+        if (k->holders[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    if (pos) *pos = lo;
+    if (pos)
+        *pos = lo;
     return NULL;
 }
 
@@ -1203,9 +1445,12 @@ static bool u64_in(const uint64_t *a, size_t n, uint64_t v)
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (a[mid] == v) return true;
-        if (a[mid] < v) lo = mid + 1;
-        else hi = mid;
+        if (a[mid] == v)
+            return true;
+        if (a[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return false;
 }
@@ -1222,8 +1467,10 @@ static void holder_remove_at(kv *k, size_t i)
 static void orphans_sweep(kv *k)
 {
     for (size_t i = 0; i < k->nholders;) {
-        if (k->now - k->holders[i].time > (int64_t)KV_HOLDER_TTL_NS) holder_remove_at(k, i);
-        else i++;
+        if (k->now - k->holders[i].time > (int64_t)KV_HOLDER_TTL_NS)
+            holder_remove_at(k, i);
+        else
+            i++;
     }
     size_t j = 0;
     for (size_t i = 0; i < k->norph; i++) {
@@ -1233,7 +1480,10 @@ static void orphans_sweep(kv *k)
             const kv_holder *x = &k->holders[h];
             keep = x->covered < o.at || u64_in(x->held, x->n, o.ino);
         }
-        if (keep) { k->orph[j++] = o; continue; }
+        if (keep) {
+            k->orph[j++] = o;
+            continue;
+        }
         kv_inode *n = itab_get(k, o.ino);
         if (n) {
             n->held = 0;
@@ -1257,7 +1507,8 @@ static int op_hold(kv *k, const kv_op *op)
     size_t pos;
     kv_holder *h = holder_find(k, op->holder, &pos);
     if (op->flags & KV_HOLD_GONE) {
-        if (h) holder_remove_at(k, pos);
+        if (h)
+            holder_remove_at(k, pos);
         orphans_sweep(k);
         return 0;
     }
@@ -1265,19 +1516,27 @@ static int op_hold(kv *k, const kv_op *op)
     uint64_t *held = NULL;
     if (n) {
         held = malloc(n * sizeof *held);
-        if (!held) return -1;
+        if (!held)
+            return -1;
         for (size_t i = 0; i < n; i++)
             held[i] = byte_get64(op->data + i * 8);
         qsort(held, n, sizeof *held, cmp_u64);
         size_t m = 1;
         for (size_t i = 1; i < n; i++)
-            if (held[i] != held[m - 1]) held[m++] = held[i];
+            if (held[i] != held[m - 1])
+                held[m++] = held[i];
         n = m;
     }
     if (!h) {
-        if (k->nholders >= KV_HOLDERS_MAX) { free(held); return ENOSPC; }
+        if (k->nholders >= KV_HOLDERS_MAX) {
+            free(held);
+            return ENOSPC;
+        }
         kv_holder *a = realloc(k->holders, (k->nholders + 1) * sizeof *a);
-        if (!a) { free(held); return -1; }
+        if (!a) {
+            free(held);
+            return -1;
+        }
         k->holders = a;
         memmove(&a[pos + 1], &a[pos], (k->nholders - pos) * sizeof *a);
         k->nholders++;
@@ -1340,10 +1599,13 @@ static int reply_data(const kv_inode *n, uint64_t off, size_t dlen, uint8_t **ou
     attr_of(n, &r.attr);
     r.data_len = dlen;
     uint8_t *slot;
-    if (kv_reply_encode_ex(&r, out, len, &slot) != 0) return -1;
+    if (kv_reply_encode_ex(&r, out, len, &slot) != 0)
+        return -1;
     if (dlen) {
-        if (is_reg(n)) data_read(n, off, dlen, slot);
-        else memcpy(slot, n->u.flat + off, dlen);
+        if (is_reg(n))
+            data_read(n, off, dlen, slot);
+        else
+            memcpy(slot, n->u.flat + off, dlen);
     }
     return 0;
 }
@@ -1353,7 +1615,8 @@ static int cmp_dentry(const void *a, const void *b)
     const kv_dentry *x = *(const kv_dentry *const *)a, *y = *(const kv_dentry *const *)b;
     size_t n = x->namelen < y->namelen ? x->namelen : y->namelen;
     int c = memcmp(x->name, y->name, n);
-    if (c) return c;
+    if (c)
+        return c;
     return (int)x->namelen - (int)y->namelen;
 }
 
@@ -1361,12 +1624,17 @@ static int cmp_dentry(const void *a, const void *b)
 static kv_dentry **dir_sorted(const kv_inode *d, int *oom)
 {
     *oom = 0;
-    if (!d->size) return NULL;
+    if (!d->size)
+        return NULL;
     kv_dentry **a = malloc(d->size * sizeof *a);
-    if (!a) { *oom = 1; return NULL; }
+    if (!a) {
+        *oom = 1;
+        return NULL;
+    }
     size_t j = 0;
     for (uint32_t i = 0; i < d->cap; i++)
-        if (d->u.slots[i]) a[j++] = d->u.slots[i];
+        if (d->u.slots[i])
+            a[j++] = d->u.slots[i];
     qsort(a, j, sizeof *a, cmp_dentry);
     return a;
 }
@@ -1375,13 +1643,19 @@ static int read_readdir(const kv *k, const kv_op *op, uint8_t **out, size_t *len
 {
     kv_inode *d;
     int st = resolve(k, op->dir, op->path, op->path_len, &d);
-    if (st) return reply_simple(st, NULL, out, len);
-    if (!is_dir(d)) return reply_simple(ENOTDIR, NULL, out, len);
+    if (st)
+        return reply_simple(st, NULL, out, len);
+    if (!is_dir(d))
+        return reply_simple(ENOTDIR, NULL, out, len);
     int oom;
     kv_dentry **a = dir_sorted(d, &oom);
-    if (oom) return -1;
+    if (oom)
+        return -1;
     kv_dirent *ents = d->size ? malloc(d->size * sizeof *ents) : NULL;
-    if (d->size && !ents) { free(a); return -1; }
+    if (d->size && !ents) {
+        free(a);
+        return -1;
+    }
     for (uint64_t i = 0; i < d->size; i++) {
         ents[i].name = a[i]->name;
         ents[i].ino = a[i]->node->ino;
@@ -1410,7 +1684,10 @@ static int read_list(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
 {
     const char *pre = op->path;
     size_t pl = op->path_len;
-    if (pl && pre[0] == '/') { pre++; pl--; }
+    if (pl && pre[0] == '/') {
+        pre++;
+        pl--;
+    }
     struct frame { const kv_inode *d; size_t plen; uint32_t i; };
     struct frame *stack = NULL;
     size_t sn = 0, scap = 0;
@@ -1434,14 +1711,20 @@ static int read_list(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
     PUSH(k->root, 0);
     while (sn) {
         struct frame *f = &stack[sn - 1];
-        if (f->i >= f->d->cap) { sn--; continue; }
+        if (f->i >= f->d->cap) {
+            sn--;
+            continue;
+        }
         kv_dentry *e = f->d->u.slots[f->i++];
-        if (!e) continue;
+        if (!e)
+            continue;
         size_t base = f->plen;
         path.len = base;
-        if (base) bw_u8(&path, '/');
+        if (base)
+            bw_u8(&path, '/');
         bw_put(&path, e->name, e->namelen);
-        if (path.oom) goto done;
+        if (path.oom)
+            goto done;
         size_t cl = path.len;
         const kv_inode *c = e->node;
         if (is_dir(c)) {
@@ -1449,27 +1732,33 @@ static int read_list(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
             size_t m = cl + 1 < pl ? cl + 1 : pl;
             bool ok = m <= cl ? memcmp(path.p, pre, m) == 0
                               : (memcmp(path.p, pre, cl) == 0 && pre[cl] == '/');
-            if (ok && c->size) PUSH(c, cl);
+            if (ok && c->size)
+                PUSH(c, cl);
         } else if ((is_reg(c) || is_lnk(c)) && cl >= pl && memcmp(path.p, pre, pl) == 0) {
             if (no == ocap) {
                 size_t nc = ocap ? ocap * 2 : 64;
                 size_t *a = realloc(offs, nc * sizeof *a);
-                if (!a) goto done;
+                if (!a)
+                    goto done;
                 offs = a;
                 ocap = nc;
             }
             offs[no++] = strs.len;
             bw_put(&strs, path.p, cl);
             bw_u8(&strs, 0);
-            if (strs.oom) goto done;
+            if (strs.oom)
+                goto done;
         }
     }
 #undef PUSH
     {
         const char **names = no ? malloc(no * sizeof *names) : NULL;
-        if (no && !names) goto done;
-        for (size_t i = 0; i < no; i++) names[i] = (const char *)strs.p + offs[i];
-        if (no) qsort(names, no, sizeof *names, cmp_str);
+        if (no && !names)
+            goto done;
+        for (size_t i = 0; i < no; i++)
+            names[i] = (const char *)strs.p + offs[i];
+        if (no)
+            qsort(names, no, sizeof *names, cmp_str);
         kv_reply r;
         memset(&r, 0, sizeof r);
         r.has = KV_R_NAMES;
@@ -1510,24 +1799,34 @@ static int do_read(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
         st = op_node(k, op, &n);
         return reply_simple(st, st ? NULL : n, out, len);
     case KV_OP_GET:
-        if ((st = op_node(k, op, &n))) return reply_simple(st, NULL, out, len);
-        if (is_dir(n)) return reply_simple(EISDIR, NULL, out, len);
-        if (!is_reg(n) && !is_lnk(n)) return reply_data(n, 0, 0, out, len);
-        if (n->size > KV_READ_MAX) return reply_simple(EFBIG, NULL, out, len);   /* read in ranges */
+        if ((st = op_node(k, op, &n)))
+            return reply_simple(st, NULL, out, len);
+        if (is_dir(n))
+            return reply_simple(EISDIR, NULL, out, len);
+        if (!is_reg(n) && !is_lnk(n))
+            return reply_data(n, 0, 0, out, len);
+        if (n->size > KV_READ_MAX)
+            return reply_simple(EFBIG, NULL, out, len);   /* read in ranges */
         return reply_data(n, 0, (size_t)n->size, out, len);
     case KV_OP_GETRANGE: {
-        if ((st = op_node(k, op, &n))) return reply_simple(st, NULL, out, len);
-        if (is_dir(n)) return reply_simple(EISDIR, NULL, out, len);
-        if (!is_reg(n)) return reply_simple(EINVAL, NULL, out, len);
+        if ((st = op_node(k, op, &n)))
+            return reply_simple(st, NULL, out, len);
+        if (is_dir(n))
+            return reply_simple(EISDIR, NULL, out, len);
+        if (!is_reg(n))
+            return reply_simple(EINVAL, NULL, out, len);
         uint64_t have = op->off < n->size ? n->size - op->off : 0;
-        if (have > op->len) have = op->len;
-        if (have > KV_READ_MAX) have = KV_READ_MAX;
+        if (have > op->len)
+            have = op->len;
+        if (have > KV_READ_MAX)
+            have = KV_READ_MAX;
         return reply_data(n, have ? op->off : 0, (size_t)have, out, len);
     }
     case KV_OP_READLINK:
         if ((st = resolve(k, op->dir, op->path, op->path_len, &n)))
             return reply_simple(st, NULL, out, len);
-        if (!is_lnk(n)) return reply_simple(EINVAL, NULL, out, len);
+        if (!is_lnk(n))
+            return reply_simple(EINVAL, NULL, out, len);
         return reply_data(n, 0, (size_t)n->size, out, len);
     case KV_OP_READDIR:
         return read_readdir(k, op, out, len);
@@ -1545,20 +1844,26 @@ int kv_query(const kv *k, const uint8_t *op, size_t len, uint8_t **reply, size_t
     *reply = NULL;
     *reply_len = 0;
     kv_op o;
-    if (kv_op_decode(op, len, &o) != 0) return kv_reply_encode_status(EBADMSG, reply, reply_len);
-    if (!kv_op_is_read(op, len)) return kv_reply_encode_status(EINVAL, reply, reply_len);
+    if (kv_op_decode(op, len, &o) != 0)
+        return kv_reply_encode_status(EBADMSG, reply, reply_len);
+    if (!kv_op_is_read(op, len))
+        return kv_reply_encode_status(EINVAL, reply, reply_len);
     return do_read(k, &o, reply, reply_len);
 }
 
 /* ---- chunked uploads (kv.h: UPLOAD_PART, UPLOAD_COMMIT, UPLOAD_ABORT) ---------------- */
 
-static uint64_t upload_nparts(uint64_t total) { return (total + KV_PART_SIZE - 1) / KV_PART_SIZE; }
+static uint64_t upload_nparts(uint64_t total)
+{
+    return (total + KV_PART_SIZE - 1) / KV_PART_SIZE;
+}
 
 static kv_upload *upload_find(const kv *k, uint64_t id, size_t *at)
 {
     for (size_t i = 0; i < k->nups; i++)
         if (k->ups[i].id == id) {
-            if (at) *at = i;
+            if (at)
+                *at = i;
             return &k->ups[i];
         }
     return NULL;
@@ -1591,8 +1896,10 @@ static void upload_drop_at(kv *k, size_t i)
 static void upload_expire(kv *k)
 {
     for (size_t i = 0; i < k->nups;) {
-        if ((uint64_t)(k->sclock - k->ups[i].last_time) > KV_UPLOAD_TTL_NS) upload_drop_at(k, i);
-        else i++;
+        if ((uint64_t)(k->sclock - k->ups[i].last_time) > KV_UPLOAD_TTL_NS)
+            upload_drop_at(k, i);
+        else
+            i++;
     }
 }
 
@@ -1600,7 +1907,8 @@ static void upload_expire(kv *k)
 static int upload_space(const kv *k, uint64_t n)
 {
     uint64_t have = k->bytes_used + k->staged;
-    if (k->lim.max_total_bytes && (have > k->lim.max_total_bytes || n > k->lim.max_total_bytes - have))
+    if (k->lim.max_total_bytes &&
+        (have > k->lim.max_total_bytes || n > k->lim.max_total_bytes - have))
         return ENOSPC;
     return 0;
 }
@@ -1608,11 +1916,14 @@ static int upload_space(const kv *k, uint64_t n)
 /* Room for part index p in u's bitmap.  0 or -1 (ENOMEM). */
 static int upload_bits(kv_upload *u, uint64_t p)
 {
-    if (p / 8 < u->have_cap) return 0;
+    if (p / 8 < u->have_cap)
+        return 0;
     size_t cap = u->have_cap ? u->have_cap : 8;
-    while (cap <= p / 8) cap *= 2;
+    while (cap <= p / 8)
+        cap *= 2;
     uint8_t *b = realloc(u->have, cap);
-    if (!b) return -1;
+    if (!b)
+        return -1;
     memset(b + u->have_cap, 0, cap - u->have_cap);
     u->have = b;
     u->have_cap = cap;
@@ -1623,16 +1934,20 @@ static int upload_bits(kv_upload *u, uint64_t p)
  * -1 (ENOMEM). */
 static int upload_start(kv *k, const kv_op *op, kv_upload **out)
 {
-    if (k->nups >= KV_UPLOADS_MAX) return EBUSY;
+    if (k->nups >= KV_UPLOADS_MAX)
+        return EBUSY;
     int st = upload_space(k, op->len);
-    if (st) return st;
+    if (st)
+        return st;
     kv_upload *arr = realloc(k->ups, (k->nups + 1) * sizeof *arr);
-    if (!arr) return -1;
+    if (!arr)
+        return -1;
     k->ups = arr;
     kv_upload *u = &arr[k->nups];
     memset(u, 0, sizeof *u);
     u->data = calloc(1, sizeof *u->data);
-    if (!u->data) return -1;
+    if (!u->data)
+        return -1;
     u->data->mode = S_IFREG;
     u->id = op->upload;
     u->total = u->reserved = op->len;
@@ -1655,24 +1970,29 @@ static int op_upload_part(kv *k, const kv_op *op)
     kv_upload *u = upload_find(k, op->upload, NULL);
     if (!u) {
         int st = upload_start(k, op, &u);
-        if (st) return st;
+        if (st)
+            return st;
     } else if (u->total != total) {
         return EINVAL;
     }
     u->last_time = k->sclock;
     uint64_t part = off / KV_PART_SIZE;
-    if (upload_bits(u, part) != 0) return -1;
+    if (upload_bits(u, part) != 0)
+        return -1;
     uint8_t bit = (uint8_t)(1u << (part % 8));
-    if (u->have[part / 8] & bit) return 0;   /* a part sent again */
+    if (u->have[part / 8] & bit)
+        return 0;   /* a part sent again */
     if (!u->total) {
         int st = upload_space(k, n);
-        if (st) return st;
+        if (st)
+            return st;
     }
     /* staged bytes are not file bytes yet: bytes_used is untouched */
     uint64_t saved = k->bytes_used;
     int rc = data_write(k, u->data, off, op->data, (size_t)n);
     k->bytes_used = saved;
-    if (rc != 0) return -1;
+    if (rc != 0)
+        return -1;
     u->have[part / 8] |= bit;
     u->got += n;
     if (!u->total) {
@@ -1693,17 +2013,24 @@ static int op_upload_commit(kv *k, const kv_op *op, kv_inode **res)
 {
     size_t at;
     kv_upload *u = upload_find(k, op->upload, &at);
-    if (!u) return KV_EUPLOAD;
-    if (u->total && op->len != u->total) return EINVAL;
-    if (!upload_complete(u, op->len)) return KV_EUPLOAD;   /* parts missing: the staging stays */
+    if (!u)
+        return KV_EUPLOAD;
+    if (u->total && op->len != u->total)
+        return EINVAL;
+    if (!upload_complete(u, op->len))
+        return KV_EUPLOAD;   /* parts missing: the staging stays */
     int st;
     if (op->ino) {
         /* PUT_IF's rule: only if the inode's version is still op->off */
         kv_inode *n = itab_get(k, op->ino);
-        if (!n) st = ENOENT;
-        else if (is_dir(n)) st = EISDIR;
-        else if (!is_reg(n)) st = EINVAL;
-        else if ((uint64_t)n->ctime != op->off) st = ECANCELED;
+        if (!n)
+            st = ENOENT;
+        else if (is_dir(n))
+            st = EISDIR;
+        else if (!is_reg(n))
+            st = EINVAL;
+        else if ((uint64_t)n->ctime != op->off)
+            st = ECANCELED;
         else if (!(st = check_size(k, n, u->data->size))) {
             data_take(k, n, u->data);
             kill_privs(n, op);
@@ -1714,7 +2041,8 @@ static int op_upload_commit(kv *k, const kv_op *op, kv_inode **res)
         kv_op put = *op;
         put.type = KV_OP_PUT;
         st = op_put_ex(k, &put, res, false, u->data);
-        if (st < 0) return -1;
+        if (st < 0)
+            return -1;
     }
     upload_drop_at(k, at);   /* committed, or refused for good */
     return st;
@@ -1723,7 +2051,8 @@ static int op_upload_commit(kv *k, const kv_op *op, kv_inode **res)
 static int op_upload_abort(kv *k, const kv_op *op)
 {
     size_t at;
-    if (upload_find(k, op->upload, &at)) upload_drop_at(k, at);
+    if (upload_find(k, op->upload, &at))
+        upload_drop_at(k, at);
     return 0;
 }
 
@@ -1734,7 +2063,8 @@ static int op_upload_abort(kv *k, const kv_op *op)
 static bool upload_part_apply(kv *k, const uint8_t *opb, size_t opl, uint8_t **reply,
                               size_t *reply_len, int *rc)
 {
-    if (kv_op_peek_type(opb, opl) != KV_OP_UPLOAD_PART) return false;
+    if (kv_op_peek_type(opb, opl) != KV_OP_UPLOAD_PART)
+        return false;
     kv_op op;
     if (kv_op_decode(opb, opl, &op) != 0) {
         *rc = kv_reply_encode_status(EBADMSG, reply, reply_len);
@@ -1750,9 +2080,11 @@ static bool upload_part_apply(kv *k, const uint8_t *opb, size_t opl, uint8_t **r
 /* SET_LIMITS: the replicated limits (kv.h).  Decided from the entry alone. */
 static int apply_set_limits(kv *k, const kv_op *op, uint8_t **out, size_t *len)
 {
-    if (op->flags & ~KV_LIMITS_IF_UNSET) return reply_simple(EINVAL, NULL, out, len);
+    if (op->flags & ~KV_LIMITS_IF_UNSET)
+        return reply_simple(EINVAL, NULL, out, len);
     uint64_t mfs = op->len ? op->len : KV_DEFAULT_MAX_FILE_SIZE;
-    if (mfs > KV_MAX_FILE_SIZE_LIMIT) return reply_simple(EINVAL, NULL, out, len);
+    if (mfs > KV_MAX_FILE_SIZE_LIMIT)
+        return reply_simple(EINVAL, NULL, out, len);
     if (!(op->flags & KV_LIMITS_IF_UNSET) || !k->lim_set) {
         k->lim.max_file_size = mfs;
         k->lim.max_total_bytes = op->off;
@@ -1803,7 +2135,8 @@ static int do_write(kv *k, const kv_op *op, uint8_t **out, size_t *len)
         st = EINVAL;
         break;
     }
-    if (st < 0) return -1;
+    if (st < 0)
+        return -1;
     return reply_simple(st, res, out, len);
 }
 
@@ -1811,12 +2144,15 @@ static int do_write(kv *k, const kv_op *op, uint8_t **out, size_t *len)
 
 static kv_session *sess_get(const kv *k, uint64_t client)
 {
-    if (!k->scap) return NULL;
+    if (!k->scap)
+        return NULL;
     uint64_t m = k->scap - 1;
     for (uint64_t i = mix64(client) & m;; i = (i + 1) & m) {
         kv_session *s = k->stab[i];
-        if (!s) return NULL;
-        if (s->client == client) return s;
+        if (!s)
+            return NULL;
+        if (s->client == client)
+            return s;
     }
 }
 
@@ -1825,12 +2161,15 @@ static int sess_tab_put(kv *k, kv_session *s)
     if ((k->scount + 1) * 2 > k->scap) {
         uint64_t nc = k->scap ? k->scap * 2 : 64;
         kv_session **nt = calloc(nc, sizeof *nt);
-        if (!nt) return -1;
+        if (!nt)
+            return -1;
         for (uint64_t i = 0; i < k->scap; i++) {
             kv_session *x = k->stab[i];
-            if (!x) continue;
+            if (!x)
+                continue;
             uint64_t j = mix64(x->client) & (nc - 1);
-            while (nt[j]) j = (j + 1) & (nc - 1);
+            while (nt[j])
+                j = (j + 1) & (nc - 1);
             nt[j] = x;
         }
         free(k->stab);
@@ -1840,7 +2179,8 @@ static int sess_tab_put(kv *k, kv_session *s)
     uint64_t m = k->scap - 1;
     uint64_t i = mix64(s->client) & m;
     while (k->stab[i]) {
-        if (k->stab[i]->client == s->client) return 1;
+        if (k->stab[i]->client == s->client)
+            return 1;
         i = (i + 1) & m;
     }
     k->stab[i] = s;
@@ -1850,8 +2190,14 @@ static int sess_tab_put(kv *k, kv_session *s)
 
 static void sess_list_unlink(kv *k, kv_session *s)
 {
-    if (s->prev) s->prev->next = s->next; else k->shead = s->next;
-    if (s->next) s->next->prev = s->prev; else k->stail = s->prev;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        k->shead = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        k->stail = s->prev;
     s->prev = s->next = NULL;
 }
 
@@ -1859,7 +2205,10 @@ static void sess_list_append(kv *k, kv_session *s)
 {
     s->prev = k->stail;
     s->next = NULL;
-    if (k->stail) k->stail->next = s; else k->shead = s;
+    if (k->stail)
+        k->stail->next = s;
+    else
+        k->shead = s;
     k->stail = s;
 }
 
@@ -1867,7 +2216,8 @@ static void sess_drop(kv *k, kv_session *s)
 {
     uint64_t m = k->scap - 1;
     uint64_t i = mix64(s->client) & m;
-    while (k->stab[i] != s) i = (i + 1) & m;
+    while (k->stab[i] != s)
+        i = (i + 1) & m;
     k->stab[i] = NULL;
     k->scount--;
     for (uint64_t j = (i + 1) & m; k->stab[j]; j = (j + 1) & m) {
@@ -1888,7 +2238,8 @@ static void sess_expire(kv *k)
 {
     while (k->shead && (uint64_t)(k->sclock - k->shead->last_time) > KV_SESSION_TTL_NS)
         sess_drop(k, k->shead);
-    while (k->scount > KV_SESSION_MAX) sess_drop(k, k->shead);
+    while (k->scount > KV_SESSION_MAX)
+        sess_drop(k, k->shead);
 }
 
 /* Records reply as client's last; 0 or -1 (ENOMEM). */
@@ -1898,14 +2249,22 @@ static int sess_record(kv *k, uint64_t client, uint64_t seq, const uint8_t *repl
     uint8_t *copy = NULL;
     if (len <= KV_SESSION_REPLY_MAX) {
         copy = malloc(len ? len : 1);
-        if (!copy) return -1;
+        if (!copy)
+            return -1;
         memcpy(copy, reply, len);
     }
     if (!s) {
         s = calloc(1, sizeof *s);
-        if (!s) { free(copy); return -1; }
+        if (!s) {
+            free(copy);
+            return -1;
+        }
         s->client = client;
-        if (sess_tab_put(k, s) != 0) { free(s); free(copy); return -1; }
+        if (sess_tab_put(k, s) != 0) {
+            free(s);
+            free(copy);
+            return -1;
+        }
     } else {
         sess_list_unlink(k, s);
         free(s->reply);
@@ -1921,9 +2280,11 @@ static int sess_record(kv *k, uint64_t client, uint64_t seq, const uint8_t *repl
 
 static int sess_reply(const kv_session *s, uint8_t **out, size_t *len)
 {
-    if (!s->reply) return kv_reply_encode_status(KV_EREPLYGONE, out, len);
+    if (!s->reply)
+        return kv_reply_encode_status(KV_EREPLYGONE, out, len);
     *out = malloc(s->reply_len ? s->reply_len : 1);
-    if (!*out) return -1;
+    if (!*out)
+        return -1;
     memcpy(*out, s->reply, s->reply_len);
     *len = s->reply_len;
     return 0;
@@ -1934,10 +2295,13 @@ int kv_session_lookup(const kv *k, uint64_t client_id, uint64_t seq, uint8_t **r
 {
     *reply = NULL;
     *reply_len = 0;
-    if (!client_id || !seq) return KV_SESSION_NEW;   /* seq 0: a REGISTER */
+    if (!client_id || !seq)
+        return KV_SESSION_NEW;   /* seq 0: a REGISTER */
     const kv_session *s = sess_get(k, client_id);
-    if (!s || seq > s->seq) return KV_SESSION_NEW;
-    if (seq == s->seq) return sess_reply(s, reply, reply_len) == 0 ? KV_SESSION_APPLIED : -1;
+    if (!s || seq > s->seq)
+        return KV_SESSION_NEW;
+    if (seq == s->seq)
+        return sess_reply(s, reply, reply_len) == 0 ? KV_SESSION_APPLIED : -1;
     return kv_reply_encode_status(KV_ESTALE, reply, reply_len) == 0 ? KV_SESSION_STALE : -1;
 }
 
@@ -1946,12 +2310,17 @@ int kv_session_lookup(const kv *k, uint64_t client_id, uint64_t seq, uint8_t **r
 static int apply_register(kv *k, uint64_t index, uint8_t **reply, size_t *reply_len)
 {
     kv_session *old = sess_get(k, index);   /* only an id from an older format */
-    if (old) sess_drop(k, old);
+    if (old)
+        sess_drop(k, old);
     kv_session *s = calloc(1, sizeof *s);
-    if (!s) return -1;
+    if (!s)
+        return -1;
     s->client = index;
     s->last_time = k->sclock;
-    if (sess_tab_put(k, s) != 0) { free(s); return -1; }
+    if (sess_tab_put(k, s) != 0) {
+        free(s);
+        return -1;
+    }
     sess_list_append(k, s);
     sess_expire(k);
     uint8_t id[8];
@@ -1969,7 +2338,8 @@ int kv_apply(kv *k, uint64_t index, const uint8_t *cmd, size_t len, uint8_t **re
 {
     *reply = NULL;
     *reply_len = 0;
-    if (index <= k->applied) return 1;
+    if (index <= k->applied)
+        return 1;
     k->applied = index;
     uint64_t client, seq;
     int64_t t;
@@ -1980,7 +2350,8 @@ int kv_apply(kv *k, uint64_t index, const uint8_t *cmd, size_t len, uint8_t **re
     /* Times strictly increase: a proposer with a slow clock cannot make
      * mtime decrease, every replica clamps identically, and no two commands
      * share a time, so a ctime names one change of an inode (PUT_IF). */
-    if (t <= k->last_time) t = k->last_time == INT64_MAX ? INT64_MAX : k->last_time + 1;
+    if (t <= k->last_time)
+        t = k->last_time == INT64_MAX ? INT64_MAX : k->last_time + 1;
     k->last_time = k->now = t;
     /* Session time follows, but at most KV_SESSION_STEP_NS per command: one
      * proposer's clock far ahead cannot expire every session at once. */
@@ -1991,10 +2362,12 @@ int kv_apply(kv *k, uint64_t index, const uint8_t *cmd, size_t len, uint8_t **re
     sess_expire(k);
     kv_op op;
     bool op_ok = kv_op_decode(opb, opl, &op) == 0;
-    if (op_ok && op.type == KV_OP_REGISTER) return apply_register(k, index, reply, reply_len);
+    if (op_ok && op.type == KV_OP_REGISTER)
+        return apply_register(k, index, reply, reply_len);
     upload_expire(k);
     int urc;
-    if (upload_part_apply(k, opb, opl, reply, reply_len, &urc)) return urc;
+    if (upload_part_apply(k, opb, opl, reply, reply_len, &urc))
+        return urc;
     if (client) {
         kv_session *s = sess_get(k, client);
         if (!s) {
@@ -2009,12 +2382,16 @@ int kv_apply(kv *k, uint64_t index, const uint8_t *cmd, size_t len, uint8_t **re
             sess_list_append(k, s);
             return sess_reply(s, reply, reply_len);
         }
-        if (seq < s->seq) return kv_reply_encode_status(KV_ESTALE, reply, reply_len);
+        if (seq < s->seq)
+            return kv_reply_encode_status(KV_ESTALE, reply, reply_len);
     }
     int rc;
-    if (!op_ok) rc = kv_reply_encode_status(EBADMSG, reply, reply_len);
-    else rc = do_write(k, &op, reply, reply_len);
-    if (rc != 0) return -1;
+    if (!op_ok)
+        rc = kv_reply_encode_status(EBADMSG, reply, reply_len);
+    else
+        rc = do_write(k, &op, reply, reply_len);
+    if (rc != 0)
+        return -1;
     if (client && sess_record(k, client, seq, *reply, *reply_len) != 0) {
         free(*reply);
         *reply = NULL;
@@ -2025,11 +2402,18 @@ int kv_apply(kv *k, uint64_t index, const uint8_t *cmd, size_t len, uint8_t **re
 
 void kv_apply_skip(kv *k, uint64_t index)
 {
-    if (index > k->applied) k->applied = index;
+    if (index > k->applied)
+        k->applied = index;
 }
 
-uint64_t kv_applied_index(const kv *k) { return k->applied; }
-int64_t kv_last_time(const kv *k) { return k->last_time; }
+uint64_t kv_applied_index(const kv *k)
+{
+    return k->applied;
+}
+int64_t kv_last_time(const kv *k)
+{
+    return k->last_time;
+}
 
 void kv_get_stats(const kv *k, kv_stats *st)
 {
@@ -2056,10 +2440,14 @@ void kv_get_stats(const kv *k, kv_stats *st)
 static kv *kv_alloc(const kv_limits *lim)
 {
     kv *k = calloc(1, sizeof *k);
-    if (!k) return NULL;
-    if (lim) k->lim = *lim;
-    if (!k->lim.max_file_size) k->lim.max_file_size = KV_DEFAULT_MAX_FILE_SIZE;
-    if (k->lim.max_file_size > KV_MAX_FILE_SIZE_LIMIT) k->lim.max_file_size = KV_MAX_FILE_SIZE_LIMIT;
+    if (!k)
+        return NULL;
+    if (lim)
+        k->lim = *lim;
+    if (!k->lim.max_file_size)
+        k->lim.max_file_size = KV_DEFAULT_MAX_FILE_SIZE;
+    if (k->lim.max_file_size > KV_MAX_FILE_SIZE_LIMIT)
+        k->lim.max_file_size = KV_MAX_FILE_SIZE_LIMIT;
     k->next_ino = KV_ROOT_INO;
     return k;
 }
@@ -2067,11 +2455,15 @@ static kv *kv_alloc(const kv_limits *lim)
 kv *kv_new(const kv_limits *limits)
 {
     kv *k = kv_alloc(limits);
-    if (!k) return NULL;
+    if (!k)
+        return NULL;
     kv_inode *root;
     uint64_t saved = k->lim.max_inodes;
     k->lim.max_inodes = 0;
-    if (inode_new(k, S_IFDIR | 0755, 0, 0, &root) != 0) { kv_free(k); return NULL; }
+    if (inode_new(k, S_IFDIR | 0755, 0, 0, &root) != 0) {
+        kv_free(k);
+        return NULL;
+    }
     k->lim.max_inodes = saved;
     root->x = KV_ROOT_INO;
     k->root = root;
@@ -2081,7 +2473,8 @@ kv *kv_new(const kv_limits *limits)
 static void kv_clear(kv *k)
 {
     for (uint64_t i = 0; i < k->icap; i++)
-        if (k->itab[i]) inode_destroy(k, k->itab[i]);
+        if (k->itab[i])
+            inode_destroy(k, k->itab[i]);
     free(k->itab);
     while (k->shead) {
         kv_session *s = k->shead;
@@ -2091,16 +2484,19 @@ static void kv_clear(kv *k)
     }
     free(k->stab);
     free(k->refs);
-    for (size_t i = 0; i < k->nholders; i++) free(k->holders[i].held);
+    for (size_t i = 0; i < k->nholders; i++)
+        free(k->holders[i].held);
     free(k->holders);
     free(k->orph);
-    for (size_t i = 0; i < k->nups; i++) upload_release(k, &k->ups[i]);
+    for (size_t i = 0; i < k->nups; i++)
+        upload_release(k, &k->ups[i]);
     free(k->ups);
 }
 
 void kv_free(kv *k)
 {
-    if (!k) return;
+    if (!k)
+        return;
     kv_clear(k);
     free(k);
 }
@@ -2153,14 +2549,17 @@ typedef struct snap_w {
 
 static void sw_flush(snap_w *w)
 {
-    if (w->b.oom) w->failed = true;
-    if (!w->failed && w->b.len && w->fn(w->arg, w->b.p, w->b.len) != 0) w->failed = true;
+    if (w->b.oom)
+        w->failed = true;
+    if (!w->failed && w->b.len && w->fn(w->arg, w->b.p, w->b.len) != 0)
+        w->failed = true;
     w->b.len = 0;
 }
 
 static void sw_maybe_flush(snap_w *w)
 {
-    if (w->b.len >= KV_CHUNK_SIZE) sw_flush(w);
+    if (w->b.len >= KV_CHUNK_SIZE)
+        sw_flush(w);
 }
 
 static int cmp_inode(const void *a, const void *b)
@@ -2182,18 +2581,22 @@ static void snap_file(snap_w *w, const kv_inode *n)
         const uint8_t *src;
         size_t have;
         if (!n->chunked) {
-            if (i > 0) break;   /* a flat buffer never holds more than chunk 0 */
+            if (i > 0)
+                break;   /* a flat buffer never holds more than chunk 0 */
             src = n->u.flat;
             have = n->cap < L ? n->cap : (size_t)L;
         } else {
-            if (i >= n->cap || !n->u.chunks[i]) continue;
+            if (i >= n->cap || !n->u.chunks[i])
+                continue;
             src = n->u.chunks[i];
             have = (size_t)L;
         }
-        if (all_zero(src, have)) continue;
+        if (all_zero(src, have))
+            continue;
         bw_u32(&w->b, (uint32_t)i);
         sw_flush(w);
-        if (!w->failed && w->fn(w->arg, src, have) != 0) w->failed = true;
+        if (!w->failed && w->fn(w->arg, src, have) != 0)
+            w->failed = true;
         if (L > have) {
             uint8_t *zeros = bw_room(&w->b, (size_t)(L - have));
             if (zeros)
@@ -2206,7 +2609,8 @@ static void snap_file(snap_w *w, const kv_inode *n)
 
 static void snap_uploads(snap_w *w, const kv *k)
 {
-    if (!k->nups) return;   /* absent when none: snapshots without uploads read as before */
+    if (!k->nups)
+        return;   /* absent when none: snapshots without uploads read as before */
     bw_u32(&w->b, SNAP_UPLOADS);
     bw_u64(&w->b, k->nups);
     for (size_t i = 0; i < k->nups && !w->failed; i++) {
@@ -2227,10 +2631,12 @@ int kv_snapshot_write(const kv *k, kv_write_fn fn, void *arg)
 {
     snap_w w = {{0}, fn, arg, false};
     kv_inode **all = malloc((k->icount ? k->icount : 1) * sizeof *all);
-    if (!all) return -1;
+    if (!all)
+        return -1;
     size_t n = 0;
     for (uint64_t i = 0; i < k->icap; i++)
-        if (k->itab[i]) all[n++] = k->itab[i];
+        if (k->itab[i])
+            all[n++] = k->itab[i];
     qsort(all, n, sizeof *all, cmp_inode);
     bw_u32(&w.b, SNAP_MAGIC);
     bw_u32(&w.b, SNAP_VERSION);
@@ -2255,17 +2661,23 @@ int kv_snapshot_write(const kv *k, kv_write_fn fn, void *arg)
         bw_u64(&w.b, (uint64_t)x->atime);
         bw_u64(&w.b, (uint64_t)x->mtime);
         bw_u64(&w.b, (uint64_t)x->ctime);
-        if (is_reg(x)) snap_file(&w, x);
-        else if (is_lnk(x)) bw_put(&w.b, x->u.flat, (size_t)x->size);
+        if (is_reg(x))
+            snap_file(&w, x);
+        else if (is_lnk(x))
+            bw_put(&w.b, x->u.flat, (size_t)x->size);
         sw_maybe_flush(&w);
     }
     bw_u64(&w.b, k->ndirs);
     for (size_t i = 0; i < n && !w.failed; i++) {
         const kv_inode *d = all[i];
-        if (!is_dir(d)) continue;
+        if (!is_dir(d))
+            continue;
         int oom;
         kv_dentry **a = dir_sorted(d, &oom);
-        if (oom) { w.failed = true; break; }
+        if (oom) {
+            w.failed = true;
+            break;
+        }
         bw_u64(&w.b, d->ino);
         bw_u64(&w.b, d->size);
         for (uint64_t j = 0; j < d->size; j++) {
@@ -2303,7 +2715,8 @@ int kv_snapshot_write(const kv *k, kv_write_fn fn, void *arg)
         bw_u64(&w.b, h->covered);
         bw_u64(&w.b, (uint64_t)h->time);
         bw_u64(&w.b, h->n);
-        for (size_t j = 0; j < h->n; j++) bw_u64(&w.b, h->held[j]);
+        for (size_t j = 0; j < h->n; j++)
+            bw_u64(&w.b, h->held[j]);
         sw_maybe_flush(&w);
     }
     bw_u64(&w.b, k->norph);
@@ -2331,7 +2744,10 @@ int kv_snapshot_encode(const kv *k, uint8_t **buf, size_t *len)
     bytes_w w = {0};
     *buf = NULL;
     *len = 0;
-    if (kv_snapshot_write(k, buf_write, &w) != 0) { bw_free(&w); return -1; }
+    if (kv_snapshot_write(k, buf_write, &w) != 0) {
+        bw_free(&w);
+        return -1;
+    }
     *buf = w.p;
     *len = w.len;
     return 0;
@@ -2347,10 +2763,22 @@ typedef struct snap_r {
 
 static void sr_get(snap_r *r, void *b, size_t n)
 {
-    if (r->bad) { memset(b, 0, n); return; }
-    if (n && r->fn(r->arg, b, n) != 0) { r->bad = true; memset(b, 0, n); }
+    if (r->bad) {
+        memset(b, 0, n);
+        return;
+    }
+    if (n && r->fn(r->arg, b, n) != 0) {
+        r->bad = true;
+        memset(b, 0, n);
+    }
 }
-static uint8_t sr_u8(snap_r *r) { uint8_t b[1]; sr_get(r, b, 1); return b[0]; }
+static uint8_t sr_u8(snap_r *r)
+{
+    uint8_t b[1];
+    sr_get(r, b, 1);
+    return b[0];
+}
+
 static uint32_t sr_u32(snap_r *r)
 {
     uint8_t b[4];
@@ -2369,9 +2797,12 @@ static kv_inode *find_sorted(kv_inode **a, size_t n, uint64_t ino)
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (a[mid]->ino == ino) return a[mid];
-        if (a[mid]->ino < ino) lo = mid + 1;
-        else hi = mid;
+        if (a[mid]->ino == ino)
+            return a[mid];
+        if (a[mid]->ino < ino)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return NULL;
 }
@@ -2388,7 +2819,8 @@ static bool valid_type(uint32_t mode)
 static int cmp_ref(const void *a, const void *b)
 {
     const kv_ref *x = a, *y = b;
-    if (x->holder != y->holder) return x->holder < y->holder ? -1 : 1;
+    if (x->holder != y->holder)
+        return x->holder < y->holder ? -1 : 1;
     return x->ino < y->ino ? -1 : x->ino > y->ino;
 }
 
@@ -2399,29 +2831,36 @@ static bool snap_read_file(snap_r *r, kv *k, kv_inode *n, uint64_t size)
     int64_t prev = -1;
     for (;;) {
         uint32_t idx = sr_u32(r);
-        if (r->bad) return false;
-        if (idx == NO_CHUNK) break;
-        if ((int64_t)idx <= prev || idx >= nc) return false;
+        if (r->bad)
+            return false;
+        if (idx == NO_CHUNK)
+            break;
+        if ((int64_t)idx <= prev || idx >= nc)
+            return false;
         prev = idx;
         uint64_t L = size - (uint64_t)idx * CH < CH ? size - (uint64_t)idx * CH : CH;
         if (size <= CH) {
             n->u.flat = malloc((size_t)L);
-            if (!n->u.flat) return false;
+            if (!n->u.flat)
+                return false;
             n->cap = (uint32_t)L;
             k->data_alloc += L;
             sr_get(r, n->u.flat, (size_t)L);
         } else {
             if (!n->chunked) {   /* a file past one chunk is always chunked here */
                 n->u.chunks = calloc(1, sizeof *n->u.chunks);
-                if (!n->u.chunks) return false;
+                if (!n->u.chunks)
+                    return false;
                 n->cap = 1;
                 n->chunked = 1;
                 k->meta_alloc += sizeof *n->u.chunks;
             }
-            if (data_prepare(k, n, (uint64_t)idx * CH, (uint64_t)idx * CH + L) != 0) return false;
+            if (data_prepare(k, n, (uint64_t)idx * CH, (uint64_t)idx * CH + L) != 0)
+                return false;
             sr_get(r, n->u.chunks[idx], (size_t)L);
         }
-        if (r->bad) return false;
+        if (r->bad)
+            return false;
     }
     n->size = size;
     k->bytes_used += size;
@@ -2431,7 +2870,8 @@ static bool snap_read_file(snap_r *r, kv *k, kv_inode *n, uint64_t size)
 static bool snap_read_uploads(snap_r *r, kv *n)
 {
     uint64_t cnt = sr_u64(r);
-    if (r->bad || cnt == 0 || cnt > KV_UPLOADS_MAX) return false;
+    if (r->bad || cnt == 0 || cnt > KV_UPLOADS_MAX)
+        return false;
     uint64_t saved_limit = n->lim.max_total_bytes;
     n->lim.max_total_bytes = 0;   /* what was staged stays staged */
     bool ok = true;
@@ -2447,23 +2887,27 @@ static bool snap_read_uploads(snap_r *r, kv *n)
         ok = !r->bad && op.len <= n->lim.max_file_size && size <= n->lim.max_file_size &&
              got <= size && size > 0 && (!op.len || size <= op.len) &&
              !upload_find(n, op.upload, NULL) && upload_start(n, &op, &u) == 0;
-        if (!ok) break;
+        if (!ok)
+            break;
         u->last_time = last;
         uint64_t np = upload_nparts(size);
         ok = upload_bits(u, np) == 0;
-        if (!ok) break;
+        if (!ok)
+            break;
         sr_get(r, u->have, (size_t)((np + 7) / 8));
         /* the part that ends the staged bytes is there, none past it */
         ok = !r->bad && (u->have[(np - 1) / 8] & (1u << ((np - 1) % 8))) &&
              !(np % 8 && (u->have[np / 8] >> (np % 8)));
-        if (!ok) break;
+        if (!ok)
+            break;
         u->got = got;
         if (!op.len) {
             u->reserved = got;
             n->staged += got;
         }
         ok = snap_read_file(r, n, u->data, size);
-        if (ok) n->bytes_used -= size;   /* staged, not stored */
+        if (ok)
+            n->bytes_used -= size;   /* staged, not stored */
     }
     n->lim.max_total_bytes = saved_limit;
     return ok;
@@ -2473,14 +2917,17 @@ int kv_snapshot_read(kv *k, kv_read_fn fn, void *arg)
 {
     snap_r r = {fn, arg, false};
     kv *n = kv_alloc(&k->lim);
-    if (!n) return -1;
+    if (!n)
+        return -1;
     kv_inode **list = NULL;
     uint64_t *aux = NULL;   /* dirs: entries seen; others: links seen */
     size_t cnt = 0, lcap = 0;
     bool ok = false;
-    if (sr_u32(&r) != SNAP_MAGIC) goto out;
+    if (sr_u32(&r) != SNAP_MAGIC)
+        goto out;
     uint32_t version = sr_u32(&r);
-    if (r.bad || version < 1 || version > SNAP_VERSION) goto out;
+    if (r.bad || version < 1 || version > SNAP_VERSION)
+        goto out;
     n->applied = sr_u64(&r);
     n->last_time = (int64_t)sr_u64(&r);
     n->sclock = n->last_time;
@@ -2497,7 +2944,8 @@ int kv_snapshot_read(kv *k, kv_read_fn fn, void *arg)
     }
     n->next_ino = sr_u64(&r);
     uint64_t ninodes = sr_u64(&r);
-    if (r.bad || ninodes == 0 || n->next_ino <= KV_ROOT_INO) goto out;
+    if (r.bad || ninodes == 0 || n->next_ino <= KV_ROOT_INO)
+        goto out;
     for (uint64_t i = 0; i < ninodes; i++) {
         kv_inode t;
         memset(&t, 0, sizeof t);
@@ -2511,24 +2959,34 @@ int kv_snapshot_read(kv *k, kv_read_fn fn, void *arg)
         t.atime = (int64_t)sr_u64(&r);
         t.mtime = (int64_t)sr_u64(&r);
         t.ctime = (int64_t)sr_u64(&r);
-        if (r.bad || !valid_type(t.mode) || (t.mode & ~(uint32_t)(S_IFMT | 07777))) goto out;
-        if (t.ino == 0 || t.ino >= n->next_ino) goto out;
+        if (r.bad || !valid_type(t.mode) || (t.mode & ~(uint32_t)(S_IFMT | 07777)))
+            goto out;
+        if (t.ino == 0 || t.ino >= n->next_ino)
+            goto out;
         if (cnt ? t.ino <= list[cnt - 1]->ino : (t.ino != KV_ROOT_INO || !S_ISDIR(t.mode)))
             goto out;
-        if (rdev && !S_ISCHR(t.mode) && !S_ISBLK(t.mode)) goto out;
+        if (rdev && !S_ISCHR(t.mode) && !S_ISBLK(t.mode))
+            goto out;
         if (cnt == lcap) {
             size_t nc = lcap ? lcap * 2 : 256;
             kv_inode **nl = realloc(list, nc * sizeof *nl);
             uint64_t *na = realloc(aux, nc * sizeof *na);
-            if (nl) list = nl;
-            if (na) aux = na;
-            if (!nl || !na) goto out;
+            if (nl)
+                list = nl;
+            if (na)
+                aux = na;
+            if (!nl || !na)
+                goto out;
             lcap = nc;
         }
         kv_inode *x = calloc(1, sizeof *x);
-        if (!x) goto out;
+        if (!x)
+            goto out;
         *x = t;
-        if (itab_put(n, x) != 0) { free(x); goto out; }
+        if (itab_put(n, x) != 0) {
+            free(x);
+            goto out;
+        }
         n->meta_alloc += sizeof *x;
         list[cnt] = x;
         aux[cnt] = 0;
@@ -2538,49 +2996,64 @@ int kv_snapshot_read(kv *k, kv_read_fn fn, void *arg)
             aux[cnt - 1] = size;   /* expected entry count, checked below */
         } else if (S_ISREG(t.mode)) {
             n->nfiles++;
-            if (!snap_read_file(&r, n, x, size)) goto out;
+            if (!snap_read_file(&r, n, x, size))
+                goto out;
         } else if (S_ISLNK(t.mode)) {
-            if (size == 0 || size > KV_PATH_MAX) goto out;
+            if (size == 0 || size > KV_PATH_MAX)
+                goto out;
             x->u.flat = malloc((size_t)size);
-            if (!x->u.flat) goto out;
+            if (!x->u.flat)
+                goto out;
             x->cap = (uint32_t)size;
             x->size = size;
             n->data_alloc += size;
             n->bytes_used += size;
             sr_get(&r, x->u.flat, (size_t)size);
-            if (r.bad || memchr(x->u.flat, 0, (size_t)size)) goto out;
+            if (r.bad || memchr(x->u.flat, 0, (size_t)size))
+                goto out;
         } else {
-            if (size) goto out;
+            if (size)
+                goto out;
             x->x = rdev;
         }
     }
     n->root = list[0];
     n->root->x = KV_ROOT_INO;
     uint64_t ndirs = sr_u64(&r);
-    if (r.bad || ndirs != n->ndirs) goto out;
+    if (r.bad || ndirs != n->ndirs)
+        goto out;
     uint64_t prev_dir = 0;
     for (uint64_t i = 0; i < ndirs; i++) {
         uint64_t dino = sr_u64(&r);
         uint64_t count = sr_u64(&r);
         kv_inode *d = find_sorted(list, cnt, dino);
-        if (r.bad || dino <= prev_dir || !d || !is_dir(d)) goto out;
+        if (r.bad || dino <= prev_dir || !d || !is_dir(d))
+            goto out;
         prev_dir = dino;
-        if (count > n->icount) goto out;
+        if (count > n->icount)
+            goto out;
         for (uint64_t j = 0; j < count; j++) {
             char name[KV_NAME_MAX + 1];
             uint8_t nl = sr_u8(&r);
             sr_get(&r, name, nl);
             uint64_t cino = sr_u64(&r);
-            if (r.bad || nl == 0 || memchr(name, '/', nl) || memchr(name, 0, nl)) goto out;
+            if (r.bad || nl == 0 || memchr(name, '/', nl) || memchr(name, 0, nl))
+                goto out;
             if ((nl == 1 && name[0] == '.') || (nl == 2 && name[0] == '.' && name[1] == '.'))
                 goto out;
             kv_inode *c = find_sorted(list, cnt, cino);
-            if (!c || c == n->root || dir_find(d, name, nl)) goto out;
+            if (!c || c == n->root || dir_find(d, name, nl))
+                goto out;
             kv_dentry *e = dentry_new(n, name, nl, c);
-            if (!e) goto out;
-            if (dir_insert(n, d, e) != 0) { dentry_free(n, e); goto out; }
+            if (!e)
+                goto out;
+            if (dir_insert(n, d, e) != 0) {
+                dentry_free(n, e);
+                goto out;
+            }
             if (is_dir(c)) {
-                if (c->x) goto out;   /* a directory has one parent */
+                if (c->x)
+                    goto out;   /* a directory has one parent */
                 c->x = d->ino;
             }
         }
@@ -2588,36 +3061,47 @@ int kv_snapshot_read(kv *k, kv_read_fn fn, void *arg)
     /* counts: entries per directory, links per non-directory */
     for (size_t i = 0; i < cnt; i++) {
         kv_inode *d = list[i];
-        if (!is_dir(d)) continue;
-        if (aux[i] != d->size) goto out;
+        if (!is_dir(d))
+            continue;
+        if (aux[i] != d->size)
+            goto out;
         uint64_t sub = 0;
         for (uint32_t j = 0; j < d->cap; j++) {
             kv_dentry *e = d->u.slots[j];
-            if (!e) continue;
-            if (is_dir(e->node)) sub++;
+            if (!e)
+                continue;
+            if (is_dir(e->node))
+                sub++;
             else {
                 kv_inode *c = e->node;
                 size_t lo = 0, hi = cnt;   /* index of c in list */
                 while (lo < hi) {
                     size_t mid = lo + (hi - lo) / 2;
-                    if (list[mid]->ino < c->ino) lo = mid + 1;
-                    else hi = mid;
+                    if (list[mid]->ino < c->ino)
+                        lo = mid + 1;
+                    else
+                        hi = mid;
                 }
                 aux[lo]++;
             }
         }
-        if (d->nlink != 2 + sub && !(d->nlink == 0 && d->x == 0 && d != n->root)) goto out;
-        if (d->nlink == 0 && (d->size || sub)) goto out;
+        if (d->nlink != 2 + sub && !(d->nlink == 0 && d->x == 0 && d != n->root))
+            goto out;
+        if (d->nlink == 0 && (d->size || sub))
+            goto out;
     }
     for (size_t i = 0; i < cnt; i++)
-        if (!is_dir(list[i]) && aux[i] != list[i]->nlink) goto out;
+        if (!is_dir(list[i]) && aux[i] != list[i]->nlink)
+            goto out;
     /* every linked directory is reachable from the root (no cycles) */
     {
         uint64_t linked = 0, seen = 0;
         for (size_t i = 0; i < cnt; i++)
-            if (is_dir(list[i]) && list[i]->nlink) linked++;
+            if (is_dir(list[i]) && list[i]->nlink)
+                linked++;
         kv_inode **stack = malloc((ndirs ? ndirs : 1) * sizeof *stack);
-        if (!stack) goto out;
+        if (!stack)
+            goto out;
         size_t sp = 0;
         stack[sp++] = n->root;
         while (sp) {
@@ -2626,40 +3110,61 @@ int kv_snapshot_read(kv *k, kv_read_fn fn, void *arg)
             for (uint32_t j = 0; j < d->cap; j++) {
                 kv_dentry *e = d->u.slots[j];
                 if (e && is_dir(e->node)) {
-                    if (sp >= ndirs) { free(stack); goto out; }
+                    if (sp >= ndirs) {
+                        free(stack);
+                        goto out;
+                    }
                     stack[sp++] = e->node;
                 }
             }
         }
         free(stack);
-        if (seen != linked) goto out;
+        if (seen != linked)
+            goto out;
     }
     uint64_t nsess = sr_u64(&r);
-    if (r.bad || nsess > KV_SESSION_MAX) goto out;
+    if (r.bad || nsess > KV_SESSION_MAX)
+        goto out;
     for (uint64_t i = 0; i < nsess; i++) {
         kv_session *s = calloc(1, sizeof *s);
-        if (!s) goto out;
+        if (!s)
+            goto out;
         s->client = sr_u64(&r);
         s->seq = sr_u64(&r);
         s->last_time = (int64_t)sr_u64(&r);
         uint8_t has = sr_u8(&r);
-        if (r.bad || s->client == 0 || has > 1) { free(s); goto out; }
+        if (r.bad || s->client == 0 || has > 1) {
+            free(s);
+            goto out;
+        }
         if (has) {
             uint32_t l = sr_u32(&r);
-            if (r.bad || l > KV_SESSION_REPLY_MAX) { free(s); goto out; }
+            if (r.bad || l > KV_SESSION_REPLY_MAX) {
+                free(s);
+                goto out;
+            }
             s->reply = malloc(l ? l : 1);
-            if (!s->reply) { free(s); goto out; }
+            if (!s->reply) {
+                free(s);
+                goto out;
+            }
             s->reply_len = l;
             sr_get(&r, s->reply, l);
         }
-        if (r.bad || sess_tab_put(n, s) != 0) { free(s->reply); free(s); goto out; }
+        if (r.bad || sess_tab_put(n, s) != 0) {
+            free(s->reply);
+            free(s);
+            goto out;
+        }
         sess_list_append(n, s);
     }
     uint64_t nrefs = sr_u64(&r);
-    if (r.bad || nrefs > KV_REFS_MAX) goto out;
+    if (r.bad || nrefs > KV_REFS_MAX)
+        goto out;
     if (nrefs) {
         n->refs = malloc(nrefs * sizeof *n->refs);
-        if (!n->refs) goto out;
+        if (!n->refs)
+            goto out;
         n->refcap = (size_t)nrefs;
     }
     for (uint64_t i = 0; i < nrefs; i++) {
@@ -2668,27 +3173,33 @@ int kv_snapshot_read(kv *k, kv_read_fn fn, void *arg)
         f->ino = sr_u64(&r);
         f->count = sr_u32(&r);
         kv_inode *x = itab_get(n, f->ino);
-        if (r.bad || !x || f->count == 0 || x->refs > UINT32_MAX - f->count) goto out;
+        if (r.bad || !x || f->count == 0 || x->refs > UINT32_MAX - f->count)
+            goto out;
         x->refs += f->count;
         n->nrefs++;
     }
     if (nrefs) {
         kv_ref *c = malloc(nrefs * sizeof *c);
-        if (!c) goto out;
+        if (!c)
+            goto out;
         memcpy(c, n->refs, nrefs * sizeof *c);
         qsort(c, (size_t)nrefs, sizeof *c, cmp_ref);
         bool dup = false;
         for (uint64_t i = 1; i < nrefs; i++)
-            if (c[i].holder == c[i - 1].holder && c[i].ino == c[i - 1].ino) dup = true;
+            if (c[i].holder == c[i - 1].holder && c[i].ino == c[i - 1].ino)
+                dup = true;
         free(c);
-        if (dup) goto out;
+        if (dup)
+            goto out;
     }
     if (version >= 2) {
         uint64_t nh = sr_u64(&r);
-        if (r.bad || nh > KV_HOLDERS_MAX) goto out;
+        if (r.bad || nh > KV_HOLDERS_MAX)
+            goto out;
         if (nh) {
             n->holders = calloc((size_t)nh, sizeof *n->holders);
-            if (!n->holders) goto out;
+            if (!n->holders)
+                goto out;
         }
         for (uint64_t i = 0; i < nh; i++) {
             kv_holder *h = &n->holders[i];
@@ -2702,19 +3213,23 @@ int kv_snapshot_read(kv *k, kv_read_fn fn, void *arg)
             n->nholders++;
             if (cnt_h) {
                 h->held = malloc((size_t)cnt_h * sizeof *h->held);
-                if (!h->held) goto out;
+                if (!h->held)
+                    goto out;
             }
             for (uint64_t j = 0; j < cnt_h; j++) {
                 h->held[j] = sr_u64(&r);
-                if (r.bad || (j && h->held[j] <= h->held[j - 1])) goto out;
+                if (r.bad || (j && h->held[j] <= h->held[j - 1]))
+                    goto out;
                 h->n++;
             }
         }
         uint64_t no = sr_u64(&r);
-        if (r.bad || no > n->icount) goto out;
+        if (r.bad || no > n->icount)
+            goto out;
         if (no) {
             n->orph = malloc((size_t)no * sizeof *n->orph);
-            if (!n->orph) goto out;
+            if (!n->orph)
+                goto out;
             n->orphcap = (size_t)no;
         }
         for (uint64_t i = 0; i < no; i++) {
@@ -2731,21 +3246,28 @@ int kv_snapshot_read(kv *k, kv_read_fn fn, void *arg)
     }
     /* an unlinked inode must be held open */
     for (size_t i = 0; i < cnt; i++) {
-        if (list[i]->nlink) continue;
-        if (!list[i]->refs && !list[i]->held) goto out;
+        if (list[i]->nlink)
+            continue;
+        if (!list[i]->refs && !list[i]->held)
+            goto out;
         n->norphans++;
     }
     uint32_t tail = sr_u32(&r);
     if (tail == SNAP_UPLOADS) {
-        if (!snap_read_uploads(&r, n)) goto out;
+        if (!snap_read_uploads(&r, n))
+            goto out;
         tail = sr_u32(&r);
     }
-    if (tail != SNAP_END || r.bad) goto out;
+    if (tail != SNAP_END || r.bad)
+        goto out;
     ok = true;
 out:
     free(list);
     free(aux);
-    if (!ok) { kv_free(n); return -1; }
+    if (!ok) {
+        kv_free(n);
+        return -1;
+    }
     /* swap the new state in, keep k's identity and limits */
     kv tmp = *k;
     *k = *n;
@@ -2762,7 +3284,8 @@ typedef struct buf_rd {
 static int buf_read(void *arg, void *b, size_t n)
 {
     buf_rd *r = arg;
-    if (n > r->len - r->pos) return -1;
+    if (n > r->len - r->pos)
+        return -1;
     memcpy(b, r->p + r->pos, n);
     r->pos += n;
     return 0;
@@ -2770,13 +3293,18 @@ static int buf_read(void *arg, void *b, size_t n)
 
 int kv_snapshot_decode(kv *k, const uint8_t *buf, size_t len)
 {
-    if (!buf) return -1;
+    if (!buf)
+        return -1;
     buf_rd r = {buf, len, 0};
     kv *t = kv_alloc(&k->lim);
-    if (!t) return -1;
+    if (!t)
+        return -1;
     /* decode aside first so that trailing garbage leaves k untouched */
     t->root = NULL;
-    if (kv_snapshot_read(t, buf_read, &r) != 0 || r.pos != r.len) { kv_free(t); return -1; }
+    if (kv_snapshot_read(t, buf_read, &r) != 0 || r.pos != r.len) {
+        kv_free(t);
+        return -1;
+    }
     kv tmp = *k;
     *k = *t;
     *t = tmp;

@@ -56,8 +56,10 @@ enum {
 /* Fields that version 2 adds to an op that had the given version 1 fields. */
 static uint32_t v2_fields(int type, uint32_t f)
 {
-    if (f & F_PATH) f |= F_DIR;
-    if (f & F_PATH2) f |= F_DIR2;
+    if (f & F_PATH)
+        f |= F_DIR;
+    if (f & F_PATH2)
+        f |= F_DIR2;
     switch (type) {
     case KV_OP_PUT: case KV_OP_APPEND: case KV_OP_WRITE_AT: case KV_OP_TRUNCATE:
     case KV_OP_SETATTR: case KV_OP_PUT_IF: case KV_OP_UPLOAD_COMMIT:
@@ -113,7 +115,8 @@ static const struct {
 
 const char *kv_op_name(int type)
 {
-    if (type < 1 || type > KV_OP__MAX) return "?";
+    if (type < 1 || type > KV_OP__MAX)
+        return "?";
     return op_info[type].name;
 }
 
@@ -127,38 +130,64 @@ int kv_op_encode(const kv_op *op, uint8_t **out, size_t *out_len)
 {
     *out = NULL;
     *out_len = 0;
-    if (op->type < 1 || op->type > KV_OP__MAX) return -1;
+    if (op->type < 1 || op->type > KV_OP__MAX)
+        return -1;
     uint32_t f = v2_fields(op->type, op_info[op->type].fields);
     const char *p = op->path ? op->path : "";
     size_t pl = op->path_len ? op->path_len : strlen(p);
     const char *p2 = op->path2 ? op->path2 : "";
     size_t p2l = op->path2_len ? op->path2_len : strlen(p2);
-    if (pl > UINT32_MAX || p2l > UINT32_MAX || op->data_len > UINT32_MAX) return -1;
-    if (op->data_len && !op->data) return -1;
+    if (pl > UINT32_MAX || p2l > UINT32_MAX || op->data_len > UINT32_MAX)
+        return -1;
+    if (op->data_len && !op->data)
+        return -1;
     bytes_w w = {0};
     bw_reserve(&w, 64 + ((f & F_PATH) ? pl : 0) + ((f & F_PATH2) ? p2l : 0) +
                           ((f & F_DATA) ? op->data_len : 0));
     bw_u8(&w, OP_VERSION);
     bw_u8(&w, op->type);
-    if (f & F_PATH) put_str(&w, p, pl);
-    if (f & F_PATH2) put_str(&w, p2, p2l);
-    if (f & F_DATA) put_str(&w, op->data, op->data_len);
-    if (f & F_FLAGS) bw_u32(&w, op->flags);
-    if (f & F_MODE) bw_u32(&w, op->mode);
-    if (f & F_UID) bw_u32(&w, op->uid);
-    if (f & F_GID) bw_u32(&w, op->gid);
-    if (f & F_RDEV) bw_u64(&w, op->rdev);
-    if (f & F_OFF) bw_u64(&w, op->off);
-    if (f & F_LEN) bw_u64(&w, op->len);
-    if (f & F_ATIME) bw_u64(&w, (uint64_t)op->atime_ns);
-    if (f & F_MTIME) bw_u64(&w, (uint64_t)op->mtime_ns);
-    if (f & F_INO) bw_u64(&w, op->ino);
-    if (f & F_HOLDER) bw_u64(&w, op->holder);
-    if (f & F_DIR) bw_u64(&w, op->dir);
-    if (f & F_DIR2) bw_u64(&w, op->dir2);
-    if (f & F_CRED) { bw_u32(&w, op->cuid); bw_u32(&w, op->cgid); }
-    if (f & F_UPLOAD) bw_u64(&w, op->upload);
-    if (w.oom) { bw_free(&w); return -1; }
+    if (f & F_PATH)
+        put_str(&w, p, pl);
+    if (f & F_PATH2)
+        put_str(&w, p2, p2l);
+    if (f & F_DATA)
+        put_str(&w, op->data, op->data_len);
+    if (f & F_FLAGS)
+        bw_u32(&w, op->flags);
+    if (f & F_MODE)
+        bw_u32(&w, op->mode);
+    if (f & F_UID)
+        bw_u32(&w, op->uid);
+    if (f & F_GID)
+        bw_u32(&w, op->gid);
+    if (f & F_RDEV)
+        bw_u64(&w, op->rdev);
+    if (f & F_OFF)
+        bw_u64(&w, op->off);
+    if (f & F_LEN)
+        bw_u64(&w, op->len);
+    if (f & F_ATIME)
+        bw_u64(&w, (uint64_t)op->atime_ns);
+    if (f & F_MTIME)
+        bw_u64(&w, (uint64_t)op->mtime_ns);
+    if (f & F_INO)
+        bw_u64(&w, op->ino);
+    if (f & F_HOLDER)
+        bw_u64(&w, op->holder);
+    if (f & F_DIR)
+        bw_u64(&w, op->dir);
+    if (f & F_DIR2)
+        bw_u64(&w, op->dir2);
+    if (f & F_CRED) {
+        bw_u32(&w, op->cuid);
+        bw_u32(&w, op->cgid);
+    }
+    if (f & F_UPLOAD)
+        bw_u64(&w, op->upload);
+    if (w.oom) {
+        bw_free(&w);
+        return -1;
+    }
     *out = w.p;
     *out_len = w.len;
     return 0;
@@ -168,7 +197,10 @@ static const char *get_str(bytes_r *r, size_t *n)
 {
     uint32_t l = br_u32(r);
     const uint8_t *q = br_take(r, l);
-    if (!q) { *n = 0; return ""; }
+    if (!q) {
+        *n = 0;
+        return "";
+    }
     *n = l;
     return l ? (const char *)q : "";
 }
@@ -178,33 +210,57 @@ int kv_op_decode(const uint8_t *buf, size_t len, kv_op *op)
     memset(op, 0, sizeof *op);
     op->path = op->path2 = "";
     op->data = (const uint8_t *)"";
-    if (!buf) return -1;
+    if (!buf)
+        return -1;
     bytes_r r = br_init(buf, len);
     uint8_t ver = br_u8(&r);
     uint8_t type = br_u8(&r);
-    if (r.bad || ver < 1 || ver > OP_VERSION || type < 1 || type > KV_OP__MAX) return -1;
-    if (ver == 1 && type > KV_OP_NOOP) return -1;
+    if (r.bad || ver < 1 || ver > OP_VERSION || type < 1 || type > KV_OP__MAX)
+        return -1;
+    if (ver == 1 && type > KV_OP_NOOP)
+        return -1;
     op->type = type;
     uint32_t f = op_info[type].fields;
-    if (ver >= 2) f = v2_fields(type, f);
-    if (f & F_PATH) op->path = get_str(&r, &op->path_len);
-    if (f & F_PATH2) op->path2 = get_str(&r, &op->path2_len);
-    if (f & F_DATA) op->data = (const uint8_t *)get_str(&r, &op->data_len);
-    if (f & F_FLAGS) op->flags = br_u32(&r);
-    if (f & F_MODE) op->mode = br_u32(&r);
-    if (f & F_UID) op->uid = br_u32(&r);
-    if (f & F_GID) op->gid = br_u32(&r);
-    if (f & F_RDEV) op->rdev = br_u64(&r);
-    if (f & F_OFF) op->off = br_u64(&r);
-    if (f & F_LEN) op->len = br_u64(&r);
-    if (f & F_ATIME) op->atime_ns = (int64_t)br_u64(&r);
-    if (f & F_MTIME) op->mtime_ns = (int64_t)br_u64(&r);
-    if (f & F_INO) op->ino = br_u64(&r);
-    if (f & F_HOLDER) op->holder = br_u64(&r);
-    if (f & F_DIR) op->dir = br_u64(&r);
-    if (f & F_DIR2) op->dir2 = br_u64(&r);
-    if (f & F_CRED) { op->cuid = br_u32(&r); op->cgid = br_u32(&r); }
-    if (f & F_UPLOAD) op->upload = br_u64(&r);
+    if (ver >= 2)
+        f = v2_fields(type, f);
+    if (f & F_PATH)
+        op->path = get_str(&r, &op->path_len);
+    if (f & F_PATH2)
+        op->path2 = get_str(&r, &op->path2_len);
+    if (f & F_DATA)
+        op->data = (const uint8_t *)get_str(&r, &op->data_len);
+    if (f & F_FLAGS)
+        op->flags = br_u32(&r);
+    if (f & F_MODE)
+        op->mode = br_u32(&r);
+    if (f & F_UID)
+        op->uid = br_u32(&r);
+    if (f & F_GID)
+        op->gid = br_u32(&r);
+    if (f & F_RDEV)
+        op->rdev = br_u64(&r);
+    if (f & F_OFF)
+        op->off = br_u64(&r);
+    if (f & F_LEN)
+        op->len = br_u64(&r);
+    if (f & F_ATIME)
+        op->atime_ns = (int64_t)br_u64(&r);
+    if (f & F_MTIME)
+        op->mtime_ns = (int64_t)br_u64(&r);
+    if (f & F_INO)
+        op->ino = br_u64(&r);
+    if (f & F_HOLDER)
+        op->holder = br_u64(&r);
+    if (f & F_DIR)
+        op->dir = br_u64(&r);
+    if (f & F_DIR2)
+        op->dir2 = br_u64(&r);
+    if (f & F_CRED) {
+        op->cuid = br_u32(&r);
+        op->cgid = br_u32(&r);
+    }
+    if (f & F_UPLOAD)
+        op->upload = br_u64(&r);
     if (r.bad || r.pos != r.len) {
         memset(op, 0, sizeof *op);
         op->path = op->path2 = "";
@@ -224,14 +280,16 @@ int kv_op_peek_type(const uint8_t *op, size_t len)
 bool kv_op_is_read(const uint8_t *op, size_t len)
 {
     kv_op o;
-    if (kv_op_decode(op, len, &o) != 0) return false;
+    if (kv_op_decode(op, len, &o) != 0)
+        return false;
     return op_info[o.type].read;
 }
 
 bool kv_op_is_write(const uint8_t *op, size_t len)
 {
     kv_op o;
-    if (kv_op_decode(op, len, &o) != 0) return false;
+    if (kv_op_decode(op, len, &o) != 0)
+        return false;
     return !op_info[o.type].read;
 }
 
@@ -244,7 +302,8 @@ int kv_cmd_encode(uint64_t client_id, uint64_t seq, int64_t time_ns, const uint8
 {
     *out = NULL;
     *out_len = 0;
-    if (op_len && !op) return -1;
+    if (op_len && !op)
+        return -1;
     bytes_w w = {0};
     bw_reserve(&w, CMD_HDR + op_len);
     bw_u8(&w, CMD_MAGIC);
@@ -253,7 +312,10 @@ int kv_cmd_encode(uint64_t client_id, uint64_t seq, int64_t time_ns, const uint8
     bw_u64(&w, seq);
     bw_u64(&w, (uint64_t)time_ns);
     bw_put(&w, op, op_len);
-    if (w.oom) { bw_free(&w); return -1; }
+    if (w.oom) {
+        bw_free(&w);
+        return -1;
+    }
     *out = w.p;
     *out_len = w.len;
     return 0;
@@ -262,9 +324,11 @@ int kv_cmd_encode(uint64_t client_id, uint64_t seq, int64_t time_ns, const uint8
 int kv_cmd_decode(const uint8_t *cmd, size_t len, uint64_t *client_id, uint64_t *seq,
                   int64_t *time_ns, const uint8_t **op, size_t *op_len)
 {
-    if (!cmd || len < CMD_HDR) return -1;
+    if (!cmd || len < CMD_HDR)
+        return -1;
     bytes_r r = br_init(cmd, len);
-    if (br_u8(&r) != CMD_MAGIC || br_u8(&r) != CMD_VERSION) return -1;
+    if (br_u8(&r) != CMD_MAGIC || br_u8(&r) != CMD_VERSION)
+        return -1;
     *client_id = br_u64(&r);
     *seq = br_u64(&r);
     *time_ns = (int64_t)br_u64(&r);
@@ -310,14 +374,16 @@ int kv_reply_encode_ex(const kv_reply *r, uint8_t **out, size_t *out_len, uint8_
     *out = NULL;
     *out_len = 0;
     size_t need = 16 + 96 + 64;
-    if (r->has & KV_R_DATA) need += r->data_len;
+    if (r->has & KV_R_DATA)
+        need += r->data_len;
     bytes_w w = {0};
     bw_reserve(&w, need);
     bw_u8(&w, REPLY_MAGIC);
     bw_u32(&w, (uint32_t)r->status);
     bw_u8(&w, (uint8_t)(r->has & 31));
     size_t data_pos = 0;
-    if (r->has & KV_R_ATTR) put_attr(&w, &r->attr);
+    if (r->has & KV_R_ATTR)
+        put_attr(&w, &r->attr);
     if (r->has & KV_R_DATA) {
         bw_u64(&w, r->data_len);
         if (data_slot) {
@@ -330,7 +396,8 @@ int kv_reply_encode_ex(const kv_reply *r, uint8_t **out, size_t *out_len, uint8_
     }
     if (r->has & KV_R_NAMES) {
         bw_u64(&w, r->n_names);
-        for (size_t i = 0; i < r->n_names; i++) put_str(&w, r->names[i], strlen(r->names[i]));
+        for (size_t i = 0; i < r->n_names; i++)
+            put_str(&w, r->names[i], strlen(r->names[i]));
     }
     if (r->has & KV_R_ENTRIES) {
         bw_u64(&w, r->n_entries);
@@ -348,8 +415,12 @@ int kv_reply_encode_ex(const kv_reply *r, uint8_t **out, size_t *out_len, uint8_
         bw_u64(&w, r->statfs.name_max);
         bw_u64(&w, r->statfs.max_file_size);
     }
-    if (w.oom) { bw_free(&w); return -1; }
-    if (data_slot) *data_slot = (r->has & KV_R_DATA) ? w.p + data_pos : NULL;
+    if (w.oom) {
+        bw_free(&w);
+        return -1;
+    }
+    if (data_slot)
+        *data_slot = (r->has & KV_R_DATA) ? w.p + data_pos : NULL;
     *out = w.p;
     *out_len = w.len;
     return 0;
@@ -371,7 +442,8 @@ int kv_reply_encode_status(int status, uint8_t **out, size_t *out_len)
 int kv_reply_status(const uint8_t *buf, size_t len)
 {
     kv_reply r;
-    if (kv_reply_decode(buf, len, &r) != 0) return EBADMSG;
+    if (kv_reply_decode(buf, len, &r) != 0)
+        return EBADMSG;
     int s = r.status;
     kv_reply_free(&r);
     return s;
@@ -380,16 +452,19 @@ int kv_reply_status(const uint8_t *buf, size_t len)
 int kv_reply_peek_status(const uint8_t *buf, size_t len)
 {
     bytes_r r = br_init(buf, len);
-    if (!buf || br_u8(&r) != REPLY_MAGIC) return EBADMSG;
+    if (!buf || br_u8(&r) != REPLY_MAGIC)
+        return EBADMSG;
     uint32_t st = br_u32(&r);
-    if (r.bad || st > INT32_MAX) return EBADMSG;
+    if (r.bad || st > INT32_MAX)
+        return EBADMSG;
     return (int)st;
 }
 
 uint64_t kv_reply_session_id(const uint8_t *buf, size_t len)
 {
     kv_reply r;
-    if (kv_reply_decode(buf, len, &r) != 0) return 0;
+    if (kv_reply_decode(buf, len, &r) != 0)
+        return 0;
     uint64_t id = 0;
     if (r.status == 0 && r.has == KV_R_DATA && r.data_len == 8)
         id = byte_get64(r.data);
@@ -399,7 +474,8 @@ uint64_t kv_reply_session_id(const uint8_t *buf, size_t len)
 
 void kv_reply_free(kv_reply *r)
 {
-    if (!r) return;
+    if (!r)
+        return;
     free(r->_store);
     memset(r, 0, sizeof *r);
 }
@@ -411,8 +487,10 @@ static bool scan_strings(bytes_r *r, uint64_t count, size_t extra, size_t *strby
     for (uint64_t i = 0; i < count; i++) {
         uint32_t l = br_u32(r);
         const uint8_t *q = br_take(r, l);
-        if (!q || memchr(q, 0, l)) return false;
-        if (extra && !br_take(r, extra)) return false;
+        if (!q || memchr(q, 0, l))
+            return false;
+        if (extra && !br_take(r, extra))
+            return false;
         total += (size_t)l + 1;
     }
     *strbytes = total;
@@ -422,19 +500,24 @@ static bool scan_strings(bytes_r *r, uint64_t count, size_t extra, size_t *strby
 int kv_reply_decode(const uint8_t *buf, size_t len, kv_reply *out)
 {
     memset(out, 0, sizeof *out);
-    if (!buf) return -1;
+    if (!buf)
+        return -1;
     bytes_r r = br_init(buf, len);
     kv_reply t;
     memset(&t, 0, sizeof t);
-    if (br_u8(&r) != REPLY_MAGIC) return -1;
+    if (br_u8(&r) != REPLY_MAGIC)
+        return -1;
     t.status = (int)br_u32(&r);
     t.has = br_u8(&r);
-    if (r.bad || (t.has & ~31u) || t.status < 0) return -1;
-    if (t.has & KV_R_ATTR) get_attr(&r, &t.attr);
+    if (r.bad || (t.has & ~31u) || t.status < 0)
+        return -1;
+    if (t.has & KV_R_ATTR)
+        get_attr(&r, &t.attr);
     const uint8_t *data = NULL;
     if (t.has & KV_R_DATA) {
         uint64_t dl = br_u64(&r);
-        if (dl > br_left(&r)) return -1;
+        if (dl > br_left(&r))
+            return -1;
         data = br_take(&r, (size_t)dl);
         t.data_len = (size_t)dl;
     }
@@ -443,15 +526,19 @@ int kv_reply_decode(const uint8_t *buf, size_t len, kv_reply *out)
     uint64_t nn = 0, ne = 0;
     if (t.has & KV_R_NAMES) {
         nn = br_u64(&r);
-        if (nn > br_left(&r) / 4) return -1;
+        if (nn > br_left(&r) / 4)
+            return -1;
         names_pos = r.pos;
-        if (!scan_strings(&r, nn, 0, &nbytes)) return -1;
+        if (!scan_strings(&r, nn, 0, &nbytes))
+            return -1;
     }
     if (t.has & KV_R_ENTRIES) {
         ne = br_u64(&r);
-        if (ne > br_left(&r) / 16) return -1;
+        if (ne > br_left(&r) / 16)
+            return -1;
         ents_pos = r.pos;
-        if (!scan_strings(&r, ne, 12, &ebytes)) return -1;
+        if (!scan_strings(&r, ne, 12, &ebytes))
+            return -1;
     }
     if (t.has & KV_R_STATFS) {
         t.statfs.bytes_used = br_u64(&r);
@@ -461,19 +548,28 @@ int kv_reply_decode(const uint8_t *buf, size_t len, kv_reply *out)
         t.statfs.name_max = br_u64(&r);
         t.statfs.max_file_size = br_u64(&r);
     }
-    if (r.bad || r.pos != r.len) return -1;
+    if (r.bad || r.pos != r.len)
+        return -1;
     /* pass 2: one allocation holding data, pointer arrays and strings */
     size_t sz = t.data_len + (size_t)nn * sizeof(char *) + (size_t)ne * sizeof(kv_dirent) +
                 nbytes + ebytes + 16;
     uint8_t *store = malloc(sz);
-    if (!store) return -1;
+    if (!store)
+        return -1;
     uint8_t *p = store;
     const char **names = NULL;
     kv_dirent *ents = NULL;
-    if (nn) { names = (const char **)(void *)p; p += (size_t)nn * sizeof(char *); }
-    if (ne) { ents = (kv_dirent *)(void *)p; p += (size_t)ne * sizeof(kv_dirent); }
+    if (nn) {
+        names = (const char **)(void *)p;
+        p += (size_t)nn * sizeof(char *);
+    }
+    if (ne) {
+        ents = (kv_dirent *)(void *)p;
+        p += (size_t)ne * sizeof(kv_dirent);
+    }
     if (t.has & KV_R_DATA) {
-        if (t.data_len) memcpy(p, data, t.data_len);
+        if (t.data_len)
+            memcpy(p, data, t.data_len);
         t.data = p;
         p += t.data_len;
     }
