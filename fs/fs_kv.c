@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "net/net_util.h"
-#include "raftkv/kv.h"
+#include "raftkv/kv_ops.h"
 
 int fs_kv_init(fs_kv *k, const fs_backend *b, uint64_t client_base, uint64_t holder,
                int timeout_ms)

@@ -9,9 +9,11 @@
 .PHONY: fuzz-kv
 fuzz: fuzz-kv
 
-build/fuzz_kv: tests/fuzz/fuzz_kv.c raftkv/kv.c raftkv/kv_codec.c raftkv/kv.h raftkv/kv_internal.h
+KV_SRC := $(wildcard raftkv/kv*.c)
+
+build/fuzz_kv: tests/fuzz/fuzz_kv.c $(KV_SRC) $(wildcard raftkv/kv*.h) raftkv/byte.h
 	@mkdir -p build
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_kv.c raftkv/kv.c raftkv/kv_codec.c
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_kv.c $(KV_SRC)
 
 fuzz-kv: build/fuzz_kv
 	@mkdir -p build/fuzz_corpus/kv

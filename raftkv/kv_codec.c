@@ -1,6 +1,6 @@
 /*
  * kv_codec.c — byte formats of the state machine's operations, commands and
- * replies (see kv.h).  Pure functions, no state.
+ * replies (see kv_ops.h).  Pure functions, no state.
  *
  * Op:      u8 version (2), u8 type, then the fields that type uses, in the
  *          fixed order of op_fields[] below: strings as u32 length + bytes,
@@ -24,7 +24,7 @@
 #include <string.h>
 
 #include "raftkv/byte.h"
-#include "raftkv/kv.h"
+#include "raftkv/kv_ops.h"
 #include "raftkv/kv_internal.h"
 
 #define OP_VERSION 2      /* version 1 (still decoded) lacks F_DIR, F_DIR2, F_CRED */

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "net/client.h"
-#include "raftkv/kv.h"
+#include "raftkv/kv_ops.h"
 #include "raftkv/raft.h"
 #include "tools/cli.h"
 

@@ -60,7 +60,7 @@
 #include <time.h>
 
 #include "net/client.h"
-#include "raftkv/kv.h"
+#include "raftkv/kv_ops.h"
 #include "tests/lib/lincheck.h"
 
 #define HC_MAX_CLIENTS 256

@@ -29,7 +29,7 @@
 #include "net/stream.h"
 #include "net/transport.h"
 #include "net/wire.h"
-#include "raftkv/kv.h"
+#include "raftkv/kv_ops.h"
 
 static int usage(void)
 {

@@ -1,5 +1,5 @@
 /*
- * test_kv.c — the key-value/filesystem state machine (raftkv/kv.[ch]):
+ * test_kv.c — the key-value/filesystem state machine (raftkv/kv*.[ch]):
  * every operation and its error codes, path rules, rename(2) cases, hard
  * links, sparse files, limits, exactly-once sessions and their expiry,
  * open references, snapshot round trips, determinism across replicas,
