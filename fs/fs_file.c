@@ -502,15 +502,16 @@ void fs_ll_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, 
         fuse_reply_write(req, (size_t)rc);
 }
 
-void fs_ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* flush (every close()) and fsync: pending whole-file content is committed
+ * (a FLUSH with nothing written, like the first one of `echo x > f`,
+ * commits nothing and keeps whole-file mode; write-through data is already
+ * durable on a majority), and any failure not yet resolved is reported. */
+static void reply_commit(fuse_req_t req, struct fuse_file_info *fi)
 {
     fs_mount *m = req_mount(req);
     fs_handle *h = fh_of(fi);
     int rc = 0;
     if (h != NULL && h->kind == FS_H_FILE) {
-        /* Commits pending content (a FLUSH with nothing written, like the
-         * first one of `echo x > f`, commits nothing and keeps whole-file
-         * mode); reports any failure not yet resolved. */
         pthread_mutex_lock(&h->mu);
         rc = handle_pending(h) ? handle_commit(m, h) : h->err;
         pthread_mutex_unlock(&h->mu);
@@ -518,19 +519,14 @@ void fs_ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     reply_err(req, rc);
 }
 
+void fs_ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    reply_commit(req, fi);
+}
+
 void fs_ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-    fs_mount *m = req_mount(req);
-    fs_handle *h = fh_of(fi);
-    int rc = 0;
-    if (h != NULL && h->kind == FS_H_FILE) {
-        /* Write-through data is already durable on a majority; only pending
-         * whole-file content needs committing (or a failure reporting). */
-        pthread_mutex_lock(&h->mu);
-        rc = handle_pending(h) ? handle_commit(m, h) : h->err;
-        pthread_mutex_unlock(&h->mu);
-    }
-    reply_err(req, rc);
+    reply_commit(req, fi);
 }
 
 void fs_ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
