@@ -59,7 +59,6 @@ static const char *const q_sql[Q_COUNT] = {
     [Q_LOG_DEL_ALL] = "DELETE FROM log",
     [Q_LOG_DEL_ONE] = "DELETE FROM log WHERE first = ?",
     [Q_LOG_UPDATE] = "UPDATE log SET last = ?, bytes = ?, body = ? WHERE first = ?",
-    [Q_LOG_RANGE] = "SELECT first, last, body FROM log WHERE last >= ? AND first <= ? ORDER BY first",
     [Q_LOG_TOTALS] = "SELECT coalesce(max(last), 0), coalesce(sum(bytes), 0), "
                      "coalesce(sum(last - first + 1), 0), coalesce(min(first), 0) FROM log "
                      "WHERE first > ?1",
@@ -475,7 +474,8 @@ static int precheck_file(st_store *s, char *err, size_t errlen)
     if (page == 1)
         page = 65536;
     if (page < 512 || page > 65536 || (page & (page - 1)))
-        return sto_fail(ST_ECORRUPT, err, errlen, "%s: corrupt header (page size %u)", s->path, page);
+        return sto_fail(ST_ECORRUPT, err, errlen,
+                        "%s: corrupt header (page size %u)", s->path, page);
     /* Pages may legitimately live only in the WAL; the size check applies
      * when there is no WAL to replay. */
     char wal[PATH_MAX + 8];
@@ -667,7 +667,8 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
         }
         sqlite3_finalize(st);
         if (!mode) {
-            r = sto_fail(ST_EIO, err, errlen, "%s: cannot switch the database to WAL mode", s->path);
+            r = sto_fail(ST_EIO, err, errlen,
+                         "%s: cannot switch the database to WAL mode", s->path);
             goto out_fail;
         }
     }
@@ -683,7 +684,8 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
         goto out_fail;
     /* Leftovers of a background snapshot (st_bgsnap_*) cut short by a crash:
      * staged chunks never committed, or a replaced snapshot not yet dropped. */
-    r = sto_exec_sql(s, "DROP TABLE IF EXISTS snap_stage; DROP TABLE IF EXISTS snap_old", err, errlen);
+    r = sto_exec_sql(s, "DROP TABLE IF EXISTS snap_stage; DROP TABLE IF EXISTS snap_old", err,
+                     errlen);
     if (r)
         goto out_fail;
     /* The hook replaces SQLite's own autocheckpoint (set to 0 above). */

@@ -195,13 +195,6 @@ void st_bgsnap_abort(st_snap_writer *w);
  * The node uses st_path; the rest is for tests and tools that check what a
  * store holds. */
 
-/* Reads the stored entries with lo <= index <= hi (checksums verified) into a
- * malloc'ed array *out of *n entries; release with st_entries_free().
- * ST_EINVAL if part of the range is not in the log (compacted or beyond). */
-int st_read_entries(st_store *s, uint64_t lo, uint64_t hi, raft_entry **out, size_t *n,
-                    char *err, size_t errlen);
-void st_entries_free(raft_entry *entries, size_t n);
-
 /* Index of the last entry in the log, or the snapshot index if the log is
  * empty (0 for a fresh store). */
 uint64_t st_last_index(const st_store *s);

@@ -92,7 +92,8 @@ static int row_header(st_store *s, sqlite3_stmt *st, uint64_t *first, uint64_t *
     *blen = (size_t)sqlite3_column_bytes(st, 2);
     if (*first == 0 || *last < *first || (*blen > 0 && !*body) ||
         (*last - *first) >= *blen / ENT_HDR + 1)
-        return sto_fail(ST_ECORRUPT, err, errlen, "%s: log row at index %llu: bad header (last %llu)",
+        return sto_fail(ST_ECORRUPT, err, errlen,
+                        "%s: log row at index %llu: bad header (last %llu)",
                         s->path, (unsigned long long)*first, (unsigned long long)*last);
     return 0;
 }
@@ -331,27 +332,20 @@ static int hs_load(st_store *s, raft_hard_state *hs, char *err, size_t errlen)
     return r;
 }
 
-/* Reads rows overlapping [lo, hi] into one block: the entry array followed
+/* Reads the log after the snapshot into one block: the entry array followed
  * by the entries' data (so one free releases it). */
-static int log_read(st_store *s, uint64_t lo, uint64_t hi, bool whole, raft_entry **out,
-                    size_t *n_out, char *err, size_t errlen)
+static int log_read(st_store *s, raft_entry **out, size_t *n_out, char *err, size_t errlen)
 {
     *out = NULL;
     *n_out = 0;
-    uint64_t cnt, bytes;
-    if (whole) {
-        sqlite3_stmt *t = s->q[Q_LOG_TOTALS];
-        sqlite3_bind_int64(t, 1, (sqlite3_int64)s->c.snap_index);
-        int rc = sqlite3_step(t);
-        cnt = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(t, 2) : 0;
-        bytes = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(t, 1) : 0;
-        sto_reset_q(s, Q_LOG_TOTALS);
-        if (rc != SQLITE_ROW)
-            return sto_sqlfail(s, rc, err, errlen, "read log summary");
-    } else {
-        cnt = hi - lo + 1;
-        bytes = 0;   /* data is allocated per entry below */
-    }
+    sqlite3_stmt *t = s->q[Q_LOG_TOTALS];
+    sqlite3_bind_int64(t, 1, (sqlite3_int64)s->c.snap_index);
+    int rc = sqlite3_step(t);
+    uint64_t cnt = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(t, 2) : 0;
+    uint64_t bytes = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(t, 1) : 0;
+    sto_reset_q(s, Q_LOG_TOTALS);
+    if (rc != SQLITE_ROW)
+        return sto_sqlfail(s, rc, err, errlen, "read log summary");
     if (cnt == 0)
         return 0;
     if (cnt > SIZE_MAX / sizeof(raft_entry) / 2 || bytes > SIZE_MAX / 2)
@@ -365,33 +359,29 @@ static int log_read(st_store *s, uint64_t lo, uint64_t hi, bool whole, raft_entr
     raft_entry *e = (raft_entry *)blk;
     uint8_t *dp = blk + arr, *dend = blk + arr + bytes;
     size_t n = 0;
-    int r = 0, rc;
-    uint64_t expect = whole ? 0 : lo;
-    sqlite3_stmt *st = s->q[whole ? Q_LOG_ALL : Q_LOG_RANGE];
-    if (!whole) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)lo);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)hi);
-    } else {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)s->c.snap_index);
-    }
+    int r = 0;
+    uint64_t expect = 0;
+    sqlite3_stmt *st = s->q[Q_LOG_ALL];
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)s->c.snap_index);
     while (!r && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         uint64_t first, last;
         const uint8_t *body;
         size_t blen, off = 0;
         r = row_header(s, st, &first, &last, &body, &blen, err, errlen);
-        if (!r && whole && expect == 0)
+        if (!r && expect == 0)
             expect = first;
         for (uint64_t i = first; !r && i <= last; i++) {
             ent_view v;
             r = row_next(s, body, blen, &off, i, &v, err, errlen);
-            if (r || i < lo || i > hi)
+            if (r)
                 continue;
             if (i != expect) {
-                r = sto_fail(ST_ECORRUPT, err, errlen, "%s: log entry %llu missing (gap before %llu)",
+                r = sto_fail(ST_ECORRUPT, err, errlen,
+                             "%s: log entry %llu missing (gap before %llu)",
                              s->path, (unsigned long long)expect, (unsigned long long)i);
                 break;
             }
-            if (n >= cnt || (whole && (size_t)(dend - dp) < v.len)) {
+            if (n >= cnt || (size_t)(dend - dp) < v.len) {
                 r = sto_fail(ST_ECORRUPT, err, errlen,
                              "%s: log entry %llu: log summary does not match its rows", s->path,
                              (unsigned long long)i);
@@ -403,13 +393,8 @@ static int log_read(st_store *s, uint64_t lo, uint64_t hi, bool whole, raft_entr
             e[n].len = v.len;
             e[n].data = NULL;
             if (v.len) {
-                if (whole) {
-                    e[n].data = dp;
-                    dp += v.len;
-                } else if (!(e[n].data = malloc(v.len))) {
-                    r = sto_fail(ST_ENOMEM, err, errlen, "%s: out of memory", s->path);
-                    break;
-                }
+                e[n].data = dp;
+                dp += v.len;
                 memcpy(e[n].data, v.data, v.len);
             }
             n++;
@@ -418,19 +403,10 @@ static int log_read(st_store *s, uint64_t lo, uint64_t hi, bool whole, raft_entr
         if (!r)
             r = row_end_check(s, first, last, off, blen, err, errlen);
     }
-    if (!whole)
-        sto_reset_q(s, Q_LOG_RANGE);
-    else
-        sto_reset_q(s, Q_LOG_ALL);
+    sto_reset_q(s, Q_LOG_ALL);
     if (!r && rc != SQLITE_DONE)
         r = sto_sqlfail(s, rc, err, errlen, "read log");
-    if (!r && !whole && n != cnt)
-        r = sto_fail(ST_EINVAL, err, errlen, "%s: entries %llu..%llu are not all in the log",
-                     s->path, (unsigned long long)lo, (unsigned long long)hi);
     if (r) {
-        if (!whole)
-            for (size_t i = 0; i < n; i++)
-                free(e[i].data);
         free(blk);
         return r;
     }
@@ -452,7 +428,7 @@ int st_load_stored(st_store *s, raft_boot *boot, char *err, size_t errlen)
     raft_entry *e = NULL;
     size_t n = 0;
     if (!r)
-        r = log_read(s, 0, UINT64_MAX, true, &e, &n, err, errlen);
+        r = log_read(s, &e, &n, err, errlen);
     sto_exec_sql(s, "COMMIT", NULL, 0);
     if (!r && n && e[0].index != boot->snapshot.index + 1)
         r = sto_fail(ST_ECORRUPT, err, errlen,
@@ -474,27 +450,6 @@ void st_boot_free(raft_boot *boot)
     memset(boot, 0, sizeof *boot);
 }
 
-int st_read_entries(st_store *s, uint64_t lo, uint64_t hi, raft_entry **out, size_t *n,
-                    char *err, size_t errlen)
-{
-    *out = NULL;
-    *n = 0;
-    if (lo == 0 || hi < lo || lo <= s->c.snap_index || hi > s->c.last_index)
-        return sto_fail(ST_EINVAL, err, errlen, "%s: entries %llu..%llu are not in the log (%llu..%llu)",
-                        s->path, (unsigned long long)lo, (unsigned long long)hi,
-                        (unsigned long long)s->c.snap_index + 1, (unsigned long long)s->c.last_index);
-    return log_read(s, lo, hi, false, out, n, err, errlen);
-}
-
-void st_entries_free(raft_entry *entries, size_t n)
-{
-    if (!entries)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free(entries[i].data);
-    free(entries);
-}
-
 /* ---- save ------------------------------------------------------------------------ */
 
 int st_save_ready(st_store *s, const raft_ready *rd, char *err, size_t errlen)
@@ -508,8 +463,8 @@ int st_save_ready(st_store *s, const raft_ready *rd, char *err, size_t errlen)
         uint64_t top = rd->snapshot && rd->snapshot->index > s->c.last_index
                            ? rd->snapshot->index : s->c.last_index;
         if (e[0].index <= floor || e[0].index > top + 1)
-            return sto_fail(ST_EINVAL, err, errlen,
-                            "%s: entries from index %llu do not fit the log (snapshot %llu, last %llu)",
+            return sto_fail(ST_EINVAL, err, errlen, "%s: entries from index %llu do not fit the "
+                            "log (snapshot %llu, last %llu)",
                             s->path, (unsigned long long)e[0].index, (unsigned long long)floor,
                             (unsigned long long)top);
         for (size_t i = 1; i < rd->n_entries; i++)

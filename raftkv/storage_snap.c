@@ -156,7 +156,8 @@ static int stage_put(st_snap_writer *w, const void *body, size_t len, char *err,
         sqlite3_clear_bindings(w->ins);
         if (rc != SQLITE_DONE)
             r = sto_fail(sto_map_sqlite(rc) ? sto_map_sqlite(rc) : ST_EIO, err, errlen,
-                         "%s: background snapshot: store chunk: %s", s->path, sqlite3_errmsg(w->wdb));
+                         "%s: background snapshot: store chunk: %s", s->path,
+                         sqlite3_errmsg(w->wdb));
     }
     if (!r)
         r = bg_exec(w, "COMMIT", err, errlen);
@@ -245,7 +246,8 @@ int st_bgsnap_begin(st_store *s, uint64_t index, uint64_t term, st_snap_writer *
 {
     *out = NULL;
     if (s->bg_open)
-        return sto_fail(ST_EBUSY, err, errlen, "%s: a background snapshot is already running", s->path);
+        return sto_fail(ST_EBUSY, err, errlen,
+                        "%s: a background snapshot is already running", s->path);
     if (index == 0 || index <= s->c.snap_index)
         return sto_fail(ST_EINVAL, err, errlen, "%s: snapshot at index %llu is not newer than the "
                         "stored one (%llu)", s->path, (unsigned long long)index,
@@ -390,7 +392,8 @@ static int rd_next(st_snap_reader *r)
         return 0;
     }
     if (rc != SQLITE_ROW)
-        return rd_fail(r, sto_map_sqlite(rc) ? sto_map_sqlite(rc) : ST_EIO, "%s: read snapshot chunks: %s",
+        return rd_fail(r, sto_map_sqlite(rc) ? sto_map_sqlite(rc) : ST_EIO,
+                       "%s: read snapshot chunks: %s",
                        s->path, sqlite3_errmsg(s->db));
     uint64_t cs = (uint64_t)sqlite3_column_int64(st, 0);
     uint32_t ccrc = (uint32_t)sqlite3_column_int64(st, 1);
@@ -422,7 +425,8 @@ int st_snap_read(void *arg, void *buf, size_t n)
         size_t ret = ZSTD_decompressStream(r->d, &out, &in);
         r->src_pos = in.pos;
         if (ZSTD_isError(ret))
-            return rd_fail(r, ST_ECORRUPT, "%s: snapshot: %s", r->s ? r->s->path : "received snapshot",
+            return rd_fail(r, ST_ECORRUPT,
+                           "%s: snapshot: %s", r->s ? r->s->path : "received snapshot",
                            ZSTD_getErrorName(ret));
         r->left = ret;
         if (out.pos > before || in.pos > ipos)
@@ -482,7 +486,8 @@ int st_snap_reader_open(st_store *s, st_snap_reader **out, char *err, size_t err
                              "%s: snapshot at index %llu: metadata checksum mismatch", s->path,
                              (unsigned long long)idx);
         } else {
-            r = rc == SQLITE_DONE ? sto_fail(ST_EINVAL, err, errlen, "%s: no snapshot stored", s->path)
+            r = rc == SQLITE_DONE ? sto_fail(ST_EINVAL, err, errlen,
+                                             "%s: no snapshot stored", s->path)
                                   : sto_sqlfail(s, rc, err, errlen, "read snapshot metadata");
         }
         sto_reset_q(s, Q_SNAP_GET);
@@ -549,7 +554,8 @@ int st_snap_reader_close(st_snap_reader *r, char *err, size_t errlen)
             break;
     }
     if (!r->err && r->left != 0)
-        rd_fail(r, ST_ECORRUPT, "%s: snapshot frame incomplete", r->s ? r->s->path : "received snapshot");
+        rd_fail(r, ST_ECORRUPT,
+                "%s: snapshot frame incomplete", r->s ? r->s->path : "received snapshot");
     if (!r->err && r->s && (r->seq != r->nchunks || r->seen != r->comp_len || r->raw != r->raw_len))
         rd_fail(r, ST_ECORRUPT, "%s: snapshot incomplete (%llu of %llu chunks, %llu of %llu bytes)",
                 r->s->path, (unsigned long long)r->seq, (unsigned long long)r->nchunks,
@@ -585,7 +591,8 @@ int st_snap_stored_read(st_store *s, uint64_t index, uint64_t off, void *buf, si
         if (rc != SQLITE_ROW) {
             sto_reset_q(s, Q_CHUNK_GET);
             if (rc == SQLITE_DONE)
-                return sto_fail(ST_ECORRUPT, err, errlen, "%s: snapshot at index %llu: chunk %llu missing",
+                return sto_fail(ST_ECORRUPT, err, errlen,
+                                "%s: snapshot at index %llu: chunk %llu missing",
                                 s->path, (unsigned long long)index, (unsigned long long)seq);
             return sto_sqlfail(s, rc, err, errlen, "read snapshot chunk");
         }
@@ -711,7 +718,8 @@ int sto_snap_load(st_store *s, raft_snapshot *snap, char *err, size_t errlen)
                         "%s: snapshot at index %llu: metadata checksum mismatch", s->path,
                         (unsigned long long)idx);
     if (raw_len > SIZE_MAX / 2)
-        return sto_fail(ST_ECORRUPT, err, errlen, "%s: snapshot at index %llu: size %llu impossible",
+        return sto_fail(ST_ECORRUPT, err, errlen,
+                        "%s: snapshot at index %llu: size %llu impossible",
                         s->path, (unsigned long long)idx, (unsigned long long)raw_len);
     /* stored form: the caller reads the bytes with st_snap_reader */
     snap->index = idx;

@@ -405,15 +405,6 @@ static void test_round_trip(void **state)
     assert_int_equal(b.hs.commit, 2);
     st_boot_free(&b);
 
-    /* Ranged reads, and refusals outside the log. */
-    raft_entry *re;
-    size_t n;
-    assert_int_equal(st_read_entries(s, 4, 4, &re, &n, err, sizeof err), 0);
-    assert_int_equal(n, 1);
-    assert_int_equal(re[0].term, 7);
-    st_entries_free(re, n);
-    assert_int_equal(st_read_entries(s, 2, 4, &re, &n, err, sizeof err), ST_EINVAL);
-    assert_int_equal(st_read_entries(s, 4, 5, &re, &n, err, sizeof err), ST_EINVAL);
     st_close(s);
 }
 
@@ -703,13 +694,6 @@ static void test_corrupt_entry(void **state)
     assert_non_null(strstr(err, "log entry 41"));
     assert_non_null(strstr(err, "checksum"));
     assert_int_equal(b.n_entries, 0);
-    raft_entry *re;
-    size_t n;
-    assert_int_equal(st_read_entries(s, 41, 41, &re, &n, err, sizeof err), ST_ECORRUPT);
-    assert_non_null(strstr(err, "log entry 41"));
-    /* Entries around it still read. */
-    assert_int_equal(st_read_entries(s, 1, 40, &re, &n, err, sizeof err), 0);
-    st_entries_free(re, n);
     st_close(s);
 }
 
@@ -1453,11 +1437,10 @@ static void test_background_snapshot(void **state)
         assert_int_equal(dead, 0);
         sqlite3_close(db);
     }
-    raft_entry *es;
-    size_t nes;
-    assert_int_equal(st_read_entries(s, 21, 60, &es, &nes, err, sizeof err), 0);
-    assert_int_equal(nes, 40);
-    st_entries_free(es, nes);
+    raft_boot lb;
+    assert_int_equal(st_load_stored(s, &lb, err, sizeof err), 0);
+    check_entries(&lb, 21, 60, term_1);
+    st_boot_free(&lb);
     uint8_t *back = read_stored(s, len);
     assert_memory_equal(back, data, len);
     free(back);
