@@ -69,8 +69,8 @@ enum {
     ST_EIDENTITY = -7,  /* directory belongs to another node or cluster */
     ST_EINVAL = -8,     /* bad argument (e.g. entries leaving a gap in the log) */
     ST_ENOMEM = -9,
-    ST_EBUSY = -10,     /* directory in use by another store, or a snapshot
-                           writer is open */
+    ST_EBUSY = -10,     /* directory in use by another store, or a background
+                           snapshot writer is already open */
 };
 
 /* Short constant description of an ST_E* code. */
@@ -203,8 +203,7 @@ uint64_t st_first_index(const st_store *s);
 /* Index and term of the stored snapshot (0, 0 when none). */
 uint64_t st_snapshot_index(const st_store *s);
 uint64_t st_snapshot_term(const st_store *s);
-/* Bytes of entry data in the log after the snapshot (as raft_log_bytes()):
- * what the node compares with its snapshot threshold. */
+/* Bytes of entry data in the log after the snapshot (as raft_log_bytes()). */
 uint64_t st_log_bytes(const st_store *s);
 /* Compressed size of the stored snapshot in bytes (0 when none). */
 uint64_t st_snapshot_stored_bytes(const st_store *s);
