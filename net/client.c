@@ -113,9 +113,10 @@ int net_parse_spec(const char *spec, uint64_t *ids, char (*hosts)[NET_ADDR_MAX],
         uint64_t id = 0, port = 0;
         if (!eq || !colon || colon < eq || !parse_u64(p, (size_t)(eq - p), &id) || id == 0 ||
             !parse_u64(colon + 1, len - (size_t)(colon + 1 - p), &port) || port == 0 ||
-            port > 65534 || colon == eq + 1 || (size_t)(colon - eq - 1) >= NET_ADDR_MAX) {
-            net_seterr(err, errlen, "bad node '%.*s' in cluster spec (expected ID=HOST:PORT, ID > 0)",
-                   (int)len, p);
+            port > 65534 || colon == eq + 1 || (size_t)(colon - eq - 1) > NET_SPEC_HOST_MAX) {
+            net_seterr(err, errlen, "bad node '%.*s' in cluster spec (expected ID=HOST:PORT, "
+                       "ID > 0, PORT < 65535, HOST at most %d bytes)",
+                       (int)len, p, NET_SPEC_HOST_MAX);
             return -1;
         }
         if (n >= max) {

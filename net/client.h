@@ -99,9 +99,13 @@ uint64_t net_client_next_seq(const net_client *c);              /* seq the next 
 void net_client_set_session(net_client *c, uint64_t client_id, uint64_t next_seq);
 uint64_t net_client_leader_hint(const net_client *c);           /* 0 when none yet */
 
-/* Parses one "ID=HOST:PORT" list without creating a client: fills ids,
- * hosts (char[max][NET_ADDR_MAX]) and ports; returns the count or -1 with a
- * message in err.  Shared with the node's own cluster parsing. */
+/* The one reading of a cluster spec, "ID=HOST:PORT,ID=HOST:PORT,..." (the
+ * node's --cluster and every client's): fills ids, hosts
+ * (char[max][NET_ADDR_MAX]) and ports; returns the count or -1 with a
+ * message in err.  Spaces around a member are ignored.  ID > 0, unique;
+ * PORT 1..65534 (clients use PORT + 1); HOST 1..NET_SPEC_HOST_MAX bytes, so
+ * that "HOST:PORT" of either port fits an address of NET_ADDR_MAX bytes. */
+#define NET_SPEC_HOST_MAX (NET_ADDR_MAX - 9)
 int net_parse_spec(const char *spec, uint64_t *ids, char (*hosts)[NET_ADDR_MAX], int *ports,
                    int max, char *err, size_t errlen);
 

@@ -283,6 +283,18 @@ static void test_spec_parsing(void **state)
     assert_string_equal(hosts[1], "node-b.local");
     assert_int_equal(ports[2], 9);
     assert_int_equal(ids[2], 30);
+    /* A host of NET_SPEC_HOST_MAX bytes fits, one more does not: "HOST:PORT"
+     * must fit an address (the node's cluster spec is read here too). */
+    char sp[128], host[NET_SPEC_HOST_MAX + 2];
+    memset(host, 'h', NET_SPEC_HOST_MAX);
+    host[NET_SPEC_HOST_MAX] = '\0';
+    snprintf(sp, sizeof(sp), "1=%s:65534", host);
+    assert_int_equal(net_parse_spec(sp, ids, hosts, ports, 4, err, sizeof(err)), 1);
+    assert_string_equal(hosts[0], host);
+    host[NET_SPEC_HOST_MAX] = 'h';
+    host[NET_SPEC_HOST_MAX + 1] = '\0';
+    snprintf(sp, sizeof(sp), "1=%s:5", host);
+    assert_int_equal(net_parse_spec(sp, ids, hosts, ports, 4, err, sizeof(err)), -1);
     const char *bad[] = {"", "1=h", "1=h:", "=h:1", "0=h:5", "x=h:5", "1=:5", "1=h:65535",
                          "1=h:5,1=g:6", "1=h:5,", "1=h:5,,2=g:6", "1=h:-3", "1=h:5,2=g:6,3=i:7,4=j:8,5=k:9"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -1,5 +1,6 @@
 /*
- * test_node.c — the node loop in one process: cluster spec parsing, and a
+ * test_node.c — the node loop in one process: cluster spec parsing (the
+ * shared reader, net_parse_spec, into node_peers), and a
  * one-node cluster started from a temporary data directory, used through
  * node_submit() like the FUSE layer does, stopped and started again from the
  * same directory.  Runs under ASan/LSan too, so the loop's request
@@ -36,6 +37,29 @@ static void test_parse_cluster(void **state)
     assert_string_equal(p[1].host, "10.0.0.2");
     assert_int_equal(p[1].port, 7102);
     assert_string_equal(p[2].host, "host-c");
+
+    /* The one spec reader (net_parse_spec): spaces around a member are
+     * ignored, and a host is at most NET_SPEC_HOST_MAX bytes, so that
+     * "HOST:PORT" fits a node_peer's address. */
+    assert_int_equal(node_parse_cluster(" 1=h:7100 , 2=g:7102", p, &n, err, sizeof err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(p[0].host, "h");
+    assert_int_equal(p[0].port, 7100);
+    assert_int_equal(p[1].id, 2);
+    char spec[128], host[NET_SPEC_HOST_MAX + 2];
+    memset(host, 'a', NET_SPEC_HOST_MAX);
+    host[NET_SPEC_HOST_MAX] = 0;
+    snprintf(spec, sizeof spec, "1=%s:65534", host);
+    assert_int_equal(node_parse_cluster(spec, p, &n, err, sizeof err), 0);
+    assert_string_equal(p[0].host, host);
+    char addr[RAFT_ADDR_MAX];
+    assert_true(snprintf(addr, sizeof addr, "%s:%d", p[0].host, p[0].port + 1) < (int)sizeof addr);
+    host[NET_SPEC_HOST_MAX] = 'a';
+    host[NET_SPEC_HOST_MAX + 1] = 0;
+    snprintf(spec, sizeof spec, "1=%s:7100", host);
+    err[0] = 0;
+    assert_int_equal(node_parse_cluster(spec, p, &n, err, sizeof err), -1);
+    assert_true(err[0] != 0);
 
     const char *bad[] = {
         "", "1", "1=", "1=host", "1=host:", "x=host:1", "0=host:1", "1=host:0", "1=host:65535",

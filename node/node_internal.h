@@ -1,0 +1,214 @@
+/*
+ * node_internal.h — what the files of node/ share and nothing outside sees:
+ * the node's state (struct node), a request in flight (req), the loop's
+ * limits, and the functions one file of the node calls in another.
+ *
+ * Where each concern lives:
+ *   node.c         configuration, start and stop, status, the log and the
+ *                  fatal stop every part uses;
+ *   loop.c         the loop thread: poll, ticks, peer messages, ready batches
+ *                  (persist, send, apply), membership and limits;
+ *   request.c      requests in flight: preparation and validation, the
+ *                  pending list and command table, proposals and read index
+ *                  rounds, retries and deadlines, answering (req_finish);
+ *   submit.c       requests from threads of this process (node_submit);
+ *   client_port.c  requests from clients over TCP (frames in, answers out);
+ *   snapshot.c     the fork-based snapshot pipeline, sending stored
+ *                  snapshots, installing one;
+ *   report.c       open-file reports (HOLD commands).
+ * All of the state below belongs to the loop thread except what `mu` (and
+ * rep.mu) guard.
+ */
+#ifndef HSTORE_NODE_INTERNAL_H
+#define HSTORE_NODE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "net/transport.h"
+#include "net/wire.h"
+#include "node/node.h"
+#include "raftkv/kv.h"
+#include "raftkv/storage.h"
+
+/* A request waits at most this long for its proposal or read index before
+ * the node asks again (the first attempt may have been lost with a leader). */
+#define RETRY_MS 1000
+/* The stored commit index may lag the real one by this many entries; a
+ * restarted node learns the rest from the leader before applying them. */
+#define COMMIT_LAG 4096
+/* The largest command: one part of a value (KV_PART_SIZE) with a path of
+ * KV_PATH_MAX bytes and the envelope. */
+#define NODE_MAX_ENTRY (KV_PART_SIZE + KV_PATH_MAX + 1024)
+/* Ticks counted in one turn of the loop (see loop_main). */
+#define MAX_TICKS_PER_TURN 2
+/* Proposals taken in one turn of the loop, in bytes (at least one command):
+ * four parts of an upload. */
+#define NODE_TURN_BYTES (4u * NODE_MAX_ENTRY)
+/* Niceness of the snapshot child and worker thread. */
+#define SNAP_NICE 10
+/* A snapshot child that writes nothing for this long is killed. */
+#define SNAP_IDLE_MS 30000
+/* After a failed snapshot attempt, wait this long before the next. */
+#define SNAP_RETRY_MS 5000
+
+enum { ORIGIN_LOCAL = 1, ORIGIN_NET = 2, ORIGIN_SELF = 3 };
+
+/* Open-file reports (report.c). */
+#define REPORT_CHECK_MS 20
+#define REPORT_KEEPALIVE_MS (KV_HOLDER_TTL_NS / 1000000 / 4)
+
+typedef struct req {
+    struct req *prev, *next;     /* in n->pending */
+    struct req *qnext;           /* in the submit queue */
+    struct req *hnext;           /* in n->cmd_tab (commands with ids) */
+    int origin;
+    bool read;
+    bool reg;                    /* a REGISTER: client_id is a nonce, seq 0 */
+    bool part;                   /* an UPLOAD_PART: idempotent, outside the session */
+    bool in_log;                 /* proposed as leader: in our log (no timed retry) */
+    uint64_t client_id, seq;
+    const uint8_t *op;           /* read op (points into owned memory) */
+    size_t op_len;
+    uint8_t *cmd;                /* command envelope (commands), built once */
+    size_t cmd_len;
+    uint64_t deadline_ms;
+    uint64_t last_try_ms;
+    bool tried;
+    uint64_t read_ctx;           /* read batch this read waits on (0: not asked) */
+    bool have_index;
+    uint64_t read_index;
+    /* ORIGIN_LOCAL */
+    uint8_t *op_copy;
+    pthread_cond_t cond;
+    bool done, abandoned;
+    int rc;
+    uint8_t *reply;
+    size_t reply_len;
+    /* ORIGIN_NET */
+    net_client_msg cmsg;
+    uint64_t req_id;
+} req;
+
+struct node {
+    node_config cfg;
+    char self_addr[RAFT_ADDR_MAX];
+    raft *r;
+    st_store *st;
+    kv *kv;
+    net_transport *tr;
+    net_buf buf;
+    int efd, tfd;
+    pthread_t thread;
+    bool thread_started;
+
+    pthread_mutex_t mu;          /* guards: queue, stop, status, local reqs' results */
+    req *queue_head, *queue_tail;
+    bool stop;
+    bool failed;
+    raft_status status;          /* copy for node_status() */
+
+    req pending;                 /* sentinel of the list of in-flight requests */
+    req **cmd_tab;               /* pending commands by (client id, seq): chained hash */
+    size_t cmd_cap, cmd_n;       /* buckets (a power of two, or 0), entries */
+    uint64_t next_ctx;
+    uint64_t last_applied_term;
+    raft_hard_state hs_now, hs_saved;  /* latest from the core; last written to storage */
+    raft_conf conf_known;        /* conf the transport was set up for */
+    raft_role last_role;
+    uint64_t last_election_seq;   /* raft_status.election last logged */
+    uint64_t last_term, last_leader;
+    char leader_caddr[RAFT_ADDR_MAX];  /* client address of last_leader, "" unknown */
+    uint64_t msgs_bad;
+    uint64_t msgs_forged;       /* authenticated peer frames claiming another sender */
+    /* background snapshot (snapshot.c) */
+    struct {
+        bool running;
+        pthread_t thr;
+        pid_t child;
+        int fd;                  /* read end of the child's pipe */
+        st_snap_writer *w;
+        uint64_t index, term, start_ms, retry_ms, raw;
+        uint64_t fork_us;          /* how long fork() held the loop */
+        bool done;               /* worker finished (guarded by mu) */
+        int rc;
+        char err[256];
+    } snap;
+    uint8_t *chunk;              /* one snapshot chunk being sent */
+    size_t chunk_cap;
+    bool trace;                  /* HSTORE_TRACE set: see ntrace() */
+    _Atomic uint64_t applied_pub;  /* kv_applied_index, for other threads (may lag) */
+    _Atomic bool holder_known;     /* the state has a holder record of this node */
+    /* open-file reports */
+    struct {
+        pthread_mutex_t mu;      /* fn, arg, inflight (read by node_set_open_files) */
+        node_open_fn fn;
+        void *arg;
+        bool inflight;           /* a HOLD of ours is pending */
+        uint64_t client, seq;    /* our session for HOLD commands */
+        uint64_t check_ms, sent_ms;
+        uint64_t *buf;
+        size_t cap;
+    } rep;
+    kv_limits lim_seen;          /* replicated limits last logged */
+    bool lim_seen_set;
+    uint64_t turn_bytes;         /* bytes proposed in this loop turn */
+    bool deferred;               /* commands wait for the next turn (NODE_TURN_BYTES) */
+};
+
+/* ---- node.c: clock, log, fatal stop ---- */
+
+static inline uint64_t now_ms(void)
+{
+    return net_now_ms();
+}
+/* Wall-clock time stamped on proposed commands (HSTORE_CLOCK_OFFSET_MS
+ * shifts it in tests). */
+int64_t node_realtime_ns(void);
+void nlog(node *n, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void ntrace(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void node_fail(node *n, const char *what);
+
+/* ---- request.c ---- */
+
+req *req_alloc(void);
+void req_free(req *q);
+/* Fills q from c (validation included); reg_nonce: a REGISTER whose client
+ * id is a nonce and whose op is not looked at. */
+int req_prepare(req *q, const node_cmd *c, bool reg_nonce, bool copy_op);
+void req_start(node *n, req *q);
+void req_try(node *n, req *q, uint64_t now);
+void req_finish(node *n, req *q, int status, uint8_t *reply, size_t reply_len);
+req *cmd_find(const node *n, uint64_t cid, uint64_t seq);
+void issue_reads(node *n);
+void serve_reads(node *n);
+void retry_and_expire(node *n, uint64_t now);
+void propose_deferred(node *n, uint64_t now);
+
+/* ---- submit.c, client_port.c, report.c: the answer to each origin ---- */
+
+void submit_answer(node *n, req *q, int status, uint8_t *reply, size_t reply_len);
+void drain_local(node *n);
+void client_answer(node *n, req *q, int status, uint8_t *reply, size_t reply_len);
+void recv_clients(node *n);
+void report_answer(node *n, req *q, int status, uint8_t *reply, size_t reply_len);
+void report_open_files(node *n, uint64_t now);
+
+/* ---- loop.c ---- */
+
+void *loop_main(void *arg);
+void log_changes(node *n);
+
+/* ---- snapshot.c ---- */
+
+int snapshot_install(node *n, const uint8_t *frame, size_t frame_len, uint64_t index,
+                     uint64_t term, uint64_t *raw, char *err, size_t errlen);
+bool snapshot_fill_chunk(node *n, raft_msg *m);
+void maybe_snapshot(node *n);
+void snapshot_cancel(node *n);
+
+#endif

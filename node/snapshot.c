@@ -1,0 +1,354 @@
+/*
+ * snapshot.c — the node's snapshots: taking one in the background, sending
+ * the stored one to a lagging follower, installing one.
+ *
+ * A node holds its state once in memory: the Raft core runs with
+ * raft_config.external_snapshot and keeps no snapshot bytes, the store keeps
+ * the only copy, in stored form (one zstd frame in 1 MiB rows).
+ *   - Taking one never stalls the loop for long.  When the log passes the
+ *     threshold, maybe_snapshot() forks: the child is a frozen copy-on-write
+ *     view of the state machine at the applied index, encodes it
+ *     (kv_snapshot_write) into a pipe and exits.  A worker thread of the node
+ *     reads the pipe and compresses into the store's background writer
+ *     (st_bgsnap_*), which stages 1 MiB chunks in short transactions beside
+ *     the loop's batches.  When the worker is done, a short step on the loop
+ *     calls raft_compact(index, no bytes, stored length) and commits the
+ *     staging (a table rename, the log prefix dropped).  A crash at any point
+ *     leaves the previous snapshot in force (staging is dropped at start).
+ *     Every wait has a deadline: the worker gives the child SNAP_IDLE_MS
+ *     without output before killing it, and stopping the node kills the
+ *     child and joins the worker.  The child dies with the node
+ *     (PR_SET_PDEATHSIG) and closes every inherited descriptor, so it never
+ *     holds the data directory's lock or sockets.  The child and the worker
+ *     run at nice SNAP_NICE, and each node snapshots at its own point between
+ *     3/4 of the threshold and all of it, so that the nodes of one machine
+ *     do not all do this work at the same moment.
+ *   - Sending one: the core's SNAPSHOT messages come without bytes; the loop
+ *     fills each chunk from the stored form (snapshot_fill_chunk,
+ *     st_snap_stored_read), so followers receive the compressed frame.
+ *   - Installing one (snapshot_install): a received frame, once persisted as
+ *     is (st_save_ready), and the stored snapshot at start-up are decoded
+ *     into the state machine as a stream (st_snap_reader): no buffer the
+ *     size of the state is ever built.
+ * After installing a snapshot, malloc_trim() gives the freed heap back to the
+ * system (the state machine it replaced).  Taking one frees no heap: the
+ * Raft log lives in slabs of its own (raft_log.c).
+ */
+#include "node/node_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- installing ---------------------------------------------------------- */
+
+/* The one way a snapshot enters the state machine: the stored one at
+ * start-up (frame NULL), or the stored form a leader sent (frame, once
+ * persisted).  Either is decoded as a stream, so no buffer the size of the
+ * state is built, and must come out at index; term is the term of that
+ * entry.  ST_OK (*raw, if raw is not NULL: bytes of state decoded), or an
+ * error with err. */
+int snapshot_install(node *n, const uint8_t *frame, size_t frame_len, uint64_t index,
+                     uint64_t term, uint64_t *raw, char *err, size_t errlen)
+{
+    st_snap_reader *sr = NULL;
+    int rc = frame ? st_snap_reader_open_frame(frame, frame_len, &sr, err, errlen)
+                   : st_snap_reader_open(n->st, &sr, err, errlen);
+    if (rc != ST_OK)
+        return rc;
+    bool bad = kv_snapshot_read(n->kv, st_snap_read, sr) != 0;
+    if (raw)
+        *raw = st_snap_reader_bytes(sr);
+    rc = st_snap_reader_close(sr, err, errlen);
+    const char *where = frame ? "received snapshot" : st_path(n->st);
+    if (rc == ST_OK && bad) {
+        snprintf(err, errlen, "%s: the snapshot at index %" PRIu64 " does not decode", where,
+                 index);
+        rc = ST_ECORRUPT;
+    } else if (rc == ST_OK && kv_applied_index(n->kv) != index) {
+        snprintf(err, errlen, "%s: the snapshot at index %" PRIu64 " holds the state at %" PRIu64,
+                 where, index, kv_applied_index(n->kv));
+        rc = ST_ECORRUPT;
+    }
+    if (rc != ST_OK)
+        return rc;
+    n->last_applied_term = term;
+    /* Give the freed heap (the state machine replaced) back to the system. */
+    malloc_trim(0);
+    return ST_OK;
+}
+
+/* ---- sending ------------------------------------------------------------- */
+
+/* SNAPSHOT messages of the core come without bytes (external snapshots):
+ * read them from the stored form.  false: drop this message (the core resends
+ * after two heartbeats without progress). */
+bool snapshot_fill_chunk(node *n, raft_msg *m)
+{
+    if (n->chunk_cap < m->chunk_len) {
+        uint8_t *p = realloc(n->chunk, m->chunk_len);
+        if (!p)
+            return false;
+        n->chunk = p;
+        n->chunk_cap = m->chunk_len;
+    }
+    char err[512];
+    if (st_snap_stored_read(n->st, m->index, m->offset, n->chunk, m->chunk_len, err,
+                            sizeof err) != ST_OK) {
+        nlog(n, 1, "cannot send snapshot bytes to node %" PRIu64 ": %s", m->to, err);
+        return false;
+    }
+    m->chunk = n->chunk;
+    return true;
+}
+
+
+/* ---- taking one ---------------------------------------------------------- */
+
+static int pipe_write(void *arg, const void *buf, size_t len)
+{
+    int fd = *(int *)arg;
+    const uint8_t *p = buf;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The child: a frozen copy of the state machine; encodes it into fd. */
+static void snapshot_child(node *n, int fd, pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(3);
+    /* Background work: the loops of this machine's nodes come first. */
+    (void)setpriority(PRIO_PROCESS, 0, SNAP_NICE);
+    /* Keep nothing of the node's: sockets, the store, the directory lock. */
+    if (fd != 3) {
+        if (dup2(fd, 3) < 0)
+            _exit(4);
+        fd = 3;
+    }
+    syscall(SYS_close_range, 4u, ~0u, 0u);
+    for (int i = 0; i < 3; i++)
+        if (i != 2)
+            close(i);
+    _exit(kv_snapshot_write(n->kv, pipe_write, &fd) == 0 ? 0 : 1);
+}
+
+static void snap_worker_done(node *n, int rc)
+{
+    pthread_mutex_lock(&n->mu);
+    n->snap.rc = rc;
+    n->snap.done = true;
+    pthread_mutex_unlock(&n->mu);
+    uint64_t one = 1;
+    if (write(n->efd, &one, sizeof one) < 0) { /* the loop also wakes on its tick */ }
+}
+
+/* The worker thread: the child's bytes into the store's background writer. */
+static void *snap_worker(void *arg)
+{
+    node *n = arg;
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SNAP_NICE);
+    size_t cap = 1u << 20;
+    uint8_t *buf = malloc(cap);
+    int rc = buf ? 0 : -1;
+    if (!buf)
+        snprintf(n->snap.err, sizeof n->snap.err, "out of memory");
+    while (!rc) {
+        struct pollfd pfd = {.fd = n->snap.fd, .events = POLLIN};
+        int pr = poll(&pfd, 1, SNAP_IDLE_MS);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0) {
+            snprintf(n->snap.err, sizeof n->snap.err, "encoder silent for %d ms", SNAP_IDLE_MS);
+            rc = -1;
+            break;
+        }
+        ssize_t got = read(n->snap.fd, buf, cap);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            snprintf(n->snap.err, sizeof n->snap.err, "pipe: %s", strerror(errno));
+            rc = -1;
+            break;
+        }
+        if (got == 0)
+            break;
+        n->snap.raw += (uint64_t)got;
+        if (st_bgsnap_write(n->snap.w, buf, (size_t)got, n->snap.err, sizeof n->snap.err) != ST_OK)
+            rc = -1;
+    }
+    free(buf);
+    if (rc)
+        kill(n->snap.child, SIGKILL);
+    int ws = 0;
+    while (waitpid(n->snap.child, &ws, 0) < 0 && errno == EINTR) {
+    }
+    if (!rc && !(WIFEXITED(ws) && WEXITSTATUS(ws) == 0)) {
+        snprintf(n->snap.err, sizeof n->snap.err, "encoder %s %d",
+                 WIFEXITED(ws) ? "exited with" : "killed by signal",
+                 WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
+        rc = -1;
+    }
+    if (!rc && st_bgsnap_finish(n->snap.w, n->snap.err, sizeof n->snap.err) != ST_OK)
+        rc = -1;
+    snap_worker_done(n, rc);
+    return NULL;
+}
+
+/* Ends a running snapshot that is no longer wanted (the node stops). */
+void snapshot_cancel(node *n)
+{
+    if (!n->snap.running)
+        return;
+    kill(n->snap.child, SIGKILL);
+    pthread_join(n->snap.thr, NULL);
+    close(n->snap.fd);
+    st_bgsnap_abort(n->snap.w);
+    n->snap.running = false;
+}
+
+/* The short step on the loop once the worker is done. */
+static void snapshot_finish(node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    bool done = n->snap.done;
+    int rc = n->snap.rc;
+    pthread_mutex_unlock(&n->mu);
+    if (!done)
+        return;
+    pthread_join(n->snap.thr, NULL);
+    close(n->snap.fd);
+    n->snap.running = false;
+    uint64_t index = n->snap.index;
+    if (rc) {
+        st_bgsnap_abort(n->snap.w);
+        n->snap.retry_ms = now_ms() + SNAP_RETRY_MS;
+        nlog(n, 1, "snapshot at index %" PRIu64 " failed: %s; retrying in %d ms", index,
+             n->snap.err, SNAP_RETRY_MS);
+        return;
+    }
+    uint64_t stored = st_bgsnap_bytes(n->snap.w);
+    raft_conf conf;
+    int crc = raft_compact(n->r, index, NULL, (size_t)stored, &conf);
+    if (crc != RAFT_OK) {
+        /* a newer snapshot came from the leader meanwhile */
+        st_bgsnap_abort(n->snap.w);
+        nlog(n, 2, "snapshot at index %" PRIu64 " dropped: %s", index, raft_strerror(crc));
+        return;
+    }
+    char err[512];
+    uint64_t t0 = now_ms();
+    if (st_bgsnap_commit(n->snap.w, &conf, err, sizeof err) != ST_OK) {
+        node_fail(n, err);
+        return;
+    }
+    uint64_t t1 = now_ms();
+    nlog(n, 2, "snapshot taken at index %" PRIu64 " term %" PRIu64 ": %" PRIu64 " bytes, %" PRIu64
+               " bytes stored, %" PRIu64 " ms in the background; the loop paused %" PRIu64
+               " us to fork, %" PRIu64 " ms to commit",
+         index, n->snap.term, n->snap.raw, stored, t0 - n->snap.start_ms, n->snap.fork_us,
+         t1 - t0);
+    /* The compaction makes no ready of its own: refresh the status copy now,
+     * or an idle node would report its old snapshot index. */
+    log_changes(n);
+}
+
+/* On the loop, every turn: finishes a snapshot whose worker is done, or
+ * starts one when the log passed this node's threshold. */
+void maybe_snapshot(node *n)
+{
+    if (n->snap.running) {
+        snapshot_finish(n);
+        return;
+    }
+    /* Each node snapshots at its own point, between 3/4 of the threshold
+     * and all of it, by its id: nodes that apply the same log would
+     * otherwise all snapshot at once, and on one machine (or one disk)
+     * their background work would pile up together. */
+    uint64_t thr = n->cfg.snapshot_threshold;
+    thr -= thr / 4 * (n->cfg.id % 4) / 3;
+    if (!n->cfg.snapshot_threshold || raft_log_bytes(n->r) < thr)
+        return;
+    uint64_t now = now_ms();
+    if (now < n->snap.retry_ms)
+        return;
+    uint64_t index = kv_applied_index(n->kv);
+    raft_status st;
+    raft_status_get(n->r, &st);
+    if (index <= st.snapshot_index)
+        return;
+    char err[512];
+    st_snap_writer *w;
+    if (st_bgsnap_begin(n->st, index, n->last_applied_term, &w, err, sizeof err) != ST_OK) {
+        n->snap.retry_ms = now + SNAP_RETRY_MS;
+        nlog(n, 1, "cannot start a snapshot at index %" PRIu64 ": %s", index, err);
+        return;
+    }
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        st_bgsnap_abort(w);
+        n->snap.retry_ms = now + SNAP_RETRY_MS;
+        nlog(n, 1, "cannot start a snapshot: pipe: %s", strerror(errno));
+        return;
+    }
+    fcntl(fds[0], F_SETPIPE_SZ, 1 << 20);
+    pid_t parent = getpid();
+    struct timespec f0, f1;
+    clock_gettime(CLOCK_MONOTONIC, &f0);
+    pid_t pid = fork();
+    clock_gettime(CLOCK_MONOTONIC, &f1);
+    if (pid == 0)
+        snapshot_child(n, fds[1], parent);   /* never returns */
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        st_bgsnap_abort(w);
+        n->snap.retry_ms = now + SNAP_RETRY_MS;
+        nlog(n, 1, "cannot start a snapshot: fork: %s", strerror(errno));
+        return;
+    }
+    n->snap.child = pid;
+    n->snap.fork_us = (uint64_t)((f1.tv_sec - f0.tv_sec) * 1000000 + (f1.tv_nsec - f0.tv_nsec) / 1000);
+    n->snap.fd = fds[0];
+    n->snap.w = w;
+    n->snap.index = index;
+    n->snap.term = n->last_applied_term;
+    n->snap.start_ms = now;
+    n->snap.raw = 0;
+    n->snap.done = false;
+    n->snap.rc = 0;
+    n->snap.err[0] = 0;
+    if (pthread_create(&n->snap.thr, NULL, snap_worker, n) != 0) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        close(fds[0]);
+        st_bgsnap_abort(w);
+        n->snap.retry_ms = now + SNAP_RETRY_MS;
+        nlog(n, 1, "cannot start a snapshot: no worker thread");
+        return;
+    }
+    n->snap.running = true;
+}
