@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "net/net_util.h"
 #include "net/transport.h"
 #include "net/wire.h"
 #include "node/node.h"

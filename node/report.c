@@ -18,9 +18,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "raftkv/byte.h"
 
@@ -84,9 +82,7 @@ static void report_propose(node *n, uint64_t covered, const uint64_t *inos, size
     if (reg) {
         /* Reports go through a session of their own (exactly once): open
          * it first; the report follows at the next check. */
-        if (getrandom(&c.client_id, sizeof c.client_id, 0) != (ssize_t)sizeof c.client_id)
-            c.client_id = ((uint64_t)getpid() << 32) ^ (uint64_t)node_realtime_ns();
-        c.client_id |= 1;
+        c.client_id = net_random_id();
     } else {
         c.client_id = n->rep.client;
         c.seq = ++n->rep.seq;

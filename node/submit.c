@@ -13,8 +13,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -179,13 +177,8 @@ int node_register(node *n, int timeout_ms, uint64_t *session_id)
     size_t ol, rlen = 0;
     if (kv_op_encode(&o, &ob, &ol) != 0)
         return NODE_ENOMEM;
-    /* The nonce only matches the reply to this call: random, never 0. */
-    uint64_t nonce = 0;
-    if (getrandom(&nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce)
-        nonce = (uint64_t)node_realtime_ns() ^ ((uint64_t)syscall(SYS_gettid) << 40);
-    if (!nonce)
-        nonce = 1;
-    int rc = node_submit(n, ob, ol, false, nonce, 0, timeout_ms, &rep, &rlen);
+    /* The nonce only matches the reply to this call (net_random_id: never 0). */
+    int rc = node_submit(n, ob, ol, false, net_random_id(), 0, timeout_ms, &rep, &rlen);
     free(ob);
     if (rc == NODE_OK) {
         *session_id = kv_reply_session_id(rep, rlen);
