@@ -65,7 +65,7 @@ static int do_write(kv *k, const kv_op *op, uint8_t **out, size_t *len)
     case KV_OP_HOLD: st = op_hold(k, op); break;
     case KV_OP_NOOP: st = 0; break;
     case KV_OP_SET_LIMITS: return apply_set_limits(k, op, out, len);
-    case KV_OP_PUT_IF: st = op_put_if(k, op, &res); break;
+    case KV_OP_PUT_IF: st = op_put_if(k, op, &res, NULL); break;
     case KV_OP_UPLOAD_PART: st = op_upload_part(k, op); break;
     case KV_OP_UPLOAD_COMMIT: st = op_upload_commit(k, op, &res); break;
     case KV_OP_UPLOAD_ABORT: st = op_upload_abort(k, op); break;

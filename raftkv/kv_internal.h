@@ -239,8 +239,9 @@ void data_take(kv *k, kv_inode *n, kv_inode *staged);
  * from the staged inode instead of op->data. */
 int op_put_ex(kv *k, const kv_op *op, kv_inode **res, bool append, kv_inode *staged);
 /* PUT_IF: the whole content of inode op->ino, if its version (ctime) is
- * still op->off. */
-int op_put_if(kv *k, const kv_op *op, kv_inode **res);
+ * still op->off; with staged (UPLOAD_COMMIT of an inode) the content is
+ * taken from the staged inode instead of op->data. */
+int op_put_if(kv *k, const kv_op *op, kv_inode **res, kv_inode *staged);
 int op_put(kv *k, const kv_op *op, kv_inode **res, bool append);
 int op_del(kv *k, const kv_op *op, int kind);
 /* CREATE, MKNOD, MKDIR, SYMLINK: a new name in an existing directory. */

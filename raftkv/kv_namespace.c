@@ -177,6 +177,14 @@ void data_take(kv *k, kv_inode *n, kv_inode *staged)
     staged->size = 0;
 }
 
+/* 0 for a regular file; EISDIR for a directory, EINVAL for another type. */
+static int regular_file(const kv_inode *n)
+{
+    if (is_dir(n))
+        return EISDIR;
+    return is_reg(n) ? 0 : EINVAL;
+}
+
 static int put_content(kv *k, kv_inode *n, const kv_op *op, kv_inode *staged)
 {
     if (!staged)
@@ -235,11 +243,9 @@ int op_put_ex(kv *k, const kv_op *op, kv_inode **res, bool append, kv_inode *sta
             n = (*e)->node;
         }
     }
-    if (is_dir(n))
-        return EISDIR;
-    if (!is_reg(n))
-        return EINVAL;
-    int st;
+    int st = regular_file(n);
+    if (st)
+        return st;
     if (append) {
         if (n->size > k->lim.max_file_size || op->data_len > k->lim.max_file_size - n->size)
             return EFBIG;
@@ -260,22 +266,21 @@ int op_put_ex(kv *k, const kv_op *op, kv_inode **res, bool append, kv_inode *sta
 }
 
 /* PUT_IF: the whole content of inode op->ino, if its version (ctime) is
- * still op->off. */
-int op_put_if(kv *k, const kv_op *op, kv_inode **res)
+ * still op->off; with staged (UPLOAD_COMMIT of an inode) the content is
+ * taken from the staged inode instead of op->data. */
+int op_put_if(kv *k, const kv_op *op, kv_inode **res, kv_inode *staged)
 {
     kv_inode *n = itab_get(k, op->ino);
     if (!n)
         return ENOENT;
-    if (is_dir(n))
-        return EISDIR;
-    if (!is_reg(n))
-        return EINVAL;
-    if ((uint64_t)n->ctime != op->off)
-        return ECANCELED;
-    int st = check_size(k, n, op->data_len);
+    int st = regular_file(n);
     if (st)
         return st;
-    if (data_set(k, n, op->data, op->data_len) != 0)
+    if ((uint64_t)n->ctime != op->off)
+        return ECANCELED;
+    if ((st = check_size(k, n, staged ? staged->size : op->data_len)))
+        return st;
+    if (put_content(k, n, op, staged) != 0)
         return -1;
     kill_privs(n, op);
     n->mtime = n->ctime = k->now;
@@ -396,10 +401,8 @@ int op_write_at(kv *k, const kv_op *op, kv_inode **res)
     int st = op_node(k, op, &n);
     if (st)
         return st;
-    if (is_dir(n))
-        return EISDIR;
-    if (!is_reg(n))
-        return EINVAL;
+    if ((st = regular_file(n)))
+        return st;
     if (op->off > k->lim.max_file_size || op->data_len > k->lim.max_file_size - op->off)
         return EFBIG;
     uint64_t end = op->off + op->data_len;
@@ -417,12 +420,10 @@ int op_write_at(kv *k, const kv_op *op, kv_inode **res)
 
 static int set_size(kv *k, kv_inode *n, uint64_t size)
 {
-    if (is_dir(n))
-        return EISDIR;
-    if (!is_reg(n))
-        return EINVAL;
-    int st = check_size(k, n, size);
+    int st = regular_file(n);
     if (st)
+        return st;
+    if ((st = check_size(k, n, size)))
         return st;
     data_truncate(k, n, size);
     return 0;

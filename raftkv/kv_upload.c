@@ -176,29 +176,14 @@ int op_upload_commit(kv *k, const kv_op *op, kv_inode **res)
         return KV_EUPLOAD;   /* parts missing: the staging stays */
     int st;
     if (op->ino) {
-        /* PUT_IF's rule: only if the inode's version is still op->off */
-        kv_inode *n = itab_get(k, op->ino);
-        if (!n)
-            st = ENOENT;
-        else if (is_dir(n))
-            st = EISDIR;
-        else if (!is_reg(n))
-            st = EINVAL;
-        else if ((uint64_t)n->ctime != op->off)
-            st = ECANCELED;
-        else if (!(st = check_size(k, n, u->data->size))) {
-            data_take(k, n, u->data);
-            kill_privs(n, op);
-            n->mtime = n->ctime = k->now;
-            *res = n;
-        }
+        st = op_put_if(k, op, res, u->data);   /* PUT_IF's rule on the version */
     } else {
         kv_op put = *op;
         put.type = KV_OP_PUT;
         st = op_put_ex(k, &put, res, false, u->data);
-        if (st < 0)
-            return -1;
     }
+    if (st < 0)
+        return -1;
     upload_drop_at(k, at);   /* committed, or refused for good */
     return st;
 }
