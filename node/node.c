@@ -197,6 +197,125 @@ static void node_free(node *n)
     free(n);
 }
 
+/* Start, step 1: the store.  A corrupt or foreign directory stops the node
+ * here, before any socket is opened. */
+static int start_store(node *n, const node_config *cfg, char *err, size_t errlen)
+{
+    if (st_open(cfg->data_dir, &n->st, err, errlen) != ST_OK)
+        return -1;
+    if (st_check_identity(n->st, cfg->id, NULL, err, errlen) != ST_OK)
+        return -1;
+    return 0;
+}
+
+/* Start, step 2: the state machine from the stored snapshot, and the Raft
+ * core from the stored hard state and log.  The snapshot stays in the store
+ * (external snapshots): the core gets its length, the state machine reads
+ * it as a stream (snapshot_install).  *boot_entries: log entries restored. */
+static int start_state(node *n, const node_config *cfg, size_t *boot_entries, char *err,
+                       size_t errlen)
+{
+    raft_boot boot;
+    memset(&boot, 0, sizeof boot);
+    if (st_load_stored(n->st, &boot, err, errlen) != ST_OK)
+        return -1;
+    if (boot.snapshot.conf.n == 0) {
+        for (int i = 0; i < cfg->n_peers; i++) {
+            boot.snapshot.conf.ids[i] = cfg->peers[i].id;
+            snprintf(boot.snapshot.conf.addrs[i], RAFT_ADDR_MAX, "%.*s:%d", NET_SPEC_HOST_MAX,
+                     cfg->peers[i].host, cfg->peers[i].port);
+        }
+        boot.snapshot.conf.n = (uint32_t)cfg->n_peers;
+    }
+    if (cfg->max_file_size > KV_MAX_FILE_SIZE_LIMIT) {
+        st_boot_free(&boot);
+        snprintf(err, errlen, "--max-file-size %" PRIu64 " is above the largest supported, %llu",
+                 cfg->max_file_size, (unsigned long long)KV_MAX_FILE_SIZE_LIMIT);
+        return -1;
+    }
+    if (n->cfg.max_file_size == 0)
+        n->cfg.max_file_size = KV_DEFAULT_MAX_FILE_SIZE;
+    /* The limits are replicated (kv.h): until the log sets them, the
+     * defaults are in force on every replica, whatever its flags. */
+    n->kv = kv_new(NULL);
+    if (!n->kv) {
+        st_boot_free(&boot);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (boot.snapshot.index > 0 &&
+        snapshot_install(n, NULL, 0, boot.snapshot.index, boot.snapshot.term, NULL, err,
+                         errlen) != ST_OK) {
+        st_boot_free(&boot);
+        return -1;
+    }
+    raft_config rc_cfg;
+    raft_config_init(&rc_cfg);
+    rc_cfg.id = cfg->id;
+    rc_cfg.election_ticks = n->cfg.election_ticks;
+    rc_cfg.heartbeat_ticks = 2;
+    rc_cfg.external_snapshot = true;
+    /* No entry or message large enough to hold up a heartbeat: entries carry
+     * at most one part of a value (bigger ones are uploaded in parts, kv.h),
+     * an AppendEntries at most 1 MiB of them, and a follower's window 4 MiB
+     * (raft.h).  A bigger proposal gets EFBIG at once. */
+    rc_cfg.max_entry_bytes = NODE_MAX_ENTRY;
+    rc_cfg.max_msg_bytes = KV_PART_SIZE;
+    rc_cfg.max_inflight_bytes = 4u * KV_PART_SIZE;
+    rc_cfg.seed = cfg->id * 0x9E3779B97F4A7C15ull ^ (uint64_t)node_realtime_ns();
+    const char *rerr = NULL;
+    n->hs_now = n->hs_saved = boot.hs;
+    n->r = raft_new(&rc_cfg, &boot, &rerr);
+    *boot_entries = boot.n_entries;
+    st_boot_free(&boot);
+    if (!n->r) {
+        snprintf(err, errlen, "%s: cannot restore Raft state: %s", st_path(n->st),
+                 rerr ? rerr : "?");
+        return -1;
+    }
+    return 0;
+}
+
+/* Start, step 3: the transport (peer and client ports) for self, the
+ * eventfd local threads wake the loop with, and the tick timer. */
+static int start_io(node *n, const node_config *cfg, const node_peer *self, char *err,
+                    size_t errlen)
+{
+    net_transport_config tc;
+    memset(&tc, 0, sizeof tc);
+    tc.self_id = cfg->id;
+    snprintf(tc.host, sizeof tc.host, "%s", self->host);
+    tc.port = self->port;
+    tc.auth = &cfg->auth;
+    tc.limits = cfg->client_limits;
+    for (int i = 0; i < cfg->n_peers; i++) {
+        if (cfg->peers[i].id == cfg->id)
+            continue;
+        net_peer *p = &tc.peers[tc.n_peers++];
+        p->id = cfg->peers[i].id;
+        snprintf(p->host, sizeof p->host, "%s", cfg->peers[i].host);
+        p->port = cfg->peers[i].port;
+    }
+    n->tr = net_transport_new(&tc, err, errlen);
+    if (!n->tr)
+        return -1;
+    raft_status_get(n->r, &n->status);
+    n->conf_known = n->status.conf;
+
+    n->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    n->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (n->efd < 0 || n->tfd < 0) {
+        snprintf(err, errlen, "eventfd/timerfd: %s", strerror(errno));
+        return -1;
+    }
+    struct itimerspec its = {
+        .it_interval = {.tv_sec = n->cfg.tick_ms / 1000, .tv_nsec = (n->cfg.tick_ms % 1000) * 1000000L},
+        .it_value = {.tv_sec = n->cfg.tick_ms / 1000, .tv_nsec = (n->cfg.tick_ms % 1000) * 1000000L},
+    };
+    timerfd_settime(n->tfd, 0, &its, NULL);
+    return 0;
+}
+
 node *node_start(const node_config *cfg, char *err, size_t errlen)
 {
     node *n = calloc(1, sizeof *n);
@@ -236,105 +355,11 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
     snprintf(n->self_addr, sizeof n->self_addr, "%.*s:%d", NET_SPEC_HOST_MAX, self->host,
              self->port);
 
-    /* Storage first: a corrupt or foreign directory stops us before any socket. */
-    int rc = st_open(cfg->data_dir, &n->st, err, errlen);
-    if (rc != ST_OK)
+    size_t boot_entries = 0;
+    if (start_store(n, cfg, err, errlen) != 0 ||
+        start_state(n, cfg, &boot_entries, err, errlen) != 0 ||
+        start_io(n, cfg, self, err, errlen) != 0)
         goto fail;
-    if (st_check_identity(n->st, cfg->id, NULL, err, errlen) != ST_OK)
-        goto fail;
-    raft_boot boot;
-    memset(&boot, 0, sizeof boot);
-    /* The snapshot stays in the store (external snapshots): the core gets its
-     * length, the state machine reads it as a stream (snapshot_install). */
-    if (st_load_stored(n->st, &boot, err, errlen) != ST_OK)
-        goto fail;
-    if (boot.snapshot.conf.n == 0) {
-        for (int i = 0; i < cfg->n_peers; i++) {
-            boot.snapshot.conf.ids[i] = cfg->peers[i].id;
-            snprintf(boot.snapshot.conf.addrs[i], RAFT_ADDR_MAX, "%.*s:%d", NET_SPEC_HOST_MAX,
-                     cfg->peers[i].host, cfg->peers[i].port);
-        }
-        boot.snapshot.conf.n = (uint32_t)cfg->n_peers;
-    }
-    if (cfg->max_file_size > KV_MAX_FILE_SIZE_LIMIT) {
-        st_boot_free(&boot);
-        snprintf(err, errlen, "--max-file-size %" PRIu64 " is above the largest supported, %llu",
-                 cfg->max_file_size, (unsigned long long)KV_MAX_FILE_SIZE_LIMIT);
-        goto fail;
-    }
-    if (n->cfg.max_file_size == 0)
-        n->cfg.max_file_size = KV_DEFAULT_MAX_FILE_SIZE;
-    /* The limits are replicated (kv.h): until the log sets them, the
-     * defaults are in force on every replica, whatever its flags. */
-    n->kv = kv_new(NULL);
-    if (!n->kv) {
-        st_boot_free(&boot);
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    if (boot.snapshot.index > 0 &&
-        snapshot_install(n, NULL, 0, boot.snapshot.index, boot.snapshot.term, NULL, err,
-                         errlen) != ST_OK) {
-        st_boot_free(&boot);
-        goto fail;
-    }
-    raft_config rc_cfg;
-    raft_config_init(&rc_cfg);
-    rc_cfg.id = cfg->id;
-    rc_cfg.election_ticks = n->cfg.election_ticks;
-    rc_cfg.heartbeat_ticks = 2;
-    rc_cfg.external_snapshot = true;
-    /* No entry or message large enough to hold up a heartbeat: entries carry
-     * at most one part of a value (bigger ones are uploaded in parts, kv.h),
-     * an AppendEntries at most 1 MiB of them, and a follower's window 4 MiB
-     * (raft.h).  A bigger proposal gets EFBIG at once. */
-    rc_cfg.max_entry_bytes = NODE_MAX_ENTRY;
-    rc_cfg.max_msg_bytes = KV_PART_SIZE;
-    rc_cfg.max_inflight_bytes = 4u * KV_PART_SIZE;
-    rc_cfg.seed = cfg->id * 0x9E3779B97F4A7C15ull ^ (uint64_t)node_realtime_ns();
-    const char *rerr = NULL;
-    n->hs_now = n->hs_saved = boot.hs;
-    n->r = raft_new(&rc_cfg, &boot, &rerr);
-    size_t boot_entries = boot.n_entries;
-    st_boot_free(&boot);
-    if (!n->r) {
-        snprintf(err, errlen, "%s: cannot restore Raft state: %s", st_path(n->st),
-                 rerr ? rerr : "?");
-        goto fail;
-    }
-
-    net_transport_config tc;
-    memset(&tc, 0, sizeof tc);
-    tc.self_id = cfg->id;
-    snprintf(tc.host, sizeof tc.host, "%s", self->host);
-    tc.port = self->port;
-    tc.auth = &cfg->auth;
-    tc.limits = cfg->client_limits;
-    for (int i = 0; i < cfg->n_peers; i++) {
-        if (cfg->peers[i].id == cfg->id)
-            continue;
-        net_peer *p = &tc.peers[tc.n_peers++];
-        p->id = cfg->peers[i].id;
-        snprintf(p->host, sizeof p->host, "%s", cfg->peers[i].host);
-        p->port = cfg->peers[i].port;
-    }
-    n->tr = net_transport_new(&tc, err, errlen);
-    if (!n->tr)
-        goto fail;
-    raft_status_get(n->r, &n->status);
-    n->conf_known = n->status.conf;
-
-    n->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    n->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (n->efd < 0 || n->tfd < 0) {
-        snprintf(err, errlen, "eventfd/timerfd: %s", strerror(errno));
-        goto fail;
-    }
-    struct itimerspec its = {
-        .it_interval = {.tv_sec = n->cfg.tick_ms / 1000, .tv_nsec = (n->cfg.tick_ms % 1000) * 1000000L},
-        .it_value = {.tv_sec = n->cfg.tick_ms / 1000, .tv_nsec = (n->cfg.tick_ms % 1000) * 1000000L},
-    };
-    timerfd_settime(n->tfd, 0, &its, NULL);
 
     nlog(n, 2, "started: %s, data %s, %zu log entries after snapshot %" PRIu64 ", cluster %s",
          n->self_addr, cfg->data_dir, boot_entries, n->status.snapshot_index, spec);

@@ -110,7 +110,7 @@ void node_status(node *n, raft_status *st);
 
 const node_config *node_get_config(const node *n);
 
-/* Open files (kv.h "Open files", node.c).  fn lists the inodes the mount
+/* Open files (kv.h "Open files", node/report.c).  fn lists the inodes the mount
  * holds open: it fills at most max of them into inos, returns how many there
  * are (more than max: it is called again with room for all), and lowers
  * *since to the node_applied_index() read at the start of every open still in

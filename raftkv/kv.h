@@ -43,7 +43,7 @@
  * U of the command that unlinked it) instead of being freed.  At every HOLD
  * the orphans are swept: an orphan is freed when every holder has covered
  * >= U and none lists it.  So no open costs a replicated round: only nodes
- * report, and only when there are orphans to decide (node.c).  Holders whose
+ * report, and only when there are orphans to decide (node/report.c).  Holders whose
  * last report is older than KV_HOLDER_TTL_NS of command time (a node gone
  * for good, or cut off that long) no longer count and are dropped; a node
  * that restarts reports anew, which replaces what its previous incarnation
