@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "raftkv/byte.h"
 #include "raftkv/kv.h"
 
 /* ---- helpers ------------------------------------------------------------------- */
@@ -61,7 +62,10 @@ static int cmd_c(tk *t, uint64_t client, uint64_t seq, kv_op *op, kv_reply *r)
     return r->status;
 }
 
-static int cmd(tk *t, kv_op *op, kv_reply *r) { return cmd_c(t, 0, 0, op, r); }
+static int cmd(tk *t, kv_op *op, kv_reply *r)
+{
+    return cmd_c(t, 0, 0, op, r);
+}
 
 /* Applies REGISTER at index with the given time; returns the session id. */
 static uint64_t reg_at(kv *k, uint64_t index, int64_t time)
@@ -127,7 +131,10 @@ static int simple(tk *t, int type, const char *p)
     kv_op o = {.type = (uint8_t)type, .path = p, .mode = 0755};
     return cmd_st(t, &o);
 }
-static int mkdir_(tk *t, const char *p) { return simple(t, KV_OP_MKDIR, p); }
+static int mkdir_(tk *t, const char *p)
+{
+    return simple(t, KV_OP_MKDIR, p);
+}
 static int rename_(tk *t, const char *a, const char *b, uint32_t fl)
 {
     kv_op o = {.type = KV_OP_RENAME, .path = a, .path2 = b, .flags = fl};
@@ -163,7 +170,10 @@ static int stat_(tk *t, const char *p, kv_attr *a)
     kv_op o = {.type = KV_OP_STAT, .path = p};
     kv_reply r;
     int st = query(t, &o, &r);
-    if (st == 0) { assert_true(r.has & KV_R_ATTR); *a = r.attr; }
+    if (st == 0) {
+        assert_true(r.has & KV_R_ATTR);
+        *a = r.attr;
+    }
     kv_reply_free(&r);
     return st;
 }
@@ -173,14 +183,21 @@ static int stat_ino(tk *t, uint64_t ino, kv_attr *a)
     kv_op o = {.type = KV_OP_STAT, .ino = ino};
     kv_reply r;
     int st = query(t, &o, &r);
-    if (st == 0) *a = r.attr;
+    if (st == 0)
+        *a = r.attr;
     kv_reply_free(&r);
     return st;
 }
 
-static void snap(kv *k, uint8_t **b, size_t *l) { assert_int_equal(kv_snapshot_encode(k, b, l), 0); }
+static void snap(kv *k, uint8_t **b, size_t *l)
+{
+    assert_int_equal(kv_snapshot_encode(k, b, l), 0);
+}
 
-static void done(tk *t) { kv_free(t->k); }
+static void done(tk *t)
+{
+    kv_free(t->k);
+}
 
 /* ---- key-value operations ---------------------------------------------------------- */
 
@@ -213,7 +230,8 @@ static void test_put_get(void **s)
     assert_int_equal(put(&t, "/", "x"), EISDIR);
     /* binary-safe */
     uint8_t bin[300];
-    for (int i = 0; i < 300; i++) bin[i] = (uint8_t)i;
+    for (int i = 0; i < 300; i++)
+        bin[i] = (uint8_t)i;
     kv_op o = {.type = KV_OP_PUT, .path = "bin", .data = bin, .data_len = sizeof bin};
     assert_int_equal(cmd_st(&t, &o), 0);
     kv_op g = {.type = KV_OP_GET, .path = "bin"};
@@ -225,7 +243,8 @@ static void test_put_get(void **s)
     /* a large value goes to chunks and reads back */
     size_t big = 3 * KV_CHUNK_SIZE + 17;
     uint8_t *bb = malloc(big);
-    for (size_t i = 0; i < big; i++) bb[i] = (uint8_t)(i * 7 + 1);
+    for (size_t i = 0; i < big; i++)
+        bb[i] = (uint8_t)(i * 7 + 1);
     kv_op pb = {.type = KV_OP_PUT, .path = "big", .data = bb, .data_len = big};
     assert_int_equal(cmd_st(&t, &pb), 0);
     kv_op gb = {.type = KV_OP_GET, .path = "big"};
@@ -249,7 +268,8 @@ static void test_append(void **s)
     char piece[1000];
     memset(piece, 'z', sizeof piece - 1);
     piece[sizeof piece - 1] = 0;
-    for (int i = 0; i < 100; i++) assert_int_equal(append(&t, "d/big", piece), 0);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(append(&t, "d/big", piece), 0);
     kv_attr a;
     assert_int_equal(stat_(&t, "d/big", &a), 0);
     assert_int_equal(a.size, 99900);
@@ -308,7 +328,8 @@ static void test_list(void **s)
     assert_int_equal(query(&t, &l, &r), 0);
     const char *want[] = {"a.txt", "a/x", "a/y/z", "b", "lnk"};
     assert_int_equal(r.n_names, 5);
-    for (int i = 0; i < 5; i++) assert_string_equal(r.names[i], want[i]);
+    for (int i = 0; i < 5; i++)
+        assert_string_equal(r.names[i], want[i]);
     kv_reply_free(&r);
     l.path = "/a/";
     assert_int_equal(query(&t, &l, &r), 0);
@@ -362,7 +383,8 @@ static void test_paths(void **s)
         n += 100;
         p[n++] = '/';
     }
-    while (n < 4096) p[n++] = 'f';
+    while (n < 4096)
+        p[n++] = 'f';
     p[n] = 0;
     assert_int_equal(strlen(p), 4096);
     assert_int_equal(put(&t, p, "deep"), 0);
@@ -570,7 +592,8 @@ static void test_write_at_sparse(void **s)
     assert_int_equal(r.data_len, 300000);
     assert_memory_equal(r.data, "D!", 2);
     for (size_t i = 2; i < r.data_len; i++)
-        if (r.data[i]) fail_msg("hole byte %zu is %d", i, r.data[i]);
+        if (r.data[i])
+            fail_msg("hole byte %zu is %d", i, r.data[i]);
     kv_reply_free(&r);
     g.off = off + 1;   /* short at EOF */
     g.len = 100;
@@ -638,7 +661,8 @@ static void test_truncate(void **s)
     assert_int_equal(query(&t, &g, &r), 0);
     assert_int_equal(r.data_len, big);
     for (size_t i = 0; i < big; i++)
-        if (r.data[i] != (i < KV_CHUNK_SIZE + 10 ? 0xAB : 0)) fail_msg("byte %zu", i);
+        if (r.data[i] != (i < KV_CHUNK_SIZE + 10 ? 0xAB : 0))
+            fail_msg("byte %zu", i);
     kv_reply_free(&r);
     free(b);
     tr.len = 0;
@@ -878,7 +902,8 @@ static int put_if(tk *t, uint64_t ino, int64_t ver, const char *v, kv_attr *a)
                .data = (const uint8_t *)v, .data_len = strlen(v)};
     kv_reply r;
     int st = cmd(t, &o, &r);
-    if (st == 0 && a) *a = r.attr;
+    if (st == 0 && a)
+        *a = r.attr;
     kv_reply_free(&r);
     return st;
 }
@@ -907,8 +932,10 @@ static void test_put_if(void **s)
         assert_int_equal(stat_(&t, "f", &a), 0);
         kv_op o = {.type = (uint8_t)kinds[i], .path = "f", .data = (const uint8_t *)"z",
                    .data_len = 1, .len = 1, .flags = KV_SET_MODE, .mode = 0600};
-        if (kinds[i] == KV_OP_LINK) o.path2 = "f2";
-        if (kinds[i] == KV_OP_TRUNCATE || kinds[i] == KV_OP_SETATTR) o.data_len = 0, o.data = NULL;
+        if (kinds[i] == KV_OP_LINK)
+            o.path2 = "f2";
+        if (kinds[i] == KV_OP_TRUNCATE || kinds[i] == KV_OP_SETATTR)
+            o.data_len = 0, o.data = NULL;
         assert_int_equal(cmd_st(&t, &o), 0);
         assert_int_equal(put_if(&t, a.ino, a.ctime_ns, "lost", NULL), ECANCELED);
     }
@@ -1279,7 +1306,8 @@ static void test_session_expiry(void **s)
     assert_log(k, "x");
     /* Even when such commands keep coming until the hour has passed in
      * session time, the retry is never applied twice. */
-    for (int i = 0; i < 3700; i++) apply_at(k, idx++, 0, 0, now + 7200 * SEC);
+    for (int i = 0; i < 3700; i++)
+        apply_at(k, idx++, 0, 0, now + 7200 * SEC);
     assert_int_equal(apply_append_at(k, idx++, c, 1, now), KV_ESESSION);
     assert_log(k, "x");
 
@@ -1288,7 +1316,8 @@ static void test_session_expiry(void **s)
     uint64_t d = reg_at(k, idx++, now);
     assert_int_equal(apply_append_at(k, idx++, d, 1, now), 0);
     assert_log(k, "xx");
-    for (int i = 0; i < 70000; i++) reg_at(k, idx++, now);
+    for (int i = 0; i < 70000; i++)
+        reg_at(k, idx++, now);
     kv_get_stats(k, &st);
     assert_int_equal(st.sessions, KV_SESSION_MAX);
     assert_int_equal(apply_append_at(k, idx++, d, 1, now), KV_ESESSION);
@@ -1554,7 +1583,7 @@ static int hold(tk *t, uint64_t holder, uint64_t covered, const uint64_t *inos, 
     uint8_t buf[8 * 8];
     assert_true(n <= 8);
     for (size_t i = 0; i < n; i++)
-        for (int b = 0; b < 8; b++) buf[i * 8 + b] = (uint8_t)(inos[i] >> (8 * b));
+        byte_put64(buf + i * 8, inos[i]);
     kv_op o = {.type = KV_OP_HOLD, .holder = holder, .off = covered, .data = buf,
                .data_len = n * 8, .flags = flags};
     return cmd_st(t, &o);
@@ -1669,12 +1698,14 @@ static void random_op(kv_op *o, char *p1, char *p2, uint8_t *data)
     int depth = (int)(rnd() % 3) + 1;
     p1[0] = p2[0] = 0;
     for (int i = 0; i < depth; i++) {
-        if (i) strcat(p1, "/");
+        if (i)
+            strcat(p1, "/");
         strcat(p1, names[rnd() % 4]);
     }
     depth = (int)(rnd() % 3) + 1;
     for (int i = 0; i < depth; i++) {
-        if (i) strcat(p2, "/");
+        if (i)
+            strcat(p2, "/");
         strcat(p2, names[rnd() % 4]);
     }
     memset(o, 0, sizeof *o);
@@ -1687,14 +1718,21 @@ static void random_op(kv_op *o, char *p1, char *p2, uint8_t *data)
     o->path = p1;
     o->path2 = p2;
     size_t dl = (size_t)(rnd() % 4 == 0 ? rnd() % 150000 : rnd() % 300);
-    for (size_t i = 0; i < dl; i++) data[i] = (uint8_t)(rnd() % 3 ? 0 : rnd());
+    for (size_t i = 0; i < dl; i++)
+        data[i] = (uint8_t)(rnd() % 3 ? 0 : rnd());
     o->data = data;
     o->data_len = dl;
-    if (o->type == KV_OP_SYMLINK && dl == 0) o->data_len = 1, data[0] = 'x';
-    if (o->type == KV_OP_SYMLINK) for (size_t i = 0; i < o->data_len; i++) data[i] |= 1;
-    if (o->type == KV_OP_SYMLINK && o->data_len > 4000) o->data_len = 4000;
+    if (o->type == KV_OP_SYMLINK && dl == 0)
+        o->data_len = 1, data[0] = 'x';
+    if (o->type == KV_OP_SYMLINK) {
+        for (size_t i = 0; i < o->data_len; i++)
+            data[i] |= 1;
+    }
+    if (o->type == KV_OP_SYMLINK && o->data_len > 4000)
+        o->data_len = 4000;
     o->flags = (uint32_t)(rnd() % 4);
-    if (o->type == KV_OP_SETATTR) o->flags = (uint32_t)(rnd() % 64);
+    if (o->type == KV_OP_SETATTR)
+        o->flags = (uint32_t)(rnd() % 64);
     o->mode = (uint32_t)(rnd() % 2 ? S_IFIFO | 0644 : 0600);
     o->uid = (uint32_t)(rnd() % 3);
     o->off = rnd() % 3 ? rnd() % 70000 : rnd() % 400000;
@@ -1732,8 +1770,10 @@ static void run_random(kv *k, uint64_t seed, int n, uint64_t first_index)
 
 static int rounds(int normal)
 {
-    if (!strcmp(mode_str(), "long")) return normal * 10;
-    if (!strcmp(mode_str(), "asan")) return normal / 4 ? normal / 4 : 1;
+    if (!strcmp(mode_str(), "long"))
+        return normal * 10;
+    if (!strcmp(mode_str(), "asan"))
+        return normal / 4 ? normal / 4 : 1;
     return normal;
 }
 
@@ -1750,13 +1790,15 @@ static void test_determinism_and_snapshots(void **s)
         size_t la, lb;
         snap(a, &sa, &la);
         snap(b, &sb, &lb);
-        if (la != lb || memcmp(sa, sb, la)) fail_msg("replicas differ, seed %llu", (unsigned long long)seed);
+        if (la != lb || memcmp(sa, sb, la))
+            fail_msg("replicas differ, seed %llu", (unsigned long long)seed);
         /* restore from the snapshot: identical bytes again */
         assert_int_equal(kv_snapshot_decode(c, sa, la), 0);
         uint8_t *sc;
         size_t lc;
         snap(c, &sc, &lc);
-        if (la != lc || memcmp(sa, sc, la)) fail_msg("round trip differs, seed %llu", (unsigned long long)seed);
+        if (la != lc || memcmp(sa, sc, la))
+            fail_msg("round trip differs, seed %llu", (unsigned long long)seed);
         assert_int_equal(kv_applied_index(c), 400);
         /* the restored replica and the original stay identical on more commands */
         run_random(a, seed + 1, 200, 401);
@@ -1765,7 +1807,8 @@ static void test_determinism_and_snapshots(void **s)
         free(sc);
         snap(a, &sa, &la);
         snap(c, &sc, &lc);
-        if (la != lc || memcmp(sa, sc, la)) fail_msg("restored replica diverged, seed %llu", (unsigned long long)seed);
+        if (la != lc || memcmp(sa, sc, la))
+            fail_msg("restored replica diverged, seed %llu", (unsigned long long)seed);
         /* LIST answers agree too */
         kv_op l = {.type = KV_OP_LIST, .path = ""};
         uint8_t *ob, *ra, *rc;
@@ -1826,7 +1869,8 @@ static int sink_write(void *arg, const void *b, size_t n)
     s->p = realloc(s->p, s->len + n);
     memcpy(s->p + s->len, b, n);
     s->len += n;
-    if (n > s->max_piece) s->max_piece = n;
+    if (n > s->max_piece)
+        s->max_piece = n;
     s->calls++;
     return 0;
 }
@@ -1841,7 +1885,8 @@ typedef struct { const uint8_t *p; size_t len, pos; } src;
 static int src_read(void *arg, void *b, size_t n)
 {
     src *s = arg;
-    if (n > s->len - s->pos) return -1;
+    if (n > s->len - s->pos)
+        return -1;
     memcpy(b, s->p + s->pos, n);
     s->pos += n;
     return 0;
@@ -1946,8 +1991,12 @@ static void test_malformed_ops_and_commands(void **s)
     uint8_t junk[200];
     for (int i = 0; i < rounds(3000); i++) {
         size_t n = rnd() % sizeof junk;
-        for (size_t j = 0; j < n; j++) junk[j] = (uint8_t)rnd();
-        if (n > 1 && rnd() % 2) { junk[0] = 1; junk[1] = (uint8_t)(rnd() % 27); }
+        for (size_t j = 0; j < n; j++)
+            junk[j] = (uint8_t)rnd();
+        if (n > 1 && rnd() % 2) {
+            junk[0] = 1;
+            junk[1] = (uint8_t)(rnd() % 27);
+        }
         uint8_t *rb;
         size_t rl;
         kv_op d;
@@ -2090,7 +2139,8 @@ static void test_reply_codec(void **s)
     for (size_t i = 0; i < l; i++) {
         for (int bit = 0; bit < 8; bit++) {
             b[i] ^= (uint8_t)(1 << bit);
-            if (kv_reply_decode(b, l, &d) == 0) kv_reply_free(&d);
+            if (kv_reply_decode(b, l, &d) == 0)
+                kv_reply_free(&d);
             b[i] ^= (uint8_t)(1 << bit);
         }
     }
@@ -2174,8 +2224,10 @@ static void test_malformed_snapshots(void **s)
     uint8_t junk[512];
     for (int i = 0; i < rounds(2000); i++) {
         size_t n = rnd() % sizeof junk;
-        for (size_t j = 0; j < n; j++) junk[j] = (uint8_t)rnd();
-        if (n >= 8 && rnd() % 2) memcpy(junk, good, 8 + rnd() % (n - 7 < 60 ? n - 7 : 60));
+        for (size_t j = 0; j < n; j++)
+            junk[j] = (uint8_t)rnd();
+        if (n >= 8 && rnd() % 2)
+            memcpy(junk, good, 8 + rnd() % (n - 7 < 60 ? n - 7 : 60));
         assert_int_equal(kv_snapshot_decode(victim, junk, n), -1);
     }
     assert_int_equal(kv_snapshot_decode(victim, NULL, 0), -1);
@@ -2201,7 +2253,8 @@ static long rss_kb(void)
     FILE *f = fopen("/proc/self/statm", "r");
     long pages = 0, res = 0;
     if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0;
+        if (fscanf(f, "%ld %ld", &pages, &res) != 2)
+            res = 0;
         fclose(f);
     }
     return res * (sysconf(_SC_PAGESIZE) / 1024);
@@ -2229,7 +2282,8 @@ static int commit(tk *t, uint64_t client, uint64_t seq, uint64_t id, const char 
                .mode = 0600, .uid = 5, .gid = 6};
     kv_reply r;
     int st = cmd_c(t, client, seq, &o, &r);
-    if (a) *a = r.attr;
+    if (a)
+        *a = r.attr;
     kv_reply_free(&r);
     return st;
 }
@@ -2263,7 +2317,8 @@ static void test_uploads(void **s)
     tk t = mk(&lim);
     uint64_t total = 3 * KV_PART_SIZE + 100;
     uint8_t *v = malloc(6u << 20);
-    for (size_t i = 0; i < (6u << 20); i++) v[i] = (uint8_t)(i * 7 + i / 4096);
+    for (size_t i = 0; i < (6u << 20); i++)
+        v[i] = (uint8_t)(i * 7 + i / 4096);
     assert_int_equal(put(&t, "big", "old"), 0);
     /* commits need registered sessions; parts use none (any client id) */
     uint64_t s9 = reg(&t), s10 = reg(&t), s11 = reg(&t);
@@ -2563,7 +2618,8 @@ static void test_encoding_pinned(void **s)
 
     const char *names[] = {"a", "bc"};
     kv_dirent ents[] = {{"e", 7, 0100644}};
-    kv_reply r = {.status = 17, .has = KV_R_ATTR | KV_R_DATA | KV_R_NAMES | KV_R_ENTRIES | KV_R_STATFS,
+    kv_reply r = {.status = 17,
+                  .has = KV_R_ATTR | KV_R_DATA | KV_R_NAMES | KV_R_ENTRIES | KV_R_STATFS,
                   .attr = {.ino = 1, .mode = 2, .nlink = 3, .uid = 4, .gid = 5, .rdev = 6,
                            .size = 7, .blocks = 8, .atime_ns = 9, .mtime_ns = 10, .ctime_ns = -1},
                   .data = (uint8_t *)"hi", .data_len = 2, .names = names, .n_names = 2,
