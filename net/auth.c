@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "net/net_util.h"
+#include "raftkv/byte.h"
 #include "raftkv/hex.h"
 
 #define KDF_CONTEXT "hstore-2"   /* crypto_kdf_CONTEXTBYTES = 8 */
@@ -186,19 +187,6 @@ void net_auth_get_default(net_auth *a)
 
 /* ---- trailers ---- */
 
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* Handshake frames: keyed BLAKE2b-128 over ctx || frame || fields. */
 static void mac_hs(const uint8_t key[NET_KEY_LEN], const void *ctx, size_t ctx_len,
                    const uint8_t *frame, size_t frame_len, const uint8_t *fields, uint8_t *tag)
@@ -214,17 +202,17 @@ static void mac_hs(const uint8_t key[NET_KEY_LEN], const void *ctx, size_t ctx_l
 
 static void put_fields(uint8_t *tr, const net_trailer *t)
 {
-    put64(tr, t->sender);
-    put64(tr + 8, t->epoch);
-    put64(tr + 16, t->ctr);
+    byte_put64(tr, t->sender);
+    byte_put64(tr + 8, t->epoch);
+    byte_put64(tr + 16, t->ctr);
 }
 
 static void get_fields(const uint8_t *tr, net_trailer *t)
 {
     if (t) {
-        t->sender = get64(tr);
-        t->epoch = get64(tr + 8);
-        t->ctr = get64(tr + 16);
+        t->sender = byte_get64(tr);
+        t->epoch = byte_get64(tr + 8);
+        t->ctr = byte_get64(tr + 16);
     }
 }
 

@@ -517,7 +517,10 @@ void net_client_status_counters(const net_client *c, uint64_t *auth_rejected, ui
 
 /* ---- accessors ---- */
 
-int net_client_n_nodes(const net_client *c) { return c ? c->n : 0; }
+int net_client_n_nodes(const net_client *c)
+{
+    return c ? c->n : 0;
+}
 
 uint64_t net_client_node_id(const net_client *c, int i)
 {
@@ -529,8 +532,15 @@ const char *net_client_node_addr(const net_client *c, int i)
     return c && i >= 0 && i < c->n ? c->nodes[i].addr : NULL;
 }
 
-uint64_t net_client_id(const net_client *c) { return c ? c->client_id : 0; }
-uint64_t net_client_next_seq(const net_client *c) { return c ? c->next_seq : 0; }
+uint64_t net_client_id(const net_client *c)
+{
+    return c ? c->client_id : 0;
+}
+
+uint64_t net_client_next_seq(const net_client *c)
+{
+    return c ? c->next_seq : 0;
+}
 
 void net_client_set_session(net_client *c, uint64_t client_id, uint64_t next_seq)
 {
@@ -541,4 +551,7 @@ void net_client_set_session(net_client *c, uint64_t client_id, uint64_t next_seq
     c->last_use_ms = net_now_ms();
 }
 
-uint64_t net_client_leader_hint(const net_client *c) { return c ? c->leader_hint : 0; }
+uint64_t net_client_leader_hint(const net_client *c)
+{
+    return c ? c->leader_hint : 0;
+}

@@ -92,7 +92,8 @@ void net_client_set_auth(net_client *c, const net_auth *a);
 /* ---- accessors ---- */
 int net_client_n_nodes(const net_client *c);
 uint64_t net_client_node_id(const net_client *c, int i);        /* 0 if out of range */
-const char *net_client_node_addr(const net_client *c, int i);   /* peer "HOST:PORT"; NULL if out of range */
+/* The node's peer address "HOST:PORT"; NULL if out of range. */
+const char *net_client_node_addr(const net_client *c, int i);
 uint64_t net_client_id(const net_client *c);   /* the session id, 0 before the first command */
 uint64_t net_client_next_seq(const net_client *c);              /* seq the next command will use */
 /* Replaces the client id and next seq (a tool resuming a session). */

@@ -428,4 +428,7 @@ int net_mux_result(const net_mux *m, int si, const uint8_t **reply, size_t *len)
     return m->s[si].rc;
 }
 
-int net_mux_busy(const net_mux *m) { return m ? m->busy : 0; }
+int net_mux_busy(const net_mux *m)
+{
+    return m ? m->busy : 0;
+}

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "net/net_util.h"
+#include "raftkv/byte.h"
 
 /* Read granularity, and the size a buffer shrinks back to once a large frame
  * has gone through. */
@@ -79,13 +80,12 @@ int net_rbuf_fill(net_rbuf *b, int fd, size_t max)
         size_t limit = SIZE_MAX;    /* where the frame being read ends */
         if (b->len - b->off >= NET_HDR_LEN) {
             const uint8_t *h = b->p + b->off;
-            size_t flen = NET_HDR_LEN + NET_TRAILER_LEN +
-                          ((size_t)h[8] | (size_t)h[9] << 8 | (size_t)h[10] << 16 |
-                           (size_t)h[11] << 24);
+            size_t flen = NET_HDR_LEN + NET_TRAILER_LEN + (size_t)byte_get32(h + 8);
             size_t have = b->len - b->off;
             /* A frame whose header says it is large: read it in bigger
              * steps (still never more than arrives per call: max). */
-            if (flen > have && flen - have > want && flen <= NET_HDR_LEN + NET_TRAILER_LEN + NET_MAX_PAYLOAD)
+            if (flen > have && flen - have > want &&
+                flen <= NET_HDR_LEN + NET_TRAILER_LEN + NET_MAX_PAYLOAD)
                 want = flen - have < max - got ? flen - have : max - got;
             if (flen > have)
                 limit = flen - have;
@@ -119,14 +119,11 @@ int net_rbuf_frame(net_rbuf *b, size_t max_len, const uint8_t **frame, size_t *l
         return NET_EAGAIN;
     }
     const uint8_t *h = b->p + b->off;
-    uint32_t magic = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
-                     (uint32_t)h[3] << 24;
-    if (magic != NET_MAGIC)
+    if (byte_get32(h) != NET_MAGIC)
         return NET_EMAGIC;
     if (h[4] != NET_VERSION)
         return NET_EVERSION;
-    uint32_t plen = (uint32_t)h[8] | (uint32_t)h[9] << 8 | (uint32_t)h[10] << 16 |
-                    (uint32_t)h[11] << 24;
+    uint32_t plen = byte_get32(h + 8);
     size_t flen = NET_HDR_LEN + (size_t)plen + NET_TRAILER_LEN;
     if (plen > NET_MAX_PAYLOAD || flen > max_len)
         return NET_ELENGTH;

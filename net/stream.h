@@ -9,7 +9,8 @@
  * matched by req_id), read and written in batches.
  *
  * A frame is self-delimiting: its 16-byte header (wire.h) carries the payload
- * length, and the authentication trailer (auth.h) of fixed size follows.  The reader checks magic, version and length as soon as a header is
+ * length, and the authentication trailer (auth.h) of fixed size follows.
+ * The reader checks magic, version and length as soon as a header is
  * complete, so a peer that is not speaking hstore is cut off after 16 bytes;
  * the checksum and payload are checked later by the decoders, as for peer
  * traffic.
@@ -43,7 +44,10 @@ typedef struct net_wbuf {
 
 void net_rbuf_free(net_rbuf *b);
 void net_wbuf_free(net_wbuf *b);
-static inline size_t net_wbuf_pending(const net_wbuf *b) { return b->len - b->off; }
+static inline size_t net_wbuf_pending(const net_wbuf *b)
+{
+    return b->len - b->off;
+}
 
 /* Reads from the non-blocking socket fd into b, at most max bytes.
  * Returns NET_OK when bytes arrived, NET_EAGAIN when none were waiting,
@@ -58,7 +62,10 @@ int net_rbuf_fill(net_rbuf *b, int fd, size_t max);
  * (close the connection). */
 int net_rbuf_frame(net_rbuf *b, size_t max_len, const uint8_t **frame, size_t *len);
 /* Bytes received and not yet taken as frames. */
-static inline size_t net_rbuf_buffered(const net_rbuf *b) { return b->len - b->off; }
+static inline size_t net_rbuf_buffered(const net_rbuf *b)
+{
+    return b->len - b->off;
+}
 
 /* Appends bytes to b; NET_OK or NET_ENOMEM. */
 int net_wbuf_put(net_wbuf *b, const void *p, size_t n);

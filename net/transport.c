@@ -63,7 +63,11 @@ static uint64_t rng_next(uint64_t *s)
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
-static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; }
+
+static double rng_unit(uint64_t *s)
+{
+    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
+}
 
 int net_faults_parse(const char *spec, net_faults *f, char *err, size_t errlen)
 {
@@ -260,7 +264,8 @@ net_transport *net_transport_new(const net_transport_config *cfg, char *err, siz
     if (t->faults.on) {
         t->rng = t->faults.seed;
         fprintf(stderr,
-                "net: node %llu: fault injection ON: drop=%.3f dup=%.3f delay=%.3f:%d-%d seed=%llu\n",
+                "net: node %llu: fault injection ON: drop=%.3f dup=%.3f delay=%.3f:%d-%d "
+                "seed=%llu\n",
                 (unsigned long long)t->self_id, t->faults.drop, t->faults.dup, t->faults.delay,
                 t->faults.delay_min_ms, t->faults.delay_max_ms,
                 (unsigned long long)t->faults.seed);
@@ -383,8 +388,15 @@ int net_transport_pollfds(net_transport *t, struct pollfd *fds, int max)
     return n;
 }
 
-bool net_transport_is_peer_fd(const net_transport *t, int fd) { return fd >= 0 && fd == t->pull_fd; }
-bool net_transport_is_client_fd(const net_transport *t, int fd) { return fd >= 0 && fd == t->epfd; }
+bool net_transport_is_peer_fd(const net_transport *t, int fd)
+{
+    return fd >= 0 && fd == t->pull_fd;
+}
+
+bool net_transport_is_client_fd(const net_transport *t, int fd)
+{
+    return fd >= 0 && fd == t->epfd;
+}
 
 /* ---- peer traffic ---- */
 
@@ -420,6 +432,7 @@ static void heap_swap(held *a, held *b)
     *a = *b;
     *b = x;
 }
+
 static bool heap_less(const held *a, const held *b)
 {
     return a->due < b->due || (a->due == b->due && a->order < b->order);

@@ -16,8 +16,8 @@
  * until it completes only a HELLO-sized frame is read, and a client whose
  * HELLO does not verify gets an ERROR frame (NET_REFUSE_AUTH) and is closed.
  * Every peer and client frame is verified before it is decoded, and every
- * frame sent is sealed (auth.h).  The transport accepts and reads every client connection
- * itself, behind one epoll descriptor that the loop polls; a connection may
+ * frame sent is sealed (auth.h).  The transport accepts and reads every
+ * client connection itself, behind one epoll descriptor that the loop polls; a connection may
  * carry many requests at once, and the node answers each later, in any order
  * (replies carry the request's req_id).  Replies are queued per connection
  * and written together once per loop turn (net_transport_flush, which

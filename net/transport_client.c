@@ -23,10 +23,14 @@
 #include <sodium.h>
 
 #include "net/transport_internal.h"
+#include "raftkv/byte.h"
 
 /* ---- client traffic ---- */
 
-static uint64_t conn_id(const cconn *c) { return (uint64_t)c->gen << 32 | c->slot; }
+static uint64_t conn_id(const cconn *c)
+{
+    return (uint64_t)c->gen << 32 | c->slot;
+}
 
 static cconn *conn_get(const net_transport *t, uint64_t id)
 {
@@ -91,7 +95,8 @@ static bool conn_account(net_transport *t, cconn *c)
         if (!hog || hog->mem == 0)
             break;
         t->st.client_mem_closed++;
-        net_tp_refusal_log(t, "a client connection over the client memory cap", t->st.client_mem_closed);
+        net_tp_refusal_log(t, "a client connection over the client memory cap",
+                           t->st.client_mem_closed);
         conn_refuse(t, hog, NET_REFUSE_MEMORY);
     }
     return conn_get(t, id) != NULL;
@@ -146,7 +151,8 @@ static void fit_fd_limit(net_transport *t)
             rl.rlim_cur = cur;
     }
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
-        int fit = rl.rlim_cur > 2 * FD_RESERVE ? (int)(rl.rlim_cur - FD_RESERVE) : (int)rl.rlim_cur / 2;
+        int fit = rl.rlim_cur > 2 * FD_RESERVE ? (int)(rl.rlim_cur - FD_RESERVE)
+                                               : (int)rl.rlim_cur / 2;
         fprintf(stderr, "net: node %llu: descriptor limit %llu: at most %d client connections\n",
                 (unsigned long long)t->self_id, (unsigned long long)rl.rlim_cur, fit);
         t->lim.max_conns = fit > 1 ? fit : 1;
@@ -223,7 +229,8 @@ static void client_accept(net_transport *t)
             return;     /* EAGAIN, or an aborted connection: nothing to do */
         if (t->n_conns >= (uint32_t)t->lim.max_conns && !make_room(t, now)) {
             t->st.client_refused++;
-            net_tp_refusal_log(t, "a client connection: too many connections", t->st.client_refused);
+            net_tp_refusal_log(t, "a client connection: too many connections",
+                               t->st.client_refused);
             send_refusal(t, fd, NET_REFUSE_BUSY);
             close(fd);
             continue;
@@ -340,9 +347,7 @@ static void client_read(net_transport *t, cconn *c)
         /* Anything but a HELLO first (a request from a client that skips
          * the handshake): not authenticated, refused at once. */
         const uint8_t *h = c->rb.p + c->rb.off;
-        uint32_t magic = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
-                         (uint32_t)h[3] << 24;
-        if (magic == NET_MAGIC && h[4] == NET_VERSION && h[5] != NET_MSG_HELLO) {
+        if (byte_get32(h) == NET_MAGIC && h[4] == NET_VERSION && h[5] != NET_MSG_HELLO) {
             t->st.client_auth_failed++;
             net_tp_refusal_log(t, "a client that sent a request before authenticating",
                         t->st.client_auth_failed);
@@ -523,7 +528,10 @@ int net_recv_client(net_transport *t, net_client_msg *out)
     return NET_OK;
 }
 
-bool net_transport_client_pending(const net_transport *t) { return t && t->q_len > 0; }
+bool net_transport_client_pending(const net_transport *t)
+{
+    return t && t->q_len > 0;
+}
 
 int net_reply_client(net_transport *t, net_client_msg *req, const void *buf, size_t len)
 {

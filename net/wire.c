@@ -101,9 +101,22 @@ static void w_fail(wr *w, int code)
     if (!w->err)
         w->err = code;
 }
-static void w8(wr *w, uint8_t v) { bw_u8(&w->b, v); }
-static void w32(wr *w, uint32_t v) { bw_u32(&w->b, v); }
-static void w64(wr *w, uint64_t v) { bw_u64(&w->b, v); }
+
+static void w8(wr *w, uint8_t v)
+{
+    bw_u8(&w->b, v);
+}
+
+static void w32(wr *w, uint32_t v)
+{
+    bw_u32(&w->b, v);
+}
+
+static void w64(wr *w, uint64_t v)
+{
+    bw_u64(&w->b, v);
+}
+
 static void wbytes(wr *w, const void *src, size_t n)
 {
     if (n == 0)
@@ -114,6 +127,7 @@ static void wbytes(wr *w, const void *src, size_t n)
     }
     bw_put(&w->b, src, n);
 }
+
 /* A short string from a fixed char[NET_ADDR_MAX] array: u8 length + bytes.
  * The array must hold a NUL terminator within its size. */
 static void wstr(wr *w, const char *s, size_t max)
@@ -176,6 +190,7 @@ static int rd_err(const rd *r)
         return r->err;
     return r->b.bad ? NET_ETRUNC : NET_OK;
 }
+
 /* A field out of range; the first failure (a short read included) wins. */
 static void rd_fail(rd *r, int code)
 {
@@ -183,10 +198,27 @@ static void rd_fail(rd *r, int code)
         r->err = code;
     r->b.bad = true;
 }
-static const uint8_t *rd_take(rd *r, size_t n) { return br_take(&r->b, n); }
-static uint8_t r8(rd *r) { return br_u8(&r->b); }
-static uint32_t r32(rd *r) { return br_u32(&r->b); }
-static uint64_t r64(rd *r) { return br_u64(&r->b); }
+
+static const uint8_t *rd_take(rd *r, size_t n)
+{
+    return br_take(&r->b, n);
+}
+
+static uint8_t r8(rd *r)
+{
+    return br_u8(&r->b);
+}
+
+static uint32_t r32(rd *r)
+{
+    return br_u32(&r->b);
+}
+
+static uint64_t r64(rd *r)
+{
+    return br_u64(&r->b);
+}
+
 static bool rbool(rd *r)
 {
     uint8_t v = r8(r);
@@ -194,6 +226,7 @@ static bool rbool(rd *r)
         rd_fail(r, NET_EMALFORMED);
     return v == 1;
 }
+
 /* Reads a u8-length string into dst[max] (NUL-terminated).  Embedded NULs and
  * strings that would not fit with their terminator are malformed. */
 static void rstr(rd *r, char *dst, size_t max)
@@ -216,6 +249,7 @@ static void rstr(rd *r, char *dst, size_t max)
     memcpy(dst, p, n);
     dst[n] = '\0';
 }
+
 /* u32 length + bytes, returned as a pointer into the input. */
 static const uint8_t *rblob(rd *r, uint32_t *len)
 {
