@@ -152,7 +152,7 @@ enum {
  *             EEXIST, ENOENT.  nlink + 1; reply attr.
  *  STATFS   R.  KV_R_STATFS.
  *  OPEN_REF       W path, holder [ino].  Adds one reference by holder (see
- *                   "Open files").  Reply attr (carries ino).
+ *                   kv.h "Open files").  Reply attr (carries ino).
  *  CLOSE_REF      W ino, holder.  Drops one reference; frees an unlinked inode
  *                   with no references left.  ENOENT if holder had none.
  *  RELEASE_HOLDER W holder.  Drops every reference holder has.  No attr.
@@ -161,21 +161,21 @@ enum {
  *                   (u64 little-endian each, at most KV_HOLD_MAX), flags
  *                   KV_HOLD_GONE (the holder leaves: data must be empty).
  *                   Replaces the holder's report, then sweeps orphans (see
- *                   "Open files").  No attr.  EINVAL for a bad list.
- *  REGISTER       W.  Opens a session (see Sessions).  The envelope's client
+ *                   kv.h "Open files").  No attr.  EINVAL for a bad list.
+ *  REGISTER       W.  Opens a session (see kv.h, Sessions).  The envelope's client
  *                   id is only a nonce that lets the proposer find the reply;
  *                   its seq is 0.  Reply: KV_R_DATA holding the new session
  *                   id (8 bytes, little-endian; kv_reply_session_id()).
  *  SET_LIMITS     W flags (KV_LIMITS_IF_UNSET), len = max_file_size (0: the
  *                   default), off = max_total_bytes (0: none), rdev =
  *                   max_inodes (0: none).  Replaces the replicated limits
- *                   (see kv_limits); with KV_LIMITS_IF_UNSET only if no
+ *                   (see kv_limits in kv.h); with KV_LIMITS_IF_UNSET only if no
  *                   SET_LIMITS was applied before.  EINVAL for a max_file_size
  *                   above KV_MAX_FILE_SIZE_LIMIT.  Reply: KV_R_STATFS.
  *  PUT_IF   W ino, data, off = the version the caller expects, cuid, cgid.  Replaces the
  *             content of regular file ino, like PUT, only if the inode is
  *             unchanged since the caller saw it: its version (attr.ctime_ns,
- *             which every change of the inode moves forward, see Timestamps)
+ *             which every change of the inode moves forward, kv.h Timestamps)
  *             still equals off.  Otherwise ECANCELED and nothing changes, on
  *             every replica alike.  ENOENT, EISDIR/EINVAL, EFBIG, ENOSPC.
  * chunked uploads (a value larger than KV_PART_SIZE, visible at once)
