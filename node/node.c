@@ -110,6 +110,17 @@ void node_fail(node *n, const char *what)
     kill(getpid(), SIGTERM);
 }
 
+/* Wakes the loop from another thread (its eventfd).  A failed write needs
+ * nothing: the counter is saturated, so the loop is awake anyway, and it
+ * also wakes on its tick. */
+void node_wake(node *n)
+{
+    uint64_t one = 1;
+    if (write(n->efd, &one, sizeof one) < 0) {
+        /* awake anyway */
+    }
+}
+
 /* ---- configuration and status -------------------------------------------- */
 
 void node_config_init(node_config *c)
@@ -381,8 +392,7 @@ void node_stop(node *n)
     pthread_mutex_lock(&n->mu);
     n->stop = true;
     pthread_mutex_unlock(&n->mu);
-    uint64_t one = 1;
-    if (write(n->efd, &one, sizeof one) < 0) { /* the loop also wakes on its tick */ }
+    node_wake(n);
     if (n->thread_started)
         pthread_join(n->thread, NULL);
     nlog(n, 2, "stopped");

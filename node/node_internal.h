@@ -173,6 +173,7 @@ int64_t node_realtime_ns(void);
 void nlog(node *n, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void ntrace(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void node_fail(node *n, const char *what);
+void node_wake(node *n);
 
 /* ---- request.c ---- */
 

@@ -161,8 +161,7 @@ static void snap_worker_done(node *n, int rc)
     n->snap.rc = rc;
     n->snap.done = true;
     pthread_mutex_unlock(&n->mu);
-    uint64_t one = 1;
-    if (write(n->efd, &one, sizeof one) < 0) { /* the loop also wakes on its tick */ }
+    node_wake(n);
 }
 
 /* The worker thread: the child's bytes into the store's background writer. */

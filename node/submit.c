@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 /* On the loop: hands the answer to the waiting thread, or frees the request
  * when that thread gave up on it. */
@@ -116,8 +115,7 @@ int node_submit_many(node *n, node_cmd *cmds, size_t cnt, int timeout_ms)
         n->queue_tail = qs[i];
     }
     pthread_mutex_unlock(&n->mu);
-    uint64_t one = 1;
-    if (write(n->efd, &one, sizeof one) < 0) { /* counter saturated: loop is awake anyway */ }
+    node_wake(n);
 
     /* The loop enforces the deadline; this wait has its own, a little later,
      * in case the loop is stuck (e.g. in a slow fsync). */
