@@ -33,7 +33,7 @@ ASAN_LIB_OBJ  := $(LIB_SRC:%.c=build/asan/obj/%.o)
 ASAN_TLIB_OBJ := $(TLIB_SRC:%.c=build/asan/obj/%.o)
 ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: all deps test test-unit test-asan test-cluster test-long test-stress coverage clean run bench fuzz help FORCE
+.PHONY: all deps format format-check test test-unit test-asan test-cluster test-long test-stress coverage clean run bench fuzz help FORCE
 .DEFAULT_GOAL := all
 
 all: bin/hstore $(UNIT_BIN)
@@ -65,7 +65,7 @@ help:
 DEB_PKGS := gcc make libfuse3-dev fuse3 libnanomsg-dev libzstd-dev libsqlite3-dev \
             libcmocka-dev pkg-config iptables iproute2 libedit-dev libncurses-dev \
             clang libclang-rt-14-dev tmux psmisc util-linux procps coreutils sqlite3 \
-            python3 libsodium-dev
+            python3 libsodium-dev clang-format
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
@@ -126,10 +126,23 @@ build/asan/tests/%: tests/unit/%.c $(ASAN_TLIB_OBJ) build/asan/libhstore.a $(HDR
 # ---- tests --------------------------------------------------------------------
 # HSTORE_TEST_MODE tells a test binary how much to do: normal | asan | long.
 test: deps
+	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory test-unit
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory test-cluster
+
+# Every C source and header kept to .clang-format (clang-format from Debian).
+# `make format` rewrites the files in place.
+FMT_SRC = $(sort $(wildcard raftkv/*.[ch] net/*.[ch] node/*.[ch] fs/*.[ch] tools/*.[ch] \
+            tests/unit/*.[ch] tests/lib/*.[ch] tests/cluster/*.[ch]))
+format-check:
+	@bad=$$(for f in $(FMT_SRC); do clang-format --dry-run -Werror "$$f" >/dev/null 2>&1 || echo "$$f"; done); \
+	if [ -n "$$bad" ]; then echo "format-check: not formatted (run make format):" $$bad >&2; exit 1; fi; \
+	echo "format-check: $(words $(FMT_SRC)) files formatted"
+
+format:
+	@clang-format -i $(FMT_SRC)
 
 test-unit: $(UNIT_BIN)
 	@HSTORE_TEST_MODE=normal tests/run-unit.sh "unit" $(UNIT_BIN)
