@@ -1,6 +1,6 @@
 # hstore — one entry point: make, make test, make run, make bench, make deps.
 #
-# Layout: raftkv/ and net/ build into build/libhstore.a; fs/ into build/libhstorefs.a;
+# Layout: raftkv/, net/ and node/ build into build/libhstore.a; fs/ into build/libhstorefs.a;
 # tools/*.c into bin/hstore.  Every tests/unit/test_*.c becomes one cmocka binary
 # (plain build in build/tests/, sanitizer build in build/asan/tests/).
 # Module-specific targets live in *.mk fragments beside their code, included at the end.
@@ -42,7 +42,7 @@ all: bin/hstore $(UNIT_BIN)
 help:
 	@echo "make                build bin/hstore and the unit tests (same as make all)"
 	@echo "make deps           install the Debian packages hstore needs (as root)"
-	@echo "make test           deps, build, unit tests (plain and ASan/UBSan), cluster tests"
+	@echo "make test           deps, format check, build, unit tests (plain and ASan/UBSan), cluster tests"
 	@echo "make test-unit      unit tests only (plain build)"
 	@echo "make test-asan      unit tests under ASan/UBSan"
 	@echo "make test-cluster   the multi-process cluster tests (tests/cluster/run-all.sh; CL_ONLY=NAME runs one)"
