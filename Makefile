@@ -49,6 +49,7 @@ help:
 	@echo "make test-long      long randomized runs of the unit and cluster tests"
 	@echo "make test-stress    make test STRESS_RUNS times (default 3) with both cores kept busy"
 	@echo "make format-check   check that the sources match .clang-format"
+	@echo "make format         rewrite the sources to .clang-format (clang-format -i)"
 	@echo "make coverage       line coverage of the Raft core (raftkv/raft*.c) under its tests"
 	@echo "make run            start a local 3-node cluster with its mounts (MOUNT_ROOT, default /mnt/hstore)"
 	@echo "make bench          a fresh 3-node cluster: put/get and filesystem workloads, fsync latency (BENCH_SCALE=N)"
