@@ -118,7 +118,7 @@ static int detach_mount(const char *path)
     if (umount2(path, MNT_DETACH) == 0)
         return 0;
     if (errno == EINVAL || errno == ENOENT)
-        return -1;   /* not a mount point */
+        return -1; /* not a mount point */
     pid_t pid = fork();
     if (pid < 0)
         return -1;
@@ -153,7 +153,7 @@ static void find_mount_dev(fs_mount *m)
             continue;
         if (strcmp(mp, m->mountpoint) != 0 || strstr(line, " - fuse") == NULL)
             continue;
-        m->dev_major = maj;   /* the last match is the newest mount */
+        m->dev_major = maj; /* the last match is the newest mount */
         m->dev_minor = min;
         m->have_dev = true;
     }
@@ -191,7 +191,8 @@ static void *loop_main(void *arg)
     fs_mount *m = arg;
     struct fuse_loop_config *cfg = fuse_loop_cfg_create();
     if (cfg != NULL) {
-        fuse_loop_cfg_set_max_threads(cfg, (unsigned)(m->opt.max_threads > 0 ? m->opt.max_threads : 16));
+        fuse_loop_cfg_set_max_threads(cfg,
+                                      (unsigned)(m->opt.max_threads > 0 ? m->opt.max_threads : 16));
         fuse_loop_cfg_set_clone_fd(cfg, 0);
         fuse_session_loop_mt(m->se, cfg);
         fuse_loop_cfg_destroy(cfg);
@@ -226,8 +227,8 @@ static void mount_free(fs_mount *m)
     free(m);
 }
 
-fs_mount *fs_start(const fs_backend *b, const char *mountpoint, const fs_options *opt,
-                   char *err, size_t errlen)
+fs_mount *fs_start(const fs_backend *b, const char *mountpoint, const fs_options *opt, char *err,
+                   size_t errlen)
 {
     if (err && errlen)
         err[0] = '\0';
@@ -293,7 +294,7 @@ fs_mount *fs_start(const fs_backend *b, const char *mountpoint, const fs_options
     char o[256];
     snprintf(o, sizeof o, "fsname=hstore,subtype=hstore,default_permissions%s",
              m->opt.allow_other ? ",allow_other" : "");
-    char *argv[] = { "hstore", "-o", o, m->opt.debug ? "-d" : NULL, NULL };
+    char *argv[] = {"hstore", "-o", o, m->opt.debug ? "-d" : NULL, NULL};
     struct fuse_args args = FUSE_ARGS_INIT(m->opt.debug ? 4 : 3, argv);
     m->se = fuse_session_new(&args, &ll_ops, sizeof ll_ops, m);
     fuse_opt_free_args(&args);
@@ -303,8 +304,10 @@ fs_mount *fs_start(const fs_backend *b, const char *mountpoint, const fs_options
         return NULL;
     }
     if (fuse_session_mount(m->se, m->mountpoint) != 0) {
-        snprintf(err, errlen, "cannot mount at %s (is /dev/fuse usable, the directory "
-                 "empty and not already mounted?)", m->mountpoint);
+        snprintf(err, errlen,
+                 "cannot mount at %s (is /dev/fuse usable, the directory "
+                 "empty and not already mounted?)",
+                 m->mountpoint);
         mount_free(m);
         return NULL;
     }

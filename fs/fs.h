@@ -28,17 +28,17 @@
 #include "fs/fs_backend.h"
 
 typedef struct fs_options {
-    int op_timeout_ms;          /* deadline of one operation; <= 0: the backend's default */
-    uint64_t max_file_size;     /* EFBIG past this many bytes; 0: the backend's max_file_size */
-    uint64_t whole_file_max;    /* bytes of a whole-file write buffered in the handle: one
+    int op_timeout_ms;       /* deadline of one operation; <= 0: the backend's default */
+    uint64_t max_file_size;  /* EFBIG past this many bytes; 0: the backend's max_file_size */
+    uint64_t whole_file_max; /* bytes of a whole-file write buffered in the handle: one
                                    PUT up to it, an upload in parts past it (fs_file.c);
                                    0: FS_WHOLE_FILE_MAX_DEFAULT (capped at max_file_size) */
-    bool allow_other;           /* -o allow_other (root, or user_allow_other in fuse.conf) */
-    uint64_t client_id;         /* exactly-once id of this mount; 0: a random 64-bit value */
-    uid_t uid;                  /* owner reported for the control view (.hstore) */
+    bool allow_other;        /* -o allow_other (root, or user_allow_other in fuse.conf) */
+    uint64_t client_id;      /* exactly-once id of this mount; 0: a random 64-bit value */
+    uid_t uid;               /* owner reported for the control view (.hstore) */
     gid_t gid;
-    int max_threads;            /* FUSE worker threads; <= 0: 16 */
-    bool debug;                 /* libfuse debug output (-d) on stderr */
+    int max_threads; /* FUSE worker threads; <= 0: 16 */
+    bool debug;      /* libfuse debug output (-d) on stderr */
 } fs_options;
 
 #define FS_WHOLE_FILE_MAX_DEFAULT (32u * 1024 * 1024)
@@ -53,8 +53,8 @@ typedef struct fs_mount fs_mount;
  * left by a killed node there is detached first).  Returns once the kernel has
  * the mount, with the request loop running.  NULL with a message in err on
  * failure. */
-fs_mount *fs_start(const fs_backend *b, const char *mountpoint, const fs_options *opt,
-                   char *err, size_t errlen);
+fs_mount *fs_start(const fs_backend *b, const char *mountpoint, const fs_options *opt, char *err,
+                   size_t errlen);
 
 /* Unmounts (lazily, so a busy mount never blocks it), waits for the request
  * loop to end (at most about one op timeout, after which the FUSE connection

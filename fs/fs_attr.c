@@ -28,7 +28,7 @@ void fs_reply_entry(fuse_req_t req, const fs_attr *a)
     struct fuse_entry_param e;
     memset(&e, 0, sizeof e);
     e.ino = (fuse_ino_t)a->ino;
-    e.generation = 1;       /* inode numbers are never reused */
+    e.generation = 1; /* inode numbers are never reused */
     fs_attr_to_stat(a, &e.attr);
     e.attr_timeout = 0;
     e.entry_timeout = 0;
@@ -152,7 +152,7 @@ void fs_ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
                            (uint32_t)attr->st_uid, (uint32_t)attr->st_gid, &attr->st_atim,
                            &attr->st_mtim);
     if (rc == -ENOENT && h == NULL)
-        rc = -ESTALE;   /* gone since the lookup: look again (getattr_ino) */
+        rc = -ESTALE; /* gone since the lookup: look again (getattr_ino) */
     fs_attr a;
     if (rc == 0)
         rc = getattr_ino(m, ino, h, &a);

@@ -30,9 +30,9 @@ typedef struct fs_backend_cmd {
     const uint8_t *op;
     size_t len;
     uint64_t client_id, seq;
-    int rc;                 /* out: 0 or a negative errno, as above */
-    uint8_t *reply;         /* out: malloc'ed on rc 0, the caller frees */
-    size_t reply_len;       /* out */
+    int rc;           /* out: 0 or a negative errno, as above */
+    uint8_t *reply;   /* out: malloc'ed on rc 0, the caller frees */
+    size_t reply_len; /* out */
 } fs_backend_cmd;
 
 /* The mount's open inodes, called by the backend when it reports them: fills
@@ -74,10 +74,10 @@ typedef struct fs_backend_ops {
 
 typedef struct fs_backend {
     const fs_backend_ops *ops;
-    void *ctx;                  /* passed to every op */
-    uint64_t id;                /* this node's id: the holder of the mount's open files */
-    int op_timeout_ms;          /* default deadline of an operation */
-    uint64_t max_file_size;     /* the store's bound on one file (bytes) */
+    void *ctx;              /* passed to every op */
+    uint64_t id;            /* this node's id: the holder of the mount's open files */
+    int op_timeout_ms;      /* default deadline of an operation */
+    uint64_t max_file_size; /* the store's bound on one file (bytes) */
 } fs_backend;
 
 #endif

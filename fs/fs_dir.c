@@ -8,10 +8,10 @@
  */
 #include "fs/fs_internal.h"
 
-#include <stdio.h>   /* RENAME_NOREPLACE, RENAME_EXCHANGE */
+#include <stdio.h> /* RENAME_NOREPLACE, RENAME_EXCHANGE */
 #include <stdlib.h>
 
-#define FS_DIR_MAGIC 0x68736664u               /* "hsfd" */
+#define FS_DIR_MAGIC 0x68736664u /* "hsfd" */
 
 void fs_ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
@@ -69,7 +69,7 @@ void fs_ll_readlink(fuse_req_t req, fuse_ino_t ino)
     }
     int rc = fs_kv_readlink(&m->kv, ino, buf, PATH_MAX + 1);
     if (rc == -ENOENT)
-        rc = -ESTALE;   /* gone since the lookup: look again (fs_attr.c getattr_ino) */
+        rc = -ESTALE; /* gone since the lookup: look again (fs_attr.c getattr_ino) */
     if (rc < 0)
         reply_err(req, rc);
     else
@@ -77,16 +77,15 @@ void fs_ll_readlink(fuse_req_t req, fuse_ino_t ino)
     free(buf);
 }
 
-void fs_ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-                 dev_t rdev)
+void fs_ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
     fs_mount *m = req_mount(req);
     int rc = check_mutable(parent, name, -EEXIST);
     fs_attr a;
     if (rc == 0) {
         const struct fuse_ctx *ctx = fuse_req_ctx(req);
-        rc = fs_kv_mknod(&m->kv, parent, name, (uint32_t)mode, (uint64_t)rdev, ctx->uid,
-                         ctx->gid, &a);
+        rc = fs_kv_mknod(&m->kv, parent, name, (uint32_t)mode, (uint64_t)rdev, ctx->uid, ctx->gid,
+                         &a);
     }
     if (rc < 0)
         reply_err(req, rc);
@@ -101,8 +100,7 @@ void fs_ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
     fs_attr a;
     if (rc == 0) {
         const struct fuse_ctx *ctx = fuse_req_ctx(req);
-        rc = fs_kv_mkdir(&m->kv, parent, name, (uint32_t)(mode & 07777), ctx->uid, ctx->gid,
-                         &a);
+        rc = fs_kv_mkdir(&m->kv, parent, name, (uint32_t)(mode & 07777), ctx->uid, ctx->gid, &a);
     }
     if (rc < 0)
         reply_err(req, rc);
@@ -145,13 +143,13 @@ void fs_ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const ch
         fs_reply_entry(req, &a);
 }
 
-void fs_ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-                  fuse_ino_t newparent, const char *newname, unsigned int flags)
+void fs_ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                  const char *newname, unsigned int flags)
 {
     fs_mount *m = req_mount(req);
     int rc = 0;
     if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
-        rc = -EINVAL;   /* RENAME_WHITEOUT: not for a replicated namespace */
+        rc = -EINVAL; /* RENAME_WHITEOUT: not for a replicated namespace */
     else if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
         rc = -EINVAL;
     else if (is_ctl_ino(parent) || is_ctl_ino(newparent) || is_ctl_name(parent, name) ||
@@ -243,8 +241,7 @@ static int dir_add(dir_fill *f, const char *name, uint64_t ino, uint32_t mode)
         f->d->buf = b;
         f->cap = cap;
     }
-    fuse_add_direntry(f->req, f->d->buf + f->d->len, need, name, &st,
-                      (off_t)(f->d->len + need));
+    fuse_add_direntry(f->req, f->d->buf + f->d->len, need, name, &st, (off_t)(f->d->len + need));
     f->d->len += need;
     return 0;
 }
@@ -253,7 +250,7 @@ static int readdir_cb(void *arg, const char *name, const fs_attr *a)
 {
     dir_fill *f = arg;
     if (f->root && strcmp(name, FS_CTL_NAME) == 0)
-        return 0;   /* shadowed by the control view, never listed */
+        return 0; /* shadowed by the control view, never listed */
     return dir_add(f, name, a->ino, a->mode);
 }
 
@@ -273,7 +270,7 @@ void fs_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         d->buf = NULL;
         d->len = 0;
         d->filled = false;
-        dir_fill f = { .req = req, .d = d, .root = ino == FS_ROOT_INO };
+        dir_fill f = {.req = req, .d = d, .root = ino == FS_ROOT_INO};
         dir_add(&f, ".", ino, S_IFDIR);
         dir_add(&f, "..", ino == FS_CTL_INO_DIR ? FS_ROOT_INO : ino, S_IFDIR);
         int rc = 0;

@@ -98,7 +98,7 @@ static int handle_commit(fs_mount *m, fs_handle *h)
 {
     if (h->err)
         return h->err;
-    fs_kv_set_writer(h->cuid, h->cgid);   /* whoever's request runs the commit */
+    fs_kv_set_writer(h->cuid, h->cgid); /* whoever's request runs the commit */
     while (h->whole && h->dirty) {
         /* While in doubt, only the bytes sent then may be sent again. */
         size_t n = h->doubt ? h->doubt_len : h->len;
@@ -135,7 +135,7 @@ static int handle_commit(fs_mount *m, fs_handle *h)
         }
         h->done = n;
         if (!h->fallback)
-            h->ver = a.version;   /* a next PUT_IF starts from our own */
+            h->ver = a.version; /* a next PUT_IF starts from our own */
         if (n == h->len)
             break;
     }
@@ -341,7 +341,7 @@ void fs_ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (rc < 0)
         reply_err(req, rc);
     else if (fuse_reply_open(req, fi) == -ENOENT)
-        fs_handle_free(m, fh_of(fi));   /* the caller was interrupted */
+        fs_handle_free(m, fh_of(fi)); /* the caller was interrupted */
 }
 
 void fs_ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -382,8 +382,7 @@ void fs_ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
         fs_handle_free(m, fh_of(fi));
 }
 
-void fs_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                struct fuse_file_info *fi)
+void fs_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
     fs_mount *m = req_mount(req);
     fs_handle *h = fh_of(fi);
@@ -443,7 +442,7 @@ static int do_write(fs_mount *m, fs_handle *h, const char *data, size_t size, of
         ssize_t n = fs_kv_append(&m->kv, NULL, h->ino, data, size);
         if (n == -EIO) {
             pthread_mutex_lock(&h->mu);
-            h->err = -EIO;   /* outcome unknown: close must not say 0 */
+            h->err = -EIO; /* outcome unknown: close must not say 0 */
             pthread_mutex_unlock(&h->mu);
         }
         return (int)n;
@@ -476,7 +475,7 @@ static int do_write(fs_mount *m, fs_handle *h, const char *data, size_t size, of
      * the order they came. */
     ssize_t n = fs_kv_write_at(&m->kv, NULL, h->ino, (uint64_t)off, data, size);
     if (n == -EIO)
-        h->err = -EIO;   /* outcome unknown: close must not say 0 */
+        h->err = -EIO; /* outcome unknown: close must not say 0 */
     pthread_mutex_unlock(&h->mu);
     return (int)n;
 }

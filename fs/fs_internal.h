@@ -25,12 +25,12 @@
 #include "fs/fs_kv.h"
 
 #define FS_NAME_MAX 255
-#define FS_ROOT_INO 1                          /* FUSE_ROOT_ID and KV_ROOT_INO */
+#define FS_ROOT_INO 1 /* FUSE_ROOT_ID and KV_ROOT_INO */
 #define FS_CTL_NAME ".hstore"
 #define FS_CTL_STATUS_NAME "status"
-#define FS_CTL_INO_DIR 0xFFFFFFFFFFFFFF01ull   /* outside the state machine's range */
+#define FS_CTL_INO_DIR 0xFFFFFFFFFFFFFF01ull /* outside the state machine's range */
 #define FS_CTL_INO_STATUS 0xFFFFFFFFFFFFFF02ull
-#define FS_HANDLE_MAGIC 0x68736668u            /* "hsfh" */
+#define FS_HANDLE_MAGIC 0x68736668u /* "hsfh" */
 /* Preferred I/O size reported in st_blksize: cat, cp and friends size their
  * buffers by it, and every read or write is one linearizable read or one
  * replicated command, so 1 MiB requests (the most libfuse 3.14 negotiates,
@@ -43,27 +43,27 @@ typedef enum { FS_H_FILE = 0, FS_H_STATUS = 1 } fs_handle_kind;
 typedef struct fs_handle {
     uint32_t magic;
     fs_handle_kind kind;
-    struct fs_handle *prev, *next;   /* the mount's list, to free leftovers at stop */
-    pthread_mutex_t mu;              /* serializes the handle's own requests */
-    bool append;                     /* O_APPEND: every write is an APPEND */
-    bool whole;                      /* whole-file mode (see fs_file.c) */
-    bool dirty;                      /* buf holds content not yet committed */
-    bool fallback;                   /* PUT_IF refused: commit by WRITE_AT instead */
-    bool doubt;                      /* the commit of buf[0, doubt_len) is in doubt */
-    char *buf;                       /* whole-file content so far */
+    struct fs_handle *prev, *next; /* the mount's list, to free leftovers at stop */
+    pthread_mutex_t mu;            /* serializes the handle's own requests */
+    bool append;                   /* O_APPEND: every write is an APPEND */
+    bool whole;                    /* whole-file mode (see fs_file.c) */
+    bool dirty;                    /* buf holds content not yet committed */
+    bool fallback;                 /* PUT_IF refused: commit by WRITE_AT instead */
+    bool doubt;                    /* the commit of buf[0, doubt_len) is in doubt */
+    char *buf;                     /* whole-file content so far */
     size_t len, cap;
-    size_t done;                     /* buf[0, done) is committed at its offsets */
+    size_t done; /* buf[0, done) is committed at its offsets */
     size_t doubt_len;
-    uint64_t ver;                    /* the inode version the content starts from */
-    int err;                         /* sticky: reported by every later fsync/flush */
-    fs_kv_held held;                 /* session of a commit in doubt */
-    atomic_bool pending;             /* whole && dirty, readable without mu */
-    atomic_uint_least64_t pend_len;  /* len while pending */
-    unsigned pins;                   /* under the mount's hmu: users from other threads */
-    uint64_t ino;                    /* the open inode (0: unknown) */
-    fs_attr attr;                    /* attributes seen at open */
-    uint32_t cuid, cgid;             /* who opened it: the writer of the PUT at close */
-    char *text;                      /* FS_H_STATUS: the generated text */
+    uint64_t ver;                   /* the inode version the content starts from */
+    int err;                        /* sticky: reported by every later fsync/flush */
+    fs_kv_held held;                /* session of a commit in doubt */
+    atomic_bool pending;            /* whole && dirty, readable without mu */
+    atomic_uint_least64_t pend_len; /* len while pending */
+    unsigned pins;                  /* under the mount's hmu: users from other threads */
+    uint64_t ino;                   /* the open inode (0: unknown) */
+    fs_attr attr;                   /* attributes seen at open */
+    uint32_t cuid, cgid;            /* who opened it: the writer of the PUT at close */
+    char *text;                     /* FS_H_STATUS: the generated text */
     size_t text_len;
 } fs_handle;
 
@@ -91,7 +91,7 @@ typedef struct fs_iref {
 } fs_iref;
 
 struct fs_mount {
-    fs_backend b;                    /* the store below (fs_backend.h) */
+    fs_backend b; /* the store below (fs_backend.h) */
     fs_kv kv;
     bool kv_ready;
     fs_options opt;
@@ -103,20 +103,20 @@ struct fs_mount {
     pthread_t loop_thread;
     bool loop_started;
     atomic_bool loop_done;
-    unsigned dev_major, dev_minor;   /* the FUSE connection, for an abort at stop */
+    unsigned dev_major, dev_minor; /* the FUSE connection, for an abort at stop */
     bool have_dev;
     struct timespec start_time;
-    pthread_mutex_t hmu;             /* handles, irefs, opening, pins */
-    pthread_cond_t pincv;            /* a handle's pins dropped to 0 */
-    atomic_uint npending;            /* handles with pending whole-file content */
-    fs_handle handles;               /* list head (sentinel) */
-    fs_iref *irefs;                  /* inodes open on this mount */
-    fs_opening *opening;             /* opens in progress */
-    fs_lookup *lookups;              /* recent lookups of non-directories */
+    pthread_mutex_t hmu;  /* handles, irefs, opening, pins */
+    pthread_cond_t pincv; /* a handle's pins dropped to 0 */
+    atomic_uint npending; /* handles with pending whole-file content */
+    fs_handle handles;    /* list head (sentinel) */
+    fs_iref *irefs;       /* inodes open on this mount */
+    fs_opening *opening;  /* opens in progress */
+    fs_lookup *lookups;   /* recent lookups of non-directories */
     size_t nlookups;
-    bool reporting;                  /* registered with the backend's set_open_files */
+    bool reporting; /* registered with the backend's set_open_files */
     pthread_mutex_t rootmu;
-    fs_attr root_attr;               /* last root attributes read from the store */
+    fs_attr root_attr; /* last root attributes read from the store */
     bool have_root;
 };
 
@@ -209,8 +209,7 @@ void fs_ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_fi
 void fs_ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                   struct fuse_file_info *fi);
-void fs_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                struct fuse_file_info *fi);
+void fs_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void fs_ll_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off,
                  struct fuse_file_info *fi);
 void fs_ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

@@ -17,8 +17,7 @@
 #include "net/net_util.h"
 #include "raftkv/kv_ops.h"
 
-int fs_kv_init(fs_kv *k, const fs_backend *b, uint64_t client_base, uint64_t holder,
-               int timeout_ms)
+int fs_kv_init(fs_kv *k, const fs_backend *b, uint64_t client_base, uint64_t holder, int timeout_ms)
 {
     memset(k, 0, sizeof *k);
     k->b = *b;
@@ -108,7 +107,7 @@ static int map_status(int st)
     if (st == 0)
         return 0;
     if (st > 1000)
-        return -EIO;   /* KV_ESTALE, KV_EREPLYGONE, KV_ESESSION: outcome not knowable here */
+        return -EIO; /* KV_ESTALE, KV_EREPLYGONE, KV_ESESSION: outcome not knowable here */
     return -st;
 }
 
@@ -120,8 +119,7 @@ static int submit(fs_kv *k, const kv_op *op, kv_reply *r)
     return submit_within(k, op, r, k->timeout_ms);
 }
 
-static int submit_held(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms,
-                       fs_kv_held *held);
+static int submit_held(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms, fs_kv_held *held);
 
 static int submit_within(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms)
 {
@@ -141,8 +139,7 @@ void fs_kv_held_drop(fs_kv *k, fs_kv_held *h)
  * doubt (held->seq) it is resent with that seq.  Sessions from the pool are
  * returned at once; a held one stays taken while its command is in doubt,
  * and goes back to the pool once the outcome is known. */
-static int submit_held(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms,
-                       fs_kv_held *held)
+static int submit_held(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms, fs_kv_held *held)
 {
     memset(r, 0, sizeof *r);
     uint8_t *buf = NULL;
@@ -150,14 +147,14 @@ static int submit_held(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms,
     if (kv_op_encode(op, &buf, &len) != 0)
         return op->data_len > UINT32_MAX ? -EFBIG : -ENOMEM;
     bool rd = kv_op_is_read(buf, len);
-    fs_kv_session s = { 0, 0, 0 };
+    fs_kv_session s = {0, 0, 0};
     uint64_t seq = 0;
     if (!rd && held != NULL) {
         if (!held->have) {
             int grc = session_get(k, &held->s, timeout_ms);
             if (grc != 0) {
                 free(buf);
-                return grc;   /* nothing was sent */
+                return grc; /* nothing was sent */
             }
             held->have = true;
         }
@@ -201,7 +198,7 @@ static int submit_held(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms,
         free(rep);
         if (rc == -ENOMEM || rc == -EINVAL)
             return rc;
-        return -EIO;   /* deadline passed (no quorum) or node stopping */
+        return -EIO; /* deadline passed (no quorum) or node stopping */
     }
     if (kv_reply_decode(rep, rlen, r) != 0) {
         free(rep);
@@ -210,7 +207,7 @@ static int submit_held(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms,
     free(rep);
     int st = map_status(r->status);
     if (held != NULL && (r->status == KV_ESTALE || r->status == KV_EREPLYGONE))
-        st = 0;   /* a retry of a command that was applied (its reply is gone) */
+        st = 0; /* a retry of a command that was applied (its reply is gone) */
     if (st != 0)
         kv_reply_free(r);
     return st;
@@ -274,19 +271,19 @@ static int submit_attr(fs_kv *k, const kv_op *op, fs_attr *a)
 
 int fs_kv_stat(fs_kv *k, const char *path, uint64_t ino, fs_attr *a)
 {
-    kv_op op = { .type = KV_OP_STAT, .path = path, .ino = ino };
+    kv_op op = {.type = KV_OP_STAT, .path = path, .ino = ino};
     return submit_attr(k, &op, a);
 }
 
 int fs_kv_lookup(fs_kv *k, uint64_t dir, const char *name, fs_attr *a)
 {
-    kv_op op = { .type = KV_OP_STAT, .dir = dir, .path = name };
+    kv_op op = {.type = KV_OP_STAT, .dir = dir, .path = name};
     return submit_attr(k, &op, a);
 }
 
 int fs_kv_stat_within(fs_kv *k, const char *path, int timeout_ms, fs_attr *a)
 {
-    kv_op op = { .type = KV_OP_STAT, .path = path };
+    kv_op op = {.type = KV_OP_STAT, .path = path};
     kv_reply r;
     int rc = submit_within(k, &op, &r, timeout_ms);
     if (rc != 0)
@@ -299,7 +296,7 @@ int fs_kv_stat_within(fs_kv *k, const char *path, int timeout_ms, fs_attr *a)
 
 int fs_kv_readdir(fs_kv *k, uint64_t ino, fs_kv_dirent_fn fn, void *arg)
 {
-    kv_op op = { .type = KV_OP_READDIR, .dir = ino };
+    kv_op op = {.type = KV_OP_READDIR, .dir = ino};
     kv_reply r;
     int rc = submit(k, &op, &r);
     if (rc != 0)
@@ -316,10 +313,9 @@ int fs_kv_readdir(fs_kv *k, uint64_t ino, fs_kv_dirent_fn fn, void *arg)
     return 0;
 }
 
-ssize_t fs_kv_read(fs_kv *k, const char *path, uint64_t ino, uint64_t off, size_t len,
-                   char *buf)
+ssize_t fs_kv_read(fs_kv *k, const char *path, uint64_t ino, uint64_t off, size_t len, char *buf)
 {
-    kv_op op = { .type = KV_OP_GETRANGE, .path = path, .ino = ino, .off = off, .len = len };
+    kv_op op = {.type = KV_OP_GETRANGE, .path = path, .ino = ino, .off = off, .len = len};
     kv_reply r;
     int rc = submit(k, &op, &r);
     if (rc != 0)
@@ -335,7 +331,7 @@ int fs_kv_readlink(fs_kv *k, uint64_t ino, char *buf, size_t size)
 {
     if (size == 0)
         return -EINVAL;
-    kv_op op = { .type = KV_OP_READLINK, .dir = ino };
+    kv_op op = {.type = KV_OP_READLINK, .dir = ino};
     kv_reply r;
     int rc = submit(k, &op, &r);
     if (rc != 0)
@@ -350,7 +346,7 @@ int fs_kv_readlink(fs_kv *k, uint64_t ino, char *buf, size_t size)
 
 int fs_kv_statfs(fs_kv *k, struct statvfs *st)
 {
-    kv_op op = { .type = KV_OP_STATFS };
+    kv_op op = {.type = KV_OP_STATFS};
     kv_reply r;
     int rc = submit(k, &op, &r);
     if (rc != 0)
@@ -390,74 +386,100 @@ int fs_kv_statfs(fs_kv *k, struct statvfs *st)
 int fs_kv_create(fs_kv *k, uint64_t dir, const char *name, uint32_t mode, uint32_t uid,
                  uint32_t gid, bool excl, bool trunc, fs_attr *a)
 {
-    kv_op op = { .type = KV_OP_CREATE, .dir = dir, .path = name, .mode = mode & 07777,
-                 .uid = uid, .gid = gid,
-                 .flags = (excl ? KV_CREATE_EXCL : 0u) | (trunc ? KV_CREATE_TRUNC : 0u) };
+    kv_op op = {.type = KV_OP_CREATE,
+                .dir = dir,
+                .path = name,
+                .mode = mode & 07777,
+                .uid = uid,
+                .gid = gid,
+                .flags = (excl ? KV_CREATE_EXCL : 0u) | (trunc ? KV_CREATE_TRUNC : 0u)};
     return submit_attr(k, &op, a);
 }
 
 int fs_kv_mknod(fs_kv *k, uint64_t dir, const char *name, uint32_t mode, uint64_t rdev,
                 uint32_t uid, uint32_t gid, fs_attr *a)
 {
-    kv_op op = { .type = KV_OP_MKNOD, .dir = dir, .path = name, .mode = mode, .rdev = rdev,
-                 .uid = uid, .gid = gid };
+    kv_op op = {.type = KV_OP_MKNOD,
+                .dir = dir,
+                .path = name,
+                .mode = mode,
+                .rdev = rdev,
+                .uid = uid,
+                .gid = gid};
     return submit_attr(k, &op, a);
 }
 
-int fs_kv_mkdir(fs_kv *k, uint64_t dir, const char *name, uint32_t mode, uint32_t uid,
-                uint32_t gid, fs_attr *a)
+int fs_kv_mkdir(fs_kv *k, uint64_t dir, const char *name, uint32_t mode, uint32_t uid, uint32_t gid,
+                fs_attr *a)
 {
-    kv_op op = { .type = KV_OP_MKDIR, .dir = dir, .path = name, .mode = mode & 07777,
-                 .uid = uid, .gid = gid };
+    kv_op op = {.type = KV_OP_MKDIR,
+                .dir = dir,
+                .path = name,
+                .mode = mode & 07777,
+                .uid = uid,
+                .gid = gid};
     return submit_attr(k, &op, a);
 }
 
 int fs_kv_unlink(fs_kv *k, uint64_t dir, const char *name)
 {
-    kv_op op = { .type = KV_OP_UNLINK, .dir = dir, .path = name };
+    kv_op op = {.type = KV_OP_UNLINK, .dir = dir, .path = name};
     return submit_status(k, &op);
 }
 
 int fs_kv_rmdir(fs_kv *k, uint64_t dir, const char *name)
 {
-    kv_op op = { .type = KV_OP_RMDIR, .dir = dir, .path = name };
+    kv_op op = {.type = KV_OP_RMDIR, .dir = dir, .path = name};
     return submit_status(k, &op);
 }
 
 int fs_kv_symlink(fs_kv *k, const char *target, uint64_t dir, const char *name, uint32_t uid,
                   uint32_t gid, fs_attr *a)
 {
-    kv_op op = { .type = KV_OP_SYMLINK, .dir = dir, .path = name,
-                 .data = (const uint8_t *)target, .data_len = strlen(target), .uid = uid,
-                 .gid = gid };
+    kv_op op = {.type = KV_OP_SYMLINK,
+                .dir = dir,
+                .path = name,
+                .data = (const uint8_t *)target,
+                .data_len = strlen(target),
+                .uid = uid,
+                .gid = gid};
     return submit_attr(k, &op, a);
 }
 
 int fs_kv_link(fs_kv *k, uint64_t ino, uint64_t dir, const char *name, fs_attr *a)
 {
-    kv_op op = { .type = KV_OP_LINK, .dir = ino, .dir2 = dir, .path2 = name };
+    kv_op op = {.type = KV_OP_LINK, .dir = ino, .dir2 = dir, .path2 = name};
     return submit_attr(k, &op, a);
 }
 
 int fs_kv_rename(fs_kv *k, uint64_t dir, const char *name, uint64_t dir2, const char *name2,
                  unsigned flags)
 {
-    kv_op op = { .type = KV_OP_RENAME, .dir = dir, .path = name, .dir2 = dir2, .path2 = name2,
-                 .flags = flags };
+    kv_op op = {.type = KV_OP_RENAME,
+                .dir = dir,
+                .path = name,
+                .dir2 = dir2,
+                .path2 = name2,
+                .flags = flags};
     return submit_status(k, &op);
 }
 
-ssize_t fs_kv_write_at(fs_kv *k, const char *path, uint64_t ino, uint64_t off,
-                       const char *data, size_t len)
+ssize_t fs_kv_write_at(fs_kv *k, const char *path, uint64_t ino, uint64_t off, const char *data,
+                       size_t len)
 {
     /* One command carries at most one part (kv.h): a larger write is several
      * WRITE_ATs, in order. */
     size_t done = 0;
     do {
         size_t n = len - done < KV_PART_SIZE ? len - done : KV_PART_SIZE;
-        kv_op op = { .type = KV_OP_WRITE_AT, .path = path, .ino = ino, .off = off + done,
-                     .data = (const uint8_t *)data + done, .data_len = n,
-                     .cuid = writer_uid, .cgid = writer_gid };
+        kv_op op = {.type = KV_OP_WRITE_AT,
+                    .path = path,
+                    .ino = ino,
+                    .off = off + done,
+                    .data = (const uint8_t *)data + done,
+                    .data_len = n,
+                    .cuid = writer_uid,
+                    .cgid = writer_gid};
         int rc = submit_status(k, &op);
         if (rc < 0)
             return done ? (ssize_t)done : rc;
@@ -468,21 +490,31 @@ ssize_t fs_kv_write_at(fs_kv *k, const char *path, uint64_t ino, uint64_t off,
 
 ssize_t fs_kv_append(fs_kv *k, const char *path, uint64_t ino, const char *data, size_t len)
 {
-    kv_op op = { .type = KV_OP_APPEND, .path = path, .ino = ino,
-                 .data = (const uint8_t *)data, .data_len = len, .cuid = writer_uid,
-                 .cgid = writer_gid };
+    kv_op op = {.type = KV_OP_APPEND,
+                .path = path,
+                .ino = ino,
+                .data = (const uint8_t *)data,
+                .data_len = len,
+                .cuid = writer_uid,
+                .cgid = writer_gid};
     int rc = submit_status(k, &op);
     return rc < 0 ? rc : (ssize_t)len;
 }
 
-int fs_kv_put(fs_kv *k, const char *path, const char *data, size_t len, uint32_t mode,
-              uint32_t uid, uint32_t gid)
+int fs_kv_put(fs_kv *k, const char *path, const char *data, size_t len, uint32_t mode, uint32_t uid,
+              uint32_t gid)
 {
     if (len > KV_PART_SIZE)
         return fs_kv_put_large(k, path, data, len, mode, uid, gid);
-    kv_op op = { .type = KV_OP_PUT, .path = path, .data = (const uint8_t *)data,
-                 .data_len = len, .mode = mode & 07777, .uid = uid, .gid = gid,
-                 .cuid = writer_uid, .cgid = writer_gid };
+    kv_op op = {.type = KV_OP_PUT,
+                .path = path,
+                .data = (const uint8_t *)data,
+                .data_len = len,
+                .mode = mode & 07777,
+                .uid = uid,
+                .gid = gid,
+                .cuid = writer_uid,
+                .cgid = writer_gid};
     return submit_status(k, &op);
 }
 
@@ -494,20 +526,28 @@ int fs_kv_put_ino(fs_kv *k, uint64_t ino, const char *data, size_t len)
         if (rc == 0)
             rc = fs_kv_upload_commit_ino(k, id, ino, len);
         if (rc < 0 && rc != -EIO)
-            fs_kv_upload_abort(k, id);   /* else it expires (kv.h) */
+            fs_kv_upload_abort(k, id); /* else it expires (kv.h) */
         return rc;
     }
-    kv_op op = { .type = KV_OP_PUT, .dir = ino, .data = (const uint8_t *)data,
-                 .data_len = len, .cuid = writer_uid, .cgid = writer_gid };
+    kv_op op = {.type = KV_OP_PUT,
+                .dir = ino,
+                .data = (const uint8_t *)data,
+                .data_len = len,
+                .cuid = writer_uid,
+                .cgid = writer_gid};
     return submit_status(k, &op);
 }
 
 int fs_kv_put_if(fs_kv *k, fs_kv_held *held, uint64_t ino, uint64_t version, const char *data,
                  size_t len, fs_attr *a)
 {
-    kv_op op = { .type = KV_OP_PUT_IF, .ino = ino, .off = version,
-                 .data = (const uint8_t *)data, .data_len = len, .cuid = writer_uid,
-                 .cgid = writer_gid };
+    kv_op op = {.type = KV_OP_PUT_IF,
+                .ino = ino,
+                .off = version,
+                .data = (const uint8_t *)data,
+                .data_len = len,
+                .cuid = writer_uid,
+                .cgid = writer_gid};
     if (len > KV_PART_SIZE) {
         /* Past one part: the content goes as parts of an upload (idempotent,
          * sent again in full by a retry), and the one command that takes
@@ -516,8 +556,13 @@ int fs_kv_put_if(fs_kv *k, fs_kv_held *held, uint64_t ino, uint64_t version, con
         int prc = fs_kv_upload_parts(k, id, len, 0, data, len);
         if (prc < 0)
             return prc;
-        op = (kv_op){ .type = KV_OP_UPLOAD_COMMIT, .upload = id, .ino = ino, .off = version,
-                      .len = len, .cuid = writer_uid, .cgid = writer_gid };
+        op = (kv_op){.type = KV_OP_UPLOAD_COMMIT,
+                     .upload = id,
+                     .ino = ino,
+                     .off = version,
+                     .len = len,
+                     .cuid = writer_uid,
+                     .cgid = writer_gid};
     }
     kv_reply r;
     int rc = submit_held(k, &op, &r, k->timeout_ms, held);
@@ -547,9 +592,13 @@ ssize_t fs_kv_write_at_held(fs_kv *k, fs_kv_held *held, uint64_t ino, uint64_t o
         data += KV_PART_SIZE;
         len -= KV_PART_SIZE;
     }
-    kv_op op = { .type = KV_OP_WRITE_AT, .ino = ino, .off = off,
-                 .data = (const uint8_t *)data, .data_len = len, .cuid = writer_uid,
-                 .cgid = writer_gid };
+    kv_op op = {.type = KV_OP_WRITE_AT,
+                .ino = ino,
+                .off = off,
+                .data = (const uint8_t *)data,
+                .data_len = len,
+                .cuid = writer_uid,
+                .cgid = writer_gid};
     kv_reply r;
     int rc = submit_held(k, &op, &r, k->timeout_ms, held);
     if (rc != 0)
@@ -560,8 +609,12 @@ ssize_t fs_kv_write_at_held(fs_kv *k, fs_kv_held *held, uint64_t ino, uint64_t o
 
 int fs_kv_truncate_attr(fs_kv *k, const char *path, uint64_t ino, uint64_t size, fs_attr *a)
 {
-    kv_op op = { .type = KV_OP_TRUNCATE, .path = path, .ino = ino, .len = size,
-                 .cuid = writer_uid, .cgid = writer_gid };
+    kv_op op = {.type = KV_OP_TRUNCATE,
+                .path = path,
+                .ino = ino,
+                .len = size,
+                .cuid = writer_uid,
+                .cgid = writer_gid};
     return submit_attr(k, &op, a);
 }
 
@@ -577,8 +630,8 @@ static _Atomic uint64_t part_seq;
 /* One window of parts (at most FS_KV_UPLOAD_WINDOW), submitted at once.
  * Parts are idempotent, so those that found no quorum in time are sent
  * again, up to FS_KV_UPLOAD_TRIES tries in all (each with the op timeout). */
-static int upload_window(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off,
-                         const char *data, size_t len)
+static int upload_window(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off, const char *data,
+                         size_t len)
 {
     fs_backend_cmd cmds[FS_KV_UPLOAD_WINDOW];
     uint8_t *bufs[FS_KV_UPLOAD_WINDOW];
@@ -591,8 +644,12 @@ static int upload_window(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off
      * that a part sent again is never mistaken for its abandoned first try. */
     for (; cnt < FS_KV_UPLOAD_WINDOW && done < len; cnt++) {
         size_t n = len - done < KV_PART_SIZE ? len - done : KV_PART_SIZE;
-        kv_op op = { .type = KV_OP_UPLOAD_PART, .upload = upload, .off = off + done,
-                     .len = total, .data = (const uint8_t *)data + done, .data_len = n };
+        kv_op op = {.type = KV_OP_UPLOAD_PART,
+                    .upload = upload,
+                    .off = off + done,
+                    .len = total,
+                    .data = (const uint8_t *)data + done,
+                    .data_len = n};
         if (kv_op_encode(&op, &bufs[cnt], &lens[cnt]) != 0) {
             rc = -ENOMEM;
             break;
@@ -604,8 +661,10 @@ static int upload_window(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off
         size_t idx[FS_KV_UPLOAD_WINDOW], m = 0;
         for (size_t i = 0; i < cnt; i++)
             if (!done_part[i]) {
-                cmds[m] = (fs_backend_cmd){ .op = bufs[i], .len = lens[i], .client_id = upload,
-                                            .seq = atomic_fetch_add(&part_seq, 1) + 1 };
+                cmds[m] = (fs_backend_cmd){.op = bufs[i],
+                                           .len = lens[i],
+                                           .client_id = upload,
+                                           .seq = atomic_fetch_add(&part_seq, 1) + 1};
                 idx[m++] = i;
             }
         if (m == 0)
@@ -617,9 +676,9 @@ static int upload_window(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off
                 if (cmds[j].rc == -ENOMEM)
                     rc = -ENOMEM;
                 else if (cmds[j].rc == -ETIMEDOUT)
-                    again = true;    /* no quorum in time: this part goes again */
+                    again = true; /* no quorum in time: this part goes again */
                 else if (cmds[j].rc != 0)
-                    rc = -EIO;       /* node stopping */
+                    rc = -EIO; /* node stopping */
                 else if ((rc = map_status(kv_reply_status(cmds[j].reply, cmds[j].reply_len))) == 0)
                     done_part[idx[j]] = true;
             }
@@ -633,8 +692,8 @@ static int upload_window(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off
     return rc;
 }
 
-int fs_kv_upload_parts(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off,
-                       const char *data, size_t len)
+int fs_kv_upload_parts(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off, const char *data,
+                       size_t len)
 {
     if (off % KV_PART_SIZE)
         return -EINVAL;
@@ -651,25 +710,35 @@ int fs_kv_upload_parts(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off,
     return 0;
 }
 
-int fs_kv_upload_commit(fs_kv *k, uint64_t upload, const char *path, uint64_t len,
-                        uint32_t mode, uint32_t uid, uint32_t gid)
+int fs_kv_upload_commit(fs_kv *k, uint64_t upload, const char *path, uint64_t len, uint32_t mode,
+                        uint32_t uid, uint32_t gid)
 {
-    kv_op op = { .type = KV_OP_UPLOAD_COMMIT, .upload = upload, .path = path, .len = len,
-                 .mode = mode & 07777, .uid = uid, .gid = gid, .cuid = writer_uid,
-                 .cgid = writer_gid };
+    kv_op op = {.type = KV_OP_UPLOAD_COMMIT,
+                .upload = upload,
+                .path = path,
+                .len = len,
+                .mode = mode & 07777,
+                .uid = uid,
+                .gid = gid,
+                .cuid = writer_uid,
+                .cgid = writer_gid};
     return submit_status(k, &op);
 }
 
 int fs_kv_upload_commit_ino(fs_kv *k, uint64_t upload, uint64_t ino, uint64_t len)
 {
-    kv_op op = { .type = KV_OP_UPLOAD_COMMIT, .upload = upload, .dir = ino, .len = len,
-                 .cuid = writer_uid, .cgid = writer_gid };
+    kv_op op = {.type = KV_OP_UPLOAD_COMMIT,
+                .upload = upload,
+                .dir = ino,
+                .len = len,
+                .cuid = writer_uid,
+                .cgid = writer_gid};
     return submit_status(k, &op);
 }
 
 int fs_kv_upload_abort(fs_kv *k, uint64_t upload)
 {
-    kv_op op = { .type = KV_OP_UPLOAD_ABORT, .upload = upload };
+    kv_op op = {.type = KV_OP_UPLOAD_ABORT, .upload = upload};
     return submit_status(k, &op);
 }
 
@@ -681,14 +750,18 @@ int fs_kv_put_large(fs_kv *k, const char *path, const char *data, size_t len, ui
     if (rc == 0)
         rc = fs_kv_upload_commit(k, id, path, len, mode, uid, gid);
     if (rc < 0 && rc != -EIO)
-        fs_kv_upload_abort(k, id);   /* else it expires (kv.h) */
+        fs_kv_upload_abort(k, id); /* else it expires (kv.h) */
     return rc;
 }
 
 int fs_kv_truncate(fs_kv *k, const char *path, uint64_t ino, uint64_t size)
 {
-    kv_op op = { .type = KV_OP_TRUNCATE, .path = path, .ino = ino, .len = size,
-                 .cuid = writer_uid, .cgid = writer_gid };
+    kv_op op = {.type = KV_OP_TRUNCATE,
+                .path = path,
+                .ino = ino,
+                .len = size,
+                .cuid = writer_uid,
+                .cgid = writer_gid};
     return submit_status(k, &op);
 }
 
@@ -701,8 +774,14 @@ int fs_kv_setattr(fs_kv *k, const char *path, uint64_t ino, unsigned mask, uint3
                   uint32_t uid, uint32_t gid, const struct timespec *atime,
                   const struct timespec *mtime)
 {
-    kv_op op = { .type = KV_OP_SETATTR, .path = path, .ino = ino, .mode = mode & 07777,
-                 .uid = uid, .gid = gid, .cuid = writer_uid, .cgid = writer_gid };
+    kv_op op = {.type = KV_OP_SETATTR,
+                .path = path,
+                .ino = ino,
+                .mode = mode & 07777,
+                .uid = uid,
+                .gid = gid,
+                .cuid = writer_uid,
+                .cgid = writer_gid};
     if (mask & FS_SET_MODE)
         op.flags |= KV_SET_MODE;
     if (mask & FS_SET_UID)
@@ -728,6 +807,6 @@ int fs_kv_setattr(fs_kv *k, const char *path, uint64_t ino, unsigned mask, uint3
 
 int fs_kv_hold_gone(fs_kv *k)
 {
-    kv_op op = { .type = KV_OP_HOLD, .holder = k->holder, .flags = KV_HOLD_GONE };
+    kv_op op = {.type = KV_OP_HOLD, .holder = k->holder, .flags = KV_HOLD_GONE};
     return submit_status(k, &op);
 }

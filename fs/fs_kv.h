@@ -32,13 +32,13 @@
 
 typedef struct fs_attr {
     uint64_t ino;
-    uint32_t mode;          /* type and permission bits */
+    uint32_t mode; /* type and permission bits */
     uint32_t nlink;
     uint32_t uid, gid;
     uint64_t size;
     uint64_t rdev;
     struct timespec atime, mtime, ctime;
-    uint64_t version;       /* ctime in ns: moves on with every change (PUT_IF) */
+    uint64_t version; /* ctime in ns: moves on with every change (PUT_IF) */
 } fs_attr;
 
 /* setattr field mask */
@@ -46,8 +46,8 @@ enum {
     FS_SET_MODE = 1 << 0,
     FS_SET_UID = 1 << 1,
     FS_SET_GID = 1 << 2,
-    FS_SET_ATIME = 1 << 3,      /* to the given time */
-    FS_SET_ATIME_NOW = 1 << 4,  /* to the time the proposing node stamps on the command */
+    FS_SET_ATIME = 1 << 3,     /* to the given time */
+    FS_SET_ATIME_NOW = 1 << 4, /* to the time the proposing node stamps on the command */
     FS_SET_MTIME = 1 << 5,
     FS_SET_MTIME_NOW = 1 << 6,
 };
@@ -58,7 +58,7 @@ enum {
 typedef struct fs_kv_session {
     uint64_t client_id;
     uint64_t next_seq;
-    uint64_t last_ms;           /* CLOCK_MONOTONIC ms of its last command */
+    uint64_t last_ms; /* CLOCK_MONOTONIC ms of its last command */
 } fs_kv_session;
 #define FS_KV_SESSION_IDLE_MS (10 * 60 * 1000)
 
@@ -66,11 +66,11 @@ typedef struct fs_kv {
     fs_backend b;
     int timeout_ms;
     uint64_t client_base;
-    uint64_t holder;            /* this node's id: the holder of open-file references */
+    uint64_t holder; /* this node's id: the holder of open-file references */
     pthread_mutex_t mu;
-    fs_kv_session *free_list;   /* stack of idle sessions */
+    fs_kv_session *free_list; /* stack of idle sessions */
     size_t n_free, cap_free;
-    uint64_t n_sessions;        /* sessions ever made (slot numbers) */
+    uint64_t n_sessions; /* sessions ever made (slot numbers) */
 } fs_kv;
 
 /* A session held by one open file across calls, for a command whose outcome
@@ -79,8 +79,8 @@ typedef struct fs_kv {
  * Zero-initialize; fs_kv_held_drop() when done with it. */
 typedef struct fs_kv_held {
     fs_kv_session s;
-    bool have;              /* s is taken from the pool */
-    uint64_t seq;           /* != 0: the command sent with this seq is in doubt */
+    bool have;    /* s is taken from the pool */
+    uint64_t seq; /* != 0: the command sent with this seq is in doubt */
 } fs_kv_held;
 void fs_kv_held_drop(fs_kv *k, fs_kv_held *h);
 
@@ -107,8 +107,7 @@ int fs_kv_stat_within(fs_kv *k, const char *path, int timeout_ms, fs_attr *a);
 typedef int (*fs_kv_dirent_fn)(void *arg, const char *name, const fs_attr *a);
 int fs_kv_readdir(fs_kv *k, uint64_t ino, fs_kv_dirent_fn fn, void *arg);
 /* Up to len bytes at off into buf; returns the count (0 at end of file). */
-ssize_t fs_kv_read(fs_kv *k, const char *path, uint64_t ino, uint64_t off, size_t len,
-                   char *buf);
+ssize_t fs_kv_read(fs_kv *k, const char *path, uint64_t ino, uint64_t off, size_t len, char *buf);
 /* The target into buf (NUL-terminated, truncated to size - 1). */
 int fs_kv_readlink(fs_kv *k, uint64_t ino, char *buf, size_t size);
 int fs_kv_statfs(fs_kv *k, struct statvfs *st);
@@ -120,8 +119,8 @@ int fs_kv_create(fs_kv *k, uint64_t dir, const char *name, uint32_t mode, uint32
                  uint32_t gid, bool excl, bool trunc, fs_attr *a);
 int fs_kv_mknod(fs_kv *k, uint64_t dir, const char *name, uint32_t mode, uint64_t rdev,
                 uint32_t uid, uint32_t gid, fs_attr *a);
-int fs_kv_mkdir(fs_kv *k, uint64_t dir, const char *name, uint32_t mode, uint32_t uid,
-                uint32_t gid, fs_attr *a);
+int fs_kv_mkdir(fs_kv *k, uint64_t dir, const char *name, uint32_t mode, uint32_t uid, uint32_t gid,
+                fs_attr *a);
 int fs_kv_unlink(fs_kv *k, uint64_t dir, const char *name);
 int fs_kv_rmdir(fs_kv *k, uint64_t dir, const char *name);
 int fs_kv_symlink(fs_kv *k, const char *target, uint64_t dir, const char *name, uint32_t uid,
@@ -131,12 +130,12 @@ int fs_kv_link(fs_kv *k, uint64_t ino, uint64_t dir, const char *name, fs_attr *
 int fs_kv_rename(fs_kv *k, uint64_t dir, const char *name, uint64_t dir2, const char *name2,
                  unsigned flags);
 /* Writes return the byte count on success. */
-ssize_t fs_kv_write_at(fs_kv *k, const char *path, uint64_t ino, uint64_t off,
-                       const char *data, size_t len);
+ssize_t fs_kv_write_at(fs_kv *k, const char *path, uint64_t ino, uint64_t off, const char *data,
+                       size_t len);
 ssize_t fs_kv_append(fs_kv *k, const char *path, uint64_t ino, const char *data, size_t len);
 /* Replaces the whole content (the file is created, mode/uid/gid, if missing). */
-int fs_kv_put(fs_kv *k, const char *path, const char *data, size_t len, uint32_t mode,
-              uint32_t uid, uint32_t gid);
+int fs_kv_put(fs_kv *k, const char *path, const char *data, size_t len, uint32_t mode, uint32_t uid,
+              uint32_t gid);
 /* Replaces the whole content of inode ino (a regular file). */
 int fs_kv_put_ino(fs_kv *k, uint64_t ino, const char *data, size_t len);
 /* Replaces the whole content of regular file ino if its version is still
@@ -168,10 +167,10 @@ int fs_kv_truncate_attr(fs_kv *k, const char *path, uint64_t ino, uint64_t size,
 #define FS_KV_UPLOAD_WINDOW 8
 #define FS_KV_UPLOAD_TRIES 3
 uint64_t fs_kv_upload_id(void);
-int fs_kv_upload_parts(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off,
-                       const char *data, size_t len);
-int fs_kv_upload_commit(fs_kv *k, uint64_t upload, const char *path, uint64_t len,
-                        uint32_t mode, uint32_t uid, uint32_t gid);
+int fs_kv_upload_parts(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off, const char *data,
+                       size_t len);
+int fs_kv_upload_commit(fs_kv *k, uint64_t upload, const char *path, uint64_t len, uint32_t mode,
+                        uint32_t uid, uint32_t gid);
 /* The same, committed to the open inode ino (as fs_kv_put_ino). */
 int fs_kv_upload_commit_ino(fs_kv *k, uint64_t upload, uint64_t ino, uint64_t len);
 int fs_kv_upload_abort(fs_kv *k, uint64_t upload);

@@ -13,16 +13,11 @@
 static int node_errno(int rc)
 {
     switch (rc) {
-    case NODE_OK:
-        return 0;
-    case NODE_ETIMEDOUT:
-        return -ETIMEDOUT;
-    case NODE_ENOMEM:
-        return -ENOMEM;
-    case NODE_EINVAL:
-        return -EINVAL;
-    default:
-        return -ESHUTDOWN;   /* NODE_ESTOPPED */
+    case NODE_OK: return 0;
+    case NODE_ETIMEDOUT: return -ETIMEDOUT;
+    case NODE_ENOMEM: return -ENOMEM;
+    case NODE_EINVAL: return -EINVAL;
+    default: return -ESHUTDOWN; /* NODE_ESTOPPED */
     }
 }
 
@@ -32,11 +27,11 @@ static int nb_read(void *ctx, const uint8_t *op, size_t len, int timeout_ms, uin
     return node_errno(node_submit(ctx, op, len, true, 0, 0, timeout_ms, reply, reply_len));
 }
 
-static int nb_command(void *ctx, const uint8_t *op, size_t len, uint64_t client_id,
-                      uint64_t seq, int timeout_ms, uint8_t **reply, size_t *reply_len)
+static int nb_command(void *ctx, const uint8_t *op, size_t len, uint64_t client_id, uint64_t seq,
+                      int timeout_ms, uint8_t **reply, size_t *reply_len)
 {
-    return node_errno(node_submit(ctx, op, len, false, client_id, seq, timeout_ms, reply,
-                                  reply_len));
+    return node_errno(
+        node_submit(ctx, op, len, false, client_id, seq, timeout_ms, reply, reply_len));
 }
 
 static int nb_commands(void *ctx, fs_backend_cmd *cmds, size_t cnt, int timeout_ms)
@@ -51,8 +46,10 @@ static int nb_commands(void *ctx, fs_backend_cmd *cmds, size_t cnt, int timeout_
         return -ENOMEM;
     }
     for (size_t i = 0; i < cnt; i++)
-        nc[i] = (node_cmd){ .op = cmds[i].op, .len = cmds[i].len,
-                            .client_id = cmds[i].client_id, .seq = cmds[i].seq };
+        nc[i] = (node_cmd){.op = cmds[i].op,
+                           .len = cmds[i].len,
+                           .client_id = cmds[i].client_id,
+                           .seq = cmds[i].seq};
     int rc = node_submit_many(ctx, nc, cnt, timeout_ms);
     for (size_t i = 0; i < cnt; i++) {
         cmds[i].rc = node_errno(nc[i].rc);
@@ -102,7 +99,7 @@ static const fs_backend_ops node_backend_ops = {
 fs_backend fs_node_backend(struct node *n)
 {
     const node_config *c = node_get_config(n);
-    fs_backend b = { .ops = &node_backend_ops, .ctx = n };
+    fs_backend b = {.ops = &node_backend_ops, .ctx = n};
     if (c != NULL) {
         b.id = c->id;
         b.op_timeout_ms = c->op_timeout_ms;

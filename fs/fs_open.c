@@ -75,7 +75,7 @@ void fs_handle_free(fs_mount *m, fs_handle *h)
     pthread_mutex_lock(&m->hmu);
     h->prev->next = h->next;
     h->next->prev = h->prev;
-    while (h->pins > 0)   /* another thread is committing its content */
+    while (h->pins > 0) /* another thread is committing its content */
         pthread_cond_wait(&m->pincv, &m->hmu);
     if (atomic_load(&h->pending))
         atomic_fetch_sub(&m->npending, 1);
@@ -187,13 +187,13 @@ void fs_lookup_note(fs_mount *m, fs_opening *o, uint64_t ino)
     if (i == m->nlookups) {
         if (m->nlookups == FS_LOOKUPS_MAX) {
             pthread_mutex_unlock(&m->hmu);
-            return;   /* an open of it may then get ESTALE and look again */
+            return; /* an open of it may then get ESTALE and look again */
         }
         m->nlookups++;
         m->lookups[i].ino = ino;
         m->lookups[i].since = since;
     } else if (since > m->lookups[i].since) {
-        m->lookups[i].since = since;   /* the newest lookup bounds every open */
+        m->lookups[i].since = since; /* the newest lookup bounds every open */
     }
     m->lookups[i].at_ms = now;
     pthread_mutex_unlock(&m->hmu);

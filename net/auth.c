@@ -20,7 +20,7 @@
 #include "raftkv/byte.h"
 #include "raftkv/hex.h"
 
-#define KDF_CONTEXT "hstore-2"   /* crypto_kdf_CONTEXTBYTES = 8 */
+#define KDF_CONTEXT "hstore-2" /* crypto_kdf_CONTEXTBYTES = 8 */
 enum { SUBKEY_PEER = 1, SUBKEY_REQ = 2, SUBKEY_RESP = 3 };
 
 static void sodium_once(void)
@@ -78,9 +78,8 @@ int net_auth_load(net_auth *a, const char *path, char *err, size_t errlen)
     }
     if (sb.st_mode & 077) {
         close(fd);
-        net_seterr(err, errlen,
-                   "secret file %s is readable by others (mode %03o): chmod 600 %s", path,
-                   (unsigned)(sb.st_mode & 0777), path);
+        net_seterr(err, errlen, "secret file %s is readable by others (mode %03o): chmod 600 %s",
+                   path, (unsigned)(sb.st_mode & 0777), path);
         return NET_EINVAL;
     }
     char text[2 * NET_SECRET_MAX + 64];
@@ -98,7 +97,7 @@ int net_auth_load(net_auth *a, const char *path, char *err, size_t errlen)
     for (ssize_t i = 0; i < n && ok; i++) {
         int c = (unsigned char)text[i];
         if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
-            ok = hi < 0;   /* no white space between the two digits of a byte */
+            ok = hi < 0; /* no white space between the two digits of a byte */
             continue;
         }
         int v = hex_digit_value(c);
@@ -238,7 +237,7 @@ void net_seal_at(const uint8_t key[NET_KEY_LEN], const net_trailer *t, uint8_t *
     uint8_t *tr = frame + frame_len;
     put_fields(tr, t);
     unsigned long long tl = 0;
-    uint8_t none[1] = {0};    /* the empty message and its empty ciphertext */
+    uint8_t none[1] = {0}; /* the empty message and its empty ciphertext */
     crypto_aead_xchacha20poly1305_ietf_encrypt_detached(none, tr + 24, &tl, none, 0, frame,
                                                         frame_len, NULL, tr, key);
 }
@@ -307,7 +306,7 @@ static int refusal(const uint8_t *f, size_t len)
 {
     uint8_t code = 0;
     if (len < NET_TRAILER_LEN || net_decode_error(f, len - NET_TRAILER_LEN, &code) != NET_OK)
-        return NET_EAUTH;     /* an ERROR frame we cannot read: still a refusal */
+        return NET_EAUTH; /* an ERROR frame we cannot read: still a refusal */
     return code == NET_REFUSE_AUTH ? NET_EAUTH : NET_EBUSY;
 }
 
@@ -363,7 +362,7 @@ int net_session_connect(int fd, const net_auth *a, net_session *s, net_rbuf *rb,
             return NET_OK;
         }
         if (frc != NET_EAGAIN)
-            return NET_EAUTH;   /* not an hstore node of this version */
+            return NET_EAUTH; /* not an hstore node of this version */
         if (net_wait_fd(fd, POLLIN, end_ms) <= 0)
             return NET_EUNAVAIL;
         int r = net_rbuf_fill(rb, fd, 4096);

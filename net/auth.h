@@ -66,7 +66,7 @@
 
 #define NET_KEY_LEN 32
 #define NET_TAG_LEN 16
-#define NET_SECRET_MIN 16     /* bytes (32 hex digits) */
+#define NET_SECRET_MIN 16 /* bytes (32 hex digits) */
 #define NET_SECRET_MAX 256
 #define NET_SESSION_CTX_LEN (2 * NET_NONCE_LEN)
 
@@ -74,7 +74,7 @@ typedef struct net_auth {
     uint8_t peer[NET_KEY_LEN];
     uint8_t req[NET_KEY_LEN];
     uint8_t resp[NET_KEY_LEN];
-    bool secure;              /* false: the well-known insecure keys */
+    bool secure; /* false: the well-known insecure keys */
 } net_auth;
 
 /* The insecure keys (derived from an all-zero secret). */
@@ -123,11 +123,11 @@ int net_open_hs(const uint8_t key[NET_KEY_LEN], const void *ctx, size_t ctx_len,
 /* ---- client sessions ---- */
 
 typedef struct net_session {
-    uint8_t ctx[NET_SESSION_CTX_LEN];   /* client nonce || node nonce */
-    uint8_t kreq[NET_KEY_LEN];          /* the session's keys (net_session_keys) */
+    uint8_t ctx[NET_SESSION_CTX_LEN]; /* client nonce || node nonce */
+    uint8_t kreq[NET_KEY_LEN];        /* the session's keys (net_session_keys) */
     uint8_t kresp[NET_KEY_LEN];
-    uint64_t tx, rx;                    /* counters of the last frame sent / received */
-    uint64_t node_id;                   /* the node's id from HELLO_ACK */
+    uint64_t tx, rx;  /* counters of the last frame sent / received */
+    uint64_t node_id; /* the node's id from HELLO_ACK */
 } net_session;
 
 /* Derives s's keys from a and s->ctx. */

@@ -42,28 +42,27 @@
 typedef struct cnode {
     uint64_t id;
     char host[NET_ADDR_MAX];
-    int port;                   /* peer port; client requests go to port + 1 */
+    int port; /* peer port; client requests go to port + 1 */
     char addr[NET_ADDR_MAX + 8];
-    int fd;                     /* TCP connection, -1 when none */
-    net_session s;              /* its authenticated session */
+    int fd;        /* TCP connection, -1 when none */
+    net_session s; /* its authenticated session */
     net_rbuf rb;
-    bool answered;              /* has answered this client at least once */
+    bool answered; /* has answered this client at least once */
 } cnode;
 
 struct net_client {
     cnode nodes[CLIENT_MAX_NODES];
     int n, n_spec;
     int timeout_ms, attempt_ms;
-    uint64_t client_id, next_seq, next_req;   /* client_id: the session, 0 = none yet */
-    uint64_t last_use_ms;       /* last command on the session */
+    uint64_t client_id, next_seq, next_req; /* client_id: the session, 0 = none yet */
+    uint64_t last_use_ms;                   /* last command on the session */
     uint64_t leader_hint;
-    int cur;                    /* index of the node believed to lead */
+    int cur; /* index of the node believed to lead */
     net_buf buf;
     net_wbuf wb;
     net_auth auth;
     uint64_t last_status_auth, last_status_cut;
 };
-
 
 /* ---- spec parsing ---- */
 
@@ -114,7 +113,8 @@ int net_parse_spec(const char *spec, uint64_t *ids, char (*hosts)[NET_ADDR_MAX],
         if (!eq || !colon || colon < eq || !parse_u64(p, (size_t)(eq - p), &id) || id == 0 ||
             !parse_u64(colon + 1, len - (size_t)(colon + 1 - p), &port) || port == 0 ||
             port > 65534 || colon == eq + 1 || (size_t)(colon - eq - 1) > NET_SPEC_HOST_MAX) {
-            net_seterr(err, errlen, "bad node '%.*s' in cluster spec (expected ID=HOST:PORT, "
+            net_seterr(err, errlen,
+                       "bad node '%.*s' in cluster spec (expected ID=HOST:PORT, "
                        "ID > 0, PORT < 65535, HOST at most %d bytes)",
                        (int)len, p, NET_SPEC_HOST_MAX);
             return -1;
@@ -126,7 +126,7 @@ int net_parse_spec(const char *spec, uint64_t *ids, char (*hosts)[NET_ADDR_MAX],
         for (int i = 0; i < n; i++)
             if (ids[i] == id) {
                 net_seterr(err, errlen, "node id %llu appears twice in cluster spec",
-                       (unsigned long long)id);
+                           (unsigned long long)id);
                 return -1;
             }
         ids[n] = id;
@@ -171,7 +171,7 @@ net_client *net_client_new(const char *cluster_spec, int timeout_ms, char *err, 
     c->n = c->n_spec = n;
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : NET_RETRY_TIMEOUT_MS;
     c->attempt_ms = NET_RETRY_ATTEMPT_MS;
-    c->client_id = 0;   /* registered with the first command */
+    c->client_id = 0; /* registered with the first command */
     c->next_seq = 1;
     c->next_req = 1;
     net_auth_get_default(&c->auth);
@@ -235,7 +235,7 @@ static int exchange(net_client *c, int i, uint64_t req_id, int wait_ms, check_fn
 {
     cnode *nd = &c->nodes[i];
     uint64_t end = net_now_ms() + (uint64_t)(wait_ms > 0 ? wait_ms : 1);
-    size_t frame_len = c->buf.len;     /* the request without its trailer */
+    size_t frame_len = c->buf.len; /* the request without its trailer */
     for (int round = 0;; round++) {
         /* A connection kept from an earlier call may have been closed by the
          * node meanwhile (its idle timeout): then one fresh try. */
@@ -277,7 +277,7 @@ static int exchange(net_client *c, int i, uint64_t req_id, int wait_ms, check_fn
                     return arc;
                 }
                 if (arc != NET_OK) {
-                    frc = arc;      /* altered in transit: drop the connection */
+                    frc = arc; /* altered in transit: drop the connection */
                     break;
                 }
                 /* A reply meant for an earlier attempt is skipped. */
@@ -336,8 +336,8 @@ static int hint_index(net_client *c, const net_client_resp *r)
         return i;
     const char *colon = strrchr(r->leader_addr, ':');
     uint64_t port;
-    if (!colon || colon == r->leader_addr ||
-        !parse_u64(colon + 1, strlen(colon + 1), &port) || port < 2 || port > 65535)
+    if (!colon || colon == r->leader_addr || !parse_u64(colon + 1, strlen(colon + 1), &port) ||
+        port < 2 || port > 65535)
         return -1;
     char host[NET_ADDR_MAX];
     snprintf(host, sizeof(host), "%.*s", (int)(colon - r->leader_addr), r->leader_addr);
@@ -379,11 +379,14 @@ static int do_call(net_client *c, uint8_t flags, uint64_t client_id, uint64_t se
          * whole attempt (a fresh `hstore get` whose spec starts with a dead
          * node would otherwise always pay a second). */
         int cap = c->nodes[i].answered || c->attempt_ms < NET_RETRY_FIRST_MS ? c->attempt_ms
-                                                                              : NET_RETRY_FIRST_MS;
+                                                                             : NET_RETRY_FIRST_MS;
         int wait = net_retry_cap_ms(now, deadline, cap);
-        net_client_req q = {.client_id = client_id, .seq = read ? 0 : seq,
-                            .req_id = c->next_req++, .flags = flags,
-                            .op = op, .op_len = (uint32_t)len};
+        net_client_req q = {.client_id = client_id,
+                            .seq = read ? 0 : seq,
+                            .req_id = c->next_req++,
+                            .flags = flags,
+                            .op = op,
+                            .op_len = (uint32_t)len};
         int rc = net_encode_client_req(&q, &c->buf);
         if (rc != NET_OK)
             return rc;
@@ -392,7 +395,7 @@ static int do_call(net_client *c, uint8_t flags, uint64_t client_id, uint64_t se
         if (rc == NET_ENOMEM)
             return rc;
         if (rc == NET_EAUTH && ++refused >= c->n)
-            return NET_EAUTH;   /* every node refused this client's secret */
+            return NET_EAUTH; /* every node refused this client's secret */
         if (rc != NET_OK) {
             /* No answer: whatever hint we had pointed here; try the next. */
             i = net_retry_next(i, c->n);
@@ -401,8 +404,8 @@ static int do_call(net_client *c, uint8_t flags, uint64_t client_id, uint64_t se
         }
         silent = 0;
         c->nodes[i].answered = true;
-        net_retry_step st = net_retry_answer(r.status, i, hint_index(c, &r), c->n,
-                                             flags & NET_REQ_REGISTER);
+        net_retry_step st =
+            net_retry_answer(r.status, i, hint_index(c, &r), c->n, flags & NET_REQ_REGISTER);
         if (st.node >= 0)
             c->cur = st.node;
         if (st.act == NET_RETRY_DONE) {
@@ -437,7 +440,7 @@ static int ensure_session(net_client *c, uint64_t deadline)
     free(rep);
     if (!id)
         return NET_EUNAVAIL;
-    c->client_id = id;   /* seqs go on: any seq is new to a new session */
+    c->client_id = id; /* seqs go on: any seq is new to a new session */
     c->last_use_ms = now;
     return NET_OK;
 }
@@ -466,7 +469,7 @@ int net_client_call(net_client *c, bool read, const void *op, size_t len, void *
         c->next_seq++;
     c->last_use_ms = net_now_ms();
     if (rc == NET_ESESSION)
-        c->client_id = 0;   /* the next command registers a new session */
+        c->client_id = 0; /* the next command registers a new session */
     return rc;
 }
 
@@ -476,7 +479,7 @@ int net_client_call_seq(net_client *c, uint64_t seq, const void *op, size_t len,
     if (!c || seq == 0)
         return NET_EINVAL;
     if (!c->client_id)
-        return NET_ESESSION;   /* a replay needs the session it was sent on */
+        return NET_ESESSION; /* a replay needs the session it was sent on */
     uint64_t deadline = net_now_ms() + (uint64_t)c->timeout_ms;
     int rc = do_call(c, 0, c->client_id, seq, op, len, deadline, reply, reply_len);
     if (rc == NET_ESESSION)

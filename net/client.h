@@ -91,14 +91,14 @@ void net_client_set_auth(net_client *c, const net_auth *a);
 
 /* ---- accessors ---- */
 int net_client_n_nodes(const net_client *c);
-uint64_t net_client_node_id(const net_client *c, int i);        /* 0 if out of range */
+uint64_t net_client_node_id(const net_client *c, int i); /* 0 if out of range */
 /* The node's peer address "HOST:PORT"; NULL if out of range. */
 const char *net_client_node_addr(const net_client *c, int i);
-uint64_t net_client_id(const net_client *c);   /* the session id, 0 before the first command */
-uint64_t net_client_next_seq(const net_client *c);              /* seq the next command will use */
+uint64_t net_client_id(const net_client *c);       /* the session id, 0 before the first command */
+uint64_t net_client_next_seq(const net_client *c); /* seq the next command will use */
 /* Replaces the client id and next seq (a tool resuming a session). */
 void net_client_set_session(net_client *c, uint64_t client_id, uint64_t next_seq);
-uint64_t net_client_leader_hint(const net_client *c);           /* 0 when none yet */
+uint64_t net_client_leader_hint(const net_client *c); /* 0 when none yet */
 
 /* The one reading of a cluster spec, "ID=HOST:PORT,ID=HOST:PORT,..." (the
  * node's --cluster and every client's): fills ids, hosts

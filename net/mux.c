@@ -31,7 +31,6 @@
 #include "net/retry.h"
 #include "net/wire.h"
 
-
 enum { S_IDLE, S_FLIGHT, S_PARKED, S_DONE };
 
 typedef struct mnode {
@@ -40,14 +39,14 @@ typedef struct mnode {
     int port;
     int fd;
     net_session s;
-    bool refused;               /* the last handshake was refused: not authorized */
+    bool refused; /* the last handshake was refused: not authorized */
     net_rbuf rb;
     net_wbuf wb;
 } mnode;
 
 typedef struct msess {
-    uint64_t client_id, next_seq, seq;   /* client_id: the session, 0 = none yet */
-    bool registering;           /* the attempt in flight registers the session */
+    uint64_t client_id, next_seq, seq; /* client_id: the session, 0 = none yet */
+    bool registering;                  /* the attempt in flight registers the session */
     uint64_t nonce;
     uint64_t req_id, attempts;
     int state, node, silent;
@@ -66,7 +65,7 @@ struct net_mux {
     int timeout_ms;
     msess *s;
     int n_sess, busy;
-    int *done;                  /* finished, not yet reported */
+    int *done; /* finished, not yet reported */
     int n_done;
     net_buf enc;
     net_auth auth;
@@ -109,7 +108,7 @@ net_mux *net_mux_new(const char *spec, int timeout_ms, int n_sessions, char *err
     m->timeout_ms = timeout_ms > 0 ? timeout_ms : NET_RETRY_TIMEOUT_MS;
     net_auth_get_default(&m->auth);
     for (int i = 0; i < n_sessions; i++)
-        m->s[i].next_seq = 1;   /* sessions register with their first command */
+        m->s[i].next_seq = 1; /* sessions register with their first command */
     return m;
 }
 
@@ -196,12 +195,14 @@ static void attempt(net_mux *m, int si)
     }
     s->attempts++;
     s->req_id = s->attempts << 16 | (uint64_t)si;
-    net_client_req q = {.client_id = s->client_id, .seq = s->seq, .req_id = s->req_id,
-                        .flags = s->read ? NET_REQ_READ : 0, .op = s->op,
+    net_client_req q = {.client_id = s->client_id,
+                        .seq = s->seq,
+                        .req_id = s->req_id,
+                        .flags = s->read ? NET_REQ_READ : 0,
+                        .op = s->op,
                         .op_len = (uint32_t)s->op_len};
     if (s->registering)
-        q = (net_client_req){.client_id = s->nonce, .req_id = s->req_id,
-                             .flags = NET_REQ_REGISTER};
+        q = (net_client_req){.client_id = s->nonce, .req_id = s->req_id, .flags = NET_REQ_REGISTER};
     if (net_encode_client_req(&q, &m->enc) != NET_OK ||
         net_session_seal_req(&m->auth, &nd->s, &m->enc) != NET_OK ||
         net_wbuf_put(&nd->wb, m->enc.p, m->enc.len) != NET_OK) {
@@ -278,7 +279,7 @@ static void on_reply(net_mux *m, int ni, const uint8_t *f, size_t flen)
         return;
     msess *s = &m->s[si];
     if (s->state != S_FLIGHT || s->req_id != r.req_id || s->node != ni)
-        return;     /* an answer to an earlier attempt */
+        return; /* an answer to an earlier attempt */
     s->silent = 0;
     net_retry_step st = net_retry_answer(r.status, ni, r.leader_id ? find_node(m, r.leader_id) : -1,
                                          m->n, s->registering);
@@ -293,7 +294,7 @@ static void on_reply(net_mux *m, int ni, const uint8_t *f, size_t flen)
         return;
     }
     if (st.rc == NET_ESESSION)
-        s->client_id = 0;   /* the next command registers a new session */
+        s->client_id = 0; /* the next command registers a new session */
     if (st.rc != NET_OK) {
         finish(m, si, st.rc);
         return;
@@ -306,7 +307,7 @@ static void on_reply(net_mux *m, int ni, const uint8_t *f, size_t flen)
         }
         s->client_id = id;
         s->registering = false;
-        attempt(m, si);   /* now the command itself */
+        attempt(m, si); /* now the command itself */
         return;
     }
     if (r.reply_len) {
@@ -373,9 +374,9 @@ int net_mux_wait(net_mux *m, int wait_ms, int *done, int max)
                     continue;
                 }
             }
-            pf[np] = (struct pollfd){.fd = nd->fd,
-                                     .events = (short)(POLLIN | (net_wbuf_pending(&nd->wb)
-                                                                     ? POLLOUT : 0))};
+            pf[np] = (struct pollfd){
+                .fd = nd->fd,
+                .events = (short)(POLLIN | (net_wbuf_pending(&nd->wb) ? POLLOUT : 0))};
             idx[np++] = i;
         }
         if (m->n_done)
@@ -397,13 +398,13 @@ int net_mux_wait(net_mux *m, int wait_ms, int *done, int max)
                 const uint8_t *f;
                 size_t flen;
                 int frc;
-                while ((frc = net_rbuf_frame(&nd->rb,
-                                             NET_HDR_LEN + NET_MAX_PAYLOAD + NET_TRAILER_LEN, &f,
-                                             &flen)) == NET_OK) {
+                while (
+                    (frc = net_rbuf_frame(&nd->rb, NET_HDR_LEN + NET_MAX_PAYLOAD + NET_TRAILER_LEN,
+                                          &f, &flen)) == NET_OK) {
                     size_t plen;
                     frc = net_session_open_resp(&m->auth, &nd->s, f, flen, &plen);
                     if (frc != NET_OK)
-                        break;      /* refused, or altered in transit: drop it */
+                        break; /* refused, or altered in transit: drop it */
                     on_reply(m, ni, f, plen);
                 }
                 if (frc != NET_EAGAIN || (rc != NET_OK && rc != NET_EAGAIN))

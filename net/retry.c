@@ -10,15 +10,12 @@ net_retry_step net_retry_answer(uint8_t status, int i, int hint, int n, bool reg
 {
     net_retry_step st = {.act = NET_RETRY_DONE, .rc = NET_OK, .node = hint >= 0 ? hint : i};
     switch (status) {
-    case NET_ST_OK:
-        return st;
+    case NET_ST_OK: return st;
     case NET_ST_BAD_REQUEST:
         st.rc = NET_EBADREQ;
         st.node = -1;
         return st;
-    case NET_ST_SESSION_EXPIRED:
-        st.rc = registering ? NET_EUNAVAIL : NET_ESESSION;
-        return st;
+    case NET_ST_SESSION_EXPIRED: st.rc = registering ? NET_EUNAVAIL : NET_ESESSION; return st;
     default:
         /* NOT_LEADER, UNAVAILABLE, SHUTTING_DOWN: the same ids, another
          * node (the hinted leader, else the next one). */

@@ -26,8 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NET_RETRY_TIMEOUT_MS 5000   /* a call's deadline when none is given */
-#define NET_RETRY_ATTEMPT_MS 1000   /* longest wait for one attempt's answer */
+#define NET_RETRY_TIMEOUT_MS 5000 /* a call's deadline when none is given */
+#define NET_RETRY_ATTEMPT_MS 1000 /* longest wait for one attempt's answer */
 /* What a node that has not answered yet may cost (the blocking client's
  * first attempt there, the mux's connect): a node that is down costs this
  * much, not a whole attempt. */
@@ -37,15 +37,15 @@
 #define NET_RETRY_BACKOFF_MS 20
 
 typedef enum {
-    NET_RETRY_DONE,     /* the call ends with rc */
-    NET_RETRY_NOW,      /* the next attempt goes to node at once */
-    NET_RETRY_PAUSE     /* the next attempt goes to node after the backoff */
+    NET_RETRY_DONE, /* the call ends with rc */
+    NET_RETRY_NOW,  /* the next attempt goes to node at once */
+    NET_RETRY_PAUSE /* the next attempt goes to node after the backoff */
 } net_retry_act;
 
 typedef struct net_retry_step {
     net_retry_act act;
-    int rc;             /* DONE: NET_OK, NET_EBADREQ, NET_ESESSION or NET_EUNAVAIL */
-    int node;           /* the node now believed to lead (and, for NOW and PAUSE,
+    int rc;   /* DONE: NET_OK, NET_EBADREQ, NET_ESESSION or NET_EUNAVAIL */
+    int node; /* the node now believed to lead (and, for NOW and PAUSE,
                            where the next attempt goes); -1: belief unchanged */
 } net_retry_step;
 

@@ -77,7 +77,7 @@ int net_rbuf_fill(net_rbuf *b, int fd, size_t max)
     size_t got = 0;
     while (got < max) {
         size_t want = max - got < READ_CHUNK ? max - got : READ_CHUNK;
-        size_t limit = SIZE_MAX;    /* where the frame being read ends */
+        size_t limit = SIZE_MAX; /* where the frame being read ends */
         if (b->len - b->off >= NET_HDR_LEN) {
             const uint8_t *h = b->p + b->off;
             size_t flen = NET_HDR_LEN + NET_TRAILER_LEN + (size_t)byte_get32(h + 8);
@@ -97,7 +97,7 @@ int net_rbuf_fill(net_rbuf *b, int fd, size_t max)
             b->len += (size_t)n;
             got += (size_t)n;
             if ((size_t)n < want)
-                break;      /* drained what the kernel had */
+                break; /* drained what the kernel had */
             continue;
         }
         if (n == 0)

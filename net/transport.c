@@ -35,7 +35,6 @@
 #include <nanomsg/tcp.h>
 #include <sodium.h>
 
-
 /* nanomsg binds and local endpoints want an IP literal (or an interface
  * name), not a host name; resolve names once here. */
 static bool resolve_ipv4(const char *host, char *out, size_t outlen)
@@ -267,8 +266,7 @@ net_transport *net_transport_new(const net_transport_config *cfg, char *err, siz
                 "net: node %llu: fault injection ON: drop=%.3f dup=%.3f delay=%.3f:%d-%d "
                 "seed=%llu\n",
                 (unsigned long long)t->self_id, t->faults.drop, t->faults.dup, t->faults.delay,
-                t->faults.delay_min_ms, t->faults.delay_max_ms,
-                (unsigned long long)t->faults.seed);
+                t->faults.delay_min_ms, t->faults.delay_max_ms, (unsigned long long)t->faults.seed);
     }
 
     t->pull = nn_socket(AF_SP, NN_PULL);
@@ -282,7 +280,7 @@ net_transport *net_transport_new(const net_transport_config *cfg, char *err, siz
     nodelay(t->pull);
     if (bind_sock(t->pull, t->ip, t->port) < 0) {
         net_seterr(err, errlen, "transport: cannot listen for peers on %s:%d: %s", t->host, t->port,
-               nn_strerror(nn_errno()));
+                   nn_strerror(nn_errno()));
         goto fail;
     }
     t->pull_fd = getfd(t->pull, NN_RCVFD);
@@ -299,7 +297,8 @@ net_transport *net_transport_new(const net_transport_config *cfg, char *err, siz
             continue;
         if (net_transport_add_peer(t, &cfg->peers[i]) != NET_OK) {
             net_seterr(err, errlen, "transport: cannot set up peer %llu at %s:%d",
-                   (unsigned long long)cfg->peers[i].id, cfg->peers[i].host, cfg->peers[i].port);
+                       (unsigned long long)cfg->peers[i].id, cfg->peers[i].host,
+                       cfg->peers[i].port);
             goto fail;
         }
     }
@@ -457,8 +456,8 @@ static int hold(net_transport *t, uint64_t peer_id, const void *buf, size_t len,
         return NET_ENOMEM;
     memcpy(copy, buf, len);
     size_t i = t->n_held++;
-    t->heap[i] = (held){.due = due, .order = t->held_order++, .peer = peer_id, .buf = copy,
-                        .len = len};
+    t->heap[i] =
+        (held){.due = due, .order = t->held_order++, .peer = peer_id, .buf = copy, .len = len};
     t->held_bytes += len;
     while (i > 0 && heap_less(&t->heap[i], &t->heap[(i - 1) / 2])) {
         heap_swap(&t->heap[i], &t->heap[(i - 1) / 2]);
@@ -608,14 +607,14 @@ int net_recv_peer(net_transport *t, void **buf, size_t *len, uint64_t *from)
         if (net_open(t->auth.peer, m, (size_t)n, &tr) != NET_OK || tr.sender == 0) {
             t->st.peer_auth_failed++;
             net_tp_refusal_log(t, "a peer frame whose MAC does not verify (wrong secret or forged)",
-                        t->st.peer_auth_failed);
+                               t->st.peer_auth_failed);
             nn_freemsg(m);
             continue;
         }
         if (!sender_accept(t, &tr)) {
             t->st.peer_replayed++;
             net_tp_refusal_log(t, "a replayed peer frame (older than its sender's newest)",
-                        t->st.peer_replayed);
+                               t->st.peer_replayed);
             nn_freemsg(m);
             continue;
         }

@@ -54,8 +54,8 @@ typedef struct net_transport net_transport;
 
 typedef struct net_peer {
     uint64_t id;
-    char host[NET_ADDR_MAX];    /* IPv4 address or host name */
-    int port;                   /* peer port; clients use port + 1 */
+    char host[NET_ADDR_MAX]; /* IPv4 address or host name */
+    int port;                /* peer port; clients use port + 1 */
 } net_peer;
 
 /* Bounds of the client port.  Zero fields take the defaults in brackets.
@@ -85,16 +85,16 @@ typedef struct net_client_limits {
 
 typedef struct net_transport_config {
     uint64_t self_id;
-    char host[NET_ADDR_MAX];    /* this node's address: binds and connects from it */
-    int port;                   /* peer port; the client socket is on port + 1 */
-    net_peer peers[RAFT_MAX_NODES];  /* the other members (an entry for self_id is ignored) */
+    char host[NET_ADDR_MAX];        /* this node's address: binds and connects from it */
+    int port;                       /* peer port; the client socket is on port + 1 */
+    net_peer peers[RAFT_MAX_NODES]; /* the other members (an entry for self_id is ignored) */
     int n_peers;
-    bool no_client_socket;      /* true: do not open the client socket */
-    const char *faults;         /* fault spec; NULL: read HSTORE_NET_FAULTS */
-    int sndbuf;                 /* per-peer send buffer bytes; 0: default (8 MiB) */
-    int reconnect_ms;           /* reconnect interval to a down peer; 0: default (100 ms) */
-    const net_auth *auth;       /* keys; NULL: net_auth_get_default() */
-    net_client_limits limits;   /* client port bounds (zeros: defaults) */
+    bool no_client_socket;    /* true: do not open the client socket */
+    const char *faults;       /* fault spec; NULL: read HSTORE_NET_FAULTS */
+    int sndbuf;               /* per-peer send buffer bytes; 0: default (8 MiB) */
+    int reconnect_ms;         /* reconnect interval to a down peer; 0: default (100 ms) */
+    const net_auth *auth;     /* keys; NULL: net_auth_get_default() */
+    net_client_limits limits; /* client port bounds (zeros: defaults) */
 } net_transport_config;
 
 /* Opens and binds the sockets.  NULL with a message in err (e.g. address in
@@ -146,7 +146,7 @@ void net_msg_free(void *buf);
 typedef struct net_client_msg {
     void *body;
     size_t len;
-    uint64_t conn;              /* the connection it came on (generation, slot) */
+    uint64_t conn; /* the connection it came on (generation, slot) */
 } net_client_msg;
 
 /* Receives one client request without blocking: NET_OK or NET_EAGAIN. */
@@ -182,16 +182,16 @@ typedef struct net_transport_stats {
     uint64_t client_recv;
     uint64_t client_replied;
     uint64_t client_reply_failed;
-    uint64_t client_conns;      /* connections accepted */
-    uint64_t client_conns_bad;  /* closed for sending something that is not hstore frames */
-    uint64_t peer_auth_failed;  /* peer frames dropped: MAC did not verify */
-    uint64_t peer_replayed;     /* peer frames dropped: older than their sender's newest */
-    uint64_t client_auth_failed;/* client connections refused as unauthenticated */
-    uint64_t client_refused;    /* refused or displaced at the connection limit */
-    uint64_t client_idle_closed;/* closed after the idle (or handshake) timeout */
-    uint64_t client_mem_closed; /* closed by the memory cap or the unsent-reply cap */
-    uint64_t client_too_large;  /* closed for announcing a frame over max_frame */
-    uint64_t fault_dropped;     /* fault injector */
+    uint64_t client_conns;       /* connections accepted */
+    uint64_t client_conns_bad;   /* closed for sending something that is not hstore frames */
+    uint64_t peer_auth_failed;   /* peer frames dropped: MAC did not verify */
+    uint64_t peer_replayed;      /* peer frames dropped: older than their sender's newest */
+    uint64_t client_auth_failed; /* client connections refused as unauthenticated */
+    uint64_t client_refused;     /* refused or displaced at the connection limit */
+    uint64_t client_idle_closed; /* closed after the idle (or handshake) timeout */
+    uint64_t client_mem_closed;  /* closed by the memory cap or the unsent-reply cap */
+    uint64_t client_too_large;   /* closed for announcing a frame over max_frame */
+    uint64_t fault_dropped;      /* fault injector */
     uint64_t fault_duplicated;
     uint64_t fault_delayed;
 } net_transport_stats;

@@ -151,8 +151,8 @@ static void fit_fd_limit(net_transport *t)
             rl.rlim_cur = cur;
     }
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
-        int fit = rl.rlim_cur > 2 * FD_RESERVE ? (int)(rl.rlim_cur - FD_RESERVE)
-                                               : (int)rl.rlim_cur / 2;
+        int fit =
+            rl.rlim_cur > 2 * FD_RESERVE ? (int)(rl.rlim_cur - FD_RESERVE) : (int)rl.rlim_cur / 2;
         fprintf(stderr, "net: node %llu: descriptor limit %llu: at most %d client connections\n",
                 (unsigned long long)t->self_id, (unsigned long long)rl.rlim_cur, fit);
         t->lim.max_conns = fit > 1 ? fit : 1;
@@ -226,7 +226,7 @@ static void client_accept(net_transport *t)
     for (int i = 0; i < 64; i++) {
         int fd = accept4(t->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
-            return;     /* EAGAIN, or an aborted connection: nothing to do */
+            return; /* EAGAIN, or an aborted connection: nothing to do */
         if (t->n_conns >= (uint32_t)t->lim.max_conns && !make_room(t, now)) {
             t->st.client_refused++;
             net_tp_refusal_log(t, "a client connection: too many connections",
@@ -313,7 +313,7 @@ static bool client_handshake(net_transport *t, cconn *c, const uint8_t *f, size_
         net_decode_hello(f, len - NET_TRAILER_LEN, cn) != NET_OK) {
         t->st.client_auth_failed++;
         net_tp_refusal_log(t, "a client that did not authenticate (wrong or missing secret)",
-                    t->st.client_auth_failed);
+                           t->st.client_auth_failed);
         conn_refuse(t, c, NET_REFUSE_AUTH);
         return false;
     }
@@ -350,7 +350,7 @@ static void client_read(net_transport *t, cconn *c)
         if (byte_get32(h) == NET_MAGIC && h[4] == NET_VERSION && h[5] != NET_MSG_HELLO) {
             t->st.client_auth_failed++;
             net_tp_refusal_log(t, "a client that sent a request before authenticating",
-                        t->st.client_auth_failed);
+                               t->st.client_auth_failed);
             conn_refuse(t, c, NET_REFUSE_AUTH);
             return;
         }
@@ -372,7 +372,7 @@ static void client_read(net_transport *t, cconn *c)
             /* Anything but a HELLO first: not authenticated. */
             t->st.client_auth_failed++;
             net_tp_refusal_log(t, "a client that sent a request before authenticating",
-                        t->st.client_auth_failed);
+                               t->st.client_auth_failed);
             conn_refuse(t, c, NET_REFUSE_AUTH);
             return;
         }
@@ -387,19 +387,18 @@ static void client_read(net_transport *t, cconn *c)
             continue;
         }
         net_trailer tr;
-        if (net_open(c->s.kreq, f, len, &tr) != NET_OK ||
-            tr.ctr != c->s.rx + 1) {
+        if (net_open(c->s.kreq, f, len, &tr) != NET_OK || tr.ctr != c->s.rx + 1) {
             t->st.client_auth_failed++;
             net_tp_refusal_log(t, "a client frame whose MAC or counter does not verify",
-                        t->st.client_auth_failed);
+                               t->st.client_auth_failed);
             conn_refuse(t, c, NET_REFUSE_AUTH);
             return;
         }
         c->s.rx++;
         len -= NET_TRAILER_LEN;
         void *body = malloc(len);
-        if (!body || queue_push(t, (net_client_msg){.body = body, .len = len,
-                                                     .conn = conn_id(c)}) != NET_OK) {
+        if (!body || queue_push(t, (net_client_msg){
+                                       .body = body, .len = len, .conn = conn_id(c)}) != NET_OK) {
             free(body);
             conn_close(t, c);
             return;
@@ -543,7 +542,7 @@ int net_reply_client(net_transport *t, net_client_msg *req, const void *buf, siz
         /* Not reading its answers: cut it off rather than grow. */
         t->st.client_mem_closed++;
         net_tp_refusal_log(t, "a client that does not read its replies (--client-max-unsent)",
-                    t->st.client_mem_closed);
+                           t->st.client_mem_closed);
         conn_close(t, c);
         c = NULL;
     }

@@ -55,12 +55,12 @@ typedef struct cconn {
     uint32_t slot, gen;
     net_rbuf rb;
     net_wbuf wb;
-    bool want_out;              /* EPOLLOUT registered */
-    bool dirty;                 /* in the flush list */
-    bool authed;                /* handshake done: s holds the session */
+    bool want_out; /* EPOLLOUT registered */
+    bool dirty;    /* in the flush list */
+    bool authed;   /* handshake done: s holds the session */
     net_session s;
     uint64_t accepted_ms, last_ms;
-    size_t mem;                 /* buffer bytes counted in the transport's mem */
+    size_t mem; /* buffer bytes counted in the transport's mem */
 } cconn;
 
 typedef struct sender_state {
@@ -71,7 +71,7 @@ typedef struct tpeer {
     uint64_t id;
     char host[NET_ADDR_MAX];
     int port;
-    int sock;                   /* NN_PUSH, -1 if none */
+    int sock; /* NN_PUSH, -1 if none */
 } tpeer;
 
 typedef struct held {
@@ -84,19 +84,19 @@ typedef struct held {
 
 struct net_transport {
     uint64_t self_id;
-    char host[NET_ADDR_MAX];    /* as configured */
-    char ip[NET_ADDR_MAX];      /* numeric IPv4 of host, "" if it did not resolve */
+    char host[NET_ADDR_MAX]; /* as configured */
+    char ip[NET_ADDR_MAX];   /* numeric IPv4 of host, "" if it did not resolve */
     int port;
     int sndbuf, reconnect_ms;
-    int pull;                   /* nanomsg socket, -1 if none */
+    int pull; /* nanomsg socket, -1 if none */
     int pull_fd;
-    int lfd, epfd;              /* client listener and epoll set, -1 if none */
-    cconn **conns;              /* by slot; NULL = free */
+    int lfd, epfd; /* client listener and epoll set, -1 if none */
+    cconn **conns; /* by slot; NULL = free */
     uint32_t n_slots, n_conns;
-    uint32_t *dirty;            /* slots with queued replies */
+    uint32_t *dirty; /* slots with queued replies */
     uint32_t n_dirty;
-    uint32_t conn_gen;          /* last generation given to a connection */
-    net_client_msg *q;          /* ring of read, untaken requests */
+    uint32_t conn_gen; /* last generation given to a connection */
+    net_client_msg *q; /* ring of read, untaken requests */
     size_t q_head, q_len, q_cap;
     tpeer peers[RAFT_MAX_NODES];
     int n_peers;
@@ -108,10 +108,10 @@ struct net_transport {
     uint64_t held_order;
 
     net_auth auth;
-    uint64_t epoch, tx_ctr;     /* this node's peer-frame incarnation and counter */
+    uint64_t epoch, tx_ctr; /* this node's peer-frame incarnation and counter */
     sender_state senders[PEER_SENDERS];
     net_client_limits lim;
-    size_t mem;                 /* client buffers' bytes, all connections */
+    size_t mem; /* client buffers' bytes, all connections */
     uint64_t next_sweep;
     uint64_t log_ms, log_quiet; /* rate limit of refusal logs */
     net_buf ebuf;               /* HELLO_ACK / ERROR frames */

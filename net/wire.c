@@ -153,7 +153,7 @@ static void frame_begin(wr *w, net_buf *out)
 static int frame_end(wr *w, uint8_t type)
 {
     net_buf *b = w->out;
-    b->p = w->b.p;      /* the writer may have moved the buffer */
+    b->p = w->b.p; /* the writer may have moved the buffer */
     b->cap = w->b.cap;
     b->len = 0;
     if (w->err)

@@ -48,7 +48,7 @@
 
 #include "raftkv/raft.h"
 
-#define NET_MAGIC 0x52545348u          /* bytes 'H','S','T','R' little-endian */
+#define NET_MAGIC 0x52545348u /* bytes 'H','S','T','R' little-endian */
 /* 2: frames carry the authentication trailer; 3: a raft_conf is encoded by
  * raftkv/conf_codec.h (member count u32, was u8). */
 #define NET_VERSION 3
@@ -64,37 +64,37 @@
 
 /* Message types (the header's type byte). */
 typedef enum {
-    NET_MSG_RAFT = 1,         /* peer <-> peer: one raft_msg */
-    NET_MSG_CLIENT_REQ = 2,   /* client -> node */
-    NET_MSG_CLIENT_RESP = 3,  /* node -> client */
-    NET_MSG_STATUS_REQ = 4,   /* client -> node */
-    NET_MSG_STATUS_RESP = 5,  /* node -> client */
-    NET_MSG_HELLO = 6,        /* client -> node: opens an authenticated session */
-    NET_MSG_HELLO_ACK = 7,    /* node -> client: accepts it */
-    NET_MSG_ERROR = 8,        /* node -> client: refusal before closing (carries no data) */
+    NET_MSG_RAFT = 1,        /* peer <-> peer: one raft_msg */
+    NET_MSG_CLIENT_REQ = 2,  /* client -> node */
+    NET_MSG_CLIENT_RESP = 3, /* node -> client */
+    NET_MSG_STATUS_REQ = 4,  /* client -> node */
+    NET_MSG_STATUS_RESP = 5, /* node -> client */
+    NET_MSG_HELLO = 6,       /* client -> node: opens an authenticated session */
+    NET_MSG_HELLO_ACK = 7,   /* node -> client: accepts it */
+    NET_MSG_ERROR = 8,       /* node -> client: refusal before closing (carries no data) */
     NET_MSG_TYPE_MAX
 } net_msg_type;
 
 /* Return codes shared by the whole net/ layer: 0 is success. */
 enum {
     NET_OK = 0,
-    NET_ETRUNC = -1,      /* fewer bytes than the header or a field needs */
-    NET_EMAGIC = -2,      /* not an hstore frame */
-    NET_EVERSION = -3,    /* a wire version this build does not speak */
-    NET_ETYPE = -4,       /* unknown or unexpected message type */
-    NET_ELENGTH = -5,     /* header length disagrees with the bytes received, or too large */
-    NET_ECHECKSUM = -6,   /* payload CRC32C mismatch: corrupted in transit */
-    NET_EMALFORMED = -7,  /* a field out of range, a count that does not fit, trailing bytes */
+    NET_ETRUNC = -1,     /* fewer bytes than the header or a field needs */
+    NET_EMAGIC = -2,     /* not an hstore frame */
+    NET_EVERSION = -3,   /* a wire version this build does not speak */
+    NET_ETYPE = -4,      /* unknown or unexpected message type */
+    NET_ELENGTH = -5,    /* header length disagrees with the bytes received, or too large */
+    NET_ECHECKSUM = -6,  /* payload CRC32C mismatch: corrupted in transit */
+    NET_EMALFORMED = -7, /* a field out of range, a count that does not fit, trailing bytes */
     NET_ENOMEM = -8,
-    NET_EINVAL = -9,      /* bad argument from the caller (not from the wire) */
-    NET_EAGAIN = -10,     /* nothing to receive now (non-blocking calls) */
-    NET_EUNAVAIL = -11,   /* client: no answer before the deadline, outcome unknown */
-    NET_EBADREQ = -12,    /* client: the node rejected the request as malformed */
-    NET_EIO = -13,        /* socket-level failure */
-    NET_EAUTH = -14,      /* not authorized: MAC mismatch, wrong or missing cluster secret */
-    NET_EBUSY = -15,      /* the node refused the connection (too many, or over its limits) */
-    NET_ESESSION = -16,   /* client: the session expired; this request's outcome is unknown */
-    NET_ERR_COUNT = 17    /* number of codes, for per-code counters */
+    NET_EINVAL = -9,    /* bad argument from the caller (not from the wire) */
+    NET_EAGAIN = -10,   /* nothing to receive now (non-blocking calls) */
+    NET_EUNAVAIL = -11, /* client: no answer before the deadline, outcome unknown */
+    NET_EBADREQ = -12,  /* client: the node rejected the request as malformed */
+    NET_EIO = -13,      /* socket-level failure */
+    NET_EAUTH = -14,    /* not authorized: MAC mismatch, wrong or missing cluster secret */
+    NET_EBUSY = -15,    /* the node refused the connection (too many, or over its limits) */
+    NET_ESESSION = -16, /* client: the session expired; this request's outcome is unknown */
+    NET_ERR_COUNT = 17  /* number of codes, for per-code counters */
 };
 const char *net_strerror(int rc);
 
@@ -120,9 +120,9 @@ void net_buf_free(net_buf *b);
 
 typedef struct net_hdr {
     uint8_t version;
-    uint8_t type;         /* net_msg_type */
+    uint8_t type; /* net_msg_type */
     uint16_t flags;
-    uint32_t len;         /* payload length */
+    uint32_t len; /* payload length */
     uint32_t crc;
 } net_hdr;
 
@@ -147,27 +147,28 @@ void net_raft_msg_free(raft_msg *m);
 
 /* ---- CLIENT_REQ / CLIENT_RESP --------------------------------------------------- */
 
-#define NET_REQ_READ 0x01     /* linearizable read-only query (ReadIndex) */
-#define NET_REQ_REGISTER 0x02 /* open a session: client_id is a nonce, seq 0, op empty;
+#define NET_REQ_READ 0x01 /* linearizable read-only query (ReadIndex) */
+#define NET_REQ_REGISTER \
+    0x02 /* open a session: client_id is a nonce, seq 0, op empty;
                                  a NET_ST_OK reply holds the session id (8 bytes LE) */
 #define NET_REQ_FLAGS (NET_REQ_READ | NET_REQ_REGISTER)
 
 typedef struct net_client_req {
     uint64_t client_id;
-    uint64_t seq;             /* exactly-once sequence (commands; 0 for reads) */
-    uint64_t req_id;          /* echoed in the reply, to match it */
-    uint8_t flags;            /* NET_REQ_* */
-    const uint8_t *op;        /* the state machine's encoded operation */
+    uint64_t seq;      /* exactly-once sequence (commands; 0 for reads) */
+    uint64_t req_id;   /* echoed in the reply, to match it */
+    uint8_t flags;     /* NET_REQ_* */
+    const uint8_t *op; /* the state machine's encoded operation */
     uint32_t op_len;
 } net_client_req;
 
 /* Status of a CLIENT_RESP. */
 typedef enum {
-    NET_ST_OK = 0,            /* reply holds the state machine's answer */
-    NET_ST_UNAVAILABLE = 1,   /* not done before the node's deadline: outcome unknown */
-    NET_ST_NOT_LEADER = 2,    /* reserved: redirect to leader_id / leader_addr */
-    NET_ST_BAD_REQUEST = 3,   /* malformed request: retrying will not help */
-    NET_ST_SHUTTING_DOWN = 4, /* the node is stopping: try another */
+    NET_ST_OK = 0,              /* reply holds the state machine's answer */
+    NET_ST_UNAVAILABLE = 1,     /* not done before the node's deadline: outcome unknown */
+    NET_ST_NOT_LEADER = 2,      /* reserved: redirect to leader_id / leader_addr */
+    NET_ST_BAD_REQUEST = 3,     /* malformed request: retrying will not help */
+    NET_ST_SHUTTING_DOWN = 4,   /* the node is stopping: try another */
     NET_ST_SESSION_EXPIRED = 5, /* the session is gone (expired or evicted): the
                                    command was not applied now, an earlier attempt
                                    may have been; register a new session */
@@ -176,10 +177,10 @@ typedef enum {
 
 typedef struct net_client_resp {
     uint64_t req_id;
-    uint8_t status;           /* net_status_code */
-    uint64_t leader_id;       /* 0 when unknown */
-    char leader_addr[NET_ADDR_MAX];  /* client address host:port of the leader, "" if unknown */
-    const uint8_t *reply;     /* the state machine's encoded reply */
+    uint8_t status;                 /* net_status_code */
+    uint64_t leader_id;             /* 0 when unknown */
+    char leader_addr[NET_ADDR_MAX]; /* client address host:port of the leader, "" if unknown */
+    const uint8_t *reply;           /* the state machine's encoded reply */
     uint32_t reply_len;
 } net_client_resp;
 
@@ -192,10 +193,10 @@ int net_decode_client_resp(const void *buf, size_t len, net_client_resp *r);
 
 typedef struct net_status_resp {
     uint64_t req_id;
-    char addr[NET_ADDR_MAX];  /* the answering node's address host:port */
-    raft_status st;           /* every field, peers and conf included */
-    uint64_t auth_rejected;   /* frames and connections refused as unauthenticated */
-    uint64_t conns_cut;       /* client connections closed by the port's limits */
+    char addr[NET_ADDR_MAX]; /* the answering node's address host:port */
+    raft_status st;          /* every field, peers and conf included */
+    uint64_t auth_rejected;  /* frames and connections refused as unauthenticated */
+    uint64_t conns_cut;      /* client connections closed by the port's limits */
 } net_status_resp;
 
 int net_encode_status_req(uint64_t req_id, net_buf *out);

@@ -23,10 +23,10 @@ void client_answer(node *n, req *q, int status, uint8_t *reply, size_t reply_len
     net_client_resp resp;
     memset(&resp, 0, sizeof resp);
     resp.req_id = q->req_id;
-    resp.status = status == NODE_OK            ? NET_ST_OK
-                  : status == NODE_ESTOPPED    ? NET_ST_SHUTTING_DOWN
-                  : status == NODE_EINVAL      ? NET_ST_BAD_REQUEST
-                                               : NET_ST_UNAVAILABLE;
+    resp.status = status == NODE_OK         ? NET_ST_OK
+                  : status == NODE_ESTOPPED ? NET_ST_SHUTTING_DOWN
+                  : status == NODE_EINVAL   ? NET_ST_BAD_REQUEST
+                                            : NET_ST_UNAVAILABLE;
     resp.leader_id = n->last_leader;
     memcpy(resp.leader_addr, n->leader_caddr, sizeof resp.leader_addr);
     resp.reply = reply;
@@ -62,10 +62,10 @@ static void answer_status(node *n, net_client_msg *cm, uint64_t req_id)
     raft_status_get(n->r, &sr.st);
     net_transport_stats ts;
     net_transport_get_stats(n->tr, &ts);
-    sr.auth_rejected = ts.peer_auth_failed + ts.peer_replayed + ts.client_auth_failed +
-                       n->msgs_forged;
-    sr.conns_cut = ts.client_refused + ts.client_idle_closed + ts.client_mem_closed +
-                   ts.client_too_large;
+    sr.auth_rejected =
+        ts.peer_auth_failed + ts.peer_replayed + ts.client_auth_failed + n->msgs_forged;
+    sr.conns_cut =
+        ts.client_refused + ts.client_idle_closed + ts.client_mem_closed + ts.client_too_large;
     if (net_encode_status_resp(&sr, &n->buf) == NET_OK)
         net_reply_client(n->tr, cm, n->buf.p, n->buf.len);
     else
@@ -104,11 +104,15 @@ void recv_clients(node *n)
         q->origin = ORIGIN_NET;
         q->cmsg = cm;
         q->req_id = cr.req_id;
-        ntrace(n, "client in: req %" PRIu64 "%s", cr.req_id, (cr.flags & NET_REQ_READ) ? " (read)" : "");
+        ntrace(n, "client in: req %" PRIu64 "%s", cr.req_id,
+               (cr.flags & NET_REQ_READ) ? " (read)" : "");
         q->deadline_ms = now_ms() + (uint64_t)n->cfg.op_timeout_ms;
         /* The op stays in the frame (q->cmsg), which lives as long as q. */
-        node_cmd c = {.op = cr.op, .len = cr.op_len, .read = (cr.flags & NET_REQ_READ) != 0,
-                      .client_id = cr.client_id, .seq = cr.seq};
+        node_cmd c = {.op = cr.op,
+                      .len = cr.op_len,
+                      .read = (cr.flags & NET_REQ_READ) != 0,
+                      .client_id = cr.client_id,
+                      .seq = cr.seq};
         int crc = req_prepare(q, &c, (cr.flags & NET_REQ_REGISTER) != 0, false);
         if (crc != NODE_OK) {
             req_finish(n, q, crc, NULL, 0);

@@ -135,16 +135,19 @@ static void propose_limits(node *n)
     kv_limits cur;
     if (kv_get_limits(n->kv, &cur))
         return;
-    kv_op o = {.type = KV_OP_SET_LIMITS, .flags = KV_LIMITS_IF_UNSET,
-               .len = n->cfg.max_file_size, .off = n->cfg.max_store_bytes};
+    kv_op o = {.type = KV_OP_SET_LIMITS,
+               .flags = KV_LIMITS_IF_UNSET,
+               .len = n->cfg.max_file_size,
+               .off = n->cfg.max_store_bytes};
     uint8_t *ob, *cmd;
     size_t ol, cl;
     if (kv_op_encode(&o, &ob, &ol) != 0)
         return;
     if (kv_cmd_encode(0, 0, node_realtime_ns(), ob, ol, &cmd, &cl) == 0) {
         if (raft_propose(n->r, cmd, cl, NULL, NULL) == RAFT_OK)
-            nlog(n, 2, "proposed the initial limits: max-file-size %" PRIu64
-                       ", max-store-bytes %" PRIu64, n->cfg.max_file_size, n->cfg.max_store_bytes);
+            nlog(n, 2,
+                 "proposed the initial limits: max-file-size %" PRIu64 ", max-store-bytes %" PRIu64,
+                 n->cfg.max_file_size, n->cfg.max_store_bytes);
         free(cmd);
     }
     free(ob);
@@ -163,9 +166,10 @@ static void check_limits(node *n)
     nlog(n, 2, "limits in force (replicated): max-file-size %" PRIu64 ", max-store-bytes %" PRIu64,
          l.max_file_size, l.max_total_bytes);
     if (l.max_file_size != n->cfg.max_file_size || l.max_total_bytes != n->cfg.max_store_bytes)
-        nlog(n, 1, "this node's --max-file-size %" PRIu64 " / --max-store-bytes %" PRIu64
-                   " differ from the cluster's replicated limits; the replicated ones are used "
-                   "(change them with `hstore limits set`)",
+        nlog(n, 1,
+             "this node's --max-file-size %" PRIu64 " / --max-store-bytes %" PRIu64
+             " differ from the cluster's replicated limits; the replicated ones are used "
+             "(change them with `hstore limits set`)",
              n->cfg.max_file_size, n->cfg.max_store_bytes);
 }
 
@@ -179,17 +183,21 @@ void log_changes(node *n)
     if (st.election.seq != n->last_election_seq) {
         const raft_election_event *e = &st.election;
         if (e->reason == RAFT_ELECTION_TIMEOUT && e->leader)
-            nlog(n, 2, "election: %s in term %" PRIu64 ": no message from leader %" PRIu64
-                 " for %" PRId64 " ms", raft_election_reason_name(e->reason), e->term, e->leader,
+            nlog(n, 2,
+                 "election: %s in term %" PRIu64 ": no message from leader %" PRIu64 " for %" PRId64
+                 " ms",
+                 raft_election_reason_name(e->reason), e->term, e->leader,
                  e->idle_ticks * n->cfg.tick_ms);
         else if (e->reason == RAFT_ELECTION_TIMEOUT)
             nlog(n, 2, "election: %s in term %" PRIu64 ": no leader heard from since start",
                  raft_election_reason_name(e->reason), e->term);
         else if (e->reason == RAFT_ELECTION_TRANSFER)
-            nlog(n, 2, "election: %s in term %" PRIu64 ": leader %" PRIu64 " hands over to this node",
+            nlog(n, 2,
+                 "election: %s in term %" PRIu64 ": leader %" PRIu64 " hands over to this node",
                  raft_election_reason_name(e->reason), e->term, e->leader);
         else if (e->reason == RAFT_ELECTION_STEP_DOWN)
-            nlog(n, 2, "%s in term %" PRIu64 ": heard from %u of the voters (this node included) "
+            nlog(n, 2,
+                 "%s in term %" PRIu64 ": heard from %u of the voters (this node included) "
                  "within an election timeout, a quorum is %u",
                  raft_election_reason_name(e->reason), e->term, e->active, e->quorum);
         n->last_election_seq = st.election.seq;
@@ -262,8 +270,8 @@ static int handle_ready(node *n)
     while (raft_has_ready(n->r)) {
         raft_ready rd;
         raft_ready_get(n->r, &rd);
-        ntrace(n, "ready: %zu msgs, %zu entries, %zu committed, %zu msgs after persist",
-               rd.n_msgs, rd.n_entries, rd.n_committed, rd.n_msgs_after_persist);
+        ntrace(n, "ready: %zu msgs, %zu entries, %zu committed, %zu msgs after persist", rd.n_msgs,
+               rd.n_entries, rd.n_committed, rd.n_msgs_after_persist);
         /* The commit index alone is not worth an fsync (raft.h: it may be
          * persisted lazily; a node that restarts with an older one learns
          * the newer one from the leader).  It rides along with a batch that
@@ -316,8 +324,9 @@ static int handle_ready(node *n)
                     node_fail(n, err);
                     return -1;
                 }
-                nlog(n, 2, "snapshot installed from leader: index %" PRIu64 " term %" PRIu64
-                           ", %zu bytes received, %" PRIu64 " bytes of state",
+                nlog(n, 2,
+                     "snapshot installed from leader: index %" PRIu64 " term %" PRIu64
+                     ", %zu bytes received, %" PRIu64 " bytes of state",
                      rd.snapshot->index, rd.snapshot->term, rd.snapshot->len, raw);
             }
             if (apply_committed(n, &rd) != 0)
@@ -356,8 +365,10 @@ static void recv_peers(node *n)
             net_raft_msg_free(&m);
             n->msgs_forged++;
             if ((n->msgs_forged & (n->msgs_forged - 1)) == 0)
-                nlog(n, 1, "dropped a peer message from node %" PRIu64 " claiming to come from %"
-                     PRIu64 "; %" PRIu64 " so far", from, m.from, n->msgs_forged);
+                nlog(n, 1,
+                     "dropped a peer message from node %" PRIu64 " claiming to come from %" PRIu64
+                     "; %" PRIu64 " so far",
+                     from, m.from, n->msgs_forged);
         } else if (rc == NET_OK) {
             ntrace(n, "peer in: %s from %" PRIu64 ", %u entries", raft_msg_type_name(m.type),
                    m.from, (unsigned)m.n_entries);
@@ -414,7 +425,8 @@ void *loop_main(void *arg)
                 continue;
             if (fds[i].fd == n->efd) {
                 uint64_t v;
-                if (read(n->efd, &v, sizeof v) < 0) { /* EAGAIN: nothing */ }
+                if (read(n->efd, &v, sizeof v) < 0) { /* EAGAIN: nothing */
+                }
                 drain_local(n);
             } else if (fds[i].fd == n->tfd) {
                 ticked = true;

@@ -70,11 +70,15 @@ void nlog(node *n, int level, const char *fmt, ...)
     memset(&st, 0, sizeof st);
     if (n->r)
         raft_status_get(n->r, &st);
-    fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s node=%" PRIu64 " term=%" PRIu64
-                    " role=%s %s\n",
+    fprintf(stderr,
+            "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s node=%" PRIu64 " term=%" PRIu64
+            " role=%s %s\n",
             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-            ts.tv_nsec / 1000000, lv[level < 0 ? 0 : level > 3 ? 3 : level], n->cfg.id, st.term,
-            raft_role_name(st.role), msg);
+            ts.tv_nsec / 1000000,
+            lv[level < 0   ? 0
+               : level > 3 ? 3
+                           : level],
+            n->cfg.id, st.term, raft_role_name(st.role), msg);
 }
 
 /* HSTORE_TRACE=1 in the environment: one line per step of every request
@@ -255,8 +259,8 @@ static int start_state(node *n, const node_config *cfg, size_t *boot_entries, ch
         return -1;
     }
     if (boot.snapshot.index > 0 &&
-        snapshot_install(n, NULL, 0, boot.snapshot.index, boot.snapshot.term, NULL, err,
-                         errlen) != ST_OK) {
+        snapshot_install(n, NULL, 0, boot.snapshot.index, boot.snapshot.term, NULL, err, errlen) !=
+            ST_OK) {
         st_boot_free(&boot);
         return -1;
     }
@@ -320,8 +324,10 @@ static int start_io(node *n, const node_config *cfg, const node_peer *self, char
         return -1;
     }
     struct itimerspec its = {
-        .it_interval = {.tv_sec = n->cfg.tick_ms / 1000, .tv_nsec = (n->cfg.tick_ms % 1000) * 1000000L},
-        .it_value = {.tv_sec = n->cfg.tick_ms / 1000, .tv_nsec = (n->cfg.tick_ms % 1000) * 1000000L},
+        .it_interval = {.tv_sec = n->cfg.tick_ms / 1000,
+                        .tv_nsec = (n->cfg.tick_ms % 1000) * 1000000L},
+        .it_value = {.tv_sec = n->cfg.tick_ms / 1000,
+                     .tv_nsec = (n->cfg.tick_ms % 1000) * 1000000L},
     };
     timerfd_settime(n->tfd, 0, &its, NULL);
     return 0;
@@ -341,7 +347,7 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
     pthread_mutex_init(&n->mu, NULL);
     pthread_mutex_init(&n->rep.mu, NULL);
     /* A session of its own for open-file reports, new in every incarnation. */
-    n->rep.client = 0;   /* registered with the first report */
+    n->rep.client = 0; /* registered with the first report */
     n->pending.next = n->pending.prev = &n->pending;
     if (n->cfg.tick_ms <= 0)
         n->cfg.tick_ms = 50;

@@ -22,25 +22,25 @@ typedef struct node node;
 
 typedef struct node_peer {
     uint64_t id;
-    char host[RAFT_ADDR_MAX];   /* IPv4 address or name */
-    int port;                   /* peer traffic; clients use port + 1 */
+    char host[RAFT_ADDR_MAX]; /* IPv4 address or name */
+    int port;                 /* peer traffic; clients use port + 1 */
 } node_peer;
 
 typedef struct node_config {
     uint64_t id;
-    node_peer peers[RAFT_MAX_NODES];   /* every member, this node included */
+    node_peer peers[RAFT_MAX_NODES]; /* every member, this node included */
     int n_peers;
     char data_dir[4096];
-    uint64_t snapshot_threshold;       /* log bytes that trigger a snapshot; 0 = never */
-    int tick_ms;                       /* Raft tick; default 50 */
-    int election_ticks;                /* default 10 */
-    int op_timeout_ms;                 /* default deadline of a request */
-    uint64_t max_file_size;            /* bytes; default 1 GiB */
-    uint64_t max_store_bytes;          /* ENOSPC past this many bytes of data; 0 = no limit */
-    int log_level;                     /* 0 error, 1 warn, 2 info, 3 debug */
-    net_auth auth;                     /* keys from the cluster secret (default:
+    uint64_t snapshot_threshold;     /* log bytes that trigger a snapshot; 0 = never */
+    int tick_ms;                     /* Raft tick; default 50 */
+    int election_ticks;              /* default 10 */
+    int op_timeout_ms;               /* default deadline of a request */
+    uint64_t max_file_size;          /* bytes; default 1 GiB */
+    uint64_t max_store_bytes;        /* ENOSPC past this many bytes of data; 0 = no limit */
+    int log_level;                   /* 0 error, 1 warn, 2 info, 3 debug */
+    net_auth auth;                   /* keys from the cluster secret (default:
                                           net_auth_get_default) */
-    net_client_limits client_limits;   /* client port bounds (zeros: defaults) */
+    net_client_limits client_limits; /* client port bounds (zeros: defaults) */
 } node_config;
 
 void node_config_init(node_config *c);
@@ -63,8 +63,8 @@ void node_stop(node *n);
 /* Result of node_submit. */
 enum {
     NODE_OK = 0,
-    NODE_ETIMEDOUT = -1,   /* no answer before the deadline: outcome unknown */
-    NODE_ESTOPPED = -2,    /* the node is shutting down */
+    NODE_ETIMEDOUT = -1, /* no answer before the deadline: outcome unknown */
+    NODE_ESTOPPED = -2,  /* the node is shutting down */
     NODE_ENOMEM = -3,
     NODE_EINVAL = -4,
 };
@@ -81,8 +81,8 @@ enum {
  *              KV_ESESSION reply and not applied (kv.h, Sessions).
  *   timeout_ms: deadline; <= 0 means the configured op timeout.
  * On NODE_OK *reply (malloc'ed, caller frees) holds the state machine's reply. */
-int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t client_id,
-                uint64_t seq, int timeout_ms, uint8_t **reply, size_t *reply_len);
+int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t client_id, uint64_t seq,
+                int timeout_ms, uint8_t **reply, size_t *reply_len);
 
 /* Opens a session (a REGISTER command) and waits for its id.  NODE_OK with
  * *session_id set, or a node_submit error. */
@@ -99,9 +99,9 @@ typedef struct node_cmd {
     size_t len;
     bool read;
     uint64_t client_id, seq;
-    int rc;                 /* out */
-    uint8_t *reply;         /* out */
-    size_t reply_len;       /* out */
+    int rc;           /* out */
+    uint8_t *reply;   /* out */
+    size_t reply_len; /* out */
 } node_cmd;
 int node_submit_many(node *n, node_cmd *cmds, size_t cnt, int timeout_ms);
 

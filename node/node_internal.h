@@ -64,23 +64,23 @@ enum { ORIGIN_LOCAL = 1, ORIGIN_NET = 2, ORIGIN_SELF = 3 };
 #define REPORT_KEEPALIVE_MS (KV_HOLDER_TTL_NS / 1000000 / 4)
 
 typedef struct req {
-    struct req *prev, *next;     /* in n->pending */
-    struct req *qnext;           /* in the submit queue */
-    struct req *hnext;           /* in n->cmd_tab (commands with ids) */
+    struct req *prev, *next; /* in n->pending */
+    struct req *qnext;       /* in the submit queue */
+    struct req *hnext;       /* in n->cmd_tab (commands with ids) */
     int origin;
     bool read;
-    bool reg;                    /* a REGISTER: client_id is a nonce, seq 0 */
-    bool part;                   /* an UPLOAD_PART: idempotent, outside the session */
-    bool in_log;                 /* proposed as leader: in our log (no timed retry) */
+    bool reg;    /* a REGISTER: client_id is a nonce, seq 0 */
+    bool part;   /* an UPLOAD_PART: idempotent, outside the session */
+    bool in_log; /* proposed as leader: in our log (no timed retry) */
     uint64_t client_id, seq;
-    const uint8_t *op;           /* read op (points into owned memory) */
+    const uint8_t *op; /* read op (points into owned memory) */
     size_t op_len;
-    uint8_t *cmd;                /* command envelope (commands), built once */
+    uint8_t *cmd; /* command envelope (commands), built once */
     size_t cmd_len;
     uint64_t deadline_ms;
     uint64_t last_try_ms;
     bool tried;
-    uint64_t read_ctx;           /* read batch this read waits on (0: not asked) */
+    uint64_t read_ctx; /* read batch this read waits on (0: not asked) */
     bool have_index;
     uint64_t read_index;
     /* ORIGIN_LOCAL */
@@ -107,58 +107,58 @@ struct node {
     pthread_t thread;
     bool thread_started;
 
-    pthread_mutex_t mu;          /* guards: queue, stop, status, local reqs' results */
+    pthread_mutex_t mu; /* guards: queue, stop, status, local reqs' results */
     req *queue_head, *queue_tail;
     bool stop;
     bool failed;
-    raft_status status;          /* copy for node_status() */
+    raft_status status; /* copy for node_status() */
 
-    req pending;                 /* sentinel of the list of in-flight requests */
-    req **cmd_tab;               /* pending commands by (client id, seq): chained hash */
-    size_t cmd_cap, cmd_n;       /* buckets (a power of two, or 0), entries */
+    req pending;           /* sentinel of the list of in-flight requests */
+    req **cmd_tab;         /* pending commands by (client id, seq): chained hash */
+    size_t cmd_cap, cmd_n; /* buckets (a power of two, or 0), entries */
     uint64_t next_ctx;
     uint64_t last_applied_term;
-    raft_hard_state hs_now, hs_saved;  /* latest from the core; last written to storage */
-    raft_conf conf_known;        /* conf the transport was set up for */
+    raft_hard_state hs_now, hs_saved; /* latest from the core; last written to storage */
+    raft_conf conf_known;             /* conf the transport was set up for */
     raft_role last_role;
-    uint64_t last_election_seq;   /* raft_status.election last logged */
+    uint64_t last_election_seq; /* raft_status.election last logged */
     uint64_t last_term, last_leader;
-    char leader_caddr[RAFT_ADDR_MAX];  /* client address of last_leader, "" unknown */
+    char leader_caddr[RAFT_ADDR_MAX]; /* client address of last_leader, "" unknown */
     uint64_t msgs_bad;
-    uint64_t msgs_forged;       /* authenticated peer frames claiming another sender */
+    uint64_t msgs_forged; /* authenticated peer frames claiming another sender */
     /* background snapshot (snapshot.c) */
     struct {
         bool running;
         pthread_t thr;
         pid_t child;
-        int fd;                  /* read end of the child's pipe */
+        int fd; /* read end of the child's pipe */
         st_snap_writer *w;
         uint64_t index, term, start_ms, retry_ms, raw;
-        uint64_t fork_us;          /* how long fork() held the loop */
-        bool done;               /* worker finished (guarded by mu) */
+        uint64_t fork_us; /* how long fork() held the loop */
+        bool done;        /* worker finished (guarded by mu) */
         int rc;
         char err[256];
     } snap;
-    uint8_t *chunk;              /* one snapshot chunk being sent */
+    uint8_t *chunk; /* one snapshot chunk being sent */
     size_t chunk_cap;
-    bool trace;                  /* HSTORE_TRACE set: see ntrace() */
-    _Atomic uint64_t applied_pub;  /* kv_applied_index, for other threads (may lag) */
-    _Atomic bool holder_known;     /* the state has a holder record of this node */
+    bool trace;                   /* HSTORE_TRACE set: see ntrace() */
+    _Atomic uint64_t applied_pub; /* kv_applied_index, for other threads (may lag) */
+    _Atomic bool holder_known;    /* the state has a holder record of this node */
     /* open-file reports */
     struct {
-        pthread_mutex_t mu;      /* fn, arg, inflight (read by node_set_open_files) */
+        pthread_mutex_t mu; /* fn, arg, inflight (read by node_set_open_files) */
         node_open_fn fn;
         void *arg;
-        bool inflight;           /* a HOLD of ours is pending */
-        uint64_t client, seq;    /* our session for HOLD commands */
+        bool inflight;        /* a HOLD of ours is pending */
+        uint64_t client, seq; /* our session for HOLD commands */
         uint64_t check_ms, sent_ms;
         uint64_t *buf;
         size_t cap;
     } rep;
-    kv_limits lim_seen;          /* replicated limits last logged */
+    kv_limits lim_seen; /* replicated limits last logged */
     bool lim_seen_set;
-    uint64_t turn_bytes;         /* bytes proposed in this loop turn */
-    bool deferred;               /* commands wait for the next turn (NODE_TURN_BYTES) */
+    uint64_t turn_bytes; /* bytes proposed in this loop turn */
+    bool deferred;       /* commands wait for the next turn (NODE_TURN_BYTES) */
 };
 
 /* ---- node.c: clock, log, fatal stop ---- */
@@ -207,8 +207,8 @@ void log_changes(node *n);
 
 /* ---- snapshot.c ---- */
 
-int snapshot_install(node *n, const uint8_t *frame, size_t frame_len, uint64_t index,
-                     uint64_t term, uint64_t *raw, char *err, size_t errlen);
+int snapshot_install(node *n, const uint8_t *frame, size_t frame_len, uint64_t index, uint64_t term,
+                     uint64_t *raw, char *err, size_t errlen);
 bool snapshot_fill_chunk(node *n, raft_msg *m);
 void maybe_snapshot(node *n);
 void snapshot_cancel(node *n);

@@ -39,7 +39,7 @@ void report_answer(node *n, req *q, int status, uint8_t *reply, size_t reply_len
              status == NODE_OK ? kv_strstatus(kv_reply_status(reply, reply_len))
                                : "no answer in time");
         if (status == NODE_OK && kv_reply_peek_status(reply, reply_len) == KV_ESESSION)
-            n->rep.client = 0;   /* the next report opens a new session */
+            n->rep.client = 0; /* the next report opens a new session */
     }
     pthread_mutex_lock(&n->rep.mu);
     n->rep.inflight = false;
@@ -68,8 +68,12 @@ static void report_propose(node *n, uint64_t covered, const uint64_t *inos, size
         for (size_t i = 0; i < cnt; i++)
             byte_put64(data + i * 8, inos[i]);
     }
-    kv_op op = {.type = KV_OP_HOLD, .holder = n->cfg.id, .off = covered, .data = data,
-                .data_len = cnt * 8, .flags = flags};
+    kv_op op = {.type = KV_OP_HOLD,
+                .holder = n->cfg.id,
+                .off = covered,
+                .data = data,
+                .data_len = cnt * 8,
+                .flags = flags};
     uint8_t *ob = NULL;
     size_t ol = 0;
     req *q = NULL;
@@ -93,7 +97,7 @@ static void report_propose(node *n, uint64_t covered, const uint64_t *inos, size
     }
     n->rep.sent_ms = now;
     ok = true;
-    req_start(n, q);   /* may finish it at once (clears inflight) */
+    req_start(n, q); /* may finish it at once (clears inflight) */
 out:
     free(ob);
     free(data);

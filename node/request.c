@@ -48,7 +48,7 @@ static void cmd_grow(node *n)
     size_t cap = n->cmd_cap ? 2 * n->cmd_cap : 256;
     req **t = calloc(cap, sizeof(*t));
     if (!t)
-        return;     /* keep the old table: longer chains, still correct */
+        return; /* keep the old table: longer chains, still correct */
     for (size_t i = 0; i < n->cmd_cap; i++) {
         req *q = n->cmd_tab[i];
         while (q) {

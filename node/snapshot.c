@@ -61,8 +61,8 @@
  * state is built, and must come out at index; term is the term of that
  * entry.  ST_OK (*raw, if raw is not NULL: bytes of state decoded), or an
  * error with err. */
-int snapshot_install(node *n, const uint8_t *frame, size_t frame_len, uint64_t index,
-                     uint64_t term, uint64_t *raw, char *err, size_t errlen)
+int snapshot_install(node *n, const uint8_t *frame, size_t frame_len, uint64_t index, uint64_t term,
+                     uint64_t *raw, char *err, size_t errlen)
 {
     st_snap_reader *sr = NULL;
     int rc = frame ? st_snap_reader_open_frame(frame, frame_len, &sr, err, errlen)
@@ -106,15 +106,14 @@ bool snapshot_fill_chunk(node *n, raft_msg *m)
         n->chunk_cap = m->chunk_len;
     }
     char err[512];
-    if (st_snap_stored_read(n->st, m->index, m->offset, n->chunk, m->chunk_len, err,
-                            sizeof err) != ST_OK) {
+    if (st_snap_stored_read(n->st, m->index, m->offset, n->chunk, m->chunk_len, err, sizeof err) !=
+        ST_OK) {
         nlog(n, 1, "cannot send snapshot bytes to node %" PRIu64 ": %s", m->to, err);
         return false;
     }
     m->chunk = n->chunk;
     return true;
 }
-
 
 /* ---- taking one ---------------------------------------------------------- */
 
@@ -264,11 +263,11 @@ static void snapshot_finish(node *n)
         return;
     }
     uint64_t t1 = now_ms();
-    nlog(n, 2, "snapshot taken at index %" PRIu64 " term %" PRIu64 ": %" PRIu64 " bytes, %" PRIu64
-               " bytes stored, %" PRIu64 " ms in the background; the loop paused %" PRIu64
-               " us to fork, %" PRIu64 " ms to commit",
-         index, n->snap.term, n->snap.raw, stored, t0 - n->snap.start_ms, n->snap.fork_us,
-         t1 - t0);
+    nlog(n, 2,
+         "snapshot taken at index %" PRIu64 " term %" PRIu64 ": %" PRIu64 " bytes, %" PRIu64
+         " bytes stored, %" PRIu64 " ms in the background; the loop paused %" PRIu64
+         " us to fork, %" PRIu64 " ms to commit",
+         index, n->snap.term, n->snap.raw, stored, t0 - n->snap.start_ms, n->snap.fork_us, t1 - t0);
     /* The compaction makes no ready of its own: refresh the status copy now,
      * or an idle node would report its old snapshot index. */
     log_changes(n);
@@ -319,7 +318,7 @@ void maybe_snapshot(node *n)
     pid_t pid = fork();
     clock_gettime(CLOCK_MONOTONIC, &f1);
     if (pid == 0)
-        snapshot_child(n, fds[1], parent);   /* never returns */
+        snapshot_child(n, fds[1], parent); /* never returns */
     close(fds[1]);
     if (pid < 0) {
         close(fds[0]);
@@ -329,7 +328,8 @@ void maybe_snapshot(node *n)
         return;
     }
     n->snap.child = pid;
-    n->snap.fork_us = (uint64_t)((f1.tv_sec - f0.tv_sec) * 1000000 + (f1.tv_nsec - f0.tv_nsec) / 1000);
+    n->snap.fork_us =
+        (uint64_t)((f1.tv_sec - f0.tv_sec) * 1000000 + (f1.tv_nsec - f0.tv_nsec) / 1000);
     n->snap.fd = fds[0];
     n->snap.w = w;
     n->snap.index = index;

@@ -10,7 +10,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#define CRC32C_POLY 0x82F63B78u   /* reflected Castagnoli polynomial */
+#define CRC32C_POLY 0x82F63B78u /* reflected Castagnoli polynomial */
 
 static uint32_t crc_table[8][256];
 
@@ -45,9 +45,9 @@ static uint32_t crc_sw(uint32_t c, const uint8_t *p, size_t len)
         uint32_t lo = (uint32_t)w ^ c;
         uint32_t hi = (uint32_t)(w >> 32);
         c = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
-            crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
-            crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
-            crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
+            crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^ crc_table[3][hi & 0xff] ^
+            crc_table[2][(hi >> 8) & 0xff] ^ crc_table[1][(hi >> 16) & 0xff] ^
+            crc_table[0][hi >> 24];
         p += 8;
         len -= 8;
     }
@@ -57,8 +57,7 @@ static uint32_t crc_sw(uint32_t c, const uint8_t *p, size_t len)
 }
 
 #if defined(__x86_64__)
-__attribute__((target("sse4.2")))
-static uint32_t crc_hw(uint32_t c, const uint8_t *p, size_t len)
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const uint8_t *p, size_t len)
 {
     uint64_t c64 = c;
     while (len && ((uintptr_t)p & 7)) {
@@ -84,7 +83,7 @@ static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void crc_choose(void)
 {
-    crc_table_init();   /* always: keeps the fallback testable and ready */
+    crc_table_init(); /* always: keeps the fallback testable and ready */
     crc_impl = crc_sw;
 #if defined(__x86_64__)
     __builtin_cpu_init();

@@ -79,7 +79,7 @@
 
 /* ---- Constants ------------------------------------------------------------- */
 
-#define KV_CHUNK_SIZE (64u * 1024u)     /* file data chunk */
+#define KV_CHUNK_SIZE (64u * 1024u) /* file data chunk */
 
 /* Sessions (exactly-once; Raft dissertation §6.3).
  *   - A client registers first: a REGISTER command creates a session whose id
@@ -100,14 +100,14 @@
  *     costs availability (KV_ESESSION answers), never a second apply.
  *   - client_id 0 means "no session": such a command is always applied and
  *     nothing is remembered (tests and idempotent internal commands). */
-#define KV_SESSION_TTL_NS (3600ull * 1000000000ull)   /* one hour */
+#define KV_SESSION_TTL_NS (3600ull * 1000000000ull) /* one hour */
 /* Open-file holders (see "Open files"): a holder not heard from for this long
  * (command time) no longer keeps orphans alive; a live node reports at least
  * every quarter of it.  At most KV_HOLD_MAX inodes in one report, at most
  * KV_HOLDERS_MAX holders. */
 #define KV_HOLDER_TTL_NS (60ull * 1000000000ull)
 #define KV_HOLDERS_MAX 64
-#define KV_SESSION_STEP_NS 1000000000ull               /* one second per command */
+#define KV_SESSION_STEP_NS 1000000000ull /* one second per command */
 #define KV_SESSION_MAX 65536
 /* Replies larger than this are not kept in a session (only commands with big
  * replies - reads pushed through the log - exceed it); a duplicate then gets
@@ -124,9 +124,9 @@ typedef struct kv kv;
  * KV_LIMITS_IF_UNSET from its flags.  Until a SET_LIMITS is applied, the
  * limits given to kv_new() are in force (the node gives the defaults). */
 typedef struct kv_limits {
-    uint64_t max_file_size;     /* EFBIG past it; 0 = KV_DEFAULT_MAX_FILE_SIZE */
-    uint64_t max_total_bytes;   /* ENOSPC past it (bytes_used); 0 = no limit */
-    uint64_t max_inodes;        /* ENOSPC past it (root counts); 0 = no limit */
+    uint64_t max_file_size;   /* EFBIG past it; 0 = KV_DEFAULT_MAX_FILE_SIZE */
+    uint64_t max_total_bytes; /* ENOSPC past it (bytes_used); 0 = no limit */
+    uint64_t max_inodes;      /* ENOSPC past it (root counts); 0 = no limit */
 } kv_limits;
 
 /* An empty store: only the root directory (mode 0755, uid/gid 0, times 0).
@@ -176,19 +176,19 @@ int64_t kv_last_time(const kv *k);
 typedef struct kv_stats {
     uint64_t applied_index;
     int64_t last_time_ns;
-    uint64_t inodes;        /* all inodes, root and orphans included */
+    uint64_t inodes; /* all inodes, root and orphans included */
     uint64_t dirs;
-    uint64_t files;         /* regular files */
-    uint64_t orphans;       /* unlinked, kept alive by references */
-    uint64_t bytes_used;    /* as kv_statfs.bytes_used */
-    uint64_t data_alloc;    /* bytes of data buffers allocated */
-    uint64_t meta_alloc;    /* approximate bytes of inodes, entries, tables */
+    uint64_t files;      /* regular files */
+    uint64_t orphans;    /* unlinked, kept alive by references */
+    uint64_t bytes_used; /* as kv_statfs.bytes_used */
+    uint64_t data_alloc; /* bytes of data buffers allocated */
+    uint64_t meta_alloc; /* approximate bytes of inodes, entries, tables */
     uint64_t sessions;
-    uint64_t refs;          /* (holder, inode) reference records */
-    uint64_t holders;       /* nodes that report open files */
-    int64_t session_time_ns;   /* session time (see Sessions) */
-    uint64_t uploads;       /* staged uploads */
-    uint64_t staged_bytes;  /* their declared sizes */
+    uint64_t refs;           /* (holder, inode) reference records */
+    uint64_t holders;        /* nodes that report open files */
+    int64_t session_time_ns; /* session time (see Sessions) */
+    uint64_t uploads;        /* staged uploads */
+    uint64_t staged_bytes;   /* their declared sizes */
 } kv_stats;
 
 /* A holder's standing in the state (for the node deciding when to report).

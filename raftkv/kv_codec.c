@@ -27,7 +27,7 @@
 #include "raftkv/kv_ops.h"
 #include "raftkv/kv_internal.h"
 
-#define OP_VERSION 2      /* version 1 (still decoded) lacks F_DIR, F_DIR2, F_CRED */
+#define OP_VERSION 2 /* version 1 (still decoded) lacks F_DIR, F_DIR2, F_CRED */
 #define CMD_MAGIC 'C'
 #define CMD_VERSION 1
 #define REPLY_MAGIC 'R'
@@ -47,10 +47,10 @@ enum {
     F_MTIME = 1 << 11,
     F_INO = 1 << 12,
     F_HOLDER = 1 << 13,
-    F_DIR = 1 << 14,      /* version 2: every op with F_PATH */
-    F_DIR2 = 1 << 15,     /* version 2: every op with F_PATH2 */
-    F_CRED = 1 << 16,     /* version 2: the writer's uid and gid */
-    F_UPLOAD = 1 << 17,   /* version 2 only: the UPLOAD_* ops */
+    F_DIR = 1 << 14,    /* version 2: every op with F_PATH */
+    F_DIR2 = 1 << 15,   /* version 2: every op with F_PATH2 */
+    F_CRED = 1 << 16,   /* version 2: the writer's uid and gid */
+    F_UPLOAD = 1 << 17, /* version 2 only: the UPLOAD_* ops */
 };
 
 /* Fields that version 2 adds to an op that had the given version 1 fields. */
@@ -61,12 +61,14 @@ static uint32_t v2_fields(int type, uint32_t f)
     if (f & F_PATH2)
         f |= F_DIR2;
     switch (type) {
-    case KV_OP_PUT: case KV_OP_APPEND: case KV_OP_WRITE_AT: case KV_OP_TRUNCATE:
-    case KV_OP_SETATTR: case KV_OP_PUT_IF: case KV_OP_UPLOAD_COMMIT:
-        f |= F_CRED;
-        break;
-    default:
-        break;
+    case KV_OP_PUT:
+    case KV_OP_APPEND:
+    case KV_OP_WRITE_AT:
+    case KV_OP_TRUNCATE:
+    case KV_OP_SETATTR:
+    case KV_OP_PUT_IF:
+    case KV_OP_UPLOAD_COMMIT: f |= F_CRED; break;
+    default: break;
     }
     return f;
 }
@@ -92,8 +94,10 @@ static const struct {
     [KV_OP_WRITE_AT] = {"WRITE_AT", F_PATH | F_INO | F_OFF | F_DATA, false},
     [KV_OP_TRUNCATE] = {"TRUNCATE", F_PATH | F_INO | F_LEN, false},
     [KV_OP_RENAME] = {"RENAME", F_PATH | F_PATH2 | F_FLAGS, false},
-    [KV_OP_SETATTR] = {"SETATTR", F_PATH | F_INO | F_FLAGS | F_MODE | F_UID | F_GID | F_LEN |
-                                      F_ATIME | F_MTIME, false},
+    [KV_OP_SETATTR] = {"SETATTR",
+                       F_PATH | F_INO | F_FLAGS | F_MODE | F_UID | F_GID | F_LEN | F_ATIME |
+                           F_MTIME,
+                       false},
     [KV_OP_SYMLINK] = {"SYMLINK", F_PATH | F_DATA | F_UID | F_GID, false},
     [KV_OP_READLINK] = {"READLINK", F_PATH, true},
     [KV_OP_LINK] = {"LINK", F_PATH | F_PATH2, false},
@@ -143,7 +147,7 @@ int kv_op_encode(const kv_op *op, uint8_t **out, size_t *out_len)
         return -1;
     bytes_w w = {0};
     bw_reserve(&w, 64 + ((f & F_PATH) ? pl : 0) + ((f & F_PATH2) ? p2l : 0) +
-                          ((f & F_DATA) ? op->data_len : 0));
+                       ((f & F_DATA) ? op->data_len : 0));
     bw_u8(&w, OP_VERSION);
     bw_u8(&w, op->type);
     if (f & F_PATH)
@@ -551,8 +555,8 @@ int kv_reply_decode(const uint8_t *buf, size_t len, kv_reply *out)
     if (r.bad || r.pos != r.len)
         return -1;
     /* pass 2: one allocation holding data, pointer arrays and strings */
-    size_t sz = t.data_len + (size_t)nn * sizeof(char *) + (size_t)ne * sizeof(kv_dirent) +
-                nbytes + ebytes + 16;
+    size_t sz = t.data_len + (size_t)nn * sizeof(char *) + (size_t)ne * sizeof(kv_dirent) + nbytes +
+                ebytes + 16;
     uint8_t *store = malloc(sz);
     if (!store)
         return -1;
@@ -610,8 +614,9 @@ const char *kv_strstatus(int status)
     case 0: return "ok";
     case KV_ESTALE: return "stale sequence number (command already applied, reply gone)";
     case KV_EREPLYGONE: return "duplicate command, reply not kept";
-    case KV_ESESSION: return "session expired (the request was not applied now; an earlier "
-                             "attempt may have been)";
+    case KV_ESESSION:
+        return "session expired (the request was not applied now; an earlier "
+               "attempt may have been)";
     case KV_EUPLOAD: return "upload unknown, expired or incomplete";
     default: return strerror(status);
     }

@@ -56,7 +56,7 @@ typedef struct kv_inode kv_inode;
 typedef struct kv_dentry {
     kv_inode *node;
     uint8_t namelen;
-    char name[];            /* namelen bytes + NUL */
+    char name[]; /* namelen bytes + NUL */
 } kv_dentry;
 
 struct kv_inode {
@@ -64,24 +64,24 @@ struct kv_inode {
     uint64_t size;
     int64_t atime, mtime, ctime;
     uint32_t mode, uid, gid, nlink;
-    uint32_t refs;          /* open references, all holders */
+    uint32_t refs; /* open references, all holders */
     uint32_t cap;
-    uint64_t x;             /* dir: parent ino; device: rdev */
+    uint64_t x; /* dir: parent ino; device: rdev */
     union {
         uint8_t *flat;
         uint8_t **chunks;
         kv_dentry **slots;
     } u;
     uint8_t chunked;
-    uint8_t held;           /* in the orphan list: waits for the holders */
+    uint8_t held; /* in the orphan list: waits for the holders */
 };
 
 typedef struct kv_session {
     uint64_t client, seq;
     int64_t last_time;
-    uint8_t *reply;         /* NULL: reply not kept */
+    uint8_t *reply; /* NULL: reply not kept */
     uint32_t reply_len;
-    struct kv_session *prev, *next;   /* expiry order: head = least recent */
+    struct kv_session *prev, *next; /* expiry order: head = least recent */
 } kv_session;
 
 typedef struct kv_ref {
@@ -94,13 +94,13 @@ typedef struct kv_holder {
     uint64_t id;
     uint64_t covered;
     int64_t time;
-    uint64_t *held;         /* sorted, distinct */
+    uint64_t *held; /* sorted, distinct */
     size_t n;
 } kv_holder;
 
 /* An inode that lost its last name while holders existed. */
 typedef struct kv_orphan {
-    uint64_t ino, at;       /* at: index of the command that unlinked it */
+    uint64_t ino, at; /* at: index of the command that unlinked it */
 } kv_orphan;
 
 /* A value being uploaded in parts (UPLOAD_PART), not visible until its
@@ -108,47 +108,47 @@ typedef struct kv_orphan {
  * the staged bytes. */
 typedef struct kv_upload {
     uint64_t id;
-    uint64_t total;         /* declared size of the whole value, 0 = not known yet */
-    uint64_t got;           /* bytes of the distinct parts received */
-    uint64_t reserved;      /* space it holds: total if declared, else got */
-    int64_t last_time;      /* command time of the last part (expiry) */
-    uint8_t *have;          /* bitmap: part i received */
-    size_t have_cap;        /* bytes of have */
+    uint64_t total;    /* declared size of the whole value, 0 = not known yet */
+    uint64_t got;      /* bytes of the distinct parts received */
+    uint64_t reserved; /* space it holds: total if declared, else got */
+    int64_t last_time; /* command time of the last part (expiry) */
+    uint8_t *have;     /* bitmap: part i received */
+    size_t have_cap;   /* bytes of have */
     kv_inode *data;
 } kv_upload;
 
 struct kv {
     kv_limits lim;
-    bool lim_set;           /* lim comes from an applied SET_LIMITS */
+    bool lim_set; /* lim comes from an applied SET_LIMITS */
     uint64_t applied;
     int64_t last_time;
-    int64_t now;            /* time of the command being applied */
-    int64_t sclock;         /* session time (kv.h, Sessions) */
+    int64_t now;    /* time of the command being applied */
+    int64_t sclock; /* session time (kv.h, Sessions) */
     uint64_t next_ino;
     kv_inode *root;
-    kv_inode **itab;        /* inode-number table */
+    kv_inode **itab; /* inode-number table */
     uint64_t icap, icount;
     uint64_t ndirs, nfiles, norphans;
     uint64_t bytes_used;
     uint64_t data_alloc;
     uint64_t meta_alloc;
-    kv_session **stab;      /* session table by client id */
+    kv_session **stab; /* session table by client id */
     uint64_t scap, scount;
     kv_session *shead, *stail;
     kv_ref *refs;
     size_t nrefs, refcap;
-    kv_holder *holders;     /* sorted by id */
+    kv_holder *holders; /* sorted by id */
     size_t nholders;
-    kv_orphan *orph;        /* in unlink order (ascending at) */
+    kv_orphan *orph; /* in unlink order (ascending at) */
     size_t norph, orphcap;
-    kv_upload *ups;         /* staged uploads, in the order they started */
+    kv_upload *ups; /* staged uploads, in the order they started */
     size_t nups;
-    uint64_t staged;        /* sum of their reserved bytes (counts against the space limit) */
+    uint64_t staged; /* sum of their reserved bytes (counts against the space limit) */
 };
 
-#define KV_REFS_MAX 65536     /* (holder, inode) reference records */
+#define KV_REFS_MAX 65536 /* (holder, inode) reference records */
 
-#define CH ((uint64_t)KV_CHUNK_SIZE)   /* file data chunk, as a 64-bit count */
+#define CH ((uint64_t)KV_CHUNK_SIZE) /* file data chunk, as a 64-bit count */
 
 static inline bool is_dir(const kv_inode *n)
 {
@@ -282,8 +282,8 @@ int op_upload_abort(kv *k, const kv_op *op);
  * upload are pipelined, may apply in any order and be re-sent after a leader
  * change, and none of that may make a later part look stale.  True when
  * opb is a part (then *rc is kv_apply's result). */
-bool upload_part_apply(kv *k, const uint8_t *opb, size_t opl, uint8_t **reply,
-                       size_t *reply_len, int *rc);
+bool upload_part_apply(kv *k, const uint8_t *opb, size_t opl, uint8_t **reply, size_t *reply_len,
+                       int *rc);
 
 /* ---- kv.c --------------------------------------------------------------------------- */
 kv *kv_alloc(const kv_limits *lim);
@@ -295,17 +295,16 @@ void sess_list_append(kv *k, kv_session *s);
 void sess_expire(kv *k);
 /* Records reply as client's last; 0 or -1 (ENOMEM). */
 int sess_record(kv *k, uint64_t client, uint64_t seq, const uint8_t *reply, size_t len);
-bool sess_answer(kv *k, uint64_t client, uint64_t seq, uint8_t **reply, size_t *reply_len,
-                 int *rc);
+bool sess_answer(kv *k, uint64_t client, uint64_t seq, uint8_t **reply, size_t *reply_len, int *rc);
 /* REGISTER: a new session named by this entry's index (unique, never
  * reused), with seq 0 and no reply yet. */
 int apply_register(kv *k, uint64_t index, uint8_t **reply, size_t *reply_len);
 
 /* ---- kv_snapshot.c, kv_snapshot_read.c: the snapshot format ------------------------ */
 
-#define SNAP_MAGIC 0x53564b48u      /* "HKVS" */
-#define SNAP_END 0x2e444e45u        /* "END." */
-#define SNAP_UPLOADS 0x53505550u    /* "PUPS": staged uploads, only when there are some */
+#define SNAP_MAGIC 0x53564b48u   /* "HKVS" */
+#define SNAP_END 0x2e444e45u     /* "END." */
+#define SNAP_UPLOADS 0x53505550u /* "PUPS": staged uploads, only when there are some */
 #define SNAP_VERSION 3u
 #define NO_CHUNK 0xffffffffu
 

@@ -42,7 +42,7 @@ static int path_check(const char **p, size_t *len)
             break;
         s = q + 1;
         if (s == end)
-            return EINVAL;    /* trailing "/" */
+            return EINVAL; /* trailing "/" */
     }
     return 0;
 }
@@ -224,15 +224,14 @@ int op_put_ex(kv *k, const kv_op *op, kv_inode **res, bool append, kv_inode *sta
             return st;
         kv_dentry **e = name ? dir_find(d, name, nl) : NULL;
         if (!name) {
-            n = d;   /* the start inode itself */
+            n = d; /* the start inode itself */
         } else if (!e) {
             if ((st = check_size(k, NULL, dlen)))
                 return st;
             uint32_t mode = op->mode & 07777;
             if ((st = inode_new(k, S_IFREG | (mode ? mode : 0644), op->uid, op->gid, &n)))
                 return st;
-            if (put_content(k, n, op, staged) != 0 ||
-                link_child(k, d, name, nl, n) != 0) {
+            if (put_content(k, n, op, staged) != 0 || link_child(k, d, name, nl, n) != 0) {
                 itab_del(k, n->ino);
                 inode_destroy(k, n);
                 return -1;
@@ -337,9 +336,11 @@ int op_make(kv *k, const kv_op *op, kv_inode **res)
     default: /* MKNOD */
         switch (op->mode & S_IFMT) {
         case 0: mode = S_IFREG | (op->mode & 07777); break;
-        case S_IFREG: case S_IFIFO: case S_IFCHR: case S_IFBLK: case S_IFSOCK:
-            mode = op->mode & (S_IFMT | 07777);
-            break;
+        case S_IFREG:
+        case S_IFIFO:
+        case S_IFCHR:
+        case S_IFBLK:
+        case S_IFSOCK: mode = op->mode & (S_IFMT | 07777); break;
         default: return EINVAL;
         }
     }
@@ -350,7 +351,7 @@ int op_make(kv *k, const kv_op *op, kv_inode **res)
     if (st)
         return st;
     if (!name && d != k->root)
-        return EINVAL;   /* a new name is needed */
+        return EINVAL; /* a new name is needed */
     kv_dentry **e = name ? dir_find(d, name, nl) : NULL;
     kv_inode *n = name ? (e ? (*e)->node : NULL) : d;
     if (n) {
@@ -483,7 +484,7 @@ int op_link(kv *k, const kv_op *op, kv_inode **res)
     if (is_dir(s))
         return EPERM;
     if (s->nlink == 0)
-        return ENOENT;   /* an orphan gets no new name */
+        return ENOENT; /* an orphan gets no new name */
     kv_inode *d;
     const char *name;
     size_t nl;
@@ -544,7 +545,7 @@ int op_rename(kv *k, const kv_op *op, kv_inode **res)
         return EEXIST;
     if (t == s) {
         *res = s;
-        return 0;   /* same inode: nothing to do (rename(2)) */
+        return 0; /* same inode: nothing to do (rename(2)) */
     }
     if (is_dir(s) && is_ancestor(k, s, dd))
         return EINVAL;
@@ -600,7 +601,7 @@ int op_rename(kv *k, const kv_op *op, kv_inode **res)
             dentry_free(k, ne);
             return -1;
         }
-        se = dir_find(sd, sn, sl);   /* the insert may have moved it */
+        se = dir_find(sd, sn, sl); /* the insert may have moved it */
         assert(se != NULL);
         dentry_free(k, dir_remove(sd, se));
     }

@@ -52,23 +52,23 @@
 /* ---- Constants ------------------------------------------------------------- */
 
 #define KV_ROOT_INO 1
-#define KV_NAME_MAX 255                 /* bytes in one path component */
-#define KV_PATH_MAX 4096                /* bytes in a path (like PATH_MAX) */
-#define KV_DEFAULT_MAX_FILE_SIZE (1ull << 30)   /* 1 GiB */
+#define KV_NAME_MAX 255                       /* bytes in one path component */
+#define KV_PATH_MAX 4096                      /* bytes in a path (like PATH_MAX) */
+#define KV_DEFAULT_MAX_FILE_SIZE (1ull << 30) /* 1 GiB */
 /* The largest max_file_size accepted: apply must be able to address any
  * offset below it without an allocation that could fail on one replica
  * only (the chunk table of a file this large is 128 MiB). */
-#define KV_MAX_FILE_SIZE_LIMIT (1ull << 40)   /* 1 TiB */
+#define KV_MAX_FILE_SIZE_LIMIT (1ull << 40) /* 1 TiB */
 
 /* Status codes beyond errno (never an errno value). */
 enum {
-    KV_ESTALE = 1001,      /* seq older than the client's last applied seq:
+    KV_ESTALE = 1001,     /* seq older than the client's last applied seq:
                               that command was applied and its reply is gone */
-    KV_EREPLYGONE = 1002,  /* duplicate of the last command, reply not kept */
-    KV_ESESSION = 1003,    /* SESSION_EXPIRED: the command's session is unknown
+    KV_EREPLYGONE = 1002, /* duplicate of the last command, reply not kept */
+    KV_ESESSION = 1003,   /* SESSION_EXPIRED: the command's session is unknown
                               (expired, evicted or never registered); the
                               command was not applied.  Register again. */
-    KV_EUPLOAD = 1004,     /* UPLOAD_COMMIT of an upload that is unknown (never
+    KV_EUPLOAD = 1004,    /* UPLOAD_COMMIT of an upload that is unknown (never
                               started, aborted or expired) or incomplete */
 };
 
@@ -83,7 +83,7 @@ enum {
  * gets no part for KV_UPLOAD_TTL_NS of command time is dropped, on every
  * replica at the same index (the check runs at every kv_apply). */
 #define KV_UPLOADS_MAX 64
-#define KV_UPLOAD_TTL_NS (600ull * 1000000000ull)   /* ten minutes */
+#define KV_UPLOAD_TTL_NS (600ull * 1000000000ull) /* ten minutes */
 
 /* At most this many inodes in one HOLD report. */
 #define KV_HOLD_MAX 65536
@@ -270,28 +270,28 @@ typedef enum kv_op_type {
  * outlive the kv_op.  Fields an op does not use are zero after decoding and
  * ignored by the encoder. */
 typedef struct kv_op {
-    uint8_t type;           /* kv_op_type */
+    uint8_t type; /* kv_op_type */
     const char *path;
     size_t path_len;
     const char *path2;
     size_t path2_len;
     const uint8_t *data;
     size_t data_len;
-    uint32_t flags;         /* KV_CREATE_*, KV_RENAME_*, KV_SET_* */
+    uint32_t flags; /* KV_CREATE_*, KV_RENAME_*, KV_SET_* */
     uint32_t mode;
     uint32_t uid;
     uint32_t gid;
     uint64_t rdev;
     uint64_t off;
-    uint64_t len;           /* GETRANGE length, TRUNCATE/SETATTR size */
+    uint64_t len; /* GETRANGE length, TRUNCATE/SETATTR size */
     int64_t atime_ns;
     int64_t mtime_ns;
-    uint64_t ino;           /* [ino] ops: non-zero addresses the inode */
-    uint64_t holder;        /* OPEN_REF/CLOSE_REF/RELEASE_HOLDER/HOLD: node id */
-    uint64_t dir;           /* the inode path starts from; 0 = the root */
-    uint64_t dir2;          /* the same for path2 */
-    uint32_t cuid, cgid;    /* the writer (see "Set-id bits"); 0 = privileged */
-    uint64_t upload;        /* UPLOAD_*: the upload's id */
+    uint64_t ino;        /* [ino] ops: non-zero addresses the inode */
+    uint64_t holder;     /* OPEN_REF/CLOSE_REF/RELEASE_HOLDER/HOLD: node id */
+    uint64_t dir;        /* the inode path starts from; 0 = the root */
+    uint64_t dir2;       /* the same for path2 */
+    uint32_t cuid, cgid; /* the writer (see "Set-id bits"); 0 = privileged */
+    uint64_t upload;     /* UPLOAD_*: the upload's id */
 } kv_op;
 
 /* Encodes op into a malloc'ed buffer (*out, caller frees).  0, or -1 for an
@@ -326,30 +326,30 @@ int kv_cmd_decode(const uint8_t *cmd, size_t len, uint64_t *client_id, uint64_t 
 
 typedef struct kv_attr {
     uint64_t ino;
-    uint32_t mode;          /* S_IFxxx | permission bits */
+    uint32_t mode; /* S_IFxxx | permission bits */
     uint32_t nlink;
     uint32_t uid;
     uint32_t gid;
     uint64_t rdev;
-    uint64_t size;          /* bytes; symlink: target length; dir: entry count */
-    uint64_t blocks;        /* 512-byte units of data held in memory */
+    uint64_t size;   /* bytes; symlink: target length; dir: entry count */
+    uint64_t blocks; /* 512-byte units of data held in memory */
     int64_t atime_ns;
     int64_t mtime_ns;
     int64_t ctime_ns;
 } kv_attr;
 
 typedef struct kv_dirent {
-    const char *name;       /* NUL-terminated, points into kv_reply storage */
+    const char *name; /* NUL-terminated, points into kv_reply storage */
     uint64_t ino;
     uint32_t mode;
 } kv_dirent;
 
 typedef struct kv_statfs {
-    uint64_t bytes_used;    /* sum of file sizes and symlink targets */
-    uint64_t bytes_limit;   /* max_total_bytes, 0 = none */
-    uint64_t files;         /* inodes in use (orphans included) */
-    uint64_t files_limit;   /* max_inodes, 0 = none */
-    uint64_t name_max;      /* KV_NAME_MAX */
+    uint64_t bytes_used;  /* sum of file sizes and symlink targets */
+    uint64_t bytes_limit; /* max_total_bytes, 0 = none */
+    uint64_t files;       /* inodes in use (orphans included) */
+    uint64_t files_limit; /* max_inodes, 0 = none */
+    uint64_t name_max;    /* KV_NAME_MAX */
     uint64_t max_file_size;
 } kv_statfs;
 
@@ -361,17 +361,17 @@ typedef struct kv_statfs {
 #define KV_R_STATFS 16u
 
 typedef struct kv_reply {
-    int status;             /* 0, errno, or KV_E* */
-    uint32_t has;           /* KV_R_* */
+    int status;   /* 0, errno, or KV_E* */
+    uint32_t has; /* KV_R_* */
     kv_attr attr;
-    uint8_t *data;          /* data_len bytes */
+    uint8_t *data; /* data_len bytes */
     size_t data_len;
-    const char **names;     /* n_names NUL-terminated strings (LIST) */
+    const char **names; /* n_names NUL-terminated strings (LIST) */
     size_t n_names;
-    kv_dirent *entries;     /* READDIR */
+    kv_dirent *entries; /* READDIR */
     size_t n_entries;
     kv_statfs statfs;
-    void *_store;           /* storage owned by a decoded reply */
+    void *_store; /* storage owned by a decoded reply */
 } kv_reply;
 
 /* Encodes r (only the parts in r->has; names/entries with NUL-terminated

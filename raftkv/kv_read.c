@@ -95,25 +95,30 @@ static int read_list(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
         pre++;
         pl--;
     }
-    struct frame { const kv_inode *d; size_t plen; uint32_t i; };
+    struct frame {
+        const kv_inode *d;
+        size_t plen;
+        uint32_t i;
+    };
     struct frame *stack = NULL;
     size_t sn = 0, scap = 0;
     bytes_w path = {0}, strs = {0};
     size_t *offs = NULL, no = 0, ocap = 0;
     int rc = -1;
-#define PUSH(dir, l)                                                            \
-    do {                                                                        \
-        if (sn == scap) {                                                       \
-            size_t nc_ = scap ? scap * 2 : 32;                                  \
-            struct frame *ns_ = realloc(stack, nc_ * sizeof *ns_);              \
-            if (!ns_) goto done;                                                \
-            stack = ns_;                                                        \
-            scap = nc_;                                                         \
-        }                                                                       \
-        stack[sn].d = (dir);                                                    \
-        stack[sn].plen = (l);                                                   \
-        stack[sn].i = 0;                                                        \
-        sn++;                                                                   \
+#define PUSH(dir, l)                                               \
+    do {                                                           \
+        if (sn == scap) {                                          \
+            size_t nc_ = scap ? scap * 2 : 32;                     \
+            struct frame *ns_ = realloc(stack, nc_ * sizeof *ns_); \
+            if (!ns_)                                              \
+                goto done;                                         \
+            stack = ns_;                                           \
+            scap = nc_;                                            \
+        }                                                          \
+        stack[sn].d = (dir);                                       \
+        stack[sn].plen = (l);                                      \
+        stack[sn].i = 0;                                           \
+        sn++;                                                      \
     } while (0)
     PUSH(k->root, 0);
     while (sn) {
@@ -202,9 +207,7 @@ static int do_read(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
     kv_inode *n;
     int st;
     switch (op->type) {
-    case KV_OP_STAT:
-        st = op_node(k, op, &n);
-        return reply_simple(st, st ? NULL : n, out, len);
+    case KV_OP_STAT: st = op_node(k, op, &n); return reply_simple(st, st ? NULL : n, out, len);
     case KV_OP_GET:
         if ((st = op_node(k, op, &n)))
             return reply_simple(st, NULL, out, len);
@@ -213,7 +216,7 @@ static int do_read(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
         if (!is_reg(n) && !is_lnk(n))
             return reply_data(n, 0, 0, out, len);
         if (n->size > KV_READ_MAX)
-            return reply_simple(EFBIG, NULL, out, len);   /* read in ranges */
+            return reply_simple(EFBIG, NULL, out, len); /* read in ranges */
         return reply_data(n, 0, (size_t)n->size, out, len);
     case KV_OP_GETRANGE: {
         if ((st = op_node(k, op, &n)))
@@ -235,14 +238,10 @@ static int do_read(const kv *k, const kv_op *op, uint8_t **out, size_t *len)
         if (!is_lnk(n))
             return reply_simple(EINVAL, NULL, out, len);
         return reply_data(n, 0, (size_t)n->size, out, len);
-    case KV_OP_READDIR:
-        return read_readdir(k, op, out, len);
-    case KV_OP_LIST:
-        return read_list(k, op, out, len);
-    case KV_OP_STATFS:
-        return reply_limits(k, out, len);
-    default:
-        return reply_simple(EINVAL, NULL, out, len);
+    case KV_OP_READDIR: return read_readdir(k, op, out, len);
+    case KV_OP_LIST: return read_list(k, op, out, len);
+    case KV_OP_STATFS: return reply_limits(k, out, len);
+    default: return reply_simple(EINVAL, NULL, out, len);
     }
 }
 

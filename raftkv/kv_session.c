@@ -166,7 +166,7 @@ int kv_session_lookup(const kv *k, uint64_t client_id, uint64_t seq, uint8_t **r
     *reply = NULL;
     *reply_len = 0;
     if (!client_id || !seq)
-        return KV_SESSION_NEW;   /* seq 0: a REGISTER */
+        return KV_SESSION_NEW; /* seq 0: a REGISTER */
     const kv_session *s = sess_get(k, client_id);
     if (!s || seq > s->seq)
         return KV_SESSION_NEW;
@@ -180,8 +180,7 @@ int kv_session_lookup(const kv *k, uint64_t client_id, uint64_t seq, uint8_t **r
  * kv_apply's result): its session is unknown (KV_ESESSION), it is the
  * session's last command again (the stored reply) or an older one
  * (KV_ESTALE).  False: apply it, then sess_record its reply. */
-bool sess_answer(kv *k, uint64_t client, uint64_t seq, uint8_t **reply, size_t *reply_len,
-                 int *rc)
+bool sess_answer(kv *k, uint64_t client, uint64_t seq, uint8_t **reply, size_t *reply_len, int *rc)
 {
     kv_session *s = sess_get(k, client);
     if (!s) {
@@ -209,7 +208,7 @@ bool sess_answer(kv *k, uint64_t client, uint64_t seq, uint8_t **reply, size_t *
  * reused), with seq 0 and no reply yet. */
 int apply_register(kv *k, uint64_t index, uint8_t **reply, size_t *reply_len)
 {
-    kv_session *old = sess_get(k, index);   /* only an id from an older format */
+    kv_session *old = sess_get(k, index); /* only an id from an older format */
     if (old)
         sess_drop(k, old);
     kv_session *s = calloc(1, sizeof *s);

@@ -85,7 +85,7 @@ static void snap_file(snap_w *w, const kv_inode *n)
         size_t have;
         if (!n->chunked) {
             if (i > 0)
-                break;   /* a flat buffer never holds more than chunk 0 */
+                break; /* a flat buffer never holds more than chunk 0 */
             src = n->u.flat;
             have = n->cap < L ? n->cap : (size_t)L;
         } else {
@@ -113,7 +113,7 @@ static void snap_file(snap_w *w, const kv_inode *n)
 static void snap_uploads(snap_w *w, const kv *k)
 {
     if (!k->nups)
-        return;   /* absent when none: snapshots without uploads read as before */
+        return; /* absent when none: snapshots without uploads read as before */
     bw_u32(&w->b, SNAP_UPLOADS);
     bw_u64(&w->b, k->nups);
     for (size_t i = 0; i < k->nups && !w->failed; i++) {

@@ -73,7 +73,12 @@ static kv_inode *find_sorted(kv_inode **a, size_t n, uint64_t ino)
 static bool valid_type(uint32_t mode)
 {
     switch (mode & S_IFMT) {
-    case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFIFO: case S_IFCHR: case S_IFBLK:
+    case S_IFREG:
+    case S_IFDIR:
+    case S_IFLNK:
+    case S_IFIFO:
+    case S_IFCHR:
+    case S_IFBLK:
     case S_IFSOCK: return true;
     default: return false;
     }
@@ -110,7 +115,7 @@ static bool snap_read_file(snap_r *r, kv *k, kv_inode *n, uint64_t size)
             k->data_alloc += L;
             sr_get(r, n->u.flat, (size_t)L);
         } else {
-            if (!n->chunked) {   /* a file past one chunk is always chunked here */
+            if (!n->chunked) { /* a file past one chunk is always chunked here */
                 n->u.chunks = calloc(1, sizeof *n->u.chunks);
                 if (!n->u.chunks)
                     return false;
@@ -136,7 +141,7 @@ static bool snap_read_uploads(snap_r *r, kv *n)
     if (r->bad || cnt == 0 || cnt > KV_UPLOADS_MAX)
         return false;
     uint64_t saved_limit = n->lim.max_total_bytes;
-    n->lim.max_total_bytes = 0;   /* what was staged stays staged */
+    n->lim.max_total_bytes = 0; /* what was staged stays staged */
     bool ok = true;
     for (uint64_t i = 0; i < cnt && ok; i++) {
         kv_op op;
@@ -170,7 +175,7 @@ static bool snap_read_uploads(snap_r *r, kv *n)
         }
         ok = snap_read_file(r, n, u->data, size);
         if (ok)
-            n->bytes_used -= size;   /* staged, not stored */
+            n->bytes_used -= size; /* staged, not stored */
     }
     n->lim.max_total_bytes = saved_limit;
     return ok;
@@ -183,7 +188,7 @@ typedef struct snap_in {
     kv *n;
     uint32_t version;
     kv_inode **list;
-    uint64_t *aux;          /* dirs: entries expected; others: links seen */
+    uint64_t *aux; /* dirs: entries expected; others: links seen */
     size_t cnt, lcap;
     uint64_t ndirs;
 } snap_in;
@@ -275,7 +280,7 @@ static bool snap_read_inode(snap_in *s)
     s->cnt++;
     if (S_ISDIR(t.mode)) {
         n->ndirs++;
-        s->aux[s->cnt - 1] = size;   /* expected entry count, checked below */
+        s->aux[s->cnt - 1] = size; /* expected entry count, checked below */
     } else if (S_ISREG(t.mode)) {
         n->nfiles++;
         if (!snap_read_file(r, n, x, size))
@@ -342,7 +347,7 @@ static bool snap_read_entries(snap_in *s, kv_inode *d, uint64_t count)
         }
         if (is_dir(c)) {
             if (c->x)
-                return false;   /* a directory has one parent */
+                return false; /* a directory has one parent */
             c->x = d->ino;
         }
     }
@@ -393,7 +398,7 @@ static bool snap_check_counts(snap_in *s)
                 sub++;
             } else {
                 kv_inode *c = e->node;
-                size_t lo = 0, hi = s->cnt;   /* index of c in list */
+                size_t lo = 0, hi = s->cnt; /* index of c in list */
                 while (lo < hi) {
                     size_t mid = lo + (hi - lo) / 2;
                     if (list[mid]->ino < c->ino)
@@ -550,8 +555,7 @@ static bool snap_read_holders(snap_in *s)
         h->covered = sr_u64(r);
         h->time = (int64_t)sr_u64(r);
         uint64_t cnt_h = sr_u64(r);
-        if (r->bad || h->id == 0 || (i && h->id <= n->holders[i - 1].id) ||
-            cnt_h > KV_HOLD_MAX)
+        if (r->bad || h->id == 0 || (i && h->id <= n->holders[i - 1].id) || cnt_h > KV_HOLD_MAX)
             return false;
         n->nholders++;
         if (cnt_h) {

@@ -136,7 +136,7 @@ int op_upload_part(kv *k, const kv_op *op)
         return -1;
     uint8_t bit = (uint8_t)(1u << (part % 8));
     if (u->have[part / 8] & bit)
-        return 0;   /* a part sent again */
+        return 0; /* a part sent again */
     if (!u->total) {
         int st = upload_space(k, n);
         if (st)
@@ -173,10 +173,10 @@ int op_upload_commit(kv *k, const kv_op *op, kv_inode **res)
     if (u->total && op->len != u->total)
         return EINVAL;
     if (!upload_complete(u, op->len))
-        return KV_EUPLOAD;   /* parts missing: the staging stays */
+        return KV_EUPLOAD; /* parts missing: the staging stays */
     int st;
     if (op->ino) {
-        st = op_put_if(k, op, res, u->data);   /* PUT_IF's rule on the version */
+        st = op_put_if(k, op, res, u->data); /* PUT_IF's rule on the version */
     } else {
         kv_op put = *op;
         put.type = KV_OP_PUT;
@@ -184,7 +184,7 @@ int op_upload_commit(kv *k, const kv_op *op, kv_inode **res)
     }
     if (st < 0)
         return -1;
-    upload_drop_at(k, at);   /* committed, or refused for good */
+    upload_drop_at(k, at); /* committed, or refused for good */
     return st;
 }
 
@@ -200,8 +200,8 @@ int op_upload_abort(kv *k, const kv_op *op)
  * upload are pipelined, may apply in any order and be re-sent after a leader
  * change, and none of that may make a later part look stale.  True when
  * opb is a part (then *rc is kv_apply's result). */
-bool upload_part_apply(kv *k, const uint8_t *opb, size_t opl, uint8_t **reply,
-                       size_t *reply_len, int *rc)
+bool upload_part_apply(kv *k, const uint8_t *opb, size_t opl, uint8_t **reply, size_t *reply_len,
+                       int *rc)
 {
     if (kv_op_peek_type(opb, opl) != KV_OP_UPLOAD_PART)
         return false;

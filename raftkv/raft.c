@@ -54,7 +54,8 @@ void raft_defer_slab(raft *r, raft_slab *s)
 
 void raft_defer_free(raft *r, void *p)
 {
-    if (!p) return;
+    if (!p)
+        return;
     if (r->n_grave == r->cap_grave) {
         size_t cap = r->cap_grave ? r->cap_grave * 2 : 64;
         void **ng = realloc(r->grave, cap * sizeof *ng);
@@ -73,7 +74,8 @@ static void msgvec_free(raft_msgvec *v)
     for (size_t i = 0; i < v->n; i++) {
         raft_msg *m = &v->v[i];
         if (m->type == RAFT_MSG_PROPOSE)
-            for (uint32_t k = 0; k < m->n_entries; k++) free(m->entries[k].data);
+            for (uint32_t k = 0; k < m->n_entries; k++)
+                free(m->entries[k].data);
         free(m->entries);
     }
     free(v->v);
@@ -88,7 +90,8 @@ raft_msg *raft_emit(raft *r, int type, uint64_t to, bool after_persist)
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 16;
         raft_msg *nv = realloc(v->v, cap * sizeof *nv);
-        if (!nv) return NULL;
+        if (!nv)
+            return NULL;
         v->v = nv;
         v->cap = cap;
     }
@@ -132,10 +135,12 @@ const char *raft_role_name(raft_role role)
 const char *raft_msg_type_name(int type)
 {
     static const char *names[] = {
-        "?", "PREVOTE", "PREVOTE_RESP", "VOTE", "VOTE_RESP", "APPEND", "APPEND_RESP",
-        "SNAPSHOT", "SNAPSHOT_RESP", "READINDEX", "READINDEX_RESP", "TIMEOUT_NOW", "PROPOSE",
+        "?",           "PREVOTE",  "PREVOTE_RESP",  "VOTE",      "VOTE_RESP",      "APPEND",
+        "APPEND_RESP", "SNAPSHOT", "SNAPSHOT_RESP", "READINDEX", "READINDEX_RESP", "TIMEOUT_NOW",
+        "PROPOSE",
     };
-    if (type <= 0 || type >= RAFT_MSG_TYPE_MAX) return "?";
+    if (type <= 0 || type >= RAFT_MSG_TYPE_MAX)
+        return "?";
     return names[type];
 }
 
@@ -157,36 +162,45 @@ void raft_config_init(raft_config *c)
 
 static raft *fail(raft *r, const char **err, const char *why)
 {
-    if (err) *err = why;
+    if (err)
+        *err = why;
     raft_free(r);
     return NULL;
 }
 
 raft *raft_new(const raft_config *cfg, const raft_boot *boot, const char **err)
 {
-    if (err) *err = NULL;
-    if (!cfg || !boot) return fail(NULL, err, "missing config or boot state");
-    if (cfg->id == 0) return fail(NULL, err, "node id must be non-zero");
+    if (err)
+        *err = NULL;
+    if (!cfg || !boot)
+        return fail(NULL, err, "missing config or boot state");
+    if (cfg->id == 0)
+        return fail(NULL, err, "node id must be non-zero");
     if (cfg->election_ticks < 2 || cfg->heartbeat_ticks < 1 ||
         cfg->heartbeat_ticks >= cfg->election_ticks)
         return fail(NULL, err, "need 1 <= heartbeat_ticks < election_ticks");
     if (cfg->max_inflight < 1 || cfg->max_msg_bytes < 1 || cfg->snapshot_chunk < 1 ||
         cfg->max_entry_bytes < 1 || cfg->max_inflight_bytes < 1)
-        return fail(NULL, err, "max_inflight, max_msg_bytes, max_inflight_bytes, "
-                               "max_entry_bytes and snapshot_chunk must be positive");
+        return fail(NULL, err,
+                    "max_inflight, max_msg_bytes, max_inflight_bytes, "
+                    "max_entry_bytes and snapshot_chunk must be positive");
     const raft_snapshot *s = &boot->snapshot;
-    if (s->conf.n > RAFT_MAX_NODES) return fail(NULL, err, "configuration too large");
+    if (s->conf.n > RAFT_MAX_NODES)
+        return fail(NULL, err, "configuration too large");
     if (s->len && !s->data && !cfg->external_snapshot)
         return fail(NULL, err, "snapshot data missing");
-    if (boot->n_entries && !boot->entries) return fail(NULL, err, "entries missing");
+    if (boot->n_entries && !boot->entries)
+        return fail(NULL, err, "entries missing");
 
     raft *r = calloc(1, sizeof *r);
-    if (!r) return fail(NULL, err, "out of memory");
+    if (!r)
+        return fail(NULL, err, "out of memory");
     r->cfg = *cfg;
     r->id = cfg->id;
     r->rng = cfg->seed ^ (cfg->id * 0x2545f4914f6cdd1dULL);
     r->inflight_store = calloc((size_t)RAFT_MAX_NODES * cfg->max_inflight * 2, sizeof(uint64_t));
-    if (!r->inflight_store) return fail(r, err, "out of memory");
+    if (!r->inflight_store)
+        return fail(r, err, "out of memory");
 
     r->snap.index = s->index;
     r->snap.term = s->term;
@@ -194,7 +208,8 @@ raft *raft_new(const raft_config *cfg, const raft_boot *boot, const char **err)
     r->snap.len = s->len;
     if (s->len && !cfg->external_snapshot) {
         r->snap.data = malloc(s->len);
-        if (!r->snap.data) return fail(r, err, "out of memory");
+        if (!r->snap.data)
+            return fail(r, err, "out of memory");
         memcpy(r->snap.data, s->data, s->len);
     }
     r->log.snap_index = s->index;
@@ -207,9 +222,12 @@ raft *raft_new(const raft_config *cfg, const raft_boot *boot, const char **err)
         const raft_entry *e = &boot->entries[k];
         if (e->index != s->index + 1 + k)
             return fail(r, err, "log entries are not contiguous after the snapshot");
-        if (e->term < prev_term) return fail(r, err, "log entry terms decrease");
-        if (e->len && !e->data) return fail(r, err, "log entry data missing");
-        if (e->type > RAFT_ENTRY_CONF) return fail(r, err, "unknown log entry type");
+        if (e->term < prev_term)
+            return fail(r, err, "log entry terms decrease");
+        if (e->len && !e->data)
+            return fail(r, err, "log entry data missing");
+        if (e->type > RAFT_ENTRY_CONF)
+            return fail(r, err, "unknown log entry type");
         prev_term = e->term;
     }
     if (raft_log_append(r, boot->entries, boot->n_entries) != RAFT_OK)
@@ -218,15 +236,18 @@ raft *raft_new(const raft_config *cfg, const raft_boot *boot, const char **err)
     if (boot->hs.term < raft_log_last_term(r))
         return fail(r, err, "hard state term is older than the log");
     if (boot->hs.term > RAFT_TERM_MAX)
-        return fail(r, err, "hard state term is out of range (a term this large was never "
-                            "reached by elections)");
+        return fail(r, err,
+                    "hard state term is out of range (a term this large was never "
+                    "reached by elections)");
     r->stable = last;
     r->unstable = last + 1;
     r->term = boot->hs.term;
     r->vote = boot->hs.vote;
     r->commit = boot->hs.commit;
-    if (r->commit < s->index) r->commit = s->index;
-    if (r->commit > last) r->commit = last;
+    if (r->commit < s->index)
+        r->commit = s->index;
+    if (r->commit > last)
+        r->commit = last;
     r->applied = s->index;
     r->hs_out = boot->hs;
     raft_conf_refresh(r);
@@ -237,7 +258,8 @@ raft *raft_new(const raft_config *cfg, const raft_boot *boot, const char **err)
 
 void raft_free(raft *r)
 {
-    if (!r) return;
+    if (!r)
+        return;
     raft_log_free(r);
     free(r->snap.data);
     free(r->inflight_store);
@@ -251,9 +273,11 @@ void raft_free(raft *r)
     free(r->rd_rs);
     free(r->rd_entries);
     free(r->rd_committed);
-    for (size_t i = 0; i < r->n_grave; i++) grave_release(r->grave[i]);
+    for (size_t i = 0; i < r->n_grave; i++)
+        grave_release(r->grave[i]);
     free(r->grave);
-    for (size_t i = 0; i < r->rd_n_grave; i++) grave_release(r->rd_grave[i]);
+    for (size_t i = 0; i < r->rd_n_grave; i++)
+        grave_release(r->rd_grave[i]);
     free(r->rd_grave);
     free(r);
 }
@@ -271,11 +295,16 @@ void raft_tick(raft *r)
 
 static bool msg_valid(const raft *r, const raft_msg *m)
 {
-    if (!m || m->type < 1 || m->type >= RAFT_MSG_TYPE_MAX) return false;
-    if (m->to != r->id || m->from == 0 || m->from == r->id) return false;
-    if (m->n_entries && !m->entries) return false;
-    if (m->chunk_len && !m->chunk) return false;
-    if (m->conf.n > RAFT_MAX_NODES) return false;
+    if (!m || m->type < 1 || m->type >= RAFT_MSG_TYPE_MAX)
+        return false;
+    if (m->to != r->id || m->from == 0 || m->from == r->id)
+        return false;
+    if (m->n_entries && !m->entries)
+        return false;
+    if (m->chunk_len && !m->chunk)
+        return false;
+    if (m->conf.n > RAFT_MAX_NODES)
+        return false;
     /* No term may exhaust the term space (see RAFT_TERM_MAX in raft.h). */
     if (m->term > RAFT_TERM_MAX || (m->term > r->term && m->term - r->term > RAFT_TERM_JUMP_MAX))
         return false;
@@ -284,8 +313,10 @@ static bool msg_valid(const raft *r, const raft_msg *m)
         return false;
     for (uint32_t k = 0; k < m->n_entries; k++) {
         const raft_entry *e = &m->entries[k];
-        if (e->len && !e->data) return false;
-        if (e->type > RAFT_ENTRY_CONF || e->len > r->cfg.max_entry_bytes) return false;
+        if (e->len && !e->data)
+            return false;
+        if (e->type > RAFT_ENTRY_CONF || e->len > r->cfg.max_entry_bytes)
+            return false;
         if (m->type == RAFT_MSG_APPEND && (e->index != m->index + 1 + k || e->term > m->term))
             return false;
     }
@@ -297,17 +328,21 @@ static bool msg_valid(const raft *r, const raft_msg *m)
 
 static void handle_propose(raft *r, const raft_msg *m)
 {
-    if (r->role != RAFT_LEADER || r->transferee) return;
+    if (r->role != RAFT_LEADER || r->transferee)
+        return;
     for (uint32_t k = 0; k < m->n_entries; k++) {
         const raft_entry *e = &m->entries[k];
-        if (e->type != RAFT_ENTRY_NORMAL) continue;  /* conf changes are local-only */
-        if (raft_append_local(r, RAFT_ENTRY_NORMAL, e->data, e->len, NULL) != RAFT_OK) return;
+        if (e->type != RAFT_ENTRY_NORMAL)
+            continue; /* conf changes are local-only */
+        if (raft_append_local(r, RAFT_ENTRY_NORMAL, e->data, e->len, NULL) != RAFT_OK)
+            return;
     }
 }
 
 int raft_step(raft *r, const raft_msg *m)
 {
-    if (!msg_valid(r, m)) return RAFT_EINVAL;
+    if (!msg_valid(r, m))
+        return RAFT_EINVAL;
 
     /* Figure 3.1, rules for all servers, with the pre-vote and check-quorum
      * refinements of §9.6. */
@@ -331,7 +366,8 @@ int raft_step(raft *r, const raft_msg *m)
              * not: candidates with stale logs would otherwise keep the
              * up-to-date servers, the only ones that can win, from ever
              * timing out. */
-            if (!from_leader && !was_leader) r->elapsed = elapsed;
+            if (!from_leader && !was_leader)
+                r->elapsed = elapsed;
         }
     } else if (m->term < r->term) {
         if ((r->cfg.check_quorum || r->cfg.pre_vote) &&
@@ -342,23 +378,21 @@ int raft_step(raft *r, const raft_msg *m)
             raft_emit(r, RAFT_MSG_APPEND_RESP, m->from, false);
         } else if (m->type == RAFT_MSG_PREVOTE) {
             raft_msg *o = raft_emit(r, RAFT_MSG_PREVOTE_RESP, m->from, false);
-            if (o) o->reject = true;
+            if (o)
+                o->reject = true;
         }
         return RAFT_OK;
     }
 
     switch (m->type) {
     case RAFT_MSG_PREVOTE:
-    case RAFT_MSG_VOTE:
-        raft_handle_vote(r, m);
-        break;
+    case RAFT_MSG_VOTE: raft_handle_vote(r, m); break;
     case RAFT_MSG_PREVOTE_RESP:
-    case RAFT_MSG_VOTE_RESP:
-        raft_handle_vote_resp(r, m);
-        break;
+    case RAFT_MSG_VOTE_RESP: raft_handle_vote_resp(r, m); break;
     case RAFT_MSG_APPEND:
     case RAFT_MSG_SNAPSHOT:
-        if (r->role == RAFT_LEADER) break;  /* same term, two leaders: impossible */
+        if (r->role == RAFT_LEADER)
+            break; /* same term, two leaders: impossible */
         if (r->role != RAFT_FOLLOWER || r->leader != m->from)
             raft_become_follower(r, m->term, m->from);
         r->elapsed = 0;
@@ -372,42 +406,45 @@ int raft_step(raft *r, const raft_msg *m)
             raft_handle_append(r, m);
         break;
     case RAFT_MSG_APPEND_RESP:
-        if (r->role == RAFT_LEADER) raft_handle_append_resp(r, m);
+        if (r->role == RAFT_LEADER)
+            raft_handle_append_resp(r, m);
         break;
     case RAFT_MSG_SNAPSHOT_RESP:
-        if (r->role == RAFT_LEADER) raft_handle_snapshot_resp(r, m);
+        if (r->role == RAFT_LEADER)
+            raft_handle_snapshot_resp(r, m);
         break;
     case RAFT_MSG_READINDEX:
-        if (r->role == RAFT_LEADER) raft_handle_readindex(r, m);
+        if (r->role == RAFT_LEADER)
+            raft_handle_readindex(r, m);
         break;
-    case RAFT_MSG_READINDEX_RESP:
-        raft_handle_readindex_resp(r, m);
-        break;
-    case RAFT_MSG_TIMEOUT_NOW:
-        raft_handle_timeout_now(r, m);
-        break;
-    case RAFT_MSG_PROPOSE:
-        handle_propose(r, m);
-        break;
-    default:
-        return RAFT_EINVAL;
+    case RAFT_MSG_READINDEX_RESP: raft_handle_readindex_resp(r, m); break;
+    case RAFT_MSG_TIMEOUT_NOW: raft_handle_timeout_now(r, m); break;
+    case RAFT_MSG_PROPOSE: handle_propose(r, m); break;
+    default: return RAFT_EINVAL;
     }
     return RAFT_OK;
 }
 
 int raft_propose(raft *r, const uint8_t *data, size_t len, uint64_t *index, uint64_t *term)
 {
-    if (index) *index = 0;
-    if (term) *term = 0;
-    if (len && !data) return RAFT_EINVAL;
-    if (len > r->cfg.max_entry_bytes) return RAFT_ETOOBIG;
+    if (index)
+        *index = 0;
+    if (term)
+        *term = 0;
+    if (len && !data)
+        return RAFT_EINVAL;
+    if (len > r->cfg.max_entry_bytes)
+        return RAFT_ETOOBIG;
     if (r->role == RAFT_LEADER) {
-        if (r->transferee) return RAFT_EBUSY;  /* §3.10: stop taking requests */
+        if (r->transferee)
+            return RAFT_EBUSY; /* §3.10: stop taking requests */
         int rc = raft_append_local(r, RAFT_ENTRY_NORMAL, data, len, index);
-        if (rc == RAFT_OK && term) *term = r->term;
+        if (rc == RAFT_OK && term)
+            *term = r->term;
         return rc;
     }
-    if (r->role != RAFT_FOLLOWER || r->leader == 0) return RAFT_ENOLEADER;
+    if (r->role != RAFT_FOLLOWER || r->leader == 0)
+        return RAFT_ENOLEADER;
     raft_entry *e = calloc(1, sizeof *e);
     uint8_t *copy = len ? malloc(len) : NULL;
     if (!e || (len && !copy)) {
@@ -421,7 +458,8 @@ int raft_propose(raft *r, const uint8_t *data, size_t len, uint64_t *index, uint
         free(copy);
         return RAFT_ENOMEM;
     }
-    if (len) memcpy(copy, data, len);
+    if (len)
+        memcpy(copy, data, len);
     e->type = RAFT_ENTRY_NORMAL;
     e->len = (uint32_t)len;
     e->data = copy;
@@ -433,9 +471,12 @@ int raft_propose(raft *r, const uint8_t *data, size_t len, uint64_t *index, uint
 
 int raft_compact(raft *r, uint64_t index, uint8_t *data, size_t len, raft_conf *out_conf)
 {
-    if (index <= r->log.snap_index) return RAFT_ECOMPACTED;
-    if (index > r->applied) return RAFT_EINVAL;
-    if (r->cfg.external_snapshot ? data != NULL : (len && !data)) return RAFT_EINVAL;
+    if (index <= r->log.snap_index)
+        return RAFT_ECOMPACTED;
+    if (index > r->applied)
+        return RAFT_EINVAL;
+    if (r->cfg.external_snapshot ? data != NULL : (len && !data))
+        return RAFT_EINVAL;
     raft_conf conf;
     uint64_t at;
     raft_conf_at(r, index, &conf, &at);
@@ -447,7 +488,8 @@ int raft_compact(raft *r, uint64_t index, uint8_t *data, size_t len, raft_conf *
     r->snap.data = data;
     r->snap.len = len;
     raft_log_compact(r, index, term);
-    if (out_conf) *out_conf = conf;
+    if (out_conf)
+        *out_conf = conf;
     return RAFT_OK;
 }
 
@@ -455,21 +497,23 @@ int raft_compact(raft *r, uint64_t index, uint8_t *data, size_t len, raft_conf *
 
 bool raft_has_ready(const raft *r)
 {
-    if (r->rd_out) return false;
+    if (r->rd_out)
+        return false;
     return r->msgs.n || r->after.n || r->n_rs || r->send_pending || r->snap_pending ||
-           r->read_pending || r->commit_pending ||
-           r->unstable <= raft_log_last(r) || r->commit > r->applied ||
-           r->hs_out.term != r->term || r->hs_out.vote != r->vote ||
+           r->read_pending || r->commit_pending || r->unstable <= raft_log_last(r) ||
+           r->commit > r->applied || r->hs_out.term != r->term || r->hs_out.vote != r->vote ||
            r->hs_out.commit != r->commit;
 }
 
 static raft_entry *copy_range(const raft *r, uint64_t from, uint64_t to, size_t *n)
 {
     *n = 0;
-    if (from > to) return NULL;
+    if (from > to)
+        return NULL;
     size_t cnt = (size_t)(to - from + 1);
     raft_entry *v = malloc(cnt * sizeof *v);
-    if (!v) return NULL;
+    if (!v)
+        return NULL;
     memcpy(v, raft_entry_at(r, from), cnt * sizeof *v);
     *n = cnt;
     return v;
@@ -479,7 +523,8 @@ void raft_ready_get(raft *r, raft_ready *rd)
 {
     assert(!r->rd_out);
     memset(rd, 0, sizeof *rd);
-    if (r->role == RAFT_LEADER) raft_flush_appends(r);
+    if (r->role == RAFT_LEADER)
+        raft_flush_appends(r);
 
     rd->hs.term = r->term;
     rd->hs.vote = r->vote;
@@ -496,7 +541,8 @@ void raft_ready_get(raft *r, raft_ready *rd)
     }
 
     uint64_t last = raft_log_last(r);
-    if (r->unstable <= r->log.snap_index) r->unstable = r->log.snap_index + 1;
+    if (r->unstable <= r->log.snap_index)
+        r->unstable = r->log.snap_index + 1;
     r->rd_entries = copy_range(r, r->unstable, last, &rd->n_entries);
     if (rd->n_entries == 0 && r->unstable <= last) {
         /* No memory for the copy: keep them for the next batch; nothing
@@ -508,13 +554,16 @@ void raft_ready_get(raft *r, raft_ready *rd)
     rd->entries = r->rd_entries;
     r->rd_last = last;
     r->rd_last_term = raft_term_at(r, last);
-    if (rd->n_entries) r->unstable = last + 1;
+    if (rd->n_entries)
+        r->unstable = last + 1;
 
     uint64_t upto = r->commit < last ? r->commit : last;
-    if (r->applied < r->log.snap_index) r->applied = r->log.snap_index;
+    if (r->applied < r->log.snap_index)
+        r->applied = r->log.snap_index;
     r->rd_committed = copy_range(r, r->applied + 1, upto, &rd->n_committed);
     rd->committed = r->rd_committed;
-    if (rd->n_committed) r->applied = upto;
+    if (rd->n_committed)
+        r->applied = upto;
 
     /* Messages: the after-persist list is only valid if everything it speaks
      * of is in this batch; when entries had to be held back (no memory),
@@ -546,7 +595,8 @@ void raft_ready_get(raft *r, raft_ready *rd)
 void raft_advance(raft *r, const raft_ready *rd)
 {
     (void)rd;
-    if (!r->rd_out) return;
+    if (!r->rd_out)
+        return;
     if (r->rd_last > r->stable && r->rd_last <= raft_log_last(r) &&
         raft_term_at(r, r->rd_last) == r->rd_last_term)
         r->stable = r->rd_last;
@@ -557,7 +607,8 @@ void raft_advance(raft *r, const raft_ready *rd)
     msgvec_free(&r->rd_after);
     free(r->rd_rs);
     r->rd_rs = NULL;
-    for (size_t i = 0; i < r->rd_n_grave; i++) grave_release(r->rd_grave[i]);
+    for (size_t i = 0; i < r->rd_n_grave; i++)
+        grave_release(r->rd_grave[i]);
     free(r->rd_grave);
     r->rd_grave = NULL;
     r->rd_n_grave = 0;
@@ -571,7 +622,8 @@ void raft_advance(raft *r, const raft_ready *rd)
     r->rd_snap = false;
     r->rd_out = false;
     /* The leader counts its own log only once it is durable (§10.2.1). */
-    if (r->role == RAFT_LEADER && raft_maybe_commit(r)) raft_commit_advanced(r);
+    if (r->role == RAFT_LEADER && raft_maybe_commit(r))
+        raft_commit_advanced(r);
 }
 
 /* ---- introspection --------------------------------------------------------- */
@@ -604,7 +656,10 @@ void raft_status_get(const raft *r, raft_status *st)
     }
 }
 
-uint64_t raft_log_bytes(const raft *r) { return r->log.bytes; }
+uint64_t raft_log_bytes(const raft *r)
+{
+    return r->log.bytes;
+}
 
 const char *raft_election_reason_name(raft_election_reason reason)
 {

@@ -49,8 +49,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RAFT_MAX_NODES 9      /* largest configuration (voters) */
-#define RAFT_ADDR_MAX 64      /* opaque address carried in a conf change */
+#define RAFT_MAX_NODES 9 /* largest configuration (voters) */
+#define RAFT_ADDR_MAX 64 /* opaque address carried in a conf change */
 /* Terms never wrap.  A message whose term is above RAFT_TERM_MAX, or more
  * than RAFT_TERM_JUMP_MAX above the node's own term, is ignored (RAFT_EINVAL):
  * a real term grows by one per election, so such a term can only come from a
@@ -63,13 +63,13 @@
 /* Error codes: 0 is success, negative values below. */
 enum {
     RAFT_OK = 0,
-    RAFT_ENOTLEADER = -1,   /* this node is not the leader (and could not forward) */
-    RAFT_ENOLEADER = -2,    /* no leader known: try again later */
-    RAFT_EBUSY = -3,        /* e.g. a conf change or transfer already in progress */
-    RAFT_EINVAL = -4,       /* bad argument or malformed message */
+    RAFT_ENOTLEADER = -1, /* this node is not the leader (and could not forward) */
+    RAFT_ENOLEADER = -2,  /* no leader known: try again later */
+    RAFT_EBUSY = -3,      /* e.g. a conf change or transfer already in progress */
+    RAFT_EINVAL = -4,     /* bad argument or malformed message */
     RAFT_ENOMEM = -5,
-    RAFT_ETOOBIG = -6,      /* proposal larger than config.max_entry_bytes */
-    RAFT_ECOMPACTED = -7,   /* index already compacted into the snapshot */
+    RAFT_ETOOBIG = -6,    /* proposal larger than config.max_entry_bytes */
+    RAFT_ECOMPACTED = -7, /* index already compacted into the snapshot */
 };
 const char *raft_strerror(int rc);
 
@@ -79,24 +79,24 @@ const char *raft_role_name(raft_role role);
 /* ---- Log entries ---------------------------------------------------------- */
 
 typedef enum {
-    RAFT_ENTRY_NORMAL = 0,  /* application command: opaque bytes */
-    RAFT_ENTRY_NOOP = 1,    /* appended by a new leader (§8 of the paper) */
-    RAFT_ENTRY_CONF = 2,    /* membership change, data = encoded raft_conf_change */
+    RAFT_ENTRY_NORMAL = 0, /* application command: opaque bytes */
+    RAFT_ENTRY_NOOP = 1,   /* appended by a new leader (§8 of the paper) */
+    RAFT_ENTRY_CONF = 2,   /* membership change, data = encoded raft_conf_change */
 } raft_entry_type;
 
 typedef struct raft_entry {
     uint64_t term;
     uint64_t index;
-    uint8_t type;           /* raft_entry_type */
+    uint8_t type; /* raft_entry_type */
     uint32_t len;
-    uint8_t *data;          /* len bytes (NULL when len == 0) */
+    uint8_t *data; /* len bytes (NULL when len == 0) */
 } raft_entry;
 
 /* Durable per-node state: must be persisted before messages that depend on it. */
 typedef struct raft_hard_state {
     uint64_t term;
-    uint64_t vote;          /* node id voted for in term, 0 = none */
-    uint64_t commit;        /* may be persisted lazily; never ahead of the log */
+    uint64_t vote;   /* node id voted for in term, 0 = none */
+    uint64_t commit; /* may be persisted lazily; never ahead of the log */
 } raft_hard_state;
 
 /* A cluster configuration: the voting members and their addresses (opaque to
@@ -111,7 +111,7 @@ typedef enum { RAFT_CONF_ADD = 1, RAFT_CONF_REMOVE = 2 } raft_conf_change_type;
 
 /* One-server-at-a-time change (dissertation §4.1); takes effect on append. */
 typedef struct raft_conf_change {
-    uint8_t type;           /* raft_conf_change_type */
+    uint8_t type; /* raft_conf_change_type */
     uint64_t id;
     char addr[RAFT_ADDR_MAX];
 } raft_conf_change;
@@ -137,14 +137,14 @@ typedef enum {
     RAFT_MSG_PREVOTE_RESP,
     RAFT_MSG_VOTE,
     RAFT_MSG_VOTE_RESP,
-    RAFT_MSG_APPEND,         /* AppendEntries, also the heartbeat (n_entries 0) */
+    RAFT_MSG_APPEND, /* AppendEntries, also the heartbeat (n_entries 0) */
     RAFT_MSG_APPEND_RESP,
-    RAFT_MSG_SNAPSHOT,       /* one chunk of InstallSnapshot */
+    RAFT_MSG_SNAPSHOT, /* one chunk of InstallSnapshot */
     RAFT_MSG_SNAPSHOT_RESP,
-    RAFT_MSG_READINDEX,      /* follower -> leader: please confirm a read index */
+    RAFT_MSG_READINDEX, /* follower -> leader: please confirm a read index */
     RAFT_MSG_READINDEX_RESP,
-    RAFT_MSG_TIMEOUT_NOW,    /* leader transfer: start an election now */
-    RAFT_MSG_PROPOSE,        /* follower -> leader: forwarded proposal entries */
+    RAFT_MSG_TIMEOUT_NOW, /* leader transfer: start an election now */
+    RAFT_MSG_PROPOSE,     /* follower -> leader: forwarded proposal entries */
     RAFT_MSG_TYPE_MAX
 } raft_msg_type;
 
@@ -200,14 +200,14 @@ typedef struct raft_msg {
 /* ---- Configuration and construction -------------------------------------- */
 
 typedef struct raft_config {
-    uint64_t id;                 /* this node, non-zero */
-    int election_ticks;          /* election timeout, randomized in [e, 2e); default 10, >= 2 */
-    int heartbeat_ticks;         /* default 1; < election_ticks.  Also the retransmission
+    uint64_t id;         /* this node, non-zero */
+    int election_ticks;  /* election timeout, randomized in [e, 2e); default 10, >= 2 */
+    int heartbeat_ticks; /* default 1; < election_ticks.  Also the retransmission
                                   * timer: a follower that made no progress for two
                                   * heartbeats is probed again */
-    uint64_t seed;               /* PRNG seed: the only source of randomness */
-    bool pre_vote;               /* default true (set by raft_config_init) */
-    bool check_quorum;           /* default true */
+    uint64_t seed;       /* PRNG seed: the only source of randomness */
+    bool pre_vote;       /* default true (set by raft_config_init) */
+    bool check_quorum;   /* default true */
     /* Flow control of replication, in messages and in bytes (like etcd's
      * MaxInflightMsgs, MaxSizePerMsg and MaxInflightBytes).  An AppendEntries
      * carries at most max_msg_bytes of entry data, but always at least one
@@ -245,8 +245,8 @@ void raft_config_init(raft_config *c);
  * entries. */
 typedef struct raft_boot {
     raft_hard_state hs;
-    raft_snapshot snapshot;      /* index 0 when none; conf always valid */
-    const raft_entry *entries;   /* the log after snapshot.index, in order */
+    raft_snapshot snapshot;    /* index 0 when none; conf always valid */
+    const raft_entry *entries; /* the log after snapshot.index, in order */
     size_t n_entries;
 } raft_boot;
 
@@ -322,11 +322,11 @@ typedef struct raft_ready {
      * batch, which follow it; then install it before applying committed.
      * NULL when none.  Its data stays valid until raft_advance(). */
     raft_snapshot *snapshot;
-    raft_msg *msgs;                /* send now */
+    raft_msg *msgs; /* send now */
     size_t n_msgs;
-    raft_msg *msgs_after_persist;  /* send only after persisting this batch */
+    raft_msg *msgs_after_persist; /* send only after persisting this batch */
     size_t n_msgs_after_persist;
-    raft_entry *committed;         /* apply in order */
+    raft_entry *committed; /* apply in order */
     size_t n_committed;
     raft_read_state *read_states;
     size_t n_read_states;
@@ -346,27 +346,27 @@ typedef struct raft_peer_status {
     uint64_t id;
     uint64_t match;
     uint64_t next;
-    int state;                   /* 0 probe, 1 replicate (pipelined), 2 snapshot */
-    bool active;                 /* heard from within the last election timeout */
+    int state;   /* 0 probe, 1 replicate (pipelined), 2 snapshot */
+    bool active; /* heard from within the last election timeout */
 } raft_peer_status;
 
 /* Why the latest election started, or why a leader stepped down (the node
  * logs it).  seq counts these events, so a caller sees each one once. */
 typedef enum raft_election_reason {
     RAFT_ELECTION_NONE = 0,
-    RAFT_ELECTION_TIMEOUT,       /* nothing heard from a leader for an election timeout */
-    RAFT_ELECTION_TRANSFER,      /* the leader asked (TIMEOUT_NOW: leader transfer) */
-    RAFT_ELECTION_STEP_DOWN,     /* leader: heard from fewer than a quorum (check-quorum) */
+    RAFT_ELECTION_TIMEOUT,   /* nothing heard from a leader for an election timeout */
+    RAFT_ELECTION_TRANSFER,  /* the leader asked (TIMEOUT_NOW: leader transfer) */
+    RAFT_ELECTION_STEP_DOWN, /* leader: heard from fewer than a quorum (check-quorum) */
 } raft_election_reason;
 
 typedef struct raft_election_event {
-    uint64_t seq;                /* 0: none yet */
+    uint64_t seq; /* 0: none yet */
     raft_election_reason reason;
-    uint64_t term;               /* the term it happened in (before any new campaign) */
-    uint64_t leader;             /* TIMEOUT: last leader heard from (0: none ever);
+    uint64_t term;           /* the term it happened in (before any new campaign) */
+    uint64_t leader;         /* TIMEOUT: last leader heard from (0: none ever);
                                   * TRANSFER: the leader that asked */
-    int64_t idle_ticks;          /* TIMEOUT: ticks since its last message; -1: none ever */
-    uint32_t active, quorum;     /* STEP_DOWN: voters heard from (self included), needed */
+    int64_t idle_ticks;      /* TIMEOUT: ticks since its last message; -1: none ever */
+    uint32_t active, quorum; /* STEP_DOWN: voters heard from (self included), needed */
 } raft_election_event;
 
 const char *raft_election_reason_name(raft_election_reason r);
@@ -376,14 +376,14 @@ typedef struct raft_status {
     raft_role role;
     uint64_t term;
     uint64_t vote;
-    uint64_t leader;             /* 0 when unknown */
+    uint64_t leader; /* 0 when unknown */
     uint64_t commit;
-    uint64_t applied;            /* last index handed out in committed */
-    uint64_t first_index;        /* first index still in the log */
+    uint64_t applied;     /* last index handed out in committed */
+    uint64_t first_index; /* first index still in the log */
     uint64_t last_index;
     uint64_t snapshot_index;
-    raft_conf conf;              /* the configuration in force (latest appended) */
-    uint32_t n_peers;            /* leader only: replication progress */
+    raft_conf conf;   /* the configuration in force (latest appended) */
+    uint32_t n_peers; /* leader only: replication progress */
     raft_peer_status peers[RAFT_MAX_NODES];
     raft_election_event election; /* the latest election start or step-down */
 } raft_status;

@@ -60,7 +60,8 @@ void raft_become_leader(raft *r)
     r->n_prs = 0;
     raft_progress_sync(r);
     uint64_t next = raft_log_last(r) + 1;
-    for (uint32_t i = 0; i < r->n_prs; i++) raft_progress_reset(r, &r->prs[i], next);
+    for (uint32_t i = 0; i < r->n_prs; i++)
+        raft_progress_reset(r, &r->prs[i], next);
     /* §8 of the paper / §6.4: a no-op of the new term lets the leader learn
      * what is committed (Figure 8 forbids counting replicas of older terms),
      * and ReadIndex waits for it.  No conf change before it commits. */
@@ -77,12 +78,16 @@ static void count_vote(raft *r, uint64_t from, bool granted)
 {
     uint64_t *set = granted ? r->granted : r->refused;
     uint32_t *n = granted ? &r->n_granted : &r->n_refused;
-    if (!raft_is_voter(r, from)) return;
+    if (!raft_is_voter(r, from))
+        return;
     for (uint32_t i = 0; i < r->n_granted; i++)
-        if (r->granted[i] == from) return;
+        if (r->granted[i] == from)
+            return;
     for (uint32_t i = 0; i < r->n_refused; i++)
-        if (r->refused[i] == from) return;
-    if (*n < RAFT_MAX_NODES) set[(*n)++] = from;
+        if (r->refused[i] == from)
+            return;
+    if (*n < RAFT_MAX_NODES)
+        set[(*n)++] = from;
 }
 
 /* Real votes are kept apart from pre-votes, per term: a vote granted in
@@ -94,10 +99,13 @@ static void count_real_vote(raft *r, uint64_t from)
         r->vgranted_term = r->term;
         r->n_vgranted = 0;
     }
-    if (!raft_is_voter(r, from)) return;
+    if (!raft_is_voter(r, from))
+        return;
     for (uint32_t i = 0; i < r->n_vgranted; i++)
-        if (r->vgranted[i] == from) return;
-    if (r->n_vgranted < RAFT_MAX_NODES) r->vgranted[r->n_vgranted++] = from;
+        if (r->vgranted[i] == from)
+            return;
+    if (r->n_vgranted < RAFT_MAX_NODES)
+        r->vgranted[r->n_vgranted++] = from;
 }
 
 static void check_votes(raft *r, bool transfer)
@@ -126,7 +134,8 @@ static void check_votes(raft *r, bool transfer)
  * §4.1).  It counts votes by the new configuration, without itself. */
 bool raft_promotable(const raft *r)
 {
-    if (raft_is_voter(r, r->id)) return true;
+    if (raft_is_voter(r, r->id))
+        return true;
     if (r->conf.n == 0 || r->conf_index <= r->commit || r->conf_index <= r->log.snap_index)
         return false;
     raft_conf prev;
@@ -137,10 +146,12 @@ bool raft_promotable(const raft *r)
 
 void raft_campaign(raft *r, bool pre_vote, bool transfer)
 {
-    if (!raft_promotable(r)) return;   /* removed or still joining */
-    if (r->term >= RAFT_TERM_MAX) return;   /* the next term would leave the range */
+    if (!raft_promotable(r))
+        return; /* removed or still joining */
+    if (r->term >= RAFT_TERM_MAX)
+        return; /* the next term would leave the range */
     if (pre_vote && r->role == RAFT_PRE_CANDIDATE)
-        r->n_refused = 0;   /* same proposed term again: pre-votes already
+        r->n_refused = 0; /* same proposed term again: pre-votes already
                              * granted stay valid (they change no state), which
                              * matters when answers arrive late */
     else
@@ -166,9 +177,11 @@ void raft_campaign(raft *r, bool pre_vote, bool transfer)
     }
     for (uint32_t i = 0; i < r->conf.n; i++) {
         uint64_t id = r->conf.ids[i];
-        if (id == r->id) continue;
+        if (id == r->id)
+            continue;
         raft_msg *m = raft_emit(r, pre_vote ? RAFT_MSG_PREVOTE : RAFT_MSG_VOTE, id, !pre_vote);
-        if (!m) continue;
+        if (!m)
+            continue;
         m->term = term;
         m->index = raft_log_last(r);
         m->log_term = raft_log_last_term(r);
@@ -186,13 +199,13 @@ void raft_handle_vote(raft *r, const raft_msg *m)
     else
         can = r->vote == m->from || (r->vote == 0 && r->leader == 0);
     bool grant = can && raft_up_to_date(r, m->index, m->log_term);
-    raft_msg *o = raft_emit(r, pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP, m->from,
-                            !pre);
+    raft_msg *o = raft_emit(r, pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP, m->from, !pre);
     if (grant && !pre) {
         r->vote = m->from;
         r->elapsed = 0;
     }
-    if (!o) return;
+    if (!o)
+        return;
     o->reject = !grant;
     /* A granted pre-vote answers in the term the pre-candidate would use. */
     o->term = (pre && grant) ? m->term : r->term;
@@ -201,8 +214,10 @@ void raft_handle_vote(raft *r, const raft_msg *m)
 void raft_handle_vote_resp(raft *r, const raft_msg *m)
 {
     if (m->type == RAFT_MSG_PREVOTE_RESP) {
-        if (r->role != RAFT_PRE_CANDIDATE) return;
-        if (!m->reject && m->term != r->term + 1) return;
+        if (r->role != RAFT_PRE_CANDIDATE)
+            return;
+        if (!m->reject && m->term != r->term + 1)
+            return;
         count_vote(r, m->from, !m->reject);
     } else {
         /* Our own vote in this term must be for ourselves and no leader may
@@ -210,7 +225,8 @@ void raft_handle_vote_resp(raft *r, const raft_msg *m)
         if (m->term != r->term || r->vote != r->id || r->role == RAFT_LEADER || r->leader != 0)
             return;
         if (m->reject) {
-            if (r->role != RAFT_CANDIDATE) return;
+            if (r->role != RAFT_CANDIDATE)
+                return;
             count_vote(r, m->from, false);
         } else {
             count_real_vote(r, m->from);
@@ -238,7 +254,8 @@ void raft_tick_election(raft *r)
     if (r->elapsed >= r->timeout && raft_promotable(r)) {
         r->elapsed = 0;
         /* A pre-candidate that times out again starts a new round too. */
-        note_election(r, RAFT_ELECTION_TIMEOUT, r->heard_leader, r->heard_leader ? r->heard_idle : -1);
+        note_election(r, RAFT_ELECTION_TIMEOUT, r->heard_leader,
+                      r->heard_leader ? r->heard_idle : -1);
         raft_campaign(r, r->cfg.pre_vote, false);
     }
 }
@@ -248,14 +265,15 @@ void raft_tick_leader(raft *r)
     r->elapsed++;
     r->hb_elapsed++;
     if (r->transferee && ++r->transfer_elapsed >= r->cfg.election_ticks) {
-        r->transferee = 0;   /* §3.10: give up, resume taking requests */
+        r->transferee = 0; /* §3.10: give up, resume taking requests */
     }
     if (r->elapsed >= r->cfg.election_ticks) {
         r->elapsed = 0;
         if (r->cfg.check_quorum) {
             int active = raft_is_voter(r, r->id) ? 1 : 0;
             for (uint32_t i = 0; i < r->n_prs; i++)
-                if (r->prs[i].recent_active) active++;
+                if (r->prs[i].recent_active)
+                    active++;
             if (active < raft_quorum(r)) {
                 /* §6.2: a leader cut off from a majority steps down so that
                  * clients find the real leader (and reads cannot go stale). */
@@ -279,7 +297,8 @@ void raft_tick_leader(raft *r)
 
 void raft_handle_timeout_now(raft *r, const raft_msg *m)
 {
-    if (r->role == RAFT_LEADER) return;
+    if (r->role == RAFT_LEADER)
+        return;
     if (raft_promotable(r))
         note_election(r, RAFT_ELECTION_TRANSFER, m->from, 0);
     raft_campaign(r, false, true);
@@ -287,17 +306,22 @@ void raft_handle_timeout_now(raft *r, const raft_msg *m)
 
 void raft_transfer_check(raft *r, raft_progress *p)
 {
-    if (r->transferee != p->id || p->match != raft_log_last(r)) return;
+    if (r->transferee != p->id || p->match != raft_log_last(r))
+        return;
     raft_emit(r, RAFT_MSG_TIMEOUT_NOW, p->id, false);
 }
 
 int raft_transfer_leader(raft *r, uint64_t target)
 {
-    if (r->role != RAFT_LEADER) return RAFT_ENOTLEADER;
-    if (target == r->id || !raft_is_voter(r, target)) return RAFT_EINVAL;
-    if (r->transferee) return r->transferee == target ? RAFT_OK : RAFT_EBUSY;
+    if (r->role != RAFT_LEADER)
+        return RAFT_ENOTLEADER;
+    if (target == r->id || !raft_is_voter(r, target))
+        return RAFT_EINVAL;
+    if (r->transferee)
+        return r->transferee == target ? RAFT_OK : RAFT_EBUSY;
     raft_progress *p = raft_progress_get(r, target);
-    if (!p) return RAFT_EINVAL;
+    if (!p)
+        return RAFT_EINVAL;
     r->transferee = target;
     r->transfer_elapsed = 0;
     if (p->match == raft_log_last(r))

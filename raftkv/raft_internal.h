@@ -27,38 +27,38 @@ typedef struct raft_progress {
     uint64_t id;
     uint64_t match, next;
     int state;
-    bool paused;            /* PROBE: an append is outstanding, wait for its answer */
-    bool recent_active;     /* heard from during the current check-quorum round */
-    bool active;            /* heard from during the previous round (for status) */
-    uint64_t *inflight;     /* ring of (last index, entry bytes) of each append in flight */
+    bool paused;        /* PROBE: an append is outstanding, wait for its answer */
+    bool recent_active; /* heard from during the current check-quorum round */
+    bool active;        /* heard from during the previous round (for status) */
+    uint64_t *inflight; /* ring of (last index, entry bytes) of each append in flight */
     uint32_t in_start, in_count;
-    uint64_t in_bytes;      /* entry bytes of the appends in flight */
-    uint64_t hb_match;      /* match at the previous heartbeat: no movement => resend */
-    uint64_t snap_index;    /* PR_SNAPSHOT: snapshot being sent ... */
-    uint64_t snap_offset;   /* ... the next byte to send ... */
-    uint64_t snap_acked;    /* ... and the bytes the follower confirmed holding */
-    bool snap_done_sent;    /* the last chunk is out */
-    uint64_t snap_sent_hb;  /* heartbeats without progress (retransmission timer) */
-    uint64_t read_ack;      /* highest ReadIndex round this peer acknowledged */
-    uint64_t commit_sent;   /* highest commit index this peer was told it may use */
+    uint64_t in_bytes;     /* entry bytes of the appends in flight */
+    uint64_t hb_match;     /* match at the previous heartbeat: no movement => resend */
+    uint64_t snap_index;   /* PR_SNAPSHOT: snapshot being sent ... */
+    uint64_t snap_offset;  /* ... the next byte to send ... */
+    uint64_t snap_acked;   /* ... and the bytes the follower confirmed holding */
+    bool snap_done_sent;   /* the last chunk is out */
+    uint64_t snap_sent_hb; /* heartbeats without progress (retransmission timer) */
+    uint64_t read_ack;     /* highest ReadIndex round this peer acknowledged */
+    uint64_t commit_sent;  /* highest commit index this peer was told it may use */
 } raft_progress;
 
 /* Entry data lives in slabs (raft_log.c): a block holds the data of many
  * consecutive entries and is freed when the last of them is dropped. */
 typedef struct raft_slab {
     size_t used, cap;
-    size_t live;            /* entries in it, plus 1 while it is the log's current slab */
-    size_t mapped;          /* bytes mapped (mmap'ed slab), 0 when malloc'ed */
+    size_t live;   /* entries in it, plus 1 while it is the log's current slab */
+    size_t mapped; /* bytes mapped (mmap'ed slab), 0 when malloc'ed */
     uint8_t mem[];
 } raft_slab;
 
 typedef struct raft_log {
-    raft_entry *e;          /* e[k].index == snap_index + 1 + k */
-    raft_slab **sl;         /* sl[k]: the slab of e[k].data (NULL when len == 0) */
+    raft_entry *e;  /* e[k].index == snap_index + 1 + k */
+    raft_slab **sl; /* sl[k]: the slab of e[k].data (NULL when len == 0) */
     size_t n, cap;
-    raft_slab *cur;         /* where the next small entries go */
+    raft_slab *cur; /* where the next small entries go */
     uint64_t snap_index, snap_term;
-    uint64_t bytes;         /* sum of data lengths */
+    uint64_t bytes; /* sum of data lengths */
 } raft_log;
 
 typedef struct raft_msgvec {
@@ -69,9 +69,9 @@ typedef struct raft_msgvec {
 /* A ReadIndex request waiting for its heartbeat round. */
 typedef struct raft_read_req {
     uint64_t ctx;
-    uint64_t from;          /* requesting node (self for local reads) */
-    uint64_t index;         /* commit index when the round started */
-    uint64_t seq;           /* heartbeat round; 0 = waiting for a commit in this term */
+    uint64_t from;  /* requesting node (self for local reads) */
+    uint64_t index; /* commit index when the round started */
+    uint64_t seq;   /* heartbeat round; 0 = waiting for a commit in this term */
 } raft_read_req;
 
 struct raft {
@@ -83,27 +83,27 @@ struct raft {
 
     raft_log log;
     uint64_t commit;
-    uint64_t applied;       /* last index handed out in ready.committed */
-    uint64_t stable;        /* last index reported durable by raft_advance */
-    uint64_t unstable;      /* first index not yet handed out for persisting */
+    uint64_t applied;  /* last index handed out in ready.committed */
+    uint64_t stable;   /* last index reported durable by raft_advance */
+    uint64_t unstable; /* first index not yet handed out for persisting */
 
-    raft_snapshot snap;     /* the latest snapshot; data owned */
-    bool snap_pending;      /* a received snapshot must go out in the next ready */
+    raft_snapshot snap; /* the latest snapshot; data owned */
+    bool snap_pending;  /* a received snapshot must go out in the next ready */
 
-    raft_conf conf;         /* latest appended configuration (takes effect on append) */
-    uint64_t conf_index;    /* the entry that set it, snap index when from the snapshot */
-    uint64_t pending_conf;  /* leader: no new conf change until commit >= this */
+    raft_conf conf;        /* latest appended configuration (takes effect on append) */
+    uint64_t conf_index;   /* the entry that set it, snap index when from the snapshot */
+    uint64_t pending_conf; /* leader: no new conf change until commit >= this */
 
     raft_progress prs[RAFT_MAX_NODES];
     uint32_t n_prs;
     uint64_t *inflight_store;
 
-    int elapsed;            /* ticks since the last election reset / check-quorum */
+    int elapsed; /* ticks since the last election reset / check-quorum */
     int hb_elapsed;
-    int timeout;            /* randomized election timeout in [e, 2e) */
+    int timeout; /* randomized election timeout in [e, 2e) */
     uint64_t granted[RAFT_MAX_NODES], refused[RAFT_MAX_NODES];
-    uint32_t n_granted, n_refused;      /* pre-votes, or refusals of real votes */
-    uint64_t vgranted[RAFT_MAX_NODES];  /* real votes granted in term vgranted_term */
+    uint32_t n_granted, n_refused;     /* pre-votes, or refusals of real votes */
+    uint64_t vgranted[RAFT_MAX_NODES]; /* real votes granted in term vgranted_term */
     uint32_t n_vgranted;
     uint64_t vgranted_term;
 
@@ -112,8 +112,8 @@ struct raft {
 
     /* why elections start (raft_status.election) */
     raft_election_event election;
-    uint64_t heard_leader;  /* the last leader a message came from (0: none yet) */
-    int64_t heard_idle;     /* ticks since that message */
+    uint64_t heard_leader; /* the last leader a message came from (0: none yet) */
+    int64_t heard_idle;    /* ticks since that message */
 
     raft_read_req *reads;
     size_t n_reads, cap_reads;

@@ -23,7 +23,10 @@
 
 #include "raftkv/raft_internal.h"
 
-uint64_t raft_log_last(const raft *r) { return r->log.snap_index + r->log.n; }
+uint64_t raft_log_last(const raft *r)
+{
+    return r->log.snap_index + r->log.n;
+}
 
 uint64_t raft_log_last_term(const raft *r)
 {
@@ -32,14 +35,17 @@ uint64_t raft_log_last_term(const raft *r)
 
 uint64_t raft_term_at(const raft *r, uint64_t index)
 {
-    if (index == r->log.snap_index) return r->log.snap_term;
-    if (index < r->log.snap_index || index > raft_log_last(r)) return 0;
+    if (index == r->log.snap_index)
+        return r->log.snap_term;
+    if (index < r->log.snap_index || index > raft_log_last(r))
+        return 0;
     return r->log.e[index - r->log.snap_index - 1].term;
 }
 
 const raft_entry *raft_entry_at(const raft *r, uint64_t index)
 {
-    if (index <= r->log.snap_index || index > raft_log_last(r)) return NULL;
+    if (index <= r->log.snap_index || index > raft_log_last(r))
+        return NULL;
     return &r->log.e[index - r->log.snap_index - 1];
 }
 
@@ -61,7 +67,8 @@ static uint8_t *slab_alloc(raft_log *l, size_t len, raft_slab **slab)
 {
     if (len > SLAB_OWN) {
         raft_slab *s = malloc(sizeof *s + len);
-        if (!s) return NULL;
+        if (!s)
+            return NULL;
         s->used = s->cap = len;
         s->live = 1;
         s->mapped = 0;
@@ -76,17 +83,19 @@ static uint8_t *slab_alloc(raft_log *l, size_t len, raft_slab **slab)
          * sees them. */
 #if defined(__SANITIZE_ADDRESS__)
         raft_slab *s = malloc(SLAB_MAP);
-        if (!s) return NULL;
+        if (!s)
+            return NULL;
         s->mapped = 0;
 #else
-        raft_slab *s = mmap(NULL, SLAB_MAP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                            -1, 0);
-        if (s == MAP_FAILED) return NULL;
+        raft_slab *s =
+            mmap(NULL, SLAB_MAP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (s == MAP_FAILED)
+            return NULL;
         s->mapped = SLAB_MAP;
 #endif
         s->used = 0;
         s->cap = SLAB_MAP - sizeof *s;
-        s->live = 1;                      /* the log's, while current */
+        s->live = 1; /* the log's, while current */
         raft_slab_release(l->cur);
         l->cur = s;
     }
@@ -100,15 +109,19 @@ static uint8_t *slab_alloc(raft_log *l, size_t len, raft_slab **slab)
 int raft_log_append(raft *r, const raft_entry *es, size_t n)
 {
     raft_log *l = &r->log;
-    if (n == 0) return RAFT_OK;
+    if (n == 0)
+        return RAFT_OK;
     if (l->n + n > l->cap) {
         size_t cap = l->cap ? l->cap : 64;
-        while (cap < l->n + n) cap *= 2;
+        while (cap < l->n + n)
+            cap *= 2;
         raft_entry *ne = realloc(l->e, cap * sizeof *ne);
-        if (!ne) return RAFT_ENOMEM;
+        if (!ne)
+            return RAFT_ENOMEM;
         l->e = ne;
         raft_slab **ns = realloc(l->sl, cap * sizeof *ns);
-        if (!ns) return RAFT_ENOMEM;   /* e grew: harmless, cap stays */
+        if (!ns)
+            return RAFT_ENOMEM; /* e grew: harmless, cap stays */
         l->sl = ns;
         l->cap = cap;
     }
@@ -120,16 +133,19 @@ int raft_log_append(raft *r, const raft_entry *es, size_t n)
         l->sl[l->n + k] = NULL;
         if (es[k].len) {
             d->data = slab_alloc(l, es[k].len, &l->sl[l->n + k]);
-            if (!d->data) break;
+            if (!d->data)
+                break;
             memcpy(d->data, es[k].data, es[k].len);
         }
         assert(d->index == raft_log_last(r) + 1 + k);
     }
     if (k < n) {
-        for (size_t j = 0; j < k; j++) raft_slab_release(l->sl[l->n + j]);
+        for (size_t j = 0; j < k; j++)
+            raft_slab_release(l->sl[l->n + j]);
         return RAFT_ENOMEM;
     }
-    for (k = 0; k < n; k++) l->bytes += es[k].len;
+    for (k = 0; k < n; k++)
+        l->bytes += es[k].len;
     l->n += n;
     return RAFT_OK;
 }
@@ -137,7 +153,8 @@ int raft_log_append(raft *r, const raft_entry *es, size_t n)
 void raft_log_truncate(raft *r, uint64_t from)
 {
     raft_log *l = &r->log;
-    if (from <= l->snap_index) from = l->snap_index + 1;
+    if (from <= l->snap_index)
+        from = l->snap_index + 1;
     while (raft_log_last(r) >= from && l->n > 0) {
         raft_entry *e = &l->e[l->n - 1];
         l->bytes -= e->len;
@@ -145,16 +162,20 @@ void raft_log_truncate(raft *r, uint64_t from)
         l->n--;
     }
     /* The persisted log must be rewritten from `from` on. */
-    if (r->unstable > from) r->unstable = from;
-    if (r->stable >= from) r->stable = from - 1;
+    if (r->unstable > from)
+        r->unstable = from;
+    if (r->stable >= from)
+        r->stable = from - 1;
 }
 
 void raft_log_compact(raft *r, uint64_t index, uint64_t term)
 {
     raft_log *l = &r->log;
-    if (index <= l->snap_index) return;
+    if (index <= l->snap_index)
+        return;
     size_t drop = index - l->snap_index;
-    if (drop > l->n) drop = l->n;
+    if (drop > l->n)
+        drop = l->n;
     for (size_t k = 0; k < drop; k++) {
         l->bytes -= l->e[k].len;
         raft_defer_slab(r, l->sl[k]);
@@ -164,13 +185,16 @@ void raft_log_compact(raft *r, uint64_t index, uint64_t term)
     l->n -= drop;
     l->snap_index = index;
     l->snap_term = term;
-    if (r->unstable < index + 1) r->unstable = index + 1;
-    if (r->stable < index) r->stable = index;
+    if (r->unstable < index + 1)
+        r->unstable = index + 1;
+    if (r->stable < index)
+        r->stable = index;
 }
 
 void raft_log_free(raft *r)
 {
-    for (size_t k = 0; k < r->log.n; k++) raft_slab_release(r->log.sl[k]);
+    for (size_t k = 0; k < r->log.n; k++)
+        raft_slab_release(r->log.sl[k]);
     raft_slab_release(r->log.cur);
     free(r->log.e);
     free(r->log.sl);
@@ -182,14 +206,17 @@ void raft_conf_at(const raft *r, uint64_t index, raft_conf *out, uint64_t *at)
     *out = r->snap.conf;
     *at = r->log.snap_index;
     uint64_t last = raft_log_last(r);
-    if (index > last) index = last;
+    if (index > last)
+        index = last;
     for (uint64_t i = r->log.snap_index + 1; i <= index; i++) {
         const raft_entry *e = raft_entry_at(r, i);
-        if (e->type != RAFT_ENTRY_CONF) continue;
+        if (e->type != RAFT_ENTRY_CONF)
+            continue;
         raft_conf_change cc;
         /* Entries were validated when proposed; a foreign one that does
          * not decode is skipped rather than trusted. */
-        if (raft_conf_change_decode(e->data, e->len, &cc) != RAFT_OK) continue;
+        if (raft_conf_change_decode(e->data, e->len, &cc) != RAFT_OK)
+            continue;
         raft_conf_apply(out, &cc);
         *at = i;
     }

@@ -22,7 +22,8 @@
 int raft_conf_find(const raft_conf *c, uint64_t id)
 {
     for (uint32_t i = 0; i < c->n; i++)
-        if (c->ids[i] == id) return (int)i;
+        if (c->ids[i] == id)
+            return (int)i;
     return -1;
 }
 
@@ -30,7 +31,8 @@ int raft_conf_apply(raft_conf *c, const raft_conf_change *cc)
 {
     int at = raft_conf_find(c, cc->id);
     if (cc->type == RAFT_CONF_ADD) {
-        if (at >= 0 || c->n >= RAFT_MAX_NODES) return RAFT_EINVAL;
+        if (at >= 0 || c->n >= RAFT_MAX_NODES)
+            return RAFT_EINVAL;
         c->ids[c->n] = cc->id;
         memcpy(c->addrs[c->n], cc->addr, RAFT_ADDR_MAX);
         c->addrs[c->n][RAFT_ADDR_MAX - 1] = 0;
@@ -38,7 +40,8 @@ int raft_conf_apply(raft_conf *c, const raft_conf_change *cc)
         return RAFT_OK;
     }
     if (cc->type == RAFT_CONF_REMOVE) {
-        if (at < 0) return RAFT_EINVAL;
+        if (at < 0)
+            return RAFT_EINVAL;
         for (uint32_t i = (uint32_t)at; i + 1 < c->n; i++) {
             c->ids[i] = c->ids[i + 1];
             memcpy(c->addrs[i], c->addrs[i + 1], RAFT_ADDR_MAX);
@@ -51,14 +54,21 @@ int raft_conf_apply(raft_conf *c, const raft_conf_change *cc)
     return RAFT_EINVAL;
 }
 
-bool raft_is_voter(const raft *r, uint64_t id) { return raft_conf_find(&r->conf, id) >= 0; }
+bool raft_is_voter(const raft *r, uint64_t id)
+{
+    return raft_conf_find(&r->conf, id) >= 0;
+}
 
-int raft_quorum(const raft *r) { return (int)r->conf.n / 2 + 1; }
+int raft_quorum(const raft *r)
+{
+    return (int)r->conf.n / 2 + 1;
+}
 
 raft_progress *raft_progress_get(raft *r, uint64_t id)
 {
     for (uint32_t i = 0; i < r->n_prs; i++)
-        if (r->prs[i].id == id) return &r->prs[i];
+        if (r->prs[i].id == id)
+            return &r->prs[i];
     return NULL;
 }
 
@@ -71,7 +81,7 @@ void raft_progress_reset(raft *r, raft_progress *p, uint64_t next)
     p->inflight = inflight;
     p->next = next;
     p->state = PR_PROBE;
-    p->recent_active = true;    /* a new peer gets a full round before check-quorum */
+    p->recent_active = true; /* a new peer gets a full round before check-quorum */
     (void)r;
 }
 
@@ -83,7 +93,8 @@ void raft_progress_sync(raft *r)
     uint32_t nk = 0;
     for (uint32_t i = 0; i < r->conf.n; i++) {
         uint64_t id = r->conf.ids[i];
-        if (id == r->id) continue;
+        if (id == r->id)
+            continue;
         raft_progress *old = raft_progress_get(r, id);
         if (old) {
             keep[nk] = *old;
@@ -120,27 +131,36 @@ void raft_conf_refresh(raft *r)
     raft_conf_at(r, raft_log_last(r), &r->conf, &r->conf_index);
     if (r->role == RAFT_LEADER) {
         raft_progress_sync(r);
-        if (r->transferee && !raft_is_voter(r, r->transferee)) r->transferee = 0;
+        if (r->transferee && !raft_is_voter(r, r->transferee))
+            r->transferee = 0;
     }
 }
 
 int raft_propose_conf(raft *r, const raft_conf_change *cc, uint64_t *index)
 {
-    if (!cc) return RAFT_EINVAL;
-    if (r->role != RAFT_LEADER) return RAFT_ENOTLEADER;
-    if (r->transferee) return RAFT_EBUSY;
-    if (r->pending_conf > r->commit) return RAFT_EBUSY;
-    if (cc->id == 0) return RAFT_EINVAL;
+    if (!cc)
+        return RAFT_EINVAL;
+    if (r->role != RAFT_LEADER)
+        return RAFT_ENOTLEADER;
+    if (r->transferee)
+        return RAFT_EBUSY;
+    if (r->pending_conf > r->commit)
+        return RAFT_EBUSY;
+    if (cc->id == 0)
+        return RAFT_EINVAL;
     raft_conf c = r->conf;
-    if (raft_conf_apply(&c, cc) != RAFT_OK || c.n == 0) return RAFT_EINVAL;
+    if (raft_conf_apply(&c, cc) != RAFT_OK || c.n == 0)
+        return RAFT_EINVAL;
     uint8_t buf[16 + RAFT_ADDR_MAX];
     size_t len = raft_conf_change_encode(cc, buf, sizeof buf);
     assert(len > 0);
     uint64_t idx;
     int rc = raft_append_local(r, RAFT_ENTRY_CONF, buf, len, &idx);
-    if (rc != RAFT_OK) return rc;
+    if (rc != RAFT_OK)
+        return rc;
     r->pending_conf = idx;
-    if (index) *index = idx;
+    if (index)
+        *index = idx;
     return RAFT_OK;
 }
 
@@ -150,7 +170,8 @@ size_t raft_conf_change_encode(const raft_conf_change *cc, uint8_t *buf, size_t 
 {
     size_t alen = strnlen(cc->addr, RAFT_ADDR_MAX - 1);
     size_t need = 1 + 8 + 1 + alen;
-    if (cap < need) return 0;
+    if (cap < need)
+        return 0;
     buf[0] = cc->type;
     byte_put64(buf + 1, cc->id);
     buf[9] = (uint8_t)alen;
@@ -160,13 +181,16 @@ size_t raft_conf_change_encode(const raft_conf_change *cc, uint8_t *buf, size_t 
 
 int raft_conf_change_decode(const uint8_t *buf, size_t len, raft_conf_change *cc)
 {
-    if (!buf || len < 10) return RAFT_EINVAL;
+    if (!buf || len < 10)
+        return RAFT_EINVAL;
     memset(cc, 0, sizeof *cc);
     cc->type = buf[0];
-    if (cc->type != RAFT_CONF_ADD && cc->type != RAFT_CONF_REMOVE) return RAFT_EINVAL;
+    if (cc->type != RAFT_CONF_ADD && cc->type != RAFT_CONF_REMOVE)
+        return RAFT_EINVAL;
     cc->id = byte_get64(buf + 1);
     size_t alen = buf[9];
-    if (alen >= RAFT_ADDR_MAX || len != 10 + alen || cc->id == 0) return RAFT_EINVAL;
+    if (alen >= RAFT_ADDR_MAX || len != 10 + alen || cc->id == 0)
+        return RAFT_EINVAL;
     memcpy(cc->addr, buf + 10, alen);
     return RAFT_OK;
 }

@@ -28,7 +28,8 @@ void raft_read_state_push(raft *r, uint64_t ctx, uint64_t index)
     if (r->n_rs == r->cap_rs) {
         size_t cap = r->cap_rs ? r->cap_rs * 2 : 8;
         raft_read_state *n = realloc(r->rs, cap * sizeof *n);
-        if (!n) return;   /* lost, like a lost message: the reader times out */
+        if (!n)
+            return; /* lost, like a lost message: the reader times out */
         r->rs = n;
         r->cap_rs = cap;
     }
@@ -56,10 +57,13 @@ static void release(raft *r)
 {
     uint64_t v[RAFT_MAX_NODES];
     uint32_t n = 0;
-    if (raft_is_voter(r, r->id)) v[n++] = r->read_seq;
-    for (uint32_t i = 0; i < r->n_prs; i++) v[n++] = r->prs[i].read_ack;
+    if (raft_is_voter(r, r->id))
+        v[n++] = r->read_seq;
+    for (uint32_t i = 0; i < r->n_prs; i++)
+        v[n++] = r->prs[i].read_ack;
     int q = raft_quorum(r);
-    if ((int)n < q) return;
+    if ((int)n < q)
+        return;
     /* q-th largest acknowledged round */
     for (uint32_t i = 0; i < n; i++)
         for (uint32_t j = i + 1; j < n; j++)
@@ -94,7 +98,8 @@ int raft_read_request(raft *r, uint64_t ctx, uint64_t from)
     if (r->n_reads == r->cap_reads) {
         size_t cap = r->cap_reads ? r->cap_reads * 2 : 16;
         raft_read_req *n = realloc(r->reads, cap * sizeof *n);
-        if (!n) return RAFT_ENOMEM;
+        if (!n)
+            return RAFT_ENOMEM;
         r->reads = n;
         r->cap_reads = cap;
     }
@@ -104,28 +109,32 @@ int raft_read_request(raft *r, uint64_t ctx, uint64_t from)
     q->from = from;
     if (committed_in_term(r)) {
         start_round(r, q);
-        release(r);   /* a one-member cluster confirms at once */
+        release(r); /* a one-member cluster confirms at once */
     }
     return RAFT_OK;
 }
 
 void raft_read_ack(raft *r, raft_progress *p, uint64_t ctx)
 {
-    if (ctx <= p->read_ack) return;
+    if (ctx <= p->read_ack)
+        return;
     p->read_ack = ctx;
-    if (r->n_reads) release(r);
+    if (r->n_reads)
+        release(r);
 }
 
 void raft_read_on_commit(raft *r)
 {
-    if (!r->n_reads || !committed_in_term(r)) return;
+    if (!r->n_reads || !committed_in_term(r))
+        return;
     bool any = false;
     for (size_t i = 0; i < r->n_reads; i++)
         if (r->reads[i].seq == 0) {
             start_round(r, &r->reads[i]);
             any = true;
         }
-    if (any) release(r);
+    if (any)
+        release(r);
 }
 
 void raft_read_drop(raft *r)
@@ -141,16 +150,20 @@ void raft_handle_readindex(raft *r, const raft_msg *m)
 
 void raft_handle_readindex_resp(raft *r, const raft_msg *m)
 {
-    if (r->role != RAFT_FOLLOWER || m->from != r->leader || m->reject) return;
+    if (r->role != RAFT_FOLLOWER || m->from != r->leader || m->reject)
+        return;
     raft_read_state_push(r, m->ctx, m->index);
 }
 
 int raft_read_index(raft *r, uint64_t ctx)
 {
-    if (r->role == RAFT_LEADER) return raft_read_request(r, ctx, r->id);
-    if (r->role != RAFT_FOLLOWER || r->leader == 0) return RAFT_ENOLEADER;
+    if (r->role == RAFT_LEADER)
+        return raft_read_request(r, ctx, r->id);
+    if (r->role != RAFT_FOLLOWER || r->leader == 0)
+        return RAFT_ENOLEADER;
     raft_msg *m = raft_emit(r, RAFT_MSG_READINDEX, r->leader, false);
-    if (!m) return RAFT_ENOMEM;
+    if (!m)
+        return RAFT_ENOMEM;
     m->ctx = ctx;
     return RAFT_OK;
 }

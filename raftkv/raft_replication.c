@@ -39,10 +39,13 @@ int raft_append_local(raft *r, uint8_t type, const uint8_t *data, size_t len, ui
     e.len = (uint32_t)len;
     e.data = (uint8_t *)data;
     int rc = raft_log_append(r, &e, 1);
-    if (rc != RAFT_OK) return rc;
-    if (type == RAFT_ENTRY_CONF) raft_conf_refresh(r);
+    if (rc != RAFT_OK)
+        return rc;
+    if (type == RAFT_ENTRY_CONF)
+        raft_conf_refresh(r);
     r->send_pending = true;
-    if (index) *index = e.index;
+    if (index)
+        *index = e.index;
     return RAFT_OK;
 }
 
@@ -115,9 +118,11 @@ static void send_snapshot(raft *r, raft_progress *p)
     while (!p->snap_done_sent && p->snap_offset - p->snap_acked < window) {
         uint64_t off = p->snap_offset;
         uint64_t n = r->snap.len - off;
-        if (n > r->cfg.snapshot_chunk) n = r->cfg.snapshot_chunk;
+        if (n > r->cfg.snapshot_chunk)
+            n = r->cfg.snapshot_chunk;
         raft_msg *m = raft_emit(r, RAFT_MSG_SNAPSHOT, p->id, false);
-        if (!m) return;
+        if (!m)
+            return;
         m->index = r->snap.index;
         m->log_term = r->snap.term;
         m->offset = off;
@@ -142,31 +147,39 @@ static void snapshot_rewind(raft_progress *p, uint64_t to)
  * goes out even when there is nothing new (a probe). */
 void raft_send_append(raft *r, raft_progress *p, bool allow_empty)
 {
-    if (p->state == PR_SNAPSHOT) return;
-    if (p->state == PR_PROBE && p->paused) return;
+    if (p->state == PR_SNAPSHOT)
+        return;
+    if (p->state == PR_PROBE && p->paused)
+        return;
     uint64_t last = raft_log_last(r);
-    if (p->next > last + 1) p->next = last + 1;
-    if (p->next < 1) p->next = 1;
+    if (p->next > last + 1)
+        p->next = last + 1;
+    if (p->next < 1)
+        p->next = 1;
     for (;;) {
-        if (p->state == PR_REPLICATE && inflight_full(r, p)) return;
+        if (p->state == PR_REPLICATE && inflight_full(r, p))
+            return;
         uint64_t prev = p->next - 1;
         if (prev < r->log.snap_index) {
             send_snapshot(r, p);
             return;
         }
-        if (p->next > last && !allow_empty) return;
+        if (p->next > last && !allow_empty)
+            return;
         /* Batch entries up to max_msg_bytes (at least one). */
         size_t n = 0, bytes = 0;
         while (p->next + n <= last) {
             const raft_entry *e = raft_entry_at(r, p->next + n);
-            if (n > 0 && bytes + e->len > r->cfg.max_msg_bytes) break;
+            if (n > 0 && bytes + e->len > r->cfg.max_msg_bytes)
+                break;
             bytes += e->len;
             n++;
         }
         raft_entry *es = NULL;
         if (n) {
             es = malloc(n * sizeof *es);
-            if (!es) return;
+            if (!es)
+                return;
             memcpy(es, raft_entry_at(r, p->next), n * sizeof *es);
         }
         raft_msg *m = raft_emit(r, RAFT_MSG_APPEND, p->id, false);
@@ -181,28 +194,33 @@ void raft_send_append(raft *r, raft_progress *p, bool allow_empty)
         m->n_entries = (uint32_t)n;
         m->ctx = r->read_seq;
         uint64_t usable = prev + n < r->commit ? prev + n : r->commit;
-        if (usable > p->commit_sent) p->commit_sent = usable;
+        if (usable > p->commit_sent)
+            p->commit_sent = usable;
         if (p->state == PR_PROBE) {
             p->paused = true;
             return;
         }
-        if (n == 0) return;
+        if (n == 0)
+            return;
         p->next += n;
         inflight_add(r, p, p->next - 1, bytes);
         allow_empty = false;
-        if (p->next > last) return;
+        if (p->next > last)
+            return;
     }
 }
 
 void raft_bcast_append(raft *r)
 {
-    for (uint32_t i = 0; i < r->n_prs; i++) raft_send_append(r, &r->prs[i], false);
+    for (uint32_t i = 0; i < r->n_prs; i++)
+        raft_send_append(r, &r->prs[i], false);
 }
 
 static void send_commit(raft *r, raft_progress *p)
 {
     raft_msg *m = raft_emit(r, RAFT_MSG_APPEND, p->id, false);
-    if (!m) return;
+    if (!m)
+        return;
     /* Heartbeat shape: no prev entry; commit only what p is known to hold. */
     m->commit = p->match < r->commit ? p->match : r->commit;
     m->ctx = r->read_seq;
@@ -228,7 +246,8 @@ void raft_flush_appends(raft *r)
         for (uint32_t i = 0; i < r->n_prs; i++) {
             raft_progress *p = &r->prs[i];
             uint64_t usable = p->match < r->commit ? p->match : r->commit;
-            if (usable > p->commit_sent) send_commit(r, p);
+            if (usable > p->commit_sent)
+                send_commit(r, p);
         }
     }
 }
@@ -251,7 +270,7 @@ void raft_bcast_heartbeat(raft *r)
             } else if (p->state == PR_REPLICATE && ++p->snap_sent_hb >= 2) {
                 /* the pipeline lost something: probe from what p holds */
                 become_probe(p, p->match + 1);
-                p->paused = true;   /* until p answers this heartbeat */
+                p->paused = true; /* until p answers this heartbeat */
             }
         }
         send_commit(r, p);
@@ -270,15 +289,20 @@ bool raft_maybe_commit(raft *r)
 {
     uint64_t v[RAFT_MAX_NODES];
     uint32_t n = 0;
-    if (raft_is_voter(r, r->id)) v[n++] = r->stable;
-    for (uint32_t i = 0; i < r->n_prs; i++) v[n++] = r->prs[i].match;
-    if (n == 0) return false;
+    if (raft_is_voter(r, r->id))
+        v[n++] = r->stable;
+    for (uint32_t i = 0; i < r->n_prs; i++)
+        v[n++] = r->prs[i].match;
+    if (n == 0)
+        return false;
     qsort(v, n, sizeof v[0], cmp_desc);
     int q = raft_quorum(r);
-    if ((int)n < q) return false;
+    if ((int)n < q)
+        return false;
     uint64_t idx = v[q - 1];
     /* Figure 8: only entries of the current term are committed by counting. */
-    if (idx <= r->commit || raft_term_at(r, idx) != r->term) return false;
+    if (idx <= r->commit || raft_term_at(r, idx) != r->term)
+        return false;
     r->commit = idx;
     r->commit_pending = true;
     return true;
@@ -292,7 +316,8 @@ void raft_commit_advanced(raft *r)
          * most up-to-date remaining member at once, then step down. */
         raft_progress *best = NULL;
         for (uint32_t i = 0; i < r->n_prs; i++)
-            if (!best || r->prs[i].match > best->match) best = &r->prs[i];
+            if (!best || r->prs[i].match > best->match)
+                best = &r->prs[i];
         if (best && best->match == raft_log_last(r))
             raft_emit(r, RAFT_MSG_TIMEOUT_NOW, best->id, false);
         raft_become_follower(r, r->term, 0);
@@ -302,8 +327,10 @@ void raft_commit_advanced(raft *r)
 void raft_commit_to(raft *r, uint64_t index)
 {
     uint64_t last = raft_log_last(r);
-    if (index > last) index = last;
-    if (index > r->commit) r->commit = index;
+    if (index > last)
+        index = last;
+    if (index > r->commit)
+        r->commit = index;
 }
 
 /* ---- leader: responses ----------------------------------------------------------- */
@@ -311,9 +338,11 @@ void raft_commit_to(raft *r, uint64_t index)
 void raft_handle_append_resp(raft *r, const raft_msg *m)
 {
     raft_progress *p = raft_progress_get(r, m->from);
-    if (!p) return;
+    if (!p)
+        return;
     p->recent_active = true;
-    if (m->ctx) raft_read_ack(r, p, m->ctx);
+    if (m->ctx)
+        raft_read_ack(r, p, m->ctx);
     uint64_t last = raft_log_last(r);
 
     if (!m->reject && m->index == 0) {
@@ -332,13 +361,16 @@ void raft_handle_append_resp(raft *r, const raft_msg *m)
         if (m->hint_index == 0 && m->hint_term == 0) {
             /* The follower has no configuration yet (it is joining): it
              * needs a snapshot, even one of an empty state. */
-            if (p->state != PR_SNAPSHOT) send_snapshot(r, p);
+            if (p->state != PR_SNAPSHOT)
+                send_snapshot(r, p);
             return;
         }
         if (p->state == PR_REPLICATE) {
-            if (m->index <= p->match) return;          /* stale */
+            if (m->index <= p->match)
+                return; /* stale */
         } else if (p->state == PR_PROBE) {
-            if (m->index != p->next - 1) return;       /* stale */
+            if (m->index != p->next - 1)
+                return; /* stale */
         } else {
             return;
         }
@@ -347,19 +379,24 @@ void raft_handle_append_resp(raft *r, const raft_msg *m)
             next = m->hint_index;
         } else {
             uint64_t j = m->index < last ? m->index : last;
-            while (j > r->log.snap_index && raft_term_at(r, j) > m->hint_term) j--;
+            while (j > r->log.snap_index && raft_term_at(r, j) > m->hint_term)
+                j--;
             next = raft_term_at(r, j) == m->hint_term ? j + 1 : m->hint_index;
         }
-        if (next > m->index) next = m->index;   /* always move back */
-        if (next < p->match + 1) next = p->match + 1;
+        if (next > m->index)
+            next = m->index; /* always move back */
+        if (next < p->match + 1)
+            next = p->match + 1;
         become_probe(p, next);
         raft_send_append(r, p, true);
         return;
     }
-    if (m->index > last) return;   /* acknowledges entries we never had: bogus */
+    if (m->index > last)
+        return; /* acknowledges entries we never had: bogus */
     if (m->index > p->match) {
         p->match = m->index;
-        if (p->next < p->match + 1) p->next = p->match + 1;
+        if (p->next < p->match + 1)
+            p->next = p->match + 1;
         if (p->state == PR_PROBE) {
             p->state = PR_REPLICATE;
             p->next = p->match + 1;
@@ -368,8 +405,10 @@ void raft_handle_append_resp(raft *r, const raft_msg *m)
         } else {
             inflight_free_to(r, p, m->index);
         }
-        if (raft_maybe_commit(r)) raft_commit_advanced(r);
-        if (r->role != RAFT_LEADER) return;
+        if (raft_maybe_commit(r))
+            raft_commit_advanced(r);
+        if (r->role != RAFT_LEADER)
+            return;
         /* p may now use more of the commit index than it was told */
         if ((p->match < r->commit ? p->match : r->commit) > p->commit_sent)
             r->commit_pending = true;
@@ -383,31 +422,38 @@ void raft_handle_append_resp(raft *r, const raft_msg *m)
 void raft_handle_snapshot_resp(raft *r, const raft_msg *m)
 {
     raft_progress *p = raft_progress_get(r, m->from);
-    if (!p) return;
+    if (!p)
+        return;
     p->recent_active = true;
     if (!m->reject && m->done) {
-        if (m->index > raft_log_last(r)) return;
-        if (m->index > p->match) p->match = m->index;
+        if (m->index > raft_log_last(r))
+            return;
+        if (m->index > p->match)
+            p->match = m->index;
         if (p->state == PR_SNAPSHOT || p->next <= p->match) {
             become_probe(p, p->match + 1);
             raft_send_append(r, p, true);
         }
-        if (raft_maybe_commit(r)) raft_commit_advanced(r);
+        if (raft_maybe_commit(r))
+            raft_commit_advanced(r);
         return;
     }
     if (p->state != PR_SNAPSHOT || m->index != p->snap_index || p->snap_index != r->snap.index)
         return;
-    if (m->offset > r->snap.len) return;
+    if (m->offset > r->snap.len)
+        return;
     if (m->reject) {
         /* A gap, or the follower lost what it had (it restarted): go back
          * to what it holds. */
         p->snap_acked = m->offset;
-        if (m->offset < p->snap_offset) snapshot_rewind(p, m->offset);
+        if (m->offset < p->snap_offset)
+            snapshot_rewind(p, m->offset);
     } else if (m->offset > p->snap_acked) {
         p->snap_acked = m->offset;
         p->snap_sent_hb = 0;
     }
-    if (p->snap_offset < p->snap_acked) snapshot_rewind(p, p->snap_acked);
+    if (p->snap_offset < p->snap_acked)
+        snapshot_rewind(p, p->snap_acked);
     send_snapshot(r, p);
 }
 
@@ -417,27 +463,29 @@ void raft_handle_heartbeat(raft *r, const raft_msg *m)
 {
     raft_commit_to(r, m->commit);
     raft_msg *o = raft_emit(r, RAFT_MSG_APPEND_RESP, m->from, false);
-    if (o) o->ctx = m->ctx;
+    if (o)
+        o->ctx = m->ctx;
 }
 
 static void reject_append(raft *r, const raft_msg *m)
 {
     uint64_t last = raft_log_last(r);
     raft_msg *o = raft_emit(r, RAFT_MSG_APPEND_RESP, m->from, false);
-    if (!o) return;
+    if (!o)
+        return;
     o->reject = true;
     o->index = m->index;
     o->commit = last;
     o->ctx = m->ctx;
-    if (r->conf.n == 0) return;   /* hint 0/0: send me a snapshot */
+    if (r->conf.n == 0)
+        return; /* hint 0/0: send me a snapshot */
     if (m->index > last) {
         o->hint_index = last + 1;
         return;
     }
     uint64_t t = raft_term_at(r, m->index);
     uint64_t i = m->index;
-    while (i > 1 && i - 1 > r->commit && i - 1 > r->log.snap_index &&
-           raft_term_at(r, i - 1) == t)
+    while (i > 1 && i - 1 > r->commit && i - 1 > r->log.snap_index && raft_term_at(r, i - 1) == t)
         i--;
     o->hint_term = t;
     o->hint_index = i;
@@ -457,7 +505,8 @@ void raft_handle_append(raft *r, const raft_msg *m)
         trimmed.log_term = raft_term_at(r, r->commit);
         trimmed.entries = m->entries + skip;
         trimmed.n_entries = m->n_entries - (uint32_t)skip;
-        if (trimmed.entries[-1].term != trimmed.log_term) return;   /* not our leader's log */
+        if (trimmed.entries[-1].term != trimmed.log_term)
+            return; /* not our leader's log */
         m = &trimmed;
     }
     if (m->index < r->commit) {
@@ -469,30 +518,33 @@ void raft_handle_append(raft *r, const raft_msg *m)
         }
         return;
     }
-    if (r->conf.n == 0 || raft_term_at(r, m->index) != m->log_term ||
-        m->index > raft_log_last(r)) {
+    if (r->conf.n == 0 || raft_term_at(r, m->index) != m->log_term || m->index > raft_log_last(r)) {
         reject_append(r, m);
         return;
     }
     size_t k = 0;
     for (; k < m->n_entries; k++) {
         const raft_entry *e = &m->entries[k];
-        if (e->index > raft_log_last(r)) break;
+        if (e->index > raft_log_last(r))
+            break;
         if (raft_term_at(r, e->index) != e->term) {
-            assert(e->index > r->commit);   /* committed entries never conflict */
+            assert(e->index > r->commit); /* committed entries never conflict */
             raft_log_truncate(r, e->index);
             break;
         }
     }
     bool conf = false;
     for (size_t j = 0; j < m->n_entries; j++)
-        if (m->entries[j].type == RAFT_ENTRY_CONF) conf = true;
+        if (m->entries[j].type == RAFT_ENTRY_CONF)
+            conf = true;
     if (k < m->n_entries && raft_log_append(r, m->entries + k, m->n_entries - k) != RAFT_OK) {
-        raft_conf_refresh(r);   /* a truncated conf entry no longer applies */
-        return;                 /* no memory: stay silent, the leader retries */
+        raft_conf_refresh(r); /* a truncated conf entry no longer applies */
+        return;               /* no memory: stay silent, the leader retries */
     }
-    if (conf) raft_conf_refresh(r);
-    else if (k < m->n_entries && r->conf_index >= m->entries[k].index) raft_conf_refresh(r);
+    if (conf)
+        raft_conf_refresh(r);
+    else if (k < m->n_entries && r->conf_index >= m->entries[k].index)
+        raft_conf_refresh(r);
     uint64_t last_new = m->index + m->n_entries;
     raft_commit_to(r, m->commit < last_new ? m->commit : last_new);
     raft_msg *o = raft_emit(r, RAFT_MSG_APPEND_RESP, m->from, true);
@@ -506,7 +558,8 @@ static void snapshot_resp(raft *r, const raft_msg *m, uint64_t offset, bool done
                           bool after)
 {
     raft_msg *o = raft_emit(r, RAFT_MSG_SNAPSHOT_RESP, m->from, after);
-    if (!o) return;
+    if (!o)
+        return;
     o->index = m->index;
     o->offset = offset;
     o->done = done;
@@ -542,16 +595,15 @@ void raft_handle_snapshot(raft *r, const raft_msg *m)
         snapshot_resp(r, m, m->snap_len, true, false, true);
         return;
     }
-    bool same = r->in_snap.active && r->in_snap.from == m->from &&
-                r->in_snap.term == m->term && r->in_snap.index == m->index &&
-                r->in_snap.len == m->snap_len;
+    bool same = r->in_snap.active && r->in_snap.from == m->from && r->in_snap.term == m->term &&
+                r->in_snap.index == m->index && r->in_snap.len == m->snap_len;
     if (same && m->offset < r->in_snap.have) {
         /* a duplicate or a resend: say how far we are */
         snapshot_resp(r, m, r->in_snap.have, false, false, false);
         return;
     }
     if (same && m->offset > r->in_snap.have) {
-        snapshot_resp(r, m, r->in_snap.have, false, true, false);   /* gap */
+        snapshot_resp(r, m, r->in_snap.have, false, true, false); /* gap */
         return;
     }
     if (!same) {
@@ -562,7 +614,8 @@ void raft_handle_snapshot(raft *r, const raft_msg *m)
         free(r->in_snap.buf);
         memset(&r->in_snap, 0, sizeof r->in_snap);
         r->in_snap.buf = m->snap_len ? malloc(m->snap_len) : NULL;
-        if (m->snap_len && !r->in_snap.buf) return;   /* no memory: leader resends */
+        if (m->snap_len && !r->in_snap.buf)
+            return; /* no memory: leader resends */
         r->in_snap.active = true;
         r->in_snap.from = m->from;
         r->in_snap.term = m->term;
@@ -572,7 +625,8 @@ void raft_handle_snapshot(raft *r, const raft_msg *m)
         r->in_snap.conf = m->conf;
         r->in_snap.have = 0;
     }
-    if (m->chunk_len) memcpy(r->in_snap.buf + m->offset, m->chunk, m->chunk_len);
+    if (m->chunk_len)
+        memcpy(r->in_snap.buf + m->offset, m->chunk, m->chunk_len);
     r->in_snap.have = m->offset + m->chunk_len;
     if (r->in_snap.have < r->in_snap.len) {
         snapshot_resp(r, m, r->in_snap.have, false, false, false);

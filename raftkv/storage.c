@@ -37,18 +37,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CKPT_START_PAGES 1024          /* WAL pages that wake the checkpointer (4 MiB) */
-#define CKPT_TAIL_PAGES 256            /* tail small enough to finish with the writer paused */
-#define CKPT_HARD_PAGES 65536          /* writer checkpoints itself past this (256 MiB) */
-#define CKPT_FALLBACK_PAGES 4096       /* autocheckpoint if the thread cannot start */
-#define JOURNAL_SIZE_LIMIT (32 << 20)   /* WAL shrinks back to this after a reset */
+#define CKPT_START_PAGES 1024         /* WAL pages that wake the checkpointer (4 MiB) */
+#define CKPT_TAIL_PAGES 256           /* tail small enough to finish with the writer paused */
+#define CKPT_HARD_PAGES 65536         /* writer checkpoints itself past this (256 MiB) */
+#define CKPT_FALLBACK_PAGES 4096      /* autocheckpoint if the thread cannot start */
+#define JOURNAL_SIZE_LIMIT (32 << 20) /* WAL shrinks back to this after a reset */
 
 static const char *const q_sql[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
     [Q_HS_GET] = "SELECT term, vote, commit_idx, crc FROM hs WHERE id = 1",
-    [Q_HS_PUT] = "INSERT OR REPLACE INTO hs(id, term, vote, commit_idx, crc) VALUES (1, ?, ?, ?, ?)",
+    [Q_HS_PUT] =
+        "INSERT OR REPLACE INTO hs(id, term, vote, commit_idx, crc) VALUES (1, ?, ?, ?, ?)",
     [Q_LOG_INSERT] = "INSERT INTO log(first, last, bytes, body) VALUES (?, ?, ?, ?)",
     [Q_LOG_ALL] = "SELECT first, last, body FROM log WHERE first > ?1 ORDER BY first",
     [Q_LOG_CONTAINING] = "SELECT first, last, body FROM log WHERE first <= ?1 AND last >= ?1",
@@ -63,8 +64,9 @@ static const char *const q_sql[Q_COUNT] = {
                      "coalesce(sum(last - first + 1), 0), coalesce(min(first), 0) FROM log "
                      "WHERE first > ?1",
     [Q_SNAP_GET] = "SELECT idx, term, conf, raw_len, comp_len, nchunks, crc FROM snap WHERE id = 1",
-    [Q_SNAP_PUT] = "INSERT OR REPLACE INTO snap(id, idx, term, conf, raw_len, comp_len, nchunks, crc) "
-                   "VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+    [Q_SNAP_PUT] =
+        "INSERT OR REPLACE INTO snap(id, idx, term, conf, raw_len, comp_len, nchunks, crc) "
+        "VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
     [Q_CHUNK_INS] = "INSERT INTO snap_chunk(seq, crc, body) VALUES (?, ?, ?)",
     [Q_CHUNK_DEL_ALL] = "DELETE FROM snap_chunk",
     [Q_CHUNK_ALL] = "SELECT seq, crc, body FROM snap_chunk ORDER BY seq",
@@ -119,17 +121,24 @@ int sto_fail(int rc, char *err, size_t errlen, const char *fmt, ...)
 int sto_map_sqlite(int rc)
 {
     switch (rc & 0xff) {
-    case SQLITE_OK: case SQLITE_DONE: case SQLITE_ROW: return ST_OK;
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW: return ST_OK;
     case SQLITE_FULL: return ST_ENOSPC;
     case SQLITE_IOERR:
-        if (rc == SQLITE_IOERR_NOMEM) return ST_ENOMEM;
+        if (rc == SQLITE_IOERR_NOMEM)
+            return ST_ENOMEM;
         return ST_EIO;
-    case SQLITE_READONLY: case SQLITE_PERM: return ST_EROFS;
+    case SQLITE_READONLY:
+    case SQLITE_PERM: return ST_EROFS;
     case SQLITE_CORRUPT: return ST_ECORRUPT;
     case SQLITE_NOTADB: return ST_ENOTDB;
     case SQLITE_NOMEM: return ST_ENOMEM;
-    case SQLITE_BUSY: case SQLITE_LOCKED: return ST_EBUSY;
-    case SQLITE_TOOBIG: case SQLITE_RANGE: case SQLITE_MISUSE: return ST_EINVAL;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return ST_EBUSY;
+    case SQLITE_TOOBIG:
+    case SQLITE_RANGE:
+    case SQLITE_MISUSE: return ST_EINVAL;
     default: return ST_EIO;
     }
 }
@@ -246,7 +255,10 @@ void sto_ckpt_wake(st_store *s, bool cleanup)
     pthread_mutex_unlock(&s->cmu);
 }
 
-void sto_ckpt_request(st_store *s) { sto_ckpt_wake(s, false); }
+void sto_ckpt_request(st_store *s)
+{
+    sto_ckpt_wake(s, false);
+}
 
 /* Called by SQLite in the writer after each commit with the WAL's size. */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
@@ -278,11 +290,13 @@ static int cleanup_step(st_store *s, sqlite3 *db, bool log)
     pthread_mutex_lock(&s->wmu);
     char sql[200];
     if (log)
-        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; DELETE FROM log WHERE first IN (SELECT first "
+        snprintf(sql, sizeof sql,
+                 "BEGIN IMMEDIATE; DELETE FROM log WHERE first IN (SELECT first "
                  "FROM log WHERE first <= %llu ORDER BY first LIMIT 32); COMMIT",
                  (unsigned long long)s->c.snap_index);
     else
-        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; DELETE FROM snap_old WHERE seq IN "
+        snprintf(sql, sizeof sql,
+                 "BEGIN IMMEDIATE; DELETE FROM snap_old WHERE seq IN "
                  "(SELECT seq FROM snap_old ORDER BY seq LIMIT 8); COMMIT");
     int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
     bool more = rc == SQLITE_OK && sqlite3_changes(db) > 0;
@@ -329,7 +343,8 @@ static void *ckpt_main(void *arg)
         /* Copy the bulk while the writer goes on. */
         for (int i = 0; i < 4; i++) {
             if (sqlite3_wal_checkpoint_v2(s->ckdb, "main", SQLITE_CHECKPOINT_PASSIVE, &log,
-                                          &done) != SQLITE_OK || log - done <= CKPT_TAIL_PAGES)
+                                          &done) != SQLITE_OK ||
+                log - done <= CKPT_TAIL_PAGES)
                 break;
         }
         /* Finish the tail with the writer paused so the WAL can restart. */
@@ -362,8 +377,8 @@ static void ckpt_start(st_store *s)
 {
     if (sqlite3_open_v2(s->path, &s->ckdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
             SQLITE_OK ||
-        sqlite3_exec(s->ckdb, "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -2048;", NULL,
-                     NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(s->ckdb, "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -2048;", NULL, NULL,
+                     NULL) != SQLITE_OK) {
         sqlite3_close_v2(s->ckdb);
         s->ckdb = NULL;
         return;
@@ -431,8 +446,11 @@ static int mkdir_p(const char *dir)
 static int errno_code(int e)
 {
     switch (e) {
-    case ENOSPC: case EDQUOT: return ST_ENOSPC;
-    case EROFS: case EACCES: case EPERM: return ST_EROFS;
+    case ENOSPC:
+    case EDQUOT: return ST_ENOSPC;
+    case EROFS:
+    case EACCES:
+    case EPERM: return ST_EROFS;
     case ENOMEM: return ST_ENOMEM;
     default: return ST_EIO;
     }
@@ -464,7 +482,7 @@ static int precheck_file(st_store *s, char *err, size_t errlen)
     int e = errno;
     close(fd);
     if (sb.st_size == 0)
-        return 0;   /* empty: a store whose creation did not finish */
+        return 0; /* empty: a store whose creation did not finish */
     if (got < 0)
         return sto_fail(ST_EIO, err, errlen, "%s: cannot read header: %s", s->path, strerror(e));
     if (got < (ssize_t)sizeof h || memcmp(h, "SQLite format 3", 16) != 0)
@@ -474,8 +492,8 @@ static int precheck_file(st_store *s, char *err, size_t errlen)
     if (page == 1)
         page = 65536;
     if (page < 512 || page > 65536 || (page & (page - 1)))
-        return sto_fail(ST_ECORRUPT, err, errlen,
-                        "%s: corrupt header (page size %u)", s->path, page);
+        return sto_fail(ST_ECORRUPT, err, errlen, "%s: corrupt header (page size %u)", s->path,
+                        page);
     /* Pages may legitimately live only in the WAL; the size check applies
      * when there is no WAL to replay. */
     char wal[PATH_MAX + 8];
@@ -511,8 +529,10 @@ static int check_schema(st_store *s, char *err, size_t errlen)
 {
     int64_t app, ver, ntables;
     int r = pragma_int(s, "PRAGMA application_id", &app, err, errlen);
-    if (!r) r = pragma_int(s, "PRAGMA user_version", &ver, err, errlen);
-    if (!r) r = pragma_int(s, "SELECT count(*) FROM sqlite_master", &ntables, err, errlen);
+    if (!r)
+        r = pragma_int(s, "PRAGMA user_version", &ver, err, errlen);
+    if (!r)
+        r = pragma_int(s, "SELECT count(*) FROM sqlite_master", &ntables, err, errlen);
     if (r)
         return r;
     if (app == 0 && ver == 0 && ntables == 0) {
@@ -520,15 +540,18 @@ static int check_schema(st_store *s, char *err, size_t errlen)
          * schema appears in one transaction, so a crash leaves an empty file
          * that is simply initialised again. */
         r = sto_exec_sql(s, "PRAGMA page_size = 4096", err, errlen);
-        if (!r) r = sto_exec_sql(s, "PRAGMA journal_mode = WAL", err, errlen);
-        if (!r) r = sto_exec_sql(s, "BEGIN IMMEDIATE", err, errlen);
+        if (!r)
+            r = sto_exec_sql(s, "PRAGMA journal_mode = WAL", err, errlen);
+        if (!r)
+            r = sto_exec_sql(s, "BEGIN IMMEDIATE", err, errlen);
         if (r)
             return r;
         char sql[sizeof schema_sql + 128];
         snprintf(sql, sizeof sql, "%s PRAGMA application_id = %d; PRAGMA user_version = %d;",
                  schema_sql, ST_APPLICATION_ID, ST_SCHEMA_VERSION);
         r = sto_exec_sql(s, sql, err, errlen);
-        if (!r) r = sto_exec_sql(s, "COMMIT", err, errlen);
+        if (!r)
+            r = sto_exec_sql(s, "COMMIT", err, errlen);
         if (r)
             sto_exec_sql(s, "ROLLBACK", NULL, 0);
         return r;
@@ -625,9 +648,8 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
     r = precheck_file(s, err, errlen);
     if (r)
         goto out_fail;
-    int rc = sqlite3_open_v2(s->path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         r = sto_sqlfail(s, rc, err, errlen, "open");
         goto out_fail;
@@ -667,8 +689,8 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
         }
         sqlite3_finalize(st);
         if (!mode) {
-            r = sto_fail(ST_EIO, err, errlen,
-                         "%s: cannot switch the database to WAL mode", s->path);
+            r = sto_fail(ST_EIO, err, errlen, "%s: cannot switch the database to WAL mode",
+                         s->path);
             goto out_fail;
         }
     }
@@ -691,7 +713,7 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
     /* The hook replaces SQLite's own autocheckpoint (set to 0 above). */
     sqlite3_wal_hook(s->db, wal_hook, s);
     ckpt_start(s);
-    sto_ckpt_wake(s, true);   /* dead log rows of a lazy compaction cut short by a stop */
+    sto_ckpt_wake(s, true); /* dead log rows of a lazy compaction cut short by a stop */
     *out = s;
     return 0;
 
@@ -790,8 +812,9 @@ int st_check_identity(st_store *s, uint64_t node_id, const char *cluster_spec, c
             else
                 r = sto_fail(ST_EIDENTITY, err, errlen,
                              "%s: data directory belongs to node %llu of cluster '%s', not node "
-                             "%llu of cluster '%s'", s->path, (unsigned long long)id, spec,
-                             (unsigned long long)node_id, cluster_spec);
+                             "%llu of cluster '%s'",
+                             s->path, (unsigned long long)id, spec, (unsigned long long)node_id,
+                             cluster_spec);
         }
         free(spec);
         return r;
@@ -816,10 +839,31 @@ int st_check_identity(st_store *s, uint64_t node_id, const char *cluster_spec, c
 
 /* ---- introspection ---------------------------------------------------------------- */
 
-uint64_t st_last_index(const st_store *s) { return s->c.last_index; }
-uint64_t st_first_index(const st_store *s) { return s->c.snap_index + 1; }
-uint64_t st_snapshot_index(const st_store *s) { return s->c.snap_index; }
-uint64_t st_snapshot_term(const st_store *s) { return s->c.snap_term; }
-uint64_t st_log_bytes(const st_store *s) { return s->c.log_bytes; }
-uint64_t st_snapshot_stored_bytes(const st_store *s) { return s->c.snap_comp; }
-const char *st_path(const st_store *s) { return s->path; }
+uint64_t st_last_index(const st_store *s)
+{
+    return s->c.last_index;
+}
+uint64_t st_first_index(const st_store *s)
+{
+    return s->c.snap_index + 1;
+}
+uint64_t st_snapshot_index(const st_store *s)
+{
+    return s->c.snap_index;
+}
+uint64_t st_snapshot_term(const st_store *s)
+{
+    return s->c.snap_term;
+}
+uint64_t st_log_bytes(const st_store *s)
+{
+    return s->c.log_bytes;
+}
+uint64_t st_snapshot_stored_bytes(const st_store *s)
+{
+    return s->c.snap_comp;
+}
+const char *st_path(const st_store *s)
+{
+    return s->path;
+}

@@ -60,16 +60,16 @@
 
 enum {
     ST_OK = 0,
-    ST_EIO = -1,        /* I/O error reading or writing the database */
-    ST_ENOSPC = -2,     /* disk (or quota) full: nothing of the batch was stored */
-    ST_EROFS = -3,      /* database or directory is read-only */
-    ST_ECORRUPT = -4,   /* checksum mismatch, malformed record, truncated file */
-    ST_ESCHEMA = -5,    /* newer schema, or a database that is not hstore's */
-    ST_ENOTDB = -6,     /* the file is not an SQLite database at all */
-    ST_EIDENTITY = -7,  /* directory belongs to another node or cluster */
-    ST_EINVAL = -8,     /* bad argument (e.g. entries leaving a gap in the log) */
+    ST_EIO = -1,       /* I/O error reading or writing the database */
+    ST_ENOSPC = -2,    /* disk (or quota) full: nothing of the batch was stored */
+    ST_EROFS = -3,     /* database or directory is read-only */
+    ST_ECORRUPT = -4,  /* checksum mismatch, malformed record, truncated file */
+    ST_ESCHEMA = -5,   /* newer schema, or a database that is not hstore's */
+    ST_ENOTDB = -6,    /* the file is not an SQLite database at all */
+    ST_EIDENTITY = -7, /* directory belongs to another node or cluster */
+    ST_EINVAL = -8,    /* bad argument (e.g. entries leaving a gap in the log) */
     ST_ENOMEM = -9,
-    ST_EBUSY = -10,     /* directory in use by another store, or a background
+    ST_EBUSY = -10, /* directory in use by another store, or a background
                            snapshot writer is already open */
 };
 
@@ -145,8 +145,8 @@ int st_save_ready(st_store *s, const raft_ready *rd, char *err, size_t errlen);
 /* len bytes at offset off of the stored form of the snapshot at index (the
  * one stored now; ST_EINVAL otherwise, or past its end).  Checksums
  * verified. */
-int st_snap_stored_read(st_store *s, uint64_t index, uint64_t off, void *buf, size_t len,
-                        char *err, size_t errlen);
+int st_snap_stored_read(st_store *s, uint64_t index, uint64_t off, void *buf, size_t len, char *err,
+                        size_t errlen);
 
 /* Streaming reader of a snapshot's state bytes: either the stored snapshot
  * (inside a read transaction of the store's connection until closed) or a

@@ -37,21 +37,39 @@
 
 /* Prepared statements of the store's connection (SQL in storage.c). */
 enum {
-    Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
-    Q_HS_GET, Q_HS_PUT,
-    Q_LOG_INSERT, Q_LOG_ALL, Q_LOG_CONTAINING, Q_LOG_DEL_FROM, Q_LOG_BYTES_FROM,
-    Q_LOG_DEL_UPTO, Q_LOG_BYTES_UPTO, Q_LOG_DEL_ALL, Q_LOG_DEL_ONE, Q_LOG_UPDATE, Q_LOG_TOTALS,
-    Q_SNAP_GET, Q_SNAP_PUT, Q_CHUNK_INS, Q_CHUNK_DEL_ALL, Q_CHUNK_ALL, Q_CHUNK_GET,
-    Q_META_GET, Q_META_PUT,
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_HS_GET,
+    Q_HS_PUT,
+    Q_LOG_INSERT,
+    Q_LOG_ALL,
+    Q_LOG_CONTAINING,
+    Q_LOG_DEL_FROM,
+    Q_LOG_BYTES_FROM,
+    Q_LOG_DEL_UPTO,
+    Q_LOG_BYTES_UPTO,
+    Q_LOG_DEL_ALL,
+    Q_LOG_DEL_ONE,
+    Q_LOG_UPDATE,
+    Q_LOG_TOTALS,
+    Q_SNAP_GET,
+    Q_SNAP_PUT,
+    Q_CHUNK_INS,
+    Q_CHUNK_DEL_ALL,
+    Q_CHUNK_ALL,
+    Q_CHUNK_GET,
+    Q_META_GET,
+    Q_META_PUT,
     Q_COUNT
 };
 
 /* Cached summary of what is stored; restored when a transaction rolls back. */
 typedef struct st_cache {
-    uint64_t last_index;    /* last log index, or snap_index when the log is empty */
+    uint64_t last_index; /* last log index, or snap_index when the log is empty */
     uint64_t snap_index, snap_term;
     uint64_t log_bytes;
-    uint64_t snap_comp;     /* compressed snapshot bytes */
+    uint64_t snap_comp; /* compressed snapshot bytes */
 } st_cache;
 
 struct st_store {
@@ -62,13 +80,13 @@ struct st_store {
     char path[PATH_MAX];
     st_cache c, saved;
     bool in_txn;
-    bool bg_open;           /* a background snapshot writer exists */
+    bool bg_open; /* a background snapshot writer exists */
     /* Background checkpointer (storage.c). */
-    pthread_mutex_t wmu;    /* held by every write transaction */
-    pthread_mutex_t cmu;    /* guards ck_req / ck_stop */
+    pthread_mutex_t wmu; /* held by every write transaction */
+    pthread_mutex_t cmu; /* guards ck_req / ck_stop */
     pthread_cond_t ccv;
     bool ck_req, ck_stop, ck_running, mutexes;
-    bool ck_drop;           /* snap_old (a replaced snapshot) waits to be dropped */
+    bool ck_drop; /* snap_old (a replaced snapshot) waits to be dropped */
     pthread_t ck_thr;
     sqlite3 *ckdb;
 };
@@ -76,8 +94,8 @@ struct st_store {
 /* ---- errors (storage.c) ---------------------------------------------------- */
 
 /* Writes the message into err[errlen] (if err) and returns rc. */
-__attribute__((format(printf, 4, 5)))
-int sto_fail(int rc, char *err, size_t errlen, const char *fmt, ...);
+__attribute__((format(printf, 4, 5))) int sto_fail(int rc, char *err, size_t errlen,
+                                                   const char *fmt, ...);
 /* The ST_E* code of an SQLite result code. */
 int sto_map_sqlite(int rc);
 /* An SQLite failure: code plus "FILE: what: sqlite's message". */

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ENT_HDR 17                      /* term 8, type 1, len 4, crc 4 */
+#define ENT_HDR 17 /* term 8, type 1, len 4, crc 4 */
 
 static uint32_t entry_crc(uint64_t index, uint64_t term, uint8_t type, const void *data,
                           uint32_t len)
@@ -42,7 +42,7 @@ typedef struct ent_view {
     uint8_t type;
     uint32_t len;
     const uint8_t *data;
-    size_t start, end;      /* byte range of this record in the row body */
+    size_t start, end; /* byte range of this record in the row body */
 } ent_view;
 
 /* Parses and verifies the record of `index` at body[*off]. */
@@ -51,8 +51,8 @@ static int row_next(st_store *s, const uint8_t *body, size_t blen, size_t *off, 
 {
     size_t o = *off;
     if (blen - o < ENT_HDR)
-        return sto_fail(ST_ECORRUPT, err, errlen, "%s: log entry %llu: record truncated",
-                        s->path, (unsigned long long)index);
+        return sto_fail(ST_ECORRUPT, err, errlen, "%s: log entry %llu: record truncated", s->path,
+                        (unsigned long long)index);
     v->index = index;
     v->term = byte_get64(body + o);
     v->type = body[o + 8];
@@ -60,12 +60,12 @@ static int row_next(st_store *s, const uint8_t *body, size_t blen, size_t *off, 
     uint32_t crc = byte_get32(body + o + 13);
     if (v->len > blen - o - ENT_HDR)
         return sto_fail(ST_ECORRUPT, err, errlen,
-                        "%s: log entry %llu: malformed record (length %u past end of row)",
-                        s->path, (unsigned long long)index, v->len);
+                        "%s: log entry %llu: malformed record (length %u past end of row)", s->path,
+                        (unsigned long long)index, v->len);
     v->data = body + o + ENT_HDR;
     if (entry_crc(index, v->term, v->type, v->data, v->len) != crc)
-        return sto_fail(ST_ECORRUPT, err, errlen, "%s: log entry %llu: checksum mismatch",
-                        s->path, (unsigned long long)index);
+        return sto_fail(ST_ECORRUPT, err, errlen, "%s: log entry %llu: checksum mismatch", s->path,
+                        (unsigned long long)index);
     v->start = o;
     v->end = o + ENT_HDR + v->len;
     *off = v->end;
@@ -93,8 +93,8 @@ static int row_header(st_store *s, sqlite3_stmt *st, uint64_t *first, uint64_t *
     if (*first == 0 || *last < *first || (*blen > 0 && !*body) ||
         (*last - *first) >= *blen / ENT_HDR + 1)
         return sto_fail(ST_ECORRUPT, err, errlen,
-                        "%s: log row at index %llu: bad header (last %llu)",
-                        s->path, (unsigned long long)*first, (unsigned long long)*last);
+                        "%s: log row at index %llu: bad header (last %llu)", s->path,
+                        (unsigned long long)*first, (unsigned long long)*last);
     return 0;
 }
 
@@ -109,7 +109,7 @@ static int row_cut(st_store *s, uint64_t at, uint64_t keep_lo, uint64_t keep_hi,
     if (rc != SQLITE_ROW) {
         sto_reset_q(s, Q_LOG_CONTAINING);
         if (rc == SQLITE_DONE)
-            return 0;   /* nothing stored there */
+            return 0; /* nothing stored there */
         return sto_sqlfail(s, rc, err, errlen, "read log row");
     }
     uint64_t first, last;
@@ -120,8 +120,10 @@ static int row_cut(st_store *s, uint64_t at, uint64_t keep_lo, uint64_t keep_hi,
         sto_reset_q(s, Q_LOG_CONTAINING);
         return r;
     }
-    if (keep_lo < first) keep_lo = first;
-    if (keep_hi > last) keep_hi = last;
+    if (keep_lo < first)
+        keep_lo = first;
+    if (keep_hi > last)
+        keep_hi = last;
     size_t off = 0, cut_start = 0, cut_end = 0;
     uint64_t kept_bytes = 0, all_bytes = 0;
     for (uint64_t i = first; i <= last; i++) {
@@ -132,7 +134,8 @@ static int row_cut(st_store *s, uint64_t at, uint64_t keep_lo, uint64_t keep_hi,
             return r;
         }
         all_bytes += v.len;
-        if (i == keep_lo) cut_start = v.start;
+        if (i == keep_lo)
+            cut_start = v.start;
         if (i >= keep_lo && i <= keep_hi) {
             cut_end = v.end;
             kept_bytes += v.len;
@@ -233,8 +236,7 @@ static int log_term_at(st_store *s, uint64_t index, uint64_t *term, char *err, s
  * entry with the same term, the entries after it stay (they extend the
  * snapshot); otherwise the whole log goes (dissertation §5.1, rule 6/7 of
  * InstallSnapshot). */
-int sto_log_compact(st_store *s, uint64_t index, uint64_t term, bool lazy, char *err,
-                       size_t errlen)
+int sto_log_compact(st_store *s, uint64_t index, uint64_t term, bool lazy, char *err, size_t errlen)
 {
     uint64_t t;
     int r = log_term_at(s, index, &t, err, errlen);
@@ -377,8 +379,8 @@ static int log_read(st_store *s, raft_entry **out, size_t *n_out, char *err, siz
                 continue;
             if (i != expect) {
                 r = sto_fail(ST_ECORRUPT, err, errlen,
-                             "%s: log entry %llu missing (gap before %llu)",
-                             s->path, (unsigned long long)expect, (unsigned long long)i);
+                             "%s: log entry %llu missing (gap before %llu)", s->path,
+                             (unsigned long long)expect, (unsigned long long)i);
                 break;
             }
             if (n >= cnt || (size_t)(dend - dp) < v.len) {
@@ -460,10 +462,11 @@ int st_save_ready(st_store *s, const raft_ready *rd, char *err, size_t errlen)
     if (rd->n_entries) {
         const raft_entry *e = rd->entries;
         uint64_t floor = rd->snapshot ? rd->snapshot->index : s->c.snap_index;
-        uint64_t top = rd->snapshot && rd->snapshot->index > s->c.last_index
-                           ? rd->snapshot->index : s->c.last_index;
+        uint64_t top = rd->snapshot && rd->snapshot->index > s->c.last_index ? rd->snapshot->index
+                                                                             : s->c.last_index;
         if (e[0].index <= floor || e[0].index > top + 1)
-            return sto_fail(ST_EINVAL, err, errlen, "%s: entries from index %llu do not fit the "
+            return sto_fail(ST_EINVAL, err, errlen,
+                            "%s: entries from index %llu do not fit the "
                             "log (snapshot %llu, last %llu)",
                             s->path, (unsigned long long)e[0].index, (unsigned long long)floor,
                             (unsigned long long)top);

@@ -25,8 +25,8 @@
 #include <string.h>
 #include <zstd.h>
 
-#define SNAP_CHUNK (1u << 20)           /* compressed bytes per snap_chunk row */
-#define ZSTD_LEVEL 1                    /* fast: the state streams through as it is encoded */
+#define SNAP_CHUNK (1u << 20) /* compressed bytes per snap_chunk row */
+#define ZSTD_LEVEL 1          /* fast: the state streams through as it is encoded */
 
 static uint32_t snapmeta_crc(uint64_t idx, uint64_t term, uint64_t raw, uint64_t comp,
                              uint64_t nchunks)
@@ -70,8 +70,8 @@ static int conf_blob_get(const uint8_t *b, size_t len, raft_conf *c)
  * compaction of the log it covers, inside the caller's transaction (lazy:
  * covered rows left to the checkpointer).  Updates the cache on success. */
 static int snap_record(st_store *s, uint64_t index, uint64_t term, const raft_conf *conf,
-                       uint64_t raw_len, uint64_t comp_len, uint64_t nchunks, bool lazy,
-                       char *err, size_t errlen)
+                       uint64_t raw_len, uint64_t comp_len, uint64_t nchunks, bool lazy, char *err,
+                       size_t errlen)
 {
     int r;
     bytes_w cb = {0};
@@ -104,13 +104,13 @@ static int snap_record(st_store *s, uint64_t index, uint64_t term, const raft_co
 struct st_snap_writer {
     st_store *s;
     ZSTD_CCtx *cctx;
-    uint8_t *out;           /* one compressed chunk being filled */
+    uint8_t *out; /* one compressed chunk being filled */
     size_t out_pos;
     uint64_t seq;
     uint64_t raw_len, comp_len;
     uint64_t index, term;
     bool staged, finished;
-    sqlite3 *wdb;           /* its own connection, for the staging table */
+    sqlite3 *wdb; /* its own connection, for the staging table */
     sqlite3_stmt *ins;
 };
 
@@ -137,11 +137,14 @@ static int stage_put(st_snap_writer *w, const void *body, size_t len, char *err,
     pthread_mutex_lock(&s->wmu);
     int r = bg_exec(w, "BEGIN IMMEDIATE", err, errlen);
     if (!r && !w->staged) {
-        r = bg_exec(w, "CREATE TABLE IF NOT EXISTS snap_stage(seq INTEGER PRIMARY KEY,"
-                       " crc INTEGER NOT NULL, body BLOB NOT NULL); DELETE FROM snap_stage",
+        r = bg_exec(w,
+                    "CREATE TABLE IF NOT EXISTS snap_stage(seq INTEGER PRIMARY KEY,"
+                    " crc INTEGER NOT NULL, body BLOB NOT NULL); DELETE FROM snap_stage",
                     err, errlen);
-        if (!r && sqlite3_prepare_v2(w->wdb, "INSERT INTO snap_stage(seq, crc, body) "
-                                             "VALUES (?, ?, ?)", -1, &w->ins, NULL) != SQLITE_OK)
+        if (!r && sqlite3_prepare_v2(w->wdb,
+                                     "INSERT INTO snap_stage(seq, crc, body) "
+                                     "VALUES (?, ?, ?)",
+                                     -1, &w->ins, NULL) != SQLITE_OK)
             r = sto_fail(ST_EIO, err, errlen, "%s: background snapshot: prepare: %s", s->path,
                          sqlite3_errmsg(w->wdb));
         if (!r)
@@ -184,9 +187,9 @@ static int chunk_flush(st_snap_writer *w, char *err, size_t errlen)
 static int snap_pump(st_snap_writer *w, const void *buf, size_t len, bool end, char *err,
                      size_t errlen)
 {
-    ZSTD_inBuffer in = { buf, len, 0 };
+    ZSTD_inBuffer in = {buf, len, 0};
     for (;;) {
-        ZSTD_outBuffer out = { w->out, SNAP_CHUNK, w->out_pos };
+        ZSTD_outBuffer out = {w->out, SNAP_CHUNK, w->out_pos};
         size_t left = ZSTD_compressStream2(w->cctx, &out, &in, end ? ZSTD_e_end : ZSTD_e_continue);
         if (ZSTD_isError(left))
             return sto_fail(ST_EIO, err, errlen, "%s: snapshot compression failed: %s", w->s->path,
@@ -246,12 +249,13 @@ int st_bgsnap_begin(st_store *s, uint64_t index, uint64_t term, st_snap_writer *
 {
     *out = NULL;
     if (s->bg_open)
-        return sto_fail(ST_EBUSY, err, errlen,
-                        "%s: a background snapshot is already running", s->path);
+        return sto_fail(ST_EBUSY, err, errlen, "%s: a background snapshot is already running",
+                        s->path);
     if (index == 0 || index <= s->c.snap_index)
-        return sto_fail(ST_EINVAL, err, errlen, "%s: snapshot at index %llu is not newer than the "
-                        "stored one (%llu)", s->path, (unsigned long long)index,
-                        (unsigned long long)s->c.snap_index);
+        return sto_fail(ST_EINVAL, err, errlen,
+                        "%s: snapshot at index %llu is not newer than the "
+                        "stored one (%llu)",
+                        s->path, (unsigned long long)index, (unsigned long long)s->c.snap_index);
     st_snap_writer *w = writer_alloc(s, index, term);
     if (!w)
         return sto_fail(ST_ENOMEM, err, errlen, "%s: out of memory for a snapshot writer", s->path);
@@ -279,7 +283,7 @@ int st_bgsnap_write(st_snap_writer *w, const void *buf, size_t len, char *err, s
         return 0;
     int r = snap_pump(w, buf, len, false, err, errlen);
     if (!r)
-        sto_ckpt_request(w->s);   /* keep the WAL the staging grows in short */
+        sto_ckpt_request(w->s); /* keep the WAL the staging grows in short */
     return r;
 }
 
@@ -306,9 +310,10 @@ int st_bgsnap_commit(st_snap_writer *w, const raft_conf *conf, char *err, size_t
     else if (!conf || conf->n > RAFT_MAX_NODES)
         r = sto_fail(ST_EINVAL, err, errlen, "%s: snapshot needs a valid configuration", s->path);
     else if (w->index <= s->c.snap_index)
-        r = sto_fail(ST_EINVAL, err, errlen, "%s: snapshot at index %llu is not newer than the "
-                     "stored one (%llu)", s->path, (unsigned long long)w->index,
-                     (unsigned long long)s->c.snap_index);
+        r = sto_fail(ST_EINVAL, err, errlen,
+                     "%s: snapshot at index %llu is not newer than the "
+                     "stored one (%llu)",
+                     s->path, (unsigned long long)w->index, (unsigned long long)s->c.snap_index);
     if (!r) {
         /* The writer's connection is done: close it before the schema moves. */
         sqlite3_finalize(w->ins);
@@ -318,13 +323,13 @@ int st_bgsnap_commit(st_snap_writer *w, const raft_conf *conf, char *err, size_t
         r = sto_txn_begin(s, err, errlen);
         if (!r) {
             /* The staged chunks become the snapshot by a rename: no copy. */
-            r = sto_exec_sql(s, s->ck_running
-                                ? "DROP TABLE IF EXISTS snap_old;"
-                                  "ALTER TABLE snap_chunk RENAME TO snap_old;"
-                                  "ALTER TABLE snap_stage RENAME TO snap_chunk"
-                                : "DROP TABLE IF EXISTS snap_old; DROP TABLE snap_chunk;"
-                                  "ALTER TABLE snap_stage RENAME TO snap_chunk",
-                         err, errlen);
+            r = sto_exec_sql(s,
+                             s->ck_running ? "DROP TABLE IF EXISTS snap_old;"
+                                             "ALTER TABLE snap_chunk RENAME TO snap_old;"
+                                             "ALTER TABLE snap_stage RENAME TO snap_chunk"
+                                           : "DROP TABLE IF EXISTS snap_old; DROP TABLE snap_chunk;"
+                                             "ALTER TABLE snap_stage RENAME TO snap_chunk",
+                             err, errlen);
             if (!r)
                 r = snap_record(s, w->index, w->term, conf, w->raw_len, w->comp_len, w->seq,
                                 s->ck_running, err, errlen);
@@ -344,7 +349,10 @@ int st_bgsnap_commit(st_snap_writer *w, const raft_conf *conf, char *err, size_t
     return r;
 }
 
-uint64_t st_bgsnap_bytes(const st_snap_writer *w) { return w->comp_len; }
+uint64_t st_bgsnap_bytes(const st_snap_writer *w)
+{
+    return w->comp_len;
+}
 
 void st_bgsnap_abort(st_snap_writer *w)
 {
@@ -355,19 +363,19 @@ void st_bgsnap_abort(st_snap_writer *w)
 /* ---- reading the stored form ------------------------------------------------- */
 
 struct st_snap_reader {
-    st_store *s;            /* NULL: a frame in memory */
+    st_store *s; /* NULL: a frame in memory */
     ZSTD_DCtx *d;
     const uint8_t *src;
     size_t src_len, src_pos;
     bool txn, rows_done;
     uint64_t seq, nchunks, comp_len, raw_len, seen, raw;
-    size_t left;            /* last zstd result: 0 once the frame (and its checksum) ended */
+    size_t left; /* last zstd result: 0 once the frame (and its checksum) ended */
     int err;
     char msg[320];
 };
 
-__attribute__((format(printf, 3, 4)))
-static int rd_fail(st_snap_reader *r, int code, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int rd_fail(st_snap_reader *r, int code,
+                                                         const char *fmt, ...)
 {
     if (!r->err) {
         r->err = code;
@@ -393,8 +401,7 @@ static int rd_next(st_snap_reader *r)
     }
     if (rc != SQLITE_ROW)
         return rd_fail(r, sto_map_sqlite(rc) ? sto_map_sqlite(rc) : ST_EIO,
-                       "%s: read snapshot chunks: %s",
-                       s->path, sqlite3_errmsg(s->db));
+                       "%s: read snapshot chunks: %s", s->path, sqlite3_errmsg(s->db));
     uint64_t cs = (uint64_t)sqlite3_column_int64(st, 0);
     uint32_t ccrc = (uint32_t)sqlite3_column_int64(st, 1);
     const void *body = sqlite3_column_blob(st, 2);
@@ -413,21 +420,20 @@ static int rd_next(st_snap_reader *r)
 int st_snap_read(void *arg, void *buf, size_t n)
 {
     st_snap_reader *r = arg;
-    ZSTD_outBuffer out = { buf, n, 0 };
+    ZSTD_outBuffer out = {buf, n, 0};
     while (out.pos < out.size) {
         if (r->err)
             return -1;
-        if (r->left == 0)   /* the frame ended */
+        if (r->left == 0) /* the frame ended */
             return rd_fail(r, ST_ECORRUPT, "%s: snapshot ends before the state does",
                            r->s ? r->s->path : "received snapshot");
-        ZSTD_inBuffer in = { r->src, r->src_len, r->src_pos };
+        ZSTD_inBuffer in = {r->src, r->src_len, r->src_pos};
         size_t before = out.pos, ipos = in.pos;
         size_t ret = ZSTD_decompressStream(r->d, &out, &in);
         r->src_pos = in.pos;
         if (ZSTD_isError(ret))
-            return rd_fail(r, ST_ECORRUPT,
-                           "%s: snapshot: %s", r->s ? r->s->path : "received snapshot",
-                           ZSTD_getErrorName(ret));
+            return rd_fail(r, ST_ECORRUPT, "%s: snapshot: %s",
+                           r->s ? r->s->path : "received snapshot", ZSTD_getErrorName(ret));
         r->left = ret;
         if (out.pos > before || in.pos > ipos)
             continue;
@@ -486,9 +492,9 @@ int st_snap_reader_open(st_store *s, st_snap_reader **out, char *err, size_t err
                              "%s: snapshot at index %llu: metadata checksum mismatch", s->path,
                              (unsigned long long)idx);
         } else {
-            r = rc == SQLITE_DONE ? sto_fail(ST_EINVAL, err, errlen,
-                                             "%s: no snapshot stored", s->path)
-                                  : sto_sqlfail(s, rc, err, errlen, "read snapshot metadata");
+            r = rc == SQLITE_DONE
+                    ? sto_fail(ST_EINVAL, err, errlen, "%s: no snapshot stored", s->path)
+                    : sto_sqlfail(s, rc, err, errlen, "read snapshot metadata");
         }
         sto_reset_q(s, Q_SNAP_GET);
     }
@@ -512,7 +518,10 @@ int st_snap_reader_open_frame(const void *frame, size_t len, st_snap_reader **ou
     return 0;
 }
 
-uint64_t st_snap_reader_bytes(const st_snap_reader *r) { return r->raw; }
+uint64_t st_snap_reader_bytes(const st_snap_reader *r)
+{
+    return r->raw;
+}
 
 int st_snap_reader_close(st_snap_reader *r, char *err, size_t errlen)
 {
@@ -533,8 +542,8 @@ int st_snap_reader_close(st_snap_reader *r, char *err, size_t errlen)
                 break;
             continue;
         }
-        ZSTD_outBuffer out = { scratch, sizeof scratch, 0 };
-        ZSTD_inBuffer in = { r->src, r->src_len, r->src_pos };
+        ZSTD_outBuffer out = {scratch, sizeof scratch, 0};
+        ZSTD_inBuffer in = {r->src, r->src_len, r->src_pos};
         size_t ret = ZSTD_decompressStream(r->d, &out, &in);
         r->src_pos = in.pos;
         if (ZSTD_isError(ret)) {
@@ -554,8 +563,8 @@ int st_snap_reader_close(st_snap_reader *r, char *err, size_t errlen)
             break;
     }
     if (!r->err && r->left != 0)
-        rd_fail(r, ST_ECORRUPT,
-                "%s: snapshot frame incomplete", r->s ? r->s->path : "received snapshot");
+        rd_fail(r, ST_ECORRUPT, "%s: snapshot frame incomplete",
+                r->s ? r->s->path : "received snapshot");
     if (!r->err && r->s && (r->seq != r->nchunks || r->seen != r->comp_len || r->raw != r->raw_len))
         rd_fail(r, ST_ECORRUPT, "%s: snapshot incomplete (%llu of %llu chunks, %llu of %llu bytes)",
                 r->s->path, (unsigned long long)r->seq, (unsigned long long)r->nchunks,
@@ -573,8 +582,8 @@ int st_snap_reader_close(st_snap_reader *r, char *err, size_t errlen)
     return rc;
 }
 
-int st_snap_stored_read(st_store *s, uint64_t index, uint64_t off, void *buf, size_t len,
-                        char *err, size_t errlen)
+int st_snap_stored_read(st_store *s, uint64_t index, uint64_t off, void *buf, size_t len, char *err,
+                        size_t errlen)
 {
     if (index != s->c.snap_index || off > s->c.snap_comp || len > s->c.snap_comp - off)
         return sto_fail(ST_EINVAL, err, errlen,
@@ -592,8 +601,8 @@ int st_snap_stored_read(st_store *s, uint64_t index, uint64_t off, void *buf, si
             sto_reset_q(s, Q_CHUNK_GET);
             if (rc == SQLITE_DONE)
                 return sto_fail(ST_ECORRUPT, err, errlen,
-                                "%s: snapshot at index %llu: chunk %llu missing",
-                                s->path, (unsigned long long)index, (unsigned long long)seq);
+                                "%s: snapshot at index %llu: chunk %llu missing", s->path,
+                                (unsigned long long)index, (unsigned long long)seq);
             return sto_sqlfail(s, rc, err, errlen, "read snapshot chunk");
         }
         uint32_t crc = (uint32_t)sqlite3_column_int64(st, 0);
@@ -615,7 +624,6 @@ int st_snap_stored_read(st_store *s, uint64_t index, uint64_t off, void *buf, si
     return 0;
 }
 
-
 /* ---- installing a received snapshot ------------------------------------------- */
 
 /* Raw length of a zstd frame in memory, checking that it decompresses whole
@@ -632,8 +640,8 @@ static int frame_check(const char *path, const uint8_t *frame, size_t len, uint6
     if (!scratch)
         rd_fail(rd, ST_ENOMEM, "out of memory");
     while (!rd->err && rd->left) {
-        ZSTD_outBuffer out = { scratch, 1 << 16, 0 };
-        ZSTD_inBuffer in = { rd->src, rd->src_len, rd->src_pos };
+        ZSTD_outBuffer out = {scratch, 1 << 16, 0};
+        ZSTD_inBuffer in = {rd->src, rd->src_len, rd->src_pos};
         size_t ret = ZSTD_decompressStream(rd->d, &out, &in);
         if (ZSTD_isError(ret)) {
             rd_fail(rd, ST_ECORRUPT, "%s: received snapshot: %s", path, ZSTD_getErrorName(ret));
@@ -683,8 +691,7 @@ int sto_snap_install(st_store *s, const raft_snapshot *snap, char *err, size_t e
             seq++;
     }
     if (!r)
-        r = snap_record(s, snap->index, snap->term, &snap->conf, raw, len, seq, false, err,
-                        errlen);
+        r = snap_record(s, snap->index, snap->term, &snap->conf, raw, len, seq, false, err, errlen);
     return r;
 }
 
@@ -719,8 +726,8 @@ int sto_snap_load(st_store *s, raft_snapshot *snap, char *err, size_t errlen)
                         (unsigned long long)idx);
     if (raw_len > SIZE_MAX / 2)
         return sto_fail(ST_ECORRUPT, err, errlen,
-                        "%s: snapshot at index %llu: size %llu impossible",
-                        s->path, (unsigned long long)idx, (unsigned long long)raw_len);
+                        "%s: snapshot at index %llu: size %llu impossible", s->path,
+                        (unsigned long long)idx, (unsigned long long)raw_len);
     /* stored form: the caller reads the bytes with st_snap_reader */
     snap->index = idx;
     snap->term = term;

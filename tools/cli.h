@@ -17,10 +17,10 @@
 /* Exit codes (the contract). */
 enum {
     CLI_EXIT_OK = 0,
-    CLI_EXIT_NOTFOUND = 1,  /* key not found (get, del) */
-    CLI_EXIT_USAGE = 2,     /* usage error or invalid input */
-    CLI_EXIT_UNAVAIL = 3,   /* no answer within the timeout: outcome unknown */
-    CLI_EXIT_AUTH = 4,      /* not authorized: wrong or missing cluster secret */
+    CLI_EXIT_NOTFOUND = 1, /* key not found (get, del) */
+    CLI_EXIT_USAGE = 2,    /* usage error or invalid input */
+    CLI_EXIT_UNAVAIL = 3,  /* no answer within the timeout: outcome unknown */
+    CLI_EXIT_AUTH = 4,     /* not authorized: wrong or missing cluster secret */
 };
 
 #define CLI_DEFAULT_TIMEOUT_S 5.0
@@ -28,24 +28,31 @@ enum {
 
 /* Options every client command takes. */
 typedef struct cli_client_opts {
-    const char *cluster;    /* --cluster SPEC, or NULL */
-    const char *dir;        /* --dir DIR, or NULL (then $HSTORE_DIR or ~/.hstore) */
-    double timeout_s;       /* --timeout SECONDS */
-    bool timeout_set;       /* --timeout was given */
-    const char *secret_file;/* --secret-file F, or NULL */
+    const char *cluster;     /* --cluster SPEC, or NULL */
+    const char *dir;         /* --dir DIR, or NULL (then $HSTORE_DIR or ~/.hstore) */
+    double timeout_s;        /* --timeout SECONDS */
+    bool timeout_set;        /* --timeout was given */
+    const char *secret_file; /* --secret-file F, or NULL */
 } cli_client_opts;
 
 void cli_client_opts_init(cli_client_opts *o);
 
 /* getopt_long codes and entries of the common client options; put
  * CLI_CLIENT_LONGOPTS into a command's struct option array. */
-enum { CLI_OPT_CLUSTER = 1000, CLI_OPT_TIMEOUT, CLI_OPT_DIR, CLI_OPT_TEST_RESEND,
-       CLI_OPT_SECRET_FILE };
-#define CLI_CLIENT_LONGOPTS                                     \
-    {"cluster", required_argument, NULL, CLI_OPT_CLUSTER},     \
-    {"timeout", required_argument, NULL, CLI_OPT_TIMEOUT},     \
-    {"dir", required_argument, NULL, CLI_OPT_DIR},             \
-    {"secret-file", required_argument, NULL, CLI_OPT_SECRET_FILE}
+enum {
+    CLI_OPT_CLUSTER = 1000,
+    CLI_OPT_TIMEOUT,
+    CLI_OPT_DIR,
+    CLI_OPT_TEST_RESEND,
+    CLI_OPT_SECRET_FILE
+};
+#define CLI_CLIENT_LONGOPTS                                         \
+    {"cluster", required_argument, NULL, CLI_OPT_CLUSTER},          \
+        {"timeout", required_argument, NULL, CLI_OPT_TIMEOUT},      \
+        {"dir", required_argument, NULL, CLI_OPT_DIR},              \
+    {                                                               \
+        "secret-file", required_argument, NULL, CLI_OPT_SECRET_FILE \
+    }
 
 /* The argument loop of a client command:
  *     cli_client_getopt_start(&o);

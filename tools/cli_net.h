@@ -47,12 +47,12 @@ int cli_read_limits(net_client *c, kv_statfs *out);
 
 typedef struct cli_node_status {
     uint64_t id;
-    char addr[NET_ADDR_MAX];     /* the peer address from the SPEC */
-    bool ok;                     /* false: no answer within the timeout */
-    bool refused;                /* not ok because the node refused: not authorized */
+    char addr[NET_ADDR_MAX]; /* the peer address from the SPEC */
+    bool ok;                 /* false: no answer within the timeout */
+    bool refused;            /* not ok because the node refused: not authorized */
     raft_status st;
-    uint64_t auth_rejected;      /* the node's count of unauthenticated frames/clients */
-    uint64_t conns_cut;          /* its count of client connections cut by its limits */
+    uint64_t auth_rejected; /* the node's count of unauthenticated frames/clients */
+    uint64_t conns_cut;     /* its count of client connections cut by its limits */
 } cli_node_status;
 
 /* Asks every node of spec for its status in parallel, each waiting up to

@@ -75,7 +75,7 @@ typedef struct bench_group {
     pthread_t th;
     const bench_cfg *cfg;
     int first_sess, n_sess;
-    uint64_t *lat_ns;               /* the whole run's latencies, by op index */
+    uint64_t *lat_ns; /* the whole run's latencies, by op index */
     uint64_t done, errors;
     uint64_t start_ns, end_ns;
     bool setup_failed;
@@ -217,7 +217,8 @@ static void *group_thread(void *arg)
             uint64_t gs = (uint64_t)(g->first_sess + s);
             uint64_t a = cfg->ops * gs / (uint64_t)cfg->clients;
             uint64_t b = cfg->ops * (gs + 1) / (uint64_t)cfg->clients;
-            plan[s] = (sess_plan){.first = a, .count = b - a,
+            plan[s] = (sess_plan){.first = a,
+                                  .count = b - a,
                                   .rng = 0x9e3779b97f4a7c15ULL ^ (gs + 1) * 0xbf58476d1ce4e5b9ULL};
         }
     }
@@ -294,12 +295,42 @@ static int bench_parse_args(int argc, char **argv, bench_args *a)
             fputs(bench_help, stdout);
             fputs(cli_client_opts_help, stdout);
             return CLI_EXIT_OK;
-        case O_CLIENTS: dst = &a->clients; what = "--clients N, 1 to 4096"; lo = 1; hi = 4096; break;
-        case O_CONNS: dst = &a->conns; what = "--conns C, 1 to 64"; lo = 1; hi = 64; break;
-        case O_OPS: dst = &a->ops; what = "--ops M, at least 1"; lo = 1; hi = UINT64_C(1) << 40; break;
-        case O_KEY_SIZE: dst = &a->key_size; what = "--key-size B, 2 to 60"; lo = 2; hi = 60; break;
-        case O_VALUE_SIZE: dst = &a->value_size; what = "--value-size B, up to 64m"; lo = 0; hi = 64u << 20; break;
-        case O_KEYS: dst = &a->keys; what = "--keys K, at least 1"; lo = 1; hi = UINT64_C(1) << 32; break;
+        case O_CLIENTS:
+            dst = &a->clients;
+            what = "--clients N, 1 to 4096";
+            lo = 1;
+            hi = 4096;
+            break;
+        case O_CONNS:
+            dst = &a->conns;
+            what = "--conns C, 1 to 64";
+            lo = 1;
+            hi = 64;
+            break;
+        case O_OPS:
+            dst = &a->ops;
+            what = "--ops M, at least 1";
+            lo = 1;
+            hi = UINT64_C(1) << 40;
+            break;
+        case O_KEY_SIZE:
+            dst = &a->key_size;
+            what = "--key-size B, 2 to 60";
+            lo = 2;
+            hi = 60;
+            break;
+        case O_VALUE_SIZE:
+            dst = &a->value_size;
+            what = "--value-size B, up to 64m";
+            lo = 0;
+            hi = 64u << 20;
+            break;
+        case O_KEYS:
+            dst = &a->keys;
+            what = "--keys K, at least 1";
+            lo = 1;
+            hi = UINT64_C(1) << 32;
+            break;
         case O_JSON: a->json = true; break;
         default: return cli_getopt_error(c, argv, "bench");
         }
@@ -422,19 +453,20 @@ static int bench_report(const bench_args *a, int n_nodes, uint64_t *lat, const b
     double p50 = pct_ms(lat, n, 0.50), p90 = pct_ms(lat, n, 0.90), p99 = pct_ms(lat, n, 0.99);
     double mx = n ? (double)lat[n - 1] / 1e6 : 0;
     if (a->json) {
-        printf("{\"workload\":\"%s\",\"nodes\":%d,\"clients\":%" PRIu64 ",\"ops\":%" PRIu64
-               ",\"key_size\":%" PRIu64 ",\"value_size\":%" PRIu64 ",\"keys\":%" PRIu64
-               ",\"seconds\":%.4f,\"ops_per_sec\":%.1f,\"mean_ms\":%.4f,\"p50_ms\":%.4f,\"p90_ms\":%.4f"
-               ",\"p99_ms\":%.4f,\"max_ms\":%.4f,\"errors\":%" PRIu64 "}\n",
-               a->wname, n_nodes, a->clients, done, a->key_size, a->value_size, a->keys, secs, tput,
-               mean, p50, p90, p99, mx, errors);
+        printf(
+            "{\"workload\":\"%s\",\"nodes\":%d,\"clients\":%" PRIu64 ",\"ops\":%" PRIu64
+            ",\"key_size\":%" PRIu64 ",\"value_size\":%" PRIu64 ",\"keys\":%" PRIu64
+            ",\"seconds\":%.4f,\"ops_per_sec\":%.1f,\"mean_ms\":%.4f,\"p50_ms\":%.4f,\"p90_ms\":%.4f"
+            ",\"p99_ms\":%.4f,\"max_ms\":%.4f,\"errors\":%" PRIu64 "}\n",
+            a->wname, n_nodes, a->clients, done, a->key_size, a->value_size, a->keys, secs, tput,
+            mean, p50, p90, p99, mx, errors);
     } else {
         printf("bench %s: %d nodes, %" PRIu64 " clients, %" PRIu64 " ops, key %" PRIu64
                " B, value %" PRIu64 " B, %" PRIu64 " keys\n",
                a->wname, n_nodes, a->clients, done, a->key_size, a->value_size, a->keys);
         printf("  throughput  %.1f ops/s (%.3f s)\n", tput, secs);
-        printf("  latency     p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms\n", p50,
-               p90, p99, mx, mean);
+        printf("  latency     p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms\n",
+               p50, p90, p99, mx, mean);
         printf("  errors      %" PRIu64 "%s\n", errors,
                errors ? " (timeouts or failed replies; see `hstore status`)" : "");
     }

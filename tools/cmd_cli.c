@@ -46,15 +46,9 @@ void cli_client_opts_init(cli_client_opts *o)
 static int cli_client_opt(int c, const char *arg, cli_client_opts *o)
 {
     switch (c) {
-    case CLI_OPT_CLUSTER:
-        o->cluster = arg;
-        return 1;
-    case CLI_OPT_DIR:
-        o->dir = arg;
-        return 1;
-    case CLI_OPT_SECRET_FILE:
-        o->secret_file = arg;
-        return 1;
+    case CLI_OPT_CLUSTER: o->cluster = arg; return 1;
+    case CLI_OPT_DIR: o->dir = arg; return 1;
+    case CLI_OPT_SECRET_FILE: o->secret_file = arg; return 1;
     case CLI_OPT_TIMEOUT:
         if (cli_parse_seconds(arg, &o->timeout_s) != 0) {
             cli_err("--timeout wants seconds greater than 0, e.g. --timeout 5 or --timeout 0.5");
@@ -62,8 +56,7 @@ static int cli_client_opt(int c, const char *arg, cli_client_opts *o)
         }
         o->timeout_set = true;
         return 1;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -218,10 +211,14 @@ int cli_parse_u64(const char *s, bool allow_suffix, uint64_t *out)
         if (!allow_suffix)
             return -1;
         switch (*end) {
-        case 'k': case 'K': mul = 1ULL << 10; break;
-        case 'm': case 'M': mul = 1ULL << 20; break;
-        case 'g': case 'G': mul = 1ULL << 30; break;
-        case 't': case 'T': mul = 1ULL << 40; break;
+        case 'k':
+        case 'K': mul = 1ULL << 10; break;
+        case 'm':
+        case 'M': mul = 1ULL << 20; break;
+        case 'g':
+        case 'G': mul = 1ULL << 30; break;
+        case 't':
+        case 'T': mul = 1ULL << 40; break;
         default: return -1;
         }
         const char *unit = end + 1;
@@ -296,8 +293,8 @@ void cli_sleep_ms(int ms)
     }
 }
 
-int cli_parse_client_args(int argc, char **argv, const char *name, const char *help, cli_client_opts *o,
-                      bool *test_resend, int *exit_code)
+int cli_parse_client_args(int argc, char **argv, const char *name, const char *help,
+                          cli_client_opts *o, bool *test_resend, int *exit_code)
 {
     static const struct option longopts[] = {
         CLI_CLIENT_LONGOPTS,

@@ -75,10 +75,12 @@ static void not_authorized(const char *what)
 {
     if (secret_from[0])
         cli_err("%s: not authorized: the cluster refused the secret in %s (a different "
-                "cluster's secret?)", what, secret_from);
+                "cluster's secret?)",
+                what, secret_from);
     else
         cli_err("%s: not authorized: no cluster secret found; pass --secret-file F, set "
-                "HSTORE_SECRET_FILE, or use the directory of `hstore up` (--dir)", what);
+                "HSTORE_SECRET_FILE, or use the directory of `hstore up` (--dir)",
+                what);
 }
 
 net_client *cli_connect(const cli_client_opts *o, int *exit_code)
@@ -108,8 +110,7 @@ static int finish(int rc, void *reply, size_t reply_len, kv_reply *r, const char
 {
     memset(r, 0, sizeof *r);
     switch (rc) {
-    case NET_OK:
-        break;
+    case NET_OK: break;
     case NET_EUNAVAIL:
         cli_err("%s: no answer from the cluster within %.3g s%s. Is a majority of the nodes "
                 "up? Check with `hstore status`, retry, or raise --timeout",
@@ -117,20 +118,15 @@ static int finish(int rc, void *reply, size_t reply_len, kv_reply *r, const char
         return CLI_EXIT_UNAVAIL;
     case NET_ESESSION:
         cli_err("%s: this client's session expired in the cluster; the outcome is unknown "
-                "(read before you retry a non-idempotent change)", what);
+                "(read before you retry a non-idempotent change)",
+                what);
         return CLI_EXIT_UNAVAIL;
     case NET_EBADREQ:
         cli_err("%s: the cluster rejected the request as malformed", what);
         return CLI_EXIT_USAGE;
-    case NET_EAUTH:
-        not_authorized(what);
-        return CLI_EXIT_AUTH;
-    case NET_ENOMEM:
-        cli_err("%s: out of memory", what);
-        return CLI_EXIT_UNAVAIL;
-    default:
-        cli_err("%s: %s", what, net_strerror(rc));
-        return CLI_EXIT_USAGE;
+    case NET_EAUTH: not_authorized(what); return CLI_EXIT_AUTH;
+    case NET_ENOMEM: cli_err("%s: out of memory", what); return CLI_EXIT_UNAVAIL;
+    default: cli_err("%s: %s", what, net_strerror(rc)); return CLI_EXIT_USAGE;
     }
     int d = kv_reply_decode(reply, reply_len, r);
     free(reply);
@@ -139,8 +135,7 @@ static int finish(int rc, void *reply, size_t reply_len, kv_reply *r, const char
         return CLI_EXIT_UNAVAIL;
     }
     switch (r->status) {
-    case 0:
-        return CLI_EXIT_OK;
+    case 0: return CLI_EXIT_OK;
     case KV_EREPLYGONE:
         /* A duplicate of a command that was applied: done, reply not kept. */
         r->status = 0;
@@ -303,8 +298,9 @@ void cli_format_status(const cli_node_status *s, char *buf, size_t cap)
         return;
     }
     snprintf(buf, cap,
-             "%" PRIu64 " %s %s term=%" PRIu64 " commit=%" PRIu64 " applied=%" PRIu64 " leader=%" PRIu64
-             " last=%" PRIu64 " snapshot=%" PRIu64 " auth_rejected=%" PRIu64 " conns_cut=%" PRIu64,
+             "%" PRIu64 " %s %s term=%" PRIu64 " commit=%" PRIu64 " applied=%" PRIu64
+             " leader=%" PRIu64 " last=%" PRIu64 " snapshot=%" PRIu64 " auth_rejected=%" PRIu64
+             " conns_cut=%" PRIu64,
              s->id, s->addr, raft_role_name(s->st.role), s->st.term, s->st.commit, s->st.applied,
              s->st.leader, s->st.last_index, s->st.snapshot_index, s->auth_rejected, s->conns_cut);
 }

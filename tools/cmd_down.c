@@ -56,9 +56,7 @@ static int down_parse_args(int argc, char **argv, const char **dir_opt, double *
                 return CLI_EXIT_USAGE;
             }
             break;
-        case 'h':
-            fputs(down_help, stdout);
-            return CLI_EXIT_OK;
+        case 'h': fputs(down_help, stdout); return CLI_EXIT_OK;
         case ':':
             cli_err("%s needs a value; see `hstore down --help`", argv[optind - 1]);
             return CLI_EXIT_USAGE;

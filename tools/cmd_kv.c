@@ -144,7 +144,7 @@ static int part_outcome(int nr, const uint8_t *rep, size_t rlen, const cli_clien
     int st = kv_reply_status(rep, rlen);
     if (st != 0) {
         cli_err("%s: %s%s", what, kv_strstatus(st),
-                st == EFBIG ? " (past the nodes' --max-file-size)"
+                st == EFBIG    ? " (past the nodes' --max-file-size)"
                 : st == ENOSPC ? " (the store is full: see the nodes' --max-store-bytes)"
                                : "");
         return st > 1000 ? CLI_EXIT_UNAVAIL : CLI_EXIT_USAGE;
@@ -192,8 +192,12 @@ static int send_parts(const cli_client_opts *o, uint64_t id, uint64_t declared, 
                 }
             }
             size_t n = have < KV_PART_SIZE ? have : KV_PART_SIZE;
-            kv_op op = {.type = KV_OP_UPLOAD_PART, .upload = id, .off = off, .len = declared,
-                        .data = buf, .data_len = n};
+            kv_op op = {.type = KV_OP_UPLOAD_PART,
+                        .upload = id,
+                        .off = off,
+                        .len = declared,
+                        .data = buf,
+                        .data_len = n};
             uint8_t *enc;
             size_t elen;
             int s = 0;
@@ -279,8 +283,12 @@ static int put_stream(const cli_client_opts *o, const char *key)
     snprintf(what, sizeof what, "put %.256s", key);
     kv_reply r;
     if ((size_t)got <= KV_PART_SIZE) {
-        kv_op op = {.type = KV_OP_PUT, .path = key, .data = buf, .data_len = (size_t)got,
-                    .uid = (uint32_t)getuid(), .gid = (uint32_t)getgid()};
+        kv_op op = {.type = KV_OP_PUT,
+                    .path = key,
+                    .data = buf,
+                    .data_len = (size_t)got,
+                    .uid = (uint32_t)getuid(),
+                    .gid = (uint32_t)getgid()};
         rc = cli_run_op(c, &op, &r, what, false);
     } else {
         uint64_t id = net_random_id(), off = 0;
@@ -291,8 +299,12 @@ static int put_stream(const cli_client_opts *o, const char *key)
             rc = CLI_EXIT_USAGE;
         }
         if (rc == CLI_EXIT_OK) {
-            kv_op op = {.type = KV_OP_UPLOAD_COMMIT, .upload = id, .path = key, .len = off,
-                        .uid = (uint32_t)getuid(), .gid = (uint32_t)getgid()};
+            kv_op op = {.type = KV_OP_UPLOAD_COMMIT,
+                        .upload = id,
+                        .path = key,
+                        .len = off,
+                        .uid = (uint32_t)getuid(),
+                        .gid = (uint32_t)getgid()};
             rc = cli_run_op(c, &op, &r, what, false);
         } else if (rc != CLI_EXIT_UNAVAIL) {
             /* refused: drop what was staged (an abandoned upload also expires) */

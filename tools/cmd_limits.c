@@ -71,7 +71,8 @@ int cmd_limits(int argc, char **argv)
             have_total = true;
         } else {
             cli_err("limits set: bad argument '%s' (expected max-file-size=BYTES, at most 1T, "
-                    "or max-store-bytes=BYTES)", a);
+                    "or max-store-bytes=BYTES)",
+                    a);
             return CLI_EXIT_USAGE;
         }
     }

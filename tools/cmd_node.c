@@ -321,8 +321,10 @@ static int node_load_secret(node_args *a)
         }
     } else if (a->insecure) {
         net_auth_insecure(&a->cfg.auth);
-        fprintf(stderr, "hstore node %" PRIu64 ": WARNING: --insecure: no cluster secret; anyone "
-                "who reaches the peer or client port can forge messages\n", a->cfg.id);
+        fprintf(stderr,
+                "hstore node %" PRIu64 ": WARNING: --insecure: no cluster secret; anyone "
+                "who reaches the peer or client port can forge messages\n",
+                a->cfg.id);
     } else {
         cli_err("node: no cluster secret: pass --secret-file F (`hstore up` writes DIR/secret), "
                 "or --insecure to run without authentication (see README, Security model)");

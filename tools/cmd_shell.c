@@ -55,11 +55,11 @@ typedef struct shell {
     net_client *c;
     char spec[CLI_SPEC_MAX];
     int status_ms;
-    bool tty;               /* stdin and stdout are terminals: pretty output */
+    bool tty; /* stdin and stdout are terminals: pretty output */
 } shell;
 
 typedef struct token {
-    char *s;                /* NUL-terminated copy (may hold inner NULs) */
+    char *s; /* NUL-terminated copy (may hold inner NULs) */
     size_t len;
 } token;
 
@@ -169,7 +169,7 @@ static void print_quoted(const uint8_t *b, size_t n)
 
 static const struct {
     const char *name, *args, *text;
-    int min, max;   /* arguments after the name */
+    int min, max; /* arguments after the name */
 } shell_cmds[] = {
     {"GET", "key", "print the value of key; (nil) when it does not exist", 1, 1},
     {"PUT", "key value", "set key to value (committed on a majority when OK is printed)", 2, 2},
@@ -212,7 +212,7 @@ static void run_op(shell *sh, const kv_op *op, const char *what)
         return;
     }
     if (rc != CLI_EXIT_OK)
-        return;   /* cli_run_op said why */
+        return; /* cli_run_op said why */
     switch (op->type) {
     case KV_OP_GET:
         if (sh->tty) {
@@ -239,8 +239,7 @@ static void run_op(shell *sh, const kv_op *op, const char *what)
                 printf("%s\n", r.names[i]);
         }
         break;
-    default:
-        puts("OK");
+    default: puts("OK");
     }
     kv_reply_free(&r);
 }
@@ -284,9 +283,12 @@ static int exec_line(shell *sh, const char *line)
         kv_op op = {.type = KV_OP_GET, .path = tok[1].s};
         run_op(sh, &op, what);
     } else if (strcmp(name, "PUT") == 0 || strcmp(name, "APPEND") == 0) {
-        kv_op op = {.type = name[0] == 'P' ? KV_OP_PUT : KV_OP_APPEND, .path = tok[1].s,
-                    .data = (const uint8_t *)tok[2].s, .data_len = tok[2].len,
-                    .uid = (uint32_t)getuid(), .gid = (uint32_t)getgid()};
+        kv_op op = {.type = name[0] == 'P' ? KV_OP_PUT : KV_OP_APPEND,
+                    .path = tok[1].s,
+                    .data = (const uint8_t *)tok[2].s,
+                    .data_len = tok[2].len,
+                    .uid = (uint32_t)getuid(),
+                    .gid = (uint32_t)getgid()};
         run_op(sh, &op, what);
     } else if (strcmp(name, "DEL") == 0) {
         kv_op op = {.type = KV_OP_DEL, .path = tok[1].s};
@@ -374,7 +376,7 @@ static void interactive(shell *sh, const char *hist)
         read_history(hist);
     struct sigaction sa, old_int, old_term, old_hup;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;   /* no SA_RESTART */
+    sa.sa_handler = on_signal; /* no SA_RESTART */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
@@ -387,13 +389,13 @@ static void interactive(shell *sh, const char *hist)
             putchar('\n');
             break;
         }
-        if (g_sigint) {   /* Ctrl-C: the line goes, a new prompt */
+        if (g_sigint) { /* Ctrl-C: the line goes, a new prompt */
             g_sigint = 0;
             free(line);
             putchar('\n');
             continue;
         }
-        if (line == NULL) {   /* Ctrl-D */
+        if (line == NULL) { /* Ctrl-D */
             putchar('\n');
             break;
         }
@@ -406,7 +408,7 @@ static void interactive(shell *sh, const char *hist)
         free(line);
         if (q || g_leave)
             break;
-        g_sigint = 0;   /* a Ctrl-C during the command ends only the wait */
+        g_sigint = 0; /* a Ctrl-C during the command ends only the wait */
     }
     if (hist[0])
         write_history(hist);

@@ -66,7 +66,8 @@ static void known_pids(const cli_client_opts *o, const char *spec, pid_t *pids, 
     unsigned long long id;
     int pid;
     while (fscanf(f, "%llu %d", &id, &pid) == 2)
-        if (id >= 1 && id <= (unsigned long long)max && pid > 0 && (kill(pid, 0) == 0 || errno == EPERM))
+        if (id >= 1 && id <= (unsigned long long)max && pid > 0 &&
+            (kill(pid, 0) == 0 || errno == EPERM))
             pids[id] = pid;
     fclose(f);
 }
@@ -98,8 +99,8 @@ static void print_json(const cli_node_status *st, int n, const pid_t *pids, cons
             printf(", \"role\": \"%s\", \"term\": %" PRIu64 ", \"commit\": %" PRIu64
                    ", \"applied\": %" PRIu64 ", \"leader\": %" PRIu64 ", \"last\": %" PRIu64
                    ", \"snapshot\": %" PRIu64,
-                   raft_role_name(s->st.role), s->st.term, s->st.commit, s->st.applied, s->st.leader,
-                   s->st.last_index, s->st.snapshot_index);
+                   raft_role_name(s->st.role), s->st.term, s->st.commit, s->st.applied,
+                   s->st.leader, s->st.last_index, s->st.snapshot_index);
         if (s->id <= RAFT_MAX_NODES && pids[s->id])
             printf(", \"pid\": %d", (int)pids[s->id]);
         else

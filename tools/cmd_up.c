@@ -74,7 +74,6 @@ static const char up_help[] =
     "An option that differs from the running cluster's is refused: `hstore down`\n"
     "first.  `hstore down` stops the cluster; the data stays for the next `up`.\n";
 
-
 typedef struct up_args {
     up_opts given;
     const char *dir_opt;
@@ -110,7 +109,8 @@ static int up_parse_args(int argc, char **argv, up_args *a)
                 if (i == UO_NODES)
                     cli_err("-n wants a number of nodes from 1 to %d, e.g. -n 3", UP_MAX_NODES);
                 else
-                    cli_err("--%s: bad value '%s', e.g. %s", up_defs[i].name, v, up_defs[i].example);
+                    cli_err("--%s: bad value '%s', e.g. %s", up_defs[i].name, v,
+                            up_defs[i].example);
                 return CLI_EXIT_USAGE;
             }
             a->given.set[i] = true;
@@ -124,9 +124,7 @@ static int up_parse_args(int argc, char **argv, up_args *a)
                 return CLI_EXIT_USAGE;
             }
             break;
-        case 'h':
-            fputs(up_help, stdout);
-            return CLI_EXIT_OK;
+        case 'h': fputs(up_help, stdout); return CLI_EXIT_OK;
         case ':':
             cli_err("%s needs a value; see `hstore up --help`", argv[optind - 1]);
             return CLI_EXIT_USAGE;
@@ -143,7 +141,7 @@ static int up_parse_args(int argc, char **argv, up_args *a)
         cli_err("--mount-root and --no-mount exclude each other");
         return CLI_EXIT_USAGE;
     }
-    if (a->given.set[UO_MOUNT_ROOT]) {   /* a mount root means: mount */
+    if (a->given.set[UO_MOUNT_ROOT]) { /* a mount root means: mount */
         a->given.set[UO_NO_MOUNT] = true;
         snprintf(a->given.val[UO_NO_MOUNT], sizeof a->given.val[UO_NO_MOUNT], "0");
     }
@@ -196,7 +194,7 @@ static pid_t up_start_node(const up_plan *p, uint64_t id)
     av[ac++] = (char *)p->spec;
     av[ac++] = "--data";
     av[ac++] = databuf;
-    snprintf(secret, sizeof secret, "%s/secret", p->dir);   /* cli_up_secret wrote it */
+    snprintf(secret, sizeof secret, "%s/secret", p->dir); /* cli_up_secret wrote it */
     av[ac++] = "--secret-file";
     av[ac++] = secret;
     if (!p->no_mount) {
@@ -253,7 +251,8 @@ static int64_t up_wait_leader(const up_plan *p, pid_entry *started, int n_starte
                             (unsigned long long)started[i].id, WEXITSTATUS(st), logpath);
                 else
                     cli_err("node %llu died at start (signal %d); the end of %s:",
-                            (unsigned long long)started[i].id, WIFSIGNALED(st) ? WTERMSIG(st) : 0, logpath);
+                            (unsigned long long)started[i].id, WIFSIGNALED(st) ? WTERMSIG(st) : 0,
+                            logpath);
                 up_print_log_tail(logpath, 10);
                 started[i].pid = 0;
                 died = true;
@@ -324,9 +323,11 @@ static void up_print_hints(const up_plan *p)
     printf("\nSPEC: %s\n", p->spec);
     printf("Client commands in this environment find it from %s/cluster; elsewhere:\n", p->dir);
     printf("  export HSTORE_CLUSTER=%s\n", p->spec);
-    printf("Try:\n  hstore put greeting hello && hstore get greeting\n  hstore status\n  hstore watch\n");
+    printf(
+        "Try:\n  hstore put greeting hello && hstore get greeting\n  hstore status\n  hstore watch\n");
     if (!p->no_mount)
-        printf("  echo hi > %s/hello && cat %s/hello\n", p->mounts[0], p->n > 1 ? p->mounts[1] : p->mounts[0]);
+        printf("  echo hi > %s/hello && cat %s/hello\n", p->mounts[0],
+               p->n > 1 ? p->mounts[1] : p->mounts[0]);
     printf("Options: %s/options.  Logs: %s/<id>/node.log.  Stop with: hstore down%s%s\n", p->dir,
            p->dir, p->dir_opt ? " --dir " : "", p->dir_opt ? p->dir_opt : "");
 }
@@ -346,7 +347,8 @@ static int up_report_running(const up_plan *p)
     up_print_hints(p);
     if (leader <= 0) {
         cli_err("no leader within %.0f s: see %s/*/node.log, `hstore status`, or restart it "
-                "with `hstore down` and `hstore up`", p->wait_s, p->dir);
+                "with `hstore down` and `hstore up`",
+                p->wait_s, p->dir);
         return CLI_EXIT_UNAVAIL;
     }
     return CLI_EXIT_OK;
@@ -385,7 +387,7 @@ static int up_check_options(const up_plan *p, const up_opts *given, const up_opt
     char now[PATH_MAX + 64], then[PATH_MAX + 64];
     up_describe(d, given->val[d], now, sizeof now);
     up_describe(d, rec->set[d] ? rec->val[d] : up_defs[d].def, then, sizeof then);
-    if (d == UO_NO_MOUNT && given->set[UO_MOUNT_ROOT]) {   /* mounts asked of a --no-mount cluster */
+    if (d == UO_NO_MOUNT && given->set[UO_MOUNT_ROOT]) { /* mounts asked of a --no-mount cluster */
         d = UO_MOUNT_ROOT;
         up_describe(d, given->val[d], now, sizeof now);
     }
@@ -405,7 +407,8 @@ static int up_check_running(const up_plan *p)
         return up_report_running(p);
     if (p->n_alive > 0 && (uint64_t)p->n_old != p->n) {
         cli_err("a cluster of another size runs in %s (%d of %d nodes running): stop it with "
-                "`hstore down%s%s` first", p->dir, p->n_alive, p->n_old, p->dir_opt ? " --dir " : "",
+                "`hstore down%s%s` first",
+                p->dir, p->n_alive, p->n_old, p->dir_opt ? " --dir " : "",
                 p->dir_opt ? p->dir_opt : "");
         return CLI_EXIT_USAGE;
     }
@@ -416,7 +419,7 @@ static int up_check_running(const up_plan *p)
 typedef struct up_run {
     pid_entry started[UP_MAX_NODES];
     int n_started;
-    pid_t pids[UP_MAX_NODES + 1];         /* pids[id], started or kept */
+    pid_t pids[UP_MAX_NODES + 1]; /* pids[id], started or kept */
 } up_run;
 
 /* Starts every node that does not run and records all pids in DIR/pids.
@@ -435,8 +438,8 @@ static int up_start_nodes(const up_plan *p, up_run *r)
             }
             r->started[r->n_started++] = (pid_entry){i, r->pids[i]};
         }
-        pt += (size_t)snprintf(pidtext + pt, sizeof pidtext - pt, "%llu %d\n", (unsigned long long)i,
-                               (int)r->pids[i]);
+        pt += (size_t)snprintf(pidtext + pt, sizeof pidtext - pt, "%llu %d\n",
+                               (unsigned long long)i, (int)r->pids[i]);
     }
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/pids", p->dir);
@@ -474,7 +477,8 @@ static void up_print_started(const up_plan *p, const up_run *r, int64_t leader)
         notes[id] = p->keep[id] ? "  (kept running)" : p->n_alive ? "  (restarted)" : "";
     if (p->n_alive > 0)
         printf("hstore: restarted %d of the %llu nodes in %s (the others kept running); node %lld "
-               "leads\n", r->n_started, (unsigned long long)p->n, p->dir, (long long)leader);
+               "leads\n",
+               r->n_started, (unsigned long long)p->n, p->dir, (long long)leader);
     else
         printf("hstore: %llu-node cluster is up in %s; node %lld leads\n", (unsigned long long)p->n,
                p->dir, (long long)leader);
@@ -505,8 +509,8 @@ int cmd_up(int argc, char **argv)
     if ((rc = up_check_running(&p)) >= 0)
         return rc;
     if (had_cluster && p.n_alive == 0)
-        printf("hstore: starting the cluster in %s with the options in %s/options%s\n", p.dir, p.dir,
-               up_first_difference(&a.given, &rec) >= 0 ? " and those given now" : "");
+        printf("hstore: starting the cluster in %s with the options in %s/options%s\n", p.dir,
+               p.dir, up_first_difference(&a.given, &rec) >= 0 ? " and those given now" : "");
     if ((rc = up_prepare_dirs(&p)) != 0 || (rc = up_record(&p)) != 0)
         return rc;
 

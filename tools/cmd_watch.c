@@ -62,8 +62,8 @@ typedef struct poller {
     int interval_ms;
     atomic_bool *stop;
     pthread_mutex_t *mu;
-    cli_node_status cur;     /* guarded by mu */
-    bool polled;             /* at least one poll finished (guarded by mu) */
+    cli_node_status cur; /* guarded by mu */
+    bool polled;         /* at least one poll finished (guarded by mu) */
 } poller;
 
 static void *poll_thread(void *arg)
@@ -90,9 +90,9 @@ static void *poll_thread(void *arg)
 }
 
 typedef struct watch_state {
-    char *events[MAX_EVENTS];   /* ring, oldest first from ev_start */
+    char *events[MAX_EVENTS]; /* ring, oldest first from ev_start */
     int ev_start, ev_count;
-    bool plain;                 /* print events to stdout instead of a screen */
+    bool plain; /* print events to stdout instead of a screen */
     bool have_prev;
     cli_node_status prev[RAFT_MAX_NODES];
     bool prev_polled[RAFT_MAX_NODES];
@@ -105,7 +105,8 @@ static void stamp(char *buf, size_t cap)
     gettimeofday(&tv, NULL);
     struct tm tm;
     localtime_r(&tv.tv_sec, &tm);
-    snprintf(buf, cap, "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+    snprintf(buf, cap, "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)(tv.tv_usec / 1000));
 }
 
 static void add_event(watch_state *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -158,9 +159,11 @@ static void derive_events(watch_state *w, const cli_node_status *s, const bool *
                       raft_role_name(s[i].st.role), s[i].st.term);
         else if (s[i].ok && s[i].st.role != w->prev[i].st.role && s[i].st.role != RAFT_LEADER)
             add_event(w, "node %" PRIu64 ": %s -> %s (term %" PRIu64 ")", s[i].id,
-                      raft_role_name(w->prev[i].st.role), raft_role_name(s[i].st.role), s[i].st.term);
+                      raft_role_name(w->prev[i].st.role), raft_role_name(s[i].st.role),
+                      s[i].st.term);
         if (s[i].ok && w->prev[i].ok && s[i].st.snapshot_index > w->prev[i].st.snapshot_index)
-            add_event(w, "node %" PRIu64 " snapshot at index %" PRIu64, s[i].id, s[i].st.snapshot_index);
+            add_event(w, "node %" PRIu64 " snapshot at index %" PRIu64, s[i].id,
+                      s[i].st.snapshot_index);
     }
     if (term > w->prev_term && w->prev_term != 0)
         add_event(w, "term %" PRIu64 " -> %" PRIu64, w->prev_term, term);
@@ -180,8 +183,8 @@ static void derive_events(watch_state *w, const cli_node_status *s, const bool *
 
 enum { C_LEADER = 1, C_CAND, C_DOWN, C_HEAD };
 
-static void draw(const watch_state *w, const char *spec, const cli_node_status *s, const bool *polled,
-                 int n)
+static void draw(const watch_state *w, const char *spec, const cli_node_status *s,
+                 const bool *polled, int n)
 {
     erase();
     int rows, cols;
@@ -200,8 +203,8 @@ static void draw(const watch_state *w, const char *spec, const cli_node_status *
     if (has_colors())
         attron(COLOR_PAIR(C_HEAD));
     attron(A_BOLD);
-    mvprintw(3, 0, "%4s  %-21s %-13s %6s %9s %9s %9s %9s %6s", "ID", "ADDRESS", "ROLE", "TERM", "COMMIT",
-             "APPLIED", "LAST", "SNAPSHOT", "LEADER");
+    mvprintw(3, 0, "%4s  %-21s %-13s %6s %9s %9s %9s %9s %6s", "ID", "ADDRESS", "ROLE", "TERM",
+             "COMMIT", "APPLIED", "LAST", "SNAPSHOT", "LEADER");
     attroff(A_BOLD);
     if (has_colors())
         attroff(COLOR_PAIR(C_HEAD));
@@ -225,8 +228,9 @@ static void draw(const watch_state *w, const char *spec, const cli_node_status *
             attr = has_colors() ? COLOR_PAIR(C_CAND) : A_UNDERLINE;
         if (attr)
             attron(attr);
-        mvprintw(y, 0, "%4" PRIu64 "  %-21s %-13s %6" PRIu64 " %9" PRIu64 " %9" PRIu64 " %9" PRIu64 " %9" PRIu64
-                       " %6" PRIu64,
+        mvprintw(y, 0,
+                 "%4" PRIu64 "  %-21s %-13s %6" PRIu64 " %9" PRIu64 " %9" PRIu64 " %9" PRIu64
+                 " %9" PRIu64 " %6" PRIu64,
                  s[i].id, s[i].addr, raft_role_name(s[i].st.role), s[i].st.term, s[i].st.commit,
                  s[i].st.applied, s[i].st.last_index, s[i].st.snapshot_index, s[i].st.leader);
         if (attr)
@@ -279,7 +283,8 @@ static int watch_parse_args(int argc, char **argv, cli_client_opts *o, uint64_t 
             fputs(cli_client_opts_help, stdout);
             return CLI_EXIT_OK;
         case O_INTERVAL:
-            if (cli_parse_u64(optarg, false, interval) != 0 || *interval < 20 || *interval > 60000) {
+            if (cli_parse_u64(optarg, false, interval) != 0 || *interval < 20 ||
+                *interval > 60000) {
                 cli_err("--interval wants milliseconds from 20 to 60000, e.g. --interval 200");
                 return CLI_EXIT_USAGE;
             }
@@ -290,8 +295,7 @@ static int watch_parse_args(int argc, char **argv, cli_client_opts *o, uint64_t 
                 return CLI_EXIT_USAGE;
             }
             break;
-        default:
-            return cli_getopt_error(c, argv, "watch");
+        default: return cli_getopt_error(c, argv, "watch");
         }
     }
     if (optind < argc) {
@@ -332,7 +336,8 @@ static int watch_make_pollers(const char *spec, int timeout_ms, int interval_ms,
 /* The screen (ncurses, colours when the terminal has them), or for plain
  * output the first line.  *scr is NULL in plain mode.  0, or an exit code
  * when the terminal cannot be driven. */
-static int watch_open_screen(const watch_state *w, const char *spec, uint64_t interval, SCREEN **scr)
+static int watch_open_screen(const watch_state *w, const char *spec, uint64_t interval,
+                             SCREEN **scr)
 {
     *scr = NULL;
     if (w->plain) {

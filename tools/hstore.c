@@ -40,36 +40,36 @@ static const command commands[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "hstore — a fault-tolerant key-value store on Raft, also mounted as a filesystem\n"
-            "\n"
-            "Usage: hstore COMMAND [OPTIONS] [ARGS]\n"
-            "       hstore [--cluster SPEC] [--timeout S] [--dir DIR] [--secret-file F] COMMAND ...\n"
-            "       hstore COMMAND --help     options of one command, with examples\n"
-            "       hstore --version\n"
-            "\n"
-            "Commands:\n");
+    fprintf(
+        out,
+        "hstore — a fault-tolerant key-value store on Raft, also mounted as a filesystem\n"
+        "\n"
+        "Usage: hstore COMMAND [OPTIONS] [ARGS]\n"
+        "       hstore [--cluster SPEC] [--timeout S] [--dir DIR] [--secret-file F] COMMAND ...\n"
+        "       hstore COMMAND --help     options of one command, with examples\n"
+        "       hstore --version\n"
+        "\n"
+        "Commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out,
-            "\n"
-            "Quick start:\n"
-            "  hstore up -n 3                        # 3 nodes on 127.0.0.1:7100..7105\n"
-            "  hstore put greeting hello             # committed on a majority\n"
-            "  hstore get greeting                   # prints: hello\n"
-            "  echo ' world' | hstore append greeting\n"
-            "  hstore status                         # who leads, terms, indexes\n"
-            "  hstore watch                          # kill the leader and watch an election\n"
-            "  hstore down                           # stop the nodes, keep the data\n"
-            "\n"
-            "Client commands find the cluster from --cluster SPEC, else $HSTORE_CLUSTER,\n"
-            "else the file written by `hstore up` ($HSTORE_DIR or ~/.hstore, /cluster).\n"
-            "SPEC is ID=HOST:PORT,...; a node takes peer traffic on PORT, clients on PORT+1.\n"
-            "The cluster secret: --secret-file F, else $HSTORE_SECRET_FILE, else DIR/secret.\n"
-            "\n"
-            "Exit codes: 0 success, 1 key not found, 2 usage error or invalid input,\n"
-            "            3 unavailable (no answer within --timeout; outcome unknown),\n"
-            "            4 not authorized (wrong or missing cluster secret).\n");
+    fprintf(out, "\n"
+                 "Quick start:\n"
+                 "  hstore up -n 3                        # 3 nodes on 127.0.0.1:7100..7105\n"
+                 "  hstore put greeting hello             # committed on a majority\n"
+                 "  hstore get greeting                   # prints: hello\n"
+                 "  echo ' world' | hstore append greeting\n"
+                 "  hstore status                         # who leads, terms, indexes\n"
+                 "  hstore watch                          # kill the leader and watch an election\n"
+                 "  hstore down                           # stop the nodes, keep the data\n"
+                 "\n"
+                 "Client commands find the cluster from --cluster SPEC, else $HSTORE_CLUSTER,\n"
+                 "else the file written by `hstore up` ($HSTORE_DIR or ~/.hstore, /cluster).\n"
+                 "SPEC is ID=HOST:PORT,...; a node takes peer traffic on PORT, clients on PORT+1.\n"
+                 "The cluster secret: --secret-file F, else $HSTORE_SECRET_FILE, else DIR/secret.\n"
+                 "\n"
+                 "Exit codes: 0 success, 1 key not found, 2 usage error or invalid input,\n"
+                 "            3 unavailable (no answer within --timeout; outcome unknown),\n"
+                 "            4 not authorized (wrong or missing cluster secret).\n");
 }
 
 /* Options that every client command takes may also come before the command
@@ -89,7 +89,7 @@ static int move_global_options(int argc, char **argv, char **out)
                 known = true;
         }
         if (!known)
-            break;   /* --help, --version, or an error for the command to report */
+            break; /* --help, --version, or an error for the command to report */
         if (n + 2 > (int)(sizeof moved / sizeof moved[0])) {
             cli_err("too many options before the command");
             return -1;
@@ -110,7 +110,7 @@ static int move_global_options(int argc, char **argv, char **out)
     }
     int k = 0;
     out[k++] = argv[0];
-    out[k++] = argv[i];   /* the command */
+    out[k++] = argv[i]; /* the command */
     for (int m = 0; m < n; m++)
         out[k++] = moved[m];
     for (int r = i + 1; r < argc; r++)
@@ -125,7 +125,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return CLI_EXIT_USAGE;
     }
-    char **args = malloc(sizeof(char *) * ((size_t)argc + 1));   /* lives until exit */
+    char **args = malloc(sizeof(char *) * ((size_t)argc + 1)); /* lives until exit */
     if (args == NULL)
         return CLI_EXIT_USAGE;
     argc = move_global_options(argc, argv, args);

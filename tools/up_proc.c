@@ -54,7 +54,7 @@ bool up_is_node(pid_t pid)
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
     if (n <= 0)
-        return false;   /* a zombie has an empty cmdline */
+        return false; /* a zombie has an empty cmdline */
     buf[n] = '\0';
     /* argv[1] must be "node". */
     size_t a0 = strlen(buf);
@@ -68,8 +68,8 @@ static void unescape_mount(char *s)
 {
     char *w = s;
     for (char *r = s; *r; r++) {
-        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' &&
-            r[3] <= '7') {
+        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] >= '0' && r[2] <= '7' &&
+            r[3] >= '0' && r[3] <= '7') {
             *w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
             r += 3;
         } else {

@@ -36,12 +36,15 @@ const up_optdef up_defs[UO_N] = {
     [UO_NODES] = {"nodes", K_COUNT, "3", false, 1, UP_MAX_NODES, "-n 3"},
     [UO_BASE_PORT] = {"base-port", K_NUM, "7100", false, 1, 65515, "--base-port 7100"},
     [UO_HOST] = {"host", K_HOST, "127.0.0.1", false, 0, 0, "--host 127.0.0.1"},
-    [UO_MOUNT_ROOT] = {"mount-root", K_PATH, "/mnt/hstore", false, 0, 0, "--mount-root /mnt/hstore"},
+    [UO_MOUNT_ROOT] = {"mount-root", K_PATH, "/mnt/hstore", false, 0, 0,
+                       "--mount-root /mnt/hstore"},
     [UO_NO_MOUNT] = {"no-mount", K_FLAG, "0", false, 0, 0, "--no-mount"},
-    [UO_SNAP] = {"snapshot-threshold", K_SIZE, NULL, true, 0, UINT64_MAX, "--snapshot-threshold 4m"},
+    [UO_SNAP] = {"snapshot-threshold", K_SIZE, NULL, true, 0, UINT64_MAX,
+                 "--snapshot-threshold 4m"},
     [UO_OP_TIMEOUT] = {"op-timeout-ms", K_NUM, NULL, true, 1, 3600000, "--op-timeout-ms 5000"},
     [UO_MAX_FILE] = {"max-file-size", K_SIZE, NULL, true, 1, UINT64_MAX, "--max-file-size 1g"},
-    [UO_MAX_STORE] = {"max-store-bytes", K_SIZE, NULL, true, 0, UINT64_MAX, "--max-store-bytes 10g"},
+    [UO_MAX_STORE] = {"max-store-bytes", K_SIZE, NULL, true, 0, UINT64_MAX,
+                      "--max-store-bytes 10g"},
     [UO_TICK] = {"tick-ms", K_NUM, NULL, true, 1, 10000, "--tick-ms 50"},
     [UO_ELECTION] = {"election-ticks", K_NUM, NULL, true, 2, 10000, "--election-ticks 10"},
     [UO_LOG] = {"log-level", K_LEVEL, NULL, true, 0, 0, "--log-level debug"},
@@ -170,8 +173,9 @@ bool up_load_recorded(const char *dir, up_opts *rec)
     int nodes = 0;
     for (char *p = spec; *p; nodes++) {
         int used = 0;
-        if (sscanf(p, "%llu=%63[^:]:%llu%n", &id, host, &port, &used) != 3 || id != (unsigned long long)nodes + 1)
-            return true;   /* not a SPEC `up` wrote: compared whole below */
+        if (sscanf(p, "%llu=%63[^:]:%llu%n", &id, host, &port, &used) != 3 ||
+            id != (unsigned long long)nodes + 1)
+            return true; /* not a SPEC `up` wrote: compared whole below */
         if (nodes == 0) {
             snprintf(rec->val[UO_HOST], sizeof rec->val[UO_HOST], "%s", host);
             snprintf(rec->val[UO_BASE_PORT], sizeof rec->val[UO_BASE_PORT], "%llu", port);
@@ -194,7 +198,8 @@ bool up_load_recorded(const char *dir, up_opts *rec)
             if (slash != NULL && slash != line) {
                 *slash = '\0';
                 rec->set[UO_MOUNT_ROOT] = true;
-                if (up_normalize(UO_MOUNT_ROOT, line, rec->val[UO_MOUNT_ROOT], sizeof rec->val[UO_MOUNT_ROOT]))
+                if (up_normalize(UO_MOUNT_ROOT, line, rec->val[UO_MOUNT_ROOT],
+                                 sizeof rec->val[UO_MOUNT_ROOT]))
                     rec->set[UO_MOUNT_ROOT] = false;
             }
         }
@@ -202,7 +207,6 @@ bool up_load_recorded(const char *dir, up_opts *rec)
     }
     return true;
 }
-
 
 int up_write_file(const char *path, const char *text)
 {
@@ -271,8 +275,8 @@ void up_resolve(up_plan *p, const up_opts *given, const up_opts *rec)
     p->no_mount = strcmp(p->eff.val[UO_NO_MOUNT], "1") == 0;
     size_t off = 0;
     for (uint64_t i = 1; i <= p->n; i++)
-        off += (size_t)snprintf(p->spec + off, sizeof p->spec - off, "%s%llu=%s:%llu", i > 1 ? "," : "",
-                                (unsigned long long)i, p->host,
+        off += (size_t)snprintf(p->spec + off, sizeof p->spec - off, "%s%llu=%s:%llu",
+                                i > 1 ? "," : "", (unsigned long long)i, p->host,
                                 (unsigned long long)(p->base_port + 2 * (i - 1)));
     for (uint64_t i = 1; i <= p->n; i++)
         snprintf(p->mounts[i - 1], sizeof p->mounts[i - 1], "%s/%llu", p->eff.val[UO_MOUNT_ROOT],
@@ -280,7 +284,8 @@ void up_resolve(up_plan *p, const up_opts *given, const up_opts *rec)
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/mounts", p->dir);
     FILE *f = fopen(path, "r");
-    for (int i = 0; f != NULL && i < UP_MAX_NODES && fgets(p->old_mounts[i], PATH_MAX, f) != NULL; i++)
+    for (int i = 0; f != NULL && i < UP_MAX_NODES && fgets(p->old_mounts[i], PATH_MAX, f) != NULL;
+         i++)
         p->old_mounts[i][strcspn(p->old_mounts[i], "\n")] = '\0';
     if (f != NULL)
         fclose(f);
@@ -320,12 +325,14 @@ int up_record(const up_plan *p)
         cli_err("cannot write %s: %s", path, strerror(errno));
         return CLI_EXIT_USAGE;
     }
-    size_t t = (size_t)snprintf(text, sizeof text,
-                                "# The options `hstore up` started this cluster with; a plain `hstore up`\n"
-                                "# uses them again.\n");
+    size_t t = (size_t)snprintf(
+        text, sizeof text,
+        "# The options `hstore up` started this cluster with; a plain `hstore up`\n"
+        "# uses them again.\n");
     for (int i = 0; i < UO_N; i++)
         if (p->eff.set[i])
-            t += (size_t)snprintf(text + t, sizeof text - t, "%s = %s\n", up_defs[i].name, p->eff.val[i]);
+            t += (size_t)snprintf(text + t, sizeof text - t, "%s = %s\n", up_defs[i].name,
+                                  p->eff.val[i]);
     snprintf(path, sizeof path, "%s/options", p->dir);
     if (up_write_file(path, text) != 0) {
         cli_err("cannot write %s: %s", path, strerror(errno));

@@ -24,17 +24,27 @@
  * (`name = value` lines, the long option names) and a later `up` reuses them;
  * the node options are handed to every `hstore node` as they are. */
 enum {
-    UO_NODES, UO_BASE_PORT, UO_HOST, UO_NO_MOUNT, UO_MOUNT_ROOT,
-    UO_SNAP, UO_OP_TIMEOUT, UO_MAX_FILE, UO_MAX_STORE, UO_TICK, UO_ELECTION, UO_LOG,
+    UO_NODES,
+    UO_BASE_PORT,
+    UO_HOST,
+    UO_NO_MOUNT,
+    UO_MOUNT_ROOT,
+    UO_SNAP,
+    UO_OP_TIMEOUT,
+    UO_MAX_FILE,
+    UO_MAX_STORE,
+    UO_TICK,
+    UO_ELECTION,
+    UO_LOG,
     UO_N
 };
 typedef enum { K_COUNT, K_NUM, K_SIZE, K_HOST, K_PATH, K_FLAG, K_LEVEL } up_kind;
 typedef struct up_optdef {
     const char *name;
     up_kind kind;
-    const char *def;        /* NULL: not set unless given (the node's default) */
-    bool node;              /* passed to `hstore node --NAME VALUE` */
-    uint64_t lo, hi;        /* K_COUNT, K_NUM, K_SIZE */
+    const char *def; /* NULL: not set unless given (the node's default) */
+    bool node;       /* passed to `hstore node --NAME VALUE` */
+    uint64_t lo, hi; /* K_COUNT, K_NUM, K_SIZE */
     const char *example;
 } up_optdef;
 
@@ -76,15 +86,15 @@ typedef struct up_plan {
     char dir[UP_DIR_MAX];
     const char *dir_opt;
     double wait_s;
-    up_opts eff;                          /* the options in force */
+    up_opts eff; /* the options in force */
     uint64_t n, base_port;
     const char *host;
     bool no_mount;
     char spec[CLI_SPEC_MAX];
     char mounts[UP_MAX_NODES][PATH_MAX + 24];
-    char old_mounts[UP_MAX_NODES][PATH_MAX];   /* as recorded before this run */
-    pid_t keep[UP_MAX_NODES + 1];         /* keep[id]: pid of a node still running */
-    int n_old, n_alive;                   /* nodes recorded in DIR/pids; of them running */
+    char old_mounts[UP_MAX_NODES][PATH_MAX]; /* as recorded before this run */
+    pid_t keep[UP_MAX_NODES + 1];            /* keep[id]: pid of a node still running */
+    int n_old, n_alive;                      /* nodes recorded in DIR/pids; of them running */
 } up_plan;
 
 /* The nodes of the cluster in DIR that still run (keep, n_old, n_alive). */

@@ -30,16 +30,15 @@ static int report(int rc)
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: fs_check OP ARGS\n"
-            "  creat_excl P | open_rd P | open_wr P | open_trunc P | opendir_wr P\n"
-            "  mkdir P | rmdir P | unlink P | link A B | symlink TARGET P | readlink P\n"
-            "  rename A B | rename_noreplace A B | rename_exchange A B\n"
-            "  mkfifo P | mknod_chr P | truncate P N | chmod P OCTAL | stat P\n"
-            "  utime_now P | utime_mtime P SEC | utime_omit_mtime P SEC\n"
-            "  unlink_open P        write, unlink, then read/write through the fd\n"
-            "  write_at P OFF DATA  pwrite on an O_WRONLY descriptor\n"
-            "  append P DATA N      N writes of DATA on one O_APPEND descriptor\n");
+    fprintf(stderr, "usage: fs_check OP ARGS\n"
+                    "  creat_excl P | open_rd P | open_wr P | open_trunc P | opendir_wr P\n"
+                    "  mkdir P | rmdir P | unlink P | link A B | symlink TARGET P | readlink P\n"
+                    "  rename A B | rename_noreplace A B | rename_exchange A B\n"
+                    "  mkfifo P | mknod_chr P | truncate P N | chmod P OCTAL | stat P\n"
+                    "  utime_now P | utime_mtime P SEC | utime_omit_mtime P SEC\n"
+                    "  unlink_open P        write, unlink, then read/write through the fd\n"
+                    "  write_at P OFF DATA  pwrite on an O_WRONLY descriptor\n"
+                    "  append P DATA N      N writes of DATA on one O_APPEND descriptor\n");
     return 2;
 }
 
@@ -57,12 +56,12 @@ int main(int argc, char **argv)
             close(fd);
         return report(fd);
     }
-    if (strcmp(op, "open_rd") == 0 || strcmp(op, "open_wr") == 0 ||
-        strcmp(op, "open_trunc") == 0 || strcmp(op, "opendir_wr") == 0) {
-        int fl = strcmp(op, "open_rd") == 0 ? O_RDONLY
-                 : strcmp(op, "open_wr") == 0 ? O_WRONLY
+    if (strcmp(op, "open_rd") == 0 || strcmp(op, "open_wr") == 0 || strcmp(op, "open_trunc") == 0 ||
+        strcmp(op, "opendir_wr") == 0) {
+        int fl = strcmp(op, "open_rd") == 0      ? O_RDONLY
+                 : strcmp(op, "open_wr") == 0    ? O_WRONLY
                  : strcmp(op, "open_trunc") == 0 ? O_WRONLY | O_TRUNC
-                 : O_WRONLY | O_DIRECTORY;
+                                                 : O_WRONLY | O_DIRECTORY;
         fd = open(p, fl);
         if (fd >= 0)
             close(fd);
@@ -98,7 +97,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(op, "utime_now") == 0) {
-        struct timespec ts[2] = { { 0, UTIME_NOW }, { 0, UTIME_NOW } };
+        struct timespec ts[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
         return report(utimensat(AT_FDCWD, p, ts, 0));
     }
     if (strcmp(op, "unlink_open") == 0) {
@@ -111,7 +110,7 @@ int main(int argc, char **argv)
             return report(-1);
         if (unlink(p) != 0)
             return report(-1);
-        char buf[64] = { 0 };
+        char buf[64] = {0};
         struct stat st;
         if (pread(fd, buf, sizeof buf - 1, 0) != 5 || memcmp(buf, "hello", 5) != 0) {
             printf("FAIL read after unlink: %s\n", strerrorname_np(errno));

@@ -33,15 +33,15 @@ typedef struct solo {
     pthread_mutex_t mu;
     kv *k;
     uint64_t index;
-    uint64_t id;                 /* the holder of the mount's open files */
+    uint64_t id; /* the holder of the mount's open files */
     int op_timeout_ms;
     int delay_ms;
     const char *stall_file;
-    fs_backend_open_fn open_fn;  /* the mount's open files (set_open_files) */
+    fs_backend_open_fn open_fn; /* the mount's open files (set_open_files) */
     void *open_arg;
     uint64_t *open_buf;
     size_t open_cap;
-    _Atomic uint64_t applied;    /* read without mu: the mount calls it under its own lock */
+    _Atomic uint64_t applied; /* read without mu: the mount calls it under its own lock */
 } solo;
 
 static int64_t now_ns(void)
@@ -85,8 +85,8 @@ static void solo_report(solo *n, bool force)
     uint64_t covered = kv_applied_index(n->k);
     if (since < covered)
         covered = since;
-    kv_op op = { .type = KV_OP_HOLD, .holder = n->id, .off = covered, .data = data,
-                 .data_len = m * 8 };
+    kv_op op = {
+        .type = KV_OP_HOLD, .holder = n->id, .off = covered, .data = data, .data_len = m * 8};
     uint8_t *ob = NULL, *cmd = NULL, *reply = NULL;
     size_t ol = 0, cl = 0, rl = 0;
     if (kv_op_encode(&op, &ob, &ol) == 0 && kv_cmd_encode(0, 0, now_ns(), ob, ol, &cmd, &cl) == 0)
@@ -163,8 +163,8 @@ static int solo_read(void *ctx, const uint8_t *op, size_t len, int timeout_ms, u
     return solo_submit(ctx, op, len, true, 0, 0, timeout_ms, reply, reply_len);
 }
 
-static int solo_command(void *ctx, const uint8_t *op, size_t len, uint64_t client_id,
-                        uint64_t seq, int timeout_ms, uint8_t **reply, size_t *reply_len)
+static int solo_command(void *ctx, const uint8_t *op, size_t len, uint64_t client_id, uint64_t seq,
+                        int timeout_ms, uint8_t **reply, size_t *reply_len)
 {
     return solo_submit(ctx, op, len, false, client_id, seq, timeout_ms, reply, reply_len);
 }
@@ -231,8 +231,10 @@ static const fs_backend_ops solo_ops = {
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s MOUNTPOINT [--max-file-size N] [--max-bytes N] "
-                "[--delay-ms N] [--stall FILE] [--op-timeout-ms N]\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s MOUNTPOINT [--max-file-size N] [--max-bytes N] "
+                "[--delay-ms N] [--stall FILE] [--op-timeout-ms N]\n",
+                argv[0]);
         return 2;
     }
     static solo n;
@@ -241,7 +243,7 @@ int main(int argc, char **argv)
     n.id = 1;
     n.op_timeout_ms = 2000;
     uint64_t max_file_size = 1ull << 30;
-    kv_limits lim = { 0, 0, 0 };
+    kv_limits lim = {0, 0, 0};
     for (int i = 2; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--max-file-size") == 0)
             max_file_size = strtoull(argv[i + 1], NULL, 0);
@@ -263,14 +265,17 @@ int main(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);   /* FUSE threads inherit the mask */
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* FUSE threads inherit the mask */
 
     fs_options o;
     fs_options_init(&o);
     o.debug = getenv("HSTORE_FS_DEBUG") != NULL;
     char err[512];
-    fs_backend b = { .ops = &solo_ops, .ctx = &n, .id = n.id, .op_timeout_ms = n.op_timeout_ms,
-                     .max_file_size = max_file_size };
+    fs_backend b = {.ops = &solo_ops,
+                    .ctx = &n,
+                    .id = n.id,
+                    .op_timeout_ms = n.op_timeout_ms,
+                    .max_file_size = max_file_size};
     fs_mount *m = fs_start(&b, argv[1], &o, err, sizeof err);
     if (m == NULL) {
         fprintf(stderr, "fs_solo: %s\n", err);

@@ -73,9 +73,9 @@ typedef struct hc_op {
     hc_kind kind;
     hc_status status;
     int key;
-    uint32_t seq;           /* the client's operation number (token) */
+    uint32_t seq; /* the client's operation number (token) */
     int64_t call_ns, ret_ns;
-    char *result;           /* get: value read (malloc'd) */
+    char *result; /* get: value read (malloc'd) */
     size_t result_len;
 } hc_op;
 
@@ -85,13 +85,13 @@ typedef struct hc_client {
     uint64_t rng;
     hc_op *ops;
     size_t n, cap;
-    int errors;             /* unexpected replies */
+    int errors; /* unexpected replies */
     long lat_max_ms;
 } hc_client;
 
 static struct {
     const char *spec;
-    char *client_spec;      /* spec with --src applied */
+    char *client_spec; /* spec with --src applied */
     int clients;
     long duration_ms;
     long ops;
@@ -109,9 +109,17 @@ static struct {
     uint64_t seed;
     int64_t end_ns;
 } g = {
-    .clients = 5, .duration_ms = 5000, .keys = 0, .key_prefix = "k", .mix_append = 50,
-    .mix_get = 50, .timeout_ms = 5000, .name = "c", .clock = CLOCK_MONOTONIC,
-    .final_timeout_ms = 30000, .final = true,
+    .clients = 5,
+    .duration_ms = 5000,
+    .keys = 0,
+    .key_prefix = "k",
+    .mix_append = 50,
+    .mix_get = 50,
+    .timeout_ms = 5000,
+    .name = "c",
+    .clock = CLOCK_MONOTONIC,
+    .final_timeout_ms = 30000,
+    .final = true,
 };
 
 static int64_t now_ns(void)
@@ -132,7 +140,10 @@ static uint64_t rng_next(uint64_t *s)
     return x * 2685821657736338717ull;
 }
 
-static void key_name(int k, char *buf, size_t len) { snprintf(buf, len, "%s%d", g.key_prefix, k); }
+static void key_name(int k, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s%d", g.key_prefix, k);
+}
 
 static void token(int client, uint32_t seq, char *buf, size_t len)
 {
@@ -231,7 +242,7 @@ static void run_op(hc_client *c, net_client *cl, hc_op *op, bool dup)
                 op->status = HC_FAIL;
             }
         } else if (r.status == ENOENT) {
-            op->status = HC_OK;     /* a missing key reads as "" */
+            op->status = HC_OK; /* a missing key reads as "" */
             op->result = calloc(1, 1);
             op->result_len = 0;
             if (!op->result)
@@ -250,7 +261,7 @@ static void run_op(hc_client *c, net_client *cl, hc_op *op, bool dup)
         } else {
             fprintf(stderr, "histclient: %s%d: %s %s: status %d\n", g.name, c->idx,
                     op->kind == HC_PUT ? "put" : "append", kbuf, r.status);
-            op->status = HC_UNKNOWN;   /* keep it in the checks, but count it */
+            op->status = HC_UNKNOWN; /* keep it in the checks, but count it */
             c->errors++;
         }
     }
@@ -302,8 +313,8 @@ static int write_op(FILE *f, const char *client, const hc_op *op, const char *ke
     static const char *sts[] = {"ok", "fail", "unknown"};
     char *k = lc_encode(key, strlen(key));
     char *v = value ? lc_encode(value, strlen(value)) : NULL;
-    char *r = op->kind == HC_GET && op->status == HC_OK
-                  ? lc_encode(op->result, op->result_len) : NULL;
+    char *r =
+        op->kind == HC_GET && op->status == HC_OK ? lc_encode(op->result, op->result_len) : NULL;
     int rc = -1;
     if (k && (value == NULL || v) && (r || !(op->kind == HC_GET && op->status == HC_OK))) {
         char ret[32];
@@ -312,7 +323,9 @@ static int write_op(FILE *f, const char *client, const hc_op *op, const char *ke
         else
             snprintf(ret, sizeof ret, "%" PRId64, op->ret_ns);
         rc = fprintf(f, "%s %s %s %" PRId64 " %s %s %s %s\n", client, kinds[op->kind], k,
-                     op->call_ns, ret, sts[op->status], v ? v : "-", r ? r : "-") < 0 ? -1 : 0;
+                     op->call_ns, ret, sts[op->status], v ? v : "-", r ? r : "-") < 0
+                 ? -1
+                 : 0;
     }
     free(k);
     free(v);
@@ -387,11 +400,14 @@ static hc_op *find_op(hc_client *cs, int client, uint32_t seq)
     hc_client *c = &cs[client];
     if (seq == 0 || seq > c->n)
         return NULL;
-    hc_op *op = &c->ops[seq - 1];   /* ops[i] has seq i+1 */
+    hc_op *op = &c->ops[seq - 1]; /* ops[i] has seq i+1 */
     return op->seq == seq ? op : NULL;
 }
 
-static const char *st_name(hc_status s) { return s == HC_OK ? "ok" : s == HC_FAIL ? "fail" : "unknown"; }
+static const char *st_name(hc_status s)
+{
+    return s == HC_OK ? "ok" : s == HC_FAIL ? "fail" : "unknown";
+}
 
 /* Checks key k's final value; returns the number of violations found. */
 static int check_key(hc_client *cs, int k, const char *v, size_t len)
@@ -401,8 +417,10 @@ static int check_key(hc_client *cs, int k, const char *v, size_t len)
     tokinfo *t = NULL;
     long n = parse_tokens(v, len, &t, bad, sizeof bad);
     if (n < 0) {
-        fprintf(stderr, "histclient: CHECK key %s: final value holds '%s', which no operation "
-                        "of this run wrote\n", kbuf, bad);
+        fprintf(stderr,
+                "histclient: CHECK key %s: final value holds '%s', which no operation "
+                "of this run wrote\n",
+                kbuf, bad);
         return 1;
     }
     int viol = 0;
@@ -422,24 +440,31 @@ static int check_key(hc_client *cs, int k, const char *v, size_t len)
         uint32_t s = t[i].seq;
         hc_op *op = find_op(cs, c, s);
         if (!op || op->kind == HC_GET || op->key != k || op->status == HC_FAIL) {
-            fprintf(stderr, "histclient: CHECK key %s: token %s%d.%" PRIu32 " in the final "
-                            "value, but that operation %s\n", kbuf, g.name, c, s,
-                    !op ? "was never issued" : op->kind == HC_GET ? "was a get"
-                    : op->key != k ? "wrote another key" : "failed");
+            fprintf(stderr,
+                    "histclient: CHECK key %s: token %s%d.%" PRIu32 " in the final "
+                    "value, but that operation %s\n",
+                    kbuf, g.name, c, s,
+                    !op                  ? "was never issued"
+                    : op->kind == HC_GET ? "was a get"
+                    : op->key != k       ? "wrote another key"
+                                         : "failed");
             viol++;
             continue;
         }
         if (seen[c] && seen[c][s]) {
-            fprintf(stderr, "histclient: CHECK key %s: duplicate element %s%d.%" PRIu32
-                            " (%s %s applied twice)\n", kbuf, g.name, c, s, st_name(op->status),
-                    op->kind == HC_PUT ? "put" : "append");
+            fprintf(stderr,
+                    "histclient: CHECK key %s: duplicate element %s%d.%" PRIu32
+                    " (%s %s applied twice)\n",
+                    kbuf, g.name, c, s, st_name(op->status), op->kind == HC_PUT ? "put" : "append");
             viol++;
         } else if (seen[c]) {
             seen[c][s] = 1;
         }
         if (s < last[c]) {
-            fprintf(stderr, "histclient: CHECK key %s: wrong order: %s%d.%" PRIu32
-                            " after %s%d.%" PRIu32 "\n", kbuf, g.name, c, s, g.name, c, last[c]);
+            fprintf(stderr,
+                    "histclient: CHECK key %s: wrong order: %s%d.%" PRIu32 " after %s%d.%" PRIu32
+                    "\n",
+                    kbuf, g.name, c, s, g.name, c, last[c]);
             viol++;
         }
         if (s > last[c])
@@ -461,9 +486,10 @@ static int check_key(hc_client *cs, int k, const char *v, size_t len)
                 if (op->key == k && op->kind == HC_APPEND && op->status == HC_OK && seen[c] &&
                     !seen[c][op->seq]) {
                     if (viol < 20)
-                        fprintf(stderr, "histclient: CHECK key %s: missing element %s%d.%" PRIu32
-                                        " (an acknowledged append is lost)\n", kbuf, g.name, c,
-                                op->seq);
+                        fprintf(stderr,
+                                "histclient: CHECK key %s: missing element %s%d.%" PRIu32
+                                " (an acknowledged append is lost)\n",
+                                kbuf, g.name, c, op->seq);
                     viol++;
                 }
             }
@@ -539,8 +565,8 @@ static char *apply_src(const char *spec, const char *src)
             free(out);
             return NULL;
         }
-        o += (size_t)snprintf(out + o, cap - o, "%s%.*s%s;%.*s", o ? "," : "", (int)(eq - p + 1),
-                              p, src, (int)(len - (size_t)(eq - p + 1)), eq + 1);
+        o += (size_t)snprintf(out + o, cap - o, "%s%.*s%s;%.*s", o ? "," : "", (int)(eq - p + 1), p,
+                              src, (int)(len - (size_t)(eq - p + 1)), eq + 1);
         p += len;
         if (*p == ',')
             p++;
@@ -551,15 +577,24 @@ static char *apply_src(const char *spec, const char *src)
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"cluster", required_argument, NULL, 'c'},  {"clients", required_argument, NULL, 'C'},
-        {"duration-ms", required_argument, NULL, 'd'}, {"ops", required_argument, NULL, 'n'},
-        {"keys", required_argument, NULL, 'k'},     {"key-prefix", required_argument, NULL, 'p'},
-        {"mix", required_argument, NULL, 'm'},      {"timeout-ms", required_argument, NULL, 't'},
-        {"out", required_argument, NULL, 'o'},      {"name", required_argument, NULL, 'N'},
-        {"clock", required_argument, NULL, 'K'},    {"src", required_argument, NULL, 's'},
-        {"dup", required_argument, NULL, 'D'},      {"final-timeout-ms", required_argument, NULL, 'F'},
-        {"no-final", no_argument, NULL, 'x'},       {"seed", required_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"cluster", required_argument, NULL, 'c'},
+        {"clients", required_argument, NULL, 'C'},
+        {"duration-ms", required_argument, NULL, 'd'},
+        {"ops", required_argument, NULL, 'n'},
+        {"keys", required_argument, NULL, 'k'},
+        {"key-prefix", required_argument, NULL, 'p'},
+        {"mix", required_argument, NULL, 'm'},
+        {"timeout-ms", required_argument, NULL, 't'},
+        {"out", required_argument, NULL, 'o'},
+        {"name", required_argument, NULL, 'N'},
+        {"clock", required_argument, NULL, 'K'},
+        {"src", required_argument, NULL, 's'},
+        {"dup", required_argument, NULL, 'D'},
+        {"final-timeout-ms", required_argument, NULL, 'F'},
+        {"no-final", no_argument, NULL, 'x'},
+        {"seed", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     g.spec = getenv("HSTORE_CLUSTER");
     bool seeded = false;
@@ -595,7 +630,10 @@ int main(int argc, char **argv)
         case 'D': g.dup = atof(optarg); break;
         case 'F': g.final_timeout_ms = atol(optarg); break;
         case 'x': g.final = false; break;
-        case 'S': g.seed = strtoull(optarg, NULL, 0); seeded = true; break;
+        case 'S':
+            g.seed = strtoull(optarg, NULL, 0);
+            seeded = true;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -619,9 +657,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "histclient: bad cluster spec '%s'\n", g.spec);
         return 2;
     }
-    fprintf(stderr, "histclient: %d clients, %ld ms, %d keys '%s*', mix append=%d put=%d get=%d, "
-                    "dup=%.2f, seed=%" PRIu64 "\n", g.clients, g.duration_ms, g.keys,
-            g.key_prefix, g.mix_append, g.mix_put, g.mix_get, g.dup, g.seed);
+    fprintf(stderr,
+            "histclient: %d clients, %ld ms, %d keys '%s*', mix append=%d put=%d get=%d, "
+            "dup=%.2f, seed=%" PRIu64 "\n",
+            g.clients, g.duration_ms, g.keys, g.key_prefix, g.mix_append, g.mix_put, g.mix_get,
+            g.dup, g.seed);
 
     hc_client *cs = calloc((size_t)g.clients, sizeof *cs);
     if (!cs)
@@ -664,8 +704,10 @@ int main(int argc, char **argv)
             if (op->status != HC_OK) {
                 char kbuf[128];
                 key_name(k, kbuf, sizeof kbuf);
-                fprintf(stderr, "histclient: FINAL read of %s failed (%s) within %ld ms: no "
-                                "quorum?\n", kbuf, st_name(op->status), g.final_timeout_ms);
+                fprintf(stderr,
+                        "histclient: FINAL read of %s failed (%s) within %ld ms: no "
+                        "quorum?\n",
+                        kbuf, st_name(op->status), g.final_timeout_ms);
                 rc = 3;
                 break;
             }
@@ -718,8 +760,9 @@ int main(int argc, char **argv)
         errors += cs[i].errors;
     }
     double secs = (double)(t1 - t0) / 1e9;
-    fprintf(stderr, "histclient: %ld ops in %.1f s (%.0f/s), max latency %ld ms; "
-                    "append ok=%ld unknown=%ld, put ok=%ld unknown=%ld, get ok=%ld failed=%ld%s\n",
+    fprintf(stderr,
+            "histclient: %ld ops in %.1f s (%.0f/s), max latency %ld ms; "
+            "append ok=%ld unknown=%ld, put ok=%ld unknown=%ld, get ok=%ld failed=%ld%s\n",
             total, secs, secs > 0 ? (double)total / secs : 0.0, lat_max, cnt[HC_APPEND][HC_OK],
             cnt[HC_APPEND][HC_UNKNOWN], cnt[HC_PUT][HC_OK], cnt[HC_PUT][HC_UNKNOWN],
             cnt[HC_GET][HC_OK], cnt[HC_GET][HC_UNKNOWN] + cnt[HC_GET][HC_FAIL],
@@ -733,8 +776,8 @@ int main(int argc, char **argv)
     if (g.final && rc != 3) {
         int viol = 0;
         for (int k = 0; k < g.keys; k++)
-            viol += check_key(cs, k, finals[k].result ? finals[k].result : "",
-                              finals[k].result_len);
+            viol +=
+                check_key(cs, k, finals[k].result ? finals[k].result : "", finals[k].result_len);
         if (viol) {
             fprintf(stderr, "histclient: CHECK %d violations of exactly-once/in-order appends\n",
                     viol);

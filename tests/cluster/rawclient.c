@@ -70,7 +70,8 @@ static int flood(const char *spec, long n)
     const long window = 512;
     while (answered < n && net_now_ms() < end) {
         while (sent < n && sent - answered < window) {
-            net_client_req q = {.client_id = net_random_id(), .req_id = (uint64_t)sent + 1,
+            net_client_req q = {.client_id = net_random_id(),
+                                .req_id = (uint64_t)sent + 1,
                                 .flags = NET_REQ_REGISTER};
             if (net_encode_client_req(&q, &enc) != NET_OK ||
                 net_session_seal_req(&auth, &sess, &enc) != NET_OK ||
@@ -133,7 +134,8 @@ int main(int argc, char **argv)
         size_t ol;
         void *rep = NULL;
         size_t rl = 0;
-        if (kv_op_encode(&o, &ob, &ol) == 0 && net_client_call(c, false, ob, ol, &rep, &rl) == NET_OK) {
+        if (kv_op_encode(&o, &ob, &ol) == 0 &&
+            net_client_call(c, false, ob, ol, &rep, &rl) == NET_OK) {
             printf("%" PRIu64 "\n", net_client_id(c));
             rc = 0;
         }

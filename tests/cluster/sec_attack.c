@@ -139,8 +139,11 @@ static int forge_peer(int argc, char **argv)
         fprintf(stderr, "sec_attack: cannot connect to %s\n", url);
         return 1;
     }
-    raft_entry e = {.term = UINT64_MAX - 1, .index = 1, .type = RAFT_ENTRY_NORMAL,
-                    .data = (uint8_t *)"forged", .len = 6};
+    raft_entry e = {.term = UINT64_MAX - 1,
+                    .index = 1,
+                    .type = RAFT_ENTRY_NORMAL,
+                    .data = (uint8_t *)"forged",
+                    .len = 6};
     int sent = 0;
     for (int round = 0; round < 30; round++) {
         raft_msg m;
@@ -174,7 +177,7 @@ static int forge_peer(int argc, char **argv)
         }
         sleep_ms(30);
     }
-    sleep_ms(200);     /* let nanomsg deliver before closing */
+    sleep_ms(200); /* let nanomsg deliver before closing */
     nn_close(sock);
     printf("sent %d forged %s frames to %s as node %llu\n", sent, kind, argv[2],
            (unsigned long long)from);
@@ -263,7 +266,7 @@ static int half_frames(int argc, char **argv)
                 struct pollfd p = {.fd = fds[i], .events = POLLOUT};
                 poll(&p, 1, 50);
             } else {
-                break;      /* closed by the node */
+                break; /* closed by the node */
             }
         }
     }

@@ -150,8 +150,8 @@ int lc_history_add(lc_history *h, const char *client, lc_kind kind, const char *
 
 static bool unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
 }
 
 char *lc_encode(const void *p, size_t n)
@@ -315,8 +315,7 @@ int lc_parse_line(lc_history *h, const char *line, const char *file, int lineno,
     else if (field_is(f[1], "get"))
         op.kind = LC_GET;
     else {
-        set_err(err, errlen, "unknown operation '%.*s' (put, append or get)", (int)f[1].n,
-                f[1].p);
+        set_err(err, errlen, "unknown operation '%.*s' (put, append or get)", (int)f[1].n, f[1].p);
         goto out;
     }
 
@@ -327,8 +326,7 @@ int lc_parse_line(lc_history *h, const char *line, const char *file, int lineno,
     else if (field_is(f[5], "unknown"))
         op.status = LC_UNKNOWN;
     else {
-        set_err(err, errlen, "unknown status '%.*s' (ok, fail or unknown)", (int)f[5].n,
-                f[5].p);
+        set_err(err, errlen, "unknown status '%.*s' (ok, fail or unknown)", (int)f[5].n, f[5].p);
         goto out;
     }
 
@@ -346,12 +344,12 @@ int lc_parse_line(lc_history *h, const char *line, const char *file, int lineno,
     if (op.status == LC_UNKNOWN && field_is(f[4], "-")) {
         op.ret_ns = INT64_MAX;
     } else if (parse_i64(f[4], &op.ret_ns)) {
-        set_err(err, errlen, "bad RETURN_NS '%.*s' (an integer, or '-' when unknown)",
-                (int)f[4].n, f[4].p);
+        set_err(err, errlen, "bad RETURN_NS '%.*s' (an integer, or '-' when unknown)", (int)f[4].n,
+                f[4].p);
         goto out;
     } else if (op.status != LC_UNKNOWN && op.ret_ns < op.call_ns) {
-        set_err(err, errlen, "returns (%" PRId64 ") before it is called (%" PRId64 ")",
-                op.ret_ns, op.call_ns);
+        set_err(err, errlen, "returns (%" PRId64 ") before it is called (%" PRId64 ")", op.ret_ns,
+                op.call_ns);
         goto out;
     }
 
@@ -363,8 +361,9 @@ int lc_parse_line(lc_history *h, const char *line, const char *file, int lineno,
         /* the result of a failed or unknown get tells nothing: ignored */
         if (op.status == LC_OK) {
             if (field_is(f[7], "-")) {
-                set_err(err, errlen, "RESULT of an ok get is missing ('-'); "
-                                     "an empty value is written '%%'");
+                set_err(err, errlen,
+                        "RESULT of an ok get is missing ('-'); "
+                        "an empty value is written '%%'");
                 goto out;
             }
             if (decode_field(f[7], "result", &op.result, &op.result_len, err, errlen))
@@ -372,8 +371,9 @@ int lc_parse_line(lc_history *h, const char *line, const char *file, int lineno,
         }
     } else {
         if (field_is(f[6], "-")) {
-            set_err(err, errlen, "VALUE of a %s is missing ('-'); "
-                                 "an empty value is written '%%', a single dash '%%2D'",
+            set_err(err, errlen,
+                    "VALUE of a %s is missing ('-'); "
+                    "an empty value is written '%%', a single dash '%%2D'",
                     op.kind == LC_PUT ? "put" : "append");
             goto out;
         }
@@ -475,11 +475,11 @@ int lc_write_op(FILE *f, const lc_op *op)
             strcpy(ret, "-");
         else
             snprintf(ret, sizeof ret, "%" PRId64, op->ret_ns);
-        rc = fprintf(f, "%s %s %s %" PRId64 " %s %s %s %s\n", op->client, kind_name(op->kind),
-                     key, op->call_ns, ret, status_name(op->status), val ? val : "-",
-                     res ? res : "-") < 0
-                 ? -1
-                 : 0;
+        rc =
+            fprintf(f, "%s %s %s %" PRId64 " %s %s %s %s\n", op->client, kind_name(op->kind), key,
+                    op->call_ns, ret, status_name(op->status), val ? val : "-", res ? res : "-") < 0
+                ? -1
+                : 0;
     }
     free(key);
     free(val);
@@ -527,8 +527,8 @@ static uint64_t splitmix(uint64_t *x)
 
 typedef struct ev {
     struct ev *prev, *next;
-    struct ev *match;   /* a call's return event */
-    uint32_t op;        /* index into the key's ops */
+    struct ev *match; /* a call's return event */
+    uint32_t op;      /* index into the key's ops */
     bool is_call;
 } ev;
 
@@ -537,10 +537,10 @@ typedef struct ev {
  * stretch: only the words in between are stored (kc->lo, kc->hi). */
 typedef struct centry {
     struct centry *next;
-    uint64_t h;         /* of the whole pair: picks the bucket */
+    uint64_t h; /* of the whole pair: picks the bucket */
     vhash vh;
     size_t len;
-    uint32_t lo, nw;    /* bits holds words lo .. lo + nw - 1 of the set */
+    uint32_t lo, nw; /* bits holds words lo .. lo + nw - 1 of the set */
     uint64_t bits[];
 } centry;
 
@@ -553,10 +553,10 @@ typedef struct chunk {
 /* One linearized op, with what it takes to undo it. */
 typedef struct frame {
     ev *call;
-    size_t old_len;     /* the value's length before the op */
+    size_t old_len; /* the value's length before the op */
     vhash old_vh;
-    size_t saved_at;    /* a put saved the old value at undo.p[saved_at..] */
-    bool forced;        /* a get placed without trying alternatives */
+    size_t saved_at; /* a put saved the old value at undo.p[saved_at..] */
+    bool forced;     /* a get placed without trying alternatives */
 } frame;
 
 /* A growable byte buffer. */
@@ -593,22 +593,22 @@ static int bbuf_add(bbuf *b, const char *p, size_t n)
 typedef struct keycheck {
     const lc_op **ops;
     size_t n;
-    vhash *put_vh;      /* hash of each put's value */
+    vhash *put_vh; /* hash of each put's value */
     ev head;
     ev *evs;
-    uint64_t *zob;      /* Zobrist code of each op */
-    uint64_t *bits;     /* the set of ops linearized so far */
+    uint64_t *zob;  /* Zobrist code of each op */
+    uint64_t *bits; /* the set of ops linearized so far */
     size_t nwords;
-    size_t lo, hi;      /* bits[< lo] are all ones, bits[>= hi] all zeros */
-    uint64_t set_h;     /* its Zobrist hash */
+    size_t lo, hi;  /* bits[< lo] are all ones, bits[>= hi] all zeros */
+    uint64_t set_h; /* its Zobrist hash */
     centry **table;
     size_t tsize, tcount;
     chunk *arena;
     size_t arena_bytes;
     bool out_of_room;
-    bbuf cur;           /* the key's value after the linearized ops */
+    bbuf cur; /* the key's value after the linearized ops */
     vhash cur_vh;
-    bbuf undo;          /* old values saved by puts: a stack */
+    bbuf undo; /* old values saved by puts: a stack */
     frame *stack;
     size_t depth;
     /* the deepest dead end, for the explanation */
@@ -687,8 +687,8 @@ static int cache_visit(keycheck *kc, size_t len, vhash vh)
     const uint64_t *w = kc->bits + kc->lo;
     size_t nw = kc->hi - kc->lo;
     for (centry *e = kc->table[bucket]; e; e = e->next) {
-        if (e->h == h && e->len == len && e->vh.a == vh.a && e->vh.b == vh.b &&
-            e->lo == kc->lo && e->nw == nw && memcmp(e->bits, w, nw * sizeof *w) == 0)
+        if (e->h == h && e->len == len && e->vh.a == vh.a && e->vh.b == vh.b && e->lo == kc->lo &&
+            e->nw == nw && memcmp(e->bits, w, nw * sizeof *w) == 0)
             return 1;
     }
     centry *e = arena_alloc(kc, sizeof *e + nw * sizeof *w);
@@ -748,7 +748,7 @@ static void flip_bit(keycheck *kc, uint32_t i)
 
 typedef struct evkey {
     int64_t t;
-    int late;      /* return of an unknown op: after everything else */
+    int late; /* return of an unknown op: after everything else */
     int is_ret;
     uint32_t op;
 } evkey;
@@ -806,7 +806,8 @@ static int keycheck_init(keycheck *kc, const lc_op **ops, size_t n)
     evkey *keys = malloc(2 * n * sizeof *keys);
     ev **call_of = malloc(n * sizeof *call_of);
     /* cur.p is never NULL, so memcmp() against an empty value is defined */
-    if (bbuf_reserve(&kc->cur, 256) != 0 || !kc->put_vh || !kc->puts || !kc->put_rank || !kc->try_rank || !kc->evs || !kc->zob || !kc->bits || !kc->stack || !kc->best_prefix ||
+    if (bbuf_reserve(&kc->cur, 256) != 0 || !kc->put_vh || !kc->puts || !kc->put_rank ||
+        !kc->try_rank || !kc->evs || !kc->zob || !kc->bits || !kc->stack || !kc->best_prefix ||
         !keys || !call_of || table_grow(kc) != 0) {
         free(keys);
         free(call_of);
@@ -1100,8 +1101,7 @@ static ev *next_candidate(keycheck *kc, const ev *after, ev **ret)
     ev *best = NULL, *e;
     for (e = kc->head.next; e->is_call; e = e->next) {
         uint32_t r = kc->try_rank[e->op];
-        if ((r > floor || (!strict && r == floor)) &&
-            (!best || r < kc->try_rank[best->op]))
+        if ((r > floor || (!strict && r == floor)) && (!best || r < kc->try_rank[best->op]))
             best = e;
     }
     *ret = e;
@@ -1117,7 +1117,7 @@ static ev *next_candidate(keycheck *kc, const ev *after, ev **ret)
  * before it was called (its call precedes the first pending return). */
 static lc_verdict search(keycheck *kc, double deadline_ms)
 {
-    ev *last = NULL;  /* the candidate tried last at this node */
+    ev *last = NULL;   /* the candidate tried last at this node */
     bool fresh = true; /* at a new node of the search tree */
     unsigned long steps = 0;
     for (;;) {
@@ -1322,9 +1322,9 @@ static bool unobservable(const lc_op *u, const lc_op *const *ops, size_t n)
         const lc_op *g = ops[i];
         if (g->kind != LC_GET || g->ret_ns < u->call_ns)
             continue;
-        if (u->kind == LC_PUT ? g->result_len >= u->value_len &&
-                                    memcmp(g->result, u->value, u->value_len) == 0
-                              : memmem(g->result, g->result_len, u->value, u->value_len) != NULL)
+        if (u->kind == LC_PUT
+                ? g->result_len >= u->value_len && memcmp(g->result, u->value, u->value_len) == 0
+                : memmem(g->result, g->result_len, u->value, u->value_len) != NULL)
             return false;
     }
     return true;
@@ -1332,8 +1332,8 @@ static bool unobservable(const lc_op *u, const lc_op *const *ops, size_t n)
 
 /* Checks the ops of one key; explains a failure into out (in full if first).
  * Sets *no_room when giving up for lack of memory rather than time. */
-static lc_verdict check_key(const lc_op **ops, size_t n, double deadline, bool first,
-                            FILE *out, bool *no_room)
+static lc_verdict check_key(const lc_op **ops, size_t n, double deadline, bool first, FILE *out,
+                            bool *no_room)
 {
     const lc_op **keep = malloc(n * sizeof *keep);
     if (!keep)

@@ -70,21 +70,21 @@ typedef struct lc_op {
     lc_kind kind;
     lc_status status;
     int64_t call_ns;
-    int64_t ret_ns;         /* meaningless when status is LC_UNKNOWN */
-    char *key;              /* bytes plus a NUL for printing; owned by the history */
+    int64_t ret_ns; /* meaningless when status is LC_UNKNOWN */
+    char *key;      /* bytes plus a NUL for printing; owned by the history */
     size_t key_len;
-    char *value;            /* put/append argument; NULL for get */
+    char *value; /* put/append argument; NULL for get */
     size_t value_len;
-    char *result;           /* what a get read (status ok); NULL otherwise */
+    char *result; /* what a get read (status ok); NULL otherwise */
     size_t result_len;
-    const char *file;       /* where the op was read from, or NULL */
+    const char *file; /* where the op was read from, or NULL */
     int line;
 } lc_op;
 
 typedef struct lc_history {
     lc_op *ops;
     size_t n, cap;
-    char **files;           /* file names ops point to */
+    char **files; /* file names ops point to */
     size_t nfiles;
 } lc_history;
 
@@ -108,8 +108,8 @@ int lc_history_add(lc_history *h, const char *client, lc_kind kind, const char *
 /* Parses one line (without or with its trailing newline) into h.  Returns 1 if
  * an op was added, 0 for a blank or comment line, -1 if the line is malformed
  * (err receives the reason, without position) or memory ran out. */
-int lc_parse_line(lc_history *h, const char *line, const char *file, int lineno,
-                  char *err, size_t errlen);
+int lc_parse_line(lc_history *h, const char *line, const char *file, int lineno, char *err,
+                  size_t errlen);
 
 /* Parses a whole stream; name is used in messages and recorded in the ops.
  * Returns the number of ops added, or -1 with "name:line: reason" in err. */
@@ -134,17 +134,17 @@ int lc_write_op(FILE *f, const lc_op *op);
 typedef enum {
     LC_LINEARIZABLE = 0,
     LC_NOT_LINEARIZABLE = 1,
-    LC_GAVE_UP = 3,         /* the time budget ran out first */
-    LC_ERROR = -1           /* out of memory */
+    LC_GAVE_UP = 3, /* the time budget ran out first */
+    LC_ERROR = -1   /* out of memory */
 } lc_verdict;
 
 typedef struct lc_result {
     lc_verdict verdict;
-    size_t nops;            /* ops checked (fail ops and unknown gets dropped) */
+    size_t nops; /* ops checked (fail ops and unknown gets dropped) */
     size_t nkeys;
-    size_t nfailed_keys;    /* keys found not linearizable */
-    double ms;              /* time the check took */
-    char *explanation;      /* malloc'd text when not linearizable or gave up */
+    size_t nfailed_keys; /* keys found not linearizable */
+    double ms;           /* time the check took */
+    char *explanation;   /* malloc'd text when not linearizable or gave up */
 } lc_result;
 
 /* Checks h.  timeout_ms <= 0 means no limit.  Fills *res (free it with

@@ -23,9 +23,9 @@
 
 typedef struct sim_disk {
     raft_hard_state hs;
-    raft_snapshot snap;      /* data owned */
+    raft_snapshot snap; /* data owned */
     uint64_t snap_chain;
-    raft_entry *log;         /* data owned */
+    raft_entry *log; /* data owned */
     uint64_t *chain;
     size_t n, cap;
 } sim_disk;
@@ -62,7 +62,7 @@ struct sim {
     int loss, dup;
     uint64_t delivered, by_type[RAFT_MSG_TYPE_MAX];
     uint64_t *g_chain, *g_term, *g_val;
-    uint64_t *g_cterm, *g_eterm;   /* per index: lowest term of a leader that
+    uint64_t *g_cterm, *g_eterm; /* per index: lowest term of a leader that
                                     * committed it, and the entry's term */
     uint64_t g_cmax;
     size_t g_cap;
@@ -72,11 +72,11 @@ struct sim {
     htent *ht;
     size_t ht_cap, ht_n;
     bool failed;
-    bool trace;   /* HSTORE_SIM_TRACE=1: print every delivered message */
+    bool trace; /* HSTORE_SIM_TRACE=1: print every delivered message */
 };
 
 static const char *g_test_name;
-static uint64_t disk_last(const struct sim_disk *d);   /* for the replay line only */
+static uint64_t disk_last(const struct sim_disk *d); /* for the replay line only */
 
 uint64_t sim_seed(uint64_t def, const char *test_name)
 {
@@ -123,7 +123,10 @@ void sim_fail(sim *s, const char *fmt, ...)
     fail_msg("raft simulation failed (seed %llu)", (unsigned long long)s->c.seed);
 }
 
-bool sim_failed(const sim *s) { return s->failed; }
+bool sim_failed(const sim *s)
+{
+    return s->failed;
+}
 
 /* ---- randomness and hashing ---------------------------------------------------- */
 
@@ -134,23 +137,32 @@ static uint64_t mix(uint64_t z)
     return z ^ (z >> 31);
 }
 
-uint64_t sim_rand(sim *s) { return mix(s->rng += 0x9e3779b97f4a7c15ULL); }
+uint64_t sim_rand(sim *s)
+{
+    return mix(s->rng += 0x9e3779b97f4a7c15ULL);
+}
 
-int sim_rand_int(sim *s, int n) { return n <= 0 ? 0 : (int)(sim_rand(s) % (uint64_t)n); }
+int sim_rand_int(sim *s, int n)
+{
+    return n <= 0 ? 0 : (int)(sim_rand(s) % (uint64_t)n);
+}
 
 static uint64_t entry_hash(uint64_t prev, const raft_entry *e)
 {
     uint64_t h = mix(prev ^ mix(e->index) ^ mix(e->term * 31 + e->type));
-    for (uint32_t i = 0; i < e->len; i++) h = (h ^ e->data[i]) * 0x100000001b3ULL;
+    for (uint32_t i = 0; i < e->len; i++)
+        h = (h ^ e->data[i]) * 0x100000001b3ULL;
     return mix(h ^ e->len);
 }
 
 static uint64_t entry_value(const raft_entry *e)
 {
-    if (e->type != RAFT_ENTRY_NORMAL) return SIM_NOOP;
+    if (e->type != RAFT_ENTRY_NORMAL)
+        return SIM_NOOP;
     if (e->len == 8) {
         uint64_t v = 0;
-        for (int i = 0; i < 8; i++) v |= (uint64_t)e->data[i] << (8 * i);
+        for (int i = 0; i < 8; i++)
+            v |= (uint64_t)e->data[i] << (8 * i);
         return v;
     }
     return entry_hash(0, e);
@@ -170,9 +182,11 @@ static void *xrealloc(void *p, size_t n)
 
 static void g_grow(sim *s, uint64_t index)
 {
-    if (index < s->g_cap) return;
+    if (index < s->g_cap)
+        return;
     size_t cap = s->g_cap ? s->g_cap : 256;
-    while (cap <= index) cap *= 2;
+    while (cap <= index)
+        cap *= 2;
     s->g_chain = xrealloc(s->g_chain, cap * sizeof(uint64_t));
     s->g_term = xrealloc(s->g_term, cap * sizeof(uint64_t));
     s->g_val = xrealloc(s->g_val, cap * sizeof(uint64_t));
@@ -195,10 +209,11 @@ static void g_applied(sim *s, int i, uint64_t index, uint64_t term, uint64_t cha
         s->g_chain[index] = chain;
         s->g_term[index] = term;
         s->g_val[index] = val;
-        if (index > s->g_max) s->g_max = index;
+        if (index > s->g_max)
+            s->g_max = index;
     } else if (s->g_chain[index] != 0 && s->g_chain[index] != chain) {
-        sim_fail(s, "state machine safety: node %d applied a different state at index %llu",
-                 i + 1, (unsigned long long)index);
+        sim_fail(s, "state machine safety: node %d applied a different state at index %llu", i + 1,
+                 (unsigned long long)index);
     }
 }
 
@@ -209,12 +224,15 @@ static void ht_check(sim *s, int i, uint64_t index, uint64_t term, uint64_t chai
     if (s->ht_n * 2 >= s->ht_cap) {
         size_t cap = s->ht_cap ? s->ht_cap * 2 : 1024;
         htent *nt = calloc(cap, sizeof *nt);
-        if (!nt) abort();
+        if (!nt)
+            abort();
         for (size_t k = 0; k < s->ht_cap; k++) {
             htent *e = &s->ht[k];
-            if (!e->index) continue;
+            if (!e->index)
+                continue;
             size_t h = mix(e->index * 1000003 + e->term) & (cap - 1);
-            while (nt[h].index) h = (h + 1) & (cap - 1);
+            while (nt[h].index)
+                h = (h + 1) & (cap - 1);
             nt[h] = *e;
         }
         free(s->ht);
@@ -239,7 +257,10 @@ static void ht_check(sim *s, int i, uint64_t index, uint64_t term, uint64_t chai
 
 /* ---- disk ------------------------------------------------------------------------ */
 
-static uint64_t disk_last(const sim_disk *d) { return d->snap.index + d->n; }
+static uint64_t disk_last(const sim_disk *d)
+{
+    return d->snap.index + d->n;
+}
 
 static void disk_drop_from(sim_disk *d, uint64_t index)
 {
@@ -252,7 +273,8 @@ static void disk_drop_from(sim_disk *d, uint64_t index)
 static void disk_drop_upto(sim_disk *d, uint64_t index)
 {
     size_t k = 0;
-    while (k < d->n && d->log[k].index <= index) free(d->log[k++].data);
+    while (k < d->n && d->log[k].index <= index)
+        free(d->log[k++].data);
     memmove(d->log, d->log + k, (d->n - k) * sizeof *d->log);
     memmove(d->chain, d->chain + k, (d->n - k) * sizeof *d->chain);
     d->n -= k;
@@ -261,7 +283,8 @@ static void disk_drop_upto(sim_disk *d, uint64_t index)
 static void disk_append(sim *s, int i, const raft_entry *es, size_t n)
 {
     sim_disk *d = &s->nodes[i].d;
-    if (n == 0) return;
+    if (n == 0)
+        return;
     if (es[0].index <= d->snap.index || es[0].index > disk_last(d) + 1)
         sim_fail(s, "node %d: ready entries start at %llu, disk has (%llu, %llu]", i + 1,
                  (unsigned long long)es[0].index, (unsigned long long)d->snap.index,
@@ -269,7 +292,8 @@ static void disk_append(sim *s, int i, const raft_entry *es, size_t n)
     disk_drop_from(d, es[0].index);
     if (d->n + n > d->cap) {
         size_t cap = d->cap ? d->cap : 64;
-        while (cap < d->n + n) cap *= 2;
+        while (cap < d->n + n)
+            cap *= 2;
         d->log = xrealloc(d->log, cap * sizeof *d->log);
         d->chain = xrealloc(d->chain, cap * sizeof *d->chain);
         d->cap = cap;
@@ -292,14 +316,16 @@ static void disk_append(sim *s, int i, const raft_entry *es, size_t n)
 static uint64_t snap_chain_of(sim *s, int i, const uint8_t *data, size_t len, uint64_t index)
 {
     if (len < 16) {
-        if (index == 0) return 0;
+        if (index == 0)
+            return 0;
         sim_fail(s, "node %d: snapshot too short", i + 1);
     }
     uint64_t idx = 0, chain = 0;
     memcpy(&idx, data, 8);
     memcpy(&chain, data + 8, 8);
-    if (idx != index) sim_fail(s, "node %d: snapshot data is for index %llu, not %llu", i + 1,
-                               (unsigned long long)idx, (unsigned long long)index);
+    if (idx != index)
+        sim_fail(s, "node %d: snapshot data is for index %llu, not %llu", i + 1,
+                 (unsigned long long)idx, (unsigned long long)index);
     for (size_t k = 16; k < len; k++)
         if (data[k] != (uint8_t)(index + k))
             sim_fail(s, "node %d: snapshot byte %zu corrupted", i + 1, k);
@@ -341,7 +367,8 @@ static void q_push(sim *s, const qmsg *q)
     s->heap[k] = *q;
     while (k > 0) {
         size_t p = (k - 1) / 2;
-        if (!q_less(&s->heap[k], &s->heap[p])) break;
+        if (!q_less(&s->heap[k], &s->heap[p]))
+            break;
         qmsg t = s->heap[k];
         s->heap[k] = s->heap[p];
         s->heap[p] = t;
@@ -356,9 +383,12 @@ static qmsg q_pop(sim *s)
     size_t k = 0;
     for (;;) {
         size_t l = 2 * k + 1, r = l + 1, m = k;
-        if (l < s->hn && q_less(&s->heap[l], &s->heap[m])) m = l;
-        if (r < s->hn && q_less(&s->heap[r], &s->heap[m])) m = r;
-        if (m == k) break;
+        if (l < s->hn && q_less(&s->heap[l], &s->heap[m]))
+            m = l;
+        if (r < s->hn && q_less(&s->heap[r], &s->heap[m]))
+            m = r;
+        if (m == k)
+            break;
         qmsg t = s->heap[k];
         s->heap[k] = s->heap[m];
         s->heap[m] = t;
@@ -391,7 +421,8 @@ static void msg_copy(raft_msg *dst, const raft_msg *src)
 
 static void msg_free(raft_msg *m)
 {
-    for (uint32_t k = 0; k < m->n_entries; k++) free(m->entries[k].data);
+    for (uint32_t k = 0; k < m->n_entries; k++)
+        free(m->entries[k].data);
     free(m->entries);
     free(m->chunk);
 }
@@ -399,16 +430,21 @@ static void msg_free(raft_msg *m)
 static void net_send(sim *s, const raft_msg *m)
 {
     int from = (int)m->from - 1, to = (int)m->to - 1;
-    if (to < 0 || to >= s->c.n_slots || from < 0 || from >= s->c.n_slots) return;
-    if (!link_ok(s, from, to)) return;
+    if (to < 0 || to >= s->c.n_slots || from < 0 || from >= s->c.n_slots)
+        return;
+    if (!link_ok(s, from, to))
+        return;
     int copies = 1;
-    if (s->dup && sim_rand_int(s, 100) < s->dup) copies = 2;
+    if (s->dup && sim_rand_int(s, 100) < s->dup)
+        copies = 2;
     for (int c = 0; c < copies; c++) {
-        if (!s->reliable && sim_rand_int(s, 100) < 10) continue;
-        if (s->loss && sim_rand_int(s, 100) < s->loss) continue;
+        if (!s->reliable && sim_rand_int(s, 100) < 10)
+            continue;
+        if (s->loss && sim_rand_int(s, 100) < s->loss)
+            continue;
         qmsg q;
-        uint64_t delay = s->reliable ? 1 + (uint64_t)sim_rand_int(s, 3)
-                                     : (uint64_t)sim_rand_int(s, 27);
+        uint64_t delay =
+            s->reliable ? 1 + (uint64_t)sim_rand_int(s, 3) : (uint64_t)sim_rand_int(s, 27);
         if (s->long_reorder && sim_rand_int(s, 900) < 600)
             delay += 200 + (uint64_t)sim_rand_int(s, 1 + sim_rand_int(s, 2001));
         q.at = s->now + delay;
@@ -444,7 +480,8 @@ static void node_boot(sim *s, int i)
     boot.n_entries = nd->d.n;
     const char *err = NULL;
     nd->r = raft_new(&cfg, &boot, &err);
-    if (!nd->r) sim_fail(s, "node %d: raft_new failed: %s", i + 1, err ? err : "?");
+    if (!nd->r)
+        sim_fail(s, "node %d: raft_new failed: %s", i + 1, err ? err : "?");
     nd->alive = true;
     nd->crash_mid = false;
     nd->applied = nd->d.snap.index;
@@ -462,11 +499,12 @@ static void maybe_compact(sim *s, int i)
     uint8_t *data = xrealloc(NULL, len);
     memcpy(data, &nd->applied, 8);
     memcpy(data + 8, &nd->hash, 8);
-    for (size_t k = 16; k < len; k++) data[k] = (uint8_t)(nd->applied + k);
+    for (size_t k = 16; k < len; k++)
+        data[k] = (uint8_t)(nd->applied + k);
     uint64_t index = nd->applied;
     size_t k = (size_t)(index - nd->d.snap.index - 1);
-    if (k >= nd->d.n) sim_fail(s, "node %d applied %llu beyond its disk log", i + 1,
-                               (unsigned long long)index);
+    if (k >= nd->d.n)
+        sim_fail(s, "node %d applied %llu beyond its disk log", i + 1, (unsigned long long)index);
     raft_snapshot sn;
     memset(&sn, 0, sizeof sn);
     sn.index = index;
@@ -476,7 +514,8 @@ static void maybe_compact(sim *s, int i)
     int rc = raft_compact(nd->r, index, s->c.external_snapshot ? NULL : data, len, &sn.conf);
     if (rc != RAFT_OK || s->c.external_snapshot) {
         /* external: the disk keeps the bytes (copied below), the core none */
-        if (rc == RAFT_OK) goto stored;
+        if (rc == RAFT_OK)
+            goto stored;
         free(data);
         sim_fail(s, "node %d: raft_compact(%llu): %s", i + 1, (unsigned long long)index,
                  raft_strerror(rc));
@@ -484,7 +523,8 @@ static void maybe_compact(sim *s, int i)
 stored:
     disk_drop_upto(&nd->d, index);
     disk_set_snapshot(&nd->d, &sn, nd->hash);
-    if (s->c.external_snapshot) free(data);
+    if (s->c.external_snapshot)
+        free(data);
 }
 
 static void process(sim *s, int i)
@@ -506,7 +546,8 @@ static void process(sim *s, int i)
                 /* Flow control: a message holds at most max_msg_bytes of
                  * entries, unless it holds a single entry. */
                 uint64_t bytes = 0;
-                for (uint32_t e = 0; e < m->n_entries; e++) bytes += m->entries[e].len;
+                for (uint32_t e = 0; e < m->n_entries; e++)
+                    bytes += m->entries[e].len;
                 if (bytes > s->c.max_msg_bytes)
                     sim_fail(s, "node %d sends %u entries of %llu bytes in one message (cap %u)",
                              i + 1, (unsigned)m->n_entries, (unsigned long long)bytes,
@@ -515,7 +556,8 @@ static void process(sim *s, int i)
             if (m->type == RAFT_MSG_SNAPSHOT && s->c.external_snapshot) {
                 /* The caller's part of external snapshots: fill the chunk
                  * from the stored snapshot it names. */
-                if (m->chunk) sim_fail(s, "node %d: external snapshot chunk filled by the core", i + 1);
+                if (m->chunk)
+                    sim_fail(s, "node %d: external snapshot chunk filled by the core", i + 1);
                 const raft_snapshot *ds = &nd->d.snap;
                 if (ds->index != m->index || ds->len != m->snap_len ||
                     m->offset + m->chunk_len > ds->len)
@@ -533,13 +575,14 @@ static void process(sim *s, int i)
             return;
         }
         if (rd.snapshot) {
-            uint64_t chain = snap_chain_of(s, i, rd.snapshot->data, rd.snapshot->len,
-                                           rd.snapshot->index);
+            uint64_t chain =
+                snap_chain_of(s, i, rd.snapshot->data, rd.snapshot->len, rd.snapshot->index);
             disk_drop_from(&nd->d, 0);
             disk_set_snapshot(&nd->d, rd.snapshot, chain);
         }
         disk_append(s, i, rd.entries, rd.n_entries);
-        if (rd.hs_changed) nd->d.hs = rd.hs;
+        if (rd.hs_changed)
+            nd->d.hs = rd.hs;
         if (nd->d.hs.commit > disk_last(&nd->d))
             sim_fail(s, "node %d: persisted commit %llu beyond its log", i + 1,
                      (unsigned long long)nd->d.hs.commit);
@@ -551,7 +594,8 @@ static void process(sim *s, int i)
             nd->installs++;
             if (nd->applied > 0)
                 g_applied(s, i, nd->applied, rd.snapshot->term, nd->hash, 0, true);
-            if (nd->applied > nd->max_applied) nd->max_applied = nd->applied;
+            if (nd->applied > nd->max_applied)
+                nd->max_applied = nd->applied;
         }
         for (size_t k = 0; k < rd.n_committed; k++) {
             const raft_entry *e = &rd.committed[k];
@@ -561,7 +605,8 @@ static void process(sim *s, int i)
             nd->hash = entry_hash(nd->hash, e);
             nd->applied = e->index;
             g_applied(s, i, e->index, e->term, nd->hash, entry_value(e), false);
-            if (nd->applied > nd->max_applied) nd->max_applied = nd->applied;
+            if (nd->applied > nd->max_applied)
+                nd->max_applied = nd->applied;
         }
         for (size_t k = 0; k < rd.n_read_states; k++) {
             if (nd->n_reads == nd->cap_reads) {
@@ -579,13 +624,16 @@ static void process(sim *s, int i)
 static void check_node(sim *s, int i)
 {
     sim_node *nd = &s->nodes[i];
-    if (!nd->alive) return;
+    if (!nd->alive)
+        return;
     raft *r = nd->r;
-    if (r->role != RAFT_LEADER) return;
+    if (r->role != RAFT_LEADER)
+        return;
     uint64_t t = r->term;
     if (t >= s->gl_cap) {
         size_t cap = s->gl_cap ? s->gl_cap : 64;
-        while (cap <= t) cap *= 2;
+        while (cap <= t)
+            cap *= 2;
         s->g_leader = xrealloc(s->g_leader, cap * sizeof *s->g_leader);
         memset(s->g_leader + s->gl_cap, 0, (cap - s->gl_cap) * sizeof *s->g_leader);
         s->gl_cap = cap;
@@ -599,20 +647,23 @@ static void check_node(sim *s, int i)
         /* New leader: it must hold every entry committed in a lower term
          * (Leader Completeness; by log matching the newest one suffices). */
         for (uint64_t c = s->g_cmax; c > r->log.snap_index; c--) {
-            if (!s->g_cterm[c] || s->g_cterm[c] >= t) continue;
+            if (!s->g_cterm[c] || s->g_cterm[c] >= t)
+                continue;
             uint64_t et = s->g_eterm[c] ? s->g_eterm[c] : s->g_term[c];
-            if (!et) continue;
+            if (!et)
+                continue;
             if (raft_term_at(r, c) != et)
-                sim_fail(s, "leader completeness: leader %d of term %llu lacks index %llu "
-                            "committed in term %llu", i + 1, (unsigned long long)t,
-                         (unsigned long long)c, (unsigned long long)s->g_cterm[c]);
+                sim_fail(s,
+                         "leader completeness: leader %d of term %llu lacks index %llu "
+                         "committed in term %llu",
+                         i + 1, (unsigned long long)t, (unsigned long long)c,
+                         (unsigned long long)s->g_cterm[c]);
             break;
         }
         nd->lead_term = t;
         nd->lead_commit = r->commit;
-    } else if (last < nd->lead_last ||
-               (nd->lead_last > r->log.snap_index &&
-                raft_term_at(r, nd->lead_last) != nd->lead_last_term)) {
+    } else if (last < nd->lead_last || (nd->lead_last > r->log.snap_index &&
+                                        raft_term_at(r, nd->lead_last) != nd->lead_last_term)) {
         sim_fail(s, "leader append-only: leader %d of term %llu changed its log at %llu", i + 1,
                  (unsigned long long)t, (unsigned long long)nd->lead_last);
     }
@@ -623,10 +674,13 @@ static void check_node(sim *s, int i)
             if (s->g_eterm[c] && et && s->g_eterm[c] != et)
                 sim_fail(s, "two leaders committed different entries at index %llu",
                          (unsigned long long)c);
-            if (et) s->g_eterm[c] = et;
-            if (!s->g_cterm[c] || t < s->g_cterm[c]) s->g_cterm[c] = t;
+            if (et)
+                s->g_eterm[c] = et;
+            if (!s->g_cterm[c] || t < s->g_cterm[c])
+                s->g_cterm[c] = t;
         }
-        if (r->commit > s->g_cmax) s->g_cmax = r->commit;
+        if (r->commit > s->g_cmax)
+            s->g_cmax = r->commit;
         nd->lead_commit = r->commit;
     }
     nd->lead_last = last;
@@ -635,7 +689,8 @@ static void check_node(sim *s, int i)
 
 void sim_check(sim *s)
 {
-    for (int i = 0; i < s->c.n_slots; i++) check_node(s, i);
+    for (int i = 0; i < s->c.n_slots; i++)
+        check_node(s, i);
 }
 
 /* One event: the earliest message or tick. */
@@ -657,15 +712,15 @@ static void sim_event(sim *s)
                     (unsigned long long)s->now, raft_msg_type_name(q.m.type),
                     (unsigned long long)q.m.from, (unsigned long long)q.m.to,
                     (unsigned long long)q.m.term, (unsigned long long)q.m.index,
-                    (unsigned long long)q.m.log_term, (unsigned long long)q.m.commit,
-                    q.m.n_entries, q.m.reject,
-                    s->nodes[to].alive && link_ok(s, from, to) ? "" : "(lost)");
+                    (unsigned long long)q.m.log_term, (unsigned long long)q.m.commit, q.m.n_entries,
+                    q.m.reject, s->nodes[to].alive && link_ok(s, from, to) ? "" : "(lost)");
         if (s->nodes[to].alive && link_ok(s, from, to)) {
             s->delivered++;
             s->by_type[q.m.type]++;
             raft_step(s->nodes[to].r, &q.m);
             process(s, to);
-            if (s->c.check_every_step) check_node(s, to);
+            if (s->c.check_every_step)
+                check_node(s, to);
         }
         msg_free(&q.m);
         return;
@@ -678,7 +733,8 @@ static void sim_event(sim *s)
     s->nodes[who].next_tick += SIM_TICK_MS;
     raft_tick(s->nodes[who].r);
     process(s, who);
-    if (s->c.check_every_step) check_node(s, who);
+    if (s->c.check_every_step)
+        check_node(s, who);
 }
 
 /* ---- public API ------------------------------------------------------------------------ */
@@ -704,9 +760,11 @@ void sim_config_init(sim_config *c, int n, uint64_t seed)
 sim *sim_new(const sim_config *c)
 {
     sim *s = calloc(1, sizeof *s);
-    if (!s) abort();
+    if (!s)
+        abort();
     s->c = *c;
-    if (s->c.n_slots < s->c.n) s->c.n_slots = s->c.n;
+    if (s->c.n_slots < s->c.n)
+        s->c.n_slots = s->c.n;
     s->rng = c->seed;
     s->reliable = true;
     const char *tr = getenv("HSTORE_SIM_TRACE");
@@ -721,7 +779,8 @@ sim *sim_new(const sim_config *c)
     for (int i = 0; i < s->c.n_slots; i++) {
         sim_node *nd = &s->nodes[i];
         nd->connected = true;
-        if (i < c->n) nd->d.snap.conf = conf;   /* joiners boot with no configuration */
+        if (i < c->n)
+            nd->d.snap.conf = conf; /* joiners boot with no configuration */
         node_boot(s, i);
     }
     return s;
@@ -729,7 +788,8 @@ sim *sim_new(const sim_config *c)
 
 void sim_free(sim *s)
 {
-    if (!s) return;
+    if (!s)
+        return;
     for (int i = 0; i < s->c.n_slots; i++) {
         sim_node *nd = &s->nodes[i];
         raft_free(nd->r);
@@ -739,7 +799,8 @@ void sim_free(sim *s)
         free(nd->d.snap.data);
         free(nd->reads);
     }
-    for (size_t k = 0; k < s->hn; k++) msg_free(&s->heap[k].m);
+    for (size_t k = 0; k < s->hn; k++)
+        msg_free(&s->heap[k].m);
     free(s->heap);
     free(s->g_chain);
     free(s->g_term);
@@ -751,7 +812,10 @@ void sim_free(sim *s)
     free(s);
 }
 
-uint64_t sim_now(const sim *s) { return s->now; }
+uint64_t sim_now(const sim *s)
+{
+    return s->now;
+}
 
 void sim_run(sim *s, uint64_t ms)
 {
@@ -760,8 +824,10 @@ void sim_run(sim *s, uint64_t ms)
         /* stop exactly at end if the next event is later */
         uint64_t next = UINT64_MAX;
         for (int i = 0; i < s->c.n_slots; i++)
-            if (s->nodes[i].alive && s->nodes[i].next_tick < next) next = s->nodes[i].next_tick;
-        if (s->hn && s->heap[0].at < next) next = s->heap[0].at;
+            if (s->nodes[i].alive && s->nodes[i].next_tick < next)
+                next = s->nodes[i].next_tick;
+        if (s->hn && s->heap[0].at < next)
+            next = s->heap[0].at;
         if (next > end) {
             s->now = end;
             break;
@@ -774,19 +840,30 @@ bool sim_run_until(sim *s, uint64_t max_ms, bool (*pred)(sim *, void *), void *a
 {
     uint64_t end = s->now + max_ms;
     while (!pred(s, arg)) {
-        if (s->now >= end) return false;
+        if (s->now >= end)
+            return false;
         sim_run(s, 1);
     }
     return true;
 }
 
-void sim_disconnect(sim *s, int i) { s->nodes[i].connected = false; }
-void sim_connect(sim *s, int i) { s->nodes[i].connected = true; }
-bool sim_connected(const sim *s, int i) { return s->nodes[i].connected; }
+void sim_disconnect(sim *s, int i)
+{
+    s->nodes[i].connected = false;
+}
+void sim_connect(sim *s, int i)
+{
+    s->nodes[i].connected = true;
+}
+bool sim_connected(const sim *s, int i)
+{
+    return s->nodes[i].connected;
+}
 
 void sim_partition(sim *s, const int *group)
 {
-    for (int i = 0; i < s->c.n_slots; i++) s->nodes[i].group = group[i];
+    for (int i = 0; i < s->c.n_slots; i++)
+        s->nodes[i].group = group[i];
 }
 
 void sim_heal(sim *s)
@@ -798,19 +875,29 @@ void sim_heal(sim *s)
     memset(s->blocked, 0, sizeof s->blocked);
 }
 
-void sim_block(sim *s, int from, int to, bool blocked) { s->blocked[from][to] = blocked; }
+void sim_block(sim *s, int from, int to, bool blocked)
+{
+    s->blocked[from][to] = blocked;
+}
 
 void sim_crash(sim *s, int i)
 {
     sim_node *nd = &s->nodes[i];
-    if (!nd->alive) return;
+    if (!nd->alive)
+        return;
     raft_free(nd->r);
     nd->r = NULL;
     nd->alive = false;
 }
 
-void sim_crash_mid_batch(sim *s, int i) { s->nodes[i].crash_mid = true; }
-void sim_cancel_crash(sim *s, int i) { s->nodes[i].crash_mid = false; }
+void sim_crash_mid_batch(sim *s, int i)
+{
+    s->nodes[i].crash_mid = true;
+}
+void sim_cancel_crash(sim *s, int i)
+{
+    s->nodes[i].crash_mid = false;
+}
 
 void sim_restart(sim *s, int i)
 {
@@ -819,14 +906,32 @@ void sim_restart(sim *s, int i)
     node_boot(s, i);
 }
 
-bool sim_alive(const sim *s, int i) { return s->nodes[i].alive; }
+bool sim_alive(const sim *s, int i)
+{
+    return s->nodes[i].alive;
+}
 
-void sim_set_reliable(sim *s, bool reliable) { s->reliable = reliable; }
-void sim_set_loss(sim *s, int pct) { s->loss = pct; }
-void sim_set_dup(sim *s, int pct) { s->dup = pct; }
-void sim_set_long_reordering(sim *s, bool on) { s->long_reorder = on; }
+void sim_set_reliable(sim *s, bool reliable)
+{
+    s->reliable = reliable;
+}
+void sim_set_loss(sim *s, int pct)
+{
+    s->loss = pct;
+}
+void sim_set_dup(sim *s, int pct)
+{
+    s->dup = pct;
+}
+void sim_set_long_reordering(sim *s, bool on)
+{
+    s->long_reorder = on;
+}
 
-raft *sim_raft(sim *s, int i) { return s->nodes[i].alive ? s->nodes[i].r : NULL; }
+raft *sim_raft(sim *s, int i)
+{
+    return s->nodes[i].alive ? s->nodes[i].r : NULL;
+}
 
 void sim_status(sim *s, int i, raft_status *st)
 {
@@ -836,8 +941,14 @@ void sim_status(sim *s, int i, raft_status *st)
         memset(st, 0, sizeof *st);
 }
 
-uint64_t sim_msg_count(const sim *s) { return s->delivered; }
-uint64_t sim_msg_count_type(const sim *s, int type) { return s->by_type[type]; }
+uint64_t sim_msg_count(const sim *s)
+{
+    return s->delivered;
+}
+uint64_t sim_msg_count_type(const sim *s, int type)
+{
+    return s->by_type[type];
+}
 
 int sim_leader(sim *s)
 {
@@ -845,7 +956,8 @@ int sim_leader(sim *s)
     uint64_t bt = 0;
     for (int i = 0; i < s->c.n_slots; i++) {
         sim_node *nd = &s->nodes[i];
-        if (!nd->alive || !nd->connected || nd->r->role != RAFT_LEADER) continue;
+        if (!nd->alive || !nd->connected || nd->r->role != RAFT_LEADER)
+            continue;
         if (nd->r->term > bt) {
             bt = nd->r->term;
             best = i;
@@ -859,21 +971,28 @@ int sim_check_one_leader(sim *s)
     for (int k = 0; k < 10; k++) {
         sim_run(s, 500);
         int l = sim_leader(s);
-        if (l >= 0) return l;
+        if (l >= 0)
+            return l;
     }
     return -1;
 }
 
-bool sim_no_leader(sim *s) { return sim_leader(s) < 0; }
+bool sim_no_leader(sim *s)
+{
+    return sim_leader(s) < 0;
+}
 
 uint64_t sim_agreed_term(sim *s)
 {
     uint64_t t = 0;
     for (int i = 0; i < s->c.n_slots; i++) {
         sim_node *nd = &s->nodes[i];
-        if (!nd->alive || !nd->connected) continue;
-        if (t == 0) t = nd->r->term;
-        else if (nd->r->term != t) return 0;
+        if (!nd->alive || !nd->connected)
+            continue;
+        if (t == 0)
+            t = nd->r->term;
+        else if (nd->r->term != t)
+            return 0;
     }
     return t;
 }
@@ -882,23 +1001,33 @@ int sim_n_committed(sim *s, uint64_t index, uint64_t *val)
 {
     int n = 0;
     for (int i = 0; i < s->c.n_slots; i++)
-        if (s->nodes[i].max_applied >= index) n++;
-    if (val) *val = (n && index < s->g_cap) ? s->g_val[index] : 0;
+        if (s->nodes[i].max_applied >= index)
+            n++;
+    if (val)
+        *val = (n && index < s->g_cap) ? s->g_val[index] : 0;
     return n;
 }
 
-uint64_t sim_max_committed(const sim *s) { return s->g_max; }
+uint64_t sim_max_committed(const sim *s)
+{
+    return s->g_max;
+}
 
 bool sim_start(sim *s, int i, uint64_t cmd, uint64_t *index, uint64_t *term)
 {
     sim_node *nd = &s->nodes[i];
-    if (!nd->alive || nd->r->role != RAFT_LEADER) return false;
+    if (!nd->alive || nd->r->role != RAFT_LEADER)
+        return false;
     uint8_t buf[8];
-    for (int k = 0; k < 8; k++) buf[k] = (uint8_t)(cmd >> (8 * k));
+    for (int k = 0; k < 8; k++)
+        buf[k] = (uint8_t)(cmd >> (8 * k));
     uint64_t idx = 0, t = 0;
-    if (raft_propose(nd->r, buf, 8, &idx, &t) != RAFT_OK) return false;
-    if (index) *index = idx;
-    if (term) *term = t;
+    if (raft_propose(nd->r, buf, 8, &idx, &t) != RAFT_OK)
+        return false;
+    if (index)
+        *index = idx;
+    if (term)
+        *term = t;
     return true;
 }
 
@@ -930,11 +1059,13 @@ uint64_t sim_try_one(sim *s, uint64_t cmd, int expected, bool retry, uint64_t ma
             while (s->now - t1 < 2000) {
                 uint64_t v;
                 int n = sim_n_committed(s, idx, &v);
-                if (n >= expected && v == cmd) return idx;
+                if (n >= expected && v == cmd)
+                    return idx;
                 sim_run(s, 20);
             }
-            if (!retry) break;
-            start = (start + 1) % s->c.n_slots;   /* as the lab: try the next one */
+            if (!retry)
+                break;
+            start = (start + 1) % s->c.n_slots; /* as the lab: try the next one */
         } else {
             sim_run(s, 50);
         }
@@ -946,19 +1077,33 @@ bool sim_wait(sim *s, uint64_t index, int n, uint64_t max_ms)
 {
     uint64_t end = s->now + max_ms;
     while (sim_n_committed(s, index, NULL) < n) {
-        if (s->now >= end) return false;
+        if (s->now >= end)
+            return false;
         sim_run(s, 10);
     }
     return true;
 }
 
-int sim_n_reads(const sim *s, int i) { return s->nodes[i].n_reads; }
-raft_read_state sim_read(const sim *s, int i, int k) { return s->nodes[i].reads[k]; }
-int sim_n_installs(const sim *s, int i) { return s->nodes[i].installs; }
-uint64_t sim_applied(const sim *s, int i) { return s->nodes[i].applied; }
+int sim_n_reads(const sim *s, int i)
+{
+    return s->nodes[i].n_reads;
+}
+raft_read_state sim_read(const sim *s, int i, int k)
+{
+    return s->nodes[i].reads[k];
+}
+int sim_n_installs(const sim *s, int i)
+{
+    return s->nodes[i].installs;
+}
+uint64_t sim_applied(const sim *s, int i)
+{
+    return s->nodes[i].applied;
+}
 
 void sim_flush(sim *s, int i)
 {
     process(s, i);
-    if (s->c.check_every_step) check_node(s, i);
+    if (s->c.check_every_step)
+        check_node(s, i);
 }

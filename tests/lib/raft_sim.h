@@ -31,23 +31,23 @@
 
 #define SIM_MAX RAFT_MAX_NODES
 #define SIM_TICK_MS 50
-#define SIM_NOOP UINT64_MAX   /* value reported for no-op / conf entries */
+#define SIM_NOOP UINT64_MAX /* value reported for no-op / conf entries */
 
 typedef struct sim_config {
-    int n;                     /* nodes in the initial configuration */
-    int n_slots;               /* slots created (>= n): extra ones may join later */
+    int n;       /* nodes in the initial configuration */
+    int n_slots; /* slots created (>= n): extra ones may join later */
     uint64_t seed;
-    int election_ticks;        /* default 20 (1-2 s) */
-    int heartbeat_ticks;       /* default 4 (200 ms: 5 heartbeats/s per follower) */
-    uint32_t max_inflight;     /* default 8 */
-    uint32_t max_msg_bytes;    /* default 64 KiB */
+    int election_ticks;          /* default 20 (1-2 s) */
+    int heartbeat_ticks;         /* default 4 (200 ms: 5 heartbeats/s per follower) */
+    uint32_t max_inflight;       /* default 8 */
+    uint32_t max_msg_bytes;      /* default 64 KiB */
     uint64_t max_inflight_bytes; /* default 256 KiB */
-    uint32_t snapshot_chunk;   /* default 64 bytes: snapshots span several chunks */
+    uint32_t snapshot_chunk;     /* default 64 bytes: snapshots span several chunks */
     bool pre_vote, check_quorum;
-    int compact_every;         /* snapshot once applied - snapshot >= this; 0 = never */
-    uint32_t snap_pad;         /* extra bytes in each snapshot (default 200) */
-    bool check_every_step;     /* safety checks after each event (default true) */
-    bool external_snapshot;    /* cores in raft_config.external_snapshot mode: the
+    int compact_every;      /* snapshot once applied - snapshot >= this; 0 = never */
+    uint32_t snap_pad;      /* extra bytes in each snapshot (default 200) */
+    bool check_every_step;  /* safety checks after each event (default true) */
+    bool external_snapshot; /* cores in raft_config.external_snapshot mode: the
                                   harness fills SNAPSHOT chunks from the sender's disk */
 } sim_config;
 
@@ -68,36 +68,36 @@ void sim_run(sim *s, uint64_t ms);
 bool sim_run_until(sim *s, uint64_t max_ms, bool (*pred)(sim *, void *), void *arg);
 
 /* ---- faults ---- */
-void sim_disconnect(sim *s, int i);      /* lab's disconnect(i) */
+void sim_disconnect(sim *s, int i); /* lab's disconnect(i) */
 void sim_connect(sim *s, int i);
 bool sim_connected(const sim *s, int i);
-void sim_partition(sim *s, const int *group);   /* group[i] per slot; same group talks */
-void sim_heal(sim *s);                   /* one group, everyone connected */
-void sim_block(sim *s, int from, int to, bool blocked);   /* one direction */
+void sim_partition(sim *s, const int *group);           /* group[i] per slot; same group talks */
+void sim_heal(sim *s);                                  /* one group, everyone connected */
+void sim_block(sim *s, int from, int to, bool blocked); /* one direction */
 void sim_crash(sim *s, int i);
 /* Crash in the middle of the next ready batch: its msgs go out, nothing of it
  * is persisted, msgs_after_persist never leave. */
 void sim_crash_mid_batch(sim *s, int i);
-void sim_cancel_crash(sim *s, int i);  /* forget a pending sim_crash_mid_batch */
+void sim_cancel_crash(sim *s, int i); /* forget a pending sim_crash_mid_batch */
 void sim_restart(sim *s, int i);
 bool sim_alive(const sim *s, int i);
-void sim_set_reliable(sim *s, bool reliable);   /* unreliable: 10% loss, 0-26 ms delay */
+void sim_set_reliable(sim *s, bool reliable); /* unreliable: 10% loss, 0-26 ms delay */
 void sim_set_loss(sim *s, int pct);
 void sim_set_dup(sim *s, int pct);
 void sim_set_long_reordering(sim *s, bool on);
 
 /* ---- observation ---- */
-raft *sim_raft(sim *s, int i);           /* NULL when crashed */
+raft *sim_raft(sim *s, int i); /* NULL when crashed */
 void sim_status(sim *s, int i, raft_status *st);
-uint64_t sim_msg_count(const sim *s);    /* messages delivered so far */
+uint64_t sim_msg_count(const sim *s); /* messages delivered so far */
 uint64_t sim_msg_count_type(const sim *s, int type);
 /* Leader of the highest term among connected live nodes, -1 if none. */
 int sim_leader(sim *s);
 /* lab checkOneLeader: polls up to 5 s; fails the test on two leaders in one
  * term (via the safety checks); returns -1 when no leader emerged. */
 int sim_check_one_leader(sim *s);
-bool sim_no_leader(sim *s);              /* no connected live node is leader */
-uint64_t sim_agreed_term(sim *s);        /* common term of connected nodes, 0 if they differ */
+bool sim_no_leader(sim *s);       /* no connected live node is leader */
+uint64_t sim_agreed_term(sim *s); /* common term of connected nodes, 0 if they differ */
 /* How many nodes have applied index (ever, across restarts); *val its value. */
 int sim_n_committed(sim *s, uint64_t index, uint64_t *val);
 /* Propose cmd on slot i if it is the leader: true with *index, *term.  The
@@ -130,6 +130,6 @@ void sim_check(sim *s);
 
 /* Deterministic PRNG of the simulation (tests draw from it too). */
 uint64_t sim_rand(sim *s);
-int sim_rand_int(sim *s, int n);   /* [0, n) */
+int sim_rand_int(sim *s, int n); /* [0, n) */
 
 #endif

@@ -42,7 +42,8 @@ static uint64_t rnd(void)
 static bool port_free(int port)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     bool ok = bind(s, (struct sockaddr *)&a, sizeof(a)) == 0;
     close(s);
@@ -63,12 +64,12 @@ static int free_port_pair(void)
 /* ---- fake nodes ---- */
 
 /* cmocka's asserts must not fire off the main thread: abort instead. */
-#define CHECK0(expr, zero)                                                          \
-    do {                                                                        \
-        if ((expr) != (zero)) {                                                 \
+#define CHECK0(expr, zero)                                                         \
+    do {                                                                           \
+        if ((expr) != (zero)) {                                                    \
             fprintf(stderr, "fake node: %s failed at line %d\n", #expr, __LINE__); \
-            abort();                                                            \
-        }                                                                       \
+            abort();                                                               \
+        }                                                                          \
     } while (0)
 
 enum { M_OK, M_SILENT, M_NOT_LEADER, M_UNAVAIL, M_SHUTDOWN, M_BAD, M_WRONG_ID, M_EXPIRED };
@@ -84,12 +85,12 @@ typedef struct fake {
     pthread_t th;
     atomic_int stop;
     atomic_int mode;
-    atomic_ullong hint;          /* leader id to report */
+    atomic_ullong hint; /* leader id to report */
     pthread_mutex_t mu;
     int n_log;
-    net_client_req log[LOGMAX];  /* op pointers are not kept */
+    net_client_req log[LOGMAX]; /* op pointers are not kept */
     int n_status;
-    int n_register;              /* REGISTER requests (answered at once, not logged) */
+    int n_register; /* REGISTER requests (answered at once, not logged) */
 } fake;
 
 static void *fake_run(void *arg)
@@ -135,8 +136,8 @@ static void *fake_run(void *arg)
                 uint8_t b[8];
                 for (int k = 0; k < 8; k++)
                     b[k] = (uint8_t)(id >> (8 * k));
-                net_client_resp r = {.req_id = q.req_id, .status = NET_ST_OK, .reply = b,
-                                     .reply_len = 8};
+                net_client_resp r = {
+                    .req_id = q.req_id, .status = NET_ST_OK, .reply = b, .reply_len = 8};
                 CHECK0(net_encode_client_resp(&r, &out), 0);
                 pthread_mutex_lock(&f->mu);
                 f->n_register++;
@@ -161,7 +162,11 @@ static void *fake_run(void *arg)
             int rl = snprintf(reply, sizeof(reply), "node%llu:%.*s", (unsigned long long)f->id,
                               (int)q.op_len, (const char *)q.op);
             switch (mode) {
-            case M_OK: r.status = NET_ST_OK; r.reply = (uint8_t *)reply; r.reply_len = (uint32_t)rl; break;
+            case M_OK:
+                r.status = NET_ST_OK;
+                r.reply = (uint8_t *)reply;
+                r.reply_len = (uint32_t)rl;
+                break;
             case M_NOT_LEADER: r.status = NET_ST_NOT_LEADER; break;
             case M_UNAVAIL: r.status = NET_ST_UNAVAILABLE; break;
             case M_SHUTDOWN: r.status = NET_ST_SHUTTING_DOWN; break;
@@ -277,8 +282,9 @@ static void test_spec_parsing(void **state)
     char hosts[4][NET_ADDR_MAX];
     int ports[4];
     char err[200];
-    assert_int_equal(net_parse_spec("1=127.0.0.1:7000, 2=node-b.local:7002,30=10.0.0.3:9",
-                                    ids, hosts, ports, 4, err, sizeof(err)), 3);
+    assert_int_equal(net_parse_spec("1=127.0.0.1:7000, 2=node-b.local:7002,30=10.0.0.3:9", ids,
+                                    hosts, ports, 4, err, sizeof(err)),
+                     3);
     assert_int_equal(ids[1], 2);
     assert_string_equal(hosts[1], "node-b.local");
     assert_int_equal(ports[2], 9);
@@ -295,8 +301,19 @@ static void test_spec_parsing(void **state)
     host[NET_SPEC_HOST_MAX + 1] = '\0';
     snprintf(sp, sizeof(sp), "1=%s:5", host);
     assert_int_equal(net_parse_spec(sp, ids, hosts, ports, 4, err, sizeof(err)), -1);
-    const char *bad[] = {"", "1=h", "1=h:", "=h:1", "0=h:5", "x=h:5", "1=:5", "1=h:65535",
-                         "1=h:5,1=g:6", "1=h:5,", "1=h:5,,2=g:6", "1=h:-3", "1=h:5,2=g:6,3=i:7,4=j:8,5=k:9"};
+    const char *bad[] = {"",
+                         "1=h",
+                         "1=h:",
+                         "=h:1",
+                         "0=h:5",
+                         "x=h:5",
+                         "1=:5",
+                         "1=h:65535",
+                         "1=h:5,1=g:6",
+                         "1=h:5,",
+                         "1=h:5,,2=g:6",
+                         "1=h:-3",
+                         "1=h:5,2=g:6,3=i:7,4=j:8,5=k:9"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
         if (net_parse_spec(bad[i], ids, hosts, ports, 4, err, sizeof(err)) != -1)
@@ -313,7 +330,7 @@ static void test_spec_parsing(void **state)
     assert_string_equal(net_client_node_addr(c, 1), want);
     assert_null(net_client_node_addr(c, -1));
     net_client *d = mkclient(1000);
-    assert_int_equal(net_client_id(c), 0);   /* no session before the first command */
+    assert_int_equal(net_client_id(c), 0); /* no session before the first command */
     assert_true(net_random_id() != net_random_id());
     assert_int_equal(net_client_next_seq(c), 1);
     assert_int_equal(net_client_leader_hint(c), 0);
@@ -328,7 +345,7 @@ static void test_follows_leader_hint(void **state)
     net_client *c = mkclient(3000);
     expect_reply(c, false, "put a", "node3:put a");
     assert_int_equal(net_client_leader_hint(c), 3);
-    assert_int_equal(nlog(0), 1);     /* asked node 1 first, redirected */
+    assert_int_equal(nlog(0), 1); /* asked node 1 first, redirected */
     assert_int_equal(nlog(1), 0);
     assert_int_equal(nlog(2), 1);
     /* same ids on the redirected attempt, a different req_id */
@@ -587,7 +604,7 @@ static void test_session_expired(void **state)
     assert_true(first >= 1000);
     assert_int_equal(fakes[0].log[0].client_id, first);
     expect_reply(c, false, "b", "node1:b");
-    assert_int_equal(fakes[0].n_register, 1);   /* one session for both */
+    assert_int_equal(fakes[0].n_register, 1); /* one session for both */
     set_modes(M_EXPIRED, M_OK, M_OK, 0);
     void *r = NULL;
     size_t rl = 0;
@@ -603,7 +620,7 @@ static void test_session_expired(void **state)
     assert_int_equal(fakes[0].n_register, 1);
     assert_true(net_client_id(c) != first && net_client_id(c) != 0);
     assert_int_equal(fakes[0].log[0].client_id, net_client_id(c));
-    assert_true(fakes[0].log[0].seq > 3);   /* seqs go on */
+    assert_true(fakes[0].log[0].seq > 3); /* seqs go on */
     net_client_free(c);
 
     /* the multiplexed client: same rules per session */
@@ -620,7 +637,7 @@ static void test_session_expired(void **state)
     assert_int_equal(mux_drain(m, order, 2), 2);
     assert_int_equal(net_mux_result(m, 0, NULL, NULL), NET_OK);
     assert_int_equal(net_mux_result(m, 1, NULL, NULL), NET_OK);
-    assert_int_equal(fakes[0].n_register, 2);   /* a new one for 0, one for 1 */
+    assert_int_equal(fakes[0].n_register, 2); /* a new one for 0, one for 1 */
     assert_int_equal(nlog(0), 2);
     assert_true(fakes[0].log[0].client_id != fakes[0].log[1].client_id);
     net_mux_free(m);
@@ -673,7 +690,7 @@ static void test_mux_silence_then_deadline(void **state)
     assert_int_equal(net_mux_start(m, 1, true, "get", 3), NET_OK);
     assert_int_equal(mux_drain(m, order, 1), 1);
     assert_int_equal(net_mux_result(m, 1, NULL, NULL), NET_EUNAVAIL);
-    assert_int_equal(net_mux_result(m, 0, NULL, NULL), NET_EINVAL);   /* never ran */
+    assert_int_equal(net_mux_result(m, 0, NULL, NULL), NET_EINVAL); /* never ran */
     net_mux_free(m);
     assert_null(net_mux_new("nonsense", 100, 1, err, sizeof(err)));
     assert_null(net_mux_new(spec, 100, 0, err, sizeof(err)));
@@ -696,7 +713,7 @@ static void test_retry_rules(void **state)
     assert_true(st.act == NET_RETRY_DONE && st.rc == NET_EUNAVAIL);
     st = net_retry_answer(NET_ST_NOT_LEADER, 1, 0, 3, false);
     assert_true(st.act == NET_RETRY_NOW && st.node == 0);
-    st = net_retry_answer(NET_ST_NOT_LEADER, 1, 1, 3, false);   /* names itself: move on */
+    st = net_retry_answer(NET_ST_NOT_LEADER, 1, 1, 3, false); /* names itself: move on */
     assert_true(st.act == NET_RETRY_NOW && st.node == 2);
     st = net_retry_answer(NET_ST_UNAVAILABLE, 2, -1, 3, false);
     assert_true(st.act == NET_RETRY_PAUSE && st.node == 0);

@@ -216,7 +216,7 @@ static void test_put_get(void **s)
     assert_int_equal(a.size, 5);
     assert_int_equal(a.nlink, 1);
     uint64_t ino = a.ino;
-    assert_int_equal(put(&t, "a/b/c", "x"), 0);   /* replace keeps the inode */
+    assert_int_equal(put(&t, "a/b/c", "x"), 0); /* replace keeps the inode */
     assert_get(&t, "a/b/c", "x");
     assert_int_equal(stat_(&t, "a/b/c", &a), 0);
     assert_int_equal(a.ino, ino);
@@ -226,7 +226,7 @@ static void test_put_get(void **s)
     assert_int_equal(get(&t, "a/b", &v), EISDIR);
     assert_int_equal(get(&t, "a/nope", &v), ENOENT);
     assert_int_equal(put(&t, "a/b", "x"), EISDIR);
-    assert_int_equal(put(&t, "a/b/c/d", "x"), ENOTDIR);   /* c is a file */
+    assert_int_equal(put(&t, "a/b/c/d", "x"), ENOTDIR); /* c is a file */
     assert_int_equal(put(&t, "/", "x"), EISDIR);
     /* binary-safe */
     uint8_t bin[300];
@@ -298,7 +298,7 @@ static void test_del(void **s)
     char *v;
     assert_int_equal(get(&t, "a/b", &v), ENOENT);
     assert_int_equal(del(&t, "a/b"), ENOENT);
-    assert_int_equal(del(&t, "a"), 0);   /* empty directory */
+    assert_int_equal(del(&t, "a"), 0); /* empty directory */
     kv_attr a;
     assert_int_equal(stat_(&t, "a", &a), ENOENT);
     assert_int_equal(del(&t, "/"), EBUSY);
@@ -337,7 +337,7 @@ static void test_list(void **s)
     assert_string_equal(r.names[0], "a/x");
     assert_string_equal(r.names[1], "a/y/z");
     kv_reply_free(&r);
-    l.path = "a";   /* plain string prefix */
+    l.path = "a"; /* plain string prefix */
     assert_int_equal(query(&t, &l, &r), 0);
     assert_int_equal(r.n_names, 3);
     kv_reply_free(&r);
@@ -364,7 +364,7 @@ static void test_paths(void **s)
     assert_int_equal(put(&t, "a/../b", "x"), EINVAL);
     assert_int_equal(put(&t, ".", "x"), EINVAL);
     assert_int_equal(put(&t, "a/", "x"), EINVAL);
-    assert_int_equal(put(&t, "..x", "x"), 0);   /* only exact . and .. are special */
+    assert_int_equal(put(&t, "..x", "x"), 0); /* only exact . and .. are special */
     kv_op nul = {.type = KV_OP_PUT, .path = "a\0b", .path_len = 3};
     assert_int_equal(cmd_st(&t, &nul), EINVAL);
     char name[300];
@@ -414,7 +414,11 @@ static void test_create_mkdir_rmdir_unlink(void **s)
 {
     (void)s;
     tk t = mk(NULL);
-    kv_op c = {.type = KV_OP_CREATE, .path = "f", .mode = 0600, .uid = 7, .gid = 8,
+    kv_op c = {.type = KV_OP_CREATE,
+               .path = "f",
+               .mode = 0600,
+               .uid = 7,
+               .gid = 8,
                .flags = KV_CREATE_EXCL};
     kv_reply r;
     assert_int_equal(cmd(&t, &c, &r), 0);
@@ -426,7 +430,7 @@ static void test_create_mkdir_rmdir_unlink(void **s)
     assert_int_equal(cmd_st(&t, &c), EEXIST);
     assert_int_equal(put(&t, "f", "data"), 0);
     c.flags = 0;
-    assert_int_equal(cmd_st(&t, &c), 0);   /* exists, no trunc: left alone */
+    assert_int_equal(cmd_st(&t, &c), 0); /* exists, no trunc: left alone */
     assert_get(&t, "f", "data");
     c.flags = KV_CREATE_TRUNC;
     assert_int_equal(cmd_st(&t, &c), 0);
@@ -447,7 +451,7 @@ static void test_create_mkdir_rmdir_unlink(void **s)
     assert_int_equal(mkdir_(&t, "x/y"), ENOENT);
     kv_attr a, root;
     assert_int_equal(stat_(&t, "/", &root), 0);
-    assert_int_equal(root.nlink, 3);   /* ., .., d */
+    assert_int_equal(root.nlink, 3); /* ., .., d */
     assert_int_equal(mkdir_(&t, "d/e"), 0);
     assert_int_equal(stat_(&t, "d", &a), 0);
     assert_int_equal(a.nlink, 3);
@@ -488,7 +492,7 @@ static void test_mknod_symlink_readlink(void **s)
     kv_op bad = {.type = KV_OP_MKNOD, .path = "dir", .mode = S_IFDIR | 0755};
     assert_int_equal(cmd_st(&t, &bad), EINVAL);
     char *v;
-    assert_int_equal(get(&t, "fifo", &v), 0);   /* no data */
+    assert_int_equal(get(&t, "fifo", &v), 0); /* no data */
     assert_string_equal(v, "");
     free(v);
     kv_op gr = {.type = KV_OP_GETRANGE, .path = "fifo", .len = 10};
@@ -496,8 +500,11 @@ static void test_mknod_symlink_readlink(void **s)
     assert_int_equal(query(&t, &gr, &r), EINVAL);
     kv_reply_free(&r);
     /* symlinks */
-    kv_op sl = {.type = KV_OP_SYMLINK, .path = "ln", .data = (const uint8_t *)"../target",
-                .data_len = 9, .uid = 5};
+    kv_op sl = {.type = KV_OP_SYMLINK,
+                .path = "ln",
+                .data = (const uint8_t *)"../target",
+                .data_len = 9,
+                .uid = 5};
     assert_int_equal(cmd_st(&t, &sl), 0);
     assert_int_equal(cmd_st(&t, &sl), EEXIST);
     assert_int_equal(stat_(&t, "ln", &a), 0);
@@ -524,7 +531,7 @@ static void test_mknod_symlink_readlink(void **s)
     sl.data_len = KV_PATH_MAX + 1;
     assert_int_equal(cmd_st(&t, &sl), ENAMETOOLONG);
     free(longt);
-    assert_get(&t, "ln", "../target");   /* GET of a symlink gives its target */
+    assert_get(&t, "ln", "../target"); /* GET of a symlink gives its target */
     assert_int_equal(del(&t, "ln"), 0);
     assert_int_equal(del(&t, "fifo"), 0);
     done(&t);
@@ -567,7 +574,10 @@ static void test_write_at_sparse(void **s)
 {
     (void)s;
     tk t = mk(NULL);
-    kv_op w = {.type = KV_OP_WRITE_AT, .path = "f", .off = 0, .data = (const uint8_t *)"abc",
+    kv_op w = {.type = KV_OP_WRITE_AT,
+               .path = "f",
+               .off = 0,
+               .data = (const uint8_t *)"abc",
                .data_len = 3};
     assert_int_equal(cmd_st(&t, &w), ENOENT);
     assert_int_equal(put(&t, "f", "hello world"), 0);
@@ -585,7 +595,7 @@ static void test_write_at_sparse(void **s)
     kv_attr a;
     assert_int_equal(stat_(&t, "f", &a), 0);
     assert_int_equal(a.size, off + 3);
-    assert_true(a.blocks * 512 < 4 * KV_CHUNK_SIZE);   /* the hole holds no memory */
+    assert_true(a.blocks * 512 < 4 * KV_CHUNK_SIZE); /* the hole holds no memory */
     kv_op g = {.type = KV_OP_GETRANGE, .path = "f", .off = 10, .len = 300000};
     kv_reply r;
     assert_int_equal(query(&t, &g, &r), 0);
@@ -595,13 +605,13 @@ static void test_write_at_sparse(void **s)
         if (r.data[i])
             fail_msg("hole byte %zu is %d", i, r.data[i]);
     kv_reply_free(&r);
-    g.off = off + 1;   /* short at EOF */
+    g.off = off + 1; /* short at EOF */
     g.len = 100;
     assert_int_equal(query(&t, &g, &r), 0);
     assert_int_equal(r.data_len, 2);
     assert_memory_equal(r.data, "ND", 2);
     kv_reply_free(&r);
-    g.off = off + 100;   /* past EOF: empty */
+    g.off = off + 100; /* past EOF: empty */
     assert_int_equal(query(&t, &g, &r), 0);
     assert_int_equal(r.data_len, 0);
     kv_reply_free(&r);
@@ -638,7 +648,7 @@ static void test_truncate(void **s)
     kv_op tr = {.type = KV_OP_TRUNCATE, .path = "f", .len = 4};
     assert_int_equal(cmd_st(&t, &tr), 0);
     assert_get(&t, "f", "0123");
-    tr.len = 8;   /* grow: the old bytes must not come back */
+    tr.len = 8; /* grow: the old bytes must not come back */
     assert_int_equal(cmd_st(&t, &tr), 0);
     kv_op g = {.type = KV_OP_GET, .path = "f"};
     kv_reply r;
@@ -738,14 +748,14 @@ static void test_rename_dirs(void **s)
     /* into its own subtree */
     assert_int_equal(rename_(&t, "x", "x/y/z", 0), EINVAL);
     assert_int_equal(rename_(&t, "x", "x/z", 0), EINVAL);
-    assert_int_equal(rename_(&t, "x/y", "x", 0), ENOTEMPTY);   /* onto an ancestor */
+    assert_int_equal(rename_(&t, "x/y", "x", 0), ENOTEMPTY); /* onto an ancestor */
     /* over an empty directory */
     assert_int_equal(rename_(&t, "x", "empty", 0), 0);
     assert_get(&t, "empty/y/f", "1");
     assert_int_equal(stat_(&t, "x", &a), ENOENT);
     kv_attr root;
     assert_int_equal(stat_(&t, "/", &root), 0);
-    assert_int_equal(root.nlink, 4);   /* empty, full + 2 */
+    assert_int_equal(root.nlink, 4); /* empty, full + 2 */
     /* move between parents keeps nlink right */
     assert_int_equal(rename_(&t, "empty/y", "full/y", 0), 0);
     assert_int_equal(stat_(&t, "empty", &a), 0);
@@ -815,7 +825,7 @@ static void test_link_nlink(void **s)
     assert_int_equal(stat_(&t, "d/b", &b), 0);
     assert_int_equal(a.ino, b.ino);
     assert_int_equal(b.nlink, 2);
-    assert_int_equal(append(&t, "d/b", "!"), 0);   /* one inode, two names */
+    assert_int_equal(append(&t, "d/b", "!"), 0); /* one inode, two names */
     assert_get(&t, "a", "data!");
     assert_int_equal(cmd_st(&t, &ln), EEXIST);
     ln.path = "d";
@@ -843,15 +853,19 @@ static void test_setattr_times(void **s)
     assert_int_equal(put(&t, "f", "12345"), 0);
     kv_attr a;
     assert_int_equal(stat_(&t, "f", &a), 0);
-    assert_int_equal(a.mtime_ns, t.time);   /* the command's time */
+    assert_int_equal(a.mtime_ns, t.time); /* the command's time */
     assert_int_equal(a.ctime_ns, t.time);
-    kv_op sa = {.type = KV_OP_SETATTR, .path = "f",
+    kv_op sa = {.type = KV_OP_SETATTR,
+                .path = "f",
                 .flags = KV_SET_MODE | KV_SET_UID | KV_SET_GID | KV_SET_ATIME | KV_SET_MTIME,
-                .mode = S_IFDIR | 04711, .uid = 11, .gid = 12, .atime_ns = 42,
+                .mode = S_IFDIR | 04711,
+                .uid = 11,
+                .gid = 12,
+                .atime_ns = 42,
                 .mtime_ns = KV_TIME_NOW};
     assert_int_equal(cmd_st(&t, &sa), 0);
     assert_int_equal(stat_(&t, "f", &a), 0);
-    assert_int_equal(a.mode, S_IFREG | 04711);   /* type kept */
+    assert_int_equal(a.mode, S_IFREG | 04711); /* type kept */
     assert_int_equal(a.uid, 11);
     assert_int_equal(a.gid, 12);
     assert_int_equal(a.atime_ns, 42);
@@ -898,8 +912,11 @@ static void test_setattr_times(void **s)
  * the one the caller saw; any change in between refuses it. */
 static int put_if(tk *t, uint64_t ino, int64_t ver, const char *v, kv_attr *a)
 {
-    kv_op o = {.type = KV_OP_PUT_IF, .ino = ino, .off = (uint64_t)ver,
-               .data = (const uint8_t *)v, .data_len = strlen(v)};
+    kv_op o = {.type = KV_OP_PUT_IF,
+               .ino = ino,
+               .off = (uint64_t)ver,
+               .data = (const uint8_t *)v,
+               .data_len = strlen(v)};
     kv_reply r;
     int st = cmd(t, &o, &r);
     if (st == 0 && a)
@@ -930,8 +947,13 @@ static void test_put_if(void **s)
                                 KV_OP_LINK};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         assert_int_equal(stat_(&t, "f", &a), 0);
-        kv_op o = {.type = (uint8_t)kinds[i], .path = "f", .data = (const uint8_t *)"z",
-                   .data_len = 1, .len = 1, .flags = KV_SET_MODE, .mode = 0600};
+        kv_op o = {.type = (uint8_t)kinds[i],
+                   .path = "f",
+                   .data = (const uint8_t *)"z",
+                   .data_len = 1,
+                   .len = 1,
+                   .flags = KV_SET_MODE,
+                   .mode = 0600};
         if (kinds[i] == KV_OP_LINK)
             o.path2 = "f2";
         if (kinds[i] == KV_OP_TRUNCATE || kinds[i] == KV_OP_SETATTR)
@@ -970,7 +992,10 @@ static void test_statfs_limits(void **s)
     v[100] = 0;
     assert_int_equal(put(&t, "f", v), 0);
     assert_int_equal(append(&t, "f", "x"), EFBIG);
-    kv_op w = {.type = KV_OP_WRITE_AT, .path = "f", .off = 100, .data = (const uint8_t *)"x",
+    kv_op w = {.type = KV_OP_WRITE_AT,
+               .path = "f",
+               .off = 100,
+               .data = (const uint8_t *)"x",
                .data_len = 1};
     assert_int_equal(cmd_st(&t, &w), EFBIG);
     w.off = UINT64_MAX - 1;
@@ -980,16 +1005,19 @@ static void test_statfs_limits(void **s)
     assert_int_equal(cmd_st(&t, &tr), EFBIG);
     assert_int_equal(put(&t, "g", v), 0);
     v[51] = 0;
-    assert_int_equal(put(&t, "h", v), ENOSPC);   /* 250 total */
+    assert_int_equal(put(&t, "h", v), ENOSPC); /* 250 total */
     v[49] = 0;
     assert_int_equal(put(&t, "h", v), 0);
     assert_int_equal(append(&t, "h", "x"), 0);
     assert_int_equal(append(&t, "h", "x"), ENOSPC);
-    kv_op w2 = {.type = KV_OP_WRITE_AT, .path = "h", .off = 60, .data = (const uint8_t *)"x",
+    kv_op w2 = {.type = KV_OP_WRITE_AT,
+                .path = "h",
+                .off = 60,
+                .data = (const uint8_t *)"x",
                 .data_len = 1};
     assert_int_equal(cmd_st(&t, &w2), ENOSPC);
     assert_int_equal(del(&t, "h"), 0);
-    assert_int_equal(put(&t, "a/b/c", ""), 0);   /* inodes: root f g a b c = 6 */
+    assert_int_equal(put(&t, "a/b/c", ""), 0); /* inodes: root f g a b c = 6 */
     assert_int_equal(put(&t, "i", ""), ENOSPC);
     assert_int_equal(mkdir_(&t, "j"), ENOSPC);
     kv_op sf = {.type = KV_OP_STATFS};
@@ -1089,7 +1117,7 @@ static void test_replicated_limits(void **s)
         assert_int_equal(set_limits(t, KV_LIMITS_IF_UNSET, 100, 0), 0);
         assert_true(kv_get_limits(t->k, &l));
         assert_int_equal(l.max_file_size, 4096);
-        assert_int_equal(put(t, "f", v), 0);   /* 1,999 bytes: fits everywhere */
+        assert_int_equal(put(t, "f", v), 0); /* 1,999 bytes: fits everywhere */
         /* a change through a command */
         assert_int_equal(set_limits(t, 0, 1000, 1 << 20), 0);
         assert_true(kv_get_limits(t->k, &l));
@@ -1098,7 +1126,7 @@ static void test_replicated_limits(void **s)
         assert_int_equal(put(t, "g", v), EFBIG);
         assert_int_equal(set_limits(t, 0, KV_MAX_FILE_SIZE_LIMIT + 1, 0), EINVAL);
         assert_int_equal(set_limits(t, 4, 1000, 0), EINVAL);
-        assert_int_equal(set_limits(t, 0, 0, 0), 0);   /* 0: the default */
+        assert_int_equal(set_limits(t, 0, 0, 0), 0); /* 0: the default */
         assert_true(kv_get_limits(t->k, &l));
         assert_int_equal(l.max_file_size, KV_DEFAULT_MAX_FILE_SIZE);
         assert_int_equal(put(t, "g", v), 0);
@@ -1172,7 +1200,7 @@ static void test_sessions(void **s)
     assert_int_equal(kv_apply(t.k, 4, cb, cl, &r2, &l2), 0);
     assert_int_equal(l1, l2);
     assert_memory_equal(r1, r2, l1);
-    assert_get(&t, "log", "x");   /* applied once */
+    assert_get(&t, "log", "x"); /* applied once */
     /* the node can answer the retry without a log entry */
     assert_int_equal(kv_session_lookup(t.k, a, 1, &lr, &ll), KV_SESSION_APPLIED);
     assert_int_equal(ll, l1);
@@ -1289,7 +1317,7 @@ static void test_session_expiry(void **s)
     now += SEC;
     apply_at(k, idx++, 0, 0, now);
     assert_int_equal(kv_session_lookup(k, b, 1, &r, &l), KV_SESSION_NEW);
-    assert_int_equal(apply_append_at(k, idx++, b, 1, now), KV_ESESSION);   /* not applied */
+    assert_int_equal(apply_append_at(k, idx++, b, 1, now), KV_ESESSION); /* not applied */
     assert_int_equal(kv_session_lookup(k, a, 2, &r, &l), KV_SESSION_APPLIED);
     free(r);
 
@@ -1297,12 +1325,12 @@ static void test_session_expiry(void **s)
      * so nothing expires, and a retry after it is answered from the session. */
     uint64_t c = reg_at(k, idx++, now);
     assert_int_equal(apply_append_at(k, idx++, c, 1, now), 0);
-    int64_t before = kv_last_time(k);   /* now, plus 1 ns per command applied at it */
+    int64_t before = kv_last_time(k); /* now, plus 1 ns per command applied at it */
     apply_at(k, idx++, 0, 0, now + 3600 * SEC);
     kv_stats st;
     kv_get_stats(k, &st);
     assert_int_equal(st.session_time_ns, before + SEC);
-    assert_int_equal(apply_append_at(k, idx++, c, 1, now), 0);   /* the stored reply */
+    assert_int_equal(apply_append_at(k, idx++, c, 1, now), 0); /* the stored reply */
     assert_log(k, "x");
     /* Even when such commands keep coming until the hour has passed in
      * session time, the retry is never applied twice. */
@@ -1324,7 +1352,7 @@ static void test_session_expiry(void **s)
     assert_log(k, "xx");
     assert_int_equal(kv_session_lookup(k, d, 1, &r, &l), KV_SESSION_NEW);
     assert_int_equal(kv_session_lookup(k, idx - 2, 1, &r, &l), KV_SESSION_NEW);
-    apply_at(k, idx, idx - 2, 1, now);   /* the newest session works */
+    apply_at(k, idx, idx - 2, 1, now); /* the newest session works */
     idx++;
 
     /* expiry survives a snapshot: a restored replica drops the same sessions */
@@ -1367,7 +1395,7 @@ static void test_open_refs(void **s)
     assert_int_equal(cmd(&t, &o, &r), 0);
     uint64_t ino = r.attr.ino;
     kv_reply_free(&r);
-    assert_int_equal(cmd_st(&t, &o), 0);   /* a second open by the same holder */
+    assert_int_equal(cmd_st(&t, &o), 0); /* a second open by the same holder */
     assert_int_equal(del(&t, "f"), 0);
     kv_attr a;
     assert_int_equal(stat_(&t, "f", &a), ENOENT);
@@ -1378,8 +1406,8 @@ static void test_open_refs(void **s)
     assert_int_equal(r.data_len, 4);
     assert_memory_equal(r.data, "here", 4);
     kv_reply_free(&r);
-    kv_op w = {.type = KV_OP_WRITE_AT, .ino = ino, .off = 0, .data = (const uint8_t *)"S",
-               .data_len = 1};
+    kv_op w = {
+        .type = KV_OP_WRITE_AT, .ino = ino, .off = 0, .data = (const uint8_t *)"S", .data_len = 1};
     assert_int_equal(cmd_st(&t, &w), 0);
     kv_stats st;
     kv_get_stats(t.k, &st);
@@ -1397,12 +1425,12 @@ static void test_open_refs(void **s)
     free(sb2);
     kv_free(k2);
     kv_op c = {.type = KV_OP_CLOSE_REF, .ino = ino, .holder = 3};
-    assert_int_equal(cmd_st(&t, &c), ENOENT);   /* not this holder's */
+    assert_int_equal(cmd_st(&t, &c), ENOENT); /* not this holder's */
     c.holder = 2;
     assert_int_equal(cmd_st(&t, &c), 0);
     assert_int_equal(stat_ino(&t, ino, &a), 0);
     assert_int_equal(cmd_st(&t, &c), 0);
-    assert_int_equal(stat_ino(&t, ino, &a), ENOENT);   /* freed with the last reference */
+    assert_int_equal(stat_ino(&t, ino, &a), ENOENT); /* freed with the last reference */
     assert_int_equal(cmd_st(&t, &c), ENOENT);
     /* a restarted node drops what its earlier incarnation held */
     assert_int_equal(put(&t, "g", "x"), 0);
@@ -1460,16 +1488,15 @@ static void test_dir_relative_names(void **s)
     assert_int_equal(r.attr.ino, f);
     kv_reply_free(&r);
     /* PUT of dir + "" replaces the content of that inode */
-    kv_op p = {.type = KV_OP_PUT, .dir = f, .path = "", .data = (const uint8_t *)"abc",
-               .data_len = 3};
+    kv_op p = {
+        .type = KV_OP_PUT, .dir = f, .path = "", .data = (const uint8_t *)"abc", .data_len = 3};
     assert_int_equal(cmd(&t, &p, &r), 0);
     assert_int_equal(r.attr.ino, f);
     assert_int_equal(r.attr.size, 3);
     kv_reply_free(&r);
     kv_op l = {.type = KV_OP_LINK, .dir = f, .path = "", .dir2 = dir, .path2 = "g"};
     assert_int_equal(cmd_st(&t, &l), 0);
-    kv_op rn = {.type = KV_OP_RENAME, .dir = dir, .path = "g", .dir2 = KV_ROOT_INO,
-                .path2 = "top"};
+    kv_op rn = {.type = KV_OP_RENAME, .dir = dir, .path = "g", .dir2 = KV_ROOT_INO, .path2 = "top"};
     assert_int_equal(cmd_st(&t, &rn), 0);
     kv_attr a;
     assert_int_equal(stat_(&t, "top", &a), 0);
@@ -1508,8 +1535,13 @@ static void test_op_v1_decodes(void **s)
     assert_int_equal(o.dir, 0);
     const uint8_t v1hold[] = {1, KV_OP_HOLD, 0, 0, 0, 0, 0, 0, 0, 0};
     assert_int_equal(kv_op_decode(v1hold, sizeof v1hold, &o), -1);
-    kv_op w = {.type = KV_OP_WRITE_AT, .ino = 5, .dir = 7, .cuid = 1000, .cgid = 100,
-               .data = (const uint8_t *)"x", .data_len = 1};
+    kv_op w = {.type = KV_OP_WRITE_AT,
+               .ino = 5,
+               .dir = 7,
+               .cuid = 1000,
+               .cgid = 100,
+               .data = (const uint8_t *)"x",
+               .data_len = 1};
     uint8_t *b;
     size_t l;
     assert_int_equal(kv_op_encode(&w, &b, &l), 0);
@@ -1559,17 +1591,22 @@ static void test_setid_cleared_by_writers(void **s)
     const int types[] = {KV_OP_APPEND, KV_OP_PUT, KV_OP_SETATTR};
     for (int i = 0; i < 3; i++) {
         assert_int_equal(cmd_st(&t, &sa), 0);
-        kv_op o = {.type = (uint8_t)types[i], .path = "f", .data = (const uint8_t *)"y",
-                   .data_len = types[i] == KV_OP_SETATTR ? 0 : 1, .cuid = 5, .cgid = 5,
-                   .flags = types[i] == KV_OP_SETATTR ? KV_SET_SIZE : 0, .len = 9};
+        kv_op o = {.type = (uint8_t)types[i],
+                   .path = "f",
+                   .data = (const uint8_t *)"y",
+                   .data_len = types[i] == KV_OP_SETATTR ? 0 : 1,
+                   .cuid = 5,
+                   .cgid = 5,
+                   .flags = types[i] == KV_OP_SETATTR ? KV_SET_SIZE : 0,
+                   .len = 9};
         assert_int_equal(cmd_st(&t, &o), 0);
         assert_int_equal(mode_of(&t, "f"), 0744);
     }
     /* a directory's set-gid is never touched */
     kv_op md = {.type = KV_OP_MKDIR, .path = "d", .mode = 02775};
     assert_int_equal(cmd_st(&t, &md), 0);
-    kv_op sd = {.type = KV_OP_SETATTR, .path = "d", .flags = KV_SET_ATIME, .atime_ns = 5,
-                .cuid = 5};
+    kv_op sd = {
+        .type = KV_OP_SETATTR, .path = "d", .flags = KV_SET_ATIME, .atime_ns = 5, .cuid = 5};
     assert_int_equal(cmd_st(&t, &sd), 0);
     assert_int_equal(mode_of(&t, "d"), 02775);
     done(&t);
@@ -1584,8 +1621,12 @@ static int hold(tk *t, uint64_t holder, uint64_t covered, const uint64_t *inos, 
     assert_true(n <= 8);
     for (size_t i = 0; i < n; i++)
         byte_put64(buf + i * 8, inos[i]);
-    kv_op o = {.type = KV_OP_HOLD, .holder = holder, .off = covered, .data = buf,
-               .data_len = n * 8, .flags = flags};
+    kv_op o = {.type = KV_OP_HOLD,
+               .holder = holder,
+               .off = covered,
+               .data = buf,
+               .data_len = n * 8,
+               .flags = flags};
     return cmd_st(t, &o);
 }
 
@@ -1611,7 +1652,7 @@ static void test_holders_keep_orphans(void **s)
     assert_int_equal(stat_(&t, "g", &a), 0);
     uint64_t g = a.ino;
     assert_int_equal(put(&t, "g.tmp", "new"), 0);
-    assert_int_equal(rename_(&t, "g.tmp", "g", 0), 0);   /* g's old inode loses its name */
+    assert_int_equal(rename_(&t, "g.tmp", "g", 0), 0); /* g's old inode loses its name */
     uint64_t u = t.index;
     assert_true(kv_is_orphan(t.k, g));
     kv_holder_get(t.k, 2, &v);
@@ -1661,7 +1702,7 @@ static void test_holders_keep_orphans(void **s)
     assert_int_equal(del(&t, "h"), 0);
     assert_int_equal(hold(&t, 1, t.index, &h, 1, 0), 0);
     assert_int_equal(hold(&t, 2, 0, NULL, 0, KV_HOLD_GONE), 0);
-    assert_int_equal(stat_ino(&t, h, &a), 0);   /* holder 1 still holds it */
+    assert_int_equal(stat_ino(&t, h, &a), 0); /* holder 1 still holds it */
     t.time += (int64_t)KV_HOLDER_TTL_NS + 1;
     assert_int_equal(hold(&t, 3, t.index, NULL, 0, 0), 0);
     assert_int_equal(stat_ino(&t, h, &a), ENOENT);
@@ -1709,11 +1750,11 @@ static void random_op(kv_op *o, char *p1, char *p2, uint8_t *data)
         strcat(p2, names[rnd() % 4]);
     }
     memset(o, 0, sizeof *o);
-    static const uint8_t types[] = {KV_OP_PUT, KV_OP_APPEND, KV_OP_DEL, KV_OP_CREATE,
-                                    KV_OP_MKNOD, KV_OP_MKDIR, KV_OP_RMDIR, KV_OP_UNLINK,
-                                    KV_OP_WRITE_AT, KV_OP_TRUNCATE, KV_OP_RENAME, KV_OP_SETATTR,
-                                    KV_OP_SYMLINK, KV_OP_LINK, KV_OP_OPEN_REF, KV_OP_CLOSE_REF,
-                                    KV_OP_RELEASE_HOLDER, KV_OP_PUT, KV_OP_MKDIR, KV_OP_GET};
+    static const uint8_t types[] = {
+        KV_OP_PUT,       KV_OP_APPEND,         KV_OP_DEL,     KV_OP_CREATE,   KV_OP_MKNOD,
+        KV_OP_MKDIR,     KV_OP_RMDIR,          KV_OP_UNLINK,  KV_OP_WRITE_AT, KV_OP_TRUNCATE,
+        KV_OP_RENAME,    KV_OP_SETATTR,        KV_OP_SYMLINK, KV_OP_LINK,     KV_OP_OPEN_REF,
+        KV_OP_CLOSE_REF, KV_OP_RELEASE_HOLDER, KV_OP_PUT,     KV_OP_MKDIR,    KV_OP_GET};
     o->type = types[rnd() % sizeof types];
     o->path = p1;
     o->path2 = p2;
@@ -1755,8 +1796,9 @@ static void run_random(kv *k, uint64_t seed, int n, uint64_t first_index)
         size_t ol, cl, rl;
         assert_int_equal(kv_op_encode(&o, &ob, &ol), 0);
         uint64_t client = rnd() % 5;
-        assert_int_equal(kv_cmd_encode(client, rnd() % 8, (int64_t)(1000 + i * 10 - rnd() % 50),
-                                       ob, ol, &cb, &cl), 0);
+        assert_int_equal(kv_cmd_encode(client, rnd() % 8, (int64_t)(1000 + i * 10 - rnd() % 50), ob,
+                                       ol, &cb, &cl),
+                         0);
         assert_int_equal(kv_apply(k, first_index + (uint64_t)i, cb, cl, &rb, &rl), 0);
         kv_reply r;
         assert_int_equal(kv_reply_decode(rb, rl, &r), 0);
@@ -1842,7 +1884,10 @@ static void test_snapshot_canonical(void **s)
     kv_op p = {.type = KV_OP_PUT, .path = "f", .data = z, .data_len = n};
     assert_int_equal(put(&a, "f", ""), 0);
     assert_int_equal(cmd_st(&a, &p), 0);
-    kv_op w = {.type = KV_OP_WRITE_AT, .path = "f", .off = n - 1, .data = (const uint8_t *)"x",
+    kv_op w = {.type = KV_OP_WRITE_AT,
+               .path = "f",
+               .off = n - 1,
+               .data = (const uint8_t *)"x",
                .data_len = 1};
     assert_int_equal(put(&b, "f", ""), 0);
     assert_int_equal(cmd_st(&b, &w), 0);
@@ -1853,7 +1898,7 @@ static void test_snapshot_canonical(void **s)
     snap(b.k, &sb, &lb);
     assert_int_equal(la, lb);
     assert_memory_equal(sa, sb, la);
-    assert_true(la < KV_CHUNK_SIZE + 1024);   /* zero chunks are not stored */
+    assert_true(la < KV_CHUNK_SIZE + 1024); /* zero chunks are not stored */
     free(sa);
     free(sb);
     free(z);
@@ -1862,7 +1907,11 @@ static void test_snapshot_canonical(void **s)
 }
 
 /* streaming writer that sees pieces; reader that hands bytes in odd sizes */
-typedef struct { uint8_t *p; size_t len, max_piece; int calls; } sink;
+typedef struct {
+    uint8_t *p;
+    size_t len, max_piece;
+    int calls;
+} sink;
 static int sink_write(void *arg, const void *b, size_t n)
 {
     sink *s = arg;
@@ -1881,7 +1930,10 @@ static int fail_write(void *arg, const void *b, size_t n)
     int *left = arg;
     return (*left)-- > 0 ? 0 : -1;
 }
-typedef struct { const uint8_t *p; size_t len, pos; } src;
+typedef struct {
+    const uint8_t *p;
+    size_t len, pos;
+} src;
 static int src_read(void *arg, void *b, size_t n)
 {
     src *s = arg;
@@ -1947,8 +1999,13 @@ static void test_malformed_ops_and_commands(void **s)
     uint64_t sid = reg(&t);
     /* every op type, truncated at every length: decode fails, apply is a no-op */
     for (int type = 1; type <= KV_OP__MAX; type++) {
-        kv_op o = {.type = (uint8_t)type, .path = "a/b", .path2 = "c", .data = (const uint8_t *)"dat",
-                   .data_len = 3, .mode = 0644, .len = 5};
+        kv_op o = {.type = (uint8_t)type,
+                   .path = "a/b",
+                   .path2 = "c",
+                   .data = (const uint8_t *)"dat",
+                   .data_len = 3,
+                   .mode = 0644,
+                   .len = 5};
         uint8_t *ob;
         size_t ol;
         assert_int_equal(kv_op_encode(&o, &ob, &ol), 0);
@@ -1960,7 +2017,9 @@ static void test_malformed_ops_and_commands(void **s)
             assert_false(kv_op_is_read(ob, cut));
             uint8_t *cb, *rb;
             size_t cl, rl;
-            assert_int_equal(kv_cmd_encode(sid, (uint64_t)cut + 1000 * (uint64_t)type, t.time, ob, cut, &cb, &cl), 0);
+            assert_int_equal(kv_cmd_encode(sid, (uint64_t)cut + 1000 * (uint64_t)type, t.time, ob,
+                                           cut, &cb, &cl),
+                             0);
             assert_int_equal(kv_apply(t.k, ++t.index, cb, cl, &rb, &rl), 0);
             assert_int_equal(kv_reply_status(rb, rl), EBADMSG);
             free(rb);
@@ -2032,8 +2091,15 @@ static void test_malformed_ops_and_commands(void **s)
 static void test_op_codec(void **s)
 {
     (void)s;
-    kv_op o = {.type = KV_OP_SETATTR, .path = "dir/file", .ino = 99, .flags = 63, .mode = 0751,
-               .uid = 1000, .gid = 1001, .len = 1ull << 40, .atime_ns = -7,
+    kv_op o = {.type = KV_OP_SETATTR,
+               .path = "dir/file",
+               .ino = 99,
+               .flags = 63,
+               .mode = 0751,
+               .uid = 1000,
+               .gid = 1001,
+               .len = 1ull << 40,
+               .atime_ns = -7,
                .mtime_ns = KV_TIME_NOW};
     uint8_t *b;
     size_t l;
@@ -2054,8 +2120,12 @@ static void test_op_codec(void **s)
     assert_false(kv_op_is_read(b, l));
     free(b);
     /* explicit lengths; fields an op does not use are not carried */
-    kv_op r = {.type = KV_OP_RENAME, .path = "abcdef", .path_len = 3, .path2 = "xyz",
-               .flags = KV_RENAME_EXCHANGE, .uid = 5};
+    kv_op r = {.type = KV_OP_RENAME,
+               .path = "abcdef",
+               .path_len = 3,
+               .path2 = "xyz",
+               .flags = KV_RENAME_EXCHANGE,
+               .uid = 5};
     assert_int_equal(kv_op_encode(&r, &b, &l), 0);
     assert_int_equal(kv_op_decode(b, l, &d), 0);
     assert_int_equal(d.path_len, 3);
@@ -2132,7 +2202,7 @@ static void test_reply_codec(void **s)
     kv_reply_free(&d);
     for (size_t cut = 0; cut < l; cut++) {
         assert_int_equal(kv_reply_decode(b, cut, &d), -1);
-        kv_reply_free(&d);   /* harmless after a failure */
+        kv_reply_free(&d); /* harmless after a failure */
         assert_int_equal(kv_reply_status(b, cut), EBADMSG);
     }
     /* every single-byte corruption: decodes or fails, never crashes or leaks */
@@ -2186,7 +2256,10 @@ static void test_malformed_snapshots(void **s)
     uint64_t sid = reg(&t);
     assert_int_equal(cmd_c(&t, sid, 1, &o, &orr), 0);
     kv_reply_free(&orr);
-    kv_op w = {.type = KV_OP_WRITE_AT, .path = "h", .off = 30, .data = (const uint8_t *)"z",
+    kv_op w = {.type = KV_OP_WRITE_AT,
+               .path = "h",
+               .off = 30,
+               .data = (const uint8_t *)"z",
                .data_len = 1};
     assert_int_equal(cmd_st(&t, &w), 0);
     uint8_t *good;
@@ -2211,7 +2284,7 @@ static void test_malformed_snapshots(void **s)
             bad[i] ^= (uint8_t)(1 << bit);
             kv *x = kv_new(NULL);
             if (kv_snapshot_decode(x, bad, gl) == 0) {
-                accepted++;   /* e.g. a flipped data byte or timestamp */
+                accepted++; /* e.g. a flipped data byte or timestamp */
                 exercise(x);
             }
             kv_free(x);
@@ -2262,15 +2335,19 @@ static long rss_kb(void)
 
 /* ---- chunked uploads -------------------------------------------------------------- */
 
-static int part(tk *t, uint64_t client, uint64_t seq, uint64_t id, uint64_t total,
-                const uint8_t *v, uint64_t off)
+static int part(tk *t, uint64_t client, uint64_t seq, uint64_t id, uint64_t total, const uint8_t *v,
+                uint64_t off)
 {
     uint64_t n = total - off < KV_PART_SIZE ? total - off : KV_PART_SIZE;
-    kv_op o = {.type = KV_OP_UPLOAD_PART, .upload = id, .off = off, .len = total,
-               .data = v + off, .data_len = (size_t)n};
+    kv_op o = {.type = KV_OP_UPLOAD_PART,
+               .upload = id,
+               .off = off,
+               .len = total,
+               .data = v + off,
+               .data_len = (size_t)n};
     kv_reply r;
     int st = cmd_c(t, client, seq, &o, &r);
-    assert_int_equal(r.has, 0);   /* status only */
+    assert_int_equal(r.has, 0); /* status only */
     kv_reply_free(&r);
     return st;
 }
@@ -2278,8 +2355,13 @@ static int part(tk *t, uint64_t client, uint64_t seq, uint64_t id, uint64_t tota
 static int commit(tk *t, uint64_t client, uint64_t seq, uint64_t id, const char *path,
                   uint64_t total, kv_attr *a)
 {
-    kv_op o = {.type = KV_OP_UPLOAD_COMMIT, .upload = id, .path = path, .len = total,
-               .mode = 0600, .uid = 5, .gid = 6};
+    kv_op o = {.type = KV_OP_UPLOAD_COMMIT,
+               .upload = id,
+               .path = path,
+               .len = total,
+               .mode = 0600,
+               .uid = 5,
+               .gid = 6};
     kv_reply r;
     int st = cmd_c(t, client, seq, &o, &r);
     if (a)
@@ -2296,7 +2378,7 @@ static void assert_content(tk *t, const char *path, const uint8_t *want, uint64_
         kv_op o = {.type = KV_OP_GETRANGE, .path = path, .off = off, .len = 64u << 20};
         kv_reply r;
         assert_int_equal(query(t, &o, &r), 0);
-        assert_true(r.data_len > 0 && r.data_len <= KV_READ_MAX);   /* replies stay bounded */
+        assert_true(r.data_len > 0 && r.data_len <= KV_READ_MAX); /* replies stay bounded */
         assert_int_equal(r.attr.size, len);
         memcpy(got + off, r.data, r.data_len);
         off += r.data_len;
@@ -2350,7 +2432,7 @@ static void test_uploads(void **s)
     free(snap2);
     for (tk *x = &t; x; x = x == &t ? &t2 : NULL) {
         assert_int_equal(part(x, 9, 2, 77, total, v, KV_PART_SIZE), 0);
-        assert_int_equal(part(x, 9, 2, 77, total, v, KV_PART_SIZE), 0);   /* again: no change */
+        assert_int_equal(part(x, 9, 2, 77, total, v, KV_PART_SIZE), 0); /* again: no change */
         assert_int_equal(commit(x, s9, 6, 77, "big", total + 1, NULL), EINVAL);
         kv_attr a;
         assert_int_equal(commit(x, s9, 7, 77, "big", total, &a), 0);
@@ -2390,10 +2472,13 @@ static void test_uploads(void **s)
      * commit uses it): refused when the inode changed since its version */
     for (uint64_t off = 0; off < t5; off += KV_PART_SIZE)
         assert_int_equal(part(&t, 0, 0, 82, t5, v + 1, off), 0);
-    kv_op cc = {.type = KV_OP_UPLOAD_COMMIT, .upload = 82, .ino = a.ino,
-                .off = (uint64_t)a.ctime_ns - 1, .len = t5};
+    kv_op cc = {.type = KV_OP_UPLOAD_COMMIT,
+                .upload = 82,
+                .ino = a.ino,
+                .off = (uint64_t)a.ctime_ns - 1,
+                .len = t5};
     assert_int_equal(cmd_st(&t, &cc), ECANCELED);
-    assert_content(&t, "d/new", v, t5);                 /* unchanged */
+    assert_content(&t, "d/new", v, t5); /* unchanged */
     for (uint64_t off = 0; off < t5; off += KV_PART_SIZE)
         assert_int_equal(part(&t, 0, 0, 83, t5, v + 1, off), 0);
     cc.upload = 83;
@@ -2407,12 +2492,12 @@ static void test_uploads(void **s)
     assert_int_equal(get(&t, "d/new", &g), EFBIG);
 
     /* bad parts and limits */
-    assert_int_equal(part(&t, 0, 0, 79, 17u << 20, v, 0), EFBIG);              /* > max_file_size */
-    kv_op o = {.type = KV_OP_UPLOAD_PART, .upload = 79, .off = 5, .len = total, .data = v,
-               .data_len = 10};
-    assert_int_equal(cmd_st(&t, &o), EINVAL);                                 /* misaligned */
+    assert_int_equal(part(&t, 0, 0, 79, 17u << 20, v, 0), EFBIG); /* > max_file_size */
+    kv_op o = {
+        .type = KV_OP_UPLOAD_PART, .upload = 79, .off = 5, .len = total, .data = v, .data_len = 10};
+    assert_int_equal(cmd_st(&t, &o), EINVAL); /* misaligned */
     o.off = 0;
-    assert_int_equal(cmd_st(&t, &o), EINVAL);                                 /* short, not the tail */
+    assert_int_equal(cmd_st(&t, &o), EINVAL); /* short, not the tail */
     o.data_len = 0;
     assert_int_equal(cmd_st(&t, &o), EINVAL);
     kv_get_stats(t.k, &st);
@@ -2420,11 +2505,11 @@ static void test_uploads(void **s)
     /* space: 40 MiB limit, about 8.1 MiB stored; a 16 MiB upload fits, a second does not */
     assert_int_equal(part(&t, 0, 0, 80, 16u << 20, v, 0), 0);
     assert_int_equal(part(&t, 0, 0, 81, 16u << 20, v, 0), ENOSPC);
-    assert_int_equal(part(&t, 0, 0, 80, 15u << 20, v, 0), EINVAL);           /* size changed */
+    assert_int_equal(part(&t, 0, 0, 80, 15u << 20, v, 0), EINVAL); /* size changed */
     /* abort frees the reservation */
     o = (kv_op){.type = KV_OP_UPLOAD_ABORT, .upload = 80};
     assert_int_equal(cmd_st(&t, &o), 0);
-    assert_int_equal(cmd_st(&t, &o), 0);                                      /* unknown: fine */
+    assert_int_equal(cmd_st(&t, &o), 0); /* unknown: fine */
     assert_int_equal(part(&t, 0, 0, 81, 16u << 20, v, 0), 0);
     kv_get_stats(t.k, &st);
     assert_int_equal(st.uploads, 1);
@@ -2447,8 +2532,12 @@ static void test_uploads(void **s)
     /* a size not known in advance (a file streamed by the mount): parts
      * declare 0, the commit says the size */
     uint64_t t6 = 2 * KV_PART_SIZE + 5;
-    kv_op u0 = {.type = KV_OP_UPLOAD_PART, .upload = 90, .off = 2 * KV_PART_SIZE, .len = 0,
-                .data = v + 2 * KV_PART_SIZE, .data_len = 5};
+    kv_op u0 = {.type = KV_OP_UPLOAD_PART,
+                .upload = 90,
+                .off = 2 * KV_PART_SIZE,
+                .len = 0,
+                .data = v + 2 * KV_PART_SIZE,
+                .data_len = 5};
     assert_int_equal(cmd_st(&t, &u0), 0);
     u0.off = 0;
     u0.data = v;
@@ -2456,7 +2545,7 @@ static void test_uploads(void **s)
     assert_int_equal(cmd_st(&t, &u0), 0);
     kv_get_stats(t.k, &st);
     assert_int_equal(st.staged_bytes, KV_PART_SIZE + 5);
-    assert_int_equal(commit(&t, s11, 1, 90, "s", t6, NULL), KV_EUPLOAD);   /* part 1 missing */
+    assert_int_equal(commit(&t, s11, 1, 90, "s", t6, NULL), KV_EUPLOAD); /* part 1 missing */
     assert_int_equal(kv_snapshot_encode(t.k, &snap, &snap_len), 0);
     t2 = mk(&lim);
     assert_int_equal(kv_snapshot_decode(t2.k, snap, snap_len), 0);
@@ -2469,7 +2558,7 @@ static void test_uploads(void **s)
     u0.off = KV_PART_SIZE;
     u0.data = v + KV_PART_SIZE;
     assert_int_equal(cmd_st(&t, &u0), 0);
-    assert_int_equal(commit(&t, s11, 2, 90, "s", t6 + 1, NULL), KV_EUPLOAD);   /* wrong size */
+    assert_int_equal(commit(&t, s11, 2, 90, "s", t6 + 1, NULL), KV_EUPLOAD); /* wrong size */
     assert_int_equal(commit(&t, s11, 3, 90, "s", t6, NULL), 0);
     assert_content(&t, "s", v, t6);
     /* a short part that is not the tail never commits */
@@ -2585,19 +2674,26 @@ static void test_encoding_pinned(void **s)
 {
     (void)s;
     bool show = getenv("HSTORE_TEST_DUMP") != NULL;
-    kv_op o = {.type = KV_OP_PUT, .path = "a/b", .data = (const uint8_t *)"xy", .data_len = 2,
-               .mode = 0644, .uid = 0x01020304, .gid = 5, .dir = 0x1122334455667788ull,
-               .cuid = 6, .cgid = 7};
+    kv_op o = {.type = KV_OP_PUT,
+               .path = "a/b",
+               .data = (const uint8_t *)"xy",
+               .data_len = 2,
+               .mode = 0644,
+               .uid = 0x01020304,
+               .gid = 5,
+               .dir = 0x1122334455667788ull,
+               .cuid = 6,
+               .cgid = 7};
     uint8_t *ob, *cb, *rb, *sb;
     size_t ol, cl, rl, sl;
     assert_int_equal(kv_op_encode(&o, &ob, &ol), 0);
     static const uint8_t want_op[] = {
-        2, KV_OP_PUT, 3, 0, 0, 0, 'a', '/', 'b', 2, 0, 0, 0, 'x', 'y',
-        0xa4, 0x01, 0, 0,                               /* mode 0644 */
-        0x04, 0x03, 0x02, 0x01,                         /* uid */
-        5, 0, 0, 0,                                     /* gid */
-        0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, /* dir */
-        6, 0, 0, 0, 7, 0, 0, 0,                         /* cuid, cgid */
+        2,    KV_OP_PUT, 3,    0,    0,    0,    'a',  '/',  'b', 2,
+        0,    0,         0,    'x',  'y',  0xa4, 0x01, 0,    0, /* mode 0644 */
+        0x04, 0x03,      0x02, 0x01,                            /* uid */
+        5,    0,         0,    0,                               /* gid */
+        0x88, 0x77,      0x66, 0x55, 0x44, 0x33, 0x22, 0x11,    /* dir */
+        6,    0,         0,    0,    7,    0,    0,    0,       /* cuid, cgid */
     };
     if (show)
         dump_hex("op", ob, ol);
@@ -2606,9 +2702,8 @@ static void test_encoding_pinned(void **s)
 
     assert_int_equal(kv_cmd_encode(0x0102030405060708ull, 9, -2, ob, ol, &cb, &cl), 0);
     static const uint8_t want_cmd_hdr[] = {
-        'C', 1, 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,
-        9, 0, 0, 0, 0, 0, 0, 0,
-        0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        'C', 1, 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, 9,    0,    0,
+        0,   0, 0,    0,    0,    0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
     };
     if (show)
         dump_hex("cmd", cb, cl);
@@ -2620,24 +2715,39 @@ static void test_encoding_pinned(void **s)
     kv_dirent ents[] = {{"e", 7, 0100644}};
     kv_reply r = {.status = 17,
                   .has = KV_R_ATTR | KV_R_DATA | KV_R_NAMES | KV_R_ENTRIES | KV_R_STATFS,
-                  .attr = {.ino = 1, .mode = 2, .nlink = 3, .uid = 4, .gid = 5, .rdev = 6,
-                           .size = 7, .blocks = 8, .atime_ns = 9, .mtime_ns = 10, .ctime_ns = -1},
-                  .data = (uint8_t *)"hi", .data_len = 2, .names = names, .n_names = 2,
-                  .entries = ents, .n_entries = 1,
+                  .attr = {.ino = 1,
+                           .mode = 2,
+                           .nlink = 3,
+                           .uid = 4,
+                           .gid = 5,
+                           .rdev = 6,
+                           .size = 7,
+                           .blocks = 8,
+                           .atime_ns = 9,
+                           .mtime_ns = 10,
+                           .ctime_ns = -1},
+                  .data = (uint8_t *)"hi",
+                  .data_len = 2,
+                  .names = names,
+                  .n_names = 2,
+                  .entries = ents,
+                  .n_entries = 1,
                   .statfs = {21, 22, 23, 24, 25, 26}};
     assert_int_equal(kv_reply_encode(&r, &rb, &rl), 0);
     static const uint8_t want_reply[] = {
-        'R', 17, 0, 0, 0, 31,
-        1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 5, 0, 0, 0,
-        6, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0,
-        9, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0,
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,         /* attr */
-        2, 0, 0, 0, 0, 0, 0, 0, 'h', 'i',                       /* data */
-        2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 'a', 2, 0, 0, 0, 'b', 'c', /* names */
-        1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 'e', 7, 0, 0, 0, 0, 0, 0, 0,
-        0xa4, 0x81, 0, 0,                                       /* entries */
-        21, 0, 0, 0, 0, 0, 0, 0, 22, 0, 0, 0, 0, 0, 0, 0, 23, 0, 0, 0, 0, 0, 0, 0,
-        24, 0, 0, 0, 0, 0, 0, 0, 25, 0, 0, 0, 0, 0, 0, 0, 26, 0, 0, 0, 0, 0, 0, 0, /* statfs */
+        'R', 17,  0,    0,    0,    31,   1,    0,    0,    0,    0, 0,  0,   0, 2, 0,  0,
+        0,   3,   0,    0,    0,    4,    0,    0,    0,    5,    0, 0,  0,   6, 0, 0,  0,
+        0,   0,   0,    0,    7,    0,    0,    0,    0,    0,    0, 0,  8,   0, 0, 0,  0,
+        0,   0,   0,    9,    0,    0,    0,    0,    0,    0,    0, 10, 0,   0, 0, 0,  0,
+        0,   0,   0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, /* attr */
+        2,   0,   0,    0,    0,    0,    0,    0,    'h',  'i',  /* data */
+        2,   0,   0,    0,    0,    0,    0,    0,    1,    0,    0, 0,  'a', 2, 0, 0,  0,
+        'b', 'c', /* names */
+        1,   0,   0,    0,    0,    0,    0,    0,    1,    0,    0, 0,  'e', 7, 0, 0,  0,
+        0,   0,   0,    0,    0xa4, 0x81, 0,    0, /* entries */
+        21,  0,   0,    0,    0,    0,    0,    0,    22,   0,    0, 0,  0,   0, 0, 0,  23,
+        0,   0,   0,    0,    0,    0,    0,    24,   0,    0,    0, 0,  0,   0, 0, 25, 0,
+        0,   0,   0,    0,    0,    0,    26,   0,    0,    0,    0, 0,  0,   0, /* statfs */
     };
     if (show)
         dump_hex("reply", rb, rl);
@@ -2654,18 +2764,21 @@ static void test_encoding_pinned(void **s)
     uint8_t *big = malloc(2 * KV_CHUNK_SIZE);
     for (size_t i = 0; i < 2 * KV_CHUNK_SIZE; i++)
         big[i] = (uint8_t)(i * 7 + 1);
-    kv_op w = {.type = KV_OP_WRITE_AT, .path = "d/big", .off = 3 * KV_CHUNK_SIZE + 5,
-               .data = big, .data_len = 2 * KV_CHUNK_SIZE};
+    kv_op w = {.type = KV_OP_WRITE_AT,
+               .path = "d/big",
+               .off = 3 * KV_CHUNK_SIZE + 5,
+               .data = big,
+               .data_len = 2 * KV_CHUNK_SIZE};
     assert_int_equal(put(&t, "d/big", ""), 0);
     assert_int_equal(cmd_st(&t, &w), 0);
-    kv_op sl_op = {.type = KV_OP_SYMLINK, .path = "d/link", .data = (const uint8_t *)"small",
-                   .data_len = 5};
+    kv_op sl_op = {
+        .type = KV_OP_SYMLINK, .path = "d/link", .data = (const uint8_t *)"small", .data_len = 5};
     assert_int_equal(cmd_st(&t, &sl_op), 0);
     kv_op dev = {.type = KV_OP_MKNOD, .path = "dev", .mode = S_IFCHR | 0600, .rdev = 0x0801};
     assert_int_equal(cmd_st(&t, &dev), 0);
     uint64_t sid = reg(&t);
-    kv_op ap = {.type = KV_OP_APPEND, .path = "d/small", .data = (const uint8_t *)"!",
-                .data_len = 1};
+    kv_op ap = {
+        .type = KV_OP_APPEND, .path = "d/small", .data = (const uint8_t *)"!", .data_len = 1};
     kv_reply rr;
     assert_int_equal(cmd_c(&t, sid, 1, &ap, &rr), 0);
     kv_reply_free(&rr);
@@ -2679,8 +2792,12 @@ static void test_encoding_pinned(void **s)
     uint64_t gone = a.ino;
     assert_int_equal(del(&t, "gone"), 0);
     assert_int_equal(hold(&t, 9, t.index, &gone, 1, 0), 0);
-    kv_op up = {.type = KV_OP_UPLOAD_PART, .upload = 77, .off = KV_PART_SIZE,
-                .len = KV_PART_SIZE + 3, .data = (const uint8_t *)"abc", .data_len = 3};
+    kv_op up = {.type = KV_OP_UPLOAD_PART,
+                .upload = 77,
+                .off = KV_PART_SIZE,
+                .len = KV_PART_SIZE + 3,
+                .data = (const uint8_t *)"abc",
+                .data_len = 3};
     assert_int_equal(cmd_st(&t, &up), 0);
     assert_int_equal(kv_snapshot_encode(t.k, &sb, &sl), 0);
     if (show)

@@ -335,9 +335,9 @@ static void test_add_rejects_invalid_ops(void **unused)
     assert_int_equal(lc_history_add(&h, "c1", LC_GET, "k", NULL, NULL, 0, 5, LC_OK), -1);
     assert_int_equal(lc_history_add(&h, "", LC_GET, "k", NULL, "", 0, 5, LC_OK), -1);
     assert_int_equal(lc_history_add(&h, "c1", (lc_kind)7, "k", "x", NULL, 0, 5, LC_OK), -1);
-    assert_int_equal(
-        lc_history_add(&h, "a-client-name-that-is-much-too-long", LC_GET, "k", NULL, "", 0, 5, LC_OK),
-        -1);
+    assert_int_equal(lc_history_add(&h, "a-client-name-that-is-much-too-long", LC_GET, "k", NULL,
+                                    "", 0, 5, LC_OK),
+                     -1);
     assert_int_equal(h.n, 0);
     /* an unknown op's return time does not matter */
     assert_int_equal(lc_history_add(&h, "c1", LC_PUT, "k", "x", NULL, 10, 5, LC_UNKNOWN), 0);
@@ -458,13 +458,8 @@ static void test_encode_decode_roundtrip(void **unused)
         size_t n;
         const char *enc;
     } cases[] = {
-        {"", 0, "%"},
-        {"-", 1, "%2D"},
-        {"--", 2, "--"},
-        {"a b;c", 5, "a%20b%3Bc"},
-        {"%", 1, "%25"},
-        {"A.z_9-", 6, "A.z_9-"},
-        {all, 256, NULL},
+        {"", 0, "%"},    {"-", 1, "%2D"},         {"--", 2, "--"},  {"a b;c", 5, "a%20b%3Bc"},
+        {"%", 1, "%25"}, {"A.z_9-", 6, "A.z_9-"}, {all, 256, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *e = lc_encode(cases[i].p, cases[i].n);
@@ -547,7 +542,8 @@ static void small_history(uint64_t *s, lc_history *h, int maxops)
 {
     static const char *puts_[] = {"x", "y", "", "xa"};
     static const char *appends[] = {"a", "b", "a", "ab"};
-    static const char *reads[] = {"", "x", "y", "a", "b", "ab", "ba", "xa", "aa", "xab", "yb", "xaa"};
+    static const char *reads[] = {"",   "x",  "y",  "a",   "b",  "ab",
+                                  "ba", "xa", "aa", "xab", "yb", "xaa"};
     int n = 1 + (int)rndn(s, maxops);
     struct {
         lc_kind kind;
@@ -693,7 +689,9 @@ static int generate(const gen_cfg *cfg, lc_history *h)
             if (clk[k] < clk[c])
                 c = k;
         int r = (int)rndn(&s, 100);
-        o->kind = r < cfg->pct_put ? LC_PUT : r < cfg->pct_put + cfg->pct_append ? LC_APPEND : LC_GET;
+        o->kind = r < cfg->pct_put                     ? LC_PUT
+                  : r < cfg->pct_put + cfg->pct_append ? LC_APPEND
+                                                       : LC_GET;
         o->client = c;
         o->key = (int)rndn(&s, cfg->nkeys);
         o->call = clk[c];
@@ -777,8 +775,15 @@ static int generate(const gen_cfg *cfg, lc_history *h)
 
 static gen_cfg big_cfg(uint64_t seed)
 {
-    return (gen_cfg){.seed = seed, .nops = 10000, .nkeys = 20, .nclients = 10, .pct_put = 10,
-                     .pct_append = 50, .pct_unknown = 2, .max_dur = 1000, .fault = GEN_CLEAN};
+    return (gen_cfg){.seed = seed,
+                     .nops = 10000,
+                     .nkeys = 20,
+                     .nclients = 10,
+                     .pct_put = 10,
+                     .pct_append = 50,
+                     .pct_unknown = 2,
+                     .max_dur = 1000,
+                     .fault = GEN_CLEAN};
 }
 
 static void test_generated_10000_ops_pass(void **unused)

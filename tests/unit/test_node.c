@@ -31,7 +31,8 @@ static void test_parse_cluster(void **state)
     int n = 0;
     char err[256];
     assert_int_equal(node_parse_cluster("1=127.0.0.1:7100,2=10.0.0.2:7102,3=host-c:7104", p, &n,
-                                        err, sizeof err), 0);
+                                        err, sizeof err),
+                     0);
     assert_int_equal(n, 3);
     assert_int_equal(p[1].id, 2);
     assert_string_equal(p[1].host, "10.0.0.2");
@@ -62,9 +63,11 @@ static void test_parse_cluster(void **state)
     assert_true(err[0] != 0);
 
     const char *bad[] = {
-        "", "1", "1=", "1=host", "1=host:", "x=host:1", "0=host:1", "1=host:0", "1=host:65535",
-        "1=host:12x", "1=host:1,", "1=host:1,1=host:2", ",1=host:1", "1=:5",
-        "1=a:1,2=a:2,3=a:3,4=a:4,5=a:5,6=a:6,7=a:7,8=a:8,9=a:9,10=a:10",
+        "",           "1",         "1=",
+        "1=host",     "1=host:",   "x=host:1",
+        "0=host:1",   "1=host:0",  "1=host:65535",
+        "1=host:12x", "1=host:1,", "1=host:1,1=host:2",
+        ",1=host:1",  "1=:5",      "1=a:1,2=a:2,3=a:3,4=a:4,5=a:5,6=a:6,7=a:7,8=a:8,9=a:9,10=a:10",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = 0;
@@ -118,7 +121,7 @@ static node *start_one(void)
     snprintf(d, sizeof d, "%s/1", dir);
     one_node_config(&c, port, d);
     c.tick_ms = 10;
-    c.op_timeout_ms = 30000;   /* a deadline only: a loaded machine must not fail a write */
+    c.op_timeout_ms = 30000;     /* a deadline only: a loaded machine must not fail a write */
     c.snapshot_threshold = 4096; /* a few snapshots during the test */
     char err[512];
     node *n = node_start(&c, err, sizeof err);
@@ -261,7 +264,7 @@ static void test_retry_after_apply(void **state)
     snprintf(d, sizeof d, "%s/1", dir);
     one_node_config(&c, port, d);
     c.tick_ms = 10;
-    c.snapshot_threshold = 0;   /* everything stays in the log */
+    c.snapshot_threshold = 0; /* everything stays in the log */
     char err[512];
     node *n = node_start(&c, err, sizeof err);
     assert_non_null(n);
@@ -270,7 +273,7 @@ static void test_retry_after_apply(void **state)
     write_ok(n, KV_OP_APPEND, "log", "A", sid, 1);
     node_stop(n);
 
-    c.election_ticks = 60;      /* at least 600 ms without a leader */
+    c.election_ticks = 60; /* at least 600 ms without a leader */
     n = node_start(&c, err, sizeof err);
     assert_non_null(n);
     char spec[64];
@@ -289,7 +292,7 @@ static void test_retry_after_apply(void **state)
     free(rep);
     free(ob);
     net_client_free(cl);
-    expect(n, "log", "A");      /* applied once */
+    expect(n, "log", "A"); /* applied once */
     node_stop(n);
 }
 
@@ -309,7 +312,8 @@ static void test_large_values(void **state)
     size_t big = 3 * KV_PART_SIZE + 123;
     uint8_t *v = malloc(big);
     assert_non_null(v);
-    for (size_t i = 0; i < big; i++) v[i] = (uint8_t)(i * 31 + i / 7919);
+    for (size_t i = 0; i < big; i++)
+        v[i] = (uint8_t)(i * 31 + i / 7919);
     kv_op op = {.type = KV_OP_PUT, .path = "toolong", .data = v, .data_len = 2 * KV_PART_SIZE};
     kv_reply r;
     assert_int_equal(submit(n, &op, false, sid, 2, &r), NODE_OK);
@@ -321,8 +325,12 @@ static void test_large_values(void **state)
     size_t np = 0;
     for (size_t off = 0; off < big; off += KV_PART_SIZE, np++) {
         size_t len = big - off < KV_PART_SIZE ? big - off : KV_PART_SIZE;
-        kv_op part = {.type = KV_OP_UPLOAD_PART, .upload = 99, .off = off, .len = big,
-                      .data = v + off, .data_len = len};
+        kv_op part = {.type = KV_OP_UPLOAD_PART,
+                      .upload = 99,
+                      .off = off,
+                      .len = big,
+                      .data = v + off,
+                      .data_len = len};
         size_t blen;
         assert_int_equal(kv_op_encode(&part, &bufs[np], &blen), 0);
         /* seqs in reverse: a later part applied first makes none stale */
@@ -338,7 +346,7 @@ static void test_large_values(void **state)
     }
     kv_op get = {.type = KV_OP_STAT, .path = "big"};
     assert_int_equal(submit(n, &get, true, 0, 0, &r), NODE_OK);
-    assert_int_equal(r.status, ENOENT);   /* not visible before the commit */
+    assert_int_equal(r.status, ENOENT); /* not visible before the commit */
     kv_reply_free(&r);
     kv_op commit = {.type = KV_OP_UPLOAD_COMMIT, .upload = 99, .path = "big", .len = big};
     assert_int_equal(submit(n, &commit, false, sid, 11, &r), NODE_OK);

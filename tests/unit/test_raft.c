@@ -71,7 +71,10 @@ static uint64_t term_of(sim *s, int i)
     return st.term;
 }
 
-static uint64_t rnd(sim *s) { return 1 + sim_rand(s) % 1000000000ULL; }
+static uint64_t rnd(sim *s)
+{
+    return 1 + sim_rand(s) % 1000000000ULL;
+}
 
 static void crash1(sim *s, int i)
 {
@@ -137,13 +140,13 @@ static void test_2B_basic_agreement(void **state)
     sim *s = mk(5, 3, "test_2B_basic_agreement");
     int l = sim_check_one_leader(s);
     assert_true(l >= 0);
-    assert_true(sim_wait(s, 1, 5, 2000));   /* the leader's no-op */
+    assert_true(sim_wait(s, 1, 5, 2000)); /* the leader's no-op */
     uint64_t prev = sim_max_committed(s);
     assert_int_equal(prev, 1);
     for (uint64_t k = 1; k <= 3; k++) {
         assert_int_equal(sim_n_committed(s, prev + 1, NULL), 0);
         uint64_t idx = sim_one(s, k * 100, 5, false);
-        assert_int_equal(idx, prev + 1);   /* no extra entries */
+        assert_int_equal(idx, prev + 1); /* no extra entries */
         prev = idx;
     }
     sim_free(s);
@@ -202,7 +205,8 @@ static void test_2B_concurrent_starts(void **state)
     int l = sim_check_one_leader(s);
     uint64_t term, idx[5];
     assert_true(sim_start(s, l, 1, NULL, &term));
-    for (int k = 0; k < 5; k++) assert_true(sim_start(s, l, 100 + (uint64_t)k, &idx[k], NULL));
+    for (int k = 0; k < 5; k++)
+        assert_true(sim_start(s, l, 100 + (uint64_t)k, &idx[k], NULL));
     for (int k = 0; k < 5; k++) {
         assert_true(sim_wait(s, idx[k], 3, 5000));
         uint64_t v;
@@ -243,7 +247,8 @@ static void test_2B_leader_backs_up_quickly_over_incorrect_follower_logs(void **
     sim_disconnect(s, (l1 + 2) % 5);
     sim_disconnect(s, (l1 + 3) % 5);
     sim_disconnect(s, (l1 + 4) % 5);
-    for (int k = 0; k < 50; k++) sim_start(s, l1, rnd(s), NULL, NULL);
+    for (int k = 0; k < 50; k++)
+        sim_start(s, l1, rnd(s), NULL, NULL);
     sim_run(s, 500);
     sim_disconnect(s, (l1 + 0) % 5);
     sim_disconnect(s, (l1 + 1) % 5);
@@ -251,19 +256,25 @@ static void test_2B_leader_backs_up_quickly_over_incorrect_follower_logs(void **
     sim_connect(s, (l1 + 3) % 5);
     sim_connect(s, (l1 + 4) % 5);
     uint64_t t0 = sim_now(s);
-    for (int k = 0; k < 50; k++) sim_one(s, rnd(s), 3, true);
+    for (int k = 0; k < 50; k++)
+        sim_one(s, rnd(s), 3, true);
     int l2 = sim_check_one_leader(s);
     int other = (l1 + 2) % 5;
-    if (l2 == other) other = (l2 + 1) % 5;
+    if (l2 == other)
+        other = (l2 + 1) % 5;
     sim_disconnect(s, other);
-    for (int k = 0; k < 50; k++) sim_start(s, l2, rnd(s), NULL, NULL);
+    for (int k = 0; k < 50; k++)
+        sim_start(s, l2, rnd(s), NULL, NULL);
     sim_run(s, 500);
-    for (int i = 0; i < 5; i++) sim_disconnect(s, i);
+    for (int i = 0; i < 5; i++)
+        sim_disconnect(s, i);
     sim_connect(s, (l1 + 0) % 5);
     sim_connect(s, (l1 + 1) % 5);
     sim_connect(s, other);
-    for (int k = 0; k < 50; k++) sim_one(s, rnd(s), 3, true);
-    for (int i = 0; i < 5; i++) sim_connect(s, i);
+    for (int k = 0; k < 50; k++)
+        sim_one(s, rnd(s), 3, true);
+    for (int i = 0; i < 5; i++)
+        sim_connect(s, i);
     sim_one(s, rnd(s), 5, true);
     /* "quickly": conflict hints skip a term per round trip; 150 agreements
      * and two elections fit easily in 30 simulated seconds. */
@@ -289,10 +300,11 @@ static void test_2B_message_counts_not_too_high(void **state)
         uint8_t v[8] = {(uint8_t)(k + 1)};
         uint64_t idx;
         assert_int_equal(raft_propose(r, v, 8, &idx, NULL), RAFT_OK);
-        assert_int_equal(idx, start + k);   /* consecutive */
+        assert_int_equal(idx, start + k); /* consecutive */
     }
     sim_flush(s, l);
-    for (uint64_t k = 1; k <= 10; k++) assert_true(sim_wait(s, start + k, 3, 5000));
+    for (uint64_t k = 1; k <= 10; k++)
+        assert_true(sim_wait(s, start + k, 3, 5000));
     assert_int_equal(term_of(s, l), term);
     uint64_t total2 = sim_msg_count(s);
     printf("    messages to commit 12 entries: %llu (bound 42)\n",
@@ -314,7 +326,8 @@ static void test_2C_basic_persistence(void **state)
     (void)state;
     sim *s = mk(3, 10, "test_2C_basic_persistence");
     sim_one(s, 11, 3, true);
-    for (int i = 0; i < 3; i++) start1(s, i);
+    for (int i = 0; i < 3; i++)
+        start1(s, i);
     for (int i = 0; i < 3; i++) {
         sim_disconnect(s, i);
         sim_connect(s, i);
@@ -396,14 +409,15 @@ static int n_up(sim *s, int n)
 {
     int up = 0;
     for (int i = 0; i < n; i++)
-        if (sim_alive(s, i)) up++;
+        if (sim_alive(s, i))
+            up++;
     return up;
 }
 
 static uint64_t sleep_ms(sim *s)
 {
     return sim_rand_int(s, 1000) < 100 ? (uint64_t)sim_rand_int(s, 500)
-                                        : (uint64_t)sim_rand_int(s, 13);
+                                       : (uint64_t)sim_rand_int(s, 13);
 }
 
 static void test_2C_figure_8(void **state)
@@ -415,9 +429,11 @@ static void test_2C_figure_8(void **state)
     for (int it = 0; it < iters; it++) {
         int leader = -1;
         for (int i = 0; i < 5; i++)
-            if (sim_alive(s, i) && sim_start(s, i, rnd(s), NULL, NULL)) leader = i;
+            if (sim_alive(s, i) && sim_start(s, i, rnd(s), NULL, NULL))
+                leader = i;
         sim_run(s, sleep_ms(s));
-        if (leader >= 0) crash1(s, leader);
+        if (leader >= 0)
+            crash1(s, leader);
         if (n_up(s, 5) < 3) {
             int i = sim_rand_int(s, 5);
             if (!sim_alive(s, i)) {
@@ -469,7 +485,8 @@ static void test_2C_figure_8_commit_rule(void **state)
     memset(&b, 0, sizeof b);
     b.hs.term = 3;
     b.snapshot.conf.n = 3;
-    for (int i = 0; i < 3; i++) b.snapshot.conf.ids[i] = (uint64_t)i + 1;
+    for (int i = 0; i < 3; i++)
+        b.snapshot.conf.ids[i] = (uint64_t)i + 1;
     b.entries = es;
     b.n_entries = 2;
     raft *r = raft_new(&cfg, &b, NULL);
@@ -478,7 +495,8 @@ static void test_2C_figure_8_commit_rule(void **state)
     for (int k = 0; k < 25; k++) {
         raft_tick(r);
         raft_status_get(r, &st);
-        if (st.role != RAFT_FOLLOWER) break;
+        if (st.role != RAFT_FOLLOWER)
+            break;
     }
     assert_int_equal(st.role, RAFT_PRE_CANDIDATE);
     raft_msg m = mkmsg(RAFT_MSG_PREVOTE_RESP, 2, 1, 4);
@@ -491,7 +509,7 @@ static void test_2C_figure_8_commit_rule(void **state)
     assert_int_equal(raft_step(r, &m), RAFT_OK);
     raft_status_get(r, &st);
     assert_int_equal(st.role, RAFT_LEADER);
-    assert_int_equal(st.last_index, 3);   /* the no-op of term 4 */
+    assert_int_equal(st.last_index, 3); /* the no-op of term 4 */
     drain(r);
     /* Follower 2 acknowledges up to index 2 (term 2): a majority stores it. */
     m = mkmsg(RAFT_MSG_APPEND_RESP, 2, 1, 4);
@@ -521,10 +539,12 @@ static void test_2C_unreliable_agreement(void **state)
         int n = 0;
         for (int j = 0; j < 4; j++) {
             int l = sim_leader(s);
-            if (l >= 0 && sim_start(s, l, 100 * it + (uint64_t)j, &idx[n], NULL)) n++;
+            if (l >= 0 && sim_start(s, l, 100 * it + (uint64_t)j, &idx[n], NULL))
+                n++;
         }
         sim_one(s, it, 1, true);
-        for (int j = 0; j < n; j++) sim_wait(s, idx[j], 1, 2000);
+        for (int j = 0; j < n; j++)
+            sim_wait(s, idx[j], 1, 2000);
     }
     sim_set_reliable(s, true);
     sim_one(s, 100, 5, true);
@@ -539,21 +559,27 @@ static void test_2C_figure_8_unreliable(void **state)
     sim_one(s, rnd(s) % 10000, 1, true);
     int iters = asan_mode() ? 300 : 1000;
     for (int it = 0; it < iters; it++) {
-        if (it == 200) sim_set_long_reordering(s, true);
+        if (it == 200)
+            sim_set_long_reordering(s, true);
         int leader = -1;
         for (int i = 0; i < 5; i++)
-            if (sim_start(s, i, rnd(s) % 10000, NULL, NULL) && sim_connected(s, i)) leader = i;
+            if (sim_start(s, i, rnd(s) % 10000, NULL, NULL) && sim_connected(s, i))
+                leader = i;
         sim_run(s, sleep_ms(s));
-        if (leader >= 0 && sim_rand_int(s, 1000) < 500) sim_disconnect(s, leader);
+        if (leader >= 0 && sim_rand_int(s, 1000) < 500)
+            sim_disconnect(s, leader);
         int nconn = 0;
         for (int i = 0; i < 5; i++)
-            if (sim_connected(s, i)) nconn++;
+            if (sim_connected(s, i))
+                nconn++;
         if (nconn < 3) {
             int i = sim_rand_int(s, 5);
-            if (!sim_connected(s, i)) sim_connect(s, i);
+            if (!sim_connected(s, i))
+                sim_connect(s, i);
         }
     }
-    for (int i = 0; i < 5; i++) sim_connect(s, i);
+    for (int i = 0; i < 5; i++)
+        sim_connect(s, i);
     /* The lab allows 10 s for this last agreement.  With pre-vote an
      * election takes two round trips, and with replies delayed by up to
      * 2.2 s about one schedule in a thousand needs longer (split votes
@@ -572,23 +598,27 @@ typedef struct seen {
 static void churn(bool unreliable, uint64_t seed, const char *name)
 {
     sim *s = mk(5, seed, name);
-    if (unreliable) sim_set_reliable(s, false);
+    if (unreliable)
+        sim_set_reliable(s, false);
     seen pending[64], ok[4096];
     int n_pending = 0, n_ok = 0;
     uint64_t ckval = 1;
     for (int round = 0; round < 20; round++) {
         int what = sim_rand_int(s, 1000);
-        if (what < 200) sim_disconnect(s, sim_rand_int(s, 5));
+        if (what < 200)
+            sim_disconnect(s, sim_rand_int(s, 5));
         what = sim_rand_int(s, 1000);
         if (what < 500) {
             int i = sim_rand_int(s, 5);
-            if (!sim_alive(s, i)) start1(s, i);
+            if (!sim_alive(s, i))
+                start1(s, i);
             sim_connect(s, i);
         }
         what = sim_rand_int(s, 1000);
         if (what < 200) {
             int i = sim_rand_int(s, 5);
-            if (sim_alive(s, i)) crash1(s, i);
+            if (sim_alive(s, i))
+                crash1(s, i);
         }
         /* 700 ms of client traffic: three clients proposing on every live
          * node, remembering what they saw committed. */
@@ -608,7 +638,8 @@ static void churn(bool unreliable, uint64_t seed, const char *name)
             for (int k = 0; k < n_pending; k++) {
                 uint64_t v;
                 if (sim_n_committed(s, pending[k].idx, &v) > 0) {
-                    if (v == pending[k].val && n_ok < 4096) ok[n_ok++] = pending[k];
+                    if (v == pending[k].val && n_ok < 4096)
+                        ok[n_ok++] = pending[k];
                 } else if (keep < 64) {
                     pending[keep++] = pending[k];
                 }
@@ -619,17 +650,19 @@ static void churn(bool unreliable, uint64_t seed, const char *name)
     sim_run(s, 1000);
     sim_set_reliable(s, true);
     for (int i = 0; i < 5; i++) {
-        if (!sim_alive(s, i)) start1(s, i);
+        if (!sim_alive(s, i))
+            start1(s, i);
         sim_connect(s, i);
     }
     sim_run(s, 1000);
     uint64_t last = sim_one(s, rnd(s), 5, true);
-    for (uint64_t i = 1; i <= last; i++) assert_true(sim_wait(s, i, 5, 30000));
+    for (uint64_t i = 1; i <= last; i++)
+        assert_true(sim_wait(s, i, 5, 30000));
     for (int k = 0; k < n_ok; k++) {
         uint64_t v;
         sim_n_committed(s, ok[k].idx, &v);
-        if (v != ok[k].val) sim_fail(s, "value %llu seen committed is gone",
-                                     (unsigned long long)ok[k].val);
+        if (v != ok[k].val)
+            sim_fail(s, "value %llu seen committed is gone", (unsigned long long)ok[k].val);
     }
     sim_free(s);
 }
@@ -677,7 +710,7 @@ static void test_prevote_and_check_quorum(void **state)
     raft_status st;
     sim_status(s, l, &st);
     assert_int_not_equal(st.role, RAFT_LEADER);
-    assert_int_equal(st.term, term);   /* and it did not raise its term */
+    assert_int_equal(st.term, term); /* and it did not raise its term */
     int l2 = sim_leader(s);
     assert_true(l2 >= 0 && l2 != l);
     uint64_t term2 = term_of(s, l2);
@@ -717,17 +750,18 @@ static void install_snapshot_run(bool external, const char *name)
     sim_config_init(&c, 3, tseed(20, name));
     c.external_snapshot = external;
     c.compact_every = 10;
-    c.snap_pad = 1000;       /* 1016-byte snapshots in 64-byte chunks: 16 chunks */
+    c.snap_pad = 1000; /* 1016-byte snapshots in 64-byte chunks: 16 chunks */
     c.snapshot_chunk = 64;
     sim *s = sim_new(&c);
     sim_one(s, 1, 3, true);
     int l = sim_check_one_leader(s);
     int f = (l + 1) % 3;
     sim_disconnect(s, f);
-    for (uint64_t k = 0; k < 60; k++) sim_one(s, 1000 + k, 2, true);
+    for (uint64_t k = 0; k < 60; k++)
+        sim_one(s, 1000 + k, 2, true);
     raft_status st;
     sim_status(s, l, &st);
-    assert_true(st.snapshot_index > sim_applied(s, f) + 1);   /* f needs the snapshot */
+    assert_true(st.snapshot_index > sim_applied(s, f) + 1); /* f needs the snapshot */
     uint64_t chunks0 = sim_msg_count_type(s, RAFT_MSG_SNAPSHOT);
     sim_connect(s, f);
     uint64_t idx = sim_one(s, 77, 3, true);
@@ -741,7 +775,8 @@ static void install_snapshot_run(bool external, const char *name)
     assert_true(sim_wait(s, idx2, 3, 5000));
     /* Lossy links while a snapshot is in flight: chunks are resent. */
     sim_disconnect(s, f);
-    for (uint64_t k = 0; k < 30; k++) sim_one(s, 2000 + k, 2, true);
+    for (uint64_t k = 0; k < 30; k++)
+        sim_one(s, 2000 + k, 2, true);
     sim_set_loss(s, 30);
     sim_set_dup(s, 20);
     sim_connect(s, f);
@@ -779,7 +814,7 @@ static void test_api_external_snapshot(void **state)
     memset(&b, 0, sizeof b);
     b.snapshot.index = 5;
     b.snapshot.term = 1;
-    b.snapshot.len = 250;              /* stored by the caller, no data here */
+    b.snapshot.len = 250; /* stored by the caller, no data here */
     b.snapshot.conf.n = 2;
     b.snapshot.conf.ids[0] = 1;
     b.snapshot.conf.ids[1] = 2;
@@ -797,13 +832,13 @@ static void test_api_external_snapshot(void **state)
             raft_ready rd;
             raft_ready_get(r, &rd);
             for (size_t i = 0; i < rd.n_msgs + rd.n_msgs_after_persist; i++) {
-                const raft_msg *m = i < rd.n_msgs ? &rd.msgs[i]
-                                                  : &rd.msgs_after_persist[i - rd.n_msgs];
+                const raft_msg *m =
+                    i < rd.n_msgs ? &rd.msgs[i] : &rd.msgs_after_persist[i - rd.n_msgs];
                 if (m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_VOTE) {
                     raft_msg v;
                     memset(&v, 0, sizeof v);
-                    v.type = m->type == RAFT_MSG_PREVOTE ? RAFT_MSG_PREVOTE_RESP
-                                                         : RAFT_MSG_VOTE_RESP;
+                    v.type =
+                        m->type == RAFT_MSG_PREVOTE ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP;
                     v.from = 2;
                     v.to = 1;
                     v.term = m->term;
@@ -834,7 +869,8 @@ static void test_api_external_snapshot(void **state)
         raft_ready_get(r, &rd);
         for (size_t i = 0; i < rd.n_msgs; i++) {
             const raft_msg *m = &rd.msgs[i];
-            if (m->type != RAFT_MSG_SNAPSHOT) continue;
+            if (m->type != RAFT_MSG_SNAPSHOT)
+                continue;
             assert_null(m->chunk);
             assert_int_equal(m->index, 5);
             assert_int_equal(m->snap_len, 250);
@@ -863,7 +899,8 @@ static bool has_read(sim *s, int i, uint64_t ctx, uint64_t *index)
     for (int k = 0; k < sim_n_reads(s, i); k++) {
         raft_read_state rs = sim_read(s, i, k);
         if (rs.ctx == ctx) {
-            if (index) *index = rs.index;
+            if (index)
+                *index = rs.index;
             return true;
         }
     }
@@ -904,7 +941,7 @@ static void test_read_index(void **state)
     w.ctx = 1002;
     assert_true(sim_run_until(s, 2000, read_done, &w));
     assert_true(has_read(s, f, 1002, &ri));
-    assert_true(ri >= idx2);   /* includes every write acknowledged before */
+    assert_true(ri >= idx2); /* includes every write acknowledged before */
 
     /* A deposed leader in a minority never answers a read. */
     sim_disconnect(s, l);
@@ -931,10 +968,12 @@ static void test_read_index(void **state)
     sim_disconnect(s, (l2 + 2) % 3);
     sim_run(s, 5000);
     int lone = (l2 + 1) % 3;
-    if (role_of(s, lone) != RAFT_FOLLOWER || sim_raft(s, lone) == NULL) lone = (l2 + 2) % 3;
+    if (role_of(s, lone) != RAFT_FOLLOWER || sim_raft(s, lone) == NULL)
+        lone = (l2 + 2) % 3;
     raft_status st;
     sim_status(s, lone, &st);
-    if (st.leader == 0) assert_int_equal(raft_read_index(sim_raft(s, lone), 9), RAFT_ENOLEADER);
+    if (st.leader == 0)
+        assert_int_equal(raft_read_index(sim_raft(s, lone), 9), RAFT_ENOLEADER);
     sim_free(s);
 }
 
@@ -950,13 +989,14 @@ static void test_read_index_new_leader_waits_for_its_commit(void **state)
     for (int k = 0; k < 100000 && l2 < 0; k++) {
         sim_run(s, 1);
         int c = sim_leader(s);
-        if (c >= 0 && c != l) l2 = c;
+        if (c >= 0 && c != l)
+            l2 = c;
     }
     assert_true(l2 >= 0);
     raft_status st;
     sim_status(s, l2, &st);
-    uint64_t noop = st.last_index;   /* its first entry of the term */
-    assert_true(st.commit < noop);   /* not committed yet */
+    uint64_t noop = st.last_index; /* its first entry of the term */
+    assert_true(st.commit < noop); /* not committed yet */
     assert_int_equal(raft_read_index(sim_raft(s, l2), 42), RAFT_OK);
     sim_flush(s, l2);
     readwait w = {l2, 42};
@@ -967,7 +1007,10 @@ static void test_read_index_new_leader_waits_for_its_commit(void **state)
     sim_free(s);
 }
 
-static bool not_leader(sim *s, void *arg) { return role_of(s, *(int *)arg) != RAFT_LEADER; }
+static bool not_leader(sim *s, void *arg)
+{
+    return role_of(s, *(int *)arg) != RAFT_LEADER;
+}
 
 /* raft_status.election says why each election started: a timeout (with the
  * leader last heard from and how long ago), a leader transfer, and a
@@ -1038,7 +1081,7 @@ static void test_leader_transfer(void **state)
     int rc = raft_propose(sim_raft(s, l), v, 8, NULL, NULL);
     assert_true(rc == RAFT_EBUSY || rc == RAFT_OK);
     sim_flush(s, l);
-    sim_run(s, 300);   /* far less than an election timeout */
+    sim_run(s, 300); /* far less than an election timeout */
     assert_int_equal(sim_leader(s), t);
     assert_true(term_of(s, t) == term + 1);
     sim_one(s, 2, 3, true);
@@ -1046,7 +1089,8 @@ static void test_leader_transfer(void **state)
     /* To a node that lags: it is caught up first. */
     int t2 = (t + 1) % 3;
     sim_disconnect(s, t2);
-    for (uint64_t k = 0; k < 20; k++) sim_one(s, 10 + k, 2, true);
+    for (uint64_t k = 0; k < 20; k++)
+        sim_one(s, 10 + k, 2, true);
     sim_connect(s, t2);
     assert_int_equal(raft_transfer_leader(sim_raft(s, t), (uint64_t)t2 + 1), RAFT_OK);
     assert_int_equal(raft_transfer_leader(sim_raft(s, t), (uint64_t)l + 1), RAFT_EBUSY);
@@ -1156,7 +1200,7 @@ static void test_membership_add_remove_and_remove_leader(void **state)
     /* Errors. */
     raft *r = sim_raft(s, nl);
     cc.type = RAFT_CONF_ADD;
-    cc.id = (uint64_t)nl + 1;   /* already a member */
+    cc.id = (uint64_t)nl + 1; /* already a member */
     assert_int_equal(raft_propose_conf(r, &cc, NULL), RAFT_EINVAL);
     cc.type = RAFT_CONF_REMOVE;
     cc.id = 77;
@@ -1174,11 +1218,13 @@ static void membership_snapshots_run(bool external, const char *name)
     c.n_slots = 4;
     c.compact_every = 5;
     sim *s = sim_new(&c);
-    for (uint64_t k = 0; k < 20; k++) sim_one(s, 100 + k, 3, true);
+    for (uint64_t k = 0; k < 20; k++)
+        sim_one(s, 100 + k, 3, true);
     uint64_t i4 = conf_change(s, RAFT_CONF_ADD, 3);
     assert_true(sim_wait(s, i4, 4, 5000));
     assert_true(sim_n_installs(s, 3) >= 1);
-    for (uint64_t k = 0; k < 20; k++) sim_one(s, 200 + k, 4, true);
+    for (uint64_t k = 0; k < 20; k++)
+        sim_one(s, 200 + k, 4, true);
     start1(s, 3);
     sim_connect(s, 3);
     uint64_t idx = sim_one(s, 300, 4, true);
@@ -1209,16 +1255,20 @@ static void chaos(sim *s)
     sim_set_reliable(s, false);
     sim_set_dup(s, 10);
     for (int it = 0; it < 200; it++) {
-        for (int i = 0; i < 5; i++) sim_start(s, i, rnd(s), NULL, NULL);
+        for (int i = 0; i < 5; i++)
+            sim_start(s, i, rnd(s), NULL, NULL);
         sim_run(s, sleep_ms(s));
         int i = sim_rand_int(s, 5);
         if (sim_rand_int(s, 4) == 0) {
-            if (sim_alive(s, i)) sim_crash(s, i);
-            else sim_restart(s, i);
+            if (sim_alive(s, i))
+                sim_crash(s, i);
+            else
+                sim_restart(s, i);
         }
     }
     for (int i = 0; i < 5; i++)
-        if (!sim_alive(s, i)) sim_restart(s, i);
+        if (!sim_alive(s, i))
+            sim_restart(s, i);
     sim_set_reliable(s, true);
     sim_set_dup(s, 0);
     sim_one(s, 4242, 5, true);
@@ -1255,7 +1305,8 @@ static raft *solo(uint64_t id, int n)
     cfg.seed = 5;
     raft_boot b;
     memset(&b, 0, sizeof b);
-    for (int i = 0; i < n; i++) b.snapshot.conf.ids[i] = (uint64_t)i + 1;
+    for (int i = 0; i < n; i++)
+        b.snapshot.conf.ids[i] = (uint64_t)i + 1;
     b.snapshot.conf.n = (uint32_t)n;
     return raft_new(&cfg, &b, NULL);
 }
@@ -1277,7 +1328,8 @@ static void test_api_single_node_and_errors(void **state)
     uint8_t d[4] = {1, 2, 3, 4};
     assert_int_equal(raft_propose(r, d, 4, NULL, NULL), RAFT_ENOLEADER);
     assert_int_equal(raft_read_index(r, 1), RAFT_ENOLEADER);
-    for (int k = 0; k < 25; k++) raft_tick(r);
+    for (int k = 0; k < 25; k++)
+        raft_tick(r);
     raft_status st;
     raft_status_get(r, &st);
     assert_int_equal(st.role, RAFT_LEADER);
@@ -1317,7 +1369,7 @@ static void test_api_single_node_and_errors(void **state)
     raft_conf conf;
     uint8_t *snap = malloc(3);
     memcpy(snap, "abc", 3);
-    assert_int_equal(raft_compact(r, 5, snap, 3, &conf), RAFT_EINVAL);   /* beyond applied */
+    assert_int_equal(raft_compact(r, 5, snap, 3, &conf), RAFT_EINVAL); /* beyond applied */
     assert_int_equal(raft_compact(r, 2, snap, 3, &conf), RAFT_OK);
     assert_int_equal(conf.n, 1);
     uint8_t *snap2 = malloc(1);
@@ -1338,20 +1390,20 @@ static void test_api_single_node_and_errors(void **state)
     m.type = RAFT_MSG_APPEND;
     m.to = 1;
     m.from = 1;
-    assert_int_equal(raft_step(r, &m), RAFT_EINVAL);   /* from self */
+    assert_int_equal(raft_step(r, &m), RAFT_EINVAL); /* from self */
     m.from = 2;
     m.to = 3;
-    assert_int_equal(raft_step(r, &m), RAFT_EINVAL);   /* not for us */
+    assert_int_equal(raft_step(r, &m), RAFT_EINVAL); /* not for us */
     m.to = 1;
     m.n_entries = 1;
-    assert_int_equal(raft_step(r, &m), RAFT_EINVAL);   /* entries missing */
+    assert_int_equal(raft_step(r, &m), RAFT_EINVAL); /* entries missing */
     m.n_entries = 0;
     m.type = RAFT_MSG_SNAPSHOT;
     m.snap_len = 4;
     m.offset = 3;
     m.chunk_len = 2;
     m.chunk = d;
-    assert_int_equal(raft_step(r, &m), RAFT_EINVAL);   /* chunk past the end */
+    assert_int_equal(raft_step(r, &m), RAFT_EINVAL); /* chunk past the end */
     m.type = 99;
     assert_int_equal(raft_step(r, &m), RAFT_EINVAL);
     /* A stale term is ignored, answered with our term. */
@@ -1366,7 +1418,8 @@ static void test_api_single_node_and_errors(void **state)
     /* Strings. */
     assert_string_equal(raft_strerror(RAFT_ENOTLEADER), "not the leader");
     assert_string_equal(raft_strerror(12345), "unknown error");
-    for (int e = RAFT_ECOMPACTED; e <= 0; e++) assert_non_null(raft_strerror(e));
+    for (int e = RAFT_ECOMPACTED; e <= 0; e++)
+        assert_non_null(raft_strerror(e));
     assert_string_equal(raft_role_name(RAFT_LEADER), "leader");
     assert_string_equal(raft_role_name(RAFT_PRE_CANDIDATE), "pre-candidate");
     assert_string_equal(raft_role_name(RAFT_CANDIDATE), "candidate");
@@ -1459,7 +1512,7 @@ static void test_api_boot_validation(void **state)
     b.snapshot.conf.n = 1;
     b.snapshot.conf.ids[0] = 1;
     const char *err = NULL;
-    assert_null(raft_new(&cfg, &b, &err));   /* id 0 */
+    assert_null(raft_new(&cfg, &b, &err)); /* id 0 */
     assert_non_null(err);
     cfg.id = 1;
     cfg.heartbeat_ticks = 10;
@@ -1475,20 +1528,20 @@ static void test_api_boot_validation(void **state)
     memset(es, 0, sizeof es);
     es[0].index = 1;
     es[0].term = 1;
-    es[1].index = 3;   /* gap */
+    es[1].index = 3; /* gap */
     es[1].term = 1;
     b.entries = es;
     b.n_entries = 2;
     b.hs.term = 1;
     assert_null(raft_new(&cfg, &b, &err));
     es[1].index = 2;
-    es[1].term = 0;    /* decreasing terms */
+    es[1].term = 0; /* decreasing terms */
     assert_null(raft_new(&cfg, &b, &err));
     es[1].term = 2;
-    assert_null(raft_new(&cfg, &b, &err));   /* hard state older than the log */
+    assert_null(raft_new(&cfg, &b, &err)); /* hard state older than the log */
     b.hs.term = 2;
-    b.hs.commit = 9;   /* clamped to the log */
-    es[1].type = RAFT_ENTRY_CONF;   /* undecodable conf entry: skipped */
+    b.hs.commit = 9;              /* clamped to the log */
+    es[1].type = RAFT_ENTRY_CONF; /* undecodable conf entry: skipped */
     raft *r = raft_new(&cfg, &b, &err);
     assert_non_null(r);
     raft_status st;
@@ -1535,7 +1588,7 @@ static void test_api_follower_forwards_proposals(void **state)
     sim *s = mk(3, 26, "test_api_follower_forwards_proposals");
     int l = sim_check_one_leader(s);
     int f = (l + 1) % 3;
-    sim_run(s, 500);   /* f hears from the leader */
+    sim_run(s, 500); /* f hears from the leader */
     uint8_t v[8] = {0x42};
     uint64_t idx = 7, term = 7;
     assert_int_equal(raft_propose(sim_raft(s, f), v, 8, &idx, &term), RAFT_OK);
@@ -1572,12 +1625,15 @@ static void flow_take(raft *r, uint64_t to, flow_seen *f)
         raft_ready_get(r, &rd);
         for (size_t k = 0; k < rd.n_msgs; k++) {
             const raft_msg *m = &rd.msgs[k];
-            if (m->type != RAFT_MSG_APPEND || m->to != to || m->n_entries == 0) continue;
+            if (m->type != RAFT_MSG_APPEND || m->to != to || m->n_entries == 0)
+                continue;
             uint64_t b = 0;
-            for (uint32_t e = 0; e < m->n_entries; e++) b += m->entries[e].len;
+            for (uint32_t e = 0; e < m->n_entries; e++)
+                b += m->entries[e].len;
             f->msgs++;
             f->bytes += b;
-            if (m->n_entries > 1 && b > f->max_multi) f->max_multi = b;
+            if (m->n_entries > 1 && b > f->max_multi)
+                f->max_multi = b;
             f->last = m->entries[m->n_entries - 1].index;
         }
         raft_advance(r, &rd);
@@ -1602,14 +1658,16 @@ static void test_flow_control_bytes(void **state)
     raft_boot b;
     memset(&b, 0, sizeof b);
     b.snapshot.conf.n = 3;
-    for (int i = 0; i < 3; i++) b.snapshot.conf.ids[i] = (uint64_t)i + 1;
+    for (int i = 0; i < 3; i++)
+        b.snapshot.conf.ids[i] = (uint64_t)i + 1;
     raft *r = raft_new(&cfg, &b, NULL);
     assert_non_null(r);
     raft_status st;
     for (int k = 0; k < 25; k++) {
         raft_tick(r);
         raft_status_get(r, &st);
-        if (st.role != RAFT_FOLLOWER) break;
+        if (st.role != RAFT_FOLLOWER)
+            break;
     }
     raft_msg m = mkmsg(RAFT_MSG_PREVOTE_RESP, 2, 1, 1);
     assert_int_equal(raft_step(r, &m), RAFT_OK);
@@ -1631,7 +1689,8 @@ static void test_flow_control_bytes(void **state)
     size_t esz = 20 * 1024;
     uint8_t *buf = calloc(1, 300 * 1024);
     assert_non_null(buf);
-    for (int k = 0; k < 200; k++) assert_int_equal(raft_propose(r, buf, esz, NULL, NULL), RAFT_OK);
+    for (int k = 0; k < 200; k++)
+        assert_int_equal(raft_propose(r, buf, esz, NULL, NULL), RAFT_OK);
     flow_seen f;
     flow_take(r, 2, &f);
     assert_true(f.msgs > 0);
@@ -1658,7 +1717,8 @@ static void test_flow_control_bytes(void **state)
         acked = to;
         flow_take(r, 2, &g);
         assert_true(g.max_multi <= cfg.max_msg_bytes);
-        if (g.msgs) sent_to = g.last;
+        if (g.msgs)
+            sent_to = g.last;
         in_flight += g.bytes;
         assert_true(in_flight < cfg.max_inflight_bytes + cfg.max_msg_bytes);
         assert_true(in_flight == (sent_to - acked) * esz);
@@ -1670,7 +1730,7 @@ static void test_flow_control_bytes(void **state)
     assert_int_equal(raft_propose(r, buf, 300 * 1024, NULL, NULL), RAFT_OK);
     assert_int_equal(raft_propose(r, buf, 10 * 1024, NULL, NULL), RAFT_OK);
     flow_take(r, 2, &g);
-    assert_int_equal(g.msgs, 1);   /* the big one fills the window on its own */
+    assert_int_equal(g.msgs, 1); /* the big one fills the window on its own */
     assert_int_equal(g.bytes, 300 * 1024);
     assert_int_equal(g.last, 202);
     m = mkmsg(RAFT_MSG_APPEND_RESP, 2, 1, 1);
@@ -1686,12 +1746,16 @@ static void test_flow_control_bytes(void **state)
 static int rounds(void)
 {
     const char *seed = getenv("HSTORE_SEED");
-    if (seed && *seed) return 1;
+    if (seed && *seed)
+        return 1;
     const char *r = getenv("HSTORE_ROUNDS");
-    if (r && *r) return atoi(r);
+    if (r && *r)
+        return atoi(r);
     const char *m = getenv("HSTORE_TEST_MODE");
-    if (m && strcmp(m, "asan") == 0) return 1;
-    if (m && strcmp(m, "long") == 0) return 50;
+    if (m && strcmp(m, "asan") == 0)
+        return 1;
+    if (m && strcmp(m, "long") == 0)
+        return 50;
     return 4;
 }
 
@@ -1701,7 +1765,8 @@ static void run_rounds(void **state)
     int n = rounds();
     g_round_ok = false;
     g_last_name = NULL;
-    for (g_round = 0; g_round < (uint64_t)n; g_round++) fn(NULL);
+    for (g_round = 0; g_round < (uint64_t)n; g_round++)
+        fn(NULL);
     g_round_ok = true;
 }
 
@@ -1715,7 +1780,10 @@ static int after_rounds(void **state)
     return 0;
 }
 
-#define T(f) {#f, run_rounds, NULL, after_rounds, (void *)f}
+#define T(f)                                          \
+    {                                                 \
+#f, run_rounds, NULL, after_rounds, (void *)f \
+    }
 
 int main(void)
 {
@@ -1759,6 +1827,7 @@ int main(void)
         T(test_flow_control_bytes),
     };
     const char *only = getenv("HSTORE_TEST");
-    if (only && *only) cmocka_set_test_filter(only);
+    if (only && *only)
+        cmocka_set_test_filter(only);
     return cmocka_run_group_tests_name("raft", tests, NULL, NULL);
 }

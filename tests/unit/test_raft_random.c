@@ -71,7 +71,8 @@ static void run_seed(uint64_t seed)
     /* Membership changes need pre-vote and check-quorum: a removed server
      * that never learns of its removal would otherwise disrupt (§4.2.3). */
     bool members = c.pre_vote && c.check_quorum && R(2) == 0;
-    if (members) c.n_slots = c.n + 2;
+    if (members)
+        c.n_slots = c.n + 2;
 #undef R
     /* half the seeds keep snapshot bytes outside the core (not drawn from R:
      * the other choices of a seed stay what they were) */
@@ -90,22 +91,27 @@ static void run_seed(uint64_t seed)
             int k = 1 + sim_rand_int(s, 5);
             for (int j = 0; j < k; j++) {
                 raft *r = sim_raft(s, i);
-                if (!r) break;
+                if (!r)
+                    break;
                 /* mostly 8-byte values, sometimes bigger ones (batching by
                  * max_msg_bytes), sometimes empty commands */
                 uint8_t b[300];
                 size_t len = 8;
                 int shape = sim_rand_int(s, 10);
-                if (shape == 0) len = 0;
-                else if (shape == 1) len = 9 + (size_t)sim_rand_int(s, 290);
-                for (size_t q = 0; q < len; q++) b[q] = (uint8_t)(val >> (8 * (q % 8)));
+                if (shape == 0)
+                    len = 0;
+                else if (shape == 1)
+                    len = 9 + (size_t)sim_rand_int(s, 290);
+                for (size_t q = 0; q < len; q++)
+                    b[q] = (uint8_t)(val >> (8 * (q % 8)));
                 val++;
                 raft_propose(r, b, len, NULL, NULL);
             }
             sim_flush(s, i);
         } else if (what < 45) {
             int group[SIM_MAX];
-            for (int q = 0; q < n; q++) group[q] = sim_rand_int(s, 2);
+            for (int q = 0; q < n; q++)
+                group[q] = sim_rand_int(s, 2);
             sim_partition(s, group);
         } else if (what < 55) {
             sim_heal(s);
@@ -113,13 +119,15 @@ static void run_seed(uint64_t seed)
             /* crash: often the leader (Figure 8 schedules), sometimes in the
              * middle of its ready batch */
             int l = sim_leader(s);
-            if (l >= 0 && sim_rand_int(s, 2)) i = l;
+            if (l >= 0 && sim_rand_int(s, 2))
+                i = l;
             if (sim_rand_int(s, 2))
                 sim_crash(s, i);
             else
                 sim_crash_mid_batch(s, i);
         } else if (what < 72) {
-            if (!sim_alive(s, i)) sim_restart(s, i);
+            if (!sim_alive(s, i))
+                sim_restart(s, i);
         } else if (what < 77) {
             sim_block(s, i, sim_rand_int(s, n), true);
         } else if (what < 82) {
@@ -156,7 +164,8 @@ static void run_seed(uint64_t seed)
                 cc.id = (uint64_t)i + 1;
                 bool member = false;
                 for (uint32_t q = 0; q < st.conf.n; q++)
-                    if (st.conf.ids[q] == cc.id) member = true;
+                    if (st.conf.ids[q] == cc.id)
+                        member = true;
                 cc.type = member ? RAFT_CONF_REMOVE : RAFT_CONF_ADD;
                 if (!member || st.conf.n > 1) {
                     raft_propose_conf(sim_raft(s, l), &cc, NULL);
@@ -166,7 +175,7 @@ static void run_seed(uint64_t seed)
         }
         /* mostly short pauses (a few messages in flight), sometimes long ones */
         sim_run(s, sim_rand_int(s, 4) ? (uint64_t)sim_rand_int(s, 40)
-                                       : (uint64_t)sim_rand_int(s, 1500));
+                                      : (uint64_t)sim_rand_int(s, 1500));
     }
     check_reads(s, n, reads, n_reads);
 
@@ -178,11 +187,13 @@ static void run_seed(uint64_t seed)
     sim_set_long_reordering(s, false);
     for (int i = 0; i < n; i++) {
         sim_cancel_crash(s, i);
-        if (!sim_alive(s, i)) sim_restart(s, i);
+        if (!sim_alive(s, i))
+            sim_restart(s, i);
     }
-    sim_run(s, 3000);   /* let delayed messages drain and a leader emerge */
+    sim_run(s, 3000); /* let delayed messages drain and a leader emerge */
     int l = sim_check_one_leader(s);
-    if (l < 0) sim_fail(s, "no leader after healing");
+    if (l < 0)
+        sim_fail(s, "no leader after healing");
     /* every member of the leader's configuration must apply a new entry */
     sim_one(s, 0xfeedULL << 32 | seed, 1, true);
     l = sim_leader(s);
@@ -190,7 +201,8 @@ static void run_seed(uint64_t seed)
     sim_status(s, l, &st);
     int members_now = (int)st.conf.n;
     uint64_t idx = sim_one(s, 0xbeefULL << 32 | seed, members_now, true);
-    if (!sim_wait(s, idx, members_now, 10000)) sim_fail(s, "healed cluster did not converge");
+    if (!sim_wait(s, idx, members_now, 10000))
+        sim_fail(s, "healed cluster did not converge");
     check_reads(s, n, reads, n_reads);
     sim_check(s);
     sim_free(s);
@@ -201,10 +213,13 @@ static void test_raft_random_safety(void **state)
     (void)state;
     const char *mode = getenv("HSTORE_TEST_MODE");
     uint64_t count = 10000;
-    if (mode && strcmp(mode, "asan") == 0) count = 1000;
-    if (mode && strcmp(mode, "long") == 0) count = 100000;
+    if (mode && strcmp(mode, "asan") == 0)
+        count = 1000;
+    if (mode && strcmp(mode, "long") == 0)
+        count = 100000;
     const char *e = getenv("HSTORE_SEEDS");
-    if (e && *e) count = strtoull(e, NULL, 0);
+    if (e && *e)
+        count = strtoull(e, NULL, 0);
     uint64_t first = 1;
     const char *one = getenv("HSTORE_SEED");
     if (one && *one) {
@@ -214,7 +229,8 @@ static void test_raft_random_safety(void **state)
     sim_seed(first, NULL);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (uint64_t k = 0; k < count; k++) run_seed(first + k);
+    for (uint64_t k = 0; k < count; k++)
+        run_seed(first + k);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     printf("raft random safety: %llu seeds (from %llu, 3-7 nodes) in %.1f s\n",

@@ -46,7 +46,10 @@ static const char *mode(void)
     const char *m = getenv("HSTORE_TEST_MODE");
     return m ? m : "normal";
 }
-static bool mode_is(const char *m) { return strcmp(mode(), m) == 0; }
+static bool mode_is(const char *m)
+{
+    return strcmp(mode(), m) == 0;
+}
 
 static uint64_t g_seed;
 
@@ -61,10 +64,15 @@ static uint64_t rng_next(uint64_t *s)
 
 static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
-    (void)sb; (void)flag; (void)ftw;
+    (void)sb;
+    (void)flag;
+    (void)ftw;
     return remove(p);
 }
-static void rm_rf(const char *p) { nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+static void rm_rf(const char *p)
+{
+    nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 typedef struct fixture {
     char base[200];
@@ -112,8 +120,14 @@ static st_store *open_ok(const char *dir)
 }
 
 /* Deterministic entry contents from (index, term). */
-static uint32_t ent_len(uint64_t index, uint64_t term) { return (uint32_t)((index * 7 + term * 13) % 300); }
-static uint8_t ent_type(uint64_t index, uint64_t term) { return (uint8_t)((index + term) % 3); }
+static uint32_t ent_len(uint64_t index, uint64_t term)
+{
+    return (uint32_t)((index * 7 + term * 13) % 300);
+}
+static uint8_t ent_type(uint64_t index, uint64_t term)
+{
+    return (uint8_t)((index + term) % 3);
+}
 static void ent_fill(uint8_t *p, uint32_t len, uint64_t index, uint64_t term)
 {
     uint64_t s = index * 1000003 + term;
@@ -148,7 +162,7 @@ static void free_entries(raft_entry *e, size_t n)
 static void save_entries(st_store *s, uint64_t first, size_t n, uint64_t term)
 {
     raft_entry *e = make_entries(first, n, term);
-    raft_ready rd = { .entries = e, .n_entries = n };
+    raft_ready rd = {.entries = e, .n_entries = n};
     char err[512];
     int rc = st_save_ready(s, &rd, err, sizeof err);
     free_entries(e, n);
@@ -157,7 +171,8 @@ static void save_entries(st_store *s, uint64_t first, size_t n, uint64_t term)
 }
 
 /* Checks boot entries are (lo..hi) with term term_of(index). */
-static void check_entries(const raft_boot *b, uint64_t lo, uint64_t hi, uint64_t (*term_of)(uint64_t))
+static void check_entries(const raft_boot *b, uint64_t lo, uint64_t hi,
+                          uint64_t (*term_of)(uint64_t))
 {
     assert_int_equal(b->n_entries, hi >= lo ? hi - lo + 1 : 0);
     for (size_t i = 0; i < b->n_entries; i++) {
@@ -225,10 +240,10 @@ static int load(st_store *s, raft_boot *b, char *err, size_t errlen)
     if (!rc) {
         ZSTD_DCtx *d = ZSTD_createDCtx();
         uint8_t *scratch = malloc(1 << 16);
-        ZSTD_inBuffer in = { frame, flen, 0 };
+        ZSTD_inBuffer in = {frame, flen, 0};
         size_t left = 1;
         while (in.pos < in.size && left != 0) {
-            ZSTD_outBuffer out = { scratch, 1 << 16, 0 };
+            ZSTD_outBuffer out = {scratch, 1 << 16, 0};
             left = ZSTD_decompressStream(d, &out, &in);
             if (ZSTD_isError(left)) {
                 rc = ST_ECORRUPT;
@@ -314,7 +329,11 @@ static void test_crc32c(void **state)
 
 /* ---- round trips -------------------------------------------------------------------- */
 
-static uint64_t term_1(uint64_t i) { (void)i; return 1; }
+static uint64_t term_1(uint64_t i)
+{
+    (void)i;
+    return 1;
+}
 
 static void test_fresh_store(void **state)
 {
@@ -348,16 +367,20 @@ static void test_round_trip(void **state)
     char err[512];
     st_store *s = open_ok(f->dir);
     /* Hard state alone, then entries of each type (incl. empty data). */
-    raft_ready rd = { .hs_changed = true, .hs = { 7, 3, 0 } };
+    raft_ready rd = {.hs_changed = true, .hs = {7, 3, 0}};
     assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
-    uint8_t conf_data[] = { 1, 2, 3, 4, 5 };
+    uint8_t conf_data[] = {1, 2, 3, 4, 5};
     raft_entry e[4] = {
-        { .term = 7, .index = 1, .type = RAFT_ENTRY_NOOP, .len = 0, .data = NULL },
-        { .term = 7, .index = 2, .type = RAFT_ENTRY_NORMAL, .len = 5, .data = (uint8_t *)"hello" },
-        { .term = 7, .index = 3, .type = RAFT_ENTRY_CONF, .len = sizeof conf_data, .data = conf_data },
-        { .term = 7, .index = 4, .type = RAFT_ENTRY_NORMAL, .len = 1, .data = (uint8_t *)"x" },
+        {.term = 7, .index = 1, .type = RAFT_ENTRY_NOOP, .len = 0, .data = NULL},
+        {.term = 7, .index = 2, .type = RAFT_ENTRY_NORMAL, .len = 5, .data = (uint8_t *)"hello"},
+        {.term = 7,
+         .index = 3,
+         .type = RAFT_ENTRY_CONF,
+         .len = sizeof conf_data,
+         .data = conf_data},
+        {.term = 7, .index = 4, .type = RAFT_ENTRY_NORMAL, .len = 1, .data = (uint8_t *)"x"},
     };
-    rd = (raft_ready){ .hs_changed = true, .hs = { 7, 3, 2 }, .entries = e, .n_entries = 4 };
+    rd = (raft_ready){.hs_changed = true, .hs = {7, 3, 2}, .entries = e, .n_entries = 4};
     assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
     assert_int_equal(st_last_index(s), 4);
     assert_int_equal(st_log_bytes(s), 11);
@@ -383,8 +406,11 @@ static void test_round_trip(void **state)
     st_boot_free(&b);
 
     /* Snapshot with configuration and data. */
-    raft_snapshot sn = { .index = 3, .term = 7, .conf = make_conf(3),
-                         .data = (uint8_t *)"state-machine-bytes", .len = 19 };
+    raft_snapshot sn = {.index = 3,
+                        .term = 7,
+                        .conf = make_conf(3),
+                        .data = (uint8_t *)"state-machine-bytes",
+                        .len = 19};
     assert_int_equal(save_snapshot(s, &sn, err, sizeof err), 0);
     assert_int_equal(st_snapshot_index(s), 3);
     assert_int_equal(st_snapshot_term(s), 7);
@@ -426,7 +452,7 @@ static void test_conflict_overwrite(void **state)
     raft_boot b;
     assert_int_equal(load(s, &b, err, sizeof err), 0);
     assert_int_equal(b.n_entries, 10);
-    uint64_t want_t[11] = { 0, 1, 1, 1, 1, 1, 1, 2, 2, 3, 3 };
+    uint64_t want_t[11] = {0, 1, 1, 1, 1, 1, 1, 2, 2, 3, 3};
     uint64_t bytes = 0;
     for (size_t i = 0; i < b.n_entries; i++) {
         assert_int_equal(b.entries[i].index, i + 1);
@@ -456,7 +482,7 @@ static void test_conflict_overwrite(void **state)
 
     /* A gap is refused and changes nothing. */
     raft_entry *e = make_entries(7, 1, 4);
-    raft_ready rd = { .hs_changed = true, .hs = { 9, 9, 9 }, .entries = e, .n_entries = 1 };
+    raft_ready rd = {.hs_changed = true, .hs = {9, 9, 9}, .entries = e, .n_entries = 1};
     assert_int_equal(st_save_ready(s, &rd, err, sizeof err), ST_EINVAL);
     assert_non_null(strstr(err, "7"));
     free_entries(e, 1);
@@ -467,18 +493,21 @@ static void test_conflict_overwrite(void **state)
     st_close(s);
 }
 
-static uint64_t term_compact(uint64_t i) { return i <= 20 ? 1 : 2; }
+static uint64_t term_compact(uint64_t i)
+{
+    return i <= 20 ? 1 : 2;
+}
 
 static void test_compaction(void **state)
 {
     fixture *f = *state;
     char err[512];
     st_store *s = open_ok(f->dir);
-    for (uint64_t i = 1; i <= 20; i += 3)   /* rows 1-3, 4-6, ..., 19-20 */
+    for (uint64_t i = 1; i <= 20; i += 3) /* rows 1-3, 4-6, ..., 19-20 */
         save_entries(s, i, i + 2 <= 20 ? 3 : 2, 1);
     raft_conf c3 = make_conf(3);
     /* Snapshot ending inside a row (10 is in 10..12). */
-    raft_snapshot sn = { .index = 10, .term = 1, .conf = c3, .data = (uint8_t *)"S10", .len = 3 };
+    raft_snapshot sn = {.index = 10, .term = 1, .conf = c3, .data = (uint8_t *)"S10", .len = 3};
     assert_int_equal(save_snapshot(s, &sn, err, sizeof err), 0);
     assert_int_equal(st_first_index(s), 11);
     assert_int_equal(st_last_index(s), 20);
@@ -514,8 +543,9 @@ static void test_compaction(void **state)
     raft_entry *e = make_entries(23, 2, 3);
     size_t flen;
     uint8_t *frame = frame_of("L", 1, &flen);
-    raft_snapshot ls = { .index = 22, .term = 3, .conf = make_conf(5), .data = frame, .len = flen };
-    raft_ready rd = { .hs_changed = true, .hs = { 3, 1, 22 }, .snapshot = &ls, .entries = e, .n_entries = 2 };
+    raft_snapshot ls = {.index = 22, .term = 3, .conf = make_conf(5), .data = frame, .len = flen};
+    raft_ready rd = {
+        .hs_changed = true, .hs = {3, 1, 22}, .snapshot = &ls, .entries = e, .n_entries = 2};
     assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
     free_entries(e, 2);
     free(frame);
@@ -536,8 +566,8 @@ static void test_compaction(void **state)
 
     /* A snapshot beyond the log empties it. */
     frame = frame_of(NULL, 0, &flen);
-    raft_snapshot far = { .index = 100, .term = 4, .conf = c3, .data = frame, .len = flen };
-    rd = (raft_ready){ .snapshot = &far };
+    raft_snapshot far = {.index = 100, .term = 4, .conf = c3, .data = frame, .len = flen};
+    rd = (raft_ready){.snapshot = &far};
     assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
     free(frame);
     assert_int_equal(st_last_index(s), 100);
@@ -571,19 +601,19 @@ static void test_snapshot_writer(void **state)
     st_snap_writer *w;
     assert_int_equal(st_bgsnap_begin(s, 5, 1, &w, err, sizeof err), 0);
     for (size_t o = 0; o < len; o += 100000) {
-        assert_int_equal(st_bgsnap_write(w, data + o, len - o < 100000 ? len - o : 100000, err,
-                                         sizeof err), 0);
+        assert_int_equal(
+            st_bgsnap_write(w, data + o, len - o < 100000 ? len - o : 100000, err, sizeof err), 0);
         if (o == 1000000) {
             /* other saves go on meanwhile */
-            raft_ready rd = { .hs_changed = true, .hs = { 1, 1, 1 } };
+            raft_ready rd = {.hs_changed = true, .hs = {1, 1, 1}};
             assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
         }
     }
-    assert_int_equal(st_bgsnap_commit(w, &c, err, sizeof err), ST_EINVAL);   /* not finished */
+    assert_int_equal(st_bgsnap_commit(w, &c, err, sizeof err), ST_EINVAL); /* not finished */
     assert_int_equal(st_bgsnap_begin(s, 5, 1, &w, err, sizeof err), 0);
     for (size_t o = 0; o < len; o += 100000)
-        assert_int_equal(st_bgsnap_write(w, data + o, len - o < 100000 ? len - o : 100000, err,
-                                         sizeof err), 0);
+        assert_int_equal(
+            st_bgsnap_write(w, data + o, len - o < 100000 ? len - o : 100000, err, sizeof err), 0);
     assert_int_equal(st_bgsnap_finish(w, err, sizeof err), 0);
     assert_true(st_bgsnap_bytes(w) > 0);
     assert_int_equal(st_bgsnap_commit(w, &c, err, sizeof err), 0);
@@ -675,14 +705,15 @@ static void test_corrupt_entry(void **state)
     st_store *s = open_ok(f->dir);
     save_entries(s, 1, 40, 1);
     const char *mark = "MARKER-FOR-ENTRY-41";
-    raft_entry e = { .term = 1, .index = 41, .type = 0, .len = (uint32_t)strlen(mark), .data = (uint8_t *)mark };
-    raft_ready rd = { .entries = &e, .n_entries = 1 };
+    raft_entry e = {
+        .term = 1, .index = 41, .type = 0, .len = (uint32_t)strlen(mark), .data = (uint8_t *)mark};
+    raft_ready rd = {.entries = &e, .n_entries = 1};
     assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
     save_entries(s, 42, 5, 1);
     st_close(s);
     char wal[400];
     snprintf(wal, sizeof wal, "%s-wal", f->db);
-    assert_int_equal(access(wal, F_OK), -1);   /* close checkpointed everything */
+    assert_int_equal(access(wal, F_OK), -1); /* close checkpointed everything */
     long at = find_bytes(f->db, mark, strlen(mark));
     assert_true(at > 0);
     flip_byte(f->db, at + 10);
@@ -709,7 +740,7 @@ static void test_corrupt_snapshot(void **state)
     uint64_t r = 99;
     for (size_t i = 0; i < len; i++)
         data[i] = (uint8_t)rng_next(&r);
-    raft_snapshot sn = { .index = 2, .term = 1, .conf = make_conf(1), .data = data, .len = len };
+    raft_snapshot sn = {.index = 2, .term = 1, .conf = make_conf(1), .data = data, .len = len};
     assert_int_equal(save_snapshot(s, &sn, err, sizeof err), 0);
     st_close(s);
     long at = find_bytes(f->db, data + 5000, 32);
@@ -775,7 +806,9 @@ static void test_foreign_database(void **state)
     assert_int_equal(mkdir(f->dir, 0755), 0);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1)", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1)", NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     st_store *s = NULL;
     assert_int_equal(st_open(f->dir, &s, err, sizeof err), ST_ESCHEMA);
@@ -805,12 +838,12 @@ static void test_not_a_database(void **state)
 /* The model of what the store holds after batch k; the same code drives the
  * child (to generate batches) and the parent (to check what survived). */
 typedef struct model {
-    uint64_t batch;             /* last batch applied */
+    uint64_t batch; /* last batch applied */
     raft_hard_state hs;
-    uint64_t snap_index, snap_term, snap_batch;   /* snapshot data from snap_batch */
+    uint64_t snap_index, snap_term, snap_batch; /* snapshot data from snap_batch */
     uint32_t snap_members;
     uint64_t last;
-    uint64_t *terms;            /* terms[i] for snap_index < i <= last */
+    uint64_t *terms; /* terms[i] for snap_index < i <= last */
     size_t cap;
 } model;
 
@@ -820,7 +853,10 @@ typedef struct batch {
     size_t snap_len;
 } batch;
 
-static size_t snap_len_of(uint64_t k) { return (size_t)((k * 7919) % 150000); }
+static size_t snap_len_of(uint64_t k)
+{
+    return (size_t)((k * 7919) % 150000);
+}
 static void snap_fill(uint8_t *p, size_t len, uint64_t k)
 {
     uint64_t r = k;
@@ -868,7 +904,7 @@ static void model_step(model *m, uint64_t seed, uint64_t k, batch *b)
     }
     uint64_t n = 1 + rng_next(&r) % 16;
     uint64_t start = m->last + 1;
-    if (rng_next(&r) % 4 == 0) {   /* conflicting suffix */
+    if (rng_next(&r) % 4 == 0) { /* conflicting suffix */
         uint64_t back = rng_next(&r) % 6;
         start = m->last + 1 > back ? m->last + 1 - back : 1;
         if (start <= m->snap_index)
@@ -896,7 +932,10 @@ static void batch_free(batch *b)
     free(b->snap.data);
 }
 
-static void model_free(model *m) { free(m->terms); }
+static void model_free(model *m)
+{
+    free(m->terms);
+}
 
 /* Child: continue the store from wherever it is, reporting each batch once
  * st_save_ready has returned (that is, once it is acknowledged). It never
@@ -921,7 +960,7 @@ static void crash_child(const char *dir, uint64_t seed, int wfd)
     }
     uint64_t j = bt.hs.term;
     st_boot_free(&bt);
-    model m = { 0 };
+    model m = {0};
     for (uint64_t k = 1; k <= j; k++)
         model_step(&m, seed, k, NULL);
     for (uint64_t k = j + 1; k <= j + CRASH_CHILD_MAX; k++) {
@@ -953,7 +992,7 @@ static bool read_report(int fd, uint64_t *k, int secs)
         long ms = (end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000;
         if (ms <= 0)
             return false;
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
         int n = poll(&pfd, 1, (int)ms);
         if (n < 0 && errno == EINTR)
             continue;
@@ -1013,7 +1052,7 @@ static void test_crash_safety(void **state)
     uint64_t seed = g_seed;
     printf("crash safety: seed %llu, %d kills\n", (unsigned long long)seed, rounds);
     uint64_t rs = seed * 31 + 5;
-    model m = { 0 };
+    model m = {0};
     int mid_write = 0;
     for (int round = 0; round < rounds; round++) {
         int p[2];
@@ -1056,14 +1095,14 @@ static void test_crash_safety(void **state)
         char err[512];
         int rc = load(s, &b, err, sizeof err);
         if (rc)
-            fail_msg("round %d (seed %llu): reopen after kill: %s", round, (unsigned long long)seed, err);
+            fail_msg("round %d (seed %llu): reopen after kill: %s", round, (unsigned long long)seed,
+                     err);
         uint64_t j = b.hs.term;
         /* Everything acknowledged is there; at most the one batch in flight
          * beyond it. */
         if (j < reported || j > reported + 1)
-            fail_msg("round %d (seed %llu): store holds batch %llu, child acknowledged %llu",
-                     round, (unsigned long long)seed, (unsigned long long)j,
-                     (unsigned long long)reported);
+            fail_msg("round %d (seed %llu): store holds batch %llu, child acknowledged %llu", round,
+                     (unsigned long long)seed, (unsigned long long)j, (unsigned long long)reported);
         if (!at_once) {
             assert_true(j >= first && first > m.batch);
             mid_write++;
@@ -1075,7 +1114,8 @@ static void test_crash_safety(void **state)
         st_close(s);
     }
     printf("crash safety: %llu batches survived %d kills, %d of them after the child's "
-           "first acknowledged batch\n", (unsigned long long)m.batch, rounds, mid_write);
+           "first acknowledged batch\n",
+           (unsigned long long)m.batch, rounds, mid_write);
     model_free(&m);
 }
 
@@ -1089,7 +1129,8 @@ static void mount_small(fixture *f, const char *size)
     snprintf(opt, sizeof opt, "size=%s,mode=0755", size);
     if (mount("tmpfs", f->mnt, "tmpfs", 0, opt) != 0)
         fail_msg("cannot mount a %s tmpfs at %s (%s): the disk-full test needs root "
-                 "(CAP_SYS_ADMIN)", size, f->mnt, strerror(errno));
+                 "(CAP_SYS_ADMIN)",
+                 size, f->mnt, strerror(errno));
     f->mounted = true;
     snprintf(f->dir, sizeof f->dir, "%s/data", f->mnt);
     snprintf(f->db, sizeof f->db, "%s/%s", f->dir, ST_DB_NAME);
@@ -1110,8 +1151,9 @@ static void test_disk_full(void **state)
         uint8_t *buf = malloc(4000);
         memset(buf, 'a' + i % 26, 4000);
         for (int j = 0; j < 16; j++)
-            e[j] = (raft_entry){ .term = 1, .index = next + (uint64_t)j, .len = 4000, .data = buf };
-        raft_ready rd = { .hs_changed = true, .hs = { (uint64_t)i + 1, 1, next }, .entries = e, .n_entries = 16 };
+            e[j] = (raft_entry){.term = 1, .index = next + (uint64_t)j, .len = 4000, .data = buf};
+        raft_ready rd = {
+            .hs_changed = true, .hs = {(uint64_t)i + 1, 1, next}, .entries = e, .n_entries = 16};
         rc = st_save_ready(s, &rd, err, sizeof err);
         free(buf);
         if (rc)
@@ -1181,7 +1223,6 @@ static void test_read_only(void **state)
     assert_non_null(strstr(err, f->dir));
 }
 
-
 /* Waits (up to 60 s) until the store's checkpointer has copied every frame
  * of the WAL into the database, if the WAL is big enough to have woken it
  * (storage.c: CKPT_START_PAGES, 4 MiB of 4 KiB pages).  Progress is read
@@ -1212,7 +1253,7 @@ static void wait_checkpointed(const char *db)
 static void test_wal_bounded(void **state)
 {
     fixture *f = *state;
-    mount_small(f, "512m");   /* tmpfs: fast, so the test stays short */
+    mount_small(f, "512m"); /* tmpfs: fast, so the test stays short */
     char err[512];
     st_store *s = open_ok(f->dir);
     int batches = mode_is("asan") ? 2000 : 5000;
@@ -1225,8 +1266,8 @@ static void test_wal_bounded(void **state)
     snprintf(wal, sizeof wal, "%s-wal", f->db);
     for (int i = 0; i < batches; i++) {
         for (int j = 0; j < 64; j++)
-            e[j] = (raft_entry){ .term = 1, .index = next + (uint64_t)j, .len = 256, .data = data };
-        raft_ready rd = { .hs_changed = true, .hs = { 1, 1, next }, .entries = e, .n_entries = 64 };
+            e[j] = (raft_entry){.term = 1, .index = next + (uint64_t)j, .len = 256, .data = data};
+        raft_ready rd = {.hs_changed = true, .hs = {1, 1, next}, .entries = e, .n_entries = 64};
         assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
         next += 64;
         struct stat sb;
@@ -1267,8 +1308,8 @@ static double now_s(void)
 /* Mixed state: random blocks, text-like blocks, runs and small structures. */
 static void mixed_fill(uint8_t *p, size_t len, uint64_t seed)
 {
-    static const char *words[] = { "alpha ", "key=", "value ", "hstore ", "/dir/file ",
-                                   "raft ", "0123456789", "\n", "snapshot ", "term " };
+    static const char *words[] = {"alpha ", "key=",       "value ", "hstore ",   "/dir/file ",
+                                  "raft ",  "0123456789", "\n",     "snapshot ", "term "};
     uint64_t r = seed;
     size_t o = 0;
     while (o < len) {
@@ -1312,7 +1353,7 @@ static void test_big_snapshot(void **state)
     char err[512];
     st_store *s = open_ok(f->dir);
     save_entries(s, 1, 100, 1);
-    raft_snapshot sn = { .index = 90, .term = 1, .conf = make_conf(3), .data = data, .len = len };
+    raft_snapshot sn = {.index = 90, .term = 1, .conf = make_conf(3), .data = data, .len = len};
     double t0 = now_s();
     assert_int_equal(save_snapshot(s, &sn, err, sizeof err), 0);
     double t1 = now_s();
@@ -1323,8 +1364,9 @@ static void test_big_snapshot(void **state)
     double t2 = now_s();
     assert_int_equal(load(s, &b, err, sizeof err), 0);
     double t3 = now_s();
-    printf("snapshot %zu MiB mixed data: compressed to %.1f MiB (%.1f%%), save %.2f s, load %.2f s\n",
-           mb, (double)comp / (1 << 20), 100.0 * (double)comp / (double)len, t1 - t0, t3 - t2);
+    printf(
+        "snapshot %zu MiB mixed data: compressed to %.1f MiB (%.1f%%), save %.2f s, load %.2f s\n",
+        mb, (double)comp / (1 << 20), 100.0 * (double)comp / (double)len, t1 - t0, t3 - t2);
     assert_int_equal(b.snapshot.len, len);
     assert_true(memcmp(b.snapshot.data, data, len) == 0);
     assert_true(comp > 0 && comp < len);
@@ -1378,7 +1420,9 @@ static uint8_t *stored_form(st_store *s, size_t *len)
     uint8_t *b = malloc(*len + 1);
     for (size_t o = 0; o < *len; o += 300001)
         assert_int_equal(st_snap_stored_read(s, st_snapshot_index(s), o, b + o,
-                                             *len - o < 300001 ? *len - o : 300001, err, sizeof err), 0);
+                                             *len - o < 300001 ? *len - o : 300001, err,
+                                             sizeof err),
+                         0);
     uint8_t x;
     assert_int_equal(st_snap_stored_read(s, st_snapshot_index(s), *len, &x, 1, err, sizeof err),
                      ST_EINVAL);
@@ -1404,14 +1448,14 @@ static void test_background_snapshot(void **state)
     assert_int_equal(st_bgsnap_begin(s, 20, 1, &w, err, sizeof err), 0);
     st_snap_writer *w2;
     assert_int_equal(st_bgsnap_begin(s, 21, 1, &w2, err, sizeof err), ST_EBUSY);
-    bg_arg a = { w, data, len, -1 };
+    bg_arg a = {w, data, len, -1};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, bg_main, &a), 0);
     /* batches go on while the worker writes */
     save_entries(s, 41, 20, 1);
     pthread_join(th, NULL);
     assert_int_equal(a.rc, 0);
-    assert_int_equal(st_snapshot_index(s), 0);   /* not a snapshot before commit */
+    assert_int_equal(st_snapshot_index(s), 0); /* not a snapshot before commit */
     assert_int_equal(st_bgsnap_commit(w, &c, err, sizeof err), 0);
     assert_int_equal(st_snapshot_index(s), 20);
     assert_int_equal(st_first_index(s), 21);
@@ -1427,8 +1471,9 @@ static void test_background_snapshot(void **state)
         time_t give_up = time(NULL) + 60;
         while (dead != 0 && time(NULL) <= give_up) {
             sqlite3_stmt *q;
-            if (sqlite3_prepare_v2(db, "SELECT count(*) FROM log WHERE first <= 20", -1, &q, NULL) ==
-                    SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+            if (sqlite3_prepare_v2(db, "SELECT count(*) FROM log WHERE first <= 20", -1, &q,
+                                   NULL) == SQLITE_OK &&
+                sqlite3_step(q) == SQLITE_ROW)
                 dead = sqlite3_column_int(q, 0);
             sqlite3_finalize(q);
             if (dead)
@@ -1460,7 +1505,7 @@ static void test_background_snapshot(void **state)
     st_boot_free(&b);
     /* a second background snapshot replaces the first; the old chunks go */
     assert_int_equal(st_bgsnap_begin(s, 30, 1, &w, err, sizeof err), 0);
-    a = (bg_arg){ w, data + 1000, len - 1000, -1 };
+    a = (bg_arg){w, data + 1000, len - 1000, -1};
     assert_int_equal(pthread_create(&th, NULL, bg_main, &a), 0);
     pthread_join(th, NULL);
     assert_int_equal(a.rc, 0);
@@ -1470,19 +1515,19 @@ static void test_background_snapshot(void **state)
     free(back);
     /* an aborted one, and one overtaken by a newer snapshot, change nothing */
     assert_int_equal(st_bgsnap_begin(s, 35, 1, &w, err, sizeof err), 0);
-    a = (bg_arg){ w, data, 3 << 20, -1 };
+    a = (bg_arg){w, data, 3 << 20, -1};
     assert_int_equal(pthread_create(&th, NULL, bg_main, &a), 0);
     pthread_join(th, NULL);
     st_bgsnap_abort(w);
     assert_int_equal(st_bgsnap_begin(s, 36, 1, &w, err, sizeof err), 0);
-    a = (bg_arg){ w, data, 2 << 20, -1 };
+    a = (bg_arg){w, data, 2 << 20, -1};
     assert_int_equal(pthread_create(&th, NULL, bg_main, &a), 0);
     pthread_join(th, NULL);
     /* (a newer snapshot received from a leader meanwhile) */
     size_t nlen;
     uint8_t *newer = frame_of(data, 1 << 20, &nlen);
-    raft_snapshot sn = { .index = 40, .term = 1, .conf = c, .data = newer, .len = nlen };
-    raft_ready nrd = { .snapshot = &sn };
+    raft_snapshot sn = {.index = 40, .term = 1, .conf = c, .data = newer, .len = nlen};
+    raft_ready nrd = {.snapshot = &sn};
     assert_int_equal(st_save_ready(s, &nrd, err, sizeof err), 0);
     free(newer);
     assert_int_equal(st_bgsnap_commit(w, &c, err, sizeof err), ST_EINVAL);
@@ -1495,8 +1540,8 @@ static void test_background_snapshot(void **state)
     char dir2[300];
     snprintf(dir2, sizeof dir2, "%s/second", f->dir);
     s = open_ok(dir2);
-    raft_ready rd = { .hs_changed = true, .hs = { 1, 0, 20 } };
-    raft_snapshot rs = { .index = 20, .term = 1, .conf = c, .data = frame, .len = flen };
+    raft_ready rd = {.hs_changed = true, .hs = {1, 0, 20}};
+    raft_snapshot rs = {.index = 20, .term = 1, .conf = c, .data = frame, .len = flen};
     rd.snapshot = &rs;
     /* a damaged frame is refused whole */
     frame[flen / 2] ^= 0x55;
@@ -1525,10 +1570,10 @@ static void test_background_snapshot(void **state)
     assert_int_equal(st_snap_reader_close(rdr, err, sizeof err), 0);
     assert_int_equal(st_snap_reader_open_frame(frame, flen, &rdr, err, sizeof err), 0);
     assert_int_equal(st_snap_read(rdr, tmp, len - 10), 0);
-    assert_int_equal(st_snap_reader_close(rdr, err, sizeof err), ST_ECORRUPT);  /* bytes left */
+    assert_int_equal(st_snap_reader_close(rdr, err, sizeof err), ST_ECORRUPT); /* bytes left */
     assert_int_equal(st_snap_reader_open_frame(frame, flen, &rdr, err, sizeof err), 0);
     assert_int_equal(st_snap_read(rdr, tmp, len + 1), -1);
-    assert_int_equal(st_snap_reader_close(rdr, err, sizeof err), ST_ECORRUPT);  /* too short */
+    assert_int_equal(st_snap_reader_close(rdr, err, sizeof err), ST_ECORRUPT); /* too short */
     free(tmp);
     free(frame);
     free(data);
@@ -1550,16 +1595,22 @@ static void test_background_snapshot_crash(void **state)
         assert_true(pid >= 0);
         if (pid == 0) {
             st_store *s;
-            if (st_open(dir, &s, err, sizeof err) != 0) _exit(2);
-            raft_snapshot sn = { .index = 5, .term = 1, .conf = make_conf(1), .data = data, .len = 1000 };
-            if (save_snapshot(s, &sn, err, sizeof err) != 0) _exit(3);
+            if (st_open(dir, &s, err, sizeof err) != 0)
+                _exit(2);
+            raft_snapshot sn = {
+                .index = 5, .term = 1, .conf = make_conf(1), .data = data, .len = 1000};
+            if (save_snapshot(s, &sn, err, sizeof err) != 0)
+                _exit(3);
             st_snap_writer *w;
-            if (st_bgsnap_begin(s, 9, 1, &w, err, sizeof err) != 0) _exit(4);
-            bg_arg a = { w, data, len, -1 };
+            if (st_bgsnap_begin(s, 9, 1, &w, err, sizeof err) != 0)
+                _exit(4);
+            bg_arg a = {w, data, len, -1};
             bg_main(&a);
-            if (a.rc) _exit(5);
+            if (a.rc)
+                _exit(5);
             raft_conf c = make_conf(1);
-            if (stage == 1 && st_bgsnap_commit(w, &c, err, sizeof err) != 0) _exit(6);
+            if (stage == 1 && st_bgsnap_commit(w, &c, err, sizeof err) != 0)
+                _exit(6);
             kill(getpid(), SIGKILL);
             _exit(7);
         }
@@ -1577,8 +1628,11 @@ static void test_background_snapshot_crash(void **state)
         snprintf(path, sizeof path, "%s/hstore.db", dir);
         assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
         sqlite3_stmt *q;
-        assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name IN "
-                                                "('snap_stage', 'snap_old')", -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db,
+                                            "SELECT count(*) FROM sqlite_master WHERE name IN "
+                                            "('snap_stage', 'snap_old')",
+                                            -1, &q, NULL),
+                         SQLITE_OK);
         assert_int_equal(sqlite3_step(q), SQLITE_ROW);
         assert_int_equal(sqlite3_column_int(q, 0), 0);
         sqlite3_finalize(q);

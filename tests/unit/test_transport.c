@@ -74,7 +74,7 @@ static void mkcfg(net_transport_config *c, uint64_t id, const char *ip, int port
     c->self_id = id;
     snprintf(c->host, sizeof(c->host), "%s", ip);
     c->port = port;
-    c->faults = "";   /* off unless a test asks; ignore the environment */
+    c->faults = ""; /* off unless a test asks; ignore the environment */
 }
 
 static void addpeer(net_transport_config *c, uint64_t id, const char *ip, int port)
@@ -98,7 +98,10 @@ static net_transport *mk(const net_transport_config *c)
  * far beyond what it takes, so that a loaded machine is never a failure. */
 #define WAIT_MS 60000
 
-static bool is_probe(const void *buf, size_t len) { return len == 5 && memcmp(buf, "probe", 5) == 0; }
+static bool is_probe(const void *buf, size_t len)
+{
+    return len == 5 && memcmp(buf, "probe", 5) == 0;
+}
 
 /* The authenticated sender of the last frame received. */
 static uint64_t last_from;
@@ -172,7 +175,7 @@ static void test_two_nodes_exchange(void **state)
     int pa = free_port_pair("127.0.0.1"), pb = free_port_pair("127.0.0.1");
     net_transport_config ca, cb;
     mkcfg(&ca, 1, "127.0.0.1", pa);
-    addpeer(&ca, 1, "127.0.0.1", pa);   /* self entries are ignored */
+    addpeer(&ca, 1, "127.0.0.1", pa); /* self entries are ignored */
     addpeer(&ca, 2, "127.0.0.1", pb);
     mkcfg(&cb, 2, "127.0.0.1", pb);
     addpeer(&cb, 1, "127.0.0.1", pa);
@@ -292,7 +295,7 @@ static void test_down_peer_never_blocks(void **state)
     int pa = free_port_pair("127.0.0.1"), pdown = free_port_pair("127.0.0.1");
     net_transport_config ca;
     mkcfg(&ca, 1, "127.0.0.1", pa);
-    addpeer(&ca, 2, "127.0.0.1", pdown);   /* nobody listens there */
+    addpeer(&ca, 2, "127.0.0.1", pdown); /* nobody listens there */
     net_transport *a = mk(&ca);
     uint8_t msg[4096] = {0};
     uint64_t t0 = net_now_ms();
@@ -333,7 +336,7 @@ static void test_peer_restart_reconnects(void **state)
         assert_true(rc == NET_OK || rc == NET_EAGAIN);
         usleep(1000);
     }
-    assert_true(net_now_ms() - t0 < WAIT_MS);   /* the sends did not block */
+    assert_true(net_now_ms() - t0 < WAIT_MS); /* the sends did not block */
     /* b restarts on the same address: a reconnects by itself */
     b = mk(&cb);
     connect_pair(a, 2, b);
@@ -599,7 +602,7 @@ static void test_client_requests_answered_out_of_order(void **state)
     close(c2);
     net_client_msg m3;
     for (int i = 0; i < 100 && net_recv_client(a, &m3) == NET_EAGAIN; i++)
-        usleep(10 * 1000);     /* the transport notices the close */
+        usleep(10 * 1000); /* the transport notices the close */
     int c3 = tcp_client_auth(a, pa + 1);
     fl = frame(4, f, sizeof f);
     send_sealed(c3, f, fl);
@@ -641,7 +644,7 @@ static void test_client_garbage_and_large_frames(void **state)
     } while (st.client_conns_bad == 0 && net_now_ms() < end);
     assert_int_equal(st.client_conns_bad, 1);
     char c;
-    assert_int_equal(recv(bad, &c, 1, 0), 0);      /* closed by the node */
+    assert_int_equal(recv(bad, &c, 1, 0), 0); /* closed by the node */
     close(bad);
 
     /* a 3 MiB client request, e.g. a large PUT */
@@ -673,8 +676,8 @@ static void test_fault_spec_parsing(void **state)
     (void)state;
     net_faults f;
     char err[160];
-    assert_int_equal(net_faults_parse("drop=0.1,dup=0.05,delay=0.3:5-50,seed=42", &f, err,
-                                      sizeof(err)), NET_OK);
+    assert_int_equal(
+        net_faults_parse("drop=0.1,dup=0.05,delay=0.3:5-50,seed=42", &f, err, sizeof(err)), NET_OK);
     assert_true(f.on);
     assert_true(f.drop > 0.0999 && f.drop < 0.1001);
     assert_true(f.dup > 0.0499 && f.dup < 0.0501);
@@ -687,7 +690,7 @@ static void test_fault_spec_parsing(void **state)
     assert_int_equal(net_faults_parse(NULL, &f, err, sizeof(err)), NET_OK);
     assert_false(f.on);
     const char *bad[] = {"drop=1.5", "dup=-0.1", "delay=0.3", "delay=0.3:50-5", "delay=0.3:5-50x",
-                         "loss=0.1", "drop", "seed=abc", "drop=0.1,,dup=x"};
+                         "loss=0.1", "drop",     "seed=abc",  "drop=0.1,,dup=x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
         assert_int_equal(net_faults_parse(bad[i], &f, err, sizeof(err)), NET_EINVAL);
@@ -703,7 +706,7 @@ static int drain_count(net_transport *t, int quiet_ms, int *seen, int nseen, int
     void *buf;
     size_t len;
     while (recv_wait(t, quiet_ms, &buf, &len) == NET_OK) {
-        if (is_probe(buf, len)) {   /* a late one of connect_pair's */
+        if (is_probe(buf, len)) { /* a late one of connect_pair's */
             net_msg_free(buf);
             continue;
         }
@@ -766,7 +769,8 @@ static void test_fault_injector_rates(void **state)
     for (int i = 0; i < N; i++)
         distinct += seen[i] > 0;
     printf("faults seed %llu: sent %d, dropped %.3f, duplicated %.3f, received %d (%d distinct, "
-           "%d duplicates)\n", (unsigned long long)fseed, N, drop, dup, got, distinct, dups);
+           "%d duplicates)\n",
+           (unsigned long long)fseed, N, drop, dup, got, distinct, dups);
     /* 4000 trials: 0.2 +- 0.04 and 0.1 +- 0.035 are > 6 standard deviations */
     assert_true(drop > 0.16 && drop < 0.24);
     assert_true(dup > 0.065 && dup < 0.135);
@@ -833,7 +837,7 @@ static void test_fault_delay_reorders(void **state)
     while (got < N && net_now_ms() < end) {
         net_transport_tick(a, net_now_ms());
         while (net_recv_peer(b, &buf, &len, &last_from) == NET_OK) {
-            if (is_probe(buf, len)) {   /* a late one of the warm-up */
+            if (is_probe(buf, len)) { /* a late one of the warm-up */
                 net_msg_free(buf);
                 continue;
             }
@@ -984,7 +988,7 @@ static void test_client_auth_refused(void **state)
     uint8_t f[64];
     size_t fl = frame(1, f, sizeof f);
     int c2 = tcp_client(pa + 1);
-    send_all(c2, f, fl);    /* no handshake, no trailer */
+    send_all(c2, f, fl); /* no handshake, no trailer */
     assert_int_equal(refusal_then_close(a, c2), NET_REFUSE_AUTH);
     close(c2);
 
@@ -996,7 +1000,7 @@ static void test_client_auth_refused(void **state)
     memcpy(b.p, f, fl);
     b.len = b.cap = fl;
     assert_int_equal(net_session_seal_req(&au, &sess[c3], &b), NET_OK);
-    b.p[b.len - 1] ^= 0x80;     /* tamper with the tag */
+    b.p[b.len - 1] ^= 0x80; /* tamper with the tag */
     send_all(c3, b.p, b.len);
     net_buf_free(&b);
     assert_int_equal(refusal_then_close(a, c3), NET_REFUSE_AUTH);
@@ -1040,7 +1044,7 @@ static void test_client_limits(void **state)
     memcpy(h, &magic, 4);
     h[4] = NET_VERSION;
     h[5] = NET_MSG_CLIENT_REQ;
-    h[9] = 0x20;    /* 8 KiB payload */
+    h[9] = 0x20; /* 8 KiB payload */
     send_all(c1, h, sizeof h);
     assert_int_equal(refusal_then_close(a, c1), NET_REFUSE_TOO_LARGE);
     close(c1);

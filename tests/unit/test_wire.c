@@ -147,9 +147,7 @@ static int decode_any(uint8_t type, const uint8_t *buf, size_t len, net_buf *re)
             assert_int_equal(net_encode_error(code, re), 0);
         return rc;
     }
-    default:
-        fail_msg("bad type %d", type);
-        return -1;
+    default: fail_msg("bad type %d", type); return -1;
     }
 }
 
@@ -251,21 +249,26 @@ static size_t sample_frame(uint8_t type, net_buf *b)
         break;
     }
     case NET_MSG_CLIENT_REQ: {
-        net_client_req q = {.client_id = 5, .seq = 6, .req_id = 7, .flags = NET_REQ_READ,
-                            .op = (const uint8_t *)"GET key", .op_len = 7};
+        net_client_req q = {.client_id = 5,
+                            .seq = 6,
+                            .req_id = 7,
+                            .flags = NET_REQ_READ,
+                            .op = (const uint8_t *)"GET key",
+                            .op_len = 7};
         rc = net_encode_client_req(&q, b);
         break;
     }
     case NET_MSG_CLIENT_RESP: {
-        net_client_resp s = {.req_id = 7, .status = NET_ST_OK, .leader_id = 2,
-                             .reply = (const uint8_t *)"value", .reply_len = 5};
+        net_client_resp s = {.req_id = 7,
+                             .status = NET_ST_OK,
+                             .leader_id = 2,
+                             .reply = (const uint8_t *)"value",
+                             .reply_len = 5};
         strcpy(s.leader_addr, "127.0.0.2:7001");
         rc = net_encode_client_resp(&s, b);
         break;
     }
-    case NET_MSG_STATUS_REQ:
-        rc = net_encode_status_req(99, b);
-        break;
+    case NET_MSG_STATUS_REQ: rc = net_encode_status_req(99, b); break;
     case NET_MSG_STATUS_RESP: {
         net_status_resp s;
         full_status(&s);
@@ -286,9 +289,7 @@ static size_t sample_frame(uint8_t type, net_buf *b)
         rc = net_encode_hello_ack(7, nonce, b);
         break;
     }
-    case NET_MSG_ERROR:
-        rc = net_encode_error(NET_REFUSE_AUTH, b);
-        break;
+    case NET_MSG_ERROR: rc = net_encode_error(NET_REFUSE_AUTH, b); break;
     }
     assert_int_equal(rc, 0);
     return b->len;
@@ -375,8 +376,13 @@ static void test_client_roundtrip(void **state)
     for (size_t i = 0; i < sizeof(op); i++)
         op[i] = (uint8_t)(i ^ 0x5a);
     for (int flags = 0; flags <= 1; flags++) {
-        net_client_req q = {.client_id = 0xdeadbeefcafef00dull, .seq = 12345, .req_id = 678,
-                            .flags = (uint8_t)flags, .op = op, .op_len = sizeof(op)}, r;
+        net_client_req q = {.client_id = 0xdeadbeefcafef00dull,
+                            .seq = 12345,
+                            .req_id = 678,
+                            .flags = (uint8_t)flags,
+                            .op = op,
+                            .op_len = sizeof(op)},
+                       r;
         assert_int_equal(net_encode_client_req(&q, &b), 0);
         assert_int_equal(net_frame_check(b.p, b.len, NULL), NET_MSG_CLIENT_REQ);
         assert_int_equal(net_decode_client_req(b.p, b.len, &r), 0);
@@ -395,8 +401,12 @@ static void test_client_roundtrip(void **state)
     assert_null(r0.op);
 
     for (uint8_t st = 0; st < NET_ST_MAX; st++) {
-        net_client_resp s = {.req_id = 1000 + st, .status = st, .leader_id = st,
-                             .reply = op, .reply_len = st * 100u}, r;
+        net_client_resp s = {.req_id = 1000 + st,
+                             .status = st,
+                             .leader_id = st,
+                             .reply = op,
+                             .reply_len = st * 100u},
+                        r;
         snprintf(s.leader_addr, sizeof(s.leader_addr), st ? "node%d.example:%d" : "", st,
                  7001 + st);
         assert_int_equal(net_encode_client_resp(&s, &b), 0);
@@ -530,7 +540,7 @@ static void test_wrong_type_rejected(void **state)
  * five u64 = 90 bytes, then the conf (conf_codec.h: count u32, then per
  * member id u64, address length u8, address), then the entry count. */
 #define RAFT_CONF_OFF 90
-#define RAFT_ENTRIES_OFF (RAFT_CONF_OFF + 4)   /* after a conf of no members */
+#define RAFT_ENTRIES_OFF (RAFT_CONF_OFF + 4) /* after a conf of no members */
 
 static void test_forged_counts_rejected(void **state)
 {
@@ -561,20 +571,23 @@ static void test_forged_counts_rejected(void **state)
     memset(pl + RAFT_ENTRIES_OFF, 0, 4);
     pl[RAFT_ENTRIES_OFF] = 1;
     size_t e = RAFT_ENTRIES_OFF + 4;
-    memset(pl + e, 0, 17);               /* term, index, type NORMAL */
-    pl[e + 17] = 0xff; pl[e + 18] = 0xff; pl[e + 19] = 0; pl[e + 20] = 0;  /* len 65535 */
+    memset(pl + e, 0, 17); /* term, index, type NORMAL */
+    pl[e + 17] = 0xff;
+    pl[e + 18] = 0xff;
+    pl[e + 19] = 0;
+    pl[e + 20] = 0; /* len 65535 */
     n = mkframe(NET_MSG_RAFT, pl, e + 21 + 10, fr);
     assert_int_equal(net_decode_raft(fr, n, &m), NET_ETRUNC);
 
     /* an entry type the core does not know */
     pl[e + 16] = 9;
     pl[e + 17] = pl[e + 18] = 0;
-    memset(pl + e + 21, 0, 4);           /* chunk_len 0 */
+    memset(pl + e + 21, 0, 4); /* chunk_len 0 */
     n = mkframe(NET_MSG_RAFT, pl, e + 25, fr);
     assert_int_equal(net_decode_raft(fr, n, &m), NET_EMALFORMED);
     pl[e + 16] = RAFT_ENTRY_NOOP;
     n = mkframe(NET_MSG_RAFT, pl, e + 25, fr);
-    assert_int_equal(net_decode_raft(fr, n, &m), 0);   /* the same frame, fixed, is fine */
+    assert_int_equal(net_decode_raft(fr, n, &m), 0); /* the same frame, fixed, is fine */
     assert_int_equal(m.n_entries, 1);
     net_raft_msg_free(&m);
 
@@ -583,7 +596,7 @@ static void test_forged_counts_rejected(void **state)
     n = mkframe(NET_MSG_RAFT, pl, e + 25, fr);
     assert_int_equal(net_decode_raft(fr, n, &m), NET_EMALFORMED);
     pl[0] = RAFT_MSG_VOTE;
-    pl[49] = 0x80;                       /* flags byte: 1 + 6*8 */
+    pl[49] = 0x80; /* flags byte: 1 + 6*8 */
     n = mkframe(NET_MSG_RAFT, pl, e + 25, fr);
     assert_int_equal(net_decode_raft(fr, n, &m), NET_EMALFORMED);
 
@@ -603,7 +616,7 @@ static void test_forged_counts_rejected(void **state)
     net_client_resp s = {.req_id = 1, .leader_id = 2};
     strcpy(s.leader_addr, "abc");
     assert_int_equal(net_encode_client_resp(&s, &b), 0);
-    b.p[NET_HDR_LEN + 17] = NET_ADDR_MAX;  /* string length byte */
+    b.p[NET_HDR_LEN + 17] = NET_ADDR_MAX; /* string length byte */
     refresh_crc(b.p, b.len);
     net_client_resp r;
     assert_true(net_decode_client_resp(b.p, b.len, &r) < 0);
@@ -618,7 +631,7 @@ static void test_forged_counts_rejected(void **state)
     assert_int_equal(net_decode_client_resp(b.p, b.len, &r), NET_EMALFORMED);
     net_client_req q = {.client_id = 1}, qq;
     assert_int_equal(net_encode_client_req(&q, &b), 0);
-    b.p[NET_HDR_LEN + 24] = 0x04;   /* not a NET_REQ_* flag */
+    b.p[NET_HDR_LEN + 24] = 0x04; /* not a NET_REQ_* flag */
     refresh_crc(b.p, b.len);
     assert_int_equal(net_decode_client_req(b.p, b.len, &qq), NET_EMALFORMED);
     net_buf_free(&b);
@@ -643,19 +656,19 @@ static void test_malformed_conf_rejected(void **state)
     assert_conf_equal(&m.conf, &in.conf);
     net_raft_msg_free(&m);
 
-    b.p[c + 12] = RAFT_ADDR_MAX;            /* too long to hold with its NUL */
+    b.p[c + 12] = RAFT_ADDR_MAX; /* too long to hold with its NUL */
     refresh_crc(b.p, b.len);
     assert_int_equal(net_decode_raft(b.p, b.len, &m), NET_EMALFORMED);
     assert_null(m.entries);
     assert_int_equal(m.conf.n, 0);
 
     assert_int_equal(net_encode_raft(&in, &b), 0);
-    b.p[c + 13 + 2] = 0;                    /* a NUL inside the address */
+    b.p[c + 13 + 2] = 0; /* a NUL inside the address */
     refresh_crc(b.p, b.len);
     assert_int_equal(net_decode_raft(b.p, b.len, &m), NET_EMALFORMED);
 
     assert_int_equal(net_encode_raft(&in, &b), 0);
-    b.p[c] = 3;                             /* more members than the frame holds */
+    b.p[c] = 3; /* more members than the frame holds */
     refresh_crc(b.p, b.len);
     assert_int_equal(net_decode_raft(b.p, b.len, &m), NET_EMALFORMED);
     assert_int_equal(m.conf.n, 0);
@@ -670,7 +683,7 @@ static void test_malformed_conf_rejected(void **state)
     refresh_crc(b.p, b.len);
     assert_int_equal(net_decode_status_resp(b.p, b.len, &out), NET_EMALFORMED);
     assert_int_equal(net_encode_status_resp(&st, &b), 0);
-    b.p[sc + 1] = 1;                        /* a count of 2^8 + RAFT_MAX_NODES */
+    b.p[sc + 1] = 1; /* a count of 2^8 + RAFT_MAX_NODES */
     refresh_crc(b.p, b.len);
     assert_int_equal(net_decode_status_resp(b.p, b.len, &out), NET_EMALFORMED);
     net_buf_free(&b);
@@ -685,13 +698,13 @@ static void test_encoder_rejects_unrepresentable(void **state)
     assert_int_equal(net_encode_raft(&m, &b), NET_EINVAL);
     assert_int_equal(b.len, 0);
     m.conf.n = 1;
-    memset(m.conf.addrs[0], 'x', RAFT_ADDR_MAX);   /* no terminator */
+    memset(m.conf.addrs[0], 'x', RAFT_ADDR_MAX); /* no terminator */
     assert_int_equal(net_encode_raft(&m, &b), NET_EINVAL);
     m.conf.n = 0;
     m.type = 0;
     assert_int_equal(net_encode_raft(&m, &b), NET_EINVAL);
     m.type = RAFT_MSG_APPEND;
-    m.n_entries = 2;   /* entries NULL */
+    m.n_entries = 2; /* entries NULL */
     assert_int_equal(net_encode_raft(&m, &b), NET_EINVAL);
     net_client_req q = {.flags = 0x80};
     assert_int_equal(net_encode_client_req(&q, &b), NET_EINVAL);
@@ -708,8 +721,7 @@ static void test_random_input(void **state)
     (void)state;
     uint64_t seed = test_seed();
     rng_state = seed;
-    printf("test_random_input: seed %llu (HSTORE_TEST_SEED to replay)\n",
-           (unsigned long long)seed);
+    printf("test_random_input: seed %llu (HSTORE_TEST_SEED to replay)\n", (unsigned long long)seed);
     int n = rounds(20000);
     uint8_t buf[600], fr[700];
     net_buf re = {0}, sample = {0};
@@ -741,8 +753,7 @@ static void test_random_input(void **state)
             assert_true(rc == NET_ETRUNC || rc == NET_EMALFORMED);
         }
     }
-    printf("test_random_input: %d rounds, %d mutated frames decoded canonically\n", n,
-           accepted);
+    printf("test_random_input: %d rounds, %d mutated frames decoded canonically\n", n, accepted);
     net_buf_free(&re);
     net_buf_free(&sample);
 }
@@ -778,8 +789,8 @@ static void test_large_entry(void **state)
     assert_non_null(data);
     for (size_t i = 0; i < big; i++)
         data[i] = (uint8_t)(i * 31 + 7);
-    raft_entry e = {.term = 1, .index = 1, .type = RAFT_ENTRY_NORMAL, .len = (uint32_t)big,
-                    .data = data};
+    raft_entry e = {
+        .term = 1, .index = 1, .type = RAFT_ENTRY_NORMAL, .len = (uint32_t)big, .data = data};
     raft_msg in = {.type = RAFT_MSG_APPEND, .n_entries = 1, .entries = &e}, out;
     net_buf b = {0};
     assert_int_equal(net_encode_raft(&in, &b), 0);
