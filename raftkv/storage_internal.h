@@ -121,6 +121,10 @@ int sto_txn_commit(st_store *s, char *err, size_t errlen);
  * and dead log rows. */
 void sto_ckpt_wake(st_store *s, bool cleanup);
 void sto_ckpt_request(st_store *s);
+/* Registers the WAL hook on s->db and starts the checkpointer thread (without
+ * the thread, SQLite's own autocheckpoint takes over past a bound). */
+void sto_ckpt_start(st_store *s);
+void sto_ckpt_stop(st_store *s);
 /* After a snapshot: its pages copied into the database file now, in the
  * background (inline when the checkpointer could not start). */
 void sto_checkpoint_after_snapshot(st_store *s);
