@@ -106,6 +106,22 @@ void fs_kv_set_writer(uint32_t uid, uint32_t gid)
     writer_gid = gid;
 }
 
+/* An op that changes a file's content, on behalf of this thread's writer
+ * (fs_kv_set_writer): type, where (path or inode), offset and bytes. */
+static kv_op content_op(uint8_t type, const char *path, uint64_t ino, uint64_t off,
+                        const char *data, size_t len)
+{
+    kv_op op = {.type = type,
+                .path = path,
+                .ino = ino,
+                .off = off,
+                .data = (const uint8_t *)data,
+                .data_len = len,
+                .cuid = writer_uid,
+                .cgid = writer_gid};
+    return op;
+}
+
 static int map_status(int st)
 {
     if (st == 0)
@@ -476,14 +492,7 @@ ssize_t fs_kv_write_at(fs_kv *k, const char *path, uint64_t ino, uint64_t off, c
     size_t done = 0;
     do {
         size_t n = len - done < KV_PART_SIZE ? len - done : KV_PART_SIZE;
-        kv_op op = {.type = KV_OP_WRITE_AT,
-                    .path = path,
-                    .ino = ino,
-                    .off = off + done,
-                    .data = (const uint8_t *)data + done,
-                    .data_len = n,
-                    .cuid = writer_uid,
-                    .cgid = writer_gid};
+        kv_op op = content_op(KV_OP_WRITE_AT, path, ino, off + done, data + done, n);
         int rc = submit_status(k, &op);
         if (rc < 0)
             return done ? (ssize_t)done : rc;
@@ -494,13 +503,7 @@ ssize_t fs_kv_write_at(fs_kv *k, const char *path, uint64_t ino, uint64_t off, c
 
 ssize_t fs_kv_append(fs_kv *k, const char *path, uint64_t ino, const char *data, size_t len)
 {
-    kv_op op = {.type = KV_OP_APPEND,
-                .path = path,
-                .ino = ino,
-                .data = (const uint8_t *)data,
-                .data_len = len,
-                .cuid = writer_uid,
-                .cgid = writer_gid};
+    kv_op op = content_op(KV_OP_APPEND, path, ino, 0, data, len);
     int rc = submit_status(k, &op);
     return rc < 0 ? rc : (ssize_t)len;
 }
@@ -510,15 +513,10 @@ int fs_kv_put(fs_kv *k, const char *path, const char *data, size_t len, uint32_t
 {
     if (len > KV_PART_SIZE)
         return fs_kv_put_large(k, path, data, len, mode, uid, gid);
-    kv_op op = {.type = KV_OP_PUT,
-                .path = path,
-                .data = (const uint8_t *)data,
-                .data_len = len,
-                .mode = mode & 07777,
-                .uid = uid,
-                .gid = gid,
-                .cuid = writer_uid,
-                .cgid = writer_gid};
+    kv_op op = content_op(KV_OP_PUT, path, 0, 0, data, len);
+    op.mode = mode & 07777;
+    op.uid = uid;
+    op.gid = gid;
     return submit_status(k, &op);
 }
 
@@ -533,25 +531,15 @@ int fs_kv_put_ino(fs_kv *k, uint64_t ino, const char *data, size_t len)
             fs_kv_upload_abort(k, id); /* else it expires (kv.h) */
         return rc;
     }
-    kv_op op = {.type = KV_OP_PUT,
-                .dir = ino,
-                .data = (const uint8_t *)data,
-                .data_len = len,
-                .cuid = writer_uid,
-                .cgid = writer_gid};
+    kv_op op = content_op(KV_OP_PUT, NULL, 0, 0, data, len);
+    op.dir = ino;
     return submit_status(k, &op);
 }
 
 int fs_kv_put_if(fs_kv *k, fs_kv_held *held, uint64_t ino, uint64_t version, const char *data,
                  size_t len, fs_attr *a)
 {
-    kv_op op = {.type = KV_OP_PUT_IF,
-                .ino = ino,
-                .off = version,
-                .data = (const uint8_t *)data,
-                .data_len = len,
-                .cuid = writer_uid,
-                .cgid = writer_gid};
+    kv_op op = content_op(KV_OP_PUT_IF, NULL, ino, version, data, len);
     if (len > KV_PART_SIZE) {
         /* Past one part: the content goes as parts of an upload (idempotent,
          * sent again in full by a retry), and the one command that takes
@@ -596,13 +584,7 @@ ssize_t fs_kv_write_at_held(fs_kv *k, fs_kv_held *held, uint64_t ino, uint64_t o
         data += KV_PART_SIZE;
         len -= KV_PART_SIZE;
     }
-    kv_op op = {.type = KV_OP_WRITE_AT,
-                .ino = ino,
-                .off = off,
-                .data = (const uint8_t *)data,
-                .data_len = len,
-                .cuid = writer_uid,
-                .cgid = writer_gid};
+    kv_op op = content_op(KV_OP_WRITE_AT, NULL, ino, off, data, len);
     kv_reply r;
     int rc = submit_held(k, &op, &r, k->timeout_ms, held);
     if (rc != 0)
