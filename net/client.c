@@ -11,23 +11,24 @@
  * nothing of it (a half-sent request, a late reply) is left to confuse the
  * next call.  A node that refuses connections fails fast.  Leader hints may
  * name a node the spec did not list: it is learnt from the hint's address.
+ * The connection itself (connect, handshake, sealing a request, opening the
+ * reply frames) is client_conn.h's, shared with mux.c; what is this file's
+ * is the blocking wait for one exchange and the attempt loop around it.
  */
 #include "net/client.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <poll.h>
 
 #include "net/auth.h"
-#include "net/stream.h"
+#include "net/client_conn.h"
 #include "net/net_util.h"
 #include "net/retry.h"
 
@@ -40,13 +41,8 @@
 #define SESSION_IDLE_MS (10 * 60 * 1000)
 
 typedef struct cnode {
-    uint64_t id;
-    char host[NET_ADDR_MAX];
-    int port; /* peer port; client requests go to port + 1 */
+    net_cconn c; /* address and connection (client_conn.h) */
     char addr[NET_ADDR_MAX + 8];
-    int fd;        /* TCP connection, -1 when none */
-    net_session s; /* its authenticated session */
-    net_rbuf rb;
     bool answered; /* has answered this client at least once */
 } cnode;
 
@@ -59,7 +55,6 @@ struct net_client {
     uint64_t leader_hint;
     int cur; /* index of the node believed to lead */
     net_buf buf;
-    net_wbuf wb;
     net_auth auth;
     uint64_t last_status_auth, last_status_cut;
 };
@@ -146,11 +141,8 @@ int net_parse_spec(const char *spec, uint64_t *ids, char (*hosts)[NET_ADDR_MAX],
 
 static void set_node(cnode *nd, uint64_t id, const char *host, int port)
 {
-    nd->id = id;
-    snprintf(nd->host, sizeof(nd->host), "%s", host);
-    nd->port = port;
+    net_cconn_init(&nd->c, id, host, port);
     snprintf(nd->addr, sizeof(nd->addr), "%s:%d", host, port);
-    nd->fd = -1;
 }
 
 net_client *net_client_new(const char *cluster_spec, int timeout_ms, char *err, size_t errlen)
@@ -178,22 +170,13 @@ net_client *net_client_new(const char *cluster_spec, int timeout_ms, char *err, 
     return c;
 }
 
-static void close_node(cnode *nd)
-{
-    if (nd->fd >= 0)
-        close(nd->fd);
-    nd->fd = -1;
-    net_rbuf_free(&nd->rb);
-}
-
 void net_client_free(net_client *c)
 {
     if (!c)
         return;
     for (int i = 0; i < c->n; i++)
-        close_node(&c->nodes[i]);
+        net_cconn_close(&c->nodes[i].c);
     net_buf_free(&c->buf);
-    net_wbuf_free(&c->wb);
     free(c);
 }
 
@@ -209,89 +192,55 @@ void net_client_set_auth(net_client *c, const net_auth *a)
         return;
     c->auth = *a;
     for (int i = 0; i < c->n; i++)
-        close_node(&c->nodes[i]);
+        net_cconn_close(&c->nodes[i].c);
 }
 
-/* Connects and authenticates: NET_OK, NET_EUNAVAIL, NET_EAUTH, NET_EBUSY. */
-static int open_node(net_client *c, cnode *nd, uint64_t end)
-{
-    if (nd->fd >= 0)
-        return NET_OK;
-    nd->fd = net_tcp_connect(nd->host, nd->port + 1, end);
-    if (nd->fd < 0)
-        return NET_EUNAVAIL;
-    int rc = net_session_connect(nd->fd, &c->auth, &nd->s, &nd->rb, end);
-    if (rc != NET_OK)
-        close_node(nd);
-    return rc == NET_ENOMEM ? NET_EUNAVAIL : rc;
-}
-
-/* One request/response exchange with node i.  On NET_OK out holds the reply
- * of the expected type with the expected req_id, decoded by `check`; what it
- * points to lives in the node's read buffer, valid until the next exchange. */
+/* One request/response exchange with node i: the request encoded in c->buf
+ * (without its trailer), sealed and sent on the node's connection.  On
+ * NET_OK out holds the reply of the expected type with the expected req_id,
+ * decoded by `check`; what it points to lives in the node's read buffer,
+ * valid until the next exchange. */
 typedef int (*check_fn)(const void *buf, size_t len, uint64_t req_id, void *out);
 
 static int exchange(net_client *c, int i, uint64_t req_id, int wait_ms, check_fn check, void *out)
 {
-    cnode *nd = &c->nodes[i];
+    net_cconn *nc = &c->nodes[i].c;
     uint64_t end = net_now_ms() + (uint64_t)(wait_ms > 0 ? wait_ms : 1);
-    size_t frame_len = c->buf.len; /* the request without its trailer */
     for (int round = 0;; round++) {
         /* A connection kept from an earlier call may have been closed by the
          * node meanwhile (its idle timeout): then one fresh try. */
-        bool reused = nd->fd >= 0 && round == 0;
-        int rc = open_node(c, nd, end);
+        bool reused = nc->fd >= 0 && round == 0;
+        int rc = net_cconn_open(nc, &c->auth, end);
         if (rc != NET_OK)
-            return rc;
-        c->buf.len = frame_len;
-        c->wb.off = c->wb.len = 0;
-        if (net_session_seal_req(&c->auth, &nd->s, &c->buf) != NET_OK ||
-            net_wbuf_put(&c->wb, c->buf.p, c->buf.len) != NET_OK) {
-            c->buf.len = frame_len;
-            close_node(nd);
+            return rc == NET_EIO ? NET_EUNAVAIL : rc;
+        if (net_cconn_queue(nc, &c->auth, &c->buf) != NET_OK) {
+            net_cconn_close(nc);
             return NET_ENOMEM;
         }
-        c->buf.len = frame_len;
-        bool sent = true;
-        for (;;) {
-            rc = net_wbuf_flush(&c->wb, nd->fd);
-            if (rc == NET_OK)
-                break;
-            if (rc != NET_EAGAIN || net_wait_fd(nd->fd, POLLOUT, end) <= 0) {
-                sent = false;
-                break;
-            }
-        }
+        bool sent = net_cconn_flush_by(nc, end) == NET_OK;
         bool eof = false, got_any = false;
         while (sent) {
             const uint8_t *f;
-            size_t flen;
+            size_t plen;
             int frc;
-            while ((frc = net_rbuf_frame(&nd->rb, NET_HDR_LEN + NET_MAX_PAYLOAD + NET_TRAILER_LEN,
-                                         &f, &flen)) == NET_OK) {
+            while ((frc = net_cconn_next(nc, &c->auth, &f, &plen)) == NET_OK) {
                 got_any = true;
-                size_t plen;
-                int arc = net_session_open_resp(&c->auth, &nd->s, f, flen, &plen);
-                if (arc == NET_EAUTH || arc == NET_EBUSY) {
-                    close_node(nd);
-                    return arc;
-                }
-                if (arc != NET_OK) {
-                    frc = arc; /* altered in transit: drop the connection */
-                    break;
-                }
                 /* A reply meant for an earlier attempt is skipped. */
                 if (check(f, plen, req_id, out) == NET_OK)
                     return NET_OK;
             }
+            if (frc == NET_EAUTH || frc == NET_EBUSY) {
+                net_cconn_close(nc);
+                return frc;
+            }
             /* The stream ended (after the frames read with it), is not hstore
-             * frames, or the attempt's time is up. */
-            if (eof || frc != NET_EAGAIN || net_wait_fd(nd->fd, POLLIN, end) <= 0)
+             * frames (or was altered in transit), or the attempt's time is up. */
+            if (eof || frc != NET_EAGAIN || net_wait_fd(nc->fd, POLLIN, end) <= 0)
                 break;
-            rc = net_rbuf_fill(&nd->rb, nd->fd, 1u << 20);
+            rc = net_cconn_fill(nc, 1u << 20);
             eof = rc != NET_OK && rc != NET_EAGAIN;
         }
-        close_node(nd);
+        net_cconn_close(nc);
         if (reused && !got_any && (eof || !sent) && net_now_ms() < end)
             continue;
         return NET_EUNAVAIL;
@@ -319,7 +268,7 @@ static int check_status_resp(const void *buf, size_t len, uint64_t req_id, void 
 static int find_node(const net_client *c, uint64_t id)
 {
     for (int i = 0; i < c->n; i++)
-        if (c->nodes[i].id == id)
+        if (c->nodes[i].c.id == id)
             return i;
     return -1;
 }
@@ -527,7 +476,7 @@ int net_client_n_nodes(const net_client *c)
 
 uint64_t net_client_node_id(const net_client *c, int i)
 {
-    return c && i >= 0 && i < c->n ? c->nodes[i].id : 0;
+    return c && i >= 0 && i < c->n ? c->nodes[i].c.id : 0;
 }
 
 const char *net_client_node_addr(const net_client *c, int i)

@@ -14,6 +14,9 @@
  * it is sent again elsewhere at once (same client id and seq: the state
  * machine applies each command once).  Connecting is the one blocking step:
  * up to NET_RETRY_FIRST_MS per node, the first time and after a failure.
+ * The connection itself (connect, handshake, sealing a request, opening the
+ * reply frames) is client_conn.h's, shared with client.c; what is this
+ * file's is the poll loop over all sessions and their timers.
  */
 #include "net/mux.h"
 
@@ -22,11 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "net/auth.h"
 #include "net/client.h"
-#include "net/stream.h"
+#include "net/client_conn.h"
 #include "net/net_util.h"
 #include "net/retry.h"
 #include "net/wire.h"
@@ -34,14 +36,8 @@
 enum { S_IDLE, S_FLIGHT, S_PARKED, S_DONE };
 
 typedef struct mnode {
-    uint64_t id;
-    char host[NET_ADDR_MAX];
-    int port;
-    int fd;
-    net_session s;
+    net_cconn c;  /* address and connection (client_conn.h) */
     bool refused; /* the last handshake was refused: not authorized */
-    net_rbuf rb;
-    net_wbuf wb;
 } mnode;
 
 typedef struct msess {
@@ -97,12 +93,8 @@ net_mux *net_mux_new(const char *spec, int timeout_ms, int n_sessions, char *err
         net_seterr(err, errlen, "out of memory");
         return NULL;
     }
-    for (int i = 0; i < n; i++) {
-        m->nodes[i].id = ids[i];
-        snprintf(m->nodes[i].host, sizeof(m->nodes[i].host), "%s", hosts[i]);
-        m->nodes[i].port = ports[i];
-        m->nodes[i].fd = -1;
-    }
+    for (int i = 0; i < n; i++)
+        net_cconn_init(&m->nodes[i].c, ids[i], hosts[i], ports[i]);
     m->n = n;
     m->n_sess = n_sessions;
     m->timeout_ms = timeout_ms > 0 ? timeout_ms : NET_RETRY_TIMEOUT_MS;
@@ -112,21 +104,12 @@ net_mux *net_mux_new(const char *spec, int timeout_ms, int n_sessions, char *err
     return m;
 }
 
-static void node_close(mnode *nd)
-{
-    if (nd->fd >= 0)
-        close(nd->fd);
-    nd->fd = -1;
-    net_rbuf_free(&nd->rb);
-    net_wbuf_free(&nd->wb);
-}
-
 void net_mux_free(net_mux *m)
 {
     if (!m)
         return;
     for (int i = 0; i < m->n; i++)
-        node_close(&m->nodes[i]);
+        net_cconn_close(&m->nodes[i].c);
     for (int i = 0; i < m->n_sess; i++) {
         free(m->s[i].op);
         free(m->s[i].reply);
@@ -172,14 +155,12 @@ static void attempt(net_mux *m, int si)
         return;
     }
     mnode *nd = &m->nodes[s->node];
-    if (nd->fd < 0) {
+    if (nd->c.fd < 0) {
         uint64_t end = now + (uint64_t)net_retry_cap_ms(now, s->deadline, NET_RETRY_FIRST_MS);
-        nd->fd = net_tcp_connect(nd->host, nd->port + 1, end);
-        if (nd->fd >= 0) {
-            int hrc = net_session_connect(nd->fd, &m->auth, &nd->s, &nd->rb, end);
+        int hrc = net_cconn_open(&nd->c, &m->auth, end);
+        if (hrc != NET_EIO) {
+            /* Connected: whether the node took the keys. */
             nd->refused = hrc == NET_EAUTH;
-            if (hrc != NET_OK)
-                node_close(nd);
             bool all = true;
             for (int i = 0; i < m->n; i++)
                 all = all && m->nodes[i].refused;
@@ -188,7 +169,7 @@ static void attempt(net_mux *m, int si)
                 return;
             }
         }
-        if (nd->fd < 0) {
+        if (nd->c.fd < 0) {
             next_node(m, si);
             return;
         }
@@ -204,8 +185,7 @@ static void attempt(net_mux *m, int si)
     if (s->registering)
         q = (net_client_req){.client_id = s->nonce, .req_id = s->req_id, .flags = NET_REQ_REGISTER};
     if (net_encode_client_req(&q, &m->enc) != NET_OK ||
-        net_session_seal_req(&m->auth, &nd->s, &m->enc) != NET_OK ||
-        net_wbuf_put(&nd->wb, m->enc.p, m->enc.len) != NET_OK) {
+        net_cconn_queue(&nd->c, &m->auth, &m->enc) != NET_OK) {
         finish(m, si, NET_ENOMEM);
         return;
     }
@@ -264,7 +244,7 @@ int net_mux_start(net_mux *m, int si, bool read, const void *op, size_t len)
 static int find_node(const net_mux *m, uint64_t id)
 {
     for (int i = 0; i < m->n; i++)
-        if (m->nodes[i].id == id)
+        if (m->nodes[i].c.id == id)
             return i;
     return -1;
 }
@@ -325,7 +305,7 @@ static void on_reply(net_mux *m, int ni, const uint8_t *f, size_t flen)
 /* A connection failed: close it and send its sessions elsewhere. */
 static void node_failed(net_mux *m, int ni)
 {
-    node_close(&m->nodes[ni]);
+    net_cconn_close(&m->nodes[ni].c);
     for (int i = 0; i < m->n_sess; i++)
         if (m->s[i].state == S_FLIGHT && m->s[i].node == ni)
             next_node(m, i);
@@ -364,19 +344,19 @@ int net_mux_wait(net_mux *m, int wait_ms, int *done, int max)
         struct pollfd pf[RAFT_MAX_NODES];
         int idx[RAFT_MAX_NODES], np = 0;
         for (int i = 0; i < m->n; i++) {
-            mnode *nd = &m->nodes[i];
-            if (nd->fd < 0)
+            net_cconn *nc = &m->nodes[i].c;
+            if (nc->fd < 0)
                 continue;
-            if (net_wbuf_pending(&nd->wb)) {
-                int rc = net_wbuf_flush(&nd->wb, nd->fd);
+            if (net_wbuf_pending(&nc->wb)) {
+                int rc = net_wbuf_flush(&nc->wb, nc->fd);
                 if (rc == NET_EIO) {
                     node_failed(m, i);
                     continue;
                 }
             }
             pf[np] = (struct pollfd){
-                .fd = nd->fd,
-                .events = (short)(POLLIN | (net_wbuf_pending(&nd->wb) ? POLLOUT : 0))};
+                .fd = nc->fd,
+                .events = (short)(POLLIN | (net_wbuf_pending(&nc->wb) ? POLLOUT : 0))};
             idx[np++] = i;
         }
         if (m->n_done)
@@ -392,21 +372,16 @@ int net_mux_wait(net_mux *m, int wait_ms, int *done, int max)
             if (!pf[k].revents)
                 continue;
             int ni = idx[k];
-            mnode *nd = &m->nodes[ni];
+            net_cconn *nc = &m->nodes[ni].c;
             if (pf[k].revents & (POLLIN | POLLHUP | POLLERR)) {
-                int rc = net_rbuf_fill(&nd->rb, nd->fd, 4u << 20);
+                int rc = net_cconn_fill(nc, 4u << 20);
                 const uint8_t *f;
-                size_t flen;
+                size_t plen;
                 int frc;
-                while (
-                    (frc = net_rbuf_frame(&nd->rb, NET_HDR_LEN + NET_MAX_PAYLOAD + NET_TRAILER_LEN,
-                                          &f, &flen)) == NET_OK) {
-                    size_t plen;
-                    frc = net_session_open_resp(&m->auth, &nd->s, f, flen, &plen);
-                    if (frc != NET_OK)
-                        break; /* refused, or altered in transit: drop it */
+                /* A refusal, or a frame altered in transit, drops the
+                 * connection. */
+                while ((frc = net_cconn_next(nc, &m->auth, &f, &plen)) == NET_OK)
                     on_reply(m, ni, f, plen);
-                }
                 if (frc != NET_EAGAIN || (rc != NET_OK && rc != NET_EAGAIN))
                     node_failed(m, ni);
             }
