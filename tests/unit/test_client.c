@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "net/client.h"
+#include "net/client_conn.h"
 #include "net/mux.h"
 #include "net/retry.h"
 #include "net/transport.h"
@@ -729,6 +730,35 @@ static void test_retry_rules(void **state)
     assert_true(net_retry_session_id(NULL, 0) == 0);
 }
 
+/* The connection both engines share: a node with nothing listening gives
+ * no connection (NET_EIO); one that accepts but never answers the HELLO
+ * times out in the handshake (NET_EUNAVAIL); either way nothing stays open. */
+static void test_conn_open_failures(void **state)
+{
+    (void)state;
+    int port = free_port_pair();
+    net_auth a;
+    net_auth_get_default(&a);
+    net_cconn c = {0};
+    net_cconn_init(&c, 7, "127.0.0.1", port);
+    assert_true(c.id == 7 && c.port == port && c.fd == -1);
+    assert_int_equal(net_cconn_open(&c, &a, net_now_ms() + 200), NET_EIO);
+    assert_int_equal(c.fd, -1);
+
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)(port + 1)),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(l, 4), 0);
+    assert_int_equal(net_cconn_open(&c, &a, net_now_ms() + 100), NET_EUNAVAIL);
+    assert_int_equal(c.fd, -1);
+    net_cconn_close(&c);
+    close(l);
+}
+
 int main(void)
 {
     const char *s = getenv("HSTORE_TEST_SEED");
@@ -749,6 +779,7 @@ int main(void)
         cmocka_unit_test(test_mux_sessions_share_connections),
         cmocka_unit_test(test_mux_silence_then_deadline),
         cmocka_unit_test(test_retry_rules),
+        cmocka_unit_test(test_conn_open_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
