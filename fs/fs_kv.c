@@ -233,16 +233,6 @@ static int submit_held(fs_kv *k, const kv_op *op, kv_reply *r, int timeout_ms, f
     return st;
 }
 
-/* Runs op and keeps only the status. */
-static int submit_status(fs_kv *k, const kv_op *op)
-{
-    kv_reply r;
-    int rc = submit(k, op, &r);
-    if (rc == 0)
-        kv_reply_free(&r);
-    return rc;
-}
-
 static struct timespec ns_to_ts(int64_t ns)
 {
     struct timespec ts;
@@ -286,6 +276,14 @@ static int submit_attr(fs_kv *k, const kv_op *op, fs_attr *a)
     kv_reply_free(&r);
     return 0;
 }
+
+/* Runs op and keeps only the status. */
+static int submit_status(fs_kv *k, const kv_op *op)
+{
+    return submit_attr(k, op, NULL);
+}
+
+static int upload_and_commit(fs_kv *k, const char *data, size_t len, kv_op *commit);
 
 /* ---- reads ---------------------------------------------------------------------- */
 
@@ -523,13 +521,12 @@ int fs_kv_put(fs_kv *k, const char *path, const char *data, size_t len, uint32_t
 int fs_kv_put_ino(fs_kv *k, uint64_t ino, const char *data, size_t len)
 {
     if (len > KV_PART_SIZE) {
-        uint64_t id = fs_kv_upload_id();
-        int rc = fs_kv_upload_parts(k, id, len, 0, data, len);
-        if (rc == 0)
-            rc = fs_kv_upload_commit_ino(k, id, ino, len);
-        if (rc < 0 && rc != -EIO)
-            fs_kv_upload_abort(k, id); /* else it expires (kv.h) */
-        return rc;
+        kv_op commit = {.type = KV_OP_UPLOAD_COMMIT,
+                        .dir = ino,
+                        .len = len,
+                        .cuid = writer_uid,
+                        .cgid = writer_gid};
+        return upload_and_commit(k, data, len, &commit);
     }
     kv_op op = content_op(KV_OP_PUT, NULL, 0, 0, data, len);
     op.dir = ino;
@@ -696,30 +693,18 @@ int fs_kv_upload_parts(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off, 
     return 0;
 }
 
-int fs_kv_upload_commit(fs_kv *k, uint64_t upload, const char *path, uint64_t len, uint32_t mode,
-                        uint32_t uid, uint32_t gid)
+/* A new upload of data's len bytes, then commit (an UPLOAD_COMMIT op whose
+ * upload id is filled in here).  On a failure other than an unknown outcome
+ * (-EIO) the upload is aborted; after -EIO it expires (kv.h). */
+static int upload_and_commit(fs_kv *k, const char *data, size_t len, kv_op *commit)
 {
-    kv_op op = {.type = KV_OP_UPLOAD_COMMIT,
-                .upload = upload,
-                .path = path,
-                .len = len,
-                .mode = mode & 07777,
-                .uid = uid,
-                .gid = gid,
-                .cuid = writer_uid,
-                .cgid = writer_gid};
-    return submit_status(k, &op);
-}
-
-int fs_kv_upload_commit_ino(fs_kv *k, uint64_t upload, uint64_t ino, uint64_t len)
-{
-    kv_op op = {.type = KV_OP_UPLOAD_COMMIT,
-                .upload = upload,
-                .dir = ino,
-                .len = len,
-                .cuid = writer_uid,
-                .cgid = writer_gid};
-    return submit_status(k, &op);
+    commit->upload = fs_kv_upload_id();
+    int rc = fs_kv_upload_parts(k, commit->upload, len, 0, data, len);
+    if (rc == 0)
+        rc = submit_status(k, commit);
+    if (rc < 0 && rc != -EIO)
+        fs_kv_upload_abort(k, commit->upload);
+    return rc;
 }
 
 int fs_kv_upload_abort(fs_kv *k, uint64_t upload)
@@ -731,24 +716,20 @@ int fs_kv_upload_abort(fs_kv *k, uint64_t upload)
 int fs_kv_put_large(fs_kv *k, const char *path, const char *data, size_t len, uint32_t mode,
                     uint32_t uid, uint32_t gid)
 {
-    uint64_t id = fs_kv_upload_id();
-    int rc = fs_kv_upload_parts(k, id, len, 0, data, len);
-    if (rc == 0)
-        rc = fs_kv_upload_commit(k, id, path, len, mode, uid, gid);
-    if (rc < 0 && rc != -EIO)
-        fs_kv_upload_abort(k, id); /* else it expires (kv.h) */
-    return rc;
+    kv_op commit = {.type = KV_OP_UPLOAD_COMMIT,
+                    .path = path,
+                    .len = len,
+                    .mode = mode & 07777,
+                    .uid = uid,
+                    .gid = gid,
+                    .cuid = writer_uid,
+                    .cgid = writer_gid};
+    return upload_and_commit(k, data, len, &commit);
 }
 
 int fs_kv_truncate(fs_kv *k, const char *path, uint64_t ino, uint64_t size)
 {
-    kv_op op = {.type = KV_OP_TRUNCATE,
-                .path = path,
-                .ino = ino,
-                .len = size,
-                .cuid = writer_uid,
-                .cgid = writer_gid};
-    return submit_status(k, &op);
+    return fs_kv_truncate_attr(k, path, ino, size, NULL);
 }
 
 static int64_t ts_to_ns(const struct timespec *ts)

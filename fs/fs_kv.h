@@ -161,18 +161,14 @@ int fs_kv_truncate_attr(fs_kv *k, const char *path, uint64_t ino, uint64_t size,
  *                        idempotent);
  *                        total is the whole value's size, or 0 when not
  *                        known yet;
- *   fs_kv_upload_commit: the staged [0, len) becomes the content of path, as
- *                        a PUT would (-EIO for KV_EUPLOAD: parts missing);
- *   fs_kv_upload_abort:  drops the staging (an abandoned one also expires). */
+ *   fs_kv_upload_abort:  drops the staging (an abandoned one also expires);
+ *   fs_kv_put_large:     a new upload of the whole value, committed to path
+ *                        as a PUT would (-EIO for KV_EUPLOAD: parts missing). */
 #define FS_KV_UPLOAD_WINDOW 8
 #define FS_KV_UPLOAD_TRIES 3
 uint64_t fs_kv_upload_id(void);
 int fs_kv_upload_parts(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off, const char *data,
                        size_t len);
-int fs_kv_upload_commit(fs_kv *k, uint64_t upload, const char *path, uint64_t len, uint32_t mode,
-                        uint32_t uid, uint32_t gid);
-/* The same, committed to the open inode ino (as fs_kv_put_ino). */
-int fs_kv_upload_commit_ino(fs_kv *k, uint64_t upload, uint64_t ino, uint64_t len);
 int fs_kv_upload_abort(fs_kv *k, uint64_t upload);
 int fs_kv_put_large(fs_kv *k, const char *path, const char *data, size_t len, uint32_t mode,
                     uint32_t uid, uint32_t gid);
