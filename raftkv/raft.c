@@ -82,6 +82,29 @@ static void msgvec_free(raft_msgvec *v)
     memset(v, 0, sizeof *v);
 }
 
+/* Frees what the oldest outstanding batch pointed at and drops it. */
+static void batch_release(raft *r)
+{
+    raft_batch *b = &r->bat[r->bat_head];
+    free(b->entries);
+    free(b->committed);
+    msgvec_free(&b->msgs);
+    msgvec_free(&b->after);
+    free(b->rs);
+    for (size_t i = 0; i < b->n_grave; i++)
+        grave_release(b->grave[i]);
+    free(b->grave);
+    if (b->snap && r->cfg.external_snapshot && r->snap.data && r->snap.data == b->snapshot.data) {
+        /* The caller has stored the received snapshot: it serves the bytes
+         * from now on. */
+        free(r->snap.data);
+        r->snap.data = NULL;
+    }
+    memset(b, 0, sizeof *b);
+    r->bat_head = (r->bat_head + 1) % RAFT_MAX_BATCHES;
+    r->bat_n--;
+}
+
 /* Queue a message.  The pointer is valid until the next raft_emit.  Returns
  * NULL when out of memory: the message is dropped, which Raft tolerates. */
 raft_msg *raft_emit(raft *r, int type, uint64_t to, bool after_persist)
@@ -261,24 +284,18 @@ void raft_free(raft *r)
     if (!r)
         return;
     raft_log_free(r);
+    while (r->bat_n)
+        batch_release(r);
     free(r->snap.data);
     free(r->inflight_store);
     free(r->reads);
     free(r->in_snap.buf);
     msgvec_free(&r->msgs);
     msgvec_free(&r->after);
-    msgvec_free(&r->rd_msgs);
-    msgvec_free(&r->rd_after);
     free(r->rs);
-    free(r->rd_rs);
-    free(r->rd_entries);
-    free(r->rd_committed);
     for (size_t i = 0; i < r->n_grave; i++)
         grave_release(r->grave[i]);
     free(r->grave);
-    for (size_t i = 0; i < r->rd_n_grave; i++)
-        grave_release(r->rd_grave[i]);
-    free(r->rd_grave);
     free(r);
 }
 
@@ -497,7 +514,7 @@ int raft_compact(raft *r, uint64_t index, uint8_t *data, size_t len, raft_conf *
 
 bool raft_has_ready(const raft *r)
 {
-    if (r->rd_out)
+    if (r->bat_n == RAFT_MAX_BATCHES)
         return false;
     return r->msgs.n || r->after.n || r->n_rs || r->send_pending || r->snap_pending ||
            r->read_pending || r->commit_pending || r->unstable <= raft_log_last(r) ||
@@ -521,7 +538,9 @@ static raft_entry *copy_range(const raft *r, uint64_t from, uint64_t to, size_t 
 
 void raft_ready_get(raft *r, raft_ready *rd)
 {
-    assert(!r->rd_out);
+    assert(r->bat_n < RAFT_MAX_BATCHES);
+    raft_batch *b = &r->bat[(r->bat_head + r->bat_n) % RAFT_MAX_BATCHES];
+    memset(b, 0, sizeof *b);
     memset(rd, 0, sizeof *rd);
     if (r->role == RAFT_LEADER)
         raft_flush_appends(r);
@@ -532,18 +551,17 @@ void raft_ready_get(raft *r, raft_ready *rd)
     rd->hs_changed = memcmp(&rd->hs, &r->hs_out, sizeof rd->hs) != 0;
     r->hs_out = rd->hs;
 
-    r->rd_snap = false;
     if (r->snap_pending) {
-        r->rd_snapshot = r->snap;
-        rd->snapshot = &r->rd_snapshot;
-        r->rd_snap = true;
+        b->snapshot = r->snap;
+        rd->snapshot = &b->snapshot;
+        b->snap = true;
         r->snap_pending = false;
     }
 
     uint64_t last = raft_log_last(r);
     if (r->unstable <= r->log.snap_index)
         r->unstable = r->log.snap_index + 1;
-    r->rd_entries = copy_range(r, r->unstable, last, &rd->n_entries);
+    b->entries = copy_range(r, r->unstable, last, &rd->n_entries);
     if (rd->n_entries == 0 && r->unstable <= last) {
         /* No memory for the copy: keep them for the next batch; nothing
          * that depends on them may be acknowledged yet. */
@@ -551,76 +569,58 @@ void raft_ready_get(raft *r, raft_ready *rd)
         rd->hs.commit = r->commit < last ? r->commit : last;
         r->hs_out.commit = rd->hs.commit;
     }
-    rd->entries = r->rd_entries;
-    r->rd_last = last;
-    r->rd_last_term = raft_term_at(r, last);
+    rd->entries = b->entries;
+    b->last = last;
+    b->last_term = raft_term_at(r, last);
     if (rd->n_entries)
         r->unstable = last + 1;
 
     uint64_t upto = r->commit < last ? r->commit : last;
     if (r->applied < r->log.snap_index)
         r->applied = r->log.snap_index;
-    r->rd_committed = copy_range(r, r->applied + 1, upto, &rd->n_committed);
-    rd->committed = r->rd_committed;
+    b->committed = copy_range(r, r->applied + 1, upto, &rd->n_committed);
+    rd->committed = b->committed;
     if (rd->n_committed)
         r->applied = upto;
 
     /* Messages: the after-persist list is only valid if everything it speaks
      * of is in this batch; when entries had to be held back (no memory),
      * hold the promises back too. */
-    r->rd_msgs = r->msgs;
+    b->msgs = r->msgs;
     memset(&r->msgs, 0, sizeof r->msgs);
-    rd->msgs = r->rd_msgs.v;
-    rd->n_msgs = r->rd_msgs.n;
+    rd->msgs = b->msgs.v;
+    rd->n_msgs = b->msgs.n;
     if (r->unstable > raft_log_last(r)) {
-        r->rd_after = r->after;
+        b->after = r->after;
         memset(&r->after, 0, sizeof r->after);
-        rd->msgs_after_persist = r->rd_after.v;
-        rd->n_msgs_after_persist = r->rd_after.n;
+        rd->msgs_after_persist = b->after.v;
+        rd->n_msgs_after_persist = b->after.n;
     }
 
-    r->rd_rs = r->rs;
+    b->rs = r->rs;
     rd->read_states = r->rs;
     rd->n_read_states = r->n_rs;
     r->rs = NULL;
     r->n_rs = r->cap_rs = 0;
 
-    r->rd_grave = r->grave;
-    r->rd_n_grave = r->n_grave;
+    b->grave = r->grave;
+    b->n_grave = r->n_grave;
     r->grave = NULL;
     r->n_grave = r->cap_grave = 0;
-    r->rd_out = true;
+    r->bat_n++;
 }
 
 void raft_advance(raft *r, const raft_ready *rd)
 {
-    (void)rd;
-    if (!r->rd_out)
+    if (!r->bat_n)
         return;
-    if (r->rd_last > r->stable && r->rd_last <= raft_log_last(r) &&
-        raft_term_at(r, r->rd_last) == r->rd_last_term)
-        r->stable = r->rd_last;
-    free(r->rd_entries);
-    free(r->rd_committed);
-    r->rd_entries = r->rd_committed = NULL;
-    msgvec_free(&r->rd_msgs);
-    msgvec_free(&r->rd_after);
-    free(r->rd_rs);
-    r->rd_rs = NULL;
-    for (size_t i = 0; i < r->rd_n_grave; i++)
-        grave_release(r->rd_grave[i]);
-    free(r->rd_grave);
-    r->rd_grave = NULL;
-    r->rd_n_grave = 0;
-    if (r->rd_snap && r->cfg.external_snapshot && r->snap.data &&
-        r->snap.data == r->rd_snapshot.data) {
-        /* The caller has stored the received snapshot: it serves the bytes
-         * from now on. */
-        free(r->snap.data);
-        r->snap.data = NULL;
-    }
-    r->rd_snap = false;
-    r->rd_out = false;
+    raft_batch *b = &r->bat[r->bat_head];
+    assert(!rd || rd->entries == b->entries);
+    (void)rd;
+    if (b->last > r->stable && b->last <= raft_log_last(r) &&
+        raft_term_at(r, b->last) == b->last_term)
+        r->stable = b->last;
+    batch_release(r);
     /* The leader counts its own log only once it is durable (§10.2.1). */
     if (r->role == RAFT_LEADER && raft_maybe_commit(r))
         raft_commit_advanced(r);

@@ -27,8 +27,15 @@
  *
  * The caller may keep calling raft_step/raft_tick/raft_propose/... between
  * raft_ready_get() and raft_advance() (e.g. while a disk write is running);
- * what they produce goes into the next batch.  Batches must be persisted in
- * the order they were handed out.
+ * what they produce goes into the next batch.  Up to RAFT_MAX_BATCHES
+ * batches may be out at once (a pipeline: the caller sends the msgs and
+ * applies the committed entries of a new batch while the writes of earlier
+ * ones are still running; dissertation §10.2.1).  Batches are persisted,
+ * their msgs_after_persist sent and raft_advance() called in the order they
+ * were handed out.  Committed entries may be applied before their batch is
+ * durable (they are durable on a majority), but a batch's snapshot must be
+ * persisted and installed before any later batch's committed entries are
+ * applied.
  *
  * Joining a running cluster: a new server boots with an empty configuration
  * (boot.snapshot.conf.n == 0).  It never starts elections; the leader sends it
@@ -49,8 +56,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RAFT_MAX_NODES 9 /* largest configuration (voters) */
-#define RAFT_ADDR_MAX 64 /* opaque address carried in a conf change */
+#define RAFT_MAX_NODES 9   /* largest configuration (voters) */
+#define RAFT_MAX_BATCHES 4 /* ready batches out at once (raft_ready_get) */
+#define RAFT_ADDR_MAX 64   /* opaque address carried in a conf change */
 /* Terms never wrap.  A message whose term is above RAFT_TERM_MAX, or more
  * than RAFT_TERM_JUMP_MAX above the node's own term, is ignored (RAFT_EINVAL):
  * a real term grows by one per election, so such a term can only come from a
@@ -332,12 +340,14 @@ typedef struct raft_ready {
     size_t n_read_states;
 } raft_ready;
 
-/* True when there is something to do (always false while a batch is out,
- * i.e. between raft_ready_get() and raft_advance()). */
+/* True when there is something to do (always false while RAFT_MAX_BATCHES
+ * batches are out, i.e. handed out by raft_ready_get() and not yet
+ * acknowledged by raft_advance()). */
 bool raft_has_ready(const raft *r);
-/* Fills *rd.  Call raft_advance() before calling raft_ready_get() again. */
+/* Fills *rd: a new batch, handed out after the ones still out. */
 void raft_ready_get(raft *r, raft_ready *rd);
-/* Everything in rd has been done: persisted, sent, applied. */
+/* The oldest batch still out (rd) has been done: persisted, sent, applied.
+ * Batches are acknowledged in the order they were handed out. */
 void raft_advance(raft *r, const raft_ready *rd);
 
 /* ---- Introspection -------------------------------------------------------- */

@@ -74,6 +74,19 @@ typedef struct raft_read_req {
     uint64_t seq;   /* heartbeat round; 0 = waiting for a commit in this term */
 } raft_read_req;
 
+/* One ready batch handed out and not yet advanced: what its raft_ready
+ * points at, freed (or released) at its raft_advance(). */
+typedef struct raft_batch {
+    uint64_t last, last_term; /* the last entry it hands out (stable once advanced) */
+    bool snap;
+    raft_snapshot snapshot;
+    raft_msgvec msgs, after;
+    raft_entry *entries, *committed;
+    raft_read_state *rs;
+    void **grave;
+    size_t n_grave;
+} raft_batch;
+
 struct raft {
     raft_config cfg;
     uint64_t id;
@@ -140,16 +153,10 @@ struct raft {
     void **grave;
     size_t n_grave, cap_grave;
 
-    /* the ready handed out and not yet advanced */
-    bool rd_out;
-    uint64_t rd_last, rd_last_term;
-    bool rd_snap;
-    raft_snapshot rd_snapshot;
-    raft_msgvec rd_msgs, rd_after;
-    raft_entry *rd_entries, *rd_committed;
-    raft_read_state *rd_rs;
-    void **rd_grave;
-    size_t rd_n_grave;
+    /* the ready batches handed out and not yet advanced, oldest first
+     * (bat[(bat_head + k) % RAFT_MAX_BATCHES], k < bat_n) */
+    raft_batch bat[RAFT_MAX_BATCHES];
+    unsigned bat_head, bat_n;
 };
 
 /* ---- raft.c ---- */

@@ -39,6 +39,11 @@ typedef struct sim_node {
     uint64_t next_tick;
     raft_read_state *reads;
     int n_reads, cap_reads;
+    /* async_persist: batches handed out whose write has not landed, oldest
+     * first, and when each lands */
+    raft_ready pend[RAFT_MAX_BATCHES];
+    uint64_t pend_at[RAFT_MAX_BATCHES];
+    int n_pend;
     uint64_t lead_term, lead_last, lead_last_term, lead_commit;
 } sim_node;
 
@@ -493,8 +498,9 @@ static void node_boot(sim *s, int i)
 static void maybe_compact(sim *s, int i)
 {
     sim_node *nd = &s->nodes[i];
-    if (s->c.compact_every <= 0 || nd->applied < nd->d.snap.index + (uint64_t)s->c.compact_every)
-        return;
+    if (s->c.compact_every <= 0 || nd->n_pend ||
+        nd->applied < nd->d.snap.index + (uint64_t)s->c.compact_every)
+        return; /* (a snapshot covers only what is on the disk) */
     size_t len = 16 + s->c.snap_pad;
     uint8_t *data = xrealloc(NULL, len);
     memcpy(data, &nd->applied, 8);
@@ -527,94 +533,141 @@ stored:
         free(data);
 }
 
+/* Sends a batch's msgs, checking the persistence contract on the way. */
+static void send_batch(sim *s, int i, const raft_ready *rd)
+{
+    sim_node *nd = &s->nodes[i];
+    for (size_t k = 0; k < rd->n_msgs; k++) {
+        /* The persistence contract: promises about durable state only
+         * in msgs_after_persist. */
+        const raft_msg *m = &rd->msgs[k];
+        if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_VOTE_RESP ||
+            (m->type == RAFT_MSG_APPEND_RESP && !m->reject && m->index != 0) ||
+            (m->type == RAFT_MSG_SNAPSHOT_RESP && m->done))
+            sim_fail(s, "node %d sends %s before persisting", i + 1, raft_msg_type_name(m->type));
+        if (m->type == RAFT_MSG_APPEND && m->n_entries > 1) {
+            /* Flow control: a message holds at most max_msg_bytes of
+             * entries, unless it holds a single entry. */
+            uint64_t bytes = 0;
+            for (uint32_t e = 0; e < m->n_entries; e++)
+                bytes += m->entries[e].len;
+            if (bytes > s->c.max_msg_bytes)
+                sim_fail(s, "node %d sends %u entries of %llu bytes in one message (cap %u)", i + 1,
+                         (unsigned)m->n_entries, (unsigned long long)bytes,
+                         (unsigned)s->c.max_msg_bytes);
+        }
+        if (m->type == RAFT_MSG_SNAPSHOT && s->c.external_snapshot) {
+            /* The caller's part of external snapshots: fill the chunk
+             * from the stored snapshot it names. */
+            if (m->chunk)
+                sim_fail(s, "node %d: external snapshot chunk filled by the core", i + 1);
+            const raft_snapshot *ds = &nd->d.snap;
+            if (ds->index != m->index || ds->len != m->snap_len ||
+                m->offset + m->chunk_len > ds->len)
+                sim_fail(s, "node %d sends snapshot %llu bytes it has not stored", i + 1,
+                         (unsigned long long)m->index);
+            raft_msg f = *m;
+            f.chunk = m->chunk_len ? ds->data + m->offset : NULL;
+            net_send(s, &f);
+            continue;
+        }
+        net_send(s, m);
+    }
+}
+
+/* Writes a batch to the node's disk and sends what waited for it. */
+static void persist_batch(sim *s, int i, const raft_ready *rd)
+{
+    sim_node *nd = &s->nodes[i];
+    if (rd->snapshot) {
+        uint64_t chain =
+            snap_chain_of(s, i, rd->snapshot->data, rd->snapshot->len, rd->snapshot->index);
+        disk_drop_from(&nd->d, 0);
+        disk_set_snapshot(&nd->d, rd->snapshot, chain);
+    }
+    disk_append(s, i, rd->entries, rd->n_entries);
+    if (rd->hs_changed)
+        nd->d.hs = rd->hs;
+    if (nd->d.hs.commit > disk_last(&nd->d))
+        sim_fail(s, "node %d: persisted commit %llu beyond its log", i + 1,
+                 (unsigned long long)nd->d.hs.commit);
+    for (size_t k = 0; k < rd->n_msgs_after_persist; k++)
+        net_send(s, &rd->msgs_after_persist[k]);
+}
+
+/* Installs a batch's snapshot (once persisted) and applies its committed
+ * entries; keeps its read states. */
+static void apply_batch(sim *s, int i, const raft_ready *rd)
+{
+    sim_node *nd = &s->nodes[i];
+    if (rd->snapshot) {
+        nd->applied = rd->snapshot->index;
+        nd->hash = nd->d.snap_chain;
+        nd->installs++;
+        if (nd->applied > 0)
+            g_applied(s, i, nd->applied, rd->snapshot->term, nd->hash, 0, true);
+        if (nd->applied > nd->max_applied)
+            nd->max_applied = nd->applied;
+    }
+    for (size_t k = 0; k < rd->n_committed; k++) {
+        const raft_entry *e = &rd->committed[k];
+        if (e->index != nd->applied + 1)
+            sim_fail(s, "node %d applied index %llu after %llu", i + 1,
+                     (unsigned long long)e->index, (unsigned long long)nd->applied);
+        nd->hash = entry_hash(nd->hash, e);
+        nd->applied = e->index;
+        g_applied(s, i, e->index, e->term, nd->hash, entry_value(e), false);
+        if (nd->applied > nd->max_applied)
+            nd->max_applied = nd->applied;
+    }
+    for (size_t k = 0; k < rd->n_read_states; k++) {
+        if (nd->n_reads == nd->cap_reads) {
+            nd->cap_reads = nd->cap_reads ? nd->cap_reads * 2 : 16;
+            nd->reads = xrealloc(nd->reads, (size_t)nd->cap_reads * sizeof *nd->reads);
+        }
+        nd->reads[nd->n_reads++] = rd->read_states[k];
+    }
+}
+
+/* async_persist: the oldest pending write lands. */
+static void land_oldest(sim *s, int i)
+{
+    sim_node *nd = &s->nodes[i];
+    raft_ready rd = nd->pend[0];
+    memmove(nd->pend, nd->pend + 1, (size_t)(nd->n_pend - 1) * sizeof nd->pend[0]);
+    memmove(nd->pend_at, nd->pend_at + 1, (size_t)(nd->n_pend - 1) * sizeof nd->pend_at[0]);
+    nd->n_pend--;
+    persist_batch(s, i, &rd);
+    raft_advance(nd->r, &rd);
+}
+
 static void process(sim *s, int i)
 {
     sim_node *nd = &s->nodes[i];
     while (nd->alive && raft_has_ready(nd->r)) {
         raft_ready rd;
         raft_ready_get(nd->r, &rd);
-        for (size_t k = 0; k < rd.n_msgs; k++) {
-            /* The persistence contract: promises about durable state only
-             * in msgs_after_persist. */
-            const raft_msg *m = &rd.msgs[k];
-            if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_VOTE_RESP ||
-                (m->type == RAFT_MSG_APPEND_RESP && !m->reject && m->index != 0) ||
-                (m->type == RAFT_MSG_SNAPSHOT_RESP && m->done))
-                sim_fail(s, "node %d sends %s before persisting", i + 1,
-                         raft_msg_type_name(m->type));
-            if (m->type == RAFT_MSG_APPEND && m->n_entries > 1) {
-                /* Flow control: a message holds at most max_msg_bytes of
-                 * entries, unless it holds a single entry. */
-                uint64_t bytes = 0;
-                for (uint32_t e = 0; e < m->n_entries; e++)
-                    bytes += m->entries[e].len;
-                if (bytes > s->c.max_msg_bytes)
-                    sim_fail(s, "node %d sends %u entries of %llu bytes in one message (cap %u)",
-                             i + 1, (unsigned)m->n_entries, (unsigned long long)bytes,
-                             (unsigned)s->c.max_msg_bytes);
-            }
-            if (m->type == RAFT_MSG_SNAPSHOT && s->c.external_snapshot) {
-                /* The caller's part of external snapshots: fill the chunk
-                 * from the stored snapshot it names. */
-                if (m->chunk)
-                    sim_fail(s, "node %d: external snapshot chunk filled by the core", i + 1);
-                const raft_snapshot *ds = &nd->d.snap;
-                if (ds->index != m->index || ds->len != m->snap_len ||
-                    m->offset + m->chunk_len > ds->len)
-                    sim_fail(s, "node %d sends snapshot %llu bytes it has not stored", i + 1,
-                             (unsigned long long)m->index);
-                raft_msg f = *m;
-                f.chunk = m->chunk_len ? ds->data + m->offset : NULL;
-                net_send(s, &f);
-                continue;
-            }
-            net_send(s, m);
-        }
+        send_batch(s, i, &rd);
         if (nd->crash_mid) {
             sim_crash(s, i);
             return;
         }
-        if (rd.snapshot) {
-            uint64_t chain =
-                snap_chain_of(s, i, rd.snapshot->data, rd.snapshot->len, rd.snapshot->index);
-            disk_drop_from(&nd->d, 0);
-            disk_set_snapshot(&nd->d, rd.snapshot, chain);
+        bool writes = rd.snapshot || rd.n_entries || rd.hs_changed;
+        if (s->c.async_persist && !rd.snapshot && (writes || nd->n_pend)) {
+            /* Pipelined: applied now, written later, in order. */
+            apply_batch(s, i, &rd);
+            uint64_t at = s->now + 1 + (uint64_t)sim_rand_int(s, 30);
+            if (nd->n_pend && at < nd->pend_at[nd->n_pend - 1])
+                at = nd->pend_at[nd->n_pend - 1];
+            nd->pend[nd->n_pend] = rd;
+            nd->pend_at[nd->n_pend++] = at;
+            continue;
         }
-        disk_append(s, i, rd.entries, rd.n_entries);
-        if (rd.hs_changed)
-            nd->d.hs = rd.hs;
-        if (nd->d.hs.commit > disk_last(&nd->d))
-            sim_fail(s, "node %d: persisted commit %llu beyond its log", i + 1,
-                     (unsigned long long)nd->d.hs.commit);
-        for (size_t k = 0; k < rd.n_msgs_after_persist; k++)
-            net_send(s, &rd.msgs_after_persist[k]);
-        if (rd.snapshot) {
-            nd->applied = rd.snapshot->index;
-            nd->hash = nd->d.snap_chain;
-            nd->installs++;
-            if (nd->applied > 0)
-                g_applied(s, i, nd->applied, rd.snapshot->term, nd->hash, 0, true);
-            if (nd->applied > nd->max_applied)
-                nd->max_applied = nd->applied;
-        }
-        for (size_t k = 0; k < rd.n_committed; k++) {
-            const raft_entry *e = &rd.committed[k];
-            if (e->index != nd->applied + 1)
-                sim_fail(s, "node %d applied index %llu after %llu", i + 1,
-                         (unsigned long long)e->index, (unsigned long long)nd->applied);
-            nd->hash = entry_hash(nd->hash, e);
-            nd->applied = e->index;
-            g_applied(s, i, e->index, e->term, nd->hash, entry_value(e), false);
-            if (nd->applied > nd->max_applied)
-                nd->max_applied = nd->applied;
-        }
-        for (size_t k = 0; k < rd.n_read_states; k++) {
-            if (nd->n_reads == nd->cap_reads) {
-                nd->cap_reads = nd->cap_reads ? nd->cap_reads * 2 : 16;
-                nd->reads = xrealloc(nd->reads, (size_t)nd->cap_reads * sizeof *nd->reads);
-            }
-            nd->reads[nd->n_reads++] = rd.read_states[k];
-        }
+        /* A snapshot is installed only once everything before it landed. */
+        while (nd->n_pend)
+            land_oldest(s, i);
+        persist_batch(s, i, &rd);
+        apply_batch(s, i, &rd);
         raft_advance(nd->r, &rd);
         maybe_compact(s, i);
     }
@@ -703,6 +756,24 @@ static void sim_event(sim *s)
             t_tick = s->nodes[i].next_tick;
             who = i;
         }
+    uint64_t t_disk = UINT64_MAX;
+    int dwho = -1;
+    for (int i = 0; i < s->c.n_slots; i++)
+        if (s->nodes[i].alive && s->nodes[i].n_pend && s->nodes[i].pend_at[0] < t_disk) {
+            t_disk = s->nodes[i].pend_at[0];
+            dwho = i;
+        }
+    if (dwho >= 0 && t_disk <= t_tick && (!s->hn || t_disk < s->heap[0].at)) {
+        if (t_disk > s->now)
+            s->now = t_disk;
+        land_oldest(s, dwho);
+        process(s, dwho);
+        if (s->nodes[dwho].alive && !s->nodes[dwho].n_pend)
+            maybe_compact(s, dwho);
+        if (s->c.check_every_step)
+            check_node(s, dwho);
+        return;
+    }
     if (s->hn && s->heap[0].at <= t_tick) {
         qmsg q = q_pop(s);
         s->now = q.at;
@@ -888,6 +959,7 @@ void sim_crash(sim *s, int i)
     raft_free(nd->r);
     nd->r = NULL;
     nd->alive = false;
+    nd->n_pend = 0; /* the writes still pending are lost */
 }
 
 void sim_crash_mid_batch(sim *s, int i)

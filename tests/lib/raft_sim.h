@@ -49,6 +49,11 @@ typedef struct sim_config {
     bool check_every_step;  /* safety checks after each event (default true) */
     bool external_snapshot; /* cores in raft_config.external_snapshot mode: the
                                   harness fills SNAPSHOT chunks from the sender's disk */
+    bool async_persist;     /* a pipelined disk, as the node's writer thread: a batch
+                                  is sent and its committed entries applied when it is
+                                  handed out; its write lands 1-30 ms later (in order,
+                                  up to RAFT_MAX_BATCHES out); a crash loses the writes
+                                  still pending */
 } sim_config;
 
 typedef struct sim sim;

@@ -1320,6 +1320,52 @@ static void drain(raft *r)
     }
 }
 
+/* Pipelined batches: up to RAFT_MAX_BATCHES out at once, acknowledged in
+ * order; the leader counts an entry only once the batch holding it is
+ * acknowledged, whatever was handed out after it. */
+static void test_pipelined_batches(void **state)
+{
+    (void)state;
+    raft *r = solo(1, 1);
+    assert_non_null(r);
+    for (int k = 0; k < 25; k++)
+        raft_tick(r);
+    drain(r);
+    raft_status st;
+    raft_status_get(r, &st);
+    assert_int_equal(st.role, RAFT_LEADER);
+    assert_int_equal(st.commit, 1);
+    raft_ready rd[RAFT_MAX_BATCHES];
+    uint8_t d[2] = {7, 8};
+    for (int b = 0; b < RAFT_MAX_BATCHES; b++) {
+        assert_true(raft_has_ready(r) || raft_propose(r, d, 2, NULL, NULL) == RAFT_OK);
+        assert_true(raft_has_ready(r));
+        raft_ready_get(r, &rd[b]);
+        assert_int_equal(rd[b].n_entries, 1);
+        assert_int_equal(rd[b].entries[0].index, 2 + b);
+    }
+    /* Full: nothing more until the oldest is acknowledged. */
+    assert_int_equal(raft_propose(r, d, 2, NULL, NULL), RAFT_OK);
+    assert_false(raft_has_ready(r));
+    raft_status_get(r, &st);
+    assert_int_equal(st.commit, 1);
+    for (int b = 0; b < RAFT_MAX_BATCHES; b++) {
+        raft_advance(r, &rd[b]);
+        raft_status_get(r, &st);
+        assert_int_equal(st.commit, 2 + b);
+    }
+    /* The fifth entry and the commits come out in the next batch. */
+    raft_ready_get(r, &rd[0]);
+    assert_int_equal(rd[0].n_entries, 1);
+    assert_int_equal(rd[0].entries[0].index, 2 + RAFT_MAX_BATCHES);
+    assert_int_equal(rd[0].n_committed, RAFT_MAX_BATCHES);
+    raft_advance(r, &rd[0]);
+    drain(r);
+    raft_status_get(r, &st);
+    assert_int_equal(st.commit, 2 + RAFT_MAX_BATCHES);
+    raft_free(r);
+}
+
 static void test_api_single_node_and_errors(void **state)
 {
     (void)state;
@@ -1820,6 +1866,7 @@ int main(void)
         T(test_membership_with_external_snapshots),
         T(test_deterministic_replay),
         T(test_api_single_node_and_errors),
+        T(test_pipelined_batches),
         T(test_api_boot_validation),
         T(test_api_conf_change_codec),
         T(test_api_follower_forwards_proposals),

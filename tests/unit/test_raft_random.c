@@ -11,7 +11,9 @@
  * leader completeness and state-machine safety after every event; this file
  * adds that every read index covers every entry applied anywhere before the
  * read was asked, and that once everything is healed the cluster commits a
- * new entry on every node.
+ * new entry on every node.  Half the seeds run with a pipelined disk: up to
+ * RAFT_MAX_BATCHES ready batches out at once, committed entries applied
+ * before their batch is written, writes landing later and lost by a crash.
  *
  * HSTORE_TEST_MODE: normal 10,000 seeds, asan 1,000, long 100,000.
  * HSTORE_SEEDS=n overrides the count; HSTORE_SEED=s runs seed s alone.
@@ -77,6 +79,8 @@ static void run_seed(uint64_t seed)
     /* half the seeds keep snapshot bytes outside the core (not drawn from R:
      * the other choices of a seed stay what they were) */
     c.external_snapshot = (seed & 1) != 0;
+    /* and half of them write through a pipelined disk (seed bit 1) */
+    c.async_persist = (seed & 2) != 0;
     int n = c.n_slots;
     sim *s = sim_new(&c);
     pending_read reads[MAX_READS];
