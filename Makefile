@@ -6,7 +6,7 @@
 # Module-specific targets live in *.mk fragments beside their code, included at the end.
 
 CC      ?= gcc
-PKGS    := fuse3 libzstd sqlite3 nanomsg libsodium
+PKGS    := fuse3 libzstd sqlite3 nanomsg libsodium libmicrohttpd
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 BASEFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -I. $(WARN) -g -pthread
 CFLAGS  ?= -O2
@@ -66,7 +66,7 @@ help:
 DEB_PKGS := gcc make libfuse3-dev fuse3 libnanomsg-dev libzstd-dev libsqlite3-dev \
             libcmocka-dev pkg-config iptables iproute2 libedit-dev libncurses-dev \
             clang libclang-rt-14-dev tmux psmisc util-linux procps coreutils sqlite3 \
-            python3 libsodium-dev clang-format
+            python3 libsodium-dev clang-format libmicrohttpd-dev
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \

@@ -21,7 +21,7 @@
 #include "raftkv/hex.h"
 
 #define KDF_CONTEXT "hstore-2" /* crypto_kdf_CONTEXTBYTES = 8 */
-enum { SUBKEY_PEER = 1, SUBKEY_REQ = 2, SUBKEY_RESP = 3 };
+enum { SUBKEY_PEER = 1, SUBKEY_REQ = 2, SUBKEY_RESP = 3, SUBKEY_HTTP = 4 };
 
 static void sodium_once(void)
 {
@@ -41,6 +41,7 @@ static void derive(net_auth *a, const uint8_t *secret, size_t len, bool secure)
     crypto_kdf_derive_from_key(a->peer, NET_KEY_LEN, SUBKEY_PEER, KDF_CONTEXT, master);
     crypto_kdf_derive_from_key(a->req, NET_KEY_LEN, SUBKEY_REQ, KDF_CONTEXT, master);
     crypto_kdf_derive_from_key(a->resp, NET_KEY_LEN, SUBKEY_RESP, KDF_CONTEXT, master);
+    crypto_kdf_derive_from_key(a->http, NET_KEY_LEN, SUBKEY_HTTP, KDF_CONTEXT, master);
     sodium_memzero(master, sizeof master);
     a->secure = secure;
 }
@@ -150,6 +151,20 @@ int net_auth_generate(const char *path, char *err, size_t errlen)
         return NET_EIO;
     }
     return NET_OK;
+}
+
+void net_auth_http_token(const net_auth *a, char out[NET_HTTP_TOKEN_LEN + 1])
+{
+    sodium_bin2hex(out, NET_HTTP_TOKEN_LEN + 1, a->http, NET_KEY_LEN);
+}
+
+bool net_auth_http_token_ok(const net_auth *a, const char *token, size_t len)
+{
+    char want[NET_HTTP_TOKEN_LEN + 1];
+    net_auth_http_token(a, want);
+    bool ok = len == NET_HTTP_TOKEN_LEN && sodium_memcmp(want, token, NET_HTTP_TOKEN_LEN) == 0;
+    sodium_memzero(want, sizeof want);
+    return ok;
 }
 
 /* ---- the process default ---- */

@@ -7,6 +7,7 @@
  *   peer  — node -> node frames (Raft messages),
  *   req   — client -> node frames (HELLO, requests),
  *   resp  — node -> client frames (HELLO_ACK, replies),
+ *   http  — the bearer token of the HTTP port (net_auth_http_token),
  * so that a frame authenticated for one purpose is worthless for another
  * (a reply cannot be reflected back as a request, a client frame cannot be
  * passed off as a peer frame).
@@ -74,6 +75,7 @@ typedef struct net_auth {
     uint8_t peer[NET_KEY_LEN];
     uint8_t req[NET_KEY_LEN];
     uint8_t resp[NET_KEY_LEN];
+    uint8_t http[NET_KEY_LEN];
     bool secure; /* false: the well-known insecure keys */
 } net_auth;
 
@@ -94,6 +96,15 @@ int net_auth_generate(const char *path, char *err, size_t errlen);
  * if set (loaded on first use), else the insecure keys. */
 void net_auth_set_default(const net_auth *a);
 void net_auth_get_default(net_auth *a);
+
+/* The bearer token of the HTTP port (`Authorization: Bearer TOKEN`): the
+ * http key in hex, NET_HTTP_TOKEN_LEN digits and a NUL.  Whoever holds the
+ * secret can compute it; it reveals nothing of the other keys. */
+#define NET_HTTP_TOKEN_LEN (2 * NET_KEY_LEN)
+void net_auth_http_token(const net_auth *a, char out[NET_HTTP_TOKEN_LEN + 1]);
+/* True when token (len bytes, not NUL-terminated) is a's HTTP token; the
+ * comparison takes the same time wherever the first difference is. */
+bool net_auth_http_token_ok(const net_auth *a, const char *token, size_t len);
 
 /* ---- trailers ---- */
 

@@ -18,6 +18,7 @@
 
 #include "fs/fs.h"
 #include "fs/fs_node_backend.h"
+#include "node/http.h"
 #include "node/node.h"
 #include "tools/cli.h"
 #include "tools/cmds.h"
@@ -59,6 +60,10 @@ static void node_usage(FILE *out)
             "  --client-max-frame BYTES   largest client request (default 96M)\n"
             "  --client-max-unsent BYTES  replies queued for a client that does not read\n"
             "                             them before it is cut off (default 64M)\n"
+            "  --http HOST:PORT           serve the HTTP API and /metrics on HOST:PORT\n"
+            "                             (default off; `hstore up` uses 127.0.0.1 and the\n"
+            "                             peer port + 1000); requests need the bearer\n"
+            "                             token `hstore http-token` prints\n"
             "  --config FILE              read options from FILE: lines `name = value` with\n"
             "                             the long option names above; # starts a comment\n"
             "  -h, --help                 this help\n"
@@ -85,6 +90,7 @@ typedef struct node_args {
     char mount[PATH_MAX];
     char secret_file[PATH_MAX];
     bool have_id, have_cluster, have_data, insecure;
+    node_http_config http; /* port 0: no HTTP */
 } node_args;
 
 /* Applies one option by its long name.  0, or -1 with a message printed. */
@@ -134,6 +140,13 @@ static int set_option(node_args *a, const char *name, const char *val, const cha
         if (!*val || strlen(val) >= sizeof a->secret_file)
             goto bad;
         snprintf(a->secret_file, sizeof a->secret_file, "%s", val);
+    } else if (!strcmp(name, "http")) {
+        char err[256];
+        if (http_parse_addr(val, a->http.host, sizeof a->http.host, &a->http.port, err,
+                            sizeof err) != 0) {
+            cli_err("node: --http%s: %s", where, err);
+            return -1;
+        }
     } else if (!strcmp(name, "insecure")) {
         if (strcmp(val, "true") && strcmp(val, "1") && strcmp(val, "yes"))
             goto bad;
@@ -244,6 +257,7 @@ static int node_parse_args(int argc, char **argv, node_args *a)
         {"config", required_argument, NULL, 0},
         {"secret-file", required_argument, NULL, 0},
         {"insecure", no_argument, NULL, 0},
+        {"http", required_argument, NULL, 0},
         {"client-max-conns", required_argument, NULL, 0},
         {"client-idle-ms", required_argument, NULL, 0},
         {"client-mem-max", required_argument, NULL, 0},
@@ -254,6 +268,8 @@ static int node_parse_args(int argc, char **argv, node_args *a)
     };
     memset(a, 0, sizeof *a);
     node_config_init(&a->cfg);
+    node_http_config_init(&a->http);
+    a->http.port = 0;
 
     /* The config file first, so the command line overrides it. */
     for (int i = 1; i < argc; i++) {
@@ -373,9 +389,23 @@ static int node_run(node_args *a)
         }
         fprintf(stderr, "hstore node %" PRIu64 ": mounted at %s\n", a->cfg.id, a->mount);
     }
+    node_http *h = NULL;
+    if (a->http.port) {
+        h = node_http_new(n, &a->http, err, sizeof err);
+        if (!h || node_http_start(h, err, sizeof err) != 0) {
+            cli_err("node: %s", err);
+            node_http_stop(h);
+            fs_stop(m);
+            node_stop(n);
+            return 1;
+        }
+        fprintf(stderr, "hstore node %" PRIu64 ": HTTP on http://%s:%d/\n", a->cfg.id, a->http.host,
+                a->http.port);
+    }
     int sig = 0;
     sigwait(&set, &sig);
     bool failed = node_failed(n);
+    node_http_stop(h);
     fs_stop(m);
     node_stop(n);
     return failed ? 1 : 0;

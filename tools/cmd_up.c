@@ -175,6 +175,15 @@ static int up_prepare_dirs(const up_plan *p)
     return 0;
 }
 
+/* The HTTP port of node id: its peer port + UP_HTTP_OFFSET, on 127.0.0.1
+ * (the next two ports after the peer port are the client port and the next
+ * node's peer port). */
+#define UP_HTTP_OFFSET 1000
+static uint64_t up_http_port(const up_plan *p, uint64_t id)
+{
+    return p->base_port + 2 * (id - 1) + UP_HTTP_OFFSET;
+}
+
 /* Starts node `id` in the background (its own session, output to its log).
  * The pid, or -1. */
 static pid_t up_start_node(const up_plan *p, uint64_t id)
@@ -183,8 +192,8 @@ static pid_t up_start_node(const up_plan *p, uint64_t id)
     snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)id);
     snprintf(databuf, sizeof databuf, "%s/%llu", p->dir, (unsigned long long)id);
     snprintf(logpath, sizeof logpath, "%s/node.log", databuf);
-    char optnames[UO_N][40], secret[PATH_MAX];
-    char *av[14 + 2 * UO_N];
+    char optnames[UO_N][40], secret[PATH_MAX], http[32];
+    char *av[16 + 2 * UO_N];
     int ac = 0;
     av[ac++] = "hstore";
     av[ac++] = "node";
@@ -197,6 +206,9 @@ static pid_t up_start_node(const up_plan *p, uint64_t id)
     snprintf(secret, sizeof secret, "%s/secret", p->dir); /* cli_up_secret wrote it */
     av[ac++] = "--secret-file";
     av[ac++] = secret;
+    snprintf(http, sizeof http, "127.0.0.1:%llu", (unsigned long long)up_http_port(p, id));
+    av[ac++] = "--http";
+    av[ac++] = http;
     if (!p->no_mount) {
         av[ac++] = "--mount";
         av[ac++] = (char *)p->mounts[id - 1];
@@ -309,6 +321,7 @@ static void up_print_nodes(const up_plan *p, const pid_t *pids, const char *cons
                p->dir, (unsigned long long)id);
         if (!p->no_mount)
             printf("  mount %s", p->mounts[id - 1]);
+        printf("  http http://127.0.0.1:%llu/", (unsigned long long)up_http_port(p, id));
         const cli_node_status *s = nn >= (int)id ? &ns[id - 1] : NULL;
         if (s != NULL && s->ok)
             printf("  %s term %llu", raft_role_name(s->st.role), (unsigned long long)s->st.term);
@@ -328,6 +341,9 @@ static void up_print_hints(const up_plan *p)
     if (!p->no_mount)
         printf("  echo hi > %s/hello && cat %s/hello\n", p->mounts[0],
                p->n > 1 ? p->mounts[1] : p->mounts[0]);
+    printf("HTTP API: curl -H \"Authorization: Bearer $(hstore http-token)\" "
+           "http://127.0.0.1:%llu/v1/status\n",
+           (unsigned long long)up_http_port(p, 1));
     printf("Options: %s/options.  Logs: %s/<id>/node.log.  Stop with: hstore down%s%s\n", p->dir,
            p->dir, p->dir_opt ? " --dir " : "", p->dir_opt ? p->dir_opt : "");
 }

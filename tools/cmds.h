@@ -12,12 +12,13 @@ int cmd_append(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_del(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
-int cmd_status(int argc, char **argv); /* tools/cmd_status.c */
-int cmd_limits(int argc, char **argv); /* tools/cmd_limits.c */
-int cmd_shell(int argc, char **argv);  /* tools/cmd_shell.c */
-int cmd_watch(int argc, char **argv);  /* tools/cmd_watch.c */
-int cmd_up(int argc, char **argv);     /* tools/cmd_up.c */
-int cmd_down(int argc, char **argv);   /* tools/cmd_down.c */
-int cmd_bench(int argc, char **argv);  /* tools/cmd_bench.c */
+int cmd_status(int argc, char **argv);     /* tools/cmd_status.c */
+int cmd_limits(int argc, char **argv);     /* tools/cmd_limits.c */
+int cmd_shell(int argc, char **argv);      /* tools/cmd_shell.c */
+int cmd_watch(int argc, char **argv);      /* tools/cmd_watch.c */
+int cmd_up(int argc, char **argv);         /* tools/cmd_up.c */
+int cmd_down(int argc, char **argv);       /* tools/cmd_down.c */
+int cmd_bench(int argc, char **argv);      /* tools/cmd_bench.c */
+int cmd_http_token(int argc, char **argv); /* tools/cmd_http_token.c */
 
 #endif

@@ -35,6 +35,7 @@ static const command commands[] = {
     {"shell", cmd_shell, "interactive shell (GET/PUT/APPEND/DEL/LS/STATUS)"},
     {"watch", cmd_watch, "live view of every node and of elections"},
     {"bench", cmd_bench, "measure throughput and latency with N concurrent clients"},
+    {"http-token", cmd_http_token, "print the bearer token of the nodes' HTTP API"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
