@@ -60,7 +60,7 @@ void node_http_config_init(node_http_config *c)
     snprintf(c->host, sizeof c->host, "127.0.0.1");
     c->max_conns = 256;
     c->timeout_s = 30;
-    c->max_body = KV_PART_SIZE + 64 * 1024;
+    c->max_body = KV_PART_SIZE;
 }
 
 node *node_http_node(const node_http *h)
@@ -321,6 +321,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)version;
     node_http *h = cls;
     conn_ctx *x = *con_cls;
+    if (!x && url[0] != '/')
+        return send_error(h, c, 400, "bad_request", "bad path (a NUL byte in it?)");
     if (!x)
         return begin(h, c, url, method, con_cls);
     if (*upload_data_size) {
@@ -385,6 +387,23 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         atomic_fetch_add(&h->sh.conns_open, 1);
     else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
         atomic_fetch_sub(&h->sh.conns_open, 1);
+}
+
+/* Percent-decoding of the path and the query arguments.  A %00 would cut
+ * the string short (a key silently shortened), so such a text becomes the
+ * single byte 0x01 instead: no path starts with it (400) and no key holds
+ * it. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    size_t n = MHD_http_unescape(s);
+    if (strlen(s) != n || strchr(s, '\x01')) {
+        s[0] = '\x01';
+        s[1] = '\0';
+        return 1;
+    }
+    return n;
 }
 
 /* ---- GET /v1/status ---- */
@@ -476,7 +495,7 @@ int node_http_start(node_http *h, char *err, size_t errlen)
         (unsigned)h->cfg.timeout_s, MHD_OPTION_THREAD_STACK_SIZE, (size_t)HTTP_STACK_SIZE,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE,
         1u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, h, MHD_OPTION_END);
+        on_connection, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_END);
     if (!h->d) {
         snprintf(err, errlen, "http: cannot listen on %s:%d (address in use?)", h->cfg.host,
                  h->cfg.port);
@@ -490,7 +509,6 @@ void node_http_stop(node_http *h)
     if (!h)
         return;
     atomic_store(&h->stopping, true);
-    http_shared_wake(&h->sh);
     if (h->d)
         MHD_stop_daemon(h->d);
     http_shared_destroy(&h->sh);

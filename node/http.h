@@ -40,7 +40,8 @@ typedef struct node_http_config {
     int port;        /* 1..65535 */
     int max_conns;   /* connections at once (default 256) */
     int timeout_s;   /* an idle connection is closed after this (default 30) */
-    size_t max_body; /* largest request body (default 1 MiB + 64 KiB: one value) */
+    size_t max_body; /* largest request body (default 1 MiB: the largest value
+                      * one command carries) */
 } node_http_config;
 
 void node_http_config_init(node_http_config *c);

@@ -36,8 +36,6 @@ typedef struct http_stream_ctx {
 
 int http_shared_init(http_shared *s);
 void http_shared_destroy(http_shared *s);
-/* Wakes every stream waiting for news (on stop). */
-void http_shared_wake(http_shared *s);
 http_shared *http_shared_of(node_http *h);
 bool http_stopping(const node_http *h);
 
