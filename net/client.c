@@ -265,6 +265,15 @@ static int check_status_resp(const void *buf, size_t len, uint64_t req_id, void 
     return r->req_id == req_id ? NET_OK : NET_ETYPE;
 }
 
+static int check_snap_resp(const void *buf, size_t len, uint64_t req_id, void *out)
+{
+    net_snap_resp *r = out;
+    int rc = net_decode_snap_resp(buf, len, r);
+    if (rc != NET_OK)
+        return rc;
+    return r->req_id == req_id ? NET_OK : NET_ETYPE;
+}
+
 static int find_node(const net_client *c, uint64_t id)
 {
     for (int i = 0; i < c->n; i++)
@@ -459,6 +468,27 @@ int net_client_status(net_client *c, int i, raft_status *st, char *addr, size_t 
     }
     free(r);
     return rc == NET_OK || rc == NET_EAUTH ? rc : NET_EUNAVAIL;
+}
+
+int net_client_snap(net_client *c, int i, net_snap_req *q, int wait_ms, net_snap_resp *r,
+                    uint8_t *data)
+{
+    if (!c || i < 0 || i >= c->n || !q || !r || (q->len && !data))
+        return NET_EINVAL;
+    q->req_id = c->next_req++;
+    int rc = net_encode_snap_req(q, &c->buf);
+    if (rc != NET_OK)
+        return rc;
+    rc = exchange(c, i, q->req_id, wait_ms, check_snap_resp, r);
+    if (rc == NET_OK && r->data_len > q->len)
+        rc = NET_EMALFORMED;
+    if (rc == NET_OK && r->data_len) {
+        memcpy(data, r->data, r->data_len);
+        r->data = data;
+    }
+    if (rc == NET_OK)
+        c->nodes[i].answered = true;
+    return rc == NET_OK || rc == NET_EAUTH || rc == NET_ENOMEM ? rc : NET_EUNAVAIL;
 }
 
 void net_client_status_counters(const net_client *c, uint64_t *auth_rejected, uint64_t *conns_cut)

@@ -86,6 +86,14 @@ int net_client_status(net_client *c, int i, raft_status *st, char *addr, size_t 
 /* The node's security counters from the last successful status answer. */
 void net_client_status_counters(const net_client *c, uint64_t *auth_rejected, uint64_t *conns_cut);
 
+/* One SNAP_REQ exchange with node i (wire.h: a backup's snapshot), waiting
+ * up to wait_ms: q->req_id is set here.  On NET_OK *r holds the answer and
+ * its data (at most q->len bytes) is copied to data (room for q->len bytes;
+ * r->data then points there).  NET_EUNAVAIL (no answer), NET_EAUTH,
+ * NET_EINVAL. */
+int net_client_snap(net_client *c, int i, net_snap_req *q, int wait_ms, net_snap_resp *r,
+                    uint8_t *data);
+
 /* Replaces the keys (closing open connections). */
 void net_client_set_auth(net_client *c, const net_auth *a);
 

@@ -17,6 +17,7 @@
  * count cannot make the decoder allocate gigabytes.
  */
 #include "net/wire.h"
+#include "net/wire_internal.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -152,15 +153,23 @@ static void frame_begin(wr *w, net_buf *out)
 
 static int frame_end(wr *w, uint8_t type)
 {
-    net_buf *b = w->out;
-    b->p = w->b.p; /* the writer may have moved the buffer */
-    b->cap = w->b.cap;
-    b->len = 0;
-    if (w->err)
+    if (w->err) {
+        w->out->p = w->b.p; /* the writer may have moved the buffer */
+        w->out->cap = w->b.cap;
+        w->out->len = 0;
         return w->err;
-    if (w->b.oom)
+    }
+    return net_frame_seal(&w->b, w->out, type);
+}
+
+int net_frame_seal(bytes_w *bw, net_buf *b, uint8_t type)
+{
+    b->p = bw->p; /* the writer may have moved the buffer */
+    b->cap = bw->cap;
+    b->len = 0;
+    if (bw->oom)
         return NET_ENOMEM;
-    size_t plen = w->b.len - NET_HDR_LEN;
+    size_t plen = bw->len - NET_HDR_LEN;
     if (plen > NET_MAX_PAYLOAD)
         return NET_EINVAL;
     uint8_t *h = b->p;
@@ -170,7 +179,7 @@ static int frame_end(wr *w, uint8_t type)
     byte_put16(h + 6, 0);
     byte_put32(h + 8, (uint32_t)plen);
     byte_put32(h + 12, crc32c(0, b->p + NET_HDR_LEN, plen));
-    b->len = w->b.len;
+    b->len = bw->len;
     return NET_OK;
 }
 
@@ -306,15 +315,25 @@ int net_frame_check(const void *buf, size_t len, net_hdr *h)
 /* Checks the frame and its type, and positions r on the payload. */
 static int open_payload(const void *buf, size_t len, uint8_t want, rd *r)
 {
+    r->err = 0;
+    return net_frame_open(buf, len, want, &r->b);
+}
+
+int net_frame_open(const void *buf, size_t len, uint8_t want, bytes_r *r)
+{
     net_hdr h;
     int rc = frame_check(buf, len, &h);
     if (rc < 0)
         return rc;
     if (h.type != want)
         return NET_ETYPE;
-    r->b = br_init((const uint8_t *)buf + NET_HDR_LEN, h.len);
-    r->err = 0;
+    *r = br_init((const uint8_t *)buf + NET_HDR_LEN, h.len);
     return NET_OK;
+}
+
+int net_wire_count_error(int rc)
+{
+    return count_err(rc);
 }
 
 /* The payload must be consumed exactly. */

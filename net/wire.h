@@ -72,6 +72,8 @@ typedef enum {
     NET_MSG_HELLO = 6,       /* client -> node: opens an authenticated session */
     NET_MSG_HELLO_ACK = 7,   /* node -> client: accepts it */
     NET_MSG_ERROR = 8,       /* node -> client: refusal before closing (carries no data) */
+    NET_MSG_SNAP_REQ = 9,    /* client -> node: a backup's snapshot (wire_snap.c) */
+    NET_MSG_SNAP_RESP = 10,  /* node -> client */
     NET_MSG_TYPE_MAX
 } net_msg_type;
 
@@ -226,5 +228,41 @@ int net_decode_hello_ack(const void *buf, size_t len, uint64_t *node_id,
                          uint8_t nonce[NET_NONCE_LEN]);
 int net_encode_error(uint8_t code, net_buf *out);
 int net_decode_error(const void *buf, size_t len, uint8_t *code);
+
+/* ---- SNAP_REQ / SNAP_RESP (wire_snap.c): a backup, streamed -------------------------- *
+ *
+ * A backup is the node's stored snapshot (one zstd frame, storage.h), read
+ * in ranges so that no reply is larger than NET_SNAP_CHUNK_MAX:
+ *   BEGIN  a linearizable point: the node takes a read index, waits until it
+ *          applied it, and answers with its applied index A (>= the read
+ *          index); it then makes sure a snapshot at >= A gets stored (taking
+ *          one now unless the stored one is that recent already).
+ *   READ   the stored snapshot's index, term and stored length, and, when
+ *          index is that snapshot's, the bytes [offset, offset + len) of its
+ *          stored form (len 0: the metadata alone).  Answered at once. */
+#define NET_SNAP_CHUNK_MAX (1u << 20)
+enum { NET_SNAP_BEGIN = 1, NET_SNAP_READ = 2 };
+
+typedef struct net_snap_req {
+    uint64_t req_id;
+    uint8_t kind; /* NET_SNAP_BEGIN or NET_SNAP_READ */
+    uint64_t index, offset;
+    uint32_t len; /* at most NET_SNAP_CHUNK_MAX */
+} net_snap_req;
+
+typedef struct net_snap_resp {
+    uint64_t req_id;
+    uint8_t status; /* net_status_code */
+    uint64_t index; /* BEGIN: the applied index A; READ: the stored snapshot's */
+    uint64_t term;  /* READ: the stored snapshot's */
+    uint64_t total; /* READ: length of its stored form */
+    const uint8_t *data;
+    uint32_t data_len;
+} net_snap_resp;
+
+int net_encode_snap_req(const net_snap_req *q, net_buf *out);
+int net_decode_snap_req(const void *buf, size_t len, net_snap_req *q);
+int net_encode_snap_resp(const net_snap_resp *s, net_buf *out);
+int net_decode_snap_resp(const void *buf, size_t len, net_snap_resp *s);
 
 #endif

@@ -2,8 +2,9 @@
  * client_port.c — the node's side of the client protocol (net/wire.h):
  * frames from `hstore` clients over TCP are checked and decoded here and
  * enter the loop as requests (req_prepare, the same path node_submit
- * takes); their answers go back as client responses (client_answer), and a
- * status request is answered at once.
+ * takes); their answers go back as client responses (client_answer), a
+ * status request is answered at once, and a backup's requests go to
+ * backup.c.
  */
 #include "node/node_internal.h"
 
@@ -19,6 +20,10 @@
  * REGISTER gets the session id itself. */
 void client_answer(node *n, req *q, int status, uint8_t *reply, size_t reply_len)
 {
+    if (q->backup) {
+        backup_answer(n, q, status, reply);
+        return;
+    }
     ntrace(n, "answer: req %" PRIu64 ", status %d", q->req_id, status);
     net_client_resp resp;
     memset(&resp, 0, sizeof resp);
@@ -88,6 +93,10 @@ void recv_clients(node *n)
                 answer_status(n, &cm, rid);
             else
                 net_client_msg_drop(&cm);
+            continue;
+        }
+        if (type == NET_MSG_SNAP_REQ) {
+            backup_request(n, &cm);
             continue;
         }
         net_client_req cr;

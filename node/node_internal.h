@@ -15,6 +15,7 @@
  *   client_port.c  requests from clients over TCP (frames in, answers out);
  *   snapshot.c     the fork-based snapshot pipeline, sending stored
  *                  snapshots, installing one;
+ *   backup.c       a backup's snapshot, streamed to a client in ranges;
  *   report.c       open-file reports (HOLD commands).
  * All of the state below belongs to the loop thread except what `mu` (and
  * rep.mu) guard.
@@ -72,6 +73,7 @@ typedef struct req {
     bool reg;    /* a REGISTER: client_id is a nonce, seq 0 */
     bool part;   /* an UPLOAD_PART: idempotent, outside the session */
     bool in_log; /* proposed as leader: in our log (no timed retry) */
+    bool backup; /* a backup's BEGIN (backup.c): a read with no op */
     uint64_t client_id, seq;
     const uint8_t *op; /* read op (points into owned memory) */
     size_t op_len;
@@ -135,6 +137,7 @@ struct node {
         st_snap_writer *w;
         uint64_t index, term, start_ms, retry_ms, raw;
         uint64_t fork_us; /* how long fork() held the loop */
+        uint64_t want;    /* a backup wants a snapshot at this index or later */
         bool done;        /* worker finished (guarded by mu) */
         int rc;
         char err[256];
@@ -204,6 +207,12 @@ void report_open_files(node *n, uint64_t now);
 
 void *loop_main(void *arg);
 void log_changes(node *n);
+
+/* ---- backup.c ---- */
+
+void backup_request(node *n, net_client_msg *cm);
+void backup_point(node *n, req *q, uint64_t applied);
+void backup_answer(node *n, req *q, int status, uint8_t *reply);
 
 /* ---- snapshot.c ---- */
 

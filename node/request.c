@@ -231,7 +231,9 @@ void serve_reads(node *n)
     req *q = n->pending.next;
     while (q != &n->pending) {
         req *nx = q->next;
-        if (q->read && q->have_index && q->read_index <= applied) {
+        if (q->read && q->have_index && q->read_index <= applied && q->backup) {
+            backup_point(n, q, applied);
+        } else if (q->read && q->have_index && q->read_index <= applied) {
             uint8_t *reply = NULL;
             size_t rlen = 0;
             if (kv_query(n->kv, q->op, q->op_len, &reply, &rlen) == 0)

@@ -22,7 +22,9 @@
  *     holds the data directory's lock or sockets.  The child and the worker
  *     run at nice SNAP_NICE, and each node snapshots at its own point between
  *     3/4 of the threshold and all of it, so that the nodes of one machine
- *     do not all do this work at the same moment.
+ *     do not all do this work at the same moment.  A backup (backup.c) can
+ *     ask for one below the threshold: snap.want, an index the stored
+ *     snapshot must reach.
  *   - Sending one: the core's SNAPSHOT messages come without bytes; the loop
  *     fills each chunk from the stored form (snapshot_fill_chunk,
  *     st_snap_stored_read), so followers receive the compressed frame.
@@ -287,7 +289,9 @@ void maybe_snapshot(node *n)
      * their background work would pile up together. */
     uint64_t thr = n->cfg.snapshot_threshold;
     thr -= thr / 4 * (n->cfg.id % 4) / 3;
-    if (!n->cfg.snapshot_threshold || raft_log_bytes(n->r) < thr)
+    if (n->snap.want && n->snap.want <= st_snapshot_index(n->st))
+        n->snap.want = 0; /* a backup's wish (backup.c) is met */
+    if (!n->snap.want && (!n->cfg.snapshot_threshold || raft_log_bytes(n->r) < thr))
         return;
     uint64_t now = now_ms();
     if (now < n->snap.retry_ms)

@@ -20,5 +20,7 @@ int cmd_up(int argc, char **argv);         /* tools/cmd_up.c */
 int cmd_down(int argc, char **argv);       /* tools/cmd_down.c */
 int cmd_bench(int argc, char **argv);      /* tools/cmd_bench.c */
 int cmd_http_token(int argc, char **argv); /* tools/cmd_http_token.c */
+int cmd_backup(int argc, char **argv);     /* tools/cmd_backup.c */
+int cmd_restore(int argc, char **argv);    /* tools/cmd_backup_restore.c */
 
 #endif

@@ -36,6 +36,8 @@ static const command commands[] = {
     {"watch", cmd_watch, "live view of every node and of elections"},
     {"bench", cmd_bench, "measure throughput and latency with N concurrent clients"},
     {"http-token", cmd_http_token, "print the bearer token of the nodes' HTTP API"},
+    {"backup", cmd_backup, "write a consistent copy of the whole state to FILE"},
+    {"restore", cmd_restore, "seed a new node's data directory from a backup FILE"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
