@@ -67,7 +67,7 @@ static int apply_entry(node *n, const raft_entry *e)
             raft_conf_change cc;
             if (raft_conf_change_decode(e->data, e->len, &cc) == 0)
                 nlog(n, 2, "membership: %s node %" PRIu64 " (%s) committed at index %" PRIu64,
-                     cc.type == RAFT_CONF_ADD ? "add" : "remove", cc.id, cc.addr, e->index);
+                     raft_conf_change_name(cc.type), cc.id, cc.addr, e->index);
         }
         kv_apply_skip(n->kv, e->index);
         return 0;

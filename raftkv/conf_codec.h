@@ -2,9 +2,11 @@
  * conf_codec.h — the one encoding of a raft_conf, used by the wire (snapshot
  * and append messages) and by storage (the configuration of a snapshot).
  *
- *     n u32, then n times: id u64, address length u8, address bytes
+ *     n u32, then n times: id u64, flags|address length u8, address bytes
  *
- * (little-endian, through byte.h).  Decoding checks every bound: at most
+ * (little-endian, through byte.h).  The length byte's top bit marks a
+ * learner (addresses are shorter than 128 bytes); encodings written before
+ * learners existed have it clear and read as all voters.  Decoding checks every bound: at most
  * RAFT_MAX_NODES members, addresses shorter than RAFT_ADDR_MAX, no NUL inside.
  */
 #ifndef HSTORE_CONF_CODEC_H

@@ -370,6 +370,17 @@ int raft_step(raft *r, const raft_msg *m)
              * candidate is disruptive (e.g. it just rejoined), ignore it. */
             return RAFT_OK;
         }
+        if (vote_req && raft_vote_from_stranger(r, m)) {
+            /* Not a voter of ours and not ahead of us (e.g. a removed
+             * server that missed its removal): refused in our own term,
+             * which stays as it is. */
+            bool real = m->type == RAFT_MSG_VOTE;
+            raft_msg *o =
+                raft_emit(r, real ? RAFT_MSG_VOTE_RESP : RAFT_MSG_PREVOTE_RESP, m->from, real);
+            if (o)
+                o->reject = true;
+            return RAFT_OK;
+        }
         if (m->type == RAFT_MSG_PREVOTE || (m->type == RAFT_MSG_PREVOTE_RESP && !m->reject)) {
             /* Pre-votes speak of a future term and change nothing. */
         } else {
@@ -652,6 +663,7 @@ void raft_status_get(const raft *r, raft_status *st)
             st->peers[i].next = p->next;
             st->peers[i].state = p->state;
             st->peers[i].active = p->active || p->recent_active;
+            st->peers[i].learner = !raft_is_voter(r, p->id);
         }
     }
 }

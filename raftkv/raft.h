@@ -56,7 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RAFT_MAX_NODES 9   /* largest configuration (voters) */
+#define RAFT_MAX_NODES 9   /* largest configuration (voters and learners) */
 #define RAFT_MAX_BATCHES 4 /* ready batches out at once (raft_ready_get) */
 #define RAFT_ADDR_MAX 64   /* opaque address carried in a conf change */
 /* Terms never wrap.  A message whose term is above RAFT_TERM_MAX, or more
@@ -107,17 +107,34 @@ typedef struct raft_hard_state {
     uint64_t commit; /* may be persisted lazily; never ahead of the log */
 } raft_hard_state;
 
-/* A cluster configuration: the voting members and their addresses (opaque to
- * the core; the node gives them meaning). */
+/* A cluster configuration: the members and their addresses (opaque to the
+ * core; the node gives them meaning).  A member with learner[i] set is a
+ * learner: it receives the log and snapshots like any follower, but it
+ * neither votes nor campaigns, and it is not counted in any quorum (commit,
+ * election, check-quorum, ReadIndex).  A zeroed learner[] means all voters. */
 typedef struct raft_conf {
     uint32_t n;
     uint64_t ids[RAFT_MAX_NODES];
     char addrs[RAFT_MAX_NODES][RAFT_ADDR_MAX];
+    bool learner[RAFT_MAX_NODES];
 } raft_conf;
 
-typedef enum { RAFT_CONF_ADD = 1, RAFT_CONF_REMOVE = 2 } raft_conf_change_type;
+typedef enum {
+    RAFT_CONF_ADD = 1,         /* add a voter */
+    RAFT_CONF_REMOVE = 2,      /* remove a voter or a learner */
+    RAFT_CONF_ADD_LEARNER = 3, /* add a learner */
+    RAFT_CONF_PROMOTE = 4,     /* make a learner a voter (addr ignored) */
+} raft_conf_change_type;
 
-/* One-server-at-a-time change (dissertation §4.1); takes effect on append. */
+/* "add", "remove", "add learner", "promote" ("?" for anything else). */
+const char *raft_conf_change_name(int type);
+
+/* Voters in c (members that are not learners). */
+uint32_t raft_conf_voters(const raft_conf *c);
+
+/* One-server-at-a-time change (dissertation §4.1); takes effect on append.
+ * Adding a learner changes no quorum; promoting one adds one voter, like
+ * RAFT_CONF_ADD, so it too is one single-server step. */
 typedef struct raft_conf_change {
     uint8_t type; /* raft_conf_change_type */
     uint64_t id;
@@ -283,7 +300,9 @@ int raft_step(raft *r, const raft_msg *m);
 int raft_propose(raft *r, const uint8_t *data, size_t len, uint64_t *index, uint64_t *term);
 
 /* Propose a membership change (leader only).  RAFT_EBUSY while an earlier
- * change is not yet committed. */
+ * change is not yet committed (or a leader transfer runs); RAFT_EINVAL when
+ * the change does not apply (adding a member twice, removing or promoting a
+ * non-member, promoting a voter, removing the last voter). */
 int raft_propose_conf(raft *r, const raft_conf_change *cc, uint64_t *index);
 
 /* Ask for a linearizable read point.  ctx is the caller's opaque id.  When the
@@ -297,8 +316,8 @@ int raft_read_index(raft *r, uint64_t ctx);
 
 /* Hand leadership to target (leader only; §3.10): the target is brought up
  * to date, then sent TIMEOUT_NOW.  Proposals get RAFT_EBUSY until it is done
- * or an election timeout passes.  RAFT_EINVAL for self or a non-member,
- * RAFT_EBUSY while a transfer to another target is running. */
+ * or an election timeout passes.  RAFT_EINVAL for self, a non-member or a
+ * learner, RAFT_EBUSY while a transfer to another target is running. */
 int raft_transfer_leader(raft *r, uint64_t target);
 
 /* The caller has a snapshot of its state machine as of applied index `index`
@@ -356,8 +375,9 @@ typedef struct raft_peer_status {
     uint64_t id;
     uint64_t match;
     uint64_t next;
-    int state;   /* 0 probe, 1 replicate (pipelined), 2 snapshot */
-    bool active; /* heard from within the last election timeout */
+    int state;    /* 0 probe, 1 replicate (pipelined), 2 snapshot */
+    bool active;  /* heard from within the last election timeout */
+    bool learner; /* a learner (not counted in quorums) */
 } raft_peer_status;
 
 /* Why the latest election started, or why a leader stepped down (the node

@@ -114,14 +114,15 @@ static void check_votes(raft *r, bool transfer)
     if (r->role == RAFT_PRE_CANDIDATE) {
         if ((int)r->n_granted >= q)
             raft_campaign(r, false, transfer);
-        else if ((int)r->n_refused > (int)r->conf.n - q)
+        else if ((int)r->n_refused > (int)raft_conf_voters(&r->conf) - q)
             raft_become_follower(r, r->term, 0);
         return;
     }
     if (r->vgranted_term == r->term && (int)r->n_vgranted >= q) {
         r->role = RAFT_CANDIDATE;
         raft_become_leader(r);
-    } else if (r->role == RAFT_CANDIDATE && (int)r->n_refused > (int)r->conf.n - q) {
+    } else if (r->role == RAFT_CANDIDATE &&
+               (int)r->n_refused > (int)raft_conf_voters(&r->conf) - q) {
         raft_become_follower(r, r->term, 0);
     }
 }
@@ -141,7 +142,8 @@ bool raft_promotable(const raft *r)
     raft_conf prev;
     uint64_t at;
     raft_conf_at(r, r->conf_index - 1, &prev, &at);
-    return raft_conf_find(&prev, r->id) >= 0;
+    int k = raft_conf_find(&prev, r->id);
+    return k >= 0 && !prev.learner[k];
 }
 
 void raft_campaign(raft *r, bool pre_vote, bool transfer)
@@ -177,8 +179,8 @@ void raft_campaign(raft *r, bool pre_vote, bool transfer)
     }
     for (uint32_t i = 0; i < r->conf.n; i++) {
         uint64_t id = r->conf.ids[i];
-        if (id == r->id)
-            continue;
+        if (id == r->id || r->conf.learner[i])
+            continue; /* learners do not vote */
         raft_msg *m = raft_emit(r, pre_vote ? RAFT_MSG_PREVOTE : RAFT_MSG_VOTE, id, !pre_vote);
         if (!m)
             continue;
@@ -190,6 +192,22 @@ void raft_campaign(raft *r, bool pre_vote, bool transfer)
     check_votes(r, transfer);
 }
 
+/* A (pre-)vote request from a server that is not a voter of our latest
+ * configuration, and whose log is not ahead of ours, is refused: a removed
+ * server that never learnt of its removal (its log lacks the removal), or a
+ * learner.  Refusing a vote is always safe.  A candidate whose log is ahead
+ * may hold the entry that made it a voter, which we have not seen yet: it is
+ * heard as usual, or a stale voter could keep the cluster from electing
+ * anyone. */
+bool raft_vote_from_stranger(const raft *r, const raft_msg *m)
+{
+    if (r->conf.n == 0 || raft_is_voter(r, m->from))
+        return false;
+    uint64_t t = raft_log_last_term(r);
+    bool ahead = m->log_term > t || (m->log_term == t && m->index > raft_log_last(r));
+    return !ahead;
+}
+
 void raft_handle_vote(raft *r, const raft_msg *m)
 {
     bool pre = m->type == RAFT_MSG_PREVOTE;
@@ -198,6 +216,8 @@ void raft_handle_vote(raft *r, const raft_msg *m)
         can = m->term > r->term || r->vote == m->from || (r->vote == 0 && r->leader == 0);
     else
         can = r->vote == m->from || (r->vote == 0 && r->leader == 0);
+    if (raft_vote_from_stranger(r, m))
+        can = false;
     bool grant = can && raft_up_to_date(r, m->index, m->log_term);
     raft_msg *o = raft_emit(r, pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP, m->from, !pre);
     if (grant && !pre) {
@@ -272,7 +292,7 @@ void raft_tick_leader(raft *r)
         if (r->cfg.check_quorum) {
             int active = raft_is_voter(r, r->id) ? 1 : 0;
             for (uint32_t i = 0; i < r->n_prs; i++)
-                if (r->prs[i].recent_active)
+                if (r->prs[i].recent_active && raft_is_voter(r, r->prs[i].id))
                     active++;
             if (active < raft_quorum(r)) {
                 /* §6.2: a leader cut off from a majority steps down so that

@@ -209,6 +209,7 @@ void raft_handle_timeout_now(raft *r, const raft_msg *m);
 void raft_transfer_check(raft *r, raft_progress *p);
 bool raft_in_lease(const raft *r);
 bool raft_promotable(const raft *r);
+bool raft_vote_from_stranger(const raft *r, const raft_msg *m);
 
 /* ---- raft_replication.c ---- */
 void raft_send_append(raft *r, raft_progress *p, bool allow_empty);

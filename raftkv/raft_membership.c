@@ -11,7 +11,14 @@
  * 2015).  A leader that removed itself keeps leading until the change is
  * committed and then steps down (§4.2.2).
  *
- * The leader keeps one progress slot per member other than itself.
+ * Learners (raft.h, raft_conf) are members that get the log but are not
+ * counted in any quorum.  A new server joins as a learner and is promoted
+ * once it has caught up, so that adding it never leaves the cluster waiting
+ * on a voter that is still copying the log (§4.2.1 calls such servers
+ * non-voting members).
+ *
+ * The leader keeps one progress slot per member other than itself, learners
+ * included.
  */
 #include <assert.h>
 #include <string.h>
@@ -27,16 +34,43 @@ int raft_conf_find(const raft_conf *c, uint64_t id)
     return -1;
 }
 
+const char *raft_conf_change_name(int type)
+{
+    switch (type) {
+    case RAFT_CONF_ADD: return "add";
+    case RAFT_CONF_REMOVE: return "remove";
+    case RAFT_CONF_ADD_LEARNER: return "add learner";
+    case RAFT_CONF_PROMOTE: return "promote";
+    default: return "?";
+    }
+}
+
+uint32_t raft_conf_voters(const raft_conf *c)
+{
+    uint32_t v = 0;
+    for (uint32_t i = 0; i < c->n && i < RAFT_MAX_NODES; i++)
+        if (!c->learner[i])
+            v++;
+    return v;
+}
+
 int raft_conf_apply(raft_conf *c, const raft_conf_change *cc)
 {
     int at = raft_conf_find(c, cc->id);
-    if (cc->type == RAFT_CONF_ADD) {
+    if (cc->type == RAFT_CONF_ADD || cc->type == RAFT_CONF_ADD_LEARNER) {
         if (at >= 0 || c->n >= RAFT_MAX_NODES)
             return RAFT_EINVAL;
         c->ids[c->n] = cc->id;
         memcpy(c->addrs[c->n], cc->addr, RAFT_ADDR_MAX);
         c->addrs[c->n][RAFT_ADDR_MAX - 1] = 0;
+        c->learner[c->n] = cc->type == RAFT_CONF_ADD_LEARNER;
         c->n++;
+        return RAFT_OK;
+    }
+    if (cc->type == RAFT_CONF_PROMOTE) {
+        if (at < 0 || !c->learner[at])
+            return RAFT_EINVAL;
+        c->learner[at] = false;
         return RAFT_OK;
     }
     if (cc->type == RAFT_CONF_REMOVE) {
@@ -45,10 +79,12 @@ int raft_conf_apply(raft_conf *c, const raft_conf_change *cc)
         for (uint32_t i = (uint32_t)at; i + 1 < c->n; i++) {
             c->ids[i] = c->ids[i + 1];
             memcpy(c->addrs[i], c->addrs[i + 1], RAFT_ADDR_MAX);
+            c->learner[i] = c->learner[i + 1];
         }
         c->n--;
         c->ids[c->n] = 0;
         memset(c->addrs[c->n], 0, RAFT_ADDR_MAX);
+        c->learner[c->n] = false;
         return RAFT_OK;
     }
     return RAFT_EINVAL;
@@ -56,12 +92,13 @@ int raft_conf_apply(raft_conf *c, const raft_conf_change *cc)
 
 bool raft_is_voter(const raft *r, uint64_t id)
 {
-    return raft_conf_find(&r->conf, id) >= 0;
+    int at = raft_conf_find(&r->conf, id);
+    return at >= 0 && !r->conf.learner[at];
 }
 
 int raft_quorum(const raft *r)
 {
-    return (int)r->conf.n / 2 + 1;
+    return (int)raft_conf_voters(&r->conf) / 2 + 1;
 }
 
 raft_progress *raft_progress_get(raft *r, uint64_t id)
@@ -149,7 +186,7 @@ int raft_propose_conf(raft *r, const raft_conf_change *cc, uint64_t *index)
     if (cc->id == 0)
         return RAFT_EINVAL;
     raft_conf c = r->conf;
-    if (raft_conf_apply(&c, cc) != RAFT_OK || c.n == 0)
+    if (raft_conf_apply(&c, cc) != RAFT_OK || raft_conf_voters(&c) == 0)
         return RAFT_EINVAL;
     uint8_t buf[16 + RAFT_ADDR_MAX];
     size_t len = raft_conf_change_encode(cc, buf, sizeof buf);
@@ -185,7 +222,7 @@ int raft_conf_change_decode(const uint8_t *buf, size_t len, raft_conf_change *cc
         return RAFT_EINVAL;
     memset(cc, 0, sizeof *cc);
     cc->type = buf[0];
-    if (cc->type != RAFT_CONF_ADD && cc->type != RAFT_CONF_REMOVE)
+    if (cc->type < RAFT_CONF_ADD || cc->type > RAFT_CONF_PROMOTE)
         return RAFT_EINVAL;
     cc->id = byte_get64(buf + 1);
     size_t alen = buf[9];

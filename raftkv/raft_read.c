@@ -60,7 +60,8 @@ static void release(raft *r)
     if (raft_is_voter(r, r->id))
         v[n++] = r->read_seq;
     for (uint32_t i = 0; i < r->n_prs; i++)
-        v[n++] = r->prs[i].read_ack;
+        if (raft_is_voter(r, r->prs[i].id))
+            v[n++] = r->prs[i].read_ack;
     int q = raft_quorum(r);
     if ((int)n < q)
         return;

@@ -292,7 +292,8 @@ bool raft_maybe_commit(raft *r)
     if (raft_is_voter(r, r->id))
         v[n++] = r->stable;
     for (uint32_t i = 0; i < r->n_prs; i++)
-        v[n++] = r->prs[i].match;
+        if (raft_is_voter(r, r->prs[i].id))
+            v[n++] = r->prs[i].match;
     if (n == 0)
         return false;
     qsort(v, n, sizeof v[0], cmp_desc);
@@ -316,7 +317,7 @@ void raft_commit_advanced(raft *r)
          * most up-to-date remaining member at once, then step down. */
         raft_progress *best = NULL;
         for (uint32_t i = 0; i < r->n_prs; i++)
-            if (!best || r->prs[i].match > best->match)
+            if (raft_is_voter(r, r->prs[i].id) && (!best || r->prs[i].match > best->match))
                 best = &r->prs[i];
         if (best && best->match == raft_log_last(r))
             raft_emit(r, RAFT_MSG_TIMEOUT_NOW, best->id, false);

@@ -166,11 +166,18 @@ static void run_seed(uint64_t seed)
                 raft_conf_change cc;
                 memset(&cc, 0, sizeof cc);
                 cc.id = (uint64_t)i + 1;
-                bool member = false;
+                bool member = false, learner = false;
                 for (uint32_t q = 0; q < st.conf.n; q++)
-                    if (st.conf.ids[q] == cc.id)
+                    if (st.conf.ids[q] == cc.id) {
                         member = true;
-                cc.type = member ? RAFT_CONF_REMOVE : RAFT_CONF_ADD;
+                        learner = st.conf.learner[q];
+                    }
+                /* learners too: added as one, promoted or removed */
+                bool coin = sim_rand_int(s, 2);
+                if (member)
+                    cc.type = learner && coin ? RAFT_CONF_PROMOTE : RAFT_CONF_REMOVE;
+                else
+                    cc.type = coin ? RAFT_CONF_ADD_LEARNER : RAFT_CONF_ADD;
                 if (!member || st.conf.n > 1) {
                     raft_propose_conf(sim_raft(s, l), &cc, NULL);
                     sim_flush(s, l);
