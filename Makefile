@@ -33,6 +33,7 @@ ASAN_LIB_OBJ  := $(LIB_SRC:%.c=build/asan/obj/%.o)
 ASAN_TLIB_OBJ := $(TLIB_SRC:%.c=build/asan/obj/%.o)
 ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
+.PHONY: man install uninstall
 .PHONY: all deps format format-check test test-unit test-asan test-cluster test-long test-stress coverage clean run bench fuzz help FORCE
 .DEFAULT_GOAL := all
 
@@ -59,6 +60,9 @@ help:
 	@echo "make fuzz-wire      libFuzzer on the wire decoder (net/wire.c)"
 	@echo "make fuzz-kv        libFuzzer on the state machine's operation decoder and apply"
 	@echo "make fs-tools       build/fs_solo and build/fs_check, the filesystem test programs"
+	@echo "make man            build/hstore.1, the man page, from the binary's help texts"
+	@echo "make install        bin/hstore, its man page and bash completion under PREFIX (/usr/local)"
+	@echo "make uninstall      remove what make install put under PREFIX"
 	@echo "make clean          remove build/ and bin/"
 	@echo "make help           this list"
 
@@ -66,7 +70,7 @@ help:
 DEB_PKGS := gcc make libfuse3-dev fuse3 libnanomsg-dev libzstd-dev libsqlite3-dev \
             libcmocka-dev pkg-config iptables iproute2 libedit-dev libncurses-dev \
             clang libclang-rt-14-dev tmux psmisc util-linux procps coreutils sqlite3 \
-            python3 libsodium-dev clang-format libmicrohttpd-dev
+            python3 libsodium-dev clang-format man-db groff-base libmicrohttpd-dev
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
@@ -166,6 +170,30 @@ test-long: all
 
 clean:
 	rm -rf build bin
+
+# ---- man page, install --------------------------------------------------------
+# The man page is generated from the help texts the binary prints
+# (tools/mkman.sh), so it cannot say anything the binary does not.
+# PREFIX and DESTDIR as usual: make install PREFIX=$$HOME/.local
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR   = $(DESTDIR)$(PREFIX)/bin
+MAN1DIR  = $(DESTDIR)$(PREFIX)/share/man/man1
+COMPDIR  = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+
+man: build/hstore.1
+build/hstore.1: bin/hstore tools/mkman.sh
+	@mkdir -p build
+	tools/mkman.sh bin/hstore >$@.tmp && mv $@.tmp $@
+
+install: bin/hstore build/hstore.1
+	install -d $(BINDIR) $(MAN1DIR) $(COMPDIR)
+	install -m 0755 bin/hstore $(BINDIR)/hstore
+	install -m 0644 build/hstore.1 $(MAN1DIR)/hstore.1
+	install -m 0644 tools/hstore.bash-completion $(COMPDIR)/hstore
+
+uninstall:
+	rm -f $(BINDIR)/hstore $(MAN1DIR)/hstore.1 $(COMPDIR)/hstore
 
 # A local 3-node cluster with its mounts (MOUNT_ROOT/1..3), data in $HSTORE_DIR or ~/.hstore.
 MOUNT_ROOT ?= /mnt/hstore
