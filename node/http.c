@@ -472,6 +472,7 @@ node_http *node_http_new(node *n, const node_http_config *cfg, char *err, size_t
     }
     node_http_route(h, "GET", "/v1/status", 0, get_status, NULL);
     http_kv_routes(h);
+    http_watch_routes(h);
     return h;
 }
 

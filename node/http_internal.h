@@ -39,7 +39,8 @@ void http_shared_destroy(http_shared *s);
 http_shared *http_shared_of(node_http *h);
 bool http_stopping(const node_http *h);
 
-/* http_kv.c: adds the /v1/kv routes. */
+/* http_kv.c: adds the /v1/kv routes; http_watch.c: /v1/watch. */
 void http_kv_routes(node_http *h);
+void http_watch_routes(node_http *h);
 
 #endif

@@ -70,6 +70,7 @@ static int apply_entry(node *n, const raft_entry *e)
                      raft_conf_change_name(cc.type), cc.id, cc.addr, e->index);
         }
         kv_apply_skip(n->kv, e->index);
+        watch_note(n->watch, e, NULL, 0);
         return 0;
     }
     uint8_t *reply = NULL;
@@ -77,6 +78,7 @@ static int apply_entry(node *n, const raft_entry *e)
     int rc = kv_apply(n->kv, e->index, e->data, e->len, &reply, &rlen);
     if (rc < 0)
         return -1;
+    watch_note(n->watch, e, rc == 0 ? reply : NULL, rlen);
     if (rc == 0)
         answer_command(n, e, reply, rlen);
     return 0;

@@ -207,6 +207,7 @@ static void node_free(node *n)
     net_buf_free(&n->buf);
     free(n->cmd_tab);
     free(n->rep.buf);
+    watch_free(n->watch);
     pthread_mutex_destroy(&n->rep.mu);
     pthread_mutex_destroy(&n->mu);
     free(n);
@@ -377,6 +378,11 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
         start_state(n, cfg, &boot_entries, err, errlen) != 0 ||
         start_io(n, cfg, self, err, errlen) != 0)
         goto fail;
+    n->watch = watch_new(kv_applied_index(n->kv));
+    if (!n->watch) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
 
     nlog(n, 2, "started: %s, data %s, %zu log entries after snapshot %" PRIu64 ", cluster %s",
          n->self_addr, cfg->data_dir, boot_entries, n->status.snapshot_index, spec);

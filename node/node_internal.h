@@ -34,6 +34,7 @@
 #include "net/transport.h"
 #include "net/wire.h"
 #include "node/node.h"
+#include "node/watch_internal.h"
 #include "raftkv/kv.h"
 #include "raftkv/storage.h"
 
@@ -162,6 +163,7 @@ struct node {
     bool lim_seen_set;
     uint64_t turn_bytes; /* bytes proposed in this loop turn */
     bool deferred;       /* commands wait for the next turn (NODE_TURN_BYTES) */
+    node_watch *watch;   /* recent changes (watch.c; its own lock) */
 };
 
 /* ---- node.c: clock, log, fatal stop ---- */
