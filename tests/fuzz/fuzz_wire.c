@@ -1,5 +1,6 @@
 /*
- * fuzz_wire.c — libFuzzer target for the wire decoder (net/wire.c).
+ * fuzz_wire.c — libFuzzer target for the wire decoder (net/wire.c and
+ * net/wire_snap.c).
  *
  * Two ways in, chosen by the first input byte:
  *   - raw: the bytes go to every decoder as a frame, exercising header checks;
@@ -71,6 +72,18 @@ static void decode_all(const uint8_t *buf, size_t len)
     }
     if (net_decode_error(buf, len, &code) == 0) {
         if (net_encode_error(code, &re) != 0)
+            abort();
+        check_same(&re, buf, len);
+    }
+    net_snap_req sq;
+    if (net_decode_snap_req(buf, len, &sq) == 0) {
+        if (net_encode_snap_req(&sq, &re) != 0)
+            abort();
+        check_same(&re, buf, len);
+    }
+    net_snap_resp sr;
+    if (net_decode_snap_resp(buf, len, &sr) == 0) {
+        if (net_encode_snap_resp(&sr, &re) != 0)
             abort();
         check_same(&re, buf, len);
     }
