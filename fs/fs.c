@@ -296,7 +296,9 @@ fs_mount *fs_start(const fs_backend *b, const char *mountpoint, const fs_options
              m->opt.allow_other ? ",allow_other" : "");
     char *argv[] = {"hstore", "-o", o, m->opt.debug ? "-d" : NULL, NULL};
     struct fuse_args args = FUSE_ARGS_INIT(m->opt.debug ? 4 : 3, argv);
-    m->se = fuse_session_new(&args, &ll_ops, sizeof ll_ops, m);
+    struct fuse_lowlevel_ops ops = ll_ops;
+    fs_timed_ops(&ops);
+    m->se = fuse_session_new(&args, &ops, sizeof ops, m);
     fuse_opt_free_args(&args);
     if (m->se == NULL) {
         snprintf(err, errlen, "fuse_session_new failed (bad mount options?)");

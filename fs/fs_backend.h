@@ -70,6 +70,9 @@ typedef struct fs_backend_ops {
     bool (*open_files_known)(void *ctx);
     /* The applied index as last published (it may lag, never lead). */
     uint64_t (*applied_index)(void *ctx);
+    /* Optional (NULL: not recorded): one FUSE operation took ns; op is the
+     * mount's index for it (below 32), name its name (a static string). */
+    void (*observe)(void *ctx, unsigned op, const char *name, uint64_t ns);
 } fs_backend_ops;
 
 typedef struct fs_backend {

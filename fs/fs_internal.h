@@ -179,6 +179,9 @@ static inline fs_handle *fh_of(struct fuse_file_info *fi)
 void fs_attr_to_stat(const fs_attr *a, struct stat *st);
 /* Replies with the entry of a (no entry or attr caching: timeouts 0). */
 void fs_reply_entry(fuse_req_t req, const fs_attr *a);
+/* fs_timed.c: replaces the handlers in o with timed wrappers of them. */
+void fs_timed_ops(struct fuse_lowlevel_ops *o);
+
 void fs_ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                    struct fuse_file_info *fi);

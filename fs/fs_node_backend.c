@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "node/metrics.h"
 #include "node/node.h"
 
 static int node_errno(int rc)
@@ -85,6 +86,11 @@ static uint64_t nb_applied_index(void *ctx)
     return node_applied_index(ctx);
 }
 
+static void nb_observe(void *ctx, unsigned op, const char *name, uint64_t ns)
+{
+    node_metrics_fs_op(ctx, op, name, ns);
+}
+
 static const fs_backend_ops node_backend_ops = {
     .read = nb_read,
     .command = nb_command,
@@ -94,6 +100,7 @@ static const fs_backend_ops node_backend_ops = {
     .set_open_files = nb_set_open_files,
     .open_files_known = nb_open_files_known,
     .applied_index = nb_applied_index,
+    .observe = nb_observe,
 };
 
 fs_backend fs_node_backend(struct node *n)

@@ -22,6 +22,7 @@
 #include <microhttpd.h>
 
 #include "node/http_internal.h"
+#include "node/metrics.h"
 #include "raftkv/kv_ops.h"
 
 #define HTTP_MAX_ROUTES 64
@@ -446,6 +447,24 @@ static void get_status(const http_req *rq, http_resp *rs, void *arg)
     http_reply_json(rs, 200, &b);
 }
 
+/* ---- GET /metrics ---- */
+
+static void get_metrics(const http_req *rq, http_resp *rs, void *arg)
+{
+    (void)arg;
+    hbuf b = {0};
+    node_metrics_render(rq->n, &b);
+    metrics_head(&b, "hstore_http_connections", "gauge", "Open connections of the HTTP port.");
+    hbuf_printf(&b, "hstore_http_connections %d\n", atomic_load(&rq->h->sh.conns_open));
+    size_t len;
+    char *p = hbuf_take(&b, &len);
+    if (!p) {
+        http_error(rs, 500, "no_memory", "out of memory");
+        return;
+    }
+    http_reply(rs, 200, "text/plain; version=0.0.4; charset=utf-8", p, len);
+}
+
 /* ---- start and stop ---- */
 
 node_http *node_http_new(node *n, const node_http_config *cfg, char *err, size_t errlen)
@@ -471,6 +490,7 @@ node_http *node_http_new(node *n, const node_http_config *cfg, char *err, size_t
         return NULL;
     }
     node_http_route(h, "GET", "/v1/status", 0, get_status, NULL);
+    node_http_route(h, "GET", "/metrics", 0, get_metrics, NULL);
     http_kv_routes(h);
     http_watch_routes(h);
     return h;

@@ -228,12 +228,15 @@ void log_changes(node *n)
                          atoi(c + 1) + 1);
         }
     }
+    if (st.leader != n->last_leader && st.leader)
+        metrics_inc(&n->metrics.leader_changes, 1);
     n->last_term = st.term;
     n->last_role = st.role;
     n->last_leader = st.leader;
     sync_peers(n, &st.conf);
     pthread_mutex_lock(&n->mu);
     n->status = st;
+    net_transport_get_stats(n->tr, &n->tstats);
     pthread_mutex_unlock(&n->mu);
     if (changed) {
         /* A new leader: requests waiting on the old one are retried now. */
@@ -309,7 +312,9 @@ static int handle_ready(node *n)
             if (!rd.hs_changed)
                 rd.hs = n->hs_saved;
             ntrace(n, "persist start");
+            uint64_t t0 = metrics_now_ns();
             int rc = st_save_ready(n->st, &rd, err, sizeof err);
+            metrics_observe(&n->metrics.fsync, metrics_now_ns() - t0);
             ntrace(n, "persist end");
             if (rc != ST_OK) {
                 node_fail(n, err);

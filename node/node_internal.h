@@ -33,6 +33,7 @@
 #include "net/net_util.h"
 #include "net/transport.h"
 #include "net/wire.h"
+#include "node/metrics.h"
 #include "node/node.h"
 #include "node/watch_internal.h"
 #include "raftkv/kv.h"
@@ -81,6 +82,7 @@ typedef struct req {
     uint8_t *cmd; /* command envelope (commands), built once */
     size_t cmd_len;
     uint64_t deadline_ms;
+    uint64_t start_ns; /* entered the loop (metrics) */
     uint64_t last_try_ms;
     bool tried;
     uint64_t read_ctx; /* read batch this read waits on (0: not asked) */
@@ -161,9 +163,11 @@ struct node {
     } rep;
     kv_limits lim_seen; /* replicated limits last logged */
     bool lim_seen_set;
-    uint64_t turn_bytes; /* bytes proposed in this loop turn */
-    bool deferred;       /* commands wait for the next turn (NODE_TURN_BYTES) */
-    node_watch *watch;   /* recent changes (watch.c; its own lock) */
+    uint64_t turn_bytes;        /* bytes proposed in this loop turn */
+    bool deferred;              /* commands wait for the next turn (NODE_TURN_BYTES) */
+    node_watch *watch;          /* recent changes (watch.c; its own lock) */
+    node_metrics metrics;       /* counters (metrics.c; atomics) */
+    net_transport_stats tstats; /* the transport's counters as last published (mu) */
 };
 
 /* ---- node.c: clock, log, fatal stop ---- */

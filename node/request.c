@@ -127,6 +127,11 @@ void req_finish(node *n, req *q, int status, uint8_t *reply, size_t reply_len)
 {
     if (q->prev)
         pending_del(n, q);
+    if (q->read && status == NODE_OK)
+        metrics_observe(&n->metrics.read_index, metrics_now_ns() - q->start_ns);
+    else if (!q->read)
+        metrics_inc(
+            status == NODE_OK ? &n->metrics.proposals_committed : &n->metrics.proposals_failed, 1);
     if (q->origin == ORIGIN_SELF)
         report_answer(n, q, status, reply, reply_len);
     else if (q->origin == ORIGIN_NET)
@@ -281,6 +286,7 @@ void retry_and_expire(node *n, uint64_t now)
 /* A new request enters the loop. */
 void req_start(node *n, req *q)
 {
+    q->start_ns = metrics_now_ns();
     pending_add(n, q);
     req_try(n, q, now_ms());
 }

@@ -67,13 +67,15 @@ int snapshot_install(node *n, const uint8_t *frame, size_t frame_len, uint64_t i
                      uint64_t *raw, char *err, size_t errlen)
 {
     st_snap_reader *sr = NULL;
+    uint64_t t0 = metrics_now_ns();
     int rc = frame ? st_snap_reader_open_frame(frame, frame_len, &sr, err, errlen)
                    : st_snap_reader_open(n->st, &sr, err, errlen);
     if (rc != ST_OK)
         return rc;
     bool bad = kv_snapshot_read(n->kv, st_snap_read, sr) != 0;
+    uint64_t bytes = st_snap_reader_bytes(sr);
     if (raw)
-        *raw = st_snap_reader_bytes(sr);
+        *raw = bytes;
     rc = st_snap_reader_close(sr, err, errlen);
     const char *where = frame ? "received snapshot" : st_path(n->st);
     if (rc == ST_OK && bad) {
@@ -88,6 +90,9 @@ int snapshot_install(node *n, const uint8_t *frame, size_t frame_len, uint64_t i
     if (rc != ST_OK)
         return rc;
     n->last_applied_term = term;
+    metrics_inc(&n->metrics.snapshots_installed, 1);
+    metrics_inc(&n->metrics.snapshot_installed_bytes, bytes);
+    metrics_observe(&n->metrics.snapshot_install, metrics_now_ns() - t0);
     /* Give the freed heap (the state machine replaced) back to the system. */
     malloc_trim(0);
     return ST_OK;
@@ -265,6 +270,9 @@ static void snapshot_finish(node *n)
         return;
     }
     uint64_t t1 = now_ms();
+    metrics_inc(&n->metrics.snapshots_taken, 1);
+    metrics_inc(&n->metrics.snapshot_taken_bytes, stored);
+    metrics_observe(&n->metrics.snapshot_take, (t1 - n->snap.start_ms) * 1000000u);
     nlog(n, 2,
          "snapshot taken at index %" PRIu64 " term %" PRIu64 ": %" PRIu64 " bytes, %" PRIu64
          " bytes stored, %" PRIu64 " ms in the background; the loop paused %" PRIu64
