@@ -12,7 +12,10 @@
  *   READ   answered at once from the stored snapshot (st_snap_stored_read):
  *          its index, term and stored length, and the range asked for when
  *          the index asked for is the one stored (a newer snapshot may
- *          replace it mid-way: the client then starts again on the new one).
+ *          replace it mid-way: the client then starts again on the new one;
+ *          each range read puts the node's next snapshot off for
+ *          SNAP_PIN_MS, as long as its log stays under twice the threshold,
+ *          so that a copy under a steady write load gets to its end).
  */
 #include "node/node_internal.h"
 
@@ -66,6 +69,7 @@ static void answer_read(node *n, net_client_msg *cm, const net_snap_req *sq)
     r.term = st_snapshot_term(n->st);
     r.total = st_snapshot_stored_bytes(n->st);
     if (sq->index == r.index && r.index && sq->len && sq->offset < r.total) {
+        n->snap.pin_ms = now_ms() + SNAP_PIN_MS; /* see maybe_snapshot */
         uint64_t len = r.total - sq->offset < sq->len ? r.total - sq->offset : sq->len;
         if (n->chunk_cap < len) {
             uint8_t *p = realloc(n->chunk, len);

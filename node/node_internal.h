@@ -57,6 +57,10 @@
 #define SNAP_NICE 10
 /* A snapshot child that writes nothing for this long is killed. */
 #define SNAP_IDLE_MS 30000
+/* A backup reading the stored snapshot holds off the next one this long
+ * after each range it reads, while the log stays under twice the threshold
+ * (backup.c). */
+#define SNAP_PIN_MS 5000
 /* After a failed snapshot attempt, wait this long before the next. */
 #define SNAP_RETRY_MS 5000
 
@@ -141,6 +145,7 @@ struct node {
         uint64_t index, term, start_ms, retry_ms, raw;
         uint64_t fork_us; /* how long fork() held the loop */
         uint64_t want;    /* a backup wants a snapshot at this index or later */
+        uint64_t pin_ms;  /* a backup reads the stored one until about then */
         bool done;        /* worker finished (guarded by mu) */
         int rc;
         char err[256];

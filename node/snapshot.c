@@ -24,7 +24,8 @@
  *     3/4 of the threshold and all of it, so that the nodes of one machine
  *     do not all do this work at the same moment.  A backup (backup.c) can
  *     ask for one below the threshold: snap.want, an index the stored
- *     snapshot must reach.
+ *     snapshot must reach; and while it reads the stored one (snap.pin_ms)
+ *     the next is put off, up to twice the threshold.
  *   - Sending one: the core's SNAPSHOT messages come without bytes; the loop
  *     fills each chunk from the stored form (snapshot_fill_chunk,
  *     st_snap_stored_read), so followers receive the compressed frame.
@@ -302,6 +303,10 @@ void maybe_snapshot(node *n)
     if (!n->snap.want && (!n->cfg.snapshot_threshold || raft_log_bytes(n->r) < thr))
         return;
     uint64_t now = now_ms();
+    /* A backup is reading the stored snapshot: replacing it would make the
+     * backup start again, so wait a little, within twice the threshold. */
+    if (!n->snap.want && now < n->snap.pin_ms && raft_log_bytes(n->r) < 2 * thr)
+        return;
     if (now < n->snap.retry_ms)
         return;
     uint64_t index = kv_applied_index(n->kv);
