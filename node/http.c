@@ -265,8 +265,6 @@ static enum MHD_Result send_error(node_http *h, struct MHD_Connection *c, int st
 {
     http_resp rs = {0};
     http_error(&rs, status, code, "%s", msg);
-    if (status == 401)
-        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
     return send_resp(h, c, &rs);
 }
 
