@@ -274,6 +274,15 @@ static int check_snap_resp(const void *buf, size_t len, uint64_t req_id, void *o
     return r->req_id == req_id ? NET_OK : NET_ETYPE;
 }
 
+static int check_member_resp(const void *buf, size_t len, uint64_t req_id, void *out)
+{
+    net_member_resp *r = out;
+    int rc = net_decode_member_resp(buf, len, r);
+    if (rc != NET_OK)
+        return rc;
+    return r->req_id == req_id ? NET_OK : NET_ETYPE;
+}
+
 static int find_node(const net_client *c, uint64_t id)
 {
     for (int i = 0; i < c->n; i++)
@@ -489,6 +498,18 @@ int net_client_snap(net_client *c, int i, net_snap_req *q, int wait_ms, net_snap
     if (rc == NET_OK)
         c->nodes[i].answered = true;
     return rc == NET_OK || rc == NET_EAUTH || rc == NET_ENOMEM ? rc : NET_EUNAVAIL;
+}
+
+int net_client_member(net_client *c, int i, net_member_req *q, int wait_ms, net_member_resp *r)
+{
+    if (!c || i < 0 || i >= c->n || !q || !r)
+        return NET_EINVAL;
+    q->req_id = c->next_req++;
+    int rc = net_encode_member_req(q, &c->buf);
+    if (rc != NET_OK)
+        return rc;
+    rc = exchange(c, i, q->req_id, wait_ms, check_member_resp, r);
+    return rc == NET_OK || rc == NET_EAUTH ? rc : NET_EUNAVAIL;
 }
 
 void net_client_status_counters(const net_client *c, uint64_t *auth_rejected, uint64_t *conns_cut)

@@ -94,6 +94,12 @@ void net_client_status_counters(const net_client *c, uint64_t *auth_rejected, ui
 int net_client_snap(net_client *c, int i, net_snap_req *q, int wait_ms, net_snap_resp *r,
                     uint8_t *data);
 
+/* One MEMBER_REQ exchange with node i (wire.h: membership), waiting up to
+ * wait_ms: q->req_id is set here.  NET_OK with the answer in *r (whatever
+ * its status: following a NOT_LEADER answer is the caller's choice),
+ * NET_EUNAVAIL (no answer), NET_EAUTH, NET_EINVAL. */
+int net_client_member(net_client *c, int i, net_member_req *q, int wait_ms, net_member_resp *r);
+
 /* Replaces the keys (closing open connections). */
 void net_client_set_auth(net_client *c, const net_auth *a);
 

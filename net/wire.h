@@ -64,16 +64,18 @@
 
 /* Message types (the header's type byte). */
 typedef enum {
-    NET_MSG_RAFT = 1,        /* peer <-> peer: one raft_msg */
-    NET_MSG_CLIENT_REQ = 2,  /* client -> node */
-    NET_MSG_CLIENT_RESP = 3, /* node -> client */
-    NET_MSG_STATUS_REQ = 4,  /* client -> node */
-    NET_MSG_STATUS_RESP = 5, /* node -> client */
-    NET_MSG_HELLO = 6,       /* client -> node: opens an authenticated session */
-    NET_MSG_HELLO_ACK = 7,   /* node -> client: accepts it */
-    NET_MSG_ERROR = 8,       /* node -> client: refusal before closing (carries no data) */
-    NET_MSG_SNAP_REQ = 9,    /* client -> node: a backup's snapshot (wire_snap.c) */
-    NET_MSG_SNAP_RESP = 10,  /* node -> client */
+    NET_MSG_RAFT = 1,         /* peer <-> peer: one raft_msg */
+    NET_MSG_CLIENT_REQ = 2,   /* client -> node */
+    NET_MSG_CLIENT_RESP = 3,  /* node -> client */
+    NET_MSG_STATUS_REQ = 4,   /* client -> node */
+    NET_MSG_STATUS_RESP = 5,  /* node -> client */
+    NET_MSG_HELLO = 6,        /* client -> node: opens an authenticated session */
+    NET_MSG_HELLO_ACK = 7,    /* node -> client: accepts it */
+    NET_MSG_ERROR = 8,        /* node -> client: refusal before closing (carries no data) */
+    NET_MSG_SNAP_REQ = 9,     /* client -> node: a backup's snapshot (wire_snap.c) */
+    NET_MSG_SNAP_RESP = 10,   /* node -> client */
+    NET_MSG_MEMBER_REQ = 11,  /* client -> node: membership (wire_member.c) */
+    NET_MSG_MEMBER_RESP = 12, /* node -> client */
     NET_MSG_TYPE_MAX
 } net_msg_type;
 
@@ -264,5 +266,48 @@ int net_encode_snap_req(const net_snap_req *q, net_buf *out);
 int net_decode_snap_req(const void *buf, size_t len, net_snap_req *q);
 int net_encode_snap_resp(const net_snap_resp *s, net_buf *out);
 int net_decode_snap_resp(const void *buf, size_t len, net_snap_resp *s);
+
+/* ---- MEMBER_REQ / MEMBER_RESP (wire_member.c): membership -------------------------- *
+ *
+ * Every request is answered by the leader (LIST too: a follower's view may
+ * lag); ADD adds a learner, promoted once caught up.  Another node answers
+ * NET_MST_NOT_LEADER with the leader it knows (leader_id 0: none), and the
+ * client asks that one.  Every answer carries the configuration the
+ * answering node sees (its learners marked) and a line of text for people. */
+enum { NET_MEMBER_LIST = 1, NET_MEMBER_ADD = 2, NET_MEMBER_REMOVE = 3, NET_MEMBER_TRANSFER = 4 };
+
+typedef enum {
+    NET_MST_OK = 0,
+    NET_MST_UNAVAILABLE = 1, /* not done before the deadline: see the message */
+    NET_MST_NOT_LEADER = 2,  /* ask leader_id at leader_addr (client address) */
+    NET_MST_INVALID = 3,     /* the change does not apply (e.g. a member already) */
+    NET_MST_BUSY = 4,        /* another change or a transfer is under way */
+    NET_MST_NOT_MEMBER = 5,  /* REMOVE or TRANSFER of a server that is not a member */
+    NET_MST_MAX
+} net_member_status;
+
+#define NET_MEMBER_MSG_MAX 200
+
+typedef struct net_member_req {
+    uint64_t req_id;
+    uint8_t op; /* NET_MEMBER_* */
+    uint64_t id;
+    char addr[NET_ADDR_MAX]; /* ADD: the new member's peer address host:port */
+    uint32_t timeout_ms;     /* how long the node may work on it (0: its op timeout) */
+} net_member_req;
+
+typedef struct net_member_resp {
+    uint64_t req_id;
+    uint8_t status; /* net_member_status */
+    uint64_t leader_id;
+    char leader_addr[NET_ADDR_MAX]; /* the leader's client address, "" unknown */
+    char msg[NET_MEMBER_MSG_MAX];
+    raft_conf conf;
+} net_member_resp;
+
+int net_encode_member_req(const net_member_req *q, net_buf *out);
+int net_decode_member_req(const void *buf, size_t len, net_member_req *q);
+int net_encode_member_resp(const net_member_resp *r, net_buf *out);
+int net_decode_member_resp(const void *buf, size_t len, net_member_resp *r);
 
 #endif

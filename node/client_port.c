@@ -3,8 +3,8 @@
  * frames from `hstore` clients over TCP are checked and decoded here and
  * enter the loop as requests (req_prepare, the same path node_submit
  * takes); their answers go back as client responses (client_answer), a
- * status request is answered at once, and a backup's requests go to
- * backup.c.
+ * status request is answered at once, a backup's requests go to
+ * backup.c and membership requests to member.c.
  */
 #include "node/node_internal.h"
 
@@ -93,6 +93,10 @@ void recv_clients(node *n)
                 answer_status(n, &cm, rid);
             else
                 net_client_msg_drop(&cm);
+            continue;
+        }
+        if (type == NET_MSG_MEMBER_REQ) {
+            member_request(n, &cm);
             continue;
         }
         if (type == NET_MSG_SNAP_REQ) {

@@ -66,8 +66,9 @@ static int apply_entry(node *n, const raft_entry *e)
         if (e->type == RAFT_ENTRY_CONF) {
             raft_conf_change cc;
             if (raft_conf_change_decode(e->data, e->len, &cc) == 0)
-                nlog(n, 2, "membership: %s node %" PRIu64 " (%s) committed at index %" PRIu64,
-                     raft_conf_change_name(cc.type), cc.id, cc.addr, e->index);
+                nlog(n, 2, "membership: %s node %" PRIu64 "%s%s committed at index %" PRIu64,
+                     raft_conf_change_name(cc.type), cc.id, cc.addr[0] ? " " : "", cc.addr,
+                     e->index);
         }
         kv_apply_skip(n->kv, e->index);
         watch_note(n->watch, e, NULL, 0);
@@ -233,7 +234,7 @@ void log_changes(node *n)
     n->last_term = st.term;
     n->last_role = st.role;
     n->last_leader = st.leader;
-    sync_peers(n, &st.conf);
+    sync_peers(n, member_peer_conf(n, &st.conf));
     pthread_mutex_lock(&n->mu);
     n->status = st;
     net_transport_get_stats(n->tr, &n->tstats);
@@ -463,6 +464,7 @@ void *loop_main(void *arg)
         /* Requests read earlier but left over by recv_clients' budget. */
         if (net_transport_client_pending(n->tr))
             recv_clients(n);
+        member_turn(n, now);
         issue_reads(n);
         if (handle_ready(n) != 0)
             break;
@@ -474,6 +476,7 @@ void *loop_main(void *arg)
         report_open_files(n, now_ms());
     }
     /* Fail everything still waiting. */
+    member_stop(n);
     drain_local(n);
     while (n->pending.next != &n->pending)
         req_finish(n, n->pending.next, NODE_ESTOPPED, NULL, 0);

@@ -235,7 +235,9 @@ static int start_state(node *n, const node_config *cfg, size_t *boot_entries, ch
     memset(&boot, 0, sizeof boot);
     if (st_load_stored(n->st, &boot, err, errlen) != ST_OK)
         return -1;
-    if (boot.snapshot.conf.n == 0) {
+    /* The configuration comes from the store once there is one; a fresh
+     * store starts from the cluster spec, or with none when joining. */
+    if (boot.snapshot.conf.n == 0 && !cfg->join) {
         for (int i = 0; i < cfg->n_peers; i++) {
             boot.snapshot.conf.ids[i] = cfg->peers[i].id;
             snprintf(boot.snapshot.conf.addrs[i], RAFT_ADDR_MAX, "%.*s:%d", NET_SPEC_HOST_MAX,

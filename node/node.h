@@ -41,6 +41,9 @@ typedef struct node_config {
     net_auth auth;                   /* keys from the cluster secret (default:
                                           net_auth_get_default) */
     net_client_limits client_limits; /* client port bounds (zeros: defaults) */
+    bool join;                       /* peers holds only this node, which joins a running cluster: a
+                  fresh store boots with no configuration (raft.h) and gets
+                  one from the leader once added (node_member_add) */
 } node_config;
 
 void node_config_init(node_config *c);
@@ -67,6 +70,9 @@ enum {
     NODE_ESTOPPED = -2,  /* the node is shutting down */
     NODE_ENOMEM = -3,
     NODE_EINVAL = -4,
+    NODE_ENOTLEADER = -5, /* membership: ask the leader (node_member_result) */
+    NODE_EBUSY = -6,      /* membership: another change or a transfer is under way */
+    NODE_ENOTMEMBER = -7, /* membership: no such member */
 };
 
 /* Submit an encoded state-machine operation (see kv.h) and wait for its reply.
@@ -127,5 +133,43 @@ bool node_open_files_known(node *n);
 /* The state machine's applied index as last published by the loop (it may
  * lag the real one, never lead it).  Thread-safe. */
 uint64_t node_applied_index(node *n);
+
+/* ---- Membership (node/member.c) -------------------------------------------
+ *
+ * Callable from any thread (the client port and the HTTP API use them); each
+ * blocks until it is done or timeout_ms passes (<= 0: the op timeout) and
+ * fills *res (may be NULL) with what this node sees afterwards.
+ *   list      the members as the leader sees them (no round).
+ *   add       ID at ADDR ("host:port", its peer port): joins as a learner,
+ *             which gets a snapshot and the log; the leader promotes it to
+ *             voter as soon as it is within a few entries of the leader's
+ *             log, and the call returns NODE_OK once the promotion is
+ *             committed.  NODE_ETIMEDOUT: still a learner, catching up (the
+ *             promotion follows without another call).  Adding a member
+ *             again with the same address is not an error.
+ *   remove    ID; the leader itself first hands leadership to the most
+ *             up-to-date voter (the call then answers NODE_ENOTLEADER: ask
+ *             the new leader).
+ *   transfer  hands leadership to voter ID; NODE_OK once ID leads.
+ * Changes are made by the leader only: elsewhere NODE_ENOTLEADER, with the
+ * leader's client address in res when it is known.  One change at a time:
+ * NODE_EBUSY while another is not committed.  NODE_EINVAL for a change that
+ * does not apply (res->msg says why), NODE_ENOTMEMBER for an unknown ID. */
+typedef struct node_member_result {
+    uint64_t leader_id;              /* 0: no leader known */
+    char leader_addr[RAFT_ADDR_MAX]; /* the leader's client address host:port, "" unknown */
+    char msg[200];                   /* what happened, one line for people */
+    raft_conf conf;                  /* the members (learners marked) */
+} node_member_result;
+
+int node_member_list(node *n, node_member_result *res);
+int node_member_add(node *n, uint64_t id, const char *addr, int timeout_ms,
+                    node_member_result *res);
+int node_member_remove(node *n, uint64_t id, int timeout_ms, node_member_result *res);
+int node_member_transfer(node *n, uint64_t id, int timeout_ms, node_member_result *res);
+/* A node joining a running cluster (node_config.join) learns from a member
+ * who the members are (a list answer) and hands them in here, so that it can
+ * answer the leader before its own configuration arrives with a snapshot. */
+void node_join_hint(node *n, const raft_conf *members);
 
 #endif

@@ -16,7 +16,9 @@
  *   snapshot.c     the fork-based snapshot pipeline, sending stored
  *                  snapshots, installing one;
  *   backup.c       a backup's snapshot, streamed to a client in ranges;
- *   report.c       open-file reports (HOLD commands).
+ *   report.c       open-file reports (HOLD commands);
+ *   member.c       membership requests, promoting caught-up learners, the
+ *                  peers of a joining node.
  * All of the state below belongs to the loop thread except what `mu` (and
  * rep.mu) guard.
  */
@@ -69,6 +71,9 @@ enum { ORIGIN_LOCAL = 1, ORIGIN_NET = 2, ORIGIN_SELF = 3 };
 /* Open-file reports (report.c). */
 #define REPORT_CHECK_MS 20
 #define REPORT_KEEPALIVE_MS (KV_HOLDER_TTL_NS / 1000000 / 4)
+
+/* A membership request in flight (member.c). */
+typedef struct member_op member_op;
 
 typedef struct req {
     struct req *prev, *next; /* in n->pending */
@@ -168,6 +173,14 @@ struct node {
     } rep;
     kv_limits lim_seen; /* replicated limits last logged */
     bool lim_seen_set;
+    struct {
+        member_op *in;      /* handed in by other threads (guarded by mu) */
+        bool closed;        /* the loop ended: no more (guarded by mu) */
+        raft_conf hint;     /* node_join_hint's members (guarded by mu) ... */
+        raft_conf hint_now; /* ... and the loop's copy */
+        member_op *active;  /* being worked on by the loop */
+        uint64_t conf_idx;  /* latest conf change proposed by this node as leader */
+    } mem;
     uint64_t turn_bytes;        /* bytes proposed in this loop turn */
     bool deferred;              /* commands wait for the next turn (NODE_TURN_BYTES) */
     node_watch *watch;          /* recent changes (watch.c; its own lock) */
@@ -224,6 +237,15 @@ void log_changes(node *n);
 void backup_request(node *n, net_client_msg *cm);
 void backup_point(node *n, req *q, uint64_t applied);
 void backup_answer(node *n, req *q, int status, uint8_t *reply);
+
+/* ---- member.c ---- */
+
+void member_request(node *n, net_client_msg *cm);
+void member_turn(node *n, uint64_t now);
+void member_stop(node *n);
+/* The configuration the transport's peers follow: c, or while c is empty
+ * the join hint. */
+const raft_conf *member_peer_conf(node *n, const raft_conf *c);
 
 /* ---- snapshot.c ---- */
 

@@ -67,4 +67,11 @@ uint64_t cli_leader_of(const cli_node_status *s, int n);
 /* One line of `hstore status` for s (no newline). */
 void cli_format_status(const cli_node_status *s, char *buf, size_t cap);
 
+/* Sends a membership request (wire.h, MEMBER_REQ) to a node of spec and
+ * follows the answers that name the leader, retrying while the cluster is
+ * busy with another change, until timeout_s passes (tools/cmd_member.c).
+ * NET_OK with the last answer in *r (its status says how it went),
+ * NET_EUNAVAIL (no answer), NET_EAUTH, NET_EINVAL (bad spec). */
+int cli_member_call(const char *spec, net_member_req *q, double timeout_s, net_member_resp *r);
+
 #endif

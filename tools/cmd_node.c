@@ -6,6 +6,7 @@
  * `name = value` lines using the long option names (command line wins).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -21,18 +22,27 @@
 #include "node/http.h"
 #include "node/node.h"
 #include "tools/cli.h"
+#include "tools/cli_net.h"
 #include "tools/cmds.h"
 
 static void node_usage(FILE *out)
 {
     fprintf(out,
             "Usage: hstore node --id ID --cluster SPEC --data DIR [OPTIONS]\n"
+            "       hstore node --id ID --addr HOST:PORT --join HOST:PORT --data DIR [OPTIONS]\n"
             "\n"
             "Runs one node of a cluster in the foreground until SIGTERM or SIGINT.\n"
             "\n"
             "  --id ID                    this node's id (a member of SPEC)\n"
             "  --cluster SPEC             every member: ID=HOST:PORT,ID=HOST:PORT,...\n"
-            "                             (peer traffic on PORT, clients on PORT+1)\n"
+            "                             (peer traffic on PORT, clients on PORT+1); only\n"
+            "                             read when DIR holds no configuration yet\n"
+            "  --join HOST:PORT           join a running cluster instead: HOST:PORT is any\n"
+            "                             member's peer address; the node asks to be added\n"
+            "                             (as a learner, promoted to voter once caught up,\n"
+            "                             see `hstore member --help`), retrying for up to\n"
+            "                             --join-timeout-ms (default 120000)\n"
+            "  --addr HOST:PORT           this node's own peer address (with --join)\n"
             "  --data DIR                 data directory (created if missing): Raft log,\n"
             "                             hard state and snapshots in DIR/hstore.db\n"
             "  --mount DIR                mount the store at DIR (FUSE); DIR is created\n"
@@ -70,7 +80,10 @@ static void node_usage(FILE *out)
             "\n"
             "Example (node 1 of 3 on one machine):\n"
             "  hstore node --id 1 --data /var/lib/hstore/1 --mount /mnt/hstore/1 \\\n"
-            "    --cluster 1=127.0.0.1:7100,2=127.0.0.1:7102,3=127.0.0.1:7104\n");
+            "    --cluster 1=127.0.0.1:7100,2=127.0.0.1:7102,3=127.0.0.1:7104\n"
+            "Example (a fourth node joins it):\n"
+            "  hstore node --id 4 --addr 127.0.0.1:7106 --join 127.0.0.1:7100 \\\n"
+            "    --data /var/lib/hstore/4 --secret-file ~/.hstore/secret\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -87,6 +100,8 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 typedef struct node_args {
     node_config cfg;
     char cluster[CLI_SPEC_MAX];
+    char join[NET_ADDR_MAX], addr[NET_ADDR_MAX]; /* --join, --addr */
+    int join_timeout_ms;
     char mount[PATH_MAX];
     char secret_file[PATH_MAX];
     bool have_id, have_cluster, have_data, insecure;
@@ -109,6 +124,16 @@ static int set_option(node_args *a, const char *name, const char *val, const cha
             goto bad;
         snprintf(a->cluster, sizeof a->cluster, "%s", val);
         a->have_cluster = true;
+    } else if (!strcmp(name, "join") || !strcmp(name, "addr")) {
+        char *dst = !strcmp(name, "join") ? a->join : a->addr;
+        const char *colon = strrchr(val, ':');
+        if (!colon || colon == val || strlen(val) >= NET_ADDR_MAX ||
+            parse_int(colon + 1, 1, 65534, &iv))
+            goto bad;
+        snprintf(dst, NET_ADDR_MAX, "%s", val);
+    } else if (!strcmp(name, "join-timeout-ms")) {
+        if (parse_int(val, 1, 86400000, &a->join_timeout_ms))
+            goto bad;
     } else if (!strcmp(name, "data")) {
         if (!*val || strlen(val) >= sizeof c->data_dir)
             goto bad;
@@ -245,6 +270,9 @@ static int node_parse_args(int argc, char **argv, node_args *a)
     static const struct option opts[] = {
         {"id", required_argument, NULL, 0},
         {"cluster", required_argument, NULL, 0},
+        {"join", required_argument, NULL, 0},
+        {"addr", required_argument, NULL, 0},
+        {"join-timeout-ms", required_argument, NULL, 0},
         {"data", required_argument, NULL, 0},
         {"mount", required_argument, NULL, 0},
         {"snapshot-threshold", required_argument, NULL, 0},
@@ -300,8 +328,15 @@ static int node_parse_args(int argc, char **argv, node_args *a)
         cli_err("node: unexpected argument '%s' (see hstore node --help)", argv[optind]);
         return CLI_EXIT_USAGE;
     }
-    if (!a->have_id || !a->have_cluster || !a->have_data) {
-        cli_err("node: --id, --cluster and --data are required (see hstore node --help)");
+    bool join = a->join[0] != 0;
+    if (!a->have_id || !a->have_data || (!a->have_cluster && !join)) {
+        cli_err("node: --id, --data and --cluster (or --join) are required (see hstore node "
+                "--help)");
+        return CLI_EXIT_USAGE;
+    }
+    if (join && (a->have_cluster || !a->addr[0])) {
+        cli_err("node: --join takes --addr HOST:PORT (this node's peer address) and no "
+                "--cluster (see hstore node --help)");
         return CLI_EXIT_USAGE;
     }
     return -1;
@@ -311,6 +346,13 @@ static int node_parse_args(int argc, char **argv, node_args *a)
 static int node_check_cluster(node_args *a)
 {
     char err[1024];
+    if (a->join[0]) {
+        /* Joining: the only member known here is this node. */
+        char spec[NET_ADDR_MAX + 32];
+        snprintf(spec, sizeof spec, "%" PRIu64 "=%s", a->cfg.id, a->addr);
+        snprintf(a->cluster, sizeof a->cluster, "%s", spec);
+        a->cfg.join = true;
+    }
     if (node_parse_cluster(a->cluster, a->cfg.peers, &a->cfg.n_peers, err, sizeof err) != 0) {
         cli_err("node: --cluster: %s", err);
         return CLI_EXIT_USAGE;
@@ -347,6 +389,76 @@ static int node_load_secret(node_args *a)
         return CLI_EXIT_USAGE;
     }
     return 0;
+}
+
+/* ---- joining a running cluster (--join) ---------------------------------- */
+
+typedef struct join_ctx {
+    node *n;
+    uint64_t id;
+    char addr[NET_ADDR_MAX];
+    char spec[NET_ADDR_MAX + 32]; /* the member asked first */
+    int timeout_ms;
+    bool failed; /* the cluster refused: the process stops */
+} join_ctx;
+
+static bool self_is_voter(node *n, uint64_t id)
+{
+    raft_status st;
+    node_status(n, &st);
+    for (uint32_t i = 0; i < st.conf.n; i++)
+        if (st.conf.ids[i] == id)
+            return !st.conf.learner[i];
+    return false;
+}
+
+/* Learns the members from the member named by --join (so this node can
+ * answer the leader before its configuration arrives), then asks to be
+ * added, following the leader, until it is a voter or the deadline. */
+static void *join_main(void *arg)
+{
+    join_ctx *j = arg;
+    uint64_t end = cli_now_ns() + (uint64_t)j->timeout_ms * 1000000u;
+    net_member_resp r;
+    int rc = NET_EUNAVAIL;
+    while (!self_is_voter(j->n, j->id) && cli_now_ns() < end) {
+        net_member_req q = {.op = NET_MEMBER_LIST};
+        rc = cli_member_call(j->spec, &q, 5, &r);
+        if (rc == NET_OK && r.status == NET_MST_OK && r.conf.n) {
+            node_join_hint(j->n, &r.conf);
+            break;
+        }
+        if (rc == NET_EAUTH)
+            break;
+        cli_sleep_ms(500);
+    }
+    while (rc != NET_EAUTH && cli_now_ns() < end) {
+        net_member_req q = {.op = NET_MEMBER_ADD, .id = j->id};
+        snprintf(q.addr, sizeof q.addr, "%s", j->addr);
+        double left = (double)(end - cli_now_ns()) / 1e9;
+        rc = cli_member_call(j->spec, &q, left < 30 ? left : 30, &r);
+        if (rc != NET_OK || r.status == NET_MST_UNAVAILABLE || r.status == NET_MST_BUSY ||
+            r.status == NET_MST_NOT_LEADER)
+            continue; /* still catching up, or no leader yet: ask again */
+        break;
+    }
+    if (rc == NET_OK && r.status == NET_MST_OK) {
+        fprintf(stderr, "hstore node %" PRIu64 ": joined the cluster: %s\n", j->id, r.msg);
+        return NULL;
+    }
+    if (rc == NET_EAUTH)
+        fprintf(stderr,
+                "hstore node %" PRIu64 ": cannot join: the cluster refused this node's "
+                "secret (--secret-file)\n",
+                j->id);
+    else if (rc == NET_OK && r.status != NET_MST_UNAVAILABLE)
+        fprintf(stderr, "hstore node %" PRIu64 ": cannot join: %s\n", j->id, r.msg);
+    else
+        fprintf(stderr, "hstore node %" PRIu64 ": cannot join within %d ms (%s); stopping\n", j->id,
+                j->timeout_ms, rc == NET_OK ? r.msg : "no member answered");
+    j->failed = true;
+    kill(getpid(), SIGTERM);
+    return NULL;
 }
 
 /* Starts the node and its mount, runs until SIGTERM, SIGINT or SIGHUP, and
@@ -402,9 +514,27 @@ static int node_run(node_args *a)
         fprintf(stderr, "hstore node %" PRIu64 ": HTTP on http://%s:%d/\n", a->cfg.id, a->http.host,
                 a->http.port);
     }
+    join_ctx j = {.n = n, .id = a->cfg.id, .timeout_ms = a->join_timeout_ms};
+    pthread_t jt;
+    bool joining = false;
+    if (a->join[0] && !self_is_voter(n, a->cfg.id)) {
+        net_auth_set_default(&a->cfg.auth);
+        snprintf(j.addr, sizeof j.addr, "%s", a->addr);
+        snprintf(j.spec, sizeof j.spec, "%d=%s", 999999, a->join);
+        if (!j.timeout_ms)
+            j.timeout_ms = 120000;
+        joining = pthread_create(&jt, NULL, join_main, &j) == 0;
+        if (joining)
+            fprintf(stderr, "hstore node %" PRIu64 ": asking %s to add this node (%s)\n", a->cfg.id,
+                    a->join, a->addr);
+    }
     int sig = 0;
     sigwait(&set, &sig);
-    bool failed = node_failed(n);
+    if (joining) {
+        pthread_cancel(jt);
+        pthread_join(jt, NULL);
+    }
+    bool failed = node_failed(n) || j.failed;
     node_http_stop(h);
     fs_stop(m);
     node_stop(n);

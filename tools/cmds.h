@@ -22,5 +22,7 @@ int cmd_bench(int argc, char **argv);      /* tools/cmd_bench.c */
 int cmd_http_token(int argc, char **argv); /* tools/cmd_http_token.c */
 int cmd_backup(int argc, char **argv);     /* tools/cmd_backup.c */
 int cmd_restore(int argc, char **argv);    /* tools/cmd_backup_restore.c */
+int cmd_member(int argc, char **argv);     /* tools/cmd_member.c: member, transfer */
+int cmd_transfer(int argc, char **argv);
 
 #endif

@@ -31,6 +31,8 @@ static const command commands[] = {
     {"del", cmd_del, "delete KEY"},
     {"ls", cmd_ls, "list keys, optionally under PREFIX"},
     {"status", cmd_status, "one line per node: role, term, indexes, leader"},
+    {"member", cmd_member, "list the members, add one (ID=HOST:PORT) or remove one"},
+    {"transfer", cmd_transfer, "hand leadership to another node"},
     {"limits", cmd_limits, "show or set the cluster's replicated limits (file size, store size)"},
     {"shell", cmd_shell, "interactive shell (GET/PUT/APPEND/DEL/LS/STATUS)"},
     {"watch", cmd_watch, "live view of every node and of elections"},

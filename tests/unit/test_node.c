@@ -366,6 +366,40 @@ static void test_large_values(void **state)
     node_stop(n);
 }
 
+/* The membership API on a one-node cluster: the list, the errors, and a
+ * learner that never catches up (nothing listens at its address): the add
+ * times out with the node still a learner, and the learner can be removed. */
+static void test_membership_api(void **state)
+{
+    (void)state;
+    node *n = start_one();
+    assert_non_null(n);
+    uint64_t sid;
+    assert_int_equal(node_register(n, 0, &sid), NODE_OK); /* waits for the election */
+    node_member_result r;
+    assert_int_equal(node_member_list(n, &r), NODE_OK);
+    assert_int_equal(r.conf.n, 1);
+    assert_int_equal(r.conf.ids[0], 1);
+    assert_false(r.conf.learner[0]);
+    assert_int_equal(r.leader_id, 1);
+    assert_int_equal(node_member_add(n, 2, "no port", 1000, &r), NODE_EINVAL);
+    assert_int_equal(node_member_add(n, 0, "127.0.0.1:1", 1000, &r), NODE_EINVAL);
+    assert_int_equal(node_member_remove(n, 9, 1000, &r), NODE_ENOTMEMBER);
+    assert_int_equal(node_member_remove(n, 1, 1000, &r), NODE_EINVAL); /* the only voter */
+    assert_int_equal(node_member_transfer(n, 1, 1000, &r), NODE_OK);   /* leads already */
+    assert_int_equal(node_member_transfer(n, 9, 1000, &r), NODE_ENOTMEMBER);
+    assert_int_equal(node_member_add(n, 2, "127.0.0.1:1", 1500, &r), NODE_ETIMEDOUT);
+    assert_int_equal(r.conf.n, 2);
+    assert_true(r.conf.learner[1]);
+    assert_int_equal(node_member_transfer(n, 2, 1000, &r), NODE_EINVAL); /* a learner */
+    /* Same id at another address: refused; at the same one: still a learner. */
+    assert_int_equal(node_member_add(n, 2, "127.0.0.1:3", 1000, &r), NODE_EINVAL);
+    assert_int_equal(node_member_remove(n, 2, 5000, &r), NODE_OK);
+    assert_int_equal(node_member_list(n, &r), NODE_OK);
+    assert_int_equal(r.conf.n, 1);
+    node_stop(n);
+}
+
 static void test_refuses_foreign_directory(void **state)
 {
     (void)state;
@@ -397,6 +431,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_node_cluster, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_retry_after_apply, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_large_values, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_membership_api, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_refuses_foreign_directory, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -161,17 +161,21 @@ static int decode_any(uint8_t type, const uint8_t *buf, size_t len, net_buf *re)
             assert_int_equal(net_encode_snap_resp(&s, re), 0);
         return rc;
     }
-    default: fail_msg("bad type %d", type); return -1;
+    case NET_MSG_MEMBER_REQ: {
+        net_member_req q;
+        rc = net_decode_member_req(buf, len, &q);
+        if (rc == 0 && re)
+            assert_int_equal(net_encode_member_req(&q, re), 0);
+        return rc;
     }
-}
-
-static void fill_conf(raft_conf *c, int n)
-{
-    memset(c, 0, sizeof(*c));
-    c->n = (uint32_t)n;
-    for (int i = 0; i < n; i++) {
-        c->ids[i] = 100 + (uint64_t)i;
-        snprintf(c->addrs[i], RAFT_ADDR_MAX, "127.0.0.%d:%d", i + 1, 7000 + 2 * i);
+    case NET_MSG_MEMBER_RESP: {
+        net_member_resp s;
+        rc = net_decode_member_resp(buf, len, &s);
+        if (rc == 0 && re)
+            assert_int_equal(net_encode_member_resp(&s, re), 0);
+        return rc;
+    }
+    default: fail_msg("bad type %d", type); return -1;
     }
 }
 
@@ -188,6 +192,16 @@ static void assert_conf_equal(const raft_conf *a, const raft_conf *b)
 static uint8_t ent_data[3][40];
 static raft_entry ents[3];
 static uint8_t chunk[333];
+
+static void fill_conf(raft_conf *c, int n)
+{
+    memset(c, 0, sizeof(*c));
+    c->n = (uint32_t)n;
+    for (int i = 0; i < n; i++) {
+        c->ids[i] = 100 + (uint64_t)i;
+        snprintf(c->addrs[i], RAFT_ADDR_MAX, "127.0.0.%d:%d", i + 1, 7000 + 2 * i);
+    }
+}
 
 static void full_raft_msg(raft_msg *m, uint8_t type)
 {
@@ -252,6 +266,7 @@ static void full_status(net_status_resp *s)
 }
 
 /* One valid encoding of each message type, for the rejection tests. */
+
 static size_t sample_frame(uint8_t type, net_buf *b)
 {
     int rc = -1;
@@ -319,6 +334,24 @@ static size_t sample_frame(uint8_t type, net_buf *b)
                            .data = chunk,
                            .data_len = 100};
         rc = net_encode_snap_resp(&s, b);
+        break;
+    }
+    case NET_MSG_MEMBER_REQ: {
+        net_member_req q = {.req_id = 7, .op = NET_MEMBER_ADD, .id = 4, .timeout_ms = 1000};
+        snprintf(q.addr, sizeof q.addr, "127.0.0.1:7106");
+        rc = net_encode_member_req(&q, b);
+        break;
+    }
+    case NET_MSG_MEMBER_RESP: {
+        net_member_resp r;
+        memset(&r, 0, sizeof r);
+        r.req_id = 8;
+        r.leader_id = 1;
+        snprintf(r.leader_addr, sizeof r.leader_addr, "127.0.0.1:7101");
+        snprintf(r.msg, sizeof r.msg, "4 members");
+        fill_conf(&r.conf, 4);
+        r.conf.learner[3] = true;
+        rc = net_encode_member_resp(&r, b);
         break;
     }
     }
@@ -851,6 +884,51 @@ static void test_errors_are_counted(void **state)
     net_buf_free(&b);
 }
 
+/* Membership frames: every field round-trips (learners included), and a
+ * frame cut short or with an unknown op or status is refused. */
+static void test_member_frames(void **state)
+{
+    (void)state;
+    net_buf b = {0};
+    net_member_req q = {.req_id = 7, .op = NET_MEMBER_ADD, .id = 4, .timeout_ms = 60000};
+    snprintf(q.addr, sizeof q.addr, "127.0.0.1:7106");
+    assert_int_equal(net_encode_member_req(&q, &b), NET_OK);
+    net_member_req q2;
+    assert_int_equal(net_decode_member_req(b.p, b.len, &q2), NET_OK);
+    assert_int_equal(q2.req_id, 7);
+    assert_int_equal(q2.op, NET_MEMBER_ADD);
+    assert_int_equal(q2.id, 4);
+    assert_int_equal(q2.timeout_ms, 60000);
+    assert_string_equal(q2.addr, "127.0.0.1:7106");
+    assert_int_not_equal(net_decode_member_req(b.p, b.len - 1, &q2), NET_OK);
+    q.op = 9;
+    assert_int_equal(net_encode_member_req(&q, &b), NET_EINVAL);
+
+    net_member_resp r;
+    memset(&r, 0, sizeof r);
+    r.req_id = 8;
+    r.status = NET_MST_NOT_LEADER;
+    r.leader_id = 2;
+    snprintf(r.leader_addr, sizeof r.leader_addr, "127.0.0.1:7103");
+    snprintf(r.msg, sizeof r.msg, "node 1 is not the leader; node 2 is");
+    fill_conf(&r.conf, 4);
+    r.conf.learner[3] = true;
+    assert_int_equal(net_encode_member_resp(&r, &b), NET_OK);
+    net_member_resp r2;
+    assert_int_equal(net_decode_member_resp(b.p, b.len, &r2), NET_OK);
+    assert_int_equal(r2.status, NET_MST_NOT_LEADER);
+    assert_int_equal(r2.leader_id, 2);
+    assert_string_equal(r2.leader_addr, "127.0.0.1:7103");
+    assert_string_equal(r2.msg, r.msg);
+    assert_int_equal(r2.conf.n, 4);
+    assert_true(r2.conf.learner[3]);
+    assert_false(r2.conf.learner[0]);
+    assert_int_not_equal(net_decode_member_resp(b.p, b.len - 1, &r2), NET_OK);
+    r.status = NET_MST_MAX;
+    assert_int_equal(net_encode_member_resp(&r, &b), NET_EINVAL);
+    net_buf_free(&b);
+}
+
 static void test_large_entry(void **state)
 {
     (void)state;
@@ -1014,6 +1092,7 @@ int main(void)
         cmocka_unit_test(test_mac_tamper_and_wrong_key),
         cmocka_unit_test(test_secret_file),
         cmocka_unit_test(test_large_entry),
+        cmocka_unit_test(test_member_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
