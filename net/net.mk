@@ -15,11 +15,12 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -I. -g -O1 -Wall -Wextra -Wno-unused-para
 .PHONY: fuzz fuzz-wire
 fuzz: fuzz-wire
 
-build/fuzz_wire: tests/fuzz/fuzz_wire.c net/wire.c net/wire_snap.c net/wire.h net/wire_internal.h \
+build/fuzz_wire: tests/fuzz/fuzz_wire.c net/wire.c net/wire_snap.c net/wire_member.c net/wire.h net/wire_internal.h \
                  raftkv/crc32c.c raftkv/crc32c.h raftkv/raft.h \
                  raftkv/byte.h raftkv/conf_codec.c raftkv/conf_codec.h
 	@mkdir -p build
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_wire.c net/wire.c net/wire_snap.c raftkv/conf_codec.c \
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_wire.c net/wire.c net/wire_snap.c \
+	  net/wire_member.c raftkv/conf_codec.c \
 	  raftkv/crc32c.c
 
 fuzz-wire: build/fuzz_wire

@@ -1,6 +1,6 @@
 /*
- * fuzz_wire.c — libFuzzer target for the wire decoder (net/wire.c and
- * net/wire_snap.c).
+ * fuzz_wire.c — libFuzzer target for the wire decoder (net/wire.c,
+ * net/wire_snap.c and net/wire_member.c).
  *
  * Two ways in, chosen by the first input byte:
  *   - raw: the bytes go to every decoder as a frame, exercising header checks;
@@ -84,6 +84,18 @@ static void decode_all(const uint8_t *buf, size_t len)
     net_snap_resp sr;
     if (net_decode_snap_resp(buf, len, &sr) == 0) {
         if (net_encode_snap_resp(&sr, &re) != 0)
+            abort();
+        check_same(&re, buf, len);
+    }
+    net_member_req mq;
+    if (net_decode_member_req(buf, len, &mq) == 0) {
+        if (net_encode_member_req(&mq, &re) != 0)
+            abort();
+        check_same(&re, buf, len);
+    }
+    net_member_resp mr;
+    if (net_decode_member_resp(buf, len, &mr) == 0) {
+        if (net_encode_member_resp(&mr, &re) != 0)
             abort();
         check_same(&re, buf, len);
     }
