@@ -423,8 +423,10 @@ static void get_status(const http_req *rq, http_resp *rs, void *arg)
     for (uint32_t i = 0; i < st.conf.n; i++) {
         hbuf_printf(&b, "%s{\"id\":%" PRIu64 ",\"addr\":", i ? "," : "", st.conf.ids[i]);
         hbuf_json_str(&b, st.conf.addrs[i], strnlen(st.conf.addrs[i], RAFT_ADDR_MAX));
-        hbuf_printf(&b, ",\"self\":%s,\"leader\":%s", st.conf.ids[i] == st.id ? "true" : "false",
-                    st.conf.ids[i] == st.leader ? "true" : "false");
+        hbuf_printf(&b, ",\"self\":%s,\"leader\":%s,\"learner\":%s",
+                    st.conf.ids[i] == st.id ? "true" : "false",
+                    st.conf.ids[i] == st.leader ? "true" : "false",
+                    st.conf.learner[i] ? "true" : "false");
         if (st.role == RAFT_LEADER && st.conf.ids[i] == st.id)
             hbuf_printf(&b, ",\"match\":%" PRIu64, st.last_index);
         for (uint32_t j = 0; j < st.n_peers && st.role == RAFT_LEADER; j++) {
