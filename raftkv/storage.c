@@ -55,7 +55,6 @@ static const char *const q_sql[Q_COUNT] = {
     [Q_CHUNK_INS] = "INSERT INTO snap_chunk(seq, crc, body) VALUES (?, ?, ?)",
     [Q_CHUNK_DEL_ALL] = "DELETE FROM snap_chunk",
     [Q_CHUNK_ALL] = "SELECT seq, crc, body FROM snap_chunk ORDER BY seq",
-    [Q_CHUNK_GET] = "SELECT crc, body FROM snap_chunk WHERE seq = ?",
     [Q_META_GET] = "SELECT value FROM meta WHERE key = ?",
     [Q_META_PUT] = "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
 };
@@ -527,6 +526,7 @@ void st_close(st_store *s)
     if (!s)
         return;
     sto_ckpt_stop(s);
+    sto_reader_close(s);
     if (s->db) {
         if (s->in_txn)
             sto_txn_rollback(s);

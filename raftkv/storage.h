@@ -6,15 +6,17 @@
  * its index, term and configuration) and the node's identity.  The database
  * runs in WAL mode with synchronous=FULL, so a successful save is on disk.
  *
- * The node's loop (one thread) uses it like this:
+ * The node uses it like this (the loop thread, and its writer thread for
+ * st_save_readies):
  *
  *   st_open(dir)              -> checks schema and locks the directory
  *   st_check_identity(...)    -> refuses a directory made for another node
  *   st_load_stored(&boot)     -> hard state, snapshot metadata, log after it:
  *                                raft_new(); the state through st_snap_reader
- *   loop: st_save_ready(rd)   -> step 2 of the ready protocol (raft.h): one
- *                                transaction and one fsync per batch, with a
- *                                snapshot received from the leader, if any
+ *   loop: st_save_readies(rds) -> step 2 of the ready protocol (raft.h): one
+ *                                transaction and one fsync for the batches
+ *                                waiting, with a snapshot received from the
+ *                                leader, if any
  *         st_bgsnap_*         -> a snapshot of its own, written by a worker
  *                                thread and committed by the loop
  *         st_snap_stored_read -> the stored form, for a follower that lags
@@ -36,11 +38,13 @@
  * store stays usable (the caller should still stop acknowledging: a node that
  * cannot persist must not go on).
  *
- * Not thread-safe: one thread uses one st_store (the store runs one helper
- * thread of its own for WAL checkpoints; it never touches the caller's data),
- * except for the background snapshot writer's calls, made from one other
- * thread.  Two st_store (or two processes) cannot open the same directory at
- * once (ST_EBUSY).
+ * Not thread-safe: one thread at a time uses one st_store (the caller
+ * serialises its threads; the store runs one helper thread of its own for
+ * WAL checkpoints, which never touches the caller's data), except for the
+ * background snapshot writer's calls, made from one other thread, and
+ * st_snap_stored_read, which reads through a connection of its own and may
+ * run beside a save on another thread.  Two st_store (or two processes)
+ * cannot open the same directory at once (ST_EBUSY).
  */
 #ifndef HSTORE_STORAGE_H
 #define HSTORE_STORAGE_H
@@ -133,6 +137,10 @@ void st_boot_free(raft_boot *boot);
  * and after the snapshot (else ST_EINVAL, nothing stored).  Returns 0 only
  * once all of it is durable. */
 int st_save_ready(st_store *s, const raft_ready *rd, char *err, size_t errlen);
+/* Persists n batches, in order, in ONE transaction with one fsync (group
+ * commit: the batches a writer thread found waiting behind its last write).
+ * Each is stored as st_save_ready would; any error stores none of them. */
+int st_save_readies(st_store *s, const raft_ready *const *rds, size_t n, char *err, size_t errlen);
 
 /* ---- Snapshots kept by the store (raft_config.external_snapshot) ----------- *
  *
@@ -144,7 +152,9 @@ int st_save_ready(st_store *s, const raft_ready *rd, char *err, size_t errlen);
 
 /* len bytes at offset off of the stored form of the snapshot at index (the
  * one stored now; ST_EINVAL otherwise, or past its end).  Checksums
- * verified. */
+ * verified.  Reads through a connection of its own (see the top): it may
+ * run while another thread saves batches, never while one commits or
+ * installs a snapshot. */
 int st_snap_stored_read(st_store *s, uint64_t index, uint64_t off, void *buf, size_t len, char *err,
                         size_t errlen);
 

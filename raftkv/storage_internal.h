@@ -58,7 +58,6 @@ enum {
     Q_CHUNK_INS,
     Q_CHUNK_DEL_ALL,
     Q_CHUNK_ALL,
-    Q_CHUNK_GET,
     Q_META_GET,
     Q_META_PUT,
     Q_COUNT
@@ -89,6 +88,10 @@ struct st_store {
     bool ck_drop; /* snap_old (a replaced snapshot) waits to be dropped */
     pthread_t ck_thr;
     sqlite3 *ckdb;
+    /* st_snap_stored_read's own connection (storage_snap.c), opened at its
+     * first use: it may read while another thread writes through db */
+    sqlite3 *rdb;
+    sqlite3_stmt *rq;
 };
 
 /* ---- errors (storage.c) ---------------------------------------------------- */
@@ -128,6 +131,8 @@ void sto_ckpt_stop(st_store *s);
 /* After a snapshot: its pages copied into the database file now, in the
  * background (inline when the checkpointer could not start). */
 void sto_checkpoint_after_snapshot(st_store *s);
+/* Closes st_snap_stored_read's connection, if open (storage_snap.c). */
+void sto_reader_close(st_store *s);
 
 /* ---- log (storage_log.c) ----------------------------------------------------- */
 

@@ -454,34 +454,40 @@ void st_boot_free(raft_boot *boot)
 
 /* ---- save ------------------------------------------------------------------------ */
 
-int st_save_ready(st_store *s, const raft_ready *rd, char *err, size_t errlen)
+/* Checks a batch's entries before anything is touched: consecutive, with
+ * data, and fitting the log as it will be when the batches before it in the
+ * same transaction (prev_last: their last entry, 0 if none) are stored. */
+static int check_batch(st_store *s, const raft_ready *rd, uint64_t prev_last, char *err,
+                       size_t errlen)
 {
-    if (!rd->hs_changed && rd->n_entries == 0 && !rd->snapshot)
+    if (!rd->n_entries)
         return 0;
-    /* Validate before touching anything. */
-    if (rd->n_entries) {
-        const raft_entry *e = rd->entries;
-        uint64_t floor = rd->snapshot ? rd->snapshot->index : s->c.snap_index;
-        uint64_t top = rd->snapshot && rd->snapshot->index > s->c.last_index ? rd->snapshot->index
-                                                                             : s->c.last_index;
-        if (e[0].index <= floor || e[0].index > top + 1)
-            return sto_fail(ST_EINVAL, err, errlen,
-                            "%s: entries from index %llu do not fit the "
-                            "log (snapshot %llu, last %llu)",
-                            s->path, (unsigned long long)e[0].index, (unsigned long long)floor,
-                            (unsigned long long)top);
-        for (size_t i = 1; i < rd->n_entries; i++)
-            if (e[i].index != e[0].index + i)
-                return sto_fail(ST_EINVAL, err, errlen, "%s: entries not consecutive at index %llu",
-                                s->path, (unsigned long long)e[i].index);
-        for (size_t i = 0; i < rd->n_entries; i++)
-            if (e[i].len && !e[i].data)
-                return sto_fail(ST_EINVAL, err, errlen, "%s: entry %llu has no data", s->path,
-                                (unsigned long long)e[i].index);
-    }
-    int r = sto_txn_begin(s, err, errlen);
-    if (r)
-        return r;
+    const raft_entry *e = rd->entries;
+    uint64_t floor = rd->snapshot ? rd->snapshot->index : s->c.snap_index;
+    uint64_t top = s->c.last_index > prev_last ? s->c.last_index : prev_last;
+    if (rd->snapshot && rd->snapshot->index > top)
+        top = rd->snapshot->index;
+    if (e[0].index <= floor || e[0].index > top + 1)
+        return sto_fail(ST_EINVAL, err, errlen,
+                        "%s: entries from index %llu do not fit the "
+                        "log (snapshot %llu, last %llu)",
+                        s->path, (unsigned long long)e[0].index, (unsigned long long)floor,
+                        (unsigned long long)top);
+    for (size_t i = 1; i < rd->n_entries; i++)
+        if (e[i].index != e[0].index + i)
+            return sto_fail(ST_EINVAL, err, errlen, "%s: entries not consecutive at index %llu",
+                            s->path, (unsigned long long)e[i].index);
+    for (size_t i = 0; i < rd->n_entries; i++)
+        if (e[i].len && !e[i].data)
+            return sto_fail(ST_EINVAL, err, errlen, "%s: entry %llu has no data", s->path,
+                            (unsigned long long)e[i].index);
+    return 0;
+}
+
+/* One batch, inside the open transaction. */
+static int save_batch(st_store *s, const raft_ready *rd, char *err, size_t errlen)
+{
+    int r = 0;
     if (rd->snapshot)
         r = sto_snap_install(s, rd->snapshot, err, errlen);
     if (!r && rd->hs_changed) {
@@ -502,12 +508,43 @@ int st_save_ready(st_store *s, const raft_ready *rd, char *err, size_t errlen)
         if (!r)
             r = log_append(s, rd->entries, rd->n_entries, err, errlen);
     }
+    return r;
+}
+
+int st_save_readies(st_store *s, const raft_ready *const *rds, size_t n, char *err, size_t errlen)
+{
+    bool any = false, snap = false;
+    uint64_t prev_last = 0;
+    for (size_t i = 0; i < n; i++) {
+        const raft_ready *rd = rds[i];
+        if (!rd->hs_changed && rd->n_entries == 0 && !rd->snapshot)
+            continue;
+        int r = check_batch(s, rd, prev_last, err, errlen);
+        if (r)
+            return r;
+        if (rd->n_entries)
+            prev_last = rd->entries[rd->n_entries - 1].index;
+        any = true;
+        snap |= rd->snapshot != NULL;
+    }
+    if (!any)
+        return 0;
+    int r = sto_txn_begin(s, err, errlen);
+    if (r)
+        return r;
+    for (size_t i = 0; i < n && !r; i++)
+        r = save_batch(s, rds[i], err, errlen);
     if (r) {
         sto_txn_rollback(s);
         return r;
     }
     r = sto_txn_commit(s, err, errlen);
-    if (!r && rd->snapshot)
+    if (!r && snap)
         sto_checkpoint_after_snapshot(s);
     return r;
+}
+
+int st_save_ready(st_store *s, const raft_ready *rd, char *err, size_t errlen)
+{
+    return st_save_readies(s, &rd, 1, err, errlen);
 }

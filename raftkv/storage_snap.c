@@ -582,6 +582,37 @@ int st_snap_reader_close(st_snap_reader *r, char *err, size_t errlen)
     return rc;
 }
 
+/* The connection st_snap_stored_read reads through: its own, so that it
+ * may run on one thread while another saves batches through s->db (WAL
+ * mode: a reader never waits for the writer). */
+static int reader_conn_open(st_store *s, char *err, size_t errlen)
+{
+    int rc = sqlite3_open_v2(s->path, &s->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(s->rdb, 2000);
+        rc = sqlite3_prepare_v2(s->rdb, "SELECT crc, body FROM snap_chunk WHERE seq = ?", -1,
+                                &s->rq, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        sto_fail(ST_EIO, err, errlen, "%s: open a reader: %s", s->path,
+                 s->rdb ? sqlite3_errmsg(s->rdb) : "out of memory");
+        sqlite3_finalize(s->rq);
+        sqlite3_close_v2(s->rdb);
+        s->rq = NULL;
+        s->rdb = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void sto_reader_close(st_store *s)
+{
+    sqlite3_finalize(s->rq);
+    sqlite3_close_v2(s->rdb);
+    s->rq = NULL;
+    s->rdb = NULL;
+}
+
 int st_snap_stored_read(st_store *s, uint64_t index, uint64_t off, void *buf, size_t len, char *err,
                         size_t errlen)
 {
@@ -590,20 +621,23 @@ int st_snap_stored_read(st_store *s, uint64_t index, uint64_t off, void *buf, si
                         "%s: bytes %llu+%zu of snapshot %llu not stored (stored: %llu, %llu bytes)",
                         s->path, (unsigned long long)off, len, (unsigned long long)index,
                         (unsigned long long)s->c.snap_index, (unsigned long long)s->c.snap_comp);
+    if (!s->rq && reader_conn_open(s, err, errlen) != 0)
+        return ST_EIO;
     uint8_t *dst = buf;
     while (len) {
         uint64_t seq = off / SNAP_CHUNK;
         size_t in = (size_t)(off % SNAP_CHUNK);
-        sqlite3_stmt *st = s->q[Q_CHUNK_GET];
+        sqlite3_stmt *st = s->rq;
         sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
         int rc = sqlite3_step(st);
         if (rc != SQLITE_ROW) {
-            sto_reset_q(s, Q_CHUNK_GET);
+            sqlite3_reset(st);
             if (rc == SQLITE_DONE)
                 return sto_fail(ST_ECORRUPT, err, errlen,
                                 "%s: snapshot at index %llu: chunk %llu missing", s->path,
                                 (unsigned long long)index, (unsigned long long)seq);
-            return sto_sqlfail(s, rc, err, errlen, "read snapshot chunk");
+            return sto_fail(ST_EIO, err, errlen, "%s: read snapshot chunk: %s", s->path,
+                            sqlite3_errmsg(s->rdb));
         }
         uint32_t crc = (uint32_t)sqlite3_column_int64(st, 0);
         const uint8_t *body = sqlite3_column_blob(st, 1);
@@ -612,7 +646,7 @@ int st_snap_stored_read(st_store *s, uint64_t index, uint64_t off, void *buf, si
         size_t n = bad ? 0 : (blen - in < len ? blen - in : len);
         if (!bad)
             memcpy(dst, body + in, n);
-        sto_reset_q(s, Q_CHUNK_GET);
+        sqlite3_reset(st);
         if (bad)
             return sto_fail(ST_ECORRUPT, err, errlen, "%s: snapshot at index %llu: chunk %llu %s",
                             s->path, (unsigned long long)index, (unsigned long long)seq,
