@@ -268,11 +268,96 @@ static int apply_committed(node *n, const raft_ready *rd)
     return 0;
 }
 
+/* Releases the read states of a batch to their waiting readers (served
+ * once the state machine has applied their index: serve_reads). */
+static void take_read_states(node *n, const raft_ready *rd)
+{
+    for (size_t i = 0; i < rd->n_read_states; i++) {
+        for (req *q = n->pending.next; q != &n->pending; q = q->next)
+            if (q->read && q->read_ctx == rd->read_states[i].ctx) {
+                q->have_index = true;
+                q->read_index = rd->read_states[i].index;
+            }
+    }
+}
+
+int ready_finish_written(node *n, bool wait)
+{
+    char err[512];
+    bool any = false;
+    for (;;) {
+        raft_ready rd;
+        int rc = persist_pop(n, &rd, wait, err, sizeof err);
+        if (rc < 0) {
+            node_fail(n, err);
+            return -1;
+        }
+        if (rc == 0)
+            break;
+        if (rd.n_entries)
+            n->durable_index = rd.entries[rd.n_entries - 1].index;
+        send_msgs(n, rd.msgs_after_persist, rd.n_msgs_after_persist);
+        raft_advance(n->r, &rd);
+        any = true;
+    }
+    if (any)
+        log_changes(n);
+    return 0;
+}
+
+/* A batch with a snapshot from the leader: once every batch before it is
+ * written, it is written here, on the loop (rare: a follower that fell
+ * behind the leader's log), then installed before anything after it is
+ * applied. */
+static int ready_with_snapshot(node *n, raft_ready *rd)
+{
+    char err[512];
+    send_msgs(n, rd->msgs, rd->n_msgs);
+    if (ready_finish_written(n, true) != 0)
+        return -1;
+    pthread_mutex_lock(&n->st_mu);
+    int rc = st_save_ready(n->st, rd, err, sizeof err);
+    pthread_mutex_unlock(&n->st_mu);
+    if (rc != ST_OK) {
+        node_fail(n, err);
+        return -1;
+    }
+    n->durable_index = rd->n_entries ? rd->entries[rd->n_entries - 1].index : rd->snapshot->index;
+    send_msgs(n, rd->msgs_after_persist, rd->n_msgs_after_persist);
+    /* the leader sent its stored form, now persisted as is */
+    uint64_t raw = 0;
+    if (snapshot_install(n, rd->snapshot->data, rd->snapshot->len, rd->snapshot->index,
+                         rd->snapshot->term, &raw, err, sizeof err) != ST_OK) {
+        node_fail(n, err);
+        return -1;
+    }
+    nlog(n, 2,
+         "snapshot installed from leader: index %" PRIu64 " term %" PRIu64
+         ", %zu bytes received, %" PRIu64 " bytes of state",
+         rd->snapshot->index, rd->snapshot->term, rd->snapshot->len, raw);
+    if (apply_committed(n, rd) != 0)
+        return -1;
+    take_read_states(n, rd);
+    raft_advance(n->r, rd);
+    log_changes(n);
+    return 0;
+}
+
 /* Works off every ready batch of the core (step 2 of the file comment).
+ * A batch that must be written goes to the disk writer (persist.c) after
+ * its messages are sent and its committed entries applied: they are
+ * committed, so durable on a majority, and the leader counts its own copy
+ * only once written (raft.h), so a leader's command commits on the
+ * followers' writes without waiting for its own.  What must wait for the
+ * write (votes, acks) goes out when the writer is done
+ * (ready_finish_written).  A batch with nothing to write goes through the
+ * writer too while earlier ones are being written, so that its promises
+ * never overtake theirs.
  * -1: the node failed (node_fail) and the loop must end. */
 static int handle_ready(node *n)
 {
-    char err[512];
+    if (ready_finish_written(n, false) != 0)
+        return -1;
     while (raft_has_ready(n->r)) {
         raft_ready rd;
         raft_ready_get(n->r, &rd);
@@ -282,14 +367,25 @@ static int handle_ready(node *n)
          * persisted lazily; a node that restarts with an older one learns
          * the newer one from the leader).  It rides along with a batch that
          * must be durable anyway (entries, a snapshot, a new term or vote),
-         * and only once it is COMMIT_LAG behind.  Syncing it on its own
-         * would double the fsyncs on the commit path: every batch would be
-         * followed by one for its own commit. */
+         * and only once it is COMMIT_LAG behind: rewriting the row with
+         * every batch would add a database page (4 KiB written and
+         * checksummed into the WAL) to batches of a few hundred bytes. */
         if (rd.hs_changed)
             n->hs_now = rd.hs;
-        bool must_sync = rd.n_entries || rd.snapshot || n->hs_now.term != n->hs_saved.term ||
-                         n->hs_now.vote != n->hs_saved.vote;
-        if (!must_sync) {
+        bool vote_changed =
+            n->hs_now.term != n->hs_saved.term || n->hs_now.vote != n->hs_saved.vote;
+        bool must_sync = rd.n_entries || rd.snapshot || vote_changed;
+        rd.hs_changed = must_sync && (vote_changed || rd.snapshot ||
+                                      n->hs_now.commit >= n->hs_saved.commit + COMMIT_LAG);
+        rd.hs = rd.hs_changed ? n->hs_now : n->hs_saved;
+        if (rd.hs_changed)
+            n->hs_saved = n->hs_now; /* written in order, before anything later */
+        if (rd.snapshot) {
+            if (ready_with_snapshot(n, &rd) != 0)
+                return -1;
+            continue;
+        }
+        if (!must_sync && persist_outstanding(n) == 0) {
             /* Nothing to persist: answer the clients first, then send (a
              * nanomsg send costs a thread hand-off, tens of microseconds,
              * that the answers need not wait for). */
@@ -297,57 +393,19 @@ static int handle_ready(node *n)
                 return -1;
             send_msgs(n, rd.msgs, rd.n_msgs);
             send_msgs(n, rd.msgs_after_persist, rd.n_msgs_after_persist);
-        } else {
-            /* The leader's AppendEntries go out before its own write, so
-             * followers write in parallel with it (dissertation §10.2.1). */
-            send_msgs(n, rd.msgs, rd.n_msgs);
-            /* The hard state row goes along when the term or vote changed,
-             * and for the commit index only once it moved COMMIT_LAG on:
-             * rewriting the row with every batch would add a database page
-             * (4 KiB written and checksummed into the WAL) to batches of a
-             * few hundred bytes. */
-            rd.hs = n->hs_now;
-            rd.hs_changed = n->hs_now.term != n->hs_saved.term ||
-                            n->hs_now.vote != n->hs_saved.vote ||
-                            n->hs_now.commit >= n->hs_saved.commit + COMMIT_LAG;
-            if (!rd.hs_changed)
-                rd.hs = n->hs_saved;
-            ntrace(n, "persist start");
-            uint64_t t0 = metrics_now_ns();
-            int rc = st_save_ready(n->st, &rd, err, sizeof err);
-            metrics_observe(&n->metrics.fsync, metrics_now_ns() - t0);
-            ntrace(n, "persist end");
-            if (rc != ST_OK) {
-                node_fail(n, err);
-                return -1;
-            }
-            if (rd.hs_changed)
-                n->hs_saved = n->hs_now;
-            send_msgs(n, rd.msgs_after_persist, rd.n_msgs_after_persist);
-            if (rd.snapshot) {
-                /* the leader sent its stored form, now persisted as is */
-                uint64_t raw = 0;
-                if (snapshot_install(n, rd.snapshot->data, rd.snapshot->len, rd.snapshot->index,
-                                     rd.snapshot->term, &raw, err, sizeof err) != ST_OK) {
-                    node_fail(n, err);
-                    return -1;
-                }
-                nlog(n, 2,
-                     "snapshot installed from leader: index %" PRIu64 " term %" PRIu64
-                     ", %zu bytes received, %" PRIu64 " bytes of state",
-                     rd.snapshot->index, rd.snapshot->term, rd.snapshot->len, raw);
-            }
-            if (apply_committed(n, &rd) != 0)
-                return -1;
+            take_read_states(n, &rd);
+            raft_advance(n->r, &rd);
+            log_changes(n);
+            continue;
         }
-        for (size_t i = 0; i < rd.n_read_states; i++) {
-            for (req *q = n->pending.next; q != &n->pending; q = q->next)
-                if (q->read && q->read_ctx == rd.read_states[i].ctx) {
-                    q->have_index = true;
-                    q->read_index = rd.read_states[i].index;
-                }
-        }
-        raft_advance(n->r, &rd);
+        /* The leader's AppendEntries go out before its own write, so
+         * followers write in parallel with it (dissertation §10.2.1). */
+        send_msgs(n, rd.msgs, rd.n_msgs);
+        ntrace(n, "persist handed to the writer");
+        persist_push(n, &rd);
+        if (apply_committed(n, &rd) != 0)
+            return -1;
+        take_read_states(n, &rd);
         log_changes(n);
     }
     return 0;
@@ -395,6 +453,22 @@ static void recv_peers(node *n)
 
 /* ---- the loop ------------------------------------------------------------ */
 
+/* A loop turn that held the loop for half an election timeout or more is
+ * logged with where the time went (at most once a second): a leader's
+ * held loop sends no heartbeats, a follower's answers nothing. */
+static void report_stall(node *n, const uint64_t ph[6])
+{
+    uint64_t total = ph[5] - ph[0];
+    uint64_t half = (uint64_t)n->cfg.tick_ms * (uint64_t)n->cfg.election_ticks / 2;
+    if (total < half || ph[5] < n->stall_logged_ms + 1000)
+        return;
+    n->stall_logged_ms = ph[5];
+    nlog(n, 1,
+         "loop held %" PRIu64 " ms: input %" PRIu64 " ms, ticks and requests %" PRIu64
+         " ms, ready %" PRIu64 " ms, reads and snapshot %" PRIu64 " ms, ready %" PRIu64 " ms",
+         total, ph[1] - ph[0], ph[2] - ph[1], ph[3] - ph[2], ph[4] - ph[3], ph[5] - ph[4]);
+}
+
 /* The loop thread (node_start starts it; node_stop ends it). */
 void *loop_main(void *arg)
 {
@@ -410,7 +484,8 @@ void *loop_main(void *arg)
         int nf = 0;
         fds[nf++] = (struct pollfd){.fd = n->efd, .events = POLLIN};
         fds[nf++] = (struct pollfd){.fd = n->tfd, .events = POLLIN};
-        nf += net_transport_pollfds(n->tr, fds + nf, 6);
+        fds[nf++] = (struct pollfd){.fd = n->pw.efd, .events = POLLIN};
+        nf += net_transport_pollfds(n->tr, fds + nf, 5);
         int timeout = n->deferred ? 0 : -1;
         uint64_t dl = net_transport_next_deadline(n->tr);
         if (dl != UINT64_MAX) {
@@ -423,6 +498,7 @@ void *loop_main(void *arg)
             break;
         }
         uint64_t now = now_ms();
+        uint64_t ph[6] = {now, 0, 0, 0, 0, 0}; /* phase ends, for stall reports */
         net_transport_tick(n->tr, now);
         n->turn_bytes = 0;
         if (n->deferred)
@@ -438,12 +514,17 @@ void *loop_main(void *arg)
                 drain_local(n);
             } else if (fds[i].fd == n->tfd) {
                 ticked = true;
+            } else if (fds[i].fd == n->pw.efd) {
+                uint64_t v; /* written batches: handle_ready finishes them */
+                if (read(n->pw.efd, &v, sizeof v) < 0) { /* EAGAIN: nothing */
+                }
             } else if (net_transport_is_peer_fd(n->tr, fds[i].fd)) {
                 recv_peers(n);
             } else if (net_transport_is_client_fd(n->tr, fds[i].fd)) {
                 recv_clients(n);
             }
         }
+        ph[1] = now_ms();
         /* Ticks after the messages that came with them: a loop that was held
          * up (a slow fsync, no CPU) first hears the heartbeats and answers
          * that arrived meanwhile, and counts at most MAX_TICKS_PER_TURN of
@@ -466,12 +547,17 @@ void *loop_main(void *arg)
             recv_clients(n);
         member_turn(n, now);
         issue_reads(n);
+        ph[2] = now_ms();
         if (handle_ready(n) != 0)
             break;
+        ph[3] = now_ms();
         serve_reads(n);
         maybe_snapshot(n);
+        ph[4] = now_ms();
         if (handle_ready(n) != 0)
             break;
+        ph[5] = now_ms();
+        report_stall(n, ph);
         atomic_store(&n->applied_pub, kv_applied_index(n->kv));
         report_open_files(n, now_ms());
     }

@@ -190,6 +190,9 @@ static void node_free(node *n)
 {
     if (!n)
         return;
+    /* The writer first: the batches it may still be writing point into
+     * the core. */
+    persist_free(n);
     snapshot_cancel(n);
     free(n->chunk);
     if (n->tr)
@@ -209,6 +212,7 @@ static void node_free(node *n)
     free(n->rep.buf);
     watch_free(n->watch);
     pthread_mutex_destroy(&n->rep.mu);
+    pthread_mutex_destroy(&n->st_mu);
     pthread_mutex_destroy(&n->mu);
     free(n);
 }
@@ -344,11 +348,12 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
         return NULL;
     }
     n->cfg = *cfg;
-    n->efd = n->tfd = -1;
+    n->efd = n->tfd = n->pw.efd = -1;
     const char *tr = getenv("HSTORE_TRACE");
     n->trace = tr && *tr && strcmp(tr, "0") != 0;
     pthread_mutex_init(&n->mu, NULL);
     pthread_mutex_init(&n->rep.mu, NULL);
+    pthread_mutex_init(&n->st_mu, NULL);
     /* A session of its own for open-file reports, new in every incarnation. */
     n->rep.client = 0; /* registered with the first report */
     n->pending.next = n->pending.prev = &n->pending;
@@ -378,7 +383,7 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
     size_t boot_entries = 0;
     if (start_store(n, cfg, err, errlen) != 0 ||
         start_state(n, cfg, &boot_entries, err, errlen) != 0 ||
-        start_io(n, cfg, self, err, errlen) != 0)
+        start_io(n, cfg, self, err, errlen) != 0 || persist_start(n, err, errlen) != 0)
         goto fail;
     n->watch = watch_new(kv_applied_index(n->kv));
     if (!n->watch) {

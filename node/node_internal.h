@@ -109,6 +109,25 @@ typedef struct req {
     uint64_t req_id;
 } req;
 
+/* The disk writer (persist.c).  q[k % RAFT_MAX_BATCHES] for popped <= k <
+ * pushed holds the batches out, oldest first; the writer has written those
+ * below `written`.  Counters and rc/err are guarded by mu. */
+typedef struct persist_state {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;  /* the loop pushed, or stop */
+    pthread_cond_t wcv; /* the writer wrote */
+    pthread_t thr;
+    bool inited, started, stop;
+    int efd; /* the writer wakes the loop */
+    struct {
+        raft_ready rd;
+    } q[RAFT_MAX_BATCHES];
+    uint64_t pushed, written, popped;
+    int rc; /* first failure (then nothing more is written) */
+    char err[512];
+    uint64_t writes, batches, max_ms; /* transactions, batches in them, longest */
+} persist_state;
+
 struct node {
     node_config cfg;
     char self_addr[RAFT_ADDR_MAX];
@@ -155,7 +174,8 @@ struct node {
         int rc;
         char err[256];
     } snap;
-    uint8_t *chunk; /* one snapshot chunk being sent */
+    uint64_t snap_state_bytes; /* state bytes in the latest snapshot (taken or installed) */
+    uint8_t *chunk;            /* one snapshot chunk being sent */
     size_t chunk_cap;
     bool trace;                   /* HSTORE_TRACE set: see ntrace() */
     _Atomic uint64_t applied_pub; /* kv_applied_index, for other threads (may lag) */
@@ -181,6 +201,10 @@ struct node {
         member_op *active;  /* being worked on by the loop */
         uint64_t conf_idx;  /* latest conf change proposed by this node as leader */
     } mem;
+    persist_state pw;
+    pthread_mutex_t st_mu;      /* the store: the loop and the writer (persist.c) */
+    uint64_t durable_index;     /* last log index this node's store holds for sure */
+    uint64_t stall_logged_ms;   /* last "loop held" report (loop.c) */
     uint64_t turn_bytes;        /* bytes proposed in this loop turn */
     bool deferred;              /* commands wait for the next turn (NODE_TURN_BYTES) */
     node_watch *watch;          /* recent changes (watch.c; its own lock) */
@@ -230,6 +254,26 @@ void report_open_files(node *n, uint64_t now);
 /* ---- loop.c ---- */
 
 void *loop_main(void *arg);
+/* Finishes the oldest batches out whose write is done, in order (sends
+ * what waited for the write, raft_advance); wait: first waits until every
+ * batch out is written.  -1: a write failed and the node stopped. */
+int ready_finish_written(node *n, bool wait);
+
+/* ---- persist.c: the disk writer ---- */
+int persist_start(node *n, char *err, size_t errlen);
+void persist_stop(node *n);
+void persist_free(node *n);
+/* Hands a batch (the newest the core gave) to the writer. */
+void persist_push(node *n, const raft_ready *rd);
+/* The oldest batch out, once written: 1 and *rd; 0 when it is not written
+ * yet (wait: block until it is) or none is out; -1 when a write failed
+ * (message in err). */
+int persist_pop(node *n, raft_ready *rd, bool wait, char *err, size_t errlen);
+/* Batches out (pushed, not popped). */
+static inline uint64_t persist_outstanding(node *n)
+{
+    return n->pw.pushed - n->pw.popped; /* both written by the loop thread only */
+}
 void log_changes(node *n);
 
 /* ---- backup.c ---- */

@@ -75,6 +75,7 @@ int snapshot_install(node *n, const uint8_t *frame, size_t frame_len, uint64_t i
         return rc;
     bool bad = kv_snapshot_read(n->kv, st_snap_read, sr) != 0;
     uint64_t bytes = st_snap_reader_bytes(sr);
+    n->snap_state_bytes = bytes;
     if (raw)
         *raw = bytes;
     rc = st_snap_reader_close(sr, err, errlen);
@@ -256,17 +257,26 @@ static void snapshot_finish(node *n)
         return;
     }
     uint64_t stored = st_bgsnap_bytes(n->snap.w);
+    uint64_t t0 = now_ms();
+    /* The store's log must hold every entry up to index before its prefix
+     * is dropped: the batches still being written go first (entries applied
+     * early may not be written yet, persist.c). */
+    if (ready_finish_written(n, true) != 0)
+        return;
     raft_conf conf;
     int crc = raft_compact(n->r, index, NULL, (size_t)stored, &conf);
+    pthread_mutex_lock(&n->st_mu);
     if (crc != RAFT_OK) {
         /* a newer snapshot came from the leader meanwhile */
         st_bgsnap_abort(n->snap.w);
+        pthread_mutex_unlock(&n->st_mu);
         nlog(n, 2, "snapshot at index %" PRIu64 " dropped: %s", index, raft_strerror(crc));
         return;
     }
     char err[512];
-    uint64_t t0 = now_ms();
-    if (st_bgsnap_commit(n->snap.w, &conf, err, sizeof err) != ST_OK) {
+    int src = st_bgsnap_commit(n->snap.w, &conf, err, sizeof err);
+    pthread_mutex_unlock(&n->st_mu);
+    if (src != ST_OK) {
         node_fail(n, err);
         return;
     }
@@ -274,6 +284,7 @@ static void snapshot_finish(node *n)
     metrics_inc(&n->metrics.snapshots_taken, 1);
     metrics_inc(&n->metrics.snapshot_taken_bytes, stored);
     metrics_observe(&n->metrics.snapshot_take, (t1 - n->snap.start_ms) * 1000000u);
+    n->snap_state_bytes = n->snap.raw;
     nlog(n, 2,
          "snapshot taken at index %" PRIu64 " term %" PRIu64 ": %" PRIu64 " bytes, %" PRIu64
          " bytes stored, %" PRIu64 " ms in the background; the loop paused %" PRIu64
@@ -297,6 +308,12 @@ void maybe_snapshot(node *n)
      * otherwise all snapshot at once, and on one machine (or one disk)
      * their background work would pile up together. */
     uint64_t thr = n->cfg.snapshot_threshold;
+    /* Each snapshot rewrites the whole state, so with large files a fixed
+     * threshold rewrites hundreds of MiB for every few written: a state
+     * larger than the threshold lets the log grow up to its size, but never
+     * past twice the threshold (the bound the log's size keeps). */
+    if (n->snap_state_bytes > thr)
+        thr = n->snap_state_bytes < 2 * thr ? n->snap_state_bytes : 2 * thr;
     thr -= thr / 4 * (n->cfg.id % 4) / 3;
     if (n->snap.want && n->snap.want <= st_snapshot_index(n->st))
         n->snap.want = 0; /* a backup's wish (backup.c) is met */
@@ -316,7 +333,10 @@ void maybe_snapshot(node *n)
         return;
     char err[512];
     st_snap_writer *w;
-    if (st_bgsnap_begin(n->st, index, n->last_applied_term, &w, err, sizeof err) != ST_OK) {
+    pthread_mutex_lock(&n->st_mu);
+    int brc = st_bgsnap_begin(n->st, index, n->last_applied_term, &w, err, sizeof err);
+    pthread_mutex_unlock(&n->st_mu);
+    if (brc != ST_OK) {
         n->snap.retry_ms = now + SNAP_RETRY_MS;
         nlog(n, 1, "cannot start a snapshot at index %" PRIu64 ": %s", index, err);
         return;

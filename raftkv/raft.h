@@ -56,9 +56,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RAFT_MAX_NODES 9   /* largest configuration (voters and learners) */
-#define RAFT_MAX_BATCHES 4 /* ready batches out at once (raft_ready_get) */
-#define RAFT_ADDR_MAX 64   /* opaque address carried in a conf change */
+#define RAFT_MAX_NODES 9    /* largest configuration (voters and learners) */
+#define RAFT_MAX_BATCHES 64 /* ready batches out at once (raft_ready_get) */
+#define RAFT_ADDR_MAX 64    /* opaque address carried in a conf change */
 /* Terms never wrap.  A message whose term is above RAFT_TERM_MAX, or more
  * than RAFT_TERM_JUMP_MAX above the node's own term, is ignored (RAFT_EINVAL):
  * a real term grows by one per election, so such a term can only come from a
