@@ -297,10 +297,15 @@ void cli_format_status(const cli_node_status *s, char *buf, size_t cap)
                             : "unreachable");
         return;
     }
+    /* A learner (a member that does not vote yet) says so. */
+    const char *role = raft_role_name(s->st.role);
+    for (uint32_t k = 0; k < s->st.conf.n; k++)
+        if (s->st.conf.ids[k] == s->id && s->st.conf.learner[k])
+            role = "learner";
     snprintf(buf, cap,
              "%" PRIu64 " %s %s term=%" PRIu64 " commit=%" PRIu64 " applied=%" PRIu64
              " leader=%" PRIu64 " last=%" PRIu64 " snapshot=%" PRIu64 " auth_rejected=%" PRIu64
              " conns_cut=%" PRIu64,
-             s->id, s->addr, raft_role_name(s->st.role), s->st.term, s->st.commit, s->st.applied,
-             s->st.leader, s->st.last_index, s->st.snapshot_index, s->auth_rejected, s->conns_cut);
+             s->id, s->addr, role, s->st.term, s->st.commit, s->st.applied, s->st.leader,
+             s->st.last_index, s->st.snapshot_index, s->auth_rejected, s->conns_cut);
 }

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "raftkv/raft.h"
@@ -53,6 +54,7 @@ static const char up_help[] =
     "  --mount-root DIR          mount node i at DIR/i (default /mnt/hstore)\n"
     "  --no-mount                start the nodes without FUSE mounts\n"
     "  --wait SECONDS            how long to wait for a leader (default 20)\n"
+    "  --yes                     shrink a running cluster without asking\n"
     "  -h, --help                this help\n"
     "Node options, handed to every node (see `hstore node --help`):\n"
     "  --snapshot-threshold B    snapshot when the log passes B bytes (k/m/g suffixes)\n"
@@ -72,19 +74,26 @@ static const char up_help[] =
     "While the whole cluster runs, `up` prints its status and exits 0; when some of\n"
     "its nodes died (kill -9, a crash), it starts just those again from their data.\n"
     "An option that differs from the running cluster's is refused: `hstore down`\n"
-    "first.  `hstore down` stops the cluster; the data stays for the next `up`.\n";
+    "first.  `hstore down` stops the cluster; the data stays for the next `up`.\n"
+    "\n"
+    "-n N on a running cluster of another size changes its membership, one node at\n"
+    "a time: nodes that are added start with `hstore node --join` and become voters\n"
+    "once they have caught up; nodes that are removed (the highest ids, after asking,\n"
+    "or at once with --yes) leave the configuration first and then stop, their data\n"
+    "moved aside to DIR/removed-ID.TIME.  See `hstore member --help`.\n";
 
 typedef struct up_args {
     up_opts given;
     const char *dir_opt;
     double wait_s;
+    bool yes; /* --yes: remove nodes without asking */
 } up_args;
 
 /* Parses `hstore up` arguments.  -1 to go on; else the exit code. */
 static int up_parse_args(int argc, char **argv, up_args *a)
 {
-    enum { O_DIR = 256, O_WAIT, O_FIRST_DEF = 512 };
-    struct option longopts[UO_N + 5];
+    enum { O_DIR = 256, O_WAIT, O_YES, O_FIRST_DEF = 512 };
+    struct option longopts[UO_N + 6];
     int k = 0;
     for (int i = 0; i < UO_N; i++)
         longopts[k++] = (struct option){up_defs[i].name,
@@ -92,6 +101,7 @@ static int up_parse_args(int argc, char **argv, up_args *a)
                                         NULL, O_FIRST_DEF + i};
     longopts[k++] = (struct option){"dir", required_argument, NULL, O_DIR};
     longopts[k++] = (struct option){"wait", required_argument, NULL, O_WAIT};
+    longopts[k++] = (struct option){"yes", no_argument, NULL, O_YES};
     longopts[k++] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[k] = (struct option){NULL, 0, NULL, 0};
     memset(a, 0, sizeof *a);
@@ -118,6 +128,7 @@ static int up_parse_args(int argc, char **argv, up_args *a)
         }
         switch (c) {
         case O_DIR: a->dir_opt = optarg; break;
+        case O_YES: a->yes = true; break;
         case O_WAIT:
             if (cli_parse_seconds(optarg, &a->wait_s) != 0) {
                 cli_err("--wait wants seconds, e.g. --wait 20");
@@ -188,7 +199,8 @@ static uint64_t up_http_port(const up_plan *p, uint64_t id)
  * The pid, or -1. */
 static pid_t up_start_node(const up_plan *p, uint64_t id)
 {
-    char idbuf[24], databuf[PATH_MAX], logpath[PATH_MAX + 16];
+    char idbuf[24], databuf[PATH_MAX], logpath[PATH_MAX + 16], boot[CLI_SPEC_MAX];
+    char join[NET_ADDR_MAX + 8], addr[NET_ADDR_MAX + 8];
     snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)id);
     snprintf(databuf, sizeof databuf, "%s/%llu", p->dir, (unsigned long long)id);
     snprintf(logpath, sizeof logpath, "%s/node.log", databuf);
@@ -199,8 +211,19 @@ static pid_t up_start_node(const up_plan *p, uint64_t id)
     av[ac++] = "node";
     av[ac++] = "--id";
     av[ac++] = idbuf;
-    av[ac++] = "--cluster";
-    av[ac++] = (char *)p->spec;
+    if (up_bootstrap_spec(p, boot, sizeof boot) && !up_spec_has(boot, id)) {
+        /* Added by `up -n` later: it joins through node 1. */
+        snprintf(join, sizeof join, "%s:%llu", p->host, (unsigned long long)p->base_port);
+        snprintf(addr, sizeof addr, "%s:%llu", p->host,
+                 (unsigned long long)(p->base_port + 2 * (id - 1)));
+        av[ac++] = "--join";
+        av[ac++] = join;
+        av[ac++] = "--addr";
+        av[ac++] = addr;
+    } else {
+        av[ac++] = "--cluster";
+        av[ac++] = boot[0] ? boot : (char *)p->spec;
+    }
     av[ac++] = "--data";
     av[ac++] = databuf;
     snprintf(secret, sizeof secret, "%s/secret", p->dir); /* cli_up_secret wrote it */
@@ -502,6 +525,140 @@ static void up_print_started(const up_plan *p, const up_run *r, int64_t leader)
     up_print_hints(p);
 }
 
+/* ---- resizing a running cluster ------------------------------------------ */
+
+/* Writes DIR/pids for nodes 1..p->n from pids[]. */
+static void up_write_pids(const up_plan *p, const pid_t *pids)
+{
+    char text[UP_MAX_NODES * 48] = "", path[PATH_MAX + 16];
+    size_t t = 0;
+    for (uint64_t i = 1; i <= p->n; i++)
+        t += (size_t)snprintf(text + t, sizeof text - t, "%llu %d\n", (unsigned long long)i,
+                              (int)pids[i]);
+    snprintf(path, sizeof path, "%s/pids", p->dir);
+    if (up_write_file(path, text) != 0)
+        cli_err("cannot write %s: %s", path, strerror(errno));
+}
+
+/* Waits until node id is a voter of the cluster in spec.  0 or an exit code. */
+static int up_wait_voter(const up_plan *p, uint64_t id, double secs)
+{
+    uint64_t end = cli_now_ns() + (uint64_t)(secs * 1e9);
+    while (cli_now_ns() < end) {
+        net_member_req q = {.op = NET_MEMBER_LIST};
+        net_member_resp r;
+        if (cli_member_call(p->spec, &q, 2, &r) == NET_OK && r.status == NET_MST_OK)
+            for (uint32_t k = 0; k < r.conf.n; k++)
+                if (r.conf.ids[k] == id && !r.conf.learner[k])
+                    return 0;
+        cli_sleep_ms(200);
+    }
+    cli_err("node %llu did not become a voter within %.0f s: see %s/%llu/node.log and "
+            "`hstore member list`",
+            (unsigned long long)id, secs, p->dir, (unsigned long long)id);
+    return CLI_EXIT_UNAVAIL;
+}
+
+/* Asks before removing nodes want+1..old (unless --yes).  True to go on. */
+static bool up_confirm_shrink(const up_plan *p, int old, bool yes)
+{
+    if (yes)
+        return true;
+    if (!isatty(0)) {
+        cli_err("shrinking the cluster in %s to %llu nodes removes nodes %llu..%d: pass --yes "
+                "to do so without a terminal",
+                p->dir, (unsigned long long)p->n, (unsigned long long)p->n + 1, old);
+        return false;
+    }
+    printf("Remove nodes %llu..%d from the cluster in %s (they stop; their data is moved "
+           "aside)? [y/N] ",
+           (unsigned long long)p->n + 1, old, p->dir);
+    fflush(stdout);
+    char line[16] = "";
+    if (!fgets(line, sizeof line, stdin) || (line[0] != 'y' && line[0] != 'Y')) {
+        printf("hstore: nothing changed\n");
+        return false;
+    }
+    return true;
+}
+
+/* `up -n N` on a running cluster of another size: nodes old+1..N join one
+ * at a time, or nodes N+1..old leave (highest id first) and stop. */
+static int up_resize(up_plan *p, bool yes)
+{
+    int old = p->n_old;
+    pid_t pids[UP_MAX_NODES + 1] = {0};
+    for (int i = 1; i <= old && i <= UP_MAX_NODES; i++)
+        pids[i] = p->keep[i];
+    int rc;
+    char boot[CLI_SPEC_MAX];
+    if (!up_bootstrap_spec(p, boot, sizeof boot)) {
+        /* A cluster from before DIR/bootstrap: its SPEC so far is it. */
+        char path[PATH_MAX + 16], text[CLI_SPEC_MAX + 2], spec[CLI_SPEC_MAX] = "";
+        snprintf(path, sizeof path, "%s/cluster", p->dir);
+        FILE *f = fopen(path, "r");
+        if (f && fgets(spec, sizeof spec, f))
+            spec[strcspn(spec, "\n")] = 0;
+        if (f)
+            fclose(f);
+        snprintf(text, sizeof text, "%s\n", spec);
+        snprintf(path, sizeof path, "%s/bootstrap", p->dir);
+        if (!spec[0] || up_write_file(path, text) != 0) {
+            cli_err("cannot record the cluster's first SPEC in %s", path);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (p->n > (uint64_t)old) {
+        if ((rc = up_prepare_dirs(p)) != 0)
+            return rc;
+        for (uint64_t id = (uint64_t)old + 1; id <= p->n; id++) {
+            pids[id] = up_start_node(p, id);
+            if (pids[id] < 0)
+                return CLI_EXIT_UNAVAIL;
+            printf("hstore: node %llu started (pid %d), joining the cluster\n",
+                   (unsigned long long)id, (int)pids[id]);
+            if ((rc = up_wait_voter(p, id, p->wait_s > 60 ? p->wait_s : 60)) != 0)
+                return rc;
+            printf("hstore: node %llu is a voter\n", (unsigned long long)id);
+            uint64_t n = p->n;
+            p->n = id; /* record what is done so far */
+            up_write_pids(p, pids);
+            p->n = n;
+        }
+    } else {
+        if (!up_confirm_shrink(p, old, yes))
+            return CLI_EXIT_USAGE;
+        char old_spec[CLI_SPEC_MAX];
+        snprintf(old_spec, sizeof old_spec, "%s", p->spec);
+        for (int id = old; (uint64_t)id > p->n; id--) {
+            net_member_req q = {.op = NET_MEMBER_REMOVE, .id = (uint64_t)id};
+            net_member_resp r;
+            int crc = cli_member_call(old_spec, &q, p->wait_s > 30 ? p->wait_s : 30, &r);
+            if (crc != NET_OK || (r.status != NET_MST_OK && r.status != NET_MST_NOT_MEMBER)) {
+                cli_err("cannot remove node %d: %s", id,
+                        crc == NET_OK ? r.msg : "no answer from the cluster");
+                return CLI_EXIT_UNAVAIL;
+            }
+            pid_entry e = {(uint64_t)id, pids[id]};
+            if (e.pid > 0 && up_is_node(e.pid))
+                up_stop_pids(&e, 1, 10000);
+            if (!p->no_mount)
+                up_unmount(p->mounts[id - 1]);
+            char from[PATH_MAX], to[PATH_MAX + 64];
+            snprintf(from, sizeof from, "%s/%d", p->dir, id);
+            snprintf(to, sizeof to, "%s/removed-%d.%lld", p->dir, id, (long long)time(NULL));
+            if (rename(from, to) != 0)
+                cli_err("cannot move %s aside: %s", from, strerror(errno));
+            printf("hstore: node %d removed and stopped (its data moved to %s)\n", id, to);
+        }
+        up_write_pids(p, pids);
+    }
+    if ((rc = up_record(p)) != 0)
+        return rc;
+    printf("hstore: the cluster in %s has %llu nodes\n", p->dir, (unsigned long long)p->n);
+    return CLI_EXIT_OK;
+}
+
 int cmd_up(int argc, char **argv)
 {
     up_args a;
@@ -517,6 +674,16 @@ int cmd_up(int argc, char **argv)
     up_opts rec;
     bool had_cluster = up_load_recorded(p.dir, &rec);
     up_find_running(&p);
+    if (a.given.set[UO_NODES] && p.n_alive > 0 && p.n_alive == p.n_old &&
+        strtoull(a.given.val[UO_NODES], NULL, 10) != (uint64_t)p.n_old) {
+        /* The whole cluster runs, at another size: change the membership. */
+        a.given.set[UO_NODES] = false;
+        if ((rc = up_check_options(&p, &a.given, &rec)) != 0)
+            return rc;
+        a.given.set[UO_NODES] = true;
+        up_resolve(&p, &a.given, &rec);
+        return up_resize(&p, a.yes);
+    }
     if ((rc = up_check_options(&p, &a.given, &rec)) != 0)
         return rc;
     up_resolve(&p, &a.given, &rec);

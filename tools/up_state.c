@@ -314,17 +314,60 @@ int up_check_same_cluster(const up_plan *p)
     return 0;
 }
 
+/* The first line of DIR/NAME into out; false when there is none. */
+static bool read_line(const char *dir, const char *name, char *out, size_t cap)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    if (fgets(out, (int)cap, f) != NULL)
+        out[strcspn(out, "\n")] = '\0';
+    fclose(f);
+    return out[0] != 0;
+}
+
+/* DIR/bootstrap from DIR/cluster, unless it exists. */
+static void ensure_bootstrap(const char *dir)
+{
+    char spec[CLI_SPEC_MAX], text[CLI_SPEC_MAX + 2], path[PATH_MAX + 16];
+    if (read_line(dir, "bootstrap", spec, sizeof spec) ||
+        !read_line(dir, "cluster", spec, sizeof spec))
+        return;
+    snprintf(text, sizeof text, "%s\n", spec);
+    snprintf(path, sizeof path, "%s/bootstrap", dir);
+    if (up_write_file(path, text) != 0)
+        cli_err("cannot write %s: %s", path, strerror(errno));
+}
+
+bool up_bootstrap_spec(const up_plan *p, char *out, size_t cap)
+{
+    return read_line(p->dir, "bootstrap", out, cap);
+}
+
+bool up_spec_has(const char *spec, uint64_t id)
+{
+    for (const char *s = spec; s && *s; s = strchr(s, ',') ? strchr(s, ',') + 1 : NULL)
+        if (strtoull(s, NULL, 10) == id)
+            return true;
+    return false;
+}
+
 /* DIR/cluster, DIR/options and DIR/mounts.  0 or an exit code. */
 int up_record(const up_plan *p)
 {
     char path[PATH_MAX + 16];
     char text[UP_MAX_NODES * (PATH_MAX + 32) + 1];
+    ensure_bootstrap(p->dir); /* the SPEC before a resize */
     snprintf(path, sizeof path, "%s/cluster", p->dir);
     snprintf(text, sizeof text, "%s\n", p->spec);
     if (up_write_file(path, text) != 0) {
         cli_err("cannot write %s: %s", path, strerror(errno));
         return CLI_EXIT_USAGE;
     }
+    ensure_bootstrap(p->dir); /* a new cluster's */
     size_t t = (size_t)snprintf(
         text, sizeof text,
         "# The options `hstore up` started this cluster with; a plain `hstore up`\n"

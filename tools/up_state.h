@@ -107,7 +107,14 @@ void up_resolve(up_plan *p, const up_opts *given, const up_opts *rec);
  * membership; starting over it would mix two clusters.  0 or an exit code. */
 int up_check_same_cluster(const up_plan *p);
 
-/* DIR/cluster, DIR/options and DIR/mounts.  0 or an exit code. */
+/* DIR/bootstrap: the SPEC the cluster was first started with; its nodes
+ * start with --cluster, nodes added later by `up -n` with --join.  True with
+ * the SPEC in out when recorded. */
+bool up_bootstrap_spec(const up_plan *p, char *out, size_t cap);
+/* Whether node id is in spec. */
+bool up_spec_has(const char *spec, uint64_t id);
+/* DIR/cluster, DIR/options and DIR/mounts (and DIR/bootstrap the first
+ * time).  0 or an exit code. */
 int up_record(const up_plan *p);
 
 #endif
