@@ -493,6 +493,7 @@ node_http *node_http_new(node *n, const node_http_config *cfg, char *err, size_t
     node_http_route(h, "GET", "/metrics", 0, get_metrics, NULL);
     http_kv_routes(h);
     http_watch_routes(h);
+    http_member_routes(h);
     return h;
 }
 

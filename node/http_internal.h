@@ -42,5 +42,7 @@ bool http_stopping(const node_http *h);
 /* http_kv.c: adds the /v1/kv routes; http_watch.c: /v1/watch. */
 void http_kv_routes(node_http *h);
 void http_watch_routes(node_http *h);
+/* http_members.c: /v1/members and /v1/transfer. */
+void http_member_routes(node_http *h);
 
 #endif

@@ -167,6 +167,20 @@ for i in 1 2 3; do committed=$((committed + $(mval "$i" hstore_proposals_committ
 [ "$(mval 1 process_resident_memory_bytes)" -gt 0 ] || cl_fail "RSS metric is 0"
 [ "$(mval "$leader" hstore_fsync_seconds_count)" -gt 0 ] || cl_fail "no fsync observed"
 
+# ---- members ----
+cl_log "members"
+cl_expect_eq "$(req 2 GET /v1/members)" 200 "member list"
+cl_expect_eq "$(json '" ".join(str(m["id"]) for m in d["members"])')" "1 2 3" "members listed"
+cl_expect_eq "$(req "$leader" DELETE /v1/members/9)" 404 "removing a node that is not a member"
+cl_expect_eq "$(req "$leader" DELETE /v1/members/x)" 400 "removing a bad id"
+cl_expect_eq "$(req "$leader" POST /v1/members --data 'nonsense')" 400 "adding without ID=HOST:PORT"
+T2=$(( leader % 3 + 1 ))
+cl_expect_eq "$(req "$T2" POST "/v1/transfer/$T2")" 421 "a transfer asked of a follower"
+cl_expect_eq "$(json 'd["leader"]')" "$leader" "the 421 names the leader"
+cl_expect_eq "$(req "$leader" POST "/v1/transfer/$T2")" 200 "transfer to node $T2 over HTTP"
+leader=$(cl_wait_leader 15) || cl_fail "no leader after the transfer"
+cl_expect_eq "$leader" "$T2" "the leader after the transfer"
+
 # ---- the minority side of a partition ----
 F=$(( leader % 3 + 1 ))
 fx_isolate "$F"
