@@ -205,7 +205,7 @@ static pid_t up_start_node(const up_plan *p, uint64_t id)
     snprintf(databuf, sizeof databuf, "%s/%llu", p->dir, (unsigned long long)id);
     snprintf(logpath, sizeof logpath, "%s/node.log", databuf);
     char optnames[UO_N][40], secret[PATH_MAX], http[32];
-    char *av[16 + 2 * UO_N];
+    char *av[18 + 2 * UO_N]; /* the fixed arguments, the node options, NULL */
     int ac = 0;
     av[ac++] = "hstore";
     av[ac++] = "node";
