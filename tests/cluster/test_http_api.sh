@@ -6,7 +6,9 @@
 # 405 and 413 where they belong; a server-sent-events watch sees a put made
 # through the command line; a half-sent request does not stop the server;
 # /metrics of every node passes a strict Prometheus text-format check
-# (lib/promcheck.py, itself shown to refuse broken input); and the minority
+# (lib/promcheck.py, itself shown to refuse broken input) and counts the
+# FUSE operations of a file written and read through a mount; the
+# membership routes list the members and transfer leadership; and the minority
 # side of a partition answers 503 with Retry-After, then serves again after
 # the heal.
 . "$(dirname "$0")/lib/cluster.sh"
@@ -17,6 +19,7 @@ fx_init
 command -v curl >/dev/null || cl_fail "curl not found"
 PROMCHECK=$CL_REPO/tests/cluster/lib/promcheck.py
 for i in 1 2 3; do CL_NODE_EXTRA[$i]="--http 127.0.0.$((10 + i)):7102"; done
+CL_MOUNT=1
 cl_start 3 --op-timeout-ms 2000
 leader=$(cl_wait_leader 15) || cl_fail "no leader within 15 s"
 url() { echo "http://127.0.0.$((10 + $1)):7102$2"; }
@@ -126,6 +129,12 @@ cl_expect_eq "$(curl -s --max-time 3 -H "$AUTH" "$(url 1 '/v1/watch?from=1&prefi
 
 # ---- metrics ----
 cl_log "metrics"
+deadline=$(( $(cl_now_ms) + 20000 ))
+until echo through-the-mount >"$CL_DIR/mnt/1/m" 2>/dev/null; do
+    [ "$(cl_now_ms)" -lt "$deadline" ] || cl_fail "cannot write through node 1's mount"
+    sleep 0.2
+done
+cl_expect_eq "$(cat "$CL_DIR/mnt/1/m")" through-the-mount "a file read back through the mount"
 python3 - "$PROMCHECK" <<'PY' || cl_fail "promcheck accepts broken input"
 import subprocess, sys, tempfile
 bad = [
@@ -166,6 +175,10 @@ for i in 1 2 3; do committed=$((committed + $(mval "$i" hstore_proposals_committ
 [ "$committed" -ge 4 ] || cl_fail "only $committed proposals committed over HTTP counted"
 [ "$(mval 1 process_resident_memory_bytes)" -gt 0 ] || cl_fail "RSS metric is 0"
 [ "$(mval "$leader" hstore_fsync_seconds_count)" -gt 0 ] || cl_fail "no fsync observed"
+for op in write read; do
+    [ "$(mval 1 "hstore_fuse_op_seconds_count{op=\"$op\"}")" -gt 0 ] 2>/dev/null ||
+        cl_fail "node 1's mount: no FUSE $op counted"
+done
 
 # ---- members ----
 cl_log "members"
