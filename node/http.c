@@ -510,14 +510,17 @@ int node_http_start(node_http *h, char *err, size_t errlen)
     struct sockaddr_in sa;
     memcpy(&sa, ai->ai_addr, sizeof sa);
     freeaddrinfo(ai);
+    /* poll(), not select(): the node may hold thousands of client
+     * connections, and select() cannot wait on a descriptor past 1023. */
     h->d = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)h->cfg.port,
-        NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->cfg.max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)h->cfg.timeout_s, MHD_OPTION_THREAD_STACK_SIZE, (size_t)HTTP_STACK_SIZE,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE,
-        1u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_END);
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL,
+        (uint16_t)h->cfg.port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->cfg.max_conns,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->cfg.timeout_s, MHD_OPTION_THREAD_STACK_SIZE,
+        (size_t)HTTP_STACK_SIZE, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, h,
+        MHD_OPTION_END);
     if (!h->d) {
         snprintf(err, errlen, "http: cannot listen on %s:%d (address in use?)", h->cfg.host,
                  h->cfg.port);
