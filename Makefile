@@ -70,7 +70,8 @@ help:
 DEB_PKGS := gcc make libfuse3-dev fuse3 libnanomsg-dev libzstd-dev libsqlite3-dev \
             libcmocka-dev pkg-config iptables iproute2 libedit-dev libncurses-dev \
             clang libclang-rt-14-dev tmux psmisc util-linux procps coreutils sqlite3 \
-            python3 libsodium-dev clang-format man-db groff-base libmicrohttpd-dev
+            python3 libsodium-dev clang-format man-db groff-base libmicrohttpd-dev \
+            chromium nodejs
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
@@ -208,7 +209,7 @@ run: deps
 	@echo "The same data from the command line: bin/hstore get foo; bin/hstore shell"
 	@echo "Stop it (unmounts, keeps the data): bin/hstore down"
 
--include $(sort $(wildcard raftkv/*.mk net/*.mk fs/*.mk tools/*.mk tests/*.mk tests/*/*.mk))
+-include $(sort $(wildcard raftkv/*.mk net/*.mk node/*.mk fs/*.mk tools/*.mk tests/*.mk tests/*/*.mk))
 
 # The programs built by the fragments above follow the build flags too.
-$(filter-out $(FLAGS_STAMP),$(filter build/%,$(shell sed -n 's/^\(build\/[a-z_]*\):.*/\1/p' $(wildcard raftkv/*.mk net/*.mk fs/*.mk tools/*.mk tests/*.mk tests/*/*.mk) 2>/dev/null))): $(FLAGS_STAMP)
+$(filter-out $(FLAGS_STAMP),$(filter build/%,$(shell sed -n 's/^\(build\/[a-z_]*\):.*/\1/p' $(wildcard raftkv/*.mk net/*.mk node/*.mk fs/*.mk tools/*.mk tests/*.mk tests/*/*.mk) 2>/dev/null))): $(FLAGS_STAMP)

@@ -494,6 +494,10 @@ int net_send_peer(net_transport *t, uint64_t peer_id, const void *buf, size_t le
     tpeer *p = find_peer(t, peer_id);
     if (!p)
         return NET_EINVAL;
+    if (atomic_load_explicit(&t->partitioned, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&t->partition_dropped, 1, memory_order_relaxed);
+        return NET_OK;
+    }
     if (!t->faults.on)
         return raw_send(t, peer_id, buf, len);
 
@@ -531,7 +535,9 @@ void net_transport_tick(net_transport *t, uint64_t now_ms)
     net_tp_client_sweep(t, now_ms);
     while (t->n_held > 0 && t->heap[0].due <= now_ms) {
         held h = heap_pop(t);
-        if (find_peer(t, h.peer))
+        if (atomic_load_explicit(&t->partitioned, memory_order_relaxed))
+            atomic_fetch_add_explicit(&t->partition_dropped, 1, memory_order_relaxed);
+        else if (find_peer(t, h.peer))
             (void)raw_send(t, h.peer, h.buf, h.len);
         free(h.buf);
     }
@@ -603,6 +609,11 @@ int net_recv_peer(net_transport *t, void **buf, size_t *len, uint64_t *from)
             int e = nn_errno();
             return (e == EAGAIN || e == EINTR) ? NET_EAGAIN : NET_EIO;
         }
+        if (atomic_load_explicit(&t->partitioned, memory_order_relaxed)) {
+            atomic_fetch_add_explicit(&t->partition_dropped, 1, memory_order_relaxed);
+            nn_freemsg(m);
+            continue;
+        }
         net_trailer tr;
         if (net_open(t->auth.peer, m, (size_t)n, &tr) != NET_OK || tr.sender == 0) {
             t->st.peer_auth_failed++;
@@ -655,4 +666,20 @@ void net_transport_get_faults(const net_transport *t, net_faults *f)
 {
     if (t && f)
         *f = t->faults;
+}
+
+void net_transport_set_partitioned(net_transport *t, bool on)
+{
+    if (t)
+        atomic_store(&t->partitioned, on);
+}
+
+bool net_transport_partitioned(const net_transport *t)
+{
+    return t && atomic_load(&((net_transport *)t)->partitioned);
+}
+
+uint64_t net_transport_partition_dropped(const net_transport *t)
+{
+    return t ? atomic_load(&((net_transport *)t)->partition_dropped) : 0;
 }

@@ -197,6 +197,17 @@ typedef struct net_transport_stats {
 } net_transport_stats;
 void net_transport_get_stats(const net_transport *t, net_transport_stats *st);
 
+/* A node-local partition, for demonstrations (the playground): while on,
+ * every peer frame sent is dropped before it reaches nanomsg (net_send_peer
+ * answers NET_OK, as for a frame lost on the wire), delayed frames are
+ * dropped when due, and every peer frame received is dropped unread by
+ * net_recv_peer.  The client port keeps working.  Unlike the rest of the
+ * transport these two may be called from any thread. */
+void net_transport_set_partitioned(net_transport *t, bool on);
+bool net_transport_partitioned(const net_transport *t);
+/* Peer frames dropped by the partition switch, both ways. */
+uint64_t net_transport_partition_dropped(const net_transport *t);
+
 /* The fault settings in force (all zero when off).  For logs and tests. */
 typedef struct net_faults {
     bool on;

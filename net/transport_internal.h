@@ -7,6 +7,8 @@
 #ifndef HSTORE_NET_TRANSPORT_INTERNAL_H
 #define HSTORE_NET_TRANSPORT_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include "net/auth.h"
 #include "net/stream.h"
 #include "net/transport.h"
@@ -117,6 +119,8 @@ struct net_transport {
     net_buf ebuf;               /* HELLO_ACK / ERROR frames */
 
     net_transport_stats st;
+    atomic_bool partitioned; /* drop all peer traffic (net_transport_set_partitioned) */
+    atomic_ullong partition_dropped;
 };
 
 /* ---- transport_client.c, called from transport.c ---- */

@@ -164,6 +164,16 @@ const node_config *node_get_config(const node *n)
     return &n->cfg;
 }
 
+void node_set_partitioned(node *n, bool on)
+{
+    net_transport_set_partitioned(n->tr, on);
+}
+
+bool node_partitioned(node *n)
+{
+    return net_transport_partitioned(n->tr);
+}
+
 bool node_failed(node *n)
 {
     pthread_mutex_lock(&n->mu);

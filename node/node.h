@@ -116,6 +116,12 @@ void node_status(node *n, raft_status *st);
 
 const node_config *node_get_config(const node *n);
 
+/* The node-local partition switch (net_transport_set_partitioned): while on,
+ * the node's peer traffic is dropped both ways; clients are still served.
+ * For demonstrations.  Thread-safe. */
+void node_set_partitioned(node *n, bool on);
+bool node_partitioned(node *n);
+
 /* Open files (kv.h "Open files", node/report.c).  fn lists the inodes the mount
  * holds open: it fills at most max of them into inos, returns how many there
  * are (more than max: it is called again with room for all), and lowers

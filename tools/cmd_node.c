@@ -21,6 +21,7 @@
 #include "fs/fs_node_backend.h"
 #include "node/http.h"
 #include "node/node.h"
+#include "node/play.h"
 #include "tools/cli.h"
 #include "tools/cli_net.h"
 #include "tools/cmds.h"
@@ -74,6 +75,9 @@ static void node_usage(FILE *out)
             "                             (default off; `hstore up` uses 127.0.0.1 and the\n"
             "                             peer port + 1000); requests need the bearer\n"
             "                             token `hstore http-token` prints\n"
+            "  --up-dir DIR               `hstore up` passes its directory: the playground\n"
+            "                             page may then stop, kill, restart and partition\n"
+            "                             the nodes recorded there (README, Playground)\n"
             "  --config FILE              read options from FILE: lines `name = value` with\n"
             "                             the long option names above; # starts a comment\n"
             "  -h, --help                 this help\n"
@@ -104,6 +108,7 @@ typedef struct node_args {
     int join_timeout_ms;
     char mount[PATH_MAX];
     char secret_file[PATH_MAX];
+    char up_dir[PATH_MAX];
     bool have_id, have_cluster, have_data, insecure;
     node_http_config http; /* port 0: no HTTP */
 } node_args;
@@ -172,6 +177,10 @@ static int set_option(node_args *a, const char *name, const char *val, const cha
             cli_err("node: --http%s: %s", where, err);
             return -1;
         }
+    } else if (!strcmp(name, "up-dir")) {
+        if (!*val || strlen(val) >= sizeof a->up_dir)
+            goto bad;
+        snprintf(a->up_dir, sizeof a->up_dir, "%s", val);
     } else if (!strcmp(name, "insecure")) {
         if (strcmp(val, "true") && strcmp(val, "1") && strcmp(val, "yes"))
             goto bad;
@@ -286,6 +295,7 @@ static int node_parse_args(int argc, char **argv, node_args *a)
         {"secret-file", required_argument, NULL, 0},
         {"insecure", no_argument, NULL, 0},
         {"http", required_argument, NULL, 0},
+        {"up-dir", required_argument, NULL, 0},
         {"client-max-conns", required_argument, NULL, 0},
         {"client-idle-ms", required_argument, NULL, 0},
         {"client-mem-max", required_argument, NULL, 0},
@@ -486,6 +496,11 @@ static int node_run(node_args *a)
         cli_err("node: %s", err);
         return 1;
     }
+    if (play_start(n, a->up_dir[0] ? a->up_dir : NULL, err, sizeof err) != 0) {
+        cli_err("node: %s", err);
+        node_stop(n);
+        return 1;
+    }
     fs_mount *m = NULL;
     if (a->mount[0]) {
         fs_options fo;
@@ -496,6 +511,7 @@ static int node_run(node_args *a)
         m = fs_start(&fb, a->mount, &fo, err, sizeof err);
         if (!m) {
             cli_err("node: cannot mount %s: %s", a->mount, err);
+            play_stop();
             node_stop(n);
             return 1;
         }
@@ -508,6 +524,7 @@ static int node_run(node_args *a)
             cli_err("node: %s", err);
             node_http_stop(h);
             fs_stop(m);
+            play_stop();
             node_stop(n);
             return 1;
         }
@@ -537,6 +554,7 @@ static int node_run(node_args *a)
     bool failed = node_failed(n) || j.failed;
     node_http_stop(h);
     fs_stop(m);
+    play_stop();
     node_stop(n);
     return failed ? 1 : 0;
 }

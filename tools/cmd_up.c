@@ -205,7 +205,7 @@ static pid_t up_start_node(const up_plan *p, uint64_t id)
     snprintf(databuf, sizeof databuf, "%s/%llu", p->dir, (unsigned long long)id);
     snprintf(logpath, sizeof logpath, "%s/node.log", databuf);
     char optnames[UO_N][40], secret[PATH_MAX], http[32];
-    char *av[18 + 2 * UO_N]; /* the fixed arguments, the node options, NULL */
+    char *av[20 + 2 * UO_N]; /* the fixed arguments, the node options, NULL */
     int ac = 0;
     av[ac++] = "hstore";
     av[ac++] = "node";
@@ -232,6 +232,8 @@ static pid_t up_start_node(const up_plan *p, uint64_t id)
     snprintf(http, sizeof http, "127.0.0.1:%llu", (unsigned long long)up_http_port(p, id));
     av[ac++] = "--http";
     av[ac++] = http;
+    av[ac++] = "--up-dir"; /* the playground's control of this cluster (node/play_ctl.c) */
+    av[ac++] = (char *)p->dir;
     if (!p->no_mount) {
         av[ac++] = "--mount";
         av[ac++] = (char *)p->mounts[id - 1];
@@ -244,6 +246,7 @@ static pid_t up_start_node(const up_plan *p, uint64_t id)
         av[ac++] = (char *)p->eff.val[i];
     }
     av[ac] = NULL;
+    up_record_node(p->dir, id, av, ac);
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {

@@ -12,6 +12,7 @@
  * points, which nodes still run).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,6 +222,28 @@ int up_write_file(const char *path, const char *text)
         return -1;
     }
     return 0;
+}
+
+void up_record_node(const char *dir, uint64_t id, char *const *argv, int argc)
+{
+    char path[PATH_MAX + 48], tmp[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%llu/partition", dir, (unsigned long long)id);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/%llu/cmdline", dir, (unsigned long long)id);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    bool ok = fd >= 0;
+    for (int i = 0; ok && i < argc; i++) {
+        size_t len = strlen(argv[i]) + 1; /* with its NUL */
+        ok = write(fd, argv[i], len) == (ssize_t)len;
+    }
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    if (!ok || rename(tmp, path) != 0) {
+        cli_err("cannot write %s: %s; the playground cannot restart node %llu", path,
+                strerror(errno), (unsigned long long)id);
+        unlink(tmp);
+    }
 }
 
 int up_read_pids(const char *dir, pid_entry *out, int max)

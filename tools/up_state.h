@@ -78,6 +78,13 @@ bool up_load_recorded(const char *dir, up_opts *rec);
 /* Writes text to path through path.tmp and a rename.  0 or -1. */
 int up_write_file(const char *path, const char *text);
 
+/* Records how node id is started, for the playground's restart
+ * (node/play_ctl.c): argv[0..argc) NUL-separated in DIR/ID/cmdline (mode
+ * 0600); and clears its partition switch (DIR/ID/partition), which a start
+ * does not keep.  Failures are said, not fatal: only the restart button
+ * needs the file. */
+void up_record_node(const char *dir, uint64_t id, char *const *argv, int argc);
+
 /* Reads DIR/pids into out (at most max).  The count, or -1 without the file. */
 int up_read_pids(const char *dir, pid_entry *out, int max);
 

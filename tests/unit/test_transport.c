@@ -236,6 +236,51 @@ static void test_two_nodes_exchange(void **state)
     net_transport_free(b);
 }
 
+/* The partition switch drops peer frames both ways while on, and traffic
+ * flows again once it is off. */
+static void test_partition_switch(void **state)
+{
+    (void)state;
+    int pa = free_port_pair("127.0.0.1"), pb = free_port_pair("127.0.0.1");
+    net_transport_config ca, cb;
+    mkcfg(&ca, 1, "127.0.0.1", pa);
+    addpeer(&ca, 2, "127.0.0.1", pb);
+    mkcfg(&cb, 2, "127.0.0.1", pb);
+    addpeer(&cb, 1, "127.0.0.1", pa);
+    net_transport *a = mk(&ca), *b = mk(&cb);
+    connect_pair(a, 2, b);
+    connect_pair(b, 1, a);
+    assert_false(net_transport_partitioned(a));
+
+    net_transport_set_partitioned(a, true);
+    assert_true(net_transport_partitioned(a));
+    void *buf;
+    size_t len;
+    /* a's sends are dropped (and reported sent, as a frame lost on the wire) */
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(net_send_peer(a, 2, "lost", 4), NET_OK);
+    assert_int_equal(recv_wait(b, 300, &buf, &len), NET_EAGAIN);
+    /* what b sends reaches a's socket but is dropped unread */
+    for (int i = 0; i < 10; i++)
+        send_until_ok(b, 1, "lost", 4);
+    assert_int_equal(recv_wait(a, 300, &buf, &len), NET_EAGAIN);
+    assert_true(net_transport_partition_dropped(a) >= 11);
+
+    net_transport_set_partitioned(a, false);
+    assert_false(net_transport_partitioned(a));
+    send_until_ok(a, 2, "back", 4);
+    assert_int_equal(recv_wait(b, WAIT_MS, &buf, &len), NET_OK);
+    assert_int_equal(len, 4);
+    assert_memory_equal(buf, "back", 4);
+    net_msg_free(buf);
+    send_until_ok(b, 1, "back", 4);
+    assert_int_equal(recv_wait(a, WAIT_MS, &buf, &len), NET_OK);
+    assert_memory_equal(buf, "back", 4);
+    net_msg_free(buf);
+    net_transport_free(a);
+    net_transport_free(b);
+}
+
 /* Finds an established TCP connection local_ip:* -> remote_ip:remote_port in
  * /proc/net/tcp (addresses there are hex in network byte order). */
 static bool tcp_conn_exists(const char *local_ip, const char *remote_ip, int remote_port)
@@ -1063,6 +1108,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_nodes_exchange),
+        cmocka_unit_test(test_partition_switch),
         cmocka_unit_test(test_outgoing_from_own_address),
         cmocka_unit_test(test_down_peer_never_blocks),
         cmocka_unit_test(test_peer_restart_reconnects),
