@@ -23,6 +23,7 @@
 
 #include "node/http_internal.h"
 #include "node/metrics.h"
+#include "node/play.h"
 #include "raftkv/kv_ops.h"
 
 #define HTTP_MAX_ROUTES 64
@@ -494,6 +495,7 @@ node_http *node_http_new(node *n, const node_http_config *cfg, char *err, size_t
     http_kv_routes(h);
     http_watch_routes(h);
     http_member_routes(h);
+    play_routes(h);
     return h;
 }
 

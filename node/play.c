@@ -19,6 +19,7 @@
 
 #include "net/client.h"
 #include "node/play_assets.h"
+#include "node/http_util.h"
 #include "node/play_ctl.h"
 
 #define STATUS_TIMEOUT_MS 400
@@ -51,103 +52,63 @@ bool play_serve_file(const char *path, play_reply *r)
     return true;
 }
 
-/* ---- a growing JSON text ---- */
-
-typedef struct jbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} jbuf;
-
-static void jputf(jbuf *b, const char *fmt, ...)
+static void reply_json(play_reply *r, int status, hbuf *b)
 {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = b->cap - b->len;
-        int n = b->p ? vsnprintf(b->p + b->len, room, fmt, ap) : -1;
-        va_end(ap);
-        if (n >= 0 && (size_t)n < room) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        while (n >= 0 && cap - b->len <= (size_t)n)
-            cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q || b->oom) {
-            b->oom = true;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-}
-
-/* A JSON string: quotes, backslashes and control bytes escaped. */
-static void jstr(jbuf *b, const char *s)
-{
-    jputf(b, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            jputf(b, "\\%c", *c);
-        else if (*c < 0x20)
-            jputf(b, "\\u%04x", *c);
-        else
-            jputf(b, "%c", *c);
-    }
-    jputf(b, "\"");
-}
-
-static void reply_json(play_reply *r, int status, jbuf *b)
-{
-    if (b->oom || !b->p) {
-        free(b->p);
-        *r = (play_reply){500, "application/json",
-                          (const unsigned char *)"{\"error\":\"out of memory\"}", 25, NULL};
+    size_t len = 0;
+    char *p = b->oom ? NULL : hbuf_take(b, &len);
+    hbuf_free(b);
+    if (!p) {
+        static const char oom[] = "{\"error\":\"no_memory\",\"message\":\"out of memory\"}\n";
+        *r =
+            (play_reply){500, "application/json", (const unsigned char *)oom, sizeof oom - 1, NULL};
         return;
     }
-    *r = (play_reply){status, "application/json", (const unsigned char *)b->p, b->len, b->p};
+    *r = (play_reply){status, "application/json", (const unsigned char *)p, len, p};
 }
 
+/* {"ok":true,"message":...} (200), else {"error":CODE,"message":...} as
+ * the HTTP server's own errors (node/http.h). */
 static void reply_msg(play_reply *r, int status, const char *msg)
 {
-    jbuf b = {0};
-    jputf(&b, "{");
-    jputf(&b, status == 200 ? "\"ok\":true,\"message\":" : "\"error\":");
-    jstr(&b, msg);
-    jputf(&b, "}\n");
+    const char *code = status == 200   ? NULL
+                       : status == 400 ? "bad_request"
+                       : status == 403 ? "forbidden"
+                       : status == 404 ? "not_found"
+                       : status == 405 ? "method_not_allowed"
+                       : status == 409 ? "conflict"
+                                       : "internal";
+    hbuf b = {0};
+    if (code)
+        hbuf_printf(&b, "{\"error\":\"%s\",\"message\":", code);
+    else
+        hbuf_puts(&b, "{\"ok\":true,\"message\":");
+    hbuf_json_str(&b, msg, strlen(msg));
+    hbuf_puts(&b, "}\n");
     reply_json(r, status, &b);
 }
 
 /* ---- GET /v1/play/cluster ---- */
 
-static const char *role_name(raft_role role)
-{
-    return raft_role_name(role);
-}
-
-static void node_json(jbuf *b, uint64_t id, const char *peer, const raft_status *st,
+static void node_json(hbuf *b, uint64_t id, const char *peer, const raft_status *st,
                       const char *err, const play_proc *pp, bool partitioned)
 {
-    jputf(b, "{\"id\":%" PRIu64 ",\"peer\":", id);
-    jstr(b, peer);
+    hbuf_printf(b, "{\"id\":%" PRIu64 ",\"peer\":", id);
+    hbuf_json_str(b, peer, strlen(peer));
     if (st) {
-        jputf(b, ",\"ok\":true,\"role\":");
-        jstr(b, role_name(st->role));
-        jputf(b,
-              ",\"term\":%" PRIu64 ",\"leader\":%" PRIu64 ",\"commit\":%" PRIu64
-              ",\"applied\":%" PRIu64 ",\"first_index\":%" PRIu64 ",\"last_index\":%" PRIu64
-              ",\"snapshot_index\":%" PRIu64,
-              st->term, st->leader, st->commit, st->applied, st->first_index, st->last_index,
-              st->snapshot_index);
+        hbuf_printf(b, ",\"ok\":true,\"role\":\"%s\"", raft_role_name(st->role));
+        hbuf_printf(b,
+                    ",\"term\":%" PRIu64 ",\"leader\":%" PRIu64 ",\"commit\":%" PRIu64
+                    ",\"applied\":%" PRIu64 ",\"first_index\":%" PRIu64 ",\"last_index\":%" PRIu64
+                    ",\"snapshot_index\":%" PRIu64,
+                    st->term, st->leader, st->commit, st->applied, st->first_index, st->last_index,
+                    st->snapshot_index);
     } else {
-        jputf(b, ",\"ok\":false,\"error\":");
-        jstr(b, err);
+        hbuf_puts(b, ",\"ok\":false,\"error\":");
+        hbuf_json_str(b, err, strlen(err));
     }
     if (pp->pid > 0)
-        jputf(b, ",\"pid\":%d,\"running\":%s", (int)pp->pid, pp->running ? "true" : "false");
-    jputf(b, ",\"partitioned\":%s}", partitioned ? "true" : "false");
+        hbuf_printf(b, ",\"pid\":%d,\"running\":%s", (int)pp->pid, pp->running ? "true" : "false");
+    hbuf_printf(b, ",\"partitioned\":%s}", partitioned ? "true" : "false");
 }
 
 static void cluster(node *n, play_reply *r)
@@ -165,11 +126,11 @@ static void cluster(node *n, play_reply *r)
     if (c)
         net_client_set_auth(c, &cfg->auth);
 
-    jbuf b = {0};
-    jputf(&b, "{\"self\":%" PRIu64 ",\"control\":%s,\"control_reason\":", cfg->id,
-          control ? "true" : "false");
-    jstr(&b, why);
-    jputf(&b, ",\"nodes\":[");
+    hbuf b = {0};
+    hbuf_printf(&b, "{\"self\":%" PRIu64 ",\"control\":%s,\"control_reason\":", cfg->id,
+                control ? "true" : "false");
+    hbuf_json_str(&b, why, strlen(why));
+    hbuf_printf(&b, ",\"nodes\":[");
     for (int i = 0; i < cfg->n_peers; i++) {
         const node_peer *p = &cfg->peers[i];
         char peer[RAFT_ADDR_MAX + 16];
@@ -179,6 +140,7 @@ static void cluster(node *n, play_reply *r)
         const char *e = "no answer";
         if (p->id == cfg->id) {
             node_status(n, &st);
+            st.applied = node_applied_index(n);
             got = &st;
         } else if (!c) {
             e = err;
@@ -193,10 +155,10 @@ static void cluster(node *n, play_reply *r)
         play_ctl_proc(p->id, &pp);
         bool part = p->id == cfg->id ? node_partitioned(n) : pp.partitioned;
         if (i)
-            jputf(&b, ",");
+            hbuf_printf(&b, ",");
         node_json(&b, p->id, peer, got, e, &pp, part);
     }
-    jputf(&b, "]}\n");
+    hbuf_printf(&b, "]}\n");
     net_client_free(c);
     reply_json(r, 200, &b);
 }
@@ -232,6 +194,53 @@ bool play_handle(node *n, const char *method, const char *path, play_reply *r)
     int status = play_ctl_act((uint64_t)id, action, msg, sizeof msg);
     reply_msg(r, status, msg);
     return true;
+}
+
+/* ---- the HTTP server's routes ---- */
+
+static void to_resp(play_reply *r, http_resp *rs)
+{
+    char *body = r->body;
+    if (!body) { /* a compiled-in file: the server frees what it sends */
+        body = malloc(r->len ? r->len : 1);
+        if (!body) {
+            http_error(rs, 500, "no_memory", "out of memory");
+            return;
+        }
+        memcpy(body, r->data, r->len);
+    }
+    http_reply(rs, r->status, r->type, body, r->len);
+}
+
+static void route_file(const http_req *rq, http_resp *rs, void *arg)
+{
+    (void)arg;
+    play_reply r;
+    if (!play_serve_file(rq->path, &r)) {
+        http_error(rs, 404, "not_found", "no file %s in the playground", rq->path);
+        return;
+    }
+    to_resp(&r, rs);
+}
+
+static void route_play(const http_req *rq, http_resp *rs, void *arg)
+{
+    (void)arg;
+    play_reply r;
+    if (!play_handle(rq->n, rq->method, rq->path, &r)) {
+        http_error(rs, 404, "not_found", "no route %s", rq->path);
+        return;
+    }
+    to_resp(&r, rs);
+}
+
+void play_routes(node_http *h)
+{
+    node_http_route(h, "GET", "/", HTTP_ROUTE_PUBLIC, route_file, NULL);
+    node_http_route(h, "GET", "/index.html", HTTP_ROUTE_PUBLIC, route_file, NULL);
+    node_http_route(h, "GET", "/play/", HTTP_ROUTE_PREFIX | HTTP_ROUTE_PUBLIC, route_file, NULL);
+    node_http_route(h, "GET", "/v1/play/cluster", 0, route_play, NULL);
+    node_http_route(h, "POST", "/v1/play/nodes/", HTTP_ROUTE_PREFIX, route_play, NULL);
 }
 
 int play_start(node *n, const char *up_dir, char *err, size_t errlen)

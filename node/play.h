@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "node/http.h"
 #include "node/node.h"
 
 /* One answer: status, Content-Type and bytes.  body is malloc'ed (free with
@@ -44,6 +45,10 @@ bool play_serve_file(const char *path, play_reply *r);
  * filled (an error is a JSON answer too); false when path is not under
  * /v1/play/. */
 bool play_handle(node *n, const char *method, const char *path, play_reply *r);
+
+/* Adds the page's files (public: GET /, /index.html, /play/...) and the
+ * /v1/play/ routes to the node's HTTP server (node_http_new calls it). */
+void play_routes(node_http *h);
 
 /* Turns the control routes on for a node started by `hstore up` in up_dir
  * (the cluster directory): checks that up_dir holds a cluster and this

@@ -64,7 +64,7 @@ async function errorText(r) {
   const text = await r.text();
   try {
     const j = JSON.parse(text);
-    return (j.error || j.message || text) + ' (' + r.status + ')';
+    return (j.message || j.error || text) + ' (' + r.status + ')';
   } catch (e) {
     return (text || r.statusText) + ' (' + r.status + ')';
   }
