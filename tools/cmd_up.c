@@ -357,6 +357,26 @@ static void up_print_nodes(const up_plan *p, const pid_t *pids, const char *cons
     }
 }
 
+/* The playground's address, the token in the fragment (which the browser
+ * never sends: the page keeps it in the tab's sessionStorage). */
+static void up_print_playground(const up_plan *p)
+{
+    char path[PATH_MAX + 16], err[256], tok[NET_HTTP_TOKEN_LEN + 1];
+    net_auth a;
+    snprintf(path, sizeof path, "%s/secret", p->dir);
+    if (net_auth_load(&a, path, err, sizeof err) != NET_OK) {
+        cli_err("no playground address: %s", err);
+        return;
+    }
+    net_auth_http_token(&a, tok);
+    printf("Playground: http://127.0.0.1:%llu/#token=%s\n", (unsigned long long)up_http_port(p, 1),
+           tok);
+    printf("  (every node serves it, on ports");
+    for (uint64_t id = 1; id <= p->n; id++)
+        printf(" %llu", (unsigned long long)up_http_port(p, id));
+    printf("; the token stays in the browser tab)\n");
+}
+
 static void up_print_hints(const up_plan *p)
 {
     printf("\nSPEC: %s\n", p->spec);
@@ -370,6 +390,7 @@ static void up_print_hints(const up_plan *p)
     printf("HTTP API: curl -H \"Authorization: Bearer $(hstore http-token)\" "
            "http://127.0.0.1:%llu/v1/status\n",
            (unsigned long long)up_http_port(p, 1));
+    up_print_playground(p);
     printf("Options: %s/options.  Logs: %s/<id>/node.log.  Stop with: hstore down%s%s\n", p->dir,
            p->dir, p->dir_opt ? " --dir " : "", p->dir_opt ? p->dir_opt : "");
 }

@@ -9,13 +9,13 @@
 
 PLAYWRIGHT_VERSION := 1.65.2
 PLAYWRIGHT_DIR     := build/playwright
-PLAYWRIGHT_STAMP   := $(PLAYWRIGHT_DIR)/node_modules/playwright-core/package.json
+PLAYWRIGHT_STAMP   := $(PLAYWRIGHT_DIR)/installed-$(PLAYWRIGHT_VERSION)
 
 .PHONY: playwright
 playwright: $(PLAYWRIGHT_STAMP)
 test-cluster: $(PLAYWRIGHT_STAMP)
 
-$(PLAYWRIGHT_STAMP): tests/cluster/playwright.mk
+$(PLAYWRIGHT_STAMP):
 	@if ! command -v npm >/dev/null 2>&1; then \
 	  echo "playwright: installing npm from Debian"; sudo=""; \
 	  [ "$$(id -u)" != 0 ] && sudo=sudo; \

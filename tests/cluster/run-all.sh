@@ -2,7 +2,9 @@
 # Runs every executable tests/cluster/test_*.sh, each under `timeout`, and
 # prints each test's name, result and seconds, then one closing line:
 #   "cluster: N passed, N failed"
-# Exits non-zero if any test failed.  HSTORE_TEST_MODE=long runs every test
+# Exits non-zero if any test failed.  A test that exits 77 was skipped (it
+# could not run here, e.g. no browser); it is listed as SKIP, and the
+# closing line then also counts the skipped, loudly.  HSTORE_TEST_MODE=long runs every test
 # CL_ROUNDS times (default 3) instead of once, and also runs the long_*.sh
 # scenarios, which are too heavy for this machine's make test (they are
 # targets the product does not meet everywhere yet, or long soaks).
@@ -21,7 +23,7 @@ if [ ! -x "$HSTORE" ]; then
     exit 1
 fi
 
-passed=0; failed=0; results=()
+passed=0; failed=0; skipped=0; results=()
 scripts=("$here"/test_*.sh)
 [ "${HSTORE_TEST_MODE:-normal}" = long ] && scripts+=("$here"/long_*.sh)
 for t in "${scripts[@]}"; do
@@ -37,6 +39,8 @@ for t in "${scripts[@]}"; do
         secs=$(awk -v ns=$(( $(date +%s%N) - start )) 'BEGIN { printf "%.1f", ns / 1e9 }')
         if [ "$rc" -eq 0 ]; then
             passed=$((passed + 1)); res=PASS
+        elif [ "$rc" -eq 77 ]; then
+            skipped=$((skipped + 1)); res="SKIP (could not run here: see its output)"
         else
             failed=$((failed + 1)); res="FAIL (exit $rc$([ "$rc" -eq 124 ] && echo ": timed out after ${limit}s"))"
         fi
@@ -47,5 +51,9 @@ for t in "${scripts[@]}"; do
 done
 echo
 for l in "${results[@]+"${results[@]}"}"; do echo "$l"; done
-echo "cluster: $passed passed, $failed failed"
+if [ "$skipped" -gt 0 ]; then
+    echo "cluster: $passed passed, $failed failed, $skipped SKIPPED (not run: see the SKIP lines)"
+else
+    echo "cluster: $passed passed, $failed failed"
+fi
 [ "$failed" -eq 0 ]
