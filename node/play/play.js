@@ -33,6 +33,8 @@ let last = null;          /* the previous /v1/play/cluster answer, by node id */
 let control = false;
 let pollTimer = null;
 let watchAbort = null;
+let watchNext = 0;
+let listTimer = null;        /* the next change index the watch expects */
 
 const $ = (id) => document.getElementById(id);
 
@@ -275,21 +277,25 @@ function sseEvent(block) {
   let text = data.join('\n');
   try {
     const j = JSON.parse(text);
-    const parts = [];
-    for (const k of ['op', 'type', 'key', 'index'])
-      if (j[k] !== undefined)
-        parts.push(k + '=' + j[k]);
-    if (parts.length)
-      text = parts.join(' ');
+    if (j.op !== undefined) {
+      const key = j.key === null || j.key === undefined ? 'inode ' + j.ino : j.key;
+      text = 'index ' + j.index + ': ' + j.op + ' ' + key + (j.key2 ? ' -> ' + j.key2 : '');
+      watchNext = Math.max(watchNext, j.index + 1);
+    } else if (j.next !== undefined) {
+      text = 'changes ' + j.from + '..' + (j.next - 1) + ' were not kept for this page';
+      watchNext = j.next;
+    }
   } catch (e) { /* plain text */ }
-  event('change', (name === 'message' ? 'committed: ' : name + ': ') + text);
+  event('change', (name === 'change' ? 'committed ' : name + ': ') + text);
+  if (!listTimer) /* the key list follows the changes, at most every second */
+    listTimer = setTimeout(() => { listTimer = null; listKeys(); }, 1000);
 }
 
 async function watch() {
   for (let delay = 500; ; delay = Math.min(delay * 2, 5000)) {
     watchAbort = new AbortController();
     try {
-      const r = await fetch('/v1/watch', {
+      const r = await fetch('/v1/watch' + (watchNext ? '?from=' + watchNext : ''), {
         headers: token ? { Authorization: 'Bearer ' + token } : {},
         signal: watchAbort.signal,
       });

@@ -4,6 +4,9 @@
 //
 //   node play_browser.js file OUTDIR PAGE.html
 //       opens a local copy of the page (no server): the browser works
+//   node play_browser.js shot FILE.png URL WAIT_MS
+//       opens a page, writes FILE.png.ready once it shows the nodes, waits
+//       WAIT_MS and keeps one screenshot (the README's)
 //   node play_browser.js cluster OUTDIR KEY VALUE ID=URL [ID=URL ...]
 //       opens the page of a node (URL with #token=...), checks that it shows
 //       every node and exactly one leader, kills the leader with its button
@@ -167,8 +170,19 @@ async function clusterMode(browser, outdir, key, value, urls) {
 
 (async () => {
   const [mode, outdir, ...rest] = process.argv.slice(2);
+  if (mode === 'shot') {
+    const browser = await launch();
+    const page = await browser.newPage({ viewport: { width: 1100, height: 640 } });
+    await page.goto(rest[0]);
+    await until(page, 'the nodes', () => ({ ok: document.querySelectorAll('#nodes .node').length > 0 }));
+    fs.writeFileSync(outdir + '.ready', '');
+    await page.waitForTimeout(Number(rest[1] || 3000));
+    await page.screenshot({ path: outdir });
+    await browser.close();
+    return;
+  }
   if (!mode || !outdir || (mode !== 'file' && mode !== 'cluster')) {
-    console.error('usage: play_browser.js file OUTDIR PAGE.html | cluster OUTDIR KEY VALUE ID=URL...');
+    console.error('usage: play_browser.js file OUTDIR PAGE.html | shot FILE URL WAIT_MS | cluster OUTDIR KEY VALUE ID=URL...');
     process.exit(2);
   }
   fs.mkdirSync(outdir, { recursive: true });
