@@ -90,7 +90,7 @@ static void reply_msg(play_reply *r, int status, const char *msg)
 /* ---- GET /v1/play/cluster ---- */
 
 static void node_json(hbuf *b, uint64_t id, const char *peer, const raft_status *st,
-                      const char *err, const play_proc *pp, bool partitioned)
+                      const char *err, const play_proc *pp, bool partitioned, bool learner)
 {
     hbuf_printf(b, "{\"id\":%" PRIu64 ",\"peer\":", id);
     hbuf_json_str(b, peer, strlen(peer));
@@ -108,7 +108,37 @@ static void node_json(hbuf *b, uint64_t id, const char *peer, const raft_status 
     }
     if (pp->pid > 0)
         hbuf_printf(b, ",\"pid\":%d,\"running\":%s", (int)pp->pid, pp->running ? "true" : "false");
-    hbuf_printf(b, ",\"partitioned\":%s}", partitioned ? "true" : "false");
+    hbuf_printf(b, ",\"partitioned\":%s,\"learner\":%s}", partitioned ? "true" : "false",
+                learner ? "true" : "false");
+}
+
+/* The members: the configuration in force as this node knows it, else (a
+ * node that has not received one yet) its --cluster. */
+typedef struct members {
+    int n;
+    uint64_t ids[RAFT_MAX_NODES];
+    char addrs[RAFT_MAX_NODES][RAFT_ADDR_MAX + 16];
+    bool learner[RAFT_MAX_NODES];
+} members;
+
+static void get_members(node *n, const raft_status *self, members *m)
+{
+    const node_config *cfg = node_get_config(n);
+    memset(m, 0, sizeof *m);
+    if (self->conf.n > 0) {
+        for (uint32_t i = 0; i < self->conf.n && i < RAFT_MAX_NODES; i++) {
+            m->ids[i] = self->conf.ids[i];
+            snprintf(m->addrs[i], sizeof m->addrs[i], "%.*s", RAFT_ADDR_MAX, self->conf.addrs[i]);
+            m->learner[i] = self->conf.learner[i];
+        }
+        m->n = (int)self->conf.n;
+        return;
+    }
+    for (int i = 0; i < cfg->n_peers && i < RAFT_MAX_NODES; i++) {
+        m->ids[i] = cfg->peers[i].id;
+        snprintf(m->addrs[i], sizeof m->addrs[i], "%s:%d", cfg->peers[i].host, cfg->peers[i].port);
+    }
+    m->n = cfg->n_peers;
 }
 
 static void cluster(node *n, play_reply *r)
@@ -116,13 +146,18 @@ static void cluster(node *n, play_reply *r)
     const node_config *cfg = node_get_config(n);
     char why[256] = "";
     bool control = play_ctl_on(why, sizeof why);
-    char spec[RAFT_MAX_NODES * (RAFT_ADDR_MAX + 32)];
+    raft_status self;
+    node_status(n, &self);
+    self.applied = node_applied_index(n);
+    members m;
+    get_members(n, &self, &m);
+    char spec[RAFT_MAX_NODES * (RAFT_ADDR_MAX + 40)];
     size_t sl = 0;
-    for (int i = 0; i < cfg->n_peers; i++)
-        sl += (size_t)snprintf(spec + sl, sizeof spec - sl, "%s%" PRIu64 "=%s:%d", i ? "," : "",
-                               cfg->peers[i].id, cfg->peers[i].host, cfg->peers[i].port);
-    char err[256];
-    net_client *c = net_client_new(spec, STATUS_TIMEOUT_MS, err, sizeof err);
+    for (int i = 0; i < m.n && sl < sizeof spec; i++)
+        sl += (size_t)snprintf(spec + sl, sizeof spec - sl, "%s%" PRIu64 "=%s", i ? "," : "",
+                               m.ids[i], m.addrs[i]);
+    char err[256] = "no members known";
+    net_client *c = m.n > 0 ? net_client_new(spec, STATUS_TIMEOUT_MS, err, sizeof err) : NULL;
     if (c)
         net_client_set_auth(c, &cfg->auth);
 
@@ -131,17 +166,12 @@ static void cluster(node *n, play_reply *r)
                 control ? "true" : "false");
     hbuf_json_str(&b, why, strlen(why));
     hbuf_printf(&b, ",\"nodes\":[");
-    for (int i = 0; i < cfg->n_peers; i++) {
-        const node_peer *p = &cfg->peers[i];
-        char peer[RAFT_ADDR_MAX + 16];
-        snprintf(peer, sizeof peer, "%s:%d", p->host, p->port);
+    for (int i = 0; i < m.n; i++) {
         raft_status st;
         const raft_status *got = NULL;
         const char *e = "no answer";
-        if (p->id == cfg->id) {
-            node_status(n, &st);
-            st.applied = node_applied_index(n);
-            got = &st;
+        if (m.ids[i] == cfg->id) {
+            got = &self;
         } else if (!c) {
             e = err;
         } else {
@@ -152,11 +182,11 @@ static void cluster(node *n, play_reply *r)
                 e = "refused this node's keys";
         }
         play_proc pp;
-        play_ctl_proc(p->id, &pp);
-        bool part = p->id == cfg->id ? node_partitioned(n) : pp.partitioned;
+        play_ctl_proc(m.ids[i], &pp);
+        bool part = m.ids[i] == cfg->id ? node_partitioned(n) : pp.partitioned;
         if (i)
             hbuf_printf(&b, ",");
-        node_json(&b, p->id, peer, got, e, &pp, part);
+        node_json(&b, m.ids[i], m.addrs[i], got, e, &pp, part, m.learner[i]);
     }
     hbuf_printf(&b, "]}\n");
     net_client_free(c);

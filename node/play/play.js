@@ -122,7 +122,7 @@ function diff(prev, n) {
     event('control', name + ' is back (' + n.role + ', term ' + n.term + ')');
   if (!n.ok || !prev.ok)
     return;
-  if (n.term > prev.term && (n.role === 'candidate' || n.role === 'precandidate'))
+  if (n.term > prev.term && n.role === 'candidate')
     event('election', name + ' starts an election for term ' + n.term);
   else if (n.term > prev.term && n.role !== 'leader')
     event('election', name + ' moves to term ' + n.term);
@@ -148,7 +148,7 @@ function row(dl, k, v) {
 function drawNode(n) {
   const div = document.createElement('div');
   const state = cardState(n);
-  div.className = 'node ' + state + (n.partitioned ? ' partitioned' : '');
+  div.className = 'node ' + state.replace('-', '') + (n.partitioned ? ' partitioned' : '');
   div.dataset.nodeId = n.id;
   div.dataset.role = state;
   const h = document.createElement('h3');
@@ -156,7 +156,7 @@ function drawNode(n) {
   title.textContent = 'node ' + n.id;
   const role = document.createElement('span');
   role.className = 'role';
-  role.textContent = state;
+  role.textContent = state + (n.learner ? ' (learner)' : '');
   h.append(title, role);
   div.append(h);
   const dl = document.createElement('dl');
