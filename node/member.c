@@ -242,6 +242,15 @@ static bool step_add(node *n, member_op *op, const raft_status *st, uint64_t now
 static bool step_remove(node *n, member_op *op, const raft_status *st, uint64_t now)
 {
     if (st->role != RAFT_LEADER) {
+        if (op->phase == 1) {
+            /* Proposed, then deposed: the removal may or may not commit. */
+            set_msg(op,
+                    "leadership changed before the removal of node %" PRIu64
+                    " was committed: see member list",
+                    op->id);
+            finish(n, op, NODE_ETIMEDOUT);
+            return true;
+        }
         if (op->phase == 2)
             set_msg(op, "node %" PRIu64 " handed leadership over; the new leader removes it",
                     n->cfg.id);
@@ -394,6 +403,14 @@ void member_turn(node *n, uint64_t now)
     }
     raft_status st;
     raft_status_get(n->r, &st);
+    bool member = conf_at(&st.conf, n->cfg.id) >= 0;
+    if (member != n->mem.member && st.conf.n) {
+        if (n->mem.member)
+            nlog(n, 1,
+                 "membership: this node is no longer a member of the cluster; the others "
+                 "refuse it: stop it");
+        n->mem.member = member;
+    }
     promote_learners(n, &st);
     for (member_op **pp = &n->mem.active; *pp;) {
         member_op *op = *pp, *next = op->next;

@@ -155,7 +155,9 @@ uint64_t node_applied_index(node *n);
  *             again with the same address is not an error.
  *   remove    ID; the leader itself first hands leadership to the most
  *             up-to-date voter (the call then answers NODE_ENOTLEADER: ask
- *             the new leader).
+ *             the new leader).  NODE_ETIMEDOUT: not known to be done (the
+ *             deadline passed, or this node lost the leadership after
+ *             proposing it): see the list.
  *   transfer  hands leadership to voter ID; NODE_OK once ID leads.
  * Changes are made by the leader only: elsewhere NODE_ENOTLEADER, with the
  * leader's client address in res when it is known.  One change at a time:

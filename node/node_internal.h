@@ -200,6 +200,7 @@ struct node {
         raft_conf hint_now; /* ... and the loop's copy */
         member_op *active;  /* being worked on by the loop */
         uint64_t conf_idx;  /* latest conf change proposed by this node as leader */
+        bool member;        /* in the configuration, as last seen */
     } mem;
     persist_state pw;
     pthread_mutex_t st_mu;      /* the store: the loop and the writer (persist.c) */

@@ -64,6 +64,8 @@ int cli_status_all(const char *spec, int timeout_ms, cli_node_status *out, int m
  * highest term; 0 if none. */
 uint64_t cli_leader_of(const cli_node_status *s, int n);
 
+/* s's role as `hstore status` shows it: raft_role_name, or "learner". */
+const char *cli_status_role(const cli_node_status *s);
 /* One line of `hstore status` for s (no newline). */
 void cli_format_status(const cli_node_status *s, char *buf, size_t cap);
 

@@ -289,6 +289,14 @@ uint64_t cli_leader_of(const cli_node_status *s, int n)
     return leader;
 }
 
+const char *cli_status_role(const cli_node_status *s)
+{
+    for (uint32_t k = 0; k < s->st.conf.n; k++)
+        if (s->st.conf.ids[k] == s->id && s->st.conf.learner[k])
+            return "learner"; /* a member that does not vote yet */
+    return raft_role_name(s->st.role);
+}
+
 void cli_format_status(const cli_node_status *s, char *buf, size_t cap)
 {
     if (!s->ok) {
@@ -297,11 +305,7 @@ void cli_format_status(const cli_node_status *s, char *buf, size_t cap)
                             : "unreachable");
         return;
     }
-    /* A learner (a member that does not vote yet) says so. */
-    const char *role = raft_role_name(s->st.role);
-    for (uint32_t k = 0; k < s->st.conf.n; k++)
-        if (s->st.conf.ids[k] == s->id && s->st.conf.learner[k])
-            role = "learner";
+    const char *role = cli_status_role(s);
     snprintf(buf, cap,
              "%" PRIu64 " %s %s term=%" PRIu64 " commit=%" PRIu64 " applied=%" PRIu64
              " leader=%" PRIu64 " last=%" PRIu64 " snapshot=%" PRIu64 " auth_rejected=%" PRIu64

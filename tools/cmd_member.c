@@ -95,7 +95,7 @@ int cli_member_call(const char *spec_in, net_member_req *q, double timeout_s, ne
     if (!c)
         return NET_EINVAL;
     int i = 0, tried = 0, rc = NET_EUNAVAIL;
-    bool redirected = false, answered = false;
+    bool answered = false;
     memset(r, 0, sizeof *r);
     for (;;) {
         uint64_t now = cli_now_ns();
@@ -124,7 +124,6 @@ int cli_member_call(const char *spec_in, net_member_req *q, double timeout_s, ne
         answered = true;
         rc = NET_OK;
         if (a.status == NET_MST_NOT_LEADER) {
-            redirected = true;
             int j = a.leader_id ? node_index(c, a.leader_id) : -1;
             if (j < 0 && a.leader_id && a.leader_addr[0]) {
                 net_client *nc = learn_leader(c, spec, sizeof spec, &a, 1000);
@@ -143,11 +142,6 @@ int cli_member_call(const char *spec_in, net_member_req *q, double timeout_s, ne
         if (a.status == NET_MST_BUSY) {
             cli_sleep_ms(300);
             continue;
-        }
-        if (a.status == NET_MST_NOT_MEMBER && redirected && q->op == NET_MEMBER_REMOVE) {
-            /* An earlier attempt (at a leader since deposed) removed it. */
-            r->status = NET_MST_OK;
-            snprintf(r->msg, sizeof r->msg, "node %" PRIu64 " removed", q->id);
         }
         break;
     }

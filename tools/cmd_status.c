@@ -100,8 +100,8 @@ static void print_json(const cli_node_status *st, int n, const pid_t *pids, cons
             printf(", \"role\": \"%s\", \"term\": %" PRIu64 ", \"commit\": %" PRIu64
                    ", \"applied\": %" PRIu64 ", \"leader\": %" PRIu64 ", \"last\": %" PRIu64
                    ", \"snapshot\": %" PRIu64,
-                   raft_role_name(s->st.role), s->st.term, s->st.commit, s->st.applied,
-                   s->st.leader, s->st.last_index, s->st.snapshot_index);
+                   cli_status_role(s), s->st.term, s->st.commit, s->st.applied, s->st.leader,
+                   s->st.last_index, s->st.snapshot_index);
         if (s->id <= RAFT_MAX_NODES && pids[s->id])
             printf(", \"pid\": %d", (int)pids[s->id]);
         else

@@ -57,8 +57,13 @@ mb_spec() {
     echo "$s"
 }
 
-# mb_terms IDS...: "ID=TERM" of each node that answers status.
-mb_terms() {
-    local i
-    for i in "$@"; do echo "$i=$(cl_field "$i" term)"; done
+# mb_term I: node I's term (asked up to 5 times: a loaded node may miss one
+# status deadline); "?" when it never answers.
+mb_term() {
+    local k t
+    for k in 1 2 3 4 5; do
+        t=$(cl_field "$1" term)
+        case $t in '' | unreachable) sleep 0.2 ;; *) echo "$t"; return 0 ;; esac
+    done
+    echo "?"
 }
