@@ -1,9 +1,9 @@
 /*
  * test_http_server.c — the HTTP server of a running one-node cluster, over
  * raw sockets: the token (401 without it), status, the key-value routes,
- * 404 / 405 / 413 (declared and chunked), a garbage request, metrics, a
- * watch stream that sees a put, and a stop that ends an open stream
- * instead of waiting for it.  Under ASan this covers the server's buffers.
+ * 404 / 405 / 413 (declared and chunked), a garbage request, connections
+ * whose descriptors are past 1023, metrics, a watch stream that sees a put,
+ * and a stop that ends an open stream instead of waiting for it.  Under ASan this covers the server's buffers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +16,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -238,6 +240,25 @@ static void test_limits(void **state)
     close(slow);
 }
 
+/* With the process's descriptors past 1023 (a busy node), connections are
+ * still served (select() could not wait on them). */
+static void test_high_fds(void **state)
+{
+    (void)state;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < 1400)
+        skip();
+    int fds[1100];
+    int n = 0;
+    while (n < 1100 && (fds[n] = open("/dev/null", O_RDONLY)) >= 0)
+        n++;
+    assert_int_equal(n, 1100);
+    int code = request("GET", "/v1/status", true, NULL, resp, sizeof resp);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    assert_int_equal(code, 200);
+}
+
 static void test_metrics(void **state)
 {
     (void)state;
@@ -291,9 +312,9 @@ static void test_watch_and_stop(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_token_status),   cmocka_unit_test(test_kv),
-        cmocka_unit_test(test_limits),         cmocka_unit_test(test_metrics),
-        cmocka_unit_test(test_watch_and_stop),
+        cmocka_unit_test(test_token_status), cmocka_unit_test(test_kv),
+        cmocka_unit_test(test_limits),       cmocka_unit_test(test_high_fds),
+        cmocka_unit_test(test_metrics),      cmocka_unit_test(test_watch_and_stop),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
