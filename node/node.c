@@ -238,6 +238,46 @@ static int start_store(node *n, const node_config *cfg, char *err, size_t errlen
     return 0;
 }
 
+/* Start, step 1b: the members, when the caller gave none (no --cluster):
+ * the configuration the store's snapshot and log hold, or else the members
+ * recorded at the first start.  -1 with err when the store has neither (a
+ * new directory: give --cluster or --join). */
+static int start_members(node *n, char *err, size_t errlen)
+{
+    raft_boot boot;
+    memset(&boot, 0, sizeof boot);
+    if (st_load_stored(n->st, &boot, err, errlen) != ST_OK)
+        return -1;
+    raft_conf c;
+    raft_boot_conf(&boot, &c);
+    st_boot_free(&boot);
+    if (c.n > 0) {
+        n->cfg.n_peers = 0;
+        for (uint32_t i = 0; i < c.n; i++) {
+            node_peer *p = &n->cfg.peers[n->cfg.n_peers];
+            const char *colon = strrchr(c.addrs[i], ':');
+            if (!colon || colon == c.addrs[i])
+                continue;
+            p->id = c.ids[i];
+            snprintf(p->host, sizeof p->host, "%.*s", (int)(colon - c.addrs[i]), c.addrs[i]);
+            p->port = atoi(colon + 1);
+            n->cfg.n_peers++;
+        }
+        return 0;
+    }
+    char spec[RAFT_MAX_NODES * (RAFT_ADDR_MAX + 24)];
+    if (st_get_boot_members(n->st, spec, sizeof spec, err, errlen) != ST_OK)
+        return -1;
+    if (!spec[0]) {
+        snprintf(err, errlen,
+                 "%s holds no cluster configuration yet: give the members with --cluster on "
+                 "the first start (or --join a running cluster)",
+                 n->cfg.data_dir);
+        return -1;
+    }
+    return node_parse_cluster(spec, n->cfg.peers, &n->cfg.n_peers, err, errlen) == 0 ? 0 : -1;
+}
+
 /* Start, step 2: the state machine from the stored snapshot, and the Raft
  * core from the stored hard state and log.  The snapshot stays in the store
  * (external snapshots): the core gets its length, the state machine reads
@@ -374,6 +414,13 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
     if (n->cfg.op_timeout_ms <= 0)
         n->cfg.op_timeout_ms = 5000;
 
+    /* The store first: a node started without --cluster finds its members
+     * there. */
+    if (start_store(n, cfg, err, errlen) != 0)
+        goto fail;
+    if (cfg->n_peers == 0 && start_members(n, err, errlen) != 0)
+        goto fail;
+    cfg = &n->cfg;
     const node_peer *self = NULL;
     char spec[RAFT_MAX_NODES * (RAFT_ADDR_MAX + 24)] = "";
     for (int i = 0; i < cfg->n_peers; i++) {
@@ -389,17 +436,15 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
     }
     snprintf(n->self_addr, sizeof n->self_addr, "%.*s:%d", NET_SPEC_HOST_MAX, self->host,
              self->port);
+    /* The first members are recorded once, so that later starts need no
+     * --cluster (a joining node has none: it learns them from the leader). */
+    if (!cfg->join && st_set_boot_members(n->st, spec, err, errlen) != ST_OK)
+        goto fail;
 
     size_t boot_entries = 0;
-    if (start_store(n, cfg, err, errlen) != 0 ||
-        start_state(n, cfg, &boot_entries, err, errlen) != 0 ||
+    if (start_state(n, cfg, &boot_entries, err, errlen) != 0 ||
         start_io(n, cfg, self, err, errlen) != 0 || persist_start(n, err, errlen) != 0)
         goto fail;
-    n->watch = watch_new(kv_applied_index(n->kv));
-    if (!n->watch) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
 
     nlog(n, 2, "started: %s, data %s, %zu log entries after snapshot %" PRIu64 ", cluster %s",
          n->self_addr, cfg->data_dir, boot_entries, n->status.snapshot_index, spec);

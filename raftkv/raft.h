@@ -275,6 +275,10 @@ typedef struct raft_boot {
     size_t n_entries;
 } raft_boot;
 
+/* The configuration a node booting from b will be in: the snapshot's, with
+ * the log's configuration changes applied in order (n == 0: none stored). */
+void raft_boot_conf(const raft_boot *b, raft_conf *out);
+
 typedef struct raft raft;
 
 /* Returns NULL on a bad config/boot (e.g. an entry index gap) or no memory;

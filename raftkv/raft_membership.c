@@ -54,6 +54,17 @@ uint32_t raft_conf_voters(const raft_conf *c)
     return v;
 }
 
+void raft_boot_conf(const raft_boot *b, raft_conf *out)
+{
+    *out = b->snapshot.conf;
+    for (size_t i = 0; i < b->n_entries; i++) {
+        raft_conf_change cc;
+        if (b->entries[i].type == RAFT_ENTRY_CONF &&
+            raft_conf_change_decode(b->entries[i].data, b->entries[i].len, &cc) == 0)
+            raft_conf_apply(out, &cc);
+    }
+}
+
 int raft_conf_apply(raft_conf *c, const raft_conf_change *cc)
 {
     int at = raft_conf_find(c, cc->id);

@@ -637,6 +637,34 @@ int st_check_identity(st_store *s, uint64_t node_id, const char *cluster_spec, c
     return r;
 }
 
+int st_get_boot_members(st_store *s, char *spec, size_t speclen, char *err, size_t errlen)
+{
+    bool found;
+    if (spec && speclen)
+        spec[0] = 0;
+    return meta_get(s, "boot_members", NULL, spec, speclen, &found, err, errlen);
+}
+
+int st_set_boot_members(st_store *s, const char *spec, char *err, size_t errlen)
+{
+    char have[8];
+    bool found;
+    int r = meta_get(s, "boot_members", NULL, have, sizeof have, &found, err, errlen);
+    if (r || found)
+        return r;
+    r = sto_txn_begin(s, err, errlen);
+    if (r)
+        return r;
+    sqlite3_stmt *st = s->q[Q_META_PUT];
+    sqlite3_bind_text(st, 1, "boot_members", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, spec, -1, SQLITE_STATIC);
+    r = sto_step_done(s, Q_META_PUT, err, errlen, "record the first members");
+    if (!r)
+        return sto_txn_commit(s, err, errlen);
+    sto_txn_rollback(s);
+    return r;
+}
+
 /* ---- introspection ---------------------------------------------------------------- */
 
 uint64_t st_last_index(const st_store *s)

@@ -103,6 +103,13 @@ int st_check_identity(st_store *s, uint64_t node_id, const char *cluster_spec, c
 int st_get_identity(st_store *s, uint64_t *node_id, char *spec, size_t speclen, char *err,
                     size_t errlen);
 
+/* The members a node was first started with (its --cluster SPEC), recorded
+ * once so that later starts need no --cluster: st_set_boot_members records
+ * spec if none is recorded yet (else changes nothing); st_get_boot_members
+ * gives "" when none is. */
+int st_set_boot_members(st_store *s, const char *spec, char *err, size_t errlen);
+int st_get_boot_members(st_store *s, char *spec, size_t speclen, char *err, size_t errlen);
+
 /* Closes the store; checkpoints the WAL into the database file.  NULL is ok. */
 void st_close(st_store *s);
 

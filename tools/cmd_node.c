@@ -31,13 +31,16 @@ static void node_usage(FILE *out)
     fprintf(out,
             "Usage: hstore node --id ID --cluster SPEC --data DIR [OPTIONS]\n"
             "       hstore node --id ID --addr HOST:PORT --join HOST:PORT --data DIR [OPTIONS]\n"
+            "       hstore node --id ID --data DIR [OPTIONS]     (a restart: DIR has the members)\n"
             "\n"
             "Runs one node of a cluster in the foreground until SIGTERM or SIGINT.\n"
             "\n"
             "  --id ID                    this node's id (a member of SPEC)\n"
             "  --cluster SPEC             every member: ID=HOST:PORT,ID=HOST:PORT,...\n"
             "                             (peer traffic on PORT, clients on PORT+1); only\n"
-            "                             read when DIR holds no configuration yet\n"
+            "                             read when DIR holds no configuration yet, and not\n"
+            "                             needed after the first start: DIR keeps the\n"
+            "                             members (those of its log, or the first ones)\n"
             "  --join HOST:PORT           join a running cluster instead: HOST:PORT is any\n"
             "                             member's peer address; the node asks to be added\n"
             "                             (as a learner, promoted to voter once caught up,\n"
@@ -339,9 +342,9 @@ static int node_parse_args(int argc, char **argv, node_args *a)
         return CLI_EXIT_USAGE;
     }
     bool join = a->join[0] != 0;
-    if (!a->have_id || !a->have_data || (!a->have_cluster && !join)) {
-        cli_err("node: --id, --data and --cluster (or --join) are required (see hstore node "
-                "--help)");
+    if (!a->have_id || !a->have_data) {
+        cli_err("node: --id and --data are required, and --cluster (or --join) on the first "
+                "start (see hstore node --help)");
         return CLI_EXIT_USAGE;
     }
     if (join && (a->have_cluster || !a->addr[0])) {
@@ -356,6 +359,8 @@ static int node_parse_args(int argc, char **argv, node_args *a)
 static int node_check_cluster(node_args *a)
 {
     char err[1024];
+    if (!a->join[0] && !a->have_cluster)
+        return 0; /* a restart: the node reads its members from DIR */
     if (a->join[0]) {
         /* Joining: the only member known here is this node. */
         char spec[NET_ADDR_MAX + 32];

@@ -315,6 +315,55 @@ static void test_conf_codec_learners(void **state)
     assert_int_equal(raft_conf_change_decode(cb, n, &out), RAFT_EINVAL);
 }
 
+/* The configuration a restart finds in the store: the snapshot's, with the
+ * log's changes applied in order (what a node started without --cluster
+ * uses). */
+static void test_boot_conf_from_snapshot_and_log(void **state)
+{
+    (void)state;
+    raft_boot b;
+    memset(&b, 0, sizeof b);
+    for (uint32_t i = 0; i < 3; i++) {
+        b.snapshot.conf.ids[i] = i + 1;
+        snprintf(b.snapshot.conf.addrs[i], RAFT_ADDR_MAX, "10.0.0.%u:7100", i + 1);
+    }
+    b.snapshot.conf.n = 3;
+    raft_conf_change ch[3] = {
+        {.type = RAFT_CONF_ADD_LEARNER, .id = 4, .addr = "10.0.0.4:7100"},
+        {.type = RAFT_CONF_PROMOTE, .id = 4},
+        {.type = RAFT_CONF_REMOVE, .id = 2},
+    };
+    uint8_t buf[4][128];
+    raft_entry e[4];
+    memset(e, 0, sizeof e);
+    for (int i = 0; i < 4; i++) {
+        e[i].index = (uint64_t)i + 1;
+        e[i].term = 1;
+        if (i == 1) { /* a command between the changes */
+            e[i].type = RAFT_ENTRY_NORMAL;
+            continue;
+        }
+        e[i].type = RAFT_ENTRY_CONF;
+        e[i].data = buf[i];
+        e[i].len = (uint32_t)raft_conf_change_encode(&ch[i < 1 ? 0 : i - 1], buf[i], sizeof buf[i]);
+        assert_true(e[i].len > 0);
+    }
+    b.entries = e;
+    b.n_entries = 4;
+    raft_conf c;
+    raft_boot_conf(&b, &c);
+    assert_int_equal(c.n, 3);
+    assert_int_equal(c.ids[0], 1);
+    assert_int_equal(c.ids[1], 3);
+    assert_int_equal(c.ids[2], 4);
+    assert_false(c.learner[2]);
+    assert_string_equal(c.addrs[2], "10.0.0.4:7100");
+    b.n_entries = 0;
+    raft_boot_conf(&b, &c);
+    assert_int_equal(c.n, 3);
+    assert_int_equal(c.ids[1], 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -324,6 +373,7 @@ int main(void)
         cmocka_unit_test(test_removed_server_cannot_disturb),
         cmocka_unit_test(test_learner_added_during_partition),
         cmocka_unit_test(test_conf_codec_learners),
+        cmocka_unit_test(test_boot_conf_from_snapshot_and_log),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

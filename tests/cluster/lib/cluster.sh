@@ -48,6 +48,7 @@ declare -a CL_HOST=() CL_PORT=()
 declare -a CL_NODE_ARGS=()   # extra arguments of every node
 declare -a CL_NODE_EXTRA=()  # CL_NODE_EXTRA[i]: extra arguments of node i only (words)
 declare -a CL_NODE_ENV=()    # CL_NODE_ENV[i]: VAR=VALUE words for node i's environment
+declare -a CL_NODE_NOSPEC=() # CL_NODE_NOSPEC[i]=1: node i starts without --cluster
 declare -a CL_ALL_PIDS=()    # every pid ever started (for teardown)
 declare -a CL_MOUNTS=()      # every mount point used
 CL_FAILED=1                  # cleared by cl_pass
@@ -184,8 +185,12 @@ cl_start_node() {
     local -a extra=() envs=()
     read -ra extra <<<"${CL_NODE_EXTRA[$i]:-}"
     read -ra envs <<<"${CL_NODE_ENV[$i]:-}"
+    local -a spec=(--cluster "$CL_SPEC")
+    if [ "${CL_NODE_NOSPEC[$i]:-0}" = 1 ]; then
+        spec=() # a restart that reads its members from DIR
+    fi
     echo "==== start $(date +%H:%M:%S.%3N)" >>"$CL_DIR/$i/node.log"
-    env "${envs[@]+"${envs[@]}"}" "$HSTORE" node --id "$i" --cluster "$CL_SPEC" --data "$CL_DIR/$i" \
+    env "${envs[@]+"${envs[@]}"}" "$HSTORE" node --id "$i" "${spec[@]+"${spec[@]}"}" --data "$CL_DIR/$i" \
         --secret-file "$CL_SECRET" \
         "${margs[@]+"${margs[@]}"}" "${CL_NODE_ARGS[@]+"${CL_NODE_ARGS[@]}"}" \
         "${extra[@]+"${extra[@]}"}" >>"$CL_DIR/$i/node.log" 2>&1 &
