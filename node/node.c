@@ -445,6 +445,11 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
     if (start_state(n, cfg, &boot_entries, err, errlen) != 0 ||
         start_io(n, cfg, self, err, errlen) != 0 || persist_start(n, err, errlen) != 0)
         goto fail;
+    n->watch = watch_new(kv_applied_index(n->kv));
+    if (!n->watch) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
 
     nlog(n, 2, "started: %s, data %s, %zu log entries after snapshot %" PRIu64 ", cluster %s",
          n->self_addr, cfg->data_dir, boot_entries, n->status.snapshot_index, spec);
