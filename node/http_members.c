@@ -125,32 +125,26 @@ static void post_members(const http_req *rq, http_resp *rs, void *arg)
     answer(rs, node_member_add(rq->n, id, addr, 0, &r), &r);
 }
 
-static void delete_member(const http_req *rq, http_resp *rs, void *arg)
+/* DELETE /v1/members/ID and POST /v1/transfer/ID: a change by node id
+ * (arg: node_member_remove or node_member_transfer). */
+typedef int (*member_by_id_fn)(node *n, uint64_t id, int timeout_ms, node_member_result *res);
+
+static void member_by_id(const http_req *rq, http_resp *rs, void *arg)
 {
-    (void)arg;
     uint64_t id;
     if (!path_id(rq, rs, &id))
         return;
     node_member_result r;
     memset(&r, 0, sizeof r);
-    answer(rs, node_member_remove(rq->n, id, 0, &r), &r);
+    answer(rs, (*(member_by_id_fn *)arg)(rq->n, id, 0, &r), &r);
 }
 
-static void post_transfer(const http_req *rq, http_resp *rs, void *arg)
-{
-    (void)arg;
-    uint64_t id;
-    if (!path_id(rq, rs, &id))
-        return;
-    node_member_result r;
-    memset(&r, 0, sizeof r);
-    answer(rs, node_member_transfer(rq->n, id, 0, &r), &r);
-}
+static member_by_id_fn fn_remove = node_member_remove, fn_transfer = node_member_transfer;
 
 void http_member_routes(node_http *h)
 {
     node_http_route(h, "GET", "/v1/members", 0, get_members, NULL);
     node_http_route(h, "POST", "/v1/members", 0, post_members, NULL);
-    node_http_route(h, "DELETE", "/v1/members/", HTTP_ROUTE_PREFIX, delete_member, NULL);
-    node_http_route(h, "POST", "/v1/transfer/", HTTP_ROUTE_PREFIX, post_transfer, NULL);
+    node_http_route(h, "DELETE", "/v1/members/", HTTP_ROUTE_PREFIX, member_by_id, &fn_remove);
+    node_http_route(h, "POST", "/v1/transfer/", HTTP_ROUTE_PREFIX, member_by_id, &fn_transfer);
 }

@@ -294,8 +294,6 @@ int ready_finish_written(node *n, bool wait)
         }
         if (rc == 0)
             break;
-        if (rd.n_entries)
-            n->durable_index = rd.entries[rd.n_entries - 1].index;
         send_msgs(n, rd.msgs_after_persist, rd.n_msgs_after_persist);
         raft_advance(n->r, &rd);
         any = true;
@@ -322,7 +320,6 @@ static int ready_with_snapshot(node *n, raft_ready *rd)
         node_fail(n, err);
         return -1;
     }
-    n->durable_index = rd->n_entries ? rd->entries[rd->n_entries - 1].index : rd->snapshot->index;
     send_msgs(n, rd->msgs_after_persist, rd->n_msgs_after_persist);
     /* the leader sent its stored form, now persisted as is */
     uint64_t raw = 0;

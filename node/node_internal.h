@@ -125,7 +125,6 @@ typedef struct persist_state {
     uint64_t pushed, written, popped;
     int rc; /* first failure (then nothing more is written) */
     char err[512];
-    uint64_t writes, batches, max_ms; /* transactions, batches in them, longest */
 } persist_state;
 
 struct node {
@@ -204,7 +203,6 @@ struct node {
     } mem;
     persist_state pw;
     pthread_mutex_t st_mu;      /* the store: the loop and the writer (persist.c) */
-    uint64_t durable_index;     /* last log index this node's store holds for sure */
     uint64_t stall_logged_ms;   /* last "loop held" report (loop.c) */
     uint64_t turn_bytes;        /* bytes proposed in this loop turn */
     bool deferred;              /* commands wait for the next turn (NODE_TURN_BYTES) */
@@ -262,7 +260,6 @@ int ready_finish_written(node *n, bool wait);
 
 /* ---- persist.c: the disk writer ---- */
 int persist_start(node *n, char *err, size_t errlen);
-void persist_stop(node *n);
 void persist_free(node *n);
 /* Hands a batch (the newest the core gave) to the writer. */
 void persist_push(node *n, const raft_ready *rd);

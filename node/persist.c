@@ -52,7 +52,6 @@ static void *writer_main(void *arg)
         uint64_t t0 = metrics_now_ns();
         int rc = st_save_readies(n->st, rds, k, err, sizeof err);
         uint64_t ns = metrics_now_ns() - t0;
-        uint64_t ms = ns / 1000000u;
         pthread_mutex_unlock(&n->st_mu);
 
         pthread_mutex_lock(&p->mu);
@@ -62,10 +61,6 @@ static void *writer_main(void *arg)
         }
         metrics_observe(&n->metrics.fsync, ns);
         p->written = to;
-        p->writes++;
-        p->batches += k;
-        if (ms > p->max_ms)
-            p->max_ms = ms;
         pthread_cond_broadcast(&p->wcv);
         uint64_t one = 1;
         if (write(p->efd, &one, sizeof one) < 0) { /* a full counter still wakes the loop */
@@ -98,7 +93,7 @@ int persist_start(node *n, char *err, size_t errlen)
 }
 
 /* Lets the writer finish what was pushed, then joins it. */
-void persist_stop(node *n)
+static void persist_stop(node *n)
 {
     persist_state *p = &n->pw;
     if (p->started) {

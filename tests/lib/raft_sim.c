@@ -1173,6 +1173,26 @@ uint64_t sim_applied(const sim *s, int i)
     return s->nodes[i].applied;
 }
 
+uint64_t sim_conf_change(sim *s, int type, int slot)
+{
+    raft_conf_change cc;
+    memset(&cc, 0, sizeof cc);
+    cc.type = (uint8_t)type;
+    cc.id = (uint64_t)slot + 1;
+    snprintf(cc.addr, sizeof cc.addr, "node%d", slot + 1);
+    for (int tries = 0; tries < 100; tries++) {
+        int l = sim_leader(s);
+        uint64_t idx;
+        if (l >= 0 && raft_propose_conf(sim_raft(s, l), &cc, &idx) == RAFT_OK) {
+            sim_flush(s, l);
+            return idx;
+        }
+        sim_run(s, 100);
+    }
+    sim_fail(s, "conf change on node %d never accepted", slot + 1);
+    return 0;
+}
+
 void sim_flush(sim *s, int i)
 {
     process(s, i);

@@ -114,6 +114,10 @@ bool sim_start(sim *s, int i, uint64_t cmd, uint64_t *index, uint64_t *term);
  * failure. */
 /* Carry out slot i's pending ready batches now (after direct raft_* calls). */
 void sim_flush(sim *s, int i);
+/* Proposes a configuration change of slot's server (type RAFT_CONF_*,
+ * address "nodeN") on whichever node leads, retrying for 10 simulated
+ * seconds; its log index (fails the test if never accepted). */
+uint64_t sim_conf_change(sim *s, int type, int slot);
 uint64_t sim_one(sim *s, uint64_t cmd, int expected, bool retry);
 /* sim_one with a time budget of max_ms; 0 (no failure) when it runs out. */
 uint64_t sim_try_one(sim *s, uint64_t cmd, int expected, bool retry, uint64_t max_ms);

@@ -1117,26 +1117,6 @@ static void test_leader_transfer(void **state)
     sim_free(s);
 }
 
-static uint64_t conf_change(sim *s, int type, int slot)
-{
-    raft_conf_change cc;
-    memset(&cc, 0, sizeof cc);
-    cc.type = (uint8_t)type;
-    cc.id = (uint64_t)slot + 1;
-    snprintf(cc.addr, sizeof cc.addr, "node%d", slot + 1);
-    for (int tries = 0; tries < 100; tries++) {
-        int l = sim_leader(s);
-        uint64_t idx;
-        if (l >= 0 && raft_propose_conf(sim_raft(s, l), &cc, &idx) == RAFT_OK) {
-            sim_flush(s, l);
-            return idx;
-        }
-        sim_run(s, 100);
-    }
-    sim_fail(s, "conf change on node %d never accepted", slot + 1);
-    return 0;
-}
-
 static void test_membership_add_remove_and_remove_leader(void **state)
 {
     (void)state;
@@ -1149,7 +1129,7 @@ static void test_membership_add_remove_and_remove_leader(void **state)
     sim_run(s, 5000);
     assert_int_equal(term_of(s, 3), 0);
 
-    uint64_t i4 = conf_change(s, RAFT_CONF_ADD, 3);
+    uint64_t i4 = sim_conf_change(s, RAFT_CONF_ADD, 3);
     /* one change at a time */
     raft_conf_change cc = {.type = RAFT_CONF_ADD, .id = 5};
     assert_int_equal(raft_propose_conf(sim_raft(s, sim_leader(s)), &cc, NULL), RAFT_EBUSY);
@@ -1158,7 +1138,7 @@ static void test_membership_add_remove_and_remove_leader(void **state)
     sim_status(s, 3, &st);
     assert_int_equal(st.conf.n, 4);
     sim_one(s, 2, 4, true);
-    uint64_t i5 = conf_change(s, RAFT_CONF_ADD, 4);
+    uint64_t i5 = sim_conf_change(s, RAFT_CONF_ADD, 4);
     assert_true(sim_wait(s, i5, 5, 5000));
     sim_one(s, 3, 5, true);
     /* With 5 members, two may fail. */
@@ -1171,7 +1151,7 @@ static void test_membership_add_remove_and_remove_leader(void **state)
 
     /* Remove a follower. */
     int f = (sim_leader(s) + 1) % 5;
-    uint64_t ir = conf_change(s, RAFT_CONF_REMOVE, f);
+    uint64_t ir = sim_conf_change(s, RAFT_CONF_REMOVE, f);
     assert_true(sim_wait(s, ir, 4, 5000));
     sim_status(s, sim_leader(s), &st);
     assert_int_equal(st.conf.n, 4);
@@ -1181,7 +1161,7 @@ static void test_membership_add_remove_and_remove_leader(void **state)
     /* Remove the leader: it steps down once the removal is committed and the
      * rest go on without it. */
     int old = sim_leader(s);
-    uint64_t il = conf_change(s, RAFT_CONF_REMOVE, old);
+    uint64_t il = sim_conf_change(s, RAFT_CONF_REMOVE, old);
     assert_true(sim_wait(s, il, 3, 5000));
     sim_run(s, 3000);
     assert_int_not_equal(role_of(s, old), RAFT_LEADER);
@@ -1220,7 +1200,7 @@ static void membership_snapshots_run(bool external, const char *name)
     sim *s = sim_new(&c);
     for (uint64_t k = 0; k < 20; k++)
         sim_one(s, 100 + k, 3, true);
-    uint64_t i4 = conf_change(s, RAFT_CONF_ADD, 3);
+    uint64_t i4 = sim_conf_change(s, RAFT_CONF_ADD, 3);
     assert_true(sim_wait(s, i4, 4, 5000));
     assert_true(sim_n_installs(s, 3) >= 1);
     for (uint64_t k = 0; k < 20; k++)

@@ -37,26 +37,6 @@ static raft_status status_of(sim *s, int i)
     return st;
 }
 
-static uint64_t conf_change(sim *s, int type, int slot)
-{
-    raft_conf_change cc;
-    memset(&cc, 0, sizeof cc);
-    cc.type = (uint8_t)type;
-    cc.id = (uint64_t)slot + 1;
-    snprintf(cc.addr, sizeof cc.addr, "node%d", slot + 1);
-    for (int tries = 0; tries < 100; tries++) {
-        int l = sim_leader(s);
-        uint64_t idx;
-        if (l >= 0 && raft_propose_conf(sim_raft(s, l), &cc, &idx) == RAFT_OK) {
-            sim_flush(s, l);
-            return idx;
-        }
-        sim_run(s, 100);
-    }
-    sim_fail(s, "conf change on node %d never accepted", slot + 1);
-    return 0;
-}
-
 static bool is_learner(const raft_conf *c, uint64_t id)
 {
     for (uint32_t i = 0; i < c->n; i++)
@@ -86,7 +66,7 @@ static void test_learner_gets_log_never_campaigns(void **state)
     (void)state;
     sim *s = mk(3, 4, 31, "test_learner_gets_log_never_campaigns");
     sim_one(s, 1, 3, true);
-    uint64_t il = conf_change(s, RAFT_CONF_ADD_LEARNER, 3);
+    uint64_t il = sim_conf_change(s, RAFT_CONF_ADD_LEARNER, 3);
     assert_true(sim_wait(s, il, 4, 5000));
     raft_status st = status_of(s, 3);
     assert_int_equal(st.conf.n, 4);
@@ -132,7 +112,7 @@ static void test_learner_not_counted_then_promoted(void **state)
     (void)state;
     sim *s = mk(3, 4, 32, "test_learner_not_counted_then_promoted");
     sim_one(s, 1, 3, true);
-    uint64_t il = conf_change(s, RAFT_CONF_ADD_LEARNER, 3);
+    uint64_t il = sim_conf_change(s, RAFT_CONF_ADD_LEARNER, 3);
     assert_true(sim_wait(s, il, 4, 5000));
     sim_one(s, 2, 4, true);
 
@@ -147,7 +127,7 @@ static void test_learner_not_counted_then_promoted(void **state)
     sim_one(s, 4, 4, true);
 
     /* Promoted, it counts: four voters, a quorum of three. */
-    uint64_t ip = conf_change(s, RAFT_CONF_PROMOTE, 3);
+    uint64_t ip = sim_conf_change(s, RAFT_CONF_PROMOTE, 3);
     assert_true(sim_wait(s, ip, 4, 5000));
     raft_status st = status_of(s, sim_leader(s));
     assert_false(is_learner(&st.conf, 4));
@@ -180,7 +160,7 @@ static void test_remove_leader_steps_down_after_commit(void **state)
     sim *s = mk(3, 3, 33, "test_remove_leader_steps_down_after_commit");
     sim_one(s, 1, 3, true);
     int old = sim_leader(s);
-    uint64_t ir = conf_change(s, RAFT_CONF_REMOVE, old);
+    uint64_t ir = sim_conf_change(s, RAFT_CONF_REMOVE, old);
     /* Until the removal commits it still leads (it must replicate it). */
     raft_status st = status_of(s, old);
     if (st.commit < ir)
@@ -203,7 +183,7 @@ static void test_removed_server_cannot_disturb(void **state)
     sim_one(s, 1, 4, true);
     int gone = (sim_leader(s) + 1) % 4;
     sim_disconnect(s, gone);
-    uint64_t ir = conf_change(s, RAFT_CONF_REMOVE, gone);
+    uint64_t ir = sim_conf_change(s, RAFT_CONF_REMOVE, gone);
     assert_true(sim_wait(s, ir, 3, 5000));
     sim_one(s, 2, 3, true);
     sim_run(s, 4000); /* it times out alone, again and again */
@@ -252,10 +232,10 @@ static void test_learner_added_during_partition(void **state)
     sim_one(s, 1, 3, true);
     int off = (sim_leader(s) + 1) % 3;
     sim_disconnect(s, off);
-    uint64_t il = conf_change(s, RAFT_CONF_ADD_LEARNER, 3);
+    uint64_t il = sim_conf_change(s, RAFT_CONF_ADD_LEARNER, 3);
     assert_true(sim_wait(s, il, 3, 5000));
     sim_one(s, 2, 3, true);
-    uint64_t ip = conf_change(s, RAFT_CONF_PROMOTE, 3);
+    uint64_t ip = sim_conf_change(s, RAFT_CONF_PROMOTE, 3);
     assert_true(sim_wait(s, ip, 3, 5000));
     sim_one(s, 3, 3, true);
     sim_connect(s, off);
