@@ -181,6 +181,7 @@ void raft_config_init(raft_config *c)
     c->max_inflight_bytes = 8u << 20;
     c->max_entry_bytes = 64u << 20;
     c->snapshot_chunk = 1u << 20;
+    c->drift_pct = 10;
 }
 
 static raft *fail(raft *r, const char **err, const char *why)
@@ -207,6 +208,10 @@ raft *raft_new(const raft_config *cfg, const raft_boot *boot, const char **err)
         return fail(NULL, err,
                     "max_inflight, max_msg_bytes, max_inflight_bytes, "
                     "max_entry_bytes and snapshot_chunk must be positive");
+    if (cfg->drift_pct >= 100)
+        return fail(NULL, err, "drift_pct must be below 100");
+    if (cfg->lease_ms > UINT32_MAX / 200)
+        return fail(NULL, err, "lease_ms too large");
     const raft_snapshot *s = &boot->snapshot;
     if (s->conf.n > RAFT_MAX_NODES)
         return fail(NULL, err, "configuration too large");
@@ -308,6 +313,7 @@ void raft_tick(raft *r)
         raft_tick_leader(r);
     else
         raft_tick_election(r);
+    raft_lease_refresh(r);
 }
 
 static bool msg_valid(const raft *r, const raft_msg *m)
@@ -432,6 +438,8 @@ int raft_step(raft *r, const raft_msg *m)
             raft_handle_heartbeat(r, m);
         else
             raft_handle_append(r, m);
+        if (m->type == RAFT_MSG_APPEND)
+            raft_lease_on_append(r, m);
         break;
     case RAFT_MSG_APPEND_RESP:
         if (r->role == RAFT_LEADER)
@@ -553,6 +561,7 @@ void raft_ready_get(raft *r, raft_ready *rd)
     raft_batch *b = &r->bat[(r->bat_head + r->bat_n) % RAFT_MAX_BATCHES];
     memset(b, 0, sizeof *b);
     memset(rd, 0, sizeof *rd);
+    raft_lease_refresh(r);
     if (r->role == RAFT_LEADER)
         raft_flush_appends(r);
 
@@ -635,6 +644,7 @@ void raft_advance(raft *r, const raft_ready *rd)
     /* The leader counts its own log only once it is durable (§10.2.1). */
     if (r->role == RAFT_LEADER && raft_maybe_commit(r))
         raft_commit_advanced(r);
+    raft_lease_refresh(r);
 }
 
 /* ---- introspection --------------------------------------------------------- */

@@ -220,6 +220,22 @@ typedef struct raft_msg {
     raft_conf conf;
     uint32_t chunk_len;
     uint8_t *chunk;
+    /* Read leases (config.lease_ms > 0; all 0 otherwise, see raft_lease_get).
+     * APPEND: lease_t = the leader's clock when it emitted the message;
+     * visible = its visible index; grant_resp_t and grant_ms = the latest
+     * read lease granted to the receiver (0 when none): the resp_t of the
+     * receiver's APPEND_RESP it answers and how many leader milliseconds the
+     * leader's own lease still had when that response arrived.
+     * APPEND_RESP: lease_t = the lease_t of the APPEND it answers (or the
+     * latest one heard, when sent because the applied index moved); resp_t =
+     * the follower's clock when it emitted the response; applied = its
+     * applied index as last reported by raft_set_applied(). */
+    uint64_t lease_t;
+    uint64_t resp_t;
+    uint64_t grant_resp_t;
+    uint64_t grant_ms;
+    uint64_t visible;
+    uint64_t applied;
 } raft_msg;
 
 /* ---- Configuration and construction -------------------------------------- */
@@ -259,6 +275,13 @@ typedef struct raft_config {
      *     as usual; the core frees its bytes at that batch's raft_advance(),
      *     so the caller must have stored them by then. */
     bool external_snapshot;
+    /* Read leases (raft_lease_get): the longest lease in the caller's
+     * milliseconds (raft_set_now); 0, the default, turns them off, and then
+     * messages carry no lease fields.  drift_pct: the assumed bound on how
+     * far each node's clock rate may be from real time, in percent (default
+     * 10, < 100); leases are shortened and waits lengthened by it. */
+    uint32_t lease_ms;
+    uint32_t drift_pct;
 } raft_config;
 
 /* Fills defaults; the caller then sets id and seed. */
@@ -290,6 +313,21 @@ void raft_free(raft *r);
 
 /* One unit of logical time. */
 void raft_tick(raft *r);
+
+/* The caller's monotonic clock in milliseconds, the only real time the core
+ * sees (used by read leases alone; ticks still drive elections).  Call it
+ * before raft_tick(), raft_step() and raft_ready_get(); a value below an
+ * earlier one is ignored.  The clock must not go back across a restart of
+ * the process either (CLOCK_MONOTONIC within one boot). */
+void raft_set_now(raft *r, uint64_t now_ms);
+
+/* The caller's state machine has applied every committed entry up to index
+ * AND dropped every cached copy of what they changed (e.g. the kernel's
+ * caches): only then may reads be served from it under a lease.  Until the
+ * first call the core assumes 0.  Values above what ready batches handed out,
+ * or below an earlier one, are ignored.  A follower holding a lease tells its
+ * leader at once (the visible index waits for it). */
+void raft_set_applied(raft *r, uint64_t index);
 
 /* Deliver a message from a peer.  Messages not addressed to this node, from
  * unknown terms, or malformed are ignored (RAFT_EINVAL). */
@@ -423,6 +461,52 @@ typedef struct raft_status {
 } raft_status;
 
 void raft_status_get(const raft *r, raft_status *st);
+
+/* ---- Read leases (config.lease_ms > 0) -------------------------------------
+ *
+ * The leader holds a lease while a quorum of voters (itself included) has
+ * echoed an AppendEntries it sent less than lease_ms*(100-drift_pct)/100 of
+ * its clock ago; a new leader holds none, grants none and advances nothing
+ * below for lease_ms*(100+drift_pct)/100 after its election, nor before its
+ * first entry is visible, and a leader transferring leadership holds and
+ * grants none.  While it holds its lease the leader grants every member
+ * (learners too) that has applied the visible index, and has not kept it
+ * back for more than lease_ms/4, a read lease that ends before its own,
+ * measured from the member's last response.
+ *
+ * The visible index V (leader) is the largest committed index that the
+ * leader and every member it counts as a lease holder have applied
+ * (raft_set_applied); it never decreases and the leader sends it with every
+ * AppendEntries.  A follower's visible is the largest V it heard from its
+ * leader, capped at its own commit index.
+ *
+ * Guarantee: if a node's clock reads now < lease_until, then at this moment
+ * (and until its clock reaches lease_until) no node of the cluster, in any
+ * term, has or will have a visible index above this node's applied index
+ * as reported by raft_set_applied() (in particular applied >= visible here).
+ * A read served from this node's state as of applied index a therefore
+ * reflects every index that is visible anywhere; it is linearizable if the
+ * caller (1) acknowledges a write only once the visible index it knows
+ * reaches the write's index, and (2) returns such a read only once its own
+ * visible index reaches a (then every later read on any lease holder sees at
+ * least a).  A node without a lease uses raft_read_index() and the same rule
+ * (2) for the read index.
+ *
+ * Clock assumption: every node's clock is monotonic and runs at a rate
+ * within drift_pct percent of real time.  Clocks need not agree on their
+ * values (no synchronisation): a node only ever compares its own readings,
+ * and a duration measured on one node is shrunk or stretched by the drift
+ * bound before another node relies on it.  A clock running faster or slower
+ * than the bound can let a lease outlive the leader's view of it, and a read
+ * on that node may then miss a write that was already acknowledged. */
+typedef struct raft_lease_info {
+    uint64_t lease_until; /* end of this node's read lease, its clock; 0: none */
+    uint64_t term;        /* the term the lease was granted in (0: none) */
+    uint64_t visible;     /* V on the leader, the V heard on a follower */
+    uint32_t holders;     /* leader: members it counts as holding a lease now */
+} raft_lease_info;
+
+void raft_lease_get(const raft *r, raft_lease_info *out);
 
 /* Bytes of entry data held in the log after the snapshot (for deciding when to
  * compact, like 6.824's maxraftstate). */

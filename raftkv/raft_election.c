@@ -31,6 +31,7 @@ static void reset_votes(raft *r)
 
 void raft_become_follower(raft *r, uint64_t term, uint64_t leader)
 {
+    raft_lease_become_follower(r, term, leader);
     if (term > r->term) {
         r->term = term;
         r->vote = 0;
@@ -72,6 +73,7 @@ void raft_become_leader(raft *r)
         return;
     }
     r->pending_conf = idx;
+    raft_lease_become_leader(r, idx);
 }
 
 static void count_vote(raft *r, uint64_t from, bool granted)

@@ -7,6 +7,7 @@
  *   raft_election.c    roles, pre-vote, vote, check-quorum, leader transfer (§3.4, §3.10, §9.6)
  *   raft_replication.c AppendEntries, commitment, InstallSnapshot chunks (§3.5, §3.6, §5.3)
  *   raft_read.c        ReadIndex (§6.4)
+ *   raft_lease.c       read leases and the visible index (raft.h)
  *   raft_membership.c  single-server changes (§4.1) and the conf-change codec
  *
  * Invariants (checked by assert where cheap):
@@ -41,6 +42,14 @@ typedef struct raft_progress {
     uint64_t snap_sent_hb; /* heartbeats without progress (retransmission timer) */
     uint64_t read_ack;     /* highest ReadIndex round this peer acknowledged */
     uint64_t commit_sent;  /* highest commit index this peer was told it may use */
+    /* read leases (raft_lease.c), all in the leader's clock but resp_t */
+    uint64_t lease_echo;   /* highest lease_t it echoed in this term */
+    uint64_t resp_t;       /* newest resp_t it sent (its clock) ... */
+    uint64_t applied;      /* ... and the applied index in that response */
+    uint64_t grant_resp_t; /* the latest grant, sent with every append */
+    uint64_t grant_ms;
+    uint64_t lease_until;  /* how long it may serve reads, as the leader sees it */
+    uint64_t visible_sent; /* highest visible index sent to it */
 } raft_progress;
 
 /* Entry data lives in slabs (raft_log.c): a block holds the data of many
@@ -149,6 +158,24 @@ struct raft {
     bool read_pending;      /* leader: a ReadIndex round must go out at the next ready */
     bool commit_pending;    /* leader: commit advanced, tell followers at the next ready */
 
+    /* read leases (raft_lease.c) */
+    uint64_t now;  /* the caller's clock (raft_set_now) */
+    uint64_t born; /* the first value it gave (0: none yet) */
+    bool now_set;
+    uint64_t applied_rep;          /* applied index as reported (raft_set_applied) */
+    uint64_t applied_sent;         /* follower: last applied_rep sent to the leader */
+    uint64_t visible;              /* V (leader) or the V heard, capped at commit */
+    uint64_t v_heard;              /* follower: largest V heard */
+    uint64_t lease_until;          /* follower: its own read lease ... */
+    uint64_t lease_term;           /* ... granted in this term ... */
+    uint64_t lease_leader;         /* ... by this leader */
+    uint64_t heard_lease_t;        /* follower: latest lease_t of lease_leader */
+    uint64_t lead_wait_until;      /* leader: nothing of leases before this */
+    uint64_t lead_first;           /* leader: index of its first entry (no-op) */
+    uint64_t gone_lease_until;     /* leader: leases of members since removed */
+    uint64_t tgt_t[32], tgt_v[32]; /* leader: when V's target reached what */
+    unsigned tgt_head, tgt_n;
+
     /* memory freed while a ready might still point at it: released at advance */
     void **grave;
     size_t n_grave, cap_grave;
@@ -225,6 +252,17 @@ bool raft_maybe_commit(raft *r);
 void raft_commit_to(raft *r, uint64_t index);
 void raft_commit_advanced(raft *r);
 int raft_append_local(raft *r, uint8_t type, const uint8_t *data, size_t len, uint64_t *index);
+
+/* ---- raft_lease.c ---- */
+void raft_lease_refresh(raft *r);
+void raft_lease_become_leader(raft *r, uint64_t first);
+void raft_lease_become_follower(raft *r, uint64_t term, uint64_t leader);
+void raft_lease_forget(raft *r, const raft_progress *p);
+void raft_lease_fill_append(raft *r, raft_progress *p, raft_msg *m);
+void raft_lease_fill_resp(raft *r, raft_msg *o, uint64_t lease_t);
+void raft_lease_on_append(raft *r, const raft_msg *m);
+void raft_lease_on_resp(raft *r, raft_progress *p, const raft_msg *m);
+bool raft_lease_tell(const raft *r, const raft_progress *p);
 
 /* ---- raft_read.c ---- */
 int raft_read_request(raft *r, uint64_t ctx, uint64_t from);

@@ -170,6 +170,9 @@ void raft_progress_sync(raft *r)
             }
         }
     }
+    for (uint32_t i = 0; i < r->n_prs; i++)
+        if (raft_conf_find(&r->conf, r->prs[i].id) < 0)
+            raft_lease_forget(r, &r->prs[i]); /* it may still serve reads */
     memcpy(r->prs, keep, nk * sizeof keep[0]);
     r->n_prs = nk;
 }

@@ -193,6 +193,7 @@ void raft_send_append(raft *r, raft_progress *p, bool allow_empty)
         m->entries = es;
         m->n_entries = (uint32_t)n;
         m->ctx = r->read_seq;
+        raft_lease_fill_append(r, p, m);
         uint64_t usable = prev + n < r->commit ? prev + n : r->commit;
         if (usable > p->commit_sent)
             p->commit_sent = usable;
@@ -224,6 +225,7 @@ static void send_commit(raft *r, raft_progress *p)
     /* Heartbeat shape: no prev entry; commit only what p is known to hold. */
     m->commit = p->match < r->commit ? p->match : r->commit;
     m->ctx = r->read_seq;
+    raft_lease_fill_append(r, p, m);
     p->commit_sent = m->commit;
 }
 
@@ -246,7 +248,7 @@ void raft_flush_appends(raft *r)
         for (uint32_t i = 0; i < r->n_prs; i++) {
             raft_progress *p = &r->prs[i];
             uint64_t usable = p->match < r->commit ? p->match : r->commit;
-            if (usable > p->commit_sent)
+            if (usable > p->commit_sent || raft_lease_tell(r, p))
                 send_commit(r, p);
         }
     }
@@ -336,11 +338,20 @@ void raft_commit_to(raft *r, uint64_t index)
 
 /* ---- leader: responses ----------------------------------------------------------- */
 
+static void append_resp(raft *r, raft_progress *p, const raft_msg *m);
+
 void raft_handle_append_resp(raft *r, const raft_msg *m)
 {
     raft_progress *p = raft_progress_get(r, m->from);
     if (!p)
         return;
+    append_resp(r, p, m);
+    if (r->role == RAFT_LEADER)
+        raft_lease_on_resp(r, p, m); /* p is still valid: no conf change here */
+}
+
+static void append_resp(raft *r, raft_progress *p, const raft_msg *m)
+{
     p->recent_active = true;
     if (m->ctx)
         raft_read_ack(r, p, m->ctx);
@@ -464,8 +475,10 @@ void raft_handle_heartbeat(raft *r, const raft_msg *m)
 {
     raft_commit_to(r, m->commit);
     raft_msg *o = raft_emit(r, RAFT_MSG_APPEND_RESP, m->from, false);
-    if (o)
-        o->ctx = m->ctx;
+    if (!o)
+        return;
+    o->ctx = m->ctx;
+    raft_lease_fill_resp(r, o, m->lease_t);
 }
 
 static void reject_append(raft *r, const raft_msg *m)
@@ -478,6 +491,7 @@ static void reject_append(raft *r, const raft_msg *m)
     o->index = m->index;
     o->commit = last;
     o->ctx = m->ctx;
+    raft_lease_fill_resp(r, o, m->lease_t);
     if (r->conf.n == 0)
         return; /* hint 0/0: send me a snapshot */
     if (m->index > last) {
@@ -516,6 +530,7 @@ void raft_handle_append(raft *r, const raft_msg *m)
         if (o) {
             o->index = r->commit;
             o->ctx = m->ctx;
+            raft_lease_fill_resp(r, o, m->lease_t);
         }
         return;
     }
@@ -552,6 +567,7 @@ void raft_handle_append(raft *r, const raft_msg *m)
     if (o) {
         o->index = last_new;
         o->ctx = m->ctx;
+        raft_lease_fill_resp(r, o, m->lease_t);
     }
 }
 
