@@ -444,7 +444,11 @@ static void r_status(rd *r, raft_status *s)
 
 /* ---- RAFT ------------------------------------------------------------------------------ */
 
-enum { RF_REJECT = 1, RF_TRANSFER = 2, RF_DONE = 4, RF_ALL = 7 };
+/* RF_LEASE: the six read-lease fields (u64 each, raft.h order) follow the
+ * chunk; APPEND and APPEND_RESP only, and only when one is set (with leases
+ * off a frame is what it was before them). */
+enum { RF_REJECT = 1, RF_TRANSFER = 2, RF_DONE = 4, RF_LEASE = 8, RF_ALL = 15 };
+#define LEASE_TYPE(t) ((t) == RAFT_MSG_APPEND || (t) == RAFT_MSG_APPEND_RESP)
 /* Smallest encoding of one entry: term, index, type, len. */
 #define ENTRY_MIN 21u
 
@@ -463,8 +467,11 @@ int net_encode_raft(const raft_msg *m, net_buf *out)
     w64(&w, m->index);
     w64(&w, m->log_term);
     w64(&w, m->commit);
+    const uint64_t lf[6] = {m->lease_t,  m->resp_t,  m->grant_resp_t,
+                            m->grant_ms, m->visible, m->applied};
+    bool lease = LEASE_TYPE(m->type) && (lf[0] | lf[1] | lf[2] | lf[3] | lf[4] | lf[5]) != 0;
     w8(&w, (uint8_t)((m->reject ? RF_REJECT : 0) | (m->transfer ? RF_TRANSFER : 0) |
-                     (m->done ? RF_DONE : 0)));
+                     (m->done ? RF_DONE : 0) | (lease ? RF_LEASE : 0)));
     w64(&w, m->hint_term);
     w64(&w, m->hint_index);
     w64(&w, m->ctx);
@@ -482,6 +489,8 @@ int net_encode_raft(const raft_msg *m, net_buf *out)
     }
     w32(&w, m->chunk_len);
     wbytes(&w, m->chunk, m->chunk_len);
+    for (int i = 0; lease && i < 6; i++)
+        w64(&w, lf[i]);
     return frame_end(&w, NET_MSG_RAFT);
 }
 
@@ -502,6 +511,8 @@ static int decode_raft(const void *buf, size_t len, raft_msg *m)
     m->commit = r64(&r);
     uint8_t fl = r8(&r);
     if (!r.b.bad && (fl & ~RF_ALL))
+        return NET_EMALFORMED;
+    if (!r.b.bad && (fl & RF_LEASE) && !LEASE_TYPE(m->type))
         return NET_EMALFORMED;
     m->reject = fl & RF_REJECT;
     m->transfer = fl & RF_TRANSFER;
@@ -537,6 +548,10 @@ static int decode_raft(const void *buf, size_t len, raft_msg *m)
         e->data = (uint8_t *)(uintptr_t)rblob(&r, &e->len);
     }
     m->chunk = (uint8_t *)(uintptr_t)rblob(&r, &m->chunk_len);
+    uint64_t *lf[6] = {&m->lease_t,  &m->resp_t,  &m->grant_resp_t,
+                       &m->grant_ms, &m->visible, &m->applied};
+    for (int i = 0; (fl & RF_LEASE) && i < 6; i++)
+        *lf[i] = r64(&r);
     return close_payload(&r);
 }
 

@@ -236,6 +236,12 @@ static void full_raft_msg(raft_msg *m, uint8_t type)
         chunk[i] = (uint8_t)(i * 7);
     m->chunk_len = sizeof(chunk);
     m->chunk = chunk;
+    m->lease_t = 0x1111222233334444ull;
+    m->resp_t = 5;
+    m->grant_resp_t = UINT64_MAX;
+    m->grant_ms = 900;
+    m->visible = 998;
+    m->applied = 997;
 }
 
 static void full_status(net_status_resp *s)
@@ -406,6 +412,14 @@ static void test_raft_roundtrip_every_type(void **state)
         }
         assert_int_equal(out.chunk_len, sizeof(chunk));
         assert_memory_equal(out.chunk, chunk, sizeof(chunk));
+        /* the read-lease fields travel with APPEND and APPEND_RESP only */
+        bool lease = t == RAFT_MSG_APPEND || t == RAFT_MSG_APPEND_RESP;
+        assert_int_equal(out.lease_t, lease ? in.lease_t : 0);
+        assert_int_equal(out.resp_t, lease ? in.resp_t : 0);
+        assert_int_equal(out.grant_resp_t, lease ? in.grant_resp_t : 0);
+        assert_int_equal(out.grant_ms, lease ? in.grant_ms : 0);
+        assert_int_equal(out.visible, lease ? in.visible : 0);
+        assert_int_equal(out.applied, lease ? in.applied : 0);
         net_raft_msg_free(&out);
         assert_null(out.entries);
     }
@@ -429,6 +443,60 @@ static void test_raft_heartbeat_minimal(void **state)
     net_raft_msg_free(&out);
     /* a heartbeat stays small: it is the most frequent message */
     assert_true(b.len < 160);
+    net_buf_free(&b);
+}
+
+/* Read-lease fields: absent (the frame as before leases) when all are 0, one
+ * fixed block after the chunk otherwise; the block is bounds-checked and
+ * refused on message types that never carry it. */
+static void test_raft_lease_fields(void **state)
+{
+    (void)state;
+    net_buf b = {0};
+    raft_msg in = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 3, .commit = 4};
+    raft_msg out;
+    assert_int_equal(net_encode_raft(&in, &b), 0);
+    size_t plain = b.len;
+    in.visible = 4; /* one field set: the whole block goes */
+    assert_int_equal(net_encode_raft(&in, &b), 0);
+    assert_int_equal(b.len, plain + 48);
+    assert_int_equal(net_decode_raft(b.p, b.len, &out), 0);
+    assert_int_equal(out.visible, 4);
+    assert_int_equal(out.lease_t, 0);
+    net_raft_msg_free(&out);
+
+    in.type = RAFT_MSG_APPEND_RESP;
+    in.lease_t = 1000;
+    in.resp_t = 77777;
+    in.grant_resp_t = 0;
+    in.grant_ms = 0;
+    in.applied = 3;
+    assert_int_equal(net_encode_raft(&in, &b), 0);
+    assert_int_equal(net_decode_raft(b.p, b.len, &out), 0);
+    assert_int_equal(out.lease_t, 1000);
+    assert_int_equal(out.resp_t, 77777);
+    assert_int_equal(out.applied, 3);
+    assert_int_equal(out.visible, 4);
+    net_raft_msg_free(&out);
+
+    /* the block cut short, with a header that agrees: truncated */
+    uint8_t fr[512];
+    size_t pl = b.len - NET_HDR_LEN;
+    for (size_t cut = 1; cut <= 48; cut++) {
+        size_t n = mkframe(NET_MSG_RAFT, b.p + NET_HDR_LEN, pl - cut, fr);
+        assert_int_equal(net_decode_raft(fr, n, &out), NET_ETRUNC);
+        assert_null(out.entries);
+    }
+    /* the lease flag on a type that never carries the block */
+    memcpy(fr, b.p + NET_HDR_LEN, pl);
+    fr[0] = RAFT_MSG_VOTE;
+    uint8_t f2[512];
+    size_t n = mkframe(NET_MSG_RAFT, fr, pl, f2);
+    assert_int_equal(net_decode_raft(f2, n, &out), NET_EMALFORMED);
+    /* a VOTE's lease fields are not encoded at all */
+    in.type = RAFT_MSG_VOTE;
+    assert_int_equal(net_encode_raft(&in, &b), 0);
+    assert_int_equal(b.len, plain);
     net_buf_free(&b);
 }
 
@@ -1078,6 +1146,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_raft_roundtrip_every_type),
         cmocka_unit_test(test_raft_heartbeat_minimal),
+        cmocka_unit_test(test_raft_lease_fields),
         cmocka_unit_test(test_client_roundtrip),
         cmocka_unit_test(test_status_roundtrip),
         cmocka_unit_test(test_snap_roundtrip),
