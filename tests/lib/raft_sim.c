@@ -45,6 +45,13 @@ typedef struct sim_node {
     uint64_t pend_at[RAFT_MAX_BATCHES];
     int n_pend;
     uint64_t lead_term, lead_last, lead_last_term, lead_commit;
+    /* read leases */
+    uint64_t clock_off;
+    int64_t clock_ppm;
+    bool paused, hold_applied;
+    uint64_t report_at;             /* a late raft_set_applied is due (0: none) */
+    uint64_t last_visible;          /* for "never decreases", per incarnation */
+    uint64_t seen_term, seen_until; /* the last valid lease seen */
 } sim_node;
 
 typedef struct qmsg {
@@ -78,6 +85,9 @@ struct sim {
     size_t ht_cap, ht_n;
     bool failed;
     bool trace; /* HSTORE_SIM_TRACE=1: print every delivered message */
+    qmsg *held; /* messages to paused nodes */
+    size_t n_held, cap_held;
+    uint64_t g_vmax, lease_viol;
 };
 
 static const char *g_test_name;
@@ -459,6 +469,23 @@ static void net_send(sim *s, const raft_msg *m)
     }
 }
 
+/* ---- clocks ------------------------------------------------------------------------- */
+
+uint64_t sim_clock(const sim *s, int i)
+{
+    const sim_node *nd = &s->nodes[i];
+    int64_t skew = (int64_t)s->now * nd->clock_ppm / 1000000;
+    return nd->clock_off + (uint64_t)((int64_t)s->now + skew);
+}
+
+/* Gives the node's clock to its core (the node loop does before each input). */
+static void sync_clock(sim *s, int i)
+{
+    sim_node *nd = &s->nodes[i];
+    if (s->c.lease_ms && nd->alive)
+        raft_set_now(nd->r, sim_clock(s, i));
+}
+
 /* ---- nodes -------------------------------------------------------------------------- */
 
 static void node_boot(sim *s, int i)
@@ -477,6 +504,8 @@ static void node_boot(sim *s, int i)
     cfg.pre_vote = s->c.pre_vote;
     cfg.check_quorum = s->c.check_quorum;
     cfg.external_snapshot = s->c.external_snapshot;
+    cfg.lease_ms = s->c.lease_ms;
+    cfg.drift_pct = s->c.drift_pct;
     raft_boot boot;
     memset(&boot, 0, sizeof boot);
     boot.hs = nd->d.hs;
@@ -493,6 +522,29 @@ static void node_boot(sim *s, int i)
     nd->hash = nd->d.snap_chain;
     nd->lead_term = 0;
     nd->next_tick = s->now + 1 + (uint64_t)sim_rand_int(s, SIM_TICK_MS);
+    nd->paused = false;
+    nd->report_at = 0;
+    nd->last_visible = 0;
+    nd->seen_term = nd->seen_until = 0;
+    sync_clock(s, i);
+}
+
+/* The node reports its applied index: at once, or (one batch in four) up to
+ * 100 ms late, or not while held. */
+static void report_applied(sim *s, int i, bool now)
+{
+    sim_node *nd = &s->nodes[i];
+    if (!s->c.lease_ms || nd->hold_applied)
+        return;
+    if (!now && !nd->report_at && sim_rand_int(s, 4) == 0) {
+        nd->report_at = s->now + 1 + (uint64_t)sim_rand_int(s, 100);
+        return;
+    }
+    if (now || !nd->report_at) {
+        nd->report_at = 0;
+        sync_clock(s, i);
+        raft_set_applied(nd->r, nd->applied);
+    }
 }
 
 static void maybe_compact(sim *s, int i)
@@ -627,6 +679,8 @@ static void apply_batch(sim *s, int i, const raft_ready *rd)
         }
         nd->reads[nd->n_reads++] = rd->read_states[k];
     }
+    if (rd->snapshot || rd->n_committed)
+        report_applied(s, i, false);
 }
 
 /* async_persist: the oldest pending write lands. */
@@ -638,14 +692,17 @@ static void land_oldest(sim *s, int i)
     memmove(nd->pend_at, nd->pend_at + 1, (size_t)(nd->n_pend - 1) * sizeof nd->pend_at[0]);
     nd->n_pend--;
     persist_batch(s, i, &rd);
+    sync_clock(s, i);
     raft_advance(nd->r, &rd);
 }
 
 static void process(sim *s, int i)
 {
     sim_node *nd = &s->nodes[i];
+    sync_clock(s, i);
     while (nd->alive && raft_has_ready(nd->r)) {
         raft_ready rd;
+        sync_clock(s, i);
         raft_ready_get(nd->r, &rd);
         send_batch(s, i, &rd);
         if (nd->crash_mid) {
@@ -740,10 +797,76 @@ static void check_node(sim *s, int i)
     nd->lead_last_term = raft_log_last_term(r);
 }
 
+static void lease_violation(sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void lease_violation(sim *s, const char *fmt, ...)
+{
+    s->lease_viol++;
+    if (s->c.lease_soft)
+        return;
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    sim_fail(s, "read lease: %s", buf);
+}
+
+/* The read-lease invariants (raft_sim.h).  Running nodes read their clocks
+ * first; a paused one is judged by what it last computed, against its clock
+ * that runs on. */
+static void check_leases(sim *s)
+{
+    if (!s->c.lease_ms)
+        return;
+    raft_lease_info li[SIM_MAX];
+    for (int i = 0; i < s->c.n_slots; i++) {
+        sim_node *nd = &s->nodes[i];
+        if (!nd->alive)
+            continue;
+        if (!nd->paused)
+            sync_clock(s, i);
+        raft_lease_get(nd->r, &li[i]);
+        if (li[i].visible < nd->last_visible)
+            lease_violation(s, "node %d: visible index went back from %llu to %llu", i + 1,
+                            (unsigned long long)nd->last_visible,
+                            (unsigned long long)li[i].visible);
+        if (li[i].visible > nd->r->commit)
+            lease_violation(s, "node %d: visible index %llu above its commit %llu", i + 1,
+                            (unsigned long long)li[i].visible, (unsigned long long)nd->r->commit);
+        nd->last_visible = li[i].visible;
+        if (li[i].visible > s->g_vmax)
+            s->g_vmax = li[i].visible;
+    }
+    for (int i = 0; i < s->c.n_slots; i++) {
+        sim_node *nd = &s->nodes[i];
+        if (!nd->alive)
+            continue;
+        uint64_t now = sim_clock(s, i);
+        if (li[i].lease_until <= now)
+            continue;
+        if (li[i].term != nd->r->term)
+            lease_violation(s, "node %d holds a lease of term %llu in term %llu", i + 1,
+                            (unsigned long long)li[i].term, (unsigned long long)nd->r->term);
+        if (nd->seen_term && nd->seen_term != li[i].term && nd->seen_until > now)
+            lease_violation(s, "node %d holds leases of terms %llu and %llu", i + 1,
+                            (unsigned long long)nd->seen_term, (unsigned long long)li[i].term);
+        nd->seen_term = li[i].term;
+        nd->seen_until = li[i].lease_until;
+        if (nd->r->applied_rep < s->g_vmax)
+            lease_violation(s,
+                            "node %d (%s) holds a lease until %llu (now %llu) but applied %llu < "
+                            "visible %llu",
+                            i + 1, raft_role_name(nd->r->role),
+                            (unsigned long long)li[i].lease_until, (unsigned long long)now,
+                            (unsigned long long)nd->r->applied_rep, (unsigned long long)s->g_vmax);
+    }
+}
+
 void sim_check(sim *s)
 {
     for (int i = 0; i < s->c.n_slots; i++)
         check_node(s, i);
+    check_leases(s);
 }
 
 /* One event: the earliest message or tick. */
@@ -752,17 +875,35 @@ static void sim_event(sim *s)
     uint64_t t_tick = UINT64_MAX;
     int who = -1;
     for (int i = 0; i < s->c.n_slots; i++)
-        if (s->nodes[i].alive && s->nodes[i].next_tick < t_tick) {
+        if (s->nodes[i].alive && !s->nodes[i].paused && s->nodes[i].next_tick < t_tick) {
             t_tick = s->nodes[i].next_tick;
             who = i;
         }
     uint64_t t_disk = UINT64_MAX;
     int dwho = -1;
     for (int i = 0; i < s->c.n_slots; i++)
-        if (s->nodes[i].alive && s->nodes[i].n_pend && s->nodes[i].pend_at[0] < t_disk) {
+        if (s->nodes[i].alive && !s->nodes[i].paused && s->nodes[i].n_pend &&
+            s->nodes[i].pend_at[0] < t_disk) {
             t_disk = s->nodes[i].pend_at[0];
             dwho = i;
         }
+    uint64_t t_rep = UINT64_MAX;
+    int rwho = -1;
+    for (int i = 0; i < s->c.n_slots; i++)
+        if (s->nodes[i].alive && !s->nodes[i].paused && s->nodes[i].report_at &&
+            s->nodes[i].report_at < t_rep) {
+            t_rep = s->nodes[i].report_at;
+            rwho = i;
+        }
+    if (rwho >= 0 && t_rep <= t_tick && t_rep <= t_disk && (!s->hn || t_rep < s->heap[0].at)) {
+        if (t_rep > s->now)
+            s->now = t_rep;
+        report_applied(s, rwho, true);
+        process(s, rwho);
+        if (s->c.check_every_step)
+            check_leases(s);
+        return;
+    }
     if (dwho >= 0 && t_disk <= t_tick && (!s->hn || t_disk < s->heap[0].at)) {
         if (t_disk > s->now)
             s->now = t_disk;
@@ -770,8 +911,10 @@ static void sim_event(sim *s)
         process(s, dwho);
         if (s->nodes[dwho].alive && !s->nodes[dwho].n_pend)
             maybe_compact(s, dwho);
-        if (s->c.check_every_step)
+        if (s->c.check_every_step) {
             check_node(s, dwho);
+            check_leases(s);
+        }
         return;
     }
     if (s->hn && s->heap[0].at <= t_tick) {
@@ -785,13 +928,25 @@ static void sim_event(sim *s)
                     (unsigned long long)q.m.term, (unsigned long long)q.m.index,
                     (unsigned long long)q.m.log_term, (unsigned long long)q.m.commit, q.m.n_entries,
                     q.m.reject, s->nodes[to].alive && link_ok(s, from, to) ? "" : "(lost)");
+        if (s->nodes[to].alive && s->nodes[to].paused) {
+            /* a stopped process: the message waits in its socket */
+            if (s->n_held == s->cap_held) {
+                s->cap_held = s->cap_held ? s->cap_held * 2 : 64;
+                s->held = xrealloc(s->held, s->cap_held * sizeof *s->held);
+            }
+            s->held[s->n_held++] = q;
+            return;
+        }
         if (s->nodes[to].alive && link_ok(s, from, to)) {
             s->delivered++;
             s->by_type[q.m.type]++;
+            sync_clock(s, to);
             raft_step(s->nodes[to].r, &q.m);
             process(s, to);
-            if (s->c.check_every_step)
+            if (s->c.check_every_step) {
                 check_node(s, to);
+                check_leases(s);
+            }
         }
         msg_free(&q.m);
         return;
@@ -802,10 +957,13 @@ static void sim_event(sim *s)
     }
     s->now = t_tick;
     s->nodes[who].next_tick += SIM_TICK_MS;
+    sync_clock(s, who);
     raft_tick(s->nodes[who].r);
     process(s, who);
-    if (s->c.check_every_step)
+    if (s->c.check_every_step) {
         check_node(s, who);
+        check_leases(s);
+    }
 }
 
 /* ---- public API ------------------------------------------------------------------------ */
@@ -826,6 +984,8 @@ void sim_config_init(sim_config *c, int n, uint64_t seed)
     c->check_quorum = true;
     c->snap_pad = 200;
     c->check_every_step = true;
+    c->drift_pct = 10;
+    c->clock_drift_pct = 10;
 }
 
 sim *sim_new(const sim_config *c)
@@ -847,6 +1007,13 @@ sim *sim_new(const sim_config *c)
         snprintf(conf.addrs[i], RAFT_ADDR_MAX, "node%d", i + 1);
     }
     conf.n = (uint32_t)c->n;
+    for (int i = 0; i < s->c.n_slots && s->c.lease_ms; i++) {
+        /* clocks agree on nothing but their rates, roughly */
+        sim_node *nd = &s->nodes[i];
+        nd->clock_off = sim_rand(s) % 1000000000ULL;
+        int64_t spread = (int64_t)s->c.clock_drift_pct * 10000;
+        nd->clock_ppm = spread ? (int64_t)(sim_rand(s) % (uint64_t)(2 * spread + 1)) - spread : 0;
+    }
     for (int i = 0; i < s->c.n_slots; i++) {
         sim_node *nd = &s->nodes[i];
         nd->connected = true;
@@ -873,6 +1040,9 @@ void sim_free(sim *s)
     for (size_t k = 0; k < s->hn; k++)
         msg_free(&s->heap[k].m);
     free(s->heap);
+    for (size_t k = 0; k < s->n_held; k++)
+        msg_free(&s->held[k].m);
+    free(s->held);
     free(s->g_chain);
     free(s->g_term);
     free(s->g_val);
@@ -894,9 +1064,17 @@ void sim_run(sim *s, uint64_t ms)
     while (s->now < end) {
         /* stop exactly at end if the next event is later */
         uint64_t next = UINT64_MAX;
-        for (int i = 0; i < s->c.n_slots; i++)
-            if (s->nodes[i].alive && s->nodes[i].next_tick < next)
-                next = s->nodes[i].next_tick;
+        for (int i = 0; i < s->c.n_slots; i++) {
+            const sim_node *nd = &s->nodes[i];
+            if (!nd->alive || nd->paused)
+                continue;
+            if (nd->next_tick < next)
+                next = nd->next_tick;
+            if (nd->report_at && nd->report_at < next)
+                next = nd->report_at;
+            if (nd->n_pend && nd->pend_at[0] < next)
+                next = nd->pend_at[0];
+        }
         if (s->hn && s->heap[0].at < next)
             next = s->heap[0].at;
         if (next > end) {
@@ -1002,6 +1180,7 @@ void sim_set_long_reordering(sim *s, bool on)
 
 raft *sim_raft(sim *s, int i)
 {
+    sync_clock(s, i); /* the caller is about to call into the core */
     return s->nodes[i].alive ? s->nodes[i].r : NULL;
 }
 
@@ -1090,6 +1269,7 @@ bool sim_start(sim *s, int i, uint64_t cmd, uint64_t *index, uint64_t *term)
     sim_node *nd = &s->nodes[i];
     if (!nd->alive || nd->r->role != RAFT_LEADER)
         return false;
+    sync_clock(s, i);
     uint8_t buf[8];
     for (int k = 0; k < 8; k++)
         buf[k] = (uint8_t)(cmd >> (8 * k));
@@ -1196,6 +1376,90 @@ uint64_t sim_conf_change(sim *s, int type, int slot)
 void sim_flush(sim *s, int i)
 {
     process(s, i);
-    if (s->c.check_every_step)
+    if (s->c.check_every_step) {
         check_node(s, i);
+        check_leases(s);
+    }
+}
+
+/* ---- read leases ------------------------------------------------------------------------ */
+
+void sim_pause(sim *s, int i, bool paused)
+{
+    sim_node *nd = &s->nodes[i];
+    if (nd->paused == paused)
+        return;
+    nd->paused = paused;
+    if (paused)
+        return;
+    /* resumed: the held messages arrive, in order; ticks start again */
+    size_t keep = 0;
+    for (size_t k = 0; k < s->n_held; k++) {
+        if ((int)s->held[k].m.to - 1 == i) {
+            s->held[k].at = s->now + 1;
+            s->held[k].seq = s->seq++;
+            q_push(s, &s->held[k]);
+        } else {
+            s->held[keep++] = s->held[k];
+        }
+    }
+    s->n_held = keep;
+    nd->next_tick = s->now + 1;
+}
+
+bool sim_paused(const sim *s, int i)
+{
+    return s->nodes[i].paused;
+}
+
+void sim_hold_applied(sim *s, int i, bool hold)
+{
+    sim_node *nd = &s->nodes[i];
+    nd->hold_applied = hold;
+    if (!hold && nd->alive) {
+        report_applied(s, i, true);
+        process(s, i);
+    }
+}
+
+void sim_set_clock_rate(sim *s, int i, int64_t ppm)
+{
+    /* keep the clock's current reading: it must not jump */
+    sim_node *nd = &s->nodes[i];
+    uint64_t before = sim_clock(s, i);
+    nd->clock_ppm = ppm;
+    uint64_t after = sim_clock(s, i);
+    nd->clock_off += before - after;
+}
+
+void sim_lease(sim *s, int i, raft_lease_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s->nodes[i].alive)
+        return;
+    if (!s->nodes[i].paused)
+        sync_clock(s, i);
+    raft_lease_get(s->nodes[i].r, out);
+}
+
+bool sim_has_lease(sim *s, int i)
+{
+    raft_lease_info li;
+    sim_lease(s, i, &li);
+    return li.lease_until > sim_clock(s, i);
+}
+
+uint64_t sim_reported(const sim *s, int i)
+{
+    return s->nodes[i].alive ? s->nodes[i].r->applied_rep : 0;
+}
+
+uint64_t sim_visible_max(const sim *s)
+{
+    return s->g_vmax;
+}
+
+uint64_t sim_lease_violations(const sim *s)
+{
+    return s->lease_viol;
 }

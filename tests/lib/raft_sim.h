@@ -18,6 +18,21 @@
  * order).  A violation prints the seed, a one-line replay command and fails
  * the running cmocka test.
  *
+ * Read leases (lease_ms > 0): every node has its own clock, offset + rate *
+ * simulated time with the rate within clock_drift_pct of 1 (default: the
+ * drift_pct the cores assume), given to its core by raft_set_now() before
+ * each input; nodes report their applied index (raft_set_applied) as they
+ * apply, one batch in four up to 100 ms late.  After every event the harness
+ * checks: no node's visible index decreases or exceeds its commit index; a
+ * node whose lease is valid by its own clock holds it from its current term;
+ * and its reported applied index is at least every visible index any node
+ * ever had (a stronger form of "known at that real time", valid because a
+ * new leader makes nothing visible before all earlier leases ended).  A
+ * paused node (sim_pause) keeps its clock and its lease, as a stopped
+ * process keeps its kernel caches.  With lease_soft a violation is counted
+ * (sim_lease_violations) instead of failing: for tests that break the clock
+ * assumption on purpose.
+ *
  * Commands are 8-byte values (sim_one/sim_start); value 0 is reserved for
  * no-op and configuration entries in sim_n_committed().
  */
@@ -54,6 +69,10 @@ typedef struct sim_config {
                                   handed out; its write lands 1-30 ms later (in order,
                                   up to RAFT_MAX_BATCHES out); a crash loses the writes
                                   still pending */
+    uint32_t lease_ms;      /* read leases in the cores (0: off, the default) */
+    uint32_t drift_pct;     /* the drift the cores assume (default 10) */
+    int clock_drift_pct;    /* real spread of the node clocks' rates (default 10) */
+    bool lease_soft;        /* count lease violations instead of failing */
 } sim_config;
 
 typedef struct sim sim;
@@ -130,6 +149,24 @@ raft_read_state sim_read(const sim *s, int i, int k);
 /* Snapshot installs (from the leader) and compactions seen by slot i. */
 int sim_n_installs(const sim *s, int i);
 uint64_t sim_applied(const sim *s, int i);
+
+/* ---- read leases (lease_ms > 0) ---- */
+/* Stops a node as SIGSTOP would: no ticks, no disk, messages to it held
+ * until it resumes; its clock (and so its lease) runs on. */
+void sim_pause(sim *s, int i, bool paused);
+bool sim_paused(const sim *s, int i);
+/* Stop (or resume) reporting the node's applied index to its core. */
+void sim_hold_applied(sim *s, int i, bool hold);
+/* The node's clock rate: 1 + ppm / 1e6. */
+void sim_set_clock_rate(sim *s, int i, int64_t ppm);
+uint64_t sim_clock(const sim *s, int i);
+/* The node's lease state now (its clock given to its core first). */
+void sim_lease(sim *s, int i, raft_lease_info *out);
+/* True when the node's lease is valid by its own clock. */
+bool sim_has_lease(sim *s, int i);
+uint64_t sim_reported(const sim *s, int i); /* applied as reported to the core */
+uint64_t sim_visible_max(const sim *s);     /* largest visible index ever */
+uint64_t sim_lease_violations(const sim *s);
 
 /* Fail (print seed + replay command, then fail the cmocka test). */
 void sim_fail(sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
