@@ -24,21 +24,35 @@
  *     fsync, flush or close (the session makes that exactly-once).  A read or
  *     fstat through the node sees the handle's own pending content.
  *
+ *   STREAMING (a whole-file handle past its bound): rather than leaving
+ *     whole-file mode, the handle streams.  Its buffered content goes out
+ *     as the parts of one chunked upload (kv_ops.h UPLOAD_PART: bounded
+ *     entries, sent FS_KV_UPLOAD_WINDOW at a time, so they share fsyncs and
+ *     round trips and never starve a heartbeat), and from then on every
+ *     FS_STREAM_SHIP bytes written in order go out the same way; the
+ *     handle keeps only the bytes not yet shipped.  The commit (flush,
+ *     fsync, close) freezes the content, ships its tail and sends ONE
+ *     UPLOAD_WRITE that writes all of it at offset 0: a file of any size
+ *     appears to other nodes at once, whole, at close, and if something
+ *     changed the file meanwhile its bytes land at their offsets, as with
+ *     the PUT_IF fallback.  The UPLOAD_WRITE is held like the PUT_IF (a
+ *     retry after an unknown outcome resends it exactly once).  Reading
+ *     the file through the writing handle first commits it.
+ *
  *   WRITE-THROUGH (one WRITE_AT per write(), committed before it returns):
  *     everything else — a handle on an existing file opened without O_TRUNC,
  *     a write that does not start where the previous one ended (a seek, a
  *     sparse write, a rewrite), and everything after a whole-file handle
- *     passed the bound.  When a whole-file handle leaves that mode its
- *     buffered prefix is first committed as one PUT, so a file larger than the
- *     bound appears in several steps (PUT of the first bound bytes, then
- *     WRITE_ATs).  A flush or fsync that committed a PUT also ends whole-file
- *     mode for that handle.
+ *     made a commit.  When a whole-file handle leaves that mode (a seek, a
+ *     rewrite) its content is first committed.  A flush or fsync that
+ *     committed content also ends whole-file mode for that handle.
  *
  *   APPEND: every write on an O_APPEND descriptor is an APPEND command; the
  *     offset the kernel sends is ignored (it may be stale: another node may
  *     have appended since), the state machine appends at its own end.
  */
 #include "fs/fs_internal.h"
+#include "raftkv/kv_ops.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -74,8 +88,83 @@ static void handle_drop_buffer(fs_mount *m, fs_handle *h)
     free(h->buf);
     h->buf = NULL;
     h->len = h->cap = h->done = h->doubt_len = 0;
+    h->up_id = 0;
+    h->up_base = h->up_len = 0;
+    h->up_frozen = h->up_shipped = false;
     fs_kv_held_drop(&m->kv, &h->held);
     handle_sync_flag(m, h);
+}
+
+/* Bytes of a streaming handle shipped at a time once it streams. */
+#define FS_STREAM_SHIP ((size_t)FS_KV_UPLOAD_WINDOW * KV_PART_SIZE)
+
+/* A definite failure of a stream: the staging is dropped (best effort; an
+ * abandoned one also expires), the error is sticky.  Called with h->mu. */
+static int stream_fail(fs_mount *m, fs_handle *h, int rc)
+{
+    if (h->up_id)
+        fs_kv_upload_abort(&m->kv, h->up_id);
+    h->err = rc;
+    handle_drop_buffer(m, h);
+    return rc;
+}
+
+/* Ships the full parts of the buffer (starting the stream if needed) and
+ * keeps only the rest.  Parts are idempotent: after a failure nothing has
+ * moved and the same bytes go again next time.  Called with h->mu held. */
+static int stream_ship(fs_mount *m, fs_handle *h)
+{
+    size_t n = (h->len - h->up_base) / KV_PART_SIZE * KV_PART_SIZE;
+    if (n == 0)
+        return 0;
+    if (h->up_id == 0)
+        h->up_id = fs_kv_upload_id();
+    int rc = fs_kv_upload_parts(&m->kv, h->up_id, 0, h->up_base, h->buf, n);
+    if (rc == -EIO || rc == -ENOMEM)
+        return rc; /* no quorum in time: the bytes stay here */
+    if (rc < 0)
+        return stream_fail(m, h, rc);
+    memmove(h->buf, h->buf + n, h->len - h->up_base - n);
+    h->up_base += n;
+    return 0;
+}
+
+/* The commit of a streaming handle: the content is frozen at its current
+ * length, the tail is shipped, and one held UPLOAD_WRITE writes it all.
+ * An unknown outcome keeps everything for the next try (-EIO until then).
+ * Called with h->mu held. */
+static int stream_commit(fs_mount *m, fs_handle *h)
+{
+    if (!h->up_frozen) {
+        h->up_frozen = true;
+        h->up_len = h->len;
+    }
+    if (!h->up_shipped) {
+        if (h->up_len > h->up_base) {
+            int rc =
+                fs_kv_upload_parts(&m->kv, h->up_id, 0, h->up_base, h->buf, h->up_len - h->up_base);
+            if (rc == -EIO || rc == -ENOMEM)
+                return rc;
+            if (rc < 0)
+                return stream_fail(m, h, rc);
+        }
+        h->up_shipped = true;
+    }
+    int rc = fs_kv_upload_write_held(&m->kv, &h->held, h->up_id, h->ino, 0, h->up_len);
+    if (rc == -EIO && h->held.seq != 0) {
+        h->doubt = true;
+        return rc;
+    }
+    h->doubt = false;
+    if (rc == -ENOENT) {
+        /* Removed on another node meanwhile: nobody can read it again. */
+        rc = 0;
+    }
+    if (rc < 0)
+        return stream_fail(m, h, rc);
+    h->up_id = 0; /* applied: the staging is gone */
+    handle_drop_buffer(m, h);
+    return 0;
 }
 
 /* Commits the buffered whole-file content, then leaves whole-file mode.
@@ -99,6 +188,8 @@ static int handle_commit(fs_mount *m, fs_handle *h)
     if (h->err)
         return h->err;
     fs_kv_set_writer(h->cuid, h->cgid); /* whoever's request runs the commit */
+    if (h->whole && h->dirty && h->up_id)
+        return stream_commit(m, h);
     while (h->whole && h->dirty) {
         /* While in doubt, only the bytes sent then may be sent again. */
         size_t n = h->doubt ? h->doubt_len : h->len;
@@ -405,6 +496,15 @@ void fs_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
         return;
     }
     pthread_mutex_lock(&h->mu);
+    if (handle_pending(h) && h->up_id) {
+        /* Most of a streamed file is no longer here: commit, then read. */
+        rc = handle_commit(m, h);
+        if (rc < 0) {
+            pthread_mutex_unlock(&h->mu);
+            reply_err(req, rc);
+            return;
+        }
+    }
     if (handle_pending(h)) {
         size_t n = 0;
         if ((size_t)off < h->len) {
@@ -450,11 +550,23 @@ static int do_write(fs_mount *m, fs_handle *h, const char *data, size_t size, of
     if ((uint64_t)off > m->max_file_size || size > m->max_file_size - (uint64_t)off)
         return -EFBIG;
     pthread_mutex_lock(&h->mu);
-    if (h->whole) {
-        if (h->err == 0 && (size_t)off == h->len && h->len + size <= m->whole_max) {
-            rc = handle_reserve(h, h->len + size);
+    if (h->whole && h->err == 0 && (size_t)off == h->len && !h->up_frozen) {
+        /* In order: buffered, up to the bound; past it the handle streams
+         * (ships its full parts, FS_STREAM_SHIP at a time once streaming). */
+        size_t bound = h->up_id ? FS_STREAM_SHIP : m->whole_max;
+        if (h->len - h->up_base + size > bound) {
+            rc = stream_ship(m, h);
+            if (rc < 0) {
+                pthread_mutex_unlock(&h->mu);
+                return rc;
+            }
+        }
+        /* (after a ship less than a part is left; the slack only matters
+         * for a bound below two parts) */
+        if (h->whole && h->len - h->up_base + size <= bound + KV_PART_SIZE) {
+            rc = handle_reserve(h, h->len - h->up_base + size);
             if (rc == 0) {
-                memcpy(h->buf + h->len, data, size);
+                memcpy(h->buf + (h->len - h->up_base), data, size);
                 h->len += size;
                 h->dirty = true;
                 handle_sync_flag(m, h);
@@ -463,8 +575,10 @@ static int do_write(fs_mount *m, fs_handle *h, const char *data, size_t size, of
             pthread_mutex_unlock(&h->mu);
             return rc;
         }
-        /* Out of order or past the bound: commit what we have, then go
-         * write-through. */
+    }
+    if (h->whole) {
+        /* Out of order, too large a write, or a commit in doubt: commit
+         * what we have, then go write-through. */
         rc = handle_commit(m, h);
         if (rc < 0) {
             pthread_mutex_unlock(&h->mu);

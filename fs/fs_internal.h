@@ -54,7 +54,16 @@ typedef struct fs_handle {
     size_t len, cap;
     size_t done; /* buf[0, done) is committed at its offsets */
     size_t doubt_len;
-    uint64_t ver;                   /* the inode version the content starts from */
+    uint64_t ver; /* the inode version the content starts from */
+    /* Streaming (a whole-file handle past its bound, see fs_file.c): the
+     * content's full parts go out as parts of upload up_id as they fill,
+     * and buf holds only [up_base, len); at commit the content [0, up_len)
+     * is frozen, its tail shipped (up_shipped) and written at once. */
+    uint64_t up_id;                 /* 0: not streaming */
+    size_t up_base;                 /* bytes already staged as parts (a multiple of a part) */
+    size_t up_len;                  /* the frozen length, once up_frozen */
+    bool up_frozen;                 /* a commit began: the content is [0, up_len) */
+    bool up_shipped;                /* every part of [0, up_len) is staged */
     int err;                        /* sticky: reported by every later fsync/flush */
     fs_kv_held held;                /* session of a commit in doubt */
     atomic_bool pending;            /* whole && dirty, readable without mu */

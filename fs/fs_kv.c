@@ -590,6 +590,24 @@ ssize_t fs_kv_write_at_held(fs_kv *k, fs_kv_held *held, uint64_t ino, uint64_t o
     return (ssize_t)total;
 }
 
+int fs_kv_upload_write_held(fs_kv *k, fs_kv_held *held, uint64_t upload, uint64_t ino, uint64_t off,
+                            uint64_t len)
+{
+    kv_op op = {.type = KV_OP_UPLOAD_WRITE,
+                .upload = upload,
+                .ino = ino,
+                .off = off,
+                .len = len,
+                .cuid = writer_uid,
+                .cgid = writer_gid};
+    kv_reply r;
+    int rc = submit_held(k, &op, &r, k->timeout_ms, held);
+    if (rc != 0)
+        return rc;
+    kv_reply_free(&r);
+    return 0;
+}
+
 int fs_kv_truncate_attr(fs_kv *k, const char *path, uint64_t ino, uint64_t size, fs_attr *a)
 {
     kv_op op = {.type = KV_OP_TRUNCATE,

@@ -144,6 +144,11 @@ int fs_kv_put_ino(fs_kv *k, uint64_t ino, const char *data, size_t len);
  * pass the same bytes) retries it exactly once. */
 int fs_kv_put_if(fs_kv *k, fs_kv_held *held, uint64_t ino, uint64_t version, const char *data,
                  size_t len, fs_attr *a);
+/* UPLOAD_WRITE (kv_ops.h) of upload's staged [0, len) at off of ino, through
+ * a held session (same retry rule): the bytes streamed as parts become
+ * visible at once. */
+int fs_kv_upload_write_held(fs_kv *k, fs_kv_held *held, uint64_t upload, uint64_t ino, uint64_t off,
+                            uint64_t len);
 /* WRITE_AT through a held session (same retry rule). */
 ssize_t fs_kv_write_at_held(fs_kv *k, fs_kv_held *held, uint64_t ino, uint64_t off,
                             const char *data, size_t len);

@@ -54,6 +54,7 @@ static const char *op_name(int op)
     case KV_OP_LINK: return "link";
     case KV_OP_PUT_IF: return "put";
     case KV_OP_UPLOAD_COMMIT: return "put";
+    case KV_OP_UPLOAD_WRITE: return "write";
     default: return "change";
     }
 }

@@ -297,6 +297,8 @@ static void snapshot_finish(node *n)
 
 /* On the loop, every turn: finishes a snapshot whose worker is done, or
  * starts one when the log passed this node's threshold. */
+#define SNAP_LOG_MAX_FACTOR 8
+
 void maybe_snapshot(node *n)
 {
     if (n->snap.running) {
@@ -310,10 +312,13 @@ void maybe_snapshot(node *n)
     uint64_t thr = n->cfg.snapshot_threshold;
     /* Each snapshot rewrites the whole state, so with large files a fixed
      * threshold rewrites hundreds of MiB for every few written: a state
-     * larger than the threshold lets the log grow up to its size, but never
-     * past twice the threshold (the bound the log's size keeps). */
+     * larger than the threshold lets the log grow up to its size (so the
+     * snapshots of a growing state add up to about twice its final size),
+     * but never past SNAP_LOG_MAX_FACTOR times the threshold (the bound the
+     * log's size, in memory and on disk, keeps). */
     if (n->snap_state_bytes > thr)
-        thr = n->snap_state_bytes < 2 * thr ? n->snap_state_bytes : 2 * thr;
+        thr = n->snap_state_bytes < SNAP_LOG_MAX_FACTOR * thr ? n->snap_state_bytes
+                                                              : SNAP_LOG_MAX_FACTOR * thr;
     thr -= thr / 4 * (n->cfg.id % 4) / 3;
     if (n->snap.want && n->snap.want <= st_snapshot_index(n->st))
         n->snap.want = 0; /* a backup's wish (backup.c) is met */

@@ -73,7 +73,8 @@ static bool is_change(int type)
     case KV_OP_SYMLINK:
     case KV_OP_LINK:
     case KV_OP_PUT_IF:
-    case KV_OP_UPLOAD_COMMIT: return true;
+    case KV_OP_UPLOAD_COMMIT:
+    case KV_OP_UPLOAD_WRITE: return true;
     default: return false;
     }
 }

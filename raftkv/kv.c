@@ -69,6 +69,7 @@ static int do_write(kv *k, const kv_op *op, uint8_t **out, size_t *len)
     case KV_OP_UPLOAD_PART: st = op_upload_part(k, op); break;
     case KV_OP_UPLOAD_COMMIT: st = op_upload_commit(k, op, &res); break;
     case KV_OP_UPLOAD_ABORT: st = op_upload_abort(k, op); break;
+    case KV_OP_UPLOAD_WRITE: st = op_upload_write(k, op, &res); break;
     default:
         /* A read wrapped in a command: never executed (its reply could be
          * the size of a file, on every replica, at every replay). */

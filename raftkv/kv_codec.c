@@ -67,7 +67,8 @@ static uint32_t v2_fields(int type, uint32_t f)
     case KV_OP_TRUNCATE:
     case KV_OP_SETATTR:
     case KV_OP_PUT_IF:
-    case KV_OP_UPLOAD_COMMIT: f |= F_CRED; break;
+    case KV_OP_UPLOAD_COMMIT:
+    case KV_OP_UPLOAD_WRITE: f |= F_CRED; break;
     default: break;
     }
     return f;
@@ -115,6 +116,7 @@ static const struct {
                              F_PATH | F_MODE | F_UID | F_GID | F_LEN | F_UPLOAD | F_INO | F_OFF,
                              false},
     [KV_OP_UPLOAD_ABORT] = {"UPLOAD_ABORT", F_UPLOAD, false},
+    [KV_OP_UPLOAD_WRITE] = {"UPLOAD_WRITE", F_INO | F_OFF | F_LEN | F_UPLOAD, false},
 };
 
 const char *kv_op_name(int type)

@@ -247,6 +247,9 @@ int op_del(kv *k, const kv_op *op, int kind);
 /* CREATE, MKNOD, MKDIR, SYMLINK: a new name in an existing directory. */
 int op_make(kv *k, const kv_op *op, kv_inode **res);
 int op_write_at(kv *k, const kv_op *op, kv_inode **res);
+/* WRITE_AT of the staged inode's bytes at op->off of inode op->ino (they are
+ * moved, not copied, into an empty file at offset 0). */
+int op_write_staged(kv *k, const kv_op *op, kv_inode *staged, kv_inode **res);
 int op_truncate(kv *k, const kv_op *op, kv_inode **res);
 int op_setattr(kv *k, const kv_op *op, kv_inode **res);
 int op_link(kv *k, const kv_op *op, kv_inode **res);
@@ -277,6 +280,7 @@ int upload_bits(kv_upload *u, uint64_t p);
 int upload_start(kv *k, const kv_op *op, kv_upload **out);
 int op_upload_part(kv *k, const kv_op *op);
 int op_upload_commit(kv *k, const kv_op *op, kv_inode **res);
+int op_upload_write(kv *k, const kv_op *op, kv_inode **res);
 int op_upload_abort(kv *k, const kv_op *op);
 /* UPLOAD_PART is idempotent and bypasses the client's session: parts of one
  * upload are pipelined, may apply in any order and be re-sent after a leader

@@ -419,6 +419,45 @@ int op_write_at(kv *k, const kv_op *op, kv_inode **res)
     return 0;
 }
 
+int op_write_staged(kv *k, const kv_op *op, kv_inode *staged, kv_inode **res)
+{
+    kv_inode *n;
+    int st = op_node(k, op, &n);
+    if (st)
+        return st;
+    if ((st = regular_file(n)))
+        return st;
+    uint64_t len = staged->size;
+    if (op->off > k->lim.max_file_size || len > k->lim.max_file_size - op->off)
+        return EFBIG;
+    uint64_t end = op->off + len;
+    if (end > n->size && (st = check_size(k, n, end)))
+        return st;
+    if (len) {
+        if (op->off == 0 && n->size == 0) {
+            data_take(k, n, staged); /* the common case: no copy */
+        } else {
+            size_t step = KV_PART_SIZE;
+            uint8_t *buf = malloc(step);
+            if (!buf)
+                return -1;
+            for (uint64_t o = 0; o < len; o += step) {
+                size_t c = len - o < step ? (size_t)(len - o) : step;
+                data_read(staged, o, c, buf);
+                if (data_write(k, n, op->off + o, buf, c) != 0) {
+                    free(buf);
+                    return -1;
+                }
+            }
+            free(buf);
+        }
+        kill_privs(n, op);
+        n->mtime = n->ctime = k->now;
+    }
+    *res = n;
+    return 0;
+}
+
 static int set_size(kv *k, kv_inode *n, uint64_t size)
 {
     int st = regular_file(n);

@@ -199,6 +199,16 @@ enum {
  *                   [0, len) is not all staged (then the staging stays);
  *                   EINVAL when len differs from a declared size.
  *  UPLOAD_ABORT   W upload.  Drops the staging (status 0 even if unknown).
+ *  UPLOAD_WRITE   W upload, ino, off, len: a WRITE_AT whose data is the
+ *                   staged [0, len), applied atomically at off of inode
+ *                   ino (the file grows as needed; bytes past off + len
+ *                   stay).  A file written from an empty start by one
+ *                   stream of writes thus appears at once, whatever its
+ *                   size, and one that changed meanwhile gets the bytes at
+ *                   their offsets, as the write() calls would have put
+ *                   them.  ENOENT, EISDIR/EINVAL, EFBIG, ENOSPC as
+ *                   WRITE_AT; KV_EUPLOAD as UPLOAD_COMMIT.  The staging is
+ *                   dropped once applied or refused for good.
  *
  * Read ops (R) are answered only by kv_query().  Wrapped in a command they are
  * not executed: apply answers EINVAL (a committed read must not make every
@@ -239,7 +249,8 @@ typedef enum kv_op_type {
     KV_OP_UPLOAD_PART = 30,
     KV_OP_UPLOAD_COMMIT = 31,
     KV_OP_UPLOAD_ABORT = 32,
-    KV_OP__MAX = 32,
+    KV_OP_UPLOAD_WRITE = 33,
+    KV_OP__MAX = 33,
 } kv_op_type;
 
 /* CREATE flags */

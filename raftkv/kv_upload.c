@@ -188,6 +188,23 @@ int op_upload_commit(kv *k, const kv_op *op, kv_inode **res)
     return st;
 }
 
+int op_upload_write(kv *k, const kv_op *op, kv_inode **res)
+{
+    size_t at;
+    kv_upload *u = upload_find(k, op->upload, &at);
+    if (!u)
+        return KV_EUPLOAD;
+    if (u->total && op->len != u->total)
+        return EINVAL;
+    if (!upload_complete(u, op->len))
+        return KV_EUPLOAD; /* parts missing: the staging stays */
+    int st = op_write_staged(k, op, u->data, res);
+    if (st < 0)
+        return -1;
+    upload_drop_at(k, at); /* written, or refused for good */
+    return st;
+}
+
 int op_upload_abort(kv *k, const kv_op *op)
 {
     size_t at;

@@ -5,6 +5,8 @@
 #     10 bytes are there on every node; write 1 byte, close -> 0, content
 #     complete.  Run with node 1 as a follower and again as the leader (where
 #     the PUT sits in its log while the quorum is cut).
+#     Again with 34 MiB written in order (a stream: most of it already
+#     shipped as parts when the quorum is cut).
 #  2. close() after a failed commit reports EIO, never 0.
 #  3. `: > f` (a truncation and no data): open(O_TRUNC) commits the
 #     truncation, so without a quorum the redirection fails; with the quorum
@@ -84,6 +86,24 @@ if mode == "fsync":
     print("fsync-healed OK", flush=True)
     res("write-1", lambda: os.pwrite(fd, b"B", 10))
     res("close", lambda: os.close(fd))
+elif mode == "stream":
+    src = sys.argv[5]
+    data = os.urandom(34 << 20)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    def write_all():
+        for i in range(34):
+            os.write(fd, data[i << 20:(i + 1) << 20])
+    res("write", write_all)
+    cut()
+    res("fsync-cut", lambda: os.fsync(fd))
+    res("fsync-cut-again", lambda: os.fsync(fd))
+    heal()
+    wait_ok(lambda: os.fsync(fd), "fsync-healed")
+    print("fsync-healed OK", flush=True)
+    res("write-1", lambda: os.pwrite(fd, b"B", 34 << 20))
+    res("close", lambda: os.close(fd))
+    with open(src, "wb") as f:
+        f.write(data + b"B")
 elif mode == "close":
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     res("write", lambda: os.write(fd, b"abcdef"))
@@ -99,10 +119,10 @@ EOF
 
 pids_of() { local j out=""; for j in $(others "$1"); do out+="${out:+,}${CL_PID[$j]}"; done; echo "$out"; }
 
-run_fsync_case() { # WHO NAME
-    local who=$1 name=$2 m out
+run_fsync_case() { # WHO NAME [stream]
+    local who=$1 name=$2 mode=${3:-fsync} m out
     m=$(fs_mnt "$who")
-    out=$(python3 "$PY" "$m/$name" "$(pids_of "$who")" "$OPT_MS" fsync) ||
+    out=$(python3 "$PY" "$m/$name" "$(pids_of "$who")" "$OPT_MS" "$mode" "$CL_DIR/$name.src") ||
         cl_fail "helper failed: $out"
     cl_log "node $who: $(echo $out)"
     echo "$out" | grep -qx "write OK" || cl_fail "write: $out"
@@ -114,7 +134,12 @@ run_fsync_case() { # WHO NAME
     ready_all
     local i
     for i in 1 2 3; do
-        cl_expect_eq "$(cat "$(fs_mnt "$i")/$name")" 0123456789B "content on node $i"
+        if [ "$mode" = stream ]; then
+            cl_expect_eq "$(sha256sum <"$(fs_mnt "$i")/$name" | awk '{print $1}')" \
+                "$(sha256sum <"$CL_DIR/$name.src" | awk '{print $1}')" "content of the stream on node $i"
+        else
+            cl_expect_eq "$(cat "$(fs_mnt "$i")/$name")" 0123456789B "content on node $i"
+        fi
     done
 }
 
@@ -126,6 +151,11 @@ run_fsync_case "$follower" f1
 leader=$(cl_wait_leader 20) || cl_fail "no leader"
 cl_log "fsync after a failed commit, on leader $leader"
 run_fsync_case "$leader" f2
+leader=$(cl_wait_leader 20) || cl_fail "no leader"
+follower=1
+[ "$leader" = 1 ] && follower=2
+cl_log "fsync after a failed commit of a stream, on follower $follower"
+run_fsync_case "$follower" f3 stream
 
 cl_log "close() after a failed commit"
 out=$(python3 "$PY" "$M1/c" "$(pids_of 1)" "$OPT_MS" close) || cl_fail "helper failed: $out"

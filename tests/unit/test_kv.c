@@ -2388,6 +2388,93 @@ static void assert_content(tk *t, const char *path, const uint8_t *want, uint64_
     free(got);
 }
 
+/* A part of an upload of unknown size (len 0, as the mount streams). */
+static int part0(tk *t, uint64_t id, const uint8_t *v, uint64_t off, size_t n)
+{
+    kv_op o = {.type = KV_OP_UPLOAD_PART, .upload = id, .off = off, .data = v + off, .data_len = n};
+    return cmd_st(t, &o);
+}
+
+static int upload_write(tk *t, uint64_t client, uint64_t seq, uint64_t id, uint64_t ino,
+                        uint64_t off, uint64_t len, kv_attr *a)
+{
+    kv_op o = {.type = KV_OP_UPLOAD_WRITE, .upload = id, .ino = ino, .off = off, .len = len};
+    kv_reply r;
+    int st = cmd_c(t, client, seq, &o, &r);
+    if (a)
+        *a = r.attr;
+    kv_reply_free(&r);
+    return st;
+}
+
+/* UPLOAD_WRITE, the commit of a file the mount streamed: the staged bytes
+ * written at an offset at once (moved into an empty file, copied over a
+ * changed one with its other bytes kept), exactly once, with WRITE_AT's
+ * errors; an incomplete upload is refused and stays. */
+static void test_upload_write(void **s)
+{
+    (void)s;
+    kv_limits lim = {.max_file_size = 8u << 20, .max_total_bytes = 64u << 20};
+    tk t = mk(&lim);
+    uint64_t len = 2 * KV_PART_SIZE + 300;
+    uint8_t *v = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        v[i] = (uint8_t)(i * 13 + i / 777);
+    uint64_t sess = reg(&t);
+    assert_int_equal(put(&t, "e", ""), 0);
+    kv_attr a, b;
+    assert_int_equal(stat_(&t, "e", &a), 0);
+    /* parts of unknown total (0), the tail short; the last part missing */
+    for (uint64_t off = 0; off < 2 * KV_PART_SIZE; off += KV_PART_SIZE)
+        assert_int_equal(part0(&t, 91, v, off, KV_PART_SIZE), 0);
+    assert_int_equal(upload_write(&t, sess, 1, 91, a.ino, 0, len, NULL), KV_EUPLOAD);
+    assert_get(&t, "e", ""); /* nothing visible, the staging stays */
+    assert_int_equal(part0(&t, 91, v, 2 * KV_PART_SIZE, 300), 0);
+    assert_int_equal(upload_write(&t, sess, 2, 91, a.ino, 0, len, &b), 0);
+    assert_int_equal(b.size, len);
+    assert_content(&t, "e", v, len);
+    kv_stats st;
+    kv_get_stats(t.k, &st);
+    assert_int_equal(st.uploads, 0);
+    assert_int_equal(st.staged_bytes, 0);
+    assert_int_equal(st.bytes_used, len);
+    /* exactly once: the retry gets the reply, a new seq finds no upload */
+    assert_int_equal(upload_write(&t, sess, 2, 91, a.ino, 0, len, &b), 0);
+    assert_int_equal(upload_write(&t, sess, 3, 91, a.ino, 0, len, NULL), KV_EUPLOAD);
+    assert_content(&t, "e", v, len);
+
+    /* over a file that changed: the bytes at their offsets, the rest kept */
+    uint8_t *w = malloc(KV_PART_SIZE + 10);
+    memset(w, 'w', KV_PART_SIZE + 10);
+    assert_int_equal(part0(&t, 92, w, 0, KV_PART_SIZE), 0);
+    assert_int_equal(part0(&t, 92, w, KV_PART_SIZE, 10), 0);
+    assert_int_equal(upload_write(&t, sess, 4, 92, a.ino, 100, KV_PART_SIZE + 10, &b), 0);
+    assert_int_equal(b.size, len);
+    memset(v + 100, 'w', KV_PART_SIZE + 10);
+    assert_content(&t, "e", v, len);
+    kv_get_stats(t.k, &st);
+    assert_int_equal(st.bytes_used, len);
+    assert_int_equal(st.staged_bytes, 0);
+
+    /* WRITE_AT's errors; each refusal drops the staging for good */
+    assert_int_equal(mkdir_(&t, "dir"), 0);
+    kv_attr d;
+    assert_int_equal(stat_(&t, "dir", &d), 0);
+    assert_int_equal(part0(&t, 93, w, 0, KV_PART_SIZE), 0);
+    assert_int_equal(upload_write(&t, sess, 5, 93, d.ino, 0, KV_PART_SIZE, NULL), EISDIR);
+    assert_int_equal(part0(&t, 94, w, 0, KV_PART_SIZE), 0);
+    assert_int_equal(upload_write(&t, sess, 6, 94, 999999, 0, KV_PART_SIZE, NULL), ENOENT);
+    assert_int_equal(part0(&t, 95, w, 0, KV_PART_SIZE), 0);
+    assert_int_equal(upload_write(&t, sess, 7, 95, a.ino, 8u << 20, KV_PART_SIZE, NULL), EFBIG);
+    kv_get_stats(t.k, &st);
+    assert_int_equal(st.uploads, 0);
+    assert_int_equal(st.staged_bytes, 0);
+    assert_content(&t, "e", v, len);
+    free(v);
+    free(w);
+    done(&t);
+}
+
 /* A value in parts, out of order and with a part sent twice, invisible until
  * the commit, then visible whole and at once; the parts bypass the session
  * (seqs out of order do not make them stale) and the commit is exactly once;
@@ -2855,6 +2942,7 @@ int main(void)
         cmocka_unit_test(test_reply_codec),
         cmocka_unit_test(test_malformed_snapshots),
         cmocka_unit_test(test_uploads),
+        cmocka_unit_test(test_upload_write),
         cmocka_unit_test(test_small_file_memory),
         cmocka_unit_test(test_dir_relative_names),
         cmocka_unit_test(test_op_v1_decodes),
