@@ -10,7 +10,8 @@
  * Raft core hands over in one ready (raft.h).
  *
  * Durability: WAL with synchronous=FULL: a COMMIT returns after the WAL is
- * fdatasync'ed, once per transaction.
+ * fdatasync'ed, once per transaction.  The bytes of large entries are in
+ * segment files (storage_blob.c), fdatasync'ed before that commit.
  */
 #include "raftkv/storage_internal.h"
 
@@ -35,9 +36,9 @@ static const char *const q_sql[Q_COUNT] = {
     [Q_HS_GET] = "SELECT term, vote, commit_idx, crc FROM hs WHERE id = 1",
     [Q_HS_PUT] =
         "INSERT OR REPLACE INTO hs(id, term, vote, commit_idx, crc) VALUES (1, ?, ?, ?, ?)",
-    [Q_LOG_INSERT] = "INSERT INTO log(first, last, bytes, body) VALUES (?, ?, ?, ?)",
-    [Q_LOG_ALL] = "SELECT first, last, body FROM log WHERE first > ?1 ORDER BY first",
-    [Q_LOG_CONTAINING] = "SELECT first, last, body FROM log WHERE first <= ?1 AND last >= ?1",
+    [Q_LOG_INSERT] = "INSERT INTO log(first, last, bytes, body, seg) VALUES (?, ?, ?, ?, ?)",
+    [Q_LOG_ALL] = "SELECT first, last, body, seg FROM log WHERE first > ?1 ORDER BY first",
+    [Q_LOG_CONTAINING] = "SELECT first, last, body, seg FROM log WHERE first <= ?1 AND last >= ?1",
     [Q_LOG_DEL_FROM] = "DELETE FROM log WHERE first >= ?",
     [Q_LOG_BYTES_FROM] = "SELECT coalesce(sum(bytes), 0) FROM log WHERE first >= ?",
     [Q_LOG_DEL_UPTO] = "DELETE FROM log WHERE last <= ?",
@@ -48,6 +49,9 @@ static const char *const q_sql[Q_COUNT] = {
     [Q_LOG_TOTALS] = "SELECT coalesce(max(last), 0), coalesce(sum(bytes), 0), "
                      "coalesce(sum(last - first + 1), 0), coalesce(min(first), 0) FROM log "
                      "WHERE first > ?1",
+    [Q_LOG_SEGS] =
+        "SELECT coalesce(min(seg), 0), coalesce(max(CASE WHEN seg <> ?2 THEN seg END), 0), "
+        "coalesce(max(seg = ?2), 0) FROM log WHERE first > ?1 AND seg > 0",
     [Q_SNAP_GET] = "SELECT idx, term, conf, raw_len, comp_len, nchunks, crc FROM snap WHERE id = 1",
     [Q_SNAP_PUT] =
         "INSERT OR REPLACE INTO snap(id, idx, term, conf, raw_len, comp_len, nchunks, crc) "
@@ -64,7 +68,7 @@ static const char schema_sql[] =
     "CREATE TABLE hs(id INTEGER PRIMARY KEY CHECK (id = 1), term INTEGER NOT NULL,"
     "  vote INTEGER NOT NULL, commit_idx INTEGER NOT NULL, crc INTEGER NOT NULL) ;"
     "CREATE TABLE log(first INTEGER PRIMARY KEY, last INTEGER NOT NULL,"
-    "  bytes INTEGER NOT NULL, body BLOB NOT NULL) ;"
+    "  bytes INTEGER NOT NULL, seg INTEGER NOT NULL DEFAULT 0, body BLOB NOT NULL) ;"
     "CREATE TABLE snap(id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL,"
     "  term INTEGER NOT NULL, conf BLOB NOT NULL, raw_len INTEGER NOT NULL,"
     "  comp_len INTEGER NOT NULL, nchunks INTEGER NOT NULL, crc INTEGER NOT NULL) ;"
@@ -202,6 +206,7 @@ void sto_txn_rollback(st_store *s)
         sqlite3_step(s->q[Q_ROLLBACK]);
         sqlite3_reset(s->q[Q_ROLLBACK]);
     }
+    s->blob_gc = false;
     if (s->in_txn) {
         s->c = s->saved;
         s->in_txn = false;
@@ -218,6 +223,9 @@ int sto_txn_commit(st_store *s, char *err, size_t errlen)
     }
     s->in_txn = false;
     pthread_mutex_unlock(&s->wmu);
+    /* Rows were dropped, durably now: their segments may go. */
+    if (s->blob_gc)
+        sto_blob_gc(s);
     return 0;
 }
 
@@ -364,12 +372,20 @@ static int check_schema(st_store *s, char *err, size_t errlen)
         return sto_fail(ST_ESCHEMA, err, errlen,
                         "%s: schema version %lld is newer than this hstore supports (%d)", s->path,
                         (long long)ver, ST_SCHEMA_VERSION);
-    if (ver == 1) {
+    if (ver == 1 || ver == 2) {
         /* Version 2 may keep dead log rows (first <= snapshot index) until
-         * they are deleted in the background; version 1 files have none, so
-         * they are version 2 files as they stand.  Older builds refuse them
-         * from now on, rather than misread such rows. */
-        return sto_exec_sql(s, "PRAGMA user_version = 2", err, errlen);
+         * they are deleted in the background; version 1 files have none.
+         * Version 3 adds the log's seg column (large entries in segment
+         * files); the rows of older files, all inline, stay as they are.
+         * Older builds refuse the file from now on, rather than misread
+         * records whose bytes are elsewhere. */
+        r = sto_exec_sql(s,
+                         "BEGIN IMMEDIATE; ALTER TABLE log ADD COLUMN seg INTEGER NOT NULL "
+                         "DEFAULT 0; PRAGMA user_version = 3; COMMIT",
+                         err, errlen);
+        if (r)
+            sto_exec_sql(s, "ROLLBACK", NULL, 0);
+        return r;
     }
     if (ver < ST_SCHEMA_VERSION)
         return sto_fail(ST_ESCHEMA, err, errlen,
@@ -415,6 +431,7 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
     if (!s)
         return sto_fail(ST_ENOMEM, err, errlen, "%s: out of memory", dir);
     s->lock_fd = -1;
+    s->seg_fd = -1;
     pthread_mutex_init(&s->wmu, NULL);
     pthread_mutex_init(&s->cmu, NULL);
     pthread_cond_init(&s->ccv, NULL);
@@ -502,6 +519,8 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
         }
     }
     r = load_cache(s, err, errlen);
+    if (!r)
+        r = sto_blob_open(s, err, errlen);
     if (r)
         goto out_fail;
     /* Leftovers of a background snapshot (st_bgsnap_*) cut short by a crash:
@@ -535,6 +554,7 @@ void st_close(st_store *s)
         /* Closing the last connection checkpoints and removes the WAL. */
         sqlite3_close_v2(s->db);
     }
+    sto_blob_close(s);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     if (s->mutexes) {

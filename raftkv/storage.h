@@ -5,6 +5,10 @@
  * (term, vote, commit), the log, the latest snapshot (zstd-compressed, with
  * its index, term and configuration) and the node's identity.  The database
  * runs in WAL mode with synchronous=FULL, so a successful save is on disk.
+ * The bytes of large log entries (ST_BLOB_MIN and up) are the exception:
+ * they go to append-only segment files in DIR/log-blobs, written whole and
+ * fdatasync'ed before the transaction that refers to them commits, and the
+ * database row keeps the entry's header, checksum and where its bytes are.
  *
  * The node uses it like this (the loop thread, and its writer thread for
  * st_save_readies):
@@ -23,7 +27,8 @@
  *   st_close()
  *
  * The code: storage.c (open, schema, identity, checkpointer), storage_log.c
- * (log, hard state, load and save), storage_snap.c (snapshots);
+ * (log, hard state, load and save), storage_blob.c (the segment files of
+ * large entries), storage_snap.c (snapshots);
  * storage_internal.h has the layout of the database.
  *
  * Integrity: every log entry carries a CRC32C over (index, term, type, data),
@@ -55,12 +60,26 @@
 
 #include "raftkv/raft.h"
 
-/* Version of the database layout written by this build (PRAGMA user_version). */
-#define ST_SCHEMA_VERSION 2
+/* Version of the database layout written by this build (PRAGMA user_version).
+ * Version 3 added large entries kept in segment files; stores of versions 1
+ * and 2 are upgraded in place at open (their rows stay as they are). */
+#define ST_SCHEMA_VERSION 3
 /* Marks a database as hstore's (PRAGMA application_id, "HSTR"). */
 #define ST_APPLICATION_ID 0x48535452
 /* File name of the database inside the data directory. */
 #define ST_DB_NAME "hstore.db"
+/* Log entries whose data is at least this many bytes keep their bytes in a
+ * segment file (DIR/ST_BLOB_DIR/NNNNNNNN.seg) rather than in the database:
+ * SQLite would write such an entry as one 4 KiB page at a time, twice (WAL,
+ * then checkpoint), which costs more CPU than the disk takes to store it.
+ * Smaller entries stay in the row, where a batch of them costs one insert. */
+#define ST_BLOB_MIN (64 * 1024)
+/* A segment takes appends until it holds this many bytes; the next batch
+ * starts a new one.  A segment file is deleted once no log entry refers to
+ * it (compacted into a snapshot, or cut off as a conflicting suffix). */
+#define ST_SEG_BYTES (64u << 20)
+/* Directory of the segment files inside the data directory. */
+#define ST_BLOB_DIR "log-blobs"
 
 enum {
     ST_OK = 0,
@@ -142,7 +161,11 @@ void st_boot_free(raft_boot *boot);
  * entries[0].index on is deleted first (conflicting suffix) and the entries
  * appended.  Entries must be consecutive, start no later than last_index+1
  * and after the snapshot (else ST_EINVAL, nothing stored).  Returns 0 only
- * once all of it is durable. */
+ * once all of it is durable.  The bytes of entries of ST_BLOB_MIN and more
+ * are appended to the open segment file and fdatasync'ed first; only then
+ * does the transaction whose rows refer to them commit, so a row never
+ * points at bytes that are not on disk (a crash in between leaves bytes no
+ * row refers to, dropped with their segment). */
 int st_save_ready(st_store *s, const raft_ready *rd, char *err, size_t errlen);
 /* Persists n batches, in order, in ONE transaction with one fsync (group
  * commit: the batches a writer thread found waiting behind its last write).
@@ -220,7 +243,8 @@ uint64_t st_first_index(const st_store *s);
 /* Index and term of the stored snapshot (0, 0 when none). */
 uint64_t st_snapshot_index(const st_store *s);
 uint64_t st_snapshot_term(const st_store *s);
-/* Bytes of entry data in the log after the snapshot (as raft_log_bytes()). */
+/* Bytes of entry data in the log after the snapshot (as raft_log_bytes()),
+ * those kept in segment files included. */
 uint64_t st_log_bytes(const st_store *s);
 /* Compressed size of the stored snapshot in bytes (0 when none). */
 uint64_t st_snapshot_stored_bytes(const st_store *s);

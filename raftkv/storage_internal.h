@@ -7,18 +7,28 @@
  *                   the helpers declared here
  *   storage_log.c   the log and hard state: rows, conflicts, compaction,
  *                   loading at start and saving a ready batch
+ *   storage_blob.c  the segment files holding the bytes of large entries
  *   storage_snap.c  snapshots: the background writer, installing a received
  *                   frame, reading the stored form back
  *
- * Layout of the database (schema version ST_SCHEMA_VERSION, 2):
+ * Layout of the database (schema version ST_SCHEMA_VERSION, 3):
  *   meta(key, value)                       node identity
  *   hs(id=1, term, vote, commit_idx, crc)  hard state
- *   log(first PK, last, bytes, body)       the log, one row per saved batch:
+ *   log(first PK, last, bytes, seg, body)  the log, one row per saved batch:
  *        body = for each index first..last:
  *               term u64 | type u8 | len u32 | crc u32 | data[len]   (LE)
+ *            or, when bit 31 of len is set (an entry of ST_BLOB_MIN bytes or
+ *            more; len & 0x7fffffff is its length):
+ *               term u64 | type u8 | len u32 | crc u32 | seg u32 | off u64
+ *            its bytes at offset off of segment file seg (storage_blob.c)
  *        crc  = CRC32C(index u64 | term u64 | type u8 | data)
+ *        seg  = the segment the row's large entries are in (all of a row's
+ *               are in one), 0 when it has none; bytes counts them too
  *        Rows with first <= the snapshot index are dead (a lazy compaction
  *        leaves them to the checkpointer): every reader skips them.
+ *        Live rows in index order refer to segments in non-decreasing order
+ *        (appends go to the newest segment, cuts drop a prefix or a suffix),
+ *        which is what lets storage_blob.c find the segments none refers to.
  *   snap(id=1, idx, term, conf, raw_len, comp_len, nchunks, crc)
  *        conf = the raft_conf encoding of conf_codec.h, then its CRC32C u32
  *   snap_chunk(seq PK, crc, body)          one zstd frame cut into chunks
@@ -53,6 +63,7 @@ enum {
     Q_LOG_DEL_ONE,
     Q_LOG_UPDATE,
     Q_LOG_TOTALS,
+    Q_LOG_SEGS,
     Q_SNAP_GET,
     Q_SNAP_PUT,
     Q_CHUNK_INS,
@@ -92,6 +103,15 @@ struct st_store {
      * first use: it may read while another thread writes through db */
     sqlite3 *rdb;
     sqlite3_stmt *rq;
+    /* Segment files of large entries (storage_blob.c): the one appended to
+     * (0 and fd -1 until the first large entry after open), its length, the
+     * number the next new one gets, and where the entries of the batch being
+     * stored were written (handed out in order by sto_blob_next). */
+    char blob_dir[PATH_MAX];
+    uint32_t seg_cur, seg_next;
+    int seg_fd;
+    uint64_t seg_end, blob_cursor;
+    bool blob_gc; /* rows were dropped: look for unreferenced segments */
 };
 
 /* ---- errors (storage.c) ---------------------------------------------------- */
@@ -140,6 +160,37 @@ void sto_reader_close(st_store *s);
  * transaction; lazy leaves the covered rows for the checkpointer. */
 int sto_log_compact(st_store *s, uint64_t index, uint64_t term, bool lazy, char *err,
                     size_t errlen);
+
+/* ---- segment files of large entries (storage_blob.c) ---------------------- */
+
+#define ENT_BLOB_FLAG 0x80000000u /* bit of a record's len: bytes in a segment */
+#define ENT_REF_LEN 12            /* seg u32 | off u64 */
+
+/* True when an entry's bytes go to a segment file. */
+static inline bool sto_is_blob(uint32_t len)
+{
+    return len >= ST_BLOB_MIN;
+}
+/* At open: finds the segment files, numbers the next one and deletes those
+ * no live row refers to (left by a crash before a commit or an unlink). */
+int sto_blob_open(st_store *s, char *err, size_t errlen);
+void sto_blob_close(st_store *s);
+/* Before the transaction of st_save_readies: appends the bytes of every
+ * large entry of the batches to the open segment (a new one when it is full
+ * or none is open) and fdatasyncs it.  sto_blob_next then gives, in the same
+ * order, where each of them is. */
+int sto_blob_write(st_store *s, const raft_ready *const *rds, size_t n, char *err, size_t errlen);
+void sto_blob_next(st_store *s, uint32_t len, uint32_t *seg, uint64_t *off);
+/* Reads len bytes of entry `index` at (seg, off) into dst; *fd caches the
+ * open segment (seg *fd_seg) across calls: close it with sto_blob_read_end. */
+int sto_blob_read(st_store *s, uint32_t seg, uint64_t off, uint32_t len, uint64_t index,
+                  uint8_t *dst, int *fd, uint32_t *fd_seg, char *err, size_t errlen);
+void sto_blob_read_end(int *fd);
+/* After a commit that dropped rows: deletes the segments no live row refers
+ * to any more.  Failures are only missed deletions (retried at next open). */
+void sto_blob_gc(st_store *s);
+/* Path of segment seg into buf (for messages). */
+void sto_blob_path(const st_store *s, uint32_t seg, char *buf, size_t len);
 
 /* ---- snapshots (storage_snap.c) --------------------------------------------- */
 

@@ -41,11 +41,15 @@ typedef struct ent_view {
     uint64_t index, term;
     uint8_t type;
     uint32_t len;
-    const uint8_t *data;
+    const uint8_t *data; /* NULL for an entry whose bytes are in a segment */
+    bool blob;
+    uint32_t seg, crc;
+    uint64_t off;      /* of the bytes in segment seg */
     size_t start, end; /* byte range of this record in the row body */
 } ent_view;
 
-/* Parses and verifies the record of `index` at body[*off]. */
+/* Parses and verifies the record of `index` at body[*off] (the checksum of
+ * an entry in a segment is checked when its bytes are read: log_read). */
 static int row_next(st_store *s, const uint8_t *body, size_t blen, size_t *off, uint64_t index,
                     ent_view *v, char *err, size_t errlen)
 {
@@ -58,6 +62,26 @@ static int row_next(st_store *s, const uint8_t *body, size_t blen, size_t *off, 
     v->type = body[o + 8];
     v->len = byte_get32(body + o + 9);
     uint32_t crc = byte_get32(body + o + 13);
+    v->crc = crc;
+    v->blob = (v->len & ENT_BLOB_FLAG) != 0;
+    if (v->blob) {
+        v->len &= ~ENT_BLOB_FLAG;
+        if (blen - o - ENT_HDR < ENT_REF_LEN)
+            return sto_fail(ST_ECORRUPT, err, errlen,
+                            "%s: log entry %llu: malformed record (reference past end of row)",
+                            s->path, (unsigned long long)index);
+        v->seg = byte_get32(body + o + ENT_HDR);
+        v->off = byte_get64(body + o + ENT_HDR + 4);
+        if (v->seg == 0)
+            return sto_fail(ST_ECORRUPT, err, errlen,
+                            "%s: log entry %llu: malformed record (segment 0)", s->path,
+                            (unsigned long long)index);
+        v->data = NULL;
+        v->start = o;
+        v->end = o + ENT_HDR + ENT_REF_LEN;
+        *off = v->end;
+        return 0;
+    }
     if (v->len > blen - o - ENT_HDR)
         return sto_fail(ST_ECORRUPT, err, errlen,
                         "%s: log entry %llu: malformed record (length %u past end of row)", s->path,
@@ -83,6 +107,7 @@ static int row_end_check(st_store *s, uint64_t first, uint64_t last, size_t off,
     return 0;
 }
 
+/* Columns first, last, body, seg of a row (Q_LOG_ALL, Q_LOG_CONTAINING). */
 static int row_header(st_store *s, sqlite3_stmt *st, uint64_t *first, uint64_t *last,
                       const uint8_t **body, size_t *blen, char *err, size_t errlen)
 {
@@ -146,6 +171,7 @@ static int row_cut(st_store *s, uint64_t at, uint64_t keep_lo, uint64_t keep_hi,
         sto_reset_q(s, Q_LOG_CONTAINING);
         return r;
     }
+    sqlite3_int64 seg = sqlite3_column_int64(st, 3);
     /* Copy the kept slice: the statement's blob dies with the reset. */
     size_t klen = keep_hi >= keep_lo ? cut_end - cut_start : 0;
     uint8_t *keep = malloc(klen ? klen : 1);
@@ -174,12 +200,15 @@ static int row_cut(st_store *s, uint64_t at, uint64_t keep_lo, uint64_t keep_hi,
             sqlite3_bind_int64(ins, 2, (sqlite3_int64)keep_hi);
             sqlite3_bind_int64(ins, 3, (sqlite3_int64)kept_bytes);
             sqlite3_bind_blob(ins, 4, keep, (int)klen, SQLITE_STATIC);
+            sqlite3_bind_int64(ins, 5, seg);
             r = sto_step_done(s, Q_LOG_INSERT, err, errlen, "insert log row");
         }
     }
     free(keep);
-    if (!r)
+    if (!r) {
         s->c.log_bytes -= all_bytes - kept_bytes;
+        s->blob_gc |= seg != 0;
+    }
     return r;
 }
 
@@ -202,6 +231,7 @@ static int log_truncate_from(st_store *s, uint64_t from, char *err, size_t errle
         return r;
     s->c.log_bytes -= gone;
     s->c.last_index = from - 1;
+    s->blob_gc = true;
     return 0;
 }
 
@@ -261,12 +291,14 @@ int sto_log_compact(st_store *s, uint64_t index, uint64_t term, bool lazy, char 
         if (r)
             return r;
         s->c.log_bytes -= gone;
+        s->blob_gc = true;
     } else if (index != s->c.snap_index) {
         r = sto_step_done(s, Q_LOG_DEL_ALL, err, errlen, "delete log");
         if (r)
             return r;
         s->c.log_bytes = 0;
         s->c.last_index = index;
+        s->blob_gc = true;
     }
     if (s->c.last_index < index)
         s->c.last_index = index;
@@ -279,7 +311,7 @@ static int log_append(st_store *s, const raft_entry *e, size_t n, char *err, siz
     size_t total = 0;
     uint64_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
-        total += ENT_HDR + e[i].len;
+        total += ENT_HDR + (sto_is_blob(e[i].len) ? ENT_REF_LEN : e[i].len);
         bytes += e[i].len;
     }
     if (total > (size_t)INT_MAX)
@@ -290,11 +322,22 @@ static int log_append(st_store *s, const raft_entry *e, size_t n, char *err, siz
         return sto_fail(ST_ENOMEM, err, errlen, "%s: out of memory for a batch of %zu bytes",
                         s->path, total);
     size_t o = 0;
+    uint32_t row_seg = 0;
     for (size_t i = 0; i < n; i++) {
+        bool blob = sto_is_blob(e[i].len);
         byte_put64(body + o, e[i].term);
         body[o + 8] = e[i].type;
-        byte_put32(body + o + 9, e[i].len);
+        byte_put32(body + o + 9, blob ? e[i].len | ENT_BLOB_FLAG : e[i].len);
         byte_put32(body + o + 13, entry_crc(e[i].index, e[i].term, e[i].type, e[i].data, e[i].len));
+        if (blob) {
+            /* its bytes: where sto_blob_write put them, in this order */
+            uint64_t off;
+            sto_blob_next(s, e[i].len, &row_seg, &off);
+            byte_put32(body + o + ENT_HDR, row_seg);
+            byte_put64(body + o + ENT_HDR + 4, off);
+            o += ENT_HDR + ENT_REF_LEN;
+            continue;
+        }
         if (e[i].len)
             memcpy(body + o + ENT_HDR, e[i].data, e[i].len);
         o += ENT_HDR + e[i].len;
@@ -304,6 +347,7 @@ static int log_append(st_store *s, const raft_entry *e, size_t n, char *err, siz
     sqlite3_bind_int64(ins, 2, (sqlite3_int64)e[n - 1].index);
     sqlite3_bind_int64(ins, 3, (sqlite3_int64)bytes);
     sqlite3_bind_blob(ins, 4, body, (int)total, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 5, row_seg);
     int r = sto_step_done(s, Q_LOG_INSERT, err, errlen, "append log entries");
     free(body);
     if (!r) {
@@ -363,6 +407,8 @@ static int log_read(st_store *s, raft_entry **out, size_t *n_out, char *err, siz
     size_t n = 0;
     int r = 0;
     uint64_t expect = 0;
+    int fd = -1; /* the segment being read (sto_blob_read) */
+    uint32_t fd_seg = 0;
     sqlite3_stmt *st = s->q[Q_LOG_ALL];
     sqlite3_bind_int64(st, 1, (sqlite3_int64)s->c.snap_index);
     while (!r && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -370,6 +416,7 @@ static int log_read(st_store *s, raft_entry **out, size_t *n_out, char *err, siz
         const uint8_t *body;
         size_t blen, off = 0;
         r = row_header(s, st, &first, &last, &body, &blen, err, errlen);
+        uint32_t row_seg = (uint32_t)sqlite3_column_int64(st, 3);
         if (!r && expect == 0)
             expect = first;
         for (uint64_t i = first; !r && i <= last; i++) {
@@ -394,7 +441,26 @@ static int log_read(st_store *s, raft_entry **out, size_t *n_out, char *err, siz
             e[n].type = v.type;
             e[n].len = v.len;
             e[n].data = NULL;
-            if (v.len) {
+            if (v.blob && v.seg != row_seg) {
+                r = sto_fail(ST_ECORRUPT, err, errlen,
+                             "%s: log entry %llu: in segment %u, its row says %u", s->path,
+                             (unsigned long long)i, v.seg, row_seg);
+                break;
+            }
+            if (v.blob) {
+                r = sto_blob_read(s, v.seg, v.off, v.len, i, dp, &fd, &fd_seg, err, errlen);
+                if (!r && entry_crc(i, v.term, v.type, dp, v.len) != v.crc) {
+                    char p[PATH_MAX + 32];
+                    sto_blob_path(s, v.seg, p, sizeof p);
+                    r = sto_fail(ST_ECORRUPT, err, errlen,
+                                 "%s: log entry %llu: checksum mismatch (%u bytes at offset %llu)",
+                                 p, (unsigned long long)i, v.len, (unsigned long long)v.off);
+                }
+                if (r)
+                    break;
+                e[n].data = dp;
+                dp += v.len;
+            } else if (v.len) {
                 e[n].data = dp;
                 dp += v.len;
                 memcpy(e[n].data, v.data, v.len);
@@ -406,6 +472,7 @@ static int log_read(st_store *s, raft_entry **out, size_t *n_out, char *err, siz
             r = row_end_check(s, first, last, off, blen, err, errlen);
     }
     sto_reset_q(s, Q_LOG_ALL);
+    sto_blob_read_end(&fd);
     if (!r && rc != SQLITE_DONE)
         r = sto_sqlfail(s, rc, err, errlen, "read log");
     if (r) {
@@ -477,10 +544,14 @@ static int check_batch(st_store *s, const raft_ready *rd, uint64_t prev_last, ch
         if (e[i].index != e[0].index + i)
             return sto_fail(ST_EINVAL, err, errlen, "%s: entries not consecutive at index %llu",
                             s->path, (unsigned long long)e[i].index);
-    for (size_t i = 0; i < rd->n_entries; i++)
+    for (size_t i = 0; i < rd->n_entries; i++) {
         if (e[i].len && !e[i].data)
             return sto_fail(ST_EINVAL, err, errlen, "%s: entry %llu has no data", s->path,
                             (unsigned long long)e[i].index);
+        if (e[i].len & ENT_BLOB_FLAG)
+            return sto_fail(ST_EINVAL, err, errlen, "%s: entry %llu of %u bytes is too large",
+                            s->path, (unsigned long long)e[i].index, e[i].len);
+    }
     return 0;
 }
 
@@ -529,7 +600,12 @@ int st_save_readies(st_store *s, const raft_ready *const *rds, size_t n, char *e
     }
     if (!any)
         return 0;
-    int r = sto_txn_begin(s, err, errlen);
+    /* The bytes of large entries first, durable before any row refers to
+     * them (storage_blob.c). */
+    int r = sto_blob_write(s, rds, n, err, errlen);
+    if (r)
+        return r;
+    r = sto_txn_begin(s, err, errlen);
     if (r)
         return r;
     for (size_t i = 0; i < n && !r; i++)

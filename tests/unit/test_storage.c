@@ -119,10 +119,15 @@ static st_store *open_ok(const char *dir)
     return s;
 }
 
-/* Deterministic entry contents from (index, term). */
+/* Deterministic entry contents from (index, term).  About one entry in 11
+ * is large enough (ST_BLOB_MIN and up) to keep its bytes in a segment file,
+ * so every test below mixes both kinds of record. */
+#define ENT_MAX (4 * ST_BLOB_MIN) /* the largest entry the checks compare */
+static uint8_t g_ent_buf[ENT_MAX];
 static uint32_t ent_len(uint64_t index, uint64_t term)
 {
-    return (uint32_t)((index * 7 + term * 13) % 300);
+    uint32_t small = (uint32_t)((index * 7 + term * 13) % 300);
+    return (index * 5 + term * 3) % 11 == 0 ? ST_BLOB_MIN + small * 97 : small;
 }
 static uint8_t ent_type(uint64_t index, uint64_t term)
 {
@@ -182,7 +187,7 @@ static void check_entries(const raft_boot *b, uint64_t lo, uint64_t hi,
         assert_int_equal(e->term, t);
         assert_int_equal(e->type, ent_type(e->index, t));
         assert_int_equal(e->len, ent_len(e->index, t));
-        uint8_t buf[300];
+        uint8_t *buf = g_ent_buf;
         ent_fill(buf, e->len, e->index, t);
         if (e->len)
             assert_memory_equal(e->data, buf, e->len);
@@ -457,7 +462,7 @@ static void test_conflict_overwrite(void **state)
     for (size_t i = 0; i < b.n_entries; i++) {
         assert_int_equal(b.entries[i].index, i + 1);
         assert_int_equal(b.entries[i].term, want_t[i + 1]);
-        uint8_t buf[300];
+        uint8_t *buf = g_ent_buf;
         ent_fill(buf, b.entries[i].len, i + 1, want_t[i + 1]);
         assert_int_equal(b.entries[i].len, ent_len(i + 1, want_t[i + 1]));
         assert_memory_equal(b.entries[i].data, buf, b.entries[i].len);
@@ -1031,7 +1036,7 @@ static void check_against_model(const raft_boot *b, const model *m)
         assert_int_equal(e->index, idx);
         assert_int_equal(e->term, m->terms[idx]);
         assert_int_equal(e->len, ent_len(idx, e->term));
-        uint8_t buf[300];
+        uint8_t *buf = g_ent_buf;
         ent_fill(buf, e->len, idx, e->term);
         if (e->len)
             assert_memory_equal(e->data, buf, e->len);
@@ -1642,6 +1647,393 @@ static void test_background_snapshot_crash(void **state)
     free(data);
 }
 
+/* ---- large entries in segment files ------------------------------------------------ */
+
+/* Entries of ST_BLOB_MIN bytes and more, all kept in segment files. */
+static uint32_t big_len(uint64_t index, uint64_t term)
+{
+    return ST_BLOB_MIN + (uint32_t)((index * 131 + term * 7) % 4096);
+}
+
+static raft_entry *make_big(uint64_t first, size_t n, uint64_t term)
+{
+    raft_entry *e = calloc(n, sizeof *e);
+    for (size_t i = 0; i < n; i++) {
+        e[i].index = first + i;
+        e[i].term = term;
+        e[i].type = ent_type(e[i].index, term);
+        e[i].len = big_len(e[i].index, term);
+        e[i].data = malloc(e[i].len);
+        ent_fill(e[i].data, e[i].len, e[i].index, term);
+    }
+    return e;
+}
+
+static void save_big(st_store *s, uint64_t first, size_t n, uint64_t term)
+{
+    raft_entry *e = make_big(first, n, term);
+    raft_ready rd = {.entries = e, .n_entries = n};
+    char err[512];
+    int rc = st_save_ready(s, &rd, err, sizeof err);
+    free_entries(e, n);
+    if (rc)
+        fail_msg("save %llu+%zu: %s", (unsigned long long)first, n, err);
+}
+
+/* Checks boot entries lo..hi are big entries with term term_of(index);
+ * returns the sum of their lengths. */
+static uint64_t check_big(const raft_boot *b, uint64_t lo, uint64_t hi,
+                          uint64_t (*term_of)(uint64_t))
+{
+    uint64_t bytes = 0;
+    assert_int_equal(b->n_entries, hi - lo + 1);
+    for (size_t i = 0; i < b->n_entries; i++) {
+        const raft_entry *e = &b->entries[i];
+        uint64_t t = term_of(lo + i);
+        assert_int_equal(e->index, lo + i);
+        assert_int_equal(e->term, t);
+        assert_int_equal(e->type, ent_type(e->index, t));
+        assert_int_equal(e->len, big_len(e->index, t));
+        ent_fill(g_ent_buf, e->len, e->index, t);
+        assert_memory_equal(e->data, g_ent_buf, e->len);
+        bytes += e->len;
+    }
+    return bytes;
+}
+
+static void seg_path(const fixture *f, uint32_t k, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s/%08u.seg", f->dir, ST_BLOB_DIR, k);
+}
+static bool seg_exists(const fixture *f, uint32_t k)
+{
+    char p[400];
+    seg_path(f, k, p, sizeof p);
+    return access(p, F_OK) == 0;
+}
+static long seg_size(const fixture *f, uint32_t k)
+{
+    char p[400];
+    struct stat sb;
+    seg_path(f, k, p, sizeof p);
+    return stat(p, &sb) == 0 ? (long)sb.st_size : -1;
+}
+
+/* Entries below, at and above the threshold, of 0 bytes to 3 MiB, mixed in
+ * one batch and in two batches of one group commit, come back byte-exact
+ * after close and open; only the large ones are in the segment file. */
+static void test_blob_round_trip(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    st_store *s = open_ok(f->dir);
+    uint32_t lens[] = {0, 100,    ST_BLOB_MIN - 1, ST_BLOB_MIN, 1u << 20,
+                       5, 200000, 3u << 20,        7,           ST_BLOB_MIN + 1};
+    size_t n = sizeof lens / sizeof lens[0];
+    raft_entry e[10];
+    uint64_t bytes = 0, seg_bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        e[i] = (raft_entry){.index = i + 1, .term = 2, .type = ent_type(i + 1, 2), .len = lens[i]};
+        e[i].data = lens[i] ? malloc(lens[i]) : NULL;
+        ent_fill(e[i].data, lens[i], i + 1, 2);
+        bytes += lens[i];
+        if (lens[i] >= ST_BLOB_MIN)
+            seg_bytes += lens[i];
+    }
+    raft_ready a = {.hs_changed = true, .hs = {2, 1, 0}, .entries = e, .n_entries = 8};
+    raft_ready b2 = {.hs_changed = true, .hs = {2, 1, 4}, .entries = e + 8, .n_entries = 2};
+    const raft_ready *both[] = {&a, &b2};
+    assert_int_equal(st_save_readies(s, both, 2, err, sizeof err), 0);
+    assert_int_equal(st_last_index(s), n);
+    assert_int_equal(st_log_bytes(s), bytes);
+    assert_true(seg_exists(f, 1));
+    assert_int_equal(seg_size(f, 1), (long)seg_bytes);
+    st_close(s);
+
+    s = open_ok(f->dir);
+    assert_int_equal(st_log_bytes(s), bytes);
+    raft_boot b;
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.hs.commit, 4);
+    assert_int_equal(b.n_entries, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(b.entries[i].index, i + 1);
+        assert_int_equal(b.entries[i].term, 2);
+        assert_int_equal(b.entries[i].type, e[i].type);
+        assert_int_equal(b.entries[i].len, lens[i]);
+        if (lens[i])
+            assert_memory_equal(b.entries[i].data, e[i].data, lens[i]);
+    }
+    st_boot_free(&b);
+    /* The database holds headers and references, not the 4.5 MiB. */
+    st_close(s);
+    struct stat sb;
+    assert_int_equal(stat(f->db, &sb), 0);
+    assert_true(sb.st_size < 1 << 20);
+    for (size_t i = 0; i < n; i++)
+        free(e[i].data);
+}
+
+static uint64_t term_blob_conflict(uint64_t i)
+{
+    return i <= 6 ? 1 : i <= 9 ? 2 : 3;
+}
+
+/* Conflicting suffixes cut in the middle of blob-backed rows, across
+ * segments; a segment whose entries were all cut off is deleted. */
+static void test_blob_conflict(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    st_store *s = open_ok(f->dir);
+    save_big(s, 1, 4, 1);
+    save_big(s, 5, 4, 1);
+    save_big(s, 7, 3, 2); /* cuts the row 5..8 after 6 */
+    st_close(s);
+    s = open_ok(f->dir); /* segment 2 from here */
+    save_big(s, 10, 3, 2);
+    assert_true(seg_exists(f, 1));
+    assert_true(seg_exists(f, 2));
+    st_close(s);
+    s = open_ok(f->dir);   /* segment 3 */
+    save_big(s, 10, 2, 3); /* everything of segment 2 cut off */
+    assert_false(seg_exists(f, 2));
+    assert_true(seg_exists(f, 1));
+    assert_true(seg_exists(f, 3));
+    raft_boot b;
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
+    uint64_t bytes = check_big(&b, 1, 11, term_blob_conflict);
+    assert_int_equal(st_log_bytes(s), bytes);
+    st_boot_free(&b);
+    save_big(s, 12, 2, 3);
+    st_close(s);
+    s = open_ok(f->dir);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
+    bytes = check_big(&b, 1, 13, term_blob_conflict);
+    assert_int_equal(st_log_bytes(s), bytes);
+    st_boot_free(&b);
+    /* A conflict inside segment 1 leaves it (1, 2 still refer to it) and
+     * drops the later ones; the new entries go to a new segment. */
+    save_big(s, 3, 1, 4);
+    assert_true(seg_exists(f, 1));
+    assert_false(seg_exists(f, 3));
+    assert_true(seg_exists(f, 4));
+    st_close(s);
+    s = open_ok(f->dir);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.n_entries, 3);
+    assert_int_equal(b.entries[2].term, 4);
+    assert_int_equal(b.entries[2].len, big_len(3, 4));
+    ent_fill(g_ent_buf, big_len(3, 4), 3, 4);
+    assert_memory_equal(b.entries[2].data, g_ent_buf, big_len(3, 4));
+    st_boot_free(&b);
+    st_close(s);
+}
+
+static uint64_t term_1_big(uint64_t i)
+{
+    (void)i;
+    return 1;
+}
+
+/* Snapshots delete the segments whose entries they cover, exactly those,
+ * and what is left loads byte-exact. */
+static void test_blob_compaction(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    raft_conf c3 = make_conf(3);
+    for (uint64_t k = 0; k < 3; k++) { /* segment k+1 holds 10k+1..10k+10 */
+        st_store *s = open_ok(f->dir);
+        save_big(s, 10 * k + 1, 5, 1);
+        save_big(s, 10 * k + 6, 5, 1);
+        st_close(s);
+    }
+    assert_true(seg_exists(f, 1) && seg_exists(f, 2) && seg_exists(f, 3));
+    st_store *s = open_ok(f->dir);
+    raft_snapshot sn = {.index = 12, .term = 1, .conf = c3, .data = (uint8_t *)"S", .len = 1};
+    assert_int_equal(save_snapshot(s, &sn, err, sizeof err), 0);
+    assert_false(seg_exists(f, 1));
+    assert_true(seg_exists(f, 2) && seg_exists(f, 3));
+    raft_boot b;
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
+    assert_int_equal(st_log_bytes(s), check_big(&b, 13, 30, term_1_big));
+    st_boot_free(&b);
+    sn.index = 20; /* the last entry of segment 2 */
+    assert_int_equal(save_snapshot(s, &sn, err, sizeof err), 0);
+    assert_false(seg_exists(f, 2));
+    assert_true(seg_exists(f, 3));
+    st_close(s);
+    s = open_ok(f->dir);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
+    assert_int_equal(st_log_bytes(s), check_big(&b, 21, 30, term_1_big));
+    st_boot_free(&b);
+    /* A leader's snapshot past the log empties it: no segment is left. */
+    size_t flen;
+    uint8_t *frame = frame_of("L", 1, &flen);
+    raft_snapshot far = {.index = 100, .term = 4, .conf = c3, .data = frame, .len = flen};
+    raft_ready rd = {.snapshot = &far};
+    assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
+    free(frame);
+    assert_false(seg_exists(f, 3));
+    assert_int_equal(st_log_bytes(s), 0);
+    save_big(s, 101, 2, 4);
+    assert_true(seg_exists(f, 4));
+    st_close(s);
+    s = open_ok(f->dir);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.n_entries, 2);
+    assert_int_equal(b.entries[1].len, big_len(102, 4));
+    st_boot_free(&b);
+    st_close(s);
+}
+
+static void expect_corrupt(fixture *f, const char *what, const char *index_msg)
+{
+    char err[512], p[400];
+    seg_path(f, 1, p, sizeof p);
+    st_store *s = open_ok(f->dir);
+    raft_boot b;
+    int rc = load(s, &b, err, sizeof err);
+    if (rc != ST_ECORRUPT)
+        fail_msg("%s: load gave %d (%s), not ST_ECORRUPT", what, rc, err);
+    assert_non_null(strstr(err, p));
+    assert_non_null(strstr(err, index_msg));
+    assert_non_null(strstr(err, what));
+    assert_int_equal(b.n_entries, 0);
+    st_close(s);
+}
+
+/* A segment file with a flipped byte, cut short or gone: ST_ECORRUPT naming
+ * the file and the entry, never a crash and never wrong bytes. */
+static void test_blob_corrupt(void **state)
+{
+    fixture *f = *state;
+    char p[400];
+    st_store *s = open_ok(f->dir);
+    save_big(s, 1, 6, 1);
+    save_entries(s, 7, 3, 1);
+    st_close(s);
+    seg_path(f, 1, p, sizeof p);
+    long at3 = (long)big_len(1, 1) + (long)big_len(2, 1) + 1000;
+    flip_byte(p, at3);
+    expect_corrupt(f, "checksum", "log entry 3");
+    flip_byte(p, at3);
+    long at5 = at3 - 1000 + (long)big_len(3, 1) + (long)big_len(4, 1) + 10;
+    assert_int_equal(truncate(p, at5), 0);
+    expect_corrupt(f, "truncated", "log entry 5");
+    assert_int_equal(unlink(p), 0);
+    expect_corrupt(f, "missing", "log entry 1");
+}
+
+/* A crash after the bytes of a batch were written but before its row was
+ * committed leaves bytes at a segment's tail and perhaps a new segment no
+ * row refers to: the store opens with the log as it was, the new segment is
+ * deleted, and writing goes on. */
+static void test_blob_crash(void **state)
+{
+    fixture *f = *state;
+    char err[512], p[400];
+    st_store *s = open_ok(f->dir);
+    save_big(s, 1, 5, 1);
+    st_close(s);
+    long size1 = seg_size(f, 1);
+    /* What st_save_ready leaves when killed between fdatasync and commit. */
+    raft_entry *e = make_big(6, 3, 2);
+    seg_path(f, 1, p, sizeof p);
+    int fd = open(p, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, e[0].data, e[0].len), (ssize_t)e[0].len);
+    close(fd);
+    seg_path(f, 2, p, sizeof p);
+    fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, e[1].data, e[1].len), (ssize_t)e[1].len);
+    close(fd);
+    free_entries(e, 3);
+
+    s = open_ok(f->dir);
+    assert_false(seg_exists(f, 2));
+    assert_true(seg_size(f, 1) >= size1);
+    raft_boot b;
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
+    check_big(&b, 1, 5, term_1_big);
+    st_boot_free(&b);
+    save_big(s, 6, 3, 1);
+    st_close(s);
+    s = open_ok(f->dir);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
+    assert_int_equal(st_log_bytes(s), check_big(&b, 1, 8, term_1_big));
+    st_boot_free(&b);
+    st_close(s);
+}
+
+/* A store written before segment files existed (schema 2, every entry in
+ * its row, large ones too) opens, loads and takes large entries from then on. */
+static void test_blob_upgrade(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    st_store *s = open_ok(f->dir);
+    raft_entry small[20];
+    for (uint64_t i = 1; i <= 20; i++)
+        small[i - 1] = (raft_entry){.index = i, .term = 1, .len = 5, .data = (uint8_t *)"small"};
+    raft_ready rd = {.entries = small, .n_entries = 20};
+    assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
+    st_close(s);
+    /* Back to the version 2 layout, plus a row as version 2 wrote a large
+     * entry: its 100000 bytes inline. */
+    uint32_t len = 100000;
+    uint8_t *body = malloc(17 + len);
+    uint8_t h[17] = {21}; /* index 21, term 1, type 0 (LE) */
+    h[8] = 1;
+    ent_fill(body + 17, len, 21, 1);
+    uint32_t crc = crc32c(crc32c(0, h, sizeof h), body + 17, len);
+    memset(body, 0, 17);
+    body[0] = 1; /* term */
+    memcpy(body + 9, &len, 4);
+    memcpy(body + 13, &crc, 4);
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "ALTER TABLE log DROP COLUMN seg; PRAGMA user_version = 2",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "INSERT INTO log VALUES (21, 21, 100000, ?)", -1, &st, NULL),
+        SQLITE_OK);
+    sqlite3_bind_blob(st, 1, body, (int)(17 + len), SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(body);
+
+    s = open_ok(f->dir);
+    raft_boot b;
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.n_entries, 21);
+    assert_memory_equal(b.entries[19].data, "small", 5);
+    assert_int_equal(b.entries[20].len, len);
+    ent_fill(g_ent_buf, len, 21, 1);
+    assert_memory_equal(b.entries[20].data, g_ent_buf, len);
+    st_boot_free(&b);
+    save_big(s, 22, 2, 1);
+    st_close(s);
+    s = open_ok(f->dir);
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.n_entries, 23);
+    assert_int_equal(b.entries[22].len, big_len(23, 1));
+    assert_int_equal(st_log_bytes(s), 100 + len + big_len(22, 1) + big_len(23, 1));
+    st_boot_free(&b);
+    st_close(s);
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), ST_SCHEMA_VERSION);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     const char *se = getenv("HSTORE_TEST_SEED");
@@ -1669,6 +2061,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_big_snapshot, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_background_snapshot, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_background_snapshot_crash, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_blob_round_trip, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_blob_conflict, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_blob_compaction, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_blob_corrupt, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_blob_crash, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_blob_upgrade, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
