@@ -10,7 +10,8 @@
 
 RAFT_CORE_SRC  := $(sort $(wildcard raftkv/raft*.c))
 RAFT_TEST_SRC  := $(sort $(wildcard tests/unit/test_raft*.c))
-RAFT_COV_OBJ   := $(RAFT_CORE_SRC:raftkv/%.c=build/cov/obj/%.o) build/cov/obj/raft_sim.o
+RAFT_COV_OBJ   := $(RAFT_CORE_SRC:raftkv/%.c=build/cov/obj/%.o) build/cov/obj/conf_codec.o \
+                  build/cov/obj/raft_sim.o
 RAFT_COV_BIN   := $(RAFT_TEST_SRC:tests/unit/%.c=build/cov/%)
 HSTORE_COV_SEEDS ?= 2000
 
