@@ -517,17 +517,14 @@ void fs_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
         return;
     }
     pthread_mutex_unlock(&h->mu);
-    char *buf = malloc(size ? size : 1);
-    if (buf == NULL) {
-        fuse_reply_err(req, ENOMEM);
+    kv_reply r;
+    ssize_t n = fs_kv_read_reply(&m->kv, h->ino, (uint64_t)off, size, &r);
+    if (n < 0) {
+        reply_err(req, (int)n);
         return;
     }
-    ssize_t n = fs_kv_read(&m->kv, NULL, h->ino, (uint64_t)off, size, buf);
-    if (n < 0)
-        reply_err(req, (int)n);
-    else
-        fuse_reply_buf(req, buf, (size_t)n);
-    free(buf);
+    fuse_reply_buf(req, n ? (const char *)r.data : NULL, (size_t)n);
+    kv_reply_free(&r);
 }
 
 static int do_write(fs_mount *m, fs_handle *h, const char *data, size_t size, off_t off)

@@ -331,18 +331,15 @@ int fs_kv_readdir(fs_kv *k, uint64_t ino, fs_kv_dirent_fn fn, void *arg)
     return 0;
 }
 
-ssize_t fs_kv_read(fs_kv *k, const char *path, uint64_t ino, uint64_t off, size_t len, char *buf)
+ssize_t fs_kv_read_reply(fs_kv *k, uint64_t ino, uint64_t off, size_t len, kv_reply *r)
 {
-    kv_op op = {.type = KV_OP_GETRANGE, .path = path, .ino = ino, .off = off, .len = len};
-    kv_reply r;
-    int rc = submit(k, &op, &r);
+    kv_op op = {.type = KV_OP_GETRANGE, .ino = ino, .off = off, .len = len};
+    int rc = submit(k, &op, r);
     if (rc != 0)
         return rc;
-    size_t n = r.data_len < len ? r.data_len : len;
-    if (n > 0)
-        memcpy(buf, r.data, n);
-    kv_reply_free(&r);
-    return (ssize_t)n;
+    if (r->data_len > len)
+        r->data_len = len;
+    return (ssize_t)r->data_len;
 }
 
 int fs_kv_readlink(fs_kv *k, uint64_t ino, char *buf, size_t size)

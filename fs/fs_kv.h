@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "fs/fs_backend.h"
+#include "raftkv/kv_ops.h"
 
 typedef struct fs_attr {
     uint64_t ino;
@@ -106,8 +107,9 @@ int fs_kv_stat_within(fs_kv *k, const char *path, int timeout_ms, fs_attr *a);
  * non-zero return stops the walk. */
 typedef int (*fs_kv_dirent_fn)(void *arg, const char *name, const fs_attr *a);
 int fs_kv_readdir(fs_kv *k, uint64_t ino, fs_kv_dirent_fn fn, void *arg);
-/* Up to len bytes at off into buf; returns the count (0 at end of file). */
-ssize_t fs_kv_read(fs_kv *k, const char *path, uint64_t ino, uint64_t off, size_t len, char *buf);
+/* GETRANGE of inode ino: on >= 0 (the byte count) r->data holds the bytes,
+ * the caller replies from it and frees r (kv_reply_free); no copy. */
+ssize_t fs_kv_read_reply(fs_kv *k, uint64_t ino, uint64_t off, size_t len, kv_reply *r);
 /* The target into buf (NUL-terminated, truncated to size - 1). */
 int fs_kv_readlink(fs_kv *k, uint64_t ino, char *buf, size_t size);
 int fs_kv_statfs(fs_kv *k, struct statvfs *st);

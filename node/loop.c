@@ -410,17 +410,26 @@ static int handle_ready(node *n)
 
 /* ---- input --------------------------------------------------------------- */
 
-/* Steps the waiting peer messages into the core (at most 4096 per call),
+/* Steps the waiting peer messages into the core (at most 4096 or
+ * NODE_TURN_BYTES per call: a backlog of large AppendEntries is taken in
+ * steps, with ticks, heartbeats and the ready work handled between them),
  * dropping malformed ones and ones whose sender is not the authenticated
- * peer. */
+ * peer.  Sets n->peer_more when it stopped with messages left. */
 static void recv_peers(node *n)
 {
+    size_t bytes = 0;
+    n->peer_more = false;
     for (int budget = 0; budget < 4096; budget++) {
         void *buf;
         size_t len;
         uint64_t from;
+        if (bytes >= NODE_TURN_BYTES) {
+            n->peer_more = true;
+            return;
+        }
         if (net_recv_peer(n->tr, &buf, &len, &from) != NET_OK)
             return;
+        bytes += len;
         raft_msg m;
         int rc = net_decode_raft(buf, len, &m);
         if (rc == NET_OK && m.from != from) {
@@ -483,7 +492,7 @@ void *loop_main(void *arg)
         fds[nf++] = (struct pollfd){.fd = n->tfd, .events = POLLIN};
         fds[nf++] = (struct pollfd){.fd = n->pw.efd, .events = POLLIN};
         nf += net_transport_pollfds(n->tr, fds + nf, 5);
-        int timeout = n->deferred ? 0 : -1;
+        int timeout = n->deferred || n->peer_more ? 0 : -1;
         uint64_t dl = net_transport_next_deadline(n->tr);
         if (dl != UINT64_MAX) {
             uint64_t now = now_ms();
@@ -501,6 +510,7 @@ void *loop_main(void *arg)
         if (n->deferred)
             propose_deferred(n, now);
         bool ticked = false;
+        bool peers_read = false;
         for (int i = 0; i < nf && pr > 0; i++) {
             if (!(fds[i].revents & POLLIN))
                 continue;
@@ -515,12 +525,15 @@ void *loop_main(void *arg)
                 uint64_t v; /* written batches: handle_ready finishes them */
                 if (read(n->pw.efd, &v, sizeof v) < 0) { /* EAGAIN: nothing */
                 }
-            } else if (net_transport_is_peer_fd(n->tr, fds[i].fd)) {
+            } else if (net_transport_is_peer_fd(n->tr, fds[i].fd) && !peers_read) {
                 recv_peers(n);
+                peers_read = true;
             } else if (net_transport_is_client_fd(n->tr, fds[i].fd)) {
                 recv_clients(n);
             }
         }
+        if (n->peer_more && !peers_read)
+            recv_peers(n); /* left over by the last turn's budget */
         ph[1] = now_ms();
         /* Ticks after the messages that came with them: a loop that was held
          * up (a slow fsync, no CPU) first hears the heartbeats and answers

@@ -166,10 +166,11 @@ struct node {
         int fd; /* read end of the child's pipe */
         st_snap_writer *w;
         uint64_t index, term, start_ms, retry_ms, raw;
-        uint64_t fork_us; /* how long fork() held the loop */
-        uint64_t want;    /* a backup wants a snapshot at this index or later */
-        uint64_t pin_ms;  /* a backup reads the stored one until about then */
-        bool done;        /* worker finished (guarded by mu) */
+        uint64_t fork_us;         /* how long fork() held the loop */
+        uint64_t pushed_at_start; /* batches pushed to the writer when it began */
+        uint64_t want;            /* a backup wants a snapshot at this index or later */
+        uint64_t pin_ms;          /* a backup reads the stored one until about then */
+        bool done;                /* worker finished (guarded by mu) */
         int rc;
         char err[256];
     } snap;
@@ -206,6 +207,7 @@ struct node {
     uint64_t stall_logged_ms;   /* last "loop held" report (loop.c) */
     uint64_t turn_bytes;        /* bytes proposed in this loop turn */
     bool deferred;              /* commands wait for the next turn (NODE_TURN_BYTES) */
+    bool peer_more;             /* peer messages wait for the next turn (recv_peers) */
     node_watch *watch;          /* recent changes (watch.c; its own lock) */
     node_metrics metrics;       /* counters (metrics.c; atomics) */
     net_transport_stats tstats; /* the transport's counters as last published (mu) */

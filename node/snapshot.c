@@ -245,6 +245,18 @@ static void snapshot_finish(node *n)
     pthread_mutex_unlock(&n->mu);
     if (!done)
         return;
+    /* The store's log must hold every entry up to the snapshot's index
+     * before its prefix is dropped.  Those entries were all in batches
+     * handed to the disk writer before the snapshot started (an entry is
+     * applied only after the batch that appended it was pushed); wait for
+     * those, never for the ones pushed since (with large entries the
+     * writer may be seconds behind, and the loop must not stand still). */
+    if (!rc) {
+        if (ready_finish_written(n, false) != 0)
+            return;
+        if (n->pw.popped < n->snap.pushed_at_start)
+            return; /* next turn: the writer wakes the loop as it goes */
+    }
     pthread_join(n->snap.thr, NULL);
     close(n->snap.fd);
     n->snap.running = false;
@@ -258,11 +270,6 @@ static void snapshot_finish(node *n)
     }
     uint64_t stored = st_bgsnap_bytes(n->snap.w);
     uint64_t t0 = now_ms();
-    /* The store's log must hold every entry up to index before its prefix
-     * is dropped: the batches still being written go first (entries applied
-     * early may not be written yet, persist.c). */
-    if (ready_finish_written(n, true) != 0)
-        return;
     raft_conf conf;
     int crc = raft_compact(n->r, index, NULL, (size_t)stored, &conf);
     pthread_mutex_lock(&n->st_mu);
@@ -377,6 +384,7 @@ void maybe_snapshot(node *n)
     n->snap.index = index;
     n->snap.term = n->last_applied_term;
     n->snap.start_ms = now;
+    n->snap.pushed_at_start = n->pw.pushed;
     n->snap.raw = 0;
     n->snap.done = false;
     n->snap.rc = 0;

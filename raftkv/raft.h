@@ -367,7 +367,10 @@ int raft_transfer_leader(raft *r, uint64_t target);
  * core; with config.external_snapshot data must be NULL and len is the
  * length of the caller's stored bytes), drops its log up to index, and will
  * send this snapshot to followers that need entries before it. *out_conf receives the configuration at index
- * (to be stored with the snapshot).  Call it outside a ready/advance pair.
+ * (to be stored with the snapshot).  Call it between raft_ready_get() calls,
+ * never while filling a batch; later batches may still be out (what they
+ * hold of the log stays valid until their raft_advance()), but every batch
+ * that holds entries up to index must have been advanced.
  * On error (RAFT_ECOMPACTED: index <= current snapshot; RAFT_EINVAL: index
  * beyond applied) the caller keeps ownership of data. */
 int raft_compact(raft *r, uint64_t index, uint8_t *data, size_t len, raft_conf *out_conf);
