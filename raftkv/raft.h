@@ -469,10 +469,14 @@ void raft_status_get(const raft *r, raft_status *st);
  *
  * The leader holds a lease while a quorum of voters (itself included) has
  * echoed an AppendEntries it sent less than lease_ms*(100-drift_pct)/100 of
- * its clock ago; a new leader holds none, grants none and advances nothing
- * below for lease_ms*(100+drift_pct)/100 after its election, nor before its
- * first entry is visible, and a leader transferring leadership holds and
- * grants none.  While it holds its lease the leader grants every member
+ * its clock ago.  A new leader holds none, grants none and does not move
+ * the visible index (below) for lease_ms*(100+drift_pct)/100 of its clock
+ * after its election, by when every lease of an earlier leader has ended;
+ * it holds and grants none either before its own first entry (its no-op)
+ * is visible, which puts the visible index above anything an earlier term
+ * made visible.  A leader transferring leadership holds and grants none
+ * from the moment the transfer starts (raft_transfer_leader) until it
+ * gives up.  While it holds its lease the leader grants every member
  * (learners too) that has applied the visible index, and has not kept it
  * back for more than lease_ms/4, a read lease that ends before its own,
  * measured from the member's last response.

@@ -472,6 +472,111 @@ static void test_lease_lagging_holder_not_renewed(void **state)
     sim_free(s);
 }
 
+/* A follower's side of a grant, on a bare core: a grant counts only from
+ * its current leader, made on an answer of this incarnation (after its first
+ * clock reading), not from its future, at most a lease long, shrunk by the
+ * drift bound; a new term drops it.  Its answers echo lease_t and carry its
+ * clock and its reported applied index. */
+static raft *bare_follower(void)
+{
+    raft_config cfg;
+    raft_config_init(&cfg);
+    cfg.id = 2;
+    cfg.lease_ms = LEASE;
+    raft_boot b;
+    memset(&b, 0, sizeof b);
+    b.hs.term = 1;
+    b.snapshot.conf.n = 3;
+    for (int i = 0; i < 3; i++)
+        b.snapshot.conf.ids[i] = (uint64_t)i + 1;
+    raft *r = raft_new(&cfg, &b, NULL);
+    assert_non_null(r);
+    return r;
+}
+
+static raft_msg *last_resp(raft *r, raft_ready *rd)
+{
+    raft_ready_get(r, rd);
+    raft_msg *m = NULL;
+    for (size_t k = 0; k < rd->n_msgs; k++)
+        if (rd->msgs[k].type == RAFT_MSG_APPEND_RESP)
+            m = &rd->msgs[k];
+    return m;
+}
+
+static void heartbeat(raft *r, uint64_t from, uint64_t term, uint64_t lease_t, uint64_t resp_t,
+                      uint64_t ms)
+{
+    raft_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = RAFT_MSG_APPEND;
+    m.from = from;
+    m.to = 2;
+    m.term = term;
+    m.lease_t = lease_t;
+    m.grant_resp_t = resp_t;
+    m.grant_ms = ms;
+    assert_int_equal(raft_step(r, &m), RAFT_OK);
+}
+
+static void test_lease_follower_grant_rules(void **state)
+{
+    (void)state;
+    raft *r = bare_follower();
+    raft_lease_info li;
+    raft_set_now(r, 5000);              /* this incarnation starts at 5000 */
+    heartbeat(r, 1, 2, 100, 4000, 800); /* an answer from before it started */
+    raft_lease_get(r, &li);
+    assert_int_equal(li.lease_until, 0);
+    heartbeat(r, 1, 2, 101, 5000, 800); /* ... or from its very first instant */
+    raft_lease_get(r, &li);
+    assert_int_equal(li.lease_until, 0);
+    raft_ready rd;
+    raft_msg *o = last_resp(r, &rd);
+    assert_non_null(o);
+    assert_int_equal(o->lease_t, 101);
+    assert_int_equal(o->resp_t, 5000);
+    assert_int_equal(o->applied, 0); /* nothing reported yet: no guessing */
+    raft_advance(r, &rd);
+
+    raft_set_now(r, 5100);
+    heartbeat(r, 1, 2, 102, 5050, 800);
+    raft_lease_get(r, &li);
+    assert_int_equal(li.lease_until, 5050 + 800 * 90 / 110);
+    assert_int_equal(li.term, 2);
+    heartbeat(r, 1, 2, 103, 6000, 800);       /* from its future */
+    heartbeat(r, 1, 2, 104, 5060, LEASE + 1); /* longer than a lease */
+    heartbeat(r, 1, 2, 105, 5010, 800);       /* older: ends earlier */
+    raft_lease_get(r, &li);
+    assert_int_equal(li.lease_until, 5050 + 800 * 90 / 110);
+    o = last_resp(r, &rd);
+    assert_int_equal(o->lease_t, 105);
+    assert_int_equal(o->resp_t, 5100);
+    raft_advance(r, &rd);
+    raft_set_applied(r, 7); /* beyond what it was handed: ignored */
+    o = last_resp(r, &rd);
+    assert_null(o);
+    raft_advance(r, &rd);
+
+    /* its clock passes the end: no lease; a decrease of the clock is ignored */
+    raft_set_now(r, 5050 + 800 * 90 / 110);
+    raft_lease_get(r, &li);
+    assert_int_equal(li.lease_until, 0);
+    raft_set_now(r, 5100);
+    raft_lease_get(r, &li);
+    assert_int_equal(li.lease_until, 0);
+
+    /* a new term drops a valid lease */
+    raft_set_now(r, 5800);
+    heartbeat(r, 1, 2, 106, 5700, 800);
+    raft_lease_get(r, &li);
+    assert_true(li.lease_until > 5800);
+    heartbeat(r, 3, 3, 1, 0, 0);
+    raft_lease_get(r, &li);
+    assert_int_equal(li.lease_until, 0);
+    raft_free(r);
+}
+
 /* The checker is not vacuous: clocks far beyond the assumed drift (here the
  * cores assume none) let a holder outlive the leader's view of its lease,
  * and the checker sees a read lease on stale state in some seeds. */
@@ -567,6 +672,7 @@ int main(void)
         T(test_lease_new_leader_waits),
         T(test_lease_no_grants_during_transfer),
         T(test_lease_lagging_holder_not_renewed),
+        T(test_lease_follower_grant_rules),
         T(test_lease_broken_clock_is_caught),
     };
     const char *only = getenv("HSTORE_TEST");
