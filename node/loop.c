@@ -53,13 +53,14 @@ static void answer_command(node *n, const raft_entry *e, uint8_t *reply, size_t 
     }
     req *q = cmd_find(n, cid, seq);
     if (q) {
-        req_finish(n, q, NODE_OK, reply, rlen);
+        if (!lease_hold_answer(n, q, e->index, reply, rlen))
+            req_finish(n, q, NODE_OK, reply, rlen);
         return;
     }
     free(reply);
 }
 
-static int apply_entry(node *n, const raft_entry *e)
+int node_apply_entry(node *n, const raft_entry *e)
 {
     n->last_applied_term = e->term;
     if (e->type != RAFT_ENTRY_NORMAL) {
@@ -240,9 +241,10 @@ void log_changes(node *n)
     net_transport_get_stats(n->tr, &n->tstats);
     pthread_mutex_unlock(&n->mu);
     if (changed) {
-        /* A new leader: requests waiting on the old one are retried now. */
+        /* A new leader: requests waiting on the old one are retried now
+         * (not an applied command whose answer waits, lease.c). */
         for (req *q = n->pending.next; q != &n->pending; q = q->next)
-            if (!(q->read && q->have_index))
+            if (!(q->read && q->have_index) && !q->ack_wait)
                 q->tried = false;
     }
 }
@@ -253,15 +255,12 @@ void log_changes(node *n)
  * answers are written now, not at the end of the loop turn). */
 static int apply_committed(node *n, const raft_ready *rd)
 {
-    for (size_t i = 0; i < rd->n_committed; i++) {
-        if (rd->committed[i].index <= kv_applied_index(n->kv))
-            continue;
-        if (apply_entry(n, &rd->committed[i]) != 0) {
-            node_fail(n, "out of memory applying a command");
-            return -1;
-        }
+    if (lease_apply(n, rd->committed, rd->n_committed) != 0) {
+        node_fail(n, "out of memory applying a command");
+        return -1;
     }
     if (rd->n_committed) {
+        lease_applied(n);
         net_transport_flush(n->tr);
         check_limits(n);
     }
@@ -313,6 +312,10 @@ static int ready_with_snapshot(node *n, raft_ready *rd)
     send_msgs(n, rd->msgs, rd->n_msgs);
     if (ready_finish_written(n, true) != 0)
         return -1;
+    if (lease_flush(n) != 0) { /* entries kept by a hold go before it */
+        node_fail(n, "out of memory applying a command");
+        return -1;
+    }
     pthread_mutex_lock(&n->st_mu);
     int rc = st_save_ready(n->st, rd, err, sizeof err);
     pthread_mutex_unlock(&n->st_mu);
@@ -505,6 +508,7 @@ void *loop_main(void *arg)
         }
         uint64_t now = now_ms();
         uint64_t ph[6] = {now, 0, 0, 0, 0, 0}; /* phase ends, for stall reports */
+        lease_turn(n);
         net_transport_tick(n->tr, now);
         n->turn_bytes = 0;
         if (n->deferred)
@@ -561,6 +565,10 @@ void *loop_main(void *arg)
         if (handle_ready(n) != 0)
             break;
         ph[3] = now_ms();
+        if (lease_release(n, now_ms()) != 0) {
+            node_fail(n, "out of memory applying a command");
+            break;
+        }
         serve_reads(n);
         maybe_snapshot(n);
         ph[4] = now_ms();
@@ -569,6 +577,12 @@ void *loop_main(void *arg)
         ph[5] = now_ms();
         report_stall(n, ph);
         atomic_store(&n->applied_pub, kv_applied_index(n->kv));
+        if (lease_on(n)) {
+            raft_lease_info li;
+            raft_lease_get(n->r, &li);
+            atomic_store(&n->lease_until_pub, li.lease_until);
+            atomic_store(&n->visible_pub, li.visible);
+        }
         report_open_files(n, now_ms());
     }
     /* Fail everything still waiting. */

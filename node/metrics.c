@@ -125,6 +125,22 @@ void node_metrics_render(node *n, hbuf *b)
         atomic_load(&m->proposals_failed));
     hist(b, "hstore_read_index_seconds", "Linearizable reads, from arrival to answer.",
          &m->read_index);
+    one(b, "hstore_lease_reads_total", "counter",
+        "Reads answered from this node's state under its read lease (no round trip).",
+        atomic_load(&m->lease_reads));
+    one(b, "hstore_read_index_reads_total", "counter",
+        "Reads answered after a ReadIndex round with the leader.", atomic_load(&m->index_reads));
+    one(b, "hstore_answers_held_total", "counter",
+        "Command answers that waited until every lease holder had applied the command.",
+        atomic_load(&m->answers_held));
+    uint64_t until = atomic_load(&n->lease_until_pub), now = lease_now_ms(n);
+    metrics_head(b, "hstore_read_lease_remaining_seconds", "gauge",
+                 "How long this node's read lease still runs (0: none).");
+    hbuf_printf(b, "hstore_read_lease_remaining_seconds %.3f\n",
+                until > now ? (double)(until - now) / 1000.0 : 0.0);
+    one(b, "hstore_visible_index", "gauge",
+        "Highest index this node knows every lease holder has applied.",
+        atomic_load(&n->visible_pub));
     hist(b, "hstore_fsync_seconds", "Persisting one batch of log entries and state (one fsync).",
          &m->fsync);
     one(b, "hstore_snapshots_taken_total", "counter", "Snapshots this node took.",

@@ -29,8 +29,10 @@ typedef struct metrics_hist {
 typedef struct node_metrics {
     _Atomic uint64_t leader_changes;
     _Atomic uint64_t proposals_committed, proposals_failed;
-    metrics_hist read_index; /* a linearizable read, in to answered */
-    metrics_hist fsync;      /* one persisted ready batch */
+    metrics_hist read_index;                   /* a linearizable read, in to answered */
+    _Atomic uint64_t lease_reads, index_reads; /* reads answered under a lease / by ReadIndex */
+    _Atomic uint64_t answers_held; /* command answers that waited for the visible index */
+    metrics_hist fsync;            /* one persisted ready batch */
     _Atomic uint64_t snapshots_taken, snapshot_taken_bytes;
     metrics_hist snapshot_take; /* start to committed in the store */
     _Atomic uint64_t snapshots_installed, snapshot_installed_bytes;

@@ -132,6 +132,8 @@ void node_config_init(node_config *c)
     memset(c, 0, sizeof *c);
     c->tick_ms = 50;
     c->election_ticks = 10;
+    c->lease_ms = -1;
+    c->clock_drift_pct = 10;
     c->op_timeout_ms = 5000;
     c->max_file_size = 1ull << 30;
     c->snapshot_threshold = 32ull << 20;
@@ -203,6 +205,7 @@ static void node_free(node *n)
     /* The writer first: the batches it may still be writing point into
      * the core. */
     persist_free(n);
+    lease_free(n);
     snapshot_cancel(n);
     free(n->chunk);
     if (n->tr)
@@ -335,6 +338,8 @@ static int start_state(node *n, const node_config *cfg, size_t *boot_entries, ch
     rc_cfg.max_msg_bytes = KV_PART_SIZE;
     rc_cfg.max_inflight_bytes = 4u * KV_PART_SIZE;
     rc_cfg.seed = cfg->id * 0x9E3779B97F4A7C15ull ^ (uint64_t)node_realtime_ns();
+    rc_cfg.lease_ms = (uint32_t)n->cfg.lease_ms;
+    rc_cfg.drift_pct = (uint32_t)n->cfg.clock_drift_pct;
     const char *rerr = NULL;
     n->hs_now = n->hs_saved = boot.hs;
     n->r = raft_new(&rc_cfg, &boot, &rerr);
@@ -345,6 +350,8 @@ static int start_state(node *n, const node_config *cfg, size_t *boot_entries, ch
                  rerr ? rerr : "?");
         return -1;
     }
+    lease_turn(n);
+    lease_applied(n); /* the state restored from the snapshot */
     return 0;
 }
 
@@ -413,6 +420,11 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
         n->cfg.election_ticks = 10;
     if (n->cfg.op_timeout_ms <= 0)
         n->cfg.op_timeout_ms = 5000;
+    if (n->cfg.lease_ms < 0)
+        n->cfg.lease_ms = n->cfg.tick_ms * n->cfg.election_ticks;
+    if (n->cfg.clock_drift_pct <= 0 || n->cfg.clock_drift_pct >= 100)
+        n->cfg.clock_drift_pct = 10;
+    lease_init(n);
 
     /* The store first: a node started without --cluster finds its members
      * there. */

@@ -34,6 +34,9 @@ typedef struct node_config {
     uint64_t snapshot_threshold;     /* log bytes that trigger a snapshot; 0 = never */
     int tick_ms;                     /* Raft tick; default 50 */
     int election_ticks;              /* default 10 */
+    int lease_ms;                    /* read lease (raft.h); 0 off; < 0: the election
+                                          timeout, tick_ms * election_ticks (default) */
+    int clock_drift_pct;             /* assumed bound on clock rate error; default 10 */
     int op_timeout_ms;               /* default deadline of a request */
     uint64_t max_file_size;          /* bytes; default 1 GiB */
     uint64_t max_store_bytes;        /* ENOSPC past this many bytes of data; 0 = no limit */

@@ -97,6 +97,13 @@ typedef struct req {
     uint64_t read_ctx; /* read batch this read waits on (0: not asked) */
     bool have_index;
     uint64_t read_index;
+    bool lease_read;      /* served under this node's read lease (lease.c) */
+    uint64_t vis_wait_ms; /* since when it waits for the visible index (0: not) */
+    /* a command applied, its answer waiting for the visible index (lease.c) */
+    bool ack_wait;
+    uint64_t ack_index;
+    uint8_t *ack_reply;
+    size_t ack_len;
     /* ORIGIN_LOCAL */
     uint8_t *op_copy;
     pthread_cond_t cond;
@@ -179,7 +186,8 @@ struct node {
     size_t chunk_cap;
     bool trace;                   /* HSTORE_TRACE set: see ntrace() */
     _Atomic uint64_t applied_pub; /* kv_applied_index, for other threads (may lag) */
-    _Atomic bool holder_known;    /* the state has a holder record of this node */
+    _Atomic uint64_t lease_until_pub, visible_pub; /* raft_lease_get, the same way */
+    _Atomic bool holder_known;                     /* the state has a holder record of this node */
     /* open-file reports */
     struct {
         pthread_mutex_t mu; /* fn, arg, inflight (read by node_set_open_files) */
@@ -203,11 +211,19 @@ struct node {
         bool member;        /* in the configuration, as last seen */
     } mem;
     persist_state pw;
-    pthread_mutex_t st_mu;      /* the store: the loop and the writer (persist.c) */
-    uint64_t stall_logged_ms;   /* last "loop held" report (loop.c) */
-    uint64_t turn_bytes;        /* bytes proposed in this loop turn */
-    bool deferred;              /* commands wait for the next turn (NODE_TURN_BYTES) */
-    bool peer_more;             /* peer messages wait for the next turn (recv_peers) */
+    pthread_mutex_t st_mu;    /* the store: the loop and the writer (persist.c) */
+    uint64_t stall_logged_ms; /* last "loop held" report (loop.c) */
+    uint64_t turn_bytes;      /* bytes proposed in this loop turn */
+    bool deferred;            /* commands wait for the next turn (NODE_TURN_BYTES) */
+    bool peer_more;           /* peer messages wait for the next turn (recv_peers) */
+    struct {
+        double rate;      /* HSTORE_TEST_CLOCK_RATE (1: real time) */
+        uint64_t base_ns; /* CLOCK_MONOTONIC at start, for the rate */
+        bool hold;        /* applying is held for waiting reads */
+        uint64_t hold_ms; /* since when */
+        raft_entry *kept; /* committed entries kept while held (copies) */
+        size_t n_kept, cap_kept;
+    } lease;
     node_watch *watch;          /* recent changes (watch.c; its own lock) */
     node_metrics metrics;       /* counters (metrics.c; atomics) */
     net_transport_stats tstats; /* the transport's counters as last published (mu) */
@@ -226,6 +242,32 @@ void nlog(node *n, int level, const char *fmt, ...) __attribute__((format(printf
 void ntrace(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void node_fail(node *n, const char *what);
 void node_wake(node *n);
+
+/* ---- lease.c: read leases (see its header) ---- */
+
+void lease_init(node *n);
+void lease_free(node *n);
+uint64_t lease_now_ms(const node *n);
+bool lease_on(const node *n);
+/* This node's read lease is valid now. */
+bool lease_valid(const node *n);
+/* Each turn, before the core is stepped or ticked: its clock. */
+void lease_turn(node *n);
+/* After applying: the applied index to the core. */
+void lease_applied(node *n);
+/* Applies committed entries, or keeps copies while applying is held. */
+int lease_apply(node *n, const raft_entry *ents, size_t cnt);
+/* Applies whatever was kept (before a snapshot is installed). */
+int lease_flush(node *n);
+/* true: q's answer (reply, owned from now on) waits for the visible index. */
+bool lease_hold_answer(node *n, req *q, uint64_t index, uint8_t *reply, size_t len);
+/* Whether a read whose state is at applied may be answered now. */
+bool lease_read_servable(node *n, req *q, uint64_t applied, uint64_t now);
+/* Answers held commands whose index became visible; ends a hold.  -1 on a
+ * failure to apply. */
+int lease_release(node *n, uint64_t now);
+/* loop.c: applies one committed entry (answers its waiting client). */
+int node_apply_entry(node *n, const raft_entry *e);
 
 /* ---- request.c ---- */
 

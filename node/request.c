@@ -127,6 +127,9 @@ void req_finish(node *n, req *q, int status, uint8_t *reply, size_t reply_len)
 {
     if (q->prev)
         pending_del(n, q);
+    free(q->ack_reply); /* an answer held for the visible index, not given */
+    q->ack_reply = NULL;
+    q->ack_wait = false;
     if (q->read && status == NODE_OK)
         metrics_observe(&n->metrics.read_index, metrics_now_ns() - q->start_ns);
     else if (!q->read)
@@ -161,8 +164,14 @@ void req_try(node *n, req *q, uint64_t now)
     q->last_try_ms = now;
     q->tried = true;
     if (q->read) {
-        q->read_ctx = 0; /* joins the next read batch (issue_reads) */
-        q->have_index = false;
+        q->read_ctx = 0;
+        q->vis_wait_ms = 0;
+        /* Under a valid read lease the state here already holds every
+         * visible write: no round trip (lease.c).  Otherwise it joins the
+         * next ReadIndex batch (issue_reads). */
+        q->lease_read = !q->backup && lease_valid(n);
+        q->have_index = q->lease_read;
+        q->read_index = 0;
         return;
     }
     uint8_t *reply = NULL;
@@ -233,12 +242,22 @@ void issue_reads(node *n)
 void serve_reads(node *n)
 {
     uint64_t applied = kv_applied_index(n->kv);
+    uint64_t now = now_ms();
+    bool valid = lease_valid(n);
     req *q = n->pending.next;
     while (q != &n->pending) {
         req *nx = q->next;
-        if (q->read && q->have_index && q->read_index <= applied && q->backup) {
+        if (q->read && q->lease_read && !valid) {
+            /* The lease ended before the answer could go: ask the leader. */
+            q->lease_read = q->have_index = false;
+            q->tried = false;
+        } else if (q->read && q->have_index && q->read_index <= applied &&
+                   !lease_read_servable(n, q, applied, now)) {
+            /* waits for the visible index (lease.c) */
+        } else if (q->read && q->have_index && q->read_index <= applied && q->backup) {
             backup_point(n, q, applied);
         } else if (q->read && q->have_index && q->read_index <= applied) {
+            metrics_inc(q->lease_read ? &n->metrics.lease_reads : &n->metrics.index_reads, 1);
             uint8_t *reply = NULL;
             size_t rlen = 0;
             if (kv_query(n->kv, q->op, q->op_len, &reply, &rlen) == 0)
@@ -266,6 +285,8 @@ void retry_and_expire(node *n, uint64_t now)
         req *nx = q->next;
         if (now >= q->deadline_ms) {
             req_finish(n, q, NODE_ETIMEDOUT, NULL, 0);
+        } else if (q->ack_wait) {
+            /* applied: its answer waits for the visible index (lease.c) */
         } else if (!q->tried || (!q->in_log && now - q->last_try_ms >= retry_ms(q))) {
             if (q->read && q->have_index) {
                 /* waiting only for local apply: nothing to retry */

@@ -59,6 +59,11 @@ static void node_usage(FILE *out)
             "  --tick-ms MS               Raft tick (default 50)\n"
             "  --election-ticks N         election timeout in ticks (default 10, randomized\n"
             "                             up to 2x)\n"
+            "  --lease-ms MS              read lease: a node whose lease is valid answers\n"
+            "                             reads from its own state, with no round trip\n"
+            "                             (default: the election timeout; 0 turns leases off)\n"
+            "  --clock-drift-pct P        the assumed bound on how far any node's clock\n"
+            "                             rate strays from real time (default 10)\n"
             "  --log-level L              error, warn, info (default) or debug\n"
             "  --secret-file F            the cluster secret (hex, mode 0600; `hstore up`\n"
             "                             writes DIR/secret): every peer and client frame\n"
@@ -168,6 +173,12 @@ static int set_option(node_args *a, const char *name, const char *val, const cha
             goto bad;
     } else if (!strcmp(name, "election-ticks")) {
         if (parse_int(val, 2, 10000, &c->election_ticks))
+            goto bad;
+    } else if (!strcmp(name, "lease-ms")) {
+        if (parse_int(val, 0, 600000, &c->lease_ms))
+            goto bad;
+    } else if (!strcmp(name, "clock-drift-pct")) {
+        if (parse_int(val, 1, 50, &c->clock_drift_pct))
             goto bad;
     } else if (!strcmp(name, "secret-file")) {
         if (!*val || strlen(val) >= sizeof a->secret_file)
@@ -293,6 +304,8 @@ static int node_parse_args(int argc, char **argv, node_args *a)
         {"max-store-bytes", required_argument, NULL, 0},
         {"tick-ms", required_argument, NULL, 0},
         {"election-ticks", required_argument, NULL, 0},
+        {"lease-ms", required_argument, NULL, 0},
+        {"clock-drift-pct", required_argument, NULL, 0},
         {"log-level", required_argument, NULL, 0},
         {"config", required_argument, NULL, 0},
         {"secret-file", required_argument, NULL, 0},

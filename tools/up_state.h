@@ -35,6 +35,7 @@ enum {
     UO_MAX_STORE,
     UO_TICK,
     UO_ELECTION,
+    UO_LEASE,
     UO_LOG,
     UO_N
 };

@@ -1,0 +1,228 @@
+/*
+ * lease.c — the node's side of read leases (raft.h "Read leases"): its
+ * clock, the rule that makes a read or a write's answer safe to return, and
+ * the brief hold on applying that keeps reads from waiting for ever under a
+ * stream of writes.
+ *
+ *   clock      lease_now_ms(): CLOCK_MONOTONIC in ms; the core gets it every
+ *              turn (raft_set_now).  HSTORE_TEST_CLOCK_RATE (a test hook, e.g.
+ *              1.05) makes this node's lease clock run that much fast or slow.
+ *   applied    raft_set_applied() after every applied batch: the mount keeps
+ *              no cache of its own beyond what the kernel is told to drop
+ *              before the call returns (fs/), so applied is also "dropped".
+ *   writes     the answer to a command waits until the visible index this
+ *              node knows reaches the command's index (lease_hold_answer):
+ *              by then every node holding a lease has applied it.
+ *   reads      a node whose lease is valid answers from its own state, with
+ *              no round trip; one without asks the leader (ReadIndex) and
+ *              waits until it has applied the read index.  Either way the
+ *              answer goes out only when the visible index known here has
+ *              reached this node's applied index (the state answered from
+ *              holds nothing another holder could still miss).
+ *   hold       under a stream of writes the applied index can stay ahead of
+ *              the visible one; a read that has waited LEASE_HOLD_AFTER_MS
+ *              stops the applying of new entries (they are kept, copied,
+ *              and applied in order once the reads are answered, or after
+ *              LEASE_HOLD_MAX_MS) so the visible index catches up.
+ *
+ * With leases off (--lease-ms 0) reads use ReadIndex alone and nothing here
+ * holds anything back.
+ */
+#include "node/node_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LEASE_HOLD_AFTER_MS 5 /* a read waits this long before applying stops */
+#define LEASE_HOLD_MAX_MS 200 /* applying stops at most this long at a time */
+
+void lease_init(node *n)
+{
+    n->lease.rate = 1.0;
+    const char *r = getenv("HSTORE_TEST_CLOCK_RATE");
+    if (r && *r) {
+        char *end;
+        double v = strtod(r, &end);
+        if (*end == 0 && v > 0.01 && v < 100)
+            n->lease.rate = v;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    n->lease.base_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t lease_now_ms(const node *n)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (n->lease.rate == 1.0)
+        return ns / 1000000u;
+    /* The test hook: this node's time runs at rate from its start on. */
+    double d = (double)(ns - n->lease.base_ns) * n->lease.rate;
+    return (n->lease.base_ns + (uint64_t)d) / 1000000u;
+}
+
+bool lease_on(const node *n)
+{
+    return n->cfg.lease_ms > 0;
+}
+
+void lease_turn(node *n)
+{
+    if (lease_on(n))
+        raft_set_now(n->r, lease_now_ms(n));
+}
+
+/* The visible index this node knows (0 with leases off). */
+static uint64_t visible(const node *n)
+{
+    raft_lease_info li;
+    raft_lease_get(n->r, &li);
+    return li.visible;
+}
+
+bool lease_valid(const node *n)
+{
+    if (!lease_on(n))
+        return false;
+    raft_lease_info li;
+    raft_lease_get(n->r, &li);
+    return li.lease_until && lease_now_ms(n) < li.lease_until;
+}
+
+void lease_applied(node *n)
+{
+    if (lease_on(n))
+        raft_set_applied(n->r, kv_applied_index(n->kv));
+}
+
+bool lease_hold_answer(node *n, req *q, uint64_t index, uint8_t *reply, size_t len)
+{
+    if (!lease_on(n) || visible(n) >= index)
+        return false;
+    q->ack_wait = true;
+    q->ack_index = index;
+    q->ack_reply = reply;
+    q->ack_len = len;
+    metrics_inc(&n->metrics.answers_held, 1);
+    return true;
+}
+
+bool lease_read_servable(node *n, req *q, uint64_t applied, uint64_t now)
+{
+    if (!lease_on(n))
+        return true;
+    if (visible(n) >= applied) {
+        q->vis_wait_ms = 0;
+        return true;
+    }
+    if (!q->vis_wait_ms)
+        q->vis_wait_ms = now ? now : 1;
+    else if (now - q->vis_wait_ms >= LEASE_HOLD_AFTER_MS && !n->lease.hold) {
+        n->lease.hold = true;
+        n->lease.hold_ms = now;
+    }
+    return false;
+}
+
+/* Applies the entries kept while applying was held, in order. */
+static int apply_kept(node *n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n->lease.n_kept && rc == 0; i++) {
+        raft_entry *e = &n->lease.kept[i];
+        if (e->index > kv_applied_index(n->kv))
+            rc = node_apply_entry(n, e);
+    }
+    for (size_t i = 0; i < n->lease.n_kept; i++)
+        free(n->lease.kept[i].data);
+    n->lease.n_kept = 0;
+    return rc;
+}
+
+int lease_apply(node *n, const raft_entry *ents, size_t cnt)
+{
+    bool hold = n->lease.hold && lease_on(n);
+    if (hold && now_ms() - n->lease.hold_ms >= LEASE_HOLD_MAX_MS)
+        hold = n->lease.hold = false; /* never longer than that */
+    if (!hold && n->lease.n_kept && apply_kept(n) != 0)
+        return -1;
+    for (size_t i = 0; i < cnt; i++) {
+        const raft_entry *e = &ents[i];
+        if (e->index <= kv_applied_index(n->kv))
+            continue;
+        if (!hold) {
+            if (node_apply_entry(n, e) != 0)
+                return -1;
+            continue;
+        }
+        if (n->lease.n_kept && n->lease.kept[n->lease.n_kept - 1].index >= e->index)
+            continue; /* kept already */
+        if (n->lease.n_kept == n->lease.cap_kept) {
+            size_t cap = n->lease.cap_kept ? n->lease.cap_kept * 2 : 64;
+            raft_entry *k = realloc(n->lease.kept, cap * sizeof *k);
+            if (!k)
+                return -1;
+            n->lease.kept = k;
+            n->lease.cap_kept = cap;
+        }
+        raft_entry c = *e;
+        c.data = NULL;
+        if (e->len) {
+            c.data = malloc(e->len);
+            if (!c.data)
+                return -1;
+            memcpy(c.data, e->data, e->len);
+        }
+        n->lease.kept[n->lease.n_kept++] = c;
+    }
+    return 0;
+}
+
+int lease_flush(node *n)
+{
+    n->lease.hold = false;
+    return n->lease.n_kept ? apply_kept(n) : 0;
+}
+
+int lease_release(node *n, uint64_t now)
+{
+    if (!lease_on(n))
+        return 0;
+    uint64_t vis = visible(n);
+    bool reads_waiting = false;
+    req *q = n->pending.next;
+    while (q != &n->pending) {
+        req *nx = q->next;
+        if (q->ack_wait && vis >= q->ack_index) {
+            uint8_t *r = q->ack_reply;
+            q->ack_reply = NULL;
+            q->ack_wait = false;
+            req_finish(n, q, NODE_OK, r, q->ack_len);
+        } else if (q->read && q->vis_wait_ms) {
+            reads_waiting = true;
+        }
+        q = nx;
+    }
+    /* Applying resumes once no read waits for the visible index (or the
+     * hold has lasted long enough), with the kept entries first. */
+    if (n->lease.hold && (!reads_waiting || now - n->lease.hold_ms >= LEASE_HOLD_MAX_MS))
+        n->lease.hold = false;
+    if (!n->lease.hold && n->lease.n_kept) {
+        if (apply_kept(n) != 0)
+            return -1;
+        lease_applied(n);
+    }
+    return 0;
+}
+
+void lease_free(node *n)
+{
+    for (size_t i = 0; i < n->lease.n_kept; i++)
+        free(n->lease.kept[i].data);
+    free(n->lease.kept);
+    n->lease.kept = NULL;
+    n->lease.n_kept = n->lease.cap_kept = 0;
+}
