@@ -207,6 +207,7 @@ void sto_txn_rollback(st_store *s)
         sqlite3_reset(s->q[Q_ROLLBACK]);
     }
     s->blob_gc = false;
+    sto_snap_txn_end(s, false);
     if (s->in_txn) {
         s->c = s->saved;
         s->in_txn = false;
@@ -226,6 +227,7 @@ int sto_txn_commit(st_store *s, char *err, size_t errlen)
     /* Rows were dropped, durably now: their segments may go. */
     if (s->blob_gc)
         sto_blob_gc(s);
+    sto_snap_txn_end(s, true);
     return 0;
 }
 
@@ -432,6 +434,7 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
         return sto_fail(ST_ENOMEM, err, errlen, "%s: out of memory", dir);
     s->lock_fd = -1;
     s->seg_fd = -1;
+    s->snap_fd = -1;
     pthread_mutex_init(&s->wmu, NULL);
     pthread_mutex_init(&s->cmu, NULL);
     pthread_cond_init(&s->ccv, NULL);
@@ -523,10 +526,12 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
         r = sto_blob_open(s, err, errlen);
     if (r)
         goto out_fail;
-    /* Leftovers of a background snapshot (st_bgsnap_*) cut short by a crash:
-     * staged chunks never committed, or a replaced snapshot not yet dropped. */
+    /* Tables an earlier version's background snapshot left behind; then the
+     * snapshot files (storage_snapfile.c). */
     r = sto_exec_sql(s, "DROP TABLE IF EXISTS snap_stage; DROP TABLE IF EXISTS snap_old", err,
                      errlen);
+    if (!r)
+        r = sto_snap_open(s, err, errlen);
     if (r)
         goto out_fail;
     /* The hook replaces SQLite's own autocheckpoint (set to 0 above). */
@@ -545,7 +550,7 @@ void st_close(st_store *s)
     if (!s)
         return;
     sto_ckpt_stop(s);
-    sto_reader_close(s);
+    sto_snap_close(s);
     if (s->db) {
         if (s->in_txn)
             sto_txn_rollback(s);

@@ -2,13 +2,15 @@
  * storage.h — durable storage of one node's Raft state in SQLite.
  *
  * Everything a node must not forget lives in DIR/hstore.db: the hard state
- * (term, vote, commit), the log, the latest snapshot (zstd-compressed, with
- * its index, term and configuration) and the node's identity.  The database
- * runs in WAL mode with synchronous=FULL, so a successful save is on disk.
- * The bytes of large log entries (ST_BLOB_MIN and up) are the exception:
- * they go to append-only segment files in DIR/log-blobs, written whole and
- * fdatasync'ed before the transaction that refers to them commits, and the
- * database row keeps the entry's header, checksum and where its bytes are.
+ * (term, vote, commit), the log, the latest snapshot's index, term and
+ * configuration, and the node's identity.  The database runs in WAL mode
+ * with synchronous=FULL, so a successful save is on disk.  Two kinds of
+ * bytes live in files beside it, each written whole and fdatasync'ed before
+ * the transaction that refers to them commits: the bytes of large log
+ * entries (ST_BLOB_MIN and up) go to append-only segment files in
+ * DIR/log-blobs, the database row keeping the entry's header, checksum and
+ * where its bytes are; and the latest snapshot (one zstd frame) is the file
+ * DIR/snap/INDEX-TERM.zst that the database names.
  *
  * The node uses it like this (the loop thread, and its writer thread for
  * st_save_readies):
@@ -28,12 +30,13 @@
  *
  * The code: storage.c (open, schema, identity, checkpointer), storage_log.c
  * (log, hard state, load and save), storage_blob.c (the segment files of
- * large entries), storage_snap.c (snapshots);
+ * large entries), storage_snap.c (snapshots), storage_snapfile.c (snapshot
+ * files);
  * storage_internal.h has the layout of the database.
  *
  * Integrity: every log entry carries a CRC32C over (index, term, type, data),
- * the hard state and the configuration carry one too, and snapshot chunks
- * carry one each (plus zstd's own content checksum).  All are checked on every
+ * the hard state and the configuration carry one too, and each 1 MiB piece
+ * of a snapshot file has one (plus zstd's own content checksum).  All are checked on every
  * read; a mismatch is ST_ECORRUPT with a message naming the file and the
  * index, never a silent skip.
  *
@@ -47,8 +50,8 @@
  * serialises its threads; the store runs one helper thread of its own for
  * WAL checkpoints, which never touches the caller's data), except for the
  * background snapshot writer's calls, made from one other thread, and
- * st_snap_stored_read, which reads through a connection of its own and may
- * run beside a save on another thread.  Two st_store (or two processes)
+ * st_snap_stored_read, which reads the snapshot file through a descriptor of
+ * its own and may run beside a save on another thread.  Two st_store (or two processes)
  * cannot open the same directory at once (ST_EBUSY).
  */
 #ifndef HSTORE_STORAGE_H
@@ -175,21 +178,22 @@ int st_save_readies(st_store *s, const raft_ready *const *rds, size_t n, char *e
 /* ---- Snapshots kept by the store (raft_config.external_snapshot) ----------- *
  *
  * The stored form of a snapshot is one zstd frame (with content checksum),
- * cut into 1 MiB rows.  The node keeps its snapshot only here: it serves
+ * in a file of its own.  The node keeps its snapshot only here: it serves
  * InstallSnapshot chunks from the stored form, sends the stored form itself
  * (so a follower receives compressed bytes), and reads the state back as a
  * stream, never as one buffer. */
 
 /* len bytes at offset off of the stored form of the snapshot at index (the
  * one stored now; ST_EINVAL otherwise, or past its end).  Checksums
- * verified.  Reads through a connection of its own (see the top): it may
- * run while another thread saves batches, never while one commits or
+ * verified.  Reads the file through a descriptor of its own (see the top):
+ * it may run while another thread saves batches, never while one commits or
  * installs a snapshot. */
 int st_snap_stored_read(st_store *s, uint64_t index, uint64_t off, void *buf, size_t len, char *err,
                         size_t errlen);
 
 /* Streaming reader of a snapshot's state bytes: either the stored snapshot
- * (inside a read transaction of the store's connection until closed) or a
+ * (its file, through a descriptor of its own: a snapshot committed while it
+ * is open deletes the file's name, not what the reader reads) or a
  * stored-form frame in memory (the caller's buffer must outlive the reader).
  * st_snap_read(reader, buf, n) fills exactly n bytes and returns 0, or -1
  * (short, corrupt; the reason comes from close); its shape is kv_read_fn's.
@@ -206,22 +210,23 @@ int st_snap_reader_close(st_snap_reader *r, char *err, size_t errlen);
 
 /* Background snapshot writer: compresses and stores a snapshot from another
  * thread while the owner's thread goes on saving batches.
- *   st_bgsnap_begin   (owner's thread) makes the writer, with its own
- *                     connection; ST_EINVAL unless index > stored snapshot
+ *   st_bgsnap_begin   (owner's thread) makes the writer and its new file
+ *                     under DIR/snap; ST_EINVAL unless index > stored snapshot
  *   st_bgsnap_write   (one other thread) state bytes in any pieces: each
- *   st_bgsnap_finish  full 1 MiB compressed chunk goes into a staging table
- *                     in its own short transaction (holding the store's write
- *                     lock for one chunk, no fsync), not yet a snapshot
- *   st_bgsnap_commit  (owner's thread, after finish) one transaction: the
- *                     staging table becomes the snapshot by a rename (no
- *                     copy), with metadata and conf, and the log prefix goes;
- *                     the replaced chunks are dropped later by the store's
- *                     background thread in small steps.  ST_EINVAL if a newer
+ *   st_bgsnap_finish  full 1 MiB compressed piece is written to the file
+ *                     (no lock, nothing of the store touched); finish syncs
+ *                     the file and its directory: not yet a snapshot
+ *   st_bgsnap_commit  (owner's thread, after finish) one short transaction:
+ *                     a row names the file, with metadata and conf, and the
+ *                     log prefix goes (its rows deleted later by the store's
+ *                     background thread in small steps); the replaced file
+ *                     is deleted after the commit.  ST_EINVAL if a newer
  *                     snapshot was stored meanwhile (nothing changes).
  *   st_bgsnap_abort   (owner's thread, once the other thread stopped)
- * Commit and abort free the writer.  A crash at any point leaves the stored
- * snapshot as it was (staging is dropped at the next st_open).  At most one
- * background writer per store; ordinary saving calls go on meanwhile. */
+ * Commit and abort free the writer (and delete its file unless committed).
+ * A crash at any point leaves the stored snapshot as it was (a file no row
+ * names is deleted at the next st_open).  At most one background writer per
+ * store; ordinary saving calls go on meanwhile. */
 int st_bgsnap_begin(st_store *s, uint64_t index, uint64_t term, st_snap_writer **out, char *err,
                     size_t errlen);
 int st_bgsnap_write(st_snap_writer *w, const void *buf, size_t len, char *err, size_t errlen);

@@ -10,6 +10,7 @@
  *   storage_blob.c  the segment files holding the bytes of large entries
  *   storage_snap.c  snapshots: the background writer, installing a received
  *                   frame, reading the stored form back
+ *   storage_snapfile.c  the files that hold snapshots' stored forms
  *
  * Layout of the database (schema version ST_SCHEMA_VERSION, 3):
  *   meta(key, value)                       node identity
@@ -31,8 +32,13 @@
  *        which is what lets storage_blob.c find the segments none refers to.
  *   snap(id=1, idx, term, conf, raw_len, comp_len, nchunks, crc)
  *        conf = the raft_conf encoding of conf_codec.h, then its CRC32C u32
- *   snap_chunk(seq PK, crc, body)          one zstd frame cut into chunks
- *   snap_stage, snap_old                   transient (background snapshots)
+ *        the stored form (one zstd frame, comp_len bytes) is the file
+ *        DIR/snap/NAME, cut into nchunks pieces of SNAP_PIECE bytes (the last
+ *        may be shorter); meta row 'snap_file' holds
+ *          NAME | 0 | CRC32C u32 of each piece | CRC32C u32 of all before
+ *   snap_chunk(seq PK, crc, body)          earlier versions' stored form (one
+ *        zstd frame cut into rows): converted into a file by st_open, empty
+ *   snap_stage, snap_old                   earlier versions' leftovers, dropped
  */
 #ifndef HSTORE_STORAGE_INTERNAL_H
 #define HSTORE_STORAGE_INTERNAL_H
@@ -74,6 +80,17 @@ enum {
     Q_COUNT
 };
 
+#define SNAP_PIECE (1u << 20) /* bytes per checksummed piece of a snapshot file */
+
+/* A snapshot file: its name under DIR/snap, the CRC32C of each piece, its
+ * length; fd while it is being written (else -1). */
+typedef struct sto_snapf {
+    int fd;
+    char name[64];
+    uint32_t *crcs;
+    uint64_t n, cap, len, synced;
+} sto_snapf;
+
 /* Cached summary of what is stored; restored when a transaction rolls back. */
 typedef struct st_cache {
     uint64_t last_index; /* last log index, or snap_index when the log is empty */
@@ -99,10 +116,17 @@ struct st_store {
     bool ck_drop; /* snap_old (a replaced snapshot) waits to be dropped */
     pthread_t ck_thr;
     sqlite3 *ckdb;
-    /* st_snap_stored_read's own connection (storage_snap.c), opened at its
-     * first use: it may read while another thread writes through db */
-    sqlite3 *rdb;
-    sqlite3_stmt *rq;
+    /* Snapshot files (storage_snapfile.c): the stored snapshot's, the one
+     * the transaction in progress makes current if it commits, and
+     * st_snap_stored_read's descriptor of the current one with the last
+     * piece it read and checked (a file: it may read while another thread
+     * writes through db). */
+    char snap_dir[PATH_MAX];
+    sto_snapf cur, pend;
+    int snap_fd;
+    uint8_t *rpiece;
+    size_t rpiece_len;
+    uint64_t rpiece_no;
     /* Segment files of large entries (storage_blob.c): the one appended to
      * (0 and fd -1 until the first large entry after open), its length, the
      * number the next new one gets, and where the entries of the batch being
@@ -151,8 +175,6 @@ void sto_ckpt_stop(st_store *s);
 /* After a snapshot: its pages copied into the database file now, in the
  * background (inline when the checkpointer could not start). */
 void sto_checkpoint_after_snapshot(st_store *s);
-/* Closes st_snap_stored_read's connection, if open (storage_snap.c). */
-void sto_reader_close(st_store *s);
 
 /* ---- log (storage_log.c) ----------------------------------------------------- */
 
@@ -200,5 +222,38 @@ int sto_snap_load(st_store *s, raft_snapshot *snap, char *err, size_t errlen);
 /* Stores a received snapshot (snap->data is a stored-form zstd frame) and
  * compacts the log, inside the caller's transaction. */
 int sto_snap_install(st_store *s, const raft_snapshot *snap, char *err, size_t errlen);
+
+/* ---- snapshot files (storage_snapfile.c) ------------------------------------ */
+
+/* At st_open (s->c loaded): the file the store names, checked to be there
+ * whole (ST_ECORRUPT naming it otherwise); files no row names deleted; a
+ * snapshot stored in snap_chunk rows converted into a file. */
+int sto_snap_open(st_store *s, char *err, size_t errlen);
+/* At st_close: descriptors and buffers (a pending file is deleted). */
+void sto_snap_close(st_store *s);
+/* The end of a write transaction: committed, the pending file becomes the
+ * current one and the replaced file is deleted; rolled back, the pending
+ * file is deleted.  Nothing when none is pending. */
+void sto_snap_txn_end(st_store *s, bool committed);
+
+/* A new file for the snapshot at (index, term), under a name no file has. */
+int sto_snapf_create(st_store *s, uint64_t index, uint64_t term, sto_snapf *f, char *err,
+                     size_t errlen);
+/* Appends one piece (SNAP_PIECE bytes, the last may be shorter) in one
+ * write call, with its CRC32C. */
+int sto_snapf_piece(st_store *s, sto_snapf *f, const void *p, size_t n, char *err, size_t errlen);
+/* fdatasync, close, fsync of the directory: durable under its name. */
+int sto_snapf_finish(st_store *s, sto_snapf *f, char *err, size_t errlen);
+/* Closes and deletes a file not handed to the store (nothing once handed). */
+void sto_snapf_discard(st_store *s, sto_snapf *f);
+/* Inside a write transaction: meta row 'snap_file' naming f, and f handed
+ * to the store as the pending file (sto_snap_txn_end). */
+int sto_snapf_record(st_store *s, sto_snapf *f, char *err, size_t errlen);
+/* Piece `no` of file f (open as fd) into buf (SNAP_PIECE bytes), checked
+ * against its CRC32C; *len its length.  ST_ECORRUPT naming the file. */
+int sto_snapf_read(const st_store *s, int fd, const sto_snapf *f, uint64_t no, uint8_t *buf,
+                   size_t *len, char *err, size_t errlen);
+/* DIR/snap/NAME into p[n]. */
+void sto_snapf_path(const st_store *s, const char *name, char *p, size_t n);
 
 #endif

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -733,6 +734,38 @@ static void test_corrupt_entry(void **state)
     st_close(s);
 }
 
+/* The snapshot files in DIR/snap: how many, and the name of one (the last
+ * found) in name[256]. */
+static int snap_files(const char *dir, char *name)
+{
+    char p[400];
+    snprintf(p, sizeof p, "%s/snap", dir);
+    DIR *d = opendir(p);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        n++;
+        if (name)
+            snprintf(name, 256, "%s", e->d_name);
+    }
+    closedir(d);
+    return n;
+}
+
+/* Full path of the one snapshot file of DIR into p[400]. */
+static void snap_file_path(const char *dir, char *p)
+{
+    char name[256];
+    assert_int_equal(snap_files(dir, name), 1);
+    assert_true(strlen(dir) + strlen(name) + 7 < 400);
+    strcpy(p, dir);
+    strcat(p, "/snap/");
+    strcat(p, name);
+}
+
 static void test_corrupt_snapshot(void **state)
 {
     fixture *f = *state;
@@ -740,7 +773,7 @@ static void test_corrupt_snapshot(void **state)
     st_store *s = open_ok(f->dir);
     save_entries(s, 1, 4, 1);
     /* Incompressible bytes so a marker survives compression verbatim. */
-    size_t len = 20000;
+    size_t len = (2 << 20) + 20000;
     uint8_t *data = malloc(len);
     uint64_t r = 99;
     for (size_t i = 0; i < len; i++)
@@ -748,15 +781,47 @@ static void test_corrupt_snapshot(void **state)
     raft_snapshot sn = {.index = 2, .term = 1, .conf = make_conf(1), .data = data, .len = len};
     assert_int_equal(save_snapshot(s, &sn, err, sizeof err), 0);
     st_close(s);
-    long at = find_bytes(f->db, data + 5000, 32);
+    char path[400];
+    snap_file_path(f->dir, path);
+    assert_true(strstr(path, "/2-1") != NULL);
+    /* A flipped bit in the second piece: the store opens (the file is whole),
+     * reading the state is ST_ECORRUPT naming the file. */
+    long at = find_bytes(path, data + (1 << 20) + 5000, 32);
     assert_true(at > 0);
-    flip_byte(f->db, at + 3);
+    flip_byte(path, at + 3);
     s = open_ok(f->dir);
     raft_boot b;
     assert_int_equal(load(s, &b, err, sizeof err), ST_ECORRUPT);
-    assert_non_null(strstr(err, f->db));
-    assert_non_null(strstr(err, "snapshot at index 2"));
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "checksum"));
+    uint8_t x[16];
+    assert_int_equal(st_snap_stored_read(s, 2, (1 << 20) + 10, x, sizeof x, err, sizeof err),
+                     ST_ECORRUPT);
+    assert_non_null(strstr(err, path));
+    /* the first piece is intact and still served */
+    assert_int_equal(st_snap_stored_read(s, 2, 10, x, sizeof x, err, sizeof err), 0);
+    st_snap_reader *rd;
+    assert_int_equal(st_snap_reader_open(s, &rd, err, sizeof err), 0);
+    uint8_t *tmp = malloc(len);
+    assert_int_equal(st_snap_read(rd, tmp, len), -1);
+    assert_int_equal(st_snap_reader_close(rd, err, sizeof err), ST_ECORRUPT);
+    assert_non_null(strstr(err, path));
+    free(tmp);
     st_close(s);
+    flip_byte(path, at + 3);
+    /* A truncated file: st_open refuses the store, naming the file. */
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(truncate(path, sb.st_size - 1), 0);
+    s = NULL;
+    assert_int_equal(st_open(f->dir, &s, err, sizeof err), ST_ECORRUPT);
+    assert_null(s);
+    assert_non_null(strstr(err, path));
+    /* A missing one likewise. */
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(st_open(f->dir, &s, err, sizeof err), ST_ECORRUPT);
+    assert_null(s);
+    assert_non_null(strstr(err, path));
     free(data);
 }
 
@@ -1508,13 +1573,47 @@ static void test_background_snapshot(void **state)
     assert_conf_equal(&b.snapshot.conf, &c);
     check_entries(&b, 21, 60, term_1);
     st_boot_free(&b);
-    /* a second background snapshot replaces the first; the old chunks go */
+    /* a second background snapshot replaces the first; the old file goes
+     * once it commits, and a reader open on it reads on */
+    char name[256];
+    assert_int_equal(snap_files(f->dir, name), 1);
+    assert_non_null(strstr(name, "20-1"));
+    st_snap_reader *old_rd;
+    assert_int_equal(st_snap_reader_open(s, &old_rd, err, sizeof err), 0);
     assert_int_equal(st_bgsnap_begin(s, 30, 1, &w, err, sizeof err), 0);
     a = (bg_arg){w, data + 1000, len - 1000, -1};
     assert_int_equal(pthread_create(&th, NULL, bg_main, &a), 0);
     pthread_join(th, NULL);
     assert_int_equal(a.rc, 0);
+    assert_int_equal(snap_files(f->dir, NULL), 2);
+    uint8_t x;
+    assert_int_equal(st_snap_stored_read(s, 20, 0, &x, 1, err, sizeof err), 0);
     assert_int_equal(st_bgsnap_commit(w, &c, err, sizeof err), 0);
+    assert_int_equal(snap_files(f->dir, name), 1);
+    assert_non_null(strstr(name, "30-1"));
+    /* ranges of the replaced snapshot: the error a sender handles */
+    assert_int_equal(st_snap_stored_read(s, 20, 0, &x, 1, err, sizeof err), ST_EINVAL);
+    {
+        uint8_t *old = malloc(len);
+        assert_int_equal(st_snap_read(old_rd, old, len), 0);
+        assert_memory_equal(old, data, len);
+        assert_int_equal(st_snap_reader_close(old_rd, err, sizeof err), 0);
+        free(old);
+    }
+    /* a file no row names (a crash between the file and its commit) goes
+     * at the next open */
+    {
+        char stray[400];
+        snprintf(stray, sizeof stray, "%s/snap/31-1.zst", f->dir);
+        FILE *fp = fopen(stray, "w");
+        assert_non_null(fp);
+        fputs("stray", fp);
+        fclose(fp);
+        st_close(s);
+        s = open_ok(f->dir);
+        assert_int_equal(snap_files(f->dir, name), 1);
+        assert_non_null(strstr(name, "30-1"));
+    }
     back = read_stored(s, len - 1000);
     assert_memory_equal(back, data + 1000, len - 1000);
     free(back);
@@ -1537,6 +1636,8 @@ static void test_background_snapshot(void **state)
     free(newer);
     assert_int_equal(st_bgsnap_commit(w, &c, err, sizeof err), ST_EINVAL);
     assert_int_equal(st_snapshot_index(s), 40);
+    assert_int_equal(snap_files(f->dir, name), 1); /* the overtaken one's file went */
+    assert_non_null(strstr(name, "40-1"));
     back = read_stored(s, 1 << 20);
     assert_memory_equal(back, data, 1 << 20);
     free(back);
@@ -1642,8 +1743,98 @@ static void test_background_snapshot_crash(void **state)
         assert_int_equal(sqlite3_column_int(q, 0), 0);
         sqlite3_finalize(q);
         sqlite3_close(db);
+        /* the file of the snapshot never committed is gone (stage 0), or
+         * the one it replaced (stage 1) */
+        char name[256];
+        assert_int_equal(snap_files(dir, name), 1);
+        assert_non_null(strstr(name, stage ? "9-1" : "5-1"));
         st_close(s);
     }
+    free(data);
+}
+
+/* A snapshot stored by an earlier version (the frame in snap_chunk rows of
+ * 1 MiB, no file) is converted into a file at st_open and loads.  The old
+ * layout is made from a new store: its snap row is the same, the frame goes
+ * back into rows and the file and its record go. */
+static void test_old_row_format(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    st_store *s = open_ok(f->dir);
+    save_entries(s, 1, 10, 1);
+    size_t len = (3 << 20) + 777;
+    uint8_t *data = malloc(len);
+    mixed_fill(data, len, g_seed + 7);
+    for (size_t i = 0; i < len; i += 3)
+        data[i] ^= (uint8_t)(i * 2654435761u >> 13); /* several pieces once compressed */
+    raft_conf c = make_conf(2);
+    raft_snapshot sn = {.index = 4, .term = 1, .conf = c, .data = data, .len = len};
+    assert_int_equal(save_snapshot(s, &sn, err, sizeof err), 0);
+    size_t flen;
+    uint8_t *frame = stored_form(s, &flen);
+    assert_true(flen > (1 << 20));
+    st_close(s);
+    char path[400];
+    snap_file_path(f->dir, path);
+    assert_int_equal(unlink(path), 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "BEGIN; DELETE FROM meta WHERE key = 'snap_file'", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO snap_chunk(seq, crc, body) VALUES (?, ?, ?)",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    int64_t n = 0;
+    for (size_t off = 0; off < flen; off += 1 << 20, n++) {
+        size_t k = flen - off < (1 << 20) ? flen - off : (1 << 20);
+        sqlite3_bind_int64(q, 1, n);
+        sqlite3_bind_int64(q, 2, crc32c(0, frame + off, k));
+        sqlite3_bind_blob(q, 3, frame + off, (int)k, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+        sqlite3_reset(q);
+    }
+    sqlite3_finalize(q);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    /* a damaged row is refused, naming the database; the rows stay */
+    long at = -1;
+    for (size_t k = 0; k < 20 && at < 0; k++)
+        at = find_bytes(f->db, frame + (1 << 20) + 100 + k * 1000, 32);
+    assert_true(at > 0);
+    flip_byte(f->db, at + 5);
+    s = NULL;
+    assert_int_equal(st_open(f->dir, &s, err, sizeof err), ST_ECORRUPT);
+    assert_non_null(strstr(err, f->db));
+    assert_int_equal(snap_files(f->dir, NULL), 0);
+    flip_byte(f->db, at + 5);
+    s = open_ok(f->dir);
+    assert_int_equal(snap_files(f->dir, NULL), 1);
+    raft_boot b;
+    assert_int_equal(load(s, &b, err, sizeof err), 0);
+    assert_int_equal(b.snapshot.index, 4);
+    assert_int_equal(b.snapshot.len, len);
+    assert_memory_equal(b.snapshot.data, data, len);
+    assert_conf_equal(&b.snapshot.conf, &c);
+    check_entries(&b, 5, 10, term_1);
+    st_boot_free(&b);
+    size_t flen2;
+    uint8_t *frame2 = stored_form(s, &flen2);
+    assert_int_equal(flen2, flen);
+    assert_memory_equal(frame2, frame, flen);
+    free(frame2);
+    st_close(s);
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM snap_chunk", -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    free(frame);
     free(data);
 }
 
@@ -2067,6 +2258,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blob_corrupt, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_blob_crash, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_blob_upgrade, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_old_row_format, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
