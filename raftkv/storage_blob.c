@@ -104,6 +104,8 @@ static void gc_scan(st_store *s, uint32_t *top)
     uint32_t lo = 0, hi = 0;
     bool cur_live = false;
     bool known = live_segs(s, &lo, &hi, &cur_live) == 0;
+    if (top && known && hi > *top)
+        *top = hi; /* a missing file's number is not given out again */
     DIR *d = opendir(s->blob_dir);
     if (!d)
         return;

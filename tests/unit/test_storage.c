@@ -2115,6 +2115,13 @@ static void test_blob_corrupt(void **state)
     expect_corrupt(f, "truncated", "log entry 5");
     assert_int_equal(unlink(p), 0);
     expect_corrupt(f, "missing", "log entry 1");
+    /* The missing segment's number is not given to a new one. */
+    s = open_ok(f->dir);
+    save_big(s, 10, 1, 1);
+    st_close(s);
+    assert_false(seg_exists(f, 1));
+    assert_true(seg_exists(f, 2));
+    expect_corrupt(f, "missing", "log entry 1");
 }
 
 /* A crash after the bytes of a batch were written but before its row was
