@@ -481,6 +481,11 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
         goto out_fail;
     }
     r = check_schema(s, err, errlen);
+    /* Which segments rows refer to (storage_blob.c) is read from this index
+     * of the few rows that have large entries, not from a scan of the log. */
+    if (!r)
+        r = sto_exec_sql(s, "CREATE INDEX IF NOT EXISTS log_seg ON log(seg, first) WHERE seg > 0",
+                         err, errlen);
     if (r)
         goto out_fail;
     {

@@ -24,7 +24,8 @@
  *            its bytes at offset off of segment file seg (storage_blob.c)
  *        crc  = CRC32C(index u64 | term u64 | type u8 | data)
  *        seg  = the segment the row's large entries are in (all of a row's
- *               are in one), 0 when it has none; bytes counts them too
+ *               are in one), 0 when it has none; bytes counts them too;
+ *               index log_seg(seg, first) WHERE seg > 0
  *        Rows with first <= the snapshot index are dead (a lazy compaction
  *        leaves them to the checkpointer): every reader skips them.
  *        Live rows in index order refer to segments in non-decreasing order

@@ -2194,9 +2194,11 @@ static void test_blob_upgrade(void **state)
     sqlite3 *db;
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "ALTER TABLE log DROP COLUMN seg; PRAGMA user_version = 2",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "DROP INDEX log_seg; ALTER TABLE log DROP COLUMN seg; PRAGMA user_version = 2",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     assert_int_equal(
         sqlite3_prepare_v2(db, "INSERT INTO log VALUES (21, 21, 100000, ?)", -1, &st, NULL),
         SQLITE_OK);
@@ -2228,6 +2230,14 @@ static void test_blob_upgrade(void **state)
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(st, 0), ST_SCHEMA_VERSION);
+    sqlite3_finalize(st);
+    /* and the index of rows with large entries is there */
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*) FROM sqlite_master WHERE name = 'log_seg'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 1);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
