@@ -56,7 +56,6 @@ static const char *const q_sql[Q_COUNT] = {
     [Q_SNAP_PUT] =
         "INSERT OR REPLACE INTO snap(id, idx, term, conf, raw_len, comp_len, nchunks, crc) "
         "VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
-    [Q_CHUNK_INS] = "INSERT INTO snap_chunk(seq, crc, body) VALUES (?, ?, ?)",
     [Q_CHUNK_DEL_ALL] = "DELETE FROM snap_chunk",
     [Q_CHUNK_ALL] = "SELECT seq, crc, body FROM snap_chunk ORDER BY seq",
     [Q_META_GET] = "SELECT value FROM meta WHERE key = ?",

@@ -9,8 +9,8 @@
  * catches up exactly, so the thread copies the bulk concurrently and then
  * copies the small remaining tail while holding the store's write mutex
  * (a pause of one short checkpoint, once per few MiB of WAL).  The same
- * thread deletes, in small steps, what a background snapshot left behind:
- * the chunks of the snapshot it replaced and the log rows it covers.
+ * thread deletes, in small steps, the log rows a background snapshot
+ * covers.
  */
 #include "raftkv/storage_internal.h"
 
@@ -23,7 +23,7 @@
 #define CKPT_FALLBACK_PAGES 4096 /* autocheckpoint if the thread cannot start */
 
 /* Wakes the checkpointer for a checkpoint; with cleanup, also for the
- * deletions of a replaced snapshot and dead log rows (drop_old_snapshot). */
+ * deletions of dead log rows (drop_dead_log). */
 void sto_ckpt_wake(st_store *s, bool cleanup)
 {
     if (!s->ck_running)
@@ -56,14 +56,12 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 }
 
 /* One step of the checkpointer's clean-up: a short transaction under the
- * write mutex that deletes a few rows, so no batch of the node waits for a
- * whole table's pages to be freed.  log false: chunks of snap_old (the
- * snapshot a background commit replaced), and the table once it is empty;
- * log true: dead log rows (first <= snapshot index) left by a lazy
- * compaction, the index read under the mutex like every change of it.
+ * write mutex that deletes a few dead log rows (first <= snapshot index)
+ * left by a lazy compaction, so no batch of the node waits for them all to
+ * be freed; the index is read under the mutex like every change of it.
  * 1: rows were deleted, call again; 0: none left (or an error: retried at the
  * next checkpoint); -1: the store is closing. */
-static int cleanup_step(st_store *s, sqlite3 *db, bool log)
+static int cleanup_step(st_store *s, sqlite3 *db)
 {
     pthread_mutex_lock(&s->cmu);
     bool stop = s->ck_stop;
@@ -72,33 +70,23 @@ static int cleanup_step(st_store *s, sqlite3 *db, bool log)
         return -1;
     pthread_mutex_lock(&s->wmu);
     char sql[200];
-    if (log)
-        snprintf(sql, sizeof sql,
-                 "BEGIN IMMEDIATE; DELETE FROM log WHERE first IN (SELECT first "
-                 "FROM log WHERE first <= %llu ORDER BY first LIMIT 32); COMMIT",
-                 (unsigned long long)s->c.snap_index);
-    else
-        snprintf(sql, sizeof sql,
-                 "BEGIN IMMEDIATE; DELETE FROM snap_old WHERE seq IN "
-                 "(SELECT seq FROM snap_old ORDER BY seq LIMIT 8); COMMIT");
+    snprintf(sql, sizeof sql,
+             "BEGIN IMMEDIATE; DELETE FROM log WHERE first IN (SELECT first "
+             "FROM log WHERE first <= %llu ORDER BY first LIMIT 32); COMMIT",
+             (unsigned long long)s->c.snap_index);
     int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
     bool more = rc == SQLITE_OK && sqlite3_changes(db) > 0;
     if (rc != SQLITE_OK && !sqlite3_get_autocommit(db))
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    if (!log && rc == SQLITE_OK && !more)
-        sqlite3_exec(db, "DROP TABLE IF EXISTS snap_old", NULL, NULL, NULL);
     pthread_mutex_unlock(&s->wmu);
     return more ? 1 : 0;
 }
 
-/* Drops snap_old, then the dead log rows, in steps (cleanup_step). */
-static void drop_old_snapshot(st_store *s, sqlite3 *db)
+/* Deletes the dead log rows, in steps (cleanup_step). */
+static void drop_dead_log(st_store *s, sqlite3 *db)
 {
-    int r = 1;
-    for (int step = 0; step < 1000000 && r > 0; step++)
-        r = cleanup_step(s, db, false);
-    for (int step = 0; step < 1000000 && r >= 0; step++)
-        if ((r = cleanup_step(s, db, true)) == 0)
+    for (int step = 0; step < 1000000; step++)
+        if (cleanup_step(s, db) <= 0)
             return;
 }
 
@@ -121,7 +109,7 @@ static void *ckpt_main(void *arg)
         if (stop)
             break;
         if (drop)
-            drop_old_snapshot(s, s->ckdb);
+            drop_dead_log(s, s->ckdb);
         int log = 0, done = 0;
         /* Copy the bulk while the writer goes on. */
         for (int i = 0; i < 4; i++) {

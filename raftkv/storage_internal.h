@@ -73,7 +73,6 @@ enum {
     Q_LOG_SEGS,
     Q_SNAP_GET,
     Q_SNAP_PUT,
-    Q_CHUNK_INS,
     Q_CHUNK_DEL_ALL,
     Q_CHUNK_ALL,
     Q_META_GET,
@@ -114,7 +113,7 @@ struct st_store {
     pthread_mutex_t cmu; /* guards ck_req / ck_stop */
     pthread_cond_t ccv;
     bool ck_req, ck_stop, ck_running, mutexes;
-    bool ck_drop; /* snap_old (a replaced snapshot) waits to be dropped */
+    bool ck_drop; /* dead log rows of a lazy compaction wait to be deleted */
     pthread_t ck_thr;
     sqlite3 *ckdb;
     /* Snapshot files (storage_snapfile.c): the stored snapshot's, the one
@@ -165,8 +164,8 @@ int sto_txn_commit(st_store *s, char *err, size_t errlen);
 
 /* ---- the background checkpointer (storage.c) -------------------------------- */
 
-/* Wakes it for a checkpoint; with cleanup, also to drop a replaced snapshot
- * and dead log rows. */
+/* Wakes it for a checkpoint; with cleanup, also to delete the dead log rows
+ * a lazy compaction left. */
 void sto_ckpt_wake(st_store *s, bool cleanup);
 void sto_ckpt_request(st_store *s);
 /* Registers the WAL hook on s->db and starts the checkpointer thread (without

@@ -2242,6 +2242,54 @@ static void test_blob_upgrade(void **state)
     sqlite3_close(db);
 }
 
+/* A snapshot that does not fit on the disk: the background writer and an
+ * install from a leader both give ST_ENOSPC, leave no file behind and the
+ * stored snapshot as it was; with room again the install goes through. */
+static void test_snapshot_disk_full(void **state)
+{
+    fixture *f = *state;
+    mount_small(f, "6m");
+    char err[512];
+    st_store *s = open_ok(f->dir);
+    save_entries(s, 1, 10, 1);
+    size_t len = 8 << 20;
+    uint8_t *data = malloc(len);
+    uint64_t r = 5;
+    for (size_t i = 0; i < len; i++)
+        data[i] = (uint8_t)rng_next(&r);
+    raft_conf c = make_conf(1);
+    raft_snapshot small = {.index = 5, .term = 1, .conf = c, .data = data, .len = 100000};
+    assert_int_equal(save_snapshot(s, &small, err, sizeof err), 0);
+    raft_snapshot big = {.index = 8, .term = 1, .conf = c, .data = data, .len = len};
+    assert_int_equal(save_snapshot(s, &big, err, sizeof err), ST_ENOSPC);
+    assert_non_null(strstr(err, "/snap/8-1"));
+    assert_int_equal(snap_files(f->dir, NULL), 1);
+    size_t flen;
+    uint8_t *frame = frame_of(data, len, &flen);
+    raft_snapshot rs = {.index = 9, .term = 1, .conf = c, .data = frame, .len = flen};
+    raft_ready rd = {.snapshot = &rs};
+    assert_int_equal(st_save_ready(s, &rd, err, sizeof err), ST_ENOSPC);
+    assert_int_equal(st_snapshot_index(s), 5);
+    assert_int_equal(snap_files(f->dir, NULL), 1);
+    uint8_t *back = read_stored(s, 100000);
+    assert_memory_equal(back, data, 100000);
+    free(back);
+    assert_int_equal(mount("tmpfs", f->mnt, "tmpfs", MS_REMOUNT, "size=64m"), 0);
+    assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
+    assert_int_equal(st_snapshot_index(s), 9);
+    char name[256];
+    assert_int_equal(snap_files(f->dir, name), 1);
+    assert_string_equal(name, "9-1.zst");
+    st_close(s);
+    s = open_ok(f->dir);
+    back = read_stored(s, len);
+    assert_memory_equal(back, data, len);
+    free(back);
+    st_close(s);
+    free(frame);
+    free(data);
+}
+
 int main(void)
 {
     const char *se = getenv("HSTORE_TEST_SEED");
@@ -2276,6 +2324,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blob_crash, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_blob_upgrade, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_old_row_format, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_snapshot_disk_full, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
