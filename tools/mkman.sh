@@ -36,6 +36,6 @@ for c in $cmds; do
     "$bin" help "$c" | verbatim
 done
 printf '.SH FILES\n.nf\n~/.hstore/cluster   the cluster SPEC written by `hstore up`\n'
-printf '~/.hstore/secret    the cluster secret written by `hstore up`\nDIR/hstore.db       a node'"'"'s data (SQLite)\nDIR/snap/           its latest snapshot (a zstd file)\n.fi\n' | sed 's/-/\\-/g'
+printf '~/.hstore/secret    the cluster secret written by `hstore up`\nDIR/hstore.db       a node'"'"'s data (SQLite)\nDIR/log-blobs/      the bytes of its large log entries\nDIR/snap/           its latest snapshot (a zstd file)\n.fi\n' | sed 's/-/\\-/g'
 printf '.SH SEE ALSO\n'
 printf 'The README of the hstore sources: architecture, guarantees, security model.\n'
