@@ -10,7 +10,7 @@
  * copies the small remaining tail while holding the store's write mutex
  * (a pause of one short checkpoint, once per few MiB of WAL).  The same
  * thread deletes, in small steps, the log rows a background snapshot
- * covers.
+ * covers, and the snapshot files replaced (sto_snap_reap).
  */
 #include "raftkv/storage_internal.h"
 
@@ -108,8 +108,10 @@ static void *ckpt_main(void *arg)
         pthread_mutex_unlock(&s->cmu);
         if (stop)
             break;
-        if (drop)
+        if (drop) {
+            sto_snap_reap(s);
             drop_dead_log(s, s->ckdb);
+        }
         int log = 0, done = 0;
         /* Copy the bulk while the writer goes on. */
         for (int i = 0; i < 4; i++) {

@@ -81,6 +81,7 @@ enum {
 };
 
 #define SNAP_PIECE (1u << 20) /* bytes per checksummed piece of a snapshot file */
+#define SNAP_GONE_MAX 4       /* replaced files waiting to be deleted */
 
 /* A snapshot file: its name under DIR/snap, the CRC32C of each piece, its
  * length; fd while it is being written (else -1). */
@@ -127,6 +128,13 @@ struct st_store {
     uint8_t *rpiece;
     size_t rpiece_len;
     uint64_t rpiece_no;
+    /* Replaced snapshot files the checkpointer deletes (guarded by cmu; a
+     * large file's unlink takes a while, kept off the committing thread),
+     * cut down in steps first unless a reader was open on the store's
+     * file; and the count of those readers (st_snap_reader_open). */
+    char snap_gone[SNAP_GONE_MAX][64];
+    bool snap_gone_cut[SNAP_GONE_MAX];
+    int n_gone, snap_readers;
     /* Segment files of large entries (storage_blob.c): the one appended to
      * (0 and fd -1 until the first large entry after open), its length, the
      * number the next new one gets, and where the entries of the batch being
@@ -229,8 +237,11 @@ int sto_snap_install(st_store *s, const raft_snapshot *snap, char *err, size_t e
  * whole (ST_ECORRUPT naming it otherwise); files no row names deleted; a
  * snapshot stored in snap_chunk rows converted into a file. */
 int sto_snap_open(st_store *s, char *err, size_t errlen);
-/* At st_close: descriptors and buffers (a pending file is deleted). */
+/* At st_close: descriptors and buffers (a pending file is deleted, and the
+ * replaced files the checkpointer did not get to). */
 void sto_snap_close(st_store *s);
+/* On the checkpointer's thread: deletes the replaced files (snap_gone). */
+void sto_snap_reap(st_store *s);
 /* The end of a write transaction: committed, the pending file becomes the
  * current one and the replaced file is deleted; rolled back, the pending
  * file is deleted.  Nothing when none is pending. */

@@ -439,6 +439,8 @@ int st_snap_reader_open(st_store *s, st_snap_reader **out, char *err, size_t err
         if (rd->fd < 0)
             r = sto_fail(errno == ENOENT ? ST_ECORRUPT : ST_EIO, err, errlen,
                          "%s: cannot open the snapshot file: %s", rd->where, strerror(errno));
+        else
+            s->snap_readers++; /* its file is not cut down when replaced */
     }
     if (r) {
         st_snap_reader_close(rd, NULL, 0);
@@ -510,8 +512,10 @@ int st_snap_reader_close(st_snap_reader *r, char *err, size_t errlen)
     int rc = r->err;
     if (rc)
         sto_fail(rc, err, errlen, "%s", r->msg);
-    if (r->fd >= 0)
+    if (r->fd >= 0) {
         close(r->fd);
+        r->s->snap_readers--;
+    }
     free(r->f.crcs);
     free(r->piece);
     ZSTD_freeDCtx(r->d);

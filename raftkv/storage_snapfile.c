@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #define SYNC_AHEAD (8u << 20) /* written bytes handed to writeback at a time */
+#define CUT_STEP (16 << 20)   /* a replaced file is cut down this much at a time */
 #define META_KEY "snap_file"
 
 static int errno_st(int e)
@@ -246,7 +247,22 @@ void sto_snap_txn_end(st_store *s, bool committed)
         close(s->snap_fd);
     s->snap_fd = -1;
     s->rpiece_no = UINT64_MAX;
-    snapf_drop(s, &s->cur, true); /* durably replaced: the commit is on disk */
+    /* Durably replaced (the commit is on disk): the file goes, on the
+     * checkpointer's thread when it runs. */
+    bool queued = false;
+    if (s->cur.name[0] && s->ck_running) {
+        pthread_mutex_lock(&s->cmu);
+        if (s->n_gone < SNAP_GONE_MAX) {
+            memcpy(s->snap_gone[s->n_gone], s->cur.name, sizeof s->cur.name);
+            s->snap_gone_cut[s->n_gone] = s->snap_readers == 0;
+            s->n_gone++;
+            queued = true;
+        }
+        pthread_mutex_unlock(&s->cmu);
+    }
+    snapf_drop(s, &s->cur, !queued);
+    if (queued)
+        sto_ckpt_wake(s, true);
     s->cur = s->pend;
     memset(&s->pend, 0, sizeof s->pend);
     s->pend.fd = -1;
@@ -453,8 +469,50 @@ int sto_snap_open(st_store *s, char *err, size_t errlen)
     return 0;
 }
 
+void sto_snap_reap(st_store *s)
+{
+    for (;;) {
+        char name[64];
+        pthread_mutex_lock(&s->cmu);
+        int k = --s->n_gone;
+        if (k >= 0)
+            memcpy(name, s->snap_gone[k], sizeof name);
+        bool cut = k >= 0 && s->snap_gone_cut[k];
+        if (k < 0)
+            s->n_gone = 0;
+        pthread_mutex_unlock(&s->cmu);
+        if (k < 0)
+            return;
+        char p[PATH_MAX + 80];
+        sto_snapf_path(s, name, p, sizeof p);
+        /* Freeing a large file's blocks at once holds the filesystem's
+         * journal for a while (the loop's next fdatasync would wait): cut it
+         * down in steps.  Not under an open reader, which reads on through
+         * the unlinked file. */
+        int fd = cut ? open(p, O_WRONLY | O_CLOEXEC) : -1;
+        struct stat sb;
+        if (fd >= 0 && fstat(fd, &sb) == 0) {
+            off_t sz = sb.st_size;
+            while (sz > 0) {
+                sz = sz > CUT_STEP ? sz - CUT_STEP : 0;
+                if (ftruncate(fd, sz) != 0)
+                    break;
+            }
+        }
+        if (fd >= 0)
+            close(fd);
+        unlink(p);
+    }
+}
+
 void sto_snap_close(st_store *s)
 {
+    for (int k = 0; k < s->n_gone && k < SNAP_GONE_MAX; k++) {
+        char p[PATH_MAX + 80];
+        sto_snapf_path(s, s->snap_gone[k], p, sizeof p);
+        unlink(p);
+    }
+    s->n_gone = 0;
     if (s->snap_fd >= 0)
         close(s->snap_fd);
     s->snap_fd = -1;

@@ -234,6 +234,7 @@ static int snap_round(st_store **sp, const char *dir, uint64_t *next, const uint
         rc = st_bgsnap_finish(w, err, sizeof err);
     if (rc && w)
         st_bgsnap_abort(w);
+    double tw = now_s();
     if (!rc)
         rc = st_bgsnap_commit(w, &sn.conf, err, sizeof err);
     if (rc) {
@@ -269,10 +270,10 @@ static int snap_round(st_store **sp, const char *dir, uint64_t *next, const uint
     int same = got == 0 && memcmp(back, data, len) == 0;
     free(back);
     st_boot_free(&b);
-    printf("snapshot %zu MiB %-14s (stored %6.1f MiB): save %.2f s (%4.0f MiB/s), close %.2f s, "
-           "load %.2f s (%4.0f MiB/s)%s\n",
+    printf("snapshot %zu MiB %-14s (stored %6.1f MiB): save %.2f s (%4.0f MiB/s; commit %.1f ms), "
+           "close %.2f s, load %.2f s (%4.0f MiB/s)%s\n",
            len >> 20, what, (double)comp / (1 << 20), t1 - t0, (double)(len >> 20) / (t1 - t0),
-           tc - t1, t3 - t2, (double)(len >> 20) / (t3 - t2), same ? "" : " (MISMATCH!)");
+           (t1 - tw) * 1e3, tc - t1, t3 - t2, (double)(len >> 20) / (t3 - t2), same ? "" : " (MISMATCH!)");
     return same;
 }
 

@@ -755,6 +755,16 @@ static int snap_files(const char *dir, char *name)
     return n;
 }
 
+/* Waits (30 s at most) until DIR/snap holds one file, the replaced one
+ * being deleted by the store's background thread; its name in name[256]. */
+static void wait_one_snap_file(const char *dir, char *name)
+{
+    time_t give_up = time(NULL) + 30;
+    while (snap_files(dir, name) != 1 && time(NULL) <= give_up)
+        usleep(5000);
+    assert_int_equal(snap_files(dir, name), 1);
+}
+
 /* Full path of the one snapshot file of DIR into p[400]. */
 static void snap_file_path(const char *dir, char *p)
 {
@@ -1589,7 +1599,7 @@ static void test_background_snapshot(void **state)
     uint8_t x;
     assert_int_equal(st_snap_stored_read(s, 20, 0, &x, 1, err, sizeof err), 0);
     assert_int_equal(st_bgsnap_commit(w, &c, err, sizeof err), 0);
-    assert_int_equal(snap_files(f->dir, name), 1);
+    wait_one_snap_file(f->dir, name);
     assert_non_null(strstr(name, "30-1"));
     /* ranges of the replaced snapshot: the error a sender handles */
     assert_int_equal(st_snap_stored_read(s, 20, 0, &x, 1, err, sizeof err), ST_EINVAL);
@@ -1636,7 +1646,7 @@ static void test_background_snapshot(void **state)
     free(newer);
     assert_int_equal(st_bgsnap_commit(w, &c, err, sizeof err), ST_EINVAL);
     assert_int_equal(st_snapshot_index(s), 40);
-    assert_int_equal(snap_files(f->dir, name), 1); /* the overtaken one's file went */
+    wait_one_snap_file(f->dir, name); /* the overtaken one's file went */
     assert_non_null(strstr(name, "40-1"));
     back = read_stored(s, 1 << 20);
     assert_memory_equal(back, data, 1 << 20);
@@ -2278,7 +2288,7 @@ static void test_snapshot_disk_full(void **state)
     assert_int_equal(st_save_ready(s, &rd, err, sizeof err), 0);
     assert_int_equal(st_snapshot_index(s), 9);
     char name[256];
-    assert_int_equal(snap_files(f->dir, name), 1);
+    wait_one_snap_file(f->dir, name);
     assert_string_equal(name, "9-1.zst");
     st_close(s);
     s = open_ok(f->dir);
