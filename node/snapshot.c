@@ -4,17 +4,18 @@
  *
  * A node holds its state once in memory: the Raft core runs with
  * raft_config.external_snapshot and keeps no snapshot bytes, the store keeps
- * the only copy, in stored form (one zstd frame in 1 MiB rows).
+ * the only copy, in stored form (one zstd frame, a file of its own).
  *   - Taking one never stalls the loop for long.  When the log passes the
  *     threshold, maybe_snapshot() forks: the child is a frozen copy-on-write
  *     view of the state machine at the applied index, encodes it
  *     (kv_snapshot_write) into a pipe and exits.  A worker thread of the node
  *     reads the pipe and compresses into the store's background writer
- *     (st_bgsnap_*), which stages 1 MiB chunks in short transactions beside
- *     the loop's batches.  When the worker is done, a short step on the loop
- *     calls raft_compact(index, no bytes, stored length) and commits the
- *     staging (a table rename, the log prefix dropped).  A crash at any point
- *     leaves the previous snapshot in force (staging is dropped at start).
+ *     (st_bgsnap_*), which writes a new snapshot file beside the loop's
+ *     batches and syncs it.  When the worker is done, a short step on the
+ *     loop calls raft_compact(index, no bytes, stored length) and commits it
+ *     (a row names the file, the log prefix dropped).  A crash at any point
+ *     leaves the previous snapshot in force (an unnamed file is deleted at
+ *     start).
  *     Every wait has a deadline: the worker gives the child SNAP_IDLE_MS
  *     without output before killing it, and stopping the node kills the
  *     child and joins the worker.  The child dies with the node
