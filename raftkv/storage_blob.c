@@ -267,6 +267,9 @@ int sto_blob_write(st_store *s, const raft_ready *const *rds, size_t n, char *er
         return sto_fail(errno_code(e), err, errlen, "%s: writing %llu bytes of log entries: %s", p,
                         (unsigned long long)total, strerror(e));
     }
+    /* The bytes are on disk and the Raft core holds the entries: the pages
+     * are read again only at the next start, so the cache lets them go. */
+    posix_fadvise(s->seg_fd, (off_t)base, (off_t)total, POSIX_FADV_DONTNEED);
     s->seg_end = base + total;
     s->blob_cursor = base;
     return 0;
