@@ -554,6 +554,7 @@ void st_close(st_store *s)
     if (!s)
         return;
     sto_ckpt_stop(s);
+    sto_blob_reap(s); /* what the checkpointer had not deleted yet */
     sto_snap_close(s);
     if (s->db) {
         if (s->in_txn)

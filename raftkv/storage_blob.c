@@ -14,7 +14,7 @@
  * and a new one starts past ST_SEG_BYTES (and at every open, so nothing is
  * ever written after bytes a crash may have left).  A segment is deleted
  * once no live row refers to it, after the commit that dropped the last
- * such row (gc_scan).
+ * such row (gc_scan), by the checkpointer's thread (sto_blob_reap).
  */
 #include "raftkv/storage_internal.h"
 
@@ -28,7 +28,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define SEG_IOV 512 /* iovecs per pwritev */
+#define SEG_IOV 512             /* iovecs per pwritev */
+#define SEG_CUT_STEP (16 << 20) /* a deleted segment is cut down this much at a time */
 
 void sto_blob_path(const st_store *s, uint32_t seg, char *buf, size_t len)
 {
@@ -99,8 +100,26 @@ static int live_segs(st_store *s, uint32_t *lo, uint32_t *hi, bool *cur_live)
  * such pass leaves no gap, so these are all of them (but after a crash
  * between a commit and its pass, a gap waits for the snapshot to pass it).
  * With top, also returns the highest segment number found. */
+/* Hands segment k to the checkpointer; false when its queue is full. */
+static bool seg_queue(st_store *s, uint32_t k)
+{
+    pthread_mutex_lock(&s->cmu);
+    bool ok = true;
+    for (int i = 0; i < s->n_seg_gone; i++)
+        if (s->seg_gone[i] == k)
+            goto out; /* already waiting */
+    if (s->n_seg_gone < SEG_GONE_MAX)
+        s->seg_gone[s->n_seg_gone++] = k;
+    else
+        ok = false;
+out:
+    pthread_mutex_unlock(&s->cmu);
+    return ok;
+}
+
 static void gc_scan(st_store *s, uint32_t *top)
 {
+    bool queued = false;
     uint32_t lo = 0, hi = 0;
     bool cur_live = false;
     bool known = live_segs(s, &lo, &hi, &cur_live) == 0;
@@ -123,11 +142,46 @@ static void gc_scan(st_store *s, uint32_t *top)
             continue;
         if (k == s->seg_cur)
             sto_blob_close(s);
+        /* At open, here; after a commit, by the checkpointer's thread. */
+        if (!top && s->ck_running && seg_queue(s, k)) {
+            queued = true;
+            continue;
+        }
         char p[PATH_MAX + 32];
         sto_blob_path(s, k, p, sizeof p);
         unlink(p);
     }
     closedir(d);
+    if (queued)
+        sto_ckpt_wake(s, true);
+}
+
+void sto_blob_reap(st_store *s)
+{
+    for (;;) {
+        pthread_mutex_lock(&s->cmu);
+        uint32_t k = s->n_seg_gone > 0 ? s->seg_gone[--s->n_seg_gone] : 0;
+        pthread_mutex_unlock(&s->cmu);
+        if (k == 0)
+            return;
+        char p[PATH_MAX + 32];
+        sto_blob_path(s, k, p, sizeof p);
+        /* Freeing all of a large file's blocks at once holds the journal
+         * (the writer's next fdatasync would wait): cut it down in steps. */
+        int fd = open(p, O_WRONLY | O_CLOEXEC);
+        struct stat sb;
+        if (fd >= 0 && fstat(fd, &sb) == 0) {
+            off_t sz = sb.st_size;
+            while (sz > 0) {
+                sz = sz > SEG_CUT_STEP ? sz - SEG_CUT_STEP : 0;
+                if (ftruncate(fd, sz) != 0)
+                    break;
+            }
+        }
+        if (fd >= 0)
+            close(fd);
+        unlink(p);
+    }
 }
 
 void sto_blob_gc(st_store *s)

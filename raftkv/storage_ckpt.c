@@ -110,6 +110,7 @@ static void *ckpt_main(void *arg)
             break;
         if (drop) {
             sto_snap_reap(s);
+            sto_blob_reap(s);
             drop_dead_log(s, s->ckdb);
         }
         int log = 0, done = 0;

@@ -52,6 +52,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#define SEG_GONE_MAX 64 /* segments waiting to be deleted in the background */
+
 /* Prepared statements of the store's connection (SQL in storage.c). */
 enum {
     Q_BEGIN,
@@ -144,6 +146,11 @@ struct st_store {
     int seg_fd;
     uint64_t seg_end, blob_cursor;
     bool blob_gc; /* rows were dropped: look for unreferenced segments */
+    /* Segments no row refers to any more, deleted by the checkpointer
+     * (guarded by cmu): unlinking 64 MiB takes tens of ms, and the commit
+     * that dropped them may be the loop's. */
+    uint32_t seg_gone[SEG_GONE_MAX];
+    int n_seg_gone;
 };
 
 /* ---- errors (storage.c) ---------------------------------------------------- */
@@ -219,6 +226,9 @@ void sto_blob_read_end(int *fd);
 /* After a commit that dropped rows: deletes the segments no live row refers
  * to any more.  Failures are only missed deletions (retried at next open). */
 void sto_blob_gc(st_store *s);
+/* Deletes the segments gc left to it (the checkpointer's thread, and
+ * st_close). */
+void sto_blob_reap(st_store *s);
 /* Path of segment seg into buf (for messages). */
 void sto_blob_path(const st_store *s, uint32_t seg, char *buf, size_t len);
 
