@@ -30,12 +30,15 @@
  */
 #include "node/node_internal.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define LEASE_HOLD_AFTER_MS 5 /* a read waits this long before applying stops */
-#define LEASE_HOLD_MAX_MS 200 /* applying stops at most this long at a time */
+#define LEASE_HOLD_AFTER_MS 5   /* a read waits this long before applying stops */
+#define LEASE_HOLD_MAX_MS 200   /* applying stops at most this long at a time */
+#define LEASE_WAIT_WARN_MS 2000 /* a read waiting this long is logged */
 
 void lease_init(node *n)
 {
@@ -139,6 +142,7 @@ static int apply_kept(node *n)
     for (size_t i = 0; i < n->lease.n_kept; i++)
         free(n->lease.kept[i].data);
     n->lease.n_kept = 0;
+    lease_applied(n); /* whichever path applied them: the core must hear it */
     return rc;
 }
 
@@ -193,9 +197,12 @@ int lease_release(node *n, uint64_t now)
         return 0;
     uint64_t vis = visible(n);
     bool reads_waiting = false;
+    uint64_t oldest = 0; /* the longest wait for the visible index, ms */
     req *q = n->pending.next;
     while (q != &n->pending) {
         req *nx = q->next;
+        if (q->read && q->vis_wait_ms && now - q->vis_wait_ms > oldest)
+            oldest = now - q->vis_wait_ms;
         if (q->ack_wait && vis >= q->ack_index) {
             uint8_t *r = q->ack_reply;
             q->ack_reply = NULL;
@@ -206,15 +213,36 @@ int lease_release(node *n, uint64_t now)
         }
         q = nx;
     }
+    if (oldest >= LEASE_WAIT_WARN_MS && now - n->lease.warned_ms >= LEASE_WAIT_WARN_MS) {
+        raft_lease_info li;
+        raft_lease_get(n->r, &li);
+        raft_status st;
+        raft_status_get(n->r, &st);
+        char peers[256] = "";
+        size_t o = 0;
+        for (uint32_t i = 0; i < st.n_peers && o < sizeof peers; i++) {
+            const raft_peer_status *p = &st.peers[i];
+            int w = snprintf(peers + o, sizeof peers - o,
+                             " %" PRIu64 ":match=%" PRIu64 ",applied=%" PRIu64 "%s", p->id,
+                             p->match, p->applied, p->lease_holder ? ",holder" : "");
+            if (w < 0)
+                break;
+            o += (size_t)w;
+        }
+        nlog(n, 1,
+             "reads have waited %" PRIu64 " ms for the visible index: visible %" PRIu64
+             ", applied %" PRIu64 ", commit %" PRIu64 ", lease %s, %zu entries kept%s%s",
+             oldest, li.visible, kv_applied_index(n->kv), st.commit,
+             li.lease_until > lease_now_ms(n) ? "valid" : "none", n->lease.n_kept,
+             st.role == RAFT_LEADER ? "; members" : "", st.role == RAFT_LEADER ? peers : "");
+        n->lease.warned_ms = now;
+    }
     /* Applying resumes once no read waits for the visible index (or the
      * hold has lasted long enough), with the kept entries first. */
     if (n->lease.hold && (!reads_waiting || now - n->lease.hold_ms >= LEASE_HOLD_MAX_MS))
         n->lease.hold = false;
-    if (!n->lease.hold && n->lease.n_kept) {
-        if (apply_kept(n) != 0)
-            return -1;
-        lease_applied(n);
-    }
+    if (!n->lease.hold && n->lease.n_kept && apply_kept(n) != 0)
+        return -1;
     return 0;
 }
 

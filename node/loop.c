@@ -259,8 +259,8 @@ static int apply_committed(node *n, const raft_ready *rd)
         node_fail(n, "out of memory applying a command");
         return -1;
     }
+    lease_applied(n); /* (also after entries kept by a hold were applied) */
     if (rd->n_committed) {
-        lease_applied(n);
         net_transport_flush(n->tr);
         check_limits(n);
     }

@@ -217,11 +217,12 @@ struct node {
     bool deferred;            /* commands wait for the next turn (NODE_TURN_BYTES) */
     bool peer_more;           /* peer messages wait for the next turn (recv_peers) */
     struct {
-        double rate;      /* HSTORE_TEST_CLOCK_RATE (1: real time) */
-        uint64_t base_ns; /* CLOCK_MONOTONIC at start, for the rate */
-        bool hold;        /* applying is held for waiting reads */
-        uint64_t hold_ms; /* since when */
-        raft_entry *kept; /* committed entries kept while held (copies) */
+        double rate;        /* HSTORE_TEST_CLOCK_RATE (1: real time) */
+        uint64_t base_ns;   /* CLOCK_MONOTONIC at start, for the rate */
+        bool hold;          /* applying is held for waiting reads */
+        uint64_t hold_ms;   /* since when */
+        uint64_t warned_ms; /* last "reads have waited" log */
+        raft_entry *kept;   /* committed entries kept while held (copies) */
         size_t n_kept, cap_kept;
     } lease;
     node_watch *watch;          /* recent changes (watch.c; its own lock) */

@@ -674,6 +674,8 @@ void raft_status_get(const raft *r, raft_status *st)
             st->peers[i].state = p->state;
             st->peers[i].active = p->active || p->recent_active;
             st->peers[i].learner = !raft_is_voter(r, p->id);
+            st->peers[i].applied = p->applied;
+            st->peers[i].lease_holder = p->lease_until > r->now;
         }
     }
 }

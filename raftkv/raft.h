@@ -420,9 +420,11 @@ typedef struct raft_peer_status {
     uint64_t id;
     uint64_t match;
     uint64_t next;
-    int state;    /* 0 probe, 1 replicate (pipelined), 2 snapshot */
-    bool active;  /* heard from within the last election timeout */
-    bool learner; /* a learner (not counted in quorums) */
+    int state;         /* 0 probe, 1 replicate (pipelined), 2 snapshot */
+    bool active;       /* heard from within the last election timeout */
+    bool learner;      /* a learner (not counted in quorums) */
+    uint64_t applied;  /* read leases: its applied index as last reported */
+    bool lease_holder; /* read leases: the leader counts it as a holder now */
 } raft_peer_status;
 
 /* Why the latest election started, or why a leader stepped down (the node
