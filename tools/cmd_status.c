@@ -148,8 +148,10 @@ static int status_parse_args(int argc, char **argv, cli_client_opts *o, bool *js
 }
 
 /* The cluster's replicated limits: one linearizable read, short (the node
- * lines are the answer that must not wait), asked only when some node knows
- * a leader.  True with *lim set when it answered. */
+ * lines are the answer that must not wait) but long enough for a leader
+ * just elected, which makes nothing visible for 1.1 read leases (550 ms by
+ * default), asked only when some node knows a leader.  True with *lim set
+ * when it answered. */
 static bool read_limits(const cli_client_opts *o, int ms, const cli_node_status *st, int n,
                         kv_statfs *lim)
 {
@@ -157,7 +159,7 @@ static bool read_limits(const cli_client_opts *o, int ms, const cli_node_status 
         return false;
     int code2;
     cli_client_opts lo = *o;
-    lo.timeout_s = (ms < 500 ? ms : 500) / 1000.0;
+    lo.timeout_s = (ms < 1500 ? ms : 1500) / 1000.0;
     net_client *nc = cli_connect(&lo, &code2);
     bool have_lim = nc != NULL && cli_read_limits(nc, lim) == CLI_EXIT_OK;
     net_client_free(nc);
