@@ -103,6 +103,12 @@ void lease_applied(node *n)
 
 bool lease_hold_answer(node *n, req *q, uint64_t index, uint8_t *reply, size_t len)
 {
+    if (q->ack_wait) {
+        /* held already: this is a second copy of the same command (a retry
+         * that also committed); the session gave it the same answer */
+        free(reply);
+        return true;
+    }
     if (!lease_on(n) || visible(n) >= index)
         return false;
     q->ack_wait = true;

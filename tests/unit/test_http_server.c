@@ -27,6 +27,7 @@
 #include "net/auth.h"
 #include "node/http.h"
 #include "node/node.h"
+#include "tests/lib/testport.h"
 
 static char dir[256];
 static int port;
@@ -114,7 +115,9 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "/tmp/hstore-test-http.XXXXXX");
     if (!mkdtemp(dir))
         return -1;
-    port = 30001 + (int)(((unsigned)getpid() * 7919u + (unsigned)time(NULL)) % 20000u) / 4 * 4;
+    port = test_free_ports("127.0.0.1", 3); /* peer, client, HTTP */
+    if (port < 0)
+        return -1;
     node_config c;
     node_config_init(&c);
     c.id = 1;

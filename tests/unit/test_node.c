@@ -23,6 +23,7 @@
 #include "net/client.h"
 #include "raftkv/kv.h"
 #include "node/node.h"
+#include "tests/lib/testport.h"
 
 static void test_parse_cluster(void **state)
 {
@@ -88,9 +89,9 @@ static int setup_dir(void **state)
     snprintf(dir, sizeof dir, "/tmp/hstore-test-node.XXXXXX");
     if (!mkdtemp(dir))
         return -1;
-    /* A port from the pid and the clock, away from the cluster tests' range. */
-    port = 30000 + (int)(((unsigned)getpid() * 7919u + (unsigned)time(NULL)) % 20000u) / 2 * 2;
-    return 0;
+    /* peer and client ports of two nodes (test_refuses_foreign_directory) */
+    port = test_free_ports("127.0.0.1", 4);
+    return port > 0 ? 0 : -1;
 }
 
 static int teardown_dir(void **state)
