@@ -109,6 +109,7 @@ void fs_options_init(fs_options *o)
     o->uid = getuid();
     o->gid = getgid();
     o->allow_other = geteuid() == 0;
+    o->attr_cache_ms = FS_ATTR_CACHE_MS;
 }
 
 /* Detaches whatever is mounted at path (lazily: a busy mount never blocks
@@ -205,6 +206,7 @@ static void *loop_main(void *arg)
 
 static void mount_free(fs_mount *m)
 {
+    fs_cache_stop(m); /* the node calls into the session no more */
     if (m->se != NULL) {
         if (m->mounted)
             fuse_session_unmount(m->se);
@@ -224,6 +226,7 @@ static void mount_free(fs_mount *m)
     pthread_mutex_destroy(&m->hmu);
     pthread_cond_destroy(&m->pincv);
     pthread_mutex_destroy(&m->rootmu);
+    pthread_mutex_destroy(&m->cache.mu);
     free(m);
 }
 
@@ -242,6 +245,7 @@ fs_mount *fs_start(const fs_backend *b, const char *mountpoint, const fs_options
         return NULL;
     }
     pthread_mutex_init(&m->hmu, NULL);
+    pthread_mutex_init(&m->cache.mu, NULL);
     m->lookups = calloc(FS_LOOKUPS_MAX, sizeof *m->lookups);
     if (m->lookups == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -315,6 +319,7 @@ fs_mount *fs_start(const fs_backend *b, const char *mountpoint, const fs_options
     }
     m->mounted = true;
     find_mount_dev(m);
+    fs_cache_start(m);
     /* From now on this node reports the inodes open here (kv.h "Open files"). */
     b->ops->set_open_files(b->ctx, fs_open_files, m);
     m->reporting = true;

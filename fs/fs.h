@@ -37,13 +37,18 @@ typedef struct fs_options {
     uint64_t client_id;      /* exactly-once id of this mount; 0: a random 64-bit value */
     uid_t uid;               /* owner reported for the control view (.hstore) */
     gid_t gid;
-    int max_threads; /* FUSE worker threads; <= 0: 16 */
-    bool debug;      /* libfuse debug output (-d) on stderr */
+    int max_threads;   /* FUSE worker threads; <= 0: 16 */
+    bool debug;        /* libfuse debug output (-d) on stderr */
+    int attr_cache_ms; /* longest the kernel keeps attributes, under the node's read
+                          lease (fs_cache.c); 0: never (default FS_ATTR_CACHE_MS) */
 } fs_options;
+
+#define FS_ATTR_CACHE_MS 1000
 
 #define FS_WHOLE_FILE_MAX_DEFAULT (32u * 1024 * 1024)
 
-/* Defaults: everything 0 except uid/gid = the process's, allow_other = running as root. */
+/* Defaults: everything 0 except uid/gid = the process's, allow_other = running as
+ * root, attr_cache_ms = FS_ATTR_CACHE_MS. */
 void fs_options_init(fs_options *o);
 
 typedef struct fs_mount fs_mount;

@@ -23,23 +23,38 @@ void fs_attr_to_stat(const fs_attr *a, struct stat *st)
     st->st_ctim = a->ctime;
 }
 
-void fs_reply_entry(fuse_req_t req, const fs_attr *a)
+/* Names are never cached (entry timeout 0); attributes for as long as
+ * fs_cache.c allows. */
+void fs_entry_param(fs_mount *m, const fs_attr *a, struct fuse_entry_param *e, uint64_t *t0)
 {
-    struct fuse_entry_param e;
-    memset(&e, 0, sizeof e);
-    e.ino = (fuse_ino_t)a->ino;
-    e.generation = 1; /* inode numbers are never reused */
-    fs_attr_to_stat(a, &e.attr);
-    e.attr_timeout = 0;
-    e.entry_timeout = 0;
-    fuse_reply_entry(req, &e);
+    memset(e, 0, sizeof *e);
+    e->ino = (fuse_ino_t)a->ino;
+    e->generation = 1; /* inode numbers are never reused */
+    fs_attr_to_stat(a, &e->attr);
+    e->attr_timeout = fs_cache_timeout(m, a->ino, t0);
+    e->entry_timeout = 0;
 }
 
-static void reply_attr(fuse_req_t req, const fs_attr *a)
+void fs_reply_entry(fuse_req_t req, const fs_attr *a)
 {
+    fs_mount *m = req_mount(req);
+    struct fuse_entry_param e;
+    uint64_t t0;
+    fs_entry_param(m, a, &e, &t0);
+    fuse_reply_entry(req, &e);
+    fs_cache_replied(m, a->ino, e.attr_timeout, t0);
+}
+
+/* a fresh from the store (cache: it may be cached), or not. */
+static void reply_attr(fuse_req_t req, const fs_attr *a, bool cache)
+{
+    fs_mount *m = req_mount(req);
     struct stat st;
     fs_attr_to_stat(a, &st);
-    fuse_reply_attr(req, &st, 0);
+    uint64_t t0 = 0;
+    double t = cache ? fs_cache_timeout(m, a->ino, &t0) : 0;
+    fuse_reply_attr(req, &st, t);
+    fs_cache_replied(m, a->ino, t, t0);
 }
 
 /* The root's attributes.  With default_permissions the kernel re-reads them
@@ -67,7 +82,7 @@ static int root_getattr(fs_mount *m, fs_attr *a)
             m->root_attr.atime = m->root_attr.mtime = m->root_attr.ctime = m->start_time;
         }
         *a = m->root_attr;
-        rc = 0;
+        rc = 1; /* not from the store: never cached */
     }
     pthread_mutex_unlock(&m->rootmu);
     return rc;
@@ -111,7 +126,7 @@ void fs_ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (rc < 0)
         reply_err(req, rc);
     else
-        reply_attr(req, &a);
+        reply_attr(req, &a, rc == 0);
 }
 
 void fs_ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -159,7 +174,7 @@ void fs_ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
     if (rc < 0)
         reply_err(req, rc);
     else
-        reply_attr(req, &a);
+        reply_attr(req, &a, rc == 0);
 }
 
 void fs_ll_statfs(fuse_req_t req, fuse_ino_t ino)

@@ -360,6 +360,7 @@ static int open_common(fuse_req_t req, fs_mount *m, struct fuse_file_info *fi, c
     h->cuid = ctx ? ctx->uid : 0;
     h->cgid = ctx ? ctx->gid : 0;
     h->append = append;
+    h->writable = writable;
     h->whole = whole;
     h->ver = a->version;
     h->attr = *a;
@@ -368,6 +369,8 @@ static int open_common(fuse_req_t req, fs_mount *m, struct fuse_file_info *fi, c
         fs_handle_free(m, h);
         return rc;
     }
+    if (writable) /* its size now moves with what this handle writes */
+        fs_cache_forget(m, a->ino);
     fi->fh = (uint64_t)(uintptr_t)h;
     /* direct_io (no page cache) for everything, except a regular file
      * opened read-write: that one goes through this node's page cache so
@@ -465,12 +468,12 @@ void fs_ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
         return;
     }
     struct fuse_entry_param e;
-    memset(&e, 0, sizeof e);
-    e.ino = (fuse_ino_t)a.ino;
-    e.generation = 1;
-    fs_attr_to_stat(&a, &e.attr);
+    uint64_t t0;
+    fs_entry_param(m, &a, &e, &t0);
     if (fuse_reply_create(req, &e, fi) == -ENOENT)
         fs_handle_free(m, fh_of(fi));
+    else
+        fs_cache_replied(m, a.ino, e.attr_timeout, t0);
 }
 
 void fs_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)

@@ -46,6 +46,7 @@ typedef struct fs_handle {
     struct fs_handle *prev, *next; /* the mount's list, to free leftovers at stop */
     pthread_mutex_t mu;            /* serializes the handle's own requests */
     bool append;                   /* O_APPEND: every write is an APPEND */
+    bool writable;                 /* opened for writing */
     bool whole;                    /* whole-file mode (see fs_file.c) */
     bool dirty;                    /* buf holds content not yet committed */
     bool fallback;                 /* PUT_IF refused: commit by WRITE_AT instead */
@@ -97,7 +98,13 @@ typedef struct fs_iref {
     struct fs_iref *next;
     uint64_t ino;
     unsigned nopen;
+    unsigned nwrite; /* of them open for writing */
 } fs_iref;
+
+typedef struct fs_cache_slot {
+    uint64_t ino;   /* 0: free */
+    uint64_t until; /* the kernel may hold its attributes until then (ms, monotonic) */
+} fs_cache_slot;
 
 struct fs_mount {
     fs_backend b; /* the store below (fs_backend.h) */
@@ -127,6 +134,13 @@ struct fs_mount {
     pthread_mutex_t rootmu;
     fs_attr root_attr; /* last root attributes read from the store */
     bool have_root;
+    struct {                       /* the kernel's attribute cache (fs_cache.c) */
+        bool on;                   /* set before the first request, cleared after the last */
+        pthread_mutex_t mu;        /* tab, used */
+        atomic_uint_least64_t gen; /* changes learned of so far */
+        fs_cache_slot *tab;
+        size_t used;
+    } cache;
 };
 
 /* ---- request helpers ----------------------------------------------------------- */
@@ -239,6 +253,9 @@ int fs_setattr_size(fs_mount *m, fuse_ino_t ino, fs_handle *h, off_t size);
 
 fs_handle *fs_handle_new(fs_mount *m, fs_handle_kind kind);
 int fs_handle_set_ino(fs_mount *m, fs_handle *h, uint64_t ino);
+/* The reply of a lookup or create of a (fs_attr.c), its attribute timeout
+ * from fs_cache_timeout (t0 for fs_cache_replied). */
+void fs_entry_param(fs_mount *m, const fs_attr *a, struct fuse_entry_param *e, uint64_t *t0);
 void fs_handle_free(fs_mount *m, fs_handle *h);
 /* An open or lookup in progress holds back what reports cover (o lives on
  * the caller's stack until fs_opening_end or fs_lookup_note). */
@@ -257,5 +274,20 @@ void fs_ctl_reply_entry(fuse_req_t req, fs_mount *m, fuse_ino_t ino);
 void fs_ctl_open(fuse_req_t req, fs_mount *m, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_ctl_handle_getattr(fs_mount *m, const fs_handle *h, struct stat *st);
 void fs_ctl_read(fuse_req_t req, const fs_handle *h, size_t size, off_t off);
+
+/* ---- fs_cache.c: the kernel's attribute cache ---- */
+void fs_cache_start(fs_mount *m); /* once mounted, before the first request */
+void fs_cache_stop(fs_mount *m);  /* before the session goes */
+/* At the start of every request (fs_timed.c). */
+void fs_cache_begin(fs_mount *m);
+/* How long the kernel may keep ino's attributes from the reply being made
+ * (seconds; 0: not at all), with *t0 for fs_cache_replied. */
+double fs_cache_timeout(fs_mount *m, uint64_t ino, uint64_t *t0);
+/* After the reply went out: drops it again if it went out late. */
+void fs_cache_replied(fs_mount *m, uint64_t ino, double timeout, uint64_t t0);
+/* The kernel forgets ino's attributes (this mount changed them itself). */
+void fs_cache_forget(fs_mount *m, uint64_t ino);
+/* True when a handle of this mount has ino open for writing. */
+bool fs_open_for_write(fs_mount *m, uint64_t ino);
 
 #endif

@@ -91,6 +91,16 @@ static void nb_observe(void *ctx, unsigned op, const char *name, uint64_t ns)
     node_metrics_fs_op(ctx, op, name, ns);
 }
 
+static void nb_set_changed(void *ctx, void (*fn)(void *, const uint64_t *, size_t, bool), void *arg)
+{
+    node_set_changed(ctx, fn, arg);
+}
+
+static uint64_t nb_lease_left_ms(void *ctx)
+{
+    return node_lease_left_ms(ctx);
+}
+
 static const fs_backend_ops node_backend_ops = {
     .read = nb_read,
     .command = nb_command,
@@ -101,6 +111,8 @@ static const fs_backend_ops node_backend_ops = {
     .open_files_known = nb_open_files_known,
     .applied_index = nb_applied_index,
     .observe = nb_observe,
+    .set_changed = nb_set_changed,
+    .lease_left_ms = nb_lease_left_ms,
 };
 
 fs_backend fs_node_backend(struct node *n)

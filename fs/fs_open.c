@@ -63,6 +63,7 @@ int fs_handle_set_ino(fs_mount *m, fs_handle *h, uint64_t ino)
         m->irefs = r;
     }
     r->nopen++;
+    r->nwrite += h->writable;
     h->ino = ino;
     pthread_mutex_unlock(&m->hmu);
     return 0;
@@ -83,6 +84,8 @@ void fs_handle_free(fs_mount *m, fs_handle *h)
         fs_iref **pp = &m->irefs;
         while (*pp != NULL && (*pp)->ino != h->ino)
             pp = &(*pp)->next;
+        if (*pp != NULL)
+            (*pp)->nwrite -= h->writable;
         if (*pp != NULL && --(*pp)->nopen == 0) {
             fs_iref *r = *pp;
             *pp = r->next;
@@ -97,6 +100,16 @@ void fs_handle_free(fs_mount *m, fs_handle *h)
     free(h->buf);
     free(h->text);
     free(h);
+}
+
+bool fs_open_for_write(fs_mount *m, uint64_t ino)
+{
+    bool w = false;
+    pthread_mutex_lock(&m->hmu);
+    for (const fs_iref *r = m->irefs; r != NULL && !w; r = r->next)
+        w = r->ino == ino && r->nwrite > 0;
+    pthread_mutex_unlock(&m->hmu);
+    return w;
 }
 
 void fs_opening_add(fs_mount *m, fs_opening *o)

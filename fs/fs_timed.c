@@ -53,6 +53,7 @@ static void observe(fs_mount *m, unsigned op, const char *name, uint64_t t0)
     {                                 \
         fs_mount *m = req_mount(req); \
         uint64_t t0 = mono_ns();      \
+        fs_cache_begin(m);            \
         fs_ll_##NAME ARGS;            \
         observe(m, OP, #NAME, t0);    \
     }

@@ -95,6 +95,62 @@ bool lease_valid(const node *n)
     return li.lease_until && lease_now_ms(n) < li.lease_until;
 }
 
+bool lease_local_read(node *n, const uint8_t *op, size_t len, uint8_t **reply, size_t *reply_len,
+                      int *rc)
+{
+    if (!lease_on(n) || !atomic_load(&n->lease_until_pub) || !kv_op_is_read(op, len))
+        return false;
+    uint64_t t0 = metrics_now_ns();
+    pthread_rwlock_rdlock(&n->kv_rw);
+    /* The state cannot change while the read lock is held, so the moment
+     * of this check is the read's moment: the lease (its end as the loop
+     * last learned it; a lease, once granted, stays good until its end
+     * whatever the core learns later) says nothing visible anywhere is
+     * missing here, and the visible index says nothing here is invisible. */
+    uint64_t applied = kv_applied_index(n->kv);
+    bool ok = lease_now_ms(n) < atomic_load(&n->lease_until_pub) &&
+              applied <= atomic_load(&n->visible_pub);
+    if (ok)
+        *rc = kv_query(n->kv, op, len, reply, reply_len) == 0 ? NODE_OK : NODE_ENOMEM;
+    pthread_rwlock_unlock(&n->kv_rw);
+    if (ok) {
+        metrics_inc(&n->metrics.lease_reads, 1);
+        metrics_inc(&n->metrics.local_reads, 1);
+        metrics_observe(&n->metrics.read_index, metrics_now_ns() - t0);
+    }
+    return ok;
+}
+
+void node_set_changed(node *n, node_changed_fn fn, void *arg)
+{
+    pthread_mutex_lock(&n->chg.mu);
+    n->chg.fn = fn;
+    n->chg.arg = arg;
+    atomic_store(&n->chg.on, fn != NULL);
+    pthread_mutex_unlock(&n->chg.mu);
+}
+
+uint64_t node_lease_left_ms(node *n)
+{
+    uint64_t until = atomic_load(&n->lease_until_pub), now = lease_now_ms(n);
+    return until > now ? until - now : 0;
+}
+
+void lease_changed(node *n)
+{
+    if (!atomic_load(&n->chg.on))
+        return;
+    const uint64_t *inos;
+    bool all;
+    size_t cnt = kv_changed(n->kv, &inos, &all);
+    if (!cnt && !all)
+        return;
+    pthread_mutex_lock(&n->chg.mu);
+    if (n->chg.fn)
+        n->chg.fn(n->chg.arg, inos, cnt, all);
+    pthread_mutex_unlock(&n->chg.mu);
+}
+
 void lease_applied(node *n)
 {
     if (lease_on(n))

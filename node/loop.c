@@ -71,15 +71,20 @@ int node_apply_entry(node *n, const raft_entry *e)
                      raft_conf_change_name(cc.type), cc.id, cc.addr[0] ? " " : "", cc.addr,
                      e->index);
         }
+        pthread_rwlock_wrlock(&n->kv_rw);
         kv_apply_skip(n->kv, e->index);
+        pthread_rwlock_unlock(&n->kv_rw);
         watch_note(n->watch, e, NULL, 0);
         return 0;
     }
     uint8_t *reply = NULL;
     size_t rlen = 0;
+    pthread_rwlock_wrlock(&n->kv_rw);
     int rc = kv_apply(n->kv, e->index, e->data, e->len, &reply, &rlen);
+    pthread_rwlock_unlock(&n->kv_rw);
     if (rc < 0)
         return -1;
+    lease_changed(n);
     watch_note(n->watch, e, rc == 0 ? reply : NULL, rlen);
     if (rc == 0)
         answer_command(n, e, reply, rlen);

@@ -128,6 +128,9 @@ void node_metrics_render(node *n, hbuf *b)
     one(b, "hstore_lease_reads_total", "counter",
         "Reads answered from this node's state under its read lease (no round trip).",
         atomic_load(&m->lease_reads));
+    one(b, "hstore_lease_local_reads_total", "counter",
+        "Lease reads answered on the mount's own thread, without the node's loop.",
+        atomic_load(&m->local_reads));
     one(b, "hstore_read_index_reads_total", "counter",
         "Reads answered after a ReadIndex round with the leader.", atomic_load(&m->index_reads));
     one(b, "hstore_answers_held_total", "counter",

@@ -31,6 +31,7 @@ typedef struct node_metrics {
     _Atomic uint64_t proposals_committed, proposals_failed;
     metrics_hist read_index;                   /* a linearizable read, in to answered */
     _Atomic uint64_t lease_reads, index_reads; /* reads answered under a lease / by ReadIndex */
+    _Atomic uint64_t local_reads;              /* lease reads answered on the caller's thread */
     _Atomic uint64_t answers_held; /* command answers that waited for the visible index */
     metrics_hist fsync;            /* one persisted ready batch */
     _Atomic uint64_t snapshots_taken, snapshot_taken_bytes;

@@ -226,6 +226,8 @@ static void node_free(node *n)
     watch_free(n->watch);
     pthread_mutex_destroy(&n->rep.mu);
     pthread_mutex_destroy(&n->st_mu);
+    pthread_rwlock_destroy(&n->kv_rw);
+    pthread_mutex_destroy(&n->chg.mu);
     pthread_mutex_destroy(&n->mu);
     free(n);
 }
@@ -411,6 +413,12 @@ node *node_start(const node_config *cfg, char *err, size_t errlen)
     pthread_mutex_init(&n->mu, NULL);
     pthread_mutex_init(&n->rep.mu, NULL);
     pthread_mutex_init(&n->st_mu, NULL);
+    pthread_rwlockattr_t ra; /* the loop's applying must not wait behind a stream of readers */
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&n->kv_rw, &ra);
+    pthread_mutex_init(&n->chg.mu, NULL);
+    pthread_rwlockattr_destroy(&ra);
     /* A session of its own for open-file reports, new in every incarnation. */
     n->rep.client = 0; /* registered with the first report */
     n->pending.next = n->pending.prev = &n->pending;

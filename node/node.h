@@ -143,6 +143,22 @@ bool node_open_files_known(node *n);
  * lag the real one, never lead it).  Thread-safe. */
 uint64_t node_applied_index(node *n);
 
+/* Changes, for a cache of the state (the mount's kernel cache).  fn is
+ * called on the loop thread after every applied command that changed
+ * inodes, with their numbers (all: too many to list, or a whole new state
+ * from a snapshot), before the command is answered and before the leader
+ * hears that this node applied it: a cache that forgets them there never
+ * shows a change late to a reader that came after it (with a lease, see
+ * node_lease_left_ms).  fn must not call into the node.  fn NULL
+ * unregisters; once that returns fn is not running and will not be
+ * called. */
+typedef void (*node_changed_fn)(void *arg, const uint64_t *inos, size_t n, bool all);
+void node_set_changed(node *n, node_changed_fn fn, void *arg);
+/* How long this node's read lease lasts from now, in ms of its clock (0: no
+ * lease).  Until then nothing can become visible that this node has not
+ * applied (and so passed to node_set_changed's fn).  Thread-safe. */
+uint64_t node_lease_left_ms(node *n);
+
 /* ---- Membership (node/member.c) -------------------------------------------
  *
  * Callable from any thread (the client port and the HTTP API use them); each

@@ -188,6 +188,17 @@ struct node {
     _Atomic uint64_t applied_pub; /* kv_applied_index, for other threads (may lag) */
     _Atomic uint64_t lease_until_pub, visible_pub; /* raft_lease_get, the same way */
     _Atomic bool holder_known;                     /* the state has a holder record of this node */
+    /* The loop changes the state machine only under kv_rw's write lock;
+     * other threads read it under the read lock when this node's lease lets
+     * them (lease_local_read).  The loop's own reads take no lock. */
+    pthread_rwlock_t kv_rw;
+    /* node_set_changed's function, called by the loop under chg.mu */
+    struct {
+        pthread_mutex_t mu;
+        _Atomic bool on;
+        node_changed_fn fn;
+        void *arg;
+    } chg;
     /* open-file reports */
     struct {
         pthread_mutex_t mu; /* fn, arg, inflight (read by node_set_open_files) */
@@ -250,8 +261,15 @@ void lease_init(node *n);
 void lease_free(node *n);
 uint64_t lease_now_ms(const node *n);
 bool lease_on(const node *n);
+/* Tells node_set_changed's function what the last apply changed. */
+void lease_changed(node *n);
 /* This node's read lease is valid now. */
 bool lease_valid(const node *n);
+/* On any thread: answers the read op from this node's own state when its
+ * lease allows (valid, and nothing applied here is still invisible); false
+ * when the loop must serve it.  *rc is NODE_OK or NODE_ENOMEM. */
+bool lease_local_read(node *n, const uint8_t *op, size_t len, uint8_t **reply, size_t *reply_len,
+                      int *rc);
 /* Each turn, before the core is stepped or ticked: its clock. */
 void lease_turn(node *n);
 /* After applying: the applied index to the core. */

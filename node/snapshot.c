@@ -74,7 +74,10 @@ int snapshot_install(node *n, const uint8_t *frame, size_t frame_len, uint64_t i
                    : st_snap_reader_open(n->st, &sr, err, errlen);
     if (rc != ST_OK)
         return rc;
+    pthread_rwlock_wrlock(&n->kv_rw);
     bool bad = kv_snapshot_read(n->kv, st_snap_read, sr) != 0;
+    pthread_rwlock_unlock(&n->kv_rw);
+    lease_changed(n);
     uint64_t bytes = st_snap_reader_bytes(sr);
     n->snap_state_bytes = bytes;
     if (raw)

@@ -160,6 +160,11 @@ int node_submit_many(node *n, node_cmd *cmds, size_t cnt, int timeout_ms)
 int node_submit(node *n, const uint8_t *op, size_t len, bool read, uint64_t client_id, uint64_t seq,
                 int timeout_ms, uint8_t **reply, size_t *reply_len)
 {
+    /* Under this node's lease a read is answered here, on the caller's
+     * thread, with no hand-off to the loop (lease.c). */
+    int lrc;
+    if (read && lease_local_read(n, op, len, reply, reply_len, &lrc))
+        return lrc;
     node_cmd c = {.op = op, .len = len, .read = read, .client_id = client_id, .seq = seq};
     node_submit_many(n, &c, 1, timeout_ms);
     *reply = c.reply;

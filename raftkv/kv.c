@@ -89,6 +89,8 @@ int kv_apply(kv *k, uint64_t index, const uint8_t *cmd, size_t len, uint8_t **re
     if (index <= k->applied)
         return 1;
     k->applied = index;
+    k->n_touched = 0;
+    k->touched_all = false;
     uint64_t client, seq;
     int64_t t;
     const uint8_t *opb;
@@ -132,8 +134,17 @@ int kv_apply(kv *k, uint64_t index, const uint8_t *cmd, size_t len, uint8_t **re
     return 0;
 }
 
+size_t kv_changed(const kv *k, const uint64_t **inos, bool *all)
+{
+    *inos = k->touched;
+    *all = k->touched_all;
+    return k->n_touched;
+}
+
 void kv_apply_skip(kv *k, uint64_t index)
 {
+    k->n_touched = 0;
+    k->touched_all = false;
     if (index > k->applied)
         k->applied = index;
 }

@@ -170,6 +170,12 @@ int kv_session_lookup(const kv *k, uint64_t client_id, uint64_t seq, uint8_t **r
                       size_t *reply_len);
 
 uint64_t kv_applied_index(const kv *k);
+
+/* The inodes whose attributes or content the last kv_apply changed (those
+ * a cache of them must forget): their count, with *inos pointing at them,
+ * and *all set when they were too many to list or the last change was a
+ * whole new state (kv_snapshot_read). */
+size_t kv_changed(const kv *k, const uint64_t **inos, bool *all);
 /* Last applied command time (ns, clamped, never decreasing). */
 int64_t kv_last_time(const kv *k);
 

@@ -477,7 +477,8 @@ int inode_new(kv *k, uint32_t mode, uint32_t uid, uint32_t gid, kv_inode **out)
     n->mode = mode;
     n->uid = uid;
     n->gid = gid;
-    n->atime = n->mtime = n->ctime = k->now;
+    n->atime = n->mtime = k->now;
+    touch(k, n);
     if (itab_put(k, n) != 0) {
         free(n);
         return -1;
@@ -574,7 +575,7 @@ int unlink_slot(kv *k, kv_inode *d, kv_dentry **slot)
     kv_inode *c = e->node;
     dentry_free(k, e);
     touch_dir(k, d);
-    c->ctime = k->now;
+    touch(k, c);
     if (is_dir(c)) {
         d->nlink--;
         c->nlink = 0;

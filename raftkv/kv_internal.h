@@ -117,6 +117,8 @@ typedef struct kv_upload {
     kv_inode *data;
 } kv_upload;
 
+#define KV_TOUCH_MAX 8
+
 struct kv {
     kv_limits lim;
     bool lim_set; /* lim comes from an applied SET_LIMITS */
@@ -144,7 +146,26 @@ struct kv {
     kv_upload *ups; /* staged uploads, in the order they started */
     size_t nups;
     uint64_t staged; /* sum of their reserved bytes (counts against the space limit) */
+    /* inodes the command being applied changed (kv_changed) */
+    uint64_t touched[KV_TOUCH_MAX];
+    unsigned n_touched;
+    bool touched_all; /* more than KV_TOUCH_MAX, or a whole new state */
 };
+
+/* Stamps n's ctime (its version) with the command's time and notes the
+ * change for kv_changed: every change of an inode's attributes or content
+ * goes through here. */
+static inline void touch(kv *k, kv_inode *n)
+{
+    n->ctime = k->now;
+    for (unsigned i = 0; i < k->n_touched; i++)
+        if (k->touched[i] == n->ino)
+            return;
+    if (k->n_touched < KV_TOUCH_MAX)
+        k->touched[k->n_touched++] = n->ino;
+    else
+        k->touched_all = true;
+}
 
 #define KV_REFS_MAX 65536 /* (holder, inode) reference records */
 
@@ -172,7 +193,8 @@ static inline uint64_t nchunks(uint64_t size)
 
 static inline void touch_dir(kv *k, kv_inode *d)
 {
-    d->mtime = d->ctime = k->now;
+    d->mtime = k->now;
+    touch(k, d);
 }
 
 static inline uint64_t upload_nparts(uint64_t total)

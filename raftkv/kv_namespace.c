@@ -259,7 +259,8 @@ int op_put_ex(kv *k, const kv_op *op, kv_inode **res, bool append, kv_inode *sta
             return -1;
     }
     kill_privs(n, op);
-    n->mtime = n->ctime = k->now;
+    n->mtime = k->now;
+    touch(k, n);
     *res = n;
     return 0;
 }
@@ -282,7 +283,8 @@ int op_put_if(kv *k, const kv_op *op, kv_inode **res, kv_inode *staged)
     if (put_content(k, n, op, staged) != 0)
         return -1;
     kill_privs(n, op);
-    n->mtime = n->ctime = k->now;
+    n->mtime = k->now;
+    touch(k, n);
     *res = n;
     return 0;
 }
@@ -361,7 +363,8 @@ int op_make(kv *k, const kv_op *op, kv_inode **res)
             return EISDIR;
         if ((op->flags & KV_CREATE_TRUNC) && is_reg(n)) {
             data_truncate(k, n, 0);
-            n->mtime = n->ctime = k->now;
+            n->mtime = k->now;
+            touch(k, n);
         }
         *res = n;
         return 0;
@@ -413,7 +416,8 @@ int op_write_at(kv *k, const kv_op *op, kv_inode **res)
         if (data_write(k, n, op->off, op->data, op->data_len) != 0)
             return -1;
         kill_privs(n, op);
-        n->mtime = n->ctime = k->now;
+        n->mtime = k->now;
+        touch(k, n);
     }
     *res = n;
     return 0;
@@ -452,7 +456,8 @@ int op_write_staged(kv *k, const kv_op *op, kv_inode *staged, kv_inode **res)
             free(buf);
         }
         kill_privs(n, op);
-        n->mtime = n->ctime = k->now;
+        n->mtime = k->now;
+        touch(k, n);
     }
     *res = n;
     return 0;
@@ -478,7 +483,8 @@ int op_truncate(kv *k, const kv_op *op, kv_inode **res)
     if ((st = set_size(k, n, op->len)))
         return st;
     kill_privs(n, op);
-    n->mtime = n->ctime = k->now;
+    n->mtime = k->now;
+    touch(k, n);
     *res = n;
     return 0;
 }
@@ -509,7 +515,7 @@ int op_setattr(kv *k, const kv_op *op, kv_inode **res)
         n->atime = op->atime_ns == KV_TIME_NOW ? k->now : op->atime_ns;
     if (v & KV_SET_MTIME)
         n->mtime = op->mtime_ns == KV_TIME_NOW ? k->now : op->mtime_ns;
-    n->ctime = k->now;
+    touch(k, n);
     *res = n;
     return 0;
 }
@@ -535,7 +541,7 @@ int op_link(kv *k, const kv_op *op, kv_inode **res)
         return EMLINK;
     if (link_child(k, d, name, nl, s) != 0)
         return -1;
-    s->ctime = k->now;
+    touch(k, s);
     *res = s;
     return 0;
 }
@@ -608,7 +614,8 @@ int op_rename(kv *k, const kv_op *op, kv_inode **res)
         }
         touch_dir(k, sd);
         touch_dir(k, dd);
-        s->ctime = t->ctime = k->now;
+        touch(k, s);
+        touch(k, t);
         *res = s;
         return 0;
     }
@@ -627,8 +634,8 @@ int op_rename(kv *k, const kv_op *op, kv_inode **res)
             t->x = 0;
         } else {
             t->nlink--;
-            t->ctime = k->now;
         }
+        touch(k, t);
         dentry_free(k, dir_remove(sd, se));
         if (inode_unref_check(k, t) != 0)
             return -1;
@@ -653,7 +660,7 @@ int op_rename(kv *k, const kv_op *op, kv_inode **res)
     }
     touch_dir(k, sd);
     touch_dir(k, dd);
-    s->ctime = k->now;
+    touch(k, s);
     *res = s;
     return 0;
 }

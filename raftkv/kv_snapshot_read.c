@@ -651,6 +651,8 @@ int kv_snapshot_read(kv *k, kv_read_fn fn, void *arg)
     *k = *s.n;
     *s.n = tmp;
     kv_free(s.n);
+    k->n_touched = 0;
+    k->touched_all = true;
     return 0;
 }
 

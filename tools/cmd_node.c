@@ -66,6 +66,9 @@ static void node_usage(FILE *out)
             "                             (default: the election timeout; 0 turns leases off)\n"
             "  --clock-drift-pct P        the assumed bound on how far any node's clock\n"
             "                             rate strays from real time (default 10)\n"
+            "  --attr-cache-ms MS         longest the kernel keeps a file's attributes\n"
+            "                             while this node holds its read lease (default\n"
+            "                             1000; never past the lease; 0 turns it off)\n"
             "  --log-level L              error, warn, info (default) or debug\n"
             "  --secret-file F            the cluster secret (hex, mode 0600; `hstore up`\n"
             "                             writes DIR/secret): every peer and client frame\n"
@@ -119,6 +122,7 @@ typedef struct node_args {
     char mount[PATH_MAX];
     char secret_file[PATH_MAX];
     char up_dir[PATH_MAX];
+    int attr_cache_ms; /* fs_options.attr_cache_ms */
     bool have_id, have_cluster, have_data, insecure;
     node_http_config http; /* port 0: no HTTP */
 } node_args;
@@ -178,6 +182,9 @@ static int set_option(node_args *a, const char *name, const char *val, const cha
             goto bad;
     } else if (!strcmp(name, "lease-ms")) {
         if (parse_int(val, 0, 600000, &c->lease_ms))
+            goto bad;
+    } else if (!strcmp(name, "attr-cache-ms")) {
+        if (parse_int(val, 0, 60000, &a->attr_cache_ms))
             goto bad;
     } else if (!strcmp(name, "clock-drift-pct")) {
         if (parse_int(val, 1, 50, &c->clock_drift_pct))
@@ -308,6 +315,7 @@ static int node_parse_args(int argc, char **argv, node_args *a)
         {"election-ticks", required_argument, NULL, 0},
         {"lease-ms", required_argument, NULL, 0},
         {"clock-drift-pct", required_argument, NULL, 0},
+        {"attr-cache-ms", required_argument, NULL, 0},
         {"log-level", required_argument, NULL, 0},
         {"config", required_argument, NULL, 0},
         {"secret-file", required_argument, NULL, 0},
@@ -326,6 +334,7 @@ static int node_parse_args(int argc, char **argv, node_args *a)
     node_config_init(&a->cfg);
     node_http_config_init(&a->http);
     a->http.port = 0;
+    a->attr_cache_ms = FS_ATTR_CACHE_MS;
 
     /* The config file first, so the command line overrides it. */
     for (int i = 1; i < argc; i++) {
@@ -527,6 +536,7 @@ static int node_run(node_args *a)
         fs_options_init(&fo);
         fo.op_timeout_ms = a->cfg.op_timeout_ms;
         fo.max_file_size = a->cfg.max_file_size;
+        fo.attr_cache_ms = a->attr_cache_ms;
         fs_backend fb = fs_node_backend(n);
         m = fs_start(&fb, a->mount, &fo, err, sizeof err);
         if (!m) {

@@ -28,6 +28,46 @@ static int report(int rc)
     return 0;
 }
 
+/* The number in file path (0 when unreadable). */
+static long long read_count(const char *path)
+{
+    char b[32];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, b, sizeof b - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    b[n] = 0;
+    return strtoll(b, NULL, 10);
+}
+
+/* Prints every stale size seen, then "stats N" (fstats that answered). */
+static int watch_size(const char *p, const char *ack, const char *stop)
+{
+    int fd = open(p, O_RDONLY);
+    if (fd < 0)
+        return report(-1);
+    long long prev = 0, n = 0, bad = 0;
+    while (access(stop, F_OK) != 0) {
+        long long a = read_count(ack);
+        struct stat st;
+        if (fstat(fd, &st) == 0) {
+            n++;
+            if ((st.st_size < a || st.st_size < prev) && bad++ < 10)
+                printf("size %lld, after %lld appends were acknowledged (the previous fstat: "
+                       "%lld)\n",
+                       (long long)st.st_size, a, prev);
+            prev = st.st_size;
+        }
+        usleep(2000);
+    }
+    close(fd);
+    printf("stats %lld\n", n);
+    return 0;
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: fs_check OP ARGS\n"
@@ -38,7 +78,10 @@ static int usage(void)
                     "  utime_now P | utime_mtime P SEC | utime_omit_mtime P SEC\n"
                     "  unlink_open P        write, unlink, then read/write through the fd\n"
                     "  write_at P OFF DATA  pwrite on an O_WRONLY descriptor\n"
-                    "  append P DATA N      N writes of DATA on one O_APPEND descriptor\n");
+                    "  append P DATA N      N writes of DATA on one O_APPEND descriptor\n"
+                    "  watch_size P ACK STOP  fstat P (held open) every 2 ms until STOP exists;\n"
+                    "                       each size must be >= the count in file ACK read\n"
+                    "                       before the fstat and >= the size before it\n");
     return 2;
 }
 
@@ -177,6 +220,11 @@ int main(int argc, char **argv)
         if (n < 0)
             return report(-1);
         return report(c);
+    }
+    if (strcmp(op, "watch_size") == 0) {
+        if (argc < 5)
+            return usage();
+        return watch_size(p, q, argv[4]);
     }
     if (strcmp(op, "append") == 0) {
         if (argc < 5)

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The kernel's attribute cache (fs/fs_cache.c) never shows an old size.  A
+# writer appends one byte at a time to a file through node 1's mount and
+# records, after each append returns, how many it has had acknowledged.
+# Readers on nodes 2 and 3 hold the file open and stat it through the open
+# descriptor (no name lookup: the kernel answers from its cache when it
+# may), over and over.  Each reader reads the acknowledged count before its
+# stat starts: the size it sees must be at least that count, and never less
+# than its previous size.  Meanwhile node 3 is paused (SIGSTOP) for three
+# leases, then the leader, then node 3 is cut off for 2 s, so a reader's
+# cache outlives nothing.  The readers' stats must mostly be answered by
+# the kernel (FUSE getattr requests far fewer than stats on node 2), so the
+# run shows the cache in use.  Long mode: the faults 5 times.
+. "$(dirname "$0")/fs_lib.sh" "$@"
+. "$(dirname "$0")/lib/faults.sh"
+fx_init
+rounds=1; fx_mode_long && rounds=5
+LEASE_MS=500
+for i in 1 2 3; do CL_NODE_EXTRA[$i]="--http 127.0.0.$((10 + i)):7102"; done
+cl_start 3 --op-timeout-ms 3000 --lease-ms "$LEASE_MS"
+fs_wait_mounts 20
+TOKEN=$(hs http-token) || cl_fail "hstore http-token: exit $?"
+getattrs() { # FUSE getattr requests node $1 has served
+    curl -s -m 2 -H "Authorization: Bearer $TOKEN" "http://127.0.0.$((10 + $1)):7102/metrics" |
+        awk '$1 == "hstore_fuse_op_seconds_count{op=\"getattr\"}" { print $2 }'
+}
+
+F=probe
+: >"$(fs_mnt 1)/$F" || cl_fail "cannot create the file"
+ACK=$CL_DIR/acked
+echo 0 >"$ACK"
+STOP=$CL_DIR/stop_clients
+writer() {
+    local m n=0 end
+    m=$(fs_mnt 1)
+    end=$(( $(cl_now_ms) + 300000 ))
+    while [ ! -e "$STOP" ] && [ "$(cl_now_ms)" -lt "$end" ]; do
+        if printf x >>"$m/$F" 2>/dev/null; then
+            n=$((n + 1))
+            echo "$n" >"$ACK.tmp" && mv -f "$ACK.tmp" "$ACK"
+        fi
+        sleep 0.05 # a change every so often: most stats in between may be cached
+    done
+}
+reader() { # NODE: fstat through a descriptor held open (fs_check watch_size)
+    "$FS_CHECK" watch_size "$(fs_mnt "$1")/$F" "$ACK" "$STOP" | sed "s/^size/node $1: size/"
+}
+g2=$(getattrs 2)
+writer &
+wpid=$!; CL_ALL_PIDS+=("$wpid")
+reader 2 >"$CL_DIR/reader2.out" &
+r2=$!; CL_ALL_PIDS+=("$r2")
+reader 3 >"$CL_DIR/reader3.out" &
+r3=$!; CL_ALL_PIDS+=("$r3")
+sleep 2
+pause_ms=$((3 * LEASE_MS))
+pause_s=$(awk -v m=$pause_ms 'BEGIN { print m / 1000 }')
+for r in $(seq 1 "$rounds"); do
+    cl_log "round $r: pause node 3 for $pause_ms ms"
+    fx_pause 3; sleep "$pause_s"; fx_resume 3
+    sleep 1
+    L=$(cl_wait_leader 15) || fx_fail "round $r: no leader"
+    cl_log "round $r: pause the leader (node $L) for $pause_ms ms"
+    fx_pause "$L"; sleep "$pause_s"; fx_resume "$L"
+    cl_wait_leader 15 >/dev/null || fx_fail "round $r: no leader after the leader's pause"
+    sleep 1
+    cl_log "round $r: cut node 3 off for 2 s"
+    fx_isolate 3; sleep 2; fx_heal
+    cl_wait_leader 15 >/dev/null || fx_fail "round $r: no leader after the heal"
+    sleep 2
+done
+: >"$STOP"
+for p in $wpid $r2 $r3; do
+    end=$(( $(cl_now_ms) + 30000 ))
+    while kill -0 "$p" 2>/dev/null && [ "$(cl_now_ms)" -lt "$end" ]; do sleep 0.1; done
+    kill -0 "$p" 2>/dev/null && fx_fail "a client did not finish (hung file operation?)"
+done
+wait "$wpid" "$r2" "$r3"
+acked=$(<"$ACK")
+for i in 2 3; do
+    bad=$(grep -v '^stats ' "$CL_DIR/reader$i.out" | head -5)
+    [ -z "$bad" ] || fx_fail "stale attributes: $bad"
+done
+s2=$(sed -n 's/^stats //p' "$CL_DIR/reader2.out")
+s3=$(sed -n 's/^stats //p' "$CL_DIR/reader3.out")
+g2=$(( $(getattrs 2) - g2 ))
+cl_log "$acked appends acknowledged; stats: node 2 $s2, node 3 $s3; getattr requests on node 2: $g2"
+[ "$acked" -gt 20 ] || fx_fail "only $acked appends were acknowledged"
+[ "${s2:-0}" -gt 50 ] && [ "${s3:-0}" -gt 50 ] || fx_fail "too few stats ($s2, $s3)"
+[ "$g2" -lt $((s2 / 2)) ] || fx_fail "the kernel cached nothing: $g2 getattr requests for $s2 stats on node 2"
+for i in 1 2 3; do
+    size=$(stat -c %s "$(fs_mnt "$i")/$F") || fx_fail "final stat through mount $i failed"
+    [ "$size" -ge "$acked" ] || fx_fail "mount $i: final size $size < $acked acknowledged appends"
+done
+cl_pass
