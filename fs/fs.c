@@ -13,6 +13,7 @@
  *   fs_open.c   what the mount holds open, reported so that an unlinked
  *               file lives until its last close on any node;
  *   fs_ctl.c    the control view, MOUNT/.hstore/status;
+ *   fs_cache.c  the kernel's attribute cache, kept linearizable;
  *   fs_kv.c     the kv operations themselves and the sessions they run in.
  *
  * Names, not paths.  The kernel's node ids are the state machine's inode
@@ -25,15 +26,18 @@
  * happens to its names.
  *
  * Consistency.  Every read (lookup, getattr, readdir, read, readlink) is a
- * linearizable read (ReadIndex on the leader, then wait until this node has
- * applied that index).  Every change is one replicated command, committed on a
- * majority and applied here before the system call returns; commands carry an
- * exactly-once (client id, seq) pair so a retry inside the deadline never
- * applies twice.  The kernel caches nothing that could go stale: entry and
- * attr timeouts are 0, negative lookups are not cached, every file is
- * direct_io (no page cache) except a regular file opened read-write (see
- * fs_file.c open_common: it can then be mapped MAP_SHARED, and read()
- * revalidates it), the writeback cache is never enabled.
+ * linearizable read: under this node's read lease, from its own state on the
+ * calling thread; otherwise ReadIndex on the leader, then wait until this
+ * node has applied that index.  Every change is one replicated command,
+ * committed on a majority and applied here before the system call returns;
+ * commands carry an exactly-once (client id, seq) pair so a retry inside the
+ * deadline never applies twice.  The kernel caches attributes only under the
+ * lease and forgets every changed inode before the change can be seen
+ * (fs_cache.c); names are not cached (entry timeout 0, no negative
+ * lookups), every file is direct_io (no page cache) except a regular file
+ * opened read-write (see fs_file.c open_common: it can then be mapped
+ * MAP_SHARED, and read() revalidates it), the writeback cache is never
+ * enabled.
  * Timestamps are stamped by the proposing node into the command, and the
  * state machine makes them strictly increase, so every node reports the same
  * attributes and an inode's ctime is its version.

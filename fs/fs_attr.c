@@ -58,7 +58,7 @@ static void reply_attr(fuse_req_t req, const fs_attr *a, bool cache)
 }
 
 /* The root's attributes.  With default_permissions the kernel re-reads them
- * (attr timeout 0) on every path walk, so without a quorum nothing under the
+ * on every path walk when they are not cached, so without a quorum nothing under the
  * mount could be reached, not even the control view that tells why, and
  * every operation would pay the op timeout twice.  So the root alone is read
  * with a short deadline and falls back to the last attributes read from the

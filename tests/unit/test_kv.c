@@ -2407,6 +2407,77 @@ static int upload_write(tk *t, uint64_t client, uint64_t seq, uint64_t id, uint6
     return st;
 }
 
+/* ---- what a command changed (kv_changed) ------------------------------------------------ */
+
+/* True when the last apply reported ino as changed. */
+static bool changed(tk *t, uint64_t ino)
+{
+    const uint64_t *inos;
+    bool all;
+    size_t n = kv_changed(t->k, &inos, &all);
+    for (size_t i = 0; i < n; i++)
+        if (inos[i] == ino)
+            return true;
+    return all;
+}
+
+static size_t n_changed(tk *t)
+{
+    const uint64_t *inos;
+    bool all;
+    return kv_changed(t->k, &inos, &all);
+}
+
+/* A cache of attributes forgets what kv_changed names, so every inode whose
+ * attributes a command changed must be named: the file written, both
+ * directories and both files of a rename over a file, a parent gaining a
+ * directory; nothing for a failed command; everything for a snapshot. */
+static void test_changed(void **s)
+{
+    (void)s;
+    tk t = mk(NULL);
+    assert_int_equal(mkdir_(&t, "/d"), 0);
+    assert_int_equal(put(&t, "/d/f", "one"), 0);
+    assert_int_equal(put(&t, "/g", "two"), 0);
+    kv_attr root, d, f, g;
+    assert_int_equal(stat_(&t, "/", &root), 0);
+    assert_int_equal(stat_(&t, "/d", &d), 0);
+    assert_int_equal(stat_(&t, "/d/f", &f), 0);
+    assert_int_equal(stat_(&t, "/g", &g), 0);
+
+    assert_int_equal(append(&t, "/d/f", "+"), 0); /* content and mtime of f only */
+    assert_true(changed(&t, f.ino));
+    assert_int_equal(n_changed(&t), 1);
+
+    assert_int_equal(rename_(&t, "/g", "/d/f", 0), 0); /* g over f: both dirs, g, f */
+    assert_true(changed(&t, root.ino) && changed(&t, d.ino) && changed(&t, g.ino) &&
+                changed(&t, f.ino));
+
+    kv_attr a;
+    assert_int_equal(stat_(&t, "/d", &a), 0);
+    assert_true(a.ctime_ns != d.ctime_ns);
+    assert_int_equal(mkdir_(&t, "/d/e"), 0); /* the parent's nlink and times */
+    assert_true(changed(&t, d.ino));
+    assert_int_equal(stat_(&t, "/d/e", &a), 0);
+    assert_true(changed(&t, a.ino));
+
+    /* A command that changes nothing names nothing; a failed one neither. */
+    assert_int_equal(del(&t, "/nothing"), ENOENT);
+    assert_int_equal(n_changed(&t), 0);
+
+    /* A whole new state: everything. */
+    uint8_t *b;
+    size_t l;
+    snap(t.k, &b, &l);
+    assert_int_equal(kv_snapshot_decode(t.k, b, l), 0);
+    const uint64_t *inos;
+    bool all = false;
+    kv_changed(t.k, &inos, &all);
+    assert_true(all);
+    free(b);
+    done(&t);
+}
+
 /* UPLOAD_WRITE, the commit of a file the mount streamed: the staged bytes
  * written at an offset at once (moved into an empty file, copied over a
  * changed one with its other bytes kept), exactly once, with WRITE_AT's
@@ -2943,6 +3014,7 @@ int main(void)
         cmocka_unit_test(test_malformed_snapshots),
         cmocka_unit_test(test_uploads),
         cmocka_unit_test(test_upload_write),
+        cmocka_unit_test(test_changed),
         cmocka_unit_test(test_small_file_memory),
         cmocka_unit_test(test_dir_relative_names),
         cmocka_unit_test(test_op_v1_decodes),
