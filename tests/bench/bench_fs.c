@@ -25,6 +25,13 @@
  *   bench_fs seqread FILE [--bs KIB]
  *       reads FILE to its end and checks every byte against the pattern
  *       seqwrite wrote.
+ *   bench_fs lsl DIR [--reps R]
+ *       what `ls -l` does, R times (default 20): read the directory and
+ *       lstat every entry; one latency per pass, and entries/s.
+ *   bench_fs copy SRC DST --files N [--prefix P]
+ *       what `cp -r` does to the N files `smallfiles` made in SRC: for each,
+ *       open and read it, create it in DST (made first), write it, close;
+ *       one latency per file, and files/s.
  *
  * Every subcommand takes --max-seconds S (default 120): workers stop starting
  * operations after S seconds and the run counts as failed, and an alarm kills
@@ -41,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -195,10 +203,10 @@ typedef struct sf_worker {
     const char *dir, *prefix;
     int idx, threads;
     bool do_fsync, is_read;
-    char subdir[16];          /* "" or "/tN" with --dir-per-thread */
-    uint64_t files, reads;    /* files in the set; reads to do (cat) */
+    char subdir[16];       /* "" or "/tN" with --dir-per-thread */
+    uint64_t files, reads; /* files in the set; reads to do (cat) */
     uint64_t *lat;
-    size_t done, errors;      /* errors: operations among `done` that failed */
+    size_t done, errors; /* errors: operations among `done` that failed */
     bool timed_out;
     uint64_t start_ns, end_ns;
     pthread_barrier_t *barrier;
@@ -332,9 +340,16 @@ static int cmd_small(const char *dir, bool is_read, uint64_t files, uint64_t rea
     uint64_t off = 0;
     for (int t = 0; t < threads; t++) {
         uint64_t mine = reads / (uint64_t)threads + ((uint64_t)t < reads % (uint64_t)threads);
-        w[t] = (sf_worker){.dir = dir, .prefix = prefix, .idx = t, .threads = threads,
-                           .do_fsync = do_fsync, .is_read = is_read, .files = files,
-                           .reads = reads, .lat = lat + off, .barrier = &barrier};
+        w[t] = (sf_worker){.dir = dir,
+                           .prefix = prefix,
+                           .idx = t,
+                           .threads = threads,
+                           .do_fsync = do_fsync,
+                           .is_read = is_read,
+                           .files = files,
+                           .reads = reads,
+                           .lat = lat + off,
+                           .barrier = &barrier};
         off += mine;
         if (dir_per_thread) {
             snprintf(w[t].subdir, sizeof w[t].subdir, "/t%d", t);
@@ -380,10 +395,10 @@ static int cmd_small(const char *dir, bool is_read, uint64_t files, uint64_t rea
             t_end = w[t].end_ns;
     }
     double secs = (double)(t_end - t_start) / 1e9;
-    printf("op=%s threads=%d dirs=%d fsync=%d ok=%zu errors=%zu timed_out=%d seconds=%.3f per_sec=%.1f",
-           is_read ? "cat" : "smallfiles", threads, dir_per_thread ? threads : 1, do_fsync ? 1 : 0, n - errors, errors,
-           timed_out ? 1 : 0, secs,
-           secs > 0 ? (double)(n - errors) / secs : 0.0);
+    printf(
+        "op=%s threads=%d dirs=%d fsync=%d ok=%zu errors=%zu timed_out=%d seconds=%.3f per_sec=%.1f",
+        is_read ? "cat" : "smallfiles", threads, dir_per_thread ? threads : 1, do_fsync ? 1 : 0,
+        n - errors, errors, timed_out ? 1 : 0, secs, secs > 0 ? (double)(n - errors) / secs : 0.0);
     print_lat(lat, n);
     printf("\n");
     if (errors > 0 || timed_out || n < reads)
@@ -520,6 +535,94 @@ out:;
 
 /* ---- command line ----------------------------------------------------------- */
 
+static int cmd_lsl(const char *dir, uint64_t reps)
+{
+    uint64_t *lat = calloc(reps ? reps : 1, sizeof *lat);
+    if (lat == NULL)
+        return 1;
+    uint64_t entries = 0, done = 0, t_start = now_ns();
+    int rc = 0;
+    for (uint64_t r = 0; r < reps && rc == 0 && !past_deadline(); r++) {
+        uint64_t t0 = now_ns(), n = 0;
+        DIR *d = opendir(dir);
+        if (d == NULL) {
+            err_path("opendir", dir, errno);
+            rc = 1;
+            break;
+        }
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            struct stat st;
+            if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+                err_path("lstat in", dir, errno);
+                rc = 1;
+                break;
+            }
+            n++;
+        }
+        closedir(d);
+        lat[done++] = now_ns() - t0;
+        entries = n;
+    }
+    double secs = (double)(now_ns() - t_start) / 1e9;
+    printf("op=lsl entries=%" PRIu64 " reps=%" PRIu64 " errors=%d seconds=%.3f per_sec=%.1f",
+           entries, done, rc, secs, secs > 0 ? (double)(entries * done) / secs : 0.0);
+    print_lat(lat, done);
+    printf("\n");
+    free(lat);
+    return rc || done < reps;
+}
+
+static int cmd_copy(const char *src, const char *dst, uint64_t files, const char *prefix)
+{
+    if (mkdir(dst, 0755) != 0 && errno != EEXIST) {
+        err_path("mkdir", dst, errno);
+        return 1;
+    }
+    uint64_t *lat = calloc(files ? files : 1, sizeof *lat);
+    if (lat == NULL)
+        return 1;
+    uint64_t done = 0, errors = 0, t_start = now_ns();
+    char buf[64 * 1024], a[PATH_LEN], b[PATH_LEN];
+    for (uint64_t i = 0; i < files && !past_deadline(); i++) {
+        snprintf(a, sizeof a, "%s/%s%06" PRIu64, src, prefix, i);
+        snprintf(b, sizeof b, "%s/%s%06" PRIu64, dst, prefix, i);
+        uint64_t t0 = now_ns();
+        int in = open(a, O_RDONLY | O_CLOEXEC);
+        if (in < 0) {
+            err_path("open", a, errno);
+            errors++;
+            continue;
+        }
+        ssize_t len = read(in, buf, sizeof buf);
+        close(in);
+        int out = open(b, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+        if (len < 0 || out < 0) {
+            err_path(len < 0 ? "read" : "open", len < 0 ? a : b, errno);
+            if (out >= 0)
+                close(out);
+            errors++;
+            continue;
+        }
+        int e = write_all(out, buf, (size_t)len);
+        if (close(out) != 0 && e == 0)
+            e = errno;
+        if (e != 0) {
+            err_path("write", b, e);
+            errors++;
+            continue;
+        }
+        lat[done++] = now_ns() - t0;
+    }
+    double secs = (double)(now_ns() - t_start) / 1e9;
+    printf("op=copy files=%" PRIu64 " ok=%" PRIu64 " errors=%" PRIu64 " seconds=%.3f per_sec=%.1f",
+           files, done, errors, secs, secs > 0 ? (double)done / secs : 0.0);
+    print_lat(lat, done);
+    printf("\n");
+    free(lat);
+    return errors || done < files;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -529,6 +632,8 @@ static void usage(void)
             "       bench_fs cat DIR --files N [--reads R] [--threads T] [--prefix P]\n"
             "       bench_fs seqwrite FILE --mb M [--fsync] [--bs KIB]\n"
             "       bench_fs seqread FILE [--bs KIB]\n"
+            "       bench_fs lsl DIR [--reps R]\n"
+            "       bench_fs copy SRC DST --files N [--prefix P]\n"
             "every subcommand: [--max-seconds S] (default 120)\n");
 }
 
@@ -550,7 +655,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1], *target = argv[2];
-    uint64_t files = 0, reads = 0, threads = 1, mb = 100, bs_kib = 1024, n = 1000;
+    uint64_t files = 0, reads = 0, threads = 1, mb = 100, bs_kib = 1024, n = 1000, reps = 20;
+    const char *dst = NULL;
     bool do_fsync = false, dir_per_thread = false;
     const char *prefix = "sf";
     for (int i = 3; i < argc; i++) {
@@ -567,6 +673,11 @@ int main(int argc, char **argv)
         }
         if (strcmp(cmd, "fsync") == 0 && i == 3 && a[0] != '-') {
             ok = parse_u64(a, &n);
+        } else if (strcmp(cmd, "copy") == 0 && i == 3 && a[0] != '-') {
+            dst = a;
+        } else if (strcmp(a, "--reps") == 0 && v != NULL) {
+            ok = parse_u64(v, &reps) && reps >= 1 && reps <= 1000000;
+            i++;
         } else if (v == NULL) {
             ok = false;
         } else if (strcmp(a, "--files") == 0) {
@@ -616,6 +727,10 @@ int main(int argc, char **argv)
         return cmd_seqwrite(target, mb, (size_t)bs_kib * 1024, do_fsync);
     if (strcmp(cmd, "seqread") == 0)
         return cmd_seqread(target, (size_t)bs_kib * 1024);
+    if (strcmp(cmd, "lsl") == 0)
+        return cmd_lsl(target, reps);
+    if (strcmp(cmd, "copy") == 0 && dst != NULL)
+        return cmd_copy(target, dst, files, prefix);
     usage();
     return 2;
 }

@@ -262,6 +262,15 @@ fs_pair "small files, 1 writer, follower (n$FOLLOWER)" "$N_SF1" files/s \
 fs_pair "cat small file, follower (n$FOLLOWER)" "$N_CAT" reads/s \
     "$BENCH_FS" cat "$FM/sf1" --files "$N_SF1" --reads "$N_CAT" -- \
     "plain read" "$BENCH_FS" cat "$LOCAL/sf1" --files "$N_SF1" --reads "$N_CAT"
+fs_pair "ls -l of $N_SF1 files, follower (n$FOLLOWER)" "20 passes" entries/s \
+    "$BENCH_FS" lsl "$FM/sf1" --reps 20 -- \
+    "plain" "$BENCH_FS" lsl "$LOCAL/sf1" --reps 20
+fs_pair "cp -r of $N_SF1 small files, leader (n$LEADER)" "$N_SF1" files/s \
+    "$BENCH_FS" copy "$LM/sf1" "$LM/cpl" --files "$N_SF1" -- \
+    "no fsync" "$BENCH_FS" copy "$LOCAL/sf1" "$LOCAL/cpl" --files "$N_SF1"
+fs_pair "cp -r of $N_SF1 small files, follower (n$FOLLOWER)" "$N_SF1" files/s \
+    "$BENCH_FS" copy "$FM/sf1" "$FM/cpf" --files "$N_SF1" -- \
+    "no fsync" "$BENCH_FS" copy "$LOCAL/sf1" "$LOCAL/cpf" --files "$N_SF1"
 fs_pair "write 100 MiB file, leader (n$LEADER)" "100 MiB" MiB/s \
     "$BENCH_FS" seqwrite "$LM/big" --mb 100 -- \
     "fsync before close" "$BENCH_FS" seqwrite "$LOCAL/big" --mb 100 --fsync
