@@ -234,6 +234,38 @@ static void mount_free(fs_mount *m)
     free(m);
 }
 
+/* The absolute form of path, a dead mount (which realpath() cannot stat):
+ * its parent resolved, its last name added.  False with errno set. */
+static bool stale_path(const char *path, char *out, size_t cap)
+{
+    char parent[PATH_MAX], rp[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", path);
+    size_t l = strlen(parent);
+    while (l > 1 && parent[l - 1] == '/')
+        parent[--l] = '\0';
+    char *slash = strrchr(parent, '/');
+    const char *name = slash ? slash + 1 : parent;
+    if (slash == parent) {
+        snprintf(rp, sizeof rp, "/");
+    } else if (slash != NULL) {
+        *slash = '\0';
+        if (realpath(parent, rp) == NULL)
+            return false;
+    } else if (getcwd(rp, sizeof rp) == NULL) {
+        return false;
+    }
+    if (*name == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        errno = EINVAL;
+        return false;
+    }
+    int n = snprintf(out, cap, "%s%s%s", rp, strcmp(rp, "/") == 0 ? "" : "/", name);
+    if (n < 0 || (size_t)n >= cap) {
+        errno = ENAMETOOLONG;
+        return false;
+    }
+    return true;
+}
+
 fs_mount *fs_start(const fs_backend *b, const char *mountpoint, const fs_options *opt, char *err,
                    size_t errlen)
 {
@@ -278,16 +310,19 @@ fs_mount *fs_start(const fs_backend *b, const char *mountpoint, const fs_options
     clock_gettime(CLOCK_REALTIME, &m->start_time);
 
     /* A node killed with its mount up leaves a dead mount ("Transport
-     * endpoint is not connected"): detach it so the new mount can go on top. */
+     * endpoint is not connected"): it is detached right before the new
+     * mount goes on top, everything else made ready first, because in
+     * between the bare directory under it shows, and whatever a program
+     * writes there lands on the local disk, not in the store. */
     struct stat st;
-    if (stat(mountpoint, &st) != 0 && errno == ENOTCONN)
-        detach_mount(mountpoint);
-    if (realpath(mountpoint, m->mountpoint) == NULL) {
+    bool stale = stat(mountpoint, &st) != 0 && errno == ENOTCONN;
+    if (stale ? !stale_path(mountpoint, m->mountpoint, sizeof m->mountpoint)
+              : realpath(mountpoint, m->mountpoint) == NULL) {
         snprintf(err, errlen, "mount point %s: %s", mountpoint, strerror(errno));
         mount_free(m);
         return NULL;
     }
-    if (stat(m->mountpoint, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    if (!stale && (stat(m->mountpoint, &st) != 0 || !S_ISDIR(st.st_mode))) {
         snprintf(err, errlen, "mount point %s is not a directory", m->mountpoint);
         mount_free(m);
         return NULL;
@@ -313,6 +348,8 @@ fs_mount *fs_start(const fs_backend *b, const char *mountpoint, const fs_options
         mount_free(m);
         return NULL;
     }
+    if (stale)
+        detach_mount(m->mountpoint);
     if (fuse_session_mount(m->se, m->mountpoint) != 0) {
         snprintf(err, errlen,
                  "cannot mount at %s (is /dev/fuse usable, the directory "

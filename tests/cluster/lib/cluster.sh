@@ -44,6 +44,7 @@ CL_SPEC=""
 CL_NETNS=${CL_NETNS:-0}
 CL_MOUNT=${CL_MOUNT:-0}      # 1: each node mounts its filesystem at $CL_DIR/mnt/ID
 declare -a CL_PID=()         # CL_PID[i]: pid of node i ("" when not running)
+declare -a CL_UNDERLAY=()    # CL_UNDERLAY[i]: 1 once node i's mount point is set up
 declare -a CL_HOST=() CL_PORT=()
 declare -a CL_NODE_ARGS=()   # extra arguments of every node
 declare -a CL_NODE_EXTRA=()  # CL_NODE_EXTRA[i]: extra arguments of node i only (words)
@@ -110,11 +111,13 @@ cl_teardown() {
     for pid in "${CL_ALL_PIDS[@]+"${CL_ALL_PIDS[@]}"}"; do
         wait "$pid" 2>/dev/null
     done
+    local layer
     for m in "${CL_MOUNTS[@]+"${CL_MOUNTS[@]}"}"; do
-        if grep -qs " $m " /proc/self/mountinfo; then
+        for layer in 1 2 3 4; do # the node's mount, then the underlay
+            grep -qs " $m " /proc/self/mountinfo || break
             fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null ||
-                umount -l "$m" 2>/dev/null
-        fi
+                umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+        done
     done
     if [ "$CL_FAILED" = 1 ] && [ -n "$CL_DIR" ]; then
         for i in $(seq 1 "$CL_N"); do
@@ -178,9 +181,18 @@ cl_start_node() {
     local -a margs=()
     mkdir -p "$CL_DIR/$i"
     if [ "$CL_MOUNT" = 1 ]; then
-        mkdir -p "$CL_DIR/mnt/$i"
+        if [ -z "${CL_UNDERLAY[$i]:-}" ]; then
+            mkdir -p "$CL_DIR/mnt/$i"
+            # Under the mount, a read-only empty filesystem: while a killed
+            # node's dead mount is replaced, a client that reaches the bare
+            # directory gets EROFS or ENOENT instead of writing to the local
+            # disk (which the history would count as a write to the store).
+            [ "$(id -u)" = 0 ] &&
+                mount -t tmpfs -o ro,size=4k,mode=0555 hstore-underlay "$CL_DIR/mnt/$i" 2>/dev/null
+            CL_UNDERLAY[$i]=1
+            CL_MOUNTS+=("$CL_DIR/mnt/$i")
+        fi
         margs=(--mount "$CL_DIR/mnt/$i")
-        CL_MOUNTS+=("$CL_DIR/mnt/$i")
     fi
     local -a extra=() envs=()
     read -ra extra <<<"${CL_NODE_EXTRA[$i]:-}"
