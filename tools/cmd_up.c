@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -173,9 +174,16 @@ static int up_prepare_dirs(const up_plan *p)
         }
         if (p->keep[i])
             continue;
-        if (p->old_mounts[i - 1][0] != '\0')
+        /* A dead mount of this node ("Transport endpoint is not connected")
+         * where it mounts again stays: the node replaces it right before its
+         * own mount goes on top (fs_start), so programs using the path reach
+         * the bare directory under it for an instant at most. */
+        struct stat mst;
+        bool dead = !p->no_mount && stat(p->mounts[i - 1], &mst) != 0 && errno == ENOTCONN;
+        if (p->old_mounts[i - 1][0] != '\0' &&
+            !(dead && strcmp(p->old_mounts[i - 1], p->mounts[i - 1]) == 0))
             up_unmount(p->old_mounts[i - 1]);
-        if (p->no_mount)
+        if (p->no_mount || dead)
             continue;
         up_unmount(p->mounts[i - 1]);
         if (up_mkdir_p(p->mounts[i - 1], 0755) != 0) {

@@ -45,6 +45,7 @@ lease_reads() { # the sum of every node's lease reads (nodes that answer)
 }
 
 STOP=$CL_DIR/stop_clients
+for k in l0 l1 l2; do : >"$(fs_mnt 1)/$k" || cl_fail "cannot create $k"; done
 fs_loop() {   # CLIENT NODE [ro: reads only]
     local c=$1 m hist=$CL_DIR/fs$1.hist n=0 f op t0 t1 rc out key tok end ro=${3:-}
     m=$(fs_mnt "$2")
@@ -66,9 +67,11 @@ fs_loop() {   # CLIENT NODE [ro: reads only]
             else echo "l$c put $key ${t0/./}000 - unknown $tok -"; fi
         else
             t0=$EPOCHREALTIME; out=$(dd if="$f" bs=1M count=1 status=none 2>"$CL_DIR/dd$c.err"); rc=$?; t1=$EPOCHREALTIME
-            if [ $rc = 0 ]; then echo "l$c get $key ${t0/./}000 ${t1/./}000 ok - ${out:-%}"
-            elif grep -q 'No such file' "$CL_DIR/dd$c.err"; then echo "l$c get $key ${t0/./}000 ${t1/./}000 ok - %"
-            fi
+            # The keys exist from the start (made below), so a read that
+            # fails, ENOENT included, is no observation: while a killed
+            # node's mount is replaced, a client can reach the mount point's
+            # underlay for an instant.
+            if [ $rc = 0 ]; then echo "l$c get $key ${t0/./}000 ${t1/./}000 ok - ${out:-%}"; fi
         fi
     done >"$hist"
 }
