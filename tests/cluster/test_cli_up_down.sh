@@ -72,5 +72,34 @@ if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
     for i in 1 2 3; do
         grep -qs " $CL_DIR/mnt/$i " /proc/self/mountinfo && cl_fail "$CL_DIR/mnt/$i still mounted after down"
     done
+
+    # A node killed -9 and started again by up: a reader that keeps reading
+    # a file through that node's mount gets "Transport endpoint is not
+    # connected" until the new mount is up, then the file; never the file of
+    # the same name in the bare directory under the mount.
+    echo bare >"$CL_DIR/mnt/3/f"
+    hs up -n 3 --dir "$dir" --base-port $port --mount-root "$CL_DIR/mnt" >/dev/null 2>&1 ||
+        cl_fail "up with mounts (2): exit $?"
+    while read -r id pid; do CL_ALL_PIDS+=("$pid"); done <"$dir/pids"
+    echo store >"$CL_DIR/mnt/1/f" || cl_fail "write through mount 1"
+    for round in 1 2 3; do
+        stop=$CL_DIR/stop_reader
+        rm -f "$stop"
+        (while [ ! -e "$stop" ]; do cat "$CL_DIR/mnt/3/f" 2>/dev/null; done >"$CL_DIR/reads") &
+        rpid=$!; CL_ALL_PIDS+=("$rpid")
+        sleep 0.3
+        p3=$(awk '$1 == 3 { print $2 }' "$dir/pids")
+        kill -9 "$p3"
+        sleep 1
+        hs up -n 3 --dir "$dir" --base-port $port --mount-root "$CL_DIR/mnt" >/dev/null 2>&1 ||
+            cl_fail "up after kill -9 of node 3: exit $?"
+        while read -r id pid; do CL_ALL_PIDS+=("$pid"); done <"$dir/pids"
+        sleep 0.5
+        : >"$stop"
+        wait "$rpid"
+        grep -q '^store$' "$CL_DIR/reads" || cl_fail "round $round: the reader never read the file"
+        ! grep -q '^bare$' "$CL_DIR/reads" || cl_fail "round $round: a reader reached the bare directory under node 3's mount while it restarted"
+    done
+    hs down --dir "$dir" >/dev/null 2>&1 || cl_fail "down with mounts (2)"
 fi
 cl_pass
