@@ -64,6 +64,8 @@ static const char up_help[] =
     "  --max-store-bytes B       total data limit (ENOSPC past it)\n"
     "  --tick-ms MS, --election-ticks N   Raft tick and election timeout in ticks\n"
     "  --lease-ms MS             read lease (default: the election timeout; 0 off)\n"
+    "  --attr-cache-ms MS        longest the kernel keeps attributes under the lease\n"
+    "                            (default 1000; 0 off)\n"
     "  --log-level L             error, warn, info (default) or debug\n"
     "\n"
     "Examples:\n"

@@ -49,6 +49,7 @@ const up_optdef up_defs[UO_N] = {
     [UO_TICK] = {"tick-ms", K_NUM, NULL, true, 1, 10000, "--tick-ms 50"},
     [UO_ELECTION] = {"election-ticks", K_NUM, NULL, true, 2, 10000, "--election-ticks 10"},
     [UO_LEASE] = {"lease-ms", K_NUM, NULL, true, 0, 600000, "--lease-ms 500"},
+    [UO_ATTR_CACHE] = {"attr-cache-ms", K_NUM, NULL, true, 0, 60000, "--attr-cache-ms 1000"},
     [UO_LOG] = {"log-level", K_LEVEL, NULL, true, 0, 0, "--log-level debug"},
 };
 

@@ -36,6 +36,7 @@ enum {
     UO_TICK,
     UO_ELECTION,
     UO_LEASE,
+    UO_ATTR_CACHE,
     UO_LOG,
     UO_N
 };
