@@ -394,8 +394,11 @@ void fs_stop(fs_mount *m)
     if (m->loop_started) {
         fuse_session_exit(m->se);
         /* Unmounting ends the connection once nothing uses the mount, and
-         * the loop's device reads then fail with ENODEV. */
-        detach_mount(m->mountpoint);
+         * the loop's device reads then fail with ENODEV.  Done here, it is
+         * not done again (a second unmount of the path would take away
+         * whatever is mounted under it). */
+        if (detach_mount(m->mountpoint) == 0)
+            m->mounted = false;
         if (!join_until(m, 1500)) {
             /* Something still holds the mount: abort the connection.  Workers
              * inside the backend finish within their deadline. */

@@ -28,7 +28,7 @@ cl_expect_eq "$(stat -c %s "$(fs_mnt 2)/big")" $((MB * 1024 * 1024)) "size on no
 cl_log "stop all nodes, start them again"
 for i in 1 2 3; do cl_term "$i" 30; done
 for i in 1 2 3; do
-    grep -qs " $(fs_mnt "$i") " /proc/self/mountinfo && cl_fail "node $i left its mount behind after SIGTERM"
+    cl_fuse_mounted "$(fs_mnt "$i")" && cl_fail "node $i left its mount behind after SIGTERM"
 done
 for i in 1 2 3; do cl_restart "$i"; done
 fs_wait_mounts 60

@@ -63,6 +63,6 @@ sleep 0.2
 t0=$(cl_now_ms)
 cl_term 1 60
 t1=$(cl_now_ms)
-grep -qs " $M1 " /proc/self/mountinfo && cl_fail "node 1's mount is still there after SIGTERM"
+cl_fuse_mounted "$M1" && cl_fail "node 1's mount is still there after SIGTERM"
 cl_log "stopped without a quorum in $((t1 - t0)) ms"
 cl_pass

@@ -220,6 +220,10 @@ cl_pid_running() {
 
 cl_alive() { [ -n "${CL_PID[$1]:-}" ] && kill -0 "${CL_PID[$1]}" 2>/dev/null; }
 
+# cl_fuse_mounted PATH: a FUSE filesystem is mounted at PATH (the read-only
+# underlay cl_start_node puts under a node's mount point does not count).
+cl_fuse_mounted() { grep -s " $1 " /proc/self/mountinfo | grep -q ' - fuse'; }
+
 # cl_kill I: kill -9 node I (a crash).
 cl_kill() {
     local i=$1 pid=${CL_PID[$1]:-}
