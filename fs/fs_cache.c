@@ -96,40 +96,35 @@ static void forget(fs_mount *m, const uint64_t *inos, size_t n, bool all)
      * change and looks at the generation after it replies uncached. */
     atomic_fetch_add(&m->cache.gen, 1);
     uint64_t now = mono_ms();
-    uint64_t stack[16], *drop = stack;
-    size_t nd = 0, cap = sizeof stack / sizeof stack[0];
-    pthread_mutex_lock(&m->cache.mu);
-    if (all && m->cache.used > cap) {
-        uint64_t *d = malloc(m->cache.used * sizeof *d);
-        if (d != NULL) {
-            drop = d;
-            cap = m->cache.used;
-        }
-    }
-    if (all) {
-        for (size_t i = 0; i < FS_CACHE_SLOTS; i++) {
-            fs_cache_slot *s = &m->cache.tab[i];
-            if (s->ino != 0 && s->until > now) {
-                if (nd < cap)
+    uint64_t drop[64];
+    size_t done = 0; /* inos[0, done) looked at */
+    bool more = true;
+    while (more) { /* in rounds of at most 64, without allocating */
+        size_t nd = 0;
+        pthread_mutex_lock(&m->cache.mu);
+        if (all) {
+            for (size_t i = 0; i < FS_CACHE_SLOTS && nd < 64; i++) {
+                fs_cache_slot *s = &m->cache.tab[i];
+                if (s->ino != 0 && s->until > now) {
                     drop[nd++] = s->ino;
-                s->until = 0;
+                    s->until = 0;
+                }
             }
-        }
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            fs_cache_slot *s = find(m, inos[i]);
-            if (s != NULL && s->ino == inos[i] && s->until > now) {
-                s->until = 0;
-                if (nd < cap)
-                    drop[nd++] = inos[i];
+            more = nd == 64;
+        } else {
+            for (; done < n && nd < 64; done++) {
+                fs_cache_slot *s = find(m, inos[done]);
+                if (s != NULL && s->ino == inos[done] && s->until > now) {
+                    s->until = 0;
+                    drop[nd++] = inos[done];
+                }
             }
+            more = done < n;
         }
+        pthread_mutex_unlock(&m->cache.mu);
+        for (size_t i = 0; i < nd; i++)
+            fuse_lowlevel_notify_inval_inode(m->se, (fuse_ino_t)drop[i], -1, 0);
     }
-    pthread_mutex_unlock(&m->cache.mu);
-    for (size_t i = 0; i < nd; i++)
-        fuse_lowlevel_notify_inval_inode(m->se, (fuse_ino_t)drop[i], -1, 0);
-    if (drop != stack)
-        free(drop);
 }
 
 static void on_changed(void *arg, const uint64_t *inos, size_t n, bool all)
