@@ -234,9 +234,7 @@ static void mount_free(fs_mount *m)
     free(m);
 }
 
-/* The absolute form of path, a dead mount (which realpath() cannot stat):
- * its parent resolved, its last name added.  False with errno set. */
-static bool stale_path(const char *path, char *out, size_t cap)
+bool fs_resolve_parent(const char *path, char *out, size_t cap)
 {
     char parent[PATH_MAX], rp[PATH_MAX];
     snprintf(parent, sizeof parent, "%s", path);
@@ -316,7 +314,7 @@ fs_mount *fs_start(const fs_backend *b, const char *mountpoint, const fs_options
      * writes there lands on the local disk, not in the store. */
     struct stat st;
     bool stale = stat(mountpoint, &st) != 0 && errno == ENOTCONN;
-    if (stale ? !stale_path(mountpoint, m->mountpoint, sizeof m->mountpoint)
+    if (stale ? !fs_resolve_parent(mountpoint, m->mountpoint, sizeof m->mountpoint)
               : realpath(mountpoint, m->mountpoint) == NULL) {
         snprintf(err, errlen, "mount point %s: %s", mountpoint, strerror(errno));
         mount_free(m);

@@ -69,4 +69,9 @@ void fs_stop(fs_mount *m);
 /* The mountpoint (absolute path) of a running mount. */
 const char *fs_mountpoint(const fs_mount *m);
 
+/* The absolute form of path with only its parent resolved, its last name
+ * added as it is: what realpath() would give for a dead mount, which it
+ * cannot stat (ENOTCONN).  False with errno set. */
+bool fs_resolve_parent(const char *path, char *out, size_t cap);
+
 #endif

@@ -127,6 +127,7 @@ struct fs_mount {
     atomic_uint npending; /* handles with pending whole-file content */
     fs_handle handles;    /* list head (sentinel) */
     fs_iref *irefs;       /* inodes open on this mount */
+    atomic_uint nwriters; /* handles open for writing (fs_open_for_write) */
     fs_opening *opening;  /* opens in progress */
     fs_lookup *lookups;   /* recent lookups of non-directories */
     size_t nlookups;

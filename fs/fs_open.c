@@ -64,6 +64,8 @@ int fs_handle_set_ino(fs_mount *m, fs_handle *h, uint64_t ino)
     }
     r->nopen++;
     r->nwrite += h->writable;
+    if (h->writable)
+        atomic_fetch_add(&m->nwriters, 1);
     h->ino = ino;
     pthread_mutex_unlock(&m->hmu);
     return 0;
@@ -84,8 +86,10 @@ void fs_handle_free(fs_mount *m, fs_handle *h)
         fs_iref **pp = &m->irefs;
         while (*pp != NULL && (*pp)->ino != h->ino)
             pp = &(*pp)->next;
-        if (*pp != NULL)
-            (*pp)->nwrite -= h->writable;
+        if (*pp != NULL && h->writable) {
+            (*pp)->nwrite--;
+            atomic_fetch_sub(&m->nwriters, 1);
+        }
         if (*pp != NULL && --(*pp)->nopen == 0) {
             fs_iref *r = *pp;
             *pp = r->next;
@@ -104,6 +108,8 @@ void fs_handle_free(fs_mount *m, fs_handle *h)
 
 bool fs_open_for_write(fs_mount *m, uint64_t ino)
 {
+    if (atomic_load(&m->nwriters) == 0)
+        return false; /* the common case, on every cached reply: no lock */
     bool w = false;
     pthread_mutex_lock(&m->hmu);
     for (const fs_iref *r = m->irefs; r != NULL && !w; r = r->next)

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fs/fs.h"
 #include "tools/cli.h"
 #include "tools/up_proc.h"
 
@@ -84,20 +85,8 @@ static bool is_mounted(const char *path)
     char real[PATH_MAX + 256];
     /* realpath() stats a dead FUSE mount (ENOTCONN): resolve its parent and
      * add the last name, else take the path as it is. */
-    if (realpath(path, real) == NULL) {
-        char parent[PATH_MAX], rp[PATH_MAX];
-        snprintf(parent, sizeof parent, "%s", path);
-        char *slash = strrchr(parent, '/');
-        if (slash != NULL && slash != parent && slash[1] != '\0') {
-            *slash = '\0';
-            if (realpath(parent, rp) != NULL)
-                snprintf(real, sizeof real, "%s/%s", rp, slash + 1);
-            else
-                snprintf(real, sizeof real, "%s", path);
-        } else {
-            snprintf(real, sizeof real, "%s", path);
-        }
-    }
+    if (realpath(path, real) == NULL && !fs_resolve_parent(path, real, sizeof real))
+        snprintf(real, sizeof real, "%s", path);
     FILE *f = fopen("/proc/self/mountinfo", "r");
     if (f == NULL)
         return false;

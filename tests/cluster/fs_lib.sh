@@ -14,6 +14,15 @@ OPT_MS=3000
 # fs_mnt I: node I's mount point.
 fs_mnt() { echo "$CL_DIR/mnt/$1"; }
 
+# fs_metric I NAME: node I's value of the metric NAME (the whole series name,
+# labels included), from GET /metrics of a node started with
+# --http 127.0.0.(10+I):7102 and the bearer token in $TOKEN; empty when the
+# node does not answer.
+fs_metric() {
+    curl -s -m 2 -H "Authorization: Bearer $TOKEN" "http://127.0.0.$((10 + $1)):7102/metrics" |
+        awk -v k="$2" '$1 == k { print $2 }'
+}
+
 # fs_wait_mounts [SECONDS]: every running node's mount answers (the control
 # file is served locally, without a quorum) and the cluster has a leader.
 fs_wait_mounts() {

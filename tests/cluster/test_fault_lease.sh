@@ -37,8 +37,7 @@ TOKEN=$(hs http-token) || cl_fail "hstore http-token: exit $?"
 lease_reads() { # the sum of every node's lease reads (nodes that answer)
     local i t=0 v
     for i in 1 2 3; do
-        v=$(curl -s -m 2 -H "Authorization: Bearer $TOKEN" "http://127.0.0.$((10 + i)):7102/metrics" |
-            awk '$1 == "hstore_lease_reads_total" { print $2 }')
+        v=$(fs_metric "$i" hstore_lease_reads_total)
         t=$((t + ${v:-0}))
     done
     echo "$t"

@@ -20,10 +20,7 @@ for i in 1 2 3; do CL_NODE_EXTRA[$i]="--http 127.0.0.$((10 + i)):7102"; done
 cl_start 3 --op-timeout-ms 3000 --lease-ms "$LEASE_MS"
 fs_wait_mounts 20
 TOKEN=$(hs http-token) || cl_fail "hstore http-token: exit $?"
-getattrs() { # FUSE getattr requests node $1 has served
-    curl -s -m 2 -H "Authorization: Bearer $TOKEN" "http://127.0.0.$((10 + $1)):7102/metrics" |
-        awk '$1 == "hstore_fuse_op_seconds_count{op=\"getattr\"}" { print $2 }'
-}
+getattrs() { fs_metric "$1" 'hstore_fuse_op_seconds_count{op="getattr"}'; }
 
 F=probe
 : >"$(fs_mnt 1)/$F" || cl_fail "cannot create the file"

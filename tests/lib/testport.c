@@ -8,12 +8,12 @@
 #include <time.h>
 #include <unistd.h>
 
-static bool port_free(const char *ip, int port)
+bool test_port_free(const char *ip, int port)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     if (s < 0)
         return false;
-    int one = 1; /* as the listeners do: a port in TIME_WAIT counts as free */
+    int one = 1;
     setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     bool ok =
@@ -32,7 +32,7 @@ int test_free_ports(const char *ip, int count)
             LO + (int)((x + (unsigned)tries * 37u * (unsigned)count) % (unsigned)(SPAN - count));
         bool ok = true;
         for (int i = 0; i < count && ok; i++)
-            ok = port_free(ip, p + i);
+            ok = test_port_free(ip, p + i);
         if (ok)
             return p;
     }

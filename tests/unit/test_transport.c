@@ -32,6 +32,7 @@
 #include <sys/time.h>
 
 #include "net/transport.h"
+#include "tests/lib/testport.h"
 
 /* ---- helpers ---- */
 
@@ -44,24 +45,12 @@ static uint64_t rnd(void)
     return z ^ (z >> 31);
 }
 
-static bool port_free(const char *ip, int port)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    if (s < 0)
-        return false;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, ip, &a.sin_addr);
-    bool ok = bind(s, (struct sockaddr *)&a, sizeof(a)) == 0;
-    close(s);
-    return ok;
-}
-
 /* A port P with P and P+1 free (peer and client sockets). */
 static int free_port_pair(const char *ip)
 {
     for (int tries = 0; tries < 1000; tries++) {
         int p = 20000 + (int)(rnd() % 20000) * 2;
-        if (port_free(ip, p) && port_free(ip, p + 1))
+        if (test_port_free(ip, p) && test_port_free(ip, p + 1))
             return p;
     }
     fail_msg("no free port pair");
@@ -314,7 +303,7 @@ static void test_outgoing_from_own_address(void **state)
     /* Two loopback addresses other than 127.0.0.1: without binding the
      * local end, the kernel would pick 127.0.0.1 or the destination. */
     const char *ipa = "127.0.0.3", *ipb = "127.0.0.2";
-    if (!port_free(ipa, 40001) && !port_free(ipa, 40003))
+    if (!test_port_free(ipa, 40001) && !test_port_free(ipa, 40003))
         fail_msg("cannot bind 127.0.0.3 on this machine");
     int pa = free_port_pair(ipa), pb = free_port_pair(ipb);
     net_transport_config ca, cb;
