@@ -152,6 +152,8 @@ cl_pick_base_port() {
 }
 
 # cl_start N [node args...]: starts nodes 1..N of a new cluster.
+# CL_START_ONLY="I J ...": start only those nodes now (the others later, with
+# cl_start_node).
 cl_start() {
     local n=$1 i base
     shift
@@ -172,7 +174,7 @@ cl_start() {
     export HSTORE_CLUSTER=$CL_SPEC
     echo "$CL_SPEC" >"$CL_DIR/cluster"
     cl_log "cluster $CL_SPEC"
-    for i in $(seq 1 "$n"); do cl_start_node "$i"; done
+    for i in ${CL_START_ONLY:-$(seq 1 "$n")}; do cl_start_node "$i"; done
 }
 
 # cl_start_node I: starts node I (again) from its data directory.
