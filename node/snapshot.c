@@ -323,13 +323,15 @@ void maybe_snapshot(node *n)
     uint64_t thr = n->cfg.snapshot_threshold;
     /* Each snapshot rewrites the whole state, so with large files a fixed
      * threshold rewrites hundreds of MiB for every few written: a state
-     * larger than the threshold lets the log grow up to its size (so the
-     * snapshots of a growing state add up to about twice its final size),
-     * but never past SNAP_LOG_MAX_FACTOR times the threshold (the bound the
-     * log's size, in memory and on disk, keeps). */
-    if (n->snap_state_bytes > thr)
-        thr = n->snap_state_bytes < SNAP_LOG_MAX_FACTOR * thr ? n->snap_state_bytes
-                                                              : SNAP_LOG_MAX_FACTOR * thr;
+     * larger than the threshold lets the log grow up to twice its size (so
+     * the snapshots of a growing state add up to about half its final size;
+     * allowing once its size, they added up to twice, and a 200 MiB file
+     * cost 343 MiB of snapshots), but never past SNAP_LOG_MAX_FACTOR times
+     * the threshold (the bound the log's size, in memory and on disk,
+     * keeps). */
+    if (2 * n->snap_state_bytes > thr)
+        thr = 2 * n->snap_state_bytes < SNAP_LOG_MAX_FACTOR * thr ? 2 * n->snap_state_bytes
+                                                                  : SNAP_LOG_MAX_FACTOR * thr;
     thr -= thr / 4 * (n->cfg.id % 4) / 3;
     if (n->snap.want && n->snap.want <= st_snapshot_index(n->st))
         n->snap.want = 0; /* a backup's wish (backup.c) is met */
