@@ -323,14 +323,14 @@ void maybe_snapshot(node *n)
     uint64_t thr = n->cfg.snapshot_threshold;
     /* Each snapshot rewrites the whole state, so with large files a fixed
      * threshold rewrites hundreds of MiB for every few written: a state
-     * larger than the threshold lets the log grow up to twice its size (so
-     * the snapshots of a growing state add up to about half its final size;
-     * allowing once its size, they added up to twice, and a 200 MiB file
-     * cost 343 MiB of snapshots), but never past SNAP_LOG_MAX_FACTOR times
-     * the threshold (the bound the log's size, in memory and on disk,
-     * keeps). */
-    if (2 * n->snap_state_bytes > thr)
-        thr = 2 * n->snap_state_bytes < SNAP_LOG_MAX_FACTOR * thr ? 2 * n->snap_state_bytes
+     * larger than the threshold lets the log grow up to three times its
+     * size (so the snapshots of a growing state add up to about a third of
+     * its final size; allowing once its size, they added up to twice, and
+     * a 200 MiB file cost 343 MiB of snapshots on every node), but never
+     * past SNAP_LOG_MAX_FACTOR times the threshold (the bound the log's
+     * size, in memory and on disk, keeps). */
+    if (3 * n->snap_state_bytes > thr)
+        thr = 3 * n->snap_state_bytes < SNAP_LOG_MAX_FACTOR * thr ? 3 * n->snap_state_bytes
                                                                   : SNAP_LOG_MAX_FACTOR * thr;
     thr -= thr / 4 * (n->cfg.id % 4) / 3;
     if (n->snap.want && n->snap.want <= st_snapshot_index(n->st))
