@@ -78,7 +78,8 @@ static raft_slab *slab_map(size_t bytes)
     s->mapped = 0;
 #else
     bytes = (bytes + 4095) & ~(size_t)4095;
-    raft_slab *s = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    raft_slab *s = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (s == MAP_FAILED)
         return NULL;
     madvise(s, bytes, MADV_DONTFORK);
