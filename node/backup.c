@@ -65,6 +65,9 @@ void backup_answer(node *n, req *q, int status, uint8_t *reply)
 static void answer_read(node *n, net_client_msg *cm, const net_snap_req *sq)
 {
     net_snap_resp r = {.req_id = sq->req_id, .status = NET_ST_OK};
+    /* Under the store's lock: the snapshot worker may be replacing the
+     * stored snapshot (snapshot.c, snap_commit). */
+    pthread_mutex_lock(&n->st_mu);
     r.index = st_snapshot_index(n->st);
     r.term = st_snapshot_term(n->st);
     r.total = st_snapshot_stored_bytes(n->st);
@@ -74,6 +77,7 @@ static void answer_read(node *n, net_client_msg *cm, const net_snap_req *sq)
         if (n->chunk_cap < len) {
             uint8_t *p = realloc(n->chunk, len);
             if (!p) {
+                pthread_mutex_unlock(&n->st_mu);
                 net_client_msg_drop(cm);
                 return;
             }
@@ -90,6 +94,7 @@ static void answer_read(node *n, net_client_msg *cm, const net_snap_req *sq)
             r.data_len = (uint32_t)len;
         }
     }
+    pthread_mutex_unlock(&n->st_mu);
     send_resp(n, cm, &r);
 }
 

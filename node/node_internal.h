@@ -65,6 +65,8 @@
 #define SNAP_PIN_MS 5000
 /* After a failed snapshot attempt, wait this long before the next. */
 #define SNAP_RETRY_MS 5000
+/* How the disk writer ended a snapshot commit (persist_snap_result). */
+enum { SNAP_COMMITTED = 0, SNAP_DROPPED, SNAP_STORE_FAILED };
 
 enum { ORIGIN_LOCAL = 1, ORIGIN_NET = 2, ORIGIN_SELF = 3 };
 
@@ -132,6 +134,17 @@ typedef struct persist_state {
     uint64_t pushed, written, popped;
     int rc; /* first failure (then nothing more is written) */
     char err[512];
+    /* A snapshot of the node's own to commit (persist_snap_commit): the
+     * writer commits it once the batches pushed before it began are
+     * written. */
+    struct {
+        bool pending, busy, done;
+        int rc; /* SNAP_* (snapshot.c) */
+        st_snap_writer *w;
+        raft_conf conf;
+        uint64_t index, after, us;
+        char err[256];
+    } sc;
 } persist_state;
 
 struct node {
@@ -177,7 +190,13 @@ struct node {
         uint64_t pushed_at_start; /* batches pushed to the writer when it began */
         uint64_t want;            /* a backup wants a snapshot at this index or later */
         uint64_t pin_ms;          /* a backup reads the stored one until about then */
-        bool done;                /* worker finished (guarded by mu) */
+        raft_conf conf;           /* the configuration at index, stored with it */
+        uint64_t stored;          /* bytes of the stored form, once finished */
+        bool committing;          /* handed to the disk writer (persist_snap_commit) */
+        int result;               /* its SNAP_* once known, else -1 */
+        uint64_t commit_us;       /* how long the writer's commit took */
+        char commit_err[256];
+        bool done; /* worker finished (guarded by mu) */
         int rc;
         char err[256];
     } snap;
@@ -222,7 +241,7 @@ struct node {
         bool member;        /* in the configuration, as last seen */
     } mem;
     persist_state pw;
-    pthread_mutex_t st_mu;    /* the store: the loop and the writer (persist.c) */
+    pthread_mutex_t st_mu;    /* the store: the loop and the disk writer (persist.c) */
     uint64_t stall_logged_ms; /* last "loop held" report (loop.c) */
     uint64_t turn_bytes;      /* bytes proposed in this loop turn */
     bool deferred;            /* commands wait for the next turn (NODE_TURN_BYTES) */
@@ -330,6 +349,16 @@ void persist_push(node *n, const raft_ready *rd);
  * yet (wait: block until it is) or none is out; -1 when a write failed
  * (message in err). */
 int persist_pop(node *n, raft_ready *rd, bool wait, char *err, size_t errlen);
+/* The snapshot w (finished) at index becomes the stored one, committed by
+ * the disk writer once every batch pushed before `after` is written;
+ * persist_snap_result: -1 while that is pending, else SNAP_* (err then has
+ * the store's message for SNAP_STORE_FAILED, *us the commit's time);
+ * persist_snap_cancel: the node stops (a pending commit is dropped, one
+ * under way is waited for). */
+void persist_snap_commit(node *n, st_snap_writer *w, const raft_conf *conf, uint64_t index,
+                         uint64_t after);
+int persist_snap_result(node *n, char *err, size_t errlen, uint64_t *us);
+void persist_snap_cancel(node *n);
 /* Batches out (pushed, not popped). */
 static inline uint64_t persist_outstanding(node *n)
 {

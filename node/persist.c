@@ -11,11 +11,12 @@
  * The loop then finishes the oldest done batches in order (persist_pop):
  * sends what waited for the write (votes, acks), raft_advance().
  *
- * n->st_mu serialises the store between the two threads: the writer holds
- * it for a write; the loop takes it for the rare things it does to the
- * store itself (committing a snapshot of its own, installing one received
- * from a leader).  Reading snapshot chunks for a lagging follower needs no
- * lock (st_snap_stored_read has a connection of its own).
+ * n->st_mu serialises the store between the threads: the writer holds it
+ * for a write; the snapshot worker to commit a snapshot of the node's own
+ * (snapshot.c); the loop for the rare things it does to the store itself
+ * (installing a snapshot received from a leader, reading stored snapshot
+ * chunks for a lagging follower or a backup, which the worker's commit
+ * replaces).
  *
  * A failed write is reported once to the loop, which stops the node
  * (node_fail): nothing of that batch or any later one is acknowledged.
@@ -27,6 +28,106 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+static bool snap_commit_due(const persist_state *p)
+{
+    return p->sc.pending && p->written >= p->sc.after && !p->rc;
+}
+
+/* The commit of a snapshot of the node's own, on the writer (called and
+ * returning with p->mu): the store's transaction waits for the store's lock
+ * and syncs, tens of milliseconds that every request in flight would wait
+ * with if the loop did it.  The store's log must hold every entry up to the
+ * snapshot's index before its prefix is dropped; those entries were all in
+ * batches pushed before the snapshot began (an entry is applied only after
+ * the batch that appended it was pushed), written by now.  A snapshot from
+ * the leader stored meanwhile at this index or later wins: this one is
+ * dropped. */
+static void snap_commit(node *n)
+{
+    persist_state *p = &n->pw;
+    p->sc.pending = false;
+    p->sc.busy = true;
+    st_snap_writer *w = p->sc.w;
+    p->sc.w = NULL;
+    pthread_mutex_unlock(&p->mu);
+    char err[256] = "";
+    uint64_t t0 = metrics_now_ns();
+    int rc = SNAP_COMMITTED;
+    pthread_mutex_lock(&n->st_mu);
+    if (st_snapshot_index(n->st) >= p->sc.index) {
+        st_bgsnap_abort(w);
+        rc = SNAP_DROPPED;
+    } else if (st_bgsnap_commit(w, &p->sc.conf, err, sizeof err) != ST_OK) {
+        rc = SNAP_STORE_FAILED; /* the writer is freed either way */
+    }
+    pthread_mutex_unlock(&n->st_mu);
+    uint64_t us = (metrics_now_ns() - t0) / 1000;
+    pthread_mutex_lock(&p->mu);
+    p->sc.busy = false;
+    p->sc.done = true;
+    p->sc.rc = rc;
+    p->sc.us = us;
+    snprintf(p->sc.err, sizeof p->sc.err, "%s", err);
+    pthread_cond_broadcast(&p->wcv);
+    uint64_t one = 1;
+    if (write(p->efd, &one, sizeof one) < 0) { /* a full counter still wakes the loop */
+    }
+}
+
+void persist_snap_commit(node *n, st_snap_writer *w, const raft_conf *conf, uint64_t index,
+                         uint64_t after)
+{
+    persist_state *p = &n->pw;
+    pthread_mutex_lock(&p->mu);
+    p->sc.w = w;
+    p->sc.conf = *conf;
+    p->sc.index = index;
+    p->sc.after = after;
+    p->sc.done = false;
+    p->sc.pending = true;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int persist_snap_result(node *n, char *err, size_t errlen, uint64_t *us)
+{
+    persist_state *p = &n->pw;
+    pthread_mutex_lock(&p->mu);
+    int rc = -1;
+    if (p->sc.done) {
+        rc = p->sc.rc;
+        *us = p->sc.us;
+        snprintf(err, errlen, "%s", p->sc.err);
+        p->sc.done = false;
+    } else if (p->rc && p->sc.pending) {
+        /* the writer failed first (the node stops): never committed */
+        p->sc.pending = false;
+        st_bgsnap_abort(p->sc.w);
+        p->sc.w = NULL;
+        rc = SNAP_DROPPED;
+        *us = 0;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+void persist_snap_cancel(node *n)
+{
+    persist_state *p = &n->pw;
+    if (!p->inited)
+        return;
+    pthread_mutex_lock(&p->mu);
+    if (p->sc.pending) {
+        p->sc.pending = false;
+        st_bgsnap_abort(p->sc.w);
+        p->sc.w = NULL;
+    }
+    while (p->sc.busy)
+        pthread_cond_wait(&p->wcv, &p->mu); /* one store transaction */
+    p->sc.done = false;
+    pthread_mutex_unlock(&p->mu);
+}
+
 static void *writer_main(void *arg)
 {
     node *n = arg;
@@ -34,8 +135,12 @@ static void *writer_main(void *arg)
     const raft_ready *rds[RAFT_MAX_BATCHES];
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stop && p->written == p->pushed)
+        while (!p->stop && p->written == p->pushed && !snap_commit_due(p))
             pthread_cond_wait(&p->cv, &p->mu);
+        if (snap_commit_due(p)) {
+            snap_commit(n);
+            continue;
+        }
         if (p->written == p->pushed)
             break; /* stopping, and nothing left to write */
         /* Everything waiting goes in one transaction.  The slots between
@@ -110,6 +215,12 @@ void persist_free(node *n)
 {
     persist_state *p = &n->pw;
     persist_stop(n);
+    if (p->sc.pending) {
+        /* never due: the writer failed first */
+        st_bgsnap_abort(p->sc.w);
+        p->sc.w = NULL;
+        p->sc.pending = false;
+    }
     if (p->inited) {
         pthread_mutex_destroy(&p->mu);
         pthread_cond_destroy(&p->cv);

@@ -11,11 +11,15 @@
  *     (kv_snapshot_write) into a pipe and exits.  A worker thread of the node
  *     reads the pipe and compresses into the store's background writer
  *     (st_bgsnap_*), which writes a new snapshot file beside the loop's
- *     batches and syncs it.  When the worker is done, a short step on the
- *     loop calls raft_compact(index, no bytes, stored length) and commits it
- *     (a row names the file, the log prefix dropped).  A crash at any point
- *     leaves the previous snapshot in force (an unnamed file is deleted at
- *     start).
+ *     batches and syncs it.  When the worker is done, the disk writer
+ *     commits it (persist_snap_commit: a row names the file, the store's log
+ *     prefix is dropped) once the batches pushed before the snapshot began
+ *     are written, so the loop never waits for that transaction; then a
+ *     short step on the loop calls raft_compact(index, no bytes, stored
+ *     length).  Until then the core may still send the older snapshot,
+ *     whose reads fail (st_snap_stored_read checks the index) and are
+ *     retried.  A crash at any point leaves the previous snapshot in force
+ *     (an unnamed file is deleted at start).
  *     Every wait has a deadline: the worker gives the child SNAP_IDLE_MS
  *     without output before killing it, and stopping the node kills the
  *     child and joins the worker.  The child dies with the node
@@ -119,8 +123,13 @@ bool snapshot_fill_chunk(node *n, raft_msg *m)
         n->chunk_cap = m->chunk_len;
     }
     char err[512];
-    if (st_snap_stored_read(n->st, m->index, m->offset, n->chunk, m->chunk_len, err, sizeof err) !=
-        ST_OK) {
+    /* Under the store's lock: the snapshot worker may be replacing the
+     * stored snapshot (snap_commit). */
+    pthread_mutex_lock(&n->st_mu);
+    int rc =
+        st_snap_stored_read(n->st, m->index, m->offset, n->chunk, m->chunk_len, err, sizeof err);
+    pthread_mutex_unlock(&n->st_mu);
+    if (rc != ST_OK) {
         nlog(n, 1, "cannot send snapshot bytes to node %" PRIu64 ": %s", m->to, err);
         return false;
     }
@@ -233,74 +242,97 @@ void snapshot_cancel(node *n)
 {
     if (!n->snap.running)
         return;
-    kill(n->snap.child, SIGKILL);
-    pthread_join(n->snap.thr, NULL);
-    close(n->snap.fd);
-    st_bgsnap_abort(n->snap.w);
+    if (n->snap.committing) {
+        persist_snap_cancel(n);
+    } else {
+        kill(n->snap.child, SIGKILL);
+        pthread_join(n->snap.thr, NULL);
+        close(n->snap.fd);
+        st_bgsnap_abort(n->snap.w);
+    }
+    n->snap.w = NULL;
+    n->snap.committing = false;
     n->snap.running = false;
 }
 
 /* The short step on the loop once the worker is done. */
 static void snapshot_finish(node *n)
 {
-    pthread_mutex_lock(&n->mu);
-    bool done = n->snap.done;
-    int rc = n->snap.rc;
-    pthread_mutex_unlock(&n->mu);
-    if (!done)
+    uint64_t index = n->snap.index;
+    if (!n->snap.committing) {
+        pthread_mutex_lock(&n->mu);
+        bool done = n->snap.done;
+        int rc = n->snap.rc;
+        pthread_mutex_unlock(&n->mu);
+        if (!done)
+            return;
+        pthread_join(n->snap.thr, NULL);
+        close(n->snap.fd);
+        if (rc) {
+            st_bgsnap_abort(n->snap.w);
+            n->snap.w = NULL;
+            n->snap.running = false;
+            n->snap.retry_ms = now_ms() + SNAP_RETRY_MS;
+            nlog(n, 1, "snapshot at index %" PRIu64 " failed: %s; retrying in %d ms", index,
+                 n->snap.err, SNAP_RETRY_MS);
+            return;
+        }
+        /* The disk writer commits it (persist.c), not the loop. */
+        n->snap.stored = st_bgsnap_bytes(n->snap.w);
+        persist_snap_commit(n, n->snap.w, &n->snap.conf, index, n->snap.pushed_at_start);
+        n->snap.w = NULL;
+        n->snap.committing = true;
+        n->snap.result = -1;
         return;
-    /* The store's log must hold every entry up to the snapshot's index
-     * before its prefix is dropped.  Those entries were all in batches
-     * handed to the disk writer before the snapshot started (an entry is
-     * applied only after the batch that appended it was pushed); wait for
-     * those, never for the ones pushed since (with large entries the
-     * writer may be seconds behind, and the loop must not stand still). */
-    if (!rc) {
+    }
+    if (n->snap.result < 0)
+        n->snap.result = persist_snap_result(n, n->snap.commit_err, sizeof n->snap.commit_err,
+                                             &n->snap.commit_us);
+    int rc = n->snap.result;
+    if (rc < 0)
+        return; /* next turn: the writer wakes the loop when it is done */
+    if (rc == SNAP_COMMITTED) {
+        /* The core drops its log up to index only once every batch that
+         * holds those entries was advanced (raft_compact); they are
+         * written, so this is at most a turn. */
         if (ready_finish_written(n, false) != 0)
             return;
         if (n->pw.popped < n->snap.pushed_at_start)
-            return; /* next turn: the writer wakes the loop as it goes */
+            return; /* next turn */
     }
-    pthread_join(n->snap.thr, NULL);
-    close(n->snap.fd);
+    uint64_t commit_us = n->snap.commit_us;
+    n->snap.committing = false;
     n->snap.running = false;
-    uint64_t index = n->snap.index;
-    if (rc) {
-        st_bgsnap_abort(n->snap.w);
-        n->snap.retry_ms = now_ms() + SNAP_RETRY_MS;
-        nlog(n, 1, "snapshot at index %" PRIu64 " failed: %s; retrying in %d ms", index,
-             n->snap.err, SNAP_RETRY_MS);
+    if (rc == SNAP_STORE_FAILED) {
+        node_fail(n, n->snap.commit_err);
         return;
     }
-    uint64_t stored = st_bgsnap_bytes(n->snap.w);
-    uint64_t t0 = now_ms();
-    raft_conf conf;
-    int crc = raft_compact(n->r, index, NULL, (size_t)stored, &conf);
-    pthread_mutex_lock(&n->st_mu);
+    if (rc == SNAP_DROPPED) {
+        nlog(n, 2, "snapshot at index %" PRIu64 " dropped: a newer one is stored", index);
+        return;
+    }
+    uint64_t t0 = metrics_now_ns();
+    int crc = raft_compact(n->r, index, NULL, (size_t)n->snap.stored, NULL);
+    uint64_t compact_us = (metrics_now_ns() - t0) / 1000;
     if (crc != RAFT_OK) {
-        /* a newer snapshot came from the leader meanwhile */
-        st_bgsnap_abort(n->snap.w);
-        pthread_mutex_unlock(&n->st_mu);
-        nlog(n, 2, "snapshot at index %" PRIu64 " dropped: %s", index, raft_strerror(crc));
-        return;
-    }
-    char err[512];
-    int src = st_bgsnap_commit(n->snap.w, &conf, err, sizeof err);
-    pthread_mutex_unlock(&n->st_mu);
-    if (src != ST_OK) {
-        node_fail(n, err);
+        /* a newer snapshot from the leader is in the core, and stored
+         * (it was saved before anything after it was applied) */
+        nlog(n, 2, "snapshot at index %" PRIu64 " stored, the core already past it: %s", index,
+             raft_strerror(crc));
         return;
     }
     uint64_t t1 = now_ms();
     metrics_inc(&n->metrics.snapshots_taken, 1);
-    metrics_inc(&n->metrics.snapshot_taken_bytes, stored);
+    metrics_inc(&n->metrics.snapshot_taken_bytes, n->snap.stored);
     metrics_observe(&n->metrics.snapshot_take, (t1 - n->snap.start_ms) * 1000000u);
     n->snap_state_bytes = n->snap.raw;
     nlog(n, 2,
          "snapshot taken at index %" PRIu64 " term %" PRIu64 ": %" PRIu64 " bytes, %" PRIu64
-         " bytes stored, %" PRIu64 " ms in the background; the loop paused %" PRIu64
-         " us to fork, %" PRIu64 " ms to commit",
-         index, n->snap.term, n->snap.raw, stored, t0 - n->snap.start_ms, n->snap.fork_us, t1 - t0);
+         " bytes stored, %" PRIu64 " ms in the background (%" PRIu64
+         " us of it the disk writer's commit); the loop paused %" PRIu64 " us to fork, %" PRIu64
+         " us to compact",
+         index, n->snap.term, n->snap.raw, n->snap.stored, t1 - n->snap.start_ms, commit_us,
+         n->snap.fork_us, compact_us);
     /* The compaction makes no ready of its own: refresh the status copy now,
      * or an idle node would report its old snapshot index. */
     log_changes(n);
@@ -349,6 +381,9 @@ void maybe_snapshot(node *n)
     raft_status_get(n->r, &st);
     if (index <= st.snapshot_index)
         return;
+    raft_conf conf;
+    if (raft_conf_at_index(n->r, index, &conf) != RAFT_OK)
+        return;
     char err[512];
     st_snap_writer *w;
     pthread_mutex_lock(&n->st_mu);
@@ -391,6 +426,9 @@ void maybe_snapshot(node *n)
     n->snap.term = n->last_applied_term;
     n->snap.start_ms = now;
     n->snap.pushed_at_start = n->pw.pushed;
+    n->snap.conf = conf;
+    n->snap.stored = 0;
+    n->snap.committing = false;
     n->snap.raw = 0;
     n->snap.done = false;
     n->snap.rc = 0;

@@ -529,6 +529,15 @@ int raft_compact(raft *r, uint64_t index, uint8_t *data, size_t len, raft_conf *
     return RAFT_OK;
 }
 
+int raft_conf_at_index(const raft *r, uint64_t index, raft_conf *out)
+{
+    if (index < r->log.snap_index || index > raft_log_last(r))
+        return RAFT_EINVAL;
+    uint64_t at;
+    raft_conf_at(r, index, out, &at);
+    return RAFT_OK;
+}
+
 /* ---- ready / advance ------------------------------------------------------- */
 
 bool raft_has_ready(const raft *r)

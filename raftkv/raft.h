@@ -375,6 +375,12 @@ int raft_transfer_leader(raft *r, uint64_t target);
  * beyond applied) the caller keeps ownership of data. */
 int raft_compact(raft *r, uint64_t index, uint8_t *data, size_t len, raft_conf *out_conf);
 
+/* The configuration in force at index (snapshot index <= index <= last), the
+ * one raft_compact(index) would report: a caller that stores its snapshot
+ * before compacting takes it at the snapshot's start.  RAFT_OK, or
+ * RAFT_EINVAL for an index outside that range. */
+int raft_conf_at_index(const raft *r, uint64_t index, raft_conf *out);
+
 /* ---- Output --------------------------------------------------------------- */
 
 typedef struct raft_read_state {
