@@ -14,9 +14,12 @@
  * by truncation (§5.3: a conflicting suffix) or by compaction (§5 of the
  * paper, chapter 5 of the dissertation) hand their slab reference to the
  * "graveyard" (raft_defer_slab) because a ready batch or a queued message
- * may still point at their data.
+ * may still point at their data.  A freed slab is kept for reuse, up to a
+ * bound (slab_cache_put).
  */
 #include <assert.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -52,14 +55,57 @@ const raft_entry *raft_entry_at(const raft *r, uint64_t index)
 #define SLAB_MAP ((size_t)1 << 20)
 #define SLAB_OWN (SLAB_MAP / 4)
 
+/* Freed mapped slabs wait here, up to SLAB_CACHE_BYTES, for the next slab
+ * of the same size: reusing one costs nothing, while unmapping one and
+ * mapping a fresh one costs a TLB shootdown on every CPU and the kernel's
+ * zeroing of every page (a compaction frees the slabs of a whole snapshot
+ * interval at once, on the node's loop).  Process-wide, under a mutex:
+ * tests run many cores in one process. */
+#define SLAB_CACHE_N 32
+#define SLAB_CACHE_BYTES ((size_t)32 << 20)
+static pthread_mutex_t slab_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static raft_slab *slab_cache[SLAB_CACHE_N];
+static size_t slab_cache_n, slab_cache_bytes;
+
+static bool slab_cache_put(raft_slab *s)
+{
+    bool kept = false;
+    pthread_mutex_lock(&slab_cache_mu);
+    if (slab_cache_n < SLAB_CACHE_N && slab_cache_bytes + s->mapped <= SLAB_CACHE_BYTES) {
+        slab_cache[slab_cache_n++] = s;
+        slab_cache_bytes += s->mapped;
+        kept = true;
+    }
+    pthread_mutex_unlock(&slab_cache_mu);
+    return kept;
+}
+
+__attribute__((unused)) /* under AddressSanitizer slabs are malloc'ed */
+static raft_slab *
+slab_cache_get(size_t mapped)
+{
+    raft_slab *s = NULL;
+    pthread_mutex_lock(&slab_cache_mu);
+    for (size_t i = 0; i < slab_cache_n; i++) {
+        if (slab_cache[i]->mapped == mapped) {
+            s = slab_cache[i];
+            slab_cache[i] = slab_cache[--slab_cache_n];
+            slab_cache_bytes -= mapped;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&slab_cache_mu);
+    return s;
+}
+
 void raft_slab_release(raft_slab *s)
 {
     if (!s || --s->live)
         return;
-    if (s->mapped)
-        munmap(s, s->mapped);
-    else
+    if (!s->mapped)
         free(s);
+    else if (!slab_cache_put(s))
+        munmap(s, s->mapped);
 }
 
 /* A fresh slab of `bytes` (header included).  Mapped, not malloc'ed: a freed
@@ -78,12 +124,15 @@ static raft_slab *slab_map(size_t bytes)
     s->mapped = 0;
 #else
     bytes = (bytes + 4095) & ~(size_t)4095;
-    raft_slab *s = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if (s == MAP_FAILED)
-        return NULL;
-    madvise(s, bytes, MADV_DONTFORK);
-    s->mapped = bytes;
+    raft_slab *s = slab_cache_get(bytes);
+    if (!s) {
+        s = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+                 -1, 0);
+        if (s == MAP_FAILED)
+            return NULL;
+        madvise(s, bytes, MADV_DONTFORK);
+        s->mapped = bytes;
+    }
 #endif
     s->live = 1;
     return s;
