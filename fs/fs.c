@@ -142,6 +142,46 @@ static int detach_mount(const char *path)
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
+/* A node killed with its mount up leaves a dead mount.  As root, the new
+ * mount goes on top of it (mount(2) itself, then libfuse takes the device
+ * through "/dev/fd/N"), so the path never shows the directory under it, not
+ * even for an instant; the dead one is detached when this mount stops
+ * (fs_stop).  0, or -1 (then the caller detaches the dead mount first and
+ * mounts through libfuse: not root, or mount(2) refused). */
+static int stack_mount(fs_mount *m)
+{
+    if (geteuid() != 0)
+        return -1;
+    int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char data[256];
+    snprintf(data, sizeof data, "fd=%d,rootmode=40000,user_id=%u,group_id=%u,default_permissions%s",
+             fd, (unsigned)getuid(), (unsigned)getgid(), m->opt.allow_other ? ",allow_other" : "");
+    if (mount("hstore", m->mountpoint, "fuse.hstore", MS_NOSUID | MS_NODEV, data) != 0) {
+        close(fd);
+        return -1;
+    }
+    char dev[32];
+    snprintf(dev, sizeof dev, "/dev/fd/%d", fd);
+    if (fuse_session_mount(m->se, dev) != 0) {
+        umount2(m->mountpoint, MNT_DETACH);
+        close(fd);
+        return -1;
+    }
+    return 0;
+}
+
+/* Detaches the dead mounts left under the path (stack_mount), a bounded
+ * number, once this node's own mount is gone. */
+static void detach_dead_below(const char *path)
+{
+    struct stat st;
+    for (int i = 0; i < 16 && stat(path, &st) != 0 && errno == ENOTCONN; i++)
+        if (detach_mount(path) != 0)
+            break;
+}
+
 /* Finds the device numbers of our mount in /proc/self/mountinfo (a stat of
  * the mount point would ask our own, not yet running, request loop). */
 static void find_mount_dev(fs_mount *m)
@@ -212,7 +252,9 @@ static void mount_free(fs_mount *m)
 {
     fs_cache_stop(m); /* the node calls into the session no more */
     if (m->se != NULL) {
-        if (m->mounted)
+        if (m->mounted && m->stacked)
+            detach_mount(m->mountpoint); /* libfuse knows it as /dev/fd/N */
+        else if (m->mounted)
             fuse_session_unmount(m->se);
         fuse_session_destroy(m->se);
     }
@@ -308,7 +350,8 @@ fs_mount *fs_start(const fs_backend *b, const char *mountpoint, const fs_options
     clock_gettime(CLOCK_REALTIME, &m->start_time);
 
     /* A node killed with its mount up leaves a dead mount ("Transport
-     * endpoint is not connected"): it is detached right before the new
+     * endpoint is not connected").  As root the new mount goes on top of
+     * it (stack_mount).  Otherwise it is detached right before the new
      * mount goes on top, everything else made ready first, because in
      * between the bare directory under it shows, and whatever a program
      * writes there lands on the local disk, not in the store. */
@@ -346,9 +389,12 @@ fs_mount *fs_start(const fs_backend *b, const char *mountpoint, const fs_options
         mount_free(m);
         return NULL;
     }
-    if (stale)
+    if (stale && stack_mount(m) == 0) {
+        m->stacked = true;
+    } else if (stale) {
         detach_mount(m->mountpoint);
-    if (fuse_session_mount(m->se, m->mountpoint) != 0) {
+    }
+    if (!m->stacked && fuse_session_mount(m->se, m->mountpoint) != 0) {
         snprintf(err, errlen,
                  "cannot mount at %s (is /dev/fuse usable, the directory "
                  "empty and not already mounted?)",
@@ -395,8 +441,11 @@ void fs_stop(fs_mount *m)
          * the loop's device reads then fail with ENODEV.  Done here, it is
          * not done again (a second unmount of the path would take away
          * whatever is mounted under it). */
-        if (detach_mount(m->mountpoint) == 0)
+        if (detach_mount(m->mountpoint) == 0) {
             m->mounted = false;
+            if (m->stacked)
+                detach_dead_below(m->mountpoint);
+        }
         if (!join_until(m, 1500)) {
             /* Something still holds the mount: abort the connection.  Workers
              * inside the backend finish within their deadline. */

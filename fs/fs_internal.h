@@ -116,6 +116,7 @@ struct fs_mount {
     char mountpoint[PATH_MAX];
     struct fuse_session *se;
     bool mounted;
+    bool stacked; /* mounted on top of a dead mount of the same path (fs_start) */
     pthread_t loop_thread;
     bool loop_started;
     atomic_bool loop_done;
