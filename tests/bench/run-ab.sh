@@ -11,7 +11,9 @@
 # throughput and of the CPU time the three node processes spent per 1000
 # operations (user + system, from /proc/PID/stat, sampled just before and
 # after the bench): on a machine others load, throughput swings with their
-# load, CPU time per operation much less.
+# load, CPU time per operation much less.  AB_UP_ARGS adds options to
+# `hstore up` (for example "--snapshot-threshold 8M" to measure the tail
+# latency with snapshots during the run).
 set -u
 A=${1:?usage: run-ab.sh BIN_A BIN_B [ROUNDS] [CLIENTS] [OPS] [WORKLOAD]}
 B=${2:?usage: run-ab.sh BIN_A BIN_B [ROUNDS] [CLIENTS] [OPS] [WORKLOAD]}
@@ -35,8 +37,10 @@ node_ticks() {   # CPU clock ticks (user + system) of the nodes in DIR/pids
 run_one() {   # run_one BIN: prints ops_per_sec p50 p99 errors node_cpu_ms_per_1000_ops
     local bin=$1 out t0 t1
     rm -rf "$WORK/c"
+    local -a up_args=()
+    read -ra up_args <<<"${AB_UP_ARGS:-}"
     timeout 60 "$bin" up -n 3 --dir "$WORK/c" --base-port "$PORT" --no-mount --wait 30 \
-        >/dev/null 2>&1 || { echo "up failed" >&2; return 1; }
+        "${up_args[@]}" >/dev/null 2>&1 || { echo "up failed" >&2; return 1; }
     t0=$(node_ticks)
     out=$(HSTORE_SECRET_FILE= timeout 300 "$bin" bench --dir "$WORK/c" --clients "$CLIENTS" \
         --ops "$OPS" --key-size 16 --value-size 256 --json "$WORKLOAD" 2>/dev/null)
@@ -58,7 +62,7 @@ python3 - "$(printf '%s\n' "${ra[@]}")" "$(printf '%s\n' "${rb[@]}")" <<'EOF'
 import statistics, sys
 a = [l.split() for l in sys.argv[1].splitlines()]
 b = [l.split() for l in sys.argv[2].splitlines()]
-for name, col, unit in (("throughput", 0, "ops/s"), ("node CPU", 4, "ms/1000 ops")):
+for name, col, unit in (("throughput", 0, "ops/s"), ("p99", 2, "ms"), ("node CPU", 4, "ms/1000 ops")):
     ma = statistics.median(float(r[col]) for r in a)
     mb = statistics.median(float(r[col]) for r in b)
     print(f"{name}: median A {ma:.2f} {unit}, median B {mb:.2f} {unit}, B/A {mb / ma:.3f} ({(mb / ma - 1) * 100:+.1f}%)")
