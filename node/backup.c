@@ -65,8 +65,8 @@ void backup_answer(node *n, req *q, int status, uint8_t *reply)
 static void answer_read(node *n, net_client_msg *cm, const net_snap_req *sq)
 {
     net_snap_resp r = {.req_id = sq->req_id, .status = NET_ST_OK};
-    /* Under the store's lock: the snapshot worker may be replacing the
-     * stored snapshot (snapshot.c, snap_commit). */
+    /* Under the store's lock: the disk writer may be replacing the stored
+     * snapshot (persist_snap_commit). */
     pthread_mutex_lock(&n->st_mu);
     r.index = st_snapshot_index(n->st);
     r.term = st_snapshot_term(n->st);

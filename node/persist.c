@@ -11,11 +11,11 @@
  * The loop then finishes the oldest done batches in order (persist_pop):
  * sends what waited for the write (votes, acks), raft_advance().
  *
- * n->st_mu serialises the store between the threads: the writer holds it
- * for a write; the snapshot worker to commit a snapshot of the node's own
- * (snapshot.c); the loop for the rare things it does to the store itself
- * (installing a snapshot received from a leader, reading stored snapshot
- * chunks for a lagging follower or a backup, which the worker's commit
+ * n->st_mu serialises the store between the two threads: the writer holds
+ * it for a write and for the commit of a snapshot of the node's own
+ * (persist_snap_commit); the loop for the rare things it does to the store
+ * itself (installing a snapshot received from a leader, reading stored
+ * snapshot chunks for a lagging follower or a backup, which that commit
  * replaces).
  *
  * A failed write is reported once to the loop, which stops the node

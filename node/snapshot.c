@@ -123,8 +123,8 @@ bool snapshot_fill_chunk(node *n, raft_msg *m)
         n->chunk_cap = m->chunk_len;
     }
     char err[512];
-    /* Under the store's lock: the snapshot worker may be replacing the
-     * stored snapshot (snap_commit). */
+    /* Under the store's lock: the disk writer may be replacing the stored
+     * snapshot (persist_snap_commit). */
     pthread_mutex_lock(&n->st_mu);
     int rc =
         st_snap_stored_read(n->st, m->index, m->offset, n->chunk, m->chunk_len, err, sizeof err);
@@ -315,8 +315,8 @@ static void snapshot_finish(node *n)
     int crc = raft_compact(n->r, index, NULL, (size_t)n->snap.stored, NULL);
     uint64_t compact_us = (metrics_now_ns() - t0) / 1000;
     if (crc != RAFT_OK) {
-        /* a newer snapshot from the leader is in the core, and stored
-         * (it was saved before anything after it was applied) */
+        /* a newer snapshot from the leader is in the core: the loop
+         * stores it (over this one) before applying anything after it */
         nlog(n, 2, "snapshot at index %" PRIu64 " stored, the core already past it: %s", index,
              raft_strerror(crc));
         return;
