@@ -148,10 +148,37 @@ static int detach_mount(const char *path)
  * even for an instant; the dead one is detached when this mount stops
  * (fs_stop).  0, or -1 (then the caller detaches the dead mount first and
  * mounts through libfuse: not root, or mount(2) refused). */
+static int fuse_layers(const char *path)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    if (f == NULL)
+        return 0;
+    char *line = NULL;
+    size_t cap = 0;
+    int n = 0;
+    while (getline(&line, &cap, f) > 0) {
+        unsigned id, parent, maj, min;
+        char root[PATH_MAX], mp[PATH_MAX];
+        if (sscanf(line, "%u %u %u:%u %4095s %4095s", &id, &parent, &maj, &min, root, mp) == 6 &&
+            strcmp(mp, path) == 0 && strstr(line, " - fuse") != NULL)
+            n++;
+    }
+    free(line);
+    fclose(f);
+    return n;
+}
+
 static int stack_mount(fs_mount *m)
 {
     if (geteuid() != 0)
         return -1;
+    /* Dead mounts of earlier restarts, all but one: each detached one shows
+     * the next dead one, never the directory, and the layers do not pile
+     * up over many restarts. */
+    struct stat st;
+    for (int n = fuse_layers(m->mountpoint); n > 1; n--)
+        if (stat(m->mountpoint, &st) == 0 || errno != ENOTCONN || detach_mount(m->mountpoint) != 0)
+            break;
     int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return -1;

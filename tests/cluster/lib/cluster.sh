@@ -113,7 +113,7 @@ cl_teardown() {
     done
     local layer
     for m in "${CL_MOUNTS[@]+"${CL_MOUNTS[@]}"}"; do
-        for layer in 1 2 3 4; do # the node's mount, then the underlay
+        for layer in $(seq 1 32); do # the node's mount, dead ones of killed nodes under it, the underlay
             grep -qs " $m " /proc/self/mountinfo || break
             fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null ||
                 umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
