@@ -142,13 +142,11 @@ static int detach_mount(const char *path)
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-/* A node killed with its mount up leaves a dead mount.  As root, the new
- * mount goes on top of it (mount(2) itself, then libfuse takes the device
- * through "/dev/fd/N"), so the path never shows the directory under it, not
- * even for an instant; the dead one is detached when this mount stops
- * (fs_stop).  0, or -1 (then the caller detaches the dead mount first and
- * mounts through libfuse: not root, or mount(2) refused). */
-static int fuse_layers(const char *path)
+/* The FUSE mounts at path in /proc/self/mountinfo (a stat of the path would
+ * ask a dead mount, or our own, not yet running, request loop): how many,
+ * and the device numbers of the last, the newest, in *maj and *min (left as
+ * they are when there is none). */
+static int fuse_mounts_at(const char *path, unsigned *maj, unsigned *min)
 {
     FILE *f = fopen("/proc/self/mountinfo", "r");
     if (f == NULL)
@@ -157,28 +155,44 @@ static int fuse_layers(const char *path)
     size_t cap = 0;
     int n = 0;
     while (getline(&line, &cap, f) > 0) {
-        unsigned id, parent, maj, min;
+        unsigned id, parent, ma, mi;
         char root[PATH_MAX], mp[PATH_MAX];
-        if (sscanf(line, "%u %u %u:%u %4095s %4095s", &id, &parent, &maj, &min, root, mp) == 6 &&
-            strcmp(mp, path) == 0 && strstr(line, " - fuse") != NULL)
-            n++;
+        if (sscanf(line, "%u %u %u:%u %4095s %4095s", &id, &parent, &ma, &mi, root, mp) != 6 ||
+            strcmp(mp, path) != 0 || strstr(line, " - fuse") == NULL)
+            continue;
+        n++;
+        *maj = ma;
+        *min = mi;
     }
     free(line);
     fclose(f);
     return n;
 }
 
+/* Detaches dead mounts (ENOTCONN) at path, top first, until `keep` FUSE
+ * mounts are left there or the top one is not dead.  Each detached one
+ * shows the next dead one, never the directory under them. */
+static void detach_dead(const char *path, int keep)
+{
+    unsigned maj, min;
+    struct stat st;
+    for (int n = fuse_mounts_at(path, &maj, &min); n > keep; n--)
+        if (stat(path, &st) == 0 || errno != ENOTCONN || detach_mount(path) != 0)
+            break;
+}
+
+/* A node killed with its mount up leaves a dead mount.  As root, the new
+ * mount goes on top of it (mount(2) itself, then libfuse takes the device
+ * through "/dev/fd/N"), so the path never shows the directory under it, not
+ * even for an instant; the dead ones of earlier restarts but one are
+ * detached first (so they do not pile up), the last when this mount stops
+ * (fs_stop).  0, or -1 (then the caller detaches the dead mount first and
+ * mounts through libfuse: not root, or mount(2) refused). */
 static int stack_mount(fs_mount *m)
 {
     if (geteuid() != 0)
         return -1;
-    /* Dead mounts of earlier restarts, all but one: each detached one shows
-     * the next dead one, never the directory, and the layers do not pile
-     * up over many restarts. */
-    struct stat st;
-    for (int n = fuse_layers(m->mountpoint); n > 1; n--)
-        if (stat(m->mountpoint, &st) == 0 || errno != ENOTCONN || detach_mount(m->mountpoint) != 0)
-            break;
+    detach_dead(m->mountpoint, 1);
     int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -199,38 +213,15 @@ static int stack_mount(fs_mount *m)
     return 0;
 }
 
-/* Detaches the dead mounts left under the path (stack_mount), a bounded
- * number, once this node's own mount is gone. */
-static void detach_dead_below(const char *path)
-{
-    struct stat st;
-    for (int i = 0; i < 16 && stat(path, &st) != 0 && errno == ENOTCONN; i++)
-        if (detach_mount(path) != 0)
-            break;
-}
-
-/* Finds the device numbers of our mount in /proc/self/mountinfo (a stat of
- * the mount point would ask our own, not yet running, request loop). */
+/* Finds the device numbers of our mount, the newest at its path. */
 static void find_mount_dev(fs_mount *m)
 {
-    FILE *f = fopen("/proc/self/mountinfo", "r");
-    if (f == NULL)
-        return;
-    char *line = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, f) > 0) {
-        unsigned id, parent, maj, min;
-        char root[PATH_MAX], mp[PATH_MAX];
-        if (sscanf(line, "%u %u %u:%u %4095s %4095s", &id, &parent, &maj, &min, root, mp) != 6)
-            continue;
-        if (strcmp(mp, m->mountpoint) != 0 || strstr(line, " - fuse") == NULL)
-            continue;
-        m->dev_major = maj; /* the last match is the newest mount */
+    unsigned maj, min;
+    if (fuse_mounts_at(m->mountpoint, &maj, &min) > 0) {
+        m->dev_major = maj;
         m->dev_minor = min;
         m->have_dev = true;
     }
-    free(line);
-    fclose(f);
 }
 
 /* Aborts the FUSE connection (requests in flight fail, the device read
@@ -471,7 +462,7 @@ void fs_stop(fs_mount *m)
         if (detach_mount(m->mountpoint) == 0) {
             m->mounted = false;
             if (m->stacked)
-                detach_dead_below(m->mountpoint);
+                detach_dead(m->mountpoint, 0); /* the one left under it */
         }
         if (!join_until(m, 1500)) {
             /* Something still holds the mount: abort the connection.  Workers
