@@ -13,7 +13,7 @@ bool test_port_free(const char *ip, int port)
     int s = socket(AF_INET, SOCK_STREAM, 0);
     if (s < 0)
         return false;
-    int one = 1;
+    int one = 1; /* as the listeners do: a port in TIME_WAIT counts as free */
     setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     bool ok =
