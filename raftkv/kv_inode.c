@@ -250,7 +250,7 @@ void data_free(kv *k, kv_inode *n)
     if (n->chunked) {
         for (uint32_t i = 0; i < n->cap; i++)
             if (n->u.chunks[i]) {
-                free(n->u.chunks[i]);
+                chunk_free(n->u.chunks[i]);
                 k->data_alloc -= CH;
             }
         free(n->u.chunks);
@@ -291,12 +291,13 @@ int data_prepare(kv *k, kv_inode *n, uint64_t off, uint64_t end)
         if (!arr)
             return -1;
         if (n->cap) {
-            uint8_t *c0 = realloc(n->u.flat, CH);
+            uint8_t *c0 = chunk_alloc();
             if (!c0) {
                 free(arr);
                 return -1;
             }
-            memset(c0 + n->cap, 0, CH - n->cap);
+            memcpy(c0, n->u.flat, n->cap);
+            free(n->u.flat);
             k->data_alloc += CH - n->cap;
             arr[0] = c0;
         }
@@ -323,7 +324,7 @@ int data_prepare(kv *k, kv_inode *n, uint64_t off, uint64_t end)
     for (uint64_t i = off / CH; i <= last; i++) {
         if (n->u.chunks[i])
             continue;
-        n->u.chunks[i] = calloc(1, CH);
+        n->u.chunks[i] = chunk_alloc();
         if (!n->u.chunks[i])
             return -1;
         k->data_alloc += CH;
@@ -382,7 +383,7 @@ void data_truncate(kv *k, kv_inode *n, uint64_t size)
             uint64_t keep = nchunks(size);
             for (uint64_t i = keep; i < n->cap; i++)
                 if (n->u.chunks[i]) {
-                    free(n->u.chunks[i]);
+                    chunk_free(n->u.chunks[i]);
                     n->u.chunks[i] = NULL;
                     k->data_alloc -= CH;
                 }

@@ -171,6 +171,11 @@ static inline void touch(kv *k, kv_inode *n)
 
 #define CH ((uint64_t)KV_CHUNK_SIZE) /* file data chunk, as a 64-bit count */
 
+/* kv_chunk.c: one zeroed chunk (CH bytes) or NULL; chunk_free(NULL) is a
+ * no-op.  Thread-safe. */
+uint8_t *chunk_alloc(void);
+void chunk_free(uint8_t *c);
+
 static inline bool is_dir(const kv_inode *n)
 {
     return S_ISDIR(n->mode);

@@ -640,6 +640,74 @@ static void test_write_at_sparse(void **s)
     done(&t);
 }
 
+/* File data chunks are recycled (kv_chunk.c): a file written over the chunks
+ * of one just deleted or truncated reads zeros in its holes, never the old
+ * bytes, and the chunks of several files (more than one 2 MiB region) never
+ * overlap. */
+static void test_chunks_recycled(void **s)
+{
+    (void)s;
+    tk t = mk(NULL);
+    const size_t big = 5u << 20; /* spans three regions */
+    uint8_t *data = malloc(big);
+    assert_non_null(data);
+    for (int f = 0; f < 2; f++) {
+        memset(data, 'a' + f, big);
+        kv_op w = {.type = KV_OP_WRITE_AT, .path = f ? "b" : "a", .data = data, .data_len = big};
+        assert_int_equal(put(&t, w.path, ""), 0);
+        assert_int_equal(cmd_st(&t, &w), 0);
+    }
+    kv_op g = {.type = KV_OP_GETRANGE, .path = "a", .off = 0, .len = 1u << 20};
+    kv_reply r;
+    for (int f = 0; f < 2; f++) {
+        g.path = f ? "b" : "a";
+        for (g.off = 0; g.off < big; g.off += 1u << 20) {
+            assert_int_equal(query(&t, &g, &r), 0);
+            assert_int_equal(r.data_len, 1u << 20);
+            for (size_t i = 0; i < r.data_len; i++)
+                if (r.data[i] != 'a' + f)
+                    fail_msg("%s byte %zu is %d", g.path, (size_t)g.off + i, r.data[i]);
+            kv_reply_free(&r);
+        }
+    }
+    /* a deleted file's chunks serve the next one: its hole reads zeros */
+    assert_int_equal(del(&t, "a"), 0);
+    assert_int_equal(put(&t, "c", ""), 0);
+    kv_op w = {.type = KV_OP_WRITE_AT,
+               .path = "c",
+               .off = (4u << 20) + 1000, /* inside a chunk: its start is a hole */
+               .data = (const uint8_t *)"END",
+               .data_len = 3};
+    assert_int_equal(cmd_st(&t, &w), 0);
+    /* a truncated file's freed chunks too, and its extension reads zeros */
+    kv_op tr = {.type = KV_OP_TRUNCATE, .path = "b", .len = 100000};
+    assert_int_equal(cmd_st(&t, &tr), 0);
+    w.path = "b";
+    w.off = big - 3;
+    assert_int_equal(cmd_st(&t, &w), 0);
+    for (int f = 0; f < 2; f++) {
+        g.path = f ? "b" : "c";
+        size_t end = f ? big - 3 : (4u << 20) + 1000;
+        for (g.off = f ? 100000 : 0; g.off < end; g.off += g.len) {
+            g.len = end - g.off < (1u << 20) ? end - g.off : 1u << 20;
+            assert_int_equal(query(&t, &g, &r), 0);
+            assert_int_equal(r.data_len, g.len);
+            for (size_t i = 0; i < r.data_len; i++)
+                if (r.data[i])
+                    fail_msg("%s hole byte %zu is %d", g.path, (size_t)g.off + i, r.data[i]);
+            kv_reply_free(&r);
+        }
+    }
+    g.path = "b";
+    g.off = 99999;
+    g.len = 2;
+    assert_int_equal(query(&t, &g, &r), 0);
+    assert_memory_equal(r.data, "b\0", 2);
+    kv_reply_free(&r);
+    free(data);
+    done(&t);
+}
+
 static void test_truncate(void **s)
 {
     (void)s;
@@ -2984,6 +3052,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get),
+        cmocka_unit_test(test_chunks_recycled),
         cmocka_unit_test(test_put_if),
         cmocka_unit_test(test_append),
         cmocka_unit_test(test_del),
