@@ -81,6 +81,10 @@ static void handle_sync_flag(fs_mount *m, fs_handle *h)
 /* Leaves whole-file mode, forgetting the buffer.  Called with h->mu held. */
 static void handle_drop_buffer(fs_mount *m, fs_handle *h)
 {
+    fs_stream_join(h);
+    free(h->ship_buf);
+    h->ship_buf = NULL;
+    h->ship_cap = 0;
     h->whole = false;
     h->dirty = false;
     h->fallback = false;
@@ -102,6 +106,7 @@ static void handle_drop_buffer(fs_mount *m, fs_handle *h)
  * abandoned one also expires), the error is sticky.  Called with h->mu. */
 static int stream_fail(fs_mount *m, fs_handle *h, int rc)
 {
+    fs_stream_join(h);
     if (h->up_id)
         fs_kv_upload_abort(&m->kv, h->up_id);
     h->err = rc;
@@ -109,22 +114,112 @@ static int stream_fail(fs_mount *m, fs_handle *h, int rc)
     return rc;
 }
 
+static void *ship_main(void *arg)
+{
+    fs_handle *h = arg;
+    h->ship_rc =
+        fs_kv_upload_parts(&h->ship_m->kv, h->up_id, 0, h->ship_base, h->ship_buf, h->ship_n);
+    return NULL;
+}
+
+int fs_stream_join(fs_handle *h)
+{
+    if (!h->ship_busy)
+        return 0;
+    if (h->ship_threaded)
+        pthread_join(h->ship_th, NULL);
+    h->ship_busy = h->ship_threaded = false;
+    return h->ship_rc;
+}
+
+/* The window in flight is done: 0, or its error.  After no quorum in time
+ * (-EIO) or -ENOMEM its bytes go back in front of the buffer, to go again
+ * (parts are idempotent); any other error fails the stream.  Called with
+ * h->mu held. */
+static int stream_settle(fs_mount *m, fs_handle *h)
+{
+    if (!h->ship_busy)
+        return 0;
+    int rc = fs_stream_join(h);
+    if (rc == 0)
+        return 0;
+    if (rc != -EIO && rc != -ENOMEM)
+        return stream_fail(m, h, rc);
+    size_t keep = h->len - h->up_base, n = h->ship_n;
+    if (h->ship_cap >= n + keep) { /* the window's buffer takes the rest too */
+        memcpy(h->ship_buf + n, h->buf, keep);
+        char *b = h->buf;
+        size_t c = h->cap;
+        h->buf = h->ship_buf;
+        h->cap = h->ship_cap;
+        h->ship_buf = b;
+        h->ship_cap = c;
+    } else {
+        char *b = realloc(h->buf, n + keep);
+        if (b == NULL)
+            return stream_fail(m, h, -ENOMEM);
+        memmove(b + n, b, keep);
+        memcpy(b, h->ship_buf, n);
+        h->buf = b;
+        h->cap = n + keep;
+    }
+    h->up_base = h->ship_base;
+    h->ship_n = 0;
+    return rc;
+}
+
 /* Ships the full parts of the buffer (starting the stream if needed) and
- * keeps only the rest.  Parts are idempotent: after a failure nothing has
- * moved and the same bytes go again next time.  Called with h->mu held. */
+ * keeps only the rest.  The parts go out on a thread of their own while the
+ * next writes fill the buffer (the writer's copy overlaps replication and
+ * the disks); at most one window is in flight, and the next ship, the
+ * commit and every other use of the stream wait for it first.  Parts are
+ * idempotent: after no quorum in time nothing has moved and the same bytes
+ * go again next time.  Called with h->mu held. */
 static int stream_ship(fs_mount *m, fs_handle *h)
 {
+    int rc = stream_settle(m, h);
+    if (rc < 0)
+        return rc;
     size_t n = (h->len - h->up_base) / KV_PART_SIZE * KV_PART_SIZE;
     if (n == 0)
         return 0;
     if (h->up_id == 0)
         h->up_id = fs_kv_upload_id();
-    int rc = fs_kv_upload_parts(&m->kv, h->up_id, 0, h->up_base, h->buf, n);
+    /* The full parts leave with the buffer; the rest (under a part) moves
+     * to the spare buffer, which becomes the one being filled. */
+    size_t rest = h->len - h->up_base - n;
+    size_t want = FS_STREAM_SHIP + KV_PART_SIZE;
+    if (h->ship_cap < want) {
+        free(h->ship_buf);
+        h->ship_buf = malloc(want);
+        h->ship_cap = h->ship_buf ? want : 0;
+    }
+    if (h->ship_buf != NULL) {
+        memcpy(h->ship_buf, h->buf + n, rest);
+        char *b = h->buf;
+        size_t c = h->cap;
+        h->buf = h->ship_buf;
+        h->cap = h->ship_cap;
+        h->ship_buf = b;
+        h->ship_cap = c;
+        h->ship_base = h->up_base;
+        h->ship_n = n;
+        h->ship_m = m;
+        h->up_base += n;
+        h->ship_busy = true;
+        h->ship_threaded = pthread_create(&h->ship_th, NULL, ship_main, h) == 0;
+        if (h->ship_threaded)
+            return 0;
+        ship_main(h); /* no thread: ship it here, settled at once */
+        return stream_settle(m, h);
+    }
+    /* No spare buffer: ship in place. */
+    rc = fs_kv_upload_parts(&m->kv, h->up_id, 0, h->up_base, h->buf, n);
     if (rc == -EIO || rc == -ENOMEM)
         return rc; /* no quorum in time: the bytes stay here */
     if (rc < 0)
         return stream_fail(m, h, rc);
-    memmove(h->buf, h->buf + n, h->len - h->up_base - n);
+    memmove(h->buf, h->buf + n, rest);
     h->up_base += n;
     return 0;
 }
@@ -135,6 +230,9 @@ static int stream_ship(fs_mount *m, fs_handle *h)
  * Called with h->mu held. */
 static int stream_commit(fs_mount *m, fs_handle *h)
 {
+    int src = stream_settle(m, h);
+    if (src < 0)
+        return src;
     if (!h->up_frozen) {
         h->up_frozen = true;
         h->up_len = h->len;

@@ -60,11 +60,20 @@ typedef struct fs_handle {
      * content's full parts go out as parts of upload up_id as they fill,
      * and buf holds only [up_base, len); at commit the content [0, up_len)
      * is frozen, its tail shipped (up_shipped) and written at once. */
-    uint64_t up_id;                 /* 0: not streaming */
-    size_t up_base;                 /* bytes already staged as parts (a multiple of a part) */
-    size_t up_len;                  /* the frozen length, once up_frozen */
-    bool up_frozen;                 /* a commit began: the content is [0, up_len) */
-    bool up_shipped;                /* every part of [0, up_len) is staged */
+    uint64_t up_id;  /* 0: not streaming */
+    size_t up_base;  /* bytes already staged as parts (a multiple of a part) */
+    size_t up_len;   /* the frozen length, once up_frozen */
+    bool up_frozen;  /* a commit began: the content is [0, up_len) */
+    bool up_shipped; /* every part of [0, up_len) is staged */
+    /* The window in flight while streaming (stream_ship): ship_th stages
+     * ship_buf's ship_n bytes, the content at ship_base, while writes fill
+     * buf; ship_rc is its result once joined (stream_join). */
+    bool ship_busy, ship_threaded;
+    pthread_t ship_th;
+    fs_mount *ship_m;
+    char *ship_buf;
+    size_t ship_cap, ship_base, ship_n;
+    int ship_rc;
     int err;                        /* sticky: reported by every later fsync/flush */
     fs_kv_held held;                /* session of a commit in doubt */
     atomic_bool pending;            /* whole && dirty, readable without mu */
@@ -250,6 +259,9 @@ int fs_sync_others(fs_mount *m, uint64_t ino, const fs_handle *except);
 void fs_pending_size(fs_mount *m, uint64_t ino, fs_attr *a);
 /* truncate / ftruncate of ino (through h when not NULL). */
 int fs_setattr_size(fs_mount *m, fuse_ino_t ino, fs_handle *h, off_t size);
+/* Waits for h's window in flight, if any (stream_ship): its result, 0 if
+ * none.  Called with h->mu held, or when no other thread uses h. */
+int fs_stream_join(fs_handle *h);
 
 /* ---- fs_open.c ----------------------------------------------------------------- */
 

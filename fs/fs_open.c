@@ -99,8 +99,10 @@ void fs_handle_free(fs_mount *m, fs_handle *h)
     pthread_mutex_unlock(&m->hmu);
     if (m->kv_ready)
         fs_kv_held_drop(&m->kv, &h->held);
+    fs_stream_join(h);
     pthread_mutex_destroy(&h->mu);
     h->magic = 0;
+    free(h->ship_buf);
     free(h->buf);
     free(h->text);
     free(h);

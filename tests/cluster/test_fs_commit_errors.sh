@@ -7,6 +7,10 @@
 #     the PUT sits in its log while the quorum is cut).
 #     Again with 34 MiB written in order (a stream: most of it already
 #     shipped as parts when the quorum is cut).
+#     And a stream whose window of parts is in flight when the quorum is
+#     cut: later writes are buffered until the next window, whose write
+#     reports EIO; after the heal fsync and close give 0 and every byte
+#     written before the failed write is there, on every node.
 #  2. close() after a failed commit reports EIO, never 0.
 #  3. `: > f` (a truncation and no data): open(O_TRUNC) commits the
 #     truncation, so without a quorum the redirection fails; with the quorum
@@ -104,6 +108,34 @@ elif mode == "stream":
     res("close", lambda: os.close(fd))
     with open(src, "wb") as f:
         f.write(data + b"B")
+elif mode == "window":
+    # A window of parts in flight when the quorum goes: the writes that
+    # follow succeed (buffered) until the next window waits for it and
+    # reports EIO; nothing written before that write may be lost.
+    src = sys.argv[5]
+    data = os.urandom(60 << 20)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    def write_n(a, b):
+        for i in range(a, b):
+            os.write(fd, data[i << 20:(i + 1) << 20])
+    res("write", lambda: write_n(0, 33))
+    time.sleep(1)  # the first window (32 MiB) is staged
+    cut()
+    done, err = 33, None
+    while done < 60 and err is None:
+        try:
+            os.write(fd, data[done << 20:(done + 1) << 20])
+            done += 1
+        except OSError as e:
+            err = e.errno
+    print("window-write", errno.errorcode.get(err, "none"), flush=True)
+    print("window-written", done, flush=True)
+    heal()
+    wait_ok(lambda: os.fsync(fd), "fsync-healed")
+    print("fsync-healed OK", flush=True)
+    res("close", lambda: os.close(fd))
+    with open(src, "wb") as f:
+        f.write(data[:done << 20])
 elif mode == "close":
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     res("write", lambda: os.write(fd, b"abcdef"))
@@ -156,6 +188,23 @@ follower=1
 [ "$leader" = 1 ] && follower=2
 cl_log "fsync after a failed commit of a stream, on follower $follower"
 run_fsync_case "$follower" f3 stream
+
+leader=$(cl_wait_leader 20) || cl_fail "no leader"
+cl_log "a window of a stream in flight when the quorum goes, on node $leader"
+out=$(python3 "$PY" "$(fs_mnt "$leader")/w1" "$(pids_of "$leader")" "$OPT_MS" window "$CL_DIR/w1.src") ||
+    cl_fail "helper failed: $out"
+cl_log "$(echo $out)"
+echo "$out" | grep -qx "write OK" || cl_fail "write: $out"
+echo "$out" | grep -qx "window-write EIO" || cl_fail "a write after a failed window must give EIO: $out"
+echo "$out" | grep -qx "window-written 4[1-9]" ||
+    cl_fail "writes after the cut are buffered while one window is in flight: $out"
+echo "$out" | grep -qx "fsync-healed OK" || cl_fail "fsync after the heal: $out"
+echo "$out" | grep -qx "close OK" || cl_fail "close: $out"
+ready_all
+for i in 1 2 3; do
+    cl_expect_eq "$(sha256sum <"$(fs_mnt "$i")/w1" | awk '{print $1}')" \
+        "$(sha256sum <"$CL_DIR/w1.src" | awk '{print $1}')" "content of w1 on node $i"
+done
 
 cl_log "close() after a failed commit"
 out=$(python3 "$PY" "$M1/c" "$(pids_of 1)" "$OPT_MS" close) || cl_fail "helper failed: $out"
