@@ -399,19 +399,17 @@ bool net_transport_is_client_fd(const net_transport *t, int fd)
 
 /* ---- peer traffic ---- */
 
-static int raw_send(net_transport *t, uint64_t peer_id, const void *buf, size_t len)
+/* Seals msg (a frame of len bytes in a nanomsg message with room for the
+ * trailer) and queues it to peer_id; msg is taken whatever the outcome. */
+static int raw_send_msg(net_transport *t, uint64_t peer_id, void *msg, size_t len)
 {
     tpeer *p = find_peer(t, peer_id);
-    if (!p || p->sock < 0)
+    if (!p || p->sock < 0) {
+        nn_freemsg(msg);
         return NET_EINVAL;
+    }
     /* Sealed here, at the real send, so that the counter follows the order
      * frames leave in (the fault injector may hold some back). */
-    void *msg = nn_allocmsg(len + NET_TRAILER_LEN, 0);
-    if (!msg) {
-        t->st.peer_send_dropped++;
-        return NET_EAGAIN;
-    }
-    memcpy(msg, buf, len);
     net_trailer tr = {t->self_id, t->epoch, ++t->tx_ctr};
     net_seal_at(t->auth.peer, &tr, msg, len);
     if (nn_send(p->sock, &msg, NN_MSG, NN_DONTWAIT) < 0) {
@@ -423,6 +421,20 @@ static int raw_send(net_transport *t, uint64_t peer_id, const void *buf, size_t 
     }
     t->st.peer_sent++;
     return NET_OK;
+}
+
+static int raw_send(net_transport *t, uint64_t peer_id, const void *buf, size_t len)
+{
+    tpeer *p = find_peer(t, peer_id);
+    if (!p || p->sock < 0)
+        return NET_EINVAL;
+    void *msg = nn_allocmsg(len + NET_TRAILER_LEN, 0);
+    if (!msg) {
+        t->st.peer_send_dropped++;
+        return NET_EAGAIN;
+    }
+    memcpy(msg, buf, len);
+    return raw_send_msg(t, peer_id, msg, len);
 }
 
 static void heap_swap(held *a, held *b)
@@ -485,6 +497,39 @@ static held heap_pop(net_transport *t)
     }
     t->held_bytes -= top.len;
     return top;
+}
+
+void *net_peer_msg_alloc(size_t len)
+{
+    return len <= SIZE_MAX - NET_TRAILER_LEN ? nn_allocmsg(len + NET_TRAILER_LEN, 0) : NULL;
+}
+
+void net_peer_msg_free(void *msg)
+{
+    if (msg)
+        nn_freemsg(msg);
+}
+
+int net_send_peer_msg(net_transport *t, uint64_t peer_id, void *msg, size_t len)
+{
+    if (!t || !msg)
+        return NET_EINVAL;
+    /* A message goes out at its allocated size: cut it to the frame (a
+     * shrink keeps the memory in place). */
+    void *exact = nn_reallocmsg(msg, len + NET_TRAILER_LEN);
+    if (!exact) {
+        nn_freemsg(msg);
+        t->st.peer_send_dropped++;
+        return NET_ENOMEM;
+    }
+    msg = exact;
+    if (t->faults.on || atomic_load_explicit(&t->partitioned, memory_order_relaxed)) {
+        /* the fault injector and the partition switch work on copies */
+        int rc = net_send_peer(t, peer_id, msg, len);
+        nn_freemsg(msg);
+        return rc;
+    }
+    return raw_send_msg(t, peer_id, msg, len);
 }
 
 int net_send_peer(net_transport *t, uint64_t peer_id, const void *buf, size_t len)

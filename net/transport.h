@@ -127,6 +127,14 @@ bool net_transport_is_client_fd(const net_transport *t, int fd);
  * dropped); NET_EINVAL for an unknown peer. */
 int net_send_peer(net_transport *t, uint64_t peer_id, const void *buf, size_t len);
 
+/* The same without a copy, for large frames: net_peer_msg_alloc(len) gives
+ * room for a frame of up to len bytes (and the trailer), or NULL; the
+ * caller encodes the frame into it and hands it, with the frame's length,
+ * to net_send_peer_msg, which takes it whatever the outcome.  A message not sent goes to net_peer_msg_free. */
+void *net_peer_msg_alloc(size_t len);
+void net_peer_msg_free(void *msg);
+int net_send_peer_msg(net_transport *t, uint64_t peer_id, void *msg, size_t len);
+
 /* Receives one peer frame without blocking: NET_OK with *buf and *len (the
  * frame without its trailer; free with net_msg_free(*buf)) and *from, the
  * authenticated sender's node id, or NET_EAGAIN.  Frames whose MAC does not

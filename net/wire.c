@@ -83,7 +83,8 @@ void net_buf_free(net_buf *b)
 {
     if (!b)
         return;
-    free(b->p);
+    if (!b->fixed)
+        free(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
 }
@@ -147,7 +148,7 @@ static void frame_begin(wr *w, net_buf *out)
 {
     w->out = out;
     w->err = 0;
-    w->b = (bytes_w){.p = out->p, .len = 0, .cap = out->cap};
+    w->b = (bytes_w){.p = out->p, .len = 0, .cap = out->cap, .fixed = out->fixed};
     bw_room(&w->b, NET_HDR_LEN);
 }
 

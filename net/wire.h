@@ -111,11 +111,14 @@ uint64_t net_wire_errors_by_code(int code);
 /* ---- Buffers ---------------------------------------------------------------- */
 
 /* A growable output buffer.  Zero-initialise it ({0}), reuse it across
- * encodes (each encode overwrites), free it with net_buf_free(). */
+ * encodes (each encode overwrites), free it with net_buf_free().  With
+ * fixed set, p is memory of the caller's (cap bytes), never grown or freed:
+ * an encode that does not fit fails with NET_ENOMEM. */
 typedef struct net_buf {
     uint8_t *p;
     size_t len;
     size_t cap;
+    bool fixed;
 } net_buf;
 
 void net_buf_free(net_buf *b);

@@ -123,11 +123,40 @@ static void sync_peers(node *n, const raft_conf *c)
     n->conf_known = *c;
 }
 
+/* A message carrying at least this many bytes of entries or snapshot is
+ * encoded straight into the transport's message (net_send_peer_msg): one
+ * copy of a large entry per follower instead of two. */
+#define SEND_DIRECT_MIN (64u << 10)
+
+/* Sends m encoded in place when it is large; false if it was not (too
+ * small, or it did not fit the estimate): then it goes the usual way. */
+static bool send_direct(node *n, const raft_msg *m)
+{
+    size_t bytes = m->chunk_len;
+    for (uint32_t i = 0; i < m->n_entries; i++)
+        bytes += m->entries[i].len + 32; /* an entry's fields take 21 */
+    if (bytes < SEND_DIRECT_MIN)
+        return false;
+    size_t cap = bytes + 2 * sizeof m->conf + 4096; /* the fixed fields and the conf */
+    void *msg = net_peer_msg_alloc(cap);
+    if (msg == NULL)
+        return false;
+    net_buf b = {.p = msg, .cap = cap, .fixed = true};
+    if (net_encode_raft(m, &b) != NET_OK) {
+        net_peer_msg_free(msg);
+        return false;
+    }
+    net_send_peer_msg(n->tr, m->to, msg, b.len);
+    return true;
+}
+
 static void send_msgs(node *n, const raft_msg *msgs, size_t cnt)
 {
     for (size_t i = 0; i < cnt; i++) {
         raft_msg m = msgs[i];
         if (m.type == RAFT_MSG_SNAPSHOT && m.chunk_len && !m.chunk && !snapshot_fill_chunk(n, &m))
+            continue;
+        if (send_direct(n, &m))
             continue;
         if (net_encode_raft(&m, &n->buf) != NET_OK) {
             nlog(n, 1, "cannot encode %s to node %" PRIu64, raft_msg_type_name(m.type), m.to);

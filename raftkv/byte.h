@@ -64,7 +64,8 @@ static inline uint64_t byte_get64(const uint8_t *p)
 typedef struct bytes_w {
     uint8_t *p;
     size_t len, cap;
-    bool oom; /* an allocation failed or a size overflowed: the result is void */
+    bool oom;   /* an allocation failed or a size overflowed: the result is void */
+    bool fixed; /* p is the caller's memory, never grown: past cap is oom */
 } bytes_w;
 
 /* Room for n more bytes; false (and oom set) if there is none. */
@@ -78,6 +79,10 @@ static inline bool bw_reserve(bytes_w *w, size_t n)
     }
     if (w->len + n <= w->cap)
         return true;
+    if (w->fixed) {
+        w->oom = true;
+        return false;
+    }
     size_t nc = w->cap ? w->cap : 64;
     while (nc < w->len + n)
         nc = nc > SIZE_MAX / 2 ? w->len + n : nc * 2;
