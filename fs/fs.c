@@ -76,6 +76,8 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
      * whole-file PUT_IF starts from. */
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+    /* Names are cached only if the kernel can drop them all at once. */
+    fs_cache_names_probe(userdata, conn->proto_minor);
 }
 
 static const struct fuse_lowlevel_ops ll_ops = {

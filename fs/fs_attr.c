@@ -23,16 +23,17 @@ void fs_attr_to_stat(const fs_attr *a, struct stat *st)
     st->st_ctim = a->ctime;
 }
 
-/* Names are never cached (entry timeout 0); attributes for as long as
- * fs_cache.c allows. */
-void fs_entry_param(fs_mount *m, const fs_attr *a, struct fuse_entry_param *e, uint64_t *t0)
+/* Attributes for as long as fs_cache.c allows; the name (a lookup's) as
+ * long when the kernel caches names (fs_cache_names), else not at all. */
+void fs_entry_param(fs_mount *m, const fs_attr *a, struct fuse_entry_param *e, uint64_t *t0,
+                    bool name)
 {
     memset(e, 0, sizeof *e);
     e->ino = (fuse_ino_t)a->ino;
     e->generation = 1; /* inode numbers are never reused */
     fs_attr_to_stat(a, &e->attr);
     e->attr_timeout = fs_cache_timeout(m, a->ino, t0);
-    e->entry_timeout = 0;
+    e->entry_timeout = name && fs_cache_names(m) ? e->attr_timeout : 0;
 }
 
 void fs_reply_entry(fuse_req_t req, const fs_attr *a)
@@ -40,7 +41,7 @@ void fs_reply_entry(fuse_req_t req, const fs_attr *a)
     fs_mount *m = req_mount(req);
     struct fuse_entry_param e;
     uint64_t t0;
-    fs_entry_param(m, a, &e, &t0);
+    fs_entry_param(m, a, &e, &t0, false);
     fuse_reply_entry(req, &e);
     fs_cache_replied(m, a->ino, e.attr_timeout, t0);
 }

@@ -74,9 +74,11 @@ typedef struct fs_backend_ops {
      * mount's index for it (below 32), name its name (a static string). */
     void (*observe)(void *ctx, unsigned op, const char *name, uint64_t ns);
     /* Optional (NULL: the kernel caches nothing): fn hears of the inodes
-     * every applied command changed, before the command is answered or
-     * becomes visible (node_set_changed); fn NULL unregisters. */
-    void (*set_changed)(void *ctx, void (*fn)(void *arg, const uint64_t *inos, size_t n, bool all),
+     * every applied command changed, and whether it changed a name, before
+     * the command is answered or becomes visible (node_set_changed); fn
+     * NULL unregisters. */
+    void (*set_changed)(void *ctx,
+                        void (*fn)(void *arg, const uint64_t *inos, size_t n, bool all, bool names),
                         void *arg);
     /* Optional: how many ms this node's read lease has left (0: none). */
     uint64_t (*lease_left_ms)(void *ctx);

@@ -27,16 +27,37 @@
  *      path skip inodes the kernel does not hold, and forget all of them
  *      at once when a snapshot replaced the whole state.
  *
- * Names are not cached (entry timeout 0): invalidating a name takes its
- * directory's lock in the kernel, which a request in that directory may
- * hold while it waits for the visible index, so a lookup still asks.  Nor
- * is file content (read-only opens stay direct_io).  An inode open for
+ * Names are cached the same way, under the same lease and for as long as
+ * the attributes of the inode they name, when the kernel can drop all of
+ * them at once without a lock (FUSE_NOTIFY_INC_EPOCH, protocol 7.44, Linux
+ * 6.16): every command that adds, removes or moves a directory entry bumps
+ * the connection's epoch where rule 2 forgets attributes, and the kernel
+ * looks up again every name cached before.  The kernel reads the epoch
+ * before it sends a lookup, so a reply to a lookup sent before a change is
+ * dropped as stale even if it arrives after it (rule 3 for names).  Only
+ * lookups give cached names (a create's reply does not).  On older kernels
+ * names are not cached (entry timeout 0): invalidating one name takes its
+ * directory's lock, which a request in that directory may hold while it
+ * waits for the visible index.  File content is not cached either
+ * (read-only opens stay direct_io).  An inode open for
  * writing on this mount is never cached: its size moves with the handle's
  * pending content (fs_pending_size).
  */
 #include "fs/fs_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
+
+/* The kernel's fuse protocol (include/uapi/linux/fuse.h): a notification is
+ * a fuse_out_header with unique 0 and the code in place of the error. */
+#define NOTIFY_INC_EPOCH 8
+#define NOTIFY_INC_EPOCH_MINOR 44
+typedef struct notify_hdr {
+    uint32_t len;
+    int32_t code;
+    uint64_t unique;
+} notify_hdr;
 
 #define FS_CACHE_MIN_MS 20 /* a lease with less left caches nothing */
 #define FS_CACHE_SLOTS (1u << 16)
@@ -89,12 +110,51 @@ static void purge(fs_mount *m, uint64_t now)
     free(old);
 }
 
-/* Forgets the inodes listed (all: every one held), in the kernel too. */
-static void forget(fs_mount *m, const uint64_t *inos, size_t n, bool all)
+/* Tells the kernel to drop every name it holds; false if it would not. */
+static bool inc_epoch(fs_mount *m)
+{
+    notify_hdr h = {.len = sizeof h, .code = NOTIFY_INC_EPOCH, .unique = 0};
+    for (;;) {
+        ssize_t w = write(fuse_session_fd(m->se), &h, sizeof h);
+        if (w == (ssize_t)sizeof h)
+            return true;
+        if (w < 0 && errno == EINTR)
+            continue;
+        return false;
+    }
+}
+
+void fs_cache_names_probe(fs_mount *m, unsigned proto_minor)
+{
+    bool ok = m->cache.on && proto_minor >= NOTIFY_INC_EPOCH_MINOR && inc_epoch(m);
+    atomic_store(&m->cache.names, ok);
+}
+
+bool fs_cache_names(const fs_mount *m)
+{
+    return atomic_load(&m->cache.names);
+}
+
+void fs_cache_forget_names(fs_mount *m)
+{
+    if (!atomic_load(&m->cache.names) || inc_epoch(m))
+        return;
+    /* The kernel refused what it accepted at INIT: names are not cached
+     * from now on, and those cached expire within their timeout. */
+    atomic_store(&m->cache.names, false);
+    fprintf(stderr, "hstore fs: the kernel refused to drop its cached names: %s\n",
+            strerror(errno));
+}
+
+/* Forgets the inodes listed (all: every one held), in the kernel too, and
+ * with names every name the kernel holds. */
+static void forget(fs_mount *m, const uint64_t *inos, size_t n, bool all, bool names)
 {
     /* First the generation: a request that read the state before this
      * change and looks at the generation after it replies uncached. */
     atomic_fetch_add(&m->cache.gen, 1);
+    if (names)
+        fs_cache_forget_names(m);
     uint64_t now = mono_ms();
     uint64_t drop[64];
     size_t done = 0; /* inos[0, done) looked at */
@@ -127,9 +187,9 @@ static void forget(fs_mount *m, const uint64_t *inos, size_t n, bool all)
     }
 }
 
-static void on_changed(void *arg, const uint64_t *inos, size_t n, bool all)
+static void on_changed(void *arg, const uint64_t *inos, size_t n, bool all, bool names)
 {
-    forget(arg, inos, n, all);
+    forget(arg, inos, n, all, names);
 }
 
 void fs_cache_start(fs_mount *m)
@@ -161,7 +221,7 @@ void fs_cache_begin(fs_mount *m)
 void fs_cache_forget(fs_mount *m, uint64_t ino)
 {
     if (m->cache.on)
-        forget(m, &ino, 1, false);
+        forget(m, &ino, 1, false, false);
 }
 
 double fs_cache_timeout(fs_mount *m, uint64_t ino, uint64_t *t0)
@@ -199,6 +259,14 @@ double fs_cache_timeout(fs_mount *m, uint64_t ino, uint64_t *t0)
         return 0;
     *t0 = now;
     return (double)ms / 1000.0;
+}
+
+void fs_cache_replied_name(fs_mount *m, uint64_t ino, double name_timeout, double timeout,
+                           uint64_t t0)
+{
+    if (name_timeout > 0 && mono_ms() - t0 > (uint64_t)(name_timeout * 1000.0))
+        fs_cache_forget_names(m); /* as below, for the name */
+    fs_cache_replied(m, ino, timeout, t0);
 }
 
 void fs_cache_replied(fs_mount *m, uint64_t ino, double timeout, uint64_t t0)

@@ -37,11 +37,17 @@ void fs_ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     fs_opening_add(m, &o);
     if (rc == 0)
         rc = fs_kv_lookup(&m->kv, parent, name, &a);
-    fs_lookup_note(m, &o, rc == 0 && !S_ISDIR(a.mode) ? a.ino : 0);
-    if (rc < 0)
+    if (rc < 0) {
+        fs_lookup_note(m, &o, 0, 0);
         reply_err(req, rc);
-    else
-        fs_reply_entry(req, &a);
+        return;
+    }
+    struct fuse_entry_param e;
+    uint64_t t0;
+    fs_entry_param(m, &a, &e, &t0, true);
+    fs_lookup_note(m, &o, S_ISDIR(a.mode) ? 0 : a.ino, (uint64_t)(e.entry_timeout * 1000.0) + 1);
+    fuse_reply_entry(req, &e);
+    fs_cache_replied_name(m, a.ino, e.entry_timeout, e.attr_timeout, t0);
 }
 
 void fs_ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)

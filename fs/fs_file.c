@@ -567,7 +567,7 @@ void fs_ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
     }
     struct fuse_entry_param e;
     uint64_t t0;
-    fs_entry_param(m, &a, &e, &t0);
+    fs_entry_param(m, &a, &e, &t0, false);
     if (fuse_reply_create(req, &e, fi) == -ENOENT)
         fs_handle_free(m, fh_of(fi));
     else

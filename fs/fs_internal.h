@@ -92,7 +92,7 @@ typedef struct fs_handle {
 #define FS_LOOKUP_HOLD_MS 2000
 #define FS_LOOKUPS_MAX 4096
 typedef struct fs_lookup {
-    uint64_t ino, since, at_ms;
+    uint64_t ino, since, until_ms; /* held until until_ms */
 } fs_lookup;
 
 /* An open in progress: the applied index before its lookup (fs_backend.h
@@ -149,6 +149,7 @@ struct fs_mount {
         bool on;                   /* set before the first request, cleared after the last */
         pthread_mutex_t mu;        /* tab, used */
         atomic_uint_least64_t gen; /* changes learned of so far */
+        atomic_bool names;         /* names cached too (fs_cache_names) */
         fs_cache_slot *tab;
         size_t used;
     } cache;
@@ -268,15 +269,17 @@ int fs_stream_join(fs_handle *h);
 fs_handle *fs_handle_new(fs_mount *m, fs_handle_kind kind);
 int fs_handle_set_ino(fs_mount *m, fs_handle *h, uint64_t ino);
 /* The reply of a lookup or create of a (fs_attr.c), its attribute timeout
- * from fs_cache_timeout (t0 for fs_cache_replied). */
-void fs_entry_param(fs_mount *m, const fs_attr *a, struct fuse_entry_param *e, uint64_t *t0);
+ * from fs_cache_timeout (t0 for fs_cache_replied); the name is cached for
+ * as long only when `name` (a lookup) and fs_cache_names allow it. */
+void fs_entry_param(fs_mount *m, const fs_attr *a, struct fuse_entry_param *e, uint64_t *t0,
+                    bool name);
 void fs_handle_free(fs_mount *m, fs_handle *h);
 /* An open or lookup in progress holds back what reports cover (o lives on
  * the caller's stack until fs_opening_end or fs_lookup_note). */
 void fs_opening_add(fs_mount *m, fs_opening *o);
 int fs_opening_begin(fs_mount *m, fs_opening *o);
 void fs_opening_end(fs_mount *m, fs_opening *o);
-void fs_lookup_note(fs_mount *m, fs_opening *o, uint64_t ino);
+void fs_lookup_note(fs_mount *m, fs_opening *o, uint64_t ino, uint64_t cached_ms);
 bool fs_lookup_recent(fs_mount *m, uint64_t ino, uint64_t *since);
 /* fs_backend_open_fn over the mount (arg). */
 size_t fs_open_files(void *arg, uint64_t *inos, size_t max, uint64_t *since);
@@ -299,8 +302,18 @@ void fs_cache_begin(fs_mount *m);
 double fs_cache_timeout(fs_mount *m, uint64_t ino, uint64_t *t0);
 /* After the reply went out: drops it again if it went out late. */
 void fs_cache_replied(fs_mount *m, uint64_t ino, double timeout, uint64_t t0);
+/* The same for a lookup's reply, whose name the kernel may cache for
+ * name_timeout. */
+void fs_cache_replied_name(fs_mount *m, uint64_t ino, double name_timeout, double timeout,
+                           uint64_t t0);
 /* The kernel forgets ino's attributes (this mount changed them itself). */
 void fs_cache_forget(fs_mount *m, uint64_t ino);
+/* Whether the kernel may cache names: it can be told to drop all of them
+ * at once (fs_cache_names_probe, at INIT). */
+bool fs_cache_names(const fs_mount *m);
+void fs_cache_names_probe(fs_mount *m, unsigned proto_minor);
+/* The kernel forgets every name it holds (FUSE_NOTIFY_INC_EPOCH). */
+void fs_cache_forget_names(fs_mount *m);
 /* True when a handle of this mount has ino open for writing. */
 bool fs_open_for_write(fs_mount *m, uint64_t ino);
 

@@ -91,7 +91,8 @@ static void nb_observe(void *ctx, unsigned op, const char *name, uint64_t ns)
     node_metrics_fs_op(ctx, op, name, ns);
 }
 
-static void nb_set_changed(void *ctx, void (*fn)(void *, const uint64_t *, size_t, bool), void *arg)
+static void nb_set_changed(void *ctx, void (*fn)(void *, const uint64_t *, size_t, bool, bool),
+                           void *arg)
 {
     node_set_changed(ctx, fn, arg);
 }

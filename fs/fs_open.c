@@ -179,20 +179,21 @@ static uint64_t mono_ms(void)
     return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
-/* Drops lookups older than FS_LOOKUP_HOLD_MS.  Called with hmu held. */
+/* Drops lookups whose hold ended.  Called with hmu held. */
 static void lookups_expire(fs_mount *m, uint64_t now)
 {
     size_t j = 0;
     for (size_t i = 0; i < m->nlookups; i++)
-        if (now - m->lookups[i].at_ms < FS_LOOKUP_HOLD_MS)
+        if (now < m->lookups[i].until_ms)
             m->lookups[j++] = m->lookups[i];
     m->nlookups = j;
 }
 
 /* The lookup o (in the opens in progress since before its STAT) ends; when it
  * found non-directory ino (0: nothing to note), it becomes a recent lookup in
- * the same step, so no report sees neither. */
-void fs_lookup_note(fs_mount *m, fs_opening *o, uint64_t ino)
+ * the same step, so no report sees neither.  cached_ms: how long the kernel
+ * may keep the name from this lookup. */
+void fs_lookup_note(fs_mount *m, fs_opening *o, uint64_t ino, uint64_t cached_ms)
 {
     uint64_t now = mono_ms(), since = o->since;
     pthread_mutex_lock(&m->hmu);
@@ -216,7 +217,11 @@ void fs_lookup_note(fs_mount *m, fs_opening *o, uint64_t ino)
     } else if (since > m->lookups[i].since) {
         m->lookups[i].since = since; /* the newest lookup bounds every open */
     }
-    m->lookups[i].at_ms = now;
+    /* A name the kernel caches leads to opens without a lookup until it
+     * expires: the hold runs FS_LOOKUP_HOLD_MS past that. */
+    uint64_t until = now + cached_ms + FS_LOOKUP_HOLD_MS;
+    if (until > m->lookups[i].until_ms)
+        m->lookups[i].until_ms = until;
     pthread_mutex_unlock(&m->hmu);
 }
 

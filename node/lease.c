@@ -145,9 +145,10 @@ void lease_changed(node *n)
     size_t cnt = kv_changed(n->kv, &inos, &all);
     if (!cnt && !all)
         return;
+    bool names = kv_changed_names(n->kv);
     pthread_mutex_lock(&n->chg.mu);
     if (n->chg.fn)
-        n->chg.fn(n->chg.arg, inos, cnt, all);
+        n->chg.fn(n->chg.arg, inos, cnt, all, names);
     pthread_mutex_unlock(&n->chg.mu);
 }
 

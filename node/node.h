@@ -152,7 +152,8 @@ uint64_t node_applied_index(node *n);
  * node_lease_left_ms).  fn must not call into the node.  fn NULL
  * unregisters; once that returns fn is not running and will not be
  * called. */
-typedef void (*node_changed_fn)(void *arg, const uint64_t *inos, size_t n, bool all);
+/* names: the command also added, removed or moved a directory entry. */
+typedef void (*node_changed_fn)(void *arg, const uint64_t *inos, size_t n, bool all, bool names);
 void node_set_changed(node *n, node_changed_fn fn, void *arg);
 /* How long this node's read lease lasts from now, in ms of its clock (0: no
  * lease).  Until then nothing can become visible that this node has not

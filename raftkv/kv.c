@@ -91,6 +91,7 @@ int kv_apply(kv *k, uint64_t index, const uint8_t *cmd, size_t len, uint8_t **re
     k->applied = index;
     k->n_touched = 0;
     k->touched_all = false;
+    k->touched_names = false;
     uint64_t client, seq;
     int64_t t;
     const uint8_t *opb;
@@ -134,6 +135,11 @@ int kv_apply(kv *k, uint64_t index, const uint8_t *cmd, size_t len, uint8_t **re
     return 0;
 }
 
+bool kv_changed_names(const kv *k)
+{
+    return k->touched_names || k->touched_all;
+}
+
 size_t kv_changed(const kv *k, const uint64_t **inos, bool *all)
 {
     *inos = k->touched;
@@ -145,6 +151,7 @@ void kv_apply_skip(kv *k, uint64_t index)
 {
     k->n_touched = 0;
     k->touched_all = false;
+    k->touched_names = false;
     if (index > k->applied)
         k->applied = index;
 }

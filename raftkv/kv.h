@@ -176,6 +176,9 @@ uint64_t kv_applied_index(const kv *k);
  * and *all set when they were too many to list or the last change was a
  * whole new state (kv_snapshot_read). */
 size_t kv_changed(const kv *k, const uint64_t **inos, bool *all);
+/* Whether the last kv_apply changed a name: added, removed or moved an entry
+ * of a directory (or brought a whole new state). */
+bool kv_changed_names(const kv *k);
 /* Last applied command time (ns, clamped, never decreasing). */
 int64_t kv_last_time(const kv *k);
 

@@ -149,7 +149,8 @@ struct kv {
     /* inodes the command being applied changed (kv_changed) */
     uint64_t touched[KV_TOUCH_MAX];
     unsigned n_touched;
-    bool touched_all; /* more than KV_TOUCH_MAX, or a whole new state */
+    bool touched_all;   /* more than KV_TOUCH_MAX, or a whole new state */
+    bool touched_names; /* a directory's entries changed (touch_dir) */
 };
 
 /* Stamps n's ctime (its version) with the command's time and notes the
@@ -196,8 +197,10 @@ static inline uint64_t nchunks(uint64_t size)
     return (size + CH - 1) / CH;
 }
 
+/* Every change of a directory's entries goes through here. */
 static inline void touch_dir(kv *k, kv_inode *d)
 {
+    k->touched_names = true;
     d->mtime = k->now;
     touch(k, d);
 }
