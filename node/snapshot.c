@@ -57,6 +57,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,12 +140,27 @@ bool snapshot_fill_chunk(node *n, raft_msg *m)
 
 /* ---- taking one ---------------------------------------------------------- */
 
+/* The encoder's output into the pipe.  A page-aligned run (a chunk of a
+ * large file, kv_chunk.c) is spliced in by reference, not copied: the
+ * child never writes to the state it encodes, and the pipe keeps the pages
+ * until the worker has read them. */
 static int pipe_write(void *arg, const void *buf, size_t len)
 {
     int fd = *(int *)arg;
     const uint8_t *p = buf;
+    bool by_ref = ((uintptr_t)p & 4095) == 0 && len >= 16384;
     while (len) {
-        ssize_t w = write(fd, p, len);
+        ssize_t w;
+        if (by_ref) {
+            struct iovec iov = {(void *)p, len};
+            w = vmsplice(fd, &iov, 1, 0);
+            if (w < 0 && errno != EINTR) {
+                by_ref = false; /* not spliceable: copy it */
+                continue;
+            }
+        } else {
+            w = write(fd, p, len);
+        }
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
