@@ -132,6 +132,17 @@ int fs_stream_join(fs_handle *h)
     return h->ship_rc;
 }
 
+/* The buffer being filled and the window's (or spare) buffer trade places. */
+static void swap_buffers(fs_handle *h)
+{
+    char *b = h->buf;
+    size_t c = h->cap;
+    h->buf = h->ship_buf;
+    h->cap = h->ship_cap;
+    h->ship_buf = b;
+    h->ship_cap = c;
+}
+
 /* The window in flight is done: 0, or its error.  After no quorum in time
  * (-EIO) or -ENOMEM its bytes go back in front of the buffer, to go again
  * (parts are idempotent); any other error fails the stream.  Called with
@@ -148,12 +159,7 @@ static int stream_settle(fs_mount *m, fs_handle *h)
     size_t keep = h->len - h->up_base, n = h->ship_n;
     if (h->ship_cap >= n + keep) { /* the window's buffer takes the rest too */
         memcpy(h->ship_buf + n, h->buf, keep);
-        char *b = h->buf;
-        size_t c = h->cap;
-        h->buf = h->ship_buf;
-        h->cap = h->ship_cap;
-        h->ship_buf = b;
-        h->ship_cap = c;
+        swap_buffers(h);
     } else {
         char *b = realloc(h->buf, n + keep);
         if (b == NULL)
@@ -196,12 +202,7 @@ static int stream_ship(fs_mount *m, fs_handle *h)
     }
     if (h->ship_buf != NULL) {
         memcpy(h->ship_buf, h->buf + n, rest);
-        char *b = h->buf;
-        size_t c = h->cap;
-        h->buf = h->ship_buf;
-        h->cap = h->ship_cap;
-        h->ship_buf = b;
-        h->ship_cap = c;
+        swap_buffers(h);
         h->ship_base = h->up_base;
         h->ship_n = n;
         h->ship_m = m;

@@ -113,29 +113,9 @@ r2=$!; CL_ALL_PIDS+=("$r2")
 python3 "$PY" reader "$(fs_mnt 3)" "$ACK" "$STOP" >"$CL_DIR/reader3.out" 2>&1 &
 r3=$!; CL_ALL_PIDS+=("$r3")
 sleep 2
-pause_ms=$((3 * LEASE_MS))
-pause_s=$(awk -v m=$pause_ms 'BEGIN { print m / 1000 }')
-for r in $(seq 1 "$rounds"); do
-    cl_log "round $r: pause node 3 for $pause_ms ms"
-    fx_pause 3; sleep "$pause_s"; fx_resume 3
-    sleep 1
-    L=$(cl_wait_leader 15) || fx_fail "round $r: no leader"
-    cl_log "round $r: pause the leader (node $L) for $pause_ms ms"
-    fx_pause "$L"; sleep "$pause_s"; fx_resume "$L"
-    cl_wait_leader 15 >/dev/null || fx_fail "round $r: no leader after the leader's pause"
-    sleep 1
-    cl_log "round $r: cut node 3 off for 2 s"
-    fx_isolate 3; sleep 2; fx_heal
-    cl_wait_leader 15 >/dev/null || fx_fail "round $r: no leader after the heal"
-    sleep 2
-done
+fx_lease_rounds "$rounds" "$LEASE_MS"
 : >"$STOP"
-for p in $wpid $r2 $r3; do
-    end=$(($(cl_now_ms) + 30000))
-    while kill -0 "$p" 2>/dev/null && [ "$(cl_now_ms)" -lt "$end" ]; do sleep 0.1; done
-    kill -0 "$p" 2>/dev/null && fx_fail "a client did not finish (hung file operation?)"
-done
-wait "$wpid" "$r2" "$r3"
+fx_wait_clients "$wpid" "$r2" "$r3"
 acked=$(sed -n 's/^acked //p' "$CL_DIR/writer.out")
 for i in 2 3; do
     bad=$(grep '^stale' "$CL_DIR/reader$i.out" | head -5)

@@ -215,6 +215,40 @@ fx_restart_all() {
 fx_pause() { cl_pause "$1"; }
 fx_resume() { cl_resume "$1"; }
 
+# fx_lease_rounds ROUNDS LEASE_MS: the faults a cache inside the read lease
+# must outlive, ROUNDS times: node 3 paused (SIGSTOP) for three leases, then
+# the leader, then node 3 cut off for 2 s, with a leader found after each.
+fx_lease_rounds() {
+    local rounds=$1 pause_ms=$((3 * $2)) pause_s r L
+    pause_s=$(awk -v m="$pause_ms" 'BEGIN { print m / 1000 }')
+    for r in $(seq 1 "$rounds"); do
+        cl_log "round $r: pause node 3 for $pause_ms ms"
+        fx_pause 3; sleep "$pause_s"; fx_resume 3
+        sleep 1
+        L=$(cl_wait_leader 15) || fx_fail "round $r: no leader"
+        cl_log "round $r: pause the leader (node $L) for $pause_ms ms"
+        fx_pause "$L"; sleep "$pause_s"; fx_resume "$L"
+        cl_wait_leader 15 >/dev/null || fx_fail "round $r: no leader after the leader's pause"
+        sleep 1
+        cl_log "round $r: cut node 3 off for 2 s"
+        fx_isolate 3; sleep 2; fx_heal
+        cl_wait_leader 15 >/dev/null || fx_fail "round $r: no leader after the heal"
+        sleep 2
+    done
+}
+
+# fx_wait_clients PID...: each client process ends within 30 s (after the
+# test asked them to stop), else the test fails: a hung file operation.
+fx_wait_clients() {
+    local p end
+    for p in "$@"; do
+        end=$(($(cl_now_ms) + 30000))
+        while kill -0 "$p" 2>/dev/null && [ "$(cl_now_ms)" -lt "$end" ]; do sleep 0.1; done
+        kill -0 "$p" 2>/dev/null && fx_fail "a client did not finish (hung file operation?)"
+    done
+    wait "$@"
+}
+
 # ---- the partitioner of 6.824's GenericTest -------------------------------------
 
 # fx_partitioner_start [MIN_MS] [MAX_MS]: in the background, every MIN..MAX ms
