@@ -214,6 +214,7 @@ void fs_lookup_note(fs_mount *m, fs_opening *o, uint64_t ino, uint64_t cached_ms
         m->nlookups++;
         m->lookups[i].ino = ino;
         m->lookups[i].since = since;
+        m->lookups[i].until_ms = 0;
     } else if (since > m->lookups[i].since) {
         m->lookups[i].since = since; /* the newest lookup bounds every open */
     }

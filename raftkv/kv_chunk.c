@@ -6,9 +6,9 @@
  * pages: a large file then costs one page fault (and one zeroing) per 2 MiB
  * rather than 512, each expensive on a virtual machine, and fork() (the
  * snapshot encoder) copies one page-table entry per region instead of 512.
- * The first page of each region holds its header (so a chunk finds its
- * region by masking its address); the other REGION_CHUNKS chunks are handed
- * out.  A freed chunk is zeroed and kept in its region for the next one;
+ * The place of the first chunk of each region holds its header (so a chunk
+ * finds its region by masking its address; 1/32 of the region), the other
+ * REGION_CHUNKS chunks are handed out.  A freed chunk is zeroed and kept in its region for the next one;
  * a region whose chunks are all free is unmapped, except for the last few
  * (REGION_SPARE), which wait for the next large file.  Process-wide, under
  * a mutex: the unit tests run several state machines in one process.
