@@ -3,8 +3,8 @@
  *
  * The core holds every entry after the latest snapshot in one array; entry
  * k has index snap_index + 1 + k.  Entry data is copied into slabs: 1 MiB
- * anonymous mappings filled in log order (an entry above a quarter of that gets a block
- * of its own).  A slab counts the entries in it and is freed when the last
+ * anonymous mappings filled in log order (an entry above a quarter of that
+ * gets a block of its own, its data starting on a page boundary).  A slab counts the entries in it and is freed when the last
  * one is dropped.  Compared with one malloc per entry this saves the
  * allocator's per-block overhead, and, more important for a long-running
  * node, it keeps the log out of the heap the state machine grows in: the log
@@ -54,6 +54,7 @@ const raft_entry *raft_entry_at(const raft *r, uint64_t index)
 
 #define SLAB_MAP ((size_t)1 << 20)
 #define SLAB_OWN (SLAB_MAP / 4)
+#define SLAB_PAGE ((size_t)4096)
 
 /* Freed mapped slabs wait here, up to SLAB_CACHE_BYTES, for the next slab
  * of the same size: reusing one costs nothing, while unmapping one and
@@ -118,12 +119,12 @@ void raft_slab_release(raft_slab *s)
 static raft_slab *slab_map(size_t bytes)
 {
 #if defined(__SANITIZE_ADDRESS__)
-    raft_slab *s = malloc(bytes);
+    raft_slab *s = aligned_alloc(SLAB_PAGE, (bytes + SLAB_PAGE - 1) & ~(size_t)(SLAB_PAGE - 1));
     if (!s)
         return NULL;
     s->mapped = 0;
 #else
-    bytes = (bytes + 4095) & ~(size_t)4095;
+    bytes = (bytes + SLAB_PAGE - 1) & ~(size_t)(SLAB_PAGE - 1);
     raft_slab *s = slab_cache_get(bytes);
     if (!s) {
         s = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
@@ -142,12 +143,15 @@ static raft_slab *slab_map(size_t bytes)
 static uint8_t *slab_alloc(raft_log *l, size_t len, raft_slab **slab)
 {
     if (len > SLAB_OWN) {
-        raft_slab *s = slab_map(sizeof *s + len);
+        /* Its data starts on a page of its own: storage writes whole pages
+         * of it O_DIRECT (storage_blob.c), without a copy into the page
+         * cache. */
+        raft_slab *s = slab_map(SLAB_PAGE + len);
         if (!s)
             return NULL;
         s->used = s->cap = len;
         *slab = s;
-        return s->mem;
+        return (uint8_t *)s + SLAB_PAGE;
     }
     size_t need = (len + 7) & ~(size_t)7;
     if (!l->cur || l->cur->cap - l->cur->used < need) {

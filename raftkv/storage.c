@@ -443,6 +443,7 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
         return sto_fail(ST_ENOMEM, err, errlen, "%s: out of memory", dir);
     s->lock_fd = -1;
     s->seg_fd = -1;
+    s->seg_dfd = -1;
     s->snap_fd = -1;
     pthread_mutex_init(&s->wmu, NULL);
     pthread_mutex_init(&s->cmu, NULL);

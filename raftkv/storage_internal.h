@@ -140,10 +140,11 @@ struct st_store {
     /* Segment files of large entries (storage_blob.c): the one appended to
      * (0 and fd -1 until the first large entry after open), its length, the
      * number the next new one gets, and where the entries of the batch being
-     * stored were written (handed out in order by sto_blob_next). */
+     * stored were written (handed out in order by sto_blob_next).  seg_dfd:
+     * the same file opened O_DIRECT (-1 where the file system refuses it). */
     char blob_dir[PATH_MAX];
     uint32_t seg_cur, seg_next;
-    int seg_fd;
+    int seg_fd, seg_dfd;
     uint64_t seg_end, blob_cursor;
     bool blob_gc; /* rows were dropped: look for unreferenced segments */
     /* Segments no row refers to any more, deleted by the checkpointer
@@ -207,6 +208,15 @@ int sto_log_compact(st_store *s, uint64_t index, uint64_t term, bool lazy, char 
 static inline bool sto_is_blob(uint32_t len)
 {
     return len >= ST_BLOB_MIN;
+}
+
+/* The room a large entry takes in its segment: each starts at a multiple of
+ * ST_SEG_ALIGN, so that its whole pages can be written O_DIRECT
+ * (storage_blob.c). */
+#define ST_SEG_ALIGN 4096u
+static inline uint64_t sto_blob_span(uint32_t len)
+{
+    return ((uint64_t)len + ST_SEG_ALIGN - 1) & ~(uint64_t)(ST_SEG_ALIGN - 1);
 }
 /* At open: finds the segment files, numbers the next one and deletes those
  * no live row refers to (left by a crash before a commit or an unlink). */
