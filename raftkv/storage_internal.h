@@ -89,6 +89,7 @@ enum {
  * length; fd while it is being written (else -1). */
 typedef struct sto_snapf {
     int fd;
+    bool direct, no_direct; /* fd is O_DIRECT now; the file system refuses it */
     char name[64];
     uint32_t *crcs;
     uint64_t n, cap, len, synced;

@@ -3,7 +3,8 @@
  *
  * The stored form of a snapshot (one zstd frame) is the file DIR/snap/NAME
  * (NAME is INDEX-TERM.zst), not rows of the database: it is written in
- * pieces of SNAP_PIECE bytes, one write call each, fdatasync'ed and its
+ * pieces of SNAP_PIECE bytes, one write call each (O_DIRECT for a whole
+ * piece from a page-aligned buffer: snapf_write), fdatasync'ed and its
  * directory fsync'ed before the transaction that names it (the meta row
  * 'snap_file', with the CRC32C of each piece, beside the snap row) commits.
  * Its bytes are thus written once, not into the WAL and again into the
@@ -106,6 +107,49 @@ int sto_snapf_create(st_store *s, uint64_t index, uint64_t term, sto_snapf *f, c
     return 0;
 }
 
+/* Turns O_DIRECT on or off for f's descriptor; false if refused. */
+static bool snapf_direct(sto_snapf *f, bool on)
+{
+    int fl = fcntl(f->fd, F_GETFL);
+    if (fl < 0 || fcntl(f->fd, F_SETFL, on ? fl | O_DIRECT : fl & ~O_DIRECT) != 0)
+        return false;
+    f->direct = on;
+    return true;
+}
+
+/* Writes n bytes at off: whole pages from a page-aligned buffer O_DIRECT
+ * (no copy into the page cache, as for log segments), the rest through the
+ * page cache. */
+static int snapf_write(sto_snapf *f, const uint8_t *b, size_t n, uint64_t off)
+{
+    while (n) {
+        bool want = !f->no_direct && (((uintptr_t)b | n | off) & (ST_SEG_ALIGN - 1)) == 0;
+        if (want != f->direct && !snapf_direct(f, want)) {
+            f->no_direct = true;
+            if (f->direct)
+                return -1; /* cannot turn it off: a write would fail */
+            continue;
+        }
+        ssize_t w = pwrite(f->fd, b, n, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EINVAL && f->direct) {
+            /* the file system takes O_DIRECT, not these writes */
+            f->no_direct = true;
+            continue;
+        }
+        if (w <= 0) {
+            if (w == 0)
+                errno = ENOSPC;
+            return -1;
+        }
+        b += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
 int sto_snapf_piece(st_store *s, sto_snapf *f, const void *p, size_t n, char *err, size_t errlen)
 {
     if (f->n == f->cap) {
@@ -117,21 +161,12 @@ int sto_snapf_piece(st_store *s, sto_snapf *f, const void *p, size_t n, char *er
         f->crcs = c;
         f->cap = cap;
     }
-    const uint8_t *b = p;
-    size_t left = n;
-    while (left) {
-        ssize_t w = write(f->fd, b, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            int e = w < 0 ? errno : ENOSPC;
-            char path[PATH_MAX + 80];
-            sto_snapf_path(s, f->name, path, sizeof path);
-            return sto_fail(errno_st(e), err, errlen, "%s: writing the snapshot: %s", path,
-                            strerror(e));
-        }
-        b += w;
-        left -= (size_t)w;
+    if (snapf_write(f, p, n, f->len) != 0) {
+        int e = errno;
+        char path[PATH_MAX + 80];
+        sto_snapf_path(s, f->name, path, sizeof path);
+        return sto_fail(errno_st(e), err, errlen, "%s: writing the snapshot: %s", path,
+                        strerror(e));
     }
     f->crcs[f->n++] = crc32c(0, p, n);
     f->len += n;
