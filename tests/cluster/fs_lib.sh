@@ -23,6 +23,18 @@ fs_metric() {
         awk -v k="$2" '$1 == k { print $2 }'
 }
 
+# fs_start_lease_cluster LEASE_MS: three nodes with mounts, read leases of
+# LEASE_MS, a 3 s op timeout and their metrics on --http 127.0.0.(10+I):7102
+# (CL_NODE_ENV set before still applies); waits for the mounts and sets
+# $TOKEN for fs_metric.
+fs_start_lease_cluster() {
+    local i
+    for i in 1 2 3; do CL_NODE_EXTRA[$i]="--http 127.0.0.$((10 + i)):7102"; done
+    cl_start 3 --op-timeout-ms 3000 --lease-ms "$1"
+    fs_wait_mounts 20
+    TOKEN=$(hs http-token) || cl_fail "hstore http-token: exit $?"
+}
+
 # fs_wait_mounts [SECONDS]: every running node's mount answers (the control
 # file is served locally, without a quorum) and the cluster has a leader.
 fs_wait_mounts() {

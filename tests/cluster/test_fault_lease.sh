@@ -27,12 +27,9 @@
 fx_init
 rounds=1; fx_mode_long && rounds=10
 LEASE_MS=500
-for i in 1 2 3; do CL_NODE_EXTRA[$i]="--http 127.0.0.$((10 + i)):7102"; done
 CL_NODE_ENV[3]="HSTORE_TEST_CLOCK_RATE=${LEASE_TEST_CLOCK_RATE:-1.05}"
 CL_NODE_ENV[2]="HSTORE_TEST_CLOCK_RATE=0.95"
-cl_start 3 --op-timeout-ms 3000 --lease-ms "$LEASE_MS"
-fs_wait_mounts 20
-TOKEN=$(hs http-token) || cl_fail "hstore http-token: exit $?"
+fs_start_lease_cluster "$LEASE_MS"
 
 lease_reads() { # the sum of every node's lease reads (nodes that answer)
     local i t=0 v

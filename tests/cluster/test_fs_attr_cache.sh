@@ -16,10 +16,7 @@
 fx_init
 rounds=1; fx_mode_long && rounds=5
 LEASE_MS=500
-for i in 1 2 3; do CL_NODE_EXTRA[$i]="--http 127.0.0.$((10 + i)):7102"; done
-cl_start 3 --op-timeout-ms 3000 --lease-ms "$LEASE_MS"
-fs_wait_mounts 20
-TOKEN=$(hs http-token) || cl_fail "hstore http-token: exit $?"
+fs_start_lease_cluster "$LEASE_MS"
 getattrs() { fs_metric "$1" 'hstore_fuse_op_seconds_count{op="getattr"}'; }
 
 F=probe
