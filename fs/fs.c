@@ -144,11 +144,23 @@ static int detach_mount(const char *path)
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-/* The FUSE mounts at path in /proc/self/mountinfo (a stat of the path would
- * ask a dead mount, or our own, not yet running, request loop): how many,
- * and the device numbers of the last, the newest, in *maj and *min (left as
- * they are when there is none). */
-static int fuse_mounts_at(const char *path, unsigned *maj, unsigned *min)
+/* Undoes the octal escapes of /proc/self/mountinfo (\040 for a space ...). */
+static void unescape_mount(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] >= '0' && r[2] <= '7' &&
+            r[3] >= '0' && r[3] <= '7') {
+            *w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+            r += 3;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+}
+
+int fs_fuse_mounts_at(const char *path, unsigned *maj, unsigned *min)
 {
     FILE *f = fopen("/proc/self/mountinfo", "r");
     if (f == NULL)
@@ -157,14 +169,25 @@ static int fuse_mounts_at(const char *path, unsigned *maj, unsigned *min)
     size_t cap = 0;
     int n = 0;
     while (getline(&line, &cap, f) > 0) {
-        unsigned id, parent, ma, mi;
-        char root[PATH_MAX], mp[PATH_MAX];
-        if (sscanf(line, "%u %u %u:%u %4095s %4095s", &id, &parent, &ma, &mi, root, mp) != 6 ||
-            strcmp(mp, path) != 0 || strstr(line, " - fuse") == NULL)
+        /* id parent major:minor root mountpoint ... - fstype ... */
+        bool fuse = strstr(line, " - fuse") != NULL;
+        char *save = NULL, *tok = strtok_r(line, " ", &save);
+        unsigned ma = 0, mi = 0;
+        for (int i = 0; tok != NULL && i < 4; i++) {
+            if (i == 2 && sscanf(tok, "%u:%u", &ma, &mi) != 2)
+                break;
+            tok = strtok_r(NULL, " ", &save);
+        }
+        if (!fuse || tok == NULL)
+            continue;
+        unescape_mount(tok);
+        if (strcmp(tok, path) != 0)
             continue;
         n++;
-        *maj = ma;
-        *min = mi;
+        if (maj != NULL)
+            *maj = ma;
+        if (min != NULL)
+            *min = mi;
     }
     free(line);
     fclose(f);
@@ -176,9 +199,8 @@ static int fuse_mounts_at(const char *path, unsigned *maj, unsigned *min)
  * shows the next dead one, never the directory under them. */
 static void detach_dead(const char *path, int keep)
 {
-    unsigned maj, min;
     struct stat st;
-    for (int n = fuse_mounts_at(path, &maj, &min); n > keep; n--)
+    for (int n = fs_fuse_mounts_at(path, NULL, NULL); n > keep; n--)
         if (stat(path, &st) == 0 || errno != ENOTCONN || detach_mount(path) != 0)
             break;
 }
@@ -219,7 +241,7 @@ static int stack_mount(fs_mount *m)
 static void find_mount_dev(fs_mount *m)
 {
     unsigned maj, min;
-    if (fuse_mounts_at(m->mountpoint, &maj, &min) > 0) {
+    if (fs_fuse_mounts_at(m->mountpoint, &maj, &min) > 0) {
         m->dev_major = maj;
         m->dev_minor = min;
         m->have_dev = true;

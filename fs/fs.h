@@ -74,4 +74,10 @@ const char *fs_mountpoint(const fs_mount *m);
  * cannot stat (ENOTCONN).  False with errno set. */
 bool fs_resolve_parent(const char *path, char *out, size_t cap);
 
+/* The FUSE mounts at path (as /proc/self/mountinfo names it, escapes
+ * undone; a stat of the path would ask a dead mount): how many, and the
+ * device numbers of the last, the newest, in *maj and *min when not NULL
+ * (left as they are when there is none). */
+int fs_fuse_mounts_at(const char *path, unsigned *maj, unsigned *min);
+
 #endif

@@ -261,20 +261,26 @@ double fs_cache_timeout(fs_mount *m, uint64_t ino, uint64_t *t0)
     return (double)ms / 1000.0;
 }
 
+/* Whether a reply given at t0 for timeout seconds reached the kernel later
+ * than that.  The lease had 2 * timeout left at t0: a reply that reached the
+ * kernel within timeout expires there before the lease ends; one held up
+ * longer (this thread was descheduled, or the process paused) must be
+ * forgotten now. */
+static bool held_up(double timeout, uint64_t t0)
+{
+    return timeout > 0 && mono_ms() - t0 > (uint64_t)(timeout * 1000.0);
+}
+
 void fs_cache_replied_name(fs_mount *m, uint64_t ino, double name_timeout, double timeout,
                            uint64_t t0)
 {
-    if (name_timeout > 0 && mono_ms() - t0 > (uint64_t)(name_timeout * 1000.0))
-        fs_cache_forget_names(m); /* as below, for the name */
+    if (held_up(name_timeout, t0))
+        fs_cache_forget_names(m);
     fs_cache_replied(m, ino, timeout, t0);
 }
 
 void fs_cache_replied(fs_mount *m, uint64_t ino, double timeout, uint64_t t0)
 {
-    /* The lease had 2 * timeout left at t0: a reply that reached the kernel
-     * within timeout expires there before the lease ends.  One held up
-     * longer (this thread was descheduled, or the process paused) is
-     * forgotten now. */
-    if (timeout > 0 && mono_ms() - t0 > (uint64_t)(timeout * 1000.0))
+    if (held_up(timeout, t0))
         fs_cache_forget(m, ino);
 }

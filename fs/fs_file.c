@@ -174,6 +174,17 @@ static int stream_settle(fs_mount *m, fs_handle *h)
     return rc;
 }
 
+/* Ships n bytes of data from up_base on, on this thread: 0, -EIO or -ENOMEM
+ * (no quorum in time: the bytes stay here, to go again), or the stream's
+ * failure.  Called with h->mu held. */
+static int ship_now(fs_mount *m, fs_handle *h, const char *data, size_t n)
+{
+    int rc = fs_kv_upload_parts(&m->kv, h->up_id, 0, h->up_base, data, n);
+    if (rc < 0 && rc != -EIO && rc != -ENOMEM)
+        return stream_fail(m, h, rc);
+    return rc;
+}
+
 /* Ships the full parts of the buffer (starting the stream if needed) and
  * keeps only the rest.  The parts go out on a thread of their own while the
  * next writes fill the buffer (the writer's copy overlaps replication and
@@ -215,11 +226,9 @@ static int stream_ship(fs_mount *m, fs_handle *h)
         return stream_settle(m, h);
     }
     /* No spare buffer: ship in place. */
-    rc = fs_kv_upload_parts(&m->kv, h->up_id, 0, h->up_base, h->buf, n);
-    if (rc == -EIO || rc == -ENOMEM)
-        return rc; /* no quorum in time: the bytes stay here */
+    rc = ship_now(m, h, h->buf, n);
     if (rc < 0)
-        return stream_fail(m, h, rc);
+        return rc;
     memmove(h->buf, h->buf + n, rest);
     h->up_base += n;
     return 0;
@@ -240,12 +249,9 @@ static int stream_commit(fs_mount *m, fs_handle *h)
     }
     if (!h->up_shipped) {
         if (h->up_len > h->up_base) {
-            int rc =
-                fs_kv_upload_parts(&m->kv, h->up_id, 0, h->up_base, h->buf, h->up_len - h->up_base);
-            if (rc == -EIO || rc == -ENOMEM)
-                return rc;
+            int rc = ship_now(m, h, h->buf, h->up_len - h->up_base);
             if (rc < 0)
-                return stream_fail(m, h, rc);
+                return rc;
         }
         h->up_shipped = true;
     }

@@ -401,13 +401,10 @@ bool net_transport_is_client_fd(const net_transport *t, int fd)
 
 /* Seals msg (a frame of len bytes in a nanomsg message with room for the
  * trailer) and queues it to peer_id; msg is taken whatever the outcome. */
-static int raw_send_msg(net_transport *t, uint64_t peer_id, void *msg, size_t len)
+/* Seals msg (len bytes, room for the trailer after them) and sends it to p,
+ * which owns it from here. */
+static int seal_send(net_transport *t, tpeer *p, void *msg, size_t len)
 {
-    tpeer *p = find_peer(t, peer_id);
-    if (!p || p->sock < 0) {
-        nn_freemsg(msg);
-        return NET_EINVAL;
-    }
     /* Sealed here, at the real send, so that the counter follows the order
      * frames leave in (the fault injector may hold some back). */
     net_trailer tr = {t->self_id, t->epoch, ++t->tx_ctr};
@@ -423,6 +420,16 @@ static int raw_send_msg(net_transport *t, uint64_t peer_id, void *msg, size_t le
     return NET_OK;
 }
 
+static int raw_send_msg(net_transport *t, uint64_t peer_id, void *msg, size_t len)
+{
+    tpeer *p = find_peer(t, peer_id);
+    if (!p || p->sock < 0) {
+        nn_freemsg(msg);
+        return NET_EINVAL;
+    }
+    return seal_send(t, p, msg, len);
+}
+
 static int raw_send(net_transport *t, uint64_t peer_id, const void *buf, size_t len)
 {
     tpeer *p = find_peer(t, peer_id);
@@ -434,7 +441,7 @@ static int raw_send(net_transport *t, uint64_t peer_id, const void *buf, size_t 
         return NET_EAGAIN;
     }
     memcpy(msg, buf, len);
-    return raw_send_msg(t, peer_id, msg, len);
+    return seal_send(t, p, msg, len);
 }
 
 static void heap_swap(held *a, held *b)

@@ -64,22 +64,6 @@ bool up_is_node(pid_t pid)
     return strcmp(buf + a0 + 1, "node") == 0;
 }
 
-/* Undoes the octal escapes of /proc/self/mountinfo (\040 for a space ...). */
-static void unescape_mount(char *s)
-{
-    char *w = s;
-    for (char *r = s; *r; r++) {
-        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] >= '0' && r[2] <= '7' &&
-            r[3] >= '0' && r[3] <= '7') {
-            *w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
-            r += 3;
-        } else {
-            *w++ = *r;
-        }
-    }
-    *w = '\0';
-}
-
 static bool is_mounted(const char *path)
 {
     char real[PATH_MAX + 256];
@@ -87,24 +71,7 @@ static bool is_mounted(const char *path)
      * add the last name, else take the path as it is. */
     if (realpath(path, real) == NULL && !fs_resolve_parent(path, real, sizeof real))
         snprintf(real, sizeof real, "%s", path);
-    FILE *f = fopen("/proc/self/mountinfo", "r");
-    if (f == NULL)
-        return false;
-    char line[8192];
-    bool found = false;
-    while (!found && fgets(line, sizeof line, f) != NULL) {
-        /* id parent major:minor root mountpoint ... */
-        char *save = NULL, *tok = strtok_r(line, " ", &save);
-        for (int i = 0; tok != NULL && i < 4; i++)
-            tok = strtok_r(NULL, " ", &save);
-        if (tok == NULL)
-            continue;
-        unescape_mount(tok);
-        if (strcmp(tok, real) == 0 || strcmp(tok, path) == 0)
-            found = true;
-    }
-    fclose(f);
-    return found;
+    return fs_fuse_mounts_at(real, NULL, NULL) > 0 || fs_fuse_mounts_at(path, NULL, NULL) > 0;
 }
 
 /* fusermount3 -u, then the lazy -uz if the mount is busy.  Silent on success. */

@@ -2,21 +2,29 @@
 # `hstore up` remembers how a cluster was started: a plain `up` after `down`
 # mounts at the recorded --mount-root again and passes the recorded node
 # options; an option that differs from a running cluster's is refused, naming
-# it; `up` on a healthy running cluster prints its status and exits 0; `down`
-# after a node was killed -9 leaves no dead mount behind.
+# it; `up` on a healthy running cluster prints its status and exits 0; a
+# node killed -9 twice and restarted leaves one dead mount under its new one,
+# not two; `down` after a node was killed -9 leaves no dead mount behind.  The
+# mount root has a space in its name (the kernel writes it \040 in
+# /proc/self/mountinfo).
 . "$(dirname "$0")/lib/cluster.sh"
 cl_in_netns "$@"
 cl_init
 unset HSTORE_CLUSTER
 [ -e /dev/fuse ] && command -v fusermount3 >/dev/null || cl_fail "this test needs FUSE (/dev/fuse, fusermount3)"
 dir=$CL_DIR/up
-mnt=$CL_DIR/mnt
+mnt="$CL_DIR/mount root"
 port=7400
 for i in 1 2 3; do CL_MOUNTS+=("$mnt/$i"); done
 stop_all() { "$HSTORE" down --dir "$dir" --wait 5 >/dev/null 2>&1; }
 trap 'cl_rc=$?; stop_all; (exit $cl_rc); cl_teardown' EXIT
 track_pids() { while read -r id pid; do CL_ALL_PIDS+=("$pid"); done <"$dir/pids"; }
-mounted() { grep -qs " $1 " /proc/self/mountinfo; }
+mounted() { cl_mounted "$1"; }
+# mounts_at PATH: how many mounts /proc/self/mountinfo shows at PATH.
+mounts_at() {
+    local esc=${1// /\\040}
+    grep -cF " $esc " /proc/self/mountinfo
+}
 # wait_file PATH WANT: PATH holds WANT within 30 s (a mount may take a moment to serve).
 wait_file() {
     local end=$(( $(cl_now_ms) + 30000 ))
@@ -85,6 +93,17 @@ out=$(hs up --dir "$dir" --wait 30 2>&1) || cl_fail "up after kill -9 of node 2:
 track_pids
 grep -q "restarted 1 of the 3" <<<"$out" || cl_fail "up did not restart just node 2: $out"
 wait_file "$mnt/2/greeting" hello
+# Again: the new mount goes on top of the dead one, and the dead one of the
+# first kill is detached first, so they do not pile up.
+pid2=$(awk '$1 == 2 { print $2 }' "$dir/pids")
+kill -9 "$pid2"
+end=$(( $(cl_now_ms) + 10000 ))
+while cl_pid_running "$pid2" && [ "$(cl_now_ms)" -lt "$end" ]; do sleep 0.05; done
+out=$(hs up --dir "$dir" --wait 30 2>&1) || cl_fail "second up after kill -9 of node 2: exit $?: $out"
+track_pids
+wait_file "$mnt/2/greeting" hello
+n=$(mounts_at "$mnt/2")
+[ "$n" -le 2 ] || cl_fail "$n mounts at $mnt/2 after two kills and restarts: dead mounts pile up"
 cl_expect_eq "$(grep -c "^$mnt/" "$dir/mounts")" 3 "recorded mounts under $mnt"
 
 # Down after a kill -9: every recorded mount goes, dead or alive.

@@ -101,6 +101,14 @@ cl_init() {
     trap 'exit 130' INT TERM
 }
 
+# cl_mounted PATH: something is mounted at PATH (/proc/self/mountinfo
+# writes a space in a path as \040).
+cl_mounted() {
+    local esc=${1//\\/\\134}
+    esc=${esc// /\\040}
+    grep -qsF " $esc " /proc/self/mountinfo
+}
+
 cl_teardown() {
     local rc=$? pid m i
     trap - EXIT
@@ -114,7 +122,7 @@ cl_teardown() {
     local layer
     for m in "${CL_MOUNTS[@]+"${CL_MOUNTS[@]}"}"; do
         for layer in $(seq 1 32); do # the node's mount, dead ones of killed nodes under it, the underlay
-            grep -qs " $m " /proc/self/mountinfo || break
+            cl_mounted "$m" || break
             fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null ||
                 umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
         done
