@@ -32,6 +32,12 @@
  *       what `cp -r` does to the N files `smallfiles` made in SRC: for each,
  *       open and read it, create it in DST (made first), write it, close;
  *       one latency per file, and files/s.
+ *   bench_fs catchanged WDIR RDIR [--reps R]
+ *       R times (default 20): rewrite WDIR/changed (256 bytes, O_TRUNC,
+ *       close), untimed, then open, read and close RDIR/changed (the same
+ *       file through another node's mount), timed; what it read must be
+ *       what was just written.  The latency of a read after a change made
+ *       elsewhere.
  *
  * Every subcommand takes --max-seconds S (default 120): workers stop starting
  * operations after S seconds and the run counts as failed, and an alarm kills
@@ -623,6 +629,80 @@ static int cmd_copy(const char *src, const char *dst, uint64_t files, const char
     return errors || done < files;
 }
 
+/* Reads path (open, read to the end, close) into buf, up to cap bytes;
+ * the length, or -1 with errno set. */
+static ssize_t read_file(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t have = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + have, cap - have);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        if (r == 0 || (have += (size_t)r) == cap)
+            break;
+    }
+    close(fd);
+    return (ssize_t)have;
+}
+
+static int cmd_catchanged(const char *wdir, const char *rdir, uint64_t reps)
+{
+    char wpath[PATH_LEN], rpath[PATH_LEN];
+    snprintf(wpath, sizeof wpath, "%s/changed", wdir);
+    snprintf(rpath, sizeof rpath, "%s/changed", rdir);
+    uint64_t *lat = calloc(reps ? reps : 1, sizeof *lat);
+    if (lat == NULL)
+        return 1;
+    uint64_t done = 0, errors = 0, t_start = now_ns();
+    char want[SMALL_SIZE], got[SMALL_SIZE + 1];
+    for (uint64_t r = 0; r < reps && !past_deadline(); r++) {
+        /* The change, untimed: once close() returned it is acknowledged. */
+        memset(want, 'a' + (int)(r % 26), sizeof want);
+        snprintf(want, sizeof want, "change %" PRIu64 "\n", r);
+        int fd = open(wpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        int e = fd < 0 ? errno : write_all(fd, want, sizeof want);
+        if (fd >= 0 && close(fd) != 0 && e == 0)
+            e = errno;
+        if (e != 0) {
+            err_path("write", wpath, e);
+            errors++;
+            continue;
+        }
+        uint64_t t0 = now_ns();
+        ssize_t n = read_file(rpath, got, sizeof got);
+        uint64_t t1 = now_ns();
+        if (n < 0) {
+            err_path("read", rpath, errno);
+            errors++;
+            continue;
+        }
+        if ((size_t)n != sizeof want || memcmp(got, want, sizeof want) != 0) {
+            fprintf(stderr, "bench_fs: %s: change %" PRIu64 " not seen (%zd bytes read)\n", rpath,
+                    r, n);
+            errors++;
+            continue;
+        }
+        lat[done++] = t1 - t0;
+    }
+    double secs = (double)(now_ns() - t_start) / 1e9;
+    printf("op=catchanged reps=%" PRIu64 " ok=%" PRIu64 " errors=%" PRIu64
+           " seconds=%.3f per_sec=%.1f",
+           reps, done, errors, secs, secs > 0 ? (double)done / secs : 0.0);
+    print_lat(lat, done);
+    printf("\n");
+    free(lat);
+    return errors || done < reps;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -634,6 +714,7 @@ static void usage(void)
             "       bench_fs seqread FILE [--bs KIB]\n"
             "       bench_fs lsl DIR [--reps R]\n"
             "       bench_fs copy SRC DST --files N [--prefix P]\n"
+            "       bench_fs catchanged WDIR RDIR [--reps R]\n"
             "every subcommand: [--max-seconds S] (default 120)\n");
 }
 
@@ -673,7 +754,8 @@ int main(int argc, char **argv)
         }
         if (strcmp(cmd, "fsync") == 0 && i == 3 && a[0] != '-') {
             ok = parse_u64(a, &n);
-        } else if (strcmp(cmd, "copy") == 0 && i == 3 && a[0] != '-') {
+        } else if ((strcmp(cmd, "copy") == 0 || strcmp(cmd, "catchanged") == 0) && i == 3 &&
+                   a[0] != '-') {
             dst = a;
         } else if (strcmp(a, "--reps") == 0 && v != NULL) {
             ok = parse_u64(v, &reps) && reps >= 1 && reps <= 1000000;
@@ -731,6 +813,8 @@ int main(int argc, char **argv)
         return cmd_lsl(target, reps);
     if (strcmp(cmd, "copy") == 0 && dst != NULL)
         return cmd_copy(target, dst, files, prefix);
+    if (strcmp(cmd, "catchanged") == 0 && dst != NULL)
+        return cmd_catchanged(target, dst, reps);
     usage();
     return 2;
 }

@@ -10,7 +10,9 @@
 #   - through the mounts (build/bench_fs): small files (create, write 256 bytes,
 #     close) from 1 and 8 writers on the leader's mount (8 writers in one
 #     directory, and each in its own: creates in one directory serialize on the
-#     kernel's directory lock) and 1 writer on a follower's; cat of a small file on a follower's mount; a 100 MiB file
+#     kernel's directory lock) and 1 writer on a follower's; cat of a small
+#     file on a follower's mount, cached and right after each change made
+#     through the leader's mount (bench_fs catchanged); a 100 MiB file
 #     written on the leader's mount and read on a follower's.  Beside each, the
 #     same workload on a local directory of the same disk, with fsync before
 #     close for writes (one durable disk write, the physical limit) and a plain
@@ -262,6 +264,10 @@ fs_pair "small files, 1 writer, follower (n$FOLLOWER)" "$N_SF1" files/s \
 fs_pair "cat small file, follower (n$FOLLOWER)" "$N_CAT" reads/s \
     "$BENCH_FS" cat "$FM/sf1" --files "$N_SF1" --reads "$N_CAT" -- \
     "plain read" "$BENCH_FS" cat "$LOCAL/sf1" --files "$N_SF1" --reads "$N_CAT"
+N_CHG=$((500 * SCALE))
+fs_pair "cat after a change on n$LEADER, follower (n$FOLLOWER)" "$N_CHG" reads/s \
+    "$BENCH_FS" catchanged "$LM" "$FM" --reps "$N_CHG" -- \
+    "plain read" "$BENCH_FS" catchanged "$LOCAL" "$LOCAL" --reps "$N_CHG"
 fs_pair "ls -l of $N_SF1 files, follower (n$FOLLOWER)" "20 passes" entries/s \
     "$BENCH_FS" lsl "$FM/sf1" --reps 20 -- \
     "plain" "$BENCH_FS" lsl "$LOCAL/sf1" --reps 20
