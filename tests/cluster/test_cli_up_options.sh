@@ -84,21 +84,24 @@ pid1=$(awk '$1 == 1 { print $2 }' "$dir/pids")
 tr '\0' ' ' </proc/"$pid1"/cmdline | grep -q -- "--op-timeout-ms 7000" ||
     cl_fail "plain up did not pass the recorded node options"
 
+# kill_node ID: kill -9 node ID and wait (up to 10 s) until it is gone.
+kill_node() {
+    local pid end
+    pid=$(awk -v id="$1" '$1 == id { print $2 }' "$dir/pids")
+    kill -9 "$pid"
+    end=$(( $(cl_now_ms) + 10000 ))
+    while cl_pid_running "$pid" && [ "$(cl_now_ms)" -lt "$end" ]; do sleep 0.05; done
+}
+
 # A node killed -9 leaves a dead mount; a plain up restarts it at its place.
-pid2=$(awk '$1 == 2 { print $2 }' "$dir/pids")
-kill -9 "$pid2"
-end=$(( $(cl_now_ms) + 10000 ))
-while cl_pid_running "$pid2" && [ "$(cl_now_ms)" -lt "$end" ]; do sleep 0.05; done
+kill_node 2
 out=$(hs up --dir "$dir" --wait 30 2>&1) || cl_fail "up after kill -9 of node 2: exit $?: $out"
 track_pids
 grep -q "restarted 1 of the 3" <<<"$out" || cl_fail "up did not restart just node 2: $out"
 wait_file "$mnt/2/greeting" hello
 # Again: the new mount goes on top of the dead one, and the dead one of the
 # first kill is detached first, so they do not pile up.
-pid2=$(awk '$1 == 2 { print $2 }' "$dir/pids")
-kill -9 "$pid2"
-end=$(( $(cl_now_ms) + 10000 ))
-while cl_pid_running "$pid2" && [ "$(cl_now_ms)" -lt "$end" ]; do sleep 0.05; done
+kill_node 2
 out=$(hs up --dir "$dir" --wait 30 2>&1) || cl_fail "second up after kill -9 of node 2: exit $?: $out"
 track_pids
 wait_file "$mnt/2/greeting" hello
@@ -107,10 +110,7 @@ n=$(mounts_at "$mnt/2")
 cl_expect_eq "$(grep -c "^$mnt/" "$dir/mounts")" 3 "recorded mounts under $mnt"
 
 # Down after a kill -9: every recorded mount goes, dead or alive.
-pid3=$(awk '$1 == 3 { print $2 }' "$dir/pids")
-kill -9 "$pid3"
-end=$(( $(cl_now_ms) + 10000 ))
-while cl_pid_running "$pid3" && [ "$(cl_now_ms)" -lt "$end" ]; do sleep 0.05; done
+kill_node 3
 mounted "$mnt/3" || cl_fail "expected a dead mount at $mnt/3 after kill -9"
 hs down --dir "$dir" >/dev/null 2>&1 || cl_fail "down after kill -9: exit $?"
 for i in 1 2 3; do mounted "$mnt/$i" && cl_fail "$mnt/$i still mounted after down (node 3 was killed -9)"; done
