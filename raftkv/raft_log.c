@@ -4,13 +4,14 @@
  * The core holds every entry after the latest snapshot in one array; entry
  * k has index snap_index + 1 + k.  Entry data is copied into slabs: 1 MiB
  * anonymous mappings filled in log order (an entry above a quarter of that
- * gets a block of its own, its data starting on a page boundary).  A slab counts the entries in it and is freed when the last
- * one is dropped.  Compared with one malloc per entry this saves the
- * allocator's per-block overhead, and, more important for a long-running
- * node, it keeps the log out of the heap the state machine grows in: the log
- * is freed in bulk at every compaction, and small blocks freed among the
- * state machine's long-lived ones would leave holes the allocator cannot
- * give back (tens of MiB on a leader with a million keys).  Entries dropped
+ * gets a block of its own, its data starting on a page boundary).  A slab
+ * counts the entries in it and is freed when the last one is dropped.
+ * Compared with one malloc per entry this saves the allocator's per-block
+ * overhead, and, more important for a long-running node, it keeps the log
+ * out of the heap the state machine grows in: the log is freed in bulk at
+ * every compaction, and small blocks freed among the state machine's
+ * long-lived ones would leave holes the allocator cannot give back (tens of
+ * MiB on a leader with a million keys).  Entries dropped
  * by truncation (§5.3: a conflicting suffix) or by compaction (§5 of the
  * paper, chapter 5 of the dissertation) hand their slab reference to the
  * "graveyard" (raft_defer_slab) because a ready batch or a queued message

@@ -313,10 +313,10 @@ static int run_add(seg_run *w, uint8_t *p, size_t len, uint64_t off)
 }
 
 /* Writes the large entries of the batch from base on, each at the next
- * multiple of ST_SEG_ALIGN.  With direct, the whole pages of an entry whose
+ * multiple of ST_DIRECT_ALIGN.  With direct, the whole pages of an entry whose
  * data starts on a page (the core's log puts them there) go O_DIRECT, from
- * its memory to the disk without a copy into the page cache (a third of
- * the CPU a large write cost on every node); the rest of it, and entries
+ * its memory to the disk without a copy into the page cache (a fifth of
+ * all CPU of a large write through the mount); the rest of it, and entries
  * elsewhere, go through the page cache (the padding is a hole). */
 static int write_entries(st_store *s, const raft_ready *const *rds, size_t n, uint64_t base,
                          bool direct)
@@ -338,8 +338,8 @@ static int write_entries(st_store *s, const raft_ready *const *rds, size_t n, ui
             if (!sto_is_blob(e->len))
                 continue;
             size_t pages = 0;
-            if (direct && ((uintptr_t)e->data & (ST_SEG_ALIGN - 1)) == 0)
-                pages = e->len & ~(size_t)(ST_SEG_ALIGN - 1);
+            if (direct && ((uintptr_t)e->data & (ST_DIRECT_ALIGN - 1)) == 0)
+                pages = e->len & ~(size_t)(ST_DIRECT_ALIGN - 1);
             if (pages)
                 r = run_add(dw, e->data, pages, off);
             if (!r && pages < e->len)

@@ -212,12 +212,13 @@ static inline bool sto_is_blob(uint32_t len)
 }
 
 /* The room a large entry takes in its segment: each starts at a multiple of
- * ST_SEG_ALIGN, so that its whole pages can be written O_DIRECT
+ * ST_DIRECT_ALIGN, the alignment of O_DIRECT writes (of buffer, length and
+ * offset), so that its whole pages can be written O_DIRECT
  * (storage_blob.c). */
-#define ST_SEG_ALIGN 4096u
+#define ST_DIRECT_ALIGN 4096u
 static inline uint64_t sto_blob_span(uint32_t len)
 {
-    return ((uint64_t)len + ST_SEG_ALIGN - 1) & ~(uint64_t)(ST_SEG_ALIGN - 1);
+    return ((uint64_t)len + ST_DIRECT_ALIGN - 1) & ~(uint64_t)(ST_DIRECT_ALIGN - 1);
 }
 /* At open: finds the segment files, numbers the next one and deletes those
  * no live row refers to (left by a crash before a commit or an unlink). */

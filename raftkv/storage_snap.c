@@ -175,7 +175,7 @@ static st_snap_writer *writer_alloc(st_store *s, uint64_t index, uint64_t term)
 {
     st_snap_writer *w = calloc(1, sizeof *w);
     if (w)
-        w->out = aligned_alloc(ST_SEG_ALIGN, SNAP_PIECE); /* on a page: O_DIRECT */
+        w->out = aligned_alloc(ST_DIRECT_ALIGN, SNAP_PIECE); /* on a page: O_DIRECT */
     if (w)
         w->cctx = ZSTD_createCCtx();
     if (!w || !w->out || !w->cctx) {

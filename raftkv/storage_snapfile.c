@@ -123,7 +123,7 @@ static bool snapf_direct(sto_snapf *f, bool on)
 static int snapf_write(sto_snapf *f, const uint8_t *b, size_t n, uint64_t off)
 {
     while (n) {
-        bool want = !f->no_direct && (((uintptr_t)b | n | off) & (ST_SEG_ALIGN - 1)) == 0;
+        bool want = !f->no_direct && (((uintptr_t)b | n | off) & (ST_DIRECT_ALIGN - 1)) == 0;
         if (want != f->direct && !snapf_direct(f, want)) {
             f->no_direct = true;
             if (f->direct)
