@@ -400,9 +400,7 @@ bool net_transport_is_client_fd(const net_transport *t, int fd)
 /* ---- peer traffic ---- */
 
 /* Seals msg (a frame of len bytes in a nanomsg message with room for the
- * trailer) and queues it to peer_id; msg is taken whatever the outcome. */
-/* Seals msg (len bytes, room for the trailer after them) and sends it to p,
- * which owns it from here. */
+ * trailer) and queues it to peer p; msg is taken whatever the outcome. */
 static int seal_send(net_transport *t, tpeer *p, void *msg, size_t len)
 {
     /* Sealed here, at the real send, so that the counter follows the order
@@ -420,6 +418,7 @@ static int seal_send(net_transport *t, tpeer *p, void *msg, size_t len)
     return NET_OK;
 }
 
+/* seal_send to peer_id; msg is taken whatever the outcome. */
 static int raw_send_msg(net_transport *t, uint64_t peer_id, void *msg, size_t len)
 {
     tpeer *p = find_peer(t, peer_id);
