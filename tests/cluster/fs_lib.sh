@@ -23,14 +23,15 @@ fs_metric() {
         awk -v k="$2" '$1 == k { print $2 }'
 }
 
-# fs_start_lease_cluster LEASE_MS: three nodes with mounts, read leases of
-# LEASE_MS, a 3 s op timeout and their metrics on --http 127.0.0.(10+I):7102
-# (CL_NODE_ENV set before still applies); waits for the mounts and sets
-# $TOKEN for fs_metric.
+# fs_start_lease_cluster: three nodes with mounts, read leases of LEASE_MS
+# (set here: 500), a 3 s op timeout and their metrics on
+# --http 127.0.0.(10+I):7102 (CL_NODE_ENV set before still applies); waits
+# for the mounts and sets $TOKEN for fs_metric.
 fs_start_lease_cluster() {
     local i
+    LEASE_MS=500
     for i in 1 2 3; do CL_NODE_EXTRA[$i]="--http 127.0.0.$((10 + i)):7102"; done
-    cl_start 3 --op-timeout-ms 3000 --lease-ms "$1"
+    cl_start 3 --op-timeout-ms 3000 --lease-ms "$LEASE_MS"
     fs_wait_mounts 20
     TOKEN=$(hs http-token) || cl_fail "hstore http-token: exit $?"
 }

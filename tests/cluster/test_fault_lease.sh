@@ -26,10 +26,9 @@
 . "$(dirname "$0")/lib/faults.sh"
 fx_init
 rounds=1; fx_mode_long && rounds=10
-LEASE_MS=500
 CL_NODE_ENV[3]="HSTORE_TEST_CLOCK_RATE=${LEASE_TEST_CLOCK_RATE:-1.05}"
 CL_NODE_ENV[2]="HSTORE_TEST_CLOCK_RATE=0.95"
-fs_start_lease_cluster "$LEASE_MS"
+fs_start_lease_cluster
 
 lease_reads() { # the sum of every node's lease reads (nodes that answer)
     local i t=0 v

@@ -15,8 +15,7 @@
 . "$(dirname "$0")/lib/faults.sh"
 fx_init
 rounds=1; fx_mode_long && rounds=5
-LEASE_MS=500
-fs_start_lease_cluster "$LEASE_MS"
+fs_start_lease_cluster
 getattrs() { fs_metric "$1" 'hstore_fuse_op_seconds_count{op="getattr"}'; }
 
 F=probe
