@@ -52,6 +52,7 @@
  *     have appended since), the state machine appends at its own end.
  */
 #include "fs/fs_internal.h"
+#include "node/hotbuf.h"
 #include "raftkv/kv_ops.h"
 
 #include <fcntl.h>
@@ -82,14 +83,14 @@ static void handle_sync_flag(fs_mount *m, fs_handle *h)
 static void handle_drop_buffer(fs_mount *m, fs_handle *h)
 {
     fs_stream_join(h);
-    free(h->ship_buf);
+    hotbuf_free(h->ship_buf);
     h->ship_buf = NULL;
     h->ship_cap = 0;
     h->whole = false;
     h->dirty = false;
     h->fallback = false;
     h->doubt = false;
-    free(h->buf);
+    hotbuf_free(h->buf);
     h->buf = NULL;
     h->len = h->cap = h->done = h->doubt_len = 0;
     h->up_id = 0;
@@ -161,7 +162,7 @@ static int stream_settle(fs_mount *m, fs_handle *h)
         memcpy(h->ship_buf + n, h->buf, keep);
         swap_buffers(h);
     } else {
-        char *b = realloc(h->buf, n + keep);
+        char *b = hotbuf_realloc(h->buf, n + keep);
         if (b == NULL)
             return stream_fail(m, h, -ENOMEM);
         memmove(b + n, b, keep);
@@ -207,8 +208,8 @@ static int stream_ship(fs_mount *m, fs_handle *h)
     size_t rest = h->len - h->up_base - n;
     size_t want = FS_STREAM_SHIP + KV_PART_SIZE;
     if (h->ship_cap < want) {
-        free(h->ship_buf);
-        h->ship_buf = malloc(want);
+        hotbuf_free(h->ship_buf);
+        h->ship_buf = hotbuf_alloc(want);
         h->ship_cap = h->ship_buf ? want : 0;
     }
     if (h->ship_buf != NULL) {
@@ -413,7 +414,7 @@ static int handle_reserve(fs_handle *h, size_t n)
     size_t cap = h->cap ? h->cap : 4096;
     while (cap < n)
         cap *= 2;
-    char *b = realloc(h->buf, cap);
+    char *b = hotbuf_realloc(h->buf, cap);
     if (b == NULL)
         return -ENOMEM;
     h->buf = b;

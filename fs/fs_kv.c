@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "net/net_util.h"
+#include "node/hotbuf.h"
 #include "raftkv/kv_ops.h"
 
 int fs_kv_init(fs_kv *k, const fs_backend *b, uint64_t client_base, uint64_t holder, int timeout_ms)
@@ -648,7 +649,10 @@ static int upload_window(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off
                     .len = total,
                     .data = (const uint8_t *)data + done,
                     .data_len = n};
-        if (kv_op_encode(&op, &bufs[cnt], &lens[cnt]) != 0) {
+        size_t cap = kv_op_encode_bound(&op);
+        bufs[cnt] = hotbuf_alloc(cap); /* rewritten at once, page after page */
+        if (!bufs[cnt] || kv_op_encode_to(&op, bufs[cnt], cap, &lens[cnt]) != 0) {
+            hotbuf_free(bufs[cnt]);
             rc = -ENOMEM;
             break;
         }
@@ -686,7 +690,7 @@ static int upload_window(fs_kv *k, uint64_t upload, uint64_t total, uint64_t off
             rc = -EIO;
     }
     for (size_t i = 0; i < cnt; i++)
-        free(bufs[i]);
+        hotbuf_free(bufs[i]);
     return rc;
 }
 

@@ -23,6 +23,7 @@
  * an opened file can count on it.
  */
 #include "fs/fs_internal.h"
+#include "node/hotbuf.h"
 
 #include <stdlib.h>
 
@@ -102,8 +103,8 @@ void fs_handle_free(fs_mount *m, fs_handle *h)
     fs_stream_join(h);
     pthread_mutex_destroy(&h->mu);
     h->magic = 0;
-    free(h->ship_buf);
-    free(h->buf);
+    hotbuf_free(h->ship_buf);
+    hotbuf_free(h->buf);
     free(h->text);
     free(h);
 }

@@ -17,6 +17,7 @@
  * local state before the leader confirmed a read index and this node applied
  * up to it.
  */
+#include "node/hotbuf.h"
 #include "node/node_internal.h"
 
 #include <errno.h>
@@ -113,7 +114,7 @@ static void pending_del(node *n, req *q)
 
 void req_free(req *q)
 {
-    free(q->cmd);
+    hotbuf_free(q->cmd);
     free(q->op_copy);
     free(q->reply);
     pthread_cond_destroy(&q->cond);
@@ -362,9 +363,13 @@ int req_prepare(req *q, const node_cmd *c, bool reg_nonce, bool copy_op)
         rc = NODE_EINVAL;
     else if (o.type != KV_OP_REGISTER && !q->seq)
         rc = NODE_EINVAL;
-    else if (kv_cmd_encode(q->client_id, q->seq, node_realtime_ns(), op, len, &q->cmd,
-                           &q->cmd_len) != 0)
+    else if (!(q->cmd = hotbuf_alloc(kv_cmd_size(len))))
         rc = NODE_ENOMEM;
+    else if (kv_cmd_encode_to(q->client_id, q->seq, node_realtime_ns(), op, len, q->cmd,
+                              kv_cmd_size(len)) != 0)
+        rc = NODE_EINVAL;
+    else
+        q->cmd_len = kv_cmd_size(len);
     if (rc == NODE_OK) {
         q->reg = o.type == KV_OP_REGISTER;
         q->part = o.type == KV_OP_UPLOAD_PART;

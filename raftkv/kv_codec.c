@@ -132,10 +132,10 @@ static void put_str(bytes_w *w, const void *s, size_t n)
     bw_put(w, s, n);
 }
 
-int kv_op_encode(const kv_op *op, uint8_t **out, size_t *out_len)
+/* The fields of op appended to w (w->oom on failure); -1 for an unknown
+ * type, a field too long for the format or data missing. */
+static int op_encode(const kv_op *op, bytes_w *w)
 {
-    *out = NULL;
-    *out_len = 0;
     if (op->type < 1 || op->type > KV_OP__MAX)
         return -1;
     uint32_t f = v2_fields(op->type, op_info[op->type].fields);
@@ -147,54 +147,81 @@ int kv_op_encode(const kv_op *op, uint8_t **out, size_t *out_len)
         return -1;
     if (op->data_len && !op->data)
         return -1;
-    bytes_w w = {0};
-    bw_reserve(&w, 64 + ((f & F_PATH) ? pl : 0) + ((f & F_PATH2) ? p2l : 0) +
-                       ((f & F_DATA) ? op->data_len : 0));
-    bw_u8(&w, OP_VERSION);
-    bw_u8(&w, op->type);
+    bw_reserve(w, 64 + ((f & F_PATH) ? pl : 0) + ((f & F_PATH2) ? p2l : 0) +
+                      ((f & F_DATA) ? op->data_len : 0));
+    bw_u8(w, OP_VERSION);
+    bw_u8(w, op->type);
     if (f & F_PATH)
-        put_str(&w, p, pl);
+        put_str(w, p, pl);
     if (f & F_PATH2)
-        put_str(&w, p2, p2l);
+        put_str(w, p2, p2l);
     if (f & F_DATA)
-        put_str(&w, op->data, op->data_len);
+        put_str(w, op->data, op->data_len);
     if (f & F_FLAGS)
-        bw_u32(&w, op->flags);
+        bw_u32(w, op->flags);
     if (f & F_MODE)
-        bw_u32(&w, op->mode);
+        bw_u32(w, op->mode);
     if (f & F_UID)
-        bw_u32(&w, op->uid);
+        bw_u32(w, op->uid);
     if (f & F_GID)
-        bw_u32(&w, op->gid);
+        bw_u32(w, op->gid);
     if (f & F_RDEV)
-        bw_u64(&w, op->rdev);
+        bw_u64(w, op->rdev);
     if (f & F_OFF)
-        bw_u64(&w, op->off);
+        bw_u64(w, op->off);
     if (f & F_LEN)
-        bw_u64(&w, op->len);
+        bw_u64(w, op->len);
     if (f & F_ATIME)
-        bw_u64(&w, (uint64_t)op->atime_ns);
+        bw_u64(w, (uint64_t)op->atime_ns);
     if (f & F_MTIME)
-        bw_u64(&w, (uint64_t)op->mtime_ns);
+        bw_u64(w, (uint64_t)op->mtime_ns);
     if (f & F_INO)
-        bw_u64(&w, op->ino);
+        bw_u64(w, op->ino);
     if (f & F_HOLDER)
-        bw_u64(&w, op->holder);
+        bw_u64(w, op->holder);
     if (f & F_DIR)
-        bw_u64(&w, op->dir);
+        bw_u64(w, op->dir);
     if (f & F_DIR2)
-        bw_u64(&w, op->dir2);
+        bw_u64(w, op->dir2);
     if (f & F_CRED) {
-        bw_u32(&w, op->cuid);
-        bw_u32(&w, op->cgid);
+        bw_u32(w, op->cuid);
+        bw_u32(w, op->cgid);
     }
     if (f & F_UPLOAD)
-        bw_u64(&w, op->upload);
-    if (w.oom) {
+        bw_u64(w, op->upload);
+    return w->oom ? -1 : 0;
+}
+
+size_t kv_op_encode_bound(const kv_op *op)
+{
+    const char *p = op->path ? op->path : "";
+    const char *p2 = op->path2 ? op->path2 : "";
+    size_t pl = op->path_len ? op->path_len : strlen(p);
+    size_t p2l = op->path2_len ? op->path2_len : strlen(p2);
+    /* version and type, three lengths, and every fixed-size field */
+    return 2 + 3 * 4 + 128 + pl + p2l + op->data_len;
+}
+
+int kv_op_encode(const kv_op *op, uint8_t **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    bytes_w w = {0};
+    if (op_encode(op, &w) != 0) {
         bw_free(&w);
         return -1;
     }
     *out = w.p;
+    *out_len = w.len;
+    return 0;
+}
+
+int kv_op_encode_to(const kv_op *op, uint8_t *buf, size_t cap, size_t *out_len)
+{
+    bytes_w w = {.p = buf, .cap = cap, .fixed = true};
+    *out_len = 0;
+    if (op_encode(op, &w) != 0)
+        return -1;
     *out_len = w.len;
     return 0;
 }
@@ -303,6 +330,19 @@ bool kv_op_is_write(const uint8_t *op, size_t len)
 
 #define CMD_HDR (2 + 8 + 8 + 8)
 
+/* The envelope into w (w->oom on failure). */
+static void cmd_encode(uint64_t client_id, uint64_t seq, int64_t time_ns, const uint8_t *op,
+                       size_t op_len, bytes_w *w)
+{
+    bw_reserve(w, CMD_HDR + op_len);
+    bw_u8(w, CMD_MAGIC);
+    bw_u8(w, CMD_VERSION);
+    bw_u64(w, client_id);
+    bw_u64(w, seq);
+    bw_u64(w, (uint64_t)time_ns);
+    bw_put(w, op, op_len);
+}
+
 int kv_cmd_encode(uint64_t client_id, uint64_t seq, int64_t time_ns, const uint8_t *op,
                   size_t op_len, uint8_t **out, size_t *out_len)
 {
@@ -311,13 +351,7 @@ int kv_cmd_encode(uint64_t client_id, uint64_t seq, int64_t time_ns, const uint8
     if (op_len && !op)
         return -1;
     bytes_w w = {0};
-    bw_reserve(&w, CMD_HDR + op_len);
-    bw_u8(&w, CMD_MAGIC);
-    bw_u8(&w, CMD_VERSION);
-    bw_u64(&w, client_id);
-    bw_u64(&w, seq);
-    bw_u64(&w, (uint64_t)time_ns);
-    bw_put(&w, op, op_len);
+    cmd_encode(client_id, seq, time_ns, op, op_len, &w);
     if (w.oom) {
         bw_free(&w);
         return -1;
@@ -325,6 +359,21 @@ int kv_cmd_encode(uint64_t client_id, uint64_t seq, int64_t time_ns, const uint8
     *out = w.p;
     *out_len = w.len;
     return 0;
+}
+
+size_t kv_cmd_size(size_t op_len)
+{
+    return CMD_HDR + op_len;
+}
+
+int kv_cmd_encode_to(uint64_t client_id, uint64_t seq, int64_t time_ns, const uint8_t *op,
+                     size_t op_len, uint8_t *buf, size_t cap)
+{
+    if (op_len && !op)
+        return -1;
+    bytes_w w = {.p = buf, .cap = cap, .fixed = true};
+    cmd_encode(client_id, seq, time_ns, op, op_len, &w);
+    return w.oom ? -1 : 0;
 }
 
 int kv_cmd_decode(const uint8_t *cmd, size_t len, uint64_t *client_id, uint64_t *seq,

@@ -308,6 +308,10 @@ typedef struct kv_op {
 /* Encodes op into a malloc'ed buffer (*out, caller frees).  0, or -1 for an
  * unknown type, a field too long for the format (> 4 GiB) or out of memory. */
 int kv_op_encode(const kv_op *op, uint8_t **out, size_t *out_len);
+/* The same into the caller's cap bytes at buf, which kv_op_encode_bound(op)
+ * bytes always suffice for: 0, or -1 as above or when cap is too small. */
+int kv_op_encode_to(const kv_op *op, uint8_t *buf, size_t cap, size_t *out_len);
+size_t kv_op_encode_bound(const kv_op *op);
 /* Decodes without copying (see kv_op).  0, or -1 when the bytes are not
  * exactly one well-formed op.  Path validity is NOT checked here (apply and
  * query answer EINVAL/ENAMETOOLONG). */
@@ -329,6 +333,11 @@ const char *kv_op_name(int type);
  * session), time_ns = the proposer's CLOCK_REALTIME in ns.  0 or -1 (ENOMEM). */
 int kv_cmd_encode(uint64_t client_id, uint64_t seq, int64_t time_ns, const uint8_t *op,
                   size_t op_len, uint8_t **out, size_t *out_len);
+/* The same into the caller's buffer of cap bytes; the command is exactly
+ * kv_cmd_size(op_len) bytes.  0, or -1 when cap is too small. */
+size_t kv_cmd_size(size_t op_len);
+int kv_cmd_encode_to(uint64_t client_id, uint64_t seq, int64_t time_ns, const uint8_t *op,
+                     size_t op_len, uint8_t *buf, size_t cap);
 /* Splits a command; *op points into cmd.  0 or -1 if malformed. */
 int kv_cmd_decode(const uint8_t *cmd, size_t len, uint64_t *client_id, uint64_t *seq,
                   int64_t *time_ns, const uint8_t **op, size_t *op_len);

@@ -2230,6 +2230,66 @@ static void test_op_codec(void **s)
     free(b);
 }
 
+/* The caller-buffer encoders write exactly what the allocating ones do,
+ * within their bound, and refuse a buffer one byte short. */
+static void test_codec_into_buffer(void **s)
+{
+    (void)s;
+    static uint8_t data[3000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 7);
+    kv_op ops[] = {
+        {.type = KV_OP_SETATTR,
+         .path = "dir/file",
+         .ino = 9,
+         .mode = 0751,
+         .len = 1ull << 40,
+         .atime_ns = -7,
+         .mtime_ns = KV_TIME_NOW,
+         .cuid = 3,
+         .cgid = 4},
+        {.type = KV_OP_RENAME, .path = "a/b", .path2 = "c/d", .dir = 5, .dir2 = 6, .flags = 1},
+        {.type = KV_OP_UPLOAD_PART,
+         .upload = 77,
+         .off = 1 << 20,
+         .len = 5 << 20,
+         .data = data,
+         .data_len = sizeof data},
+        {.type = KV_OP_PUT, .path = "k", .data = data, .data_len = 10, .mode = 0600},
+    };
+    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
+        uint8_t *want;
+        size_t wl;
+        assert_int_equal(kv_op_encode(&ops[i], &want, &wl), 0);
+        size_t bound = kv_op_encode_bound(&ops[i]);
+        assert_true(bound >= wl);
+        uint8_t *got = malloc(bound);
+        size_t gl;
+        assert_int_equal(kv_op_encode_to(&ops[i], got, bound, &gl), 0);
+        assert_int_equal(gl, wl);
+        assert_memory_equal(got, want, wl);
+        assert_int_equal(kv_op_encode_to(&ops[i], got, wl - 1, &gl), -1);
+        assert_int_equal(gl, 0);
+        /* and its command */
+        uint8_t *cw;
+        size_t cwl;
+        assert_int_equal(kv_cmd_encode(11, 12, -13, want, wl, &cw, &cwl), 0);
+        assert_int_equal(kv_cmd_size(wl), cwl);
+        uint8_t *cg = malloc(cwl);
+        assert_int_equal(kv_cmd_encode_to(11, 12, -13, want, wl, cg, cwl), 0);
+        assert_memory_equal(cg, cw, cwl);
+        assert_int_equal(kv_cmd_encode_to(11, 12, -13, want, wl, cg, cwl - 1), -1);
+        free(cg);
+        free(cw);
+        free(got);
+        free(want);
+    }
+    kv_op bad = {.type = 0};
+    uint8_t buf[256];
+    size_t l;
+    assert_int_equal(kv_op_encode_to(&bad, buf, sizeof buf, &l), -1);
+}
+
 static void test_reply_codec(void **s)
 {
     (void)s;
@@ -3079,6 +3139,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_stream),
         cmocka_unit_test(test_malformed_ops_and_commands),
         cmocka_unit_test(test_op_codec),
+        cmocka_unit_test(test_codec_into_buffer),
         cmocka_unit_test(test_reply_codec),
         cmocka_unit_test(test_malformed_snapshots),
         cmocka_unit_test(test_uploads),
