@@ -10,8 +10,10 @@
  * finds its region by masking its address; 1/32 of the region), the other
  * REGION_CHUNKS chunks are handed out.  A freed chunk is zeroed and kept in its region for the next one;
  * a region whose chunks are all free is unmapped, except for the last few
- * (REGION_SPARE), which wait for the next large file.  Process-wide, under
- * a mutex: the unit tests run several state machines in one process.
+ * (REGION_SPARE), which wait for the next large file.  New regions are
+ * made ahead of need by a thread of their own (see "ready" below).
+ * Process-wide, under a mutex: the unit tests run several state machines in
+ * one process.
  *
  * Under AddressSanitizer chunks are calloc'ed, so that its leak checker sees
  * them.
@@ -78,8 +80,9 @@ static void list_push(region *r)
     with_free = r;
 }
 
-/* A fresh region, 2 MiB-aligned, or NULL.  Its pages are zero. */
-static region *region_map(void)
+/* A fresh region, 2 MiB-aligned, or NULL.  Its pages are zero; writing its
+ * header faults the huge page in. */
+static region *region_fresh(void)
 {
     size_t span = 2 * REGION;
     uint8_t *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -95,6 +98,64 @@ static region *region_map(void)
     region *r = (region *)base;
     r->free_mask = r->fresh_mask = ALL_FREE;
     return r;
+}
+
+/* Regions made ahead of need by a thread of their own (filler_main): the
+ * first touch of fresh memory is what a large write's apply paid most for
+ * (a huge page costs milliseconds on a virtual machine), on the loop, in
+ * the path of every acknowledgement.  Up to READY_MAX wait, populated, and
+ * MADV_DONTFORK until taken: a snapshot's child forked meanwhile does not
+ * share them, so the parent's first write does not copy them. */
+#define READY_MAX 4
+static region *ready[READY_MAX];
+static unsigned nready;
+static bool filler_on;
+static pthread_cond_t filler_cv = PTHREAD_COND_INITIALIZER;
+
+static void *filler_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&pool_mu);
+    for (;;) {
+        while (nready >= READY_MAX)
+            pthread_cond_wait(&filler_cv, &pool_mu);
+        pthread_mutex_unlock(&pool_mu);
+        region *r = region_fresh();
+        if (r) {
+#ifdef MADV_POPULATE_WRITE
+            madvise(r, REGION, MADV_POPULATE_WRITE); /* every page, huge or not */
+#endif
+            madvise(r, REGION, MADV_DONTFORK);
+        }
+        pthread_mutex_lock(&pool_mu);
+        if (!r)
+            break; /* no memory: regions are mapped on demand from now on */
+        ready[nready++] = r;
+    }
+    filler_on = false;
+    pthread_mutex_unlock(&pool_mu);
+    return NULL;
+}
+
+/* A region for chunk_alloc (called with pool_mu held), or NULL: a ready one
+ * if any, and the filler is told to make the next. */
+static region *region_map(void)
+{
+    region *r = NULL;
+    if (nready) {
+        r = ready[--nready];
+        madvise(r, REGION, MADV_DOFORK); /* part of the state from now on */
+    }
+    if (!filler_on) {
+        pthread_t t;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        filler_on = pthread_create(&t, &a, filler_main, NULL) == 0;
+        pthread_attr_destroy(&a);
+    }
+    pthread_cond_signal(&filler_cv);
+    return r ? r : region_fresh();
 }
 
 uint8_t *chunk_alloc(void)

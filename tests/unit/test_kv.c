@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -644,6 +646,52 @@ static void test_write_at_sparse(void **s)
  * of one just deleted or truncated reads zeros in its holes, never the old
  * bytes, and the chunks of several files (more than one 2 MiB region) never
  * overlap. */
+/* A forked child (a snapshot's encoder) reads every chunk of the state,
+ * including those of regions made ahead of need (kv_chunk.c keeps those
+ * out of fork() only until they are taken). */
+static void test_chunks_seen_by_fork(void **s)
+{
+    (void)s;
+    tk t = mk(NULL);
+    const size_t big = 12u << 20;
+    uint8_t *data = malloc(big);
+    assert_non_null(data);
+    for (int f = 0; f < 3; f++) {
+        memset(data, 'p' + f, big);
+        char name[2] = {(char)('p' + f), 0};
+        kv_op w = {.type = KV_OP_WRITE_AT, .path = name, .data = data, .data_len = big};
+        assert_int_equal(put(&t, name, ""), 0);
+        assert_int_equal(cmd_st(&t, &w), 0);
+        struct timespec pause = {0, 50 * 1000 * 1000}; /* let regions be made ahead */
+        nanosleep(&pause, NULL);
+    }
+    free(data);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL); /* a chunk missing in the child kills it */
+        int bad = 0;
+        for (int f = 0; f < 3 && !bad; f++) {
+            char name[2] = {(char)('p' + f), 0};
+            kv_op g = {.type = KV_OP_GETRANGE, .path = name, .len = 1u << 20};
+            for (g.off = 0; g.off < big && !bad; g.off += 1u << 20) {
+                kv_reply r;
+                if (query(&t, &g, &r) != 0 || r.data_len != 1u << 20)
+                    bad = 1;
+                for (size_t i = 0; !bad && i < r.data_len; i++)
+                    bad = r.data[i] != 'p' + f;
+                kv_reply_free(&r);
+            }
+        }
+        _exit(bad);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    done(&t);
+}
+
 static void test_chunks_recycled(void **s)
 {
     (void)s;
@@ -3113,6 +3161,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get),
         cmocka_unit_test(test_chunks_recycled),
+        cmocka_unit_test(test_chunks_seen_by_fork),
         cmocka_unit_test(test_put_if),
         cmocka_unit_test(test_append),
         cmocka_unit_test(test_del),
