@@ -147,8 +147,9 @@ static int op_encode(const kv_op *op, bytes_w *w)
         return -1;
     if (op->data_len && !op->data)
         return -1;
-    bw_reserve(w, 64 + ((f & F_PATH) ? pl : 0) + ((f & F_PATH2) ? p2l : 0) +
-                      ((f & F_DATA) ? op->data_len : 0));
+    if (!w->fixed) /* one allocation for most ops */
+        bw_reserve(w, 64 + ((f & F_PATH) ? pl : 0) + ((f & F_PATH2) ? p2l : 0) +
+                          ((f & F_DATA) ? op->data_len : 0));
     bw_u8(w, OP_VERSION);
     bw_u8(w, op->type);
     if (f & F_PATH)

@@ -2316,6 +2316,10 @@ static void test_codec_into_buffer(void **s)
         assert_int_equal(kv_op_encode_to(&ops[i], got, bound, &gl), 0);
         assert_int_equal(gl, wl);
         assert_memory_equal(got, want, wl);
+        memset(got, 0, bound);
+        assert_int_equal(kv_op_encode_to(&ops[i], got, wl, &gl), 0); /* exactly its size */
+        assert_int_equal(gl, wl);
+        assert_memory_equal(got, want, wl);
         assert_int_equal(kv_op_encode_to(&ops[i], got, wl - 1, &gl), -1);
         assert_int_equal(gl, 0);
         /* and its command */
