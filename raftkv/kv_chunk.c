@@ -129,7 +129,7 @@ static void *filler_main(void *arg)
         }
         pthread_mutex_lock(&pool_mu);
         if (!r)
-            break; /* no memory: regions are mapped on demand from now on */
+            break; /* no memory now: the next region_map starts another */
         ready[nready++] = r;
     }
     filler_on = false;
