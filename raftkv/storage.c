@@ -17,11 +17,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -435,6 +437,39 @@ static int load_cache(st_store *s, char *err, size_t errlen)
     return 0;
 }
 
+/* SQLite's page cache, for the whole process, in a mapping that fork()
+ * does not share (MADV_WIPEONFORK): a snapshot forks the node, and every
+ * page the node writes afterwards faults once (a copy while the child
+ * lives, and a TLB flush on every CPU).  The page cache, rewritten by every
+ * batch of small entries, was the largest share of those faults.  A child
+ * gets the mapping zeroed: the snapshot's child never uses SQLite, a
+ * connection inherited across fork() is never usable anyway (SQLite's
+ * rule), and a child that opens a store of its own finds the pool's free
+ * list ending at its first slot, so SQLite takes its pages from the heap.
+ * Room for both connections' caches (8 MiB and 2 MiB of 4 KiB pages, see
+ * st_open and storage_ckpt.c); past it, the heap too.  Set before SQLite's
+ * first use in the process, or not at all (a process that used SQLite
+ * before keeps the heap).  Under AddressSanitizer pages stay on the heap,
+ * where it checks their bounds. */
+#define PAGE_POOL_PAGES 2560
+
+static void page_pool_init(void)
+{
+#if !defined(__SANITIZE_ADDRESS__)
+    int hdr = 0;
+    if (sqlite3_config(SQLITE_CONFIG_PCACHE_HDRSZ, &hdr) != SQLITE_OK || hdr < 0)
+        return;
+    size_t slot = ((size_t)4096 + (size_t)hdr + 15) & ~(size_t)15;
+    size_t bytes = slot * PAGE_POOL_PAGES;
+    void *pool = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (pool == MAP_FAILED)
+        return;
+    madvise(pool, bytes, MADV_WIPEONFORK);
+    if (sqlite3_config(SQLITE_CONFIG_PAGECACHE, pool, (int)slot, PAGE_POOL_PAGES) != SQLITE_OK)
+        munmap(pool, bytes);
+#endif
+}
+
 int st_open(const char *dir, st_store **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -478,6 +513,8 @@ int st_open(const char *dir, st_store **out, char *err, size_t errlen)
     r = precheck_file(s, err, errlen);
     if (r)
         goto out_fail;
+    static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+    pthread_once(&pool_once, page_pool_init);
     int rc = sqlite3_open_v2(
         s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
