@@ -357,19 +357,18 @@ int req_prepare(req *q, const node_cmd *c, bool reg_nonce, bool copy_op)
     }
     kv_op o;
     int rc = NODE_OK;
+    q->cmd_len = kv_cmd_size(len);
     if (!kv_op_is_write(op, len) || kv_op_decode(op, len, &o) != 0 || !q->client_id)
         rc = NODE_EINVAL;
     else if (o.type == KV_OP_REGISTER && q->seq)
         rc = NODE_EINVAL;
     else if (o.type != KV_OP_REGISTER && !q->seq)
         rc = NODE_EINVAL;
-    else if (!(q->cmd = hotbuf_alloc(kv_cmd_size(len))))
+    else if (!(q->cmd = hotbuf_alloc(q->cmd_len)))
         rc = NODE_ENOMEM;
     else if (kv_cmd_encode_to(q->client_id, q->seq, node_realtime_ns(), op, len, q->cmd,
-                              kv_cmd_size(len)) != 0)
+                              q->cmd_len) != 0)
         rc = NODE_EINVAL;
-    else
-        q->cmd_len = kv_cmd_size(len);
     if (rc == NODE_OK) {
         q->reg = o.type == KV_OP_REGISTER;
         q->part = o.type == KV_OP_UPLOAD_PART;

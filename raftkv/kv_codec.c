@@ -132,6 +132,16 @@ static void put_str(bytes_w *w, const void *s, size_t n)
     bw_put(w, s, n);
 }
 
+/* op's two paths and their lengths (NUL-terminated unless a length is
+ * given; none is ""). */
+static void op_paths(const kv_op *op, const char **p, size_t *pl, const char **p2, size_t *p2l)
+{
+    *p = op->path ? op->path : "";
+    *pl = op->path_len ? op->path_len : strlen(*p);
+    *p2 = op->path2 ? op->path2 : "";
+    *p2l = op->path2_len ? op->path2_len : strlen(*p2);
+}
+
 /* The fields of op appended to w (w->oom on failure); -1 for an unknown
  * type, a field too long for the format or data missing. */
 static int op_encode(const kv_op *op, bytes_w *w)
@@ -139,10 +149,9 @@ static int op_encode(const kv_op *op, bytes_w *w)
     if (op->type < 1 || op->type > KV_OP__MAX)
         return -1;
     uint32_t f = v2_fields(op->type, op_info[op->type].fields);
-    const char *p = op->path ? op->path : "";
-    size_t pl = op->path_len ? op->path_len : strlen(p);
-    const char *p2 = op->path2 ? op->path2 : "";
-    size_t p2l = op->path2_len ? op->path2_len : strlen(p2);
+    const char *p, *p2;
+    size_t pl, p2l;
+    op_paths(op, &p, &pl, &p2, &p2l);
     if (pl > UINT32_MAX || p2l > UINT32_MAX || op->data_len > UINT32_MAX)
         return -1;
     if (op->data_len && !op->data)
@@ -195,10 +204,9 @@ static int op_encode(const kv_op *op, bytes_w *w)
 
 size_t kv_op_encode_bound(const kv_op *op)
 {
-    const char *p = op->path ? op->path : "";
-    const char *p2 = op->path2 ? op->path2 : "";
-    size_t pl = op->path_len ? op->path_len : strlen(p);
-    size_t p2l = op->path2_len ? op->path2_len : strlen(p2);
+    const char *p, *p2;
+    size_t pl, p2l;
+    op_paths(op, &p, &pl, &p2, &p2l);
     /* version and type, three lengths, and every fixed-size field */
     return 2 + 3 * 4 + 128 + pl + p2l + op->data_len;
 }
