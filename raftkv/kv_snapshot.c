@@ -43,6 +43,12 @@
  * still read (kv_snapshot_read), never written.
  */
 
+/* Data of fewer bytes is copied into the writer's buffer, larger data is
+ * handed to fn as it is (no copy; the node's pipe takes whole pages by
+ * reference).  With the buffer flushed from KV_CHUNK_SIZE on, pieces stay
+ * within KV_CHUNK_SIZE + 8 KiB. */
+#define SNAP_COPY_BELOW 4096
+
 typedef struct snap_w {
     bytes_w b;
     kv_write_fn fn;
@@ -97,9 +103,16 @@ static void snap_file(snap_w *w, const kv_inode *n)
         if (all_zero(src, have))
             continue;
         bw_u32(&w->b, (uint32_t)i);
-        sw_flush(w);
-        if (!w->failed && w->fn(w->arg, src, have) != 0)
-            w->failed = true;
+        if (have < SNAP_COPY_BELOW) {
+            /* A small file's bytes join the buffer: handed on as a piece
+             * of their own, each would be a write of its own into the
+             * snapshot's pipe (two system calls per file). */
+            bw_put(&w->b, src, have);
+        } else {
+            sw_flush(w);
+            if (!w->failed && w->fn(w->arg, src, have) != 0)
+                w->failed = true;
+        }
         if (L > have) {
             uint8_t *zeros = bw_room(&w->b, (size_t)(L - have));
             if (zeros)

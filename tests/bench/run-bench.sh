@@ -325,7 +325,7 @@ big_row() {   # big_row NAME RATE TERMS LOCAL_DESC LOCAL_RATE OK
     BIG_ROWS+=("$(printf '%-44s %12s %10s  | %-22s %10s %7s' "$1" "$r" "$3" "$4" "$5" "$q")")
 }
 SRC=$DIR/big.src
-if head -c $((BIG_MB * 1048576)) /dev/urandom >"$SRC"; then
+if head -c $((BIG_MB * 1048576)) /dev/urandom >"$SRC" && sync "$SRC"; then
     BYTES=$((BIG_MB * 1048576))
     timed "dd $BIG_MB MiB, local, conv=fsync" 300 dd if="$SRC" of="$LOCAL/big.dd" bs=1M conv=fsync status=none
     LOCAL_W=$(mibs $BYTES "$NS")
