@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "raftkv/kv_internal.h"
 
@@ -109,7 +110,9 @@ static region *region_fresh(void)
 #define READY_MAX 4
 static region *ready[READY_MAX];
 static unsigned nready;
-static bool filler_on;
+static bool filler_on, filler_stop, filler_gone; /* gone: it ended, not joined yet */
+static pthread_t filler;
+static pid_t filler_pid; /* the process whose thread it is */
 static pthread_cond_t filler_cv = PTHREAD_COND_INITIALIZER;
 
 static void *filler_main(void *arg)
@@ -117,8 +120,10 @@ static void *filler_main(void *arg)
     (void)arg;
     pthread_mutex_lock(&pool_mu);
     for (;;) {
-        while (nready >= READY_MAX)
+        while (nready >= READY_MAX && !filler_stop)
             pthread_cond_wait(&filler_cv, &pool_mu);
+        if (filler_stop)
+            break;
         pthread_mutex_unlock(&pool_mu);
         region *r = region_fresh();
         if (r) {
@@ -132,9 +137,40 @@ static void *filler_main(void *arg)
             break; /* no memory now: the next region_map starts another */
         ready[nready++] = r;
     }
-    filler_on = false;
+    filler_gone = true;
     pthread_mutex_unlock(&pool_mu);
     return NULL;
+}
+
+/* At exit: the filler is stopped and joined, so that nothing of it is left
+ * running (or reported as leaked) while the process ends.  Not in a forked
+ * child, which has no such thread. */
+static void filler_end(void)
+{
+    pthread_mutex_lock(&pool_mu);
+    bool mine = filler_on && filler_pid == getpid();
+    filler_stop = true;
+    pthread_cond_signal(&filler_cv);
+    pthread_mutex_unlock(&pool_mu);
+    if (mine)
+        pthread_join(filler, NULL);
+}
+
+/* fork(): the pool is not changing while the child is made, and the child
+ * has neither the filler nor the ready regions (MADV_DONTFORK). */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&pool_mu);
+}
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&pool_mu);
+}
+static void fork_child(void)
+{
+    nready = 0;
+    filler_on = filler_gone = false;
+    pthread_mutex_unlock(&pool_mu);
 }
 
 /* A region for chunk_alloc (called with pool_mu held), or NULL: a ready one
@@ -146,13 +182,20 @@ static region *region_map(void)
         r = ready[--nready];
         madvise(r, REGION, MADV_DOFORK); /* part of the state from now on */
     }
-    if (!filler_on) {
-        pthread_t t;
-        pthread_attr_t a;
-        pthread_attr_init(&a);
-        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        filler_on = pthread_create(&t, &a, filler_main, NULL) == 0;
-        pthread_attr_destroy(&a);
+    if (filler_on && filler_gone && !filler_stop) {
+        pthread_join(filler, NULL); /* it has ended (no memory then) */
+        filler_on = filler_gone = false;
+    }
+    if (!filler_on && !filler_stop) {
+        static bool hooked;
+        if (!hooked) {
+            hooked = atexit(filler_end) == 0 &&
+                     pthread_atfork(fork_prepare, fork_parent, fork_child) == 0;
+        }
+        if (hooked && pthread_create(&filler, NULL, filler_main, NULL) == 0) {
+            filler_on = true;
+            filler_pid = getpid();
+        }
     }
     pthread_cond_signal(&filler_cv);
     return r ? r : region_fresh();
