@@ -182,6 +182,7 @@ void raft_config_init(raft_config *c)
     c->max_entry_bytes = 64u << 20;
     c->snapshot_chunk = 1u << 20;
     c->drift_pct = 10;
+    c->peer_acks = true;
 }
 
 static raft *fail(raft *r, const char **err, const char *why)
@@ -444,6 +445,8 @@ int raft_step(raft *r, const raft_msg *m)
     case RAFT_MSG_APPEND_RESP:
         if (r->role == RAFT_LEADER)
             raft_handle_append_resp(r, m);
+        else
+            raft_handle_peer_ack(r, m);
         break;
     case RAFT_MSG_SNAPSHOT_RESP:
         if (r->role == RAFT_LEADER)
@@ -650,9 +653,12 @@ void raft_advance(raft *r, const raft_ready *rd)
         raft_term_at(r, b->last) == b->last_term)
         r->stable = b->last;
     batch_release(r);
-    /* The leader counts its own log only once it is durable (§10.2.1). */
+    /* The leader counts its own log only once it is durable (§10.2.1);
+     * so does a follower counting peer acknowledgements. */
     if (r->role == RAFT_LEADER && raft_maybe_commit(r))
         raft_commit_advanced(r);
+    else if (r->role == RAFT_FOLLOWER)
+        raft_peer_commit(r);
     raft_lease_refresh(r);
 }
 

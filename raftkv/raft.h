@@ -282,6 +282,17 @@ typedef struct raft_config {
      * 10, < 100); leases are shortened and waits lengthened by it. */
     uint32_t lease_ms;
     uint32_t drift_pct;
+    /* Peer acknowledgements (default true; with read leases only): a
+     * follower also sends its acknowledgement of new entries to the other
+     * voters, and takes as committed an entry of the current term that it
+     * and enough of them (a quorum, the leader not counted) hold durably,
+     * without waiting for the leader to say so: one message delay sooner,
+     * which is what a write waits for when every lease holder must apply
+     * it.  Not without leases: a ReadIndex read is at the leader's commit
+     * index, and a follower could have applied, and shown, more; with
+     * leases nothing is shown past the visible index, which never passes
+     * the leader's commit. */
+    bool peer_acks;
 } raft_config;
 
 /* Fills defaults; the caller then sets id and seed. */

@@ -158,6 +158,12 @@ struct raft {
     bool read_pending;      /* leader: a ReadIndex round must go out at the next ready */
     bool commit_pending;    /* leader: commit advanced, tell followers at the next ready */
 
+    /* follower: peer acknowledgements of this term (raft_replication.c) */
+    uint64_t pack_term;
+    uint64_t pack_id[RAFT_MAX_NODES], pack_index[RAFT_MAX_NODES];
+    uint32_t n_pack;
+    uint64_t self_ack; /* the highest index it acknowledged to the leader */
+
     /* read leases (raft_lease.c) */
     uint64_t now;  /* the caller's clock (raft_set_now) */
     uint64_t born; /* the first value it gave (0: none yet) */
@@ -246,6 +252,10 @@ void raft_flush_appends(raft *r);
 void raft_handle_append(raft *r, const raft_msg *m);
 void raft_handle_heartbeat(raft *r, const raft_msg *m);
 void raft_handle_append_resp(raft *r, const raft_msg *m);
+/* Follower: another voter's acknowledgement (raft_config.peer_acks). */
+void raft_handle_peer_ack(raft *r, const raft_msg *m);
+/* Follower: commits what it and a quorum of peers hold durably. */
+void raft_peer_commit(raft *r);
 void raft_handle_snapshot(raft *r, const raft_msg *m);
 void raft_handle_snapshot_resp(raft *r, const raft_msg *m);
 bool raft_maybe_commit(raft *r);

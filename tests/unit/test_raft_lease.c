@@ -577,6 +577,130 @@ static void test_lease_follower_grant_rules(void **state)
     raft_free(r);
 }
 
+/* An APPEND of term `term` from leader 1 to follower 2: entries
+ * first..first+n-1 of that term after (index, log_term), commit 0. */
+static void append_to_2(raft *r, uint64_t term, uint64_t index, uint64_t log_term, uint64_t first,
+                        uint32_t n)
+{
+    raft_entry es[4];
+    uint8_t b[4] = {1, 2, 3, 4};
+    memset(es, 0, sizeof es);
+    for (uint32_t k = 0; k < n; k++) {
+        es[k].index = first + k;
+        es[k].term = term;
+        es[k].type = RAFT_ENTRY_NORMAL;
+        es[k].len = 1;
+        es[k].data = b + k;
+    }
+    raft_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = RAFT_MSG_APPEND;
+    m.from = 1;
+    m.to = 2;
+    m.term = term;
+    m.index = index;
+    m.log_term = log_term;
+    m.entries = es;
+    m.n_entries = n;
+    assert_int_equal(raft_step(r, &m), RAFT_OK);
+}
+
+/* The acknowledgements it sends once durable: to whom, of what index. */
+static int durable_acks(raft *r, uint64_t *to, uint64_t *index, int cap)
+{
+    int n = 0;
+    while (raft_has_ready(r)) {
+        raft_ready rd;
+        raft_ready_get(r, &rd);
+        for (size_t k = 0; k < rd.n_msgs_after_persist; k++)
+            if (rd.msgs_after_persist[k].type == RAFT_MSG_APPEND_RESP && n < cap) {
+                to[n] = rd.msgs_after_persist[k].to;
+                index[n++] = rd.msgs_after_persist[k].index;
+            }
+        raft_advance(r, &rd);
+    }
+    return n;
+}
+
+static uint64_t commit_of(raft *r)
+{
+    raft_status st;
+    raft_status_get(r, &st);
+    return st.commit;
+}
+
+static void peer_ack(raft *r, uint64_t from, uint64_t term, uint64_t index)
+{
+    raft_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = RAFT_MSG_APPEND_RESP;
+    m.from = from;
+    m.to = 2;
+    m.term = term;
+    m.index = index;
+    assert_int_equal(raft_step(r, &m), RAFT_OK);
+}
+
+/* Peer acknowledgements on a bare follower (2 of 1, 2, 3; leader 1): its
+ * acknowledgement of new entries goes, once durable, to the leader and to
+ * 3; an acknowledgement from 3 commits what both hold durably, if of the
+ * current term, before the leader says so; one from the leader, of an
+ * older term's entry, or without leases commits nothing. */
+static void test_lease_peer_acks(void **state)
+{
+    (void)state;
+    raft *r = bare_follower();
+    raft_set_now(r, 1000);
+    append_to_2(r, 1, 0, 0, 1, 1); /* entry 1, term 1 */
+    append_to_2(r, 2, 1, 1, 2, 2); /* leader 1 again, term 2: entries 2, 3 */
+    uint64_t to[8], idx[8];
+    int n = durable_acks(r, to, idx, 8);
+    /* term 1: to 1 and 3 (index 1); term 2: to 1 and 3 (index 3) */
+    assert_int_equal(n, 4);
+    assert_int_equal(to[2], 1);
+    assert_int_equal(idx[2], 3);
+    assert_int_equal(to[3], 3);
+    assert_int_equal(idx[3], 3);
+    assert_int_equal(commit_of(r), 0);
+    peer_ack(r, 1, 2, 3); /* the leader's own word is not an acknowledgement */
+    assert_int_equal(commit_of(r), 0);
+    peer_ack(r, 3, 1, 1); /* an older term's: dropped */
+    assert_int_equal(commit_of(r), 0);
+    peer_ack(r, 3, 2, 1); /* entry 1 is of term 1: not counted by itself */
+    assert_int_equal(commit_of(r), 0);
+    peer_ack(r, 3, 2, 2); /* entry 2 (term 2) on 2 and 3: committed, and 1 */
+    assert_int_equal(commit_of(r), 2);
+    peer_ack(r, 3, 2, 3);
+    assert_int_equal(commit_of(r), 3);
+    /* not past what it holds durably itself */
+    append_to_2(r, 2, 3, 2, 4, 1);
+    peer_ack(r, 3, 2, 4);
+    assert_int_equal(commit_of(r), 3);
+    n = durable_acks(r, to, idx, 8); /* entry 4 durable: now it counts */
+    assert_int_equal(commit_of(r), 4);
+    raft_free(r);
+
+    /* without leases: acknowledgements to the leader only, none counted */
+    raft_config cfg;
+    raft_config_init(&cfg);
+    cfg.id = 2;
+    raft_boot b;
+    memset(&b, 0, sizeof b);
+    b.hs.term = 1;
+    b.snapshot.conf.n = 3;
+    for (int i = 0; i < 3; i++)
+        b.snapshot.conf.ids[i] = (uint64_t)i + 1;
+    r = raft_new(&cfg, &b, NULL);
+    assert_non_null(r);
+    append_to_2(r, 2, 0, 0, 1, 2);
+    n = durable_acks(r, to, idx, 8);
+    assert_int_equal(n, 1);
+    assert_int_equal(to[0], 1);
+    peer_ack(r, 3, 2, 2);
+    assert_int_equal(commit_of(r), 0);
+    raft_free(r);
+}
+
 /* The checker is not vacuous: clocks far beyond the assumed drift (here the
  * cores assume none) let a holder outlive the leader's view of its lease,
  * and the checker sees a read lease on stale state in some seeds. */
@@ -673,6 +797,7 @@ int main(void)
         T(test_lease_no_grants_during_transfer),
         T(test_lease_lagging_holder_not_renewed),
         T(test_lease_follower_grant_rules),
+        T(test_lease_peer_acks),
         T(test_lease_broken_clock_is_caught),
     };
     const char *only = getenv("HSTORE_TEST");

@@ -156,7 +156,11 @@ static void run_seed(uint64_t seed)
                 if (raft_read_index(r, ctx) == RAFT_OK) {
                     reads[n_reads].node = i;
                     reads[n_reads].ctx = ctx;
-                    reads[n_reads].bound = sim_max_committed(s);
+                    /* Without leases every applied state may have been
+                     * shown; with them nothing past a visible index is
+                     * (node/lease.c), and a follower may apply, by peer
+                     * acknowledgements, past the leader's commit. */
+                    reads[n_reads].bound = c.lease_ms ? sim_visible_max(s) : sim_max_committed(s);
                     n_reads++;
                 }
                 sim_flush(s, i);
