@@ -229,6 +229,10 @@ raft_progress *raft_progress_get(raft *r, uint64_t id);
 void raft_progress_reset(raft *r, raft_progress *p, uint64_t next);
 bool raft_is_voter(const raft *r, uint64_t id);
 int raft_quorum(const raft *r);
+/* The quorum-th largest of the voters' values v[0..n) (what a quorum of
+ * them reach) into *out; false when fewer than a quorum are given.  Sorts
+ * v. */
+bool raft_quorum_value(const raft *r, uint64_t *v, uint32_t n, uint64_t *out);
 
 /* ---- raft_election.c ---- */
 void raft_become_follower(raft *r, uint64_t term, uint64_t leader);

@@ -59,18 +59,8 @@ static uint64_t leader_lease_until(const raft *r)
     for (uint32_t i = 0; i < r->n_prs; i++)
         if (raft_is_voter(r, r->prs[i].id))
             v[n++] = r->prs[i].lease_echo;
-    int q = raft_quorum(r);
-    if ((int)n < q)
-        return 0;
-    for (uint32_t i = 0; i < n; i++)
-        for (uint32_t j = i + 1; j < n; j++)
-            if (v[j] > v[i]) {
-                uint64_t t = v[i];
-                v[i] = v[j];
-                v[j] = t;
-            }
-    uint64_t x = v[q - 1];
-    if (x == 0)
+    uint64_t x;
+    if (!raft_quorum_value(r, v, n, &x) || x == 0)
         return 0;
     return x + scale(r->cfg.lease_ms, 100 - r->cfg.drift_pct, 100);
 }

@@ -24,6 +24,8 @@
 #include <string.h>
 
 #include "raftkv/byte.h"
+#include <stdlib.h>
+
 #include "raftkv/raft_internal.h"
 
 int raft_conf_find(const raft_conf *c, uint64_t id)
@@ -110,6 +112,22 @@ bool raft_is_voter(const raft *r, uint64_t id)
 int raft_quorum(const raft *r)
 {
     return (int)raft_conf_voters(&r->conf) / 2 + 1;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+bool raft_quorum_value(const raft *r, uint64_t *v, uint32_t n, uint64_t *out)
+{
+    int q = raft_quorum(r);
+    if (q < 1 || (int)n < q)
+        return false;
+    qsort(v, n, sizeof v[0], cmp_desc);
+    *out = v[q - 1];
+    return true;
 }
 
 raft_progress *raft_progress_get(raft *r, uint64_t id)

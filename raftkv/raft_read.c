@@ -62,33 +62,24 @@ static void release(raft *r)
     for (uint32_t i = 0; i < r->n_prs; i++)
         if (raft_is_voter(r, r->prs[i].id))
             v[n++] = r->prs[i].read_ack;
-    int q = raft_quorum(r);
-    if ((int)n < q)
+    uint64_t confirmed; /* the round a quorum acknowledged */
+    if (!raft_quorum_value(r, v, n, &confirmed))
         return;
-    /* q-th largest acknowledged round */
-    for (uint32_t i = 0; i < n; i++)
-        for (uint32_t j = i + 1; j < n; j++)
-            if (v[j] > v[i]) {
-                uint64_t t = v[i];
-                v[i] = v[j];
-                v[j] = t;
-            }
-    uint64_t confirmed = v[q - 1];
     size_t keep = 0;
     for (size_t i = 0; i < r->n_reads; i++) {
-        raft_read_req *q2 = &r->reads[i];
-        if (q2->seq != 0 && q2->seq <= confirmed) {
-            if (q2->from == r->id) {
-                raft_read_state_push(r, q2->ctx, q2->index);
+        raft_read_req *rq = &r->reads[i];
+        if (rq->seq != 0 && rq->seq <= confirmed) {
+            if (rq->from == r->id) {
+                raft_read_state_push(r, rq->ctx, rq->index);
             } else {
-                raft_msg *m = raft_emit(r, RAFT_MSG_READINDEX_RESP, q2->from, false);
+                raft_msg *m = raft_emit(r, RAFT_MSG_READINDEX_RESP, rq->from, false);
                 if (m) {
-                    m->ctx = q2->ctx;
-                    m->index = q2->index;
+                    m->ctx = rq->ctx;
+                    m->index = rq->index;
                 }
             }
         } else {
-            r->reads[keep++] = *q2;
+            r->reads[keep++] = *rq;
         }
     }
     r->n_reads = keep;

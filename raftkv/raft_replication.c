@@ -295,12 +295,6 @@ void raft_bcast_heartbeat(raft *r)
 
 /* ---- commitment ---------------------------------------------------------------- */
 
-static int cmp_desc(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
 bool raft_maybe_commit(raft *r)
 {
     uint64_t v[RAFT_MAX_NODES];
@@ -310,13 +304,9 @@ bool raft_maybe_commit(raft *r)
     for (uint32_t i = 0; i < r->n_prs; i++)
         if (raft_is_voter(r, r->prs[i].id))
             v[n++] = r->prs[i].match;
-    if (n == 0)
+    uint64_t idx;
+    if (n == 0 || !raft_quorum_value(r, v, n, &idx))
         return false;
-    qsort(v, n, sizeof v[0], cmp_desc);
-    int q = raft_quorum(r);
-    if ((int)n < q)
-        return false;
-    uint64_t idx = v[q - 1];
     /* Figure 8: only entries of the current term are committed by counting. */
     if (idx <= r->commit || raft_term_at(r, idx) != r->term)
         return false;
@@ -667,19 +657,9 @@ void raft_peer_commit(raft *r)
         }
         v[n++] = x;
     }
-    int q = raft_quorum(r);
-    if (q < 1 || (int)n < q)
-        return;
-    for (uint32_t i = 0; i < n; i++)
-        for (uint32_t j = i + 1; j < n; j++)
-            if (v[j] > v[i]) {
-                uint64_t t = v[i];
-                v[i] = v[j];
-                v[j] = t;
-            }
-    uint64_t c = v[q - 1];
-    if (c <= r->commit || c > raft_log_last(r) || c <= r->log.snap_index ||
-        raft_term_at(r, c) != r->term)
+    uint64_t c;
+    if (!raft_quorum_value(r, v, n, &c) || c <= r->commit || c > raft_log_last(r) ||
+        c <= r->log.snap_index || raft_term_at(r, c) != r->term)
         return;
     r->commit = c;
 }

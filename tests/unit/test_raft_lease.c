@@ -477,12 +477,12 @@ static void test_lease_lagging_holder_not_renewed(void **state)
  * clock reading), not from its future, at most a lease long, shrunk by the
  * drift bound; a new term drops it.  Its answers echo lease_t and carry its
  * clock and its reported applied index. */
-static raft *bare_follower(void)
+static raft *bare_follower(uint32_t lease_ms)
 {
     raft_config cfg;
     raft_config_init(&cfg);
     cfg.id = 2;
-    cfg.lease_ms = LEASE;
+    cfg.lease_ms = lease_ms;
     raft_boot b;
     memset(&b, 0, sizeof b);
     b.hs.term = 1;
@@ -504,15 +504,22 @@ static raft_msg *last_resp(raft *r, raft_ready *rd)
     return m;
 }
 
-static void heartbeat(raft *r, uint64_t from, uint64_t term, uint64_t lease_t, uint64_t resp_t,
-                      uint64_t ms)
+/* A message of type from `from` in term to the bare follower (2). */
+static raft_msg to_2(int type, uint64_t from, uint64_t term)
 {
     raft_msg m;
     memset(&m, 0, sizeof m);
-    m.type = RAFT_MSG_APPEND;
+    m.type = (uint8_t)type;
     m.from = from;
     m.to = 2;
     m.term = term;
+    return m;
+}
+
+static void heartbeat(raft *r, uint64_t from, uint64_t term, uint64_t lease_t, uint64_t resp_t,
+                      uint64_t ms)
+{
+    raft_msg m = to_2(RAFT_MSG_APPEND, from, term);
     m.lease_t = lease_t;
     m.grant_resp_t = resp_t;
     m.grant_ms = ms;
@@ -522,7 +529,7 @@ static void heartbeat(raft *r, uint64_t from, uint64_t term, uint64_t lease_t, u
 static void test_lease_follower_grant_rules(void **state)
 {
     (void)state;
-    raft *r = bare_follower();
+    raft *r = bare_follower(LEASE);
     raft_lease_info li;
     raft_set_now(r, 5000);              /* this incarnation starts at 5000 */
     heartbeat(r, 1, 2, 100, 4000, 800); /* an answer from before it started */
@@ -592,12 +599,7 @@ static void append_to_2(raft *r, uint64_t term, uint64_t index, uint64_t log_ter
         es[k].len = 1;
         es[k].data = b + k;
     }
-    raft_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = RAFT_MSG_APPEND;
-    m.from = 1;
-    m.to = 2;
-    m.term = term;
+    raft_msg m = to_2(RAFT_MSG_APPEND, 1, term);
     m.index = index;
     m.log_term = log_term;
     m.entries = es;
@@ -631,12 +633,7 @@ static uint64_t commit_of(raft *r)
 
 static void peer_ack(raft *r, uint64_t from, uint64_t term, uint64_t index)
 {
-    raft_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = RAFT_MSG_APPEND_RESP;
-    m.from = from;
-    m.to = 2;
-    m.term = term;
+    raft_msg m = to_2(RAFT_MSG_APPEND_RESP, from, term);
     m.index = index;
     assert_int_equal(raft_step(r, &m), RAFT_OK);
 }
@@ -649,7 +646,7 @@ static void peer_ack(raft *r, uint64_t from, uint64_t term, uint64_t index)
 static void test_lease_peer_acks(void **state)
 {
     (void)state;
-    raft *r = bare_follower();
+    raft *r = bare_follower(LEASE);
     raft_set_now(r, 1000);
     append_to_2(r, 1, 0, 0, 1, 1); /* entry 1, term 1 */
     append_to_2(r, 2, 1, 1, 2, 2); /* leader 1 again, term 2: entries 2, 3 */
@@ -681,17 +678,7 @@ static void test_lease_peer_acks(void **state)
     raft_free(r);
 
     /* without leases: acknowledgements to the leader only, none counted */
-    raft_config cfg;
-    raft_config_init(&cfg);
-    cfg.id = 2;
-    raft_boot b;
-    memset(&b, 0, sizeof b);
-    b.hs.term = 1;
-    b.snapshot.conf.n = 3;
-    for (int i = 0; i < 3; i++)
-        b.snapshot.conf.ids[i] = (uint64_t)i + 1;
-    r = raft_new(&cfg, &b, NULL);
-    assert_non_null(r);
+    r = bare_follower(0);
     append_to_2(r, 2, 0, 0, 1, 2);
     n = durable_acks(r, to, idx, 8);
     assert_int_equal(n, 1);
