@@ -283,8 +283,8 @@ typedef struct raft_config {
     uint32_t lease_ms;
     uint32_t drift_pct;
     /* Peer acknowledgements (default true; with read leases only): a
-     * follower also sends its acknowledgement of new entries to the other
-     * voters, and takes as committed an entry of the current term that it
+     * follower also sends its acknowledgement of a batch of one or two new
+     * entries (a lightly loaded leader's) to the other voters, and takes as committed an entry of the current term that it
      * and enough of them (a quorum, the leader not counted) hold durably,
      * without waiting for the leader to say so: one message delay sooner,
      * which is what a write waits for when every lease holder must apply

@@ -21,11 +21,10 @@
  * included.
  */
 #include <assert.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "raftkv/byte.h"
-#include <stdlib.h>
-
 #include "raftkv/raft_internal.h"
 
 int raft_conf_find(const raft_conf *c, uint64_t id)

@@ -24,11 +24,10 @@
  * is a promise that the entries are on disk.
  *
  * Peer acknowledgements (raft_config.peer_acks, with read leases): a
- * follower sends the same
- * acknowledgement to the other voters, and commits by itself the highest
- * entry of the current term that it and others, a quorum of the voters
- * without the leader, hold durably; it need not wait for the leader's next
- * message to learn it.  Safe by the rule the leader commits by: within one
+ * follower sends its acknowledgement of a small batch to the other voters
+ * too, and commits by itself the highest entry of the current term that it
+ * and others, a quorum of the voters without the leader, hold durably; it
+ * need not wait for the leader's next message to learn it.  Safe by the rule the leader commits by: within one
  * term only its leader appends, never overwriting its own entries, so two
  * acknowledgements of that term (up to i and up to j) hold the same
  * entries up to min(i, j), the leader's; an entry of the current term on a
@@ -583,11 +582,13 @@ void raft_handle_append(raft *r, const raft_msg *m)
         o->ctx = m->ctx;
         raft_lease_fill_resp(r, o, m->lease_t);
     }
-    if (m->n_entries && m->n_entries <= PEER_ACK_MAX_ENTRIES && r->cfg.peer_acks &&
-        r->cfg.lease_ms) {
+    if (m->n_entries && r->cfg.peer_acks && r->cfg.lease_ms) {
         pack_fresh(r);
         if (last_new > r->self_ack)
             r->self_ack = last_new;
+    }
+    if (m->n_entries && m->n_entries <= PEER_ACK_MAX_ENTRIES && r->cfg.peer_acks &&
+        r->cfg.lease_ms) {
         /* The same acknowledgement to the other voters, once durable. */
         for (uint32_t i = 0; i < r->conf.n; i++) {
             uint64_t id = r->conf.ids[i];
