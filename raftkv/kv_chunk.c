@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "raftkv/kv_internal.h"
 
@@ -112,7 +111,6 @@ static region *ready[READY_MAX];
 static unsigned nready;
 static bool filler_on, filler_stop, filler_gone; /* gone: it ended, not joined yet */
 static pthread_t filler;
-static pid_t filler_pid; /* the process whose thread it is */
 static pthread_cond_t filler_cv = PTHREAD_COND_INITIALIZER;
 
 static void *filler_main(void *arg)
@@ -143,12 +141,12 @@ static void *filler_main(void *arg)
 }
 
 /* At exit: the filler is stopped and joined, so that nothing of it is left
- * running (or reported as leaked) while the process ends.  Not in a forked
- * child, which has no such thread. */
+ * running (or reported as leaked) while the process ends.  A forked child
+ * has none (fork_child). */
 static void filler_end(void)
 {
     pthread_mutex_lock(&pool_mu);
-    bool mine = filler_on && filler_pid == getpid();
+    bool mine = filler_on;
     filler_stop = true;
     pthread_cond_signal(&filler_cv);
     pthread_mutex_unlock(&pool_mu);
@@ -192,10 +190,8 @@ static region *region_map(void)
             hooked = atexit(filler_end) == 0 &&
                      pthread_atfork(fork_prepare, fork_parent, fork_child) == 0;
         }
-        if (hooked && pthread_create(&filler, NULL, filler_main, NULL) == 0) {
-            filler_on = true;
-            filler_pid = getpid();
-        }
+        if (hooked)
+            filler_on = pthread_create(&filler, NULL, filler_main, NULL) == 0;
     }
     pthread_cond_signal(&filler_cv);
     return r ? r : region_fresh();

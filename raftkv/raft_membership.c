@@ -122,7 +122,7 @@ static int cmp_desc(const void *a, const void *b)
 bool raft_quorum_value(const raft *r, uint64_t *v, uint32_t n, uint64_t *out)
 {
     int q = raft_quorum(r);
-    if (q < 1 || (int)n < q)
+    if ((int)n < q)
         return false;
     qsort(v, n, sizeof v[0], cmp_desc);
     *out = v[q - 1];

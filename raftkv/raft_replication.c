@@ -304,7 +304,7 @@ bool raft_maybe_commit(raft *r)
         if (raft_is_voter(r, r->prs[i].id))
             v[n++] = r->prs[i].match;
     uint64_t idx;
-    if (n == 0 || !raft_quorum_value(r, v, n, &idx))
+    if (!raft_quorum_value(r, v, n, &idx))
         return false;
     /* Figure 8: only entries of the current term are committed by counting. */
     if (idx <= r->commit || raft_term_at(r, idx) != r->term)
@@ -476,6 +476,12 @@ void raft_handle_snapshot_resp(raft *r, const raft_msg *m)
 
 static void pack_fresh(raft *r);
 
+/* Peer acknowledgements are configured, and read leases are on. */
+static bool peer_acks_on(const raft *r)
+{
+    return r->cfg.peer_acks && r->cfg.lease_ms;
+}
+
 /* Only a batch of this many entries or fewer is acknowledged to peers: a
  * leader that sends so few has little traffic, and its next message, which
  * tells the commit, is a full message delay away.  A busy leader's larger
@@ -582,13 +588,12 @@ void raft_handle_append(raft *r, const raft_msg *m)
         o->ctx = m->ctx;
         raft_lease_fill_resp(r, o, m->lease_t);
     }
-    if (m->n_entries && r->cfg.peer_acks && r->cfg.lease_ms) {
+    if (m->n_entries && peer_acks_on(r)) {
         pack_fresh(r);
         if (last_new > r->self_ack)
             r->self_ack = last_new;
     }
-    if (m->n_entries && m->n_entries <= PEER_ACK_MAX_ENTRIES && r->cfg.peer_acks &&
-        r->cfg.lease_ms) {
+    if (m->n_entries && m->n_entries <= PEER_ACK_MAX_ENTRIES && peer_acks_on(r)) {
         /* The same acknowledgement to the other voters, once durable. */
         for (uint32_t i = 0; i < r->conf.n; i++) {
             uint64_t id = r->conf.ids[i];
@@ -618,9 +623,8 @@ void raft_handle_peer_ack(raft *r, const raft_msg *m)
     /* Same term (raft_step dropped older ones), from a voter that is not
      * the leader, of entries (heartbeat answers and apply reports carry
      * index 0). */
-    if (!r->cfg.peer_acks || !r->cfg.lease_ms || r->role != RAFT_FOLLOWER || r->leader == 0 ||
-        m->from == r->leader || m->from == r->id || m->reject || m->index == 0 ||
-        !raft_is_voter(r, m->from))
+    if (!peer_acks_on(r) || r->role != RAFT_FOLLOWER || r->leader == 0 || m->from == r->leader ||
+        m->from == r->id || m->reject || m->index == 0 || !raft_is_voter(r, m->from))
         return;
     pack_fresh(r);
     uint32_t i = 0;
@@ -639,8 +643,8 @@ void raft_handle_peer_ack(raft *r, const raft_msg *m)
 
 void raft_peer_commit(raft *r)
 {
-    if (!r->cfg.peer_acks || !r->cfg.lease_ms || r->role != RAFT_FOLLOWER || r->leader == 0 ||
-        r->pack_term != r->term || r->conf_index > r->commit)
+    if (!peer_acks_on(r) || r->role != RAFT_FOLLOWER || r->leader == 0 || r->pack_term != r->term ||
+        r->conf_index > r->commit)
         return;
     uint64_t v[RAFT_MAX_NODES];
     uint32_t n = 0;
